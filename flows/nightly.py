@@ -1,0 +1,67 @@
+"""The nightly pipeline: what a user-operations team does every night, in order.
+
+    pull customers and orders  ->  check them  ->  store them
+    -> refresh tags and health  ->  score churn  ->  run campaigns  ->  tell the operator
+
+Each stage is a subflow or a coarse task from ``tasks/``; this file only orchestrates.
+"""
+from __future__ import annotations
+
+import time
+from datetime import date
+
+from prefect import flow, get_run_logger
+
+from flows.hooks import ALERT_HOOKS
+from tasks.ingest import SOURCE_TABLES, check_suites_task, extract_task, load_task, new_run_id, validate_task
+from tasks.runs import finish_run, start_run
+from userops.clock import shop_today
+from userops.db import migrate
+
+
+@flow(name="ingest-sources", log_prints=True)
+def ingest_sources(run_id: str, full_refresh: bool = False) -> dict:
+    """Extract -> validate -> load, table by table (customers first: orders refer to them)."""
+    check_suites_task()
+    loaded = {}
+    for table in SOURCE_TABLES:
+        raw, full_load = extract_task(table, full_refresh or False)
+        outcome = validate_task(table, raw, full_load or full_refresh)
+        loaded[table] = load_task(table, outcome, run_id)
+    return loaded
+
+
+@flow(name="nightly", log_prints=True, **ALERT_HOOKS)
+def nightly(as_of: date | None = None, full_refresh: bool = False) -> dict:
+    """The nightly run. ``as_of``: the business day to compute for (default: today in the
+    shop's timezone). ``full_refresh``: re-read every source from the beginning."""
+    logger = get_run_logger()
+    as_of = as_of or shop_today()
+    run_id = new_run_id("nightly")
+    migrate()
+    start_run(run_id, "nightly", as_of)
+    stats: dict = {"as_of": str(as_of), "stages": {}}
+    t0 = time.perf_counter()
+    try:
+        t = time.perf_counter()
+        stats["ingest"] = ingest_sources(run_id, full_refresh)
+        stats["stages"]["ingest"] = round(time.perf_counter() - t, 2)
+        for name, stage in _later_stages():
+            t = time.perf_counter()
+            stats[name] = stage(as_of=as_of, run_id=run_id)
+            stats["stages"][name] = round(time.perf_counter() - t, 2)
+    except Exception as exc:
+        stats["duration_s"] = round(time.perf_counter() - t0, 2)
+        finish_run(run_id, "failed", stats, error=str(exc))
+        raise
+    stats["duration_s"] = round(time.perf_counter() - t0, 2)
+    finish_run(run_id, "completed", stats)
+    logger.info("nightly %s done in %.1fs", as_of, stats["duration_s"])
+    return stats
+
+
+def _later_stages():
+    """Stages after ingest, in order. Each is a subflow ``f(as_of=..., run_id=...) -> dict``."""
+    from flows import stages
+
+    return stages.NIGHTLY_STAGES

@@ -1,0 +1,54 @@
+"""Churn model registry, scores, drift (issue 4)
+
+Revision ID: 0003_churn
+Revises: 0002_tags
+"""
+from alembic import op
+import sqlalchemy as sa
+
+revision = "0003_churn"
+down_revision = "0002_tags"
+branch_labels = None
+depends_on = None
+
+TS = sa.DateTime()  # naive UTC everywhere
+
+
+def upgrade() -> None:
+    op.create_table(
+        "model_versions",
+        sa.Column("version", sa.String(40), primary_key=True),
+        sa.Column("trained_at", TS, nullable=False),
+        sa.Column("train_cutoff", sa.Date), sa.Column("eval_cutoff", sa.Date), sa.Column("horizon_days", sa.Integer),
+        sa.Column("features", sa.Text),  # JSON list
+        sa.Column("metrics", sa.Text),  # JSON: roc_auc, pr_auc, brier, log_loss, lift_top_decile, n, churn_rate
+        sa.Column("status", sa.String(16), nullable=False),  # champion / challenger / retired
+        sa.Column("reason", sa.Text),  # why promoted or not, in words
+        sa.Column("artifact", sa.LargeBinary),  # joblib bytes
+    )
+    op.create_table(
+        "churn_scores",
+        sa.Column("customer_id", sa.String(64), primary_key=True),
+        sa.Column("model_version", sa.String(40), primary_key=True),
+        sa.Column("probability", sa.Float, nullable=False),
+        sa.Column("risk_band", sa.String(8), nullable=False),  # high / medium / low
+        sa.Column("reasons", sa.Text),  # JSON: codes + numbers; rendered per language
+        sa.Column("scored_at", TS, nullable=False),
+        sa.Column("as_of", sa.Date),
+    )
+    op.create_index("ix_churn_scores_band", "churn_scores", ["model_version", "risk_band"])
+    op.create_table(
+        "drift_checks",
+        sa.Column("as_of", sa.Date, primary_key=True),
+        sa.Column("model_version", sa.String(40), primary_key=True),
+        sa.Column("psi", sa.Text),  # JSON per feature + score
+        sa.Column("breached", sa.Boolean, nullable=False),
+        sa.Column("created_at", TS),
+    )
+
+
+
+def downgrade() -> None:
+    for t in ["drift_checks", "churn_scores", "model_versions"]:
+        op.drop_table(t)
+

@@ -1,0 +1,317 @@
+"""Extract: pull source tables from the CRM and the order system.
+
+Three kinds of source, all returning a pandas DataFrame of raw records:
+  * ``RestSource``: a generic REST API (page/offset, cursor or Link-header pagination,
+    ``updated_since`` watermark, bearer token or API key, retries with backoff on 429/5xx
+    honouring Retry-After, one ``requests.Session``, timeouts);
+  * ``SqlSource``: a CRM's own database read by SQLAlchemy URL and query;
+  * ``read_table_file``: a CSV or Excel file as small teams hand data over, with column
+    mapping and the common zh-CN headers recognised.
+"""
+from __future__ import annotations
+
+import codecs
+import logging
+import time
+from dataclasses import dataclass, field
+from datetime import datetime
+from email.utils import parsedate_to_datetime
+from pathlib import Path
+
+import pandas as pd
+import requests
+import sqlalchemy as sa
+
+log = logging.getLogger("userops.extract")
+
+# Which service serves which table, and its path there.
+TABLE_PATHS = {
+    "customers": ("crm", "/crm/customers"),
+    "feedback": ("crm", "/crm/feedback"),
+    "orders": ("orders", "/orders/orders"),
+    "order_items": ("orders", "/orders/order_items"),
+    "events": ("orders", "/orders/events"),
+}
+
+# Canonical columns per table (README documents them); the first ones are required.
+CANONICAL = {
+    "customers": {
+        "required": ["customer_id"],
+        "optional": ["name", "phone", "email", "registered_at", "city", "marketing_consent", "member_level", "unsubscribed_at", "timezone", "updated_at"],
+    },
+    "orders": {
+        "required": ["order_id", "customer_id", "paid_at", "amount", "status"],
+        "optional": ["discount_amount", "store", "channel", "updated_at"],
+    },
+    "order_items": {
+        "required": ["order_id", "sku", "quantity", "unit_price"],
+        "optional": ["category", "updated_at"],
+    },
+    "feedback": {
+        "required": ["feedback_id", "kind", "created_at"],
+        "optional": ["customer_id", "sku", "first_response_at", "resolved_at", "satisfaction", "nps", "text", "updated_at"],
+    },
+    "events": {"required": ["event_id", "customer_id", "kind", "occurred_at"], "optional": []},
+}
+
+# Common headers seen in zh-CN exports (and a few English variants) -> canonical names.
+HEADER_ALIASES = {
+    "客户ID": "customer_id", "客户id": "customer_id", "会员ID": "customer_id", "会员id": "customer_id", "会员编号": "customer_id", "客户编号": "customer_id", "用户ID": "customer_id",
+    "姓名": "name", "客户姓名": "name", "会员姓名": "name",
+    "手机号": "phone", "手机": "phone", "手机号码": "phone", "电话": "phone", "联系电话": "phone",
+    "邮箱": "email", "电子邮箱": "email", "邮件": "email",
+    "注册时间": "registered_at", "注册日期": "registered_at", "入会时间": "registered_at",
+    "城市": "city", "所在城市": "city",
+    "营销同意": "marketing_consent", "是否同意营销": "marketing_consent", "接收营销": "marketing_consent",
+    "会员等级": "member_level", "退订时间": "unsubscribed_at",
+    "订单号": "order_id", "订单ID": "order_id", "订单id": "order_id", "订单编号": "order_id",
+    "下单时间": "paid_at", "支付时间": "paid_at", "付款时间": "paid_at",
+    "金额": "amount", "订单金额": "amount", "实付金额": "amount", "支付金额": "amount",
+    "状态": "status", "订单状态": "status", "优惠金额": "discount_amount", "门店": "store", "渠道": "channel",
+    "商品编码": "sku", "商品ID": "sku", "SKU": "sku", "数量": "quantity", "单价": "unit_price", "品类": "category", "类目": "category",
+    "反馈ID": "feedback_id", "反馈编号": "feedback_id", "类型": "kind", "反馈类型": "kind",
+    "创建时间": "created_at", "反馈时间": "created_at", "首次响应时间": "first_response_at", "解决时间": "resolved_at",
+    "满意度": "satisfaction", "NPS": "nps", "推荐值": "nps", "内容": "text", "反馈内容": "text",
+    "更新时间": "updated_at",
+}
+VALUE_ALIASES = {
+    "status": {"已支付": "paid", "已付款": "paid", "支付": "paid", "已退款": "refunded", "退款": "refunded", "已取消": "cancelled", "取消": "cancelled", "canceled": "cancelled"},
+    "kind": {"投诉": "complaint", "建议": "suggestion", "表扬": "praise", "好评": "praise"},
+}
+
+
+class SourceError(RuntimeError):
+    """A source could not be read; the message says which and why, never a secret."""
+
+
+class FileImportError(ValueError):
+    """A file could not be processed at all (unreadable, a required column missing)."""
+
+
+def _redact_url(url: str) -> str:
+    from urllib.parse import urlsplit
+
+    p = urlsplit(url)
+    return f"{p.scheme}://{p.hostname}{':' + str(p.port) if p.port else ''}{p.path}"
+
+
+@dataclass
+class RestSource:
+    """A REST endpoint family with one ``requests.Session``."""
+
+    base_url: str
+    pagination: str = "page"  # page | offset | cursor | link
+    page_size: int = 5000
+    token: str | None = None
+    api_key: str | None = None
+    timeout: float = 30.0
+    max_retries: int = 5
+    backoff: float = 0.5
+    max_backoff: float = 30.0
+    session: requests.Session = field(default_factory=requests.Session, repr=False)
+    sleep = staticmethod(time.sleep)
+
+    def __post_init__(self):
+        self.base_url = self.base_url.rstrip("/")
+        if self.token:
+            self.session.headers["Authorization"] = f"Bearer {self.token}"
+        if self.api_key:
+            self.session.headers["X-API-Key"] = self.api_key
+        self.session.headers["Accept"] = "application/json"
+        self.requests_made = 0
+        self.retries_made = 0
+
+    # -- one request with retries --------------------------------------------------------
+    def _get(self, url: str, params: dict | None) -> requests.Response:
+        attempt = 0
+        while True:
+            attempt += 1
+            self.requests_made += 1
+            try:
+                resp = self.session.get(url, params=params, timeout=self.timeout)
+            except (requests.ConnectionError, requests.Timeout) as exc:
+                if attempt > self.max_retries:
+                    raise SourceError(f"{_redact_url(url)}: no answer after {attempt} attempts ({type(exc).__name__})") from None
+                wait = min(self.max_backoff, self.backoff * 2 ** (attempt - 1))
+                log.warning("%s: %s, retry %d in %.1fs", _redact_url(url), type(exc).__name__, attempt, wait)
+                self.retries_made += 1
+                self.sleep(wait)
+                continue
+            if resp.status_code == 429 or resp.status_code >= 500:
+                if attempt > self.max_retries:
+                    raise SourceError(f"{_redact_url(url)}: HTTP {resp.status_code} after {attempt} attempts; the source keeps failing")
+                wait = _retry_after(resp) or min(self.max_backoff, self.backoff * 2 ** (attempt - 1))
+                log.warning("%s: HTTP %d, retry %d in %.1fs", _redact_url(url), resp.status_code, attempt, wait)
+                self.retries_made += 1
+                self.sleep(min(wait, self.max_backoff))
+                continue
+            if resp.status_code in (401, 403):
+                raise SourceError(f"{_redact_url(url)}: HTTP {resp.status_code} — check the source's token or API key")
+            if resp.status_code >= 400:
+                raise SourceError(f"{_redact_url(url)}: HTTP {resp.status_code}: {resp.text[:200]}")
+            return resp
+
+    # -- pagination ----------------------------------------------------------------------
+    def fetch(self, path: str, updated_since: datetime | None = None) -> pd.DataFrame:
+        """All records of ``path`` changed since the watermark, as raw records."""
+        url = self.base_url + path
+        base: dict = {}
+        if updated_since is not None:
+            base["updated_since"] = pd.Timestamp(updated_since).isoformat()
+        frames: list[pd.DataFrame] = []
+        if self.pagination == "page":
+            page = 1
+            while True:
+                body = self._get(url, {**base, "page": page, "page_size": self.page_size}).json()
+                data = body.get("data", [])
+                if data:
+                    frames.append(pd.DataFrame.from_records(data))
+                if not data or page >= int(body.get("total_pages", page)):
+                    break
+                page += 1
+        elif self.pagination == "offset":
+            offset = 0
+            while True:
+                body = self._get(url, {**base, "offset": offset, "limit": self.page_size}).json()
+                data = body.get("data", [])
+                if data:
+                    frames.append(pd.DataFrame.from_records(data))
+                offset += len(data)
+                if not data or offset >= int(body.get("total", offset)):
+                    break
+        elif self.pagination == "cursor":
+            cursor = ""
+            while True:
+                body = self._get(url, {**base, "cursor": cursor, "limit": self.page_size}).json()
+                data = body.get("data", [])
+                if data:
+                    frames.append(pd.DataFrame.from_records(data))
+                cursor = body.get("next_cursor")
+                if not cursor or not data:
+                    break
+        elif self.pagination == "link":
+            next_url, params = url, {**base, "per_page": self.page_size}
+            while next_url:
+                resp = self._get(next_url, params)
+                data = resp.json()
+                if data:
+                    frames.append(pd.DataFrame.from_records(data))
+                next_url = resp.links.get("next", {}).get("url")
+                params = None  # the next link carries its own query
+        else:
+            raise ValueError(f"unknown pagination style {self.pagination!r}: use page, offset, cursor or link")
+        if not frames:
+            return pd.DataFrame()
+        return pd.concat(frames, ignore_index=True)
+
+
+def _retry_after(resp: requests.Response) -> float | None:
+    value = resp.headers.get("Retry-After")
+    if not value:
+        return None
+    try:
+        return max(0.0, float(value))
+    except ValueError:
+        try:
+            return max(0.0, (parsedate_to_datetime(value) - datetime.now(parsedate_to_datetime(value).tzinfo)).total_seconds())
+        except (TypeError, ValueError):
+            return None
+
+
+@dataclass
+class SqlSource:
+    """Read a table straight from a CRM's database (read-only query)."""
+
+    url: str
+    query: str
+
+    def fetch(self, updated_since: datetime | None = None) -> pd.DataFrame:
+        eng = sa.create_engine(self.url)
+        try:
+            with eng.connect() as conn:
+                q = self.query
+                params = {}
+                if updated_since is not None and ":updated_since" in q:
+                    params["updated_since"] = updated_since
+                elif ":updated_since" in q:
+                    params["updated_since"] = datetime(1970, 1, 1)
+                res = conn.execute(sa.text(q), params)
+                return pd.DataFrame(res.fetchall(), columns=list(res.keys()))
+        finally:
+            eng.dispose()
+
+
+# ----------------------------------------------------------------------------- files
+def canonicalize_columns(df: pd.DataFrame, table: str, mapping: dict[str, str] | None = None) -> pd.DataFrame:
+    """Rename source headers to canonical names (explicit mapping first, then known aliases)
+    and translate known zh-CN values (已退款 -> refunded). Raises FileImportError naming any
+    required column that is missing."""
+    if table not in CANONICAL:
+        raise FileImportError(f"unknown table {table!r}; choose one of {', '.join(CANONICAL)}")
+    rename = {}
+    for col in df.columns:
+        c = str(col).strip()
+        if mapping and c in mapping:
+            rename[col] = mapping[c]
+        elif c in HEADER_ALIASES:
+            rename[col] = HEADER_ALIASES[c]
+        else:
+            rename[col] = c.lower().replace(" ", "_")
+    out = df.rename(columns=rename)
+    missing = [c for c in CANONICAL[table]["required"] if c not in out.columns]
+    if missing:
+        raise FileImportError(
+            f"{table}: required column(s) missing: {', '.join(missing)} "
+            f"(found: {', '.join(map(str, df.columns))}); rename them or pass a column mapping"
+        )
+    for col, aliases in VALUE_ALIASES.items():
+        if col in out.columns:
+            out[col] = out[col].map(lambda v: aliases.get(v.strip(), v.strip()) if isinstance(v, str) else v)
+    return out
+
+
+def read_table_file(path: str | Path, table: str, mapping: dict[str, str] | None = None, chunksize: int | None = None):
+    """Read a CSV or .xlsx file as strings (validation types them). With ``chunksize`` a
+    CSV is returned as an iterator of frames."""
+    p = Path(path)
+    if not p.exists():
+        raise FileImportError(f"{p}: no such file")
+    suffix = p.suffix.lower()
+    try:
+        if suffix in (".xlsx", ".xlsm"):
+            df = pd.read_excel(p, dtype=str, engine="openpyxl")
+            return canonicalize_columns(df, table, mapping)
+        if suffix in (".csv", ".txt", ".tsv"):
+            sep = "\t" if suffix == ".tsv" else ","
+            enc = _sniff_encoding(p)
+            if chunksize:
+                it = pd.read_csv(p, dtype=str, sep=sep, encoding=enc, chunksize=chunksize, keep_default_na=False, na_values=[""])
+                first = next(it, None)
+                if first is None:
+                    raise FileImportError(f"{p}: the file is empty")
+                first = canonicalize_columns(first, table, mapping)
+
+                def gen():
+                    yield first
+                    for chunk in it:
+                        yield canonicalize_columns(chunk, table, mapping)
+
+                return gen()
+            df = pd.read_csv(p, dtype=str, sep=sep, encoding=enc, keep_default_na=False, na_values=[""])
+            return canonicalize_columns(df, table, mapping)
+    except FileImportError:
+        raise
+    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError, ValueError, OSError) as exc:
+        raise FileImportError(f"{p}: cannot read the file: {exc}") from None
+    raise FileImportError(f"{p}: unsupported file type {suffix or '(none)'}; use .csv or .xlsx")
+
+
+def _sniff_encoding(p: Path) -> str:
+    head = p.open("rb").read(4096)
+    if head.startswith(b"\xef\xbb\xbf"):
+        return "utf-8-sig"
+    try:
+        codecs.getincrementaldecoder("utf-8")().decode(head, final=False)
+        return "utf-8"
+    except UnicodeDecodeError:
+        return "gb18030"  # Excel on zh-CN Windows saves CSV in GBK

@@ -1,0 +1,218 @@
+"""The data path as steps: extract a source table, validate it, load it.
+
+Plain functions first (testable without Prefect), thin ``@task`` wrappers at the bottom
+for the flows. One step handles a whole table batch, so a nightly run is tens of task
+runs, not one per customer.
+"""
+from __future__ import annotations
+
+import logging
+import uuid
+from dataclasses import asdict
+from datetime import datetime
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+from prefect import task
+from sqlalchemy.engine import Engine
+
+from tasks.extract import TABLE_PATHS, RestSource, SourceError, SqlSource, read_table_file
+from tasks.load import LoadResult, get_watermark, known_ids, load_outcome, quarantine_rejected, record_quarantine
+from tasks.validate import (
+    ID_COLUMN,
+    KEY_COLUMNS,
+    BatchRejected,
+    ValidationOutcome,
+    enforce_threshold,
+    load_suites,
+    validate_frame,
+)
+from userops.db import bulk_upsert, get_engine
+from userops.settings import Settings, get_settings
+
+log = logging.getLogger("userops.ingest")
+
+# Load order matters: references point backwards (orders -> customers, items -> orders).
+SOURCE_TABLES = ["customers", "orders", "order_items", "feedback", "events"]
+OPTIONAL_TABLES = {"events"}  # a source without events is fine
+REFERENCES = {
+    "orders": {"customer_id": ("customers", "customer_id")},
+    "order_items": {"order_id": ("orders", "order_id")},
+    "feedback": {"customer_id": ("customers", "customer_id")},
+    "events": {"customer_id": ("customers", "customer_id")},
+}
+
+
+def new_run_id(prefix: str = "run") -> str:
+    """The Prefect flow run id when inside a flow, else a fresh id."""
+    try:
+        from prefect.runtime import flow_run
+
+        if flow_run.id:
+            return str(flow_run.id)
+    except Exception:  # pragma: no cover - outside Prefect
+        pass
+    return f"{prefix}-{uuid.uuid4().hex[:12]}"
+
+
+def source_name(table: str) -> str:
+    return f"{TABLE_PATHS[table][0]}.{table}"
+
+
+def make_source(table: str, settings: Settings | None = None):
+    """The configured source for ``table`` (REST by default, SQL for customers if set)."""
+    s = settings or get_settings()
+    if table == "customers" and s.crm_sql.url:
+        return SqlSource(s.crm_sql.url, s.crm_sql.customers_query or "SELECT * FROM customers")
+    service, _path = TABLE_PATHS[table]
+    cfg = s.crm if service == "crm" else s.orders
+    if not cfg.url:
+        raise SourceError(
+            f"no URL configured for the {service} source: set USEROPS_{service.upper()}__URL "
+            f"(or run `userops demo` to use the sample CRM and order system)"
+        )
+    return RestSource(
+        cfg.url,
+        pagination=cfg.pagination,
+        page_size=cfg.page_size,
+        token=cfg.token.get_secret_value() if cfg.token else None,
+        api_key=cfg.api_key.get_secret_value() if cfg.api_key else None,
+        timeout=cfg.timeout_seconds,
+        max_retries=cfg.max_retries,
+        backoff=cfg.backoff_seconds,
+    )
+
+
+# ----------------------------------------------------------------------------- steps
+def extract_table(table: str, full_refresh: bool = False, engine: Engine | None = None) -> tuple[pd.DataFrame, bool]:
+    """Raw records changed since the watermark. Returns (frame, is_full_load)."""
+    engine = engine or get_engine()
+    since = None if full_refresh else get_watermark(engine, source_name(table))
+    src = make_source(table)
+    try:
+        if isinstance(src, SqlSource):
+            df = src.fetch(since)
+        else:
+            df = src.fetch(TABLE_PATHS[table][1], since)
+    except SourceError as exc:
+        if table in OPTIONAL_TABLES and "HTTP 404" in str(exc):
+            log.info("%s: the source does not provide this table; skipped", table)
+            return pd.DataFrame(), False
+        raise
+    log.info("%s: extracted %d rows (since %s)", table, len(df), since or "the beginning")
+    return df, since is None
+
+
+def reference_sets(table: str, typed_ids: dict[str, pd.Series], engine: Engine) -> dict[str, set]:
+    """Existing ids the batch may refer to (warehouse rows only: referenced tables load first)."""
+    refs = {}
+    for col, (ref_table, ref_col) in REFERENCES.get(table, {}).items():
+        if col in typed_ids:
+            refs[col] = known_ids(engine, ref_table, ref_col, typed_ids[col])
+    return refs
+
+
+def validate_table(table: str, raw: pd.DataFrame, full_load: bool, engine: Engine | None = None, suites: dict | None = None, assume_tz: str = "UTC") -> ValidationOutcome:
+    engine = engine or get_engine()
+    suites = suites or load_suites()
+    ids = {c: raw[c].astype("string").str.strip() for c in REFERENCES.get(table, {}) if c in raw.columns}
+    refs = reference_sets(table, ids, engine)
+    outcome = validate_frame(table, raw, suites, full_load=full_load, assume_tz=assume_tz, known_refs=refs)
+    log.info("%s: %d rows read, %d good, %d quarantined %s", table, outcome.n_read, outcome.n_good, outcome.n_bad, outcome.rule_counts or "")
+    return outcome
+
+
+def load_table(outcome: ValidationOutcome, run_id: str, engine: Engine | None = None) -> LoadResult:
+    """Enforce the bad-row limit, then load all-or-nothing (watermark last)."""
+    engine = engine or get_engine()
+    try:
+        enforce_threshold(outcome)
+    except BatchRejected:
+        quarantine_rejected(engine, outcome, run_id)
+        raise
+    return load_outcome(engine, outcome, run_id, source_name(outcome.table))
+
+
+def import_file(
+    table: str,
+    path: str | Path,
+    mapping: dict[str, str] | None = None,
+    engine: Engine | None = None,
+    run_id: str | None = None,
+    chunksize: int = 1_000_000,
+    assume_tz: str | None = None,
+) -> LoadResult:
+    """Import a CSV/Excel file: good rows loaded, bad rows quarantined, one transaction.
+
+    Raises FileImportError when the file cannot be processed at all."""
+    engine = engine or get_engine()
+    run_id = run_id or new_run_id("import")
+    assume_tz = assume_tz or get_settings().timezone  # exports carry shop-local times
+    suites = load_suites()
+    frames = read_table_file(path, table, mapping, chunksize=chunksize if str(path).lower().endswith((".csv", ".tsv", ".txt")) else None)
+    if isinstance(frames, pd.DataFrame):
+        frames = [frames]
+    key_cols = KEY_COLUMNS[table]
+    seen = np.array([], dtype=np.uint64)
+    read = loaded = bad = 0
+    with engine.begin() as conn:
+        for raw in frames:
+            ids = {c: raw[c].astype("string").str.strip() for c in REFERENCES.get(table, {}) if c in raw.columns}
+            refs = {col: known_ids(conn, rt, rc, ids[col]) for col, (rt, rc) in REFERENCES.get(table, {}).items() if col in ids}
+            outcome = validate_frame(table, raw, suites, full_load=False, assume_tz=assume_tz, known_refs=refs)
+            outcome, seen = _drop_cross_chunk_duplicates(outcome, raw, key_cols, seen)
+            loaded += bulk_upsert(conn, table, outcome.good, key_cols)
+            record_quarantine(conn, outcome, run_id)
+            read += outcome.n_read
+            bad += outcome.n_bad
+    return LoadResult(table, read, loaded, bad, None)
+
+
+def _drop_cross_chunk_duplicates(outcome: ValidationOutcome, raw: pd.DataFrame, key_cols: list[str], seen: np.ndarray):
+    """A key already loaded from an earlier chunk of the same file is a duplicate too."""
+    if outcome.good.empty:
+        return outcome, seen
+    h = pd.util.hash_pandas_object(outcome.good[key_cols].astype("string"), index=False).to_numpy()
+    dup = np.isin(h, seen)
+    seen = np.union1d(seen, h)
+    if not dup.any():
+        return outcome, seen
+    from tasks.validate import record_hashes
+
+    rows = outcome.good[dup]
+    rec = rows.astype("string")
+    extra = pd.DataFrame(
+        {
+            "source_id": rows[ID_COLUMN[outcome.table]].to_numpy(),
+            "rule": f"duplicate_{ID_COLUMN[outcome.table]}",
+            "reason": f"{ID_COLUMN[outcome.table]} appears more than once in the file",
+            "record": [pd.Series(r).to_json(force_ascii=False) for r in rec.to_dict("records")],
+            "record_hash": record_hashes(rec).to_numpy(),
+        }
+    )
+    outcome.good = outcome.good[~dup].reset_index(drop=True)
+    outcome.bad = pd.concat([outcome.bad, extra], ignore_index=True)
+    return outcome, seen
+
+
+# ----------------------------------------------------------------------------- tasks
+@task(name="check-expectation-suites")
+def check_suites_task() -> list[str]:
+    """Fail the run at start when a suite file is missing or broken."""
+    return sorted(load_suites())
+
+
+@task(name="extract", task_run_name="extract-{table}", retries=0)
+def extract_task(table: str, full_refresh: bool = False) -> tuple[pd.DataFrame, bool]:
+    return extract_table(table, full_refresh)
+
+
+@task(name="validate", task_run_name="validate-{table}")
+def validate_task(table: str, raw: pd.DataFrame, full_load: bool) -> ValidationOutcome:
+    return validate_table(table, raw, full_load)
+
+
+@task(name="load", task_run_name="load-{table}")
+def load_task(table: str, outcome: ValidationOutcome, run_id: str) -> dict:
+    return asdict(load_table(outcome, run_id))

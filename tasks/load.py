@@ -1,0 +1,91 @@
+"""Load: write a validated batch into the warehouse, all or nothing.
+
+One transaction per batch: the good rows are bulk-upserted by source id, the bad rows
+are kept in ``quarantine`` with their rule and run id, and the source's watermark
+advances — only when all of that commits. A rejected batch still records its bad rows
+(in their own transaction) so the operator sees what to fix, but loads nothing and leaves
+the watermark where it was.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+
+import pandas as pd
+import sqlalchemy as sa
+from sqlalchemy.engine import Connection, Engine
+
+from tasks.validate import KEY_COLUMNS, ValidationOutcome
+from userops.db import bulk_upsert, read_frame
+
+
+@dataclass
+class LoadResult:
+    table: str
+    read: int
+    loaded: int
+    quarantined: int
+    watermark: datetime | None
+
+
+def get_watermark(bind: Engine | Connection, source: str) -> datetime | None:
+    df = read_frame(bind, "SELECT watermark FROM source_watermarks WHERE source = :s", {"s": source}, parse_dates=["watermark"])
+    if df.empty or pd.isna(df["watermark"].iloc[0]):
+        return None
+    return df["watermark"].iloc[0].to_pydatetime()
+
+
+def set_watermark(conn: Connection, source: str, watermark: datetime, run_id: str) -> None:
+    current = get_watermark(conn, source)
+    if current is not None and watermark <= current:
+        return  # never move backwards
+    df = pd.DataFrame({"source": [source], "watermark": [pd.Timestamp(watermark)], "run_id": [run_id], "updated_at": [pd.Timestamp(datetime.utcnow())]})
+    df["watermark"] = df["watermark"].astype("datetime64[us]")
+    df["updated_at"] = df["updated_at"].astype("datetime64[us]")
+    bulk_upsert(conn, "source_watermarks", df, ["source"], update_only_changed=False)
+
+
+def record_quarantine(conn: Connection, outcome: ValidationOutcome, run_id: str) -> int:
+    """Keep every rejected record (once per record content and rule)."""
+    if outcome.bad.empty:
+        return 0
+    q = outcome.bad.assign(
+        source_table=outcome.table,
+        run_id=run_id,
+        seen_at=pd.Timestamp(datetime.utcnow()).floor("us"),
+    )[["source_table", "source_id", "record_hash", "rule", "reason", "record", "run_id", "seen_at"]]
+    q["seen_at"] = q["seen_at"].astype("datetime64[us]")
+    return bulk_upsert(conn, "quarantine", q, ["source_table", "record_hash", "rule"], on_conflict="nothing")
+
+
+def load_outcome(engine: Engine, outcome: ValidationOutcome, run_id: str, source: str | None = None) -> LoadResult:
+    """Upsert good rows + keep bad rows + advance the watermark, in one transaction."""
+    with engine.begin() as conn:
+        loaded = bulk_upsert(conn, outcome.table, outcome.good, KEY_COLUMNS[outcome.table])
+        record_quarantine(conn, outcome, run_id)
+        if source and outcome.max_updated_at is not None:
+            set_watermark(conn, source, outcome.max_updated_at, run_id)
+    return LoadResult(outcome.table, outcome.n_read, loaded, outcome.n_bad, outcome.max_updated_at)
+
+
+def quarantine_rejected(engine: Engine, outcome: ValidationOutcome, run_id: str) -> int:
+    """A rejected batch: keep its bad rows for the operator, load nothing else."""
+    with engine.begin() as conn:
+        record_quarantine(conn, outcome, run_id)
+    return outcome.n_bad
+
+
+def known_ids(bind: Engine | Connection, table: str, column: str, candidates: pd.Series) -> set:
+    """Which of ``candidates`` exist in ``table.column`` (set-based, chunked IN lists)."""
+    vals = pd.unique(candidates.dropna())
+    if len(vals) == 0:
+        return set()
+    found: set = set()
+    if len(vals) > 50_000:
+        df = read_frame(bind, f"SELECT {column} AS v FROM {table}")
+        return set(df["v"]).intersection(vals)
+    stmt = sa.text(f"SELECT {column} AS v FROM {table} WHERE {column} IN :ids").bindparams(sa.bindparam("ids", expanding=True))
+    for i in range(0, len(vals), 5000):
+        part = [str(v) for v in vals[i : i + 5000]]
+        found.update(read_frame(bind, stmt, {"ids": part})["v"])
+    return found

@@ -1,0 +1,344 @@
+"""Validate: type the raw records and check them against the Great Expectations suites.
+
+Every table has a suite in ``expectations/<table>.json``. Table-level expectations
+(required columns, empty full extract) fail the whole batch; row-level ones send the
+offending rows to quarantine with the rule that caught them, and the good rows go on.
+Rows whose values cannot even be parsed (an amount of "abc") are quarantined too, under
+``<column>_unparseable``. References (an order's customer, an item's order) are checked
+against the warehouse plus the batch itself.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import os
+import threading
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from functools import lru_cache
+from pathlib import Path
+from zoneinfo import ZoneInfo
+
+import numpy as np
+import pandas as pd
+
+from userops.settings import PROJECT_ROOT, get_settings
+
+log = logging.getLogger("userops.validate")
+EXPECTATIONS_DIR = PROJECT_ROOT / "expectations"
+
+ID_COLUMN = {"customers": "customer_id", "orders": "order_id", "order_items": "order_id", "feedback": "feedback_id", "events": "event_id"}
+KEY_COLUMNS = {"customers": ["customer_id"], "orders": ["order_id"], "order_items": ["order_id", "sku"], "feedback": ["feedback_id"], "events": ["event_id"]}
+COLUMN_TYPES = {
+    "customers": {"ts": ["registered_at", "unsubscribed_at", "updated_at"], "bool": ["marketing_consent"], "num": [], "int": [],
+                  "str": ["customer_id", "name", "phone", "email", "city", "member_level", "timezone"]},
+    "orders": {"ts": ["paid_at", "updated_at"], "bool": [], "num": ["amount", "discount_amount"], "int": [],
+               "str": ["order_id", "customer_id", "status", "store", "channel"]},
+    "order_items": {"ts": ["updated_at"], "bool": [], "num": ["unit_price"], "int": ["quantity"], "str": ["order_id", "sku", "category"]},
+    "feedback": {"ts": ["created_at", "first_response_at", "resolved_at", "updated_at"], "bool": [], "num": [], "int": ["satisfaction", "nps"],
+                 "str": ["feedback_id", "customer_id", "kind", "sku", "text"]},
+    "events": {"ts": ["occurred_at"], "bool": [], "num": [], "int": [], "str": ["event_id", "customer_id", "kind"]},
+}
+TABLES = list(COLUMN_TYPES)
+TRUE_WORDS = {"true", "t", "1", "yes", "y", "是", "同意", "on"}
+FALSE_WORDS = {"false", "f", "0", "no", "n", "否", "不同意", "off"}
+
+
+class SuiteError(RuntimeError):
+    """An expectation suite file is missing or does not parse."""
+
+
+class BatchRejected(RuntimeError):
+    """A batch failed a table-level rule or has too many bad rows; nothing of it was loaded."""
+
+    def __init__(self, table: str, message: str, counts: dict | None = None):
+        super().__init__(message)
+        self.table = table
+        self.counts = counts or {}
+
+
+@dataclass
+class ValidationOutcome:
+    table: str
+    good: pd.DataFrame
+    bad: pd.DataFrame  # source_id, rule, reason, record, record_hash (one row per record and rule)
+    n_read: int
+    max_updated_at: datetime | None = None
+    rule_counts: dict = field(default_factory=dict)
+
+    @property
+    def n_bad(self) -> int:
+        return int(self.bad["record_hash"].nunique()) if len(self.bad) else 0
+
+    @property
+    def n_good(self) -> int:
+        return len(self.good)
+
+
+# --------------------------------------------------------------------------- suites
+def load_suites(directory: Path | None = None) -> dict:
+    """Load and check every suite; a suite that is missing or fails to parse is an error."""
+    import great_expectations as gx
+
+    directory = directory or EXPECTATIONS_DIR
+    suites = {}
+    for table in TABLES:
+        path = Path(directory) / f"{table}.json"
+        if not path.exists():
+            raise SuiteError(f"expectation suite {path} is missing: every source table needs one")
+        try:
+            data = json.loads(path.read_text(encoding="utf-8"))
+            suite = gx.ExpectationSuite(**data)
+        except Exception as exc:  # GE raises several kinds; all mean "fix this file"
+            raise SuiteError(f"expectation suite {path} does not load: {exc}") from None
+        for exp in suite.expectations:
+            if not exp.expectation_type.startswith("expect_table_") and not (exp.meta or {}).get("rule"):
+                raise SuiteError(f"expectation suite {path}: {exp.expectation_type} has no meta.rule naming its quarantine rule")
+        suites[table] = suite
+    return suites
+
+
+@lru_cache(maxsize=1)
+def _gx_batch_definition():
+    import great_expectations as gx
+
+    os.environ.setdefault("GX_ANALYTICS_ENABLED", "false")
+    logging.getLogger("great_expectations").setLevel(logging.CRITICAL)
+    ctx = gx.get_context(mode="ephemeral")
+    try:  # no tqdm bars in logs
+        from great_expectations.data_context.types.base import ProgressBarsConfig
+
+        ctx.variables.progress_bars = ProgressBarsConfig(globally=False, metric_calculations=False)
+    except Exception:  # pragma: no cover - older/newer GE
+        pass
+    bd = ctx.data_sources.add_pandas("userops").add_dataframe_asset("batch").add_batch_definition_whole_dataframe("whole")
+    return ctx, bd
+
+
+_GX_LOCK = threading.Lock()
+
+
+def _run_suite(name: str, expectations: list, df: pd.DataFrame, params: dict):
+    """Validate ``df`` against the given expectations in the process's GE context."""
+    import great_expectations as gx
+
+    with _GX_LOCK:
+        ctx, bd = _gx_batch_definition()
+        try:
+            ctx.suites.delete(name)
+        except Exception:
+            pass
+        suite = ctx.suites.add(gx.ExpectationSuite(name=name, expectations=[e.configuration.to_json_dict() for e in expectations]))
+        return bd.get_batch(batch_parameters={"dataframe": df}).validate(
+            suite, expectation_parameters=params, result_format={"result_format": "COMPLETE"}
+        )
+
+
+# --------------------------------------------------------------------------- typing
+def _parse_ts(s: pd.Series, assume_tz: str) -> pd.Series:
+    """Strings -> naive UTC. Values without an offset are taken in ``assume_tz``."""
+    if pd.api.types.is_datetime64_any_dtype(s):
+        if getattr(s.dt, "tz", None) is not None:
+            return s.dt.tz_convert("UTC").dt.tz_localize(None).astype("datetime64[us]")
+        return s.astype("datetime64[us]")
+    txt = s.astype("string").str.strip()
+    has_offset = txt.str.contains(r"(?:Z|[+-]\d\d:?\d\d)$", regex=True, na=False)
+    out = pd.Series(pd.NaT, index=s.index, dtype="datetime64[us]")
+    if has_offset.any():
+        out[has_offset] = pd.to_datetime(txt[has_offset], utc=True, errors="coerce", format="mixed").dt.tz_localize(None)
+    rest = ~has_offset & txt.notna()
+    if rest.any():
+        local = pd.to_datetime(txt[rest], errors="coerce", format="mixed")
+        if assume_tz != "UTC":
+            local = local.dt.tz_localize(ZoneInfo(assume_tz), ambiguous="NaT", nonexistent="NaT").dt.tz_convert("UTC").dt.tz_localize(None)
+        out[rest] = local
+    return out
+
+
+def _parse_bool(s: pd.Series) -> pd.Series:
+    if pd.api.types.is_bool_dtype(s):
+        return s.astype("boolean")
+    low = s.astype("string").str.strip().str.lower()
+    out = pd.Series(pd.NA, index=s.index, dtype="boolean")
+    out[low.isin(TRUE_WORDS).fillna(False).astype(bool)] = True
+    out[low.isin(FALSE_WORDS).fillna(False).astype(bool)] = False
+    return out
+
+
+def normalize(table: str, raw: pd.DataFrame, assume_tz: str = "UTC") -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Typed frame with canonical columns, and a frame of (row index, rule) parse failures."""
+    types = COLUMN_TYPES[table]
+    out = pd.DataFrame(index=raw.index)
+    failures = []
+    for kind, cols in types.items():
+        for c in cols:
+            if c not in raw.columns:
+                continue
+            col = raw[c]
+            present = col.notna() & (col.astype("string").str.strip() != "").fillna(False).astype(bool)
+            if kind == "ts":
+                v = _parse_ts(col, assume_tz)
+            elif kind == "bool":
+                v = _parse_bool(col)
+            elif kind == "num":
+                v = pd.to_numeric(col, errors="coerce").astype("float64")
+            elif kind == "int":
+                f = pd.to_numeric(col, errors="coerce")
+                nonint = f.notna() & (f != np.floor(f.fillna(0)))
+                f = f.mask(nonint)
+                v = f.astype("Int64")
+            else:
+                v = col.astype("string").str.strip()
+                v = v.mask(v == "")
+                out[c] = v.astype(object).where(v.notna(), None)
+                continue
+            bad = present & v.isna()
+            if bad.any():
+                failures.append(pd.DataFrame({"idx": raw.index[bad.to_numpy()], "rule": f"{c}_unparseable", "column": c}))
+            out[c] = v
+    fails = pd.concat(failures, ignore_index=True) if failures else pd.DataFrame({"idx": [], "rule": [], "column": []})
+    return out, fails
+
+
+# --------------------------------------------------------------------------- validation
+def record_hashes(raw: pd.DataFrame) -> pd.Series:
+    """Stable content hash per raw record (quarantine key; the same bad record is kept once)."""
+    h = pd.util.hash_pandas_object(raw.astype("string").fillna("\x00"), index=False).astype("uint64")
+    return h.map(lambda x: f"{x:016x}")
+
+
+def validate_frame(
+    table: str,
+    raw: pd.DataFrame,
+    suites: dict,
+    *,
+    now: datetime | None = None,
+    full_load: bool = False,
+    assume_tz: str = "UTC",
+    known_refs: dict[str, set] | None = None,
+    language: str | None = None,
+) -> ValidationOutcome:
+    """Split ``raw`` into good typed rows and quarantined ones.
+
+    ``known_refs`` maps a column (``customer_id``/``order_id``) to ids that exist (warehouse
+    plus batch); rows pointing elsewhere are quarantined as ``customer_unknown`` /
+    ``order_unknown``. Table-level failures raise ``BatchRejected``.
+    """
+    cfg = get_settings()
+    language = language or cfg.language
+    suite = suites[table]
+    now = now or datetime.utcnow()
+    n = len(raw)
+    raw = raw.reset_index(drop=True)
+    params = {
+        "min_ts": pd.Timestamp(datetime(cfg.validation.min_year, 1, 1)),
+        "max_ts": pd.Timestamp(now + timedelta(minutes=cfg.validation.future_tolerance_minutes)),
+        "min_rows": 1 if full_load else 0,
+    }
+    # Table-level expectations run on the raw frame (column names as received).
+    table_exps = [e for e in suite.expectations if e.expectation_type.startswith("expect_table_")]
+    probe = raw if len(raw.columns) else pd.DataFrame({"_": []})
+    tres = _run_suite(f"{table}_table", table_exps, probe, params)
+    for r in tres.results:
+        if not r.success:
+            rule = (r.expectation_config.meta or {}).get("rule", r.expectation_config.type)
+            observed = r.result.get("observed_value")
+            if rule == "required_columns":
+                want = set(r.expectation_config.kwargs["column_set"])
+                missing = sorted(want - set(map(str, raw.columns)))
+                raise BatchRejected(table, f"{table}: required column(s) missing from the extract: {', '.join(missing)} (rule {rule})")
+            raise BatchRejected(table, f"{table}: table rule {rule} failed (observed {observed})")
+
+    typed, parse_fail = normalize(table, raw, assume_tz)
+    row_exps = [e for e in suite.expectations if not e.expectation_type.startswith("expect_table_")]
+    bad_parts = [parse_fail[["idx", "rule"]]] if len(parse_fail) else []
+    reasons: dict[str, str] = {r: _parse_reason(r, language) for r in parse_fail["rule"].unique()} if len(parse_fail) else {}
+    if n:
+        rres = _run_suite(f"{table}_rows", row_exps, typed, params)
+        for r in rres.results:
+            meta = r.expectation_config.meta or {}
+            rule = meta.get("rule", r.expectation_config.type)
+            if r.exception_info and r.exception_info.get("raised_exception"):
+                col = r.expectation_config.kwargs.get("column")
+                if col is not None and col not in typed.columns:
+                    continue  # optional column absent from this source: nothing to check
+                raise BatchRejected(table, f"{table}: rule {rule} could not be evaluated: {r.exception_info.get('exception_message')}")
+            if r.success:
+                continue
+            idx = r.result.get("unexpected_index_list") or []
+            if idx and isinstance(idx[0], dict):
+                idx = [next(iter(d.values())) for d in idx]
+            if idx:
+                bad_parts.append(pd.DataFrame({"idx": idx, "rule": rule}))
+                reasons[rule] = meta.get(language) or meta.get("en") or rule
+    # References: an order's customer, an item's order, feedback's customer.
+    for col, known in (known_refs or {}).items():
+        if col not in typed.columns:
+            continue
+        vals = typed[col]
+        unknown = vals.notna() & ~vals.isin(known)
+        if unknown.any():
+            rule = "customer_unknown" if col == "customer_id" else "order_unknown"
+            bad_parts.append(pd.DataFrame({"idx": typed.index[unknown.to_numpy()], "rule": rule}))
+            reasons[rule] = _ref_reason(col, language)
+
+    bad_idx = pd.concat(bad_parts, ignore_index=True).drop_duplicates() if bad_parts else pd.DataFrame({"idx": [], "rule": []})
+    bad_rows = np.unique(bad_idx["idx"].to_numpy().astype(int)) if len(bad_idx) else np.array([], dtype=int)
+    good = typed.drop(index=bad_rows)
+    if "updated_at" not in good.columns and table != "events":
+        good = good.assign(updated_at=pd.Series(pd.Timestamp(now).floor("s"), index=good.index, dtype="datetime64[us]"))
+    ts_col = "occurred_at" if table == "events" else "updated_at"
+    max_ts = typed[ts_col].max() if ts_col in typed.columns and len(typed) else None
+    bad = pd.DataFrame()
+    if len(bad_idx):
+        bad_idx["idx"] = bad_idx["idx"].astype(int)
+        hashes = record_hashes(raw)
+        id_col = ID_COLUMN[table]
+        src_ids = raw[id_col].astype("string") if id_col in raw.columns else pd.Series(pd.NA, index=raw.index, dtype="string")
+        records = raw.loc[bad_rows].astype("string").where(raw.loc[bad_rows].notna(), None)
+        rec_json = {i: json.dumps(rec, ensure_ascii=False, default=str) for i, rec in zip(records.index, records.to_dict("records"))}
+        bad = pd.DataFrame(
+            {
+                "source_id": src_ids.loc[bad_idx["idx"]].to_numpy(),
+                "rule": bad_idx["rule"].to_numpy(),
+                "reason": bad_idx["rule"].map(reasons).fillna(bad_idx["rule"]).to_numpy(),
+                "record": bad_idx["idx"].map(rec_json).to_numpy(),
+                "record_hash": hashes.loc[bad_idx["idx"]].to_numpy(),
+            }
+        )
+        bad["source_id"] = bad["source_id"].astype(object).where(bad["source_id"].notna(), None)
+    counts = bad["rule"].value_counts().to_dict() if len(bad) else {}
+    return ValidationOutcome(table, good.reset_index(drop=True), bad, n, None if max_ts is None or pd.isna(max_ts) else max_ts.to_pydatetime(), counts)
+
+
+def enforce_threshold(outcome: ValidationOutcome, max_bad_share: float | None = None) -> None:
+    """Fail the batch when more than ``max_bad_share`` of its rows are bad."""
+    share_max = get_settings().validation.max_bad_share if max_bad_share is None else max_bad_share
+    if outcome.n_read == 0:
+        return
+    share = outcome.n_bad / outcome.n_read
+    if share > share_max:
+        top = ", ".join(f"{rule}: {cnt}" for rule, cnt in sorted(outcome.rule_counts.items(), key=lambda x: -x[1])[:5])
+        raise BatchRejected(
+            outcome.table,
+            f"{outcome.table}: {outcome.n_bad} of {outcome.n_read} rows ({share:.1%}) failed validation, "
+            f"above the {share_max:.0%} limit; nothing from this batch was loaded. Rules: {top}. "
+            f"See `userops quarantine list`.",
+            {"bad": outcome.n_bad, "read": outcome.n_read, **outcome.rule_counts},
+        )
+
+
+def _parse_reason(rule: str, language: str) -> str:
+    col = rule.removesuffix("_unparseable")
+    return f"{col} 的值无法解析" if language == "zh-CN" else f"{col} could not be parsed"
+
+
+def _ref_reason(col: str, language: str) -> str:
+    if col == "customer_id":
+        return "客户不存在(CRM 中没有该客户)" if language == "zh-CN" else "the customer is unknown (not in the CRM)"
+    return "订单不存在" if language == "zh-CN" else "the order is unknown"
+
+
+def shop_tz() -> str:
+    return get_settings().timezone

@@ -1,0 +1,129 @@
+"""Shared fixtures.
+
+* ``db_url`` / ``warehouse``: every warehouse test runs twice, on a fresh SQLite file and
+  on a fresh schema of the PostgreSQL server at ``USEROPS_TEST_POSTGRES_URL`` (default
+  ``postgresql+psycopg2://postgres@127.0.0.1:5432/test``). An unreachable PostgreSQL
+  FAILS the test (never a silent skip). ``sqlite_warehouse`` is the SQLite-only variant.
+* ``prefect_server``: one real Prefect test server per test session (worker), ~20 s.
+* ``sample_source``: the sample CRM + order system on loopback, pointed at by the settings.
+"""
+from __future__ import annotations
+
+import os
+import uuid
+
+import pytest
+import sqlalchemy as sa
+
+os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
+os.environ.setdefault("DO_NOT_TRACK", "1")
+os.environ.setdefault("GX_ANALYTICS_ENABLED", "false")
+os.environ.setdefault("PREFECT_LOGGING_EXTRA_LOGGERS", "userops")
+
+PG_URL = os.environ.get("USEROPS_TEST_POSTGRES_URL", "postgresql+psycopg2://postgres@127.0.0.1:5432/test")
+
+
+def _pg_schema_url(schema: str) -> str:
+    sep = "&" if "?" in PG_URL else "?"
+    return f"{PG_URL}{sep}options=-csearch_path%3D{schema}"
+
+
+@pytest.fixture
+def pg_url():
+    """A fresh PostgreSQL schema for one test; dropped afterwards."""
+    schema = f"t_{uuid.uuid4().hex[:12]}"
+    try:
+        admin = sa.create_engine(PG_URL)
+        with admin.begin() as conn:
+            conn.exec_driver_sql(f"CREATE SCHEMA {schema}")
+    except sa.exc.OperationalError as exc:
+        pytest.fail(f"PostgreSQL at {PG_URL} is not reachable ({exc.orig}); set USEROPS_TEST_POSTGRES_URL")
+    try:
+        yield _pg_schema_url(schema)
+    finally:
+        from userops.db import dispose_engines
+
+        dispose_engines()
+        with admin.begin() as conn:
+            conn.exec_driver_sql(f"DROP SCHEMA IF EXISTS {schema} CASCADE")
+        admin.dispose()
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+def db_url(request, tmp_path):
+    if request.param == "sqlite":
+        yield f"sqlite:///{tmp_path / 'warehouse.db'}"
+    else:
+        yield request.getfixturevalue("pg_url")
+
+
+def _use_warehouse(url: str, monkeypatch, tmp_path):
+    from userops.db import dispose_engines, get_engine, migrate
+    from userops.settings import reset_settings
+
+    monkeypatch.setenv("USEROPS_DATABASE_URL", url)
+    monkeypatch.setenv("USEROPS_OUTPUT_DIR", str(tmp_path / "output"))
+    monkeypatch.setenv("USEROPS_CONFIG_FILE", str(tmp_path / "none.yaml"))
+    (tmp_path / "none.yaml").write_text("{}\n")
+    reset_settings()
+    dispose_engines()
+    engine = get_engine(url)
+    migrate(engine)
+    return engine
+
+
+@pytest.fixture
+def warehouse(db_url, monkeypatch, tmp_path):
+    """A migrated, empty warehouse (SQLite and PostgreSQL); settings point at it."""
+    engine = _use_warehouse(db_url, monkeypatch, tmp_path)
+    yield engine
+    from userops.db import dispose_engines
+    from userops.settings import reset_settings
+
+    dispose_engines()
+    reset_settings()
+
+
+@pytest.fixture
+def sqlite_warehouse(monkeypatch, tmp_path):
+    engine = _use_warehouse(f"sqlite:///{tmp_path / 'warehouse.db'}", monkeypatch, tmp_path)
+    yield engine
+    from userops.db import dispose_engines
+    from userops.settings import reset_settings
+
+    dispose_engines()
+    reset_settings()
+
+
+@pytest.fixture(scope="session")
+def prefect_server():
+    """A real Prefect server for this test session (worker)."""
+    from prefect.testing.utilities import prefect_test_harness
+
+    with prefect_test_harness(server_startup_timeout=120):
+        yield
+
+
+@pytest.fixture
+def sample_data():
+    from userops.sample.generator import generate
+
+    return generate(300, seed=3, as_of="2026-11-20")
+
+
+@pytest.fixture
+def sample_source(sample_data, monkeypatch):
+    """The sample CRM + order system on loopback; settings point both sources at it."""
+    from userops.sample.server import SampleServer
+    from userops.settings import reset_settings
+
+    with SampleServer(sample_data) as server:
+        monkeypatch.setenv("USEROPS_CRM__URL", server.url)
+        monkeypatch.setenv("USEROPS_ORDERS__URL", server.url)
+        monkeypatch.setenv("USEROPS_CRM__BACKOFF_SECONDS", "0.01")
+        monkeypatch.setenv("USEROPS_ORDERS__BACKOFF_SECONDS", "0.01")
+        monkeypatch.setenv("USEROPS_CRM__PAGE_SIZE", "500")
+        monkeypatch.setenv("USEROPS_ORDERS__PAGE_SIZE", "500")
+        reset_settings()
+        yield server
+    reset_settings()

@@ -1,0 +1,174 @@
+"""Data-path commands: demo, import, run nightly, quarantine, db upgrade."""
+from __future__ import annotations
+
+import json
+import os
+import sys
+from datetime import date, datetime
+from pathlib import Path
+from typing import Optional
+
+import typer
+
+from userops.i18n import t
+
+quarantine_app = typer.Typer(help="What validation rejected, by which rule, in which run.", no_args_is_help=True)
+run_app = typer.Typer(help="Run a flow now against the configured sources.", no_args_is_help=True)
+db_app = typer.Typer(help="Warehouse schema.", no_args_is_help=True)
+
+IMPORT_TABLES = {"customers": "customers", "orders": "orders", "order-items": "order_items", "feedback": "feedback", "events": "events"}
+
+
+def register(app: typer.Typer) -> None:
+    app.command("demo")(demo)
+    app.command("import")(import_cmd)
+    app.add_typer(run_app, name="run")
+    app.add_typer(quarantine_app, name="quarantine")
+    app.add_typer(db_app, name="db")
+
+
+def _print_stats(stats: dict) -> None:
+    for table, res in (stats.get("ingest") or {}).items():
+        typer.echo("  " + t("ingest.line", table=table, read=res["read"], loaded=res["loaded"], quarantined=res["quarantined"]))
+    for name, res in stats.items():
+        if isinstance(res, dict) and res.get("summary"):
+            for line in res["summary"]:
+                typer.echo(f"  {line}")
+    if stats.get("stages"):
+        typer.echo("  " + ", ".join(f"{k} {v}s" for k, v in stats["stages"].items()))
+
+
+def demo(
+    customers: int = typer.Option(5000, "--customers", help="How many sample members to generate."),
+    seed: int = typer.Option(7, "--seed", help="Random seed of the sample data (same seed, same data)."),
+    reset: bool = typer.Option(False, "--reset", help="Start from an empty warehouse."),
+) -> None:
+    """Start the sample CRM + order system on loopback and run the nightly flow against it."""
+    from userops.clock import shop_today
+    from userops.db import dispose_engines, get_engine
+    from userops.sample.generator import generate
+    from userops.sample.server import SampleServer
+    from userops.settings import get_settings, reset_settings
+
+    settings = get_settings()
+    if reset and settings.database_url.startswith("sqlite"):
+        db = Path(settings.database_url.split("///", 1)[1])
+        for p in (db, db.with_name(db.name + "-wal"), db.with_name(db.name + "-shm")):
+            p.unlink(missing_ok=True)
+    today = shop_today()
+    typer.echo(f"Generating {customers:,} sample members (seed {seed}) ...")
+    data = generate(customers, seed=seed, as_of=str(today))
+    with SampleServer(data) as server:
+        os.environ["USEROPS_CRM__URL"] = server.url
+        os.environ["USEROPS_ORDERS__URL"] = server.url
+        reset_settings()
+        dispose_engines()
+        typer.echo(f"Sample CRM and order system at {server.url}")
+        from flows.nightly import nightly
+
+        try:
+            stats = nightly(as_of=today)
+        except Exception as exc:
+            typer.echo(t("nightly.failed", error=exc), err=True)
+            raise typer.Exit(1)
+    typer.echo(t("nightly.done", as_of=today, duration=stats.get("duration_s")))
+    _print_stats(stats)
+    typer.echo(f"Warehouse: {get_engine().url.render_as_string(hide_password=True)}")
+
+
+def import_cmd(
+    table: str = typer.Argument(..., help="customers | orders | order-items | feedback | events"),
+    path: Path = typer.Argument(..., help="A .csv or .xlsx file with the canonical columns (see README)."),
+    map_: list[str] = typer.Option([], "--map", help="Rename a source header: --map '会员号=customer_id' (repeatable)."),
+    timezone: Optional[str] = typer.Option(None, "--timezone", help="Timezone of times without an offset (default: the shop's)."),
+) -> None:
+    """Import a CSV or Excel file: good rows loaded, bad rows quarantined with their rule."""
+    from tasks.extract import FileImportError
+    from tasks.ingest import import_file
+    from tasks.validate import SuiteError
+    from userops.db import migrate
+
+    if table not in IMPORT_TABLES:
+        typer.echo(f"unknown table {table!r}: choose one of {', '.join(IMPORT_TABLES)}", err=True)
+        raise typer.Exit(2)
+    mapping = {}
+    for m in map_:
+        if "=" not in m:
+            typer.echo(f"--map {m!r}: write it as SOURCE_HEADER=canonical_column", err=True)
+            raise typer.Exit(2)
+        k, v = m.split("=", 1)
+        mapping[k.strip()] = v.strip()
+    try:
+        migrate()
+        res = import_file(IMPORT_TABLES[table], path, mapping or None, assume_tz=timezone)
+    except (FileImportError, SuiteError) as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(1)
+    typer.echo(t("import.done", path=path, read=res.read, loaded=res.loaded, quarantined=res.quarantined))
+    if res.quarantined:
+        typer.echo("  userops quarantine list --table " + IMPORT_TABLES[table])
+
+
+@run_app.command("nightly")
+def run_nightly(
+    as_of: Optional[str] = typer.Option(None, "--as-of", help="Business day YYYY-MM-DD (default: today in the shop's timezone)."),
+    full_refresh: bool = typer.Option(False, "--full-refresh", help="Ignore watermarks and re-read every source."),
+) -> None:
+    """Run the nightly flow now against the configured sources."""
+    from flows.nightly import nightly
+
+    day = date.fromisoformat(as_of) if as_of else None
+    try:
+        stats = nightly(as_of=day, full_refresh=full_refresh)
+    except Exception as exc:
+        typer.echo(t("nightly.failed", error=exc), err=True)
+        raise typer.Exit(1)
+    typer.echo(t("nightly.done", as_of=stats["as_of"], duration=stats.get("duration_s")))
+    _print_stats(stats)
+
+
+@db_app.command("upgrade")
+def db_upgrade() -> None:
+    """Create or upgrade the warehouse schema (Alembic)."""
+    from userops.db import get_engine, migrate
+
+    migrate()
+    typer.echo(f"schema up to date: {get_engine().url.render_as_string(hide_password=True)}")
+
+
+@quarantine_app.command("list")
+def quarantine_list(
+    table: Optional[str] = typer.Option(None, "--table"),
+    run: Optional[str] = typer.Option(None, "--run", help="Only records first seen in this run id."),
+    limit: int = typer.Option(50, "--limit"),
+) -> None:
+    """Rejected records grouped by table and rule, then the latest ones."""
+    from tasks.quarantine import quarantine_records, quarantine_summary
+
+    summary = quarantine_summary(table=table, run_id=run)
+    if summary.empty:
+        typer.echo(t("quarantine.none"))
+        return
+    typer.echo("table          rule                              records  last run")
+    for r in summary.itertuples():
+        typer.echo(f"{r.source_table:<14} {r.rule:<33} {r.n:>7}  {r.last_run}")
+    typer.echo("")
+    recs = quarantine_records(table=table, run_id=run, limit=limit)
+    for r in recs.itertuples():
+        typer.echo(f"#{r.id:<6} {r.source_table:<12} {str(r.source_id):<14} {r.rule:<28} {r.reason}")
+
+
+@quarantine_app.command("show")
+def quarantine_show(record_id: int = typer.Argument(..., help="The # of a quarantined record.")) -> None:
+    """One rejected record as received (phone and email masked), its rule and run."""
+    from tasks.quarantine import quarantine_record
+
+    rec = quarantine_record(record_id)
+    if rec is None:
+        typer.echo(f"no quarantined record #{record_id}", err=True)
+        raise typer.Exit(1)
+    for k in ("id", "source_table", "source_id", "rule", "reason", "run_id", "seen_at"):
+        typer.echo(f"{k:>13}: {rec[k]}")
+    typer.echo("       record:")
+    for k, v in rec["record"].items():
+        typer.echo(f"    {k}: {v}")

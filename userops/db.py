@@ -1,0 +1,283 @@
+"""Warehouse access: engine, migrations, set-based reads and bulk upserts.
+
+Everything that touches the warehouse goes through here so that SQLite and PostgreSQL
+behave the same. Heavy writes are bulk: ``executemany`` of one upsert statement on SQLite,
+``COPY`` into a temporary table plus one ``INSERT .. ON CONFLICT`` on PostgreSQL.
+"""
+from __future__ import annotations
+
+import io
+import math
+from collections.abc import Iterable, Sequence
+from contextlib import contextmanager
+from datetime import datetime
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import sqlalchemy as sa
+from sqlalchemy.engine import Connection, Engine
+
+from userops.settings import PROJECT_ROOT, get_settings
+
+MIGRATIONS_DIR = PROJECT_ROOT / "sql" / "migrations"
+QUERIES_DIR = PROJECT_ROOT / "sql" / "queries"
+SQLITE_TS_FORMAT = "%Y-%m-%d %H:%M:%S.%f"  # what SQLAlchemy's DateTime stores on SQLite
+
+_engines: dict[str, Engine] = {}
+
+
+def get_engine(url: str | None = None) -> Engine:
+    """One engine per URL for the process (default: settings.database_url)."""
+    url = url or get_settings().database_url
+    eng = _engines.get(url)
+    if eng is None:
+        eng = _make_engine(url)
+        _engines[url] = eng
+    return eng
+
+
+def dispose_engines() -> None:
+    for eng in _engines.values():
+        eng.dispose()
+    _engines.clear()
+
+
+def _make_engine(url: str) -> Engine:
+    if url.startswith("sqlite"):
+        db_path = sa.engine.make_url(url).database
+        if db_path and db_path != ":memory:":
+            Path(db_path).parent.mkdir(parents=True, exist_ok=True)
+        eng = sa.create_engine(url, connect_args={"timeout": 60})
+
+        @sa.event.listens_for(eng, "connect")
+        def _pragmas(dbapi_conn, _record):  # pragma: no cover - trivial
+            cur = dbapi_conn.cursor()
+            cur.execute("PRAGMA journal_mode=WAL")
+            cur.execute("PRAGMA synchronous=NORMAL")
+            cur.execute("PRAGMA busy_timeout=60000")
+            cur.execute("PRAGMA cache_size=-200000")
+            cur.execute("PRAGMA temp_store=MEMORY")
+            cur.close()
+
+        return eng
+    return sa.create_engine(url, pool_pre_ping=True)
+
+
+def is_postgres(bind: Engine | Connection) -> bool:
+    return bind.dialect.name == "postgresql"
+
+
+# --------------------------------------------------------------------------- migrations
+def alembic_config(engine: Engine | None = None):
+    from alembic.config import Config
+
+    cfg = Config()
+    cfg.set_main_option("script_location", str(MIGRATIONS_DIR))
+    cfg.set_main_option("path_separator", "os")
+    if engine is not None:
+        cfg.set_main_option("sqlalchemy.url", engine.url.render_as_string(hide_password=False).replace("%", "%%"))
+    return cfg
+
+
+def migrate(engine: Engine | None = None, revision: str = "head") -> None:
+    """Bring the warehouse schema to ``revision`` (idempotent)."""
+    from alembic import command
+
+    engine = engine or get_engine()
+    cfg = alembic_config(engine)
+    with engine.begin() as conn:
+        cfg.attributes["connection"] = conn
+        command.upgrade(cfg, revision)
+
+
+# --------------------------------------------------------------------------- reads
+def load_query(name: str) -> str:
+    """Text of ``sql/queries/<name>.sql``."""
+    return (QUERIES_DIR / f"{name}.sql").read_text(encoding="utf-8")
+
+
+def read_frame(
+    bind: Engine | Connection,
+    sql: str | sa.TextClause,
+    params: dict | None = None,
+    parse_dates: Sequence[str] | None = None,
+) -> pd.DataFrame:
+    """Run a query and return a DataFrame; timestamp columns parsed the same on both backends."""
+    stmt = sa.text(sql) if isinstance(sql, str) else sql
+    if isinstance(bind, Engine):
+        with bind.connect() as conn:
+            result = conn.execute(stmt, params or {})
+            df = pd.DataFrame(result.fetchall(), columns=list(result.keys()))
+    else:
+        result = bind.execute(stmt, params or {})
+        df = pd.DataFrame(result.fetchall(), columns=list(result.keys()))
+    for col in parse_dates or ():
+        if col in df.columns:
+            df[col] = to_naive_utc(df[col])
+    return df
+
+
+def to_naive_utc(s: pd.Series) -> pd.Series:
+    """Parse a column of timestamps (strings, datetimes, tz-aware) into naive UTC datetime64."""
+    out = pd.to_datetime(s, errors="coerce", utc=True, format="mixed")
+    return out.dt.tz_localize(None).astype("datetime64[us]")
+
+
+# --------------------------------------------------------------------------- writes
+def _py(v):
+    """A value the DB-API accepts: NaN/NaT -> None, numpy scalars -> Python scalars."""
+    if v is None:
+        return None
+    if isinstance(v, float) and math.isnan(v):
+        return None
+    if v is pd.NaT:
+        return None
+    if isinstance(v, np.generic):
+        return v.item()
+    return v
+
+
+def _frame_rows(df: pd.DataFrame, sqlite: bool) -> list[tuple]:
+    """Rows of ``df`` as tuples; timestamps rendered as SQLAlchemy stores them on SQLite."""
+    cols = []
+    for c in df.columns:
+        s = df[c]
+        if pd.api.types.is_datetime64_any_dtype(s):
+            if sqlite:
+                s = s.dt.strftime(SQLITE_TS_FORMAT).astype(object)
+            else:
+                s = s.astype(object)
+            s = s.where(df[c].notna(), None)
+        elif pd.api.types.is_bool_dtype(s):
+            s = s.astype(object).where(s.notna(), None).map(lambda x: None if x is None else bool(x))
+        elif pd.api.types.is_float_dtype(s):
+            s = s.astype(object).where(s.notna(), None)
+        elif pd.api.types.is_integer_dtype(s):
+            s = s.astype(object).where(s.notna(), None).map(lambda x: None if x is None else int(x))
+        else:
+            s = s.astype(object).where(s.notna(), None)
+        cols.append(s.tolist())
+    return list(zip(*cols)) if cols else []
+
+
+def bulk_upsert(
+    conn: Connection,
+    table: str,
+    df: pd.DataFrame,
+    key: Sequence[str],
+    update_only_changed: bool = True,
+    chunk_rows: int = 200_000,
+    on_conflict: str = "update",
+) -> int:
+    """Insert-or-update ``df`` into ``table`` by ``key`` inside the caller's transaction.
+
+    With ``update_only_changed`` a row whose values did not change is not rewritten, so
+    re-running a night leaves the warehouse byte-for-byte the same. Returns rows written.
+    """
+    if df.empty:
+        return 0
+    cols = list(df.columns)
+    non_key = [c for c in cols if c not in key]
+    sqlite = not is_postgres(conn)
+    q = conn.dialect.identifier_preparer.quote
+    col_list = ", ".join(q(c) for c in cols)
+    conflict = ", ".join(q(c) for c in key)
+    if non_key and on_conflict == "update":
+        sets = ", ".join(f"{q(c)} = excluded.{q(c)}" for c in non_key)
+        action = f"DO UPDATE SET {sets}"
+        if update_only_changed:
+            op = "IS NOT" if sqlite else "IS DISTINCT FROM"
+            cond = " OR ".join(f"{q(table)}.{q(c)} {op} excluded.{q(c)}" for c in non_key)
+            action += f" WHERE {cond}"
+    else:
+        action = "DO NOTHING"
+
+    written = 0
+    for start in range(0, len(df), chunk_rows):
+        part = df.iloc[start : start + chunk_rows]
+        if sqlite:
+            placeholders = ", ".join("?" for _ in cols)
+            stmt = f"INSERT INTO {q(table)} ({col_list}) VALUES ({placeholders}) ON CONFLICT ({conflict}) {action}"
+            raw = conn.connection.driver_connection
+            cur = raw.cursor()
+            cur.executemany(stmt, _frame_rows(part, sqlite=True))
+            cur.close()
+        else:
+            tmp = f"_stage_{table}"
+            conn.exec_driver_sql(
+                f"CREATE TEMP TABLE IF NOT EXISTS {q(tmp)} (LIKE {q(table)} INCLUDING DEFAULTS) ON COMMIT DROP"
+            )
+            conn.exec_driver_sql(f"TRUNCATE {q(tmp)}")
+            copy_frame(conn, tmp, part)
+            conn.exec_driver_sql(
+                f"INSERT INTO {q(table)} ({col_list}) SELECT {col_list} FROM {q(tmp)} "
+                f"ON CONFLICT ({conflict}) {action}"
+            )
+        written += len(part)
+    return written
+
+
+def copy_frame(conn: Connection, table: str, df: pd.DataFrame) -> None:
+    """PostgreSQL COPY of a DataFrame into ``table`` (columns named as in ``df``)."""
+    buf = io.StringIO()
+    out = df.copy()
+    for c in out.columns:
+        if pd.api.types.is_datetime64_any_dtype(out[c]):
+            out[c] = out[c].dt.strftime("%Y-%m-%d %H:%M:%S.%f")
+        elif pd.api.types.is_bool_dtype(out[c]) or out[c].dtype == object and _looks_bool(out[c]):
+            out[c] = out[c].map(lambda x: None if x is None or (isinstance(x, float) and math.isnan(x)) else ("t" if x else "f"))
+    out.to_csv(buf, index=False, header=False, na_rep="\\N")
+    buf.seek(0)
+    q = conn.dialect.identifier_preparer.quote
+    cols = ", ".join(q(c) for c in df.columns)
+    raw = conn.connection.driver_connection
+    with raw.cursor() as cur:
+        cur.copy_expert(f"COPY {q(table)} ({cols}) FROM STDIN WITH (FORMAT csv, NULL '\\N')", buf)
+
+
+def _looks_bool(s: pd.Series) -> bool:
+    sample = s.dropna().head(20)
+    return len(sample) > 0 and all(isinstance(x, (bool, np.bool_)) for x in sample)
+
+
+def insert_rows(conn: Connection, table: str, rows: Iterable[dict]) -> int:
+    """Plain multi-row insert of dicts (small volumes: audit, quarantine summaries)."""
+    rows = list(rows)
+    if not rows:
+        return 0
+    cols = list(rows[0].keys())
+    q = conn.dialect.identifier_preparer.quote
+    stmt = sa.text(
+        f"INSERT INTO {q(table)} ({', '.join(q(c) for c in cols)}) VALUES ({', '.join(':' + c for c in cols)})"
+    )
+    conn.execute(stmt, rows)
+    return len(rows)
+
+
+@contextmanager
+def transaction(engine: Engine | None = None):
+    """``with transaction() as conn:`` — commit on success, roll back on any error."""
+    engine = engine or get_engine()
+    with engine.begin() as conn:
+        yield conn
+
+
+def audit(conn: Connection, actor: str, action: str, entity: str, entity_id: str | None = None, detail: dict | None = None) -> None:
+    """Append one line to audit_log (who/what changed state)."""
+    import json
+
+    insert_rows(
+        conn,
+        "audit_log",
+        [
+            {
+                "at": datetime.utcnow(),
+                "actor": actor,
+                "action": action,
+                "entity": entity,
+                "entity_id": entity_id,
+                "detail": json.dumps(detail or {}, ensure_ascii=False, default=str),
+            }
+        ],
+    )

@@ -1,0 +1,50 @@
+"""Operator- and customer-facing text in zh-CN (default) and en.
+
+Modules register their own catalogues: ``register({"key": {"zh-CN": "...", "en": "..."}})``
+and render with ``t("key", lang, **values)`` (``str.format`` placeholders).
+"""
+from __future__ import annotations
+
+from userops.settings import get_settings
+
+LANGUAGES = ("zh-CN", "en")
+_CATALOG: dict[str, dict[str, str]] = {}
+
+
+def register(messages: dict[str, dict[str, str]]) -> None:
+    for key, texts in messages.items():
+        missing = [lang for lang in LANGUAGES if lang not in texts]
+        if missing:
+            raise ValueError(f"message {key!r} lacks {', '.join(missing)}")
+        _CATALOG[key] = texts
+
+
+def t(key: str, lang: str | None = None, **values) -> str:
+    lang = lang or get_settings().language
+    texts = _CATALOG.get(key)
+    if texts is None:
+        raise KeyError(f"no message {key!r}")
+    return texts.get(lang, texts["en"]).format(**values)
+
+
+register(
+    {
+        "ingest.line": {
+            "zh-CN": "{table}: 抽取 {read} 行,入库 {loaded} 行,隔离 {quarantined} 行",
+            "en": "{table}: {read} extracted, {loaded} loaded, {quarantined} quarantined",
+        },
+        "nightly.done": {
+            "zh-CN": "夜间任务 {as_of} 完成,用时 {duration} 秒",
+            "en": "Nightly run for {as_of} finished in {duration}s",
+        },
+        "nightly.failed": {
+            "zh-CN": "夜间任务失败:{error}",
+            "en": "Nightly run failed: {error}",
+        },
+        "import.done": {
+            "zh-CN": "{path}: 读取 {read} 行,入库 {loaded} 行,隔离 {quarantined} 行",
+            "en": "{path}: {read} rows read, {loaded} loaded, {quarantined} quarantined",
+        },
+        "quarantine.none": {"zh-CN": "隔离区为空。", "en": "Quarantine is empty."},
+    }
+)

@@ -1,0 +1,172 @@
+"""One settings object for the whole product.
+
+Values come from (highest wins):
+  1. environment variables ``USEROPS_*`` (nested fields with ``__``, e.g.
+     ``USEROPS_LIFECYCLE__SILENT_DAYS=90``),
+  2. an optional YAML file named by ``USEROPS_CONFIG_FILE`` (default ``userops.yaml`` in the
+     project root when it exists),
+  3. the defaults below, which are the product spec's defaults.
+
+The embedded default warehouse is a SQLite file under ``output/``; PostgreSQL is one URL away:
+``USEROPS_DATABASE_URL=postgresql+psycopg2://user@host:5432/db``.
+"""
+from __future__ import annotations
+
+import os
+from functools import lru_cache
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, Field, SecretStr
+from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
+
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+
+
+class SourceSettings(BaseModel):
+    """One HTTP source (CRM or order system)."""
+
+    url: str | None = None  # base URL, e.g. http://127.0.0.1:8765/crm
+    token: SecretStr | None = None  # bearer token
+    api_key: SecretStr | None = None  # sent as X-API-Key
+    pagination: Literal["page", "offset", "cursor", "link"] = "page"
+    page_size: int = 5000
+    timeout_seconds: float = 30.0
+    max_retries: int = 5
+    backoff_seconds: float = 0.5
+
+
+class SqlSourceSettings(BaseModel):
+    """Read a CRM's own database instead of its API."""
+
+    url: str | None = None  # SQLAlchemy URL of the CRM database
+    customers_query: str | None = None  # must expose the canonical columns
+
+
+class ValidationSettings(BaseModel):
+    max_bad_share: float = 0.05  # a batch with more bad rows than this fails the run
+    min_year: int = 2000  # timestamps before this year are rejected
+    future_tolerance_minutes: int = 10  # clock skew allowed for "timestamp in the future"
+
+
+class LifecycleSettings(BaseModel):
+    new_days: int = 30  # first paid order <= 30 days ago
+    active_days: int = 60  # last paid order <= 60 days ago
+    silent_days: int = 180  # last paid order 61..180 days ago; beyond that churned
+    loyal_orders: int = 4  # >= 4 paid orders in loyal_window_days
+    loyal_window_days: int = 365
+
+
+class HealthSettings(BaseModel):
+    silent_share_max: float = 0.35
+    complaint_rate_max: float = 0.05
+    satisfaction_min: float = 0.85
+    complaint_window_days: int = 7
+    feedback_sla_hours: int = 24
+
+
+class ChurnSettings(BaseModel):
+    horizon_days: int = 90
+    retrain_every_days: int = 7
+    high_risk: float = 0.6
+    medium_risk: float = 0.3
+    psi_threshold: float = 0.2
+
+
+class CampaignSettings(BaseModel):
+    holdout_share: float = 0.10
+    global_cap_messages: int = 2
+    global_cap_days: int = 7
+    quiet_start: str = "21:00"
+    quiet_end: str = "09:00"
+    attribution_days: int = 14
+
+
+class CrisisSettings(BaseModel):
+    control_hours: float = 2
+    clarify_hours: float = 4
+    compensate_hours: float = 24
+    spike_complaints: int = 10
+    spike_window_hours: float = 2
+    lookback_days: int = 30
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(
+        env_prefix="USEROPS_",
+        env_nested_delimiter="__",
+        extra="ignore",
+    )
+
+    database_url: str = Field(
+        default_factory=lambda: f"sqlite:///{PROJECT_ROOT / 'output' / 'userops.db'}",
+        description="SQLAlchemy URL of the warehouse",
+    )
+    output_dir: Path = PROJECT_ROOT / "output"
+    timezone: str = "Asia/Shanghai"  # the shop's timezone: "tonight", quiet hours, cron
+    language: Literal["zh-CN", "en"] = "zh-CN"
+
+    crm: SourceSettings = SourceSettings()
+    orders: SourceSettings = SourceSettings()
+    crm_sql: SqlSourceSettings = SqlSourceSettings()
+
+    validation: ValidationSettings = ValidationSettings()
+    lifecycle: LifecycleSettings = LifecycleSettings()
+    health: HealthSettings = HealthSettings()
+    churn: ChurnSettings = ChurnSettings()
+    campaigns: CampaignSettings = CampaignSettings()
+    crisis: CrisisSettings = CrisisSettings()
+
+    # Alert channels (issue 5) and customer channels (issue 6); secrets never logged.
+    slack_webhook_url: SecretStr | None = None
+    dingtalk_webhook_url: SecretStr | None = None
+    dingtalk_secret: SecretStr | None = None
+    wecom_webhook_url: SecretStr | None = None
+    smtp_url: SecretStr | None = None
+    sms_webhook_url: SecretStr | None = None
+    push_webhook_url: SecretStr | None = None
+    prefect_ui_url: str = "http://127.0.0.1:4200"
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        return (init_settings, env_settings, _YamlFileSource(settings_cls))
+
+
+class _YamlFileSource(PydanticBaseSettingsSource):
+    """Optional YAML file: USEROPS_CONFIG_FILE or ./userops.yaml."""
+
+    def _data(self) -> dict[str, Any]:
+        path = os.environ.get("USEROPS_CONFIG_FILE")
+        p = Path(path) if path else PROJECT_ROOT / "userops.yaml"
+        if not p.exists():
+            if path:
+                raise FileNotFoundError(f"USEROPS_CONFIG_FILE points to {p}, which does not exist")
+            return {}
+        data = yaml.safe_load(p.read_text(encoding="utf-8")) or {}
+        if not isinstance(data, dict):
+            raise ValueError(f"{p}: the settings file must be a mapping of setting names to values")
+        return data
+
+    def get_field_value(self, field, field_name):  # pragma: no cover - required by the ABC
+        return self._data().get(field_name), field_name, False
+
+    def __call__(self) -> dict[str, Any]:
+        return self._data()
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    """The process-wide settings. Tests call ``reset_settings()`` after changing the env."""
+    return Settings()
+
+
+def reset_settings() -> None:
+    get_settings.cache_clear()
