@@ -92,6 +92,25 @@ class CrisisSettings(BaseModel):
     lookback_days: int = 30
 
 
+class AlertSettings(BaseModel):
+    """Operator alerts (issue 5). Channels: the webhook settings below and/or Prefect blocks."""
+
+    routes: dict[str, list[str]] = {}  # kind -> channel names; "*" = default; empty = every channel
+    rate_per_minute: dict[str, int] = {"slack": 20, "dingtalk": 20, "wecom": 20}  # per channel type
+    merge_over: int = 5  # more pending alerts than this for one channel in one pass -> one merged message
+    backoff_seconds: float = 30  # first retry delay; doubles per attempt
+    backoff_max_seconds: float = 1800
+    config_error_backoff_seconds: float = 3600  # 403/404/410/310000: wait for the operator to fix it
+    give_up_hours: float = 72  # an alert still undelivered after this is marked failed
+    timeout_seconds: float = 10
+    quarantine_share_max: float = 0.01  # quarantined share of a nightly batch above this alerts
+    dingtalk_at_mobiles: list[SecretStr] = []  # @-mentioned on error/critical (never written in text)
+    dingtalk_at_user_ids: list[str] = []
+    mention_severities: list[str] = ["error", "critical"]
+    wecom_msgtype: Literal["markdown", "text"] = "markdown"
+    use_blocks: bool = True  # also read channels from Prefect blocks when a Prefect API is configured
+
+
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(
         env_prefix="USEROPS_",
@@ -127,6 +146,7 @@ class Settings(BaseSettings):
     sms_webhook_url: SecretStr | None = None
     push_webhook_url: SecretStr | None = None
     prefect_ui_url: str = "http://127.0.0.1:4200"
+    alerts: AlertSettings = AlertSettings()
 
     @classmethod
     def settings_customise_sources(
