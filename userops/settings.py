@@ -64,6 +64,8 @@ class HealthSettings(BaseModel):
     satisfaction_min: float = 0.85
     complaint_window_days: int = 7
     feedback_sla_hours: int = 24
+    feedback_ack: bool = True  # acknowledge overdue feedback to the customer, once
+    feedback_ack_channel: str = "sms"
 
 
 class ChurnSettings(BaseModel):
@@ -83,13 +85,51 @@ class CampaignSettings(BaseModel):
     attribution_days: int = 14
 
 
+class CrisisRemedy(BaseModel):
+    """What one crisis-priority tier is offered."""
+
+    coupon_value: float = 0.0  # apology coupon (0 = none)
+    refund_offer: bool = True  # offer a refund of the affected items
+    call_list: bool = False  # a person calls them (personal call list)
+
+
+def _default_remedies() -> dict[str, CrisisRemedy]:
+    return {
+        "core": CrisisRemedy(coupon_value=50, refund_offer=True, call_list=True),
+        "potential": CrisisRemedy(coupon_value=30, refund_offer=True),
+        "ordinary": CrisisRemedy(coupon_value=20, refund_offer=True),
+    }
+
+
 class CrisisSettings(BaseModel):
     control_hours: float = 2
     clarify_hours: float = 4
     compensate_hours: float = 24
-    spike_complaints: int = 10
+    spike_complaints: int = 10  # >= this many complaints for one SKU within spike_window_hours
     spike_window_hours: float = 2
-    lookback_days: int = 30
+    spike_rate_factor: float = 5.0  # ... or this many times the SKU's usual rate
+    spike_rate_min_complaints: int = 5  # (the rate rule needs at least this many complaints)
+    spike_baseline_days: int = 28  # "usual" = complaints per window over these days
+    spike_scan_hours: float = 26  # each check looks this far back (covers the nightly gap)
+    spike_cooldown_hours: float = 24  # a burst this soon after the last one is the same spike
+    lookback_days: int = 30  # affected = paid orders with the SKUs in this many days
+    takedown_url: str | None = None  # HTTP POST {"skus": [...]}; unset = a task for a human
+    takedown_token: SecretStr | None = None  # sent as Bearer token
+    takedown_timeout_seconds: float = 10
+    takedown_retries: int = 3
+    reminder_fractions: list[float] = [0.5, 0.9]  # of each step's window
+    escalation_channels: list[str] = []  # second contact list; empty = the operator channels
+    escalation_mentions: list[str] = []  # who is @-mentioned on escalation (never logged)
+    statement_channels: list[str] = []  # where the approved statement goes; empty = operator channels
+    statement_wait_hours: float = 20  # from opening: how long the flow waits for approval
+    core_review_wait_hours: float = 24  # from opening: how long core apologies wait for review
+    pause_poll_seconds: int = 10
+    remedies: dict[str, CrisisRemedy] = Field(default_factory=_default_remedies)
+    apology_channel: str = "sms"
+    brand: str = ""  # name used in statements and apologies; empty = "we"
+    service_contact: str = ""  # e.g. a hotline, shown in the statement
+    template_dir: Path | None = None  # override statement/apology templates
+    quiet_days: float = 7  # an incident with every step done closes this long after opening
 
 
 class AlertSettings(BaseModel):
