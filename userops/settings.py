@@ -56,6 +56,7 @@ class LifecycleSettings(BaseModel):
     silent_days: int = 180  # last paid order 61..180 days ago; beyond that churned
     loyal_orders: int = 4  # >= 4 paid orders in loyal_window_days
     loyal_window_days: int = 365
+    loyal_segments: list[str] = ["champions"]  # "or top RFM segment": active + one of these is loyal
 
 
 class HealthSettings(BaseModel):
@@ -66,6 +67,25 @@ class HealthSettings(BaseModel):
     feedback_sla_hours: int = 24
     feedback_ack: bool = True  # acknowledge overdue feedback to the customer, once
     feedback_ack_channel: str = "sms"
+    satisfaction_good: int = 4  # satisfaction = share of scored feedback with a score >= this
+    feedback_window_days: int = 30  # satisfaction and NPS over feedback of the last N days
+    retention_days: list[int] = [30, 90]  # N-day retention by monthly cohort of first order
+    retention_cohorts: int = 12  # monthly cohorts shown
+    conversion_days: int = 30  # registered -> first paid order within N days
+    mau_days: int = 30
+    trend_days: int = 90  # the report's trend plots
+
+
+class TagSettings(BaseModel):
+    value_high_share: float = 0.20  # value tier: top 20% of buyers by lifetime value are high
+    value_mid_share: float = 0.30  # the next 30% mid; the rest (and prospects) low
+    discount_min_rate: float = 0.10  # an order is "discounted" at >= 10% off its gross
+    price_sensitive_share: float = 0.5  # price-sensitive: >= half of paid orders discounted
+    price_sensitive_min_orders: int = 2  # ... and at least this many paid orders
+    clusters: int = 6  # behaviour clusters (k-means)
+    cluster_refresh_days: int = 7  # refit weekly; assign nightly with the stored centroids
+    cluster_sample: int = 200_000  # fit on at most this many buyers
+    full_recompute_days: int = 7  # safety net: recompute every aggregate from orders weekly
 
 
 class ChurnSettings(BaseModel):
@@ -173,6 +193,7 @@ class Settings(BaseSettings):
     validation: ValidationSettings = ValidationSettings()
     lifecycle: LifecycleSettings = LifecycleSettings()
     health: HealthSettings = HealthSettings()
+    tags: TagSettings = TagSettings()
     churn: ChurnSettings = ChurnSettings()
     campaigns: CampaignSettings = CampaignSettings()
     crisis: CrisisSettings = CrisisSettings()

@@ -15,7 +15,11 @@ TS = sa.DateTime()  # naive UTC everywhere
 
 
 def upgrade() -> None:
-    # Current tags, one row per customer (recomputed nightly, as of a business day).
+    # Current tags, one row per customer (members registered before the refresh's cutoff).
+    # Only rows whose values changed are rewritten each night: ``as_of`` is the business day
+    # of the refresh that last changed the row; the table as a whole is current as of
+    # ``tag_state.as_of`` (name 'tags'). Days since the last order change every day for every
+    # buyer, so they are not stored: as_of - local date of ``last_paid_at``.
     op.create_table(
         "tags",
         sa.Column("customer_id", sa.String(64), primary_key=True),
@@ -23,7 +27,7 @@ def upgrade() -> None:
         sa.Column("lifecycle_stage", sa.String(16), nullable=False),  # prospect/new/active/loyal/silent/churned
         sa.Column("at_risk", sa.Boolean, nullable=False, server_default=sa.false()),  # churn-score overlay
         sa.Column("rfm_r", sa.SmallInteger), sa.Column("rfm_f", sa.SmallInteger), sa.Column("rfm_m", sa.SmallInteger),
-        sa.Column("rfm_segment", sa.String(32)),
+        sa.Column("rfm_segment", sa.String(32)),  # champions, loyal, potential_loyalist, new, promising, ...
         sa.Column("value_tier", sa.String(8)),  # high/mid/low
         sa.Column("crisis_priority", sa.String(12)),  # core/potential/ordinary
         sa.Column("price_sensitive", sa.Boolean),
@@ -33,17 +37,38 @@ def upgrade() -> None:
         sa.Column("ltv", sa.Float),
         sa.Column("paid_orders", sa.Integer),
         sa.Column("first_paid_at", TS), sa.Column("last_paid_at", TS),
-        sa.Column("days_since_last_order", sa.Integer),
+        sa.Column("tag_hash", sa.BigInteger),  # hash of the computed values: rewrite only changed rows
         sa.Column("updated_at", TS),
     )
     op.create_index("ix_tags_stage", "tags", ["lifecycle_stage"])
-    # Per-customer order aggregate maintained incrementally from the nightly delta.
+    # Per-customer order aggregate maintained incrementally from the nightly delta, as of
+    # ``tag_state.cutoff`` (name 'aggregates'): paid orders only (refunded and cancelled ones
+    # are counted apart in ``returned_orders``), paid_at before the cutoff.
     op.create_table(
         "customer_aggregates",
         sa.Column("customer_id", sa.String(64), primary_key=True),
-        sa.Column("first_paid_at", TS), sa.Column("last_paid_at", TS),
+        sa.Column("first_paid_at", TS), sa.Column("second_paid_at", TS), sa.Column("last_paid_at", TS),
         sa.Column("paid_orders", sa.Integer), sa.Column("paid_amount", sa.Float),
         sa.Column("discounted_orders", sa.Integer), sa.Column("purchase_days", sa.Integer),
+        sa.Column("weekend_orders", sa.Integer),
+        sa.Column("window_orders", sa.Integer), sa.Column("window_amount", sa.Float),  # last loyal_window_days
+        sa.Column("returned_orders", sa.Integer),  # refunded or cancelled
+        sa.Column("favourite_category", sa.String(100)), sa.Column("favourite_category_qty", sa.Integer),
+        sa.Column("items_qty", sa.Integer),
+        sa.Column("preferred_channel", sa.String(40)), sa.Column("preferred_channel_orders", sa.Integer),
+        sa.Column("updated_at", TS),
+    )
+    # The orders of one customer in time order: incremental aggregates and second order.
+    op.create_index("ix_orders_customer_paid", "orders", ["customer_id", "paid_at"])
+    # Where the incremental refreshes stand ('aggregates', 'tags').
+    op.create_table(
+        "tag_state",
+        sa.Column("name", sa.String(40), primary_key=True),
+        sa.Column("as_of", sa.Date, nullable=False),
+        sa.Column("cutoff", TS),  # paid_at before this counts (end of as_of in the shop's timezone, UTC)
+        sa.Column("orders_watermark", TS),  # max(orders.updated_at) already folded in
+        sa.Column("full_as_of", sa.Date),  # last full recompute
+        sa.Column("params", sa.Text),  # JSON: settings fingerprint, thresholds used (value tiers, RFM edges)
         sa.Column("updated_at", TS),
     )
     op.create_table(
@@ -89,6 +114,7 @@ def upgrade() -> None:
 
 
 def downgrade() -> None:
-    for t in ["health_breaches", "health_snapshots", "clusters", "stage_history", "customer_aggregates", "tags"]:
+    op.drop_index("ix_orders_customer_paid", table_name="orders")
+    for t in ["health_breaches", "health_snapshots", "clusters", "tag_state", "stage_history", "customer_aggregates", "tags"]:
         op.drop_table(t)
 
