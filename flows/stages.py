@@ -5,4 +5,8 @@ dict of figures for the digest. Stages are appended here as they land.
 """
 from __future__ import annotations
 
-NIGHTLY_STAGES: list = []
+from flows.reports import quarantine_report
+
+NIGHTLY_STAGES: list = [
+    ("quarantine-report", quarantine_report),  # right after ingest: tonight's rejected records
+]

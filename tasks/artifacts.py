@@ -1,0 +1,173 @@
+"""Artifacts the operator reads in the Prefect UI, under stable keys.
+
+Every nightly run publishes its reports under the *same* key each night, so the UI's
+Artifacts page shows one entry per report with its full history (one version per run).
+The keys live here so every part of the product uses the same ones:
+
+| report | key |
+|---|---|
+| quarantine summary (this module) | ``nightly-quarantine`` |
+| nightly digest (alerts) | ``nightly-digest`` |
+| health report (tags/health) | ``health-report`` |
+| campaign read-out (campaigns) | ``campaign-readout-<campaign>`` e.g. ``campaign-readout-awakening`` |
+| churn model report (churn) | ``churn-model`` |
+| crisis incident (crisis) | ``incident-<incident id>`` |
+
+Use :func:`artifact_key` to build a key. Artifacts hold counts and rules, never a phone,
+email, name, token or webhook URL (``userops.privacy`` masks record values where needed).
+
+Plain functions first (testable without a Prefect server), the ``@task`` at the bottom.
+"""
+from __future__ import annotations
+
+import re
+from datetime import date
+
+from prefect import task
+
+from userops.db import get_engine, read_frame
+from userops.i18n import register, t
+
+ARTIFACT_KEYS: dict[str, str] = {
+    "quarantine": "nightly-quarantine",
+    "digest": "nightly-digest",
+    "health": "health-report",
+    "campaign": "campaign-readout-{name}",
+    "churn": "churn-model",
+    "incident": "incident-{name}",
+}
+
+_KEY_OK = re.compile(r"^[a-z0-9-]+$")
+
+
+def artifact_key(kind: str, name: str | None = None) -> str:
+    """The stable artifact key for a report ``kind`` (see ``ARTIFACT_KEYS``).
+
+    ``name`` fills the per-campaign / per-incident part; it is lower-cased and anything
+    Prefect does not allow in a key (only ``a-z``, ``0-9`` and ``-``) becomes ``-``."""
+    try:
+        pattern = ARTIFACT_KEYS[kind]
+    except KeyError:
+        raise KeyError(f"no artifact kind {kind!r}; known: {', '.join(sorted(ARTIFACT_KEYS))}") from None
+    if "{name}" in pattern:
+        if not name:
+            raise ValueError(f"artifact kind {kind!r} needs a name, e.g. artifact_key({kind!r}, 'awakening')")
+        slug = re.sub(r"[^a-z0-9-]+", "-", str(name).lower()).strip("-") or "unnamed"
+        pattern = pattern.replace("{name}", slug)
+    if not _KEY_OK.match(pattern):  # pragma: no cover - guarded by the table above
+        raise ValueError(f"invalid artifact key {pattern!r}")
+    return pattern
+
+
+register(
+    {
+        "artifact.quarantine.title": {
+            "zh-CN": "## 数据隔离区 {as_of}",
+            "en": "## Quarantine summary {as_of}",
+        },
+        "artifact.quarantine.none": {
+            "zh-CN": "本次运行没有被拒绝的记录。",
+            "en": "No record was rejected in this run.",
+        },
+        "artifact.quarantine.new": {
+            "zh-CN": "本次运行新隔离 {n} 条记录(隔离区累计 {total} 条)。",
+            "en": "{n} records quarantined in this run ({total} in the quarantine overall).",
+        },
+        "artifact.quarantine.header": {
+            "zh-CN": "| 数据表 | 规则 | 条数 | 原因示例 |",
+            "en": "| table | rule | records | example reason |",
+        },
+        "artifact.quarantine.hint": {
+            "zh-CN": "查看明细:`userops quarantine list --run {run_id}`(手机号、邮箱已脱敏)。",
+            "en": "Details: `userops quarantine list --run {run_id}` (phone and email masked).",
+        },
+        "artifact.quarantine.line": {
+            "zh-CN": "隔离:{table} 按规则 {rule} 拒绝 {n} 条",
+            "en": "quarantine: {table} rejected {n} by rule {rule}",
+        },
+        "artifact.quarantine.line_none": {
+            "zh-CN": "隔离:本次无拒绝记录",
+            "en": "quarantine: nothing rejected",
+        },
+    }
+)
+
+
+def quarantine_run_summary(run_id: str, engine=None) -> tuple[list[dict], int]:
+    """This run's newly quarantined records grouped by table and rule, and the overall total.
+
+    Only rule names, counts and the rule's reason text are read: never the record itself."""
+    engine = engine or get_engine()
+    df = read_frame(
+        engine,
+        "SELECT source_table, rule, COUNT(*) AS n, MIN(reason) AS reason FROM quarantine "
+        "WHERE run_id = :r GROUP BY source_table, rule ORDER BY source_table, rule",
+        {"r": run_id},
+    )
+    total = int(read_frame(engine, "SELECT COUNT(*) AS n FROM quarantine")["n"].iloc[0])
+    rows = [
+        {"table": r.source_table, "rule": r.rule, "n": int(r.n), "reason": _one_line(r.reason)}
+        for r in df.itertuples()
+    ]
+    rows.sort(key=lambda r: (r["table"], -r["n"], r["rule"]))
+    return rows, total
+
+
+def _one_line(text: str | None, limit: int = 120) -> str:
+    s = " ".join(str(text or "").split()).replace("|", "/")
+    return s if len(s) <= limit else s[: limit - 1] + "…"
+
+
+def quarantine_markdown(as_of: date | str, run_id: str, rows: list[dict], total: int, lang: str | None = None) -> str:
+    """The quarantine summary as Markdown for the Prefect UI."""
+    lines = [t("artifact.quarantine.title", lang, as_of=as_of), ""]
+    n = sum(r["n"] for r in rows)
+    if not rows:
+        lines.append(t("artifact.quarantine.none", lang))
+    else:
+        lines += [t("artifact.quarantine.new", lang, n=n, total=total), "", t("artifact.quarantine.header", lang), "|---|---|---:|---|"]
+        lines += [f"| {r['table']} | {r['rule']} | {r['n']} | {r['reason']} |" for r in rows]
+        lines += ["", t("artifact.quarantine.hint", lang, run_id=run_id)]
+    return "\n".join(lines) + "\n"
+
+
+def quarantine_summary_lines(rows: list[dict], lang: str | None = None) -> list[str]:
+    """Operator-readable lines for the nightly digest."""
+    if not rows:
+        return [t("artifact.quarantine.line_none", lang)]
+    return [t("artifact.quarantine.line", lang, table=r["table"], rule=r["rule"], n=r["n"]) for r in rows]
+
+
+def publish_markdown(kind: str, markdown: str, description: str, name: str | None = None) -> str:
+    """Publish a Markdown artifact under the stable key of ``kind``; returns the key.
+
+    Needs a Prefect run context (call it from a task or flow)."""
+    from prefect.artifacts import create_markdown_artifact
+
+    key = artifact_key(kind, name)
+    create_markdown_artifact(markdown=markdown, key=key, description=description)
+    return key
+
+
+def publish_quarantine_summary(as_of: date | str, run_id: str) -> dict:
+    """Build this run's quarantine summary, publish it as ``nightly-quarantine``, and return
+    the figures for the digest (``summary`` lines, ``quarantined`` count, ``by_rule``)."""
+    rows, total = quarantine_run_summary(run_id)
+    key = publish_markdown(
+        "quarantine",
+        quarantine_markdown(as_of, run_id, rows, total),
+        description=f"Quarantine summary, nightly run {as_of}",
+    )
+    return {
+        "artifact_key": key,
+        "quarantined": sum(r["n"] for r in rows),
+        "quarantine_total": total,
+        "by_rule": [{k: r[k] for k in ("table", "rule", "n")} for r in rows],
+        "summary": quarantine_summary_lines(rows),
+    }
+
+
+# ----------------------------------------------------------------------------- tasks
+@task(name="publish-quarantine-summary")
+def quarantine_summary_task(as_of: date, run_id: str) -> dict:
+    return publish_quarantine_summary(as_of, run_id)
