@@ -33,8 +33,15 @@ def ingest_sources(run_id: str, full_refresh: bool = False) -> dict:
 
 @flow(name="nightly", log_prints=True, **ALERT_HOOKS)
 def nightly(as_of: date | None = None, full_refresh: bool = False) -> dict:
-    """The nightly run. ``as_of``: the business day to compute for (default: today in the
-    shop's timezone). ``full_refresh``: re-read every source from the beginning."""
+    """The nightly run: pull customers and orders, check and store them, then run every
+    nightly stage (tags, health, churn scores, campaigns, crisis check, digest).
+
+    Args:
+        as_of: The business day to compute for, YYYY-MM-DD. Leave empty for today in the
+            shop's timezone (Asia/Shanghai by default).
+        full_refresh: Re-read every source from the beginning instead of only the records
+            changed since the last run. Slower; use it after fixing data at the source.
+    """
     logger = get_run_logger()
     as_of = as_of or shop_today()
     run_id = new_run_id("nightly")
