@@ -171,6 +171,18 @@ class AlertSettings(BaseModel):
     use_blocks: bool = True  # also read channels from Prefect blocks when a Prefect API is configured
 
 
+class DeploySettings(BaseModel):
+    """How ``userops serve`` deploys prefect.yaml (issue 8). Empty = the value in prefect.yaml."""
+
+    work_pool: str | None = None  # default userops-pool
+    nightly_cron: str | None = None  # default "0 2 * * *" (02:00 shop time)
+    retrain_cron: str | None = None  # default "0 5 * * 0" (Sunday 05:00)
+    monitor_cron: str | None = None  # default "0 * * * *" (hourly)
+    schedule_timezone: str | None = None  # default: the shop's timezone (``timezone``)
+    host: str = "127.0.0.1"  # where `userops serve` binds the Prefect server
+    port: int = 4200
+
+
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(
         env_prefix="USEROPS_",
@@ -208,6 +220,13 @@ class Settings(BaseSettings):
     push_webhook_url: SecretStr | None = None
     prefect_ui_url: str = "http://127.0.0.1:4200"
     alerts: AlertSettings = AlertSettings()
+    deploy: DeploySettings = DeploySettings()
+    # Heavy per-partition work (scoring, audience planning): "default" = threads in the
+    # flow's process; "dask" = prefect-dask's DaskTaskRunner on USEROPS_DASK_ADDRESS, or a
+    # local Dask cluster of ``dask_workers`` processes when no address is given.
+    task_runner: Literal["default", "dask"] = "default"
+    dask_address: str | None = None  # e.g. tcp://10.0.0.5:8786 (a running dask scheduler)
+    dask_workers: int = 2
 
     @classmethod
     def settings_customise_sources(
