@@ -13,6 +13,7 @@ from __future__ import annotations
 import codecs
 import logging
 import time
+import zipfile
 from dataclasses import dataclass, field
 from datetime import datetime
 from email.utils import parsedate_to_datetime
@@ -301,7 +302,7 @@ def read_table_file(path: str | Path, table: str, mapping: dict[str, str] | None
             return canonicalize_columns(df, table, mapping)
     except FileImportError:
         raise
-    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError, ValueError, OSError) as exc:
+    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError, ValueError, OSError, zipfile.BadZipFile, KeyError) as exc:
         raise FileImportError(f"{p}: cannot read the file: {exc}") from None
     raise FileImportError(f"{p}: unsupported file type {suffix or '(none)'}; use .csv or .xlsx")
 

@@ -14,6 +14,7 @@ import json
 import logging
 import os
 import threading
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from functools import lru_cache
@@ -89,14 +90,32 @@ def load_suites(directory: Path | None = None) -> dict:
             raise SuiteError(f"expectation suite {path} is missing: every source table needs one")
         try:
             data = json.loads(path.read_text(encoding="utf-8"))
-            suite = gx.ExpectationSuite(**data)
+            with _quiet_gx():
+                suite = gx.ExpectationSuite(**data)
         except Exception as exc:  # GE raises several kinds; all mean "fix this file"
             raise SuiteError(f"expectation suite {path} does not load: {exc}") from None
+        # GE logs and DROPS an expectation it cannot build; we refuse instead.
+        loaded = {e.expectation_type for e in suite.expectations}
+        dropped = [e.get("type") for e in data.get("expectations", []) if e.get("type") not in loaded]
+        if len(suite.expectations) != len(data.get("expectations", [])) or dropped:
+            raise SuiteError(f"expectation suite {path} does not load: unknown or invalid expectation(s) {', '.join(map(str, dropped)) or '(see kwargs)'}")
         for exp in suite.expectations:
             if not exp.expectation_type.startswith("expect_table_") and not (exp.meta or {}).get("rule"):
                 raise SuiteError(f"expectation suite {path}: {exp.expectation_type} has no meta.rule naming its quarantine rule")
         suites[table] = suite
     return suites
+
+
+@contextmanager
+def _quiet_gx():
+    """GE logs a traceback for an expectation it cannot build; we report it ourselves."""
+    lg = logging.getLogger("great_expectations")
+    old = lg.level
+    lg.setLevel(logging.CRITICAL)
+    try:
+        yield
+    finally:
+        lg.setLevel(old)
 
 
 @lru_cache(maxsize=1)
@@ -254,6 +273,7 @@ def validate_frame(
     row_exps = [e for e in suite.expectations if not e.expectation_type.startswith("expect_table_")]
     bad_parts = [parse_fail[["idx", "rule"]]] if len(parse_fail) else []
     reasons: dict[str, str] = {r: _parse_reason(r, language) for r in parse_fail["rule"].unique()} if len(parse_fail) else {}
+    unparseable = {c: set(g["idx"]) for c, g in parse_fail.groupby("column")} if len(parse_fail) else {}
     if n:
         rres = _run_suite(f"{table}_rows", row_exps, typed, params)
         for r in rres.results:
@@ -269,6 +289,10 @@ def validate_frame(
             idx = r.result.get("unexpected_index_list") or []
             if idx and isinstance(idx[0], dict):
                 idx = [next(iter(d.values())) for d in idx]
+            col = r.expectation_config.kwargs.get("column")
+            if idx and col in unparseable:
+                # a value that could not be parsed is reported once, as unparseable
+                idx = [i for i in idx if i not in unparseable[col]]
             if idx:
                 bad_parts.append(pd.DataFrame({"idx": idx, "rule": rule}))
                 reasons[rule] = meta.get(language) or meta.get("en") or rule

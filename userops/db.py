@@ -169,11 +169,14 @@ def bulk_upsert(
     update_only_changed: bool = True,
     chunk_rows: int = 200_000,
     on_conflict: str = "update",
+    compare_ignore: Sequence[str] = ("updated_at",),
 ) -> int:
     """Insert-or-update ``df`` into ``table`` by ``key`` inside the caller's transaction.
 
     With ``update_only_changed`` a row whose values did not change is not rewritten, so
-    re-running a night leaves the warehouse byte-for-byte the same. Returns rows written.
+    re-running a night leaves the warehouse byte-for-byte the same; columns in
+    ``compare_ignore`` (the change stamp) are written with a change but never cause one.
+    Returns rows offered.
     """
     if df.empty:
         return 0
@@ -188,7 +191,8 @@ def bulk_upsert(
         action = f"DO UPDATE SET {sets}"
         if update_only_changed:
             op = "IS NOT" if sqlite else "IS DISTINCT FROM"
-            cond = " OR ".join(f"{q(table)}.{q(c)} {op} excluded.{q(c)}" for c in non_key)
+            compared = [c for c in non_key if c not in compare_ignore] or non_key
+            cond = " OR ".join(f"{q(table)}.{q(c)} {op} excluded.{q(c)}" for c in compared)
             action += f" WHERE {cond}"
     else:
         action = "DO NOTHING"

@@ -12,8 +12,9 @@ Paths (all JSON, rows ordered by updated_at then id):
 
 Faults for tests (``SampleServer.faults`` or POST /_admin/faults): ``fail_next`` answers the
 next N data requests with 500, ``rate_limit_next`` with 429 + Retry-After, ``slow_seconds``
-delays every data response, ``always_fail`` answers 500 forever, ``malformed`` turns
-that many rows of every table into bad records.
+delays every data response, ``always_fail`` answers 500 forever, ``fail_after`` answers
+500 forever after that many more successful data requests, ``malformed`` turns
+that many rows of every page into bad records (of ``malformed_tables`` only, when given).
 """
 from __future__ import annotations
 
@@ -98,6 +99,9 @@ class SampleServer:
 
     def _malform(self, rows: list[dict], table: str) -> list[dict]:
         n = int(self.faults.get("malformed", 0))
+        only = self.faults.get("malformed_tables")
+        if only and table not in only:
+            return rows
         for r in rows[:n]:
             if table == "customers":
                 r["email"] = "not-an-email"
@@ -139,6 +143,11 @@ class SampleServer:
                 if f.get("slow_seconds"):
                     time.sleep(float(f["slow_seconds"]))
                 with server_self._lock:
+                    if f.get("fail_after") is not None:
+                        if f["fail_after"] <= 0:
+                            self._send(500, {"error": "internal error (injected)"})
+                            return True
+                        f["fail_after"] -= 1
                     if f.get("always_fail"):
                         self._send(500, {"error": "internal error (injected)"})
                         return True

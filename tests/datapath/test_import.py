@@ -1,0 +1,131 @@
+"""`userops import`: CSV and Excel, canonical and zh-CN headers, dirty rows quarantined."""
+from __future__ import annotations
+
+import pandas as pd
+import pytest
+import sqlalchemy as sa
+from typer.testing import CliRunner
+
+from tasks.extract import FileImportError
+from tasks.ingest import import_file
+from userops.cli import app
+from userops.db import read_frame
+
+runner = CliRunner()
+
+CUSTOMERS_CSV = """customer_id,name,phone,email,registered_at,city,marketing_consent
+C1,张三,13800138000,zhang@example.com,2025-01-02 10:00:00,上海,true
+C2,李四,13900139000,li@example.com,2025-02-03,北京,是
+C3,王五,12,wang@example.com,2025-03-04,杭州,false
+C4,赵六,13700137000,not-an-email,2025-04-05,深圳,1
+,无名,13600136000,x@example.com,2025-05-06,成都,0
+C6,钱七,13500135000,qian@example.com,2099-01-01,南京,yes
+"""
+
+# zh-CN headers as an operator's export would have them
+ORDERS_ZH_CSV = """订单号,客户ID,下单时间,金额,订单状态
+O1,C1,2025-06-01 12:00:00,199.00,已支付
+O2,C1,2025-07-01 12:00:00,-5,已支付
+O3,C2,2025-07-02 12:00:00,88.5,已退款
+O4,C9,2025-07-03 12:00:00,10,paid
+O5,C2,2025-07-04 12:00:00,10,shipped
+O1,C1,2025-06-01 12:00:00,199.00,已支付
+"""
+
+
+def write(tmp_path, name, text):
+    p = tmp_path / name
+    p.write_text(text, encoding="utf-8")
+    return p
+
+
+def quarantine(engine, table):
+    return read_frame(engine, "SELECT source_id, rule FROM quarantine WHERE source_table = :t ORDER BY source_id, rule", {"t": table})
+
+
+def test_import_customers_rules(warehouse, tmp_path):
+    res = import_file("customers", write(tmp_path, "c.csv", CUSTOMERS_CSV))
+    q = quarantine(warehouse, "customers")
+    got = set(zip(q["source_id"].fillna("<none>"), q["rule"]))
+    assert got == {
+        ("C3", "phone_malformed"),
+        ("C4", "email_malformed"),
+        ("<none>", "id_missing"),
+        ("C6", "registered_at_out_of_range"),
+    }
+    assert (res.read, res.loaded, res.quarantined) == (6, 2, 4)
+    loaded = read_frame(warehouse, "SELECT customer_id, marketing_consent, registered_at FROM customers ORDER BY customer_id", parse_dates=["registered_at"])
+    assert loaded["customer_id"].tolist() == ["C1", "C2"]
+    assert [bool(x) for x in loaded["marketing_consent"]] == [True, True]  # "true" and "是"
+    # naive times in a file are shop-local (Asia/Shanghai): 10:00 +08:00 = 02:00 UTC
+    assert loaded["registered_at"].iloc[0] == pd.Timestamp("2025-01-02 02:00:00")
+
+
+def test_import_orders_zh_headers_and_values(warehouse, tmp_path):
+    import_file("customers", write(tmp_path, "c.csv", CUSTOMERS_CSV))
+    res = import_file("orders", write(tmp_path, "o.csv", ORDERS_ZH_CSV))
+    q = quarantine(warehouse, "orders")
+    got = set(zip(q["source_id"], q["rule"]))
+    assert got == {
+        ("O2", "amount_negative"),
+        ("O4", "customer_unknown"),
+        ("O5", "status_unknown"),
+        ("O1", "duplicate_order_id"),
+    }
+    orders = read_frame(warehouse, "SELECT order_id, status, CAST(amount AS FLOAT) AS amount FROM orders ORDER BY order_id")
+    assert orders["order_id"].tolist() == ["O3"]
+    assert orders["status"].tolist() == ["refunded"]  # 已退款
+    assert res.read == 6 and res.loaded == 1
+
+
+def test_reimport_is_idempotent(warehouse, tmp_path):
+    p = write(tmp_path, "c.csv", CUSTOMERS_CSV)
+    import_file("customers", p)
+    snap = lambda: (
+        read_frame(warehouse, "SELECT * FROM customers ORDER BY customer_id").to_dict("records"),
+        read_frame(warehouse, "SELECT source_table, source_id, rule, record FROM quarantine ORDER BY id").to_dict("records"),
+    )
+    before = snap()
+    import_file("customers", p)
+    assert snap() == before
+
+
+def test_excel_with_column_mapping(warehouse, tmp_path):
+    df = pd.DataFrame({"会员号": ["C1", "C2"], "手机号": ["13800138000", "13900139000"], "注册时间": ["2025-01-01", "2025-01-02"]})
+    p = tmp_path / "members.xlsx"
+    df.to_excel(p, index=False)
+    res = import_file("customers", p, mapping={"会员号": "customer_id"})
+    assert (res.loaded, res.quarantined) == (2, 0)
+
+
+def test_missing_required_column_names_it(warehouse, tmp_path):
+    p = write(tmp_path, "o.csv", "order_id,customer_id,paid_at,status\nO1,C1,2025-01-01,paid\n")
+    with pytest.raises(FileImportError, match=r"required column\(s\) missing: amount"):
+        import_file("orders", p)
+
+
+def test_cli_import_exit_codes_and_messages(warehouse, tmp_path):
+    ok = runner.invoke(app, ["import", "customers", str(write(tmp_path, "c.csv", CUSTOMERS_CSV))])
+    assert ok.exit_code == 0, ok.output
+    assert "6" in ok.output and "2" in ok.output and "4" in ok.output
+    bad = runner.invoke(app, ["import", "orders", str(write(tmp_path, "o.csv", "order_id,amount\nO1,3\n"))])
+    assert bad.exit_code == 1
+    assert "customer_id" in bad.output and "missing" in bad.output
+    gone = runner.invoke(app, ["import", "orders", str(tmp_path / "nope.csv")])
+    assert gone.exit_code == 1 and "no such file" in gone.output
+    garbage = tmp_path / "g.xlsx"
+    garbage.write_bytes(b"this is not a workbook")
+    res = runner.invoke(app, ["import", "customers", str(garbage)])
+    assert res.exit_code == 1 and "cannot read" in res.output
+
+
+def test_cli_quarantine_list_and_show_mask_personal_data(warehouse, tmp_path):
+    runner.invoke(app, ["import", "customers", str(write(tmp_path, "c.csv", CUSTOMERS_CSV))])
+    out = runner.invoke(app, ["quarantine", "list"]).output
+    assert "phone_malformed" in out and "email_malformed" in out
+    qid = read_frame(warehouse, "SELECT id FROM quarantine WHERE rule = 'email_malformed'")["id"].iloc[0]
+    show = runner.invoke(app, ["quarantine", "show", str(int(qid))])
+    assert show.exit_code == 0
+    assert "email_malformed" in show.output
+    assert "13700137000" not in show.output  # phone masked
+    assert "赵六" not in show.output  # name masked
