@@ -25,18 +25,33 @@ def upgrade() -> None:
         sa.Column("title", sa.Text, nullable=False),
         sa.Column("body", sa.Text, nullable=False),  # markdown, no personal data
         sa.Column("payload", sa.Text),  # JSON extra (links, mentions)
-        sa.Column("status", sa.String(16), nullable=False, server_default="pending"),  # pending / sent / failed / merged
+        sa.Column("status", sa.String(16), nullable=False, server_default="pending"),  # pending / sending / sent / failed
         sa.Column("attempts", sa.Integer, nullable=False, server_default="0"),
         sa.Column("next_attempt_at", TS),
         sa.Column("last_error", sa.Text),
         sa.Column("created_at", TS, nullable=False),
         sa.Column("sent_at", TS),
+        sa.Column("claim", sa.String(40)),  # token of the deliverer holding the row while status = sending
+        sa.Column("send_id", sa.Integer),  # alert_sends.id of the message that carried it (merged: shared)
         sa.UniqueConstraint("dedupe_key", "channel", name="uq_alert_dedupe"),
     )
     op.create_index("ix_alert_outbox_status", "alert_outbox", ["status", "next_attempt_at"])
+    # One row per HTTP post that reached a channel: the rate limiter counts these
+    # (across processes), and it tells how many alerts each message carried.
+    op.create_table(
+        "alert_sends",
+        sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+        sa.Column("channel", sa.String(40), nullable=False),
+        sa.Column("sent_at", TS, nullable=False),
+        sa.Column("alerts", sa.Integer, nullable=False, server_default="1"),  # alerts carried; > 1: a merged message
+        sa.Column("part", sa.Integer, nullable=False, server_default="1"),  # 1-based part of a message split for size
+        sa.Column("outcome", sa.String(16), nullable=False),  # sent / refused / limited (every post that reached the channel counts)
+    )
+    op.create_index("ix_alert_sends_channel", "alert_sends", ["channel", "sent_at"])
 
 
 
 def downgrade() -> None:
+    op.drop_table("alert_sends")
     op.drop_table("alert_outbox")
 

@@ -1,0 +1,455 @@
+"""Channel clients: Slack incoming webhook, DingTalk custom robot, WeCom group robot.
+
+Each client turns a :class:`Message` into one or more wire payloads (``render``) and posts
+one payload (``post``), translating the service's answer into a verdict:
+
+* success -> returns normally;
+* :class:`ConfigError` - the channel is misconfigured (revoked webhook, archived channel,
+  DingTalk 310000 sign/keyword/IP, WeCom bad key): retrying will not help until the
+  operator fixes it; the message says what to fix;
+* :class:`RateLimited` - the service asked us to slow down (Slack 429 + Retry-After,
+  DingTalk 130101, WeCom 45009);
+* :class:`TransientError` - outage, timeout, 5xx: retry with backoff;
+* :class:`PayloadError` - the service refused this message's content.
+
+No client ever logs or raises with its webhook URL, token, key or secret in the text.
+"""
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+import json
+import logging
+import re
+import time
+import urllib.parse
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import requests
+
+from tasks.alerts.messages import SEVERITY_ICON
+from tasks.alerts.safety import clean, describe_exception
+from userops.i18n import t
+
+log = logging.getLogger("userops.alerts")
+
+
+# ----------------------------------------------------------------------------- model
+@dataclass
+class Message:
+    """What an operator reads. ``body`` is light markdown: lines, ``- `` bullets,
+    ``**bold**`` and ``[label](url)`` links. Text is cleaned (no PII, no secrets) by the
+    outbox before it gets here; links are built by us from settings and run ids."""
+
+    title: str
+    body: str = ""
+    severity: str = "warning"
+    kind: str = ""
+    link: str | None = None
+    link_label: str | None = None
+    mention: bool = False  # @-mention the configured people (DingTalk)
+    alerts: int = 1  # how many outbox alerts this message carries
+
+
+class DeliveryError(Exception):
+    verdict = "error"
+
+    def __init__(self, message: str, retry_after: float | None = None, reached: bool = True):
+        super().__init__(message)
+        self.retry_after = retry_after
+        self.reached = reached  # the service answered (the post counts against its rate limit)
+
+
+class ConfigError(DeliveryError):
+    verdict = "configuration error"
+
+
+class RateLimited(DeliveryError):
+    verdict = "rate limited"
+
+
+class TransientError(DeliveryError):
+    verdict = "unavailable"
+
+
+class PayloadError(DeliveryError):
+    verdict = "message refused"
+
+
+# ----------------------------------------------------------------------------- helpers
+_LINK = re.compile(r"\[([^\]]+)\]\(([^)\s]+)\)")
+_BOLD = re.compile(r"\*\*(.+?)\*\*")
+
+
+def utf8_len(s: str) -> int:
+    return len(s.encode("utf-8"))
+
+
+def split_bytes(text: str, limit: int) -> list[str]:
+    """Split ``text`` into chunks of at most ``limit`` UTF-8 bytes, at line breaks where
+    possible and never inside a character."""
+    if utf8_len(text) <= limit:
+        return [text]
+    chunks: list[str] = []
+    cur = ""
+    for line in text.split("\n"):
+        piece = line if not cur else "\n" + line
+        if utf8_len(cur) + utf8_len(piece) <= limit:
+            cur += piece
+            continue
+        if cur:
+            chunks.append(cur)
+            cur = ""
+        while utf8_len(line) > limit:  # one line longer than a chunk: cut at a character boundary
+            b = line.encode("utf-8")[:limit]
+            head = b.decode("utf-8", errors="ignore")
+            chunks.append(head)
+            line = line[len(head):]
+        cur = line
+    if cur:
+        chunks.append(cur)
+    return chunks
+
+
+def to_plain(md: str) -> str:
+    md = _LINK.sub(lambda m: f"{m.group(1)} ({m.group(2)})", md)
+    return _BOLD.sub(lambda m: m.group(1), md)
+
+
+def to_slack_mrkdwn(md: str) -> str:
+    md = md.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+    md = _LINK.sub(lambda m: f"<{m.group(2)}|{m.group(1)}>", md)
+    md = _BOLD.sub(lambda m: f"*{m.group(1)}*", md)
+    return _bullets(md)
+
+
+def _bullets(md: str) -> str:
+    return "\n".join(("• " + ln[2:]) if ln.startswith("- ") else ln for ln in md.split("\n"))
+
+
+def _json_or_none(resp: requests.Response):
+    try:
+        return resp.json()
+    except ValueError:
+        return None
+
+
+# ----------------------------------------------------------------------------- base
+class Channel:
+    """One configured destination. ``name`` is what routes and the outbox refer to."""
+
+    type = "base"
+    default_rate_per_minute = 20
+
+    def __init__(self, name: str, *, rate_per_minute: int | None = None, timeout: float = 10.0, source: str = "settings", session: requests.Session | None = None):
+        self.name = name
+        self.rate_per_minute = rate_per_minute or self.default_rate_per_minute
+        self.timeout = timeout
+        self.source = source  # settings / block
+        self._session = session
+
+    @property
+    def session(self) -> requests.Session:
+        if self._session is None:
+            self._session = requests.Session()
+        return self._session
+
+    def secrets(self) -> list[str]:
+        """Strings that must never appear in a log or an error (for redaction)."""
+        return []
+
+    def render(self, msg: Message, lang: str | None = None) -> list[dict]:  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    def post(self, payload: dict) -> None:  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    def send(self, msg: Message, lang: str | None = None) -> int:
+        """Render and post every part (used by ``userops alert test``). Returns parts posted."""
+        parts = self.render(msg, lang)
+        for p in parts:
+            self.post(p)
+        return len(parts)
+
+    def _http(self, url: str, payload: dict) -> requests.Response:
+        try:
+            return self.session.post(
+                url,
+                data=json.dumps(payload, ensure_ascii=False).encode("utf-8"),
+                headers={"Content-Type": "application/json; charset=utf-8"},
+                timeout=(min(5.0, self.timeout), self.timeout),
+            )
+        except requests.exceptions.RequestException as exc:
+            raise TransientError(f"{self.type} {describe_exception(exc)}", reached=False) from None
+
+    def describe(self) -> str:
+        return f"{self.name} ({self.type}, {self.source}, {self.rate_per_minute}/min)"
+
+    def __repr__(self) -> str:  # never the URL
+        return f"<{type(self).__name__} {self.name!r}>"
+
+
+class LogChannel(Channel):
+    """No chat channel configured: the alert is written to the log (scrubbed) and kept in
+    the outbox, where the digest and ``userops alert list`` show it."""
+
+    type = "log"
+    default_rate_per_minute = 10_000
+
+    def render(self, msg: Message, lang: str | None = None) -> list[dict]:
+        return [{"title": msg.title, "body": msg.body, "severity": msg.severity}]
+
+    def post(self, payload: dict) -> None:
+        level = logging.WARNING if payload["severity"] in ("warning", "error", "critical") else logging.INFO
+        log.log(level, "alert [%s] %s", payload["severity"], clean(payload["title"]))
+
+
+# ----------------------------------------------------------------------------- Slack
+class SlackChannel(Channel):
+    """Slack incoming webhook: ``text`` (notification fallback) + Block Kit ``blocks``."""
+
+    type = "slack"
+    HEADER_MAX = 150  # plain_text in a header block
+    SECTION_MAX = 3000  # mrkdwn text in a section block
+    TEXT_MAX = 3900
+    MAX_BLOCKS = 50
+
+    def __init__(self, name: str, webhook_url: str, **kw):
+        super().__init__(name, **kw)
+        self._url = webhook_url
+
+    def secrets(self) -> list[str]:
+        return [self._url]
+
+    def render(self, msg: Message, lang: str | None = None) -> list[dict]:
+        icon = SEVERITY_ICON.get(msg.severity, "")
+        title = f"{icon} {msg.title}".strip()
+        text = to_plain(f"{title}\n{msg.body}")
+        if msg.link:
+            text += f"\n{msg.link}"
+        if len(text) > self.TEXT_MAX:
+            text = text[: self.TEXT_MAX - 1] + "…"
+        header = title if len(title) <= self.HEADER_MAX else title[: self.HEADER_MAX - 1] + "…"
+        blocks: list[dict] = [{"type": "header", "text": {"type": "plain_text", "text": header, "emoji": True}}]
+        body = to_slack_mrkdwn(msg.body)
+        sections = split_bytes(body, self.SECTION_MAX) if body else []
+        # split_bytes counts bytes (<= chars), so every chunk is within Slack's character limit
+        footer_blocks = 2 if msg.link else 1
+        room = self.MAX_BLOCKS - 1 - footer_blocks
+        if len(sections) > room:
+            sections = sections[: room - 1] + [sections[room - 1][: self.SECTION_MAX - 40] + "\n…"]
+        for s in sections:
+            blocks.append({"type": "section", "text": {"type": "mrkdwn", "text": s}})
+        ctx = f"{msg.severity}" + (f" · {msg.kind}" if msg.kind else "") + (f" · {msg.alerts}" if msg.alerts > 1 else "")
+        blocks.append({"type": "context", "elements": [{"type": "mrkdwn", "text": ctx}]})
+        if msg.link:
+            blocks.append(
+                {
+                    "type": "actions",
+                    "elements": [
+                        {"type": "button", "text": {"type": "plain_text", "text": msg.link_label or t("alert.view", lang)}, "url": msg.link}
+                    ],
+                }
+            )
+        return [{"text": text, "blocks": blocks}]
+
+    def post(self, payload: dict) -> None:
+        resp = self._http(self._url, payload)
+        body = (resp.text or "").strip()
+        if resp.status_code == 200:
+            return
+        code = body.split()[0][:60] if body else str(resp.status_code)
+        if resp.status_code == 429:
+            raise RateLimited(f"Slack rate limit (429 {code})", retry_after=_retry_after(resp))
+        if resp.status_code == 400 and code in ("invalid_payload", "invalid_blocks", "invalid_blocks_format", "too_many_attachments") and "blocks" in payload:
+            # the blocks were refused: the plain text fallback still tells the operator
+            return self.post({"text": payload["text"]})
+        if resp.status_code == 400:
+            raise PayloadError(f"Slack refused the message (400 {code})")
+        if resp.status_code == 403:
+            raise ConfigError(
+                f"Slack refused the webhook (403 {code}): the webhook or its app was revoked or disabled, "
+                "or posting is prohibited in that channel; create a new incoming webhook"
+            )
+        if resp.status_code == 404:
+            raise ConfigError(
+                f"Slack webhook target not found (404 {code}): the channel was deleted or the webhook URL is wrong; "
+                "point the webhook at an existing channel"
+            )
+        if resp.status_code == 410:
+            raise ConfigError(f"Slack channel is archived (410 {code}): unarchive it or create a webhook for another channel")
+        if resp.status_code >= 500:
+            raise TransientError(f"Slack unavailable ({resp.status_code} {code})")
+        raise TransientError(f"Slack answered {resp.status_code} {code}")
+
+
+def _retry_after(resp: requests.Response, default: float = 30.0) -> float:
+    v = resp.headers.get("Retry-After")
+    try:
+        return max(1.0, float(v)) if v is not None else default
+    except ValueError:
+        return default
+
+
+# ----------------------------------------------------------------------------- DingTalk
+def dingtalk_sign(timestamp_ms: int | str, secret: str) -> str:
+    """The robot's signature: base64(HMAC-SHA256(key=secret, msg=f"{timestamp}\\n{secret}"))
+    (URL-encoding happens when it is put in the query string)."""
+    string_to_sign = f"{timestamp_ms}\n{secret}".encode("utf-8")
+    digest = hmac.new(secret.encode("utf-8"), string_to_sign, digestmod=hashlib.sha256).digest()
+    return base64.b64encode(digest).decode("ascii")
+
+
+def dingtalk_signed_url(webhook_url: str, secret: str | None, timestamp_ms: int) -> str:
+    if not secret:
+        return webhook_url
+    sep = "&" if "?" in webhook_url else "?"
+    sign = urllib.parse.quote_plus(dingtalk_sign(timestamp_ms, secret))
+    return f"{webhook_url}{sep}timestamp={timestamp_ms}&sign={sign}"
+
+
+class DingTalkChannel(Channel):
+    """DingTalk custom robot (加签): markdown, or actionCard when there is a link and nobody
+    to @. Success is ``errcode == 0``; the HTTP status is 200 either way."""
+
+    type = "dingtalk"
+    MAX_BYTES = 18_000  # the robot accepts ~20 000 bytes of content; keep a margin
+    RETRY_TOO_FAST = 60.0  # seconds after 130101
+
+    def __init__(self, name: str, webhook_url: str, secret: str | None = None, at_mobiles: list[str] | None = None, at_user_ids: list[str] | None = None, clock: Callable[[], float] = time.time, **kw):
+        super().__init__(name, **kw)
+        self._url = webhook_url
+        self._secret = secret
+        self._at_mobiles = list(at_mobiles or [])
+        self._at_user_ids = list(at_user_ids or [])
+        self.clock = clock
+
+    def secrets(self) -> list[str]:
+        return [x for x in [self._url, self._secret, *self._at_mobiles] if x]
+
+    def render(self, msg: Message, lang: str | None = None) -> list[dict]:
+        icon = SEVERITY_ICON.get(msg.severity, "")
+        title = f"{icon} {msg.title}".strip()
+        body = msg.body.replace("\n", "\n\n").replace("\n\n- ", "\n- ")
+        mention = msg.mention and bool(self._at_mobiles or self._at_user_ids)
+        use_card = bool(msg.link) and not mention
+        link_md = f"\n\n[{msg.link_label or t('alert.view', lang)}]({msg.link})" if msg.link and not use_card else ""
+        head = f"### {title}\n\n"
+        chunks = split_bytes(body, self.MAX_BYTES - utf8_len(head) - utf8_len(link_md) - 64) if body else [""]
+        out = []
+        n = len(chunks)
+        for i, chunk in enumerate(chunks, 1):
+            part = f" {t('alert.part', lang, i=i, n=n)}" if n > 1 else ""
+            text = f"### {title}{part}\n\n{chunk}" + (link_md if i == n else "")
+            if use_card and i == n:
+                out.append(
+                    {
+                        "msgtype": "actionCard",
+                        "actionCard": {
+                            "title": msg.title[:60],
+                            "text": text,
+                            "btnOrientation": "0",
+                            "singleTitle": msg.link_label or t("alert.view", lang),
+                            "singleURL": msg.link,
+                        },
+                    }
+                )
+            else:
+                p = {"msgtype": "markdown", "markdown": {"title": msg.title[:60], "text": text}}
+                if mention:
+                    # @ by the API field only: phone numbers are never written into the text
+                    p["at"] = {"atMobiles": self._at_mobiles, "atUserIds": self._at_user_ids, "isAtAll": False}
+                out.append(p)
+        return out
+
+    def post(self, payload: dict) -> None:
+        url = dingtalk_signed_url(self._url, self._secret, int(self.clock() * 1000))
+        resp = self._http(url, payload)
+        data = _json_or_none(resp)
+        if resp.status_code >= 500:
+            raise TransientError(f"DingTalk unavailable (HTTP {resp.status_code})")
+        if not isinstance(data, dict) or "errcode" not in data:
+            raise TransientError(f"DingTalk answered HTTP {resp.status_code} without an errcode")
+        code = data.get("errcode")
+        errmsg = clean(str(data.get("errmsg", "")), self.secrets())[:200]
+        if code == 0:
+            return
+        if code == 310000:
+            raise ConfigError(
+                f"DingTalk refused the robot's security check (310000: {errmsg}): this is a configuration "
+                "error - check the signing secret (加签), the custom keyword, or the IP allow-list of the robot"
+            )
+        if code == 130101:
+            raise RateLimited(f"DingTalk: send too fast (130101: {errmsg})", retry_after=self.RETRY_TOO_FAST)
+        if code in (300001, 400101, 400102, 400013, 300005):
+            raise ConfigError(f"DingTalk robot unusable ({code}: {errmsg}): the access token is wrong, or the robot was stopped or removed")
+        if code in (40035, 430101, 40044):
+            raise PayloadError(f"DingTalk refused the message ({code}: {errmsg})")
+        raise TransientError(f"DingTalk errcode {code}: {errmsg}")
+
+
+# ----------------------------------------------------------------------------- WeCom
+class WeComChannel(Channel):
+    """WeCom (企业微信) group robot: the key is in the webhook URL; text or markdown,
+    split so no part exceeds the content limit (text 2048 bytes, markdown 4096 bytes)."""
+
+    type = "wecom"
+    LIMITS = {"text": 2048, "markdown": 4096}
+    RETRY_TOO_FAST = 60.0
+
+    def __init__(self, name: str, webhook_url: str, msgtype: str = "markdown", **kw):
+        super().__init__(name, **kw)
+        self._url = webhook_url
+        self.msgtype = msgtype if msgtype in self.LIMITS else "markdown"
+
+    def secrets(self) -> list[str]:
+        key = urllib.parse.parse_qs(urllib.parse.urlsplit(self._url).query).get("key", [""])[0]
+        return [x for x in (self._url, key) if x]
+
+    def render(self, msg: Message, lang: str | None = None) -> list[dict]:
+        icon = SEVERITY_ICON.get(msg.severity, "")
+        limit = self.LIMITS[self.msgtype]
+        if self.msgtype == "markdown":
+            title = f"**{icon} {msg.title}**"
+            body = msg.body
+            tail = f"\n[{msg.link_label or t('alert.view', lang)}]({msg.link})" if msg.link else ""
+        else:
+            title = f"{icon} {msg.title}"
+            body = to_plain(msg.body)
+            tail = f"\n{msg.link}" if msg.link else ""
+        whole = f"{title}\n{body}{tail}"
+        if utf8_len(whole) <= limit:
+            return [self._payload(whole)]
+        # room for the title line with a part marker on every part
+        marker_room = utf8_len(title) + utf8_len(t("alert.part", lang, i=99, n=99)) + 4
+        chunks = split_bytes(f"{body}{tail}", limit - marker_room)
+        n = len(chunks)
+        return [self._payload(f"{title} {t('alert.part', lang, i=i, n=n)}\n{c}") for i, c in enumerate(chunks, 1)]
+
+    def _payload(self, content: str) -> dict:
+        return {"msgtype": self.msgtype, self.msgtype: {"content": content}}
+
+    def post(self, payload: dict) -> None:
+        resp = self._http(self._url, payload)
+        data = _json_or_none(resp)
+        if resp.status_code >= 500:
+            raise TransientError(f"WeCom unavailable (HTTP {resp.status_code})")
+        if not isinstance(data, dict) or "errcode" not in data:
+            raise TransientError(f"WeCom answered HTTP {resp.status_code} without an errcode")
+        code = data.get("errcode")
+        errmsg = clean(str(data.get("errmsg", "")), self.secrets())[:200]
+        errmsg = re.sub(r"(?i)more info at\s*\S+", "", errmsg).strip()
+        if code == 0:
+            return
+        if code == 45009:
+            raise RateLimited("WeCom: api freq out of limit (45009)", retry_after=self.RETRY_TOO_FAST)
+        if code in (93000, 40013, 40014, 93004):
+            raise ConfigError(f"WeCom refused the robot ({code}: {errmsg}): the webhook key is wrong or the robot was removed")
+        if code in (40008, 40058, 44004, 40035):
+            raise PayloadError(f"WeCom refused the message ({code}: {errmsg})")
+        raise TransientError(f"WeCom errcode {code}: {errmsg}")
+
+
+CHANNEL_TYPES = {"slack": SlackChannel, "dingtalk": DingTalkChannel, "wecom": WeComChannel, "log": LogChannel}

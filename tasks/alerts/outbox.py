@@ -1,0 +1,421 @@
+"""Outbox delivery: pending alerts -> channels, at most once each, within rate limits.
+
+``deliver_pending()`` is safe to call from anywhere at any time (state hooks, the digest,
+``userops alert deliver``, a periodic deployment): it never raises because a channel is
+down, and it never sends an alert twice.
+
+* **Claiming.** Due rows are claimed (``status = sending`` with a lease and a claim token)
+  in one UPDATE, so two deliverers never pick the same row. A deliverer that dies leaves
+  rows whose lease expires; they become pending again.
+* **Rate limit.** Every HTTP post that reaches a channel is recorded in ``alert_sends``;
+  before posting, the posts of the last 60 s are counted (across processes) against the
+  channel's ``rate_per_minute`` (DingTalk/WeCom robots: 20). When more alerts wait than the
+  budget allows (or more than ``alerts.merge_over``), they are merged into as few messages
+  as the channel's size limit permits; what still does not fit waits for the next minute.
+* **Failures.** Rate limited (Slack 429 Retry-After, DingTalk 130101, WeCom 45009): the
+  channel's alerts wait as long as asked. Outage/timeout/5xx: retry with exponential
+  backoff (``alerts.backoff_seconds`` doubling up to ``backoff_max_seconds``).
+  Configuration error (Slack 403/404/410, DingTalk 310000, wrong key): wait
+  ``config_error_backoff_seconds``, the error text says what to fix. A message the channel
+  refuses as malformed is marked ``failed``. Alerts still undelivered after
+  ``give_up_hours`` are marked ``failed`` (they stay listed and counted in the digest).
+* **Time.** ``now`` (naive UTC) drives every decision, so tests move time without sleeping.
+"""
+from __future__ import annotations
+
+import json
+import logging
+import time
+import uuid
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Engine
+
+from tasks.alerts.channels import Channel, ConfigError, DeliveryError, Message, PayloadError, RateLimited, TransientError
+from tasks.alerts.messages import SEVERITY_ICON, SEVERITY_RANK
+from tasks.alerts.safety import clean
+from userops.clock import utcnow
+from userops.db import get_engine
+from userops.i18n import t
+from userops.settings import get_settings
+
+log = logging.getLogger("userops.alerts")
+
+_md = sa.MetaData()
+OUTBOX = sa.Table(
+    "alert_outbox",
+    _md,
+    sa.Column("id", sa.Integer, primary_key=True),
+    sa.Column("dedupe_key", sa.String(200)),
+    sa.Column("kind", sa.String(60)),
+    sa.Column("channel", sa.String(40)),
+    sa.Column("severity", sa.String(12)),
+    sa.Column("title", sa.Text),
+    sa.Column("body", sa.Text),
+    sa.Column("payload", sa.Text),
+    sa.Column("status", sa.String(16)),
+    sa.Column("attempts", sa.Integer),
+    sa.Column("next_attempt_at", sa.DateTime),
+    sa.Column("last_error", sa.Text),
+    sa.Column("created_at", sa.DateTime),
+    sa.Column("sent_at", sa.DateTime),
+    sa.Column("claim", sa.String(40)),
+    sa.Column("send_id", sa.Integer),
+)
+SENDS = sa.Table(
+    "alert_sends",
+    _md,
+    sa.Column("id", sa.Integer, primary_key=True),
+    sa.Column("channel", sa.String(40)),
+    sa.Column("sent_at", sa.DateTime),
+    sa.Column("alerts", sa.Integer),
+    sa.Column("part", sa.Integer),
+    sa.Column("outcome", sa.String(16)),
+)
+WINDOW = timedelta(seconds=60)
+LEASE = timedelta(minutes=10)
+STANDALONE_KINDS = {"digest"}  # never merged with other alerts
+
+
+@dataclass
+class _Row:
+    id: int
+    kind: str
+    channel: str
+    severity: str
+    title: str
+    body: str
+    payload: dict
+    attempts: int
+    created_at: datetime
+
+    @classmethod
+    def of(cls, r) -> "_Row":
+        try:
+            payload = json.loads(r.payload or "{}")
+        except ValueError:
+            payload = {}
+        return cls(r.id, r.kind, r.channel, r.severity or "warning", r.title or "", r.body or "", payload if isinstance(payload, dict) else {}, r.attempts or 0, r.created_at)
+
+
+@dataclass
+class _Plan:
+    rows: list[_Row]
+    message: Message
+    merged: bool = False
+
+
+@dataclass
+class _Report:
+    sent: int = 0
+    posts: int = 0
+    merged: int = 0
+    deferred: int = 0
+    failed: int = 0
+    expired: int = 0
+    channels: dict = field(default_factory=dict)
+
+    def as_dict(self) -> dict:
+        return {"sent": self.sent, "posts": self.posts, "merged": self.merged, "deferred": self.deferred, "failed": self.failed, "expired": self.expired, "channels": self.channels}
+
+
+# ----------------------------------------------------------------------------- public
+def deliver_pending(engine: Engine | None = None, now: datetime | None = None, channels: dict[str, Channel] | None = None, lang: str | None = None, max_rows: int = 2000) -> dict:
+    """Deliver every due alert of the outbox. Returns counts and a verdict per channel:
+    ``{"sent", "posts", "merged", "deferred", "failed", "expired", "channels": {name: verdict}}``."""
+    engine = engine or get_engine()
+    now = now or utcnow()
+    if channels is None:
+        from tasks.alerts.routing import load_channels
+
+        channels = load_channels()
+    d = _Deliverer(engine, now, channels, lang)
+    return d.run(max_rows).as_dict()
+
+
+def pending_count(engine: Engine | None = None) -> int:
+    engine = engine or get_engine()
+    with engine.connect() as conn:
+        return int(conn.execute(sa.select(sa.func.count()).select_from(OUTBOX).where(OUTBOX.c.status.in_(["pending", "sending"]))).scalar() or 0)
+
+
+def record_send(engine: Engine, channel: str, at: datetime, alerts: int = 1, part: int = 1, outcome: str = "sent") -> int:
+    with engine.begin() as conn:
+        res = conn.execute(SENDS.insert().values(channel=channel, sent_at=at, alerts=alerts, part=part, outcome=outcome))
+        return int(res.inserted_primary_key[0])
+
+
+def sends_in_window(engine: Engine, channel: str, now: datetime) -> tuple[int, datetime | None]:
+    """Posts to ``channel`` in the minute before ``now`` and the oldest of them."""
+    with engine.connect() as conn:
+        row = conn.execute(
+            sa.select(sa.func.count(), sa.func.min(SENDS.c.sent_at)).where(SENDS.c.channel == channel, SENDS.c.sent_at > now - WINDOW)
+        ).one()
+    oldest = row[1]
+    if isinstance(oldest, str):  # pragma: no cover - aggregate over a DateTime on SQLite
+        oldest = datetime.fromisoformat(oldest)
+    return int(row[0] or 0), oldest
+
+
+def alert_message(row: _Row, lang: str | None = None, secrets: list[str] | None = None) -> Message:
+    s = get_settings().alerts
+    link = row.payload.get("link") or row.payload.get("url")
+    return Message(
+        title=clean(row.title, secrets or []),
+        body=clean(row.body, secrets or []),
+        severity=row.severity,
+        kind=row.kind,
+        link=str(link) if link else None,
+        link_label=row.payload.get("link_label"),
+        mention=row.severity in s.mention_severities,
+        alerts=1,
+    )
+
+
+def merged_message(rows: list[_Row], lang: str | None = None, secrets: list[str] | None = None, more: int = 0) -> Message:
+    s = get_settings().alerts
+    lines = []
+    for r in rows:
+        icon = SEVERITY_ICON.get(r.severity, "")
+        first = clean(r.body, secrets or []).strip().split("\n", 1)[0] if r.body else ""
+        if len(first) > 160:
+            first = first[:159] + "…"
+        line = f"- {icon} **{clean(r.title, secrets or [])}**" + (f": {first}" if first else "")
+        link = r.payload.get("link") or r.payload.get("url")
+        if link:
+            line += f" [{r.payload.get('link_label') or t('alert.view', lang)}]({link})"
+        lines.append(line)
+    if more:
+        lines.append(t("alert.merged.more", lang, n=more))
+    severity = max((r.severity for r in rows), key=lambda x: SEVERITY_RANK.get(x, 1))
+    return Message(
+        title=t("alert.merged.title", lang, n=len(rows)),
+        body="\n".join(lines),
+        severity=severity,
+        kind="merged",
+        mention=any(r.severity in s.mention_severities for r in rows),
+        alerts=len(rows),
+    )
+
+
+# ----------------------------------------------------------------------------- machinery
+class _Deliverer:
+    def __init__(self, engine: Engine, now: datetime, channels: dict[str, Channel], lang: str | None):
+        self.engine = engine
+        self.now = now
+        self.channels = channels
+        self.lang = lang
+        self.settings = get_settings().alerts
+        self.token = uuid.uuid4().hex
+        self.t0 = time.monotonic()
+        self.report = _Report()
+
+    def clock(self) -> datetime:
+        """``now`` plus the real time elapsed in this call (posts spread over the call)."""
+        return self.now + timedelta(seconds=time.monotonic() - self.t0)
+
+    # -- bookkeeping
+    def _claim(self, max_rows: int) -> list[_Row]:
+        now = self.now
+        give_up = now - timedelta(hours=self.settings.give_up_hours)
+        with self.engine.begin() as conn:
+            self.report.expired = conn.execute(
+                OUTBOX.update()
+                .where(OUTBOX.c.status == "pending", OUTBOX.c.created_at < give_up)
+                .values(status="failed", claim=None, last_error=sa.func.coalesce(OUTBOX.c.last_error, "") + sa.literal(f" | gave up after {self.settings.give_up_hours:g} h"))
+            ).rowcount or 0
+            conn.execute(
+                OUTBOX.update().where(OUTBOX.c.status == "sending", OUTBOX.c.next_attempt_at < now).values(status="pending", claim=None)
+            )
+            due = (
+                sa.select(OUTBOX.c.id)
+                .where(OUTBOX.c.status == "pending", sa.or_(OUTBOX.c.next_attempt_at.is_(None), OUTBOX.c.next_attempt_at <= now))
+                .order_by(OUTBOX.c.id)
+                .limit(max_rows)
+            )
+            conn.execute(
+                OUTBOX.update()
+                .where(OUTBOX.c.id.in_(due.scalar_subquery()), OUTBOX.c.status == "pending")
+                .values(status="sending", claim=self.token, next_attempt_at=now + LEASE)
+            )
+            rows = conn.execute(sa.select(OUTBOX).where(OUTBOX.c.claim == self.token, OUTBOX.c.status == "sending").order_by(OUTBOX.c.id)).all()
+        return [_Row.of(r) for r in rows]
+
+    def _update(self, rows: list[_Row], **values) -> None:
+        if not rows:
+            return
+        with self.engine.begin() as conn:
+            conn.execute(OUTBOX.update().where(OUTBOX.c.id.in_([r.id for r in rows]), OUTBOX.c.claim == self.token).values(**values))
+
+    def _sent(self, rows: list[_Row], send_id: int | None) -> None:
+        self._update(rows, status="sent", sent_at=self.clock(), claim=None, send_id=send_id, attempts=OUTBOX.c.attempts + 1, last_error=None, next_attempt_at=None)
+
+    def _release(self, rows: list[_Row], next_at: datetime, error: str | None, count_attempt: bool) -> None:
+        if not rows:
+            return
+        values = dict(status="pending", claim=None, next_attempt_at=next_at)
+        if error is not None:
+            values["last_error"] = error[:1000]
+        if count_attempt:
+            values["attempts"] = OUTBOX.c.attempts + 1
+        self._update(rows, **values)
+        self.report.deferred += len(rows)
+
+    def _failed(self, rows: list[_Row], error: str) -> None:
+        self._update(rows, status="failed", claim=None, attempts=OUTBOX.c.attempts + 1, last_error=error[:1000])
+        self.report.failed += len(rows)
+
+    def _save_progress(self, row: _Row, parts_sent: int) -> None:
+        row.payload["_parts_sent"] = parts_sent
+        self._update([row], payload=json.dumps(row.payload, ensure_ascii=False, default=str))
+
+    def _backoff(self, attempts: int) -> timedelta:
+        s = self.settings
+        return timedelta(seconds=min(s.backoff_max_seconds, s.backoff_seconds * 2 ** max(0, attempts - 1)))
+
+    # -- main loop
+    def run(self, max_rows: int) -> _Report:
+        rows = self._claim(max_rows)
+        by_channel: dict[str, list[_Row]] = {}
+        for r in rows:
+            by_channel.setdefault(r.channel, []).append(r)
+        for name, chan_rows in by_channel.items():
+            try:
+                self.report.channels[name] = self._deliver_channel(name, chan_rows)
+            except Exception as exc:  # a bug or the database: never lose the claim silently
+                log.exception("alerts: delivering to channel %s failed unexpectedly (%s)", name, type(exc).__name__)
+                self._release(chan_rows, self.now + self._backoff(1), f"internal error: {type(exc).__name__}", count_attempt=False)
+                self.report.channels[name] = f"internal error ({type(exc).__name__})"
+        if self.report.sent or self.report.deferred or self.report.failed:
+            log.info(
+                "alerts: %d sent in %d posts (%d merged), %d deferred, %d failed",
+                self.report.sent, self.report.posts, self.report.merged, self.report.deferred, self.report.failed,
+            )
+        return self.report
+
+    def _deliver_channel(self, name: str, rows: list[_Row]) -> str:
+        chan = self.channels.get(name)
+        if chan is None:
+            err = f"channel '{name}' is not configured (settings or Prefect block)"
+            self._release(rows, self.now + timedelta(seconds=self.settings.config_error_backoff_seconds / 4), err, count_attempt=True)
+            return "not configured"
+        secrets = chan.secrets()
+        rows.sort(key=lambda r: (-SEVERITY_RANK.get(r.severity, 1), r.id))
+        used, oldest = sends_in_window(self.engine, name, self.now)
+        budget = chan.rate_per_minute - used
+        window_reset = (oldest + WINDOW if oldest else self.now + WINDOW) + timedelta(seconds=1)
+        if budget <= 0:
+            self._release(rows, window_reset, None, count_attempt=False)
+            return f"rate limit reached ({chan.rate_per_minute}/min): waiting"
+        plans = self._plan(chan, rows, budget, secrets)
+        pending = list(rows)
+        last_verdict = "ok"
+        for plan in plans:
+            parts = chan.render(plan.message, self.lang)
+            start = int(plan.rows[0].payload.get("_parts_sent", 0)) if len(plan.rows) == 1 else 0
+            todo = parts[start:]
+            if len(todo) > budget:
+                self._release(pending, window_reset, None, count_attempt=False)
+                return f"rate limit: {len(pending)} alerts wait for the next minute"
+            send_id = None
+            failed = None
+            for i, payload in enumerate(todo, start + 1):
+                try:
+                    chan.post(payload)
+                except DeliveryError as exc:
+                    failed = (exc, i)
+                    break
+                sid = record_send(self.engine, name, self.clock(), alerts=len(plan.rows), part=i, outcome="sent")
+                send_id = send_id or sid
+                budget -= 1
+                self.report.posts += 1
+                if i < len(parts) and len(plan.rows) == 1:
+                    self._save_progress(plan.rows[0], i)
+            if failed is not None:
+                exc, part = failed
+                verdict = self._on_error(chan, plan, pending, exc, part, start)
+                done = {r.id for r in plan.rows}
+                pending = [r for r in pending if r.id not in done]
+                if exc.reached:
+                    budget -= 1
+                if isinstance(exc, PayloadError):  # only this message was refused: go on
+                    last_verdict = verdict
+                    continue
+                return verdict
+            self._sent(plan.rows, send_id)
+            self.report.sent += len(plan.rows)
+            if plan.merged:
+                self.report.merged += len(plan.rows)
+            done = {r.id for r in plan.rows}
+            pending = [r for r in pending if r.id not in done]
+        if pending:  # alerts that did not fit in this minute's budget
+            self._release(pending, window_reset, None, count_attempt=False)
+            return f"ok, {len(pending)} alerts wait for the next minute"
+        return last_verdict
+
+    def _on_error(self, chan: Channel, plan: _Plan, pending: list[_Row], exc: DeliveryError, part: int, start: int) -> str:
+        name = chan.name
+        msg = clean(str(exc), chan.secrets())
+        mine = {r.id for r in plan.rows}
+        others = [r for r in pending if r.id not in mine]
+        if exc.reached:
+            record_send(self.engine, name, self.clock(), alerts=len(plan.rows), part=part, outcome="limited" if isinstance(exc, RateLimited) else "refused")
+        if part - 1 > start and len(plan.rows) == 1:
+            self._save_progress(plan.rows[0], part - 1)
+        if isinstance(exc, RateLimited):
+            wait = timedelta(seconds=exc.retry_after or 60)
+            log.warning("alerts: channel %s is rate limited; retrying in %ds", name, int(wait.total_seconds()))
+            self._release(plan.rows, self.now + wait, msg, count_attempt=True)
+            self._release(others, self.now + wait, None, count_attempt=False)
+            return f"rate limited: {msg}"
+        if isinstance(exc, ConfigError):
+            wait = timedelta(seconds=self.settings.config_error_backoff_seconds)
+            log.warning("alerts: channel %s: %s", name, msg)
+            self._release(plan.rows, self.now + wait, msg, count_attempt=True)
+            self._release(others, self.now + wait, msg, count_attempt=False)
+            return msg
+        if isinstance(exc, PayloadError):
+            log.warning("alerts: channel %s refused a message: %s", name, msg)
+            self._failed(plan.rows, msg)
+            return msg
+        # outage, timeout, 5xx: back off; the rest of this channel waits as long
+        attempts = max(r.attempts for r in plan.rows) + 1
+        wait = self._backoff(attempts)
+        log.warning("alerts: channel %s unavailable (%s); retrying in %ds", name, msg, int(wait.total_seconds()))
+        self._release(plan.rows, self.now + wait, msg, count_attempt=True)
+        self._release(others, self.now + wait, None, count_attempt=False)
+        return msg
+
+    def _plan(self, chan: Channel, rows: list[_Row], budget: int, secrets: list[str]) -> list[_Plan]:
+        standalone = [r for r in rows if r.kind in STANDALONE_KINDS]
+        others = [r for r in rows if r.kind not in STANDALONE_KINDS]
+        plans: list[_Plan] = []
+        if others and (len(others) > max(1, self.settings.merge_over) or len(others) + len(standalone) > budget):
+            plans += self._merge(chan, others, secrets)
+        else:
+            plans += [_Plan([r], alert_message(r, self.lang, secrets)) for r in others]
+        plans += [_Plan([r], alert_message(r, self.lang, secrets)) for r in standalone]
+        return plans
+
+    def _merge(self, chan: Channel, rows: list[_Row], secrets: list[str]) -> list[_Plan]:
+        """Greedy packing: as many alerts per message as fit in one post of the channel."""
+        plans: list[_Plan] = []
+        group: list[_Row] = []
+        for r in rows:
+            trial = group + [r]
+            if len(chan.render(merged_message(trial, self.lang, secrets), self.lang)) == 1:
+                group = trial
+                continue
+            if group:
+                plans.append(self._group_plan(group, secrets))
+            group = [r]
+        if group:
+            plans.append(self._group_plan(group, secrets))
+        return plans
+
+    def _group_plan(self, group: list[_Row], secrets: list[str]) -> _Plan:
+        if len(group) == 1:  # too big to share a post: goes alone (split if it must)
+            return _Plan(group, alert_message(group[0], self.lang, secrets))
+        return _Plan(group, merged_message(group, self.lang, secrets), merged=True)
