@@ -21,6 +21,7 @@ from pathlib import Path
 
 import pandas as pd
 import requests
+from pyarrow.lib import ArrowException as ArrowError
 import sqlalchemy as sa
 
 log = logging.getLogger("userops.extract")
@@ -286,7 +287,7 @@ def read_table_file(path: str | Path, table: str, mapping: dict[str, str] | None
             sep = "\t" if suffix == ".tsv" else ","
             enc = _sniff_encoding(p)
             if chunksize:
-                it = pd.read_csv(p, dtype=str, sep=sep, encoding=enc, chunksize=chunksize, keep_default_na=False, na_values=[""])
+                it = _csv_chunks(p, sep, enc, chunksize)
                 first = next(it, None)
                 if first is None:
                     raise FileImportError(f"{p}: the file is empty")
@@ -302,9 +303,38 @@ def read_table_file(path: str | Path, table: str, mapping: dict[str, str] | None
             return canonicalize_columns(df, table, mapping)
     except FileImportError:
         raise
-    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError, ValueError, OSError, zipfile.BadZipFile, KeyError) as exc:
+    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError, ValueError, OSError, zipfile.BadZipFile, KeyError, ArrowError) as exc:
         raise FileImportError(f"{p}: cannot read the file: {exc}") from None
     raise FileImportError(f"{p}: unsupported file type {suffix or '(none)'}; use .csv or .xlsx")
+
+
+def _csv_chunks(p: Path, sep: str, encoding: str, chunksize: int):
+    """Stream a CSV as DataFrames of about ``chunksize`` rows, every column a string
+    (pyarrow's multithreaded reader: several times faster than pandas' C parser)."""
+    import pyarrow as pa
+    import pyarrow.csv as pacsv
+
+    with p.open("r", encoding=encoding, newline="") as fh:
+        header = fh.readline().rstrip("\r\n")
+    if not header:
+        return
+    names = next(iter(__import__("csv").reader([header], delimiter=sep)))
+    reader = pacsv.open_csv(
+        p,
+        read_options=pacsv.ReadOptions(encoding=encoding, block_size=32 << 20),
+        parse_options=pacsv.ParseOptions(delimiter=sep),
+        convert_options=pacsv.ConvertOptions(column_types={n: pa.string() for n in names}, strings_can_be_null=True, null_values=[""]),
+    )
+    pending: list = []
+    rows = 0
+    for batch in reader:
+        pending.append(batch)
+        rows += batch.num_rows
+        if rows >= chunksize:
+            yield pa.Table.from_batches(pending).to_pandas()
+            pending, rows = [], 0
+    if pending:
+        yield pa.Table.from_batches(pending).to_pandas()
 
 
 def _sniff_encoding(p: Path) -> str:

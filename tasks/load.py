@@ -8,6 +8,7 @@ the watermark where it was.
 """
 from __future__ import annotations
 
+from contextlib import nullcontext
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -16,7 +17,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 
 from tasks.validate import KEY_COLUMNS, ValidationOutcome
-from userops.db import bulk_upsert, read_frame
+from userops.db import bulk_upsert, deferred_indexes, read_frame
 
 
 @dataclass
@@ -61,7 +62,8 @@ def record_quarantine(conn: Connection, outcome: ValidationOutcome, run_id: str)
 def load_outcome(engine: Engine, outcome: ValidationOutcome, run_id: str, source: str | None = None) -> LoadResult:
     """Upsert good rows + keep bad rows + advance the watermark, in one transaction."""
     with engine.begin() as conn:
-        loaded = bulk_upsert(conn, outcome.table, outcome.good, KEY_COLUMNS[outcome.table])
+        with deferred_indexes(conn, outcome.table) if len(outcome.good) > 100_000 else nullcontext():
+            loaded = bulk_upsert(conn, outcome.table, outcome.good, KEY_COLUMNS[outcome.table])
         record_quarantine(conn, outcome, run_id)
         if source and outcome.max_updated_at is not None:
             set_watermark(conn, source, outcome.max_updated_at, run_id)
