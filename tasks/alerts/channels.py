@@ -125,6 +125,23 @@ def to_slack_mrkdwn(md: str) -> str:
     return _bullets(md)
 
 
+def paragraphs_md(md: str) -> str:
+    """Markdown where every plain line is its own paragraph and list items stay a list
+    (renderers that join adjacent lines would otherwise run them together)."""
+    out: list[str] = []
+    prev_item = False
+    for line in md.split("\n"):
+        if not line.strip():
+            prev_item = False
+            continue
+        item = line.startswith("- ")
+        if out:
+            out.append("\n" if item and prev_item else "\n\n")
+        out.append(line)
+        prev_item = item
+    return "".join(out)
+
+
 def _bullets(md: str) -> str:
     return "\n".join(("• " + ln[2:]) if ln.startswith("- ") else ln for ln in md.split("\n"))
 
@@ -332,7 +349,7 @@ class DingTalkChannel(Channel):
     def render(self, msg: Message, lang: str | None = None) -> list[dict]:
         icon = SEVERITY_ICON.get(msg.severity, "")
         title = f"{icon} {msg.title}".strip()
-        body = msg.body.replace("\n", "\n\n").replace("\n\n- ", "\n- ")
+        body = paragraphs_md(msg.body)
         mention = msg.mention and bool(self._at_mobiles or self._at_user_ids)
         use_card = bool(msg.link) and not mention
         link_md = f"\n\n[{msg.link_label or t('alert.view', lang)}]({msg.link})" if msg.link and not use_card else ""

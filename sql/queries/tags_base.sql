@@ -1,0 +1,24 @@
+-- tags_base: every member as of :cutoff (registered before it, or already buying) with
+-- their order aggregate ({aggregates}: the maintained table or the aggregate query).
+SELECT
+    c.customer_id,
+    c.registered_at,
+    a.first_paid_at,
+    a.second_paid_at,
+    a.last_paid_at,
+    COALESCE(a.paid_orders, 0) AS paid_orders,
+    COALESCE(a.paid_amount, 0) AS paid_amount,
+    COALESCE(a.discounted_orders, 0) AS discounted_orders,
+    COALESCE(a.purchase_days, 0) AS purchase_days,
+    COALESCE(a.weekend_orders, 0) AS weekend_orders,
+    COALESCE(a.window_orders, 0) AS window_orders,
+    COALESCE(a.window_amount, 0) AS window_amount,
+    COALESCE(a.returned_orders, 0) AS returned_orders,
+    a.favourite_category,
+    a.favourite_category_qty,
+    a.items_qty,
+    a.preferred_channel,
+    a.preferred_channel_orders
+FROM customers c
+LEFT JOIN {aggregates} a ON a.customer_id = c.customer_id
+WHERE c.registered_at IS NULL OR c.registered_at < :cutoff OR a.paid_orders > 0

@@ -1,0 +1,407 @@
+"""The nightly digest: one message for the operator after each nightly run.
+
+Reads whatever the warehouse has (tables other parts fill may still be empty - a section
+without data says so or is left out):
+
+* run status and duration (``pipeline_runs``; stage times and ingest counts when the run's
+  stats are there, otherwise tonight's quarantine counts from ``quarantine``),
+* lifecycle-stage changes of the day (``stage_history``),
+* health figures vs the previous snapshot (``health_snapshots``), breaches of the day
+  (``health_breaches``), churn risk bands and drift (``churn_scores``, ``drift_checks``),
+* campaign touches tonight (``touches``),
+* what needs a human: open incidents and their due steps, touches awaiting review,
+  undelivered alerts, breaches.
+
+Plain functions (no Prefect needed); the ``@task`` wrappers are at the bottom.
+"""
+from __future__ import annotations
+
+import json
+import logging
+import re
+from dataclasses import dataclass, field
+from datetime import date, datetime, timedelta, timezone
+from zoneinfo import ZoneInfo
+
+import sqlalchemy as sa
+from prefect import task
+from sqlalchemy.engine import Engine
+
+from tasks.alerts.messages import METRIC_LABELS, STAGE_LABELS, STEP_LABELS, TOUCH_STATUS_LABELS, label
+from tasks.alerts.safety import clean
+from userops.clock import utcnow
+from userops.db import get_engine, read_frame
+from userops.i18n import t
+from userops.settings import get_settings
+
+log = logging.getLogger("userops.alerts")
+
+DIGEST_KIND = "digest"
+DIGEST_ARTIFACT_KEY = "nightly-digest"
+_UUID = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$")
+
+# health_snapshots columns shown, and how: share (percent, delta in points) or count
+HEALTH_FIGURES = [
+    ("members", "count"),
+    ("active", "count"),
+    ("silent_share", "share"),
+    ("complaint_rate", "share"),
+    ("satisfaction", "share"),
+    ("nps", "number"),
+    ("repeat_rate", "share"),
+    ("dau", "count"),
+    ("mau", "count"),
+]
+
+
+@dataclass
+class Digest:
+    as_of: date
+    run_id: str
+    lang: str
+    title: str
+    body: str  # chat markdown (no link: the link travels separately)
+    severity: str
+    link: str | None
+    figures: dict = field(default_factory=dict)
+
+    @property
+    def markdown(self) -> str:
+        """The Prefect artifact: the same text with the link inline."""
+        out = f"# {self.title}\n\n{_artifact_body(self.body)}\n"
+        if self.link:
+            out += f"\n[{t('digest.link', self.lang)}]({self.link})\n"
+        return out
+
+
+def _artifact_body(body: str) -> str:
+    from tasks.alerts.channels import paragraphs_md
+
+    return paragraphs_md(body)
+
+
+# ----------------------------------------------------------------------------- formatting
+def fmt_duration(seconds: float | None, lang: str) -> str:
+    if seconds is None:
+        return "—"
+    s = int(round(seconds))
+    h, rem = divmod(s, 3600)
+    m, sec = divmod(rem, 60)
+    if lang == "zh-CN":
+        return (f"{h} 小时 " if h else "") + (f"{m} 分 " if h or m else "") + f"{sec} 秒"
+    return (f"{h}h " if h else "") + (f"{m}m " if h or m else "") + f"{sec}s"
+
+
+def _fmt_value(v, how: str) -> str:
+    if v is None:
+        return "—"
+    if how == "share":
+        return f"{float(v):.1%}"
+    if how == "count":
+        return f"{int(round(float(v))):,}"
+    return f"{float(v):.1f}"
+
+
+def _fmt_delta(v, prev, how: str) -> str:
+    if v is None or prev is None:
+        return ""
+    d = float(v) - float(prev)
+    if how == "share":
+        pts = d * 100
+        return f" ({pts:+.1f}pp)" if abs(pts) >= 0.05 else " (±0)"
+    if how == "count":
+        return f" ({int(round(d)):+,})" if round(d) else " (±0)"
+    return f" ({d:+.1f})" if abs(d) >= 0.05 else " (±0)"
+
+
+def _isnull(v) -> bool:
+    try:
+        return v is None or v != v  # NaN
+    except Exception:  # pragma: no cover
+        return False
+
+
+def run_link(run_id: str | None) -> str | None:
+    if run_id and _UUID.match(str(run_id)):
+        return f"{get_settings().prefect_ui_url.rstrip('/')}/runs/flow-run/{run_id}"
+    return None
+
+
+def _local(ts, lang: str) -> str:
+    if ts is None or _isnull(ts):
+        return "—"
+    if isinstance(ts, str):
+        ts = datetime.fromisoformat(ts)
+    tz = ZoneInfo(get_settings().timezone)
+    return ts.replace(tzinfo=timezone.utc).astimezone(tz).strftime("%m-%d %H:%M")
+
+
+# ----------------------------------------------------------------------------- sections
+class _Builder:
+    def __init__(self, engine: Engine, as_of: date, run_id: str, lang: str, now: datetime):
+        self.engine = engine
+        self.as_of = as_of
+        self.run_id = run_id
+        self.lang = lang
+        self.now = now
+        self.lines: list[str] = []
+        self.figures: dict = {}
+        self.human: list[str] = []
+        self.run_started: datetime | None = None
+
+    def q(self, sql: str, params: dict | None = None, parse_dates=None):
+        return read_frame(self.engine, sql, params or {}, parse_dates=parse_dates)
+
+    def section(self, fn) -> None:
+        try:
+            fn()
+        except sa.exc.SQLAlchemyError as exc:  # a table another part has not created / changed
+            log.warning("digest: section %s skipped (%s)", fn.__name__, type(exc).__name__)
+
+    # -- run
+    def run_section(self) -> None:
+        L = self.lang
+        df = self.q("SELECT status, started_at, finished_at, stats, error FROM pipeline_runs WHERE run_id = :r", {"r": self.run_id}, parse_dates=["started_at", "finished_at"])
+        stats = {}
+        if df.empty:
+            status, duration = t("digest.status.unknown", L), None
+        else:
+            row = df.iloc[0]
+            raw = str(row["status"])
+            key = {"running": "digest.status.running", "completed": "digest.status.completed", "failed": "digest.status.failed"}.get(raw)
+            status = t(key, L) if key else raw
+            start = None if _isnull(row["started_at"]) else row["started_at"].to_pydatetime()
+            end = None if _isnull(row["finished_at"]) else row["finished_at"].to_pydatetime()
+            self.run_started = start
+            duration = ((end or self.now) - start).total_seconds() if start else None
+            try:
+                stats = json.loads(row["stats"]) if row["stats"] else {}
+            except (TypeError, ValueError):
+                stats = {}
+            self.figures["run"] = {"status": raw, "duration_s": duration}
+        self.lines.append(t("digest.run", L, status=status, duration=fmt_duration(duration, L)))
+        stages = stats.get("stages") if isinstance(stats, dict) else None
+        if isinstance(stages, dict) and stages:
+            self.lines.append(t("digest.stages", L, stages=", ".join(f"{k} {fmt_duration(v, L)}" for k, v in stages.items())))
+        self.lines.append("")
+        self.ingest_section(stats.get("ingest") if isinstance(stats, dict) else None)
+
+    def ingest_section(self, ingest: dict | None) -> None:
+        L = self.lang
+        self.lines.append(t("digest.ingest.head", L))
+        quarantined_total = 0
+        if isinstance(ingest, dict) and ingest:
+            for table, res in ingest.items():
+                if not isinstance(res, dict):
+                    continue
+                quarantined_total += int(res.get("quarantined") or 0)
+                self.lines.append("- " + t("digest.ingest.line", L, table=table, read=f"{int(res.get('read') or 0):,}", loaded=f"{int(res.get('loaded') or 0):,}", quarantined=f"{int(res.get('quarantined') or 0):,}"))
+            self.figures["ingest"] = ingest
+        else:
+            q = self.q("SELECT source_table, COUNT(*) AS n FROM quarantine WHERE run_id = :r GROUP BY source_table ORDER BY source_table", {"r": self.run_id})
+            if q.empty:
+                self.lines.append("- " + t("digest.ingest.none", L))
+            for r in q.itertuples():
+                quarantined_total += int(r.n)
+                self.lines.append("- " + t("digest.ingest.qline", L, table=r.source_table, quarantined=f"{int(r.n):,}"))
+            self.figures["quarantined_by_table"] = {r.source_table: int(r.n) for r in q.itertuples()}
+        rules = self.q("SELECT rule, COUNT(*) AS n FROM quarantine WHERE run_id = :r GROUP BY rule ORDER BY COUNT(*) DESC, rule LIMIT 5", {"r": self.run_id})
+        if not rules.empty:
+            self.lines.append("- " + t("digest.ingest.rules", L, rules=", ".join(f"{r.rule} {int(r.n):,}" for r in rules.itertuples())))
+        self.figures["quarantined"] = quarantined_total
+        self.lines.append("")
+
+    # -- lifecycle
+    def stage_section(self) -> None:
+        L = self.lang
+        df = self.q(
+            "SELECT from_stage, to_stage, COUNT(*) AS n FROM stage_history WHERE changed_on = :d GROUP BY from_stage, to_stage ORDER BY COUNT(*) DESC, to_stage LIMIT 8",
+            {"d": self.as_of},
+        )
+        self.lines.append(t("digest.stage.head", L))
+        if df.empty:
+            self.lines.append("- " + t("digest.stage.none", L))
+        for r in df.itertuples():
+            frm = t("digest.stage.first", L) if _isnull(r.from_stage) else label(STAGE_LABELS, r.from_stage, L)
+            self.lines.append("- " + t("digest.stage.line", L, from_stage=frm, to_stage=label(STAGE_LABELS, r.to_stage, L), n=f"{int(r.n):,}"))
+        self.figures["stage_changes"] = [{"from": None if _isnull(r.from_stage) else r.from_stage, "to": r.to_stage, "n": int(r.n)} for r in df.itertuples()]
+        self.lines.append("")
+
+    # -- health
+    def health_section(self) -> None:
+        L = self.lang
+        cols = ", ".join(c for c, _ in HEALTH_FIGURES)
+        cur = self.q(f"SELECT as_of, {cols} FROM health_snapshots WHERE as_of = :d", {"d": self.as_of})
+        if cur.empty:  # the health stage has not run tonight: the latest snapshot up to as_of
+            cur = self.q(f"SELECT as_of, {cols} FROM health_snapshots WHERE as_of <= :d ORDER BY as_of DESC LIMIT 1", {"d": self.as_of})
+        if cur.empty:
+            self.lines += [t("digest.health.head_plain", L), "- " + t("digest.health.none", L), ""]
+            return
+        c = cur.iloc[0]
+        prev = self.q(f"SELECT as_of, {cols} FROM health_snapshots WHERE as_of < :d ORDER BY as_of DESC LIMIT 1", {"d": c["as_of"]})
+        p = prev.iloc[0] if not prev.empty else None
+        self.lines.append(t("digest.health.head", L, prev=str(p["as_of"])[:10]) if p is not None else t("digest.health.head_first", L))
+        figs = {}
+        for col, how in HEALTH_FIGURES:
+            v = None if _isnull(c[col]) else c[col]
+            if v is None:
+                continue
+            pv = None if p is None or _isnull(p[col]) else p[col]
+            figs[col] = {"value": float(v), "previous": None if pv is None else float(pv)}
+            self.lines.append(f"- {label(METRIC_LABELS, col, L)} {_fmt_value(v, how)}{_fmt_delta(v, pv, how)}")
+        self.figures["health"] = figs
+        br = self.q("SELECT metric, value, threshold FROM health_breaches WHERE as_of = :d ORDER BY metric", {"d": self.as_of})
+        for r in br.itertuples():
+            how = dict(HEALTH_FIGURES).get(r.metric, "number")
+            self.lines.append("- " + t("digest.health.breach", L, metric=label(METRIC_LABELS, r.metric, L), value=_fmt_value(None if _isnull(r.value) else r.value, how), threshold=_fmt_value(None if _isnull(r.threshold) else r.threshold, how)))
+        if not br.empty:
+            self.human.append(t("digest.human.breaches", L, n=len(br)))
+        self.figures["breaches"] = [r.metric for r in br.itertuples()]
+        self.lines.append("")
+
+    def churn_section(self) -> None:
+        L = self.lang
+        bands = self.q("SELECT risk_band, COUNT(*) AS n FROM churn_scores WHERE as_of = :d GROUP BY risk_band", {"d": self.as_of})
+        drift = self.q("SELECT model_version FROM drift_checks WHERE as_of = :d AND breached = :b", {"d": self.as_of, "b": True})
+        if bands.empty and drift.empty:
+            return
+        if not bands.empty:
+            counts = {r.risk_band: int(r.n) for r in bands.itertuples()}
+            self.figures["churn_bands"] = counts
+            self.lines.append("- " + t("digest.churn.bands", L, high=f"{counts.get('high', 0):,}", medium=f"{counts.get('medium', 0):,}", low=f"{counts.get('low', 0):,}"))
+        for r in drift.itertuples():
+            self.lines.append("- " + t("digest.churn.drift", L, version=r.model_version))
+            self.human.append(t("digest.churn.drift", L, version=r.model_version).replace("⚠️ ", ""))
+        self.lines.append("")
+
+    # -- campaigns
+    def campaign_section(self) -> None:
+        L = self.lang
+        since = self.run_started or _day_start_utc(self.as_of)
+        df = self.q(
+            "SELECT campaign, status, COUNT(*) AS n FROM touches WHERE planned_at >= :s OR sent_at >= :s GROUP BY campaign, status ORDER BY campaign, status",
+            {"s": since},
+        )
+        self.lines.append(t("digest.campaigns.head", L))
+        if df.empty:
+            self.lines.append("- " + t("digest.campaigns.none", L))
+        by: dict[str, dict[str, int]] = {}
+        for r in df.itertuples():
+            by.setdefault(r.campaign, {})[r.status] = int(r.n)
+        order = ["sent", "planned", "awaiting_review", "in_flight", "failed", "suppressed", "control"]
+        for camp, counts in by.items():
+            parts = [f"{label(TOUCH_STATUS_LABELS, s, L)} {counts[s]:,}" for s in order if s in counts]
+            parts += [f"{s} {n:,}" for s, n in counts.items() if s not in order]
+            self.lines.append("- " + t("digest.campaigns.line", L, campaign=clean(camp), counts=", ".join(parts)))
+        self.figures["campaigns"] = by
+        self.lines.append("")
+
+    # -- needs a human
+    def human_section(self) -> None:
+        L = self.lang
+        try:
+            inc = self.q("SELECT COUNT(*) AS n FROM incidents WHERE status = 'open'")
+            n_open = int(inc["n"].iloc[0])
+            if n_open:
+                self.human.insert(0, t("digest.human.incidents", L, n=n_open))
+                steps = self.q(
+                    "SELECT s.incident_id, s.step, s.deadline_at, s.status FROM incident_steps s JOIN incidents i ON i.incident_id = s.incident_id "
+                    "WHERE i.status = 'open' AND s.status <> 'done' ORDER BY s.deadline_at LIMIT 5",
+                    parse_dates=["deadline_at"],
+                )
+                for r in steps.itertuples():
+                    self.human.append(
+                        t("digest.human.step", L, incident=clean(r.incident_id), step=label(STEP_LABELS, r.step, L), deadline=_local(None if _isnull(r.deadline_at) else r.deadline_at.to_pydatetime(), L), status=r.status)
+                    )
+            self.figures["open_incidents"] = n_open
+        except sa.exc.SQLAlchemyError as exc:
+            log.warning("digest: incidents skipped (%s)", type(exc).__name__)
+        try:
+            rv = int(self.q("SELECT COUNT(*) AS n FROM touches WHERE status = 'awaiting_review'")["n"].iloc[0])
+            if rv:
+                self.human.append(t("digest.human.reviews", L, n=f"{rv:,}"))
+            self.figures["awaiting_review"] = rv
+        except sa.exc.SQLAlchemyError as exc:
+            log.warning("digest: reviews skipped (%s)", type(exc).__name__)
+        und = int(
+            self.q(
+                "SELECT COUNT(*) AS n FROM alert_outbox WHERE kind <> 'digest' AND (status = 'failed' OR (status IN ('pending', 'sending') AND attempts > 0))"
+            )["n"].iloc[0]
+        )
+        if und:
+            self.human.append(t("digest.human.alerts", L, n=und))
+        self.figures["undelivered_alerts"] = und
+        self.lines.append(t("digest.human.head", L))
+        self.lines += ["- " + h for h in self.human] if self.human else ["- " + t("digest.human.none", L)]
+        self.figures["needs_human"] = list(self.human)
+
+
+def _day_start_utc(d: date) -> datetime:
+    tz = ZoneInfo(get_settings().timezone)
+    return datetime(d.year, d.month, d.day, tzinfo=tz).astimezone(timezone.utc).replace(tzinfo=None)
+
+
+def build_digest(as_of: date, run_id: str, engine: Engine | None = None, lang: str | None = None, now: datetime | None = None) -> Digest:
+    """Build tonight's digest from the warehouse (every section tolerates empty tables)."""
+    engine = engine or get_engine()
+    lang = lang or get_settings().language
+    now = now or utcnow()
+    b = _Builder(engine, as_of, run_id, lang, now)
+    for fn in (b.run_section, b.stage_section, b.health_section, b.churn_section, b.campaign_section, b.human_section):
+        b.section(fn)
+    body = clean("\n".join(b.lines).strip())
+    body = re.sub(r"\n{3,}", "\n\n", body)
+    attention = bool(b.human) or bool(b.figures.get("quarantined"))
+    return Digest(
+        as_of=as_of,
+        run_id=run_id,
+        lang=lang,
+        title=t("digest.title", lang, as_of=as_of.isoformat()),
+        body=body,
+        severity="warning" if attention else "info",
+        link=run_link(run_id),
+        figures=b.figures,
+    )
+
+
+def queue_digest(d: Digest) -> int:
+    """Queue the digest (kind ``digest``, once per business day)."""
+    from tasks.alerts import enqueue_alert
+
+    payload = {"link": d.link, "link_label": t("alert.view_run", d.lang)} if d.link else {}
+    payload["run_id"] = d.run_id
+    return enqueue_alert(DIGEST_KIND, d.title, d.body, severity=d.severity, subject="nightly", day=d.as_of, payload=payload)
+
+
+def publish_digest_artifact(d: Digest) -> str | None:
+    """The digest as a Markdown artifact under the stable key ``nightly-digest``."""
+    try:
+        from tasks.artifacts import artifact_key
+
+        key = artifact_key("digest")
+    except Exception:  # pragma: no cover - artifacts module missing
+        key = DIGEST_ARTIFACT_KEY
+    from prefect.artifacts import create_markdown_artifact
+
+    create_markdown_artifact(markdown=d.markdown, key=key, description=d.title)
+    return key
+
+
+# ----------------------------------------------------------------------------- tasks
+@task(name="build-digest")
+def build_digest_task(as_of: date, run_id: str) -> Digest:
+    return build_digest(as_of, run_id)
+
+
+@task(name="publish-digest-artifact")
+def publish_digest_task(d: Digest) -> str | None:
+    try:
+        return publish_digest_artifact(d)
+    except Exception as exc:  # the UI copy is a convenience; never fail the night for it
+        log.warning("digest: artifact not published (%s)", type(exc).__name__)
+        return None
+
+
+@task(name="queue-digest")
+def queue_digest_task(d: Digest) -> int:
+    return queue_digest(d)

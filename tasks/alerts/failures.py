@@ -1,0 +1,163 @@
+"""Alerts about runs: a flow failed or crashed, a batch was rejected, quarantine spiked.
+
+Plain functions used by the state hooks in ``flows/hooks.py`` and by the crash automation's
+flow (``flows/alerts.py``). A failure is alerted once per *root* run and day: a failing
+subflow and the parent it fails share the dedupe key, so the operator gets the innermost
+(most specific) error once, with a link to that run in the Prefect UI.
+"""
+from __future__ import annotations
+
+import logging
+from datetime import date
+
+from tasks.alerts import enqueue_alert
+from tasks.alerts.safety import clean, error_summary
+from userops.i18n import t
+from userops.settings import get_settings
+
+log = logging.getLogger("userops.alerts")
+
+
+def flow_run_link(flow_run_id) -> str:
+    return f"{get_settings().prefect_ui_url.rstrip('/')}/runs/flow-run/{flow_run_id}"
+
+
+def root_run(flow_run, max_depth: int = 10):
+    """(root flow run id, root flow name, root run name) of a flow run; the run itself when
+    it is not a subflow or the API cannot tell."""
+    current = flow_run
+    names = {}
+    try:
+        from prefect.client.orchestration import get_client
+
+        with get_client(sync_client=True) as client:
+            for _ in range(max_depth):
+                parent_task = getattr(current, "parent_task_run_id", None)
+                if not parent_task:
+                    break
+                task_run = client.read_task_run(parent_task)
+                if not task_run.flow_run_id:
+                    break
+                current = client.read_flow_run(task_run.flow_run_id)
+            if current is not flow_run:
+                flow = client.read_flow(current.flow_id)
+                names["flow"] = flow.name
+    except Exception as exc:  # the API is down: alert about the run itself
+        log.debug("alerts: could not walk up to the root run (%s)", type(exc).__name__)
+        current = flow_run
+    return str(current.id), names.get("flow"), getattr(current, "name", None)
+
+
+def state_exception(state) -> BaseException | None:
+    try:
+        res = state.result(raise_on_failure=False)
+    except Exception as exc:  # the result itself is unreadable
+        return exc
+    return res if isinstance(res, BaseException) else None
+
+
+def queue_flow_failure(flow_name: str, flow_run, state=None, crashed: bool = False, exc: BaseException | None = None, day: date | None = None, lang: str | None = None, read_result: bool = True) -> int:
+    """Queue a ``flow_failed`` alert (and a ``validation`` one when a batch was rejected).
+    Returns the number of new outbox rows. ``read_result``: take the exception from the
+    state (in a hook); off for a state read back from the API (no result there)."""
+    if exc is None and state is not None and read_result:
+        exc = state_exception(state)
+    message = getattr(state, "message", None) if state is not None else None
+    summary = (error_summary(exc) if exc is not None else error_summary(None, message)) or "—"
+    root_id, root_flow, root_name = root_run(flow_run)
+    run_id = str(flow_run.id)
+    state_name = getattr(state, "name", None) or ("Crashed" if crashed else "Failed")
+    lines = [
+        t("alert.flow.run", lang, run=clean(getattr(flow_run, "name", "") or run_id)),
+        t("alert.flow.state", lang, state=state_name),
+        t("alert.flow.error", lang, error=summary),
+    ]
+    if root_id != run_id and root_flow:
+        lines.append(t("alert.flow.part_of", lang, flow=root_flow, run=clean(root_name or root_id)))
+    if crashed:
+        lines.append(t("alert.flow.crash_hint", lang))
+    title_key = "alert.flow_crashed.title" if crashed else "alert.flow_failed.title"
+    link = flow_run_link(run_id)
+    n = enqueue_alert(
+        "flow_failed",
+        t(title_key, lang, flow=flow_name),
+        "\n".join(lines),
+        severity="error",
+        subject=root_id,
+        day=day,
+        payload={"link": link, "link_label": t("alert.view_run", lang), "flow": flow_name, "flow_run_id": run_id, "state": state_name},
+    )
+    n += queue_batch_rejected(exc, root_id, link, day=day, lang=lang)
+    return n
+
+
+def queue_batch_rejected(exc: BaseException | None, run_id: str, link: str | None = None, day: date | None = None, lang: str | None = None) -> int:
+    """A ``validation`` alert when ``exc`` is a rejected batch (tasks.validate.BatchRejected)."""
+    try:
+        from tasks.validate import BatchRejected
+    except Exception:  # pragma: no cover - data path unavailable
+        return 0
+    if not isinstance(exc, BatchRejected):
+        return 0
+    lines = [t("alert.validation.body", lang, reason=error_summary(None, str(exc)))]
+    if exc.counts:
+        rules = ", ".join(f"{k} {v:,}" for k, v in sorted(exc.counts.items(), key=lambda kv: -int(kv[1] or 0))[:8])
+        lines.append(t("alert.validation.rules", lang, rules=clean(rules)))
+    lines.append(t("alert.validation.hint", lang))
+    return enqueue_alert(
+        "validation",
+        t("alert.validation.title", lang, table=exc.table),
+        "\n".join(lines),
+        severity="error",
+        subject=f"{run_id}|{exc.table}",
+        day=day,
+        payload={"link": link, "link_label": t("alert.view_run", lang), "table": exc.table} if link else {"table": exc.table},
+    )
+
+
+def queue_quarantine_spike(ingest: dict, run_id: str, link: str | None = None, threshold: float | None = None, day: date | None = None, lang: str | None = None) -> int:
+    """A ``quarantine_spike`` alert when a table of a nightly ingest result
+    (``{table: {"read", "loaded", "quarantined"}}``) quarantined more than ``threshold``."""
+    threshold = get_settings().alerts.quarantine_share_max if threshold is None else threshold
+    spikes = []
+    for table, res in (ingest or {}).items():
+        if not isinstance(res, dict):
+            continue
+        read = int(res.get("read") or 0)
+        q = int(res.get("quarantined") or 0)
+        if read > 0 and q / read > threshold:
+            spikes.append((table, read, q, q / read))
+    if not spikes:
+        return 0
+    lines = [
+        t("alert.quarantine.line", lang, table=tb, read=f"{r:,}", quarantined=f"{q:,}", share=f"{s:.1%}", threshold=f"{threshold:.1%}")
+        for tb, r, q, s in spikes
+    ]
+    lines.append(t("alert.validation.hint", lang))
+    return enqueue_alert(
+        "quarantine_spike",
+        t("alert.quarantine.title", lang, tables=", ".join(tb for tb, *_ in spikes)),
+        "\n".join(lines),
+        severity="warning",
+        subject=run_id,
+        day=day,
+        payload={"link": link, "link_label": t("alert.view_run", lang)} if link else {},
+    )
+
+
+def queue_crashed_run(flow_run_ref: str, lang: str | None = None) -> int:
+    """For the crash automation: queue the alert of a crashed flow run given its id or its
+    event resource id (``prefect.flow-run.<id>``). Returns new outbox rows."""
+    from uuid import UUID
+
+    from prefect.client.orchestration import get_client
+
+    ref = str(flow_run_ref).strip()
+    run_id = UUID(ref.rsplit(".", 1)[-1])
+    with get_client(sync_client=True) as client:
+        flow_run = client.read_flow_run(run_id)
+        flow_name = client.read_flow(flow_run.flow_id).name
+    if flow_name == "alert-crashed-run":  # never alert about the alerting flow in a loop
+        log.warning("alerts: the crash-alert flow itself crashed (run %s); not alerting again", run_id)
+        return 0
+    return queue_flow_failure(flow_name, flow_run, flow_run.state, crashed=True, read_result=False, lang=lang)

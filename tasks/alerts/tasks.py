@@ -1,0 +1,25 @@
+"""Thin Prefect task wrappers for the alert steps (the work is in the plain functions)."""
+from __future__ import annotations
+
+from prefect import task
+
+
+@task(name="deliver-alerts", retries=0)
+def deliver_task() -> dict:
+    """Deliver due alerts; a channel that is down is reported, never raised."""
+    import logging
+
+    from tasks.alerts.outbox import deliver_pending
+
+    try:
+        return deliver_pending()
+    except Exception as exc:  # e.g. the warehouse is unreachable: alerts stay queued
+        logging.getLogger("userops.alerts").warning("alerts: delivery failed (%s)", type(exc).__name__)
+        return {"error": type(exc).__name__}
+
+
+@task(name="queue-crash-alert")
+def queue_crash_task(flow_run_ref: str) -> int:
+    from tasks.alerts.failures import queue_crashed_run
+
+    return queue_crashed_run(flow_run_ref)

@@ -1,0 +1,278 @@
+"""Read-outs: did a campaign work (treatment vs control), and the communication calendar.
+
+Conversion = a paid order within the attribution window (default 14 days) after the touch
+(the send time; for the control group, the time the message would have gone out). Groups
+are compared as assigned (intention to treat): every treatment customer who was planned
+counts, reached or not, so the holdout comparison stays fair. The uplift is the difference
+of conversion rates with a 95% (Wald) interval; below ``min_n`` customers per group, or when
+the interval includes 0, the verdict says "not significant yet".
+"""
+from __future__ import annotations
+
+import math
+from datetime import date, datetime, timedelta, timezone
+from zoneinfo import ZoneInfo
+
+import pandas as pd
+import sqlalchemy as sa
+from sqlalchemy.engine import Engine
+
+from tasks.campaigns import texts  # noqa: F401
+from userops.clock import shop_today, utcnow
+from userops.db import get_engine, is_postgres, read_frame
+from userops.i18n import t
+from userops.settings import get_settings
+
+Z95 = 1.959963984540054
+MIN_N = 30
+
+
+def uplift_interval(conv_t: int, n_t: int, conv_c: int, n_c: int, z: float = Z95) -> dict:
+    """Difference of two conversion rates with its Wald interval."""
+    if n_t <= 0 or n_c <= 0:
+        return {"p_t": conv_t / n_t if n_t else None, "p_c": conv_c / n_c if n_c else None, "uplift": None, "lo": None, "hi": None, "se": None}
+    p_t, p_c = conv_t / n_t, conv_c / n_c
+    se = math.sqrt(p_t * (1 - p_t) / n_t + p_c * (1 - p_c) / n_c)
+    d = p_t - p_c
+    return {"p_t": p_t, "p_c": p_c, "uplift": d, "lo": d - z * se, "hi": d + z * se, "se": se}
+
+
+def verdict(u: dict, n_t: int, n_c: int, min_n: int = MIN_N) -> str:
+    if n_c == 0:
+        return "no_control"
+    if min(n_t, n_c) < min_n:
+        return "too_small"
+    if u["lo"] is not None and u["lo"] > 0:
+        return "up"
+    if u["hi"] is not None and u["hi"] < 0:
+        return "down"
+    return "not_significant"
+
+
+def verdict_text(code: str, lang: str | None = None, min_n: int = MIN_N) -> str:
+    return t(f"campaign.verdict.{code}", lang, min_n=min_n)
+
+
+def touch_outcomes(engine: Engine, campaign: str, now: datetime | None = None, attribution_days: int | None = None) -> pd.DataFrame:
+    """One row per touch of the campaign (treatment and control, not suppressed) with
+    converted / revenue inside its attribution window."""
+    now = now or utcnow()
+    days = attribution_days or get_settings().campaigns.attribution_days
+    touches = read_frame(
+        engine,
+        "SELECT touch_key, customer_id, grp, variant, status, channel, CAST(gift_cost AS FLOAT) AS gift_cost, planned_at, not_before, sent_at "
+        "FROM touches WHERE campaign = :c AND status <> 'suppressed'",
+        {"c": campaign},
+        parse_dates=["planned_at", "not_before", "sent_at"],
+    )
+    if touches.empty:
+        return touches.assign(ref=pd.Series(dtype="datetime64[us]"), converted=pd.Series(dtype=bool), revenue=pd.Series(dtype=float), window_open=pd.Series(dtype=bool))
+    touches["ref"] = touches["sent_at"].fillna(touches["not_before"]).fillna(touches["planned_at"])
+    window = pd.Timedelta(days=days)
+    lo, hi = touches["ref"].min(), touches["ref"].max() + window
+    orders = read_frame(
+        engine,
+        sa.text(
+            "SELECT o.customer_id, o.paid_at, CAST(o.amount AS FLOAT) AS amount FROM orders o "
+            "WHERE o.status = 'paid' AND o.paid_at >= :lo AND o.paid_at < :hi "
+            "AND o.customer_id IN (SELECT customer_id FROM touches WHERE campaign = :c AND status <> 'suppressed')"
+        ).bindparams(sa.bindparam("lo", type_=sa.DateTime()), sa.bindparam("hi", type_=sa.DateTime())),
+        {"lo": lo.to_pydatetime(), "hi": hi.to_pydatetime(), "c": campaign},
+        parse_dates=["paid_at"],
+    )
+    if orders.empty:
+        touches["converted"] = False
+        touches["revenue"] = 0.0
+    else:
+        m = touches[["touch_key", "customer_id", "ref"]].merge(orders, on="customer_id")
+        m = m[(m["paid_at"] >= m["ref"]) & (m["paid_at"] < m["ref"] + window)]
+        agg = m.groupby("touch_key").agg(orders=("paid_at", "size"), revenue=("amount", "sum"))
+        touches["converted"] = touches["touch_key"].map(agg["orders"]).fillna(0) > 0
+        touches["revenue"] = touches["touch_key"].map(agg["revenue"]).fillna(0.0).astype(float)
+    touches["window_open"] = touches["ref"] + window > pd.Timestamp(now)
+    return touches
+
+
+def _group_figures(g: pd.DataFrame) -> dict:
+    n = int(len(g))
+    return {
+        "customers": n,
+        "reached": int((g["status"] == "sent").sum()),
+        "converted": int(g["converted"].sum()),
+        "conversion": float(g["converted"].mean()) if n else None,
+        "revenue": round(float(g["revenue"].sum()), 2),
+        "revenue_per_customer": round(float(g["revenue"].sum()) / n, 2) if n else None,
+        "gift_cost": round(float(g.loc[g["status"] == "sent", "gift_cost"].sum()), 2),
+    }
+
+
+def campaign_report(engine: Engine | None = None, name: str = "", *, now: datetime | None = None, attribution_days: int | None = None, min_n: int = MIN_N) -> dict:
+    """Figures of one campaign: reached, converted, treatment vs control, uplift with a 95%
+    interval, revenue per customer, gift cost, per variant; honest verdicts."""
+    engine = engine or get_engine()
+    days = attribution_days or get_settings().campaigns.attribution_days
+    df = touch_outcomes(engine, name, now, days)
+    rep: dict = {"campaign": name, "attribution_days": days, "touches": int(len(df))}
+    if df.empty:
+        rep.update(groups={}, variants=[], verdict="no_data", open_window=0)
+        return rep
+    tr, co = df[df["grp"] == "treatment"], df[df["grp"] == "control"]
+    gt, gc = _group_figures(tr), _group_figures(co)
+    u = uplift_interval(gt["converted"], gt["customers"], gc["converted"], gc["customers"])
+    rep["groups"] = {"treatment": gt, "control": gc}
+    rep["uplift"] = u
+    rep["verdict"] = verdict(u, gt["customers"], gc["customers"], min_n)
+    rep["open_window"] = int(df["window_open"].sum())
+    rpc_t, rpc_c = gt["revenue_per_customer"], gc["revenue_per_customer"]
+    rep["incremental_revenue"] = round((rpc_t - rpc_c) * gt["customers"], 2) if rpc_t is not None and rpc_c is not None else None
+    variants = []
+    for v, g in tr.groupby(tr["variant"].fillna("-"), sort=True):
+        fig = _group_figures(g)
+        uv = uplift_interval(fig["converted"], fig["customers"], gc["converted"], gc["customers"])
+        variants.append({"variant": v, **fig, "uplift": uv, "verdict": verdict(uv, fig["customers"], gc["customers"], min_n)})
+    rep["variants"] = variants
+    return rep
+
+
+def _pct(x: float | None) -> str:
+    return "-" if x is None else f"{100 * x:.1f}%"
+
+
+def _pp(x: float | None) -> str:
+    return "-" if x is None else f"{100 * x:+.1f}pp"
+
+
+def report_rows(rep: dict, lang: str | None = None) -> list[dict]:
+    """The read-out as table rows (CLI and Prefect artifact); no personal data."""
+    if not rep.get("groups"):
+        return []
+    L = lambda k, **kw: t(f"campaign.report.{k}", lang, **kw)  # noqa: E731
+    rows = []
+
+    def row(label, fig, u=None, code=None):
+        rows.append(
+            {
+                L("group"): label,
+                L("customers"): fig["customers"],
+                L("reached"): fig["reached"],
+                L("converted"): fig["converted"],
+                L("rate"): _pct(fig["conversion"]),
+                L("uplift"): _pp(u["uplift"]) if u else "",
+                L("ci"): f"[{_pp(u['lo'])}, {_pp(u['hi'])}]" if u and u["lo"] is not None else "",
+                L("rpc"): "-" if fig["revenue_per_customer"] is None else f"{fig['revenue_per_customer']:.2f}",
+                L("gift"): f"{fig['gift_cost']:.2f}",
+                L("verdict"): verdict_text(code, lang) if code else "",
+            }
+        )
+
+    row(L("treatment"), rep["groups"]["treatment"], rep["uplift"], rep["verdict"])
+    row(L("control"), rep["groups"]["control"])
+    for v in rep["variants"]:
+        row(L("variant", variant=v["variant"]), v, v["uplift"], v["verdict"])
+    return rows
+
+
+# --------------------------------------------------------------------------- calendar
+def _hour_bucket(bind, col: str) -> str:
+    return f"to_char({col}, 'YYYY-MM-DD HH24')" if is_postgres(bind) else f"substr({col}, 1, 13)"
+
+
+def calendar_frame(engine: Engine | None = None, today: date | None = None, past_days: int = 30, ahead_days: int = 14) -> pd.DataFrame:
+    """Per shop-local day, campaign and channel: messages sent (last ``past_days`` days) and
+    planned (today and the next ``ahead_days``; anything overdue shows on today)."""
+    engine = engine or get_engine()
+    today = today or shop_today()
+    tz = ZoneInfo(get_settings().timezone)
+    start_local = datetime.combine(today - timedelta(days=past_days - 1), datetime.min.time(), tzinfo=tz)
+    start = start_local.astimezone(timezone.utc).replace(tzinfo=None)
+    sent_b = _hour_bucket(engine, "sent_at")
+    due_b = _hour_bucket(engine, "COALESCE(not_before, planned_at)")
+    sql = (
+        f"SELECT 'sent' AS kind, campaign, channel, {sent_b} AS hour, COUNT(*) AS n FROM touches "
+        f"WHERE status = 'sent' AND sent_at >= :start GROUP BY campaign, channel, {sent_b} "
+        f"UNION ALL SELECT 'planned' AS kind, campaign, channel, {due_b} AS hour, COUNT(*) AS n FROM touches "
+        f"WHERE status IN ('planned', 'awaiting_review', 'in_flight') GROUP BY campaign, channel, {due_b}"
+    )
+    raw = read_frame(engine, sa.text(sql).bindparams(sa.bindparam("start", type_=sa.DateTime())), {"start": start})
+    cols = ["day", "campaign", "channel", "sent", "planned"]
+    if raw.empty:
+        return pd.DataFrame(columns=cols)
+    hour = pd.to_datetime(raw["hour"].astype(str) + ":00", format="%Y-%m-%d %H:%M")
+    raw["day"] = hour.dt.tz_localize("UTC").dt.tz_convert(tz).dt.date
+    raw.loc[(raw["kind"] == "planned") & (raw["day"] < today), "day"] = today
+    horizon = today + timedelta(days=ahead_days)
+    raw = raw[(raw["kind"] == "sent") | (raw["day"] <= horizon)]
+    out = raw.pivot_table(index=["day", "campaign", "channel"], columns="kind", values="n", aggfunc="sum", fill_value=0).reset_index()
+    for k in ("sent", "planned"):
+        if k not in out:
+            out[k] = 0
+    out["sent"] = out["sent"].astype(int)
+    out["planned"] = out["planned"].astype(int)
+    out["day"] = out["day"].astype(str)
+    return out[cols].sort_values(["day", "campaign", "channel"]).reset_index(drop=True)
+
+
+def calendar_rows(cal: pd.DataFrame, lang: str | None = None) -> list[dict]:
+    L = lambda k: t(f"campaign.calendar.{k}", lang)  # noqa: E731
+    return [
+        {L("day"): r.day, "campaign": r.campaign, "channel": r.channel, L("sent"): int(r.sent), L("planned"): int(r.planned)}
+        for r in cal.itertuples(index=False)
+    ]
+
+
+# --------------------------------------------------------------------------- artifacts
+def report_markdown(rep: dict, title: str, lang: str | None = None) -> str:
+    days = rep.get("attribution_days")
+    lines = [f"**{t('campaign.report.title', lang, name=rep['campaign'], title=title)}**", ""]
+    if rep.get("groups"):
+        lines.append(t("campaign.report.window", lang, days=days, open=rep.get("open_window", 0)))
+    else:
+        lines.append(t("campaign.report.empty", lang, name=rep["campaign"]))
+    return "\n".join(lines)
+
+
+def publish_report(name: str, title: str | None = None, engine: Engine | None = None) -> dict:
+    """The campaign read-out as a Prefect table artifact under ``campaign-<name>``."""
+    from prefect.artifacts import create_table_artifact
+
+    rep = campaign_report(engine, name)
+    rows = report_rows(rep)
+    create_table_artifact(
+        key=f"campaign-{name}",
+        table=rows or [{"campaign": name, "touches": 0}],
+        description=report_markdown(rep, title or name),
+    )
+    return rep
+
+
+def publish_calendar(today: date | None = None, engine: Engine | None = None, past_days: int = 30, ahead_days: int = 14) -> pd.DataFrame:
+    """The communication calendar (沟通日历) as the ``campaign-calendar`` table artifact."""
+    from prefect.artifacts import create_table_artifact
+
+    cal = calendar_frame(engine, today, past_days, ahead_days)
+    create_table_artifact(
+        key="campaign-calendar",
+        table=calendar_rows(cal) or [{"day": str(today or shop_today()), "sent": 0, "planned": 0}],
+        description=f"**{t('campaign.calendar.title')}**\n\n{t('campaign.calendar.desc', past=past_days, ahead=ahead_days)}",
+    )
+    return cal
+
+
+# --------------------------------------------------------------------------- Prefect tasks
+from prefect import task  # noqa: E402
+from prefect.cache_policies import NO_CACHE  # noqa: E402
+
+
+@task(name="publish-campaign-readouts", cache_policy=NO_CACHE)
+def publish_readouts_task(campaigns: list[tuple[str, str]]) -> dict:
+    """One read-out artifact per campaign ((name, title) pairs); returns the verdicts."""
+    out = {}
+    for name, title in campaigns:
+        rep = publish_report(name, title)
+        out[name] = {"touches": rep["touches"], "verdict": rep.get("verdict")}
+    return out
+
+
+@task(name="publish-communication-calendar", cache_policy=NO_CACHE)
+def publish_calendar_task(today: date | None = None) -> int:
+    return int(len(publish_calendar(today)))

@@ -1,0 +1,367 @@
+"""Compensate (补偿用户, 24h): affected customers, priority order, remedies, apologies.
+
+* Affected = customers with a *paid* order containing one of the incident's SKUs, paid in
+  the ``crisis.lookback_days`` (default 30) before the opening (or since). They are written
+  to ``incident_customers`` as soon as the incident opens, so campaigns stop marketing to
+  them at once (campaigns suppress every customer of an open incident).
+* Priority: ``tags.crisis_priority`` core > potential > ordinary (no tag = ordinary), then
+  by the amount they spent on the affected items; ``rank`` is that service order.
+* Remedy per tier: ``crisis.remedies[tier]`` = coupon value, refund offer, personal call list.
+* Apologies go through the campaign engine (``tasks.messaging.plan_touches`` /
+  ``send_due``) as non-marketing touches of campaign ``crisis-<incident_id>`` with one
+  ``touch_key`` per incident and customer, so a re-run never sends twice. Core customers'
+  touches are ``awaiting_review`` until a human approves them (``release_core``); the rest
+  are ``planned`` and go out right away. The text is personalised (name, product, order
+  date, remedy) set-based: one render per tier, then column-wise filling.
+"""
+from __future__ import annotations
+
+import logging
+from datetime import datetime, timedelta
+
+import numpy as np
+import pandas as pd
+import sqlalchemy as sa
+from prefect import task
+from prefect.cache_policies import NO_CACHE
+from sqlalchemy.engine import Connection, Engine
+
+from tasks.crisis.incidents import get_incident, get_step, set_step
+from tasks.crisis.templates import fill_markers, marker, render
+from userops.clock import utcnow
+from userops.db import audit, bulk_upsert, get_engine, read_frame
+from userops.settings import get_settings
+
+log = logging.getLogger("userops.crisis.compensate")
+
+TIERS = ("core", "potential", "ordinary")
+PENDING_STATUSES = ("planned", "awaiting_review", "in_flight")
+
+
+def campaign_name(incident_id: str) -> str:
+    return f"crisis-{incident_id}"
+
+
+def touch_key(incident_id: str, customer_ids: pd.Series) -> pd.Series:
+    return f"{campaign_name(incident_id)}|" + customer_ids.astype(str)
+
+
+def affected_customers(bind: Engine | Connection, skus: list[str], opened_at: datetime, now: datetime | None = None) -> pd.DataFrame:
+    """Customers with paid orders of ``skus`` in the look-back window, in service order."""
+    cfg = get_settings().crisis
+    now = now or utcnow()
+    since = opened_at - timedelta(days=cfg.lookback_days)
+    df = read_frame(
+        bind,
+        sa.text(
+            """
+            SELECT a.customer_id, a.affected_orders, a.affected_amount, a.last_paid_at, a.sku, a.category,
+                   COALESCE(t.crisis_priority, 'ordinary') AS priority
+            FROM (
+                SELECT o.customer_id,
+                       COUNT(DISTINCT o.order_id) AS affected_orders,
+                       SUM(CAST(COALESCE(oi.unit_price, 0) AS FLOAT) * COALESCE(oi.quantity, 1)) AS affected_amount,
+                       MAX(o.paid_at) AS last_paid_at,
+                       MIN(oi.sku) AS sku,
+                       MIN(oi.category) AS category
+                FROM orders o JOIN order_items oi ON oi.order_id = o.order_id
+                WHERE o.status = 'paid' AND o.paid_at >= :since AND o.paid_at <= :until AND oi.sku IN :skus
+                GROUP BY o.customer_id
+            ) a
+            LEFT JOIN tags t ON t.customer_id = a.customer_id
+            """
+        ).bindparams(sa.bindparam("skus", expanding=True)),
+        {"since": since, "until": max(now, opened_at), "skus": list(skus)},
+        parse_dates=["last_paid_at"],
+    )
+    if df.empty:
+        return df.assign(rank=pd.Series(dtype=int))
+    df["priority"] = df["priority"].where(df["priority"].isin(TIERS), "ordinary")
+    df["tier_order"] = df["priority"].map({k: i for i, k in enumerate(TIERS)})
+    df["affected_amount"] = df["affected_amount"].astype(float).round(2)
+    df = df.sort_values(["tier_order", "affected_amount", "customer_id"], ascending=[True, False, True], kind="stable")
+    df["rank"] = np.arange(1, len(df) + 1)
+    return df.drop(columns="tier_order").reset_index(drop=True)
+
+
+def record_affected(conn: Connection, incident_id: str, now: datetime | None = None) -> int:
+    """(Re)compute the incident's affected customers into ``incident_customers``: from now on
+    campaigns leave them alone. Idempotent; a join that adds SKUs adds their buyers."""
+    now = now or utcnow()
+    inc = get_incident(conn, incident_id)
+    df = affected_customers(conn, inc["skus"], inc["opened_at"], now)
+    if df.empty:
+        return 0
+    rows = df[["customer_id", "priority", "rank", "affected_orders", "affected_amount"]].copy()
+    rows.insert(0, "incident_id", incident_id)
+    rows["affected_orders"] = rows["affected_orders"].astype(int)
+    bulk_upsert(conn, "incident_customers", rows, ["incident_id", "customer_id"])
+    conn.execute(sa.text("UPDATE incident_customers SET added_at = :t WHERE incident_id = :i AND added_at IS NULL"),
+                 {"t": now, "i": incident_id})
+    return len(rows)
+
+
+def remedy_label(priority: str) -> str:
+    r = get_settings().crisis.remedies.get(priority) or get_settings().crisis.remedies.get("ordinary")
+    parts = []
+    if r.coupon_value:
+        parts.append(f"coupon{r.coupon_value:g}")
+    if r.refund_offer:
+        parts.append("refund")
+    if r.call_list:
+        parts.append("call")
+    return "+".join(parts) or "apology"
+
+
+def _personalise(df: pd.DataFrame, lang: str) -> pd.DataFrame:
+    """Subject and body per customer, one template render per tier."""
+    s = get_settings()
+    tz = s.timezone
+    local = df["last_paid_at"].dt.tz_localize("UTC").dt.tz_convert(tz)
+    if lang == "zh-CN":
+        df["order_date"] = local.dt.month.astype(str) + "月" + local.dt.day.astype(str) + "日"
+        fallback = "尊敬的会员"
+        subject = "致歉与补偿说明"
+    else:
+        df["order_date"] = local.dt.strftime("%d %b")
+        fallback = "customer"
+        subject = "Our apology, and what we will do"
+    df["name"] = df["name"].fillna("").astype(str).str.strip()
+    df["name"] = df["name"].where(df["name"] != "", fallback)
+    df["product"] = np.where(df["category"].notna() & (df["category"].astype(str) != ""),
+                             df["category"].astype(str) + "(" + df["sku"].astype(str) + ")", df["sku"].astype(str))
+    df["body"] = ""
+    for tier in TIERS:
+        m = df["priority"] == tier
+        if not m.any():
+            continue
+        r = s.crisis.remedies.get(tier) or s.crisis.remedies["ordinary"]
+        text = render(
+            "apology", lang,
+            name=marker("name"), product=marker("product"), order_date=marker("order_date"),
+            coupon=(f"{r.coupon_value:g}" if lang == "zh-CN" else f"¥{r.coupon_value:g}") if r.coupon_value else "",
+            refund=r.refund_offer, call=r.call_list, brand=s.crisis.brand,
+        ).strip()
+        df.loc[m, "body"] = fill_markers(text, df.loc[m])
+    df["subject"] = subject
+    return df
+
+
+def plan_compensation(incident_id: str, engine: Engine | None = None, now: datetime | None = None) -> dict:
+    """Plan one apology touch per affected customer (idempotent) and record the remedies.
+    Returns counts per tier."""
+    from tasks.messaging import plan_touches
+
+    engine = engine or get_engine()
+    now = now or utcnow()
+    s = get_settings()
+    lang = s.language
+    with engine.begin() as conn:
+        record_affected(conn, incident_id, now)
+        inc = get_incident(conn, incident_id)
+        aff = affected_customers(conn, inc["skus"], inc["opened_at"], now)
+        if aff.empty:
+            step = get_step(conn, incident_id, "compensate")
+            if step["status"] != "done":
+                set_step(conn, incident_id, "compensate", "done", "userops",
+                         {"planned_at": now, "customers": 0, "note": "no affected customers"}, now,
+                         action="step.compensate.done")
+            return {"customers": 0, "planned": 0, "per_tier": {}}
+        already = read_frame(conn, "SELECT customer_id FROM incident_customers WHERE incident_id = :i AND touch_key IS NOT NULL",
+                             {"i": incident_id})
+        todo = aff[~aff["customer_id"].isin(already["customer_id"])].copy()
+        planned = 0
+        if not todo.empty:
+            names = read_frame(
+                conn,
+                sa.text("SELECT customer_id, name FROM customers WHERE customer_id IN :ids").bindparams(
+                    sa.bindparam("ids", expanding=True)),
+                {"ids": todo["customer_id"].tolist()},
+            )
+            todo = todo.merge(names, on="customer_id", how="left")
+            if "name" not in todo:
+                todo["name"] = None
+            todo = _personalise(todo, lang)
+            rem = s.crisis.remedies
+            todo["coupon_value"] = todo["priority"].map(lambda p: float((rem.get(p) or rem["ordinary"]).coupon_value))
+            todo["refund_offer"] = todo["priority"].map(lambda p: bool((rem.get(p) or rem["ordinary"]).refund_offer))
+            todo["call_list"] = todo["priority"].map(lambda p: bool((rem.get(p) or rem["ordinary"]).call_list))
+            todo["remedy"] = todo["priority"].map(remedy_label)
+            todo["touch_key"] = touch_key(incident_id, todo["customer_id"])
+            touches = pd.DataFrame({
+                "touch_key": todo["touch_key"],
+                "campaign": campaign_name(incident_id),
+                "campaign_run_id": incident_id,
+                "customer_id": todo["customer_id"],
+                "channel": s.crisis.apology_channel,
+                "grp": "treatment",
+                "variant": todo["priority"],
+                "locale": lang,
+                "subject": todo["subject"],
+                "body": todo["body"],
+                "is_marketing": False,
+                "gift_cost": todo["coupon_value"],
+                "status": np.where(todo["priority"] == "core", "awaiting_review", "planned"),
+                # the service order: core first, then by amount (send_due works oldest first)
+                "planned_at": pd.Timestamp(now) + pd.to_timedelta(todo["rank"], unit="us"),
+            })
+            calls = todo[todo["call_list"]]
+            if not calls.empty:
+                # the personal call list: the campaign engine's staff-outreach list (no review:
+                # nothing goes to the customer until a person calls)
+                call_subject = "致歉回访" if lang == "zh-CN" else "Apology call"
+                touches = pd.concat([touches, pd.DataFrame({
+                    "touch_key": calls["touch_key"] + "|call",
+                    "campaign": campaign_name(incident_id),
+                    "campaign_run_id": incident_id,
+                    "customer_id": calls["customer_id"],
+                    "channel": "staff",
+                    "grp": "treatment",
+                    "variant": "call",
+                    "locale": lang,
+                    "subject": call_subject,
+                    "body": calls["body"],
+                    "is_marketing": False,
+                    "gift_cost": 0.0,
+                    "status": "planned",
+                    "planned_at": pd.Timestamp(now) + pd.to_timedelta(calls["rank"], unit="us"),
+                })], ignore_index=True)
+            planned = plan_touches(conn, touches)
+            rec = todo[["customer_id", "remedy", "coupon_value", "refund_offer", "call_list", "touch_key"]].copy()
+            rec.insert(0, "incident_id", incident_id)
+            bulk_upsert(conn, "incident_customers", rec, ["incident_id", "customer_id"])
+        per_tier = aff.groupby("priority").size().to_dict()
+        awaiting = int((todo["priority"] == "core").sum()) if not todo.empty else 0
+        audit(conn, "userops", "compensation.planned", "incident", incident_id,
+              {"customers": len(aff), "new_touches": int(planned), "per_tier": per_tier, "awaiting_review": awaiting})
+        step = get_step(conn, incident_id, "compensate")
+        if step["status"] == "pending":
+            set_step(conn, incident_id, "compensate", "waiting" if awaiting else "pending", "userops",
+                     {"planned_at": now, "customers": len(aff), "per_tier": per_tier}, now, action="step.compensate.planned")
+    return {"customers": int(len(aff)), "planned": int(planned), "per_tier": {k: int(v) for k, v in per_tier.items()}}
+
+
+def awaiting_review(incident_id: str, engine: Engine | None = None) -> pd.DataFrame:
+    """Core customers' apologies that wait for a human (customer_id, subject, body)."""
+    engine = engine or get_engine()
+    return read_frame(
+        engine,
+        "SELECT customer_id, subject, body, gift_cost FROM touches WHERE campaign = :c AND status = 'awaiting_review' AND channel <> 'staff' ORDER BY planned_at",
+        {"c": campaign_name(incident_id)},
+    )
+
+
+def release_core(incident_id: str, reviewer: str, exclude: list[str] | None = None, engine: Engine | None = None,
+                 now: datetime | None = None) -> dict:
+    """A human reviewed the core apologies: release them for sending, except ``exclude``
+    (held: staff handle those by phone). Returns counts."""
+    engine = engine or get_engine()
+    now = now or utcnow()
+    exclude = [str(x) for x in (exclude or []) if str(x).strip()]
+    camp = campaign_name(incident_id)
+    from tasks.messaging import approve_touches
+
+    with engine.begin() as conn:
+        held = 0
+        if exclude:
+            held = conn.execute(
+                sa.text("UPDATE touches SET status = 'suppressed', reason = :r WHERE campaign = :c AND status = 'awaiting_review' "
+                        "AND customer_id IN :ids").bindparams(sa.bindparam("ids", expanding=True)),
+                {"r": f"held by reviewer {reviewer}", "c": camp, "ids": exclude},
+            ).rowcount or 0
+        released = approve_touches(conn, reviewer, campaign=camp)
+        audit(conn, reviewer, "compensation.core_reviewed", "incident", incident_id,
+              {"released": released, "held": held, "held_customers": len(exclude)})
+        step = get_step(conn, incident_id, "compensate")
+        if step["status"] in ("waiting", "expired"):
+            set_step(conn, incident_id, "compensate", "pending", reviewer,
+                     {"core_reviewed_by": reviewer, "core_reviewed_at": now, "core_released": released, "core_held": held},
+                     now, action="step.compensate.core_reviewed")
+    return {"released": int(released), "held": int(held)}
+
+
+def send_apologies(incident_id: str, engine: Engine | None = None, now: datetime | None = None) -> dict:
+    """Deliver the incident's due apologies through the campaign engine (its exactly-once
+    sending: in-flight marking, idempotency keys, resend of what a killed sender left)."""
+    from tasks.messaging import send_due
+
+    return send_due(engine=engine or get_engine(), now=now, campaign=campaign_name(incident_id))
+
+
+def advance_open_incidents(engine: Engine | None = None, now: datetime | None = None) -> dict:
+    """Hourly: send apologies that were deferred (quiet hours, retries) or released from the
+    CLI, and mark Compensate done when nothing is left. Returns progress per incident."""
+    engine = engine or get_engine()
+    df = read_frame(
+        engine,
+        "SELECT s.incident_id FROM incident_steps s JOIN incidents i ON i.incident_id = s.incident_id "
+        "WHERE i.status = 'open' AND s.step = 'compensate' AND s.status <> 'done'",
+    )
+    out = {}
+    for incident_id in df["incident_id"]:  # open incidents: a handful
+        if not get_step(engine, incident_id, "compensate")["result"].get("planned_at"):
+            continue  # the flow has not reached Compensate yet
+        send_apologies(incident_id, engine, now)
+        out[incident_id] = refresh_compensated(incident_id, engine, now)
+    return out
+
+
+def progress(incident_id: str, bind: Engine | Connection | None = None) -> pd.DataFrame:
+    """Touch counts per tier and status for the incident's apologies."""
+    bind = bind or get_engine()
+    return read_frame(
+        bind,
+        "SELECT ic.priority, t.status, COUNT(*) AS n, SUM(CAST(t.gift_cost AS FLOAT)) AS cost FROM incident_customers ic "
+        "JOIN touches t ON t.touch_key = ic.touch_key WHERE ic.incident_id = :i GROUP BY ic.priority, t.status",
+        {"i": incident_id},
+    )
+
+
+def refresh_compensated(incident_id: str, engine: Engine | None = None, now: datetime | None = None) -> dict:
+    """Stamp ``compensated_at`` from the touches that went out; mark Compensate done when no
+    apology is left to send. Returns the progress summary."""
+    engine = engine or get_engine()
+    now = now or utcnow()
+    with engine.begin() as conn:
+        conn.execute(
+            sa.text(
+                "UPDATE incident_customers SET compensated_at = (SELECT t.sent_at FROM touches t WHERE t.touch_key = incident_customers.touch_key) "
+                "WHERE incident_id = :i AND compensated_at IS NULL AND touch_key IS NOT NULL"
+            ),
+            {"i": incident_id},
+        )
+        prog = progress(incident_id, conn)
+        total = int(read_frame(conn, "SELECT COUNT(*) AS n FROM incident_customers WHERE incident_id = :i", {"i": incident_id})["n"].iloc[0])
+        unplanned = int(read_frame(conn, "SELECT COUNT(*) AS n FROM incident_customers WHERE incident_id = :i AND touch_key IS NULL",
+                                   {"i": incident_id})["n"].iloc[0])
+        pending = int(prog.loc[prog["status"].isin(PENDING_STATUSES), "n"].sum()) if not prog.empty else 0
+        awaiting = int(prog.loc[prog["status"] == "awaiting_review", "n"].sum()) if not prog.empty else 0
+        sent = int(prog.loc[prog["status"] == "sent", "n"].sum()) if not prog.empty else 0
+        summary = {
+            "customers": total,
+            "sent": sent,
+            "pending": pending,
+            "awaiting_review": awaiting,
+            "per_tier_status": {f"{r.priority}/{r.status}": int(r.n) for r in prog.itertuples(index=False)},
+        }
+        step = get_step(conn, incident_id, "compensate")
+        planned_once = bool(step["result"].get("planned_at"))
+        if step["status"] != "done" and planned_once and pending == 0 and unplanned == 0:
+            set_step(conn, incident_id, "compensate", "done", "userops", summary, now, action="step.compensate.done")
+    return summary
+
+
+@task(name="compensate-plan", cache_policy=NO_CACHE)
+def plan_compensation_task(incident_id: str) -> dict:
+    return plan_compensation(incident_id)
+
+
+@task(name="compensate-send", cache_policy=NO_CACHE)
+def send_apologies_task(incident_id: str) -> dict:
+    sent = send_apologies(incident_id)
+    return {"send": sent, "progress": refresh_compensated(incident_id)}
+
+
+@task(name="compensate-release-core", cache_policy=NO_CACHE)
+def release_core_task(incident_id: str, reviewer: str, exclude: list[str] | None = None) -> dict:
+    return release_core(incident_id, reviewer, exclude)

@@ -1,0 +1,218 @@
+"""The incident report: timeline, compensated per tier, cost, complaint rate before/after.
+
+Published as a Prefect markdown artifact under the stable key ``incident-<incident id>``
+(every update is a new version of the same artifact) while the flow runs, and as the
+closing report when the incident closes. Complaint rate = complaints / paid orders in a
+window of ``health.complaint_window_days`` before the opening vs. after it (up to the
+close). Cost = apology coupons actually sent (touch ``gift_cost``) plus the refund exposure
+(the affected items' value for customers offered a refund). No names, phones or emails:
+customers appear by id only.
+"""
+from __future__ import annotations
+
+import logging
+from datetime import datetime, timedelta
+
+import pandas as pd
+import sqlalchemy as sa
+from prefect import task
+from prefect.cache_policies import NO_CACHE
+from sqlalchemy.engine import Connection, Engine
+
+from tasks.crisis import messages  # noqa: F401
+from tasks.crisis.compensate import campaign_name
+from tasks.crisis.incidents import close_incident_row, get_incident, incident_audit, timeline
+from tasks.crisis.util import fmt_duration, to_shop_str
+from userops.clock import utcnow
+from userops.db import get_engine, read_frame
+from userops.settings import get_settings
+
+log = logging.getLogger("userops.crisis.report")
+
+
+def complaint_rate(bind: Engine | Connection, start: datetime, end: datetime, skus: list[str] | None = None) -> dict:
+    """Complaints / paid orders in [start, end); with ``skus``: complaints about them too."""
+    c = read_frame(bind, "SELECT COUNT(*) AS n FROM feedback WHERE kind = 'complaint' AND created_at >= :a AND created_at < :b",
+                   {"a": start, "b": end})["n"].iloc[0]
+    o = read_frame(bind, "SELECT COUNT(*) AS n FROM orders WHERE status = 'paid' AND paid_at >= :a AND paid_at < :b",
+                   {"a": start, "b": end})["n"].iloc[0]
+    out = {"start": start, "end": end, "complaints": int(c), "paid_orders": int(o),
+           "rate": round(float(c) / float(o), 4) if o else None}
+    if skus:
+        out["sku_complaints"] = int(read_frame(
+            bind,
+            sa.text("SELECT COUNT(*) AS n FROM feedback WHERE kind = 'complaint' AND created_at >= :a AND created_at < :b AND sku IN :skus")
+            .bindparams(sa.bindparam("skus", expanding=True)),
+            {"a": start, "b": end, "skus": skus},
+        )["n"].iloc[0])
+    return out
+
+
+def build_report(incident_id: str, engine: Engine | Connection | None = None, now: datetime | None = None) -> dict:
+    engine = engine or get_engine()
+    now = now or utcnow()
+    s = get_settings()
+    inc = get_incident(engine, incident_id)
+    tl = timeline(engine, incident_id, now)
+    steps = [
+        {
+            "step": r.step,
+            "deadline_at": r.deadline_at,
+            "status": r.status,
+            "done_at": None if pd.isna(r.done_at) else r.done_at,
+            "done_by": r.done_by,
+            "met_deadline": None if pd.isna(r.met_deadline) else bool(r.met_deadline),
+            "reminders_sent": r.reminders_sent,
+        }
+        for r in tl.itertuples(index=False)
+    ]
+    tiers = read_frame(
+        engine,
+        "SELECT ic.priority, COUNT(*) AS customers, "
+        "SUM(CASE WHEN ic.compensated_at IS NOT NULL THEN 1 ELSE 0 END) AS compensated, "
+        "SUM(CASE WHEN ic.call_list THEN 1 ELSE 0 END) AS call_list, "
+        "SUM(CASE WHEN ic.refund_offer THEN ic.affected_amount ELSE 0 END) AS refund_exposure, "
+        "SUM(CASE WHEN t.status = 'sent' THEN CAST(t.gift_cost AS FLOAT) ELSE 0 END) AS coupon_cost "
+        "FROM incident_customers ic LEFT JOIN touches t ON t.touch_key = ic.touch_key "
+        "WHERE ic.incident_id = :i GROUP BY ic.priority",
+        {"i": incident_id},
+    )
+    per_tier = {
+        r.priority: {"customers": int(r.customers), "compensated": int(r.compensated or 0), "call_list": int(r.call_list or 0),
+                     "coupon_cost": round(float(r.coupon_cost or 0), 2), "refund_exposure": round(float(r.refund_exposure or 0), 2)}
+        for r in tiers.itertuples(index=False)
+    }
+    window = timedelta(days=s.health.complaint_window_days)
+    opened = inc["opened_at"]
+    end = inc["closed_at"] or now
+    before = complaint_rate(engine, opened - window, opened, inc["skus"])
+    after = complaint_rate(engine, opened, max(min(end, opened + window), opened + timedelta(seconds=1)), inc["skus"])
+    calls = read_frame(
+        engine,
+        "SELECT customer_id, affected_orders, affected_amount, remedy FROM incident_customers "
+        "WHERE incident_id = :i AND call_list ORDER BY rank",
+        {"i": incident_id},
+    )
+    return {
+        "incident_id": incident_id,
+        "skus": inc["skus"],
+        "reason": inc["reason"],
+        "severity": inc["severity"],
+        "source": inc["source"],
+        "status": inc["status"],
+        "opened_at": opened,
+        "opened_by": inc["opened_by"],
+        "closed_at": inc["closed_at"],
+        "statement_published_at": inc["statement_published_at"],
+        "steps": steps,
+        "compensated": per_tier,
+        "cost": {
+            "coupons": round(sum(v["coupon_cost"] for v in per_tier.values()), 2),
+            "refund_exposure": round(sum(v["refund_exposure"] for v in per_tier.values()), 2),
+        },
+        "complaint_rate": {"before": before, "after": after},
+        "call_list": calls["customer_id"].tolist(),
+        "campaign": campaign_name(incident_id),
+    }
+
+
+def _pct(v) -> str:
+    return "-" if v is None else f"{v * 100:.2f}%"
+
+
+def report_markdown(rep: dict, lang: str | None = None) -> str:
+    lang = lang or get_settings().language
+    zh = lang == "zh-CN"
+    L = (lambda zh_s, en_s: zh_s if zh else en_s)
+    lines = [f"# {L('危机事件', 'Incident')} {rep['incident_id']}", ""]
+    lines.append(f"- SKU: {', '.join(rep['skus'])}")
+    lines.append(f"- {L('原因', 'Reason')}: {rep['reason'] or '-'}")
+    lines.append(f"- {L('级别', 'Severity')}: {rep['severity']} · {L('来源', 'Source')}: {rep['source']} · "
+                 f"{L('状态', 'Status')}: {rep['status']}")
+    lines.append(f"- {L('开启', 'Opened')}: {to_shop_str(rep['opened_at'])} ({rep['opened_by'] or '-'})"
+                 + (f" · {L('关闭', 'Closed')}: {to_shop_str(rep['closed_at'])}" if rep.get("closed_at") else ""))
+    lines += ["", f"## {L('时间线', 'Timeline')}", "",
+              f"| {L('步骤', 'Step')} | {L('截止', 'Deadline')} | {L('状态', 'Status')} | {L('完成时间', 'Done at')} | "
+              f"{L('执行人', 'By')} | {L('是否按时', 'On time')} | {L('提醒', 'Reminders')} |",
+              "|---|---|---|---|---|---|---|"]
+    names = {"control": L("控制扩散", "Control"), "clarify": L("澄清事实", "Clarify"), "compensate": L("补偿用户", "Compensate")}
+    for st in rep["steps"]:
+        met = st["met_deadline"]
+        met_s = "-" if met is None else (L("是", "yes") if met else L("否", "no"))
+        if st["done_at"] is not None and met is False:
+            met_s += f" (+{fmt_duration(pd.Timestamp(st['done_at']) - pd.Timestamp(st['deadline_at']), lang)})"
+        lines.append(f"| {names.get(st['step'], st['step'])} | {to_shop_str(st['deadline_at'])} | {st['status']} | "
+                     f"{to_shop_str(st['done_at'])} | {st['done_by'] or '-'} | {met_s} | {st['reminders_sent'] or '[]'} |")
+    lines += ["", f"## {L('补偿', 'Compensation')}", "",
+              f"| {L('层级', 'Tier')} | {L('受影响', 'Affected')} | {L('已补偿', 'Compensated')} | {L('电话回访', 'Call list')} | "
+              f"{L('券成本', 'Coupon cost')} | {L('退款敞口', 'Refund exposure')} |",
+              "|---|---|---|---|---|---|"]
+    for tier in ("core", "potential", "ordinary"):
+        v = rep["compensated"].get(tier)
+        if v:
+            lines.append(f"| {tier} | {v['customers']} | {v['compensated']} | {v['call_list']} | {v['coupon_cost']:.2f} | {v['refund_exposure']:.2f} |")
+    lines += ["", f"{L('成本合计', 'Total cost')}: {L('券', 'coupons')} {rep['cost']['coupons']:.2f} + "
+              f"{L('退款敞口', 'refund exposure')} {rep['cost']['refund_exposure']:.2f}"]
+    b, a = rep["complaint_rate"]["before"], rep["complaint_rate"]["after"]
+    lines += ["", f"## {L('投诉率', 'Complaint rate')}", "",
+              f"| | {L('投诉', 'Complaints')} | {L('已支付订单', 'Paid orders')} | {L('投诉率', 'Rate')} | {L('本事件 SKU 投诉', 'Complaints on these SKUs')} |",
+              "|---|---|---|---|---|",
+              f"| {L('开启前', 'Before')} | {b['complaints']} | {b['paid_orders']} | {_pct(b['rate'])} | {b.get('sku_complaints', '-')} |",
+              f"| {L('开启后', 'After')} | {a['complaints']} | {a['paid_orders']} | {_pct(a['rate'])} | {a.get('sku_complaints', '-')} |"]
+    if rep["call_list"]:
+        shown = rep["call_list"][:200]
+        lines += ["", f"## {L('核心客户电话回访清单(客户编号)', 'Personal call list (customer ids)')}", "",
+                  ", ".join(shown) + (" …" if len(rep["call_list"]) > len(shown) else "")]
+    return "\n".join(lines) + "\n"
+
+
+def publish_artifact(incident_id: str, markdown: str, description: str = "") -> bool:
+    """Markdown artifact ``incident-<id>`` — only inside a Prefect run."""
+    from prefect.context import FlowRunContext, TaskRunContext
+
+    if FlowRunContext.get() is None and TaskRunContext.get() is None:
+        return False
+    from prefect.artifacts import create_markdown_artifact
+
+    from tasks.artifacts import artifact_key
+
+    create_markdown_artifact(markdown=markdown, key=artifact_key("incident", incident_id), description=description or incident_id)
+    return True
+
+
+def close_incident(incident_id: str, actor: str, engine: Engine | None = None, now: datetime | None = None) -> dict | None:
+    """Close the incident: its customers are marketable again; write the closing report."""
+    engine = engine or get_engine()
+    now = now or utcnow()
+    rep = build_report(incident_id, engine, now)
+    rep["closed_at"] = now
+    rep["status"] = "closed"
+    with engine.begin() as conn:
+        if not close_incident_row(conn, incident_id, actor, rep, now):
+            return None
+    publish_artifact(incident_id, report_markdown(rep), f"closing report of {incident_id}")
+    return rep
+
+
+def auto_close(engine: Engine | None = None, now: datetime | None = None) -> list[str]:
+    """Close incidents whose three steps are done and whose quiet period has passed."""
+    engine = engine or get_engine()
+    now = now or utcnow()
+    days = get_settings().crisis.quiet_days
+    df = read_frame(
+        engine,
+        "SELECT i.incident_id, i.opened_at FROM incidents i WHERE i.status = 'open' AND NOT EXISTS ("
+        "SELECT 1 FROM incident_steps s WHERE s.incident_id = i.incident_id AND s.status <> 'done')",
+        parse_dates=["opened_at"],
+    )
+    closed = []
+    for r in df.itertuples(index=False):  # open incidents: a handful
+        if r.opened_at + timedelta(days=days) <= pd.Timestamp(now):
+            if close_incident(r.incident_id, "userops:auto-close", engine, now):
+                closed.append(r.incident_id)
+    return closed
+
+
+@task(name="crisis-auto-close", cache_policy=NO_CACHE)
+def auto_close_task(now: datetime | None = None) -> list[str]:
+    return auto_close(now=now)

@@ -1,0 +1,31 @@
+"""Small helpers of the crisis module: shop-time formatting, durations."""
+from __future__ import annotations
+
+from datetime import datetime, timedelta, timezone
+from zoneinfo import ZoneInfo
+
+import pandas as pd
+
+from userops.settings import get_settings
+
+
+def to_shop(ts) -> datetime | None:
+    """Naive UTC -> aware shop-time datetime (settings.timezone)."""
+    if ts is None or (not isinstance(ts, datetime) and pd.isna(ts)):
+        return None
+    ts = pd.Timestamp(ts).to_pydatetime()
+    return ts.replace(tzinfo=timezone.utc).astimezone(ZoneInfo(get_settings().timezone))
+
+
+def to_shop_str(ts) -> str:
+    s = to_shop(ts)
+    return s.strftime("%Y-%m-%d %H:%M") if s else "-"
+
+
+def fmt_duration(td: timedelta, lang: str | None = None) -> str:
+    lang = lang or get_settings().language
+    mins = int(abs(td.total_seconds()) // 60)
+    h, m = divmod(mins, 60)
+    if lang == "zh-CN":
+        return f"{h}小时{m}分" if h else f"{m}分钟"
+    return f"{h}h{m:02d}m" if h else f"{m}m"

@@ -1,0 +1,983 @@
+"""Messages to customers: plan them in ``touches``, deliver each exactly once.
+
+The contract (DEVELOPING.md): ``plan_touches(conn, df) -> int`` inserts planned touches,
+idempotent by ``touch_key``; ``send_due(engine=None, now=None, channel_override=None) -> dict``
+delivers the due ones. Campaigns (issue 6) and crisis compensation (issue 7) both use them.
+
+Exactly once, as the provider sees it:
+
+1. a batch of due touches is marked ``in_flight`` (with the sender's identity) and
+   committed *before* any request goes out;
+2. every request carries the touch's idempotency key: an ``Idempotency-Key`` header and an
+   ``idempotency_key`` body field for the JSON webhook, a ``Message-ID`` derived from it for
+   SMTP, a ``touch_key`` column in the staff-outreach list (which is de-duplicated on it);
+3. the batch is settled (``sent`` / back to ``planned`` with a backoff / ``failed`` with the
+   reason) in one bulk UPDATE after its requests.
+
+A sender killed between 1 and 3 leaves its batch ``in_flight``; the next ``send_due`` sees
+that the sender is gone (same host: its process no longer exists; elsewhere: the lease
+expired) and resends exactly those touches with the same keys, so at most the messages in
+flight at the crash are ever sent again and the provider recognises them as repeats.
+
+Touches in ``awaiting_review`` are not sent until ``approve_touches`` releases them. Quiet
+hours (per touch: ``quiet_hours`` in ``timezone``) defer a touch via ``not_before``; they
+never drop it. Marketing touches of a customer who unsubscribed, withdrew consent or is
+inside an open crisis are suppressed at the last moment too.
+"""
+from __future__ import annotations
+
+import csv
+import hashlib
+import http.client
+import json
+import logging
+import os
+import smtplib
+import socket
+import threading
+import time
+from collections import Counter
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta, timezone
+from email.message import EmailMessage
+from email.utils import format_datetime
+from pathlib import Path
+from urllib.parse import unquote, urlsplit
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+import numpy as np
+import pandas as pd
+import sqlalchemy as sa
+from prefect import task
+from prefect.cache_policies import NO_CACHE
+from sqlalchemy.engine import Connection, Engine
+
+from userops.clock import utcnow
+from userops.db import SQLITE_TS_FORMAT, audit, copy_frame, get_engine, is_postgres, read_frame
+from userops.settings import get_settings
+
+log = logging.getLogger("userops.messaging")
+
+PENDING = ("planned", "awaiting_review", "in_flight")
+COUNTED = ("planned", "awaiting_review", "in_flight", "sent")  # count toward frequency caps
+CHANNELS = ("email", "sms", "push", "staff")
+TOUCH_COLUMNS = [
+    "touch_key", "campaign", "campaign_run_id", "customer_id", "channel", "grp", "variant", "locale",
+    "subject", "body", "is_marketing", "gift_cost", "status", "reason", "attempts", "planned_at",
+    "not_before", "period", "quiet_hours", "timezone",
+]
+TS_COLUMNS = ("planned_at", "not_before")
+
+
+# --------------------------------------------------------------------------- helpers
+def idempotency_key(touch_key: str) -> str:
+    """The key a provider sees for a touch: stable, ASCII, 40 hex characters."""
+    return hashlib.sha256(touch_key.encode("utf-8")).hexdigest()[:40]
+
+
+def message_id(touch_key: str) -> str:
+    return f"<{idempotency_key(touch_key)}@userops.idempotency>"
+
+
+def _ts_params(*names: str) -> list:
+    return [sa.bindparam(n, type_=sa.DateTime()) for n in names]
+
+
+def _db_ts(bind, v: datetime | None):
+    """A timestamp for raw DB-API statements, stored as SQLAlchemy stores it."""
+    if v is None or (isinstance(v, float) and np.isnan(v)) or v is pd.NaT:
+        return None
+    if isinstance(v, pd.Timestamp):
+        v = v.to_pydatetime()
+    return v if is_postgres(bind) else v.strftime(SQLITE_TS_FORMAT)
+
+
+def shop_zone() -> str:
+    return get_settings().timezone
+
+
+def valid_zones(zones: pd.Series) -> pd.Series:
+    """Each timezone name if it is a real IANA zone, else the shop's timezone."""
+    shop = shop_zone()
+    zones = zones.astype(object).where(zones.notna() & (zones.astype(str).str.len() > 0), shop)
+    ok: dict[str, str] = {}
+    for z in pd.unique(zones):
+        try:
+            ZoneInfo(str(z))
+            ok[z] = z
+        except (ZoneInfoNotFoundError, ValueError):
+            ok[z] = shop
+    return zones.map(ok)
+
+
+def _minutes(hhmm: str) -> int:
+    h, m = hhmm.split(":")
+    return int(h) * 60 + int(m)
+
+
+def quiet_not_before(when: pd.Series, zones: pd.Series, quiet: pd.Series | str | None) -> pd.Series:
+    """For each naive-UTC time, the first moment after it that is outside the quiet hours in
+    that timezone; NaT where the time is not quiet. ``quiet`` like ``"21:00-09:00"``.
+    Vectorized per (timezone, quiet hours) group, never per customer."""
+    out = pd.Series(pd.NaT, index=when.index, dtype="datetime64[us]")
+    if when.empty:
+        return out
+    when = pd.to_datetime(when).astype("datetime64[us]")
+    if quiet is None:
+        return out
+    q = pd.Series(quiet, index=when.index) if isinstance(quiet, str) else quiet
+    keys = pd.DataFrame({"q": q.astype(object), "tz": zones.astype(object)})
+    for (spec, zone), idx in keys.groupby(["q", "tz"], dropna=True).groups.items():
+        if not spec or "-" not in str(spec):
+            continue
+        start, end = (_minutes(x) for x in str(spec).split("-"))
+        if start == end:
+            continue
+        local = when.loc[idx].dt.tz_localize("UTC").dt.tz_convert(zone)
+        mins = local.dt.hour * 60 + local.dt.minute
+        quiet_mask = ((mins >= start) | (mins < end)) if start > end else ((mins >= start) & (mins < end))
+        if not quiet_mask.any():
+            continue
+        loc_q = local[quiet_mask]
+        mins_q = mins[quiet_mask]
+        day = loc_q.dt.tz_localize(None).dt.normalize()
+        add_day = (mins_q >= end).astype(int)
+        target = day + pd.to_timedelta(add_day, unit="D") + pd.Timedelta(minutes=end)
+        target = target.dt.tz_localize(zone, ambiguous=np.zeros(len(target), dtype=bool), nonexistent="shift_forward")
+        out.loc[target.index] = target.dt.tz_convert("UTC").dt.tz_localize(None).astype("datetime64[us]")
+    return out
+
+
+def default_quiet_hours() -> str:
+    cs = get_settings().campaigns
+    return f"{cs.quiet_start}-{cs.quiet_end}"
+
+
+# --------------------------------------------------------------------------- planning
+def plan_touches(conn: Connection, df: pd.DataFrame, *, quiet_hours: bool = True) -> int:
+    """Insert planned touches inside the caller's transaction; returns rows written.
+
+    Required columns: ``touch_key``, ``campaign``, ``customer_id``, ``channel``. Optional:
+    ``grp`` (treatment), ``status`` (planned; or awaiting_review / control / suppressed),
+    ``subject``, ``body``, ``variant``, ``locale``, ``is_marketing`` (True), ``gift_cost`` (0),
+    ``reason``, ``planned_at`` (now), ``not_before``, ``period``, ``campaign_run_id``,
+    ``quiet_hours`` (settings default except for staff lists), ``timezone`` (the customer's).
+
+    Idempotent by ``touch_key``: an existing touch is never replanned or resent; only a
+    touch that was *suppressed* may be replaced by a newer decision in the same period.
+    Quiet hours: ``not_before`` is set for a touch planned inside them (deferred, never dropped).
+    """
+    if df is None or df.empty:
+        return 0
+    missing = [c for c in ("touch_key", "campaign", "customer_id", "channel") if c not in df.columns]
+    if missing:
+        raise ValueError(f"plan_touches needs columns {', '.join(missing)}")
+    bad = set(df["channel"].unique()) - set(CHANNELS)
+    if bad:
+        raise ValueError(f"unknown channel(s) {', '.join(map(str, bad))}; use {', '.join(CHANNELS)}")
+    if df["touch_key"].duplicated().any():
+        raise ValueError("touch_key must be unique within one plan")
+    now = utcnow()
+    out = pd.DataFrame(index=df.index)
+    for c in TOUCH_COLUMNS:
+        out[c] = df[c] if c in df.columns else None
+    defaults = {"grp": "treatment", "status": "planned", "is_marketing": True, "gift_cost": 0.0, "attempts": 0}
+    for c, v in defaults.items():
+        out[c] = out[c].where(out[c].notna(), v) if c in df.columns else v
+    out["planned_at"] = pd.to_datetime(out["planned_at"]).astype("datetime64[us]") if "planned_at" in df.columns else pd.Timestamp(now)
+    out["planned_at"] = out["planned_at"].fillna(pd.Timestamp(now)).astype("datetime64[us]")
+    out["not_before"] = pd.to_datetime(out["not_before"]).astype("datetime64[us]")
+    out["is_marketing"] = out["is_marketing"].astype(bool)
+    out["gift_cost"] = pd.to_numeric(out["gift_cost"]).fillna(0.0).astype(float)
+    out["attempts"] = 0
+    if quiet_hours:
+        if "quiet_hours" not in df.columns:
+            out["quiet_hours"] = np.where(out["channel"] == "staff", None, default_quiet_hours())
+        if "timezone" not in df.columns or out["timezone"].isna().any():
+            tz = _customer_zones(conn, out["customer_id"])
+            out["timezone"] = out["timezone"].where(out["timezone"].notna(), tz)
+        out["timezone"] = valid_zones(out["timezone"])
+        sendable = out["status"].isin(["planned", "awaiting_review"]) & out["quiet_hours"].notna() & out["not_before"].isna()
+        if sendable.any():
+            nb = quiet_not_before(out.loc[sendable, "planned_at"], out.loc[sendable, "timezone"], out.loc[sendable, "quiet_hours"])
+            out.loc[sendable, "not_before"] = nb
+    return _insert_touches(conn, out)
+
+
+def _customer_zones(conn: Connection, ids: pd.Series) -> pd.Series:
+    uniq = pd.unique(ids.astype(str))
+    zones: dict[str, str] = {}
+    for start in range(0, len(uniq), 5000):
+        chunk = list(uniq[start : start + 5000])
+        stmt = sa.text("SELECT customer_id, timezone FROM customers WHERE customer_id IN :ids").bindparams(sa.bindparam("ids", expanding=True))
+        for cid, tz in conn.execute(stmt, {"ids": chunk}).fetchall():
+            zones[cid] = tz
+    return ids.astype(str).map(zones)
+
+
+def _insert_touches(conn: Connection, df: pd.DataFrame) -> int:
+    cols = TOUCH_COLUMNS
+    col_list = ", ".join(cols)
+    updatable = [c for c in cols if c != "touch_key"]
+    sets = ", ".join(f"{c} = excluded.{c}" for c in updatable)
+    pg = is_postgres(conn)
+    distinct = "IS DISTINCT FROM" if pg else "IS NOT"
+    # Only a suppressed touch may change; and only when the new decision differs.
+    cond = (
+        f"touches.status = 'suppressed' AND (excluded.status <> 'suppressed' "
+        f"OR touches.reason {distinct} excluded.reason)"
+    )
+    frame = df[cols]
+    written = 0
+    if pg:
+        conn.exec_driver_sql("CREATE TEMP TABLE IF NOT EXISTS _stage_touches (LIKE touches INCLUDING DEFAULTS) ON COMMIT DROP")
+        for start in range(0, len(frame), 200_000):
+            conn.exec_driver_sql("TRUNCATE _stage_touches")
+            copy_frame(conn, "_stage_touches", frame.iloc[start : start + 200_000])
+            res = conn.exec_driver_sql(
+                f"INSERT INTO touches ({col_list}) SELECT {col_list} FROM _stage_touches "
+                f"ON CONFLICT (touch_key) DO UPDATE SET {sets} WHERE {cond}"
+            )
+            written += res.rowcount or 0
+        return written
+    rows = _sqlite_rows(frame)
+    stmt = (
+        f"INSERT INTO touches ({col_list}) VALUES ({', '.join('?' for _ in cols)}) "
+        f"ON CONFLICT (touch_key) DO UPDATE SET {sets} WHERE {cond}"
+    )
+    cur = conn.connection.driver_connection.cursor()
+    before = conn.connection.driver_connection.total_changes
+    for start in range(0, len(rows), 100_000):
+        cur.executemany(stmt, rows[start : start + 100_000])
+    written = conn.connection.driver_connection.total_changes - before
+    cur.close()
+    return written
+
+
+def _sqlite_rows(df: pd.DataFrame) -> list[tuple]:
+    cols = []
+    for c in df.columns:
+        s = df[c]
+        if pd.api.types.is_datetime64_any_dtype(s):
+            v = s.dt.strftime(SQLITE_TS_FORMAT).astype(object).where(s.notna(), None)
+        elif pd.api.types.is_bool_dtype(s):
+            v = s.astype(int).astype(object)
+        elif pd.api.types.is_float_dtype(s):
+            v = s.astype(object).where(s.notna(), None)
+        elif pd.api.types.is_integer_dtype(s):
+            v = s.astype("int64").astype(object)
+        else:
+            v = s.astype(object).where(s.notna(), None)
+        cols.append(v.tolist())
+    return list(zip(*cols))
+
+
+def approve_touches(conn: Connection, actor: str, *, campaign: str | None = None, touch_keys: list[str] | None = None) -> int:
+    """Release touches waiting for review (e.g. crisis apologies to core customers)."""
+    if campaign is None and not touch_keys:
+        raise ValueError("approve a campaign or a list of touch keys, not everything")
+    sql = "UPDATE touches SET status = 'planned' WHERE status = 'awaiting_review'"
+    params: dict = {}
+    binds = []
+    if campaign is not None:
+        sql += " AND campaign = :campaign"
+        params["campaign"] = campaign
+    if touch_keys:
+        sql += " AND touch_key IN :keys"
+        params["keys"] = list(touch_keys)
+        binds.append(sa.bindparam("keys", expanding=True))
+    n = conn.execute(sa.text(sql).bindparams(*binds), params).rowcount or 0
+    audit(conn, actor, "approve_touches", "touches", campaign, {"approved": n, "keys": len(touch_keys or [])})
+    return n
+
+
+# --------------------------------------------------------------------------- channels
+@dataclass
+class Outbound:
+    touch_key: str
+    campaign: str
+    customer_id: str
+    channel: str
+    subject: str | None
+    body: str | None
+    locale: str | None
+    attempts: int
+    name: str | None = None
+    email: str | None = None
+    phone: str | None = None
+    member_level: str | None = None
+
+    @property
+    def key(self) -> str:
+        return idempotency_key(self.touch_key)
+
+
+@dataclass
+class Outcome:
+    status: str  # sent / retry / failed
+    provider_id: str | None = None
+    reason: str | None = None
+    retry_after: float | None = None
+
+
+class RateLimiter:
+    """Shared pacing for one channel: at most ``rate`` requests per second, and a pause
+    after the provider answered 429 with Retry-After."""
+
+    def __init__(self, rate: float = 0.0):
+        self.interval = 1.0 / rate if rate and rate > 0 else 0.0
+        self._next = time.monotonic()
+        self._lock = threading.Lock()
+
+    def wait(self) -> None:
+        with self._lock:
+            now = time.monotonic()
+            at = max(self._next, now)
+            self._next = at + self.interval
+        if at > now:
+            time.sleep(at - now)
+
+    def pause(self, seconds: float) -> None:
+        with self._lock:
+            self._next = max(self._next, time.monotonic() + seconds)
+
+
+class HttpChannel:
+    """SMS / app push over the provider's JSON webhook (keep-alive connection per thread)."""
+
+    RETRYABLE = {408, 425, 429, 500, 502, 503, 504}
+
+    def __init__(self, url: str, channel: str, rate: float, timeout: float, max_429_waits: int = 5):
+        parts = urlsplit(url)
+        if parts.scheme not in ("http", "https") or not parts.hostname:
+            raise ValueError(f"the {channel} webhook URL must be http(s)://host[:port]/path")
+        self.scheme, self.host, self.port = parts.scheme, parts.hostname, parts.port
+        self.path = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
+        self.auth = None
+        if parts.username:
+            import base64
+
+            token = base64.b64encode(f"{unquote(parts.username)}:{unquote(parts.password or '')}".encode()).decode()
+            self.auth = f"Basic {token}"
+        self.channel = channel
+        self.timeout = timeout
+        self.limiter = RateLimiter(rate)
+        self.max_429_waits = max_429_waits
+        self._local = threading.local()
+        self._conns: list[http.client.HTTPConnection] = []
+        self._lock = threading.Lock()
+
+    def _conn(self) -> http.client.HTTPConnection:
+        c = getattr(self._local, "conn", None)
+        if c is None:
+            cls = http.client.HTTPSConnection if self.scheme == "https" else http.client.HTTPConnection
+            c = cls(self.host, self.port, timeout=self.timeout)
+            self._local.conn = c
+            with self._lock:
+                self._conns.append(c)
+        return c
+
+    def _drop(self) -> None:
+        c = getattr(self._local, "conn", None)
+        if c is not None:
+            try:
+                c.close()
+            except Exception:  # pragma: no cover
+                pass
+            self._local.conn = None
+
+    def send(self, m: Outbound) -> Outcome:
+        if self.channel == "sms" and not m.phone:
+            return Outcome("failed", reason="no phone number")
+        key = m.key
+        payload = {
+            "idempotency_key": key,
+            "channel": self.channel,
+            "to": m.phone if self.channel == "sms" else m.customer_id,
+            "subject": m.subject,
+            "text": m.body,
+            "campaign": m.campaign,
+            "touch_key": m.touch_key,
+            "locale": m.locale,
+        }
+        body = json.dumps(payload, ensure_ascii=False).encode("utf-8")
+        headers = {"Content-Type": "application/json; charset=utf-8", "Idempotency-Key": key, "Content-Length": str(len(body))}
+        if self.auth:
+            headers["Authorization"] = self.auth
+        waits = 0
+        while True:
+            self.limiter.wait()
+            try:
+                conn = self._conn()
+                conn.request("POST", self.path, body=body, headers=headers)
+                resp = conn.getresponse()
+                data = resp.read()
+                status = resp.status
+                retry_after = resp.getheader("Retry-After")
+                if resp.getheader("Connection", "").lower() == "close":
+                    self._drop()
+            except (OSError, http.client.HTTPException) as exc:
+                self._drop()
+                return Outcome("retry", reason=f"{self.channel} provider unreachable: {type(exc).__name__}")
+            if status == 429 and waits < self.max_429_waits:
+                waits += 1
+                pause = _retry_after_seconds(retry_after, default=1.0)
+                self.limiter.pause(pause)
+                continue
+            break
+        try:
+            answer = json.loads(data or b"{}")
+        except ValueError:
+            answer = {}
+        if 200 <= status < 300 or status == 409:  # 409: the provider already has this key
+            return Outcome("sent", provider_id=str(answer.get("message_id") or answer.get("id") or "")[:200] or None)
+        reason = f"{self.channel} provider {status}: {str(answer.get('error') or answer.get('message') or '')[:200]}".rstrip(": ")
+        if status in self.RETRYABLE:
+            return Outcome("retry", reason=reason, retry_after=_retry_after_seconds(retry_after, None))
+        return Outcome("failed", reason=reason)
+
+    def close(self) -> None:
+        with self._lock:
+            for c in self._conns:
+                try:
+                    c.close()
+                except Exception:  # pragma: no cover
+                    pass
+            self._conns.clear()
+
+
+def _retry_after_seconds(value: str | None, default: float | None) -> float | None:
+    if not value:
+        return default
+    try:
+        return max(0.0, min(float(value), 300.0))
+    except ValueError:
+        return default
+
+
+class SmtpChannel:
+    """Email over SMTP; ``smtp://[user:pass@]host:port`` (``?starttls=1``) or ``smtps://``."""
+
+    def __init__(self, url: str, sender: str, rate: float, timeout: float):
+        parts = urlsplit(url)
+        if parts.scheme not in ("smtp", "smtps") or not parts.hostname:
+            raise ValueError("the SMTP URL must look like smtp://host:port or smtps://host:port")
+        self.ssl = parts.scheme == "smtps"
+        self.host = parts.hostname
+        self.port = parts.port or (465 if self.ssl else 25)
+        self.user = unquote(parts.username) if parts.username else None
+        self.password = unquote(parts.password) if parts.password else None
+        self.starttls = "starttls=1" in (parts.query or "") or "starttls=true" in (parts.query or "")
+        self.sender = sender
+        self.timeout = timeout
+        self.limiter = RateLimiter(rate)
+        self._local = threading.local()
+        self._conns: list[smtplib.SMTP] = []
+        self._lock = threading.Lock()
+
+    def _conn(self) -> smtplib.SMTP:
+        c = getattr(self._local, "conn", None)
+        if c is None:
+            c = (smtplib.SMTP_SSL if self.ssl else smtplib.SMTP)(self.host, self.port, timeout=self.timeout)
+            if self.starttls:
+                c.starttls()
+            if self.user:
+                c.login(self.user, self.password or "")
+            self._local.conn = c
+            with self._lock:
+                self._conns.append(c)
+        return c
+
+    def _drop(self) -> None:
+        c = getattr(self._local, "conn", None)
+        if c is not None:
+            try:
+                c.close()
+            except Exception:  # pragma: no cover
+                pass
+            self._local.conn = None
+
+    def send(self, m: Outbound) -> Outcome:
+        if not m.email:
+            return Outcome("failed", reason="no email address")
+        msg = EmailMessage()
+        msg["From"] = self.sender
+        msg["To"] = m.email
+        msg["Subject"] = m.subject or ""
+        msg["Message-ID"] = message_id(m.touch_key)
+        msg["Idempotency-Key"] = m.key
+        msg["Date"] = format_datetime(datetime.now(timezone.utc))
+        msg.set_content(m.body or "")
+        self.limiter.wait()
+        try:
+            refused = self._conn().send_message(msg)
+        except smtplib.SMTPRecipientsRefused as exc:
+            code = next(iter(exc.recipients.values()))[0] if exc.recipients else 550
+            self._reset()
+            return Outcome("retry" if 400 <= code < 500 else "failed", reason=f"smtp {code}: recipient refused")
+        except smtplib.SMTPResponseException as exc:
+            self._reset()
+            return Outcome("retry" if 400 <= exc.smtp_code < 500 else "failed", reason=f"smtp {exc.smtp_code}: {_smtp_text(exc.smtp_error)}")
+        except (smtplib.SMTPException, OSError) as exc:
+            self._drop()
+            return Outcome("retry", reason=f"smtp unreachable: {type(exc).__name__}")
+        if refused:
+            return Outcome("failed", reason="smtp: recipient refused")
+        return Outcome("sent", provider_id=message_id(m.touch_key))
+
+    def _reset(self) -> None:
+        c = getattr(self._local, "conn", None)
+        if c is not None:
+            try:
+                c.rset()
+            except Exception:
+                self._drop()
+
+    def close(self) -> None:
+        with self._lock:
+            for c in self._conns:
+                try:
+                    c.quit()
+                except Exception:
+                    pass
+            self._conns.clear()
+
+
+def _smtp_text(err) -> str:
+    s = err.decode("utf-8", "replace") if isinstance(err, bytes) else str(err)
+    from userops.privacy import scrub_text
+
+    return scrub_text(s)[:200]
+
+
+STAFF_COLUMNS = ["touch_key", "campaign", "customer_id", "name", "phone", "email", "member_level", "subject", "message", "listed_at", "contacted_by", "outcome"]
+
+
+class StaffList:
+    """The staff-outreach list: one CSV (and .xlsx) per campaign and day under
+    ``output_dir/outreach/<day>/``, for one-to-one follow-up (e.g. on WeCom). A touch
+    is listed once: rows are de-duplicated on ``touch_key``, so a resend after a crash
+    never lists a customer twice."""
+
+    def __init__(self, output_dir: Path):
+        self.root = Path(output_dir) / "outreach"
+        self._keys: dict[Path, set[str]] = {}
+        self.touched: set[Path] = set()
+
+    def path(self, campaign: str, day: str) -> Path:
+        return self.root / day / f"{campaign}.csv"
+
+    def send_batch(self, msgs: list[Outbound], now: datetime) -> list[Outcome]:
+        day = now.replace(tzinfo=timezone.utc).astimezone(ZoneInfo(shop_zone())).date().isoformat()
+        by_file: dict[Path, list[Outbound]] = {}
+        for m in msgs:
+            by_file.setdefault(self.path(m.campaign, day), []).append(m)
+        for p, items in by_file.items():
+            keys = self._known(p)
+            new = [m for m in items if m.touch_key not in keys]
+            if not new:
+                continue
+            p.parent.mkdir(parents=True, exist_ok=True)
+            fresh = not p.exists()
+            with p.open("a", encoding="utf-8-sig" if fresh else "utf-8", newline="") as fh:
+                w = csv.writer(fh)
+                if fresh:
+                    w.writerow(STAFF_COLUMNS)
+                for m in new:
+                    w.writerow([m.touch_key, m.campaign, m.customer_id, m.name or "", m.phone or "", m.email or "", m.member_level or "", m.subject or "", m.body or "", now.isoformat(timespec="seconds"), "", ""])
+                fh.flush()
+                os.fsync(fh.fileno())
+            keys.update(m.touch_key for m in new)
+            self.touched.add(p)
+        return [Outcome("sent", provider_id=f"staff:{day}") for _ in msgs]
+
+    def _known(self, p: Path) -> set[str]:
+        if p not in self._keys:
+            self._keys[p] = set(pd.read_csv(p, usecols=["touch_key"], dtype=str, encoding="utf-8-sig")["touch_key"]) if p.exists() else set()
+        return self._keys[p]
+
+    def finish(self, max_rows: int) -> list[str]:
+        """Write the .xlsx next to each CSV touched (up to ``max_rows``); returns the files."""
+        out = []
+        for p in sorted(self.touched):
+            out.append(str(p))
+            df = pd.read_csv(p, dtype=str, encoding="utf-8-sig", keep_default_na=False)
+            if len(df) <= max_rows:
+                x = p.with_suffix(".xlsx")
+                df.to_excel(x, index=False, sheet_name="outreach")
+                out.append(str(x))
+        return out
+
+
+# --------------------------------------------------------------------------- sending
+def worker_id() -> str:
+    try:
+        import psutil
+
+        start = int(psutil.Process(os.getpid()).create_time())
+    except Exception:  # pragma: no cover
+        start = 0
+    return f"{socket.gethostname()[:80]}:{os.getpid()}:{start}"
+
+
+def _sender_alive(claimed_by: str | None) -> bool:
+    """Is the sender that marked a touch in flight still running? Only decidable on this
+    host; a sender elsewhere is trusted until its lease runs out."""
+    if not claimed_by:
+        return False
+    try:
+        host, pid, start = claimed_by.rsplit(":", 2)
+        pid_i, start_i = int(pid), int(start)
+    except ValueError:
+        return False
+    if host != socket.gethostname()[:80]:
+        return True
+    try:
+        import psutil
+
+        p = psutil.Process(pid_i)
+        return abs(int(p.create_time()) - start_i) <= 1 and p.status() != psutil.STATUS_ZOMBIE
+    except Exception:
+        return False
+
+
+def reclaim_in_flight(engine: Engine, now: datetime, lease_seconds: float) -> int:
+    """Touches left in flight by a sender that is gone go back to ``planned`` (same key)."""
+    with engine.begin() as conn:
+        owners = [r[0] for r in conn.execute(sa.text("SELECT DISTINCT claimed_by FROM touches WHERE status = 'in_flight'")).fetchall()]
+        if not owners:
+            return 0
+        dead = [o for o in owners if o is not None and not _sender_alive(o)]
+        stmt = sa.text(
+            "UPDATE touches SET status = 'planned', reason = 'resent after an interrupted send', claimed_by = NULL "
+            "WHERE status = 'in_flight' AND (claimed_by IS NULL OR claimed_by IN :dead OR in_flight_at < :cut)"
+        ).bindparams(sa.bindparam("dead", expanding=True), *_ts_params("cut"))
+        n = conn.execute(stmt, {"dead": dead or ["-"], "cut": now - timedelta(seconds=lease_seconds)}).rowcount or 0
+    if n:
+        log.warning("resending %d touch(es) left in flight by a stopped sender", n)
+    return n
+
+
+def suppress_unreachable(engine: Engine, campaign: str | None = None) -> Counter:
+    """Last-moment check for planned marketing touches: unsubscribed, no consent, open crisis."""
+    out: Counter = Counter()
+    where = "status IN ('planned', 'awaiting_review') AND is_marketing = :t"
+    params: dict = {"t": True}
+    if campaign:
+        where += " AND campaign = :campaign"
+        params["campaign"] = campaign
+    rules = [
+        ("unsubscribed", "SELECT customer_id FROM customers WHERE unsubscribed_at IS NOT NULL"),
+        ("no_consent", "SELECT customer_id FROM customers WHERE marketing_consent IS NULL OR marketing_consent = :f"),
+        ("open_crisis", "SELECT ic.customer_id FROM incident_customers ic JOIN incidents i ON i.incident_id = ic.incident_id WHERE i.status = 'open'"),
+    ]
+    with engine.begin() as conn:
+        for reason, sub in rules:
+            p = dict(params, reason=reason, f=False)
+            n = conn.execute(
+                sa.text(f"UPDATE touches SET status = 'suppressed', reason = :reason WHERE {where} AND customer_id IN ({sub})"), p
+            ).rowcount or 0
+            if n:
+                out[reason] += n
+    return out
+
+
+def defer_quiet(engine: Engine, now: datetime, campaign: str | None = None) -> int:
+    """Due touches whose customer is inside quiet hours right now wait until they end."""
+    where = "status = 'planned' AND quiet_hours IS NOT NULL AND (not_before IS NULL OR not_before <= :now)"
+    params: dict = {"now": now}
+    if campaign:
+        where += " AND campaign = :campaign"
+        params["campaign"] = campaign
+    with engine.begin() as conn:
+        combos = conn.execute(sa.text(f"SELECT DISTINCT quiet_hours, timezone FROM touches WHERE {where}").bindparams(*_ts_params("now")), params).fetchall()
+        if not combos:
+            return 0
+        frame = pd.DataFrame(combos, columns=["quiet_hours", "timezone"])
+        zones = valid_zones(frame["timezone"])
+        nb = quiet_not_before(pd.Series(pd.Timestamp(now), index=frame.index), zones, frame["quiet_hours"])
+        n = 0
+        for i in frame.index[nb.notna()]:  # one UPDATE per (quiet hours, timezone) pair
+            q, tz = frame.at[i, "quiet_hours"], frame.at[i, "timezone"]
+            tz_cond = "timezone IS NULL" if tz is None else "timezone = :tz"
+            stmt = sa.text(f"UPDATE touches SET not_before = :nb WHERE {where} AND quiet_hours = :q AND {tz_cond}").bindparams(*_ts_params("now", "nb"))
+            n += conn.execute(stmt, dict(params, nb=nb[i].to_pydatetime(), q=q, tz=tz)).rowcount or 0
+    return n
+
+
+_CLAIM_COLS = "touch_key, campaign, customer_id, channel, subject, body, locale, attempts"
+
+
+def claim_batch(engine: Engine, now: datetime, n: int, me: str, campaign: str | None = None) -> list[tuple]:
+    """Mark up to ``n`` due touches in flight (committed) and return them."""
+    cond = "status = 'planned' AND (not_before IS NULL OR not_before <= :now)"
+    params: dict = {"now": now, "n": n, "me": me}
+    if campaign:
+        cond += " AND campaign = :campaign"
+        params["campaign"] = campaign
+    lock = " FOR UPDATE SKIP LOCKED" if is_postgres(engine) else ""
+    stmt = sa.text(
+        "UPDATE touches SET status = 'in_flight', in_flight_at = :now, attempts = attempts + 1, claimed_by = :me "
+        f"WHERE touch_key IN (SELECT touch_key FROM touches WHERE {cond} LIMIT :n{lock}) "
+        f"AND status = 'planned' RETURNING {_CLAIM_COLS}"
+    ).bindparams(*_ts_params("now"))
+    with engine.begin() as conn:
+        return conn.execute(stmt, params).fetchall()
+
+
+def _contacts(engine: Engine, ids: list[str]) -> dict[str, tuple]:
+    stmt = sa.text("SELECT customer_id, name, email, phone, member_level FROM customers WHERE customer_id IN :ids").bindparams(sa.bindparam("ids", expanding=True))
+    with engine.connect() as conn:
+        return {r[0]: r[1:] for r in conn.execute(stmt, {"ids": ids}).fetchall()}
+
+
+def settle(engine: Engine, results: list[tuple[Outbound, Outcome]], now: datetime, max_attempts: int, backoff: float) -> Counter:
+    """Record a batch's outcomes in one bulk UPDATE (only rows still in flight)."""
+    counts: Counter = Counter()
+    rows = []
+    for m, o in results:
+        if o.status == "sent":
+            rows.append((m.touch_key, "sent", now, o.provider_id, None, None, m.channel))
+            counts["sent"] += 1
+        elif o.status == "retry" and m.attempts < max_attempts:
+            wait = o.retry_after if o.retry_after is not None else backoff * (2 ** max(0, m.attempts - 1))
+            rows.append((m.touch_key, "planned", None, None, o.reason, now + timedelta(seconds=min(wait, 6 * 3600)), m.channel))
+            counts["retry"] += 1
+        else:
+            reason = o.reason if o.status == "failed" else f"gave up after {m.attempts} attempts: {o.reason}"
+            rows.append((m.touch_key, "failed", None, None, reason, None, m.channel))
+            counts["failed"] += 1
+    if not rows:
+        return counts
+    with engine.begin() as conn:
+        raw = conn.connection.driver_connection
+        if is_postgres(engine):
+            from psycopg2.extras import execute_values
+
+            with raw.cursor() as cur:
+                execute_values(
+                    cur,
+                    "UPDATE touches AS t SET status = v.status, sent_at = v.sent_at, provider_id = v.provider_id, "
+                    "reason = v.reason, not_before = v.not_before, channel = v.channel, claimed_by = NULL "
+                    "FROM (VALUES %s) AS v(touch_key, status, sent_at, provider_id, reason, not_before, channel) "
+                    "WHERE t.touch_key = v.touch_key AND t.status = 'in_flight'",
+                    rows,
+                    template="(%s, %s, %s::timestamp, %s, %s, %s::timestamp, %s)",
+                    page_size=1000,
+                )
+        else:
+            cur = raw.cursor()
+            cur.executemany(
+                "UPDATE touches SET status = ?, sent_at = ?, provider_id = ?, reason = ?, not_before = ?, channel = ?, claimed_by = NULL "
+                "WHERE touch_key = ? AND status = 'in_flight'",
+                [(s, _db_ts(engine, sent), pid, r, _db_ts(engine, nb), ch, k) for k, s, sent, pid, r, nb, ch in rows],
+            )
+            cur.close()
+    return counts
+
+
+class _Clock:
+    """``now`` fixed when given (or pinned by USEROPS_NOW), else the real clock."""
+
+    def __init__(self, now: datetime | None):
+        self.fixed = now or (utcnow() if os.environ.get("USEROPS_NOW") else None)
+
+    def __call__(self) -> datetime:
+        return self.fixed or utcnow()
+
+
+def _next_retry(engine: Engine, now: datetime, campaign: str | None) -> datetime | None:
+    sql = "SELECT MIN(not_before) FROM touches WHERE status = 'planned' AND attempts > 0 AND not_before > :now"
+    params: dict = {"now": now}
+    if campaign:
+        sql += " AND campaign = :campaign"
+        params["campaign"] = campaign
+    with engine.connect() as conn:
+        v = conn.execute(sa.text(sql).bindparams(*_ts_params("now")), params).scalar()
+    if v is None:
+        return None
+    return pd.Timestamp(v).to_pydatetime().replace(tzinfo=None)
+
+
+@dataclass
+class _Channels:
+    override: str | None
+    output_dir: Path
+    smtp_url: str | None
+    sms_url: str | None
+    push_url: str | None
+    opened: dict = field(default_factory=dict)
+
+    def get(self, channel: str):
+        if channel in self.opened:
+            return self.opened[channel]
+        s = get_settings()
+        cs = s.campaigns
+        if channel == "email":
+            if not self.smtp_url:
+                raise RuntimeError("email touches are due but no SMTP server is configured (USEROPS_SMTP_URL)")
+            ch = SmtpChannel(self.smtp_url, cs.email_from, cs.email_rate_per_second, cs.request_timeout_seconds)
+        elif channel in ("sms", "push"):
+            url = self.sms_url if channel == "sms" else self.push_url
+            if not url:
+                raise RuntimeError(f"{channel} touches are due but no provider is configured (USEROPS_{channel.upper()}_WEBHOOK_URL)")
+            rate = cs.sms_rate_per_second if channel == "sms" else cs.push_rate_per_second
+            ch = HttpChannel(url, channel, rate, cs.request_timeout_seconds)
+        elif channel == "staff":
+            ch = StaffList(self.output_dir)
+        else:
+            raise ValueError(f"unknown channel {channel!r}")
+        self.opened[channel] = ch
+        return ch
+
+    def close(self) -> list[str]:
+        files = []
+        for name, ch in self.opened.items():
+            if name == "staff":
+                files = ch.finish(get_settings().campaigns.staff_excel_max_rows)
+            else:
+                ch.close()
+        return files
+
+
+def _secret(v) -> str | None:
+    if v is None:
+        return None
+    return v.get_secret_value() if hasattr(v, "get_secret_value") else str(v)
+
+
+def send_due(
+    engine: Engine | None = None,
+    now: datetime | None = None,
+    channel_override: str | None = None,
+    *,
+    campaign: str | None = None,
+    limit: int | None = None,
+    batch_size: int | None = None,
+    workers: int | None = None,
+    max_attempts: int | None = None,
+    smtp_url: str | None = None,
+    sms_url: str | None = None,
+    push_url: str | None = None,
+    output_dir: Path | None = None,
+    wait_for_retries: bool = True,
+) -> dict:
+    """Deliver every due touch exactly once (see the module docstring); returns counts.
+
+    ``now``: the clock for due/quiet-hours decisions (default: real time). ``channel_override``:
+    deliver through this channel instead (tests, one-off sends). ``campaign``: only this
+    campaign's touches. ``limit``: stop after this many touches. Provider URLs default to
+    settings (``USEROPS_SMTP_URL``, ``USEROPS_SMS_WEBHOOK_URL``, ``USEROPS_PUSH_WEBHOOK_URL``)."""
+    if channel_override is not None and channel_override not in CHANNELS:
+        raise ValueError(f"unknown channel {channel_override!r}; use {', '.join(CHANNELS)}")
+    s = get_settings()
+    cs = s.campaigns
+    engine = engine or get_engine()
+    clock = _Clock(now)
+    batch_size = batch_size or cs.send_batch
+    max_attempts = max_attempts or cs.max_attempts
+    me = worker_id()
+    t0 = time.perf_counter()
+    stats: Counter = Counter()
+    per_channel: Counter = Counter()
+    reasons: Counter = Counter()
+    stats["resent_after_crash"] = reclaim_in_flight(engine, clock(), cs.in_flight_lease_seconds)
+    for reason, n in suppress_unreachable(engine, campaign).items():
+        stats["suppressed"] += n
+        reasons[reason] += n
+    channels = _Channels(
+        channel_override,
+        Path(output_dir or s.output_dir),
+        smtp_url or _secret(s.smtp_url),
+        sms_url or _secret(s.sms_webhook_url),
+        push_url or _secret(s.push_webhook_url),
+    )
+    pool = ThreadPoolExecutor(max_workers=workers or cs.send_workers, thread_name_prefix="send")
+    last_quiet = -1e9
+    try:
+        while limit is None or stats["claimed"] < limit:
+            t_now = clock()
+            if time.monotonic() - last_quiet > 30:
+                stats["deferred_quiet_hours"] += defer_quiet(engine, t_now, campaign)
+                last_quiet = time.monotonic()
+            n = batch_size if limit is None else min(batch_size, limit - stats["claimed"])
+            claimed = claim_batch(engine, t_now, n, me, campaign)
+            if not claimed:
+                if clock.fixed is None and wait_for_retries:
+                    nxt = _next_retry(engine, t_now, campaign)
+                    if nxt is not None and (nxt - t_now).total_seconds() <= cs.retry_wait_seconds:
+                        time.sleep(max(0.0, (nxt - t_now).total_seconds()) + 0.01)
+                        continue
+                break
+            stats["claimed"] += len(claimed)
+            results = _deliver(engine, claimed, channels, pool, clock)
+            for m, o in results:
+                per_channel[m.channel] += o.status == "sent"
+                if o.status != "sent" and o.reason:
+                    reasons[o.reason.split(":")[0]] += 1
+            for k, v in settle(engine, results, clock(), max_attempts, cs.retry_backoff_seconds).items():
+                stats[k] += v
+    finally:
+        pool.shutdown(wait=True)
+        files = channels.close()
+    with engine.connect() as conn:
+        pending = dict(conn.execute(sa.text("SELECT status, COUNT(*) FROM touches WHERE status IN ('planned', 'awaiting_review', 'in_flight') GROUP BY status")).fetchall())
+    duration = time.perf_counter() - t0
+    out = {
+        "sent": stats["sent"],
+        "failed": stats["failed"],
+        "retry_scheduled": stats["retry"],
+        "suppressed": stats["suppressed"],
+        "deferred_quiet_hours": stats["deferred_quiet_hours"],
+        "resent_after_crash": stats["resent_after_crash"],
+        "claimed": stats["claimed"],
+        "per_channel": dict(per_channel),
+        "reasons": dict(reasons),
+        "pending": {k: int(v) for k, v in pending.items()},
+        "outreach_files": [Path(f).name for f in files],
+        "duration_s": round(duration, 3),
+        "per_second": round(stats["claimed"] / duration, 1) if duration > 0 else None,
+    }
+    if stats["claimed"] or stats["suppressed"]:
+        with engine.begin() as conn:
+            audit(conn, "sender", "send_due", "touches", campaign, {k: out[k] for k in ("sent", "failed", "retry_scheduled", "suppressed", "resent_after_crash", "per_channel")})
+    return out
+
+
+def _deliver(engine: Engine, claimed: list[tuple], channels: _Channels, pool: ThreadPoolExecutor, clock) -> list[tuple[Outbound, Outcome]]:
+    contacts = _contacts(engine, list({r[2] for r in claimed}))
+    msgs: list[Outbound] = []
+    for key, camp, cid, channel, subject, body, locale, attempts in claimed:
+        name, email, phone, level = contacts.get(cid, (None, None, None, None))
+        msgs.append(Outbound(key, camp, cid, channels.override or channel, subject, body, locale, int(attempts), name, email, phone, level))
+    results: list[tuple[Outbound, Outcome]] = []
+    staff = [m for m in msgs if m.channel == "staff"]
+    if staff:
+        results += list(zip(staff, channels.get("staff").send_batch(staff, clock())))
+    remote = [m for m in msgs if m.channel != "staff"]
+    if remote:
+        senders = {}
+        for ch in {m.channel for m in remote}:
+            try:
+                senders[ch] = channels.get(ch)
+            except RuntimeError as exc:
+                senders[ch] = exc
+
+        def one(m: Outbound) -> Outcome:
+            sender = senders[m.channel]
+            if isinstance(sender, Exception):
+                return Outcome("retry", reason=str(sender))
+            try:
+                return sender.send(m)
+            except Exception as exc:  # never lose the bookkeeping over one message
+                return Outcome("retry", reason=f"{m.channel} send error: {type(exc).__name__}")
+
+        results += list(zip(remote, pool.map(one, remote)))
+    return results
+
+
+# --------------------------------------------------------------------------- Prefect tasks
+@task(name="send-due-touches", cache_policy=NO_CACHE)
+def send_due_task(channel_override: str | None = None, campaign: str | None = None) -> dict:
+    return send_due(channel_override=channel_override, campaign=campaign)

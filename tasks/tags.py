@@ -1,0 +1,676 @@
+"""Customer tags: order aggregates, RFM, value tier, lifecycle stage, crisis priority,
+behaviour tags and clusters, and the stage history.
+
+How a night goes (``refresh_tags``), all inside one transaction:
+
+1. ``refresh_aggregates``: bring ``customer_aggregates`` to the business day ``as_of``.
+   Only the customers in the nightly delta are recomputed (set-based, one SQL statement):
+   orders changed at the source since the last refresh, orders whose payment time entered
+   the counted range, orders that left the loyalty window. A full recompute happens the
+   first time, when the settings that shape the aggregate change, when ``as_of`` goes back
+   in time, and weekly as a safety net (``settings.tags.full_recompute_days``).
+2. ``compute_tags``: vectorized pandas over one row per customer (never per order).
+3. ``write_tags``: rewrite only the rows whose values changed (a hash per row), and record
+   every lifecycle-stage change in ``stage_history`` (one row per customer per day).
+
+``tags_frame(as_of)`` answers for any past day from the data as it stood (orders paid after
+the end of that day are ignored), without touching the stored tags: the CLI's ``--as-of``
+and backfills use it; the same day always gives the same tags.
+
+Definitions (defaults from the spec, all in settings): "N days ago" counts shop-local
+calendar days (``settings.timezone``) between the order's payment and ``as_of``.
+
+* prospect: no paid order.
+* new: first paid order <= ``new_days`` (30) days ago (takes precedence over active/loyal).
+* active: last paid order <= ``active_days`` (60) days ago.
+* loyal: active and (>= ``loyal_orders`` (4) paid orders <= ``loyal_window_days`` (365)
+  days ago, or RFM segment in ``loyal_segments`` (champions)).
+* silent: last paid order ``active_days``+1 .. ``silent_days`` (61..180) days ago.
+* churned: last paid order > ``silent_days`` (180) days ago.
+"""
+from __future__ import annotations
+
+import io
+import json
+import logging
+import re
+import time
+from dataclasses import dataclass
+from datetime import date, datetime, timedelta
+from zoneinfo import ZoneInfo
+
+import numpy as np
+import pandas as pd
+import sqlalchemy as sa
+from prefect import task
+from sqlalchemy.engine import Connection, Engine
+
+from userops.db import SQLITE_TS_FORMAT, bulk_upsert, get_engine, is_postgres, load_query, read_frame, to_naive_utc
+from userops.settings import Settings, get_settings
+
+log = logging.getLogger("userops.tags")
+
+STAGES = ["prospect", "new", "active", "loyal", "silent", "churned"]
+ACTIVE_STAGES = ("new", "active", "loyal")
+SEGMENTS = [
+    "champions", "loyal", "potential_loyalist", "new", "promising", "need_attention",
+    "about_to_sleep", "at_risk", "cant_lose", "hibernating", "lost",
+]
+TIERS = ["high", "mid", "low"]
+PRIORITIES = ["core", "potential", "ordinary"]
+
+# RFM segment by recency score R (rows) and FM = round-half-up((F + M) / 2) (columns).
+# The usual R x FM grid (champions top right, lost bottom left); every cell is named.
+SEGMENT_GRID: dict[int, list[str]] = {
+    #     FM=1              2                     3                     4            5
+    5: ["new", "potential_loyalist", "potential_loyalist", "champions", "champions"],
+    4: ["promising", "potential_loyalist", "potential_loyalist", "loyal", "loyal"],
+    3: ["about_to_sleep", "about_to_sleep", "need_attention", "loyal", "loyal"],
+    2: ["hibernating", "hibernating", "at_risk", "at_risk", "cant_lose"],
+    1: ["lost", "hibernating", "at_risk", "at_risk", "cant_lose"],
+}
+
+AGG_COLUMNS = [
+    "customer_id", "first_paid_at", "second_paid_at", "last_paid_at", "paid_orders", "paid_amount",
+    "discounted_orders", "purchase_days", "weekend_orders", "window_orders", "window_amount",
+    "returned_orders", "favourite_category", "favourite_category_qty", "items_qty",
+    "preferred_channel", "preferred_channel_orders",
+]
+TAG_VALUE_COLUMNS = [
+    "lifecycle_stage", "rfm_r", "rfm_f", "rfm_m", "rfm_segment", "value_tier", "crisis_priority",
+    "price_sensitive", "favourite_category", "preferred_channel", "cluster_id", "ltv", "paid_orders",
+    "first_paid_at", "last_paid_at",
+]
+TAG_COLUMNS = ["customer_id", "as_of", *TAG_VALUE_COLUMNS[:1], "at_risk", *TAG_VALUE_COLUMNS[1:], "tag_hash", "updated_at"]
+_DATES = ["registered_at", "first_paid_at", "second_paid_at", "last_paid_at"]
+_BASE_NUMERIC = [
+    "paid_orders", "paid_amount", "discounted_orders", "purchase_days", "weekend_orders", "window_orders",
+    "window_amount", "returned_orders", "favourite_category_qty", "items_qty", "preferred_channel_orders",
+]
+
+
+# ----------------------------------------------------------------------------- time
+@dataclass(frozen=True)
+class Window:
+    """The instants that define "as of" a business day, in naive UTC."""
+
+    as_of: date
+    cutoff: datetime  # end of as_of in the shop's timezone: orders paid before this count
+    window_start: datetime  # start of (as_of - loyal_window_days): loyalty window
+    offset_minutes: int  # the shop's UTC offset on as_of (local day / weekday in SQL)
+
+
+def local_midnight_utc(day: date, tz: str) -> datetime:
+    local = datetime(day.year, day.month, day.day, tzinfo=ZoneInfo(tz))
+    return local.astimezone(ZoneInfo("UTC")).replace(tzinfo=None)
+
+
+def window_for(as_of: date, settings: Settings | None = None) -> Window:
+    s = settings or get_settings()
+    as_of = pd.Timestamp(as_of).date()
+    off = ZoneInfo(s.timezone).utcoffset(datetime(as_of.year, as_of.month, as_of.day, 12))
+    return Window(
+        as_of=as_of,
+        cutoff=local_midnight_utc(as_of + timedelta(days=1), s.timezone),
+        window_start=local_midnight_utc(as_of - timedelta(days=s.lifecycle.loyal_window_days), s.timezone),
+        offset_minutes=int(off.total_seconds() // 60),
+    )
+
+
+def days_ago(ts: pd.Series, as_of: date, tz: str) -> pd.Series:
+    """Shop-local calendar days from each (naive UTC) timestamp to ``as_of`` (NaN if none)."""
+    local = pd.to_datetime(ts).dt.tz_localize("UTC").dt.tz_convert(tz).dt.tz_localize(None).dt.normalize()
+    return (pd.Timestamp(as_of) - local).dt.days.astype("float64")
+
+
+# ----------------------------------------------------------------------------- SQL glue
+def _sql_param(conn: Connection, v):
+    """A bind value both backends compare like the stored column (SQLite keeps text)."""
+    if isinstance(v, datetime) and not is_postgres(conn):
+        return v.strftime(SQLITE_TS_FORMAT)
+    if isinstance(v, date) and not isinstance(v, datetime) and not is_postgres(conn):
+        return v.isoformat()
+    return v
+
+
+def _params(conn: Connection, params: dict) -> dict:
+    return {k: _sql_param(conn, v) for k, v in params.items()}
+
+
+def _render(conn: Connection, name: str, win: Window, **parts) -> str:
+    off = win.offset_minutes
+    if is_postgres(conn):
+        pieces = {
+            "paid_day": f"CAST(o.paid_at + INTERVAL '{off} minutes' AS DATE)",
+            "paid_dow": f"EXTRACT(DOW FROM o.paid_at + INTERVAL '{off} minutes')",
+            "float": "DOUBLE PRECISION",
+        }
+    else:
+        pieces = {
+            "paid_day": f"date(o.paid_at, '{off:+d} minutes')",
+            "paid_dow": f"CAST(strftime('%w', o.paid_at, '{off:+d} minutes') AS INTEGER)",
+            "float": "REAL",
+        }
+    pieces.update(parts)
+    return query(name).format(**pieces)
+
+
+def query(name: str) -> str:
+    """``sql/queries/<name>.sql`` without its comment lines (they may mention :params)."""
+    return "\n".join(line for line in load_query(name).splitlines() if not line.lstrip().startswith("--"))
+
+
+def fetch_frame(conn: Connection, sql: str, params: dict | None = None, parse_dates=(), numeric=()) -> pd.DataFrame:
+    """A query's rows as a DataFrame, fast for O(customers) rows: ``COPY ... TO STDOUT`` on
+    PostgreSQL, the raw DB-API cursor on SQLite (no SQLAlchemy row objects). Columns come
+    back as text except ``parse_dates`` (naive UTC) and ``numeric`` (float64 / int64)."""
+    params = _params(conn, params or {})
+    raw = conn.connection.driver_connection
+    if is_postgres(conn):
+        pg_sql = re.sub(r"(?<![:\w]):(\w+)", r"%(\1)s", sql.replace("%", "%%"))
+        with raw.cursor() as cur:
+            inner = cur.mogrify(pg_sql, params).decode()
+            buf = io.StringIO()
+            cur.copy_expert(f"COPY ({inner}) TO STDOUT WITH (FORMAT csv, HEADER true)", buf)
+        buf.seek(0)
+        df = pd.read_csv(buf, dtype=str, keep_default_na=False, na_values=[""])
+        df = df.astype(object).where(df.notna(), None)
+    else:
+        cur = raw.cursor()
+        cur.execute(sql, params)
+        cols = [d[0] for d in cur.description]
+        df = pd.DataFrame.from_records(cur.fetchall(), columns=cols)
+        cur.close()
+    for c in parse_dates:
+        if c in df.columns:
+            df[c] = to_naive_utc(df[c])
+    for c in numeric:
+        if c in df.columns:
+            df[c] = pd.to_numeric(df[c], errors="coerce")
+    return df
+
+
+def as_bool(s: pd.Series) -> pd.Series:
+    """Booleans as stored (True/1/'t'/'true') -> True, anything else False."""
+    return s.isin([True, 1, "t", "true", "1", "True"]) & s.notna()
+
+
+def _exec(conn: Connection, sql: str, params: dict | None = None) -> int:
+    return conn.execute(sa.text(sql), _params(conn, params or {})).rowcount
+
+
+# ----------------------------------------------------------------------------- state
+def read_state(bind: Engine | Connection, name: str) -> dict | None:
+    df = read_frame(bind, "SELECT * FROM tag_state WHERE name = :n", {"n": name}, parse_dates=["cutoff", "orders_watermark", "updated_at"])
+    if df.empty:
+        return None
+    row = df.iloc[0].to_dict()
+    row["as_of"] = pd.Timestamp(row["as_of"]).date()
+    row["full_as_of"] = pd.Timestamp(row["full_as_of"]).date() if row.get("full_as_of") is not None and not pd.isna(row["full_as_of"]) else None
+    for k in ("cutoff", "orders_watermark"):
+        row[k] = None if pd.isna(row[k]) else pd.Timestamp(row[k]).to_pydatetime()
+    row["params"] = json.loads(row["params"]) if row.get("params") else {}
+    return row
+
+
+def write_state(conn: Connection, name: str, as_of: date, cutoff=None, watermark=None, full_as_of=None, params=None) -> None:
+    df = pd.DataFrame(
+        {
+            "name": [name],
+            "as_of": [as_of],
+            "cutoff": pd.Series([pd.Timestamp(cutoff) if cutoff else pd.NaT], dtype="datetime64[us]"),
+            "orders_watermark": pd.Series([pd.Timestamp(watermark) if watermark else pd.NaT], dtype="datetime64[us]"),
+            "full_as_of": [full_as_of],
+            "params": [json.dumps(params or {}, ensure_ascii=False, sort_keys=True, default=str)],
+            "updated_at": pd.Series([pd.Timestamp(datetime.utcnow())], dtype="datetime64[us]"),
+        }
+    )
+    bulk_upsert(conn, "tag_state", df, ["name"], update_only_changed=False)
+
+
+def _aggregate_fingerprint(s: Settings) -> dict:
+    """Settings that shape the stored aggregate: a change means a full recompute."""
+    return {
+        "timezone": s.timezone,
+        "loyal_window_days": s.lifecycle.loyal_window_days,
+        "discount_min_rate": s.tags.discount_min_rate,
+    }
+
+
+# ----------------------------------------------------------------------------- aggregates
+def _aggregate_params(win: Window, s: Settings) -> dict:
+    return {"cutoff": win.cutoff, "window_start": win.window_start, "discount_min_rate": float(s.tags.discount_min_rate)}
+
+
+_TEMP_DDL = {
+    "tmp_tag_delta": "customer_id VARCHAR(64) PRIMARY KEY",
+    "tmp_top_category": "customer_id VARCHAR(64) PRIMARY KEY, category VARCHAR(100), qty INTEGER, total INTEGER",
+    "tmp_top_channel": "customer_id VARCHAR(64) PRIMARY KEY, channel VARCHAR(40), n INTEGER",
+    "tmp_customer_aggregates": (
+        "customer_id VARCHAR(64) PRIMARY KEY, first_paid_at TIMESTAMP, second_paid_at TIMESTAMP, "
+        "last_paid_at TIMESTAMP, paid_orders INTEGER, paid_amount FLOAT, discounted_orders INTEGER, "
+        "purchase_days INTEGER, weekend_orders INTEGER, window_orders INTEGER, window_amount FLOAT, "
+        "returned_orders INTEGER, favourite_category VARCHAR(100), favourite_category_qty INTEGER, "
+        "items_qty INTEGER, preferred_channel VARCHAR(40), preferred_channel_orders INTEGER, updated_at TIMESTAMP"
+    ),
+}
+
+
+def _temp_table(conn: Connection, name: str) -> None:
+    """An empty temporary work table (dropped at commit on PostgreSQL)."""
+    tail = " ON COMMIT DROP" if is_postgres(conn) else ""
+    conn.exec_driver_sql(f"CREATE TEMP TABLE IF NOT EXISTS {name} ({_TEMP_DDL[name]}){tail}")
+    conn.exec_driver_sql(f"DELETE FROM {name}")
+
+
+def build_aggregates(conn: Connection, win: Window, s: Settings, target: str, delta: bool) -> int:
+    """Compute the aggregate of every customer (or of those in ``tmp_tag_delta``) into
+    ``target``: three named SQL steps, all set-based. Returns the rows written."""
+    scope = "JOIN tmp_tag_delta d ON d.customer_id = o.customer_id" if delta else ""
+    params = _aggregate_params(win, s)
+    for name in ("tmp_top_category", "tmp_top_channel"):
+        _temp_table(conn, name)
+    _exec(conn, _render(conn, "tags_agg_category", win, scope=scope), params)
+    _exec(conn, _render(conn, "tags_agg_channel", win, scope=scope), params)
+    return _exec(conn, _render(conn, "tags_agg_orders", win, scope=scope, target=target), params)
+
+
+def refresh_aggregates(conn: Connection, as_of: date, full: bool = False, settings: Settings | None = None) -> dict:
+    """Bring ``customer_aggregates`` to ``as_of``; returns what was done."""
+    s = settings or get_settings()
+    win = window_for(as_of, s)
+    state = read_state(conn, "aggregates")
+    fingerprint = _aggregate_fingerprint(s)
+    watermark = read_frame(conn, "SELECT MAX(updated_at) AS w FROM orders", parse_dates=["w"])["w"].iloc[0]
+    watermark = None if pd.isna(watermark) else watermark.to_pydatetime()
+    reason = None
+    if full:
+        reason = "requested"
+    elif state is None:
+        reason = "first refresh"
+    elif state["params"].get("fingerprint") != fingerprint:
+        reason = "settings changed"
+    elif win.as_of < state["as_of"]:
+        reason = "as_of moved back"
+    elif s.tags.full_recompute_days and state["full_as_of"] and (win.as_of - state["full_as_of"]).days >= s.tags.full_recompute_days:
+        reason = "weekly safety net"
+    t0 = time.perf_counter()
+    if reason:
+        _exec(conn, "DELETE FROM customer_aggregates")
+        n = build_aggregates(conn, win, s, "customer_aggregates", delta=False)
+        full_as_of = win.as_of
+        changed = -1
+    else:
+        _temp_table(conn, "tmp_tag_delta")
+        old_win = window_for(state["as_of"], s)
+        delta_sql = query("tags_delta_customers")
+        _exec(
+            conn,
+            f"INSERT INTO tmp_tag_delta (customer_id) {delta_sql}",
+            {
+                "watermark": state["orders_watermark"] or datetime(1970, 1, 1),
+                "old_cutoff": state["cutoff"] or old_win.cutoff,
+                "cutoff": win.cutoff,
+                "old_window_start": old_win.window_start,
+                "window_start": win.window_start,
+            },
+        )
+        changed = int(read_frame(conn, "SELECT COUNT(*) AS n FROM tmp_tag_delta")["n"].iloc[0])
+        _exec(conn, "DELETE FROM customer_aggregates WHERE customer_id IN (SELECT customer_id FROM tmp_tag_delta)")
+        n = build_aggregates(conn, win, s, "customer_aggregates", delta=True)
+        full_as_of = state["full_as_of"]
+    _exec(conn, "UPDATE customer_aggregates SET updated_at = :now WHERE updated_at IS NULL", {"now": datetime.utcnow().replace(microsecond=0)})
+    write_state(conn, "aggregates", win.as_of, win.cutoff, watermark, full_as_of, {"fingerprint": fingerprint})
+    out = {
+        "mode": "full" if reason else "incremental",
+        "reason": reason,
+        "delta_customers": changed if changed >= 0 else None,
+        "aggregates_written": int(n or 0),
+        "seconds": round(time.perf_counter() - t0, 2),
+    }
+    log.info("aggregates as of %s: %s", as_of, out)
+    return out
+
+
+def base_frame(conn: Connection, as_of: date, settings: Settings | None = None, stored: bool | None = None) -> pd.DataFrame:
+    """One row per member as of ``as_of`` with their order aggregate.
+
+    ``stored``: read the maintained ``customer_aggregates`` (must be at ``as_of``); False:
+    compute the aggregate from the orders as they stood (any day, nothing written);
+    None: stored when it is at ``as_of``."""
+    s = settings or get_settings()
+    win = window_for(as_of, s)
+    if stored is None:
+        state = read_state(conn, "aggregates")
+        stored = bool(state and state["as_of"] == win.as_of and state["params"].get("fingerprint") == _aggregate_fingerprint(s))
+    if stored:
+        aggregates = "customer_aggregates"
+    else:
+        _temp_table(conn, "tmp_customer_aggregates")
+        build_aggregates(conn, win, s, "tmp_customer_aggregates", delta=False)
+        aggregates = "tmp_customer_aggregates"
+    sql = query("tags_base").format(aggregates=aggregates)
+    df = fetch_frame(conn, sql, _aggregate_params(win, s), parse_dates=_DATES, numeric=_BASE_NUMERIC)
+    for c in ("paid_orders", "discounted_orders", "purchase_days", "weekend_orders", "window_orders", "returned_orders"):
+        df[c] = pd.to_numeric(df[c]).fillna(0).astype("int64")
+    for c in ("favourite_category_qty", "items_qty", "preferred_channel_orders"):
+        df[c] = pd.to_numeric(df[c]).astype("float64")
+    for c in ("paid_amount", "window_amount"):
+        df[c] = pd.to_numeric(df[c]).astype("float64").fillna(0.0).round(2)
+    for c in ("customer_id", "favourite_category", "preferred_channel"):
+        df[c] = df[c].astype(object).where(df[c].notna(), None)
+    return df.sort_values("customer_id", kind="stable").reset_index(drop=True)
+
+
+# ----------------------------------------------------------------------------- RFM
+def quintile_scores(values: pd.Series | np.ndarray) -> np.ndarray:
+    """1..5 by quintile, ties scored alike: 1 + floor(5 * share of values strictly below).
+
+    The lowest value always scores 1; a value above 80% of the others scores 5."""
+    v = np.asarray(values, dtype="float64")
+    n = len(v)
+    if n == 0:
+        return np.zeros(0, dtype="int64")
+    below = pd.Series(v).rank(method="min").to_numpy() - 1  # how many are strictly below
+    return (1 + np.floor(5 * below / n + 1e-9)).clip(1, 5).astype("int64")
+
+
+def rfm_segment(r: np.ndarray, f: np.ndarray, m: np.ndarray) -> np.ndarray:
+    """Named segment for each (R, F, M) of 1..5 (``SEGMENT_GRID`` on R and FM)."""
+    fm = (np.asarray(f) + np.asarray(m) + 1) // 2
+    grid = np.array([[None] * 6] + [[None] + SEGMENT_GRID[i] for i in range(1, 6)], dtype=object)
+    return grid[np.asarray(r, dtype=int), fm.astype(int)]
+
+
+# ----------------------------------------------------------------------------- tags
+def compute_tags(
+    base: pd.DataFrame,
+    as_of: date,
+    settings: Settings | None = None,
+    at_risk_ids: set | None = None,
+    clusters: pd.Series | None = None,
+) -> tuple[pd.DataFrame, dict]:
+    """Every tag for every member of ``base`` (vectorized). Returns (tags, figures) where the
+    figures are the population thresholds used (value tier edges, counts)."""
+    s = settings or get_settings()
+    lc = s.lifecycle
+    as_of = pd.Timestamp(as_of).date()
+    df = base
+    n = len(df)
+    buyer = (df["paid_orders"] > 0).to_numpy()
+    d_last = days_ago(df["last_paid_at"], as_of, s.timezone).to_numpy()
+    d_first = days_ago(df["first_paid_at"], as_of, s.timezone).to_numpy()
+    ltv = df["paid_amount"].to_numpy(dtype="float64").round(2)
+
+    # RFM over buyers: recency (fewer days is better), frequency (paid orders), monetary (LTV)
+    r = np.zeros(n, dtype="int64")
+    f = np.zeros(n, dtype="int64")
+    m = np.zeros(n, dtype="int64")
+    if buyer.any():
+        r[buyer] = quintile_scores(-d_last[buyer])
+        f[buyer] = quintile_scores(df["paid_orders"].to_numpy()[buyer])
+        m[buyer] = quintile_scores(ltv[buyer])
+    segment = np.full(n, None, dtype=object)
+    if buyer.any():
+        segment[buyer] = rfm_segment(r[buyer], f[buyer], m[buyer])
+
+    # value tier by lifetime value among buyers: top share high, next share mid
+    tier = np.full(n, "low", dtype=object)
+    high_min = mid_min = None
+    if buyer.any():
+        vb = ltv[buyer]
+        nb = len(vb)
+        below = pd.Series(vb).rank(method="min").to_numpy() - 1
+        t_high = np.floor(nb * (1 - s.tags.value_high_share) + 1e-9)
+        t_mid = np.floor(nb * (1 - s.tags.value_high_share - s.tags.value_mid_share) + 1e-9)
+        tb = np.where(below >= t_high, "high", np.where(below >= t_mid, "mid", "low"))
+        tier[buyer] = tb
+        high_min = float(vb[tb == "high"].min()) if (tb == "high").any() else None
+        mid_min = float(vb[tb == "mid"].min()) if (tb == "mid").any() else None
+
+    # lifecycle stage
+    is_new = buyer & (d_first <= lc.new_days)
+    is_active = buyer & (d_last <= lc.active_days)
+    loyal_by_orders = df["window_orders"].to_numpy() >= lc.loyal_orders
+    loyal_by_segment = np.isin(segment.astype(str), list(lc.loyal_segments))
+    stage = np.select(
+        [~buyer, is_new, is_active & (loyal_by_orders | loyal_by_segment), is_active, buyer & (d_last <= lc.silent_days)],
+        ["prospect", "new", "loyal", "active", "silent"],
+        default="churned",
+    ).astype(object)
+
+    # crisis priority: core (high value or loyal) > potential (mid value, new or active) > ordinary
+    priority = np.select(
+        [(tier == "high") | (stage == "loyal"), (tier == "mid") | np.isin(stage, ["new", "active"])],
+        ["core", "potential"],
+        default="ordinary",
+    ).astype(object)
+
+    paid = df["paid_orders"].to_numpy()
+    disc_share = np.divide(df["discounted_orders"].to_numpy(), paid, out=np.zeros(n), where=paid > 0)
+    price_sensitive = (paid >= s.tags.price_sensitive_min_orders) & (disc_share >= s.tags.price_sensitive_share - 1e-12)
+
+    out = pd.DataFrame(
+        {
+            "customer_id": df["customer_id"].to_numpy(),
+            "as_of": as_of,
+            "lifecycle_stage": stage,
+            "at_risk": False,
+            "rfm_r": pd.array(np.where(buyer, r, 0), dtype="Int64"),
+            "rfm_f": pd.array(np.where(buyer, f, 0), dtype="Int64"),
+            "rfm_m": pd.array(np.where(buyer, m, 0), dtype="Int64"),
+            "rfm_segment": segment,
+            "value_tier": tier,
+            "crisis_priority": priority,
+            "price_sensitive": pd.array(np.where(buyer, price_sensitive, False), dtype="boolean"),
+            "favourite_category": df["favourite_category"].to_numpy(),
+            "preferred_channel": df["preferred_channel"].to_numpy(),
+            "cluster_id": pd.array([pd.NA] * n, dtype="Int64") if clusters is None else pd.array(clusters, dtype="Int64"),
+            "ltv": ltv,
+            "paid_orders": paid.astype("int64"),
+            "first_paid_at": df["first_paid_at"].astype("datetime64[us]").to_numpy(),
+            "last_paid_at": df["last_paid_at"].astype("datetime64[us]").to_numpy(),
+        }
+    )
+    for c in ("rfm_r", "rfm_f", "rfm_m"):
+        out.loc[~buyer, c] = pd.NA
+    out.loc[~buyer, "price_sensitive"] = pd.NA
+    if at_risk_ids:
+        out["at_risk"] = out["customer_id"].isin(at_risk_ids).to_numpy() & np.isin(stage, ACTIVE_STAGES)
+    figures = {
+        "members": int(n),
+        "buyers": int(buyer.sum()),
+        "value_high_min_ltv": high_min,
+        "value_mid_min_ltv": mid_min,
+    }
+    return out, figures
+
+
+def tag_hash(tags: pd.DataFrame) -> np.ndarray:
+    """A stable 64-bit hash of each row's computed values (``at_risk`` excluded: the overlay
+    owns it)."""
+    h = pd.util.hash_pandas_object(tags[TAG_VALUE_COLUMNS], index=False).to_numpy()
+    return h.view("int64")
+
+
+def db_ready(df: pd.DataFrame) -> pd.DataFrame:
+    """Nullable extension columns (Int64, boolean) as plain objects with None for the writers."""
+    out = df.copy()
+    for c in out.columns:
+        if isinstance(out[c].dtype, pd.api.extensions.ExtensionDtype) and not isinstance(out[c].dtype, pd.DatetimeTZDtype):
+            if out[c].dtype.kind in "iub" or str(out[c].dtype) in ("Int64", "boolean"):
+                out[c] = out[c].astype(object).where(out[c].notna(), None)
+    return out
+
+
+def champion_high_risk(conn: Connection) -> set:
+    """Customers the champion churn model rates high risk (empty before churn lands)."""
+    try:
+        df = read_frame(
+            conn,
+            "SELECT s.customer_id FROM churn_scores s JOIN model_versions v ON v.version = s.model_version "
+            "WHERE v.status = 'champion' AND s.risk_band = 'high'",
+        )
+    except sa.exc.DBAPIError:  # pragma: no cover - churn tables not migrated
+        return set()
+    return set(df["customer_id"])
+
+
+def write_tags(conn: Connection, tags: pd.DataFrame, as_of: date, run_id: str | None = None) -> dict:
+    """Write rows whose values changed; record stage changes for ``as_of``. Idempotent."""
+    now = pd.Timestamp(datetime.utcnow()).floor("s")
+    tags = tags.copy()
+    tags["tag_hash"] = tag_hash(tags)
+    old = fetch_frame(conn, "SELECT customer_id, tag_hash, at_risk, lifecycle_stage FROM tags", numeric=["tag_hash"])
+    old["at_risk"] = as_bool(old["at_risk"])
+    merged = tags[["customer_id", "tag_hash", "at_risk", "lifecycle_stage"]].merge(
+        old, on="customer_id", how="left", suffixes=("", "_old"), indicator=True
+    )
+    changed = (merged["_merge"] == "left_only") | (merged["tag_hash_old"] != merged["tag_hash"]) | (merged["at_risk_old"] != merged["at_risk"])
+    rows = tags[changed.to_numpy()].copy()
+    rows["updated_at"] = now
+    rows["updated_at"] = rows["updated_at"].astype("datetime64[us]")
+    written = bulk_upsert(conn, "tags", db_ready(rows[TAG_COLUMNS]), ["customer_id"], update_only_changed=False)
+    gone = sorted(set(old["customer_id"]) - set(tags["customer_id"]))
+    for i in range(0, len(gone), 5000):
+        conn.execute(sa.text("DELETE FROM tags WHERE customer_id IN :ids").bindparams(sa.bindparam("ids", expanding=True)), {"ids": gone[i : i + 5000]})
+
+    # stage history: one row per customer per day; a second run the same day folds into it
+    moved = merged[merged["lifecycle_stage_old"].isna() | (merged["lifecycle_stage_old"] != merged["lifecycle_stage"])]
+    hist = _record_stage_changes(conn, moved[["customer_id", "lifecycle_stage_old", "lifecycle_stage"]], as_of, run_id)
+    return {"tags_written": int(written), "tags_removed": len(gone), **hist}
+
+
+def _record_stage_changes(conn: Connection, moved: pd.DataFrame, as_of: date, run_id: str | None) -> dict:
+    if moved.empty:
+        return {"stage_changes": 0}
+    moved = moved.rename(columns={"lifecycle_stage_old": "from_stage", "lifecycle_stage": "to_stage"})
+    today = read_frame(
+        conn, "SELECT customer_id, from_stage AS first_from FROM stage_history WHERE changed_on = :d", {"d": as_of}
+    )
+    moved = moved.merge(today, on="customer_id", how="left", indicator=True)
+    again = moved["_merge"] == "both"
+    # a customer that moved earlier today keeps that day's origin
+    moved.loc[again, "from_stage"] = moved.loc[again, "first_from"]
+    back = again & (moved["from_stage"] == moved["to_stage"])
+    if back.any():
+        ids = moved.loc[back, "customer_id"].tolist()
+        for i in range(0, len(ids), 5000):
+            conn.execute(
+                sa.text("DELETE FROM stage_history WHERE changed_on = :d AND customer_id IN :ids").bindparams(sa.bindparam("ids", expanding=True)),
+                {"d": as_of, "ids": ids[i : i + 5000]},
+            )
+    rows = moved[~back].copy()
+    rows["from_stage"] = rows["from_stage"].astype(object).where(rows["from_stage"].notna(), None)
+    rows = rows.assign(changed_on=as_of, run_id=run_id)[["customer_id", "from_stage", "to_stage", "changed_on", "run_id"]]
+    bulk_upsert(conn, "stage_history", rows, ["customer_id", "changed_on"], update_only_changed=True)
+    return {"stage_changes": int(len(rows) - again[~back].sum()) + 0, "stage_changes_today": int(len(rows))}
+
+
+# ----------------------------------------------------------------------------- at-risk overlay
+def apply_at_risk_overlay(conn: Connection, as_of: date | None = None) -> int:
+    """Set ``tags.at_risk``: the champion churn model rates the customer high risk and the
+    customer is still new/active/loyal. Called by the churn stage after scoring; a no-op
+    when there are no scores. Returns the rows changed."""
+    risky = (
+        "EXISTS (SELECT 1 FROM churn_scores s JOIN model_versions v ON v.version = s.model_version "
+        "WHERE s.customer_id = tags.customer_id AND v.status = 'champion' AND s.risk_band = 'high') "
+        "AND tags.lifecycle_stage IN ('new', 'active', 'loyal')"
+    )
+    n = conn.execute(sa.text(f"UPDATE tags SET at_risk = :t WHERE at_risk = :f AND {risky}"), {"t": True, "f": False}).rowcount or 0
+    n += conn.execute(sa.text(f"UPDATE tags SET at_risk = :f WHERE at_risk = :t AND NOT ({risky})"), {"t": True, "f": False}).rowcount or 0
+    if n:
+        log.info("at-risk overlay as of %s: %d customers changed", as_of, n)
+    return int(n)
+
+
+# ----------------------------------------------------------------------------- the night
+_LAST: dict = {}  # the last frame computed in this process (health reuses it)
+
+
+def refresh(as_of: date, run_id: str | None = None, engine: Engine | None = None, full: bool = False) -> dict:
+    """The nightly tag refresh (aggregates, tags, clusters, stage history) in one transaction."""
+    from tasks import clusters as clusters_mod
+
+    engine = engine or get_engine()
+    s = get_settings()
+    as_of = pd.Timestamp(as_of).date()
+    t0 = time.perf_counter()
+    with engine.begin() as conn:
+        agg = refresh_aggregates(conn, as_of, full=full, settings=s)
+        t1 = time.perf_counter()
+        base = base_frame(conn, as_of, s, stored=True)
+        t2 = time.perf_counter()
+        cl = clusters_mod.refresh_clusters(conn, base, as_of, s)
+        tags, figures = compute_tags(base, as_of, s, at_risk_ids=champion_high_risk(conn), clusters=cl["labels"])
+        t3 = time.perf_counter()
+        written = write_tags(conn, tags, as_of, run_id)
+        write_state(conn, "tags", as_of, window_for(as_of, s).cutoff, params={**figures, "clusters_fitted_on": cl["fitted_on"]})
+        t4 = time.perf_counter()
+    _LAST.clear()
+    _LAST.update({"url": str(engine.url), "as_of": as_of, "base": base, "tags": tags})
+    stats = {
+        "as_of": str(as_of),
+        "aggregates": agg,
+        **figures,
+        **written,
+        "clusters": {k: v for k, v in cl.items() if k != "labels"},
+        "stages": tags["lifecycle_stage"].value_counts().reindex(STAGES, fill_value=0).astype(int).to_dict(),
+        "seconds": {
+            "aggregates": round(t1 - t0, 2),
+            "read": round(t2 - t1, 2),
+            "compute": round(t3 - t2, 2),
+            "write": round(t4 - t3, 2),
+            "total": round(t4 - t0, 2),
+        },
+    }
+    return stats
+
+
+def tags_frame(as_of: date | None = None, engine: Engine | None = None) -> tuple[pd.DataFrame, pd.DataFrame, date]:
+    """(tags, base) for ``as_of``: the stored tags when they are at that day, otherwise
+    recomputed from the data as it stood (nothing written). Default: the stored day."""
+    engine = engine or get_engine()
+    s = get_settings()
+    with engine.connect() as conn:
+        state = read_state(conn, "tags")
+        if as_of is None:
+            if state is None:
+                raise LookupError("no tags yet: run the nightly flow (or `userops tags summary --as-of DATE`)")
+            as_of = state["as_of"]
+        as_of = pd.Timestamp(as_of).date()
+        if _LAST.get("url") == str(engine.url) and _LAST.get("as_of") == as_of and state and state["as_of"] == as_of:
+            return _LAST["tags"], _LAST["base"], as_of
+        base = base_frame(conn, as_of, s)
+        if state and state["as_of"] == as_of:
+            tags = fetch_frame(
+                conn,
+                f"SELECT {', '.join(TAG_COLUMNS[:-2])} FROM tags",
+                parse_dates=["first_paid_at", "last_paid_at"],
+                numeric=["rfm_r", "rfm_f", "rfm_m", "cluster_id", "ltv", "paid_orders"],
+            )
+            tags = tags.set_index("customer_id").reindex(base["customer_id"]).reset_index()
+            tags["as_of"] = pd.to_datetime(tags["as_of"]).dt.date
+            tags["at_risk"] = as_bool(tags["at_risk"])
+            ps = tags["price_sensitive"]
+            tags["price_sensitive"] = pd.array(np.where(ps.isna(), None, as_bool(ps)), dtype="boolean")
+            for c in ("rfm_r", "rfm_f", "rfm_m", "cluster_id", "paid_orders"):
+                tags[c] = pd.array(tags[c], dtype="Int64")
+        else:
+            from tasks import clusters as clusters_mod
+
+            labels = clusters_mod.assign_stored(conn, base, as_of, s)
+            tags, _ = compute_tags(base, as_of, s, at_risk_ids=champion_high_risk(conn), clusters=labels)
+    return tags, base, as_of
+
+
+# ----------------------------------------------------------------------------- tasks
+@task(name="refresh-tags", task_run_name="refresh-tags-{as_of}")
+def refresh_tags_task(as_of: date, run_id: str | None = None) -> dict:
+    return refresh(as_of, run_id)
+
+
+@task(name="at-risk-overlay")
+def at_risk_overlay_task(as_of: date) -> int:
+    with get_engine().begin() as conn:
+        return apply_at_risk_overlay(conn, as_of)
