@@ -16,6 +16,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 from prefect import task
+from prefect.cache_policies import NO_CACHE  # batches are DataFrames: never hash them for a cache key
 from sqlalchemy.engine import Engine
 
 from tasks.extract import TABLE_PATHS, RestSource, SourceError, SqlSource, read_table_file
@@ -214,22 +215,22 @@ def _drop_cross_chunk_duplicates(outcome: ValidationOutcome, raw: pd.DataFrame, 
 
 
 # ----------------------------------------------------------------------------- tasks
-@task(name="check-expectation-suites")
+@task(name="check-expectation-suites", cache_policy=NO_CACHE)
 def check_suites_task() -> list[str]:
     """Fail the run at start when a suite file is missing or broken."""
     return sorted(load_suites())
 
 
-@task(name="extract", task_run_name="extract-{table}", retries=0)
+@task(name="extract", task_run_name="extract-{table}", cache_policy=NO_CACHE)
 def extract_task(table: str, full_refresh: bool = False) -> tuple[pd.DataFrame, bool]:
     return extract_table(table, full_refresh)
 
 
-@task(name="validate", task_run_name="validate-{table}")
+@task(name="validate", task_run_name="validate-{table}", cache_policy=NO_CACHE)
 def validate_task(table: str, raw: pd.DataFrame, full_load: bool) -> ValidationOutcome:
     return validate_table(table, raw, full_load)
 
 
-@task(name="load", task_run_name="load-{table}")
+@task(name="load", task_run_name="load-{table}", cache_policy=NO_CACHE)
 def load_task(table: str, outcome: ValidationOutcome, run_id: str) -> dict:
     return asdict(load_table(outcome, run_id))

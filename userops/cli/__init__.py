@@ -13,6 +13,7 @@ os.environ.setdefault("DO_NOT_TRACK", "1")
 os.environ.setdefault("PREFECT_HOME", str(PROJECT_ROOT / ".prefect"))
 os.environ.setdefault("PREFECT_LOGGING_EXTRA_LOGGERS", "userops")
 os.environ.setdefault("GX_ANALYTICS_ENABLED", "false")
+os.environ.setdefault("PREFECT_TASKS_DEFAULT_NO_CACHE", "true")  # steps pass DataFrames; never hash them
 
 app = typer.Typer(help="userops: the user-operations center that runs itself.", no_args_is_help=True, add_completion=False)
 
