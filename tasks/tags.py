@@ -45,6 +45,7 @@ import sqlalchemy as sa
 from prefect import task
 from sqlalchemy.engine import Connection, Engine
 
+from userops.clock import utcnow
 from userops.db import SQLITE_TS_FORMAT, bulk_upsert, get_engine, is_postgres, load_query, read_frame, to_naive_utc
 from userops.settings import Settings, get_settings
 
@@ -282,7 +283,7 @@ def refresh_aggregates(conn: Connection, as_of: date, full: bool = False, settin
     state = read_state(conn, "aggregates")
     fingerprint = _aggregate_fingerprint(s)
     watermark = read_frame(conn, "SELECT MAX(updated_at) AS w FROM orders", parse_dates=["w"])["w"].iloc[0]
-    watermark = None if pd.isna(watermark) else watermark.to_pydatetime()
+    watermark = None if pd.isna(watermark) else min(watermark.to_pydatetime(), utcnow())  # a skewed future stamp must not hide later changes
     reason = None
     if full:
         reason = "requested"
@@ -564,7 +565,7 @@ def _record_stage_changes(conn: Connection, moved: pd.DataFrame, as_of: date, ru
     rows["from_stage"] = rows["from_stage"].astype(object).where(rows["from_stage"].notna(), None)
     rows = rows.assign(changed_on=as_of, run_id=run_id)[["customer_id", "from_stage", "to_stage", "changed_on", "run_id"]]
     bulk_upsert(conn, "stage_history", rows, ["customer_id", "changed_on"], update_only_changed=True)
-    return {"stage_changes": int(len(rows) - again[~back].sum()) + 0, "stage_changes_today": int(len(rows))}
+    return {"stage_changes": int(len(rows)), "stage_changes_undone": int(back.sum())}
 
 
 # ----------------------------------------------------------------------------- at-risk overlay

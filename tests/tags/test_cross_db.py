@@ -1,0 +1,65 @@
+"""SQLite and PostgreSQL give the same tags for the same data."""
+from __future__ import annotations
+
+from datetime import date
+
+import pandas as pd
+import pytest
+
+from tasks import tags
+from userops.db import bulk_upsert, dispose_engines, get_engine, migrate, read_frame
+from userops.sample.generator import generate
+from userops.settings import reset_settings
+
+pytestmark = pytest.mark.postgres
+
+KEYS = {"customers": ["customer_id"], "orders": ["order_id"], "order_items": ["order_id", "sku"], "feedback": ["feedback_id"], "events": ["event_id"]}
+
+
+def _load(url: str, data) -> object:
+    engine = get_engine(url)
+    migrate(engine)
+    with engine.begin() as conn:
+        for table, key in KEYS.items():
+            bulk_upsert(conn, table, getattr(data, table), key)
+    return engine
+
+
+def _stored_tags(engine) -> pd.DataFrame:
+    df = read_frame(engine, "SELECT * FROM tags ORDER BY customer_id", parse_dates=["first_paid_at", "last_paid_at", "updated_at"])
+    df = df.drop(columns=["updated_at"])
+    df["as_of"] = pd.to_datetime(df["as_of"]).dt.date
+    for c in ("at_risk", "price_sensitive"):
+        df[c] = df[c].map(lambda v: None if v is None or (isinstance(v, float) and pd.isna(v)) else bool(v))
+    for c in ("rfm_r", "rfm_f", "rfm_m", "cluster_id", "paid_orders", "tag_hash"):
+        df[c] = pd.to_numeric(df[c]).astype("Int64")
+    for c in ("rfm_segment", "favourite_category", "preferred_channel"):
+        df[c] = df[c].astype(object).where(df[c].notna(), None)
+    df["ltv"] = df["ltv"].astype(float).round(2)
+    return df.reset_index(drop=True)
+
+
+def test_sqlite_and_postgres_give_the_same_tags(pg_url, tmp_path, monkeypatch):
+    monkeypatch.setenv("USEROPS_CONFIG_FILE", str(tmp_path / "none.yaml"))
+    (tmp_path / "none.yaml").write_text("{}\n")
+    reset_settings()
+    data = generate(600, seed=11, as_of="2026-11-20")
+    lite = _load(f"sqlite:///{tmp_path / 'w.db'}", data)
+    pg = _load(pg_url, data)
+    out = {}
+    for name, engine in (("sqlite", lite), ("postgres", pg)):
+        tags._LAST.clear()
+        tags.refresh(date(2026, 11, 18), "x1", engine=engine)
+        tags.refresh(date(2026, 11, 19), "x2", engine=engine)
+        out[name] = (
+            _stored_tags(engine),
+            read_frame(engine, "SELECT customer_id, from_stage, to_stage, changed_on FROM stage_history ORDER BY customer_id, changed_on").astype(str),
+            read_frame(engine, "SELECT cluster_id, size, description_en FROM clusters ORDER BY cluster_id"),
+        )
+    dispose_engines()
+    a, b = out["sqlite"], out["postgres"]
+    assert len(a[0]) == 600 - (data.customers["registered_at"] >= pd.Timestamp("2026-11-19 16:00")).sum()
+    pd.testing.assert_frame_equal(a[0], b[0], check_dtype=False)
+    pd.testing.assert_frame_equal(a[1], b[1])
+    pd.testing.assert_frame_equal(a[2], b[2], check_dtype=False)
+    assert set(a[0]["lifecycle_stage"]) >= {"prospect", "active", "loyal", "silent", "churned"}

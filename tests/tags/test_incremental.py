@@ -1,0 +1,166 @@
+"""The incremental aggregate equals a full recompute after each night's delta; stage
+history records each change once per day; re-running a day changes nothing."""
+from __future__ import annotations
+
+from datetime import timedelta
+
+import pandas as pd
+
+from tasks import tags
+from tests.tags.factory import AS_OF, Shop, local, set_order
+from userops.db import read_frame
+
+
+def stored_aggregates(engine) -> pd.DataFrame:
+    with engine.connect() as conn:
+        df = tags.fetch_frame(conn, f"SELECT {', '.join(tags.AGG_COLUMNS)} FROM customer_aggregates", parse_dates=tags._DATES[1:], numeric=tags._BASE_NUMERIC)
+    return df.sort_values("customer_id").reset_index(drop=True)
+
+
+def recomputed_aggregates(engine, as_of) -> pd.DataFrame:
+    with engine.connect() as conn:
+        base = tags.base_frame(conn, as_of, stored=False)
+    base = base[base["customer_id"].isin(stored_aggregates(engine)["customer_id"])]
+    return base[tags.AGG_COLUMNS].reset_index(drop=True)
+
+
+def assert_same(stored: pd.DataFrame, fresh: pd.DataFrame) -> None:
+    a = stored[tags.AGG_COLUMNS].copy()
+    b = fresh[tags.AGG_COLUMNS].copy()
+    for df in (a, b):
+        for c in tags._BASE_NUMERIC:
+            df[c] = pd.to_numeric(df[c]).astype("float64").round(2)
+        for c in ("favourite_category", "preferred_channel", "customer_id"):
+            df[c] = df[c].astype(object).where(df[c].notna(), None)
+    pd.testing.assert_frame_equal(a.reset_index(drop=True), b.reset_index(drop=True), check_dtype=False)
+
+
+def history(engine) -> list[tuple]:
+    df = read_frame(engine, "SELECT customer_id, from_stage, to_stage, changed_on FROM stage_history ORDER BY customer_id, changed_on")
+    return [(r.customer_id, None if pd.isna(r.from_stage) else r.from_stage, r.to_stage, str(pd.Timestamp(r.changed_on).date())) for r in df.itertuples()]
+
+
+def test_incremental_equals_full_recompute(warehouse):
+    s = Shop()
+    for i in range(12):
+        cid = s.customer(f"M{i:02d}")
+        for k in range(i % 5):
+            s.order(cid, local(AS_OF, -30 * k - i), amount=50 + 10 * k, discount=20 if k % 2 else 0, channel=["app", "web"][k % 2], category=["skincare", "makeup", "gift"][k % 3])
+    s.customer("W_window")  # an order that leaves the 365-day window on the next night
+    s.order("W_window", local(AS_OF, -365))
+    s.order("W_window", local(AS_OF, -5))
+    s.customer("F_future")
+    # known on the first night but paid two days later: counted only once that day comes
+    future = s.order("F_future", local(AS_OF, 2), updated_at=local(AS_OF, 0, hour=8))
+    s.load(warehouse)
+    first = tags.refresh(AS_OF, "n1", engine=warehouse)
+    assert first["aggregates"]["mode"] == "full"
+    assert_same(stored_aggregates(warehouse), recomputed_aggregates(warehouse, AS_OF))
+
+    # next night: a refund, a new order, a new member, a changed amount
+    day2 = AS_OF + timedelta(days=1)
+    stamp = local(day2, 0, hour=10)
+    set_order(warehouse, "O000002", status="refunded", updated_at=stamp)
+    set_order(warehouse, "O000005", amount=999.0, updated_at=stamp)
+    s.customer("NEW1", registered=local(day2, 0, hour=9))
+    s.order("NEW1", local(day2, 0, hour=9, minute=30))
+    s.order("M03", local(day2, 0, hour=11), category="gift", qty=5)
+    s.load(warehouse)
+    second = tags.refresh(day2, "n2", engine=warehouse)
+    assert second["aggregates"]["mode"] == "incremental"
+    # M03 (new order), NEW1, the owners of O000002/O000005, W_window (window) -- not everyone
+    assert 3 <= second["aggregates"]["delta_customers"] <= 6
+    assert_same(stored_aggregates(warehouse), recomputed_aggregates(warehouse, day2))
+    agg = stored_aggregates(warehouse).set_index("customer_id")
+    assert agg.loc["W_window", "window_orders"] == 1
+    assert agg.loc["M03", "favourite_category"] == "gift"
+    assert "F_future" not in agg.index
+
+    # two nights later: the future order's day has come
+    day3 = AS_OF + timedelta(days=2)
+    third = tags.refresh(day3, "n3", engine=warehouse)
+    assert third["aggregates"]["mode"] == "incremental"
+    assert_same(stored_aggregates(warehouse), recomputed_aggregates(warehouse, day3))
+    assert stored_aggregates(warehouse).set_index("customer_id").loc["F_future", "paid_orders"] == 1
+
+    # the stored tags equal tags recomputed from scratch for the same day
+    frame, _, _ = tags.tags_frame(day3, engine=warehouse)
+    tags._LAST.clear()
+    with warehouse.connect() as conn:
+        base = tags.base_frame(conn, day3, stored=False)
+        fresh, _ = tags.compute_tags(base, day3)
+    cols = ["customer_id", "lifecycle_stage", "rfm_r", "rfm_f", "rfm_m", "rfm_segment", "value_tier", "crisis_priority", "price_sensitive", "ltv", "paid_orders"]
+    pd.testing.assert_frame_equal(frame[cols].reset_index(drop=True), fresh[cols].reset_index(drop=True), check_dtype=False)
+    assert future
+
+
+def test_rerunning_a_night_changes_nothing(warehouse):
+    s = Shop()
+    for i in range(8):
+        s.customer(f"K{i}")
+        s.order(f"K{i}", local(AS_OF, -20 * i))
+    s.load(warehouse)
+    tags.refresh(AS_OF, "n1", engine=warehouse)
+    before = read_frame(warehouse, "SELECT * FROM tags ORDER BY customer_id")
+    hist = history(warehouse)
+    again = tags.refresh(AS_OF, "n1-again", engine=warehouse)
+    assert again["tags_written"] == 0 and again["stage_changes"] == 0
+    pd.testing.assert_frame_equal(before, read_frame(warehouse, "SELECT * FROM tags ORDER BY customer_id"))
+    assert history(warehouse) == hist
+
+
+def test_stage_history_over_several_days(warehouse):
+    s = Shop()
+    s.customer("H1", registered=local(AS_OF, -3))  # prospect on the first day
+    s.customer("H2")
+    s.order("H2", local(AS_OF, 0, hour=8))
+    s.load(warehouse)
+    tags.refresh(AS_OF, "d0", engine=warehouse)
+    assert history(warehouse) == [("H1", None, "prospect", str(AS_OF)), ("H2", None, "new", str(AS_OF))]
+
+    d = lambda n: AS_OF + timedelta(days=n)  # noqa: E731
+    tags.refresh(d(30), "d30", engine=warehouse)  # H2 still new (30 days)
+    tags.refresh(d(31), "d31", engine=warehouse)  # H2 active
+    s.order("H1", local(d(40), 0))
+    s.load(warehouse)
+    tags.refresh(d(40), "d40", engine=warehouse)  # H1 new
+    tags.refresh(d(61), "d61", engine=warehouse)  # H2 silent
+    tags.refresh(d(61), "d61-again", engine=warehouse)  # nothing new
+    tags.refresh(d(181), "d181", engine=warehouse)  # H2 churned, H1 silent
+    assert history(warehouse) == [
+        ("H1", None, "prospect", str(AS_OF)),
+        ("H1", "prospect", "new", str(d(40))),
+        ("H1", "new", "silent", str(d(181))),
+        ("H2", None, "new", str(AS_OF)),
+        ("H2", "new", "active", str(d(31))),
+        ("H2", "active", "silent", str(d(61))),
+        ("H2", "silent", "churned", str(d(181))),
+    ]
+    # "who went silent this week": one query on the history
+    week = read_frame(
+        warehouse,
+        "SELECT customer_id FROM stage_history WHERE to_stage = 'silent' AND changed_on > :a AND changed_on <= :b",
+        {"a": d(181) - timedelta(days=7), "b": d(181)},
+    )
+    assert week["customer_id"].tolist() == ["H1"]
+
+
+def test_a_same_day_rerun_folds_into_one_history_row(warehouse):
+    s = Shop()
+    s.customer("Z")
+    s.order("Z", local(AS_OF, -50))
+    s.load(warehouse)
+    tags.refresh(AS_OF, "a", engine=warehouse)  # active
+    day = AS_OF + timedelta(days=11)
+    tags.refresh(day, "b", engine=warehouse)  # 61 days: silent
+    assert history(warehouse)[-1] == ("Z", "active", "silent", str(day))
+    # a late order of that same day arrives and the night is re-run: back to active,
+    # which nets out to no change that day
+    s.order("Z", local(day, 0, hour=9), updated_at=local(day, 0, hour=9))
+    s.load(warehouse)
+    tags.refresh(day, "b-again", engine=warehouse)
+    assert history(warehouse) == [("Z", None, "active", str(AS_OF))]
+    # and a refund the same day makes it silent again, still one row for the day
+    set_order(warehouse, "O000002", status="refunded", updated_at=local(day, 0, hour=10))
+    tags.refresh(day, "b-third", engine=warehouse)
+    assert history(warehouse) == [("Z", None, "active", str(AS_OF)), ("Z", "active", "silent", str(day))]
