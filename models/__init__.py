@@ -19,7 +19,7 @@ Public entry points (see each module for details):
 
 from models.features import FEATURE_COLUMNS, build_features
 from models.labels import build_labels
-# from models.train import TrainConfig, TrainedModel, evaluate, train_model
+from models.train import TrainConfig, TrainedModel, evaluate, train_model
 
 __all__ = [
     "FEATURE_COLUMNS",

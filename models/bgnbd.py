@@ -116,7 +116,7 @@ def fit_bgnbd(
     frequency,
     span_days,
     tenure_days,
-    max_rows: int = 200_000,
+    max_rows: int = 50_000,
     penalizer: float = 0.0,
     random_state: int = 0,
 ) -> BGNBD:
@@ -143,8 +143,8 @@ def fit_bgnbd(
     w = triples["count"].to_numpy(float)
 
     best = None
-    # A couple of starting points guard against a poor local optimum.
-    for start in ([0.0, 0.0, 0.0, 0.0], [np.log(0.25), np.log(4.0), np.log(0.8), np.log(2.5)]):
+    # A second starting point is tried only if the first does not converge.
+    for start in ([np.log(0.25), np.log(4.0), np.log(0.8), np.log(2.5)], [0.0, 0.0, 0.0, 0.0]):
         res = optimize.minimize(
             _neg_log_likelihood,
             np.array(start),
@@ -154,6 +154,8 @@ def fit_bgnbd(
         )
         if best is None or res.fun < best.fun:
             best = res
+        if best.success:
+            break
     r, alpha, a, b = np.exp(best.x)
     return BGNBD(
         r=float(r), alpha=float(alpha * _TIME_SCALE), a=float(a), b=float(b),

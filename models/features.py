@@ -129,54 +129,71 @@ def build_features(
 
     cust_all = orders["customer_id"].to_numpy()
 
-    # Universe of customers: anyone with an order before the cutoff, plus registered
-    # customers (registered before the cutoff or with unknown registration date).
-    # Paid customers come first so that their codes are 0..n_paid-1.
+    # Universe of customers, sorted: anyone with an order before the cutoff, plus
+    # registered customers (registered before the cutoff or with unknown date).
     paid_cust = cust_all[is_paid]
-    codes, paid_uniques = pd.factorize(paid_cust, sort=False)
-    n_paid = len(paid_uniques)
-
-    extra_ids = [cust_all[any_before & ~is_paid]]
-    reg_days = None
+    codes_paid, paid_uniques = pd.factorize(paid_cust, sort=False)
+    paid_uniques = np.asarray(paid_uniques)
+    id_parts = [paid_uniques, cust_all[any_before & ~is_paid]]
+    reg_ids = reg_days = None
     if customers is not None and len(customers):
         reg_s, reg_valid = _epoch_seconds(customers["registered_at"])
         known = ~reg_valid | (reg_s < cut_s)
-        extra_ids.append(customers["customer_id"].to_numpy()[known])
-    extra = pd.Index(np.concatenate(extra_ids)).unique()
-    extra = extra[~extra.isin(paid_uniques)]
-    all_ids = np.concatenate([np.asarray(paid_uniques), np.asarray(extra)])
+        id_parts.append(customers["customer_id"].to_numpy()[known])
+        reg_ids = customers["customer_id"].to_numpy()[known & reg_valid]
+        reg_days = (cut_s - reg_s[known & reg_valid]) / SECONDS_PER_DAY
+    all_ids = np.sort(pd.unique(np.concatenate(id_parts)))
     n_all = len(all_ids)
+    # Position of each paid order's customer in the universe.
+    codes = np.searchsorted(all_ids, paid_uniques)[codes_paid]
 
-    # --- paid-order aggregates (codes index 0..n_paid-1) -------------------------------
+    # --- paid-order aggregates ---------------------------------------------------------
     ts = paid_s[is_paid]
     amount = orders["amount"].to_numpy(dtype=float, na_value=np.nan)[is_paid]
     amount = np.nan_to_num(amount, nan=0.0)
     age_days = (cut_s - ts) / SECONDS_PER_DAY  # > 0 by construction
 
-    n_orders = np.bincount(codes, minlength=n_paid).astype(float)
-    monetary_total = np.bincount(codes, weights=amount, minlength=n_paid)
-    window_counts = {}
-    for w in WINDOWS:
-        window_counts[w] = np.bincount(codes, weights=(age_days <= w), minlength=n_paid)
-    amount_90 = np.bincount(codes, weights=amount * (age_days <= 90), minlength=n_paid)
-    amount_365 = np.bincount(codes, weights=amount * (age_days <= 365), minlength=n_paid)
+    # Counts and amounts per (customer, age bucket) in one pass each: bucket b holds the
+    # orders with WINDOWS[b-1] < age <= WINDOWS[b] (bucket 0: age <= 30 days, last: older
+    # than a year); cumulative sums over buckets give the windows.
+    n_buckets = len(WINDOWS) + 1
+    bucket = np.searchsorted(np.asarray(WINDOWS, dtype=float), age_days, side="left")
+    cell = codes.astype(np.int64) * n_buckets + bucket
+    cell_counts = np.bincount(cell, minlength=n_all * n_buckets).reshape(n_all, n_buckets)
+    cell_amounts = np.bincount(cell, weights=amount, minlength=n_all * n_buckets).reshape(n_all, n_buckets)
+    cum_counts = np.cumsum(cell_counts, axis=1, dtype=float)
+    cum_amounts = np.cumsum(cell_amounts, axis=1)
+    n_orders = cum_counts[:, -1].copy()
+    monetary_total = cum_amounts[:, -1].copy()
+    window_counts = {w: cum_counts[:, i].copy() for i, w in enumerate(WINDOWS)}
+    amount_90 = cum_amounts[:, WINDOWS.index(90)].copy()
+    amount_365 = cum_amounts[:, WINDOWS.index(365)].copy()
+    del cell, cell_counts, cell_amounts, cum_counts, cum_amounts
 
     # Distinct purchase days per customer: one sort of (customer, day) keys.
     day = ts // SECONDS_PER_DAY
     if len(day):
         day_min = int(day.min())
         span = int(day.max()) - day_min + 1
-        ukey = np.unique(codes.astype(np.int64) * span + (day - day_min))
+        key = codes.astype(np.int64) * span + (day - day_min)
+        key.sort()
+        keep = np.empty(len(key), dtype=bool)
+        keep[0] = True
+        np.not_equal(key[1:], key[:-1], out=keep[1:])
+        ukey = key[keep]
         ucode = ukey // span
         uday = (ukey % span + day_min).astype(float)
     else:
         ucode = np.zeros(0, dtype=np.int64)
         uday = np.zeros(0)
-    n_days = np.bincount(ucode, minlength=n_paid)
-    ends = np.cumsum(n_days) - 1
-    starts = ends - n_days + 1
-    first_day = uday[starts] if n_paid else np.zeros(0)
-    last_day = uday[ends] if n_paid else np.zeros(0)
+    n_days = np.bincount(ucode, minlength=n_all).astype(float)
+    has = n_days > 0
+    ends = (np.cumsum(n_days) - 1).astype(np.int64)
+    starts = ends - n_days.astype(np.int64) + 1
+    first_day = np.full(n_all, np.nan)
+    last_day = np.full(n_all, np.nan)
+    first_day[has] = uday[starts[has]]
+    last_day[has] = uday[ends[has]]
 
     # Gaps between consecutive purchase days of the same customer; the first day of
     # each customer gets gap 0, which never wins a max (gaps are >= 1).
@@ -184,88 +201,79 @@ def build_features(
     if len(uday) > 1:
         same = ucode[1:] == ucode[:-1]
         gap[1:] = np.where(same, np.diff(uday), 0.0)
-    n_gaps = (n_days - 1).astype(float)
+    n_gaps = n_days - 1.0  # -1 for customers without a paid order
+    repeat = n_gaps >= 1
     span_days = last_day - first_day
-    mean_gap = _safe_div(span_days, n_gaps)
-    gap_sq = np.bincount(ucode, weights=gap * gap, minlength=n_paid)
-    var = _safe_div(gap_sq, n_gaps) - mean_gap**2
-    gap_std = np.where(n_gaps >= 2, np.sqrt(np.clip(var, 0.0, None)), np.nan)
-    max_gap = np.maximum.reduceat(gap, starts) if n_paid else np.zeros(0)
-    max_gap = np.where(n_gaps >= 1, max_gap, np.nan)
-    last_gap = np.where(n_gaps >= 1, gap[ends] if n_paid else 0.0, np.nan)
+    mean_gap = np.full(n_all, np.nan)
+    mean_gap[repeat] = span_days[repeat] / n_gaps[repeat]
+    gap_sq = np.bincount(ucode, weights=gap * gap, minlength=n_all)
+    gap_std = np.full(n_all, np.nan)
+    two = n_gaps >= 2
+    gap_std[two] = np.sqrt(np.clip(gap_sq[two] / n_gaps[two] - mean_gap[two] ** 2, 0.0, None))
+    max_gap = np.full(n_all, np.nan)
+    last_gap = np.full(n_all, np.nan)
+    if has.any():
+        max_gap[has] = np.maximum.reduceat(gap, starts[has])
+        last_gap[has] = gap[ends[has]]
+    max_gap[~repeat] = np.nan
+    last_gap[~repeat] = np.nan
 
     recency = cut_day - last_day
     tenure = cut_day - first_day
 
-    # Refund / cancel shares over every customer in the universe.
-    all_index = pd.Index(all_ids)
-
+    # Refund / cancel counts before the cutoff.
     def count_for(mask: np.ndarray) -> np.ndarray:
         if not mask.any():
             return np.zeros(n_all)
-        idx = all_index.get_indexer(cust_all[mask])
-        return np.bincount(idx, minlength=n_all).astype(float)
+        return np.bincount(np.searchsorted(all_ids, cust_all[mask]), minlength=n_all).astype(float)
 
     n_refund = count_for(is_refund)
     n_cancel = count_for(is_cancel)
 
-    def pad(values: np.ndarray, fill: float) -> np.ndarray:
-        """Extend a paid-customer array to every customer of the universe."""
-        out = np.full(n_all, fill, dtype=float)
-        out[:n_paid] = values
-        return out
+    # One Fortran-ordered block: each column is contiguous and the DataFrame wraps it
+    # without a copy.
+    data = np.empty((n_all, len(FEATURE_COLUMNS)), dtype=float, order="F")
+    col_index = {name: j for j, name in enumerate(FEATURE_COLUMNS)}
 
-    n_orders_a = pad(n_orders, 0.0)
-    cols: dict[str, np.ndarray] = {}
-    cols["has_orders"] = pad(np.ones(n_paid), 0.0)
-    cols["n_orders"] = n_orders_a
-    cols["n_days"] = pad(n_days.astype(float), 0.0)
-    cols["frequency"] = pad(n_days - 1.0, 0.0)
-    cols["recency_days"] = pad(recency, np.nan)
-    cols["tenure_days"] = pad(tenure, np.nan)
-    cols["span_days"] = pad(span_days, np.nan)
-    cols["monetary_total"] = pad(monetary_total, 0.0)
-    cols["monetary_mean"] = pad(_safe_div(monetary_total, n_orders), np.nan)
-    cols["log_n_orders"] = np.log1p(n_orders_a)
-    cols["log_recency"] = np.log1p(cols["recency_days"])
-    cols["log_tenure"] = np.log1p(cols["tenure_days"])
-    cols["log_monetary_total"] = np.log1p(np.clip(cols["monetary_total"], 0, None))
-    cols["log_monetary_mean"] = np.log1p(np.clip(cols["monetary_mean"], 0, None))
-    cols["purchase_rate"] = pad(30.0 * n_days / np.maximum(tenure, 1.0), 0.0)
-    cols["mean_gap_days"] = pad(mean_gap, np.nan)
-    cols["gap_std_days"] = pad(gap_std, np.nan)
-    cols["gap_cv"] = pad(_safe_div(gap_std, mean_gap), np.nan)
-    cols["max_gap_days"] = pad(max_gap, np.nan)
-    cols["last_gap_days"] = pad(last_gap, np.nan)
-    cols["recency_gap_ratio"] = pad(_safe_div(recency, mean_gap), np.nan)
-    cols["recency_maxgap_ratio"] = pad(_safe_div(recency, max_gap), np.nan)
-    for w in WINDOWS:
-        cols[f"orders_{w}d"] = pad(window_counts[w], 0.0)
-    cols["amount_90d"] = pad(amount_90, 0.0)
-    cols["amount_365d"] = pad(amount_365, 0.0)
-    prev_90 = window_counts[180] - window_counts[90]
-    cols["trend_90d"] = pad((window_counts[90] - prev_90) / (window_counts[90] + prev_90 + 1.0), 0.0)
-    cols["recent_share_90d"] = pad(_safe_div(window_counts[90], n_orders), 0.0)
-    cols["refund_share"] = _safe_div(n_refund, n_refund + n_orders_a)
-    cols["cancel_share"] = _safe_div(n_cancel, n_cancel + n_refund + n_orders_a)
-    np.nan_to_num(cols["refund_share"], copy=False, nan=0.0)
-    np.nan_to_num(cols["cancel_share"], copy=False, nan=0.0)
+    def put(name: str, values) -> None:
+        data[:, col_index[name]] = values
 
-    reg_col = np.full(n_all, np.nan)
-    if customers is not None and len(customers):
-        reg_s, reg_valid = _epoch_seconds(customers["registered_at"])
-        reg_series = pd.Series(
-            np.where(reg_valid, (cut_s - reg_s) / SECONDS_PER_DAY, np.nan),
-            index=pd.Index(customers["customer_id"].to_numpy()),
-        )
-        reg_series = reg_series[~reg_series.index.duplicated(keep="first")]
-        reg_col = reg_series.reindex(all_index).to_numpy(dtype=float)
-        # A registration "after" the cutoff is not known at the cutoff.
-        reg_col[reg_col <= 0] = np.nan
-    cols["days_since_registration"] = reg_col
+    with np.errstate(divide="ignore", invalid="ignore"):
+        put("has_orders", has)
+        put("n_orders", n_orders)
+        put("n_days", n_days)
+        put("frequency", np.where(has, n_gaps, 0.0))
+        put("recency_days", recency)
+        put("tenure_days", tenure)
+        put("span_days", span_days)
+        put("monetary_total", monetary_total)
+        put("monetary_mean", _safe_div(monetary_total, n_orders))
+        put("log_n_orders", np.log1p(n_orders))
+        put("log_recency", np.log1p(recency))
+        put("log_tenure", np.log1p(tenure))
+        put("log_monetary_total", np.log1p(np.clip(monetary_total, 0, None)))
+        put("log_monetary_mean", np.log1p(np.clip(data[:, col_index["monetary_mean"]], 0, None)))
+        put("purchase_rate", np.where(has, 30.0 * n_days / np.maximum(tenure, 1.0), 0.0))
+        put("mean_gap_days", mean_gap)
+        put("gap_std_days", gap_std)
+        put("gap_cv", _safe_div(gap_std, mean_gap))
+        put("max_gap_days", max_gap)
+        put("last_gap_days", last_gap)
+        put("recency_gap_ratio", _safe_div(recency, mean_gap))
+        put("recency_maxgap_ratio", _safe_div(recency, max_gap))
+        for w in WINDOWS:
+            put(f"orders_{w}d", window_counts[w])
+        put("amount_90d", amount_90)
+        put("amount_365d", amount_365)
+        prev_90 = window_counts[180] - window_counts[90]
+        put("trend_90d", (window_counts[90] - prev_90) / (window_counts[90] + prev_90 + 1.0))
+        put("recent_share_90d", np.nan_to_num(_safe_div(window_counts[90], n_orders), nan=0.0))
+        put("refund_share", np.nan_to_num(_safe_div(n_refund, n_refund + n_orders), nan=0.0))
+        put("cancel_share", np.nan_to_num(_safe_div(n_cancel, n_cancel + n_refund + n_orders), nan=0.0))
+        reg_col = data[:, col_index["days_since_registration"]]
+        reg_col[:] = np.nan
+        if reg_ids is not None and len(reg_ids):
+            # A registration at or after the cutoff is not known at the cutoff.
+            reg_col[np.searchsorted(all_ids, reg_ids)] = np.where(reg_days > 0, reg_days, np.nan)
 
-    out = pd.DataFrame(cols, index=pd.Index(all_ids, name="customer_id"))
-    out = out[FEATURE_COLUMNS]
-    if not out.index.is_monotonic_increasing:
-        out = out.sort_index()
-    return out
+    return pd.DataFrame(data, index=pd.Index(all_ids, name="customer_id"), columns=FEATURE_COLUMNS, copy=False)

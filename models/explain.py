@@ -1,0 +1,328 @@
+"""Top-3 reasons per customer, in words an operator reads (en and zh-CN), and risk bands.
+
+How reasons are chosen
+----------------------
+The churn model mixes strongly correlated inputs (recency, frequency and BG/NBD terms), so
+its individual coefficients are not readable on their own (one can carry the opposite sign
+of its marginal effect).  Reasons are therefore computed from a small set of *reason
+drivers*, each a plain customer fact with its own marginal weight learned on the training
+window (a one-feature logistic regression on the standardized driver):
+
+    score[customer, reason] = weight[reason] * (value - training mean) / training std
+
+``recency`` combines days since the last order with "later than usual" (recency divided by
+the customer's mean gap) so that the text can say "no order for 75 days, usually buys every
+20 days".  For customers in the medium/high band the three reasons with the highest scores
+(pushing towards churn) are shown; for low-band customers the three most negative (why
+they are safe).  Customers without a paid order get the single reason ``no_orders``.
+
+Everything is vectorized: scores are an (n x 7) matrix, the top 3 come from one argsort,
+and rendering builds strings column-wise per (slot, reason code).
+
+``explain`` returns reason *codes* plus the numbers the sentences need, so a warehouse can
+store codes and numbers and render in any language later; ``render_reasons`` turns them
+into text for "en" or "zh-CN".
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+from sklearn.linear_model import LogisticRegression
+
+LANGUAGES = ("en", "zh-CN")
+DEFAULT_BAND_CUTS = (0.4, 0.7)  # medium from 0.4, high from 0.7
+
+REASON_CODES: list[str] = ["recency", "frequency", "slowing", "spend", "tenure", "refunds", "cancellations"]
+NO_ORDERS = "no_orders"
+# A reason is shown only if its score pushes at least this much (in logit units) in
+# the direction of the customer's band.
+MIN_SCORE = 0.15
+# Standardized deviations are clipped so that a driver far outside the training range
+# (e.g. tenure after months of shift) cannot crowd out the others.
+Z_CLIP = 3.0
+
+# Driver columns (derived in _drivers) and the reason each one feeds.
+_DRIVERS: dict[str, str] = {
+    "log_recency": "recency",
+    "log_overdue": "recency",
+    "log_orders": "frequency",
+    "trend_90d": "slowing",
+    "log_monetary_mean": "spend",
+    "log_tenure": "tenure",
+    "refund_share": "refunds",
+    "cancel_share": "cancellations",
+}
+
+# Numbers carried with the codes (all rounded for display).
+NUMBER_COLUMNS = [
+    "recency_days",
+    "usual_gap_days",
+    "n_orders",
+    "orders_90d",
+    "orders_prev_90d",
+    "monetary_mean",
+    "tenure_days",
+    "refund_pct",
+    "cancel_pct",
+    "days_since_registration",
+]
+
+
+# --------------------------------------------------------------------------------------
+# Risk band
+# --------------------------------------------------------------------------------------
+
+
+def risk_band(prob, cuts: tuple[float, float] = DEFAULT_BAND_CUTS):
+    """'high' if prob >= cuts[1], 'medium' if prob >= cuts[0], else 'low'.
+
+    Scalar in -> str out; array-like in -> numpy array of str.
+    """
+    medium, high = cuts
+    if not 0 <= medium <= high <= 1:
+        raise ValueError("risk band cuts must satisfy 0 <= medium <= high <= 1")
+    p = np.asarray(prob, dtype=float)
+    out = np.select([p >= high, p >= medium], ["high", "medium"], default="low").astype(object)
+    return str(out) if out.ndim == 0 else out
+
+
+# --------------------------------------------------------------------------------------
+# Weights (fitted at training time)
+# --------------------------------------------------------------------------------------
+
+
+def _drivers(features: pd.DataFrame) -> pd.DataFrame:
+    f = features
+    recency = np.nan_to_num(f["recency_days"].to_numpy(dtype=float))
+    rgr = f["recency_gap_ratio"].to_numpy(dtype=float)
+    return pd.DataFrame(
+        {
+            "log_recency": np.log1p(recency),
+            # log(recency / usual gap), 0 for customers without a gap (one purchase day)
+            "log_overdue": np.where(np.isfinite(rgr), np.log(np.clip(rgr, 1e-2, 1e2)), 0.0),
+            "log_orders": np.log1p(f["n_orders"].to_numpy(dtype=float)),
+            "trend_90d": -f["trend_90d"].to_numpy(dtype=float),  # positive = slowing down
+            "log_monetary_mean": np.log1p(np.clip(np.nan_to_num(f["monetary_mean"].to_numpy(dtype=float)), 0, None)),
+            "log_tenure": np.log1p(np.nan_to_num(f["tenure_days"].to_numpy(dtype=float))),
+            "refund_share": f["refund_share"].to_numpy(dtype=float),
+            "cancel_share": f["cancel_share"].to_numpy(dtype=float),
+        },
+        index=f.index,
+    )
+
+
+def fit_reason_weights(features: pd.DataFrame, y, max_rows: int = 200_000, random_state: int = 0) -> dict:
+    """Mean, std and marginal logistic weight of every driver on the training window."""
+    D = _drivers(features)
+    y = np.asarray(y, dtype=int)
+    if len(D) > max_rows:
+        idx = np.random.default_rng(random_state).choice(len(D), size=max_rows, replace=False)
+        D, y = D.iloc[idx], y[idx]
+    weights = {}
+    for col in _DRIVERS:  # eight one-feature fits, not a loop over customers
+        x = D[col].to_numpy(dtype=float)
+        mean, std = float(x.mean()), float(x.std())
+        w = 0.0
+        if std > 1e-12 and 0 < y.sum() < len(y):
+            z = ((x - mean) / std)[:, None]
+            w = float(LogisticRegression(max_iter=500).fit(z, y).coef_[0, 0])
+        weights[col] = {"mean": mean, "std": std if std > 1e-12 else 1.0, "weight": w}
+    return weights
+
+
+# --------------------------------------------------------------------------------------
+# Codes + numbers
+# --------------------------------------------------------------------------------------
+
+
+def reason_scores(features: pd.DataFrame, weights: dict) -> pd.DataFrame:
+    """(n x len(REASON_CODES)) churn-pushing score of each reason."""
+    D = _drivers(features)
+    scores = pd.DataFrame(0.0, index=features.index, columns=REASON_CODES)
+    for col, reason in _DRIVERS.items():
+        p = weights[col]
+        z = np.clip((D[col].to_numpy() - p["mean"]) / p["std"], -Z_CLIP, Z_CLIP)
+        scores[reason] += p["weight"] * z
+    return scores
+
+
+def explain(
+    features: pd.DataFrame,
+    probs,
+    weights: dict,
+    cuts: tuple[float, float] = DEFAULT_BAND_CUTS,
+    top: int = 3,
+    min_score: float = MIN_SCORE,
+) -> pd.DataFrame:
+    """Reason codes (reason_1..reason_top), their signs (+1 pushes to churn, -1 protects),
+    the risk band and the numbers the sentences use, indexed like ``features``.
+
+    ``weights`` is ``TrainedModel.reason_weights``; ``probs`` the model's probabilities.
+    """
+    probs = np.asarray(probs, dtype=float)
+    band = risk_band(probs, cuts)
+    S = reason_scores(features, weights).to_numpy()
+    at_risk = band != "low"
+    # Highest scores first for at-risk customers, lowest first for the others.
+    signed = np.where(at_risk[:, None], S, -S)
+    order = np.argsort(-signed, axis=1, kind="stable")[:, :top]
+    codes = np.asarray(REASON_CODES, dtype=object)[order]
+    picked = np.take_along_axis(S, order, axis=1)
+    picked_signed = np.take_along_axis(signed, order, axis=1)
+    signs = np.where(picked >= 0, 1, -1).astype(np.int8)
+    # The first reason is always the strongest in the band's direction; the next ones
+    # are shown only if they really push that way (score >= min_score).
+    weak = picked_signed < min_score
+    weak[:, 0] = False
+    codes[weak] = None
+    signs[weak] = 0
+
+    no_orders = features["has_orders"].to_numpy() <= 0
+    signs[no_orders, :] = 0
+    codes[no_orders, 0] = NO_ORDERS
+    codes[no_orders, 1:] = None
+    signs[no_orders, :] = 1
+
+    out = pd.DataFrame(index=features.index)
+    out["risk_band"] = band
+    for i in range(top):
+        out[f"reason_{i + 1}"] = codes[:, i]
+        out[f"reason_{i + 1}_sign"] = signs[:, i]
+    f = features
+    out["recency_days"] = _round(f["recency_days"])
+    out["usual_gap_days"] = _round(f["mean_gap_days"])
+    out["n_orders"] = _round(f["n_orders"])
+    out["orders_90d"] = _round(f["orders_90d"])
+    out["orders_prev_90d"] = _round(f["orders_180d"] - f["orders_90d"])
+    out["monetary_mean"] = f["monetary_mean"].round(2)
+    out["tenure_days"] = _round(f["tenure_days"])
+    out["refund_pct"] = _round(100 * f["refund_share"])
+    out["cancel_pct"] = _round(100 * f["cancel_share"])
+    out["days_since_registration"] = _round(f["days_since_registration"])
+    return out
+
+
+def _round(s: pd.Series) -> pd.Series:
+    return s.round().astype("Int64")
+
+
+# --------------------------------------------------------------------------------------
+# Rendering
+# --------------------------------------------------------------------------------------
+
+
+def _labels(x, fmt) -> np.ndarray:
+    """Numbers -> object array of strings ("?" for missing).
+
+    Each distinct value is formatted once (a loop over distinct values, not customers)
+    and gathered back, which is far faster than per-row string conversion.
+    """
+    v = pd.Series(x).to_numpy(dtype=float, na_value=np.nan)
+    out = np.full(len(v), "?", dtype=object)
+    ok = np.isfinite(v)
+    if ok.any():
+        codes, uniques = pd.factorize(v[ok])
+        out[ok] = np.array([fmt(u) for u in uniques], dtype=object)[codes]
+    return out
+
+
+def _s(x) -> np.ndarray:
+    return _labels(x, lambda u: str(int(round(u))))
+
+
+def _amount(x) -> np.ndarray:
+    return _labels(x, "{:,.2f}".format)
+
+
+def _plural(n, one: str, many: str) -> np.ndarray:
+    v = pd.Series(n).to_numpy(dtype=float, na_value=np.nan)
+    return np.where(v == 1, one, many).astype(object)
+
+
+def _sentence(code: str, positive: bool, e: pd.DataFrame, lang: str) -> np.ndarray:
+    """Text of one reason for the rows of ``e`` (a slice of explain()'s output)."""
+    R, G, N = e["recency_days"], e["usual_gap_days"], e["n_orders"]
+    has_gap = G.notna().to_numpy() & (e["n_orders"].fillna(0).to_numpy() > 1)
+    zh = lang == "zh-CN"
+    if code == "recency":
+        if positive:
+            if zh:
+                base = "已 " + _s(R) + " 天未下单"
+                usual = base + "，平时约每 " + _s(G) + " 天购买一次"
+            else:
+                base = "no order for " + _s(R) + _plural(R, " day", " days")
+                usual = base + ", usually buys every " + _s(G) + _plural(G, " day", " days")
+            return np.where(has_gap, usual, base)
+        if zh:
+            return _s(R) + " 天前刚下过单"
+        return "ordered " + _s(R) + _plural(R, " day ago", " days ago")
+    if code == "frequency":
+        if zh:
+            return ("累计仅 " if positive else "累计已 ") + _s(N) + " 单"
+        return ("only " if positive else "") + _s(N) + _plural(N, " order", " orders") + " so far"
+    if code == "slowing":
+        A, B = e["orders_90d"], e["orders_prev_90d"]
+        if zh:
+            return "近 90 天 " + _s(A) + " 单，此前 90 天 " + _s(B) + " 单"
+        return _s(A) + _plural(A, " order", " orders") + " in the last 90 days vs " + _s(B) + " in the 90 days before"
+    if code == "spend":
+        M = _amount(e["monetary_mean"])
+        if zh:
+            return ("客单价偏低(" if positive else "客单价较高(") + M + ")"
+        return ("low" if positive else "high") + " average order value (" + M + ")"
+    if code == "tenure":
+        T = e["tenure_days"]
+        if zh:
+            return "首单在 " + _s(T) + " 天前"
+        return "first order " + _s(T) + _plural(T, " day ago", " days ago")
+    if code == "refunds":
+        P = e["refund_pct"]
+        return (_s(P) + "% 的订单已退款") if zh else (_s(P) + "% of orders refunded")
+    if code == "cancellations":
+        P = e["cancel_pct"]
+        return (_s(P) + "% 的订单被取消") if zh else (_s(P) + "% of orders cancelled")
+    if code == NO_ORDERS:
+        D = e["days_since_registration"]
+        known = D.notna().to_numpy()
+        if zh:
+            text = np.where(known, "注册 " + _s(D) + " 天，尚未下单", "尚未有已支付订单")
+        else:
+            text = np.where(known, "registered " + _s(D) + _plural(D, " day ago", " days ago") + ", no order yet", "no paid order yet")
+        return text
+    raise ValueError(f"unknown reason code {code!r}")
+
+
+def render_reason_columns(explained: pd.DataFrame, lang: str = "en") -> pd.DataFrame:
+    """reason_1_text .. reason_k_text (object columns, None where there is no reason)."""
+    if lang not in LANGUAGES:
+        raise ValueError(f"language must be one of {LANGUAGES}")
+    slots = sorted(int(c.split("_")[1]) for c in explained.columns if c.startswith("reason_") and c.count("_") == 1)
+    out = pd.DataFrame(index=explained.index)
+    for i in slots:
+        codes = explained[f"reason_{i}"].to_numpy(dtype=object)
+        signs = explained[f"reason_{i}_sign"].to_numpy()
+        text = np.full(len(explained), None, dtype=object)
+        for code in [c for c in pd.unique(codes) if isinstance(c, str)]:  # a handful of codes
+            for positive in (True, False):
+                mask = (codes == code) & ((signs > 0) == positive)
+                if mask.any():
+                    text[mask] = _sentence(code, positive, explained.loc[mask], lang)
+        out[f"reason_{i}_text"] = pd.Series(text, index=explained.index, dtype=object)
+    return out
+
+
+def render_reasons(explained: pd.DataFrame, lang: str = "en", sep: str | None = None) -> pd.Series:
+    """All reasons of each customer joined into one string ("; " in en, "；" in zh-CN)."""
+    cols = render_reason_columns(explained, lang)
+    sep = sep if sep is not None else ("；" if lang == "zh-CN" else "; ")
+    joined = np.full(len(explained), "", dtype=object)
+    for c in cols.columns:
+        part = cols[c].to_numpy(dtype=object)
+        has = pd.notna(part)
+        empty = joined == ""
+        first = has & empty
+        more = has & ~empty
+        joined[first] = part[first]
+        joined[more] = joined[more] + sep + part[more]
+    return pd.Series(joined, index=explained.index, dtype=object, name=f"reasons_{lang}")
