@@ -1,0 +1,143 @@
+"""prefect.yaml declares what DEVELOPING.md's contracts say, and the settings' overrides
+apply (no Prefect server needed)."""
+from __future__ import annotations
+
+import importlib
+
+import pytest
+
+from userops.deploy import (
+    PREFECT_YAML,
+    deployable,
+    entrypoint_problem,
+    load_prefect_yaml,
+    render_prefect_yaml,
+    work_pool_name,
+)
+from userops.settings import Settings
+
+CONFIG = load_prefect_yaml()
+BY_NAME = {d["name"]: d for d in CONFIG["deployments"]}
+
+# Parameters an operator must fill in by hand (no sensible default): what happened in a crisis.
+REQUIRED_BY_DESIGN = {"crisis-response": {"skus", "reason"}}
+
+
+def test_every_contract_flow_has_a_deployment_on_the_process_pool():
+    entrypoints = {d["entrypoint"] for d in CONFIG["deployments"]}
+    assert {
+        "flows/nightly.py:nightly",
+        "flows/churn.py:retrain_churn_model",
+        "flows/monitor.py:hourly_monitor",
+        "flows/campaigns.py:run_campaign",
+        "flows/campaigns.py:recall_plan",
+        "flows/crisis.py:crisis_response",
+    } <= entrypoints
+    assert {d["parameters"]["name"] for d in CONFIG["deployments"] if d["entrypoint"].endswith(":run_campaign")} >= {"awakening", "retention", "recall"}
+    assert len(BY_NAME) == len(CONFIG["deployments"]), "deployment names must be unique"
+    assert {d["work_pool"]["name"] for d in CONFIG["deployments"]} == {"userops-pool"}
+    assert work_pool_name(CONFIG, Settings()) == "userops-pool"
+    for d in CONFIG["deployments"]:
+        assert d.get("description"), f"{d['name']}: the UI shows a description"
+
+
+def test_schedules_and_concurrency():
+    nightly = BY_NAME["nightly"]
+    assert nightly["schedules"] == [{"cron": "0 2 * * *", "timezone": "Asia/Shanghai", "slug": "nightly-0200"}]
+    assert nightly["concurrency_limit"] == {"limit": 1, "collision_strategy": "ENQUEUE"}
+    assert BY_NAME["weekly-retrain"]["schedules"][0]["cron"] == "0 5 * * 0"  # weekly
+    assert BY_NAME["hourly-monitor"]["schedules"][0]["cron"] == "0 * * * *"  # hourly
+    assert BY_NAME["hourly-monitor"]["concurrency_limit"]["collision_strategy"] == "CANCEL_NEW"
+    for name in ("awakening", "retention", "recall", "silent-share-recall", "crisis-response"):
+        assert not BY_NAME[name].get("schedules"), f"{name} runs by hand or on its event"
+
+
+def test_workers_run_the_flows_from_the_project_directory():
+    (build,) = CONFIG["build"]
+    assert build["prefect.deployments.steps.run_shell_script"] == {"id": "project-dir", "script": "pwd", "stream_output": False}
+    assert CONFIG["pull"] == [{"prefect.deployments.steps.set_working_directory": {"directory": "{{ project-dir.stdout }}"}}]
+
+
+def test_event_triggers_template_their_parameters_from_the_payload():
+    (recall,) = BY_NAME["silent-share-recall"]["triggers"]
+    assert recall["match"] == {"prefect.resource.id": "userops.health"}
+    assert recall["expect"] == ["userops.health.silent-share-high"]
+    assert recall["parameters"] == {"silent_share": "{{ event.payload.silent_share }}", "as_of": "{{ event.payload.as_of }}"}
+
+    (spike,) = BY_NAME["crisis-response"]["triggers"]
+    assert spike["match"] == {"prefect.resource.id": "userops.sku.*"}
+    assert spike["expect"] == ["userops.complaints.spike"]
+    assert spike["parameters"]["skus"] == "{{ event.payload.skus }}"  # one expression: the list stays a list
+
+
+def test_crisis_trigger_matches_the_crisis_modules_own_definition():
+    crisis = pytest.importorskip("flows.crisis", reason="flows/crisis.py (issue 7) is not written yet")
+    (spike,) = BY_NAME["crisis-response"]["triggers"]
+    own = crisis.SPIKE_TRIGGER
+    assert {k: spike[k] for k in ("match", "expect", "parameters")} == {k: own[k] for k in ("match", "expect", "parameters")}
+
+
+def _flow(entrypoint: str):
+    path, func = entrypoint.split(":")
+    return getattr(importlib.import_module(path[:-3].replace("/", ".")), func)
+
+
+@pytest.mark.parametrize("name", sorted(BY_NAME))
+def test_run_form_explains_itself(name):
+    """Every parameter has a description (from the flow's docstring, ``Args:``) and a default,
+    unless the deployment or its trigger sets it or the operator must say it."""
+    from prefect.utilities.callables import parameter_schema
+
+    d = BY_NAME[name]
+    problem = entrypoint_problem(d["entrypoint"])
+    if problem:
+        pytest.skip(f"{d['entrypoint']}: {problem} (another issue's flow)")
+    schema = parameter_schema(_flow(d["entrypoint"])).model_dump()
+    for param, spec in schema["properties"].items():
+        assert spec.get("description"), f"{d['entrypoint']}: parameter {param!r} has no description (add it under Args: in the docstring)"
+    given = set(d.get("parameters") or {})
+    for trig in d.get("triggers") or []:
+        unknown = set(trig.get("parameters") or {}) - set(schema["properties"])
+        assert not unknown, f"{name}: trigger sets unknown parameters {unknown}"
+    required = set(schema.get("required") or []) - given - REQUIRED_BY_DESIGN.get(name, set())
+    assert not required, f"{name}: parameters without a default: {required}"
+    assert set(d.get("parameters") or {}) <= set(schema["properties"])
+
+
+def test_settings_override_timezone_crons_and_work_pool(monkeypatch):
+    s = Settings(
+        timezone="Europe/Berlin",
+        deploy={"nightly_cron": "30 1 * * *", "retrain_cron": "0 4 * * 6", "monitor_cron": "*/30 * * * *", "work_pool": "ops-pool"},
+    )
+    out = {d["name"]: d for d in render_prefect_yaml(CONFIG, s)["deployments"]}
+    assert out["nightly"]["schedules"][0] == {"cron": "30 1 * * *", "timezone": "Europe/Berlin", "slug": "nightly-0200"}
+    assert out["weekly-retrain"]["schedules"][0]["cron"] == "0 4 * * 6"
+    assert out["hourly-monitor"]["schedules"][0]["cron"] == "*/30 * * * *"
+    assert {d["work_pool"]["name"] for d in out.values()} == {"ops-pool"}
+    assert out["nightly"]["concurrency_limit"] == {"limit": 1, "collision_strategy": "ENQUEUE"}
+    # an explicit schedule timezone wins over the shop's
+    s2 = Settings(timezone="Europe/Berlin", deploy={"schedule_timezone": "UTC"})
+    assert render_prefect_yaml(CONFIG, s2)["deployments"][0]["schedules"][0]["timezone"] == "UTC"
+    # env vars reach the same fields
+    monkeypatch.setenv("USEROPS_DEPLOY__NIGHTLY_CRON", "15 3 * * *")
+    assert render_prefect_yaml(CONFIG, Settings())["deployments"][0]["schedules"][0] == {"cron": "15 3 * * *", "timezone": "Asia/Shanghai", "slug": "nightly-0200"}
+    # the file itself is untouched
+    assert load_prefect_yaml(PREFECT_YAML) == CONFIG
+
+
+def test_flows_not_written_yet_are_skipped_with_a_reason():
+    cfg = {
+        "deployments": [
+            {"name": "ok", "entrypoint": "flows/nightly.py:nightly"},
+            {"name": "no-file", "entrypoint": "flows/does_not_exist.py:f"},
+            {"name": "no-func", "entrypoint": "flows/nightly.py:no_such_flow"},
+            {"name": "not-a-flow", "entrypoint": "flows/nightly.py:migrate"},
+        ]
+    }
+    ready, skipped = deployable(cfg)
+    assert [d["name"] for d in ready["deployments"]] == ["ok"]
+    assert dict(skipped) == {
+        "no-file": "flows/does_not_exist.py does not exist yet",
+        "no-func": "flows/nightly.py has no 'no_such_flow' yet",
+        "not-a-flow": "flows/nightly.py:migrate is not a Prefect flow",
+    }

@@ -1,0 +1,256 @@
+"""``userops serve``: the whole operations center on this machine, in one command.
+
+Starts a Prefect server (PREFECT_HOME under the project unless set; SQLite there, or the
+PostgreSQL at ``PREFECT_SERVER_DATABASE_CONNECTION_URL``), waits for it, creates the
+process work pool, deploys everything in ``prefect.yaml``, registers the alert blocks and
+the crash automation, starts a process worker and prints the UI's address. Ctrl-C stops
+the worker, then the server.
+
+``userops serve --check`` lists the deployments on the server with their schedules and
+triggers (exit 1 when the server is unreachable or a deployment is missing);
+``userops serve --worker-only`` starts just a worker against ``PREFECT_API_URL`` — the way
+to add machines (docs/operations.md).
+"""
+from __future__ import annotations
+
+import os
+import signal
+import time
+from pathlib import Path
+from typing import Optional
+
+import typer
+
+from userops.i18n import register as register_messages
+from userops.i18n import t
+
+register_messages(
+    {
+        "serve.starting": {
+            "zh-CN": "正在启动 Prefect 服务器 {url}(数据库:{db})……",
+            "en": "Starting the Prefect server at {url} (database: {db}) ...",
+        },
+        "serve.up": {"zh-CN": "Prefect 服务器已就绪({seconds:.1f} 秒)。", "en": "Prefect server is up ({seconds:.1f}s)."},
+        "serve.pool": {"zh-CN": "工作池 {pool}:{state}", "en": "Work pool {pool}: {state}"},
+        "serve.pool_created": {"zh-CN": "已创建(process 类型)", "en": "created (process type)"},
+        "serve.pool_exists": {"zh-CN": "已存在", "en": "exists"},
+        "serve.deploying": {"zh-CN": "正在部署 prefect.yaml ……", "en": "Deploying prefect.yaml ..."},
+        "serve.skipped": {
+            "zh-CN": "  暂未部署 {name}:{why}",
+            "en": "  not deployed yet: {name} ({why})",
+        },
+        "serve.blocks": {"zh-CN": "告警渠道块:已由 {fn} 注册", "en": "Alert channel blocks: registered by {fn}"},
+        "serve.blocks_missing": {
+            "zh-CN": "告警渠道块:告警模块尚未提供注册函数(tasks.alerts.register_blocks),已跳过;告警仍按设置中的 Webhook 发送。",
+            "en": "Alert channel blocks: the alerts module provides no registration yet (tasks.alerts.register_blocks); skipped — alerts still use the webhooks in the settings.",
+        },
+        "serve.automation": {"zh-CN": "崩溃告警自动化:已由 {fn} 创建", "en": "Crash automation: created by {fn}"},
+        "serve.automation_missing": {
+            "zh-CN": "崩溃告警自动化:告警模块尚未提供(tasks.alerts.ensure_crash_automation),已跳过。",
+            "en": "Crash automation: the alerts module provides none yet (tasks.alerts.ensure_crash_automation); skipped.",
+        },
+        "serve.setup_failed": {"zh-CN": "{what} 失败:{error}", "en": "{what} failed: {error}"},
+        "serve.worker": {
+            "zh-CN": "工作进程已启动,监听工作池 {pool}(日志:{log})",
+            "en": "Worker started on work pool {pool} (log: {log})",
+        },
+        "serve.ready": {
+            "zh-CN": "userops 已运行。打开 Prefect 界面:{url}  (按 Ctrl-C 停止)",
+            "en": "userops is running. Open the Prefect UI: {url}  (Ctrl-C to stop)",
+        },
+        "serve.stopping": {"zh-CN": "正在停止工作进程和服务器……", "en": "Stopping the worker and the server ..."},
+        "serve.stopped": {"zh-CN": "已停止。", "en": "Stopped."},
+        "serve.died": {
+            "zh-CN": "{what} 意外退出(退出码 {code}),日志 {log} 末尾:\n{tail}",
+            "en": "The {what} exited unexpectedly (code {code}); end of its log {log}:\n{tail}",
+        },
+        "serve.unreachable": {
+            "zh-CN": "无法连接 Prefect API {url}。先运行 `userops serve`,或设置 PREFECT_API_URL。",
+            "en": "Cannot reach the Prefect API at {url}. Run `userops serve` first, or set PREFECT_API_URL.",
+        },
+        "serve.check_head": {
+            "zh-CN": "Prefect API {url}:{n} 个部署",
+            "en": "Prefect API {url}: {n} deployments",
+        },
+        "serve.check_missing": {
+            "zh-CN": "缺少部署:{names}(运行 `userops serve` 或 `prefect deploy --all`)",
+            "en": "Missing deployments: {names} (run `userops serve` or `prefect deploy --all`)",
+        },
+        "serve.need_api": {
+            "zh-CN": "--worker-only 需要 PREFECT_API_URL 指向 Prefect 服务器,例如 http://ops-server:4200/api",
+            "en": "--worker-only needs PREFECT_API_URL pointing at the Prefect server, e.g. http://ops-server:4200/api",
+        },
+    }
+)
+
+
+def register(app: typer.Typer) -> None:
+    app.command("serve")(serve)
+
+
+def _db_label() -> str:
+    from sqlalchemy.engine import make_url
+
+    url = os.environ.get("PREFECT_SERVER_DATABASE_CONNECTION_URL") or os.environ.get("PREFECT_API_DATABASE_CONNECTION_URL")
+    if not url:
+        return f"SQLite in {os.environ.get('PREFECT_HOME', '~/.prefect')}"
+    try:
+        return make_url(url).render_as_string(hide_password=True)
+    except Exception:  # noqa: BLE001 - only a label
+        return "configured by PREFECT_SERVER_DATABASE_CONNECTION_URL"
+
+
+def _print_deployments(infos) -> None:
+    width = max([len(i.full_name) for i in infos] + [20])
+    for i in infos:
+        extra = f"  concurrency {i.concurrency}" if i.concurrency else ""
+        typer.echo(f"  {i.full_name:<{width}}  {i.how()}{extra}")
+
+
+def _expected_deployments() -> list[str]:
+    """Deployment names in prefect.yaml whose flow exists (what a complete deploy holds)."""
+    from userops.deploy import deployable, render_prefect_yaml
+
+    ready, _ = deployable(render_prefect_yaml())
+    return [d["name"] for d in ready["deployments"]]
+
+
+def check(api_url: str) -> int:
+    from userops.deploy import api_healthy, describe_deployments
+
+    if not api_healthy(api_url):
+        typer.echo(t("serve.unreachable", url=api_url), err=True)
+        return 1
+    infos = describe_deployments(api_url)
+    typer.echo(t("serve.check_head", url=api_url, n=len(infos)))
+    _print_deployments(infos)
+    missing = sorted(set(_expected_deployments()) - {i.name for i in infos})
+    if missing:
+        typer.echo(t("serve.check_missing", names=", ".join(missing)), err=True)
+        return 1
+    return 0
+
+
+def _setup_alerts(api_url: str) -> None:
+    from userops.deploy import BLOCK_REGISTRATION, CRASH_AUTOMATION, call_setup, find_setup
+
+    for candidates, ok_key, missing_key in (
+        (BLOCK_REGISTRATION, "serve.blocks", "serve.blocks_missing"),
+        (CRASH_AUTOMATION, "serve.automation", "serve.automation_missing"),
+    ):
+        try:
+            label, fn = find_setup(candidates)
+        except Exception as exc:  # noqa: BLE001 - a broken alerts module must not stop serve
+            typer.echo(t("serve.setup_failed", what=candidates[0][0], error=exc), err=True)
+            continue
+        if fn is None:
+            typer.echo(t(missing_key))
+            continue
+        try:
+            call_setup(api_url, fn)
+            typer.echo(t(ok_key, fn=label))
+        except Exception as exc:  # noqa: BLE001
+            typer.echo(t("serve.setup_failed", what=label, error=exc), err=True)
+
+
+def serve(
+    host: Optional[str] = typer.Option(None, "--host", help="Address the Prefect server listens on (default 127.0.0.1; 0.0.0.0 to let workers on other machines connect)."),
+    port: Optional[int] = typer.Option(None, "--port", help="Port of the Prefect server and UI (default 4200)."),
+    check_only: bool = typer.Option(False, "--check", help="Only list the deployments on the server with their schedules and triggers; exit 1 if one is missing."),
+    worker_only: bool = typer.Option(False, "--worker-only", help="Only start a worker for the work pool, against the server at PREFECT_API_URL (for extra machines)."),
+    no_worker: bool = typer.Option(False, "--no-worker", help="Start the server and deploy, but no worker."),
+) -> None:
+    """Start the Prefect server, deploy everything in prefect.yaml, register the alert
+    blocks, start a worker, and print the UI's address. Ctrl-C stops it all."""
+    from userops.deploy import PrefectServer, Worker, api_healthy, deploy, work_pool_name
+    from userops.settings import get_settings
+
+    # Ctrl-C must reach us even when started from a shell that ignores SIGINT for
+    # background jobs; the children then inherit the default disposition too.
+    signal.signal(signal.SIGINT, signal.default_int_handler)
+    s = get_settings()
+    host = host or s.deploy.host
+    port = port or s.deploy.port
+    home = Path(os.environ["PREFECT_HOME"])  # set by userops.cli (project .prefect unless given)
+
+    if check_only:
+        api_url = os.environ.get("PREFECT_API_URL") or f"http://{'127.0.0.1' if host in ('0.0.0.0', '::') else host}:{port}/api"
+        raise typer.Exit(check(api_url))
+
+    pool = work_pool_name()
+    if worker_only:
+        api_url = os.environ.get("PREFECT_API_URL")
+        if not api_url:
+            typer.echo(t("serve.need_api"), err=True)
+            raise typer.Exit(2)
+        if not api_healthy(api_url):
+            typer.echo(t("serve.unreachable", url=api_url), err=True)
+            raise typer.Exit(1)
+        worker = Worker(api_url, pool, home / "worker.log").start()
+        typer.echo(t("serve.worker", pool=pool, log=worker.log_path))
+        _run_until_interrupted([worker], None)
+        return
+
+    server = PrefectServer(home, host=host, port=port)
+    typer.echo(t("serve.starting", url=server.url, db=_db_label()))
+    t0 = time.monotonic()
+    procs: list = []
+    try:
+        server.start()
+        procs.append(server)
+        typer.echo(t("serve.up", seconds=time.monotonic() - t0))
+        typer.echo(t("serve.deploying"))
+        res = deploy(server.api_url, home)
+        typer.echo(t("serve.pool", pool=pool, state=t("serve.pool_created" if res.pool_created else "serve.pool_exists")))
+        from userops.deploy import describe_deployments
+
+        _print_deployments(describe_deployments(server.api_url))
+        for name, why in res.skipped:
+            typer.echo(t("serve.skipped", name=name, why=why))
+        _setup_alerts(server.api_url)
+        if not no_worker:
+            worker = Worker(server.api_url, pool, home / "worker.log")
+            worker.start()
+            procs.insert(0, worker)
+            typer.echo(t("serve.worker", pool=pool, log=worker.log_path))
+    except KeyboardInterrupt:
+        _stop(procs)
+        raise typer.Exit(130)
+    except Exception as exc:
+        typer.echo(str(exc), err=True)
+        _stop(procs)
+        raise typer.Exit(1)
+    _run_until_interrupted(procs, t("serve.ready", url=server.url))
+
+
+def _stop(procs) -> None:
+    typer.echo(t("serve.stopping"))
+    for p in procs:  # worker first, then the server
+        p.stop()
+    typer.echo(t("serve.stopped"))
+
+
+def _run_until_interrupted(procs, ready: str | None) -> None:
+    """Wait for Ctrl-C (or SIGTERM); stop everything if one of the processes dies."""
+    if ready:
+        typer.echo(ready)
+
+    def _term(signum, frame):  # SIGTERM behaves like Ctrl-C
+        raise KeyboardInterrupt
+
+    old = signal.signal(signal.SIGTERM, _term)
+    code = 0
+    try:
+        while True:
+            for p in procs:
+                if not p.alive():
+                    typer.echo(t("serve.died", what=p.name, code=p.proc.returncode, log=p.log_path, tail=p.log_tail()), err=True)
+                    code = 1
+                    raise KeyboardInterrupt
+            time.sleep(1.0)
+    except KeyboardInterrupt:
+        _stop(procs)
+    finally:
+        signal.signal(signal.SIGTERM, old)
+    if code:
+        raise typer.Exit(code)
