@@ -6,7 +6,10 @@ dict of figures for the digest. Stages are appended here as they land.
 from __future__ import annotations
 
 from flows.reports import quarantine_report
+from flows.tags import health_check, refresh_tags
 
 NIGHTLY_STAGES: list = [
     ("quarantine-report", quarantine_report),  # right after ingest: tonight's rejected records
+    ("tags", refresh_tags),  # tags, lifecycle stages, stage history (issue 3)
+    ("health", health_check),  # health snapshot, breach events, health report (issue 3)
 ]

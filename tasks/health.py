@@ -352,7 +352,8 @@ def emit_pending_breaches(as_of: date, engine: Engine | None = None) -> list[dic
                 event=r.event,
                 resource=dict(EVENT_RESOURCE),
                 payload=payload,
-                id=uuid.uuid5(_EVENT_NS, f"{r.event}|{as_of.isoformat()}"),
+                # a re-delivery of the same breach day carries the same id
+                id=uuid.uuid5(_EVENT_NS, f"{r.event}|{as_of.isoformat()}|{engine.url.render_as_string(hide_password=True)}"),
             )
             name = t(f"health.metric.{r.metric}")
             body = t(
@@ -449,6 +450,23 @@ def report_markdown(m: dict, hist: pd.DataFrame, report_path: Path | None, lang:
     return "\n".join(lines) + "\n"
 
 
+def _plot_lang(lang: str | None) -> str:
+    """Chart labels in the operator's language when a CJK font is installed, else English
+    (the HTML text around the charts stays in the operator's language)."""
+    lang = lang or get_settings().language
+    if lang == "en":
+        return lang
+    from matplotlib import font_manager, rcParams
+
+    cjk = ("Noto Sans CJK SC", "Noto Sans SC", "Source Han Sans SC", "WenQuanYi Zen Hei", "WenQuanYi Micro Hei", "SimHei", "Microsoft YaHei", "PingFang SC")
+    names = {f.name for f in font_manager.fontManager.ttflist}
+    found = [n for n in cjk if n in names]
+    if not found:
+        return "en"
+    rcParams["font.sans-serif"] = found + list(rcParams["font.sans-serif"])
+    return lang
+
+
 def _png(fig) -> str:
     buf = io.BytesIO()
     fig.savefig(buf, format="png", dpi=90, bbox_inches="tight")
@@ -470,6 +488,7 @@ def write_report(as_of: date, m: dict, engine: Engine | None = None, lang: str |
     s = get_settings()
     as_of = pd.Timestamp(as_of).date()
     hist = history(engine, as_of, s.health.trend_days)
+    text_lang, lang = lang, _plot_lang(lang)
     images = []
 
     fig, ax = plt.subplots(figsize=(7, 3.2))
@@ -508,9 +527,15 @@ def write_report(as_of: date, m: dict, engine: Engine | None = None, lang: str |
     fig.tight_layout()
     images.append((t("health.report.trend", lang, days=s.health.trend_days), _png(fig)))
 
-    md = report_markdown(m, hist, None, lang)
+    md = report_markdown(m, hist, None, text_lang)
     table_html = _markdown_table_html(md)
-    body = "".join(f"<h2>{title}</h2><img alt='{title}' src='data:image/png;base64,{img}'/>" for title, img in images)
+    titles = [
+        t("health.report.stages", text_lang),
+        t("health.report.segments", text_lang),
+        t("health.report.retention", text_lang),
+        t("health.report.trend", text_lang, days=s.health.trend_days),
+    ]
+    body = "".join(f"<h2>{title}</h2><img alt='{title}' src='data:image/png;base64,{img}'/>" for title, (_, img) in zip(titles, images))
     html = (
         "<!doctype html><html><head><meta charset='utf-8'><title>userops health "
         f"{as_of}</title><style>body{{font-family:sans-serif;max-width:960px;margin:2em auto}}"

@@ -47,6 +47,7 @@ from sqlalchemy.engine import Connection, Engine
 
 from userops.clock import utcnow
 from userops.db import SQLITE_TS_FORMAT, bulk_upsert, get_engine, is_postgres, load_query, read_frame, to_naive_utc
+from userops.i18n import register, t
 from userops.settings import Settings, get_settings
 
 log = logging.getLogger("userops.tags")
@@ -663,6 +664,55 @@ def tags_frame(as_of: date | None = None, engine: Engine | None = None) -> tuple
             labels = clusters_mod.assign_stored(conn, base, as_of, s)
             tags, _ = compute_tags(base, as_of, s, at_risk_ids=champion_high_risk(conn), clusters=labels)
     return tags, base, as_of
+
+
+# ----------------------------------------------------------------------------- words
+register(
+    {
+        "tags.stage.prospect": {"zh-CN": "潜客", "en": "prospect"},
+        "tags.stage.new": {"zh-CN": "新客", "en": "new"},
+        "tags.stage.active": {"zh-CN": "活跃", "en": "active"},
+        "tags.stage.loyal": {"zh-CN": "忠诚", "en": "loyal"},
+        "tags.stage.silent": {"zh-CN": "沉默", "en": "silent"},
+        "tags.stage.churned": {"zh-CN": "流失", "en": "churned"},
+        "tags.segment.champions": {"zh-CN": "重要价值(冠军)", "en": "champions"},
+        "tags.segment.loyal": {"zh-CN": "忠诚客户", "en": "loyal"},
+        "tags.segment.potential_loyalist": {"zh-CN": "潜在忠诚", "en": "potential loyalist"},
+        "tags.segment.new": {"zh-CN": "新客户", "en": "new"},
+        "tags.segment.promising": {"zh-CN": "有潜力", "en": "promising"},
+        "tags.segment.need_attention": {"zh-CN": "需要关注", "en": "need attention"},
+        "tags.segment.about_to_sleep": {"zh-CN": "即将沉睡", "en": "about to sleep"},
+        "tags.segment.at_risk": {"zh-CN": "有流失风险", "en": "at risk"},
+        "tags.segment.cant_lose": {"zh-CN": "不能失去", "en": "can't lose"},
+        "tags.segment.hibernating": {"zh-CN": "休眠", "en": "hibernating"},
+        "tags.segment.lost": {"zh-CN": "已流失", "en": "lost"},
+        "tags.tier.high": {"zh-CN": "高价值", "en": "high value"},
+        "tags.tier.mid": {"zh-CN": "中价值", "en": "mid value"},
+        "tags.tier.low": {"zh-CN": "低价值", "en": "low value"},
+        "tags.priority.core": {"zh-CN": "核心", "en": "core"},
+        "tags.priority.potential": {"zh-CN": "潜力", "en": "potential"},
+        "tags.priority.ordinary": {"zh-CN": "普通", "en": "ordinary"},
+        "tags.summary.line": {
+            "zh-CN": "标签 {as_of}:会员 {members},{stages};{written} 行有变化,{changes} 人阶段变化",
+            "en": "tags {as_of}: {members} members, {stages}; {written} rows changed, {changes} stage changes",
+        },
+    }
+)
+
+
+def tags_summary_lines(stats: dict, lang: str | None = None) -> list[str]:
+    stages = ", ".join(f"{t(f'tags.stage.{k}', lang)} {v:,}" for k, v in stats["stages"].items())
+    return [
+        t(
+            "tags.summary.line",
+            lang,
+            as_of=stats["as_of"],
+            members=f"{stats['members']:,}",
+            stages=stages,
+            written=f"{stats['tags_written']:,}",
+            changes=f"{stats['stage_changes']:,}",
+        )
+    ]
 
 
 # ----------------------------------------------------------------------------- tasks

@@ -118,6 +118,8 @@ class Shop:
                 for c in df.columns:
                     if c.endswith("_at"):
                         df[c] = pd.to_datetime(df[c]).astype("datetime64[us]")
+                    elif c in ("satisfaction", "nps", "quantity"):
+                        df[c] = df[c].astype("Int64")
                 bulk_upsert(conn, table, df, key)
         self.customers, self.orders, self.items, self.feedback, self.events = [], [], [], [], []
 
