@@ -715,6 +715,274 @@ def tags_summary_lines(stats: dict, lang: str | None = None) -> list[str]:
     ]
 
 
+# ----------------------------------------------------------------------------- explain
+register(
+    {
+        "tags.show.header": {
+            "zh-CN": "客户 {customer_id} 的标签(截至 {as_of};注册于 {registered})",
+            "en": "Tags of customer {customer_id} as of {as_of} (registered {registered})",
+        },
+        "tags.show.unknown": {
+            "zh-CN": "截至 {as_of} 没有客户 {customer_id}(不存在或尚未注册)。",
+            "en": "No customer {customer_id} as of {as_of} (unknown or not registered yet).",
+        },
+        "tags.why.prospect": {"zh-CN": "潜客:没有已付款订单{returned}", "en": "prospect: no paid order{returned}"},
+        "tags.why.returned": {
+            "zh-CN": "({n} 笔退款/取消订单不算购买)",
+            "en": " ({n} refunded/cancelled orders do not count)",
+        },
+        "tags.why.new": {
+            "zh-CN": "新客:首笔已付款订单在 {days} 天前,阈值 {threshold} 天",
+            "en": "new: first paid order {days} days ago, threshold {threshold}",
+        },
+        "tags.why.active": {
+            "zh-CN": "活跃:最近一笔已付款订单在 {days} 天前,阈值 {threshold} 天;近 {window} 天 {orders} 笔已付款订单(忠诚需 {loyal} 笔)",
+            "en": "active: last paid order {days} days ago, threshold {threshold}; {orders} paid orders in the last {window} days (loyal from {loyal})",
+        },
+        "tags.why.loyal_orders": {
+            "zh-CN": "忠诚:最近一笔已付款订单在 {days} 天前(≤ {threshold} 天),近 {window} 天 {orders} 笔已付款订单(≥ {loyal})",
+            "en": "loyal: last paid order {days} days ago (<= {threshold}) and {orders} paid orders in the last {window} days (>= {loyal})",
+        },
+        "tags.why.loyal_segment": {
+            "zh-CN": "忠诚:最近一笔已付款订单在 {days} 天前(≤ {threshold} 天),RFM 分群为{segment}",
+            "en": "loyal: last paid order {days} days ago (<= {threshold}) and RFM segment {segment}",
+        },
+        "tags.why.silent": {
+            "zh-CN": "沉默:最近一笔已付款订单在 {days} 天前,阈值 {threshold} 天(超过 {churn} 天为流失)",
+            "en": "silent: last paid order {days} days ago, threshold {threshold} (churned after {churn})",
+        },
+        "tags.why.churned": {
+            "zh-CN": "流失:最近一笔已付款订单在 {days} 天前,阈值 {threshold} 天",
+            "en": "churned: last paid order {days} days ago, threshold {threshold}",
+        },
+        "tags.why.at_risk_yes": {
+            "zh-CN": "预测流失风险:是——冠军模型 {version} 评为高风险(概率 {p})",
+            "en": "predicted at risk: yes — champion model {version} rates the churn risk high (p={p})",
+        },
+        "tags.why.at_risk_no": {"zh-CN": "预测流失风险:否", "en": "predicted at risk: no"},
+        "tags.why.rfm": {
+            "zh-CN": "RFM {r}-{f}-{m}(按买家五分位打分 1–5)→ {segment}:最近订单 {days} 天前,{orders} 笔已付款订单,累计 ¥{ltv}",
+            "en": "RFM {r}-{f}-{m} (1-5 by quintile among buyers) -> {segment}: last order {days} days ago, {orders} paid orders, ¥{ltv} in total",
+        },
+        "tags.why.rfm_none": {"zh-CN": "RFM:无(没有已付款订单)", "en": "RFM: none (no paid order)"},
+        "tags.why.tier": {
+            "zh-CN": "价值分层:{tier}——累计消费(LTV)¥{ltv};高价值起点 ¥{high}(前 {high_share}% 买家),中价值起点 ¥{mid}",
+            "en": "value tier: {tier} — lifetime value ¥{ltv}; high from ¥{high} (top {high_share}% of buyers), mid from ¥{mid}",
+        },
+        "tags.why.priority": {"zh-CN": "危机优先级:{priority}——{reason}", "en": "crisis priority: {priority} — {reason}"},
+        "tags.why.priority.high": {"zh-CN": "高价值", "en": "high value"},
+        "tags.why.priority.loyal": {"zh-CN": "忠诚客户", "en": "loyal customer"},
+        "tags.why.priority.mid": {"zh-CN": "中价值", "en": "mid value"},
+        "tags.why.priority.stage": {"zh-CN": "{stage}客户", "en": "{stage} customer"},
+        "tags.why.priority.none": {"zh-CN": "非高/中价值,也不在新客/活跃/忠诚阶段", "en": "neither high/mid value nor new/active/loyal"},
+        "tags.why.price_yes": {
+            "zh-CN": "价格敏感:是——{paid} 笔已付款订单中 {disc} 笔折扣 ≥ {rate}%(占 {share}%,阈值 {threshold}%,至少 {min} 笔)",
+            "en": "price-sensitive: yes — {disc} of {paid} paid orders at >= {rate}% off ({share}%, threshold {threshold}%, at least {min} orders)",
+        },
+        "tags.why.price_no": {
+            "zh-CN": "价格敏感:否——{paid} 笔已付款订单中 {disc} 笔折扣 ≥ {rate}%(占 {share}%,阈值 {threshold}%,至少 {min} 笔)",
+            "en": "price-sensitive: no — {disc} of {paid} paid orders at >= {rate}% off ({share}%, threshold {threshold}%, at least {min} orders)",
+        },
+        "tags.why.category": {
+            "zh-CN": "偏好品类:{category}——{qty}/{items} 件商品",
+            "en": "favourite category: {category} — {qty} of {items} items",
+        },
+        "tags.why.channel": {
+            "zh-CN": "偏好渠道:{channel}——{n}/{paid} 笔已付款订单",
+            "en": "preferred channel: {channel} — {n} of {paid} paid orders",
+        },
+        "tags.why.cluster": {"zh-CN": "行为分群 {id}:{description}", "en": "behaviour cluster {id}: {description}"},
+        "tags.summary.title": {"zh-CN": "标签分布(截至 {as_of}):会员 {members},买家 {buyers}", "en": "Tag distribution as of {as_of}: {members} members, {buyers} buyers"},
+        "tags.summary.stage": {"zh-CN": "生命周期阶段", "en": "lifecycle stage"},
+        "tags.summary.segment": {"zh-CN": "RFM 分群", "en": "RFM segment"},
+        "tags.summary.tier": {"zh-CN": "价值分层", "en": "value tier"},
+        "tags.summary.priority": {"zh-CN": "危机优先级", "en": "crisis priority"},
+        "tags.summary.behaviour": {"zh-CN": "行为标签", "en": "behaviour"},
+        "tags.summary.at_risk": {"zh-CN": "预测流失风险", "en": "predicted at risk"},
+        "tags.summary.price": {"zh-CN": "价格敏感", "en": "price-sensitive"},
+        "tags.summary.category": {"zh-CN": "偏好品类", "en": "favourite category"},
+        "tags.summary.channel": {"zh-CN": "偏好渠道", "en": "preferred channel"},
+        "tags.summary.cluster": {"zh-CN": "行为分群", "en": "behaviour clusters"},
+    }
+)
+
+
+def _money(v) -> str:
+    return "—" if v is None or pd.isna(v) else f"{float(v):,.2f}"
+
+
+def _stored_one(conn: Connection, customer_id: str) -> tuple[pd.DataFrame, pd.DataFrame]:
+    one = {"c": customer_id}
+    tg = fetch_frame(
+        conn,
+        f"SELECT {', '.join(TAG_COLUMNS[:-2])} FROM tags WHERE customer_id = :c",
+        one,
+        parse_dates=["first_paid_at", "last_paid_at"],
+        numeric=["rfm_r", "rfm_f", "rfm_m", "cluster_id", "ltv", "paid_orders"],
+    )
+    if not tg.empty:
+        tg["at_risk"] = as_bool(tg["at_risk"])
+        ps = tg["price_sensitive"]
+        tg["price_sensitive"] = pd.array(np.where(ps.isna(), None, as_bool(ps)), dtype="boolean")
+    base = fetch_frame(
+        conn,
+        "SELECT * FROM (" + query("tags_base").format(aggregates="customer_aggregates") + ") one WHERE one.customer_id = :c",
+        {**one, "cutoff": datetime(9999, 1, 1)},
+        parse_dates=_DATES,
+        numeric=_BASE_NUMERIC,
+    )
+    return tg, base
+
+
+def explain(customer_id: str, as_of: date | None = None, engine: Engine | None = None, lang: str | None = None) -> list[str]:
+    """Each tag of one customer with the numbers behind it (no phone, email or name)."""
+    engine = engine or get_engine()
+    s = get_settings()
+    lc = s.lifecycle
+    with engine.connect() as conn:
+        state = read_state(conn, "tags")
+        stored_day = state["as_of"] if state else None
+        if as_of is None and stored_day is None:
+            raise LookupError("no tags yet: run the nightly flow, or pass --as-of")
+        day = pd.Timestamp(as_of).date() if as_of is not None else stored_day
+        if day == stored_day:
+            tg, base = _stored_one(conn, customer_id)
+            figures = (state or {}).get("params", {})
+        else:
+            tg = base = None
+    if tg is None:
+        all_tags, all_base, day = tags_frame(day, engine)
+        tg = all_tags[all_tags["customer_id"] == customer_id]
+        base = all_base[all_base["customer_id"] == customer_id]
+        ltv = all_tags["ltv"]
+        figures = {
+            "value_high_min_ltv": ltv[all_tags["value_tier"] == "high"].min(),
+            "value_mid_min_ltv": ltv[all_tags["value_tier"] == "mid"].min(),
+        }
+    if tg.empty:
+        return [t("tags.show.unknown", lang, customer_id=customer_id, as_of=day)]
+    r = tg.iloc[0]
+    b = base.iloc[0]
+    d_last = days_ago(base["last_paid_at"], day, s.timezone).iloc[0]
+    d_first = days_ago(base["first_paid_at"], day, s.timezone).iloc[0]
+    reg = b["registered_at"]
+    lines = [t("tags.show.header", lang, customer_id=customer_id, as_of=day, registered="—" if pd.isna(reg) else pd.Timestamp(reg).date())]
+    stage = r["lifecycle_stage"]
+    paid = int(b["paid_orders"])
+    seg = r["rfm_segment"]
+    seg_name = t(f"tags.segment.{seg}", lang) if isinstance(seg, str) else "—"
+    common = {"window": lc.loyal_window_days, "orders": int(b["window_orders"]), "loyal": lc.loyal_orders}
+    if stage == "prospect":
+        returned = t("tags.why.returned", lang, n=int(b["returned_orders"])) if b["returned_orders"] else ""
+        lines.append(t("tags.why.prospect", lang, returned=returned))
+    elif stage == "new":
+        lines.append(t("tags.why.new", lang, days=int(d_first), threshold=lc.new_days))
+    elif stage == "active":
+        lines.append(t("tags.why.active", lang, days=int(d_last), threshold=lc.active_days, **common))
+    elif stage == "loyal":
+        if b["window_orders"] >= lc.loyal_orders:
+            lines.append(t("tags.why.loyal_orders", lang, days=int(d_last), threshold=lc.active_days, **common))
+        else:
+            lines.append(t("tags.why.loyal_segment", lang, days=int(d_last), threshold=lc.active_days, segment=seg_name))
+    elif stage == "silent":
+        lines.append(t("tags.why.silent", lang, days=int(d_last), threshold=lc.active_days, churn=lc.silent_days))
+    else:
+        lines.append(t("tags.why.churned", lang, days=int(d_last), threshold=lc.silent_days))
+    if bool(r["at_risk"]):
+        with engine.connect() as conn:
+            sc = read_frame(
+                conn,
+                "SELECT s.model_version, s.probability FROM churn_scores s JOIN model_versions v ON v.version = s.model_version "
+                "WHERE v.status = 'champion' AND s.customer_id = :c",
+                {"c": customer_id},
+            )
+        v, p = (sc["model_version"].iloc[0], f"{float(sc['probability'].iloc[0]):.2f}") if not sc.empty else ("?", "?")
+        lines.append(t("tags.why.at_risk_yes", lang, version=v, p=p))
+    else:
+        lines.append(t("tags.why.at_risk_no", lang))
+    if paid:
+        lines.append(t("tags.why.rfm", lang, r=int(r["rfm_r"]), f=int(r["rfm_f"]), m=int(r["rfm_m"]), segment=seg_name, days=int(d_last), orders=paid, ltv=_money(b["paid_amount"])))
+    else:
+        lines.append(t("tags.why.rfm_none", lang))
+    lines.append(
+        t(
+            "tags.why.tier",
+            lang,
+            tier=t(f"tags.tier.{r['value_tier']}", lang),
+            ltv=_money(b["paid_amount"]),
+            high=_money(figures.get("value_high_min_ltv")),
+            mid=_money(figures.get("value_mid_min_ltv")),
+            high_share=round(100 * s.tags.value_high_share),
+        )
+    )
+    prio = r["crisis_priority"]
+    if prio == "core":
+        reason = t("tags.why.priority.high", lang) if r["value_tier"] == "high" else t("tags.why.priority.loyal", lang)
+    elif prio == "potential":
+        reason = t("tags.why.priority.mid", lang) if r["value_tier"] == "mid" else t("tags.why.priority.stage", lang, stage=t(f"tags.stage.{stage}", lang))
+    else:
+        reason = t("tags.why.priority.none", lang)
+    lines.append(t("tags.why.priority", lang, priority=t(f"tags.priority.{prio}", lang), reason=reason))
+    if paid:
+        disc = int(b["discounted_orders"])
+        key = "tags.why.price_yes" if bool(r["price_sensitive"]) else "tags.why.price_no"
+        lines.append(
+            t(key, lang, disc=disc, paid=paid, rate=round(100 * s.tags.discount_min_rate), share=round(100 * disc / paid),
+              threshold=round(100 * s.tags.price_sensitive_share), min=s.tags.price_sensitive_min_orders)
+        )
+        if isinstance(b["favourite_category"], str):
+            lines.append(t("tags.why.category", lang, category=b["favourite_category"], qty=int(b["favourite_category_qty"]), items=int(b["items_qty"])))
+        if isinstance(b["preferred_channel"], str):
+            lines.append(t("tags.why.channel", lang, channel=b["preferred_channel"], n=int(b["preferred_channel_orders"]), paid=paid))
+    if not pd.isna(r["cluster_id"]):
+        with engine.connect() as conn:
+            cl = read_frame(conn, "SELECT description_zh, description_en FROM clusters WHERE cluster_id = :i", {"i": int(r["cluster_id"])})
+        if not cl.empty:
+            desc = cl["description_en" if (lang or s.language) == "en" else "description_zh"].iloc[0]
+            lines.append(t("tags.why.cluster", lang, id=int(r["cluster_id"]), description=desc))
+    return lines
+
+
+def summary(as_of: date | None = None, engine: Engine | None = None, lang: str | None = None, top: int = 8) -> list[str]:
+    """The distribution of every tag, as lines for the terminal."""
+    engine = engine or get_engine()
+    tg, base, day = tags_frame(as_of, engine)
+    n = len(tg)
+    buyers = int((base["paid_orders"] > 0).sum())
+
+    def block(title: str, counts: pd.Series, label) -> list[str]:
+        out = [f"{title}:"]
+        for k, v in counts.items():
+            out.append(f"  {label(k):<24} {int(v):>10,}  {100 * v / n if n else 0:5.1f}%")
+        return out
+
+    lines = [t("tags.summary.title", lang, as_of=day, members=f"{n:,}", buyers=f"{buyers:,}")]
+    lines += block(t("tags.summary.stage", lang), tg["lifecycle_stage"].value_counts().reindex(STAGES, fill_value=0), lambda k: t(f"tags.stage.{k}", lang))
+    lines += block(t("tags.summary.segment", lang), tg["rfm_segment"].value_counts().reindex(SEGMENTS, fill_value=0), lambda k: t(f"tags.segment.{k}", lang))
+    lines += block(t("tags.summary.tier", lang), tg["value_tier"].value_counts().reindex(TIERS, fill_value=0), lambda k: t(f"tags.tier.{k}", lang))
+    lines += block(t("tags.summary.priority", lang), tg["crisis_priority"].value_counts().reindex(PRIORITIES, fill_value=0), lambda k: t(f"tags.priority.{k}", lang))
+    behaviour = pd.Series(
+        {
+            t("tags.summary.at_risk", lang): int(tg["at_risk"].fillna(False).astype(bool).sum()),
+            t("tags.summary.price", lang): int(tg["price_sensitive"].fillna(False).astype(bool).sum()),
+        }
+    )
+    lines += block(t("tags.summary.behaviour", lang), behaviour, str)
+    lines += block(t("tags.summary.category", lang), tg["favourite_category"].value_counts().head(top), str)
+    lines += block(t("tags.summary.channel", lang), tg["preferred_channel"].value_counts().head(top), str)
+    counts = tg["cluster_id"].value_counts()
+    if len(counts):
+        with engine.connect() as conn:
+            cl = read_frame(conn, "SELECT cluster_id, description_zh, description_en FROM clusters ORDER BY cluster_id")
+        col = "description_en" if (lang or get_settings().language) == "en" else "description_zh"
+        words = dict(zip(pd.to_numeric(cl["cluster_id"]).astype(int), cl[col]))
+        lines.append(f"{t('tags.summary.cluster', lang)}:")
+        for cid in sorted(int(c) for c in counts.index):
+            v = int(counts.loc[cid])
+            lines.append(f"  #{cid:<3} {v:>10,}  {100 * v / n:5.1f}%  {words.get(cid, '')}")
+    return lines
+
+
 # ----------------------------------------------------------------------------- tasks
 @task(name="refresh-tags", task_run_name="refresh-tags-{as_of}")
 def refresh_tags_task(as_of: date, run_id: str | None = None) -> dict:

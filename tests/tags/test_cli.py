@@ -1,0 +1,71 @@
+"""``userops tags show`` explains each tag with its numbers; ``userops tags summary``."""
+from __future__ import annotations
+
+from datetime import timedelta
+
+from typer.testing import CliRunner
+
+from tasks import tags
+from tests.tags.factory import AS_OF, Shop, local
+from userops.cli import app
+from userops.settings import reset_settings
+
+runner = CliRunner()
+
+
+def shop(warehouse):
+    s = Shop()
+    s.customer("SIL")
+    s.order("SIL", local(AS_OF, -200), amount=300, discount=40, channel="web", category="makeup", qty=2)
+    s.order("SIL", local(AS_OF, -97), amount=120, channel="web", category="makeup")
+    s.order("SIL", local(AS_OF, -50), status="refunded")
+    s.customer("REF")
+    s.order("REF", local(AS_OF, -5), status="refunded")
+    for i in range(6):
+        s.customer(f"X{i}")
+        s.order(f"X{i}", local(AS_OF, -10 * i), amount=100 + 50 * i)
+    s.load(warehouse)
+    tags.refresh(AS_OF, "cli", engine=warehouse)
+
+
+def run(*args, lang="en", monkeypatch=None):
+    monkeypatch.setenv("USEROPS_LANGUAGE", lang)
+    reset_settings()
+    res = runner.invoke(app, list(args))
+    assert res.exit_code == 0, res.output
+    return res.output
+
+
+def test_show_explains_with_numbers(warehouse, monkeypatch):
+    shop(warehouse)
+    out = run("tags", "show", "SIL", monkeypatch=monkeypatch)
+    assert f"Tags of customer SIL as of {AS_OF}" in out
+    assert "silent: last paid order 97 days ago, threshold 60 (churned after 180)" in out
+    assert "2 paid orders, ¥420.00 in total" in out
+    assert "price-sensitive: yes — 1 of 2 paid orders at >= 10% off (50%" in out
+    assert "favourite category: makeup — 3 of 3 items" in out
+    assert "preferred channel: web — 2 of 2 paid orders" in out
+    assert "predicted at risk: no" in out
+    assert "13800138000" not in out and "@example.com" not in out and "张" not in out
+    out = run("tags", "show", "REF", monkeypatch=monkeypatch)
+    assert "prospect: no paid order (1 refunded/cancelled orders do not count)" in out
+    zh = run("tags", "show", "SIL", lang="zh-CN", monkeypatch=monkeypatch)
+    assert "沉默:最近一笔已付款订单在 97 天前,阈值 60 天" in zh
+    assert "13800138000" not in zh
+
+
+def test_show_as_of_a_past_day(warehouse, monkeypatch):
+    shop(warehouse)
+    out = run("tags", "show", "SIL", "--as-of", str(AS_OF - timedelta(days=40)), monkeypatch=monkeypatch)
+    assert "active: last paid order 57 days ago, threshold 60" in out
+    out = run("tags", "show", "NOBODY", monkeypatch=monkeypatch)
+    assert "No customer NOBODY" in out
+
+
+def test_summary(warehouse, monkeypatch):
+    shop(warehouse)
+    out = run("tags", "summary", monkeypatch=monkeypatch)
+    assert f"Tag distribution as of {AS_OF}: 8 members, 7 buyers" in out
+    assert "silent" in out and "prospect" in out
+    zh = run("tags", "summary", "--as-of", str(AS_OF), lang="zh-CN", monkeypatch=monkeypatch)
+    assert "生命周期阶段" in zh and "沉默" in zh
