@@ -66,24 +66,27 @@ class BGNBD:
         return (1.0 - p_alive) + p_alive * stay_quiet
 
     def expected_purchases(self, frequency, span_days, tenure_days, horizon_days: float) -> np.ndarray:
-        """E[number of purchase days in the next ``horizon_days`` | history]."""
+        """E[number of purchase days in the next ``horizon_days`` | history] (paper eq. 10).
+
+        The closed form is valid for a != 1 (for a < 1 both factors are negative); when
+        2F1 overflows, Euler's transformation is used instead, as ``lifetimes`` does.
+        """
         x, t_x, T = self._arrays(frequency, span_days, tenure_days)
-        r, alpha, a, b = self.r, self.alpha, self.a, self.b
+        r, alpha, b = self.r, self.alpha, self.b
+        a = self.a if abs(self.a - 1.0) > 1e-6 else 1.0 + 1e-6
         t = float(horizon_days)
-        if a <= 1.0:
-            # The closed form needs a > 1; fall back to "alive rate" x/T-ish estimate.
-            rate = (r + x) / (alpha + T)
-            return self.prob_alive(x, t_x, T) * rate * t
         with np.errstate(all="ignore"):
+            A, B, C = r + x, b + x, a + b + x - 1.0
             z = t / (alpha + T + t)
-            hyp = special.hyp2f1(r + x, b + x, a + b + x - 1.0, z)
-            num = (a + b + x - 1.0) / (a - 1.0) * (1.0 - ((alpha + T) / (alpha + T + t)) ** (r + x) * hyp)
-            den = 1.0 + np.where(
-                x > 0, a / np.maximum(b + x - 1.0, 1e-12) * ((alpha + T) / (alpha + t_x)) ** (r + x), 0.0
-            )
+            ln_hyp = np.log(special.hyp2f1(A, B, C, z))
+            alt = np.log(special.hyp2f1(C - A, C - B, C, z)) + (C - A - B) * np.log(1.0 - z)
+            ln_hyp = np.where(np.isfinite(ln_hyp), ln_hyp, alt)
+            num = C / (a - 1.0) * (1.0 - np.exp(ln_hyp + A * np.log((alpha + T) / (alpha + T + t))))
+            den = 1.0 + np.where(x > 0, a / np.maximum(b + x - 1.0, 1e-12) * ((alpha + T) / (alpha + t_x)) ** A, 0.0)
             out = num / den
         bad = ~np.isfinite(out) | (out < 0)
         if bad.any():
+            # Numerical trouble only: fall back to P(alive) x posterior mean rate x t.
             rate = (r + x) / (alpha + T)
             out = np.where(bad, self.prob_alive(x, t_x, T) * rate * t, out)
         return out

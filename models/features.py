@@ -150,7 +150,9 @@ def build_features(
     # --- paid-order aggregates ---------------------------------------------------------
     ts = paid_s[is_paid]
     amount = orders["amount"].to_numpy(dtype=float, na_value=np.nan)[is_paid]
-    amount = np.nan_to_num(amount, nan=0.0)
+    # Amounts are summed in whole cents: sums of integers are exact in float64, so the
+    # features do not depend on the order of the rows (bit for bit).
+    cents = np.rint(np.nan_to_num(amount, nan=0.0) * 100.0)
     age_days = (cut_s - ts) / SECONDS_PER_DAY  # > 0 by construction
 
     # Counts and amounts per (customer, age bucket) in one pass each: bucket b holds the
@@ -160,7 +162,7 @@ def build_features(
     bucket = np.searchsorted(np.asarray(WINDOWS, dtype=float), age_days, side="left")
     cell = codes.astype(np.int64) * n_buckets + bucket
     cell_counts = np.bincount(cell, minlength=n_all * n_buckets).reshape(n_all, n_buckets)
-    cell_amounts = np.bincount(cell, weights=amount, minlength=n_all * n_buckets).reshape(n_all, n_buckets)
+    cell_amounts = np.bincount(cell, weights=cents, minlength=n_all * n_buckets).reshape(n_all, n_buckets) / 100.0
     cum_counts = np.cumsum(cell_counts, axis=1, dtype=float)
     cum_amounts = np.cumsum(cell_amounts, axis=1)
     n_orders = cum_counts[:, -1].copy()

@@ -1,0 +1,96 @@
+"""Reasons in words (en, zh-CN) with the right numbers; risk bands."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from models.explain import explain, render_reason_columns, render_reasons, risk_band
+from models.features import build_features
+from tests.models.conftest import orders_frame
+
+CUTOFF = pd.Timestamp("2024-06-01")
+
+# Marginal weights as train_model would fit them: recency/overdue push to churn, more
+# orders protect, etc.  Means/stds put a "typical" customer at 30 days and 3 orders.
+WEIGHTS = {
+    "log_recency": {"mean": np.log1p(30), "std": 1.0, "weight": 0.8},
+    "log_overdue": {"mean": 0.0, "std": 1.0, "weight": 0.3},
+    "log_orders": {"mean": np.log1p(3), "std": 0.5, "weight": -0.6},
+    "trend_90d": {"mean": 0.0, "std": 0.5, "weight": 0.2},
+    "log_monetary_mean": {"mean": np.log1p(30), "std": 0.5, "weight": -0.2},
+    "log_tenure": {"mean": np.log1p(200), "std": 1.0, "weight": 0.0},
+    "refund_share": {"mean": 0.02, "std": 0.1, "weight": 0.3},
+    "cancel_share": {"mean": 0.0, "std": 1.0, "weight": 0.0},
+}
+
+
+@pytest.fixture
+def features():
+    # Customer 1 bought every 20 days and then stopped 75 days before the cutoff.
+    rows = [(1, str((CUTOFF - pd.Timedelta(days=75 + 20 * k)).date()), 40, "paid") for k in range(6)]
+    rows += [(2, "2024-05-28", 30, "paid"), (2, "2024-05-10", 30, "paid"), (2, "2024-04-20", 30, "paid"), (2, "2024-04-01", 30, "paid")]
+    rows += [(3, "2023-11-15", 8, "paid")]  # one small order long ago
+    rows += [(5, "2024-05-01", 30, "paid"), (5, "2024-05-05", 30, "refunded"), (5, "2024-05-06", 30, "refunded")]
+    orders = orders_frame(rows)
+    customers = pd.DataFrame({"customer_id": [4], "registered_at": [CUTOFF - pd.Timedelta(days=12)]})
+    return build_features(orders, customers, CUTOFF)
+
+
+def test_reasons_en_and_zh_with_the_right_numbers(features):
+    probs = np.array([0.9, 0.1, 0.95, 0.8, 0.7])
+    e = explain(features, probs, WEIGHTS)
+    assert list(e["risk_band"]) == ["high", "low", "high", "high", "high"]
+    en = render_reasons(e, "en")
+    zh = render_reasons(e, "zh-CN")
+    assert en[1].startswith("no order for 75 days, usually buys every 20 days")
+    assert zh[1].startswith("已 75 天未下单，平时约每 20 天购买一次")
+    assert "ordered 4 days ago" in en[2] and "4 天前刚下过单" in zh[2]  # low risk: why safe
+    assert "no order for 199 days" in en[3] and "only 1 order so far" in en[3]
+    assert "已 199 天未下单" in zh[3] and "累计仅 1 单" in zh[3]
+    assert "low average order value (8.00)" in en[3] and "客单价偏低(8.00)" in zh[3]
+    assert en[4] == "registered 12 days ago, no order yet" and zh[4] == "注册 12 天，尚未下单"
+    assert "67% of orders refunded" in en[5] and "67% 的订单已退款" in zh[5]
+
+
+def test_at_most_three_reasons_and_reason_columns(features):
+    e = explain(features, np.full(len(features), 0.9), WEIGHTS)
+    cols = render_reason_columns(e, "en")
+    assert list(cols.columns) == ["reason_1_text", "reason_2_text", "reason_3_text"]
+    assert cols["reason_1_text"].notna().all()
+    assert cols.loc[4, "reason_2_text"] is None  # a customer without orders has one reason
+    with pytest.raises(ValueError):
+        render_reasons(e, "fr")
+
+
+def test_reason_numbers_follow_the_data(features):
+    """Same customer, 10 more days of silence: the sentence's numbers move with it."""
+    later = features.copy()
+    later.loc[1, "recency_days"] += 10
+    later.loc[1, "recency_gap_ratio"] = later.loc[1, "recency_days"] / later.loc[1, "mean_gap_days"]
+    e = explain(later, np.full(len(later), 0.9), WEIGHTS)
+    assert render_reasons(e, "en")[1].startswith("no order for 85 days, usually buys every 20 days")
+
+
+def test_risk_band_cut_points():
+    assert list(risk_band([0.1, 0.4, 0.69, 0.7, 1.0])) == ["low", "medium", "medium", "high", "high"]
+    assert list(risk_band([0.2, 0.5], cuts=(0.2, 0.5))) == ["medium", "high"]
+    assert risk_band(0.55) == "medium"
+    with pytest.raises(ValueError):
+        risk_band(0.5, cuts=(0.8, 0.2))
+
+
+def test_trained_model_explains(synthetic):
+    from models.train import train_model
+
+    orders, customers = synthetic
+    m = train_model(orders, customers, "2024-06-01", 90)
+    f = build_features(orders, customers, "2024-06-01")
+    e = m.explain(f)
+    assert len(e) == len(f) and e["reason_1"].notna().all()
+    # The learnt marginal directions are the intuitive ones.
+    assert m.reason_weights["log_recency"]["weight"] > 0
+    assert m.reason_weights["log_orders"]["weight"] < 0
+    high = e["risk_band"] == "high"
+    assert (e.loc[high, "reason_1"] == "recency").mean() > 0.5
