@@ -13,3 +13,8 @@ NIGHTLY_STAGES: list = [
     ("tags", refresh_tags),  # tags, lifecycle stages, stage history (issue 3)
     ("health", health_check),  # health snapshot, breach events, health report (issue 3)
 ]
+
+# 3C crisis (issue 7): complaint-spike check + deadline watch, after campaigns, right before the digest.
+from flows.monitor import crisis_nightly  # noqa: E402
+
+NIGHTLY_STAGES.append(("crisis", crisis_nightly))

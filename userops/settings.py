@@ -113,12 +113,34 @@ class CrisisRemedy(BaseModel):
     call_list: bool = False  # a person calls them (personal call list)
 
 
-def _default_remedies() -> dict[str, CrisisRemedy]:
-    return {
-        "core": CrisisRemedy(coupon_value=50, refund_offer=True, call_list=True),
-        "potential": CrisisRemedy(coupon_value=30, refund_offer=True),
-        "ordinary": CrisisRemedy(coupon_value=20, refund_offer=True),
-    }
+class CoreRemedy(CrisisRemedy):
+    coupon_value: float = 50
+    call_list: bool = True
+
+
+class PotentialRemedy(CrisisRemedy):
+    coupon_value: float = 30
+
+
+class OrdinaryRemedy(CrisisRemedy):
+    coupon_value: float = 20
+
+
+class CrisisRemedies(BaseModel):
+    """Remedy per crisis-priority tier (e.g. USEROPS_CRISIS__REMEDIES__CORE__COUPON_VALUE=80)."""
+
+    core: CoreRemedy = CoreRemedy()
+    potential: PotentialRemedy = PotentialRemedy()
+    ordinary: OrdinaryRemedy = OrdinaryRemedy()
+
+    def get(self, tier: str, default=None) -> CrisisRemedy | None:
+        return getattr(self, tier, default) if tier in ("core", "potential", "ordinary") else default
+
+    def __getitem__(self, tier: str) -> CrisisRemedy:
+        return getattr(self, tier)
+
+    def values(self) -> list[CrisisRemedy]:
+        return [self.core, self.potential, self.ordinary]
 
 
 class CrisisSettings(BaseModel):
@@ -144,7 +166,7 @@ class CrisisSettings(BaseModel):
     statement_wait_hours: float = 20  # from opening: how long the flow waits for approval
     core_review_wait_hours: float = 24  # from opening: how long core apologies wait for review
     pause_poll_seconds: int = 10
-    remedies: dict[str, CrisisRemedy] = Field(default_factory=_default_remedies)
+    remedies: CrisisRemedies = CrisisRemedies()
     apology_channel: str = "sms"
     brand: str = ""  # name used in statements and apologies; empty = "we"
     service_contact: str = ""  # e.g. a hotline, shown in the statement

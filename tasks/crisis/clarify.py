@@ -11,7 +11,6 @@ from __future__ import annotations
 import logging
 from datetime import datetime, timedelta
 
-import sqlalchemy as sa
 from prefect import task
 from prefect.cache_policies import NO_CACHE
 from sqlalchemy.engine import Engine
@@ -20,9 +19,9 @@ from tasks.alerts import enqueue_alert
 from tasks.crisis import messages  # noqa: F401
 from tasks.crisis.incidents import get_incident, get_step, set_step
 from tasks.crisis.templates import render
-from tasks.crisis.util import to_shop, to_shop_str
+from tasks.crisis.util import execute, read, to_shop, to_shop_str
 from userops.clock import utcnow
-from userops.db import audit, get_engine, read_frame
+from userops.db import get_engine
 from userops.i18n import t
 from userops.settings import get_settings
 
@@ -35,25 +34,18 @@ def statement_facts(incident_id: str, lang: str | None = None, engine: Engine | 
     lang = lang or s.language
     inc = get_incident(engine, incident_id)
     skus = inc["skus"]
-    bind = sa.bindparam("skus", expanding=True)
-    cats = read_frame(
-        engine,
-        sa.text("SELECT sku, MIN(category) AS category FROM order_items WHERE sku IN :skus GROUP BY sku").bindparams(bind),
-        {"skus": skus},
-    )
+    cats = read(engine, "SELECT sku, MIN(category) AS category FROM order_items WHERE sku IN :skus GROUP BY sku", {"skus": skus})
     catmap = dict(zip(cats["sku"], cats["category"]))
     sep = "、" if lang == "zh-CN" else ", "
     product = sep.join(f"{catmap[k]}({k})" if catmap.get(k) else k for k in skus)
     since = inc["opened_at"] - timedelta(days=s.health.complaint_window_days)
-    complaints = read_frame(
+    complaints = read(
         engine,
-        sa.text(
-            "SELECT COUNT(DISTINCT COALESCE(customer_id, feedback_id)) AS n FROM feedback "
-            "WHERE kind = 'complaint' AND sku IN :skus AND created_at > :a"
-        ).bindparams(bind),
+        "SELECT COUNT(DISTINCT COALESCE(customer_id, feedback_id)) AS n FROM feedback "
+        "WHERE kind = 'complaint' AND sku IN :skus AND created_at > :a",
         {"skus": skus, "a": since},
     )["n"].iloc[0]
-    customers = read_frame(engine, "SELECT COUNT(*) AS n FROM incident_customers WHERE incident_id = :i", {"i": incident_id})["n"].iloc[0]
+    customers = read(engine, "SELECT COUNT(*) AS n FROM incident_customers WHERE incident_id = :i", {"i": incident_id})["n"].iloc[0]
     control = get_step(engine, incident_id, "control")
     compensate = get_step(engine, incident_id, "compensate")
     rem = s.crisis.remedies
@@ -95,7 +87,7 @@ def draft_statement(incident_id: str, lang: str | None = None, engine: Engine | 
         return inc["statement"]
     text = render("statement", lang, **statement_facts(incident_id, lang, engine))
     with engine.begin() as conn:
-        conn.execute(sa.text("UPDATE incidents SET statement = :s, statement_lang = :l WHERE incident_id = :i"),
+        execute(conn, ("UPDATE incidents SET statement = :s, statement_lang = :l WHERE incident_id = :i"),
                      {"s": text, "l": lang, "i": incident_id})
         if step["status"] == "pending":
             set_step(conn, incident_id, "clarify", "waiting", "userops", {"drafted_at": now or utcnow(), "lang": lang}, now,
@@ -117,8 +109,8 @@ def approve_statement(incident_id: str, text: str | None, approver: str, engine:
     text += "\n"
     s = get_settings().crisis
     with engine.begin() as conn:
-        n = conn.execute(
-            sa.text("UPDATE incidents SET statement = :s, statement_published_at = :t WHERE incident_id = :i AND statement_published_at IS NULL"),
+        n = execute(
+            conn, ("UPDATE incidents SET statement = :s, statement_published_at = :t WHERE incident_id = :i AND statement_published_at IS NULL"),
             {"s": text, "t": now, "i": incident_id},
         ).rowcount
         if not n:
@@ -147,7 +139,7 @@ def reject_statement(incident_id: str, text: str | None, reviewer: str, note: st
     engine = engine or get_engine()
     with engine.begin() as conn:
         if text and text.strip():
-            conn.execute(sa.text("UPDATE incidents SET statement = :s WHERE incident_id = :i"),
+            execute(conn, ("UPDATE incidents SET statement = :s WHERE incident_id = :i"),
                          {"s": text.strip() + "\n", "i": incident_id})
         set_step(conn, incident_id, "clarify", "waiting", reviewer, {"edited": bool(text), "last_rejected_by": reviewer, "note": note},
                  action="statement.sent_back")

@@ -21,15 +21,15 @@ from datetime import datetime, timedelta
 
 import numpy as np
 import pandas as pd
-import sqlalchemy as sa
 from prefect import task
 from prefect.cache_policies import NO_CACHE
 from sqlalchemy.engine import Connection, Engine
 
 from tasks.crisis.incidents import get_incident, get_step, set_step
 from tasks.crisis.templates import fill_markers, marker, render
+from tasks.crisis.util import execute, read
 from userops.clock import utcnow
-from userops.db import audit, bulk_upsert, get_engine, read_frame
+from userops.db import audit, bulk_upsert, get_engine
 from userops.settings import get_settings
 
 log = logging.getLogger("userops.crisis.compensate")
@@ -51,9 +51,9 @@ def affected_customers(bind: Engine | Connection, skus: list[str], opened_at: da
     cfg = get_settings().crisis
     now = now or utcnow()
     since = opened_at - timedelta(days=cfg.lookback_days)
-    df = read_frame(
+    df = read(
         bind,
-        sa.text(
+        
             """
             SELECT a.customer_id, a.affected_orders, a.affected_amount, a.last_paid_at, a.sku, a.category,
                    COALESCE(t.crisis_priority, 'ordinary') AS priority
@@ -70,7 +70,7 @@ def affected_customers(bind: Engine | Connection, skus: list[str], opened_at: da
             ) a
             LEFT JOIN tags t ON t.customer_id = a.customer_id
             """
-        ).bindparams(sa.bindparam("skus", expanding=True)),
+        ,
         {"since": since, "until": max(now, opened_at), "skus": list(skus)},
         parse_dates=["last_paid_at"],
     )
@@ -96,7 +96,7 @@ def record_affected(conn: Connection, incident_id: str, now: datetime | None = N
     rows.insert(0, "incident_id", incident_id)
     rows["affected_orders"] = rows["affected_orders"].astype(int)
     bulk_upsert(conn, "incident_customers", rows, ["incident_id", "customer_id"])
-    conn.execute(sa.text("UPDATE incident_customers SET added_at = :t WHERE incident_id = :i AND added_at IS NULL"),
+    execute(conn, ("UPDATE incident_customers SET added_at = :t WHERE incident_id = :i AND added_at IS NULL"),
                  {"t": now, "i": incident_id})
     return len(rows)
 
@@ -167,15 +167,14 @@ def plan_compensation(incident_id: str, engine: Engine | None = None, now: datet
                          {"planned_at": now, "customers": 0, "note": "no affected customers"}, now,
                          action="step.compensate.done")
             return {"customers": 0, "planned": 0, "per_tier": {}}
-        already = read_frame(conn, "SELECT customer_id FROM incident_customers WHERE incident_id = :i AND touch_key IS NOT NULL",
+        already = read(conn, "SELECT customer_id FROM incident_customers WHERE incident_id = :i AND touch_key IS NOT NULL",
                              {"i": incident_id})
         todo = aff[~aff["customer_id"].isin(already["customer_id"])].copy()
         planned = 0
         if not todo.empty:
-            names = read_frame(
+            names = read(
                 conn,
-                sa.text("SELECT customer_id, name FROM customers WHERE customer_id IN :ids").bindparams(
-                    sa.bindparam("ids", expanding=True)),
+                "SELECT customer_id, name FROM customers WHERE customer_id IN :ids",
                 {"ids": todo["customer_id"].tolist()},
             )
             todo = todo.merge(names, on="customer_id", how="left")
@@ -244,7 +243,7 @@ def plan_compensation(incident_id: str, engine: Engine | None = None, now: datet
 def awaiting_review(incident_id: str, engine: Engine | None = None) -> pd.DataFrame:
     """Core customers' apologies that wait for a human (customer_id, subject, body)."""
     engine = engine or get_engine()
-    return read_frame(
+    return read(
         engine,
         "SELECT customer_id, subject, body, gift_cost FROM touches WHERE campaign = :c AND status = 'awaiting_review' AND channel <> 'staff' ORDER BY planned_at",
         {"c": campaign_name(incident_id)},
@@ -264,9 +263,10 @@ def release_core(incident_id: str, reviewer: str, exclude: list[str] | None = No
     with engine.begin() as conn:
         held = 0
         if exclude:
-            held = conn.execute(
-                sa.text("UPDATE touches SET status = 'suppressed', reason = :r WHERE campaign = :c AND status = 'awaiting_review' "
-                        "AND customer_id IN :ids").bindparams(sa.bindparam("ids", expanding=True)),
+            held = execute(
+                conn,
+                "UPDATE touches SET status = 'suppressed', reason = :r WHERE campaign = :c AND status = 'awaiting_review' "
+                "AND customer_id IN :ids",
                 {"r": f"held by reviewer {reviewer}", "c": camp, "ids": exclude},
             ).rowcount or 0
         released = approve_touches(conn, reviewer, campaign=camp)
@@ -292,7 +292,7 @@ def advance_open_incidents(engine: Engine | None = None, now: datetime | None = 
     """Hourly: send apologies that were deferred (quiet hours, retries) or released from the
     CLI, and mark Compensate done when nothing is left. Returns progress per incident."""
     engine = engine or get_engine()
-    df = read_frame(
+    df = read(
         engine,
         "SELECT s.incident_id FROM incident_steps s JOIN incidents i ON i.incident_id = s.incident_id "
         "WHERE i.status = 'open' AND s.step = 'compensate' AND s.status <> 'done'",
@@ -309,7 +309,7 @@ def advance_open_incidents(engine: Engine | None = None, now: datetime | None = 
 def progress(incident_id: str, bind: Engine | Connection | None = None) -> pd.DataFrame:
     """Touch counts per tier and status for the incident's apologies."""
     bind = bind or get_engine()
-    return read_frame(
+    return read(
         bind,
         "SELECT ic.priority, t.status, COUNT(*) AS n, SUM(CAST(t.gift_cost AS FLOAT)) AS cost FROM incident_customers ic "
         "JOIN touches t ON t.touch_key = ic.touch_key WHERE ic.incident_id = :i GROUP BY ic.priority, t.status",
@@ -323,16 +323,16 @@ def refresh_compensated(incident_id: str, engine: Engine | None = None, now: dat
     engine = engine or get_engine()
     now = now or utcnow()
     with engine.begin() as conn:
-        conn.execute(
-            sa.text(
+        execute(
+            conn, (
                 "UPDATE incident_customers SET compensated_at = (SELECT t.sent_at FROM touches t WHERE t.touch_key = incident_customers.touch_key) "
                 "WHERE incident_id = :i AND compensated_at IS NULL AND touch_key IS NOT NULL"
             ),
             {"i": incident_id},
         )
         prog = progress(incident_id, conn)
-        total = int(read_frame(conn, "SELECT COUNT(*) AS n FROM incident_customers WHERE incident_id = :i", {"i": incident_id})["n"].iloc[0])
-        unplanned = int(read_frame(conn, "SELECT COUNT(*) AS n FROM incident_customers WHERE incident_id = :i AND touch_key IS NULL",
+        total = int(read(conn, "SELECT COUNT(*) AS n FROM incident_customers WHERE incident_id = :i", {"i": incident_id})["n"].iloc[0])
+        unplanned = int(read(conn, "SELECT COUNT(*) AS n FROM incident_customers WHERE incident_id = :i AND touch_key IS NULL",
                                    {"i": incident_id})["n"].iloc[0])
         pending = int(prog.loc[prog["status"].isin(PENDING_STATUSES), "n"].sum()) if not prog.empty else 0
         awaiting = int(prog.loc[prog["status"] == "awaiting_review", "n"].sum()) if not prog.empty else 0

@@ -16,16 +16,15 @@ import json
 from datetime import datetime
 
 import pandas as pd
-import sqlalchemy as sa
 from prefect import task
 from prefect.cache_policies import NO_CACHE
 from sqlalchemy.engine import Engine
 
 from tasks.alerts import enqueue_alert
 from tasks.crisis import messages  # noqa: F401
-from tasks.crisis.util import fmt_duration, to_shop_str
+from tasks.crisis.util import execute, fmt_duration, read, to_shop_str
 from userops.clock import utcnow
-from userops.db import audit, get_engine, read_frame
+from userops.db import audit, get_engine
 from userops.i18n import t
 from userops.settings import get_settings
 
@@ -39,7 +38,7 @@ def watch_deadlines(engine: Engine | None = None, now: datetime | None = None) -
     now = now or utcnow()
     cfg = get_settings().crisis
     fractions = sorted(cfg.reminder_fractions)
-    steps = read_frame(
+    steps = read(
         engine,
         "SELECT s.incident_id, s.step, s.deadline_at, s.status, s.reminders_sent, i.opened_at, i.skus "
         "FROM incident_steps s JOIN incidents i ON i.incident_id = s.incident_id "
@@ -61,8 +60,8 @@ def watch_deadlines(engine: Engine | None = None, now: datetime | None = None) -
         step_label = t(f"crisis.step.{r.step}")
         with engine.begin() as conn:
             # compare-and-set on the recorded list: two watchers never both send
-            n = conn.execute(
-                sa.text("UPDATE incident_steps SET reminders_sent = :new WHERE incident_id = :i AND step = :s "
+            n = execute(
+                conn, ("UPDATE incident_steps SET reminders_sent = :new WHERE incident_id = :i AND step = :s "
                         "AND COALESCE(reminders_sent, '[]') = :old"),
                 {"new": json.dumps(done_levels + new_levels), "i": r.incident_id, "s": r.step,
                  "old": r.reminders_sent or "[]"},

@@ -16,7 +16,6 @@ import logging
 from datetime import datetime, timedelta
 
 import pandas as pd
-import sqlalchemy as sa
 from prefect import task
 from prefect.cache_policies import NO_CACHE
 from sqlalchemy.engine import Engine
@@ -24,9 +23,9 @@ from sqlalchemy.engine import Engine
 from tasks.alerts import enqueue_alert
 from tasks.crisis import messages  # noqa: F401
 from tasks.crisis.templates import fill_markers, marker, render
-from tasks.crisis.util import to_shop, to_shop_str
+from tasks.crisis.util import execute, read, to_shop, to_shop_str
 from userops.clock import utcnow
-from userops.db import bulk_upsert, get_engine, read_frame
+from userops.db import bulk_upsert, get_engine
 from userops.i18n import t
 from userops.settings import get_settings
 
@@ -39,7 +38,7 @@ def overdue_feedback(bind, now: datetime | None = None) -> pd.DataFrame:
     """Every feedback item still without a first response past the SLA (listed or not)."""
     now = now or utcnow()
     hours = get_settings().health.feedback_sla_hours
-    return read_frame(
+    return read(
         bind,
         "SELECT f.feedback_id, f.customer_id, f.kind, f.sku, f.created_at FROM feedback f "
         "WHERE f.first_response_at IS NULL AND f.resolved_at IS NULL AND f.created_at IS NOT NULL AND f.created_at <= :cut "
@@ -55,9 +54,9 @@ def _ack_touches(new: pd.DataFrame, conn, now: datetime) -> pd.DataFrame:
     df = new[new["customer_id"].notna()].copy()
     if df.empty:
         return df
-    names = read_frame(
+    names = read(
         conn,
-        sa.text("SELECT customer_id, name FROM customers WHERE customer_id IN :ids").bindparams(sa.bindparam("ids", expanding=True)),
+        "SELECT customer_id, name FROM customers WHERE customer_id IN :ids",
         {"ids": df["customer_id"].astype(str).unique().tolist()},
     )
     df = df.merge(names, on="customer_id", how="left")
@@ -100,11 +99,11 @@ def feedback_sla_check(engine: Engine | None = None, now: datetime | None = None
     hours = s.health.feedback_sla_hours
     with engine.begin() as conn:
         # what got a first response since it was listed
-        conn.execute(sa.text(
+        execute(conn, (
             "UPDATE feedback_sla SET responded_at = (SELECT f.first_response_at FROM feedback f WHERE f.feedback_id = feedback_sla.feedback_id) "
             "WHERE responded_at IS NULL"))
         overdue = overdue_feedback(conn, now)
-        listed = read_frame(conn, "SELECT feedback_id FROM feedback_sla")
+        listed = read(conn, "SELECT feedback_id FROM feedback_sla")
         new = overdue[~overdue["feedback_id"].isin(listed["feedback_id"])].copy()
         acks = 0
         if not new.empty:
@@ -139,10 +138,13 @@ def feedback_sla_check(engine: Engine | None = None, now: datetime | None = None
                 conn=conn,
             )
     sent = None
-    if send and acks:
-        from tasks.messaging import send_due
+    if send:  # new acknowledgements, and earlier ones deferred by quiet hours or retries
+        waiting = read(engine, "SELECT COUNT(*) AS n FROM touches WHERE campaign = :c AND status IN ('planned', 'in_flight')",
+                             {"c": ACK_CAMPAIGN})["n"].iloc[0]
+        if waiting:
+            from tasks.messaging import send_due
 
-        sent = send_due(engine=engine, now=now, campaign=ACK_CAMPAIGN)
+            sent = send_due(engine=engine, now=now, campaign=ACK_CAMPAIGN)
     return {
         "overdue": int(len(overdue)),
         "newly_listed": int(len(new)),
@@ -159,25 +161,24 @@ def quality_trace_check(engine: Engine | None = None, now: datetime | None = Non
     now = now or utcnow()
     h = get_settings().health
     start = now - timedelta(days=h.complaint_window_days)
-    c = int(read_frame(engine, "SELECT COUNT(*) AS n FROM feedback WHERE kind = 'complaint' AND created_at > :a AND created_at <= :b",
+    c = int(read(engine, "SELECT COUNT(*) AS n FROM feedback WHERE kind = 'complaint' AND created_at > :a AND created_at <= :b",
                        {"a": start, "b": now})["n"].iloc[0])
-    o = int(read_frame(engine, "SELECT COUNT(*) AS n FROM orders WHERE status = 'paid' AND paid_at > :a AND paid_at <= :b",
+    o = int(read(engine, "SELECT COUNT(*) AS n FROM orders WHERE status = 'paid' AND paid_at > :a AND paid_at <= :b",
                        {"a": start, "b": now})["n"].iloc[0])
     rate = (c / o) if o else (1.0 if c else 0.0)
     out = {"complaints": c, "paid_orders": o, "rate": round(rate, 4), "threshold": h.complaint_rate_max, "alerted": False, "skus": []}
     if rate <= h.complaint_rate_max or c == 0:
         return out
-    skus = read_frame(
+    skus = read(
         engine,
         "SELECT f.sku, COUNT(*) AS complaints FROM feedback f WHERE f.kind = 'complaint' AND f.sku IS NOT NULL "
         "AND f.created_at > :a AND f.created_at <= :b GROUP BY f.sku ORDER BY COUNT(*) DESC, f.sku LIMIT :k",
         {"a": start, "b": now, "k": int(top)},
     )
-    orders = read_frame(
+    orders = read(
         engine,
-        sa.text("SELECT oi.sku, COUNT(DISTINCT o.order_id) AS orders FROM orders o JOIN order_items oi ON oi.order_id = o.order_id "
-                "WHERE o.status = 'paid' AND o.paid_at > :a AND o.paid_at <= :b AND oi.sku IN :skus GROUP BY oi.sku")
-        .bindparams(sa.bindparam("skus", expanding=True)),
+        "SELECT oi.sku, COUNT(DISTINCT o.order_id) AS orders FROM orders o JOIN order_items oi ON oi.order_id = o.order_id "
+                "WHERE o.status = 'paid' AND o.paid_at > :a AND o.paid_at <= :b AND oi.sku IN :skus GROUP BY oi.sku",
         {"a": start, "b": now, "skus": skus["sku"].tolist() or ["-"]},
     )
     skus = skus.merge(orders, on="sku", how="left").fillna({"orders": 0})

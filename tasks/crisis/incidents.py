@@ -16,13 +16,13 @@ import uuid
 from datetime import datetime, timedelta
 
 import pandas as pd
-import sqlalchemy as sa
 from prefect import task
 from prefect.cache_policies import NO_CACHE
 from sqlalchemy.engine import Connection, Engine
 
+from tasks.crisis.util import execute, read
 from userops.clock import utcnow
-from userops.db import audit, get_engine, is_postgres, read_frame
+from userops.db import audit, get_engine, is_postgres
 from userops.settings import get_settings
 
 STEPS = ("control", "clarify", "compensate")
@@ -85,10 +85,10 @@ def open_or_join(
 
 
 def _held(conn: Connection, skus: list[str]) -> pd.DataFrame:
-    df = read_frame(
+    df = read(
         conn,
-        sa.text("SELECT s.sku, s.incident_id, i.opened_at FROM incident_skus s JOIN incidents i ON i.incident_id = s.incident_id "
-                "WHERE s.sku IN :skus").bindparams(sa.bindparam("skus", expanding=True)),
+        "SELECT s.sku, s.incident_id, i.opened_at FROM incident_skus s JOIN incidents i ON i.incident_id = s.incident_id "
+                "WHERE s.sku IN :skus",
         {"skus": skus},
         parse_dates=["opened_at"],
     )
@@ -98,8 +98,8 @@ def _held(conn: Connection, skus: list[str]) -> pd.DataFrame:
 def _claim_skus(conn: Connection, skus: list[str], incident_id: str, now: datetime) -> list[str]:
     got = []
     for sku in skus:  # a handful of SKUs
-        n = conn.execute(
-            sa.text("INSERT INTO incident_skus (sku, incident_id, added_at) VALUES (:s, :i, :t) ON CONFLICT (sku) DO NOTHING"),
+        n = execute(
+            conn, ("INSERT INTO incident_skus (sku, incident_id, added_at) VALUES (:s, :i, :t) ON CONFLICT (sku) DO NOTHING"),
             {"s": sku, "i": incident_id, "t": now},
         ).rowcount
         if n:
@@ -109,11 +109,10 @@ def _claim_skus(conn: Connection, skus: list[str], incident_id: str, now: dateti
 
 def _open(conn, skus, reason, severity, source, actor, flow_run_id, now) -> dict:
     incident_id = new_incident_id(now)
-    conn.execute(
-        sa.text(
-            "INSERT INTO incidents (incident_id, skus, reason, severity, source, status, opened_at, opened_by, flow_run_id) "
-            "VALUES (:i, :skus, :r, :sev, :src, 'open', :t, :by, :fr)"
-        ),
+    execute(
+        conn,
+        "INSERT INTO incidents (incident_id, skus, reason, severity, source, status, opened_at, opened_by, flow_run_id) "
+        "VALUES (:i, :skus, :r, :sev, :src, 'open', :t, :by, :fr)",
         {"i": incident_id, "skus": json.dumps(skus), "r": reason, "sev": severity, "src": source, "t": now,
          "by": actor, "fr": flow_run_id},
     )
@@ -122,8 +121,8 @@ def _open(conn, skus, reason, severity, source, actor, flow_run_id, now) -> dict
         raise IncidentConflict(incident_id)  # rolls the whole opening back
     hours = step_hours()
     for step in STEPS:
-        conn.execute(
-            sa.text(
+        execute(
+            conn, (
                 "INSERT INTO incident_steps (incident_id, step, deadline_at, status, reminders_sent) "
                 "VALUES (:i, :s, :d, 'pending', '[]')"
             ),
@@ -140,14 +139,14 @@ def _join(conn, held: pd.DataFrame, skus, reason, source, actor, now) -> dict:
     incident_id = first["incident_id"]
     free = [s for s in skus if s not in set(held["sku"])]
     if is_postgres(conn):  # serialise joins of one incident: its SKU list is read-modify-write
-        conn.execute(sa.text("SELECT incident_id FROM incidents WHERE incident_id = :i FOR UPDATE"), {"i": incident_id})
+        execute(conn, ("SELECT incident_id FROM incidents WHERE incident_id = :i FOR UPDATE"), {"i": incident_id})
     got = _claim_skus(conn, free, incident_id, now) if free else []
     if len(got) != len(free):
         raise IncidentConflict(incident_id)
     inc = get_incident(conn, incident_id)
     all_skus = sorted(set(inc["skus"]) | set(got))
     if got:
-        conn.execute(sa.text("UPDATE incidents SET skus = :s WHERE incident_id = :i"),
+        execute(conn, ("UPDATE incidents SET skus = :s WHERE incident_id = :i"),
                      {"s": json.dumps(all_skus), "i": incident_id})
     audit(conn, actor, "incident.joined", "incident", incident_id,
           {"trigger_skus": skus, "new_skus": got, "reason": reason, "source": source})
@@ -161,10 +160,10 @@ def take_over(incident_id: str, flow_run_id: str, previous: str | None, engine: 
     engine = engine or get_engine()
     with engine.begin() as conn:
         if previous is None:
-            n = conn.execute(sa.text("UPDATE incidents SET flow_run_id = :me WHERE incident_id = :i AND flow_run_id IS NULL"),
+            n = execute(conn, ("UPDATE incidents SET flow_run_id = :me WHERE incident_id = :i AND flow_run_id IS NULL"),
                              {"me": flow_run_id, "i": incident_id}).rowcount
         else:
-            n = conn.execute(sa.text("UPDATE incidents SET flow_run_id = :me WHERE incident_id = :i AND flow_run_id = :p"),
+            n = execute(conn, ("UPDATE incidents SET flow_run_id = :me WHERE incident_id = :i AND flow_run_id = :p"),
                              {"me": flow_run_id, "i": incident_id, "p": previous}).rowcount
         if n:
             audit(conn, actor, "incident.taken_over", "incident", incident_id, {"flow_run_id": flow_run_id, "previous": previous})
@@ -173,7 +172,7 @@ def take_over(incident_id: str, flow_run_id: str, previous: str | None, engine: 
 
 # --------------------------------------------------------------------------- reads
 def get_incident(bind: Engine | Connection, incident_id: str) -> dict | None:
-    df = read_frame(bind, "SELECT * FROM incidents WHERE incident_id = :i", {"i": incident_id},
+    df = read(bind, "SELECT * FROM incidents WHERE incident_id = :i", {"i": incident_id},
                     parse_dates=["opened_at", "closed_at", "statement_published_at"])
     if df.empty:
         return None
@@ -185,7 +184,7 @@ def get_incident(bind: Engine | Connection, incident_id: str) -> dict | None:
 
 
 def get_steps(bind: Engine | Connection, incident_id: str) -> pd.DataFrame:
-    df = read_frame(bind, "SELECT * FROM incident_steps WHERE incident_id = :i", {"i": incident_id},
+    df = read(bind, "SELECT * FROM incident_steps WHERE incident_id = :i", {"i": incident_id},
                     parse_dates=["deadline_at", "done_at"])
     order = {s: k for k, s in enumerate(STEPS)}
     return df.sort_values("step", key=lambda s: s.map(order)).reset_index(drop=True)
@@ -208,7 +207,7 @@ def get_step(bind: Engine | Connection, incident_id: str, step: str) -> dict:
 def list_incidents(bind: Engine | Connection | None = None, status: str | None = None) -> pd.DataFrame:
     bind = bind or get_engine()
     where = "WHERE status = :s" if status else ""
-    return read_frame(
+    return read(
         bind,
         f"SELECT incident_id, skus, reason, severity, source, status, opened_at, closed_at, opened_by FROM incidents {where} ORDER BY opened_at DESC",
         {"s": status} if status else {},
@@ -217,7 +216,7 @@ def list_incidents(bind: Engine | Connection | None = None, status: str | None =
 
 
 def incident_audit(bind: Engine | Connection, incident_id: str) -> pd.DataFrame:
-    return read_frame(
+    return read(
         bind,
         "SELECT at, actor, action, detail FROM audit_log WHERE entity = 'incident' AND entity_id = :i ORDER BY at, id",
         {"i": incident_id},
@@ -238,30 +237,31 @@ def set_step(
 ) -> None:
     """Record a step's new status (``done`` stamps who and when), with an audit line."""
     now = now or utcnow()
-    prev = conn.execute(sa.text("SELECT result FROM incident_steps WHERE incident_id = :i AND step = :s"),
+    prev = execute(conn, ("SELECT result FROM incident_steps WHERE incident_id = :i AND step = :s"),
                         {"i": incident_id, "s": step}).scalar()
     merged = json.loads(prev) if prev else {}
     merged.update(result or {})
     params = {"i": incident_id, "s": step, "st": status, "r": json.dumps(merged, ensure_ascii=False, default=str)}
     if status == "done":
-        conn.execute(
-            sa.text("UPDATE incident_steps SET status = :st, result = :r, done_at = COALESCE(done_at, :t), "
+        execute(
+            conn, ("UPDATE incident_steps SET status = :st, result = :r, done_at = COALESCE(done_at, :t), "
                     "done_by = COALESCE(done_by, :by) WHERE incident_id = :i AND step = :s"),
             {**params, "t": now, "by": actor},
         )
     else:
-        conn.execute(sa.text("UPDATE incident_steps SET status = :st, result = :r WHERE incident_id = :i AND step = :s"), params)
+        execute(conn, ("UPDATE incident_steps SET status = :st, result = :r WHERE incident_id = :i AND step = :s"), params)
     audit(conn, actor, action or f"step.{step}.{status}", "incident", incident_id, {"step": step, "status": status, **(result or {})})
 
 
 def close_incident_row(conn: Connection, incident_id: str, actor: str, report: dict, now: datetime) -> bool:
-    n = conn.execute(
-        sa.text("UPDATE incidents SET status = 'closed', closed_at = :t, closed_by = :by, report = :r "
-                "WHERE incident_id = :i AND status = 'open'"),
+    n = execute(
+        conn,
+        "UPDATE incidents SET status = 'closed', closed_at = :t, closed_by = :by, report = :r "
+        "WHERE incident_id = :i AND status = 'open'",
         {"t": now, "by": actor, "r": json.dumps(report, ensure_ascii=False, default=str), "i": incident_id},
     ).rowcount
     if n:
-        conn.execute(sa.text("DELETE FROM incident_skus WHERE incident_id = :i"), {"i": incident_id})
+        execute(conn, ("DELETE FROM incident_skus WHERE incident_id = :i"), {"i": incident_id})
         audit(conn, actor, "incident.closed", "incident", incident_id, {"report": {k: report.get(k) for k in ("compensated", "cost")}})
     return bool(n)
 

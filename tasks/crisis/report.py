@@ -14,17 +14,16 @@ import logging
 from datetime import datetime, timedelta
 
 import pandas as pd
-import sqlalchemy as sa
 from prefect import task
 from prefect.cache_policies import NO_CACHE
 from sqlalchemy.engine import Connection, Engine
 
 from tasks.crisis import messages  # noqa: F401
 from tasks.crisis.compensate import campaign_name
-from tasks.crisis.incidents import close_incident_row, get_incident, incident_audit, timeline
-from tasks.crisis.util import fmt_duration, to_shop_str
+from tasks.crisis.incidents import close_incident_row, get_incident, timeline
+from tasks.crisis.util import fmt_duration, read, to_shop_str
 from userops.clock import utcnow
-from userops.db import get_engine, read_frame
+from userops.db import get_engine
 from userops.settings import get_settings
 
 log = logging.getLogger("userops.crisis.report")
@@ -32,17 +31,16 @@ log = logging.getLogger("userops.crisis.report")
 
 def complaint_rate(bind: Engine | Connection, start: datetime, end: datetime, skus: list[str] | None = None) -> dict:
     """Complaints / paid orders in [start, end); with ``skus``: complaints about them too."""
-    c = read_frame(bind, "SELECT COUNT(*) AS n FROM feedback WHERE kind = 'complaint' AND created_at >= :a AND created_at < :b",
+    c = read(bind, "SELECT COUNT(*) AS n FROM feedback WHERE kind = 'complaint' AND created_at >= :a AND created_at < :b",
                    {"a": start, "b": end})["n"].iloc[0]
-    o = read_frame(bind, "SELECT COUNT(*) AS n FROM orders WHERE status = 'paid' AND paid_at >= :a AND paid_at < :b",
+    o = read(bind, "SELECT COUNT(*) AS n FROM orders WHERE status = 'paid' AND paid_at >= :a AND paid_at < :b",
                    {"a": start, "b": end})["n"].iloc[0]
     out = {"start": start, "end": end, "complaints": int(c), "paid_orders": int(o),
            "rate": round(float(c) / float(o), 4) if o else None}
     if skus:
-        out["sku_complaints"] = int(read_frame(
+        out["sku_complaints"] = int(read(
             bind,
-            sa.text("SELECT COUNT(*) AS n FROM feedback WHERE kind = 'complaint' AND created_at >= :a AND created_at < :b AND sku IN :skus")
-            .bindparams(sa.bindparam("skus", expanding=True)),
+            "SELECT COUNT(*) AS n FROM feedback WHERE kind = 'complaint' AND created_at >= :a AND created_at < :b AND sku IN :skus",
             {"a": start, "b": end, "skus": skus},
         )["n"].iloc[0])
     return out
@@ -66,7 +64,7 @@ def build_report(incident_id: str, engine: Engine | Connection | None = None, no
         }
         for r in tl.itertuples(index=False)
     ]
-    tiers = read_frame(
+    tiers = read(
         engine,
         "SELECT ic.priority, COUNT(*) AS customers, "
         "SUM(CASE WHEN ic.compensated_at IS NOT NULL THEN 1 ELSE 0 END) AS compensated, "
@@ -87,7 +85,7 @@ def build_report(incident_id: str, engine: Engine | Connection | None = None, no
     end = inc["closed_at"] or now
     before = complaint_rate(engine, opened - window, opened, inc["skus"])
     after = complaint_rate(engine, opened, max(min(end, opened + window), opened + timedelta(seconds=1)), inc["skus"])
-    calls = read_frame(
+    calls = read(
         engine,
         "SELECT customer_id, affected_orders, affected_amount, remedy FROM incident_customers "
         "WHERE incident_id = :i AND call_list ORDER BY rank",
@@ -199,7 +197,7 @@ def auto_close(engine: Engine | None = None, now: datetime | None = None) -> lis
     engine = engine or get_engine()
     now = now or utcnow()
     days = get_settings().crisis.quiet_days
-    df = read_frame(
+    df = read(
         engine,
         "SELECT i.incident_id, i.opened_at FROM incidents i WHERE i.status = 'open' AND NOT EXISTS ("
         "SELECT 1 FROM incident_steps s WHERE s.incident_id = i.incident_id AND s.status <> 'done')",

@@ -25,13 +25,13 @@ from datetime import datetime, timedelta
 
 import numpy as np
 import pandas as pd
-import sqlalchemy as sa
 from prefect import task
 from prefect.cache_policies import NO_CACHE
 from sqlalchemy.engine import Connection, Engine
 
+from tasks.crisis.util import execute, read
 from userops.clock import utcnow
-from userops.db import get_engine, read_frame
+from userops.db import get_engine
 from userops.settings import get_settings
 
 log = logging.getLogger("userops.crisis.spike")
@@ -50,7 +50,7 @@ def detect_hot(bind: Engine | Connection, now: datetime | None = None) -> pd.Dat
     window = timedelta(hours=cfg.spike_window_hours)
     scan_start = now - timedelta(hours=cfg.spike_scan_hours)
     base_start = scan_start - timedelta(days=cfg.spike_baseline_days)
-    recent = read_frame(
+    recent = read(
         bind,
         "SELECT sku, created_at FROM feedback WHERE kind = 'complaint' AND sku IS NOT NULL "
         "AND created_at > :a AND created_at <= :b",
@@ -62,7 +62,7 @@ def detect_hot(bind: Engine | Connection, now: datetime | None = None) -> pd.Dat
                           "rule": pd.Series(dtype=object)})
     if recent.empty:
         return empty
-    base = read_frame(
+    base = read(
         bind,
         "SELECT sku, COUNT(*) AS n FROM feedback WHERE kind = 'complaint' AND sku IS NOT NULL "
         "AND created_at > :a AND created_at <= :b GROUP BY sku",
@@ -107,7 +107,7 @@ def record_spikes(conn: Connection, hot: pd.DataFrame, now: datetime | None = No
     if hot.empty:
         return hot.iloc[0:0]
     cooldown = pd.Timedelta(hours=cfg.spike_cooldown_hours)
-    last = read_frame(
+    last = read(
         conn,
         "SELECT s.sku, s.first_hot_at, s.last_hot_at, s.peak_complaints FROM complaint_spikes s "
         "JOIN (SELECT sku, MAX(first_hot_at) AS m FROM complaint_spikes GROUP BY sku) x "
@@ -132,8 +132,8 @@ def record_spikes(conn: Connection, hot: pd.DataFrame, now: datetime | None = No
         ext = cont.groupby("sku").agg(last_hot_at_new=("at", "max"), peak=("complaints", "max")).reset_index()
         ext = ext.merge(last[["sku", "first_hot_at", "peak_complaints"]], on="sku")
         for r in ext.itertuples(index=False):  # one row per SKU (a handful), not per customer
-            conn.execute(
-                sa.text(
+            execute(
+                conn, (
                     "UPDATE complaint_spikes SET last_hot_at = :l, peak_complaints = :p "
                     "WHERE sku = :s AND first_hot_at = :f"
                 ),
@@ -154,8 +154,8 @@ def record_spikes(conn: Connection, hot: pd.DataFrame, now: datetime | None = No
         rec = {k: (v.to_pydatetime() if isinstance(v, pd.Timestamp) else v) for k, v in rec.items()}
         rec["peak_complaints"] = int(rec["peak_complaints"])
         rec["baseline"] = float(rec["baseline"])
-        conn.execute(
-            sa.text(
+        execute(
+            conn, (
                 "INSERT INTO complaint_spikes (sku, first_hot_at, last_hot_at, peak_complaints, window_hours, rule, baseline, detected_at) "
                 "VALUES (:sku, :first_hot_at, :last_hot_at, :peak_complaints, :window_hours, :rule, :baseline, :detected_at) "
                 "ON CONFLICT (sku, first_hot_at) DO NOTHING"
@@ -180,7 +180,7 @@ def emit_pending(engine: Engine | None = None, emit: Callable | None = None) -> 
     """Emit every recorded spike not emitted yet, once; returns the payloads emitted."""
     engine = engine or get_engine()
     emit = emit or prefect_emit
-    pending = read_frame(
+    pending = read(
         engine,
         "SELECT sku, first_hot_at, peak_complaints, window_hours, rule, baseline FROM complaint_spikes "
         "WHERE emitted_at IS NULL ORDER BY first_hot_at, sku",
@@ -206,8 +206,8 @@ def emit_pending(engine: Engine | None = None, emit: Callable | None = None) -> 
             log.warning("Prefect events are not available; spike %s stays pending", r.sku)
             continue
         with engine.begin() as conn:
-            conn.execute(
-                sa.text("UPDATE complaint_spikes SET emitted_at = :t WHERE sku = :s AND first_hot_at = :f AND emitted_at IS NULL"),
+            execute(
+                conn, ("UPDATE complaint_spikes SET emitted_at = :t WHERE sku = :s AND first_hot_at = :f AND emitted_at IS NULL"),
                 {"t": utcnow(), "s": r.sku, "f": r.first_hot_at.to_pydatetime()},
             )
         out.append(payload)
@@ -233,8 +233,8 @@ def link_spikes(conn: Connection, skus: list[str], incident_id: str) -> int:
     """Remember which incident a SKU's unlinked spikes opened or joined."""
     n = 0
     for sku in skus:
-        n += conn.execute(
-            sa.text("UPDATE complaint_spikes SET incident_id = :i WHERE sku = :s AND incident_id IS NULL"),
+        n += execute(
+            conn, ("UPDATE complaint_spikes SET incident_id = :i WHERE sku = :s AND incident_id IS NULL"),
             {"i": incident_id, "s": sku},
         ).rowcount or 0
     return n

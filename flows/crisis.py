@@ -1,0 +1,312 @@
+"""3C crisis response: Control within 2h, Clarify within 4h, Compensate within 24h.
+
+    open the incident (or join the open one for these products)
+    -> Control:    take the products off sale (hook, or a task for a human), confirm
+    -> Clarify:    draft the official statement; a human edits and approves it; publish it
+    -> Compensate: affected customers core > potential > ordinary; remedies per tier;
+                   personal apologies (core ones reviewed by a human first); exactly once
+
+Started from the Prefect UI (parameters below), by ``userops incident open``, or by the
+``userops.complaints.spike`` event (``SPIKE_TRIGGER``). Every step, who did it and when is
+recorded in ``incident_steps`` / ``audit_log``; the deadline watch (``flows/monitor.py``)
+reminds and escalates. The run is a resumable state machine over the warehouse: a second
+run for the same products joins the incident, and takes over only when the run driving it
+is gone (crashed, cancelled, finished) — then it skips what is done and never sends twice.
+
+When nobody acts in time: a human wait lasts until ``crisis.statement_wait_hours`` (20h)
+resp. ``crisis.core_review_wait_hours`` (24h) after the opening; meanwhile the deadline
+watch reminds at 50%/90% and escalates when a step is late. When the wait runs out the step
+is recorded ``expired`` and escalated again (critical): an unapproved statement is never
+published (compensation still goes ahead, it has its own deadline), unreviewed core
+apologies are never sent. The run then ends *Failed* naming the expired steps, and the
+step can still be finished with ``userops incident approve ID``.
+"""
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+from typing import Literal
+
+from prefect import flow, get_run_logger
+from prefect.exceptions import FlowPauseTimeout
+from prefect.flow_runs import pause_flow_run
+from prefect.input import RunInput
+from pydantic import Field
+
+from flows.hooks import ALERT_HOOKS
+from tasks.alerts import enqueue_alert
+from tasks.crisis import messages  # noqa: F401
+from tasks.crisis.clarify import approve_statement, draft_statement_task, expire_step, reject_statement
+from tasks.crisis.compensate import (
+    awaiting_review,
+    plan_compensation_task,
+    record_affected,
+    release_core_task,
+    send_apologies_task,
+)
+from tasks.crisis.control import confirm_manual_takedown, run_control_task
+from tasks.crisis.incidents import get_incident, get_step, open_or_join_task, take_over
+from tasks.crisis.report import build_report, publish_artifact, report_markdown
+from tasks.crisis.runs import current_run, force_running, is_alive
+from tasks.crisis.spike import EVENT as SPIKE_EVENT
+from tasks.crisis.spike import link_spikes
+from tasks.crisis.util import to_shop_str
+from userops.clock import utcnow
+from userops.db import get_engine
+from userops.i18n import t
+from userops.privacy import mask_name
+from userops.settings import get_settings
+
+Severity = Literal["low", "medium", "high", "critical"]
+
+# How the crisis deployment is triggered by the spike monitor (prefect.yaml / `userops serve`
+# use this): one flow run per event, parameters from the event payload.
+SPIKE_TRIGGER = {
+    "enabled": True,
+    "match": {"prefect.resource.id": "userops.sku.*"},
+    "expect": [SPIKE_EVENT],
+    "parameters": {
+        "skus": "{{ event.payload.skus }}",
+        "reason": "complaint spike: {{ event.payload.complaints }} complaints in {{ event.payload.window_hours }}h",
+        "severity": "high",
+    },
+}
+
+
+def spike_trigger():
+    """``SPIKE_TRIGGER`` as a Prefect ``DeploymentEventTrigger`` (for ``to_deployment``)."""
+    from prefect.events import DeploymentEventTrigger
+
+    return DeploymentEventTrigger(name="complaint-spike", **SPIKE_TRIGGER)
+
+
+class StatementApproval(RunInput):
+    """The official statement, for a human to edit and approve."""
+
+    statement: str = Field(description="The official statement. Edit it here: exactly what you approve is published.")
+    approve: bool = Field(default=False, description="Tick to publish. Leave unticked to send it back: your edits are kept and the flow waits again.")
+    approver: str = Field(default="", description="Your name (recorded in the audit log).")
+    takedown_confirmed: bool = Field(default=False, description="Only if the take-down is a manual task: tick once the products are off sale.")
+    note: str = Field(default="", description="Optional note for the record.")
+
+
+class CoreReview(RunInput):
+    """Apologies to core customers, for a human to review before they go out."""
+
+    approve: bool = Field(default=False, description="Tick to send the reviewed apologies.")
+    reviewer: str = Field(default="", description="Your name (recorded in the audit log).")
+    exclude_customers: list[str] = Field(default_factory=list, description="Customer ids NOT to message (staff call them instead).")
+    note: str = Field(default="", description="Optional note for the record.")
+
+
+@flow(name="crisis-response", log_prints=True, **ALERT_HOOKS)
+def crisis_response(skus: list[str], reason: str, severity: Severity = "high") -> dict:
+    """Run the 3C checklist for a product incident: Control 2h, Clarify 4h, Compensate 24h.
+
+    Args:
+        skus: Product SKUs concerned, one or more (e.g. ["SKU-0042"]). An open incident for any of them is joined, never duplicated.
+        reason: What happened, in one sentence. It goes into the draft of the official statement.
+        severity: How bad it is: low, medium, high or critical.
+    """
+    logger = get_run_logger()
+    engine = get_engine()
+    me = current_run()
+
+    inc = open_or_join_task(skus, reason, severity, me["source"], me["actor"], me["flow_run_id"])
+    incident_id = inc["incident_id"]
+    with engine.begin() as conn:
+        link_spikes(conn, inc["skus"], incident_id)
+        record_affected(conn, incident_id)
+
+    if inc["joined"]:
+        owner = inc["owner_flow_run_id"]
+        if owner and owner != me["flow_run_id"] and is_alive(owner):
+            return _join_running_incident(inc, owner, reason, logger)
+        if owner != me["flow_run_id"] and not take_over(incident_id, me["flow_run_id"], owner, actor=me["actor"]):
+            return _join_running_incident(inc, owner, reason, logger)
+        logger.info("Incident %s: the run that drove it is gone; this run takes over", incident_id)
+    else:
+        _announce_opening(incident_id)
+
+    expired: list[str] = []
+
+    # 1. Control (2h): off sale, confirmed
+    control = get_step(engine, incident_id, "control")
+    if control["status"] == "pending" or set(get_incident(engine, incident_id)["skus"]) - set(control["result"].get("taken_down", [])):
+        run_control_task(incident_id)
+
+    # 2. Clarify (4h): a statement a human approved, published
+    if get_step(engine, incident_id, "clarify")["status"] != "done":
+        draft_statement_task(incident_id)
+        if not _wait_for_statement(incident_id, me["flow_run_id"], logger):
+            expired.append("clarify")
+
+    # 3. Compensate (24h): apologies and remedies in priority order, core reviewed first
+    if get_step(engine, incident_id, "compensate")["status"] != "done":
+        plan_compensation_task(incident_id)
+        progress = send_apologies_task(incident_id)["progress"]
+        if progress["awaiting_review"]:
+            if _wait_for_core_review(incident_id, me["flow_run_id"], logger):
+                send_apologies_task(incident_id)
+            else:
+                expired.append("compensate")
+
+    rep = build_report(incident_id, engine)
+    publish_artifact(incident_id, report_markdown(rep), f"3C checklist of {incident_id}")
+    summary = {
+        "incident_id": incident_id,
+        "joined": inc["joined"],
+        "steps": {s["step"]: s["status"] for s in rep["steps"]},
+        "compensated": rep["compensated"],
+    }
+    if expired:
+        raise RuntimeError(
+            f"Incident {incident_id}: nobody acted in time on {', '.join(expired)} (recorded and escalated); "
+            f"finish with `userops incident approve {incident_id}`"
+        )
+    return summary
+
+
+# --------------------------------------------------------------------------- the human waits
+def _wait_until(incident_id: str, hours: float) -> datetime:
+    return get_incident(get_engine(), incident_id)["opened_at"] + timedelta(hours=hours)
+
+
+def _wait_for_statement(incident_id: str, flow_run_id: str | None, logger) -> bool:
+    """Pause until a human approves the statement. False when the wait ran out."""
+    cfg = get_settings().crisis
+    engine = get_engine()
+    attempt = 0
+    while True:
+        if get_step(engine, incident_id, "clarify")["status"] == "done":
+            return True  # approved meanwhile (e.g. from the CLI by a previous run)
+        until = _wait_until(incident_id, cfg.statement_wait_hours)
+        remaining = (until - utcnow()).total_seconds()
+        if remaining <= 0:
+            expire_step(incident_id, "clarify", "crisis.expired.statement")
+            return False
+        attempt += 1
+        inc = get_incident(engine, incident_id)
+        control = get_step(engine, incident_id, "control")
+        clarify = get_step(engine, incident_id, "clarify")
+        form = StatementApproval.with_initial_data(
+            description=t(
+                "crisis.statement.form",
+                incident_id=incident_id,
+                channels=", ".join(cfg.statement_channels) or "operator channels",
+                due=to_shop_str(clarify["deadline_at"]),
+                takedown=t("crisis.statement.form.takedown") if control["status"] != "done" else "",
+            ),
+            statement=inc["statement"] or "",
+        )
+        logger.info("Incident %s: waiting for a human to approve the statement (until %s shop time)",
+                    incident_id, to_shop_str(until))
+        try:
+            answer = pause_flow_run(
+                wait_for_input=form,
+                timeout=max(1, int(remaining)),
+                poll_interval=cfg.pause_poll_seconds,
+                key=f"statement-{attempt}",
+            )
+        except FlowPauseTimeout:
+            if flow_run_id:
+                force_running(flow_run_id)
+            expire_step(incident_id, "clarify", "crisis.expired.statement")
+            logger.warning("Incident %s: nobody approved the statement in time; nothing was published", incident_id)
+            return False
+        who = answer.approver.strip() or "operator (Prefect UI)"
+        if answer.takedown_confirmed:
+            confirm_manual_takedown(incident_id, who, answer.note)
+        if answer.approve:
+            approve_statement(incident_id, answer.statement, who)
+            return True
+        reject_statement(incident_id, answer.statement, who, answer.note)
+
+
+def _wait_for_core_review(incident_id: str, flow_run_id: str | None, logger) -> bool:
+    """Pause until a human reviews the core customers' apologies. False when the wait ran out."""
+    cfg = get_settings().crisis
+    engine = get_engine()
+    attempt = 0
+    while True:
+        pending = awaiting_review(incident_id, engine)
+        if pending.empty:
+            return True
+        remaining = (_wait_until(incident_id, cfg.core_review_wait_hours) - utcnow()).total_seconds()
+        if remaining <= 0:
+            expire_step(incident_id, "compensate", "crisis.expired.review")
+            return False
+        attempt += 1
+        sample = "\n\n".join(
+            f"> {pending['customer_id'].iloc[i]}: " + _masked_body(pending["body"].iloc[i]) for i in range(min(3, len(pending)))
+        )
+        form = CoreReview.with_initial_data(
+            description=t("crisis.review.form", incident_id=incident_id, n=len(pending), sample=sample,
+                          due=to_shop_str(get_step(engine, incident_id, "compensate")["deadline_at"])),
+        )
+        try:
+            answer = pause_flow_run(wait_for_input=form, timeout=max(1, int(remaining)),
+                                    poll_interval=cfg.pause_poll_seconds, key=f"core-review-{attempt}")
+        except FlowPauseTimeout:
+            if flow_run_id:
+                force_running(flow_run_id)
+            expire_step(incident_id, "compensate", "crisis.expired.review")
+            logger.warning("Incident %s: core apologies were not reviewed in time; they stay held", incident_id)
+            return False
+        if answer.approve:
+            release_core_task(incident_id, answer.reviewer.strip() or "operator (Prefect UI)", answer.exclude_customers)
+            return True
+
+
+def _masked_body(body: str) -> str:
+    """The first words of an apology with the customer's name masked."""
+    head, sep, rest = body.partition(",")
+    if not sep:
+        head, sep, rest = body.partition(",")
+    if sep and len(head) <= 40:
+        head = head.replace("Dear ", "")
+        return f"{mask_name(head)}{sep}{rest[:160]}"
+    return body[:160]
+
+
+# --------------------------------------------------------------------------- joining
+def _announce_opening(incident_id: str) -> None:
+    engine = get_engine()
+    inc = get_incident(engine, incident_id)
+    steps = {s: get_step(engine, incident_id, s) for s in ("control", "clarify", "compensate")}
+    from userops.db import read_frame
+
+    n = int(read_frame(engine, "SELECT COUNT(*) AS n FROM incident_customers WHERE incident_id = :i", {"i": incident_id})["n"].iloc[0])
+    enqueue_alert(
+        "crisis_opened",
+        t("crisis.opened.title", incident_id=incident_id, skus=", ".join(inc["skus"])),
+        t("crisis.opened.body", reason=inc["reason"] or "-", severity=inc["severity"], source=inc["source"], customers=n,
+          control_due=to_shop_str(steps["control"]["deadline_at"]), clarify_due=to_shop_str(steps["clarify"]["deadline_at"]),
+          compensate_due=to_shop_str(steps["compensate"]["deadline_at"])),
+        severity="critical" if inc["severity"] in ("high", "critical") else "error",
+        subject=incident_id,
+        day=inc["opened_at"].date(),
+        payload={"incident_id": incident_id, "skus": inc["skus"]},
+    )
+
+
+def _join_running_incident(inc: dict, owner: str, reason: str, logger) -> dict:
+    """Another live run drives the incident: take down any new SKUs, bring their buyers into
+    the compensation when it is already under way, and leave the rest to that run."""
+    incident_id = inc["incident_id"]
+    engine = get_engine()
+    if inc["new_skus"]:
+        run_control_task(incident_id, inc["new_skus"])
+        if get_step(engine, incident_id, "compensate")["result"].get("planned_at"):
+            plan_compensation_task(incident_id)
+            send_apologies_task(incident_id)
+    enqueue_alert(
+        "crisis_opened",
+        t("crisis.joined.title", incident_id=incident_id),
+        t("crisis.joined.body", reason=reason or "-", new_skus=", ".join(inc["new_skus"]) or "-"),
+        severity="warning",
+        subject=f"{incident_id}|joined|{','.join(inc['new_skus']) or utcnow().strftime('%H')}",
+        day=inc["opened_at"].date(),
+        payload={"incident_id": incident_id, "new_skus": inc["new_skus"]},
+    )
+    logger.info("Joined incident %s (driven by flow run %s); new SKUs: %s", incident_id, owner, inc["new_skus"] or "none")
+    return {"incident_id": incident_id, "joined": True, "driven_by": owner, "new_skus": inc["new_skus"]}

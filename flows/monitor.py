@@ -1,0 +1,83 @@
+"""The hourly watch over customers' voices, and the crisis stage of the nightly run.
+
+    hourly:  feedback past the 24h promise -> listed, alerted once, acknowledged once
+             complaint spikes per SKU      -> one event each (the crisis flow is triggered by it)
+             crisis deadlines              -> reminders at 50% / 90%, escalation when late
+             crisis apologies              -> deferred ones sent, Compensate marked done
+             complaint rate > 5%           -> the quality-trace alert with the SKUs driving it
+             incidents done and quiet      -> closed, closing report published
+    nightly: complaint spikes + crisis deadlines (so a night without the hourly watch still catches them)
+"""
+from __future__ import annotations
+
+from datetime import date
+
+from prefect import flow, get_run_logger, task
+from prefect.cache_policies import NO_CACHE
+
+from flows.hooks import ALERT_HOOKS
+from tasks.crisis.compensate import advance_open_incidents
+from tasks.crisis.deadlines import watch_deadlines_task
+from tasks.crisis.feedback import feedback_sla_task, quality_trace_task
+from tasks.crisis.report import auto_close_task
+from tasks.crisis.spike import check_spikes_task
+from userops.i18n import register, t
+
+register(
+    {
+        "monitor.summary.spikes": {"zh-CN": "投诉激增:新发现 {n} 个 SKU({skus})", "en": "Complaint spikes: {n} new ({skus})"},
+        "monitor.summary.deadlines": {"zh-CN": "危机时限:提醒 {r} 次,升级 {e} 次", "en": "Crisis deadlines: {r} reminders, {e} escalations"},
+        "monitor.summary.feedback": {"zh-CN": "超时未回复反馈 {n} 条(新增 {new},已致意 {ack})",
+                                     "en": "Feedback past the SLA: {n} ({new} new, {ack} acknowledged)"},
+    }
+)
+
+
+@task(name="crisis-advance-compensation", cache_policy=NO_CACHE)
+def advance_compensation_task() -> dict:
+    return advance_open_incidents()
+
+
+@flow(name="hourly-monitor", log_prints=True, **ALERT_HOOKS)
+def hourly_monitor() -> dict:
+    """Every hour: the 24h feedback promise, complaint spikes, crisis deadlines and the complaint-rate alert."""
+    logger = get_run_logger()
+    feedback = feedback_sla_task()
+    spikes = check_spikes_task()
+    deadlines = watch_deadlines_task()
+    compensation = advance_compensation_task()
+    quality = quality_trace_task()
+    closed = auto_close_task()
+    summary = _summary(spikes, deadlines, feedback)
+    for line in summary:
+        logger.info(line)
+    return {
+        "feedback_sla": {k: v for k, v in feedback.items() if k != "overdue_ids"},
+        "spikes": spikes,
+        "deadlines": {k: v for k, v in deadlines.items() if k != "recorded"},
+        "compensation": compensation,
+        "quality_trace": quality,
+        "closed_incidents": closed,
+        "summary": summary,
+    }
+
+
+@flow(name="crisis-nightly", log_prints=True)
+def crisis_nightly(as_of: date, run_id: str) -> dict:
+    """Nightly stage: complaint-spike check and crisis deadline watch."""
+    spikes = check_spikes_task()
+    deadlines = watch_deadlines_task()
+    return {"spikes": spikes, "deadlines": {k: v for k, v in deadlines.items() if k != "recorded"},
+            "summary": _summary(spikes, deadlines, None)}
+
+
+def _summary(spikes: dict, deadlines: dict, feedback: dict | None) -> list[str]:
+    lines = []
+    if spikes.get("new_spikes"):
+        lines.append(t("monitor.summary.spikes", n=len(spikes["new_spikes"]), skus=", ".join(spikes["new_spikes"])))
+    if deadlines.get("reminders") or deadlines.get("escalations"):
+        lines.append(t("monitor.summary.deadlines", r=deadlines["reminders"], e=deadlines["escalations"]))
+    if feedback and feedback.get("overdue"):
+        lines.append(t("monitor.summary.feedback", n=feedback["overdue"], new=feedback["newly_listed"], ack=feedback["acknowledged"]))
+    return lines
+

@@ -1,0 +1,372 @@
+"""The crisis flow against a real Prefect server: manual opening, the approval pauses and
+their resumption (UI-style and from the CLI), nobody approving in time, the spike event
+starting the deployment, and exactly-once compensation across a killed and resumed run."""
+from __future__ import annotations
+
+import json
+import os
+import re
+import signal
+import subprocess
+import sys
+import threading
+import time
+from datetime import timedelta
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from tests.crisis.conftest import NOW, shop
+from userops.db import read_frame
+from userops.settings import PROJECT_ROOT
+
+pytestmark = [pytest.mark.xdist_group("prefect"), pytest.mark.prefect, pytest.mark.slow]
+
+CUSTOMERS = {"C1": "ordinary", "C2": "core", "C3": "potential"}
+
+
+def wait_for(pred, timeout=90.0, interval=0.25, what="condition"):
+    end = time.monotonic() + timeout
+    while time.monotonic() < end:
+        v = pred()
+        if v:
+            return v
+        time.sleep(interval)
+    raise AssertionError(f"timed out waiting for {what}")
+
+
+def run_state(flow_run_id):
+    from tasks.crisis.runs import run_state as rs
+
+    return rs(flow_run_id)
+
+
+def incident_row(engine):
+    df = read_frame(engine, "SELECT incident_id, flow_run_id, source, opened_by FROM incidents ORDER BY opened_at")
+    return None if df.empty else df.iloc[-1].to_dict()
+
+
+def wait_paused(engine, key, timeout=90):
+    def paused():
+        inc = incident_row(engine)
+        if inc is None or not inc["flow_run_id"]:
+            return None
+        state, k = run_state(inc["flow_run_id"])
+        return inc if state == "PAUSED" and k == key else None
+
+    return wait_for(paused, timeout, what=f"the flow to pause for {key}")
+
+
+def start_flow(**params):
+    from flows.crisis import crisis_response
+
+    box = {}
+
+    def target():
+        try:
+            box["state"] = crisis_response(**params, return_state=True)
+        except BaseException as exc:  # pragma: no cover - surfaced by the test
+            box["error"] = exc
+
+    th = threading.Thread(target=target, daemon=True)
+    th.start()
+    return th, box
+
+
+def use(monkeypatch, **env):
+    from userops.settings import reset_settings
+
+    for k, v in env.items():
+        monkeypatch.setenv(k, str(v))
+    reset_settings()
+
+
+@pytest.fixture
+def order_system(sample_data, monkeypatch):
+    from userops.sample.server import SampleServer
+
+    with SampleServer(sample_data) as server:
+        use(monkeypatch, USEROPS_CRISIS__TAKEDOWN_URL=f"{server.url}/orders/takedown")
+        yield server
+
+
+@pytest.fixture
+def crisis_env(monkeypatch, pinned_now, provider, order_system, tmp_path):
+    use(monkeypatch, USEROPS_CRISIS__PAUSE_POLL_SECONDS=1, USEROPS_OUTPUT_DIR=tmp_path / "out")
+    return provider
+
+
+def cli(*args):
+    from userops.cli import app
+
+    res = CliRunner().invoke(app, list(args))
+    assert res.exit_code == 0, res.output + repr(res.exception)
+    return res.output
+
+
+def read_input_schema(flow_run_id, key):
+    """What the Prefect UI shows for a pause: the form (JSON schema with the draft as default)."""
+    from prefect.client.orchestration import get_client
+    from prefect.input.run_input import keyset_from_base_key
+    from uuid import UUID
+
+    with get_client(sync_client=True) as client:
+        fr = client.read_flow_run(UUID(flow_run_id))
+        base = fr.state.state_details.run_input_keyset["schema"].rsplit("-", 1)[0]
+        ks = keyset_from_base_key(base)
+        schema = client.read_flow_run_input(UUID(flow_run_id), ks["schema"])
+        desc = client.read_flow_run_input(UUID(flow_run_id), ks["description"])
+    return json.loads(schema), json.loads(desc)
+
+
+def test_manual_opening_approval_pauses_and_resume(prefect_server, warehouse, crisis_env, order_system):
+    from prefect.flow_runs import resume_flow_run
+    from uuid import UUID
+
+    provider = crisis_env
+    shop(warehouse, CUSTOMERS)
+    th, box = start_flow(skus=["SKU-BAD"], reason="部分批次杯盖漏水", severity="high")
+    inc = wait_paused(warehouse, "statement-1")
+    iid, fr_id = inc["incident_id"], inc["flow_run_id"]
+    assert inc["source"] == "manual"
+
+    # Control ran before the pause: the hook took the SKU down
+    assert order_system.takedowns and order_system.takedowns[0]["skus"] == ["SKU-BAD"]
+    steps = read_frame(warehouse, "SELECT step, status, done_by FROM incident_steps WHERE incident_id = :i", {"i": iid}).set_index("step")
+    assert steps.loc["control", "status"] == "done" and steps.loc["clarify", "status"] == "waiting"
+    # the affected customers are protected from marketing from the start
+    assert len(read_frame(warehouse, "SELECT 1 FROM incident_customers WHERE incident_id = :i", {"i": iid})) == 3
+    # the UI form: the draft statement as the editable default, with a description
+    schema, desc = read_input_schema(fr_id, "statement-1")
+    assert "部分批次杯盖漏水" in schema["properties"]["statement"]["default"]
+    assert iid in desc and "approve" in desc
+
+    # sent back with an edit: nothing published, the flow waits again with the edited text
+    resume_flow_run(UUID(fr_id), run_input={"statement": "初稿已修改:杯盖漏水。", "approve": False, "approver": "pr-zhao"})
+    wait_paused(warehouse, "statement-2")
+    schema, _ = read_input_schema(fr_id, "statement-2")
+    assert schema["properties"]["statement"]["default"].startswith("初稿已修改")
+    assert read_frame(warehouse, "SELECT 1 FROM alert_outbox WHERE kind = 'crisis_statement'").empty
+
+    # approved: published, then compensation; core apologies wait for review
+    final = "关于杯盖漏水的说明:我们已下架并全额退款。"
+    resume_flow_run(UUID(fr_id), run_input={"statement": final, "approve": True, "approver": "pr-zhao"})
+    wait_paused(warehouse, "core-review-1")
+    pub = read_frame(warehouse, "SELECT body FROM alert_outbox WHERE kind = 'crisis_statement'")
+    assert len(pub) == 1 and pub["body"].iloc[0].strip() == final
+    got = {p["touch_key"].split("|")[1] for p in provider.delivered.values()}
+    assert got == {"C1", "C3"}  # not the core customer C2 yet
+
+    # the reviewer approves from the CLI: the paused flow is resumed with the answer
+    out = cli("incident", "approve", iid, "--core", "--by", "lead-li")
+    assert "resumed" in out or "继续" in out
+    th.join(120)
+    assert not th.is_alive() and "error" not in box
+    state = box["state"]
+    assert state.is_completed(), state
+    got = {p["touch_key"].split("|")[1] for p in provider.delivered.values()}
+    assert got == {"C1", "C2", "C3"} and provider.stats()["duplicates"] == 0
+
+    tl = read_frame(warehouse, "SELECT step, status, done_by, done_at, deadline_at FROM incident_steps WHERE incident_id = :i",
+                    {"i": iid}, parse_dates=["done_at", "deadline_at"]).set_index("step")
+    assert tl.loc["control", "done_by"] == "userops:takedown-hook"
+    assert tl.loc["clarify", "done_by"] == "pr-zhao"
+    assert set(tl["status"]) == {"done"}
+    reviewed = read_frame(warehouse, "SELECT actor FROM audit_log WHERE action = 'compensation.core_reviewed'")
+    assert reviewed["actor"].tolist() == ["lead-li"]
+    # the call list for the core customer went to the staff-outreach list
+    files = list((Path(os.environ["USEROPS_OUTPUT_DIR"]) / "outreach").rglob("*.csv"))
+    assert files and "C2" in files[0].read_text(encoding="utf-8-sig")
+
+    # the incident artifact (timeline) is in the UI under its stable key
+    from prefect.client.orchestration import get_client
+    from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterKey
+
+    with get_client(sync_client=True) as client:
+        arts = client.read_artifacts(artifact_filter=ArtifactFilter(key=ArtifactFilterKey(any_=[f"incident-{iid.lower()}"])))
+    assert arts and "pr-zhao" in arts[0].data
+    assert not any(re.search(r"1380000|客户\d|@example", a.data) for a in arts)  # no phone, name or email
+
+    # the CLI timeline
+    shown = cli("incident", "show", iid)
+    assert "pr-zhao" in shown and "userops:takedown-hook" in shown
+    listed = cli("incident", "list")
+    assert iid in listed
+
+
+def test_nobody_approves_in_time(prefect_server, sqlite_warehouse, crisis_env, monkeypatch):
+    provider = crisis_env
+    # the waits end 3.6 s (statement) and 7.2 s (core review) after the opening
+    use(monkeypatch, USEROPS_CRISIS__STATEMENT_WAIT_HOURS=0.001, USEROPS_CRISIS__CORE_REVIEW_WAIT_HOURS=0.002)
+    shop(sqlite_warehouse, CUSTOMERS)
+    th, box = start_flow(skus=["SKU-BAD"], reason="漏水")
+    th.join(120)
+    assert not th.is_alive()
+    state = box["state"]
+    assert state.is_failed()
+    assert "nobody acted in time on clarify, compensate" in str(state.message) or "clarify" in str(state.message)
+    iid = incident_row(sqlite_warehouse)["incident_id"]
+    steps = read_frame(sqlite_warehouse, "SELECT step, status FROM incident_steps WHERE incident_id = :i", {"i": iid}).set_index("step")
+    assert steps.loc["clarify", "status"] == "expired" and steps.loc["compensate", "status"] == "expired"
+    # nothing unapproved was published; compensation still went out, except the unreviewed core one
+    assert read_frame(sqlite_warehouse, "SELECT 1 FROM alert_outbox WHERE kind = 'crisis_statement'").empty
+    assert {p["touch_key"].split("|")[1] for p in provider.delivered.values()} == {"C1", "C3"}
+    esc = read_frame(sqlite_warehouse, "SELECT title, severity FROM alert_outbox WHERE kind = 'crisis_escalation'")
+    assert len(esc) == 2 and set(esc["severity"]) == {"critical"}
+    assert len(read_frame(sqlite_warehouse, "SELECT 1 FROM audit_log WHERE action LIKE 'step.%.expired'")) == 2
+
+    # later, from the CLI: the statement first, then the core apologies
+    out = cli("incident", "approve", iid, "--by", "pr-zhao")
+    assert "--core" in out
+    assert len(read_frame(sqlite_warehouse, "SELECT 1 FROM alert_outbox WHERE kind = 'crisis_statement'")) == 1
+    cli("incident", "approve", iid, "--by", "lead-li")
+    assert {p["touch_key"].split("|")[1] for p in provider.delivered.values()} == {"C1", "C2", "C3"}
+    steps = read_frame(sqlite_warehouse, "SELECT step, status, done_by FROM incident_steps WHERE incident_id = :i", {"i": iid}).set_index("step")
+    assert set(steps["status"]) == {"done"} and steps.loc["clarify", "done_by"] == "pr-zhao"
+    assert "nothing" in cli("incident", "approve", iid).lower() or "没有" in cli("incident", "approve", iid)
+
+
+def _deployment(name="crisis-response"):
+    from flows.crisis import crisis_response, spike_trigger
+
+    dep = crisis_response.to_deployment(name=name, triggers=[spike_trigger()])
+    return dep.apply()
+
+
+def _flow_runs(deployment_id):
+    from prefect.client.orchestration import get_client
+    from prefect.client.schemas.filters import DeploymentFilter, DeploymentFilterId
+
+    with get_client(sync_client=True) as client:
+        return client.read_flow_runs(deployment_filter=DeploymentFilter(id=DeploymentFilterId(any_=[deployment_id])))
+
+
+def _execute(flow_run_id, **popen):
+    """Run a scheduled flow run the way a worker does (``python -m prefect.engine``)."""
+    from prefect.settings import PREFECT_API_URL
+
+    env = {**os.environ, "PREFECT_API_URL": PREFECT_API_URL.value(), "PREFECT__FLOW_RUN_ID": str(flow_run_id)}
+    return subprocess.Popen([sys.executable, "-m", "prefect.engine"], cwd=PROJECT_ROOT, env=env,
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, **popen)
+
+
+def test_spike_event_starts_the_deployment_and_a_second_one_joins(prefect_server, sqlite_warehouse, crisis_env):
+    from tasks.crisis.spike import check_spikes
+    from tests.crisis.conftest import add_feedback
+
+    provider = crisis_env
+    shop(sqlite_warehouse, {"C1": "ordinary", "C3": "potential"})
+    dep_id = _deployment()
+    existing = {fr.id for fr in _flow_runs(dep_id)}
+    with sqlite_warehouse.begin() as conn:
+        add_feedback(conn, "SKU-BAD", [NOW - timedelta(minutes=5 * k) for k in range(12)])
+    out = check_spikes(sqlite_warehouse, NOW)
+    assert [e["skus"] for e in out["emitted"]] == [["SKU-BAD"]]
+
+    fr = wait_for(lambda: next((f for f in _flow_runs(dep_id) if f.id not in existing), None), 90, what="the triggered flow run")
+    assert fr.parameters["skus"] == ["SKU-BAD"] and "12 complaints in 2.0h" in fr.parameters["reason"]
+    proc = _execute(fr.id)
+    try:
+        inc = wait_paused(sqlite_warehouse, "statement-1", timeout=120)
+        assert inc["source"] == "spike" and inc["opened_by"].startswith("automation:")
+        spikes = read_frame(sqlite_warehouse, "SELECT incident_id FROM complaint_spikes")
+        assert spikes["incident_id"].tolist() == [inc["incident_id"]]
+        cli("incident", "approve", inc["incident_id"], "--by", "pr-zhao")  # resumes the paused run
+        assert proc.wait(120) == 0, proc.stdout.read().decode()
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert {p["touch_key"].split("|")[1] for p in provider.delivered.values()} == {"C1", "C3"}
+
+    # a second spike event for the same product: a new run that joins, no second incident
+    from prefect.events import emit_event
+
+    seen = {f.id for f in _flow_runs(dep_id)}
+    emit_event("userops.complaints.spike", resource={"prefect.resource.id": "userops.sku.SKU-BAD"},
+               payload={"skus": ["SKU-BAD"], "complaints": 15, "window_hours": 2.0})
+    fr2 = wait_for(lambda: next((f for f in _flow_runs(dep_id) if f.id not in seen), None), 90, what="the second flow run")
+    proc = _execute(fr2.id)
+    assert proc.wait(120) == 0, proc.stdout.read().decode()
+    incidents = read_frame(sqlite_warehouse, "SELECT incident_id, status FROM incidents")
+    assert len(incidents) == 1
+    joined = read_frame(sqlite_warehouse, "SELECT actor FROM audit_log WHERE action = 'incident.joined'")
+    assert len(joined) == 1
+    assert len(provider.delivered) == 2 and provider.stats()["duplicates"] == 0
+
+
+def test_cli_open_starts_the_deployment_like_the_ui_form(prefect_server, sqlite_warehouse, monkeypatch):
+    dep_id = _deployment()
+    before = {f.id for f in _flow_runs(dep_id)}
+    out = cli("incident", "open", "--sku", "SKU-1", "--sku", "SKU-2", "--reason", "标签印错", "--severity", "medium", "--by", "ops-wang")
+    runs = [f for f in _flow_runs(dep_id) if f.id not in before]
+    assert len(runs) == 1 and str(runs[0].id) in out
+    assert runs[0].parameters == {"skus": ["SKU-1", "SKU-2"], "reason": "标签印错", "severity": "medium"}
+    assert "userops-cli:ops-wang" in runs[0].tags
+    from prefect.client.orchestration import get_client
+
+    with get_client(sync_client=True) as client:
+        client.delete_flow_run(runs[0].id)
+    res = CliRunner().invoke(__import__("userops.cli", fromlist=["app"]).app,
+                             ["incident", "open", "--sku", "X", "--reason", "r", "--severity", "apocalyptic"])
+    assert res.exit_code == 2
+
+
+def test_killed_run_resumed_compensates_exactly_once(prefect_server, warehouse, crisis_env, monkeypatch):
+    from prefect.client.orchestration import get_client
+    from prefect.states import Crashed
+    from uuid import UUID
+
+    from tasks.crisis.clarify import approve_statement, draft_statement
+    from tasks.crisis.control import run_control
+    from tests.crisis.conftest import open_incident
+
+    provider = crisis_env
+    provider.latency_s = 0.05
+    use(monkeypatch, USEROPS_CAMPAIGNS__SEND_WORKERS=2, USEROPS_CAMPAIGNS__SEND_BATCH=4)
+    customers = {f"K{k:03d}": ("potential" if k % 3 else "ordinary") for k in range(60)}
+    shop(warehouse, customers)
+    # an incident whose Control and Clarify are done (e.g. the run that did them is gone)
+    iid = open_incident(warehouse)["incident_id"]
+    run_control(iid, engine=warehouse)
+    draft_statement(iid, engine=warehouse)
+    approve_statement(iid, None, "pr-zhao", engine=warehouse)
+
+    from prefect.settings import PREFECT_API_URL
+
+    env = {**os.environ, "PREFECT_API_URL": PREFECT_API_URL.value()}
+    code = "from flows.crisis import crisis_response; crisis_response(skus=['SKU-BAD'], reason='漏水')"
+    proc = subprocess.Popen([sys.executable, "-c", code], cwd=PROJECT_ROOT, env=env,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    try:
+        wait_for(lambda: len(provider.delivered) >= 10 or proc.poll() is not None, 120, interval=0.02, what="sending to start")
+        os.kill(proc.pid, signal.SIGKILL)  # killed mid-compensation
+        proc.wait(10)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert 10 <= len(provider.delivered) < 60, "the run must be killed part-way"
+    killed_run = incident_row(warehouse)["flow_run_id"]
+    assert killed_run
+    inflight = read_frame(warehouse, "SELECT COUNT(*) AS n FROM touches WHERE status IN ('planned', 'in_flight')")["n"].iloc[0]
+    assert inflight > 0
+    # what a worker does when the process of a run dies
+    with get_client(sync_client=True) as client:
+        client.set_flow_run_state(UUID(killed_run), Crashed(message="process killed"), force=True)
+
+    # a new run (a retry, a new trigger or the operator) takes over and finishes
+    th, box = start_flow(skus=["SKU-BAD"], reason="漏水")
+    th.join(180)
+    assert box["state"].is_completed(), box["state"]
+    assert incident_row(warehouse)["flow_run_id"] != killed_run
+    keys = [p["touch_key"] for p in provider.delivered.values()]
+    assert len(keys) == 60 and len(set(keys)) == 60
+    assert {k.split("|")[1] for k in keys} == set(customers)
+    touches = read_frame(warehouse, "SELECT status, COUNT(*) AS n FROM touches GROUP BY status")
+    assert touches.set_index("status")["n"].to_dict() == {"sent": 60}
+    left = read_frame(warehouse, "SELECT COUNT(*) AS n FROM incident_customers WHERE compensated_at IS NULL")["n"].iloc[0]
+    assert left == 0
+    # nothing done twice: one take-down, one statement, one plan
+    assert len(read_frame(warehouse, "SELECT 1 FROM alert_outbox WHERE kind = 'crisis_statement'")) == 1
+    assert len(read_frame(warehouse, "SELECT 1 FROM audit_log WHERE action = 'step.control.takedown'")) == 1
+    assert len(read_frame(warehouse, "SELECT 1 FROM audit_log WHERE action = 'incident.taken_over'")) == 2

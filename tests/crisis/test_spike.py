@@ -1,0 +1,113 @@
+"""Complaint-spike monitor on fixtures: fires once per spike, never on noise."""
+from __future__ import annotations
+
+from datetime import timedelta
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from tasks.crisis.spike import EVENT, check_spikes, detect_hot
+from tests.crisis.conftest import NOW, add_feedback
+
+
+class Recorder:
+    def __init__(self, fail=False):
+        self.events = []
+        self.fail = fail
+
+    def __call__(self, event, resource, payload, id):
+        if self.fail:
+            return None
+        self.events.append({"event": event, "resource": resource, "payload": payload, "id": id})
+        return object()
+
+
+def burst(engine, sku, n, end, span_minutes=90):
+    times = [end - timedelta(minutes=span_minutes * k / max(n - 1, 1)) for k in range(n)]
+    with engine.begin() as conn:
+        add_feedback(conn, sku, times)
+
+
+def test_fires_once_per_spike_and_not_on_noise(warehouse):
+    rng = np.random.default_rng(1)
+    # noise 1: 20 complaints spread over three days
+    with warehouse.begin() as conn:
+        add_feedback(conn, "SKU-SPREAD", [NOW - timedelta(hours=float(h)) for h in np.linspace(1, 72, 20)])
+        # noise 2: a popular product that always gets ~3 complaints per 2 hours; 9 today
+        usual = NOW - timedelta(days=2) - pd.to_timedelta(rng.uniform(0, 26 * 24, 900), unit="h")
+        add_feedback(conn, "SKU-BUSY", list(usual))
+        add_feedback(conn, "SKU-BUSY", [NOW - timedelta(minutes=10 * k) for k in range(9)])
+        # suggestions and praise are not complaints
+        add_feedback(conn, "SKU-PRAISED", [NOW - timedelta(minutes=k) for k in range(30)], kind="praise")
+    burst(warehouse, "SKU-BAD", 12, NOW - timedelta(minutes=5))
+
+    rec = Recorder()
+    out = check_spikes(warehouse, NOW, emit=rec)
+    assert out["new_spikes"] == ["SKU-BAD"]
+    assert len(rec.events) == 1
+    ev = rec.events[0]
+    assert ev["event"] == EVENT == "userops.complaints.spike"
+    assert ev["resource"]["prefect.resource.id"] == "userops.sku.SKU-BAD"
+    assert ev["payload"]["skus"] == ["SKU-BAD"]
+    assert ev["payload"]["complaints"] == 12
+    assert ev["payload"]["window_hours"] == 2.0
+
+    # the same spike seen again: by the next hourly check, the nightly rescan, more complaints
+    check_spikes(warehouse, NOW, emit=rec)
+    burst(warehouse, "SKU-BAD", 5, NOW + timedelta(minutes=50), span_minutes=20)
+    check_spikes(warehouse, NOW + timedelta(hours=1), emit=rec)
+    check_spikes(warehouse, NOW + timedelta(hours=20), emit=rec)
+    assert len(rec.events) == 1
+
+    with warehouse.connect() as conn:
+        rows = conn.exec_driver_sql("SELECT sku, peak_complaints, rule FROM complaint_spikes").fetchall()
+    assert [(r[0], r[2]) for r in rows] == [("SKU-BAD", "count")]
+    assert rows[0][1] >= 12
+
+    # a new burst well after the cooldown is a new spike
+    burst(warehouse, "SKU-BAD", 11, NOW + timedelta(hours=40))
+    check_spikes(warehouse, NOW + timedelta(hours=40, minutes=1), emit=rec)
+    assert len(rec.events) == 2
+    assert rec.events[0]["id"] != rec.events[1]["id"]
+
+
+def test_rate_far_above_usual(warehouse):
+    # six complaints in an hour for a product that never gets any: below 10, far above usual
+    burst(warehouse, "SKU-QUIET", 6, NOW - timedelta(minutes=1), span_minutes=60)
+    hot = detect_hot(warehouse, NOW)
+    assert set(hot["sku"]) == {"SKU-QUIET"}
+    assert set(hot["rule"]) == {"rate"}
+    rec = Recorder()
+    check_spikes(warehouse, NOW, emit=rec)
+    assert [e["payload"]["skus"] for e in rec.events] == [["SKU-QUIET"]]
+
+
+def test_thresholds_are_configurable(warehouse, monkeypatch):
+    from userops.settings import reset_settings
+
+    burst(warehouse, "SKU-A", 12, NOW - timedelta(minutes=1))
+    monkeypatch.setenv("USEROPS_CRISIS__SPIKE_COMPLAINTS", "20")
+    monkeypatch.setenv("USEROPS_CRISIS__SPIKE_RATE_MIN_COMPLAINTS", "15")
+    reset_settings()
+    assert detect_hot(warehouse, NOW).empty
+    monkeypatch.setenv("USEROPS_CRISIS__SPIKE_COMPLAINTS", "12")
+    reset_settings()
+    assert set(detect_hot(warehouse, NOW)["sku"]) == {"SKU-A"}
+
+
+def test_emission_retried_when_events_are_unavailable(sqlite_warehouse):
+    burst(sqlite_warehouse, "SKU-BAD", 10, NOW - timedelta(minutes=1))
+    down = Recorder(fail=True)
+    out = check_spikes(sqlite_warehouse, NOW, emit=down)
+    assert out["new_spikes"] == ["SKU-BAD"] and out["emitted"] == []
+    up = Recorder()
+    check_spikes(sqlite_warehouse, NOW + timedelta(hours=1), emit=up)
+    check_spikes(sqlite_warehouse, NOW + timedelta(hours=2), emit=up)
+    assert len(up.events) == 1
+
+
+def test_a_complaint_at_the_check_instant_counts(warehouse):
+    # whole-second timestamps compare the same on SQLite (text) and PostgreSQL
+    burst(warehouse, "SKU-EDGE", 10, NOW)
+    assert detect_hot(warehouse, NOW)["complaints"].max() == 10

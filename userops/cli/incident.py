@@ -1,0 +1,245 @@
+"""``userops incident``: open, list, show and approve crisis incidents (3C).
+
+* ``open --sku SKU [--sku SKU2] --reason TEXT [--severity LEVEL]`` starts the served
+  ``crisis-response`` deployment — the same as the Run form in the Prefect UI (``--local``
+  runs the flow in this terminal instead).
+* ``list`` / ``show ID``: the incidents; one incident's timeline (every step, who, when,
+  deadline met or not), the record of reminders and approvals, compensation per tier.
+* ``approve ID``: what the incident waits for — the statement (``--statement-file`` to
+  publish your edited text), the core customers' apologies (``--core``, ``--exclude``), a
+  manual take-down (``--takedown``). When the flow is paused for it, the flow is resumed
+  with your answer (as in the UI); otherwise the approval is recorded and carried out here.
+* ``close ID``: close it now (its customers become marketable again) and print the report.
+"""
+from __future__ import annotations
+
+import getpass
+import json
+from pathlib import Path
+from typing import Optional
+
+import typer
+
+from userops.i18n import register as register_messages
+from userops.i18n import t
+
+DEPLOYMENT = "crisis-response/crisis-response"
+
+app = typer.Typer(help="Crisis incidents (3C: control 2h, clarify 4h, compensate 24h).", no_args_is_help=True)
+
+register_messages(
+    {
+        "incident.none": {"zh-CN": "没有危机事件。", "en": "No incidents."},
+        "incident.unknown": {"zh-CN": "没有事件 {incident_id}", "en": "No incident {incident_id}"},
+        "incident.started": {
+            "zh-CN": "已启动危机处理流程(flow run {flow_run_id})。在 Prefect 界面查看与审批:{url}",
+            "en": "Crisis response started (flow run {flow_run_id}). Follow and approve it in the Prefect UI: {url}",
+        },
+        "incident.no_deployment": {
+            "zh-CN": "Prefect 上没有 {name} 部署。请先运行 `userops serve`,或加 --local 在本终端运行。",
+            "en": "There is no {name} deployment on Prefect. Run `userops serve` first, or add --local to run it in this terminal.",
+        },
+        "incident.opened_id": {"zh-CN": "事件编号:{incident_id}", "en": "Incident: {incident_id}"},
+        "incident.nothing_pending": {"zh-CN": "事件 {incident_id} 没有等待审批的事项。", "en": "Incident {incident_id} waits for no approval."},
+        "incident.approved.statement": {"zh-CN": "声明已批准并发布。", "en": "Statement approved and published."},
+        "incident.approved.statement_resumed": {"zh-CN": "声明已批准,流程已继续(发布由流程完成)。",
+                                                "en": "Statement approved; the flow was resumed and publishes it."},
+        "incident.approved.core": {"zh-CN": "核心客户致歉已复核:放行 {released},暂缓 {held}。",
+                                   "en": "Core apologies reviewed: {released} released, {held} held."},
+        "incident.approved.core_resumed": {"zh-CN": "核心客户致歉已复核,流程已继续发送。",
+                                           "en": "Core apologies reviewed; the flow was resumed and sends them."},
+        "incident.approved.takedown": {"zh-CN": "已确认人工下架。", "en": "Manual take-down confirmed."},
+        "incident.next": {"zh-CN": "下一步待审批:{what}(再次运行 approve)", "en": "Next waiting: {what} (run approve again)"},
+        "incident.closed": {"zh-CN": "事件 {incident_id} 已关闭。", "en": "Incident {incident_id} closed."},
+    }
+)
+
+
+def register(root: typer.Typer) -> None:
+    root.add_typer(app, name="incident")
+
+
+def _me(by: Optional[str]) -> str:
+    if by:
+        return by
+    try:
+        return getpass.getuser()
+    except Exception:  # pragma: no cover
+        return "operator"
+
+
+def _engine():
+    from userops.db import get_engine, migrate
+
+    engine = get_engine()
+    migrate(engine)
+    return engine
+
+
+@app.command("open")
+def open_cmd(
+    sku: list[str] = typer.Option(..., "--sku", help="Product SKU concerned (repeat for several)."),
+    reason: str = typer.Option(..., "--reason", help="What happened, in one sentence (goes into the statement draft)."),
+    severity: str = typer.Option("high", "--severity", help="low | medium | high | critical"),
+    local: bool = typer.Option(False, "--local", help="Run the flow in this terminal instead of on the served deployment."),
+    by: Optional[str] = typer.Option(None, "--by", help="Who opens it (default: your login)."),
+) -> None:
+    """Open an incident for products: the same as the crisis-response Run form in the UI."""
+    from tasks.crisis.incidents import SEVERITIES, normalize_skus
+
+    if severity.lower() not in SEVERITIES:
+        typer.echo(f"--severity must be one of {', '.join(SEVERITIES)}", err=True)
+        raise typer.Exit(2)
+    skus = normalize_skus(sku)
+    params = {"skus": skus, "reason": reason, "severity": severity.lower()}
+    if local:
+        from flows.crisis import crisis_response
+
+        _engine()
+        result = crisis_response(**params)
+        typer.echo(t("incident.opened_id", incident_id=result["incident_id"]))
+        return
+    from prefect.deployments import run_deployment
+    from prefect.exceptions import ObjectNotFound
+
+    from userops.settings import get_settings
+
+    try:
+        fr = run_deployment(DEPLOYMENT, parameters=params, timeout=0, tags=[f"userops-cli:{_me(by)}"])
+    except ObjectNotFound:
+        typer.echo(t("incident.no_deployment", name=DEPLOYMENT), err=True)
+        raise typer.Exit(1)
+    url = f"{get_settings().prefect_ui_url.rstrip('/')}/runs/flow-run/{fr.id}"
+    typer.echo(t("incident.started", flow_run_id=fr.id, url=url))
+
+
+@app.command("list")
+def list_cmd(all_: bool = typer.Option(True, "--all/--open", help="All incidents (default) or only the open ones.")) -> None:
+    """Incidents, newest first, with the state of their three steps."""
+    from tasks.crisis.incidents import list_incidents, timeline
+    from tasks.crisis.util import to_shop_str
+
+    engine = _engine()
+    df = list_incidents(engine, None if all_ else "open")
+    if df.empty:
+        typer.echo(t("incident.none"))
+        return
+    typer.echo(f"{'incident':<24} {'status':<7} {'severity':<8} {'opened (shop)':<16}  control  clarify  compensate  skus")
+    for r in df.itertuples(index=False):
+        tl = timeline(engine, r.incident_id)
+        marks = []
+        for s in tl.itertuples(index=False):
+            mark = {"done": "done", "waiting": "WAIT", "expired": "EXPIRED", "pending": "..."}.get(s.status, s.status)
+            if s.met_deadline is False or (not isinstance(s.met_deadline, bool) and str(s.met_deadline) == "False"):
+                mark += "!"
+            marks.append(mark)
+        marks += ["-"] * (3 - len(marks))
+        typer.echo(f"{r.incident_id:<24} {r.status:<7} {r.severity or '-':<8} {to_shop_str(r.opened_at):<16}  "
+                   f"{marks[0]:<8} {marks[1]:<8} {marks[2]:<11} {', '.join(json.loads(r.skus))}")
+    typer.echo("(! = deadline missed)")
+
+
+@app.command("show")
+def show_cmd(incident_id: str = typer.Argument(..., help="Incident id, e.g. INC-20261122-0930-AB12.")) -> None:
+    """One incident's timeline: every step, who did it, when, deadline met or not."""
+    from tasks.crisis.incidents import get_incident, incident_audit
+    from tasks.crisis.report import build_report, report_markdown
+    from tasks.crisis.util import to_shop_str
+
+    engine = _engine()
+    if get_incident(engine, incident_id) is None:
+        typer.echo(t("incident.unknown", incident_id=incident_id), err=True)
+        raise typer.Exit(1)
+    rep = build_report(incident_id, engine)
+    typer.echo(report_markdown(rep))
+    events = incident_audit(engine, incident_id)
+    typer.echo("## Record / 记录\n")
+    for e in events.itertuples(index=False):
+        detail = json.loads(e.detail or "{}")
+        extra = ", ".join(f"{k}={v}" for k, v in detail.items() if k in ("step", "level", "status", "new_skus", "released", "held", "per_tier", "customers"))
+        typer.echo(f"- {to_shop_str(e.at)}  {e.actor:<28} {e.action}" + (f"  ({extra})" if extra else ""))
+
+
+@app.command("approve")
+def approve_cmd(
+    incident_id: str = typer.Argument(..., help="Incident id."),
+    statement_file: Optional[Path] = typer.Option(None, "--statement-file", help="Publish this (edited) text instead of the draft."),
+    statement: bool = typer.Option(False, "--statement", help="Approve the statement."),
+    core: bool = typer.Option(False, "--core", help="Approve the core customers' apologies."),
+    exclude: list[str] = typer.Option([], "--exclude", help="With --core: a customer id NOT to message (staff call them); repeatable."),
+    takedown: bool = typer.Option(False, "--takedown", help="Confirm the products were taken off sale by hand."),
+    by: Optional[str] = typer.Option(None, "--by", help="Your name for the record (default: your login)."),
+) -> None:
+    """Approve what the incident waits for (without flags: the statement, else the core apologies)."""
+    from tasks.crisis.clarify import approve_statement
+    from tasks.crisis.compensate import awaiting_review, refresh_compensated, release_core, send_apologies
+    from tasks.crisis.control import confirm_manual_takedown
+    from tasks.crisis.incidents import get_incident, get_step
+    from tasks.crisis.runs import resume, run_state
+
+    engine = _engine()
+    inc = get_incident(engine, incident_id)
+    if inc is None:
+        typer.echo(t("incident.unknown", incident_id=incident_id), err=True)
+        raise typer.Exit(1)
+    who = _me(by)
+    text = statement_file.read_text(encoding="utf-8") if statement_file else None
+    state, key = run_state(inc["flow_run_id"])
+    paused_for = (key or "").rsplit("-", 1)[0] if state == "PAUSED" else None
+    statement_pending = get_step(engine, incident_id, "clarify")["status"] != "done"
+    core_pending = not awaiting_review(incident_id, engine).empty
+    explicit = statement or core or takedown or bool(statement_file)
+    do_statement = statement_pending and (statement or bool(statement_file) or not explicit)
+    do_core = core_pending and (core or (not explicit and not statement_pending))
+    did = False
+
+    if takedown:
+        confirm_manual_takedown(incident_id, who, engine=engine)
+        typer.echo(t("incident.approved.takedown"))
+        did = True
+    if do_statement:
+        if paused_for == "statement":
+            resume(inc["flow_run_id"], {"statement": text or inc["statement"] or "", "approve": True, "approver": who,
+                                        "takedown_confirmed": takedown, "note": "approved from the CLI"})
+            typer.echo(t("incident.approved.statement_resumed"))
+        else:
+            approve_statement(incident_id, text, who, engine=engine)
+            typer.echo(t("incident.approved.statement"))
+        did = True
+    if do_core:
+        if paused_for == "core-review":
+            resume(inc["flow_run_id"], {"approve": True, "reviewer": who, "exclude_customers": list(exclude),
+                                        "note": "approved from the CLI"})
+            typer.echo(t("incident.approved.core_resumed"))
+        else:
+            res = release_core(incident_id, who, list(exclude), engine=engine)
+            send_apologies(incident_id, engine)
+            refresh_compensated(incident_id, engine)
+            typer.echo(t("incident.approved.core", released=res["released"], held=res["held"]))
+        did = True
+    if not did:
+        typer.echo(t("incident.nothing_pending", incident_id=incident_id))
+        return
+    if do_statement and core_pending and not do_core:
+        typer.echo(t("incident.next", what="--core"))
+
+
+@app.command("close")
+def close_cmd(
+    incident_id: str = typer.Argument(..., help="Incident id."),
+    by: Optional[str] = typer.Option(None, "--by", help="Your name for the record (default: your login)."),
+) -> None:
+    """Close the incident now: its customers are marketable again; prints the closing report."""
+    from tasks.crisis.incidents import get_incident
+    from tasks.crisis.report import close_incident, report_markdown
+
+    engine = _engine()
+    if get_incident(engine, incident_id) is None:
+        typer.echo(t("incident.unknown", incident_id=incident_id), err=True)
+        raise typer.Exit(1)
+    rep = close_incident(incident_id, _me(by), engine)
+    if rep is None:
+        typer.echo(t("incident.unknown", incident_id=incident_id) + " (open)", err=True)
+        raise typer.Exit(1)
+    typer.echo(t("incident.closed", incident_id=incident_id))
+    typer.echo(report_markdown(rep))
