@@ -18,3 +18,8 @@ NIGHTLY_STAGES: list = [
 from flows.monitor import crisis_nightly  # noqa: E402
 
 NIGHTLY_STAGES.append(("crisis", crisis_nightly))
+
+# The digest (issue 5) reads what every stage above wrote: keep it the LAST stage (add yours above).
+from flows.digest import nightly_digest  # noqa: E402
+
+NIGHTLY_STAGES.append(("digest", nightly_digest))

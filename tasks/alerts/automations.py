@@ -44,13 +44,20 @@ def ensure_crash_deployment(client, work_pool: str | None = None):
         return client.read_deployment_by_name(f"{FLOW_NAME}/{DEPLOYMENT_NAME}").id
     except ObjectNotFound:
         pass
+    pool = work_pool or _work_pool()
+    try:
+        client.read_work_pool(pool)
+    except ObjectNotFound:  # serve creates it first; by hand it may not exist yet
+        from prefect.client.schemas.actions import WorkPoolCreate
+
+        client.create_work_pool(WorkPoolCreate(name=pool, type="process"))
     flow_id = client.create_flow_from_name(FLOW_NAME)
     dep_id = client.create_deployment(
         flow_id=flow_id,
         name=DEPLOYMENT_NAME,
         entrypoint=ENTRYPOINT,
         path=str(PROJECT_ROOT),
-        work_pool_name=work_pool or _work_pool(),
+        work_pool_name=pool,
         pull_steps=[{"prefect.deployments.steps.set_working_directory": {"directory": str(PROJECT_ROOT)}}],
         description="Queues and delivers an operator alert for a crashed flow run (started by the crash automation).",
         tags=["userops", "alerts"],
@@ -61,7 +68,7 @@ def ensure_crash_deployment(client, work_pool: str | None = None):
             "required": ["flow_run_ref"],
         },
     )
-    log.info("alerts: created deployment %s/%s on work pool %s", FLOW_NAME, DEPLOYMENT_NAME, work_pool or _work_pool())
+    log.info("alerts: created deployment %s/%s on work pool %s", FLOW_NAME, DEPLOYMENT_NAME, pool)
     return dep_id
 
 

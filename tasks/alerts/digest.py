@@ -25,6 +25,7 @@ from zoneinfo import ZoneInfo
 
 import sqlalchemy as sa
 from prefect import task
+from prefect.cache_policies import NO_CACHE
 from sqlalchemy.engine import Engine
 
 from tasks.alerts.messages import METRIC_LABELS, STAGE_LABELS, STEP_LABELS, TOUCH_STATUS_LABELS, label
@@ -364,13 +365,66 @@ def build_digest(as_of: date, run_id: str, engine: Engine | None = None, lang: s
     )
 
 
-def queue_digest(d: Digest) -> int:
-    """Queue the digest (kind ``digest``, once per business day)."""
-    from tasks.alerts import enqueue_alert
+def digest_key(run_id: str, as_of: date) -> str:
+    return f"{DIGEST_KIND}|{run_id}|{as_of.isoformat()}"
 
+
+def _digest_payload(d: Digest) -> dict:
     payload = {"link": d.link, "link_label": t("alert.view_run", d.lang)} if d.link else {}
     payload["run_id"] = d.run_id
-    return enqueue_alert(DIGEST_KIND, d.title, d.body, severity=d.severity, subject="nightly", day=d.as_of, payload=payload)
+    return payload
+
+
+def queue_digest(d: Digest, hold_seconds: float = 0) -> int:
+    """Queue the digest: one per nightly run (dedupe key ``digest|<run id>|<as_of>``).
+    ``hold_seconds``: do not deliver before then (the run's completion hook finalizes and
+    releases it sooner; the hold is the safety net if the run never completes)."""
+    from tasks.alerts import enqueue_alert
+    from tasks.alerts.outbox import OUTBOX
+
+    n = enqueue_alert(DIGEST_KIND, d.title, d.body, severity=d.severity, subject=d.run_id, day=d.as_of, payload=_digest_payload(d))
+    if n and hold_seconds:
+        with get_engine().begin() as conn:
+            conn.execute(
+                OUTBOX.update()
+                .where(OUTBOX.c.dedupe_key == digest_key(d.run_id, d.as_of), OUTBOX.c.status == "pending")
+                .values(next_attempt_at=utcnow() + timedelta(seconds=hold_seconds))
+            )
+    return n
+
+
+def finalize_digest(run_id: str, as_of: date | str | None = None, engine: Engine | None = None) -> dict:
+    """After the nightly run finished (completion or failure hook): rebuild the digest with
+    the run's final figures (status, duration, stage times, rows loaded/quarantined), update
+    the queued digest - or queue it when the run failed before its digest stage - and
+    republish the artifact. Delivery is the caller's. Returns what it did."""
+    from tasks.alerts.outbox import OUTBOX
+
+    engine = engine or get_engine()
+    if as_of is None:
+        df = read_frame(engine, "SELECT as_of FROM pipeline_runs WHERE run_id = :r", {"r": run_id})
+        as_of = df["as_of"].iloc[0] if not df.empty and not _isnull(df["as_of"].iloc[0]) else None
+    if isinstance(as_of, str):
+        as_of = date.fromisoformat(as_of[:10])
+    if isinstance(as_of, datetime):
+        as_of = as_of.date()
+    if as_of is None:
+        from userops.clock import shop_today
+
+        as_of = shop_today()
+    d = build_digest(as_of, run_id, engine=engine)
+    with engine.begin() as conn:
+        updated = conn.execute(
+            OUTBOX.update()
+            .where(OUTBOX.c.dedupe_key == digest_key(run_id, as_of), OUTBOX.c.status == "pending")
+            .values(title=d.title, body=d.body, severity=d.severity, payload=json.dumps(_digest_payload(d), ensure_ascii=False), next_attempt_at=utcnow())
+        ).rowcount or 0
+    queued = 0 if updated else queue_digest(d)
+    try:
+        publish_digest_artifact(d)
+    except Exception as exc:
+        log.warning("digest: artifact not republished (%s)", type(exc).__name__)
+    return {"updated": updated, "queued": queued, "severity": d.severity}
 
 
 def publish_digest_artifact(d: Digest) -> str | None:
@@ -388,12 +442,12 @@ def publish_digest_artifact(d: Digest) -> str | None:
 
 
 # ----------------------------------------------------------------------------- tasks
-@task(name="build-digest")
+@task(name="build-digest", cache_policy=NO_CACHE)
 def build_digest_task(as_of: date, run_id: str) -> Digest:
     return build_digest(as_of, run_id)
 
 
-@task(name="publish-digest-artifact")
+@task(name="publish-digest-artifact", cache_policy=NO_CACHE)
 def publish_digest_task(d: Digest) -> str | None:
     try:
         return publish_digest_artifact(d)
@@ -402,6 +456,6 @@ def publish_digest_task(d: Digest) -> str | None:
         return None
 
 
-@task(name="queue-digest")
-def queue_digest_task(d: Digest) -> int:
-    return queue_digest(d)
+@task(name="queue-digest", cache_policy=NO_CACHE)
+def queue_digest_task(d: Digest, hold_seconds: float = 0) -> int:
+    return queue_digest(d, hold_seconds)

@@ -2,9 +2,10 @@
 from __future__ import annotations
 
 from prefect import task
+from prefect.cache_policies import NO_CACHE
 
 
-@task(name="deliver-alerts", retries=0)
+@task(name="deliver-alerts", retries=0, cache_policy=NO_CACHE)  # a side effect: never cached
 def deliver_task() -> dict:
     """Deliver due alerts; a channel that is down is reported, never raised."""
     import logging
@@ -18,7 +19,7 @@ def deliver_task() -> dict:
         return {"error": type(exc).__name__}
 
 
-@task(name="queue-crash-alert")
+@task(name="queue-crash-alert", cache_policy=NO_CACHE)
 def queue_crash_task(flow_run_ref: str) -> int:
     from tasks.alerts.failures import queue_crashed_run
 

@@ -33,11 +33,12 @@ def _alert_settings(monkeypatch):
 def clock(monkeypatch):
     """One hand-moved clock for the fakes, the DingTalk signature and the outbox's "now"."""
     import tasks.alerts as alerts_pkg
+    import tasks.alerts.digest as digest_mod
     import tasks.alerts.outbox as outbox_mod
 
     c = FakeClock()
-    monkeypatch.setattr(alerts_pkg, "utcnow", c.utc)
-    monkeypatch.setattr(outbox_mod, "utcnow", c.utc)
+    for mod in (alerts_pkg, outbox_mod, digest_mod):
+        monkeypatch.setattr(mod, "utcnow", c.utc)
     return c
 
 

@@ -1,0 +1,33 @@
+"""Alert flows that run on their own (deployments served by ``userops serve``).
+
+* ``alert_crashed_run`` - started by the crash automation (``tasks.alerts.automations``)
+  when a flow run crashed without its hooks running: queue and deliver the alert.
+* ``deliver_alerts`` - flush the outbox (e.g. every 5 minutes), so alerts held back by an
+  outage or a rate limit go out when the channel is back, even on a quiet day.
+"""
+from __future__ import annotations
+
+from prefect import flow, get_run_logger
+
+from flows.hooks import ALERT_HOOKS
+from tasks.alerts.tasks import deliver_task, queue_crash_task
+
+
+@flow(name="alert-crashed-run", **ALERT_HOOKS)
+def alert_crashed_run(flow_run_ref: str) -> dict:
+    """Alert the operator about a crashed flow run.
+
+    Args:
+        flow_run_ref: the crashed flow run's id, or the event resource id
+            ``prefect.flow-run.<id>`` the automation passes.
+    """
+    queued = queue_crash_task(flow_run_ref)
+    delivery = deliver_task()
+    get_run_logger().info("crash alert for %s: %d queued", flow_run_ref, queued)
+    return {"queued": queued, "delivery": delivery}
+
+
+@flow(name="deliver-alerts", **ALERT_HOOKS)
+def deliver_alerts() -> dict:
+    """Deliver every alert waiting in the outbox (retries, rate limits, merging)."""
+    return deliver_task()
