@@ -582,6 +582,7 @@ def apply_at_risk_overlay(conn: Connection, as_of: date | None = None) -> int:
     n = conn.execute(sa.text(f"UPDATE tags SET at_risk = :t WHERE at_risk = :f AND {risky}"), {"t": True, "f": False}).rowcount or 0
     n += conn.execute(sa.text(f"UPDATE tags SET at_risk = :f WHERE at_risk = :t AND NOT ({risky})"), {"t": True, "f": False}).rowcount or 0
     if n:
+        _LAST.clear()  # the in-process copy of the tags no longer matches
         log.info("at-risk overlay as of %s: %d customers changed", as_of, n)
     return int(n)
 

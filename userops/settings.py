@@ -191,6 +191,7 @@ class AlertSettings(BaseModel):
     mention_severities: list[str] = ["error", "critical"]
     wecom_msgtype: Literal["markdown", "text"] = "markdown"
     use_blocks: bool = True  # also read channels from Prefect blocks when a Prefect API is configured
+    deliver_every_minutes: int = 10  # the deliver-alerts deployment: retries held-back alerts
 
 
 class DeploySettings(BaseModel):
