@@ -49,7 +49,8 @@ class Message:
     kind: str = ""
     link: str | None = None
     link_label: str | None = None
-    mention: bool = False  # @-mention the configured people (DingTalk)
+    mention: bool = False  # @-mention the channel's configured people (DingTalk at_mobiles / at_user_ids)
+    mentions: list[str] = field(default_factory=list)  # extra people to @ (payload "mentions"): mobiles or user ids
     alerts: int = 1  # how many outbox alerts this message carries
 
 
@@ -144,6 +145,14 @@ def paragraphs_md(md: str) -> str:
 
 def _bullets(md: str) -> str:
     return "\n".join(("• " + ln[2:]) if ln.startswith("- ") else ln for ln in md.split("\n"))
+
+
+_MOBILE = re.compile(r"^\+?\d{6,15}$")
+_SLACK_ID = re.compile(r"^[UW][A-Z0-9]{6,}$")
+
+
+def _is_mobile(m: str) -> bool:
+    return bool(_MOBILE.match(str(m).strip()))
 
 
 def _json_or_none(resp: requests.Response):
@@ -253,12 +262,17 @@ class SlackChannel(Channel):
         body = to_slack_mrkdwn(msg.body)
         sections = split_bytes(body, self.SECTION_MAX) if body else []
         # split_bytes counts bytes (<= chars), so every chunk is within Slack's character limit
-        footer_blocks = 2 if msg.link else 1
+        footer_blocks = (2 if msg.link else 1) + (1 if msg.mentions else 0)
         room = self.MAX_BLOCKS - 1 - footer_blocks
         if len(sections) > room:
             sections = sections[: room - 1] + [sections[room - 1][: self.SECTION_MAX - 40] + "\n…"]
         for s in sections:
             blocks.append({"type": "section", "text": {"type": "mrkdwn", "text": s}})
+        ids = [m for m in msg.mentions if _SLACK_ID.match(str(m))]
+        if ids:  # only Slack user ids: a mobile number is never written into a message
+            who = " ".join(f"<@{m}>" for m in dict.fromkeys(ids))
+            blocks.insert(1, {"type": "section", "text": {"type": "mrkdwn", "text": who}})
+            text = f"{who} {text}"[: self.TEXT_MAX]
         ctx = f"{msg.severity}" + (f" · {msg.kind}" if msg.kind else "") + (f" · {msg.alerts}" if msg.alerts > 1 else "")
         blocks.append({"type": "context", "elements": [{"type": "mrkdwn", "text": ctx}]})
         if msg.link:
@@ -350,7 +364,9 @@ class DingTalkChannel(Channel):
         icon = SEVERITY_ICON.get(msg.severity, "")
         title = f"{icon} {msg.title}".strip()
         body = paragraphs_md(msg.body)
-        mention = msg.mention and bool(self._at_mobiles or self._at_user_ids)
+        mobiles = (self._at_mobiles if msg.mention else []) + [m for m in msg.mentions if _is_mobile(m)]
+        user_ids = (self._at_user_ids if msg.mention else []) + [m for m in msg.mentions if not _is_mobile(m)]
+        mention = bool(mobiles or user_ids)
         use_card = bool(msg.link) and not mention
         link_md = f"\n\n[{msg.link_label or t('alert.view', lang)}]({msg.link})" if msg.link and not use_card else ""
         head = f"### {title}\n\n"
@@ -377,7 +393,7 @@ class DingTalkChannel(Channel):
                 p = {"msgtype": "markdown", "markdown": {"title": msg.title[:60], "text": text}}
                 if mention:
                     # @ by the API field only: phone numbers are never written into the text
-                    p["at"] = {"atMobiles": self._at_mobiles, "atUserIds": self._at_user_ids, "isAtAll": False}
+                    p["at"] = {"atMobiles": list(dict.fromkeys(mobiles)), "atUserIds": list(dict.fromkeys(user_ids)), "isAtAll": False}
                 out.append(p)
         return out
 
@@ -436,14 +452,25 @@ class WeComChannel(Channel):
             title = f"{icon} {msg.title}"
             body = to_plain(msg.body)
             tail = f"\n{msg.link}" if msg.link else ""
+        ids = [m for m in dict.fromkeys(msg.mentions) if not _is_mobile(m)]
+        mobiles = [m for m in dict.fromkeys(msg.mentions) if _is_mobile(m)]
+        if ids and self.msgtype == "markdown":  # markdown @s by user id in the text; mobiles cannot be
+            tail += "\n" + " ".join(f"<@{m}>" for m in ids)
         whole = f"{title}\n{body}{tail}"
         if utf8_len(whole) <= limit:
-            return [self._payload(whole)]
-        # room for the title line with a part marker on every part
-        marker_room = utf8_len(title) + utf8_len(t("alert.part", lang, i=99, n=99)) + 4
-        chunks = split_bytes(f"{body}{tail}", limit - marker_room)
-        n = len(chunks)
-        return [self._payload(f"{title} {t('alert.part', lang, i=i, n=n)}\n{c}") for i, c in enumerate(chunks, 1)]
+            parts = [self._payload(whole)]
+        else:
+            # room for the title line with a part marker on every part
+            marker_room = utf8_len(title) + utf8_len(t("alert.part", lang, i=99, n=99)) + 4
+            chunks = split_bytes(f"{body}{tail}", limit - marker_room)
+            n = len(chunks)
+            parts = [self._payload(f"{title} {t('alert.part', lang, i=i, n=n)}\n{c}") for i, c in enumerate(chunks, 1)]
+        if self.msgtype == "text" and (ids or mobiles):  # text @s through the API fields
+            if ids:
+                parts[0]["text"]["mentioned_list"] = ids
+            if mobiles:
+                parts[0]["text"]["mentioned_mobile_list"] = mobiles
+        return parts
 
     def _payload(self, content: str) -> dict:
         return {"msgtype": self.msgtype, self.msgtype: {"content": content}}

@@ -170,8 +170,14 @@ def alert_message(row: _Row, lang: str | None = None, secrets: list[str] | None 
         link=str(link) if link else None,
         link_label=row.payload.get("link_label"),
         mention=row.severity in s.mention_severities,
+        mentions=_mentions(row.payload),
         alerts=1,
     )
+
+
+def _mentions(payload: dict) -> list[str]:
+    m = payload.get("mentions") or []
+    return [str(x) for x in m if x] if isinstance(m, list) else []
 
 
 def merged_message(rows: list[_Row], lang: str | None = None, secrets: list[str] | None = None, more: int = 0) -> Message:
@@ -196,6 +202,7 @@ def merged_message(rows: list[_Row], lang: str | None = None, secrets: list[str]
         severity=severity,
         kind="merged",
         mention=any(r.severity in s.mention_severities for r in rows),
+        mentions=list(dict.fromkeys(m for r in rows for m in _mentions(r.payload))),
         alerts=len(rows),
     )
 

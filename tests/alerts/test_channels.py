@@ -220,3 +220,20 @@ def test_split_bytes_never_cuts_a_character():
     assert all(len(p.encode("utf-8")) <= 1000 for p in parts)
     assert "".join(parts).replace("\n", "") == text.replace("\n", "")
     assert json.dumps(parts, ensure_ascii=False)  # valid strings
+
+
+def test_payload_mentions_per_channel(dingtalk, slack, wecom, clock):
+    """Escalations carry people to @: mobiles go only in API fields, ids where the service
+    takes them; a mobile number is never written into any message text."""
+    msg = Message("升级:补偿步骤超时", "事件 INC1", severity="critical", mentions=["13900139000", "manager01", "U024BE7LH"])
+    DingTalkChannel("dingtalk", dingtalk.url, secret=DING_SECRET, clock=clock).send(msg)
+    at = dingtalk.received[-1]["at"]
+    assert at["atMobiles"] == ["13900139000"] and "manager01" in at["atUserIds"]
+    SlackChannel("slack", slack.url).send(msg)
+    assert "<@U024BE7LH>" in slack.received[-1]["text"]
+    WeComChannel("wecom", wecom.url).send(msg)
+    assert "<@manager01>" in wecom.contents()[-1]
+    WeComChannel("wecom", wecom.url, msgtype="text").send(msg)
+    assert wecom.received[-1]["text"]["mentioned_mobile_list"] == ["13900139000"]
+    texts = json.dumps([dingtalk.message_texts(), slack.received[-1]["text"], slack.received[-1]["blocks"], wecom.contents()], ensure_ascii=False)
+    assert "13900139000" not in texts
