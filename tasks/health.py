@@ -151,14 +151,18 @@ def compute_metrics(tags: pd.DataFrame, base: pd.DataFrame, as_of: date, engine:
     # retention by monthly cohort of the first paid order
     b = base.loc[buyers_mask, ["first_paid_at", "second_paid_at"]].copy()
     local_first = b["first_paid_at"].dt.tz_localize("UTC").dt.tz_convert(s.timezone).dt.tz_localize(None)
-    b["cohort"] = local_first.dt.to_period("M").astype(str)
+    b["cohort"] = (local_first.dt.year * 100 + local_first.dt.month).to_numpy()  # yyyymm, cheap to group
     b["age"] = days_ago(b["first_paid_at"], as_of, s.timezone).to_numpy()
     b["gap"] = (b["second_paid_at"] - b["first_paid_at"]).dt.total_seconds().to_numpy() / 86400.0
-    months = pd.period_range(end=pd.Period(as_of, "M"), periods=h.retention_cohorts, freq="M").astype(str)
-    b = b[b["cohort"].isin(months)]
+    periods = pd.period_range(end=pd.Period(as_of, "M"), periods=h.retention_cohorts, freq="M")
+    codes = [p.year * 100 + p.month for p in periods]
+    months = [str(p) for p in periods]
+    b = b[b["cohort"].isin(codes)]
+    groups = {code: g for code, g in b.groupby("cohort")}
+    empty = b.iloc[0:0]
     cohorts = []
-    for month in months:  # a dozen months: a loop over cohorts, not customers
-        c = b[b["cohort"] == month]
+    for code, month in zip(codes, months):  # a dozen months: a loop over cohorts, not customers
+        c = groups.get(code, empty)
         row = {"cohort": month, "size": int(len(c))}
         for n in h.retention_days:
             elig = c["age"] >= n
@@ -172,8 +176,8 @@ def compute_metrics(tags: pd.DataFrame, base: pd.DataFrame, as_of: date, engine:
     # retention curves for the report: share bought again by day 0..max(N), per cohort
     horizon = max(h.retention_days) if h.retention_days else 90
     curves = {}
-    for month in months[-7:-1] if len(months) > 1 else months:
-        c = b[(b["cohort"] == month)]
+    for code, month in list(zip(codes, months))[-7:-1] if len(months) > 1 else zip(codes, months):
+        c = groups.get(code, empty)
         if len(c) == 0:
             continue
         gaps = c["gap"].to_numpy()
