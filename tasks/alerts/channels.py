@@ -250,41 +250,47 @@ class SlackChannel(Channel):
         return [self._url]
 
     def render(self, msg: Message, lang: str | None = None) -> list[dict]:
+        """One payload per message, split into several when the body needs more than the
+        50 blocks Slack allows (nothing is cut off)."""
         icon = SEVERITY_ICON.get(msg.severity, "")
         title = f"{icon} {msg.title}".strip()
-        text = to_plain(f"{title}\n{msg.body}")
-        if msg.link:
-            text += f"\n{msg.link}"
-        if len(text) > self.TEXT_MAX:
-            text = text[: self.TEXT_MAX - 1] + "…"
-        header = title if len(title) <= self.HEADER_MAX else title[: self.HEADER_MAX - 1] + "…"
-        blocks: list[dict] = [{"type": "header", "text": {"type": "plain_text", "text": header, "emoji": True}}]
+        ids = list(dict.fromkeys(m for m in msg.mentions if _SLACK_ID.match(str(m))))
+        who = " ".join(f"<@{m}>" for m in ids)  # only Slack user ids: never a mobile number
         body = to_slack_mrkdwn(msg.body)
+        # split_bytes counts bytes (>= chars), so every chunk is within Slack's character limit
         sections = split_bytes(body, self.SECTION_MAX) if body else []
-        # split_bytes counts bytes (<= chars), so every chunk is within Slack's character limit
-        footer_blocks = (2 if msg.link else 1) + (1 if msg.mentions else 0)
-        room = self.MAX_BLOCKS - 1 - footer_blocks
-        if len(sections) > room:
-            sections = sections[: room - 1] + [sections[room - 1][: self.SECTION_MAX - 40] + "\n…"]
-        for s in sections:
-            blocks.append({"type": "section", "text": {"type": "mrkdwn", "text": s}})
-        ids = [m for m in msg.mentions if _SLACK_ID.match(str(m))]
-        if ids:  # only Slack user ids: a mobile number is never written into a message
-            who = " ".join(f"<@{m}>" for m in dict.fromkeys(ids))
-            blocks.insert(1, {"type": "section", "text": {"type": "mrkdwn", "text": who}})
-            text = f"{who} {text}"[: self.TEXT_MAX]
-        ctx = f"{msg.severity}" + (f" · {msg.kind}" if msg.kind else "") + (f" · {msg.alerts}" if msg.alerts > 1 else "")
-        blocks.append({"type": "context", "elements": [{"type": "mrkdwn", "text": ctx}]})
-        if msg.link:
-            blocks.append(
-                {
-                    "type": "actions",
-                    "elements": [
-                        {"type": "button", "text": {"type": "plain_text", "text": msg.link_label or t("alert.view", lang)}, "url": msg.link}
-                    ],
-                }
-            )
-        return [{"text": text, "blocks": blocks}]
+        room = self.MAX_BLOCKS - 2 - (1 if msg.link else 0) - (1 if who else 0)  # header, context, actions, mentions
+        groups = [sections[i : i + room] for i in range(0, len(sections), room)] or [[]]
+        n = len(groups)
+        out = []
+        for i, group in enumerate(groups, 1):
+            part = f" {t('alert.part', lang, i=i, n=n)}" if n > 1 else ""
+            head = title + part
+            header = head if len(head) <= self.HEADER_MAX else title[: self.HEADER_MAX - len(part) - 1] + "…" + part
+            text = to_plain(f"{head}\n{msg.body}" if n == 1 else head)
+            if msg.link:
+                text += f"\n{msg.link}"
+            if who:
+                text = f"{who} {text}"
+            if len(text) > self.TEXT_MAX:
+                text = text[: self.TEXT_MAX - 1] + "…"
+            blocks: list[dict] = [{"type": "header", "text": {"type": "plain_text", "text": header, "emoji": True}}]
+            if who and i == 1:
+                blocks.append({"type": "section", "text": {"type": "mrkdwn", "text": who}})
+            blocks += [{"type": "section", "text": {"type": "mrkdwn", "text": sec}} for sec in group]
+            ctx = f"{msg.severity}" + (f" · {msg.kind}" if msg.kind else "") + (f" · {msg.alerts}" if msg.alerts > 1 else "")
+            blocks.append({"type": "context", "elements": [{"type": "mrkdwn", "text": ctx}]})
+            if msg.link and i == n:
+                blocks.append(
+                    {
+                        "type": "actions",
+                        "elements": [
+                            {"type": "button", "text": {"type": "plain_text", "text": msg.link_label or t("alert.view", lang)}, "url": msg.link}
+                        ],
+                    }
+                )
+            out.append({"text": text, "blocks": blocks})
+        return out
 
     def post(self, payload: dict) -> None:
         resp = self._http(self._url, payload)

@@ -407,19 +407,26 @@ class _Deliverer:
         return plans
 
     def _merge(self, chan: Channel, rows: list[_Row], secrets: list[str]) -> list[_Plan]:
-        """Greedy packing: as many alerts per message as fit in one post of the channel."""
+        """Pack as many alerts per message as fit in one post of the channel (binary search
+        on the group size: O(n log n) renders, fine for thousands of waiting alerts)."""
+
+        def fits(k: int) -> bool:
+            return len(chan.render(merged_message(rows[i : i + k], self.lang, secrets), self.lang)) == 1
+
         plans: list[_Plan] = []
-        group: list[_Row] = []
-        for r in rows:
-            trial = group + [r]
-            if len(chan.render(merged_message(trial, self.lang, secrets), self.lang)) == 1:
-                group = trial
-                continue
-            if group:
-                plans.append(self._group_plan(group, secrets))
-            group = [r]
-        if group:
-            plans.append(self._group_plan(group, secrets))
+        i = 0
+        while i < len(rows):
+            lo, hi = 1, len(rows) - i  # lo always fits (a lone alert goes alone anyway)
+            if fits(hi):
+                lo = hi
+            while lo < hi:
+                mid = (lo + hi + 1) // 2
+                if fits(mid):
+                    lo = mid
+                else:
+                    hi = mid - 1
+            plans.append(self._group_plan(rows[i : i + lo], secrets))
+            i += lo
         return plans
 
     def _group_plan(self, group: list[_Row], secrets: list[str]) -> _Plan:

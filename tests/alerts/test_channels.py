@@ -123,11 +123,14 @@ def test_slack_text_and_blocks(slack):
     assert p["blocks"][-1]["elements"][0]["url"] == LINK
 
 
-def test_slack_big_message_stays_within_block_kit_limits(slack):
+def test_slack_big_message_is_split_within_block_kit_limits(slack):
     ch = SlackChannel("slack", slack.url)
-    ch.send(Message("x" * 400, "\n".join("line %d " % i + "y" * 200 for i in range(2000))))
-    assert slack.rejected == [] and len(slack.received) == 1
-    assert len(slack.received[0]["blocks"]) <= 50
+    n = ch.send(Message("x" * 400, "\n".join("line %d " % i + "y" * 200 for i in range(2000)), link=LINK))
+    assert n > 1 and slack.rejected == [] and len(slack.received) == n
+    assert all(len(p["blocks"]) <= 50 for p in slack.received)
+    sections = "\n".join(b["text"]["text"] for p in slack.received for b in p["blocks"] if b["type"] == "section")
+    assert all(f"line {i} " in sections for i in (0, 999, 1999))  # nothing cut off
+    assert slack.received[-1]["blocks"][-1]["elements"][0]["url"] == LINK
 
 
 @pytest.mark.parametrize(

@@ -271,3 +271,19 @@ def test_split_message_resumes_after_the_parts_already_sent(warehouse, use_chann
     contents = wecom.contents()
     assert not any("(第 1/" in c for c in contents)  # part 1 not sent again
     assert "门店 399" in contents[-1]
+
+
+def test_backlog_after_a_long_outage_goes_out_merged_and_complete(warehouse, use_channels, slack, wecom, clock):
+    """600 alerts held back by an outage: once the channels are back every one of them
+    arrives, in few messages, within the limits (Slack 50 blocks, WeCom 4096 bytes)."""
+    use_channels(slack=slack, wecom=wecom)
+    slack.rate_per_minute = 20
+    with warehouse.begin() as conn:
+        for i in range(600):
+            enqueue_alert("feedback_sla", f"反馈超时 {i:04d}", f"门店 {i % 37} 的反馈 24 小时无人回复", subject=str(i), day=DAY, conn=conn)
+    res = deliver_pending(now=clock.utc())
+    assert res["sent"] == 1200 and res["deferred"] == 0
+    assert slack.rejected == [] and wecom.rejected == [] and slack.rate_violations == 0 and wecom.rate_violations == 0
+    assert len(slack.received) <= 20 and len(wecom.received) <= 20
+    for fake_text in (json.dumps(slack.received, ensure_ascii=False), "\n".join(wecom.contents())):
+        assert all(f"反馈超时 {i:04d}" in fake_text for i in range(600))
