@@ -382,9 +382,9 @@ def queue_digest(d: Digest, hold_seconds: float = 0) -> int:
     from tasks.alerts import enqueue_alert
     from tasks.alerts.outbox import OUTBOX
 
-    n = enqueue_alert(DIGEST_KIND, d.title, d.body, severity=d.severity, subject=d.run_id, day=d.as_of, payload=_digest_payload(d))
-    if n and hold_seconds:
-        with get_engine().begin() as conn:
+    with get_engine().begin() as conn:  # queued and held in one transaction: no deliverer sees it early
+        n = enqueue_alert(DIGEST_KIND, d.title, d.body, severity=d.severity, subject=d.run_id, day=d.as_of, payload=_digest_payload(d), conn=conn)
+        if n and hold_seconds:
             conn.execute(
                 OUTBOX.update()
                 .where(OUTBOX.c.dedupe_key == digest_key(d.run_id, d.as_of), OUTBOX.c.status == "pending")
