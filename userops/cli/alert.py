@@ -68,7 +68,9 @@ def _record(channel: str, at, outcome: str | None) -> None:
 def deliver_cmd() -> None:
     """Deliver every due alert of the outbox now (retries, rate limits, merging)."""
     from tasks.alerts.outbox import deliver_pending, pending_count
+    from userops.db import migrate
 
+    migrate()
     res = deliver_pending()
     typer.echo(
         f"sent {res['sent']} alert(s) in {res['posts']} message(s)"
@@ -92,8 +94,9 @@ def list_cmd(
     import sqlalchemy as sa
 
     from tasks.alerts.outbox import OUTBOX
-    from userops.db import get_engine
+    from userops.db import get_engine, migrate
 
+    migrate()
     q = sa.select(OUTBOX).order_by(OUTBOX.c.id.desc()).limit(limit)
     if status:
         q = q.where(OUTBOX.c.status == status)
