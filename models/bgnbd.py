@@ -78,9 +78,7 @@ class BGNBD:
         with np.errstate(all="ignore"):
             A, B, C = r + x, b + x, a + b + x - 1.0
             z = t / (alpha + T + t)
-            ln_hyp = np.log(special.hyp2f1(A, B, C, z))
-            alt = np.log(special.hyp2f1(C - A, C - B, C, z)) + (C - A - B) * np.log(1.0 - z)
-            ln_hyp = np.where(np.isfinite(ln_hyp), ln_hyp, alt)
+            ln_hyp = _ln_hyp2f1(A, B, C, z, x, T)
             num = C / (a - 1.0) * (1.0 - np.exp(ln_hyp + A * np.log((alpha + T) / (alpha + T + t))))
             den = 1.0 + np.where(x > 0, a / np.maximum(b + x - 1.0, 1e-12) * ((alpha + T) / (alpha + t_x)) ** A, 0.0)
             out = num / den
@@ -93,6 +91,24 @@ class BGNBD:
 
     def to_dict(self) -> dict:
         return {"r": self.r, "alpha": self.alpha, "a": self.a, "b": self.b, "n_fit": self.n_fit}
+
+
+def _ln_hyp2f1(A, B, C, z, x, T) -> np.ndarray:
+    """ln 2F1(A, B; C; z) where A, B, C, z depend only on (x, T): computed once per
+    distinct (x, T) pair (customers share them a lot), Euler's transformation where
+    the direct series overflows."""
+    A, B, C, z = np.broadcast_arrays(A, B, C, z)
+    codes, _ = pd.factorize(np.broadcast_to(x, A.shape) + 1j * np.broadcast_to(T, A.shape))
+    first = np.zeros(codes.max() + 1 if len(codes) else 0, dtype=np.int64)
+    first[codes[::-1]] = np.arange(len(codes))[::-1]  # a representative row per pair
+    a_, b_, c_, z_ = A[first], B[first], C[first], z[first]
+    ln_hyp = np.log(special.hyp2f1(a_, b_, c_, z_))
+    bad = ~np.isfinite(ln_hyp)
+    if bad.any():
+        ln_hyp[bad] = np.log(special.hyp2f1(c_[bad] - a_[bad], c_[bad] - b_[bad], c_[bad], z_[bad])) + (
+            c_[bad] - a_[bad] - b_[bad]
+        ) * np.log(1.0 - z_[bad])
+    return ln_hyp[codes]
 
 
 def _neg_log_likelihood(log_params, x, t_x, T, weights, penalty):

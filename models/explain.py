@@ -227,69 +227,92 @@ def _labels(x, fmt) -> np.ndarray:
     return out
 
 
-def _s(x) -> np.ndarray:
-    return _labels(x, lambda u: str(int(round(u))))
+def _int_label(u: float) -> str:
+    return str(int(round(u)))
 
 
-def _amount(x) -> np.ndarray:
-    return _labels(x, "{:,.2f}".format)
+class _Rows:
+    """The numbers of explain()'s output, formatted once per render call, viewed through
+    a row mask (so each (slot, reason) sentence only gathers and concatenates)."""
+
+    def __init__(self, explained: pd.DataFrame):
+        self._df = explained
+        self._labels: dict[str, np.ndarray] = {}
+        self._values: dict[str, np.ndarray] = {}
+        self.mask = np.ones(len(explained), dtype=bool)
+
+    def at(self, mask: np.ndarray) -> "_Rows":
+        view = object.__new__(_Rows)
+        view._df, view._labels, view._values, view.mask = self._df, self._labels, self._values, mask
+        return view
+
+    def value(self, col: str) -> np.ndarray:
+        if col not in self._values:
+            self._values[col] = self._df[col].to_numpy(dtype=float, na_value=np.nan)
+        return self._values[col][self.mask]
+
+    def s(self, col: str) -> np.ndarray:
+        if col not in self._labels:
+            fmt = "{:,.2f}".format if col == "monetary_mean" else _int_label
+            self._labels[col] = _labels(self._df[col], fmt)
+        return self._labels[col][self.mask]
+
+    def plural(self, col: str, one: str, many: str) -> np.ndarray:
+        return np.where(self.value(col) == 1, one, many).astype(object)
+
+    def known(self, col: str) -> np.ndarray:
+        return np.isfinite(self.value(col))
 
 
-def _plural(n, one: str, many: str) -> np.ndarray:
-    v = pd.Series(n).to_numpy(dtype=float, na_value=np.nan)
-    return np.where(v == 1, one, many).astype(object)
-
-
-def _sentence(code: str, positive: bool, e: pd.DataFrame, lang: str) -> np.ndarray:
-    """Text of one reason for the rows of ``e`` (a slice of explain()'s output)."""
-    R, G, N = e["recency_days"], e["usual_gap_days"], e["n_orders"]
-    has_gap = G.notna().to_numpy() & (e["n_orders"].fillna(0).to_numpy() > 1)
+def _sentence(code: str, positive: bool, e: _Rows, lang: str) -> np.ndarray:
+    """Text of one reason for the rows selected in ``e``."""
     zh = lang == "zh-CN"
     if code == "recency":
         if positive:
+            has_gap = e.known("usual_gap_days") & (e.value("n_orders") > 1)
             if zh:
-                base = "已 " + _s(R) + " 天未下单"
-                usual = base + "，平时约每 " + _s(G) + " 天购买一次"
+                base = "已 " + e.s("recency_days") + " 天未下单"
+                usual = base + "，平时约每 " + e.s("usual_gap_days") + " 天购买一次"
             else:
-                base = "no order for " + _s(R) + _plural(R, " day", " days")
-                usual = base + ", usually buys every " + _s(G) + _plural(G, " day", " days")
+                base = "no order for " + e.s("recency_days") + e.plural("recency_days", " day", " days")
+                usual = base + ", usually buys every " + e.s("usual_gap_days") + e.plural("usual_gap_days", " day", " days")
             return np.where(has_gap, usual, base)
         if zh:
-            return _s(R) + " 天前刚下过单"
-        return "ordered " + _s(R) + _plural(R, " day ago", " days ago")
+            return e.s("recency_days") + " 天前刚下过单"
+        return "ordered " + e.s("recency_days") + e.plural("recency_days", " day ago", " days ago")
     if code == "frequency":
         if zh:
-            return ("累计仅 " if positive else "累计已 ") + _s(N) + " 单"
-        return ("only " if positive else "") + _s(N) + _plural(N, " order", " orders") + " so far"
+            return ("累计仅 " if positive else "累计已 ") + e.s("n_orders") + " 单"
+        return ("only " if positive else "") + e.s("n_orders") + e.plural("n_orders", " order", " orders") + " so far"
     if code == "slowing":
-        A, B = e["orders_90d"], e["orders_prev_90d"]
         if zh:
-            return "近 90 天 " + _s(A) + " 单，此前 90 天 " + _s(B) + " 单"
-        return _s(A) + _plural(A, " order", " orders") + " in the last 90 days vs " + _s(B) + " in the 90 days before"
+            return "近 90 天 " + e.s("orders_90d") + " 单，此前 90 天 " + e.s("orders_prev_90d") + " 单"
+        return (
+            e.s("orders_90d") + e.plural("orders_90d", " order", " orders")
+            + " in the last 90 days vs " + e.s("orders_prev_90d") + " in the 90 days before"
+        )
     if code == "spend":
-        M = _amount(e["monetary_mean"])
         if zh:
-            return ("客单价偏低(" if positive else "客单价较高(") + M + ")"
-        return ("low" if positive else "high") + " average order value (" + M + ")"
+            return ("客单价偏低(" if positive else "客单价较高(") + e.s("monetary_mean") + ")"
+        return ("low" if positive else "high") + " average order value (" + e.s("monetary_mean") + ")"
     if code == "tenure":
-        T = e["tenure_days"]
         if zh:
-            return "首单在 " + _s(T) + " 天前"
-        return "first order " + _s(T) + _plural(T, " day ago", " days ago")
+            return "首单在 " + e.s("tenure_days") + " 天前"
+        return "first order " + e.s("tenure_days") + e.plural("tenure_days", " day ago", " days ago")
     if code == "refunds":
-        P = e["refund_pct"]
-        return (_s(P) + "% 的订单已退款") if zh else (_s(P) + "% of orders refunded")
+        return (e.s("refund_pct") + "% 的订单已退款") if zh else (e.s("refund_pct") + "% of orders refunded")
     if code == "cancellations":
-        P = e["cancel_pct"]
-        return (_s(P) + "% 的订单被取消") if zh else (_s(P) + "% of orders cancelled")
+        return (e.s("cancel_pct") + "% 的订单被取消") if zh else (e.s("cancel_pct") + "% of orders cancelled")
     if code == NO_ORDERS:
-        D = e["days_since_registration"]
-        known = D.notna().to_numpy()
+        known = e.known("days_since_registration")
         if zh:
-            text = np.where(known, "注册 " + _s(D) + " 天，尚未下单", "尚未有已支付订单")
-        else:
-            text = np.where(known, "registered " + _s(D) + _plural(D, " day ago", " days ago") + ", no order yet", "no paid order yet")
-        return text
+            return np.where(known, "注册 " + e.s("days_since_registration") + " 天，尚未下单", "尚未有已支付订单")
+        return np.where(
+            known,
+            "registered " + e.s("days_since_registration")
+            + e.plural("days_since_registration", " day ago", " days ago") + ", no order yet",
+            "no paid order yet",
+        )
     raise ValueError(f"unknown reason code {code!r}")
 
 
@@ -299,15 +322,17 @@ def render_reason_columns(explained: pd.DataFrame, lang: str = "en") -> pd.DataF
         raise ValueError(f"language must be one of {LANGUAGES}")
     slots = sorted(int(c.split("_")[1]) for c in explained.columns if c.startswith("reason_") and c.count("_") == 1)
     out = pd.DataFrame(index=explained.index)
+    rows = _Rows(explained)
     for i in slots:
-        codes = explained[f"reason_{i}"].to_numpy(dtype=object)
-        signs = explained[f"reason_{i}_sign"].to_numpy()
+        code_idx, code_names = pd.factorize(explained[f"reason_{i}"].to_numpy(dtype=object))  # None -> -1
+        positive = explained[f"reason_{i}_sign"].to_numpy() > 0
         text = np.full(len(explained), None, dtype=object)
-        for code in [c for c in pd.unique(codes) if isinstance(c, str)]:  # a handful of codes
-            for positive in (True, False):
-                mask = (codes == code) & ((signs > 0) == positive)
+        for k, code in enumerate(code_names):  # a handful of codes
+            is_code = code_idx == k
+            for sign in (True, False):
+                mask = is_code & (positive == sign)
                 if mask.any():
-                    text[mask] = _sentence(code, positive, explained.loc[mask], lang)
+                    text[mask] = _sentence(code, sign, rows.at(mask), lang)
         out[f"reason_{i}_text"] = pd.Series(text, index=explained.index, dtype=object)
     return out
 

@@ -161,8 +161,11 @@ def evaluate(y, p, clip: float = 1e-6) -> dict:
 # --------------------------------------------------------------------------------------
 
 
-def add_model_features(features: pd.DataFrame, bg: BGNBD, horizon_days: float) -> pd.DataFrame:
-    """Derived columns used by the estimators (works for rows without orders too)."""
+def add_model_features(features: pd.DataFrame, bg: BGNBD, horizon_days: float, include_hgb: bool = True) -> pd.DataFrame:
+    """Derived columns used by the estimators (works for rows without orders too).
+
+    ``include_hgb=False`` skips the extra columns only the gradient-boosting model uses.
+    """
     f = features
     has = f["has_orders"].to_numpy() > 0
     freq = f["frequency"].to_numpy(dtype=float)
@@ -187,6 +190,8 @@ def add_model_features(features: pd.DataFrame, bg: BGNBD, horizon_days: float) -
     out["one_time_buyer"] = (freq == 0).astype(float)
     out["refund_share"] = f["refund_share"].to_numpy(dtype=float)
     out["cancel_share"] = f["cancel_share"].to_numpy(dtype=float)
+    if not include_hgb:
+        return out
     out["bg_p_alive"] = np.where(has, bg.prob_alive(freq, span, tenure), np.nan)
     out["bg_expected_purchases"] = np.where(has, expected, np.nan)
     for col in HGB_FEATURES:
@@ -245,7 +250,7 @@ class TrainedModel:
 
     # ---- scoring ---------------------------------------------------------------------
     def design(self, features: pd.DataFrame) -> pd.DataFrame:
-        return add_model_features(features, self.bgnbd, self.horizon_days)
+        return add_model_features(features, self.bgnbd, self.horizon_days, include_hgb=self.hgb is not None)
 
     def _standardized(self, design: pd.DataFrame) -> np.ndarray:
         X = design[self.model_features].to_numpy(dtype=float)
@@ -254,7 +259,11 @@ class TrainedModel:
     def raw_score(self, features: pd.DataFrame, design: pd.DataFrame | None = None) -> np.ndarray:
         """Uncalibrated probability from the estimator(s)."""
         d = self.design(features) if design is None else design
-        z = self._standardized(d) @ self.coef + self.intercept
+        # z = intercept + sum coef_j (x_j - mean_j) / scale_j, accumulated column by column.
+        w = self.coef / self.scaler_scale
+        z = np.full(len(d), self.intercept - float(w @ self.scaler_mean))
+        for j, col in enumerate(self.model_features):  # a dozen columns, not customers
+            z += w[j] * d[col].to_numpy(dtype=float)
         p_lr = 1.0 / (1.0 + np.exp(-z))
         if self.kind == "logistic" or self.hgb is None:
             return p_lr

@@ -1,0 +1,636 @@
+"""Warehouse glue of the churn model: read, train, score, drift-check.
+
+    load_frames(conn, as_of)          orders + customers, set-based, in one pass each
+    train_and_register(conn, frames)  train at the latest complete window, then promote or not
+    score(conn, frames, model)        every customer -> churn_scores (bulk_upsert)
+    drift_check(conn, scored)         PSI vs the model's training profile -> drift_checks
+                                      (+ health_breaches 'model_drift' and an alert on a breach)
+
+Time: ``as_of`` is the shop's business day; the scoring cutoff is the end of that day in
+the shop's timezone (naive UTC), the same instant the tags use.  Training uses the latest
+window whose labels are complete at that cutoff (``labels.latest_complete_cutoff``):
+T = floor(cutoff) - H, features at T - H with labels [T - H, T) to fit, features at T with
+labels [T, T + H) as the out-of-time holdout.
+
+Reading: only the columns the features need.  On PostgreSQL ``COPY (SELECT ..) TO STDOUT``
+through the raw psycopg2 connection, parsed by pyarrow (customer ids dictionary-encoded,
+so ten million order rows never become Python strings); on SQLite the raw sqlite3
+connection with timestamps turned into epoch seconds by SQLite.  Customer ids are mapped
+once to dense integer codes (``Frames.ids``) so every build_features call of the night
+works on integers; ids go back to strings only when scores are written.
+
+Reasons are stored as compact JSON (reason codes, signs and only the numbers those reasons
+need) and rendered in zh-CN or en when read (``reasons_text``), so one night serves both
+languages.
+"""
+from __future__ import annotations
+
+import io
+import json
+import logging
+import time
+import uuid
+from dataclasses import dataclass, field
+from datetime import date, datetime, timedelta
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.csv as pacsv
+import pyarrow.json as pajson
+import sqlalchemy as sa
+from sqlalchemy.engine import Connection, Engine
+
+from models import registry
+from models.drift import MAIN_FEATURES, drift_report, drift_summary
+from models.explain import NUMBER_COLUMNS, render_reasons
+from models.features import build_features
+from models.labels import latest_complete_cutoff
+from models.train import TrainConfig, TrainedModel, train_model
+from userops.clock import utcnow
+from userops.db import bulk_upsert, get_engine, is_postgres, read_frame
+from userops.i18n import register as register_messages
+from userops.i18n import t
+from userops.settings import get_settings
+
+log = logging.getLogger("userops.churn")
+
+STATUSES = ("paid", "refunded", "cancelled")
+DRIFT_EVENT = "userops.health.model-drift-breach"
+_EVENT_NS = uuid.UUID("5b0f6f3e-7a4c-4f0e-9a57-0c1d2e3f4a5b")
+
+# Which numbers each reason's sentence uses (models.explain._sentence).
+REASON_NUMBERS: dict[str, list[str]] = {
+    "recency": ["recency_days", "usual_gap_days", "n_orders"],
+    "frequency": ["n_orders"],
+    "slowing": ["orders_90d", "orders_prev_90d"],
+    "spend": ["monetary_mean"],
+    "tenure": ["tenure_days"],
+    "refunds": ["refund_pct"],
+    "cancellations": ["cancel_pct"],
+    "no_orders": ["days_since_registration"],
+}
+TOP = 3
+
+
+# ----------------------------------------------------------------------------- time
+def scoring_cutoff(as_of: date) -> pd.Timestamp:
+    """End of the business day ``as_of`` in the shop's timezone, as naive UTC."""
+    from zoneinfo import ZoneInfo
+
+    tz = ZoneInfo(get_settings().timezone)
+    d = pd.Timestamp(as_of).date() + timedelta(days=1)
+    local = datetime(d.year, d.month, d.day, tzinfo=tz)
+    return pd.Timestamp(local).tz_convert("UTC").tz_localize(None)
+
+
+def training_cutoff(as_of: date, horizon_days: int | None = None) -> pd.Timestamp:
+    """T of the latest complete window at ``as_of`` (holdout labels [T, T+H) observed)."""
+    h = int(horizon_days or get_settings().churn.horizon_days)
+    return latest_complete_cutoff(scoring_cutoff(as_of), h)
+
+
+# ----------------------------------------------------------------------------- reading
+@dataclass
+class Frames:
+    """Orders and customers as the modelling core wants them, ids as integer codes."""
+
+    as_of: date
+    cutoff: pd.Timestamp  # scoring cutoff (orders read strictly before it)
+    orders: pd.DataFrame  # customer_id (int64 code), paid_at (datetime64[s]), amount, status
+    customers: pd.DataFrame  # customer_id (int64 code), registered_at (datetime64[s])
+    ids: np.ndarray  # code -> customer_id as stored
+    seconds: dict = field(default_factory=dict)
+
+
+def _copy_csv(conn: Connection, sql: str, params: dict) -> io.BytesIO:
+    raw = conn.connection.driver_connection
+    with raw.cursor() as cur:
+        inner = cur.mogrify(sql, params).decode()
+        buf = io.BytesIO()
+        cur.copy_expert(f"COPY ({inner}) TO STDOUT WITH (FORMAT csv)", buf)
+    buf.seek(0)
+    return buf
+
+
+def _read_pg(conn: Connection, cutoff: pd.Timestamp) -> tuple[pa.Table, pa.Table]:
+    cut = cutoff.to_pydatetime()
+    orders_buf = _copy_csv(
+        conn,
+        "SELECT customer_id, CAST(EXTRACT(EPOCH FROM paid_at) AS BIGINT), CAST(amount AS FLOAT), "
+        "CASE status WHEN 'paid' THEN 0 WHEN 'refunded' THEN 1 ELSE 2 END "
+        "FROM orders WHERE paid_at < %(cut)s AND status IN ('paid', 'refunded', 'cancelled')",
+        {"cut": cut},
+    )
+    names = ["customer_id", "paid_s", "amount", "status"]
+    orders = pacsv.read_csv(
+        orders_buf,
+        read_options=pacsv.ReadOptions(column_names=names, block_size=64 << 20),
+        convert_options=pacsv.ConvertOptions(
+            column_types={"customer_id": pa.dictionary(pa.int32(), pa.string()), "paid_s": pa.int64(), "amount": pa.float64(), "status": pa.int8()},
+        ),
+    )
+    del orders_buf
+    cust_buf = _copy_csv(conn, "SELECT customer_id, CAST(EXTRACT(EPOCH FROM registered_at) AS BIGINT) FROM customers", {})
+    customers = pacsv.read_csv(
+        cust_buf,
+        read_options=pacsv.ReadOptions(column_names=["customer_id", "reg_s"]),
+        convert_options=pacsv.ConvertOptions(column_types={"customer_id": pa.string(), "reg_s": pa.int64()}),
+    )
+    return orders, customers
+
+
+def _read_sqlite(conn: Connection, cutoff: pd.Timestamp) -> tuple[pd.DataFrame, pd.DataFrame]:
+    raw = conn.connection.driver_connection
+    cut = cutoff.strftime("%Y-%m-%d %H:%M:%S.%f")
+    orders = pd.read_sql(
+        "SELECT customer_id, CAST(strftime('%s', paid_at) AS INTEGER) AS paid_s, CAST(amount AS FLOAT) AS amount, "
+        "CASE status WHEN 'paid' THEN 0 WHEN 'refunded' THEN 1 ELSE 2 END AS status "
+        "FROM orders WHERE paid_at < ? AND status IN ('paid', 'refunded', 'cancelled')",
+        raw,
+        params=(cut,),
+    )
+    customers = pd.read_sql(
+        "SELECT customer_id, CAST(strftime('%s', registered_at) AS INTEGER) AS reg_s FROM customers", raw
+    )
+    return orders, customers
+
+
+def _codes(cust_ids: np.ndarray, order_ids: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Dense integer codes: customers first (in table order), then order-only ids.
+    Returns (codes of order_ids, ids by code)."""
+    index = pd.Index(cust_ids)
+    codes = index.get_indexer(order_ids)
+    missing = codes < 0
+    ids = cust_ids
+    if missing.any():
+        extra = pd.unique(order_ids[missing])
+        ids = np.concatenate([cust_ids, extra])
+        codes[missing] = len(cust_ids) + pd.Index(extra).get_indexer(order_ids[missing])
+    return codes.astype(np.int64), ids
+
+
+def load_frames(conn: Connection, as_of: date) -> Frames:
+    """Every order paid before the scoring cutoff of ``as_of`` and every customer."""
+    t0 = time.perf_counter()
+    as_of = pd.Timestamp(as_of).date()
+    cutoff = scoring_cutoff(as_of)
+    if is_postgres(conn):
+        o, c = _read_pg(conn, cutoff)
+        cust_ids = np.asarray(c.column("customer_id").to_numpy(zero_copy_only=False), dtype=object)
+        reg_s = c.column("reg_s").to_numpy(zero_copy_only=False)
+        t1 = time.perf_counter()
+        dict_col = o.column("customer_id").combine_chunks() if o.num_rows else pa.array([], pa.dictionary(pa.int32(), pa.string()))
+        if isinstance(dict_col, pa.ChunkedArray):
+            dict_col = dict_col.combine_chunks()
+        dict_col = dict_col.unify_dictionaries() if hasattr(dict_col, "unify_dictionaries") else dict_col
+        dictionary = np.asarray(dict_col.dictionary.to_numpy(zero_copy_only=False), dtype=object)
+        indices = dict_col.indices.to_numpy(zero_copy_only=False)
+        dict_codes, ids = _codes(cust_ids, dictionary)
+        order_codes = dict_codes[indices] if len(indices) else np.zeros(0, dtype=np.int64)
+        paid_s = o.column("paid_s").to_numpy(zero_copy_only=False)
+        amount = o.column("amount").to_numpy(zero_copy_only=False)
+        status_code = o.column("status").to_numpy(zero_copy_only=False)
+        del o, c
+    else:
+        o, c = _read_sqlite(conn, cutoff)
+        t1 = time.perf_counter()
+        cust_ids = c["customer_id"].to_numpy(dtype=object)
+        reg_s = c["reg_s"].to_numpy(dtype="float64")
+        order_codes, ids = _codes(cust_ids, o["customer_id"].to_numpy(dtype=object))
+        paid_s = o["paid_s"].to_numpy(dtype="float64")
+        amount = o["amount"].to_numpy(dtype="float64", na_value=np.nan)
+        status_code = o["status"].to_numpy()
+        del o, c
+    orders = pd.DataFrame(
+        {
+            "customer_id": order_codes,
+            "paid_at": _seconds_to_datetime(paid_s),
+            "amount": np.asarray(amount, dtype=float),
+            "status": pd.Categorical.from_codes(np.asarray(status_code, dtype=np.int8), categories=list(STATUSES)),
+        },
+        copy=False,
+    )
+    customers = pd.DataFrame(
+        {"customer_id": np.arange(len(cust_ids), dtype=np.int64), "registered_at": _seconds_to_datetime(reg_s)},
+        copy=False,
+    )
+    frames = Frames(as_of, cutoff, orders, customers, np.asarray(ids, dtype=object))
+    frames.seconds = {"read": round(t1 - t0, 2), "frames": round(time.perf_counter() - t1, 2)}
+    return frames
+
+
+def _seconds_to_datetime(secs) -> np.ndarray:
+    """Epoch seconds (int or float with NaN for missing) -> datetime64[s] with NaT."""
+    a = np.asarray(secs)
+    if a.dtype.kind == "f":
+        out = np.full(len(a), np.datetime64("NaT"), dtype="datetime64[s]")
+        ok = np.isfinite(a)
+        out[ok] = a[ok].astype(np.int64).astype("datetime64[s]")
+        return out
+    if a.dtype == object:
+        return _seconds_to_datetime(pd.to_numeric(pd.Series(a), errors="coerce").to_numpy(dtype=float))
+    return a.astype(np.int64).astype("datetime64[s]")
+
+
+# ----------------------------------------------------------------------------- training
+def train(frames: Frames, horizon_days: int | None = None, config: TrainConfig | dict | None = None) -> TrainedModel:
+    """Train at the latest complete window of ``frames.as_of``."""
+    s = get_settings().churn
+    h = int(horizon_days or s.horizon_days)
+    cfg = config if config is not None else TrainConfig(kind=s.model_kind)
+    return train_model(frames.orders, frames.customers, training_cutoff(frames.as_of, h), h, cfg)
+
+
+def train_and_register(conn: Connection, frames: Frames, horizon_days: int | None = None, config=None) -> dict:
+    """Train, register, decide promotion. Returns the decision with the timings."""
+    t0 = time.perf_counter()
+    model = train(frames, horizon_days, config)
+    t1 = time.perf_counter()
+    decision = registry.register(conn, model, frames.orders, frames.customers, trained_as_of=frames.as_of)
+    out = decision.as_dict()
+    out.update(
+        train_cutoff=str(model.train_cutoff.date()),
+        eval_cutoff=str(model.eval_cutoff.date()),
+        n_train=model.n_train,
+        seconds={"train": round(t1 - t0, 2), "register": round(time.perf_counter() - t1, 2)},
+    )
+    log.info("churn model %s: %s", model.version, decision.reason)
+    return out
+
+
+# ----------------------------------------------------------------------------- scoring
+@dataclass
+class Scored:
+    as_of: date
+    model_version: str
+    features: pd.DataFrame  # indexed by customer code
+    probability: np.ndarray
+    risk_band: np.ndarray
+    seconds: dict = field(default_factory=dict)
+
+
+def band_cuts() -> tuple[float, float]:
+    s = get_settings().churn
+    return (float(s.medium_risk), float(s.high_risk))
+
+
+def encode_reasons(explained: pd.DataFrame) -> np.ndarray:
+    """explain() output -> one compact JSON object per row (vectorized with pyarrow):
+    {"codes": [...], "signs": [...], <only the numbers those reasons use>}."""
+    n = len(explained)
+    quoted, signs = [], []
+    needed: dict[str, np.ndarray] = {c: np.zeros(n, dtype=bool) for c in NUMBER_COLUMNS}
+    for i in range(1, TOP + 1):
+        codes = explained[f"reason_{i}"].to_numpy(dtype=object)
+        has = pd.notna(codes)
+        arr = pa.array(np.where(has, codes, None), type=pa.string())
+        quoted.append(pc.binary_join_element_wise('"', arr, '"', ""))
+        sign = explained[f"reason_{i}_sign"].to_numpy().astype(np.int64)
+        signs.append(pc.if_else(pa.array(has), pc.cast(pa.array(sign), pa.string()), pa.nulls(n, pa.string())))
+        for code, cols in REASON_NUMBERS.items():
+            sel = codes == code
+            if sel.any():
+                for col in cols:
+                    needed[col] |= sel
+    pieces = [
+        pc.binary_join_element_wise('{"codes":[', pc.binary_join_element_wise(*quoted, ",", null_handling="skip"), "]", ""),
+        pc.binary_join_element_wise('"signs":[', pc.binary_join_element_wise(*signs, ",", null_handling="skip"), "]", ""),
+    ]
+    for col in NUMBER_COLUMNS:
+        s = explained[col]
+        v = pa.array(s.to_numpy(dtype=float, na_value=np.nan), type=pa.float64(), from_pandas=True)
+        if col != "monetary_mean":
+            v = pc.cast(v, pa.int64(), safe=False)
+        text = pc.cast(v, pa.string())
+        keep = pa.array(needed[col] & pd.notna(s).to_numpy())
+        pieces.append(pc.if_else(keep, pc.binary_join_element_wise(f'"{col}":', text, ""), pa.nulls(n, pa.string())))
+    body = pc.binary_join_element_wise(*pieces, ",", null_handling="skip")
+    out = pc.binary_join_element_wise("", body, "}", "")
+    return np.asarray(out.to_numpy(zero_copy_only=False), dtype=object)
+
+
+def decode_reasons(reasons) -> pd.DataFrame:
+    """Stored reasons JSON -> the columns render_reasons() reads (same row order)."""
+    vals = pd.Series(reasons, dtype=object).fillna('{"codes":[],"signs":[]}').to_numpy(dtype=object)
+    n = len(vals)
+    out = pd.DataFrame(index=pd.RangeIndex(n))
+    if n == 0:
+        for i in range(1, TOP + 1):
+            out[f"reason_{i}"] = pd.Series([], dtype=object)
+            out[f"reason_{i}_sign"] = pd.Series([], dtype=np.int8)
+        for col in NUMBER_COLUMNS:
+            out[col] = pd.Series([], dtype=float)
+        return out
+    table = pajson.read_json(io.BytesIO("\n".join(vals).encode("utf-8")))  # C++ parser, one call
+    codes = table.column("codes") if "codes" in table.column_names else None
+    signs = table.column("signs") if "signs" in table.column_names else None
+    for i in range(TOP):
+        out[f"reason_{i + 1}"] = _list_slot(codes, i, n, object)
+        out[f"reason_{i + 1}_sign"] = np.nan_to_num(_list_slot(signs, i, n, float), nan=0).astype(np.int8)
+    for col in NUMBER_COLUMNS:
+        if col in table.column_names:
+            out[col] = table.column(col).to_numpy(zero_copy_only=False).astype(float)
+        else:
+            out[col] = np.nan
+    return out
+
+
+def _list_slot(col, i: int, n: int, kind) -> np.ndarray:
+    """Element ``i`` of each list (None/NaN where the list is shorter)."""
+    if col is None:
+        return np.full(n, None if kind is object else np.nan, dtype=object if kind is object else float)
+    col = col.combine_chunks() if isinstance(col, pa.ChunkedArray) else col
+    lengths = pc.fill_null(pc.list_value_length(col), 0).to_numpy(zero_copy_only=False)
+    flat = col.flatten().to_numpy(zero_copy_only=False)
+    offsets = col.offsets.to_numpy()[:-1]
+    has = lengths > i
+    out = np.full(n, None if kind is object else np.nan, dtype=object if kind is object else float)
+    out[has] = flat[(offsets[has] - offsets[0]) + i] if len(flat) else []
+    return out
+
+
+def reasons_text(reasons, lang: str | None = None) -> pd.Series:
+    """Stored reasons JSON -> operator text ("no order for 75 days, usually buys every 20 days; ...")."""
+    lang = lang or get_settings().language
+    decoded = decode_reasons(reasons)
+    return render_reasons(decoded, lang).reset_index(drop=True)
+
+
+def score(conn: Connection, frames: Frames, model: TrainedModel, version: str | None = None) -> Scored:
+    """Score every customer known at the cutoff (buyers and registered-only) into churn_scores.
+
+    ``churn_scores`` keeps the champion's current scores only: rows of other model
+    versions, or of customers no longer scored, are removed in the same transaction.
+    """
+    version = version or model.version
+    t0 = time.perf_counter()
+    feats = build_features(frames.orders, frames.customers, frames.cutoff)
+    t1 = time.perf_counter()
+    prob = model.predict_proba(feats)
+    t2 = time.perf_counter()
+    explained = model.explain(feats, prob, cuts=band_cuts())
+    reasons = encode_reasons(explained)
+    t3 = time.perf_counter()
+    now = utcnow().replace(microsecond=0)
+    out = pd.DataFrame(
+        {
+            "customer_id": frames.ids[feats.index.to_numpy()],
+            "model_version": version,
+            "probability": np.round(prob, 6),
+            "risk_band": explained["risk_band"].to_numpy(dtype=object),
+            "reasons": reasons,
+            "scored_at": np.full(len(feats), np.datetime64(now, "us")),
+            "as_of": frames.as_of,
+        }
+    )
+    written = bulk_upsert(conn, "churn_scores", out, ["customer_id", "model_version"])
+    removed = conn.execute(
+        sa.text("DELETE FROM churn_scores WHERE model_version <> :v OR as_of IS NULL OR as_of <> :d"),
+        {"v": version, "d": _date_param(conn, frames.as_of)},
+    ).rowcount
+    t4 = time.perf_counter()
+    bands = pd.Series(out["risk_band"]).value_counts()
+    scored = Scored(frames.as_of, version, feats, prob, out["risk_band"].to_numpy(dtype=object))
+    scored.seconds = {
+        "features": round(t1 - t0, 2),
+        "predict": round(t2 - t1, 3),
+        "explain": round(t3 - t2, 2),
+        "write": round(t4 - t3, 2),
+    }
+    scored.figures = {  # type: ignore[attr-defined]
+        "customers": int(written),
+        "removed": int(removed or 0),
+        "bands": {b: int(bands.get(b, 0)) for b in ("high", "medium", "low")},
+        "no_orders": int((feats["has_orders"].to_numpy() <= 0).sum()),
+        "mean_probability": float(np.mean(prob)) if len(prob) else None,
+    }
+    return scored
+
+
+def _date_param(conn: Connection, d: date):
+    return d if is_postgres(conn) else d.isoformat()
+
+
+# ----------------------------------------------------------------------------- drift
+def drift_check(conn: Connection, scored: Scored, model: TrainedModel, lang: str | None = None) -> dict:
+    """PSI of the main features and the score vs the model's reference profile.
+
+    Recorded in drift_checks (one row per day and model); a breach also goes to
+    health_breaches (metric ``model_drift``), a Prefect event and an operator alert.
+    """
+    threshold = float(get_settings().churn.psi_threshold)
+    profile = model.drift_profile or {}
+    current = scored.features[[c for c in MAIN_FEATURES if c in scored.features.columns]].copy()
+    current["score"] = scored.probability
+    report = drift_report(profile, current, threshold=threshold)
+    summary = drift_summary(report, threshold)
+    row = pd.DataFrame(
+        [
+            {
+                "as_of": scored.as_of,
+                "model_version": scored.model_version,
+                "psi": registry.dumps(summary["psi"]),
+                "max_psi": summary["max_psi"],
+                "threshold": threshold,
+                "breached": bool(summary["breach"]),
+                "breached_features": registry.dumps(summary["breached"]),
+                "n": int(len(current)),
+                "created_at": utcnow().replace(microsecond=0),
+            }
+        ]
+    )
+    row["created_at"] = row["created_at"].astype("datetime64[us]")
+    bulk_upsert(conn, "drift_checks", row, ["as_of", "model_version"], compare_ignore=("created_at",))
+    out = {
+        "breach": bool(summary["breach"]),
+        "breached": summary["breached"],
+        "max_psi": round(summary["max_psi"], 4),
+        "psi": {k: round(v, 4) for k, v in summary["psi"].items()},
+        "threshold": threshold,
+        "message": summary["message"],
+        "profiled": bool(profile),
+    }
+    if summary["breach"]:
+        out["alerted"] = _raise_drift(conn, scored, summary, threshold, lang)
+    return out
+
+
+def _raise_drift(conn: Connection, scored: Scored, summary: dict, threshold: float, lang: str | None) -> int:
+    from tasks.alerts import enqueue_alert
+
+    as_of = scored.as_of
+    features = ", ".join(summary["breached"])
+    payload = {
+        "as_of": str(as_of),
+        "model_version": scored.model_version,
+        "max_psi": round(summary["max_psi"], 4),
+        "threshold": threshold,
+        "breached": summary["breached"],
+        "psi": {k: round(v, 4) for k, v in summary["psi"].items()},
+    }
+    now = utcnow().replace(microsecond=0)
+    breach = pd.DataFrame(
+        [
+            {
+                "as_of": as_of,
+                "metric": "model_drift",
+                "value": float(summary["max_psi"]),
+                "threshold": threshold,
+                "event": DRIFT_EVENT,
+                "emitted_at": now,  # raised here (event + alert), not by the health stage
+                "detail": registry.dumps(payload),
+            }
+        ]
+    )
+    breach["emitted_at"] = breach["emitted_at"].astype("datetime64[us]")
+    bulk_upsert(conn, "health_breaches", breach, ["as_of", "metric"], on_conflict="nothing")
+    try:  # the event is best effort: no Prefect API configured means no event, never a failed night
+        from prefect.events import emit_event
+
+        emit_event(
+            event=DRIFT_EVENT,
+            resource={"prefect.resource.id": "userops.health"},
+            payload=payload,
+            id=uuid.uuid5(_EVENT_NS, f"{DRIFT_EVENT}|{as_of.isoformat()}|{scored.model_version}"),
+        )
+    except Exception as exc:  # pragma: no cover - depends on the Prefect environment
+        log.warning("churn drift: could not emit %s (%s)", DRIFT_EVENT, type(exc).__name__)
+    queued = enqueue_alert(
+        "model_drift",
+        t("churn.drift.title", lang, as_of=as_of, version=scored.model_version),
+        t("churn.drift.body", lang, n=len(summary["breached"]), features=features, max_psi=f"{summary['max_psi']:.2f}", threshold=f"{threshold:g}"),
+        severity="warning",
+        subject=scored.model_version,
+        day=as_of,
+        payload=payload,
+        conn=conn,
+    )
+    log.warning("churn model drift on %s: %s", as_of, summary["message"])
+    return int(queued)
+
+
+# ----------------------------------------------------------------------------- the night
+def needs_training(conn: Connection, as_of: date) -> tuple[bool, str]:
+    """(train?, why): no champion yet, or the champion is older than retrain_every_days."""
+    every = int(get_settings().churn.retrain_every_days)
+    age = registry.champion_age_days(conn, as_of)
+    if age is None:
+        return True, "no_champion"
+    if age >= every:
+        return True, "stale"
+    return False, "fresh"
+
+
+def retrain(as_of: date | None = None, engine: Engine | None = None, frames: Frames | None = None) -> dict:
+    """Train on the latest complete window and promote or keep as challenger (one transaction)."""
+    from userops.clock import shop_today
+
+    engine = engine or get_engine()
+    as_of = pd.Timestamp(as_of or shop_today()).date()
+    with engine.begin() as conn:
+        frames = frames or load_frames(conn, as_of)
+        out = train_and_register(conn, frames)
+    out["as_of"] = str(as_of)
+    out["read_seconds"] = frames.seconds
+    return out
+
+
+def score_night(as_of: date | None = None, engine: Engine | None = None, train_if_needed: bool = True, overlay: bool = True) -> dict:
+    """The nightly stage without Prefect: (re)train when needed, score, drift-check, overlay."""
+    from userops.clock import shop_today
+
+    engine = engine or get_engine()
+    as_of = pd.Timestamp(as_of or shop_today()).date()
+    result: dict = {"as_of": str(as_of)}
+    with engine.connect() as conn:
+        frames = load_frames(conn, as_of)
+        want, why = needs_training(conn, as_of)
+    result["read_seconds"] = frames.seconds
+    if train_if_needed and want:
+        try:
+            result["training"] = retrain(as_of, engine, frames)
+            result["training"]["why"] = why
+        except ValueError as exc:  # not enough history yet for a complete window
+            result["training"] = {"error": str(exc), "why": why}
+            log.warning("churn: could not train (%s)", exc)
+    with engine.begin() as conn:
+        model = registry.load_champion(conn)
+        if model is None:
+            result.update(scored=0, skipped=t("churn.no_model"))
+            result["summary"] = [t("churn.no_model")]
+            return result
+        scored = score(conn, frames, model)
+        result.update(model_version=scored.model_version, scoring=scored.figures, seconds=scored.seconds)
+        result["drift"] = drift_check(conn, scored, model)
+        if overlay:
+            result["overlay"] = apply_overlay(conn, as_of)
+    result["summary"] = summary_lines(result)
+    return result
+
+
+def apply_overlay(conn: Connection, as_of: date):
+    """The tags engineer's at-risk overlay (tasks.tags.apply_at_risk_overlay), if present."""
+    try:
+        from tasks.tags import apply_at_risk_overlay
+    except ImportError:  # pragma: no cover - tags not built
+        return None
+    return apply_at_risk_overlay(conn, as_of)
+
+
+def summary_lines(result: dict, lang: str | None = None) -> list[str]:
+    lines = []
+    tr = result.get("training")
+    if tr:
+        if tr.get("error"):
+            lines.append(t("churn.train.failed", lang, error=tr["error"]))
+        else:
+            lines.append(t("churn.train.done", lang, version=tr["version"], auc=registry._f(tr["metrics"].get("roc_auc")), brier=registry._f(tr["metrics"].get("brier"))))
+            lines.append(tr["reason_text"])
+    sc = result.get("scoring")
+    if sc:
+        b = sc["bands"]
+        lines.append(t("churn.scored", lang, n=f"{sc['customers']:,}", version=result["model_version"], high=f"{b['high']:,}", medium=f"{b['medium']:,}", low=f"{b['low']:,}"))
+    d = result.get("drift")
+    if d:
+        if d["breach"]:
+            lines.append(t("churn.drift.line_breach", lang, features=", ".join(d["breached"]), max_psi=f"{d['max_psi']:.2f}", threshold=f"{d['threshold']:g}"))
+        else:
+            lines.append(t("churn.drift.line_ok", lang, max_psi=f"{d['max_psi']:.2f}", threshold=f"{d['threshold']:g}"))
+    return lines
+
+
+register_messages(
+    {
+        "churn.no_model": {
+            "zh-CN": "流失模型：尚无冠军模型（历史数据不足一个完整窗口），今晚不评分。",
+            "en": "Churn model: no champion yet (not enough history for a complete window); nothing scored tonight.",
+        },
+        "churn.train.done": {
+            "zh-CN": "流失模型已训练 {version}：ROC AUC {auc}，Brier {brier}",
+            "en": "Churn model trained {version}: ROC AUC {auc}, Brier {brier}",
+        },
+        "churn.train.failed": {"zh-CN": "流失模型训练失败：{error}", "en": "Churn model training failed: {error}"},
+        "churn.scored": {
+            "zh-CN": "已为 {n} 位客户评分（模型 {version}）：高风险 {high}，中风险 {medium}，低风险 {low}",
+            "en": "Scored {n} customers (model {version}): high risk {high}, medium {medium}, low {low}",
+        },
+        "churn.drift.line_ok": {
+            "zh-CN": "模型漂移检查正常：最大 PSI {max_psi}（阈值 {threshold}）",
+            "en": "Model drift check passed: max PSI {max_psi} (threshold {threshold})",
+        },
+        "churn.drift.line_breach": {
+            "zh-CN": "⚠️ 模型漂移：{features} 的 PSI 超过阈值 {threshold}（最大 {max_psi}）",
+            "en": "⚠️ Model drift: PSI of {features} beyond {threshold} (max {max_psi})",
+        },
+        "churn.drift.title": {
+            "zh-CN": "{as_of} 流失模型 {version} 发生漂移",
+            "en": "Churn model {version} drifted on {as_of}",
+        },
+        "churn.drift.body": {
+            "zh-CN": "{n} 个监控指标的 PSI 超过 {threshold}：{features}（最大 {max_psi}）。请检查数据来源，必要时执行 `userops model train` 重新训练。",
+            "en": "{n} monitored inputs moved beyond PSI {threshold}: {features} (max {max_psi}). Check the data sources; retrain with `userops model train` if needed.",
+        },
+    }
+)
