@@ -15,6 +15,7 @@ Public entry points (see each module for details):
 - ``explain.explain / render_reasons / risk_band``
 - ``drift.psi / drift_report``
 - ``backtest.backtest(orders, cutoff, horizon_days)``, ``read_orders_file``, ``load_cdnow``
+- ``score.score_frame(model, features)``                   -> churn_scores rows (probability, band, reasons)
 """
 
 from models.features import FEATURE_COLUMNS, build_features

@@ -116,3 +116,20 @@ def test_evaluate():
     flat = evaluate(y, np.full(10, 0.5))
     assert flat["roc_auc"] == 0.5 and flat["brier"] == pytest.approx(0.25)
     assert evaluate(np.ones(4), np.full(4, 0.7))["roc_auc"] is None
+
+
+def test_score_frame_and_row_order(synthetic, trained):
+    import json
+
+    from models.score import score_frame
+
+    orders, customers = synthetic
+    f = build_features(orders, customers, T)
+    shuffled = f.sample(frac=1.0, random_state=3)
+    p = pd.Series(trained.predict_proba(f), index=f.index)
+    np.testing.assert_array_equal(trained.predict_proba(shuffled), p.loc[shuffled.index].to_numpy())
+    s = score_frame(trained, shuffled.head(200))
+    assert list(s.index) == list(shuffled.head(200).index)
+    assert {"model_version", "probability", "risk_band", "reason_1", "reasons_en", "reasons_zh_cn"} <= set(s.columns)
+    assert (s["model_version"] == trained.version).all() and s["reasons_en"].str.len().gt(0).all()
+    json.dumps(trained.summary())  # the registry stores it as JSON
