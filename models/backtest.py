@@ -20,9 +20,9 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-from sklearn.linear_model import LogisticRegression
 
-from models.bgnbd import bgnbd_churn_probability, bgnbd_from_features
+from models.features import as_naive_utc_timestamp
+from models.bgnbd import RecencyBaseline, bgnbd_churn_probability, bgnbd_from_features
 from models.train import TrainConfig, evaluate, prepare_windows, train_model
 
 BACKTEST_KEYS = ("roc_auc", "pr_auc", "brier", "log_loss", "n", "churn_rate")
@@ -55,11 +55,7 @@ def backtest(
     F_eval = w.eval_features.loc[w.eval_labels.index]
 
     # Recency baseline, trained on the same training window as the model.
-    F_train = w.train_features.loc[w.train_labels.index]
-    rec_lr = LogisticRegression(max_iter=1000).fit(
-        np.log1p(F_train[["recency_days"]].to_numpy(dtype=float)), w.train_labels.to_numpy(dtype=int)
-    )
-    p_rec = rec_lr.predict_proba(np.log1p(F_eval[["recency_days"]].to_numpy(dtype=float)))[:, 1]
+    p_rec = RecencyBaseline.fit(w.train_features, w.train_labels).predict_proba(F_eval)
 
     # BG/NBD fitted on histories before T.
     bg = bgnbd_from_features(F_eval)
@@ -77,12 +73,10 @@ def backtest(
 
 def backtest_warnings(orders_df: pd.DataFrame, cutoff, horizon_days: int) -> list[str]:
     """Plain-language warnings about a backtest's data (for the CLI to print)."""
-    from models.features import as_naive_utc_timestamp
-
     cutoff = as_naive_utc_timestamp(cutoff)
     h = int(horizon_days)
     out = []
-    paid_at = pd.to_datetime(orders_df.loc[orders_df["status"] == "paid", "paid_at"])
+    paid_at = pd.to_datetime(orders_df.loc[orders_df["status"] == "paid", "paid_at"], utc=True).dt.tz_localize(None)
     if paid_at.empty:
         return ["there are no paid orders"]
     first, last = paid_at.min(), paid_at.max()

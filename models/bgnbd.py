@@ -1,4 +1,4 @@
-"""BG/NBD (Fader, Hardie & Lee 2005) and a recency baseline.
+"""BG/NBD (Fader, Hardie & Lee 2005) and a recency baseline (``RecencyBaseline``).
 
 Implemented directly with numpy/scipy (closed forms of the paper) rather than through
 ``lifetimes`` so that it is vectorized, fast on a million customers and independent of
@@ -199,3 +199,26 @@ def bgnbd_churn_probability(model: BGNBD, features: pd.DataFrame, horizon_days: 
         horizon_days,
     )
     return out
+
+
+@dataclass(frozen=True)
+class RecencyBaseline:
+    """Churn probability from recency alone: a one-feature logistic regression on
+    log(1 + days since the last paid order), fitted on a training window.  Its ranking
+    is recency itself; the fit only turns it into probabilities."""
+
+    coef: float
+    intercept: float
+
+    @classmethod
+    def fit(cls, features: pd.DataFrame, labels: pd.Series) -> "RecencyBaseline":
+        from sklearn.linear_model import LogisticRegression  # noqa: PLC0415
+
+        f = features.loc[labels.index]
+        x = np.log1p(f[["recency_days"]].to_numpy(dtype=float))
+        lr = LogisticRegression(max_iter=1000).fit(x, labels.to_numpy(dtype=int))
+        return cls(coef=float(lr.coef_[0, 0]), intercept=float(lr.intercept_[0]))
+
+    def predict_proba(self, features: pd.DataFrame) -> np.ndarray:
+        x = np.log1p(features["recency_days"].to_numpy(dtype=float))
+        return 1.0 / (1.0 + np.exp(-(self.coef * x + self.intercept)))

@@ -486,15 +486,18 @@ def _raise_drift(conn: Connection, scored: Scored, summary: dict, threshold: flo
     )
     breach["emitted_at"] = breach["emitted_at"].astype("datetime64[us]")
     bulk_upsert(conn, "health_breaches", breach, ["as_of", "metric"], on_conflict="nothing")
-    try:  # the event is best effort: no Prefect API configured means no event, never a failed night
+    try:  # best effort: only inside a Prefect run or with an API configured; never a failed night
+        from prefect.context import FlowRunContext, TaskRunContext
         from prefect.events import emit_event
+        from prefect.settings import PREFECT_API_URL
 
-        emit_event(
-            event=DRIFT_EVENT,
-            resource={"prefect.resource.id": "userops.health"},
-            payload=payload,
-            id=uuid.uuid5(_EVENT_NS, f"{DRIFT_EVENT}|{as_of.isoformat()}|{scored.model_version}"),
-        )
+        if FlowRunContext.get() or TaskRunContext.get() or PREFECT_API_URL.value():
+            emit_event(
+                event=DRIFT_EVENT,
+                resource={"prefect.resource.id": "userops.health"},
+                payload=payload,
+                id=uuid.uuid5(_EVENT_NS, f"{DRIFT_EVENT}|{as_of.isoformat()}|{scored.model_version}"),
+            )
     except Exception as exc:  # pragma: no cover - depends on the Prefect environment
         log.warning("churn drift: could not emit %s (%s)", DRIFT_EVENT, type(exc).__name__)
     queued = enqueue_alert(
