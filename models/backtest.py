@@ -21,8 +21,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from models.features import as_naive_utc_timestamp
 from models.bgnbd import RecencyBaseline, bgnbd_churn_probability, bgnbd_from_features
+from models.features import as_naive_utc_timestamp
 from models.train import TrainConfig, evaluate, prepare_windows, train_model
 
 BACKTEST_KEYS = ("roc_auc", "pr_auc", "brier", "log_loss", "n", "churn_rate")
