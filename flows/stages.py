@@ -14,6 +14,11 @@ NIGHTLY_STAGES: list = [
     ("health", health_check),  # health snapshot, breach events, health report (issue 3)
 ]
 
+# Campaigns (issue 6): after churn scoring and the at-risk overlay, before the crisis check.
+from flows.campaigns import run_campaigns  # noqa: E402
+
+NIGHTLY_STAGES.append(("campaigns", run_campaigns))
+
 # 3C crisis (issue 7): complaint-spike check + deadline watch, after campaigns, right before the digest.
 from flows.monitor import crisis_nightly  # noqa: E402
 

@@ -103,6 +103,23 @@ class CampaignSettings(BaseModel):
     quiet_start: str = "21:00"
     quiet_end: str = "09:00"
     attribution_days: int = 14
+    # Definitions, templates and delivery (issue 6).
+    definitions_dir: Path = PROJECT_ROOT / "campaigns"  # one YAML file per campaign
+    shop_name: str | None = None  # {{ shop }} in templates; default: i18n "our shop"
+    email_from: str = "members@shop.example.com"
+    unsubscribe_url: str = "https://shop.example.com/unsubscribe?c={customer_id}&t={token}"
+    unsubscribe_secret: SecretStr = SecretStr("change-me-unsubscribe-key")  # keys the link token
+    send_workers: int = 8  # sender threads per worker process
+    send_batch: int = 500  # touches marked in flight (and settled) together
+    max_attempts: int = 5  # then the touch is failed with the last reason
+    retry_backoff_seconds: float = 30.0  # doubled per attempt
+    retry_wait_seconds: float = 60.0  # a run waits for retries due within this long
+    in_flight_lease_seconds: float = 600.0  # an in-flight touch of a vanished sender is resent after this
+    request_timeout_seconds: float = 10.0
+    sms_rate_per_second: float = 0.0  # provider's limit (0: none known; 429 + Retry-After honoured)
+    push_rate_per_second: float = 0.0
+    email_rate_per_second: float = 0.0
+    staff_excel_max_rows: int = 50_000  # staff-outreach list also as .xlsx up to this size
 
 
 class CrisisRemedy(BaseModel):

@@ -27,9 +27,9 @@ from sqlalchemy.engine import Connection, Engine
 from tasks.campaigns.definitions import Audience, Campaign, Entry, Rule, period_key
 from tasks.campaigns.render import locales, render_messages, unit_hash
 from tasks.campaigns.texts import EXCLUSION_REASONS
-from tasks.messaging import COUNTED, plan_touches, quiet_not_before, valid_zones
+from tasks.messaging import COUNTED, fetch_frame, plan_touches, quiet_not_before, valid_zones
 from userops.clock import shop_today, utcnow
-from userops.db import audit, bulk_upsert, get_engine, is_postgres, read_frame
+from userops.db import audit, bulk_upsert, get_engine, is_postgres
 from userops.settings import get_settings
 
 AUDIENCE_COLUMNS = (
@@ -155,7 +155,7 @@ def select_audience(engine: Engine, c: Campaign, as_of: date, entry: str = "nigh
             conn.exec_driver_sql("PRAGMA query_only = ON")
         try:
             stmt, params = audience_query(c, audience, champion_version(conn), stage_entries, as_of)
-            df = read_frame(conn, stmt, params, parse_dates=["unsubscribed_at", "last_paid_at"])
+            df = fetch_frame(conn, stmt, params, parse_dates=["unsubscribed_at", "last_paid_at"])
         finally:
             if is_postgres(conn):
                 conn.rollback()
@@ -168,21 +168,23 @@ def select_audience(engine: Engine, c: Campaign, as_of: date, entry: str = "nigh
 
 
 # --------------------------------------------------------------------------- exclusions
-def _recent_counts(conn: Connection, since: datetime, campaign: str | None = None) -> pd.Series:
+def _recent_counts(conn: Connection, now: datetime, campaign: str, campaign_days: int | None, global_days: int) -> pd.DataFrame:
+    """Per customer: marketing touches in the global window (``g``) and this campaign's
+    touches in its own window (``k``); planned, in-flight and sent ones count. One scan."""
+    g_since = now - timedelta(days=global_days)
+    k_since = now - timedelta(days=campaign_days or 0)
     sql = (
-        "SELECT customer_id, COUNT(*) AS n FROM touches WHERE status IN :st "
-        "AND COALESCE(sent_at, not_before, planned_at) >= :since"
+        "SELECT customer_id, "
+        "SUM(CASE WHEN is_marketing = :t AND ts >= :g_since THEN 1 ELSE 0 END) AS g, "
+        "SUM(CASE WHEN campaign = :c AND ts >= :k_since THEN 1 ELSE 0 END) AS k "
+        "FROM (SELECT customer_id, is_marketing, campaign, COALESCE(sent_at, not_before, planned_at) AS ts "
+        "      FROM touches WHERE status IN :st) x "
+        "WHERE ts >= :since GROUP BY customer_id"
     )
-    params: dict = {"st": list(COUNTED), "since": since}
-    if campaign is None:
-        sql += " AND is_marketing = :t"
-        params["t"] = True
-    else:
-        sql += " AND campaign = :campaign"
-        params["campaign"] = campaign
-    stmt = sa.text(sql + " GROUP BY customer_id").bindparams(sa.bindparam("st", expanding=True), sa.bindparam("since", type_=sa.DateTime()))
-    df = read_frame(conn, stmt, params)
-    return df.set_index("customer_id")["n"] if not df.empty else pd.Series(dtype="int64")
+    stmt = sa.text(sql).bindparams(sa.bindparam("st", expanding=True), *[sa.bindparam(n, type_=sa.DateTime()) for n in ("g_since", "k_since", "since")])
+    params = {"st": list(COUNTED), "t": True, "c": campaign, "g_since": g_since, "k_since": k_since,
+              "since": min(g_since, k_since) if campaign_days else g_since}
+    return fetch_frame(conn, stmt, params).set_index("customer_id")
 
 
 def _open_crisis(conn: Connection) -> set[str]:
@@ -210,12 +212,12 @@ def exclusion_reasons(conn: Connection, c: Campaign, df: pd.DataFrame, now: date
     crisis = _open_crisis(conn)
     if crisis:
         mark(df["customer_id"].isin(crisis), "open_crisis")
-    if c.frequency_cap is not None:
-        counts = _recent_counts(conn, now - timedelta(days=c.frequency_cap.days), campaign=c.name)
-        mark(df["customer_id"].map(counts).fillna(0) >= c.frequency_cap.messages, "campaign_cap")
-    if c.marketing:
-        counts = _recent_counts(conn, now - timedelta(days=cs.global_cap_days))
-        mark(df["customer_id"].map(counts).fillna(0) >= cs.global_cap_messages, "global_cap")
+    if c.frequency_cap is not None or c.marketing:
+        counts = _recent_counts(conn, now, c.name, c.frequency_cap.days if c.frequency_cap else None, cs.global_cap_days)
+        if c.frequency_cap is not None:
+            mark(df["customer_id"].map(counts["k"]).fillna(0) >= c.frequency_cap.messages, "campaign_cap")
+        if c.marketing:
+            mark(df["customer_id"].map(counts["g"]).fillna(0) >= cs.global_cap_messages, "global_cap")
     return reason
 
 
@@ -278,7 +280,7 @@ def plan_campaign(
     with engine.begin() as conn:
         stats: dict = {"campaign": c.name, "period": period, "as_of": str(as_of), "entry": entry, "audience": int(len(df))}
         # already planned in this period (a re-run): neither excluded nor planned again
-        existing = read_frame(
+        existing = fetch_frame(
             conn,
             sa.text("SELECT customer_id FROM touches WHERE campaign = :c AND period = :p AND status <> 'suppressed'"),
             {"c": c.name, "p": period},

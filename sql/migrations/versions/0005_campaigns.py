@@ -45,10 +45,14 @@ def upgrade() -> None:
         sa.Column("not_before", TS),  # quiet hours defer, never drop
         sa.Column("in_flight_at", TS), sa.Column("sent_at", TS),
         sa.Column("provider_id", sa.String(200)),
+        sa.Column("period", sa.String(20)),  # the period of the idempotency key (campaign touches)
+        sa.Column("claimed_by", sa.String(120)),  # sender (host:pid:start) holding it in flight
+        sa.Column("quiet_hours", sa.String(11)),  # e.g. 21:00-09:00; NULL = none (staff lists)
+        sa.Column("timezone", sa.String(64)),  # where quiet hours are read (customer's or shop's)
     )
     op.create_index("ix_touches_customer", "touches", ["customer_id", "sent_at"])
-    op.create_index("ix_touches_status", "touches", ["status", "not_before"])
-    op.create_index("ix_touches_campaign", "touches", ["campaign", "planned_at"])
+    op.create_index("ix_touches_status", "touches", ["status", "planned_at"])  # due ones, oldest first
+    op.create_index("ix_touches_campaign_period", "touches", ["campaign", "period"])
 
 
 

@@ -1,0 +1,131 @@
+"""Lifecycle campaigns: awakening (唤醒), retention (留存), recall (召回), and friends.
+
+Every night, after tags, health and churn scores are fresh:
+
+    read the campaign definitions (all valid, or nothing is sent)
+    -> plan each campaign that runs nightly, highest priority first
+       (audience -> who may not be contacted -> holdout -> variant -> message -> touches)
+    -> send what is due, exactly once
+    -> publish each campaign's read-out and the communication calendar (沟通日历)
+
+``run_campaign`` runs one campaign now (by hand, from the UI or the CLI); ``recall_plan``
+is started by the health check's silent-share event; ``deliver_messages`` sends what became
+due later (quiet hours end, retries).
+"""
+from __future__ import annotations
+
+from datetime import date
+
+from prefect import flow, get_run_logger
+
+from flows.hooks import ALERT_HOOKS
+from tasks.campaigns.definitions import SILENT_SHARE_EVENT, load_campaigns_task
+from tasks.campaigns.engine import finish_campaign_runs_task, plan_campaign_task
+from tasks.campaigns.readout import publish_calendar_task, publish_readouts_task
+from tasks.campaigns import texts  # noqa: F401  (registers the words)
+from tasks.ingest import new_run_id
+from tasks.messaging import send_due_task
+from userops.clock import shop_today
+from userops.i18n import t
+from userops.settings import get_settings
+
+
+def _summary(plans: dict, delivery: dict | None) -> list[str]:
+    lines = [
+        t("campaign.plan.line", name=name, audience=p["audience"], excluded=sum(p["excluded"].values()), control=p["control"], planned=p["planned"])
+        for name, p in plans.items()
+    ]
+    if delivery is not None:
+        lines.append(
+            t(
+                "campaign.delivery.line",
+                sent=delivery["sent"],
+                failed=delivery["failed"],
+                retry=delivery["retry_scheduled"],
+                suppressed=delivery["suppressed"],
+                resent=delivery["resent_after_crash"],
+            )
+        )
+    return lines
+
+
+@flow(name="campaigns", log_prints=True, **ALERT_HOOKS)
+def run_campaigns(as_of: date | None = None, run_id: str | None = None) -> dict:
+    """The nightly campaigns stage.
+
+    Args:
+        as_of: business day to plan for (default: today in the shop's timezone).
+        run_id: the nightly run this stage belongs to.
+    """
+    as_of = as_of or shop_today()
+    run_id = run_id or new_run_id("campaigns")
+    campaigns = load_campaigns_task()
+    plans = {}
+    for c in campaigns:
+        if c.enabled and c.runs_nightly():
+            plans[c.name] = plan_campaign_task(c, as_of, run_id, "nightly")
+    delivery = send_due_task()
+    finish_campaign_runs_task([p["run_id"] for p in plans.values()], delivery)
+    readouts = publish_readouts_task([(c.name, c.title.get(get_settings().language)) for c in campaigns if c.enabled])
+    publish_calendar_task(as_of)
+    return {"as_of": str(as_of), "campaigns": plans, "delivery": delivery, "readouts": readouts, "summary": _summary(plans, delivery)}
+
+
+@flow(name="campaign", log_prints=True, **ALERT_HOOKS)
+def run_campaign(name: str, channel: str | None = None, as_of: date | None = None) -> dict:
+    """Run one campaign now: plan it for today and send what is due.
+
+    Args:
+        name: the campaign (file name in campaigns/, e.g. awakening, retention, recall).
+        channel: send through this channel instead (email, sms, push, staff), for one-off sends.
+        as_of: business day (default: today in the shop's timezone).
+    """
+    logger = get_run_logger()
+    as_of = as_of or shop_today()
+    campaigns = {c.name: c for c in load_campaigns_task()}
+    if name not in campaigns:
+        raise ValueError(f"no campaign {name!r}; defined: {', '.join(sorted(campaigns))}")
+    c = campaigns[name]
+    plan = plan_campaign_task(c, as_of, new_run_id("campaign"), "manual", None, channel)
+    delivery = send_due_task(channel_override=channel, campaign=name)
+    finish_campaign_runs_task([plan["run_id"]], delivery)
+    readouts = publish_readouts_task([(c.name, c.title.get(get_settings().language))])
+    publish_calendar_task(as_of)
+    summary = _summary({name: plan}, delivery)
+    for line in summary:
+        logger.info(line)
+    return {"campaign": name, "plan": plan, "delivery": delivery, "readout": readouts[name], "summary": summary}
+
+
+@flow(name="recall-plan", log_prints=True, **ALERT_HOOKS)
+def recall_plan(silent_share: float | None = None, as_of: str | None = None) -> dict:
+    """Churn-warning recall plan (流失预警召回计划), started when the silent share is too high.
+
+    Args:
+        silent_share: the silent share the health check saw (e.g. 0.38); goes into the run's notes.
+        as_of: the business day of the health check (YYYY-MM-DD; default today).
+    """
+    logger = get_run_logger()
+    day = date.fromisoformat(str(as_of)[:10]) if as_of else shop_today()
+    threshold = get_settings().health.silent_share_max
+    if silent_share is not None:
+        notes = t("campaign.recall.note", share=f"{float(silent_share):.1%}", threshold=f"{threshold:.0%}")
+    else:
+        notes = t("campaign.recall.note_manual")
+    listeners = [c for c in load_campaigns_task() if c.enabled and c.listens_to(SILENT_SHARE_EVENT)]
+    parent = new_run_id("recall")
+    plans = {c.name: plan_campaign_task(c, day, parent, "event", SILENT_SHARE_EVENT, None, notes) for c in listeners}
+    deliveries = {}
+    for name, p in plans.items():
+        deliveries[name] = send_due_task(campaign=name)
+        finish_campaign_runs_task([p["run_id"]], deliveries[name])
+    logger.info(notes)
+    summary = [notes] + [line for name in plans for line in _summary({name: plans[name]}, deliveries[name])]
+    return {"as_of": str(day), "notes": notes, "campaigns": plans, "delivery": deliveries, "summary": summary}
+
+
+@flow(name="deliver-messages", log_prints=True, **ALERT_HOOKS)
+def deliver_messages() -> dict:
+    """Send every touch that is due now (deferred by quiet hours, retries, approved reviews)."""
+    delivery = send_due_task()
+    return {"delivery": delivery, "summary": _summary({}, delivery)}

@@ -1,0 +1,76 @@
+"""The flows on a real Prefect test server: the nightly stage plans every campaign that is
+on, sends, and publishes a read-out per campaign and the calendar; the recall plan records
+why it ran; an invalid definition fails the stage before anything is sent."""
+from __future__ import annotations
+
+import shutil
+
+import pytest
+import sqlalchemy as sa
+
+from tests.campaigns.conftest import AS_OF, touches
+from tests.campaigns.factory import load_members, make_members
+from userops.settings import PROJECT_ROOT
+
+pytestmark = [pytest.mark.xdist_group("prefect"), pytest.mark.prefect]
+
+
+@pytest.fixture
+def shop(warehouse, cdir, provider, monkeypatch):
+    monkeypatch.setenv("USEROPS_NOW", "2026-11-20T04:00:00")  # 12:00 in Shanghai
+    for f in ("awakening.yaml", "retention.yaml", "recall.yaml", "onboarding.yaml", "vip-care.yaml"):
+        shutil.copy(PROJECT_ROOT / "campaigns" / f, cdir / f)
+    frames = make_members(600, seed=11, stages={"active": 0.3, "loyal": 0.1, "silent": 0.35, "churned": 0.25}, consent_share=0.9)
+    frames["churn_scores"].loc[frames["tags"]["lifecycle_stage"].isin(["active", "loyal"]).to_numpy()[:], "risk_band"] = "high"
+    with warehouse.begin() as conn:
+        load_members(conn, frames)
+    return frames
+
+
+def test_nightly_stage_plans_sends_and_publishes(shop, warehouse, provider, prefect_server):
+    from prefect.artifacts import Artifact
+
+    from flows.campaigns import run_campaigns
+
+    out = run_campaigns(as_of=AS_OF, run_id="nightly-test")
+    assert set(out["campaigns"]) == {"awakening", "retention", "recall"}  # the examples are off
+    t = touches(warehouse)
+    assert set(t["campaign"]) == {"awakening", "retention", "recall"}
+    assert out["delivery"]["sent"] == (t["status"] == "sent").sum() > 0
+    assert not t["status"].isin(["planned", "in_flight"]).any()
+    assert len(provider.delivered) == (t["status"].eq("sent") & t["channel"].isin(["sms", "push"])).sum()
+    assert out["summary"] and any("awakening" in line for line in out["summary"])
+    for name in ("awakening", "retention", "recall"):
+        art = Artifact.get(f"campaign-{name}")
+        assert art is not None and art.type == "table"
+        assert "@" not in str(art.data) and "138" not in str(art.data)  # no personal data
+    assert Artifact.get("campaign-calendar") is not None
+    with warehouse.connect() as conn:
+        runs = conn.execute(sa.text("SELECT campaign, status FROM campaign_runs")).fetchall()
+    assert {r[0] for r in runs} == {"awakening", "retention", "recall"} and {r[1] for r in runs} == {"completed"}
+    # the same night again: nothing new is planned or sent
+    again = run_campaigns(as_of=AS_OF, run_id="nightly-test")
+    assert all(p["planned"] == 0 for p in again["campaigns"].values()) and again["delivery"]["sent"] == 0
+
+
+def test_recall_plan_records_the_silent_share(shop, warehouse, prefect_server):
+    from flows.campaigns import recall_plan
+
+    out = recall_plan(silent_share=0.382, as_of="2026-11-20")
+    assert out["notes"] == "沉默会员占比 38.2% 超过阈值 35%,启动流失预警召回计划"
+    assert out["campaigns"]["recall"]["entry"] == "event"
+    with warehouse.connect() as conn:
+        notes = conn.execute(sa.text("SELECT notes FROM campaign_runs WHERE campaign = 'recall'")).scalar()
+    assert notes == out["notes"]
+    stages = set(touches(warehouse).merge(shop["tags"][["customer_id", "lifecycle_stage"]], on="customer_id")["lifecycle_stage"])
+    assert stages == {"silent", "churned"}
+
+
+def test_invalid_definition_fails_before_anything_is_sent(shop, warehouse, cdir, provider, prefect_server):
+    from flows.campaigns import run_campaigns
+    from tasks.campaigns.definitions import CampaignDefinitionError
+
+    (cdir / "zz-broken.yaml").write_text((cdir / "awakening.yaml").read_text(encoding="utf-8").replace("name: awakening", "name: broken").replace("{{ name }}", "{{ nmae }}"), encoding="utf-8")
+    with pytest.raises(CampaignDefinitionError, match=r"zz-broken.yaml: variants\[0\].body.zh-CN: unknown template variable"):
+        run_campaigns(as_of=AS_OF, run_id="nightly-bad")
+    assert touches(warehouse).empty and provider.requests == 0

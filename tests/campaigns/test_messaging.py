@@ -1,0 +1,228 @@
+"""Delivery: SMS/push over the JSON webhook, email over SMTP, the staff-outreach list;
+idempotency keys on every request, retries with backoff, 429s, permanent failures,
+review before sending, last-moment suppression, resend after an interrupted send."""
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from datetime import datetime, timedelta
+
+import pandas as pd
+import pytest
+import sqlalchemy as sa
+
+from tasks.messaging import approve_touches, idempotency_key, message_id, plan_touches, send_due, worker_id
+from tests.campaigns.conftest import NOON, touches
+from tests.campaigns.factory import load_members, make_members
+
+
+@pytest.fixture
+def people(warehouse):
+    frames = make_members(50, seed=4, stages={"active": 1.0})
+    with warehouse.begin() as conn:
+        load_members(conn, frames)
+    return frames["customers"].set_index("customer_id")
+
+
+def _plan(engine, ids, channel="sms", campaign="t", status="planned", marketing=True, **extra):
+    df = pd.DataFrame({"customer_id": list(ids)})
+    df["touch_key"] = campaign + "|" + df["customer_id"] + "|2026-11-20"
+    df["campaign"] = campaign
+    df["channel"] = channel
+    df["status"] = status
+    df["subject"] = "主题"
+    df["body"] = "正文 " + df["customer_id"]
+    df["is_marketing"] = marketing
+    df["planned_at"] = pd.Timestamp(NOON)
+    for k, v in extra.items():
+        df[k] = v
+    with engine.begin() as conn:
+        return plan_touches(conn, df)
+
+
+def test_sms_and_push_carry_the_idempotency_key_and_are_sent_once(warehouse, people, provider):
+    ids = list(people.index)
+    assert _plan(warehouse, ids[:30], "sms") == 30
+    assert _plan(warehouse, ids[30:], "push") == 20
+    assert _plan(warehouse, ids[:30], "sms") == 0  # idempotent by touch key
+    d = send_due(now=NOON)
+    assert d["sent"] == 50 and d["failed"] == 0
+    assert provider.requests == 50 and len(provider.delivered) == 50
+    assert provider.header_body_mismatch == 0 and provider.missing_key == 0
+    t = touches(warehouse).set_index("touch_key")
+    for key, payload in provider.delivered.items():
+        tk = payload["touch_key"]
+        assert key == idempotency_key(tk)
+        assert t.at[tk, "status"] == "sent" and t.at[tk, "provider_id"] == f"m-{key[:16]}"
+        cid = t.at[tk, "customer_id"]
+        assert payload["to"] == (people.at[cid, "phone"] if payload["channel"] == "sms" else cid)
+        assert payload["text"] == f"正文 {cid}"
+    assert send_due(now=NOON)["sent"] == 0 and provider.requests == 50
+    with warehouse.connect() as conn:
+        assert conn.execute(sa.text("SELECT COUNT(*) FROM audit_log WHERE action = 'send_due'")).scalar() == 1
+
+
+def test_provider_errors_are_retried_with_backoff(warehouse, people, provider):
+    _plan(warehouse, list(people.index)[:10])
+    provider.fail_next = [500, 503, 502]
+    d = send_due()  # real clock: the run waits for the short backoff (settings: 0.05 s)
+    assert d["sent"] == 10 and d["failed"] == 0
+    t = touches(warehouse)
+    assert (t["status"] == "sent").all()
+    assert t["attempts"].sum() == 13 and len(provider.delivered) == 10
+
+
+def test_rate_limit_429_is_respected(warehouse, people, provider):
+    provider.rate_limit = 20  # per second
+    _plan(warehouse, list(people.index)[:45])
+    d = send_due(now=NOON)
+    assert d["sent"] == 45 and d["failed"] == 0
+    assert provider.status_counts[429] > 0
+    assert len(provider.delivered) == 45
+
+
+def test_permanent_failure_is_recorded_with_reason(warehouse, people, provider):
+    ids = list(people.index)[:5]
+    provider.reject_to = {people.at[ids[0], "phone"]}
+    _plan(warehouse, ids)
+    d = send_due(now=NOON)
+    assert d["sent"] == 4 and d["failed"] == 1
+    t = touches(warehouse).set_index("customer_id")
+    assert t.at[ids[0], "status"] == "failed" and t.at[ids[0], "reason"] == "sms provider 422: invalid_recipient"
+    assert t.at[ids[0], "attempts"] == 1
+    assert send_due(now=NOON)["claimed"] == 0  # never retried
+
+
+def test_gives_up_after_max_attempts(warehouse, people, provider):
+    provider.fail_share = 1.0
+    _plan(warehouse, list(people.index)[:3])
+    d = send_due(max_attempts=2)
+    assert d["failed"] == 3
+    t = touches(warehouse)
+    assert (t["status"] == "failed").all() and (t["attempts"] == 2).all()
+    assert t["reason"].str.startswith("gave up after 2 attempts: sms provider 500").all()
+
+
+def test_awaiting_review_waits_for_approval(warehouse, people, provider):
+    ids = list(people.index)
+    _plan(warehouse, ids[:5], campaign="crisis-inc1", status="awaiting_review", marketing=False)
+    _plan(warehouse, ids[5:10], campaign="crisis-inc1", marketing=False)
+    assert send_due(now=NOON)["sent"] == 5
+    assert set(touches(warehouse, "status = 'awaiting_review'")["customer_id"]) == set(ids[:5])
+    with warehouse.begin() as conn:
+        assert approve_touches(conn, "tester", campaign="crisis-inc1") == 5
+    assert send_due(now=NOON)["sent"] == 5
+    assert len(provider.delivered) == 10
+
+
+def test_unsubscribe_or_crisis_after_planning_suppresses_at_send(warehouse, people, provider):
+    ids = list(people.index)
+    _plan(warehouse, ids[:10])
+    _plan(warehouse, ids[:10], campaign="crisis-x", marketing=False)  # service messages still go
+    with warehouse.begin() as conn:
+        conn.execute(sa.text("UPDATE customers SET unsubscribed_at = :t WHERE customer_id IN :ids").bindparams(sa.bindparam("ids", expanding=True), sa.bindparam("t", type_=sa.DateTime())), {"t": NOON, "ids": ids[:2]})
+        conn.execute(sa.text("UPDATE customers SET marketing_consent = :f WHERE customer_id = :c"), {"f": False, "c": ids[2]})
+        conn.execute(sa.text("INSERT INTO incidents (incident_id, skus, status, opened_at) VALUES ('i1', '[]', 'open', :t)").bindparams(sa.bindparam("t", type_=sa.DateTime())), {"t": NOON})
+        conn.execute(sa.text("INSERT INTO incident_customers (incident_id, customer_id) VALUES ('i1', :c)"), {"c": ids[3]})
+    d = send_due(now=NOON)
+    assert d["suppressed"] == 4 and d["reasons"] == {"unsubscribed": 2, "no_consent": 1, "open_crisis": 1}
+    assert d["sent"] == 6 + 10
+
+
+def test_email_over_smtp_with_message_id(warehouse, people, smtp):
+    # m5 is refused (550), m6 is greylisted once (451) then accepted
+    ids = [c for c in people.index if people.at[c, "email"] in ("m5@example.com", "m6@example.com", "m7@example.com", "m8@example.com")]
+    _plan(warehouse, ids, "email")
+    d = send_due()
+    assert d["sent"] == 3 and d["failed"] == 1
+    t = touches(warehouse).set_index("customer_id")
+    bad = people.index[people["email"] == "m5@example.com"][0]
+    assert t.at[bad, "status"] == "failed" and t.at[bad, "reason"].startswith("smtp 550")
+    got = {m["message_id"]: m for m in smtp.messages}
+    assert len(got) == 3 and all(n == 1 for n in smtp.by_message_id.values())
+    for cid in t.index[t["status"] == "sent"]:
+        key = t.at[cid, "touch_key"]
+        m = got[message_id(key)]
+        assert m["idempotency_key"] == idempotency_key(key) and m["to"] == [people.at[cid, "email"]]
+        assert m["subject"] == "主题" and m["body"].strip() == f"正文 {cid}"
+    grey = people.index[people["email"] == "m6@example.com"][0]
+    assert t.at[grey, "attempts"] == 2
+
+
+def test_staff_outreach_list_is_written_once(warehouse, people, tmp_path):
+    ids = list(people.index)[:6]
+    _plan(warehouse, ids, "staff")
+    d = send_due(now=NOON)
+    assert d["sent"] == 6 and set(d["outreach_files"]) == {"t.csv", "t.xlsx"}
+    csv_path = tmp_path / "output" / "outreach" / "2026-11-20" / "t.csv"
+    df = pd.read_csv(csv_path, dtype=str, encoding="utf-8-sig")
+    assert list(df["customer_id"]) == ids and df["phone"].notna().all()
+    assert pd.read_excel(csv_path.with_suffix(".xlsx"), dtype=str)["touch_key"].tolist() == df["touch_key"].tolist()
+    # a sender that died after writing the list but before settling: resent, not listed twice
+    with warehouse.begin() as conn:
+        conn.execute(sa.text("UPDATE touches SET status = 'in_flight', claimed_by = 'nohost:1:1', in_flight_at = :t").bindparams(sa.bindparam("t", type_=sa.DateTime())), {"t": NOON - timedelta(hours=1)})
+    d2 = send_due(now=NOON)
+    assert d2["resent_after_crash"] == 6 and d2["sent"] == 6
+    assert len(pd.read_csv(csv_path, dtype=str, encoding="utf-8-sig")) == 6
+
+
+def test_channel_override(warehouse, people, tmp_path):
+    _plan(warehouse, list(people.index)[:4], "sms")
+    d = send_due(now=NOON, channel_override="staff")
+    assert d["per_channel"] == {"staff": 4}
+    assert set(touches(warehouse)["channel"]) == {"staff"}
+
+
+def test_in_flight_of_a_live_sender_is_left_alone(warehouse, people, provider):
+    ids = list(people.index)
+    _plan(warehouse, ids[:4])
+    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
+    dead_pid = int(dead.stdout)
+    host = worker_id().split(":")[0]
+    with warehouse.begin() as conn:
+        upd = sa.text("UPDATE touches SET status = 'in_flight', claimed_by = :c, in_flight_at = :t WHERE customer_id IN :ids").bindparams(sa.bindparam("ids", expanding=True), sa.bindparam("t", type_=sa.DateTime()))
+        conn.execute(upd, {"c": worker_id(), "t": NOON, "ids": ids[:2]})  # this process: alive
+        conn.execute(upd, {"c": f"{host}:{dead_pid}:0", "t": NOON, "ids": ids[2:4]})  # gone
+    d = send_due(now=NOON)
+    assert d["resent_after_crash"] == 2 and d["sent"] == 2
+    assert set(touches(warehouse, "status = 'in_flight'")["customer_id"]) == set(ids[:2])
+    # ... until its lease runs out
+    d = send_due(now=NOON + timedelta(hours=1))
+    assert d["resent_after_crash"] == 2 and d["sent"] == 2
+    assert os.getpid()  # (this process is still alive: the lease, not liveness, released them)
+
+
+def test_plan_touches_contract(warehouse, people):
+    ids = list(people.index)
+    with pytest.raises(ValueError, match="needs columns"):
+        with warehouse.begin() as conn:
+            plan_touches(conn, pd.DataFrame({"customer_id": ids[:1]}))
+    with pytest.raises(ValueError, match="unknown channel"):
+        _plan(warehouse, ids[:1], "fax")
+    # defaults: quiet hours from settings, the customer's timezone, not_before at night
+    _plan(warehouse, ids[:2], "sms", planned_at=pd.Timestamp(datetime(2026, 11, 20, 15, 0)))
+    t = touches(warehouse)
+    assert (t["quiet_hours"] == "21:00-09:00").all() and (t["timezone"] == "Asia/Shanghai").all()
+    assert (t["not_before"] == datetime(2026, 11, 21, 1, 0)).all()
+    assert (t["grp"] == "treatment").all() and (t["status"] == "planned").all()
+    # a suppressed touch may be replaced by a newer decision, a planned one never
+    _plan(warehouse, ids[2:3], "sms", status="suppressed", reason="global_cap")
+    assert _plan(warehouse, ids[2:3], "sms") == 1
+    assert _plan(warehouse, ids[2:3], "sms", status="suppressed", reason="global_cap") == 0
+    assert touches(warehouse, "customer_id = :c", {"c": ids[2]})["status"].tolist() == ["planned"]
+
+
+def test_claim_marks_exactly_one_batch_in_flight(warehouse, people):
+    from tasks.messaging import claim_batch
+
+    ids = list(people.index)
+    _plan(warehouse, ids[:25], planned_at=pd.Timestamp(NOON))
+    _plan(warehouse, ids[25:], campaign="earlier", planned_at=pd.Timestamp(NOON - timedelta(hours=1)))
+    rows = claim_batch(warehouse, NOON, 7, worker_id())
+    assert len(rows) == 7
+    assert {r[1] for r in rows} == {"earlier"}  # oldest planned first
+    t = touches(warehouse)
+    assert (t["status"] == "in_flight").sum() == 7 and (t.loc[t["status"] == "in_flight", "attempts"] == 1).all()
+    assert len(claim_batch(warehouse, NOON, 100, worker_id())) == 43
+    assert claim_batch(warehouse, NOON, 100, worker_id()) == []

@@ -1,0 +1,220 @@
+"""``userops campaign``: lifecycle campaigns from the terminal.
+
+* ``list`` / ``validate``: the definitions in ``campaigns/`` (invalid ones named by file, field, reason).
+* ``plan NAME --dry-run``: who would get what and why (counts per exclusion reason, a sample of
+  rendered messages with personal data masked); without ``--dry-run`` the touches are planned
+  (written) but nothing is sent.
+* ``run NAME [--channel CHANNEL]``: plan and send now (the ``campaign`` flow).
+* ``send``: deliver whatever is due (after quiet hours, retries, approvals).
+* ``report NAME``: reached, converted, treatment vs control, uplift with a 95% interval.
+* ``calendar``: the communication calendar (沟通日历): sent per day in the last 30 days, planned for the next 14.
+* ``approve CAMPAIGN``: release touches waiting for review.
+"""
+from __future__ import annotations
+
+import getpass
+import json
+import unicodedata
+from datetime import date
+from typing import Optional
+
+import typer
+
+from userops.i18n import t
+
+app = typer.Typer(help="Lifecycle campaigns: awakening, retention, recall (plan, run, report, calendar).", no_args_is_help=True)
+
+
+def register(root: typer.Typer) -> None:
+    root.add_typer(app, name="campaign")
+
+
+def _width(s: str) -> int:
+    return sum(2 if unicodedata.east_asian_width(ch) in "WF" else 1 for ch in s)
+
+
+def _table(rows: list[dict]) -> str:
+    if not rows:
+        return ""
+    cols = list(rows[0].keys())
+    cells = [[str(c) for c in cols]] + [[("" if r.get(c) is None else str(r.get(c))) for c in cols] for r in rows]
+    widths = [max(_width(row[i]) for row in cells) for i in range(len(cols))]
+    lines = []
+    for j, row in enumerate(cells):
+        lines.append("  ".join(v + " " * (widths[i] - _width(v)) for i, v in enumerate(row)).rstrip())
+        if j == 0:
+            lines.append("  ".join("-" * w for w in widths))
+    return "\n".join(lines)
+
+
+def _load(name: str | None = None):
+    from tasks.campaigns.definitions import CampaignDefinitionError, load_campaigns
+
+    try:
+        campaigns = load_campaigns()
+    except CampaignDefinitionError as exc:
+        typer.echo(t("campaign.invalid"), err=True)
+        for f, fld, why in exc.problems:
+            typer.echo(f"  {f}: {fld}: {why}" if fld else f"  {f}: {why}", err=True)
+        raise typer.Exit(2)
+    if name is None:
+        return campaigns
+    for c in campaigns:
+        if c.name == name:
+            return c
+    typer.echo(f"no campaign {name!r}; defined: {', '.join(c.name for c in campaigns)}", err=True)
+    raise typer.Exit(2)
+
+
+def _as_of(value: Optional[str]) -> date:
+    from userops.clock import shop_today
+
+    return date.fromisoformat(value) if value else shop_today()
+
+
+@app.command("list")
+def list_cmd() -> None:
+    """The campaigns defined in campaigns/ (name, on/off, entry, channel, priority)."""
+    from userops.settings import get_settings
+
+    lang = get_settings().language
+    rows = []
+    for c in _load():
+        rows.append(
+            {
+                "name": c.name,
+                "title": c.title.get(lang),
+                "enabled": "on" if c.enabled else "off",
+                "entry": ", ".join(e.on if e.on != "event" else f"event:{e.event}" for e in c.entry),
+                "channel": c.channel + (" +" + "/".join(f"{s.name}:{s.channel or c.channel}" for s in c.segments) if c.segments else ""),
+                "period": c.period,
+                "holdout": f"{c.holdout:.0%}",
+                "priority": c.priority,
+                "file": c.source,
+            }
+        )
+    typer.echo(_table(rows))
+
+
+@app.command("validate")
+def validate_cmd() -> None:
+    """Check every definition; exit 2 and name file, field and reason if one is invalid."""
+    campaigns = _load()
+    typer.echo(f"{len(campaigns)} campaign definition(s) valid: {', '.join(c.name for c in campaigns)}")
+
+
+@app.command("plan")
+def plan_cmd(
+    name: str = typer.Argument(..., help="Campaign name, e.g. awakening"),
+    dry_run: bool = typer.Option(False, "--dry-run", help="Show who would get what and why; write and send nothing."),
+    as_of: Optional[str] = typer.Option(None, "--as-of", help="Business day YYYY-MM-DD (default today)."),
+    channel: Optional[str] = typer.Option(None, "--channel", help="Plan through this channel instead."),
+    sample: int = typer.Option(5, "--sample", help="How many sample messages to show."),
+    as_json: bool = typer.Option(False, "--json", help="Print the figures as JSON."),
+) -> None:
+    """Plan a campaign (or preview it with --dry-run)."""
+    from tasks.campaigns.engine import plan_campaign
+
+    c = _load(name)
+    from userops.settings import get_settings
+
+    lang = get_settings().language
+    r = plan_campaign(c, _as_of(as_of), entry="manual", channel=channel, dry_run=dry_run, sample_size=sample)
+    if as_json:
+        typer.echo(json.dumps({"stats": r.stats, "sample": r.sample, "dry_run": dry_run}, ensure_ascii=False, indent=2, default=str))
+        return
+    s = r.stats
+    typer.echo(t("campaign.plan.header", name=c.name, title=c.title.get(lang), period=r.period, audience=s["audience"]))
+    if s["already_planned"]:
+        typer.echo(f"  {t('campaign.reason.already_planned')}: {s['already_planned']}")
+    typer.echo("  " + t("campaign.plan.excluded"))
+    for reason, n in s["excluded"].items():
+        typer.echo(f"    {t('campaign.reason.' + reason)}: {n}")
+    typer.echo("  " + t("campaign.plan.split", eligible=s["eligible"], control=s["control"], treatment=s["treatment"], budget=s["excluded"].get("budget", 0)))
+    typer.echo("  " + t("campaign.plan.planned", planned=s["planned"], deferred=s["deferred_quiet_hours"], cost=f"{s['gift_cost_planned']:.2f}"))
+    typer.echo("  " + t("campaign.plan.variants", variants=json.dumps(s["per_variant"], ensure_ascii=False), channels=json.dumps(s["per_channel"], ensure_ascii=False)))
+    if dry_run:
+        if r.sample:
+            typer.echo("  " + t("campaign.plan.sample"))
+            for m in r.sample:
+                head = f"    [{m['segment']}/{m['variant']} · {m['channel']} · {m['locale']} · {m['stage']}/{m['value_tier']}]"
+                typer.echo(head)
+                if m.get("subject"):
+                    typer.echo(f"      {m['subject']}")
+                typer.echo(f"      {m['body']}")
+        typer.echo(t("campaign.plan.dry_run"))
+
+
+@app.command("run")
+def run_cmd(
+    name: str = typer.Argument(..., help="Campaign name, e.g. recall"),
+    channel: Optional[str] = typer.Option(None, "--channel", help="Send through this channel instead (email, sms, push, staff)."),
+    as_of: Optional[str] = typer.Option(None, "--as-of", help="Business day YYYY-MM-DD (default today)."),
+) -> None:
+    """Plan and send one campaign now (a run of the `campaign` flow)."""
+    _load(name)
+    from flows.campaigns import run_campaign
+
+    out = run_campaign(name=name, channel=channel, as_of=_as_of(as_of))
+    for line in out["summary"]:
+        typer.echo(line)
+
+
+@app.command("send")
+def send_cmd(channel: Optional[str] = typer.Option(None, "--channel", help="Send through this channel instead.")) -> None:
+    """Deliver every touch that is due now, exactly once."""
+    from tasks.messaging import send_due
+
+    d = send_due(channel_override=channel)
+    typer.echo(t("campaign.delivery.line", sent=d["sent"], failed=d["failed"], retry=d["retry_scheduled"], suppressed=d["suppressed"], resent=d["resent_after_crash"]))
+
+
+@app.command("report")
+def report_cmd(
+    name: str = typer.Argument(..., help="Campaign name"),
+    as_json: bool = typer.Option(False, "--json", help="Print the figures as JSON."),
+) -> None:
+    """Reached, converted, control vs treatment, uplift with a 95% interval, per variant."""
+    from tasks.campaigns.readout import campaign_report, report_markdown, report_rows
+    from userops.settings import get_settings
+
+    c = _load(name)
+    rep = campaign_report(None, name)
+    if as_json:
+        typer.echo(json.dumps(rep, ensure_ascii=False, indent=2, default=str))
+        return
+    typer.echo(report_markdown(rep, c.title.get(get_settings().language)).replace("**", ""))
+    rows = report_rows(rep)
+    if rows:
+        typer.echo(_table(rows))
+        if rep.get("incremental_revenue") is not None:
+            typer.echo(f"incremental revenue (treatment vs control): {rep['incremental_revenue']:.2f}")
+
+
+@app.command("calendar")
+def calendar_cmd(
+    past: int = typer.Option(30, "--past", help="Days back (sent)."),
+    ahead: int = typer.Option(14, "--ahead", help="Days ahead (planned)."),
+    as_json: bool = typer.Option(False, "--json"),
+) -> None:
+    """The communication calendar (沟通日历): per day, campaign and channel."""
+    from tasks.campaigns.readout import calendar_frame, calendar_rows
+
+    cal = calendar_frame(None, None, past, ahead)
+    if as_json:
+        typer.echo(cal.to_json(orient="records", force_ascii=False))
+        return
+    typer.echo(t("campaign.calendar.title") + " · " + t("campaign.calendar.desc", past=past, ahead=ahead))
+    rows = calendar_rows(cal)
+    typer.echo(_table(rows) if rows else t("campaign.calendar.empty"))
+
+
+@app.command("approve")
+def approve_cmd(campaign: str = typer.Argument(..., help="Campaign whose touches wait for review (e.g. crisis-<id>).")) -> None:
+    """Release every touch of a campaign that waits for review; they go out with the next send."""
+    from tasks.messaging import approve_touches
+    from userops.db import get_engine
+
+    with get_engine().begin() as conn:
+        n = approve_touches(conn, f"cli:{getpass.getuser()}", campaign=campaign)
+    typer.echo(f"{n} touch(es) released")
