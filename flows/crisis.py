@@ -141,7 +141,8 @@ def crisis_response(skus: list[str], reason: str, severity: Severity = "high") -
             expired.append("clarify")
 
     # 3. Compensate (24h): apologies and remedies in priority order, core reviewed first
-    if get_step(engine, incident_id, "compensate")["status"] != "done":
+    #    (again when this run brought new products into a compensated incident: their buyers)
+    if get_step(engine, incident_id, "compensate")["status"] != "done" or (inc["joined"] and inc["new_skus"]):
         plan_compensation_task(incident_id)
         progress = send_apologies_task(incident_id)["progress"]
         if progress["awaiting_review"]:

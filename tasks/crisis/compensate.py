@@ -234,9 +234,11 @@ def plan_compensation(incident_id: str, engine: Engine | None = None, now: datet
         audit(conn, "userops", "compensation.planned", "incident", incident_id,
               {"customers": len(aff), "new_touches": int(planned), "per_tier": per_tier, "awaiting_review": awaiting})
         step = get_step(conn, incident_id, "compensate")
-        if step["status"] == "pending":
+        if step["status"] == "pending" or (planned and step["status"] == "done"):
+            # (done before: new products joined, their buyers are still to be served)
             set_step(conn, incident_id, "compensate", "waiting" if awaiting else "pending", "userops",
-                     {"planned_at": now, "customers": len(aff), "per_tier": per_tier}, now, action="step.compensate.planned")
+                     {"planned_at": step["result"].get("planned_at") or now, "customers": len(aff), "per_tier": per_tier},
+                     now, action="step.compensate.planned")
     return {"customers": int(len(aff)), "planned": int(planned), "per_tier": {k: int(v) for k, v in per_tier.items()}}
 
 

@@ -10,6 +10,7 @@ customers appear by id only.
 """
 from __future__ import annotations
 
+import json
 import logging
 from datetime import datetime, timedelta
 
@@ -23,7 +24,7 @@ from tasks.crisis.compensate import campaign_name
 from tasks.crisis.incidents import close_incident_row, get_incident, timeline
 from tasks.crisis.util import fmt_duration, read, to_shop_str
 from userops.clock import utcnow
-from userops.db import get_engine
+from userops.db import audit, get_engine
 from userops.settings import get_settings
 
 log = logging.getLogger("userops.crisis.report")
@@ -165,7 +166,9 @@ def report_markdown(rep: dict, lang: str | None = None) -> str:
 
 
 def publish_artifact(incident_id: str, markdown: str, description: str = "") -> bool:
-    """Markdown artifact ``incident-<id>`` — only inside a Prefect run."""
+    """Markdown artifact ``incident-<id>`` — only inside a Prefect run (Prefect deprecates
+    artifacts outside runs; a report closed from the CLI is published by the next hourly
+    monitor, see ``publish_pending_reports``)."""
     from prefect.context import FlowRunContext, TaskRunContext
 
     if FlowRunContext.get() is None and TaskRunContext.get() is None:
@@ -174,8 +177,41 @@ def publish_artifact(incident_id: str, markdown: str, description: str = "") -> 
 
     from tasks.artifacts import artifact_key
 
-    create_markdown_artifact(markdown=markdown, key=artifact_key("incident", incident_id), description=description or incident_id)
+    try:
+        create_markdown_artifact(markdown=markdown, key=artifact_key("incident", incident_id), description=description or incident_id)
+    except Exception as exc:  # the report is kept in incidents.report either way
+        log.warning("incident %s: could not publish the report artifact (%s)", incident_id, type(exc).__name__)
+        return False
     return True
+
+
+def _publish_closing(incident_id: str, rep: dict, engine: Engine) -> bool:
+    if not publish_artifact(incident_id, report_markdown(rep), f"closing report of {incident_id}"):
+        return False
+    with engine.begin() as conn:
+        audit(conn, "userops", "incident.report_published", "incident", incident_id, {})
+    return True
+
+
+def publish_pending_reports(engine: Engine | None = None) -> list[str]:
+    """Closing reports not yet published as artifacts (closed from the CLI): publish them."""
+    engine = engine or get_engine()
+    df = read(
+        engine,
+        "SELECT i.incident_id, i.report FROM incidents i WHERE i.status = 'closed' AND i.report IS NOT NULL AND NOT EXISTS ("
+        "SELECT 1 FROM audit_log a WHERE a.entity = 'incident' AND a.entity_id = i.incident_id AND a.action = 'incident.report_published')",
+    )
+    done = []
+    for r in df.itertuples(index=False):  # closed incidents: a handful
+        rep = json.loads(r.report)
+        for k in ("opened_at", "closed_at", "statement_published_at"):
+            rep[k] = pd.Timestamp(rep[k]).to_pydatetime() if rep.get(k) else None
+        for st in rep.get("steps", []):
+            for k in ("deadline_at", "done_at"):
+                st[k] = pd.Timestamp(st[k]).to_pydatetime() if st.get(k) else None
+        if _publish_closing(r.incident_id, rep, engine):
+            done.append(r.incident_id)
+    return done
 
 
 def close_incident(incident_id: str, actor: str, engine: Engine | None = None, now: datetime | None = None) -> dict | None:
@@ -188,7 +224,7 @@ def close_incident(incident_id: str, actor: str, engine: Engine | None = None, n
     with engine.begin() as conn:
         if not close_incident_row(conn, incident_id, actor, rep, now):
             return None
-    publish_artifact(incident_id, report_markdown(rep), f"closing report of {incident_id}")
+    _publish_closing(incident_id, rep, engine)
     return rep
 
 
@@ -213,4 +249,6 @@ def auto_close(engine: Engine | None = None, now: datetime | None = None) -> lis
 
 @task(name="crisis-auto-close", cache_policy=NO_CACHE)
 def auto_close_task(now: datetime | None = None) -> list[str]:
-    return auto_close(now=now)
+    closed = auto_close(now=now)
+    publish_pending_reports()
+    return closed
