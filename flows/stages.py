@@ -14,6 +14,11 @@ NIGHTLY_STAGES: list = [
     ("health", health_check),  # health snapshot, breach events, health report (issue 3)
 ]
 
+# Churn scoring (issue 4): after tags/health, before campaigns (it applies the at-risk overlay).
+from flows.churn import score_churn  # noqa: E402
+
+NIGHTLY_STAGES.append(("churn", score_churn))
+
 # Campaigns (issue 6): after churn scoring and the at-risk overlay, before the crisis check.
 from flows.campaigns import run_campaigns  # noqa: E402
 

@@ -94,6 +94,8 @@ class ChurnSettings(BaseModel):
     high_risk: float = 0.6
     medium_risk: float = 0.3
     psi_threshold: float = 0.2
+    promotion_tolerance: float = 0.005  # a candidate may trail the champion by this much (ROC AUC / Brier)
+    model_kind: Literal["logistic", "hgb", "blend"] = "logistic"  # see models/train.py
 
 
 class CampaignSettings(BaseModel):

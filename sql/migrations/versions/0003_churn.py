@@ -25,7 +25,13 @@ def upgrade() -> None:
         sa.Column("status", sa.String(16), nullable=False),  # champion / challenger / retired
         sa.Column("reason", sa.Text),  # why promoted or not, in words
         sa.Column("artifact", sa.LargeBinary),  # joblib bytes
+        sa.Column("kind", sa.String(16)),  # logistic / hgb / blend
+        sa.Column("trained_as_of", sa.Date),  # the business day whose data trained it (age for weekly retrain)
+        sa.Column("promoted_at", TS), sa.Column("retired_at", TS),
+        sa.Column("champion_metrics", sa.Text),  # JSON: the champion of the day re-evaluated on this model's holdout
+        sa.Column("summary", sa.Text),  # JSON: TrainedModel.summary() (coefficients, BG/NBD, no-order rule, n_train)
     )
+    op.create_index("ix_model_versions_status", "model_versions", ["status"])
     op.create_table(
         "churn_scores",
         sa.Column("customer_id", sa.String(64), primary_key=True),
@@ -42,7 +48,10 @@ def upgrade() -> None:
         sa.Column("as_of", sa.Date, primary_key=True),
         sa.Column("model_version", sa.String(40), primary_key=True),
         sa.Column("psi", sa.Text),  # JSON per feature + score
+        sa.Column("max_psi", sa.Float), sa.Column("threshold", sa.Float),
         sa.Column("breached", sa.Boolean, nullable=False),
+        sa.Column("breached_features", sa.Text),  # JSON list
+        sa.Column("n", sa.Integer),  # customers checked
         sa.Column("created_at", TS),
     )
 

@@ -1,0 +1,58 @@
+"""Churn model flows: the nightly scoring stage and the weekly (or on-demand) retrain.
+
+    score_churn:  read orders + customers -> train first if there is no champion (or it is
+                  older than churn.retrain_every_days) -> score every customer with the
+                  champion -> drift check (PSI vs the training profile; a breach is a health
+                  breach + alert) -> at-risk overlay on the lifecycle tags
+    retrain_churn_model: train on the latest complete window -> champion or challenger, and why
+"""
+from __future__ import annotations
+
+from datetime import date
+
+from prefect import flow, get_run_logger
+
+from models.scoring import summary_lines
+from tasks.churn import load_frames_task, needs_training_task, score_task, train_task
+from userops.clock import shop_today
+
+
+@flow(name="score-churn", log_prints=True)
+def score_churn(as_of: date | None = None, run_id: str | None = None) -> dict:
+    """Nightly churn scoring of every customer for ``as_of`` (default: today in the shop)."""
+    logger = get_run_logger()
+    as_of = as_of or shop_today()
+    frames = load_frames_task(as_of)
+    result: dict = {"as_of": str(as_of), "read_seconds": frames.seconds}
+    want, why = needs_training_task(as_of)
+    if want:
+        try:
+            result["training"] = {**train_task(frames), "why": why}
+            logger.info("churn model %s: %s", result["training"]["version"], result["training"]["reason"])
+        except ValueError as exc:  # not enough history for a complete training window yet
+            result["training"] = {"error": str(exc), "why": why}
+            logger.warning("churn: could not train: %s", exc)
+    result.update(score_task(frames))
+    result["summary"] = summary_lines(result)
+    for line in result["summary"]:
+        logger.info(line)
+    return result
+
+
+@flow(name="retrain-churn-model", log_prints=True)
+def retrain_churn_model(as_of: date | None = None) -> dict:
+    """Train a new churn model on the latest complete window; it becomes champion only if it
+    does not lose to the current champion on the same holdout. The result says why.
+
+    Args:
+        as_of: The day to train as of, YYYY-MM-DD (labels need a full horizon before it).
+            Leave empty for today in the shop's timezone.
+    """
+    logger = get_run_logger()
+    as_of = as_of or shop_today()
+    frames = load_frames_task(as_of)
+    out = train_task(frames)
+    logger.info("churn model %s -> %s: %s", out["version"], out["status"], out["reason"])
+    logger.info(out["reason_text"])
+    out["summary"] = [out["reason_text"]]
+    return out

@@ -1,0 +1,45 @@
+"""The nightly churn stage and the retrain flow inside Prefect."""
+from __future__ import annotations
+
+from datetime import timedelta
+
+import pytest
+from prefect import flow
+
+from tests.churn.conftest import AS_OF
+from userops.db import read_frame
+
+
+@pytest.mark.xdist_group("prefect")
+def test_nightly_stage_in_a_flow(prefect_server, loaded):
+    from flows.churn import retrain_churn_model, score_churn
+    from flows.stages import NIGHTLY_STAGES
+
+    names = [n for n, _ in NIGHTLY_STAGES]
+    assert names.index("churn") == names.index("health") + 1
+    assert names.index("churn") < names.index("digest")
+    if "campaigns" in names:
+        assert names.index("churn") < names.index("campaigns")
+
+    @flow(name="test-nightly-churn")
+    def parent():
+        return dict(NIGHTLY_STAGES)["churn"](as_of=AS_OF, run_id="test-run")
+
+    out = parent()
+    assert out["training"]["why"] == "no_champion" and out["training"]["promoted"]
+    assert out["scoring"]["customers"] > 2500 and out["drift"]["breach"] is False
+    assert out["summary"] and all(isinstance(x, str) for x in out["summary"])
+    with loaded.connect() as conn:
+        n = conn.exec_driver_sql("SELECT COUNT(*) FROM churn_scores").scalar()
+        mv = read_frame(conn, "SELECT version, status FROM model_versions")
+        dc = conn.exec_driver_sql("SELECT COUNT(*) FROM drift_checks").scalar()
+    assert n == out["scoring"]["customers"] and list(mv["status"]) == ["champion"] and dc == 1
+
+    # next night: the champion is fresh, no training
+    nxt = score_churn(as_of=AS_OF + timedelta(days=1), run_id="test-run-2")
+    assert "training" not in nxt and nxt["model_version"] == out["model_version"]
+
+    # on demand retrain says whether it promoted and why
+    res = retrain_churn_model(as_of=AS_OF + timedelta(days=7))
+    assert res["status"] in ("champion", "challenger") and res["reason"] and res["reason_text"]
+    assert res["promoted"] == (res["status"] == "champion")

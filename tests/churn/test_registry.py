@@ -1,0 +1,111 @@
+"""Model registry: round trip, promotion both ways on the same holdout, weekly retrain."""
+from __future__ import annotations
+
+import dataclasses
+import json
+from datetime import timedelta
+
+import numpy as np
+import pandas as pd
+
+from models import registry, scoring
+from models.train import evaluate_model
+from tests.churn.conftest import AS_OF
+from userops.db import read_frame
+
+
+def _frames(engine, as_of=AS_OF):
+    with engine.connect() as conn:
+        return scoring.load_frames(conn, as_of)
+
+
+def _worse(model, frames):
+    """The same model with its logistic coefficients reversed: ranks customers backwards."""
+    bad = dataclasses.replace(model, coef=-model.coef, version=model.version[:-8] + "badbadba")
+    bad.metrics = evaluate_model(bad, frames.orders, frames.customers, bad.eval_cutoff, bad.horizon_days)
+    return bad
+
+
+def test_round_trip(loaded):
+    frames = _frames(loaded)
+    model = scoring.train(frames)
+    with loaded.begin() as conn:
+        decision = registry.register(conn, model, frames.orders, frames.customers, trained_as_of=AS_OF)
+    assert decision.promoted and decision.status == "champion"
+    registry._CACHE.clear()  # force reading the artifact back from the warehouse
+    with loaded.connect() as conn:
+        back = registry.load_champion(conn)
+        row = read_frame(conn, "SELECT * FROM model_versions")
+    assert back is not model and back.version == model.version
+    feats = scoring.build_features(frames.orders, frames.customers, frames.cutoff)
+    np.testing.assert_allclose(back.predict_proba(feats), model.predict_proba(feats))
+    r = row.iloc[0]
+    assert r["status"] == "champion" and r["horizon_days"] == 90
+    assert str(r["train_cutoff"])[:10] == "2026-05-24" and str(r["eval_cutoff"])[:10] == "2026-08-22"
+    metrics = json.loads(r["metrics"])
+    for k in ("roc_auc", "pr_auc", "brier", "log_loss", "lift_top_decile"):
+        assert isinstance(metrics[k], float), k
+    assert 0.5 < metrics["roc_auc"] <= 1
+    assert json.loads(r["features"]) == list(model.model_features)
+    assert "first trained model" in r["reason"]
+    # registering the same model again changes nothing
+    with loaded.begin() as conn:
+        again = registry.register(conn, model, frames.orders, frames.customers)
+    assert not again.new and again.status == "champion"
+
+
+def test_worse_candidate_stays_challenger(loaded):
+    frames = _frames(loaded)
+    good = scoring.train(frames)
+    bad = _worse(good, frames)
+    with loaded.begin() as conn:
+        registry.register(conn, good, frames.orders, frames.customers, trained_as_of=AS_OF)
+        d = registry.register(conn, bad, frames.orders, frames.customers, trained_as_of=AS_OF, lang="en")
+    assert not d.promoted and d.status == "challenger"
+    assert d.previous_champion == good.version
+    assert "Kept as challenger" in d.reason and "ROC AUC is lower" in d.reason
+    assert "ROC AUC" in d.text
+    # the champion was re-evaluated on the candidate's holdout
+    assert d.champion_metrics["roc_auc"] > d.metrics["roc_auc"] + 0.1
+    with loaded.connect() as conn:
+        vs = registry.versions(conn).set_index("version")
+    assert vs.loc[good.version, "status"] == "champion"
+    assert vs.loc[bad.version, "status"] == "challenger"
+    assert "lower" in vs.loc[bad.version, "reason"]
+    assert vs.loc[bad.version, "champion_metrics"]["roc_auc"] == d.champion_metrics["roc_auc"]
+
+
+def test_better_candidate_replaces_champion(loaded):
+    frames = _frames(loaded)
+    good = scoring.train(frames)
+    bad = _worse(good, frames)
+    with loaded.begin() as conn:
+        registry.save(conn, bad, "champion", "test: a weak champion", trained_as_of=AS_OF)
+        d = registry.register(conn, good, frames.orders, frames.customers, trained_as_of=AS_OF, lang="zh-CN")
+    assert d.promoted and d.status == "champion" and d.previous_champion == bad.version
+    assert "已晋升" in d.text
+    with loaded.connect() as conn:
+        vs = registry.versions(conn).set_index("version")
+        assert registry.load_champion(conn).version == good.version
+    assert vs.loc[good.version, "status"] == "champion"
+    assert vs.loc[bad.version, "status"] == "retired"
+    assert good.version in vs.loc[bad.version, "reason"]
+    assert (vs["status"] == "champion").sum() == 1
+
+
+def test_retrain_weekly(loaded, monkeypatch):
+    with loaded.begin() as conn:
+        assert scoring.needs_training(conn, AS_OF) == (True, "no_champion")
+    first = scoring.retrain(AS_OF, loaded)
+    assert first["promoted"] and first["status"] == "champion"
+    with loaded.connect() as conn:
+        assert scoring.needs_training(conn, AS_OF + timedelta(days=6)) == (False, "fresh")
+        assert scoring.needs_training(conn, AS_OF + timedelta(days=7)) == (True, "stale")
+    # a week later on the same data: a new window, a new model, promoted or kept with a reason
+    later = scoring.retrain(AS_OF + timedelta(days=7), loaded)
+    assert later["version"] != first["version"] and later["new"]
+    assert later["champion_metrics"] is not None  # compared on the new holdout
+    assert later["reason"].startswith("Promoted" if later["promoted"] else "Kept as challenger")
+    with loaded.connect() as conn:
+        vs = registry.versions(conn)
+    assert len(vs) == 2 and (vs["status"] == "champion").sum() == 1

@@ -1,0 +1,215 @@
+"""Churn model commands: ``userops model train|status|score|backtest``."""
+from __future__ import annotations
+
+import json
+import math
+from datetime import datetime
+from typing import Optional
+
+import typer
+
+from userops.i18n import register as register_messages
+from userops.i18n import t
+
+model_app = typer.Typer(help="Churn model: train, status, score, backtest.", no_args_is_help=True)
+
+
+def register(app: typer.Typer) -> None:
+    app.add_typer(model_app, name="model")
+
+
+def _day(value: Optional[str], option: str = "--as-of"):
+    if value is None:
+        return None
+    try:
+        return datetime.strptime(value, "%Y-%m-%d").date()
+    except ValueError:
+        raise typer.BadParameter(t("model.cli.bad_date", value=value), param_hint=option)
+
+
+def _f(v, digits: int = 3) -> str:
+    if v is None or (isinstance(v, float) and not math.isfinite(v)):
+        return "—"
+    return f"{float(v):.{digits}f}"
+
+
+@model_app.command("train")
+def train(
+    as_of: Optional[str] = typer.Option(None, "--as-of", help="Business day YYYY-MM-DD (default: today in the shop)."),
+    as_json: bool = typer.Option(False, "--json", help="Print the result as one JSON object."),
+) -> None:
+    """Train on the latest complete window; promote only if it does not lose to the champion."""
+    from models.scoring import retrain
+
+    try:
+        out = retrain(_day(as_of))
+    except ValueError as exc:
+        typer.echo(t("model.cli.train_failed", error=str(exc)), err=True)
+        raise typer.Exit(1)
+    if as_json:
+        typer.echo(json.dumps(out, ensure_ascii=False, default=str))
+        return
+    m = out["metrics"]
+    typer.echo(t("model.cli.trained", version=out["version"], train_cutoff=out["train_cutoff"], eval_cutoff=out["eval_cutoff"], n=f"{out['n_train']:,}"))
+    typer.echo(t("model.cli.metrics", auc=_f(m.get("roc_auc")), pr=_f(m.get("pr_auc")), brier=_f(m.get("brier")), ll=_f(m.get("log_loss")), lift=_f(m.get("lift_top_decile"), 2)))
+    typer.echo(out["reason_text"])
+
+
+@model_app.command("status")
+def status(as_json: bool = typer.Option(False, "--json", help="Print as JSON.")) -> None:
+    """Every model version with its metrics and status, the champion, and the last drift check."""
+    from models import registry
+    from userops.db import get_engine, read_frame
+
+    engine = get_engine()
+    with engine.connect() as conn:
+        vs = registry.versions(conn)
+        drift = read_frame(conn, "SELECT as_of, model_version, max_psi, threshold, breached, breached_features FROM drift_checks ORDER BY as_of DESC, created_at DESC LIMIT 1")
+        scored = read_frame(conn, "SELECT model_version, as_of, COUNT(*) AS n FROM churn_scores GROUP BY model_version, as_of")
+    if as_json:
+        payload = {
+            "versions": [
+                {k: (None if v is None or (isinstance(v, float) and math.isnan(v)) else (str(v) if k in ("trained_at", "trained_as_of", "train_cutoff", "eval_cutoff", "promoted_at", "retired_at") else v)) for k, v in r.items()}
+                for r in vs.to_dict("records")
+            ],
+            "last_drift": None if drift.empty else {k: (v if not hasattr(v, "item") else v.item()) for k, v in drift.iloc[0].to_dict().items()},
+            "scores": scored.to_dict("records"),
+        }
+        typer.echo(json.dumps(payload, ensure_ascii=False, default=str))
+        return
+    if vs.empty:
+        typer.echo(t("model.cli.no_models"))
+        return
+    champ = vs[vs["status"] == "champion"]
+    typer.echo(t("model.cli.champion", version=champ["version"].iloc[0]) if len(champ) else t("model.cli.no_champion"))
+    typer.echo("")
+    for r in vs.itertuples():  # one line per model version
+        m = r.metrics or {}
+        typer.echo(
+            t(
+                "model.cli.version_line",
+                version=r.version,
+                status=t(f"model.status.{r.status}"),
+                trained=str(r.trained_at)[:16],
+                window=f"{r.train_cutoff}→{r.eval_cutoff}",
+                auc=_f(m.get("roc_auc")),
+                pr=_f(m.get("pr_auc")),
+                brier=_f(m.get("brier")),
+                ll=_f(m.get("log_loss")),
+                lift=_f(m.get("lift_top_decile"), 2),
+            )
+        )
+        if r.reason:
+            typer.echo("    " + str(r.reason))
+    typer.echo("")
+    if drift.empty:
+        typer.echo(t("model.cli.no_drift"))
+    else:
+        d = drift.iloc[0]
+        breached = bool(d["breached"]) if not isinstance(d["breached"], str) else d["breached"] in ("1", "t", "true")
+        key = "model.cli.drift_breach" if breached else "model.cli.drift_ok"
+        feats = ", ".join(json.loads(d["breached_features"]) if d["breached_features"] else [])
+        typer.echo(t(key, as_of=str(d["as_of"])[:10], version=d["model_version"], max_psi=_f(d["max_psi"], 2), threshold=f"{float(d['threshold']):g}", features=feats))
+    for r in scored.itertuples():
+        typer.echo(t("model.cli.scores", version=r.model_version, as_of=str(r.as_of)[:10], n=f"{int(r.n):,}"))
+
+
+@model_app.command("score")
+def score(
+    as_of: Optional[str] = typer.Option(None, "--as-of", help="Business day YYYY-MM-DD (default: today in the shop)."),
+    no_train: bool = typer.Option(False, "--no-train", help="Never train, even without a champion or with a stale one."),
+    as_json: bool = typer.Option(False, "--json", help="Print the result as one JSON object."),
+) -> None:
+    """Score every customer with the champion (training first if there is none), check drift."""
+    from models.scoring import score_night
+
+    out = score_night(_day(as_of), train_if_needed=not no_train)
+    if as_json:
+        typer.echo(json.dumps(out, ensure_ascii=False, default=str))
+        return
+    for line in out.get("summary", []):
+        typer.echo(line)
+
+
+@model_app.command("backtest")
+def backtest(
+    orders: str = typer.Option(..., "--orders", help="Orders file (CSV/.parquet/.xlsx): order_id, customer_id, paid_at, amount, status."),
+    cutoff: str = typer.Option(..., "--cutoff", help="Evaluation cutoff T, YYYY-MM-DD (training uses T minus the horizon)."),
+    horizon: int = typer.Option(90, "--horizon", min=1, help="Horizon H in days."),
+    as_json: bool = typer.Option(False, "--json", help="Print exactly one JSON object: model, recency, bgnbd."),
+) -> None:
+    """Train at cutoff−horizon, evaluate at cutoff, beside recency and BG/NBD baselines."""
+    from pathlib import Path
+
+    from models.backtest import backtest as run_backtest
+    from models.backtest import backtest_warnings, read_orders_file
+
+    T = _day(cutoff, "--cutoff")
+    path = Path(orders)
+    if not path.exists():
+        typer.echo(t("model.cli.no_file", path=orders), err=True)
+        raise typer.Exit(2)
+    try:
+        df = read_orders_file(path)
+        result = run_backtest(df, T, horizon)
+    except ValueError as exc:
+        typer.echo(t("model.cli.backtest_failed", error=str(exc)), err=True)
+        raise typer.Exit(1)
+    warnings = backtest_warnings(df, T, horizon)
+    if as_json:
+        for w in warnings:
+            typer.echo(t("model.cli.warning", text=w), err=True)
+        clean = {k: {m: (None if isinstance(v, float) and not math.isfinite(v) else v) for m, v in d.items()} for k, d in result.items()}
+        typer.echo(json.dumps(clean, ensure_ascii=False))
+        return
+    for w in warnings:
+        typer.echo(t("model.cli.warning", text=w))
+    first = result["model"]
+    typer.echo(t("model.cli.backtest_head", cutoff=str(T), horizon=horizon, n=f"{first['n']:,}", rate=_f(first["churn_rate"])))
+    typer.echo(f"{'':10} {'ROC AUC':>8} {'PR AUC':>8} {'Brier':>8} {'log loss':>9}")
+    for name in ("model", "recency", "bgnbd"):
+        m = result[name]
+        typer.echo(f"{t('model.cli.row.' + name):10} {_f(m['roc_auc']):>8} {_f(m['pr_auc']):>8} {_f(m['brier']):>8} {_f(m['log_loss']):>9}")
+
+
+register_messages(
+    {
+        "model.cli.bad_date": {"zh-CN": "{value!r} 不是 2026-11-20 这样的日期", "en": "{value!r} is not a date like 2026-11-20"},
+        "model.cli.train_failed": {"zh-CN": "无法训练：{error}", "en": "Cannot train: {error}"},
+        "model.cli.trained": {
+            "zh-CN": "已训练 {version}：训练截止 {train_cutoff}，验证截止 {eval_cutoff}，训练样本 {n} 位客户",
+            "en": "Trained {version}: training cutoff {train_cutoff}, holdout cutoff {eval_cutoff}, {n} training customers",
+        },
+        "model.cli.metrics": {
+            "zh-CN": "验证集：ROC AUC {auc}，PR AUC {pr}，Brier {brier}，对数损失 {ll}，前 10% 提升度 {lift}",
+            "en": "Holdout: ROC AUC {auc}, PR AUC {pr}, Brier {brier}, log loss {ll}, top-decile lift {lift}",
+        },
+        "model.cli.no_models": {"zh-CN": "模型库为空：运行 `userops model train`。", "en": "No model yet: run `userops model train`."},
+        "model.cli.champion": {"zh-CN": "冠军模型：{version}", "en": "Champion: {version}"},
+        "model.cli.no_champion": {"zh-CN": "没有冠军模型。", "en": "No champion."},
+        "model.cli.version_line": {
+            "zh-CN": "{version}  [{status}]  训练于 {trained}  窗口 {window}  ROC AUC {auc}  PR AUC {pr}  Brier {brier}  对数损失 {ll}  提升度 {lift}",
+            "en": "{version}  [{status}]  trained {trained}  window {window}  ROC AUC {auc}  PR AUC {pr}  Brier {brier}  log loss {ll}  lift {lift}",
+        },
+        "model.cli.no_drift": {"zh-CN": "还没有漂移检查。", "en": "No drift check yet."},
+        "model.cli.drift_ok": {
+            "zh-CN": "最近漂移检查 {as_of}（{version}）：正常，最大 PSI {max_psi}（阈值 {threshold}）",
+            "en": "Last drift check {as_of} ({version}): stable, max PSI {max_psi} (threshold {threshold})",
+        },
+        "model.cli.drift_breach": {
+            "zh-CN": "最近漂移检查 {as_of}（{version}）：⚠️ 漂移，{features}，最大 PSI {max_psi}（阈值 {threshold}）",
+            "en": "Last drift check {as_of} ({version}): ⚠️ drift in {features}, max PSI {max_psi} (threshold {threshold})",
+        },
+        "model.cli.scores": {"zh-CN": "评分：模型 {version}，{as_of}，{n} 位客户", "en": "Scores: model {version}, {as_of}, {n} customers"},
+        "model.cli.no_file": {"zh-CN": "找不到文件 {path}", "en": "No such file: {path}"},
+        "model.cli.backtest_failed": {"zh-CN": "回测失败：{error}", "en": "Backtest failed: {error}"},
+        "model.cli.warning": {"zh-CN": "注意：{text}", "en": "Warning: {text}"},
+        "model.cli.backtest_head": {
+            "zh-CN": "回测：截止 {cutoff}，窗口 {horizon} 天，{n} 位客户，流失率 {rate}",
+            "en": "Backtest at {cutoff}, horizon {horizon} days: {n} customers, churn rate {rate}",
+        },
+        "model.cli.row.model": {"zh-CN": "模型", "en": "model"},
+        "model.cli.row.recency": {"zh-CN": "最近购买", "en": "recency"},
+        "model.cli.row.bgnbd": {"zh-CN": "BG/NBD", "en": "BG/NBD"},
+    }
+)
