@@ -148,9 +148,11 @@ def _render(conn: Connection, name: str, win: Window, **parts) -> str:
             "float": "DOUBLE PRECISION",
         }
     else:
+        # integer local day numbers: unixepoch() is the cheapest parse SQLite has
+        day = f"((unixepoch(o.paid_at) + {off * 60}) / 86400)"
         pieces = {
-            "paid_day": f"date(o.paid_at, '{off:+d} minutes')",
-            "paid_dow": f"CAST(strftime('%w', o.paid_at, '{off:+d} minutes') AS INTEGER)",
+            "paid_day": day,
+            "paid_dow": f"(({day} + 4) % 7)",  # 1970-01-01 was a Thursday: 0 = Sunday
             "float": "REAL",
         }
     pieces.update(parts)
@@ -298,7 +300,7 @@ def refresh_aggregates(conn: Connection, as_of: date, full: bool = False, settin
         reason = "weekly safety net"
     t0 = time.perf_counter()
     if reason:
-        _exec(conn, "DELETE FROM customer_aggregates")
+        _exec(conn, "TRUNCATE customer_aggregates" if is_postgres(conn) else "DELETE FROM customer_aggregates")
         n = build_aggregates(conn, win, s, "customer_aggregates", delta=False)
         full_as_of = win.as_of
         changed = -1
