@@ -9,8 +9,9 @@ Every night, after tags, health and churn scores are fresh:
     -> publish each campaign's read-out and the communication calendar (沟通日历)
 
 ``run_campaign`` runs one campaign now (by hand, from the UI or the CLI); ``recall_plan``
-is started by the health check's silent-share event; ``deliver_messages`` sends what became
-due later (quiet hours end, retries).
+is started by the health check's silent-share event (``event_campaigns`` does the same for
+any other event a definition listens to); ``deliver_messages`` sends what became due later
+(quiet hours ended, retries, approved reviews) and is meant to run every few minutes.
 """
 from __future__ import annotations
 
@@ -97,6 +98,19 @@ def run_campaign(name: str, channel: str | None = None, as_of: date | None = Non
     return {"campaign": name, "plan": plan, "delivery": delivery, "readout": readouts[name], "summary": summary}
 
 
+def _event_run(event: str, day: date, notes: str) -> dict:
+    """Plan and send every enabled campaign that listens to ``event``."""
+    listeners = [c for c in load_campaigns_task() if c.enabled and c.listens_to(event)]
+    parent = new_run_id("event")
+    plans = {c.name: plan_campaign_task(c, day, parent, "event", event, None, notes) for c in listeners}
+    deliveries = {}
+    for name, p in plans.items():
+        deliveries[name] = send_due_task(campaign=name)
+        finish_campaign_runs_task([p["run_id"]], deliveries[name])
+    summary = [notes] + [line for name in plans for line in _summary({name: plans[name]}, deliveries[name])]
+    return {"as_of": str(day), "event": event, "notes": notes, "campaigns": plans, "delivery": deliveries, "summary": summary}
+
+
 @flow(name="recall-plan", log_prints=True, **ALERT_HOOKS)
 def recall_plan(silent_share: float | None = None, as_of: str | None = None) -> dict:
     """Churn-warning recall plan (流失预警召回计划), started when the silent share is too high.
@@ -105,23 +119,29 @@ def recall_plan(silent_share: float | None = None, as_of: str | None = None) -> 
         silent_share: the silent share the health check saw (e.g. 0.38); goes into the run's notes.
         as_of: the business day of the health check (YYYY-MM-DD; default today).
     """
-    logger = get_run_logger()
     day = date.fromisoformat(str(as_of)[:10]) if as_of else shop_today()
     threshold = get_settings().health.silent_share_max
     if silent_share is not None:
         notes = t("campaign.recall.note", share=f"{float(silent_share):.1%}", threshold=f"{threshold:.0%}")
     else:
         notes = t("campaign.recall.note_manual")
-    listeners = [c for c in load_campaigns_task() if c.enabled and c.listens_to(SILENT_SHARE_EVENT)]
-    parent = new_run_id("recall")
-    plans = {c.name: plan_campaign_task(c, day, parent, "event", SILENT_SHARE_EVENT, None, notes) for c in listeners}
-    deliveries = {}
-    for name, p in plans.items():
-        deliveries[name] = send_due_task(campaign=name)
-        finish_campaign_runs_task([p["run_id"]], deliveries[name])
-    logger.info(notes)
-    summary = [notes] + [line for name in plans for line in _summary({name: plans[name]}, deliveries[name])]
-    return {"as_of": str(day), "notes": notes, "campaigns": plans, "delivery": deliveries, "summary": summary}
+    out = _event_run(SILENT_SHARE_EVENT, day, notes)
+    get_run_logger().info(notes)
+    return out
+
+
+@flow(name="event-campaigns", log_prints=True, **ALERT_HOOKS)
+def event_campaigns(event: str, as_of: str | None = None, notes: str | None = None) -> dict:
+    """Run the campaigns whose definition has an entry ``{on: event, event: <event>}``
+    (wire it to any Prefect event with a deployment trigger).
+
+    Args:
+        event: the Prefect event name, e.g. userops.health.silent-share-high.
+        as_of: business day (YYYY-MM-DD; default today).
+        notes: why it ran; stored with each campaign run.
+    """
+    day = date.fromisoformat(str(as_of)[:10]) if as_of else shop_today()
+    return _event_run(event, day, notes or event)
 
 
 @flow(name="deliver-messages", log_prints=True, **ALERT_HOOKS)

@@ -414,7 +414,7 @@ def _sample(c: Campaign, df: pd.DataFrame, send: pd.Series, n: int) -> list[dict
                 "variant": picked.at[i, "variant"],
                 "channel": picked.at[i, "channel"],
                 "locale": picked.at[i, "locale"],
-                "subject": masked.at[i, "subject"],
+                "subject": None if pd.isna(masked.at[i, "subject"]) else masked.at[i, "subject"],
                 "body": masked.at[i, "body"],
             }
         )

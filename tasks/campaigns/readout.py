@@ -216,7 +216,7 @@ def calendar_frame(engine: Engine | None = None, today: date | None = None, past
 def calendar_rows(cal: pd.DataFrame, lang: str | None = None) -> list[dict]:
     L = lambda k: t(f"campaign.calendar.{k}", lang)  # noqa: E731
     return [
-        {L("day"): r.day, "campaign": r.campaign, "channel": r.channel, L("sent"): int(r.sent), L("planned"): int(r.planned)}
+        {L("day"): r.day, L("campaign"): r.campaign, L("channel"): r.channel, L("sent"): int(r.sent), L("planned"): int(r.planned)}
         for r in cal.itertuples(index=False)
     ]
 

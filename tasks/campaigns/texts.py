@@ -87,6 +87,10 @@ register(
         "campaign.verdict.up": {"zh-CN": "显著提升", "en": "significant uplift"},
         "campaign.verdict.down": {"zh-CN": "显著下降", "en": "significant drop"},
         "campaign.verdict.no_control": {"zh-CN": "无对照组,无法评估提升", "en": "no control group: uplift cannot be measured"},
+        "campaign.report.incremental": {
+            "zh-CN": "增量收入(实验组对比对照组):{revenue},礼品成本 {cost}",
+            "en": "Incremental revenue (treatment vs control): {revenue}; gift cost {cost}",
+        },
         "campaign.report.empty": {"zh-CN": "活动 {name} 还没有触达记录。", "en": "Campaign {name} has no touches yet."},
         # calendar
         "campaign.calendar.title": {"zh-CN": "沟通日历", "en": "Communication calendar"},
@@ -95,6 +99,8 @@ register(
             "en": "Messages sent in the last {past} days and planned for the next {ahead} (per day, campaign and channel)",
         },
         "campaign.calendar.day": {"zh-CN": "日期", "en": "day"},
+        "campaign.calendar.campaign": {"zh-CN": "活动", "en": "campaign"},
+        "campaign.calendar.channel": {"zh-CN": "渠道", "en": "channel"},
         "campaign.calendar.sent": {"zh-CN": "已发送", "en": "sent"},
         "campaign.calendar.planned": {"zh-CN": "计划", "en": "planned"},
         "campaign.calendar.empty": {"zh-CN": "这段时间没有消息。", "en": "No messages in this period."},

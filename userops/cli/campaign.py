@@ -4,7 +4,8 @@
 * ``plan NAME --dry-run``: who would get what and why (counts per exclusion reason, a sample of
   rendered messages with personal data masked); without ``--dry-run`` the touches are planned
   (written) but nothing is sent.
-* ``run NAME [--channel CHANNEL]``: plan and send now (the ``campaign`` flow).
+* ``run NAME [--channel CHANNEL] [--local]``: plan and send now (the ``campaign`` flow;
+  ``--local`` without Prefect).
 * ``send``: deliver whatever is due (after quiet hours, retries, approvals).
 * ``report NAME``: reached, converted, treatment vs control, uplift with a 95% interval.
 * ``calendar``: the communication calendar (沟通日历): sent per day in the last 30 days, planned for the next 14.
@@ -14,6 +15,7 @@ from __future__ import annotations
 
 import getpass
 import json
+import os
 import unicodedata
 from datetime import date
 from typing import Optional
@@ -21,6 +23,10 @@ from typing import Optional
 import typer
 
 from userops.i18n import t
+
+# `run` starts a temporary Prefect server when none is configured; on a busy machine it needs
+# more than Prefect's default 20 s to come up.
+os.environ.setdefault("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", "120")
 
 app = typer.Typer(help="Lifecycle campaigns: awakening, retention, recall (plan, run, report, calendar).", no_args_is_help=True)
 
@@ -150,9 +156,22 @@ def run_cmd(
     name: str = typer.Argument(..., help="Campaign name, e.g. recall"),
     channel: Optional[str] = typer.Option(None, "--channel", help="Send through this channel instead (email, sms, push, staff)."),
     as_of: Optional[str] = typer.Option(None, "--as-of", help="Business day YYYY-MM-DD (default today)."),
+    local: bool = typer.Option(False, "--local", help="Plan and send in this terminal without Prefect (no run in the UI, no artifacts)."),
 ) -> None:
-    """Plan and send one campaign now (a run of the `campaign` flow)."""
-    _load(name)
+    """Plan and send one campaign now (a run of the `campaign` flow, visible in the Prefect UI)."""
+    c = _load(name)
+    if local:
+        from tasks.campaigns.engine import finish_campaign_run, plan_campaign
+        from tasks.messaging import send_due
+        from userops.db import get_engine
+
+        r = plan_campaign(c, _as_of(as_of), entry="manual", channel=channel)
+        d = send_due(channel_override=channel, campaign=name)
+        finish_campaign_run(get_engine(), r.run_id, d)
+        s = r.stats
+        typer.echo(t("campaign.plan.line", name=name, audience=s["audience"], excluded=sum(s["excluded"].values()), control=s["control"], planned=s["planned"]))
+        typer.echo(t("campaign.delivery.line", sent=d["sent"], failed=d["failed"], retry=d["retry_scheduled"], suppressed=d["suppressed"], resent=d["resent_after_crash"]))
+        return
     from flows.campaigns import run_campaign
 
     out = run_campaign(name=name, channel=channel, as_of=_as_of(as_of))
@@ -188,7 +207,7 @@ def report_cmd(
     if rows:
         typer.echo(_table(rows))
         if rep.get("incremental_revenue") is not None:
-            typer.echo(f"incremental revenue (treatment vs control): {rep['incremental_revenue']:.2f}")
+            typer.echo(t("campaign.report.incremental", revenue=f"{rep['incremental_revenue']:.2f}", cost=f"{rep['groups']['treatment']['gift_cost']:.2f}"))
 
 
 @app.command("calendar")
