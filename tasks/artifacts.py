@@ -9,7 +9,8 @@ The keys live here so every part of the product uses the same ones:
 | quarantine summary (this module) | ``nightly-quarantine`` |
 | nightly digest (alerts) | ``nightly-digest`` |
 | health report (tags/health) | ``health-report`` |
-| campaign read-out (campaigns) | ``campaign-readout-<campaign>`` e.g. ``campaign-readout-awakening`` |
+| campaign read-out (campaigns) | ``campaign-<campaign>`` e.g. ``campaign-awakening`` |
+| communication calendar (campaigns) | ``campaign-calendar`` |
 | churn model report (churn) | ``churn-model`` |
 | crisis incident (crisis) | ``incident-<incident id>`` |
 
@@ -32,7 +33,8 @@ ARTIFACT_KEYS: dict[str, str] = {
     "quarantine": "nightly-quarantine",
     "digest": "nightly-digest",
     "health": "health-report",
-    "campaign": "campaign-readout-{name}",
+    "campaign": "campaign-{name}",
+    "calendar": "campaign-calendar",
     "churn": "churn-model",
     "incident": "incident-{name}",
 }

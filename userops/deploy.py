@@ -106,12 +106,18 @@ def entrypoint_problem(entrypoint: str, root: Path = PROJECT_ROOT) -> str | None
     return None
 
 
-def deployable(config: dict, root: Path = PROJECT_ROOT) -> tuple[dict, list[tuple[str, str]]]:
-    """(config with only the deployments whose flow loads, [(name, reason) skipped])."""
+def deployable(config: dict, root: Path = PROJECT_ROOT, load: bool = True) -> tuple[dict, list[tuple[str, str]]]:
+    """(config with only the deployments whose flow loads, [(name, reason) skipped]).
+
+    ``load=False`` only checks that the flow files exist (fast: nothing is imported)."""
     cfg = copy.deepcopy(config)
     keep, skipped = [], []
     for d in cfg["deployments"]:
-        problem = entrypoint_problem(d.get("entrypoint", ""), root)
+        if load:
+            problem = entrypoint_problem(d.get("entrypoint", ""), root)
+        else:
+            path = d.get("entrypoint", "").split(":", 1)[0]
+            problem = None if (root / path).is_file() else f"{path} does not exist yet"
         if problem:
             skipped.append((d.get("name", "?"), problem))
         else:
@@ -346,11 +352,18 @@ class DeployResult:
     pool_created: bool = False
 
 
-def deploy(api_url: str, workdir: Path, settings: Settings | None = None, config: dict | None = None, env: dict | None = None, timeout: float = 900.0) -> DeployResult:
-    """Ensure the work pool, then ``prefect deploy --all`` on prefect.yaml as rendered for
-    these settings, limited to the deployments whose flow exists. Raises on failure."""
+def plan_deploy(settings: Settings | None = None, config: dict | None = None) -> tuple[dict, dict, list[tuple[str, str]]]:
+    """(rendered prefect.yaml, the part to deploy, [(name, why) skipped]). Imports the flows."""
     rendered = render_prefect_yaml(config, settings)
     ready, skipped = deployable(rendered)
+    return rendered, ready, skipped
+
+
+def deploy(api_url: str, workdir: Path, settings: Settings | None = None, config: dict | None = None, env: dict | None = None, timeout: float = 900.0, plan=None) -> DeployResult:
+    """Ensure the work pool, then ``prefect deploy --all`` on prefect.yaml as rendered for
+    these settings, limited to the deployments whose flow exists. Raises on failure.
+    ``plan``: a :func:`plan_deploy` result computed earlier (e.g. while the server started)."""
+    rendered, ready, skipped = plan or plan_deploy(settings, config)
     res = DeployResult(deployed=[d["name"] for d in ready["deployments"]], skipped=skipped)
     res.pool_created = ensure_work_pool(api_url, work_pool_name(rendered))
     if not ready["deployments"]:
@@ -393,7 +406,7 @@ class DeploymentInfo:
     def how(self) -> str:
         parts = []
         for s in self.schedules:
-            what = f"cron {s['cron']}" if s.get("cron") else f"every {s.get('interval')}s" if s.get("interval") else str(s)
+            what = f"cron {s['cron']}" if s.get("cron") else f"every {int(s['interval'])}s" if s.get("interval") else str(s)
             parts.append(f"{what} ({s.get('timezone') or 'UTC'})" + ("" if s.get("active", True) else " [inactive]"))
         parts += [f"on event {e}" for e in self.triggers]
         return "; ".join(parts) or "by hand"
@@ -452,6 +465,22 @@ def describe_deployments(api_url: str) -> list[DeploymentInfo]:
             )
         )
     return sorted(out, key=lambda i: i.full_name)
+
+
+def deployed_project_dirs(api_url: str) -> set[str]:
+    """The directories the deployments' pull steps change into (the deploying checkout)."""
+
+    async def go():
+        async with _client(api_url) as c:
+            return await c.read_deployments()
+
+    dirs = set()
+    for d in _run(go()):
+        for step in d.pull_steps or []:
+            cfg = step.get("prefect.deployments.steps.set_working_directory")
+            if cfg and cfg.get("directory"):
+                dirs.add(str(cfg["directory"]))
+    return dirs
 
 
 # ----------------------------------------------------------------------------- alerts setup

@@ -16,7 +16,8 @@ Configured by settings (env vars):
   ``DaskTaskRunner`` on that running Dask cluster (``dask scheduler`` / ``dask worker``
   on several machines, each with this project installed).
 * ``USEROPS_TASK_RUNNER=dask`` without an address: a local Dask cluster of
-  ``USEROPS_DASK_WORKERS`` (default 2) processes, started for the flow run and stopped after.
+  ``USEROPS_DASK_WORKERS`` (default 2) processes (threads with ``USEROPS_DASK_PROCESSES=false``),
+  started for the flow run and stopped after.
 
 The result does not depend on the runner: partitions are a stable hash of the key, and
 the partial results are put back together in partition order.
@@ -43,7 +44,7 @@ def task_runner(settings: Settings | None = None):
             cluster_kwargs={
                 "n_workers": max(1, int(s.dask_workers)),
                 "threads_per_worker": 1,
-                "processes": True,
+                "processes": bool(s.dask_processes),
                 "dashboard_address": None,
             }
         )

@@ -269,6 +269,7 @@ class Settings(BaseSettings):
     task_runner: Literal["default", "dask"] = "default"
     dask_address: str | None = None  # e.g. tcp://10.0.0.5:8786 (a running dask scheduler)
     dask_workers: int = 2
+    dask_processes: bool = True  # local cluster only: worker processes (True) or threads
 
     @classmethod
     def settings_customise_sources(

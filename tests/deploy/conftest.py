@@ -43,6 +43,7 @@ class Ops:
     warehouse_url: str
     sample_url: str
     database: str
+    serve_env: dict = field(default_factory=dict)
     lines: list[str] = field(default_factory=list)
 
     @property
@@ -150,7 +151,7 @@ def ops(tmp_path_factory, prefect_pg_database, ops_sample):
         text=True,
         start_new_session=True,
     )
-    o = Ops(f"http://127.0.0.1:{port}/api", f"http://127.0.0.1:{port}", home, proc, warehouse, ops_sample.url, database)
+    o = Ops(f"http://127.0.0.1:{port}/api", f"http://127.0.0.1:{port}", home, proc, warehouse, ops_sample.url, database, serve_env=env)
     ready = threading.Event()
 
     def pump():

@@ -20,8 +20,9 @@ def test_keys_are_stable_and_valid():
     assert artifact_key("quarantine") == "nightly-quarantine"
     assert artifact_key("digest") == "nightly-digest"
     assert artifact_key("health") == "health-report"
-    assert artifact_key("campaign", "Awakening") == "campaign-readout-awakening"
-    assert artifact_key("campaign", "vip care/2026") == "campaign-readout-vip-care-2026"
+    assert artifact_key("campaign", "Awakening") == "campaign-awakening"
+    assert artifact_key("campaign", "vip care/2026") == "campaign-vip-care-2026"
+    assert artifact_key("calendar") == "campaign-calendar"
     for kind, pattern in ARTIFACT_KEYS.items():
         key = artifact_key(kind, "x") if "{name}" in pattern else artifact_key(kind)
         assert key == key.lower() and " " not in key and "_" not in key

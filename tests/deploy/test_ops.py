@@ -147,9 +147,32 @@ def test_deployments_whose_flow_is_missing_are_reported_not_deployed(ops):
 
 # ----------------------------------------------------------------------------- nightly runs
 @pytest.fixture(scope="module")
-def nightly_runs(ops):
+def second_worker(ops):
+    """A second machine's worker (`userops serve --worker-only`), started with the nightly
+    runs so either worker may take either run."""
+    proc = subprocess.Popen(
+        [USEROPS, "serve", "--worker-only"],
+        cwd=PROJECT_ROOT,
+        env={**ops.serve_env, "PREFECT_API_URL": ops.api_url, "PREFECT_HOME": str(ops.home / "second-machine")},
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        start_new_session=True,
+    )
+    yield {"proc": proc}
+    if proc.poll() is None:
+        proc.send_signal(signal.SIGINT)
+        try:
+            proc.communicate(timeout=60)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.communicate()
+
+
+@pytest.fixture(scope="module")
+def nightly_runs(ops, second_worker):
     """Two nightly runs started one after the other — through the API, then through
-    `prefect deployment run` — while the first is still running."""
+    `prefect deployment run` — while the first is still running, with two workers polling."""
     with ops.client() as c:
         dep = _deployment(c, "nightly")
         api_run = c.create_flow_run_from_deployment(dep.id, parameters={})
@@ -242,12 +265,58 @@ def test_silent_share_event_starts_the_recall_plan(ops):
             _cancel(c, run.id)
 
 
+# ----------------------------------------------------------------------------- more machines
+def test_a_second_worker_joins_with_serve_worker_only(ops, second_worker):
+    """What an extra machine runs: `userops serve --worker-only` against PREFECT_API_URL
+    (it took part in the nightly runs above); Ctrl-C stops it."""
+    proc = second_worker["proc"]
+    with ops.client() as c:
+        deadline = time.monotonic() + 60
+        workers = []
+        while time.monotonic() < deadline and proc.poll() is None:
+            workers = c.read_workers_for_work_pool("userops-pool")
+            if len(workers) >= 2:
+                break
+            time.sleep(1)
+    assert len(workers) >= 2, f"the second worker did not join the pool: {[w.name for w in workers]}"
+    proc.send_signal(signal.SIGINT)
+    out, _ = proc.communicate(timeout=60)
+    assert proc.returncode == 0, out
+    assert "Worker started on work pool userops-pool" in out and "Stopped." in out
+    assert "Warning" not in out  # same checkout path as the deployments'
+
+
+def test_worker_only_needs_the_server_address(monkeypatch):
+    from typer.testing import CliRunner
+
+    from userops.cli import app
+
+    monkeypatch.delenv("PREFECT_API_URL", raising=False)
+    monkeypatch.setenv("USEROPS_LANGUAGE", "en")
+    from userops.settings import reset_settings
+
+    reset_settings()
+    r = CliRunner().invoke(app, ["serve", "--worker-only"])
+    reset_settings()
+    assert r.exit_code == 2
+    assert "--worker-only needs PREFECT_API_URL" in r.output
+
+
 # ----------------------------------------------------------------------------- Dask
+def _dask_worker() -> str:
+    try:
+        from distributed import get_worker
+
+        return get_worker().address
+    except (ImportError, ValueError):
+        return ""
+
+
 @task
 def _customer_totals(orders: pd.DataFrame) -> pd.DataFrame:
     """Per-customer figures of one partition (what scoring/audience steps look like)."""
     g = orders.groupby("customer_id").agg(orders=("order_id", "count"), spent=("amount", "sum"), last_paid=("paid_at", "max"))
-    return g.reset_index().assign(pid=os.getpid())
+    return g.reset_index().assign(worker=_dask_worker())
 
 
 @flow(name="partitioned-totals")
@@ -257,6 +326,10 @@ def _totals_flow(orders: pd.DataFrame, n_partitions: int) -> pd.DataFrame:
 
 
 def test_dask_task_runner_gives_the_same_results_as_the_default(ops, ops_sample, monkeypatch):
+    """The same flow with the default runner (one partition, threads in this process) and
+    with a local Dask cluster of 2 workers (4 partitions): the same frame. The cluster uses
+    threads here to keep the suite fast; USEROPS_DASK_PROCESSES=true (the default) and
+    USEROPS_DASK_ADDRESS only change where the workers live."""
     from userops.settings import reset_settings
 
     orders = ops_sample.tables["orders"][0][["order_id", "customer_id", "amount", "paid_at"]].copy()
@@ -272,15 +345,25 @@ def test_dask_task_runner_gives_the_same_results_as_the_default(ops, ops_sample,
 
         monkeypatch.setenv("USEROPS_TASK_RUNNER", "dask")
         monkeypatch.setenv("USEROPS_DASK_WORKERS", "2")
+        monkeypatch.setenv("USEROPS_DASK_PROCESSES", "false")
         reset_settings()
         runner = task_runner()
         assert type(runner).__name__ == "DaskTaskRunner"
+        assert runner.cluster_kwargs["n_workers"] == 2 and runner.cluster_kwargs["processes"] is False
         dask = _totals_flow.with_options(task_runner=runner)(orders, 4)
+
+        monkeypatch.setenv("USEROPS_DASK_ADDRESS", "tcp://10.0.0.5:8786")
+        monkeypatch.delenv("USEROPS_DASK_PROCESSES")
+        reset_settings()
+        assert task_runner().address == "tcp://10.0.0.5:8786"
+        monkeypatch.delenv("USEROPS_DASK_ADDRESS")
+        reset_settings()
+        assert task_runner().cluster_kwargs["processes"] is True
     reset_settings()
 
-    assert set(dask["pid"]) and os.getpid() not in set(dask["pid"]), "the Dask run did not use worker processes"
-    assert set(plain["pid"]) == {os.getpid()}
-    pd.testing.assert_frame_equal(plain.drop(columns="pid"), dask.drop(columns="pid"))
+    assert set(plain["worker"]) == {""}
+    assert "" not in set(dask["worker"]), "the Dask run did not run on Dask workers"
+    pd.testing.assert_frame_equal(plain.drop(columns="worker"), dask.drop(columns="worker"))
     expected = orders.groupby("customer_id")["amount"].sum().sort_index()
     assert plain.set_index("customer_id")["spent"].round(2).equals(expected.round(2))
 

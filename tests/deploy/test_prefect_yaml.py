@@ -20,7 +20,7 @@ CONFIG = load_prefect_yaml()
 BY_NAME = {d["name"]: d for d in CONFIG["deployments"]}
 
 # Parameters an operator must fill in by hand (no sensible default): what happened in a crisis.
-REQUIRED_BY_DESIGN = {"crisis-response": {"skus", "reason"}}
+REQUIRED_BY_DESIGN = {"crisis-response": {"skus", "reason"}, "alert-crashed-run": {"flow_run_ref"}}
 
 
 def test_every_contract_flow_has_a_deployment_on_the_process_pool():
@@ -32,6 +32,8 @@ def test_every_contract_flow_has_a_deployment_on_the_process_pool():
         "flows/campaigns.py:run_campaign",
         "flows/campaigns.py:recall_plan",
         "flows/crisis.py:crisis_response",
+        "flows/alerts.py:alert_crashed_run",
+        "flows/alerts.py:deliver_alerts",
     } <= entrypoints
     assert {d["parameters"]["name"] for d in CONFIG["deployments"] if d["entrypoint"].endswith(":run_campaign")} >= {"awakening", "retention", "recall"}
     assert len(BY_NAME) == len(CONFIG["deployments"]), "deployment names must be unique"
@@ -48,7 +50,8 @@ def test_schedules_and_concurrency():
     assert BY_NAME["weekly-retrain"]["schedules"][0]["cron"] == "0 5 * * 0"  # weekly
     assert BY_NAME["hourly-monitor"]["schedules"][0]["cron"] == "0 * * * *"  # hourly
     assert BY_NAME["hourly-monitor"]["concurrency_limit"]["collision_strategy"] == "CANCEL_NEW"
-    for name in ("awakening", "retention", "recall", "silent-share-recall", "crisis-response"):
+    assert BY_NAME["deliver-alerts"]["schedules"][0]["interval"] == 300  # every 5 minutes
+    for name in ("awakening", "retention", "recall", "silent-share-recall", "crisis-response", "alert-crashed-run"):
         assert not BY_NAME[name].get("schedules"), f"{name} runs by hand or on its event"
 
 

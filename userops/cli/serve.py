@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import os
 import signal
+import threading
 import time
 from pathlib import Path
 from typing import Optional
@@ -76,6 +77,10 @@ register_messages(
             "zh-CN": "缺少部署:{names}(运行 `userops serve` 或 `prefect deploy --all`)",
             "en": "Missing deployments: {names} (run `userops serve` or `prefect deploy --all`)",
         },
+        "serve.other_dir": {
+            "zh-CN": "注意:部署的流程在目录 {dirs} 中运行,而本机项目在 {here}。请把项目放在相同路径,否则此工作进程上的运行会失败。",
+            "en": "Warning: the deployments run their flows from {dirs}, but this checkout is at {here}. Put the project at the same path on every worker machine, or runs on this worker fail.",
+        },
         "serve.need_api": {
             "zh-CN": "--worker-only 需要 PREFECT_API_URL 指向 Prefect 服务器,例如 http://ops-server:4200/api",
             "en": "--worker-only needs PREFECT_API_URL pointing at the Prefect server, e.g. http://ops-server:4200/api",
@@ -100,6 +105,13 @@ def _db_label() -> str:
         return "configured by PREFECT_SERVER_DATABASE_CONNECTION_URL"
 
 
+def _configured_api_url() -> str | None:
+    """PREFECT_API_URL from the environment or the active Prefect profile."""
+    from prefect.settings import get_current_settings
+
+    return os.environ.get("PREFECT_API_URL") or get_current_settings().api.url
+
+
 def _print_deployments(infos) -> None:
     width = max([len(i.full_name) for i in infos] + [20])
     for i in infos:
@@ -111,7 +123,7 @@ def _expected_deployments() -> list[str]:
     """Deployment names in prefect.yaml whose flow exists (what a complete deploy holds)."""
     from userops.deploy import deployable, render_prefect_yaml
 
-    ready, _ = deployable(render_prefect_yaml())
+    ready, _ = deployable(render_prefect_yaml(), load=False)
     return [d["name"] for d in ready["deployments"]]
 
 
@@ -174,18 +186,24 @@ def serve(
     home = Path(os.environ["PREFECT_HOME"])  # set by userops.cli (project .prefect unless given)
 
     if check_only:
-        api_url = os.environ.get("PREFECT_API_URL") or f"http://{'127.0.0.1' if host in ('0.0.0.0', '::') else host}:{port}/api"
+        api_url = _configured_api_url() or f"http://{'127.0.0.1' if host in ('0.0.0.0', '::') else host}:{port}/api"
         raise typer.Exit(check(api_url))
 
     pool = work_pool_name()
     if worker_only:
-        api_url = os.environ.get("PREFECT_API_URL")
+        api_url = _configured_api_url()
         if not api_url:
             typer.echo(t("serve.need_api"), err=True)
             raise typer.Exit(2)
         if not api_healthy(api_url):
             typer.echo(t("serve.unreachable", url=api_url), err=True)
             raise typer.Exit(1)
+        from userops.deploy import deployed_project_dirs
+        from userops.settings import PROJECT_ROOT
+
+        elsewhere = sorted(deployed_project_dirs(api_url) - {str(PROJECT_ROOT)})
+        if elsewhere:
+            typer.echo(t("serve.other_dir", dirs=", ".join(elsewhere), here=PROJECT_ROOT), err=True)
         worker = Worker(api_url, pool, home / "worker.log").start()
         typer.echo(t("serve.worker", pool=pool, log=worker.log_path))
         _run_until_interrupted([worker], None)
@@ -195,12 +213,19 @@ def serve(
     typer.echo(t("serve.starting", url=server.url, db=_db_label()))
     t0 = time.monotonic()
     procs: list = []
+    # Load the flows (to see which can be deployed) while the server starts.
+    plan: dict = {}
+    planner = threading.Thread(target=lambda: plan.update(result=_safe_plan()), daemon=True)
+    planner.start()
     try:
-        server.start()
         procs.append(server)
+        server.start()
         typer.echo(t("serve.up", seconds=time.monotonic() - t0))
         typer.echo(t("serve.deploying"))
-        res = deploy(server.api_url, home)
+        planner.join()
+        if isinstance(plan.get("result"), BaseException):
+            raise plan["result"]
+        res = deploy(server.api_url, home, plan=plan["result"])
         typer.echo(t("serve.pool", pool=pool, state=t("serve.pool_created" if res.pool_created else "serve.pool_exists")))
         from userops.deploy import describe_deployments
 
@@ -221,6 +246,15 @@ def serve(
         _stop(procs)
         raise typer.Exit(1)
     _run_until_interrupted(procs, t("serve.ready", url=server.url))
+
+
+def _safe_plan():
+    from userops.deploy import plan_deploy
+
+    try:
+        return plan_deploy()
+    except BaseException as exc:  # noqa: BLE001 - re-raised in the main thread
+        return exc
 
 
 def _stop(procs) -> None:
