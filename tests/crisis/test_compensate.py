@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import pandas as pd
-import pytest
 
 from tasks.crisis.compensate import (
     affected_customers,
@@ -94,7 +93,7 @@ def test_remedies_per_tier_and_core_review(warehouse, provider, pinned_now, monk
     assert step["status"] == "done" and prog["pending"] == 0
     ic = read_frame(warehouse, "SELECT customer_id, compensated_at FROM incident_customers WHERE incident_id = :i", {"i": iid},
                     parse_dates=["compensated_at"]).set_index("customer_id")
-    assert ic.loc["C2", "compensated_at"] is not pd.NaT and pd.isna(ic.loc["C5", "compensated_at"])
+    assert pd.notna(ic.loc["C2", "compensated_at"]) and pd.isna(ic.loc["C5", "compensated_at"])
     audit = read_frame(warehouse, "SELECT actor, action FROM audit_log WHERE action = 'compensation.core_reviewed'")
     assert audit["actor"].tolist() == ["reviewer-li"]
 

@@ -4,7 +4,6 @@ from __future__ import annotations
 import json
 from datetime import timedelta
 
-import pandas as pd
 
 from tasks.crisis.feedback import feedback_sla_check, quality_trace_check
 from tests.crisis.conftest import NOW, add_customers, add_feedback, add_orders

@@ -195,7 +195,7 @@ def test_manual_opening_approval_pauses_and_resume(prefect_server, warehouse, cr
     assert iid in listed
 
 
-def test_nobody_approves_in_time(prefect_server, sqlite_warehouse, crisis_env, monkeypatch):
+def test_nobody_approves_in_time(prefect_server, sqlite_warehouse, crisis_env, monkeypatch, tmp_path):
     provider = crisis_env
     # the waits end 3.6 s (statement) and 7.2 s (core review) after the opening
     use(monkeypatch, USEROPS_CRISIS__STATEMENT_WAIT_HOURS=0.001, USEROPS_CRISIS__CORE_REVIEW_WAIT_HOURS=0.002)
@@ -216,10 +216,13 @@ def test_nobody_approves_in_time(prefect_server, sqlite_warehouse, crisis_env, m
     assert len(esc) == 2 and set(esc["severity"]) == {"critical"}
     assert len(read_frame(sqlite_warehouse, "SELECT 1 FROM audit_log WHERE action LIKE 'step.%.expired'")) == 2
 
-    # later, from the CLI: the statement first, then the core apologies
-    out = cli("incident", "approve", iid, "--by", "pr-zhao")
+    # later, from the CLI: the statement first (the operator's edited text), then the core apologies
+    edited = tmp_path / "statement.txt"
+    edited.write_text("关于杯盖漏水的说明(修订稿)", encoding="utf-8")
+    out = cli("incident", "approve", iid, "--statement-file", str(edited), "--by", "pr-zhao")
     assert "--core" in out
-    assert len(read_frame(sqlite_warehouse, "SELECT 1 FROM alert_outbox WHERE kind = 'crisis_statement'")) == 1
+    pub = read_frame(sqlite_warehouse, "SELECT body FROM alert_outbox WHERE kind = 'crisis_statement'")
+    assert pub["body"].tolist() == ["关于杯盖漏水的说明(修订稿)\n"]
     cli("incident", "approve", iid, "--by", "lead-li")
     assert {p["touch_key"].split("|")[1] for p in provider.delivered.values()} == {"C1", "C2", "C3"}
     steps = read_frame(sqlite_warehouse, "SELECT step, status, done_by FROM incident_steps WHERE incident_id = :i", {"i": iid}).set_index("step")

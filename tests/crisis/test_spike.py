@@ -5,7 +5,6 @@ from datetime import timedelta
 
 import numpy as np
 import pandas as pd
-import pytest
 
 from tasks.crisis.spike import EVENT, check_spikes, detect_hot
 from tests.crisis.conftest import NOW, add_feedback

@@ -1,7 +1,6 @@
 """Control (take-down hook or a human task) and Clarify (draft, approve once, publish)."""
 from __future__ import annotations
 
-import json
 from datetime import timedelta
 
 import pytest
