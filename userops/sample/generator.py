@@ -168,8 +168,9 @@ def generate(
     fb_mask = rng.random(total) < 0.04
     fo = np.flatnonzero(fb_mask)
     m = len(fo)
-    kind = rng.choice(["complaint", "suggestion", "praise"], m, p=[0.45, 0.2, 0.35])
-    sat = np.where(kind == "complaint", rng.integers(1, 4, m), np.where(kind == "praise", 5, rng.integers(3, 6, m)))
+    # most feedback is praise; complaints are the minority a healthy shop has (satisfaction ~ 90%)
+    kind = rng.choice(["complaint", "suggestion", "praise"], m, p=[0.10, 0.20, 0.70])
+    sat = np.where(kind == "complaint", rng.integers(1, 4, m), np.where(kind == "praise", 5, rng.integers(4, 6, m)))
     nps = np.where(kind == "complaint", rng.integers(0, 7, m), np.where(kind == "praise", rng.integers(9, 11, m), rng.integers(6, 10, m)))
     created = paid_at[fo] + pd.to_timedelta(rng.integers(3600, 86400 * 10, m), unit="s")
     created = pd.DatetimeIndex(created)
