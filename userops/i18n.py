@@ -46,5 +46,9 @@ register(
             "en": "{path}: {read} rows read, {loaded} loaded, {quarantined} quarantined",
         },
         "quarantine.none": {"zh-CN": "隔离区为空。", "en": "Quarantine is empty."},
+        "demo.delivered": {
+            "zh-CN": "示例消息服务商本次收到:{counts}",
+            "en": "Delivered to the sample providers: {counts}",
+        },
     }
 )

@@ -58,12 +58,18 @@ def demo(
     today = shop_today()
     typer.echo(f"Generating {customers:,} sample members (seed {seed}) ...")
     data = generate(customers, seed=seed, as_of=str(today))
-    with SampleServer(data) as server:
+    from userops.sample.provider import SampleSmtpServer, SampleWebhookProvider
+
+    with SampleServer(data) as server, SampleWebhookProvider() as hook, SampleSmtpServer() as smtp:
         os.environ["USEROPS_CRM__URL"] = server.url
         os.environ["USEROPS_ORDERS__URL"] = server.url
+        # customer messages go to loopback sample providers unless real ones are configured
+        os.environ.setdefault("USEROPS_SMS_WEBHOOK_URL", hook.url)
+        os.environ.setdefault("USEROPS_PUSH_WEBHOOK_URL", hook.url)
+        os.environ.setdefault("USEROPS_SMTP_URL", smtp.url)
         reset_settings()
         dispose_engines()
-        typer.echo(f"Sample CRM and order system at {server.url}")
+        typer.echo(f"Sample CRM and order system at {server.url}; sample SMS/push/email providers on loopback")
         from flows.nightly import nightly
 
         try:
@@ -71,8 +77,10 @@ def demo(
         except Exception as exc:
             typer.echo(t("nightly.failed", error=exc), err=True)
             raise typer.Exit(1)
+        delivered = dict(hook.by_channel, email=len(smtp.message_ids))
     typer.echo(t("nightly.done", as_of=today, duration=stats.get("duration_s")))
     _print_stats(stats)
+    typer.echo("  " + t("demo.delivered", counts=", ".join(f"{k} {v:,}" for k, v in sorted(delivered.items()))))
     typer.echo(f"Warehouse: {get_engine().url.render_as_string(hide_password=True)}")
 
 
