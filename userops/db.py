@@ -289,12 +289,14 @@ def audit(conn: Connection, actor: str, action: str, entity: str, entity_id: str
     """Append one line to audit_log (who/what changed state)."""
     import json
 
+    from userops.clock import utcnow
+
     insert_rows(
         conn,
         "audit_log",
         [
             {
-                "at": datetime.utcnow(),
+                "at": utcnow(),
                 "actor": actor,
                 "action": action,
                 "entity": entity,
