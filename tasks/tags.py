@@ -187,11 +187,26 @@ def fetch_frame(conn: Connection, sql: str, params: dict | None = None, parse_da
         cur.close()
     for c in parse_dates:
         if c in df.columns:
-            df[c] = to_naive_utc(df[c])
+            df[c] = parse_ts(df[c])
     for c in numeric:
         if c in df.columns:
             df[c] = pd.to_numeric(df[c], errors="coerce")
     return df
+
+
+def parse_ts(s: pd.Series) -> pd.Series:
+    """Warehouse timestamps (ISO text from SQLite or COPY) as naive UTC datetime64[us]:
+    the fast ISO 8601 parser first, the general one only for anything it can't read."""
+    if pd.api.types.is_datetime64_any_dtype(s):
+        return to_naive_utc(s)
+    out = pd.to_datetime(s, errors="coerce", format="ISO8601")
+    if getattr(out.dt, "tz", None) is not None:
+        out = out.dt.tz_convert("UTC").dt.tz_localize(None)
+    out = out.astype("datetime64[us]")
+    bad = out.isna() & s.notna()
+    if bad.any():
+        out[bad] = to_naive_utc(s[bad])
+    return out
 
 
 def as_bool(s: pd.Series) -> pd.Series:
@@ -299,6 +314,8 @@ def refresh_aggregates(conn: Connection, as_of: date, full: bool = False, settin
     elif s.tags.full_recompute_days and state["full_as_of"] and (win.as_of - state["full_as_of"]).days >= s.tags.full_recompute_days:
         reason = "weekly safety net"
     t0 = time.perf_counter()
+    if is_postgres(conn):  # sorts and hashes over millions of orders: in memory, this transaction only
+        conn.exec_driver_sql("SET LOCAL work_mem = '256MB'")
     if reason:
         _exec(conn, "TRUNCATE customer_aggregates" if is_postgres(conn) else "DELETE FROM customer_aggregates")
         n = build_aggregates(conn, win, s, "customer_aggregates", delta=False)
