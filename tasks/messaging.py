@@ -373,7 +373,7 @@ class RateLimiter:
 class HttpChannel:
     """SMS / app push over the provider's JSON webhook (keep-alive connection per thread)."""
 
-    RETRYABLE = {408, 425, 429, 500, 502, 503, 504}
+    RETRYABLE = {401, 403, 408, 425, 429, 500, 502, 503, 504}  # 401/403: our credentials, not the message
 
     def __init__(self, url: str, channel: str, rate: float, timeout: float, max_429_waits: int = 5):
         parts = urlsplit(url)
@@ -620,8 +620,13 @@ class StaffList:
         return [Outcome("sent", provider_id=f"staff:{day}") for _ in msgs]
 
     def _known(self, p: Path) -> set[str]:
+        """Keys already listed for this campaign on any day (a resend after a crash may
+        fall on the next day)."""
         if p not in self._keys:
-            self._keys[p] = set(pd.read_csv(p, usecols=["touch_key"], dtype=str, encoding="utf-8-sig")["touch_key"]) if p.exists() else set()
+            keys: set[str] = set()
+            for f in self.root.glob(f"*/{p.name}"):
+                keys.update(pd.read_csv(f, usecols=["touch_key"], dtype=str, encoding="utf-8-sig")["touch_key"])
+            self._keys[p] = keys
         return self._keys[p]
 
     def finish(self, max_rows: int) -> list[str]:
@@ -736,14 +741,18 @@ def defer_quiet(engine: Engine, now: datetime, campaign: str | None = None) -> i
 _CLAIM_COLS = "touch_key, campaign, customer_id, channel, subject, body, locale, attempts"
 
 
-def claim_batch(engine: Engine, now: datetime, n: int, me: str, campaign: str | None = None) -> list[tuple]:
+def claim_batch(engine: Engine, now: datetime, n: int, me: str, campaign: str | None = None, channels: list[str] | None = None) -> list[tuple]:
     """Mark up to ``n`` due touches in flight (committed) and return them, oldest planned
-    first (crisis apologies rely on it: core customers are planned first)."""
+    first (crisis apologies rely on it: core customers are planned first). ``channels``:
+    only touches of these channels (the ones that can be delivered right now)."""
     cond = "status = 'planned' AND (not_before IS NULL OR not_before <= :now)"
     params: dict = {"now": now, "n": n, "me": me}
     if campaign:
         cond += " AND campaign = :campaign"
         params["campaign"] = campaign
+    if channels is not None:
+        cond += " AND channel IN :channels"
+        params["channels"] = list(channels) or ["-"]
     sets = "status = 'in_flight', in_flight_at = :now, attempts = attempts + 1, claimed_by = :me"
     if is_postgres(engine):
         # a materialized CTE: the LIMIT applies once (an IN-subquery may be re-run per row)
@@ -752,12 +761,12 @@ def claim_batch(engine: Engine, now: datetime, n: int, me: str, campaign: str | 
             f"WITH due AS (SELECT touch_key FROM touches WHERE {cond} ORDER BY planned_at LIMIT :n FOR UPDATE SKIP LOCKED) "
             f"UPDATE touches AS t SET {sets.replace('attempts + 1', 't.attempts + 1')} FROM due "
             f"WHERE t.touch_key = due.touch_key RETURNING {cols}"
-        ).bindparams(*_ts_params("now"))
+        ).bindparams(*_ts_params("now"), *([sa.bindparam("channels", expanding=True)] if channels is not None else []))
     else:  # SQLite: one writer at a time; the subquery is evaluated once
         stmt = sa.text(
             f"UPDATE touches SET {sets} WHERE touch_key IN (SELECT touch_key FROM touches WHERE {cond} ORDER BY planned_at LIMIT :n) "
             f"AND status = 'planned' RETURNING {_CLAIM_COLS}"
-        ).bindparams(*_ts_params("now"))
+        ).bindparams(*_ts_params("now"), *([sa.bindparam("channels", expanding=True)] if channels is not None else []))
     with engine.begin() as conn:
         return conn.execute(stmt, params).fetchall()
 
@@ -845,6 +854,9 @@ class _Channels:
     push_url: str | None
     opened: dict = field(default_factory=dict)
 
+    def configured(self, channel: str) -> bool:
+        return {"email": bool(self.smtp_url), "sms": bool(self.sms_url), "push": bool(self.push_url), "staff": True}[channel]
+
     def get(self, channel: str):
         if channel in self.opened:
             return self.opened[channel]
@@ -918,6 +930,7 @@ def send_due(
     stats: Counter = Counter()
     per_channel: Counter = Counter()
     reasons: Counter = Counter()
+    stats_unconfigured: dict = {}
     stats["resent_after_crash"] = reclaim_in_flight(engine, clock(), cs.in_flight_lease_seconds)
     for reason, n in suppress_unreachable(engine, campaign).items():
         stats["suppressed"] += n
@@ -929,6 +942,19 @@ def send_due(
         sms_url or _secret(s.sms_webhook_url),
         push_url or _secret(s.push_webhook_url),
     )
+    if channel_override and not channels.configured(channel_override):
+        raise RuntimeError(f"no provider is configured for {channel_override} (see USEROPS_SMTP_URL / USEROPS_SMS_WEBHOOK_URL / USEROPS_PUSH_WEBHOOK_URL)")
+    # touches of a channel with no provider configured stay planned (nothing is burned)
+    deliverable = None if channel_override else [ch for ch in CHANNELS if channels.configured(ch)]
+    if deliverable is not None and len(deliverable) < len(CHANNELS):
+        with engine.connect() as conn:
+            stuck = dict(conn.execute(
+                sa.text("SELECT channel, COUNT(*) FROM touches WHERE status = 'planned' AND channel NOT IN :ch GROUP BY channel").bindparams(sa.bindparam("ch", expanding=True)),
+                {"ch": deliverable},
+            ).fetchall())
+        if stuck:
+            log.warning("no provider configured for %s: %d touch(es) wait", ", ".join(sorted(stuck)), sum(stuck.values()))
+            stats_unconfigured.update({k: int(v) for k, v in stuck.items()})
     n_workers = workers or cs.send_workers
     pool = ThreadPoolExecutor(max_workers=n_workers, thread_name_prefix="send")
     last_quiet = -1e9
@@ -952,7 +978,7 @@ def send_due(
                     stats["deferred_quiet_hours"] += defer_quiet(engine, t_now, campaign)
                     last_quiet = time.monotonic()
                 n = batch_size if limit is None else min(batch_size, limit - stats["claimed"])
-                claimed = claim_batch(engine, t_now, n, me, campaign)  # committed before any request
+                claimed = claim_batch(engine, t_now, n, me, campaign, deliverable)  # committed before any request
                 if claimed:
                     stats["claimed"] += len(claimed)
                     job = _Job.start(engine, claimed, channels, pool, n_workers, clock)
@@ -987,6 +1013,7 @@ def send_due(
         "per_channel": dict(per_channel),
         "reasons": dict(reasons),
         "pending": {k: int(v) for k, v in pending.items()},
+        "waiting_for_provider": stats_unconfigured,
         "outreach_files": [Path(f).name for f in files],
         "duration_s": round(duration, 3),
         "per_second": round(stats["claimed"] / duration, 1) if duration > 0 else None,

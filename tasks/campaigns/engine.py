@@ -32,10 +32,12 @@ from userops.clock import shop_today, utcnow
 from userops.db import audit, bulk_upsert, get_engine, is_postgres
 from userops.settings import get_settings
 
+# What the later steps use (the rule itself is evaluated in SQL): contact and consent,
+# stage/tier for the message groups, personal values, the score for the budget order.
 AUDIENCE_COLUMNS = (
-    "c.customer_id, c.name, c.email, c.phone, c.timezone, c.marketing_consent, c.unsubscribed_at, c.member_level, "
-    "t.lifecycle_stage, t.value_tier, t.rfm_segment, t.at_risk, CAST(t.ltv AS FLOAT) AS ltv, t.favourite_category, "
-    "t.last_paid_at, t.paid_orders, CAST(s.probability AS FLOAT) AS churn_probability, s.risk_band"
+    "c.customer_id, c.name, c.email, c.phone, c.timezone, c.marketing_consent, c.unsubscribed_at, "
+    "t.lifecycle_stage, t.value_tier, CAST(t.ltv AS FLOAT) AS ltv, t.favourite_category, "
+    "t.last_paid_at, CAST(s.probability AS FLOAT) AS churn_probability"
 )
 
 

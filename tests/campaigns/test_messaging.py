@@ -226,3 +226,15 @@ def test_claim_marks_exactly_one_batch_in_flight(warehouse, people):
     assert (t["status"] == "in_flight").sum() == 7 and (t.loc[t["status"] == "in_flight", "attempts"] == 1).all()
     assert len(claim_batch(warehouse, NOON, 100, worker_id())) == 43
     assert claim_batch(warehouse, NOON, 100, worker_id()) == []
+
+
+def test_touches_of_an_unconfigured_channel_wait(warehouse, people, provider):
+    ids = list(people.index)
+    _plan(warehouse, ids[:3], "email")  # no SMTP server configured
+    _plan(warehouse, ids[3:6], "sms")
+    d = send_due(now=NOON)
+    assert d["sent"] == 3 and d["failed"] == 0 and d["waiting_for_provider"] == {"email": 3}
+    t = touches(warehouse, "channel = 'email'")
+    assert (t["status"] == "planned").all() and (t["attempts"] == 0).all()
+    with pytest.raises(RuntimeError, match="no provider is configured for email"):
+        send_due(now=NOON, channel_override="email")
