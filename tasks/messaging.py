@@ -370,6 +370,32 @@ class RateLimiter:
             self._next = max(self._next, time.monotonic() + seconds)
 
 
+class _OneWrite:
+    """http.client sends the head and the body of a request in two writes; with Nagle's
+    algorithm the body can wait for the server's ACK. One write, and TCP_NODELAY."""
+
+    def connect(self):
+        super().connect()
+        self.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+
+    def _send_output(self, message_body=None, encode_chunked=False):
+        if isinstance(message_body, (bytes, bytearray)):
+            self._buffer.extend((b"", b""))
+            msg = b"\r\n".join(self._buffer)
+            del self._buffer[:]
+            self.send(msg + message_body)
+        else:  # pragma: no cover - we always send bytes
+            super()._send_output(message_body, encode_chunked)
+
+
+class _HTTPConnection(_OneWrite, http.client.HTTPConnection):
+    pass
+
+
+class _HTTPSConnection(_OneWrite, http.client.HTTPSConnection):
+    pass
+
+
 class HttpChannel:
     """SMS / app push over the provider's JSON webhook (keep-alive connection per thread)."""
 
@@ -398,7 +424,7 @@ class HttpChannel:
     def _conn(self) -> http.client.HTTPConnection:
         c = getattr(self._local, "conn", None)
         if c is None:
-            cls = http.client.HTTPSConnection if self.scheme == "https" else http.client.HTTPConnection
+            cls = _HTTPSConnection if self.scheme == "https" else _HTTPConnection
             c = cls(self.host, self.port, timeout=self.timeout)
             self._local.conn = c
             with self._lock:
