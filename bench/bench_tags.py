@@ -180,6 +180,8 @@ def step_load(n_customers: int, orders_per_customer: float) -> dict:
         "ix_orders_updated_at": "orders (updated_at)",
         "ix_orders_customer_paid": "orders (customer_id, paid_at, status, amount, discount_amount, channel, order_id)",
         "ix_order_items_sku": "order_items (sku)",
+        "ix_orders_updated_customer": "orders (updated_at, customer_id)",
+        "ix_order_items_order_category": "order_items (order_id, category, quantity)",
         "ix_feedback_created_at": "feedback (created_at)",
         "ix_feedback_customer_id": "feedback (customer_id)",
     }

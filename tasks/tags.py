@@ -285,13 +285,18 @@ def _temp_table(conn: Connection, name: str) -> None:
 def build_aggregates(conn: Connection, win: Window, s: Settings, target: str, delta: bool) -> int:
     """Compute the aggregate of every customer (or of those in ``tmp_tag_delta``) into
     ``target``: three named SQL steps, all set-based. Returns the rows written."""
-    scope = "JOIN tmp_tag_delta d ON d.customer_id = o.customer_id" if delta else ""
+    # CROSS JOIN: SQLite keeps the delta as the outer loop (each customer's orders by index)
+    # instead of scanning every order to probe the delta; PostgreSQL plans it as a join.
+    parts = {
+        "orders": "tmp_tag_delta d CROSS JOIN orders o" if delta else "orders o",
+        "scope": "o.customer_id = d.customer_id AND " if delta else "",
+    }
     params = _aggregate_params(win, s)
     for name in ("tmp_top_category", "tmp_top_channel"):
         _temp_table(conn, name)
-    _exec(conn, _render(conn, "tags_agg_category", win, scope=scope), params)
-    _exec(conn, _render(conn, "tags_agg_channel", win, scope=scope), params)
-    return _exec(conn, _render(conn, "tags_agg_orders", win, scope=scope, target=target), params)
+    _exec(conn, _render(conn, "tags_agg_category", win, **parts), params)
+    _exec(conn, _render(conn, "tags_agg_channel", win, **parts), params)
+    return _exec(conn, _render(conn, "tags_agg_orders", win, target=target, **parts), params)
 
 
 def refresh_aggregates(conn: Connection, as_of: date, full: bool = False, settings: Settings | None = None) -> dict:

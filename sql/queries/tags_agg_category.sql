@@ -7,9 +7,9 @@ SELECT customer_id, category, qty, total FROM (
            ROW_NUMBER() OVER (PARTITION BY customer_id ORDER BY qty DESC, category) AS rk
     FROM (
         SELECT o.customer_id, i.category, SUM(COALESCE(i.quantity, 1)) AS qty
-        FROM orders o {scope}
+        FROM {orders}
         JOIN order_items i ON i.order_id = o.order_id
-        WHERE o.paid_at < :cutoff AND o.status = 'paid' AND i.category IS NOT NULL
+        WHERE {scope}o.paid_at < :cutoff AND o.status = 'paid' AND i.category IS NOT NULL
         GROUP BY o.customer_id, i.category
     ) category_qty
 ) ranked

@@ -6,8 +6,8 @@ SELECT customer_id, channel, n FROM (
            ROW_NUMBER() OVER (PARTITION BY customer_id ORDER BY n DESC, channel) AS rk
     FROM (
         SELECT o.customer_id, o.channel, COUNT(*) AS n
-        FROM orders o {scope}
-        WHERE o.paid_at < :cutoff AND o.status = 'paid' AND o.channel IS NOT NULL
+        FROM {orders}
+        WHERE {scope}o.paid_at < :cutoff AND o.status = 'paid' AND o.channel IS NOT NULL
         GROUP BY o.customer_id, o.channel
     ) channel_orders
 ) ranked

@@ -1,8 +1,9 @@
 -- tags_agg_orders: one row per customer with orders paid before the cutoff, into {target}.
 --
 -- Purchases are orders with status 'paid'; refunded and cancelled orders never count as
--- purchases (they are only counted in returned_orders). {scope} limits the customers
--- (incremental refresh: the nightly delta in tmp_tag_delta; full: every customer).
+-- purchases (they are only counted in returned_orders). {orders} and {scope} limit the
+-- customers (incremental refresh: those in tmp_tag_delta, driving the join so each
+-- customer's orders are read by index; full: every customer).
 -- Category and channel preferences come from tmp_top_category / tmp_top_channel
 -- (tags_agg_category, tags_agg_channel), filled just before.
 -- Dialect pieces: {paid_day} = the shop-local day of paid_at, {paid_dow} = its weekday
@@ -28,8 +29,8 @@ WITH base AS (
         SUM(CASE WHEN o.status = 'paid' AND o.paid_at >= :window_start THEN 1 ELSE 0 END) AS window_orders,
         SUM(CASE WHEN o.status = 'paid' AND o.paid_at >= :window_start THEN CAST(COALESCE(o.amount, 0) AS {float}) ELSE 0 END) AS window_amount,
         SUM(CASE WHEN o.status IN ('refunded', 'cancelled') THEN 1 ELSE 0 END) AS returned_orders
-    FROM orders o {scope}
-    WHERE o.paid_at < :cutoff
+    FROM {orders}
+    WHERE {scope}o.paid_at < :cutoff
     GROUP BY o.customer_id
 )
 SELECT

@@ -64,6 +64,10 @@ def upgrade() -> None:
         "ix_orders_customer_paid", "orders",
         ["customer_id", "paid_at", "status", "amount", "discount_amount", "channel", "order_id"],
     )
+    # The nightly delta (customers with orders changed since the watermark) and the items
+    # of a customer's paid orders (favourite category), read from indexes only.
+    op.create_index("ix_orders_updated_customer", "orders", ["updated_at", "customer_id"])
+    op.create_index("ix_order_items_order_category", "order_items", ["order_id", "category", "quantity"])
     # Where the incremental refreshes stand ('aggregates', 'tags').
     op.create_table(
         "tag_state",
@@ -118,6 +122,8 @@ def upgrade() -> None:
 
 
 def downgrade() -> None:
+    op.drop_index("ix_order_items_order_category", table_name="order_items")
+    op.drop_index("ix_orders_updated_customer", table_name="orders")
     op.drop_index("ix_orders_customer_paid", table_name="orders")
     for t in ["health_breaches", "health_snapshots", "clusters", "tag_state", "stage_history", "customer_aggregates", "tags"]:
         op.drop_table(t)
