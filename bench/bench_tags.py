@@ -231,7 +231,10 @@ def apply_delta(engine, day: date, share: float = 0.01, seed: int = 5) -> dict:
         k_new = int(k * 0.9)
         k_ref = k - k_new
         buyers = np.char.add("C", np.char.zfill(rng.integers(1, n_cust + 1, k_new).astype(str), 8))
-        stamp = day_us + (rng.random(k_new) * 86_400_000_000 * 0.3).astype("int64")  # before the shop's midnight
+        # stamped after everything already loaded (as a source's next night is), before the shop's midnight
+        last = fetch_frame(conn, "SELECT MAX(updated_at) AS m FROM orders", parse_dates=["m"])["m"].iloc[0]
+        day_us = max(day_us, int(pd.Timestamp(last).value // 1000) + 1_000_000)
+        stamp = day_us + (rng.random(k_new) * 3_600_000_000).astype("int64")
         import uuid
 
         token = uuid.uuid4().hex[:6]  # a re-run of the benchmark adds its own orders
@@ -247,7 +250,7 @@ def apply_delta(engine, day: date, share: float = 0.01, seed: int = 5) -> dict:
             "unit_price": amount, "category": np.array(CATEGORIES)[rng.integers(0, 8, k_new)], "updated_at": _ts_strings(stamp),
         })
         new_c = max(1, n_cust // 1000)
-        reg = day_us + (rng.random(new_c) * 86_400_000_000 * 0.3).astype("int64")
+        reg = day_us + (rng.random(new_c) * 3_600_000_000).astype("int64")
         _insert(conn, "customers", {
             "customer_id": np.char.add("C", np.char.zfill(np.arange(n_cust + 1, n_cust + new_c + 1).astype(str), 8)),
             "registered_at": _ts_strings(reg), "city": np.full(new_c, "上海"), "member_level": np.full(new_c, "普通"),
@@ -257,7 +260,7 @@ def apply_delta(engine, day: date, share: float = 0.01, seed: int = 5) -> dict:
         blocks = max(1, n_cust // 100_000)
         nums = rng.integers(0, blocks, k_ref) * 2_000_000 + rng.integers(1, int(0.8 * n_orders / blocks), k_ref)
         ref_ids = pd.Series(np.char.add("O", np.char.zfill(nums.astype(str), 10))).unique().tolist()
-        ts = _ts_strings(np.array([day_us + 3_600_000_000]))[0]
+        ts = _ts_strings(np.array([day_us + 3_700_000_000]))[0]
         if is_postgres(conn):
             raw = conn.connection.driver_connection
             with raw.cursor() as cur:
