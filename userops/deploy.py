@@ -406,8 +406,13 @@ class DeploymentInfo:
     def how(self) -> str:
         parts = []
         for s in self.schedules:
-            what = f"cron {s['cron']}" if s.get("cron") else f"every {int(s['interval'])}s" if s.get("interval") else str(s)
-            parts.append(f"{what} ({s.get('timezone') or 'UTC'})" + ("" if s.get("active", True) else " [inactive]"))
+            if s.get("cron"):
+                what = f"cron {s['cron']} ({s.get('timezone') or 'UTC'})"
+            elif s.get("interval"):
+                what = f"every {int(s['interval'])}s"
+            else:
+                what = str(s)
+            parts.append(what + ("" if s.get("active", True) else " [inactive]"))
         parts += [f"on event {e}" for e in self.triggers]
         return "; ".join(parts) or "by hand"
 
