@@ -358,7 +358,13 @@ def refresh_aggregates(conn: Connection, as_of: date, full: bool = False, settin
     return out
 
 
-def base_frame(conn: Connection, as_of: date, settings: Settings | None = None, stored: bool | None = None) -> pd.DataFrame:
+_DETAIL = (
+    ",\n    COALESCE(a.purchase_days, 0) AS purchase_days, COALESCE(a.window_amount, 0) AS window_amount,"
+    " a.favourite_category_qty, a.items_qty, a.preferred_channel_orders"
+)
+
+
+def base_frame(conn: Connection, as_of: date, settings: Settings | None = None, stored: bool | None = None, detail: bool = True) -> pd.DataFrame:
     """One row per member as of ``as_of`` with their order aggregate.
 
     ``stored``: read the maintained ``customer_aggregates`` (must be at ``as_of``); False:
@@ -375,14 +381,17 @@ def base_frame(conn: Connection, as_of: date, settings: Settings | None = None, 
         _temp_table(conn, "tmp_customer_aggregates")
         build_aggregates(conn, win, s, "tmp_customer_aggregates", delta=False)
         aggregates = "tmp_customer_aggregates"
-    sql = query("tags_base").format(aggregates=aggregates)
+    sql = query("tags_base").format(aggregates=aggregates, detail=_DETAIL if detail else "")
     df = fetch_frame(conn, sql, _aggregate_params(win, s), parse_dates=_DATES, numeric=_BASE_NUMERIC)
     for c in ("paid_orders", "discounted_orders", "purchase_days", "weekend_orders", "window_orders", "returned_orders"):
-        df[c] = pd.to_numeric(df[c]).fillna(0).astype("int64")
+        if c in df.columns:
+            df[c] = pd.to_numeric(df[c]).fillna(0).astype("int64")
     for c in ("favourite_category_qty", "items_qty", "preferred_channel_orders"):
-        df[c] = pd.to_numeric(df[c]).astype("float64")
+        if c in df.columns:
+            df[c] = pd.to_numeric(df[c]).astype("float64")
     for c in ("paid_amount", "window_amount"):
-        df[c] = pd.to_numeric(df[c]).astype("float64").fillna(0.0).round(2)
+        if c in df.columns:
+            df[c] = pd.to_numeric(df[c]).astype("float64").fillna(0.0).round(2)
     for c in ("customer_id", "favourite_category", "preferred_channel"):
         df[c] = df[c].astype(object).where(df[c].notna(), None)
     return df.sort_values("customer_id", kind="stable").reset_index(drop=True)
@@ -626,7 +635,7 @@ def refresh(as_of: date, run_id: str | None = None, engine: Engine | None = None
     with engine.begin() as conn:
         agg = refresh_aggregates(conn, as_of, full=full, settings=s)
         t1 = time.perf_counter()
-        base = base_frame(conn, as_of, s, stored=True)
+        base = base_frame(conn, as_of, s, stored=True, detail=False)
         t2 = time.perf_counter()
         cl = clusters_mod.refresh_clusters(conn, base, as_of, s)
         tags, figures = compute_tags(base, as_of, s, at_risk_ids=champion_high_risk(conn), clusters=cl["labels"])
@@ -851,7 +860,7 @@ def _stored_one(conn: Connection, customer_id: str) -> tuple[pd.DataFrame, pd.Da
         tg["price_sensitive"] = pd.array(np.where(ps.isna(), None, as_bool(ps)), dtype="boolean")
     base = fetch_frame(
         conn,
-        "SELECT * FROM (" + query("tags_base").format(aggregates="customer_aggregates") + ") one WHERE one.customer_id = :c",
+        "SELECT * FROM (" + query("tags_base").format(aggregates="customer_aggregates", detail=_DETAIL) + ") one WHERE one.customer_id = :c",
         {**one, "cutoff": datetime(9999, 1, 1)},
         parse_dates=_DATES,
         numeric=_BASE_NUMERIC,

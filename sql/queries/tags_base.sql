@@ -1,5 +1,6 @@
 -- tags_base: every member as of :cutoff (registered before it, or already buying) with
--- their order aggregate ({aggregates}: the maintained table or the aggregate query).
+-- their order aggregate ({aggregates}: the maintained table or a freshly computed one).
+-- {detail}: the figures only explanations need (left out of the nightly bulk read).
 SELECT
     c.customer_id,
     c.registered_at,
@@ -9,16 +10,11 @@ SELECT
     COALESCE(a.paid_orders, 0) AS paid_orders,
     COALESCE(a.paid_amount, 0) AS paid_amount,
     COALESCE(a.discounted_orders, 0) AS discounted_orders,
-    COALESCE(a.purchase_days, 0) AS purchase_days,
     COALESCE(a.weekend_orders, 0) AS weekend_orders,
     COALESCE(a.window_orders, 0) AS window_orders,
-    COALESCE(a.window_amount, 0) AS window_amount,
     COALESCE(a.returned_orders, 0) AS returned_orders,
     a.favourite_category,
-    a.favourite_category_qty,
-    a.items_qty,
-    a.preferred_channel,
-    a.preferred_channel_orders
+    a.preferred_channel{detail}
 FROM customers c
 LEFT JOIN {aggregates} a ON a.customer_id = c.customer_id
 WHERE c.registered_at IS NULL OR c.registered_at < :cutoff OR a.paid_orders > 0
