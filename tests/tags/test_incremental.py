@@ -164,3 +164,13 @@ def test_a_same_day_rerun_folds_into_one_history_row(warehouse):
     set_order(warehouse, "O000002", status="refunded", updated_at=local(day, 0, hour=10))
     tags.refresh(day, "b-third", engine=warehouse)
     assert history(warehouse) == [("Z", None, "active", str(AS_OF)), ("Z", "active", "silent", str(day))]
+
+
+def test_an_empty_warehouse(warehouse):
+    """The first night of a new shop: no members yet, nothing breaks, nothing is invented."""
+    from tasks import health
+
+    stats = tags.refresh(AS_OF, "empty", engine=warehouse)
+    assert stats["members"] == 0 and stats["tags_written"] == 0
+    m = health.snapshot(AS_OF, engine=warehouse)
+    assert m["members"] == 0 and m["silent_share"] is None and m["breaches"] == []
