@@ -178,7 +178,6 @@ def fetch_frame(conn: Connection, sql: str, params: dict | None = None, parse_da
             cur.copy_expert(f"COPY ({inner}) TO STDOUT WITH (FORMAT csv, HEADER true)", buf)
         buf.seek(0)
         df = pd.read_csv(buf, dtype=str, keep_default_na=False, na_values=[""])
-        df = df.astype(object).where(df.notna(), None)
     else:
         cur = raw.cursor()
         cur.execute(sql, params)
@@ -294,9 +293,20 @@ def build_aggregates(conn: Connection, win: Window, s: Settings, target: str, de
     params = _aggregate_params(win, s)
     for name in ("tmp_top_category", "tmp_top_channel"):
         _temp_table(conn, name)
+    pg_delta = delta and is_postgres(conn)
+    if pg_delta:
+        # PostgreSQL misjudges how many orders a few customers have (no statistics on the
+        # temporary delta) and would hash-join every order and item: keep the written join
+        # order (delta -> that customer's orders by index -> their items by index)
+        for knob in ("join_collapse_limit = 1", "enable_hashjoin = off", "enable_mergejoin = off"):
+            conn.exec_driver_sql(f"SET LOCAL {knob}")
     _exec(conn, _render(conn, "tags_agg_category", win, **parts), params)
     _exec(conn, _render(conn, "tags_agg_channel", win, **parts), params)
-    return _exec(conn, _render(conn, "tags_agg_orders", win, target=target, **parts), params)
+    n = _exec(conn, _render(conn, "tags_agg_orders", win, target=target, **parts), params)
+    if pg_delta:
+        for knob in ("join_collapse_limit", "enable_hashjoin", "enable_mergejoin"):
+            conn.exec_driver_sql(f"RESET {knob}")
+    return n
 
 
 def refresh_aggregates(conn: Connection, as_of: date, full: bool = False, settings: Settings | None = None) -> dict:
@@ -321,6 +331,7 @@ def refresh_aggregates(conn: Connection, as_of: date, full: bool = False, settin
     t0 = time.perf_counter()
     if is_postgres(conn):  # sorts and hashes over millions of orders: in memory, this transaction only
         conn.exec_driver_sql("SET LOCAL work_mem = '256MB'")
+        conn.exec_driver_sql("SET LOCAL jit = off")  # compiling costs more than it saves here
     if reason:
         _exec(conn, "TRUNCATE customer_aggregates" if is_postgres(conn) else "DELETE FROM customer_aggregates")
         n = build_aggregates(conn, win, s, "customer_aggregates", delta=False)
