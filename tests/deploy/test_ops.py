@@ -286,20 +286,19 @@ def test_a_second_worker_joins_with_serve_worker_only(ops, second_worker):
     assert "Warning" not in out  # same checkout path as the deployments'
 
 
-def test_worker_only_needs_the_server_address(monkeypatch):
-    from typer.testing import CliRunner
+def test_worker_only_needs_the_server_address(tmp_path):
+    # A fresh process: in this one a session's Prefect test server may already be the API.
+    import subprocess
+    import sys
 
-    from userops.cli import app
-
-    monkeypatch.delenv("PREFECT_API_URL", raising=False)
-    monkeypatch.setenv("USEROPS_LANGUAGE", "en")
-    from userops.settings import reset_settings
-
-    reset_settings()
-    r = CliRunner().invoke(app, ["serve", "--worker-only"])
-    reset_settings()
-    assert r.exit_code == 2
-    assert "--worker-only needs PREFECT_API_URL" in r.output
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PREFECT_API")}
+    env.update(USEROPS_LANGUAGE="en", PREFECT_HOME=str(tmp_path / "prefect-home"))
+    r = subprocess.run(
+        [sys.executable, "-m", "userops.cli", "serve", "--worker-only"],
+        env=env, capture_output=True, text=True, timeout=120,
+    )
+    assert r.returncode == 2, r.stdout + r.stderr
+    assert "--worker-only needs PREFECT_API_URL" in r.stdout + r.stderr
 
 
 # ----------------------------------------------------------------------------- Dask

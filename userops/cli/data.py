@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import json
 import os
+from contextlib import contextmanager
 import sys
 from datetime import date, datetime
 from pathlib import Path
@@ -38,6 +39,21 @@ def _print_stats(stats: dict) -> None:
         typer.echo("  " + ", ".join(f"{k} {v}s" for k, v in stats["stages"].items()))
 
 
+@contextmanager
+def _env(**values):
+    """Set environment variables for the block and restore what was there before."""
+    before = {k: os.environ.get(k) for k in values}
+    os.environ.update(values)
+    try:
+        yield
+    finally:
+        for k, v in before.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
+
+
 def demo(
     customers: int = typer.Option(5000, "--customers", help="How many sample members to generate."),
     seed: int = typer.Option(7, "--seed", help="Random seed of the sample data (same seed, same data)."),
@@ -60,13 +76,14 @@ def demo(
     data = generate(customers, seed=seed, as_of=str(today))
     from userops.sample.provider import SampleSmtpServer, SampleWebhookProvider
 
-    with SampleServer(data) as server, SampleWebhookProvider() as hook, SampleSmtpServer() as smtp:
-        os.environ["USEROPS_CRM__URL"] = server.url
-        os.environ["USEROPS_ORDERS__URL"] = server.url
+    with SampleServer(data) as server, SampleWebhookProvider() as hook, SampleSmtpServer() as smtp, _env(
+        USEROPS_CRM__URL=server.url,
+        USEROPS_ORDERS__URL=server.url,
         # customer messages go to loopback sample providers unless real ones are configured
-        os.environ.setdefault("USEROPS_SMS_WEBHOOK_URL", hook.url)
-        os.environ.setdefault("USEROPS_PUSH_WEBHOOK_URL", hook.url)
-        os.environ.setdefault("USEROPS_SMTP_URL", smtp.url)
+        USEROPS_SMS_WEBHOOK_URL=os.environ.get("USEROPS_SMS_WEBHOOK_URL") or hook.url,
+        USEROPS_PUSH_WEBHOOK_URL=os.environ.get("USEROPS_PUSH_WEBHOOK_URL") or hook.url,
+        USEROPS_SMTP_URL=os.environ.get("USEROPS_SMTP_URL") or smtp.url,
+    ):
         reset_settings()
         dispose_engines()
         typer.echo(f"Sample CRM and order system at {server.url}; sample SMS/push/email providers on loopback")
@@ -78,6 +95,8 @@ def demo(
             typer.echo(t("nightly.failed", error=exc), err=True)
             raise typer.Exit(1)
         delivered = dict(hook.by_channel, email=len(smtp.message_ids))
+    reset_settings()  # the sample services are gone; settings point where they did before
+    dispose_engines()
     typer.echo(t("nightly.done", as_of=today, duration=stats.get("duration_s")))
     _print_stats(stats)
     typer.echo("  " + t("demo.delivered", counts=", ".join(f"{k} {v:,}" for k, v in sorted(delivered.items()))))
