@@ -191,14 +191,32 @@ def test_channel_blocks_registered_and_used(prefect_server, warehouse, use_chann
 
     reset_settings()
     clear_channel_cache()
-    chans = load_channels(refresh=True)
-    assert chans["ops-wecom"].source == "block" and chans["slack"].source == "block"
-    from tasks.alerts import deliver_pending, enqueue_alert
+    try:
+        chans = load_channels(refresh=True)
+        assert chans["ops-wecom"].source == "block" and chans["slack"].source == "block"
+        from tasks.alerts import deliver_pending, enqueue_alert
 
-    enqueue_alert("model_drift", "模型漂移", "psi 0.3", day=AS_OF)
-    res = deliver_pending()
-    assert res["sent"] == 2 and "模型漂移" in wecom.contents()[0] and len(slack.received) == 1
-    assert "kept existing block" in " ".join(register_blocks(overwrite=False))
+        enqueue_alert("model_drift", "模型漂移", "psi 0.3", day=AS_OF)
+        res = deliver_pending()
+        assert res["sent"] == 2 and "模型漂移" in wecom.contents()[0] and len(slack.received) == 1
+        assert "kept existing block" in " ".join(register_blocks(overwrite=False))
+    finally:
+        # The session's Prefect server is shared: channels saved here must not route the
+        # alerts of tests that run after this one in the same worker.
+        for cls, name in ((SlackAlertChannel, "slack"), (WeComAlertChannel, "ops-wecom")):
+            try:
+                cls.delete(name)
+            except Exception:
+                pass
+        from tasks.alerts.blocks import DingTalkAlertChannel
+
+        for name in ("dingtalk", "wecom"):
+            for cls in (DingTalkAlertChannel, WeComAlertChannel):
+                try:
+                    cls.delete(name)
+                except Exception:
+                    pass
+        clear_channel_cache()
 
 
 def test_nightly_run_ends_with_the_digest(prefect_server, sqlite_warehouse, sample_source, use_channels, slack, monkeypatch):
