@@ -577,7 +577,7 @@ def write_tags(conn: Connection, tags: pd.DataFrame, as_of: date, run_id: str | 
     rows["updated_at"] = now
     rows["updated_at"] = rows["updated_at"].astype("datetime64[us]")
     written = bulk_upsert(conn, "tags", db_ready(rows[TAG_COLUMNS]), ["customer_id"], update_only_changed=False)
-    gone = sorted(set(old["customer_id"]) - set(tags["customer_id"]))
+    gone = old.loc[~old["customer_id"].isin(tags["customer_id"]), "customer_id"].astype(str).tolist()
     for i in range(0, len(gone), 5000):
         conn.execute(sa.text("DELETE FROM tags WHERE customer_id IN :ids").bindparams(sa.bindparam("ids", expanding=True)), {"ids": gone[i : i + 5000]})
 

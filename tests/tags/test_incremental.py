@@ -174,3 +174,19 @@ def test_an_empty_warehouse(warehouse):
     assert stats["members"] == 0 and stats["tags_written"] == 0
     m = health.snapshot(AS_OF, engine=warehouse)
     assert m["members"] == 0 and m["silent_share"] is None and m["breaches"] == []
+
+
+def test_a_backfill_to_an_earlier_day_recomputes_everything(warehouse):
+    """as_of moving back: a full recompute; members who did not exist yet leave the tags."""
+    s = Shop()
+    s.customer("OLD")
+    s.order("OLD", local(AS_OF, -40))
+    s.customer("LATE", registered=local(AS_OF, -3))
+    s.order("LATE", local(AS_OF, -2))
+    s.load(warehouse)
+    tags.refresh(AS_OF, "now", engine=warehouse)
+    back = tags.refresh(AS_OF - timedelta(days=10), "backfill", engine=warehouse)
+    assert back["aggregates"]["mode"] == "full" and back["aggregates"]["reason"] == "as_of moved back"
+    assert back["tags_removed"] == 1
+    stored = read_frame(warehouse, "SELECT customer_id, lifecycle_stage FROM tags ORDER BY customer_id")
+    assert stored.values.tolist() == [["OLD", "new"]]  # its only order: 30 days before the backfill day
