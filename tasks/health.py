@@ -346,8 +346,11 @@ def emit_pending_breaches(as_of: date, engine: Engine | None = None) -> list[dic
     with engine.begin() as conn:
         pending = read_frame(
             conn,
-            "SELECT metric, value, threshold, event, detail FROM health_breaches WHERE as_of = :d AND emitted_at IS NULL ORDER BY metric",
-            {"d": as_of},
+            sa.text(
+                "SELECT metric, value, threshold, event, detail FROM health_breaches "
+                "WHERE as_of = :d AND emitted_at IS NULL AND metric IN :mine ORDER BY metric"  # model_drift is the churn stage's
+            ).bindparams(sa.bindparam("mine", expanding=True)),
+            {"d": as_of, "mine": [c[0] for c in CHECKS]},
         )
         done = []
         for r in pending.itertuples():  # at most three per day
