@@ -396,7 +396,50 @@ class _HTTPSConnection(_OneWrite, http.client.HTTPSConnection):
     pass
 
 
-class HttpChannel:
+class _ThreadConnections:
+    """One keep-alive provider connection per sending thread, all closed by ``close()``.
+    Subclasses say how a connection is opened (``_open``) and ended (``_end``)."""
+
+    def __init__(self):
+        self._local = threading.local()
+        self._conns: list = []
+        self._lock = threading.Lock()
+
+    def _open(self):  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    def _end(self, c) -> None:
+        c.close()
+
+    def _conn(self):
+        c = getattr(self._local, "conn", None)
+        if c is None:
+            c = self._open()
+            self._local.conn = c
+            with self._lock:
+                self._conns.append(c)
+        return c
+
+    def _drop(self) -> None:
+        c = getattr(self._local, "conn", None)
+        if c is not None:
+            try:
+                c.close()
+            except Exception:  # pragma: no cover
+                pass
+            self._local.conn = None
+
+    def close(self) -> None:
+        with self._lock:
+            for c in self._conns:
+                try:
+                    self._end(c)
+                except Exception:  # pragma: no cover
+                    pass
+            self._conns.clear()
+
+
+class HttpChannel(_ThreadConnections):
     """SMS / app push over the provider's JSON webhook (keep-alive connection per thread)."""
 
     RETRYABLE = {401, 403, 408, 425, 429, 500, 502, 503, 504}  # 401/403: our credentials, not the message
@@ -417,28 +460,11 @@ class HttpChannel:
         self.timeout = timeout
         self.limiter = RateLimiter(rate)
         self.max_429_waits = max_429_waits
-        self._local = threading.local()
-        self._conns: list[http.client.HTTPConnection] = []
-        self._lock = threading.Lock()
+        super().__init__()
 
-    def _conn(self) -> http.client.HTTPConnection:
-        c = getattr(self._local, "conn", None)
-        if c is None:
-            cls = _HTTPSConnection if self.scheme == "https" else _HTTPConnection
-            c = cls(self.host, self.port, timeout=self.timeout)
-            self._local.conn = c
-            with self._lock:
-                self._conns.append(c)
-        return c
-
-    def _drop(self) -> None:
-        c = getattr(self._local, "conn", None)
-        if c is not None:
-            try:
-                c.close()
-            except Exception:  # pragma: no cover
-                pass
-            self._local.conn = None
+    def _open(self) -> http.client.HTTPConnection:
+        cls = _HTTPSConnection if self.scheme == "https" else _HTTPConnection
+        return cls(self.host, self.port, timeout=self.timeout)
 
     def send(self, m: Outbound) -> Outcome:
         if self.channel == "sms" and not m.phone:
@@ -490,15 +516,6 @@ class HttpChannel:
             return Outcome("retry", reason=reason, retry_after=_retry_after_seconds(retry_after, None))
         return Outcome("failed", reason=reason)
 
-    def close(self) -> None:
-        with self._lock:
-            for c in self._conns:
-                try:
-                    c.close()
-                except Exception:  # pragma: no cover
-                    pass
-            self._conns.clear()
-
 
 def _retry_after_seconds(value: str | None, default: float | None) -> float | None:
     if not value:
@@ -509,7 +526,7 @@ def _retry_after_seconds(value: str | None, default: float | None) -> float | No
         return default
 
 
-class SmtpChannel:
+class SmtpChannel(_ThreadConnections):
     """Email over SMTP; ``smtp://[user:pass@]host:port`` (``?starttls=1``) or ``smtps://``."""
 
     def __init__(self, url: str, sender: str, rate: float, timeout: float):
@@ -525,31 +542,18 @@ class SmtpChannel:
         self.sender = sender
         self.timeout = timeout
         self.limiter = RateLimiter(rate)
-        self._local = threading.local()
-        self._conns: list[smtplib.SMTP] = []
-        self._lock = threading.Lock()
+        super().__init__()
 
-    def _conn(self) -> smtplib.SMTP:
-        c = getattr(self._local, "conn", None)
-        if c is None:
-            c = (smtplib.SMTP_SSL if self.ssl else smtplib.SMTP)(self.host, self.port, timeout=self.timeout)
-            if self.starttls:
-                c.starttls()
-            if self.user:
-                c.login(self.user, self.password or "")
-            self._local.conn = c
-            with self._lock:
-                self._conns.append(c)
+    def _open(self) -> smtplib.SMTP:
+        c = (smtplib.SMTP_SSL if self.ssl else smtplib.SMTP)(self.host, self.port, timeout=self.timeout)
+        if self.starttls:
+            c.starttls()
+        if self.user:
+            c.login(self.user, self.password or "")
         return c
 
-    def _drop(self) -> None:
-        c = getattr(self._local, "conn", None)
-        if c is not None:
-            try:
-                c.close()
-            except Exception:  # pragma: no cover
-                pass
-            self._local.conn = None
+    def _end(self, c: smtplib.SMTP) -> None:
+        c.quit()
 
     def send(self, m: Outbound) -> Outcome:
         if not m.email:
@@ -586,15 +590,6 @@ class SmtpChannel:
                 c.rset()
             except Exception:
                 self._drop()
-
-    def close(self) -> None:
-        with self._lock:
-            for c in self._conns:
-                try:
-                    c.quit()
-                except Exception:
-                    pass
-            self._conns.clear()
 
 
 def _smtp_text(err) -> str:
