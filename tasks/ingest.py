@@ -10,7 +10,6 @@ import logging
 import time
 import uuid
 from dataclasses import asdict
-from datetime import datetime
 from pathlib import Path
 
 import numpy as np

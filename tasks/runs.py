@@ -7,7 +7,7 @@ from datetime import date, datetime
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
-from userops.db import get_engine, read_frame
+from userops.db import get_engine
 
 
 def start_run(run_id: str, flow: str, as_of: date | None, engine: Engine | None = None) -> None:
@@ -27,14 +27,3 @@ def finish_run(run_id: str, status: str, stats: dict | None = None, error: str |
             sa.text("UPDATE pipeline_runs SET finished_at = :t, status = :s, stats = :st, error = :e WHERE run_id = :r"),
             {"t": datetime.utcnow(), "s": status, "st": json.dumps(stats or {}, ensure_ascii=False, default=str), "e": error, "r": run_id},
         )
-
-
-def recent_runs(flow: str | None = None, limit: int = 10, engine: Engine | None = None):
-    engine = engine or get_engine()
-    where = "WHERE flow = :f" if flow else ""
-    return read_frame(
-        engine,
-        f"SELECT run_id, flow, as_of, started_at, finished_at, status, stats, error FROM pipeline_runs {where} ORDER BY started_at DESC LIMIT {int(limit)}",
-        {"f": flow} if flow else {},
-        parse_dates=["started_at", "finished_at"],
-    )

@@ -9,7 +9,6 @@ against the warehouse plus the batch itself.
 """
 from __future__ import annotations
 
-import hashlib
 import json
 import logging
 import os
@@ -387,7 +386,3 @@ def _ref_reason(col: str, language: str) -> str:
     if col == "customer_id":
         return "客户不存在(CRM 中没有该客户)" if language == "zh-CN" else "the customer is unknown (not in the CRM)"
     return "订单不存在" if language == "zh-CN" else "the order is unknown"
-
-
-def shop_tz() -> str:
-    return get_settings().timezone

@@ -10,7 +10,6 @@ import io
 import math
 from collections.abc import Iterable, Sequence
 from contextlib import contextmanager
-from datetime import datetime
 from pathlib import Path
 
 import numpy as np
@@ -125,19 +124,6 @@ def to_naive_utc(s: pd.Series) -> pd.Series:
 
 
 # --------------------------------------------------------------------------- writes
-def _py(v):
-    """A value the DB-API accepts: NaN/NaT -> None, numpy scalars -> Python scalars."""
-    if v is None:
-        return None
-    if isinstance(v, float) and math.isnan(v):
-        return None
-    if v is pd.NaT:
-        return None
-    if isinstance(v, np.generic):
-        return v.item()
-    return v
-
-
 def _frame_rows(df: pd.DataFrame, sqlite: bool) -> list[tuple]:
     """Rows of ``df`` as tuples; timestamps rendered as SQLAlchemy stores them on SQLite."""
     cols = []
@@ -275,14 +261,6 @@ def insert_rows(conn: Connection, table: str, rows: Iterable[dict]) -> int:
     )
     conn.execute(stmt, rows)
     return len(rows)
-
-
-@contextmanager
-def transaction(engine: Engine | None = None):
-    """``with transaction() as conn:`` — commit on success, roll back on any error."""
-    engine = engine or get_engine()
-    with engine.begin() as conn:
-        yield conn
 
 
 def audit(conn: Connection, actor: str, action: str, entity: str, entity_id: str | None = None, detail: dict | None = None) -> None:

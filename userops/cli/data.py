@@ -1,11 +1,9 @@
 """Data-path commands: demo, import, run nightly, quarantine, db upgrade."""
 from __future__ import annotations
 
-import json
 import os
 from contextlib import contextmanager
-import sys
-from datetime import date, datetime
+from datetime import date
 from pathlib import Path
 from typing import Optional
 
