@@ -175,9 +175,7 @@ def step_load(n_customers: int, orders_per_customer: float) -> dict:
     counts = {"customers": 0, "orders": 0, "order_items": 0, "feedback": 0}
     # load without the secondary indexes, then build them once
     indexes = {
-        "ix_orders_customer_id": "orders (customer_id)",
         "ix_orders_paid_at": "orders (paid_at)",
-        "ix_orders_updated_at": "orders (updated_at)",
         "ix_orders_customer_paid": "orders (customer_id, paid_at, status, amount, discount_amount, channel, order_id)",
         "ix_order_items_sku": "order_items (sku)",
         "ix_orders_updated_customer": "orders (updated_at, customer_id)",

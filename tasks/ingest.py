@@ -29,7 +29,7 @@ from tasks.validate import (
     load_suites,
     validate_frame,
 )
-from userops.db import bulk_upsert, deferred_indexes, get_engine
+from userops.db import bulk_upsert, deferred_indexes, get_engine, read_frame
 from userops.settings import Settings, get_settings
 
 log = logging.getLogger("userops.ingest")
@@ -152,47 +152,90 @@ def import_file(
     run_id = run_id or new_run_id("import")
     assume_tz = assume_tz or get_settings().timezone  # exports carry shop-local times
     suites = load_suites()
+    clock = time.perf_counter
+    t_read = clock()
     frames = read_table_file(path, table, mapping, chunksize=chunksize if str(path).lower().endswith((".csv", ".tsv", ".txt")) else None)
     if isinstance(frames, pd.DataFrame):
         frames = [frames]
     key_cols = KEY_COLUMNS[table]
     seen = np.array([], dtype=np.uint64)
+    ref_cache: dict[str, np.ndarray] = {}  # a whole referenced table, read once per import
     read = loaded = bad = 0
     timings = timings if timings is not None else {}
-    for k in ("read_s", "validate_s", "load_s"):
+    for k in ("read_s", "validate_s", "load_s", "index_s", "commit_s"):
         timings.setdefault(k, 0.0)
-    clock = time.perf_counter
-    with engine.begin() as conn, deferred_indexes(conn, table):
-        frames = iter(frames)
-        while True:
-            t0 = clock()
-            raw = next(frames, None)
-            timings["read_s"] += clock() - t0
-            if raw is None:
-                break
-            t0 = clock()
-            ids = {c: raw[c].astype("string").str.strip() for c in REFERENCES.get(table, {}) if c in raw.columns}
-            refs = {col: known_ids(conn, rt, rc, ids[col]) for col, (rt, rc) in REFERENCES.get(table, {}).items() if col in ids}
-            outcome = validate_frame(table, raw, suites, full_load=False, assume_tz=assume_tz, known_refs=refs)
-            outcome, seen = _drop_cross_chunk_duplicates(outcome, raw, key_cols, seen)
-            timings["validate_s"] += clock() - t0
-            t0 = clock()
-            loaded += bulk_upsert(conn, table, outcome.good, key_cols)
-            record_quarantine(conn, outcome, run_id)
-            timings["load_s"] += clock() - t0
-            read += outcome.n_read
-            bad += outcome.n_bad
-            log.info("%s: %d rows imported so far", table, read)
+    timings["read_s"] += clock() - t_read
+    with engine.connect() as conn:
+        with conn.begin():
+            with deferred_indexes(conn, table) as initial_load:
+                for raw in _timed(frames, timings, "read_s"):
+                    t0 = clock()
+                    refs = _chunk_refs(conn, table, raw, ref_cache)
+                    outcome = validate_frame(table, raw, suites, full_load=False, assume_tz=assume_tz, known_refs=refs)
+                    outcome, seen = _drop_cross_chunk_duplicates(outcome, raw, key_cols, seen)
+                    timings["validate_s"] += clock() - t0
+                    t0 = clock()
+                    # into an empty table every key is new (duplicates in the file were quarantined)
+                    loaded += bulk_upsert(conn, table, outcome.good, key_cols, on_conflict="error" if initial_load else "update")
+                    record_quarantine(conn, outcome, run_id)
+                    timings["load_s"] += clock() - t0
+                    read += outcome.n_read
+                    bad += outcome.n_bad
+                    log.info("%s: %d rows imported so far", table, read)
+                t_index = clock()  # leaving the block rebuilds deferred indexes
+            timings["index_s"] += clock() - t_index
+            t_commit = clock()
+        timings["commit_s"] += clock() - t_commit
     return LoadResult(table, read, loaded, bad, None)
 
 
+def _timed(frames, timings: dict, key: str):
+    """Iterate ``frames``, adding the time spent producing each to ``timings[key]``."""
+    it = iter(frames)
+    while True:
+        t0 = time.perf_counter()
+        item = next(it, None)
+        timings[key] += time.perf_counter() - t0
+        if item is None:
+            return
+        yield item
+
+
+def _chunk_refs(conn, table: str, raw: pd.DataFrame, cache: dict[str, np.ndarray]) -> dict:
+    """Ids the chunk's references may point to. A big chunk reads the referenced table's ids
+    once for the whole import (it does not change while another table imports); a small
+    one asks for just its own ids."""
+    refs = {}
+    for col, (ref_table, ref_col) in REFERENCES.get(table, {}).items():
+        if col not in raw.columns:
+            continue
+        if col in cache:
+            refs[col] = cache[col]
+            continue
+        cand = raw[col].astype("string").str.strip()
+        if cand.nunique() > 50_000:
+            cache[col] = refs[col] = pd.unique(read_frame(conn, f"SELECT {ref_col} AS v FROM {ref_table}")["v"].to_numpy())
+        else:
+            refs[col] = known_ids(conn, ref_table, ref_col, cand)
+    return refs
+
+
 def _drop_cross_chunk_duplicates(outcome: ValidationOutcome, raw: pd.DataFrame, key_cols: list[str], seen: np.ndarray):
-    """A key already loaded from an earlier chunk of the same file is a duplicate too."""
+    """A key already loaded from an earlier chunk of the same file is a duplicate too.
+
+    ``seen`` is the sorted array of key hashes loaded so far: membership is a binary search
+    and the merge a stable sort of two sorted runs (linear), so 10M keys stay cheap."""
     if outcome.good.empty:
         return outcome, seen
-    h = pd.util.hash_pandas_object(outcome.good[key_cols].astype("string"), index=False).to_numpy()
-    dup = np.isin(h, seen)
-    seen = np.union1d(seen, h)
+    keys = outcome.good[key_cols[0]] if len(key_cols) == 1 else outcome.good[key_cols].astype("string")
+    h = pd.util.hash_pandas_object(keys, index=False).to_numpy()
+    if len(seen):
+        pos = np.searchsorted(seen, h).clip(max=len(seen) - 1)
+        dup = seen[pos] == h
+    else:
+        dup = np.zeros(len(h), dtype=bool)
+    seen = np.concatenate([seen, np.sort(h[~dup])])
+    seen.sort(kind="stable")
     if not dup.any():
         return outcome, seen
     from tasks.validate import record_hashes

@@ -162,10 +162,15 @@ def bulk_upsert(
     With ``update_only_changed`` a row whose values did not change is not rewritten, so
     re-running a night leaves the warehouse byte-for-byte the same; columns in
     ``compare_ignore`` (the change stamp) are written with a change but never cause one.
+    ``on_conflict="error"`` is a plain insert (``COPY`` straight into the table on
+    PostgreSQL) for rows known to be new — an initial load into an empty table; a key that
+    exists after all fails the caller's transaction instead of being overwritten.
     Returns rows offered.
     """
     if df.empty:
         return 0
+    if on_conflict == "error":
+        return _insert_frame(conn, table, df, chunk_rows)
     cols = list(df.columns)
     non_key = [c for c in cols if c not in key]
     sqlite = not is_postgres(conn)
@@ -208,18 +213,34 @@ def bulk_upsert(
     return written
 
 
+def _insert_frame(conn: Connection, table: str, df: pd.DataFrame, chunk_rows: int) -> int:
+    q = conn.dialect.identifier_preparer.quote
+    cols = list(df.columns)
+    for start in range(0, len(df), chunk_rows):
+        part = df.iloc[start : start + chunk_rows]
+        if is_postgres(conn):
+            copy_frame(conn, table, part)
+        else:
+            stmt = f"INSERT INTO {q(table)} ({', '.join(q(c) for c in cols)}) VALUES ({', '.join('?' for _ in cols)})"
+            cur = conn.connection.driver_connection.cursor()
+            cur.executemany(stmt, _frame_rows(part, sqlite=True))
+            cur.close()
+    return len(df)
+
+
 @contextmanager
 def deferred_indexes(conn: Connection, table: str):
     """On an initial load into an EMPTY table, drop its secondary (non-unique) indexes and
     rebuild them once at the end — sorting once beats maintaining a B-tree per row.
-    Inside the caller's transaction, so a failure leaves the indexes as they were."""
+    Inside the caller's transaction, so a failure leaves the indexes as they were.
+    Yields whether the table was empty (every row loaded in the block is new)."""
     q = conn.dialect.identifier_preparer.quote
     empty = conn.exec_driver_sql(f"SELECT 1 FROM {q(table)} LIMIT 1").first() is None
     indexes = [ix for ix in sa.inspect(conn).get_indexes(table) if not ix.get("unique")] if empty else []
     for ix in indexes:
         conn.exec_driver_sql(f"DROP INDEX {q(ix['name'])}")
     try:
-        yield bool(indexes)
+        yield empty
     finally:
         for ix in indexes:
             cols = ", ".join(q(c) for c in ix["column_names"])
