@@ -295,8 +295,13 @@ def read_table_file(path: str | Path, table: str, mapping: dict[str, str] | None
 
                 def gen():
                     yield first
-                    for chunk in it:
-                        yield canonicalize_columns(chunk, table, mapping)
+                    read = len(first)
+                    try:
+                        for chunk in it:
+                            yield canonicalize_columns(chunk, table, mapping)
+                            read += len(chunk)
+                    except (ArrowError, UnicodeDecodeError, ValueError, OSError) as exc:
+                        raise FileImportError(f"{p}: cannot read the file after row {read:,}: {exc}") from None
 
                 return gen()
             df = pd.read_csv(p, dtype=str, sep=sep, encoding=enc, keep_default_na=False, na_values=[""])
@@ -321,7 +326,8 @@ def _csv_chunks(p: Path, sep: str, encoding: str, chunksize: int):
     names = next(iter(__import__("csv").reader([header], delimiter=sep)))
     reader = pacsv.open_csv(
         p,
-        read_options=pacsv.ReadOptions(encoding=encoding, block_size=32 << 20),
+        # blocks of ~100 bytes per wanted row (at most 32 MiB): a chunk is a few blocks
+        read_options=pacsv.ReadOptions(encoding=encoding, block_size=max(4 << 10, min(32 << 20, chunksize * 100))),
         parse_options=pacsv.ParseOptions(delimiter=sep),
         convert_options=pacsv.ConvertOptions(column_types={n: pa.string() for n in names}, strings_can_be_null=True, null_values=[""]),
     )

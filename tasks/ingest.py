@@ -7,8 +7,11 @@ runs, not one per customer.
 from __future__ import annotations
 
 import logging
+import queue
+import threading
 import time
 import uuid
+from contextlib import contextmanager
 from dataclasses import asdict
 from pathlib import Path
 
@@ -157,26 +160,21 @@ def import_file(
     frames = read_table_file(path, table, mapping, chunksize=chunksize if str(path).lower().endswith((".csv", ".tsv", ".txt")) else None)
     if isinstance(frames, pd.DataFrame):
         frames = [frames]
-    key_cols = KEY_COLUMNS[table]
-    seen = np.array([], dtype=np.uint64)
-    ref_cache: dict[str, np.ndarray] = {}  # a whole referenced table, read once per import
     read = loaded = bad = 0
     timings = timings if timings is not None else {}
-    for k in ("read_s", "validate_s", "load_s", "index_s", "commit_s"):
+    for k in ("read_s", "validate_s", "wait_s", "load_s", "index_s", "commit_s"):
         timings.setdefault(k, 0.0)
     timings["read_s"] += clock() - t_read
+    # Reading and validating the next chunk (a thread) overlaps loading this one (here):
+    # the database releases the GIL while it writes, pyarrow while it parses.
+    chunks = _validated_chunks(engine, table, frames, suites, assume_tz, timings)
     with engine.connect() as conn:
         with conn.begin():
-            with deferred_indexes(conn, table) as initial_load:
-                for raw in _timed(frames, timings, "read_s"):
-                    t0 = clock()
-                    refs = _chunk_refs(conn, table, raw, ref_cache)
-                    outcome = validate_frame(table, raw, suites, full_load=False, assume_tz=assume_tz, known_refs=refs)
-                    outcome, seen = _drop_cross_chunk_duplicates(outcome, raw, key_cols, seen)
-                    timings["validate_s"] += clock() - t0
+            with deferred_indexes(conn, table) as initial_load, _prefetch(chunks) as outcomes:
+                for outcome in _timed(outcomes, timings, "wait_s"):
                     t0 = clock()
                     # into an empty table every key is new (duplicates in the file were quarantined)
-                    loaded += bulk_upsert(conn, table, outcome.good, key_cols, on_conflict="error" if initial_load else "update")
+                    loaded += bulk_upsert(conn, table, outcome.good, KEY_COLUMNS[table], on_conflict="error" if initial_load else "update")
                     record_quarantine(conn, outcome, run_id)
                     timings["load_s"] += clock() - t0
                     read += outcome.n_read
@@ -187,6 +185,67 @@ def import_file(
             t_commit = clock()
         timings["commit_s"] += clock() - t_commit
     return LoadResult(table, read, loaded, bad, None)
+
+
+def _validated_chunks(engine: Engine, table: str, frames, suites: dict, assume_tz: str, timings: dict):
+    """Read and validate a file chunk by chunk; a key repeated across chunks is quarantined."""
+    key_cols = KEY_COLUMNS[table]
+    seen = np.array([], dtype=np.uint64)
+    ref_cache: dict[str, np.ndarray] = {}  # a whole referenced table, read once per import
+    for raw in _timed(frames, timings, "read_s"):
+        t0 = time.perf_counter()
+        refs = _chunk_refs(engine, table, raw, ref_cache)
+        outcome = validate_frame(table, raw, suites, full_load=False, assume_tz=assume_tz, known_refs=refs)
+        outcome, seen = _drop_cross_chunk_duplicates(outcome, raw, key_cols, seen)
+        timings["validate_s"] += time.perf_counter() - t0
+        yield outcome
+
+
+@contextmanager
+def _prefetch(items, depth: int = 1):
+    """Iterate ``items`` in a background thread, at most ``depth`` items ahead. An error in
+    the producer is raised in the consumer; leaving the block early stops the producer."""
+    q: queue.Queue = queue.Queue(maxsize=depth)
+    stop = threading.Event()
+    done = object()
+
+    def produce():
+        try:
+            for item in items:
+                while not stop.is_set():
+                    try:
+                        q.put(("item", item), timeout=0.2)
+                        break
+                    except queue.Full:
+                        continue
+                if stop.is_set():
+                    return
+            q.put(("end", done))
+        except BaseException as exc:  # handed to the consumer
+            q.put(("error", exc))
+
+    worker = threading.Thread(target=produce, name="userops-import-reader", daemon=True)
+    worker.start()
+
+    def consume():
+        while True:
+            kind, item = q.get()
+            if kind == "end":
+                return
+            if kind == "error":
+                raise item
+            yield item
+
+    try:
+        yield consume()
+    finally:
+        stop.set()
+        while worker.is_alive():  # unblock a producer waiting on a full queue
+            try:
+                q.get_nowait()
+            except queue.Empty:
+                pass
+            worker.join(timeout=0.1)
 
 
 def _timed(frames, timings: dict, key: str):
@@ -201,7 +260,7 @@ def _timed(frames, timings: dict, key: str):
         yield item
 
 
-def _chunk_refs(conn, table: str, raw: pd.DataFrame, cache: dict[str, np.ndarray]) -> dict:
+def _chunk_refs(bind, table: str, raw: pd.DataFrame, cache: dict[str, np.ndarray]) -> dict:
     """Ids the chunk's references may point to. A big chunk reads the referenced table's ids
     once for the whole import (it does not change while another table imports); a small
     one asks for just its own ids."""
@@ -214,9 +273,9 @@ def _chunk_refs(conn, table: str, raw: pd.DataFrame, cache: dict[str, np.ndarray
             continue
         cand = raw[col].astype("string").str.strip()
         if cand.nunique() > 50_000:
-            cache[col] = refs[col] = pd.unique(read_frame(conn, f"SELECT {ref_col} AS v FROM {ref_table}")["v"].to_numpy())
+            cache[col] = refs[col] = pd.unique(read_frame(bind, f"SELECT {ref_col} AS v FROM {ref_table}")["v"].to_numpy())
         else:
-            refs[col] = known_ids(conn, ref_table, ref_col, cand)
+            refs[col] = known_ids(bind, ref_table, ref_col, cand)
     return refs
 
 

@@ -129,3 +129,48 @@ def test_cli_quarantine_list_and_show_mask_personal_data(warehouse, tmp_path):
     assert "email_malformed" in show.output
     assert "13700137000" not in show.output  # phone masked
     assert "赵六" not in show.output  # name masked
+
+
+def _orders_csv(n: int, extra: str = "") -> str:
+    rows = [f"O{i:05d},C{1 + i % 2},2025-06-{1 + i % 28:02d} 12:00:00,{10 + i % 7}.50,paid" for i in range(n)]
+    return "order_id,customer_id,paid_at,amount,status\n" + "\n".join(rows) + "\n" + extra
+
+
+def _index_names(engine, table):
+    return {ix["name"] for ix in sa.inspect(engine).get_indexes(table)}
+
+
+def test_multi_chunk_import_quarantines_keys_repeated_across_chunks(warehouse, tmp_path):
+    """A big file is read, validated and loaded chunk by chunk (reading overlaps loading);
+    the same key in a later chunk is a duplicate (first one wins), every other row loads,
+    and the indexes dropped for the initial load are back."""
+    import_file("customers", write(tmp_path, "c.csv", CUSTOMERS_CSV), engine=warehouse)
+    before = _index_names(warehouse, "orders")
+    # 600 orders in chunks of 50 rows; O00003 again at the very end with another amount
+    text = _orders_csv(600, "O00003,C2,2025-07-01 12:00:00,999.00,paid\n")
+    timings: dict = {}
+    res = import_file("orders", write(tmp_path, "o.csv", text), engine=warehouse, chunksize=50, timings=timings)
+    assert (res.read, res.loaded, res.quarantined) == (601, 600, 1)
+    q = quarantine(warehouse, "orders")
+    assert q.to_dict("records") == [{"source_id": "O00003", "rule": "duplicate_order_id"}]
+    got = read_frame(warehouse, "SELECT order_id, CAST(amount AS FLOAT) AS amount FROM orders WHERE order_id = 'O00003'")
+    assert got["amount"].tolist() == [13.5]  # the first occurrence, not the repeat
+    assert read_frame(warehouse, "SELECT COUNT(*) AS n FROM orders")["n"].iloc[0] == 600
+    assert _index_names(warehouse, "orders") == before
+    assert timings["read_s"] > 0 and timings["validate_s"] > 0 and timings["load_s"] > 0
+    # a second import of the same file into the now non-empty table changes nothing
+    again = import_file("orders", write(tmp_path, "o.csv", text), engine=warehouse, chunksize=50)
+    assert (again.read, again.loaded, again.quarantined) == (601, 600, 1)
+    assert read_frame(warehouse, "SELECT COUNT(*) AS n FROM orders")["n"].iloc[0] == 600
+
+
+def test_file_unreadable_in_a_later_chunk_loads_nothing(warehouse, tmp_path):
+    """Chunks before the broken one were already validated and written in the open
+    transaction: the import fails naming the file and the row, and nothing is kept."""
+    import_file("customers", write(tmp_path, "c.csv", CUSTOMERS_CSV), engine=warehouse)
+    before = _index_names(warehouse, "orders")
+    text = _orders_csv(600, 'O99999,C1,"2025-06-01 12:00:00,1.00,paid\nO99998,C1,2025-06-01,1,paid,extra,fields\n')
+    with pytest.raises(FileImportError, match=r"o\.csv: cannot read the file after row"):
+        import_file("orders", write(tmp_path, "o.csv", text), engine=warehouse, chunksize=50)
+    assert read_frame(warehouse, "SELECT COUNT(*) AS n FROM orders")["n"].iloc[0] == 0
+    assert _index_names(warehouse, "orders") == before
