@@ -35,6 +35,7 @@ import json
 import logging
 import re
 import time
+from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from zoneinfo import ZoneInfo
@@ -252,61 +253,158 @@ def _aggregate_fingerprint(s: Settings) -> dict:
         "timezone": s.timezone,
         "loyal_window_days": s.lifecycle.loyal_window_days,
         "discount_min_rate": s.tags.discount_min_rate,
+        "version": AGGREGATE_VERSION,
     }
 
 
 # ----------------------------------------------------------------------------- aggregates
+AGGREGATE_VERSION = 2  # bumped when the stored aggregate's shape changes: a full recompute
+
+
 def _aggregate_params(win: Window, s: Settings) -> dict:
-    return {"cutoff": win.cutoff, "window_start": win.window_start, "discount_min_rate": float(s.tags.discount_min_rate)}
+    return {
+        "cutoff": win.cutoff,
+        "window_start": win.window_start,
+        "discount_min_rate": float(s.tags.discount_min_rate),
+        "now": datetime.utcnow().replace(microsecond=0),
+    }
 
 
+_AGG_DDL = (
+    "customer_id VARCHAR(64) PRIMARY KEY, first_paid_at TIMESTAMP, second_paid_at TIMESTAMP, "
+    "last_paid_at TIMESTAMP, paid_orders INTEGER, paid_amount FLOAT, discounted_orders INTEGER, "
+    "purchase_days INTEGER, weekend_orders INTEGER, window_orders INTEGER, window_amount FLOAT, "
+    "returned_orders INTEGER, favourite_category VARCHAR(100), favourite_category_qty INTEGER, "
+    "items_qty INTEGER, preferred_channel VARCHAR(40), preferred_channel_orders INTEGER, "
+    "counted_orders INTEGER, updated_at TIMESTAMP"
+)
 _TEMP_DDL = {
-    "tmp_tag_delta": "customer_id VARCHAR(64) PRIMARY KEY",
+    "tmp_tag_delta": "customer_id VARCHAR(64) PRIMARY KEY",  # recomputed from their orders
+    "tmp_tag_add": "customer_id VARCHAR(64) PRIMARY KEY",  # tonight's new orders added
+    "tmp_tag_window": "customer_id VARCHAR(64) PRIMARY KEY, n INTEGER, amount FLOAT",  # left the loyalty window
+    "tmp_tag_touched": "customer_id VARCHAR(64) PRIMARY KEY",  # any of them: the tags re-read these
     "tmp_top_category": "customer_id VARCHAR(64) PRIMARY KEY, category VARCHAR(100), qty INTEGER, total INTEGER",
     "tmp_top_channel": "customer_id VARCHAR(64) PRIMARY KEY, channel VARCHAR(40), n INTEGER",
-    "tmp_customer_aggregates": (
-        "customer_id VARCHAR(64) PRIMARY KEY, first_paid_at TIMESTAMP, second_paid_at TIMESTAMP, "
-        "last_paid_at TIMESTAMP, paid_orders INTEGER, paid_amount FLOAT, discounted_orders INTEGER, "
-        "purchase_days INTEGER, weekend_orders INTEGER, window_orders INTEGER, window_amount FLOAT, "
-        "returned_orders INTEGER, favourite_category VARCHAR(100), favourite_category_qty INTEGER, "
-        "items_qty INTEGER, preferred_channel VARCHAR(40), preferred_channel_orders INTEGER, updated_at TIMESTAMP"
-    ),
+    "tmp_add_agg": _AGG_DDL,
+    "tmp_customer_aggregates": _AGG_DDL,
+    "tmp_category_qty": "customer_id VARCHAR(64), category VARCHAR(100), qty INTEGER, PRIMARY KEY (customer_id, category)",
+    "tmp_channel_orders": "customer_id VARCHAR(64), channel VARCHAR(40), n INTEGER, PRIMARY KEY (customer_id, channel)",
 }
+# clustered by customer on SQLite: a join driven by one of these reads the customers in key order
+_WITHOUT_ROWID = {"tmp_tag_delta", "tmp_tag_add", "tmp_tag_touched", "tmp_category_qty", "tmp_channel_orders"}
 
 
 def _temp_table(conn: Connection, name: str) -> None:
     """An empty temporary work table (dropped at commit on PostgreSQL)."""
-    tail = " ON COMMIT DROP" if is_postgres(conn) else ""
-    conn.exec_driver_sql(f"CREATE TEMP TABLE IF NOT EXISTS {name} ({_TEMP_DDL[name]}){tail}")
+    if is_postgres(conn):
+        conn.exec_driver_sql(f"CREATE TEMP TABLE IF NOT EXISTS {name} ({_TEMP_DDL[name]}) ON COMMIT DROP")
+    else:
+        tail = " WITHOUT ROWID" if name in _WITHOUT_ROWID else ""
+        conn.exec_driver_sql(f"CREATE TEMP TABLE IF NOT EXISTS {name} ({_TEMP_DDL[name]}){tail}")
     conn.exec_driver_sql(f"DELETE FROM {name}")
 
 
-def build_aggregates(conn: Connection, win: Window, s: Settings, target: str, delta: bool) -> int:
-    """Compute the aggregate of every customer (or of those in ``tmp_tag_delta``) into
-    ``target``: three named SQL steps, all set-based. Returns the rows written."""
-    # CROSS JOIN: SQLite keeps the delta as the outer loop (each customer's orders by index)
-    # instead of scanning every order to probe the delta; PostgreSQL plans it as a join.
-    parts = {
-        "orders": "tmp_tag_delta d CROSS JOIN orders o" if delta else "orders o",
-        "scope": "o.customer_id = d.customer_id AND " if delta else "",
+def _run(conn: Connection, name: str, win: Window, params: dict, **parts) -> int:
+    """Run the ;-separated statements of a named query; returns the last one's row count."""
+    n = 0
+    for st in _render(conn, name, win, **parts).split(";"):
+        if st.strip():
+            n = _exec(conn, st, params)
+    return n
+
+
+def _parts(conn: Connection, driver: str | None, cat_table: str, ch_table: str, top_driver: str | None) -> dict:
+    """Pieces of the aggregate queries: every order (``driver`` None) or the orders of the
+    customers in the work table ``driver``; tags_agg_top over everyone or ``top_driver``."""
+    pg = is_postgres(conn)
+    return {
+        "orders": f"{driver} d CROSS JOIN orders o" if driver else "orders o",
+        "scope": "o.customer_id = d.customer_id AND " if driver else "",
+        "plus": "" if (driver or pg) else "+",
+        "cat_table": cat_table,
+        "ch_table": ch_table,
+        "top_driver": f"{top_driver} d CROSS JOIN " if top_driver else "",
+        "top_scope": "c.customer_id = d.customer_id AND " if top_driver else "",
     }
-    params = _aggregate_params(win, s)
-    for name in ("tmp_top_category", "tmp_top_channel"):
-        _temp_table(conn, name)
-    pg_delta = delta and is_postgres(conn)
-    if pg_delta:
-        # PostgreSQL misjudges how many orders a few customers have (no statistics on the
-        # temporary delta) and would hash-join every order and item: keep the written join
-        # order (delta -> that customer's orders by index -> their items by index)
-        for knob in ("join_collapse_limit = 1", "enable_hashjoin = off", "enable_mergejoin = off"):
-            conn.exec_driver_sql(f"SET LOCAL {knob}")
-    _exec(conn, _render(conn, "tags_agg_category", win, **parts), params)
-    _exec(conn, _render(conn, "tags_agg_channel", win, **parts), params)
-    n = _exec(conn, _render(conn, "tags_agg_orders", win, target=target, **parts), params)
-    if pg_delta:
+
+
+@contextmanager
+def _delta_plan(conn: Connection):
+    """PostgreSQL misjudges how many orders a few customers have (no statistics on the
+    temporary work tables) and would hash-join every order and item: keep the written join
+    order (work table -> that customer's orders by index -> their items by key)."""
+    if not is_postgres(conn):
+        yield
+        return
+    for knob in ("join_collapse_limit = 1", "enable_hashjoin = off", "enable_mergejoin = off"):
+        conn.exec_driver_sql(f"SET LOCAL {knob}")
+    try:
+        yield
+    finally:
         for knob in ("join_collapse_limit", "enable_hashjoin", "enable_mergejoin"):
             conn.exec_driver_sql(f"RESET {knob}")
-    return n
+
+
+def build_aggregates(
+    conn: Connection,
+    win: Window,
+    s: Settings,
+    target: str,
+    delta: bool,
+    cat_table: str = "customer_category_qty",
+    ch_table: str = "customer_channel_orders",
+) -> int:
+    """Compute the aggregate of every customer (or of those in ``tmp_tag_delta``) into
+    ``target`` and their per-category item / per-channel order counts into ``cat_table`` /
+    ``ch_table``: named SQL steps, all set-based. Returns the rows written."""
+    params = _aggregate_params(win, s)
+    driver = "tmp_tag_delta" if delta else None
+    parts = _parts(conn, driver, cat_table, ch_table, driver)
+    for name in ("tmp_top_category", "tmp_top_channel"):
+        _temp_table(conn, name)
+    with _delta_plan(conn) if delta else nullcontext():
+        _run(conn, "tags_agg_category", win, params, **parts)
+        _run(conn, "tags_agg_channel", win, params, **parts)
+        _run(conn, "tags_agg_top", win, params, **parts)
+        return _run(conn, "tags_agg_orders", win, params, target=target, **parts)
+
+
+def _incremental(conn: Connection, win: Window, old_win: Window, state: dict, s: Settings) -> dict:
+    """Fold the night's delta into the stored aggregate (see tags_delta_customers):
+    recompute a few customers from their orders, add tonight's orders to the others, lower
+    the loyalty window of those whose orders left it. Leaves ``tmp_tag_touched``."""
+    for name in ("tmp_tag_delta", "tmp_tag_add", "tmp_tag_window", "tmp_tag_touched", "tmp_add_agg", "tmp_top_category", "tmp_top_channel"):
+        _temp_table(conn, name)
+    params = {
+        **_aggregate_params(win, s),
+        "watermark": state["orders_watermark"] or datetime(1970, 1, 1),
+        "old_cutoff": state["cutoff"] or old_win.cutoff,
+        "old_window_start": old_win.window_start,
+    }
+    if params["old_cutoff"] > win.cutoff:  # cannot happen (as_of moved back = full), but never count twice
+        params["old_cutoff"] = win.cutoff
+    cat, ch = "customer_category_qty", "customer_channel_orders"
+    _run(conn, "tags_delta_customers", win, params)
+    _run(conn, "tags_delta_check", win, params)
+    _run(conn, "tags_delta_window", win, params)
+    recompute, additions, window = (
+        int(read_frame(conn, f"SELECT COUNT(*) AS n FROM {t}")["n"].iloc[0]) for t in ("tmp_tag_delta", "tmp_tag_add", "tmp_tag_window")
+    )
+    for table in ("customer_aggregates", cat, ch):
+        _exec(conn, f"DELETE FROM {table} WHERE customer_id IN (SELECT customer_id FROM tmp_tag_delta)")
+    _exec(conn, "INSERT INTO tmp_tag_touched (customer_id) SELECT customer_id FROM tmp_tag_delta UNION SELECT customer_id FROM tmp_tag_add")
+    with _delta_plan(conn):
+        r_parts = _parts(conn, "tmp_tag_delta", cat, ch, "tmp_tag_touched")
+        _run(conn, "tags_agg_category", win, params, **r_parts)
+        _run(conn, "tags_agg_channel", win, params, **r_parts)
+        _run(conn, "tags_agg_additions", win, params, **r_parts)
+        _run(conn, "tags_agg_top", win, params, **r_parts)
+        written = _run(conn, "tags_agg_orders", win, params, target="customer_aggregates", **r_parts)
+        _run(conn, "tags_agg_merge", win, params)
+    _exec(conn, "INSERT INTO tmp_tag_touched (customer_id) SELECT customer_id FROM tmp_tag_window w "
+          "WHERE NOT EXISTS (SELECT 1 FROM tmp_tag_touched t WHERE t.customer_id = w.customer_id)")
+    touched = int(read_frame(conn, "SELECT COUNT(*) AS n FROM tmp_tag_touched")["n"].iloc[0])
+    return {"recomputed": recompute, "added": additions, "window": window, "touched": touched, "written": int(written or 0) + additions}
 
 
 def refresh_aggregates(conn: Connection, as_of: date, full: bool = False, settings: Settings | None = None) -> dict:
@@ -332,36 +430,22 @@ def refresh_aggregates(conn: Connection, as_of: date, full: bool = False, settin
     if is_postgres(conn):  # sorts and hashes over millions of orders: in memory, this transaction only
         conn.exec_driver_sql("SET LOCAL work_mem = '256MB'")
         conn.exec_driver_sql("SET LOCAL jit = off")  # compiling costs more than it saves here
+    inc: dict = {}
     if reason:
-        _exec(conn, "TRUNCATE customer_aggregates" if is_postgres(conn) else "DELETE FROM customer_aggregates")
+        for table in ("customer_aggregates", "customer_category_qty", "customer_channel_orders"):
+            _exec(conn, f"TRUNCATE {table}" if is_postgres(conn) else f"DELETE FROM {table}")
         n = build_aggregates(conn, win, s, "customer_aggregates", delta=False)
         full_as_of = win.as_of
-        changed = -1
     else:
-        _temp_table(conn, "tmp_tag_delta")
-        old_win = window_for(state["as_of"], s)
-        delta_sql = query("tags_delta_customers")
-        _exec(
-            conn,
-            f"INSERT INTO tmp_tag_delta (customer_id) {delta_sql}",
-            {
-                "watermark": state["orders_watermark"] or datetime(1970, 1, 1),
-                "old_cutoff": state["cutoff"] or old_win.cutoff,
-                "cutoff": win.cutoff,
-                "old_window_start": old_win.window_start,
-                "window_start": win.window_start,
-            },
-        )
-        changed = int(read_frame(conn, "SELECT COUNT(*) AS n FROM tmp_tag_delta")["n"].iloc[0])
-        _exec(conn, "DELETE FROM customer_aggregates WHERE customer_id IN (SELECT customer_id FROM tmp_tag_delta)")
-        n = build_aggregates(conn, win, s, "customer_aggregates", delta=True)
+        inc = _incremental(conn, win, window_for(state["as_of"], s), state, s)
+        n = inc["written"]
         full_as_of = state["full_as_of"]
-    _exec(conn, "UPDATE customer_aggregates SET updated_at = :now WHERE updated_at IS NULL", {"now": datetime.utcnow().replace(microsecond=0)})
     write_state(conn, "aggregates", win.as_of, win.cutoff, watermark, full_as_of, {"fingerprint": fingerprint})
     out = {
         "mode": "full" if reason else "incremental",
         "reason": reason,
-        "delta_customers": changed if changed >= 0 else None,
+        "delta_customers": inc.get("touched"),
+        **({k: inc[k] for k in ("recomputed", "added", "window")} if inc else {}),
         "aggregates_written": int(n or 0),
         "seconds": round(time.perf_counter() - t0, 2),
     }
@@ -389,8 +473,9 @@ def base_frame(conn: Connection, as_of: date, settings: Settings | None = None, 
     if stored:
         aggregates = "customer_aggregates"
     else:
-        _temp_table(conn, "tmp_customer_aggregates")
-        build_aggregates(conn, win, s, "tmp_customer_aggregates", delta=False)
+        for name in ("tmp_customer_aggregates", "tmp_category_qty", "tmp_channel_orders"):
+            _temp_table(conn, name)
+        build_aggregates(conn, win, s, "tmp_customer_aggregates", delta=False, cat_table="tmp_category_qty", ch_table="tmp_channel_orders")
         aggregates = "tmp_customer_aggregates"
     sql = query("tags_base").format(aggregates=aggregates, detail=_DETAIL if detail else "")
     df = fetch_frame(conn, sql, _aggregate_params(win, s), parse_dates=_DATES, numeric=_BASE_NUMERIC)

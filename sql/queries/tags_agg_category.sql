@@ -1,16 +1,9 @@
--- tags_agg_category: each customer's favourite category (most items bought in paid
--- orders before the cutoff; ties: alphabetical) with its quantity and the total.
-INSERT INTO tmp_top_category (customer_id, category, qty, total)
-SELECT customer_id, category, qty, total FROM (
-    SELECT customer_id, category, qty,
-           SUM(qty) OVER (PARTITION BY customer_id) AS total,
-           ROW_NUMBER() OVER (PARTITION BY customer_id ORDER BY qty DESC, category) AS rk
-    FROM (
-        SELECT o.customer_id, i.category, SUM(COALESCE(i.quantity, 1)) AS qty
-        FROM {orders}
-        JOIN order_items i ON i.order_id = o.order_id
-        WHERE {scope}o.paid_at < :cutoff AND o.status = 'paid' AND i.category IS NOT NULL
-        GROUP BY o.customer_id, i.category
-    ) category_qty
-) ranked
-WHERE rk = 1
+-- tags_agg_category: items bought per (customer, category) in paid orders before the
+-- cutoff, into {cat_table} (the favourite category is picked from it: tags_agg_top).
+-- {orders}/{scope}: every order, or the orders of the customers in tmp_tag_delta.
+INSERT INTO {cat_table} (customer_id, category, qty)
+SELECT o.customer_id, i.category, SUM(COALESCE(i.quantity, 1)) AS qty
+FROM {orders}
+JOIN order_items i ON i.order_id = o.order_id
+WHERE {scope}{plus}o.paid_at < :cutoff AND o.status = 'paid' AND i.category IS NOT NULL
+GROUP BY o.customer_id, i.category

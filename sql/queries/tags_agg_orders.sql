@@ -5,14 +5,16 @@
 -- customers (incremental refresh: those in tmp_tag_delta, driving the join so each
 -- customer's orders are read by index; full: every customer).
 -- Category and channel preferences come from tmp_top_category / tmp_top_channel
--- (tags_agg_category, tags_agg_channel), filled just before.
+-- (tags_agg_category, tags_agg_channel, tags_agg_top), filled just before.
+-- counted_orders: every order (any status) paid before the cutoff (tags_delta_check).
 -- Dialect pieces: {paid_day} = the shop-local day of paid_at, {paid_dow} = its weekday
--- (0 = Sunday), {float} = the floating type.
+-- (0 = Sunday), {float} = the floating type, {plus} = '+' on SQLite in a full pass (scan the
+-- orders in customer order, never look each one up through the paid_at index).
 INSERT INTO {target} (
     customer_id, first_paid_at, second_paid_at, last_paid_at, paid_orders, paid_amount,
     discounted_orders, purchase_days, weekend_orders, window_orders, window_amount,
     returned_orders, favourite_category, favourite_category_qty, items_qty,
-    preferred_channel, preferred_channel_orders
+    preferred_channel, preferred_channel_orders, counted_orders, updated_at
 )
 WITH base AS (
     SELECT
@@ -28,9 +30,10 @@ WITH base AS (
         SUM(CASE WHEN o.status = 'paid' AND {paid_dow} IN (0, 6) THEN 1 ELSE 0 END) AS weekend_orders,
         SUM(CASE WHEN o.status = 'paid' AND o.paid_at >= :window_start THEN 1 ELSE 0 END) AS window_orders,
         SUM(CASE WHEN o.status = 'paid' AND o.paid_at >= :window_start THEN CAST(COALESCE(o.amount, 0) AS {float}) ELSE 0 END) AS window_amount,
-        SUM(CASE WHEN o.status IN ('refunded', 'cancelled') THEN 1 ELSE 0 END) AS returned_orders
+        SUM(CASE WHEN o.status IN ('refunded', 'cancelled') THEN 1 ELSE 0 END) AS returned_orders,
+        COUNT(*) AS counted_orders
     FROM {orders}
-    WHERE {scope}o.paid_at < :cutoff
+    WHERE {scope}{plus}o.paid_at < :cutoff
     GROUP BY o.customer_id
 )
 SELECT
@@ -52,7 +55,9 @@ SELECT
     tc.qty,
     tc.total,
     ch.channel,
-    ch.n
+    ch.n,
+    b.counted_orders,
+    :now
 FROM base b
 LEFT JOIN tmp_top_category tc ON tc.customer_id = b.customer_id
 LEFT JOIN tmp_top_channel ch ON ch.customer_id = b.customer_id
