@@ -12,9 +12,16 @@ Every night, after tags, health and churn scores are fresh:
 is started by the health check's silent-share event (``event_campaigns`` does the same for
 any other event a definition listens to); ``deliver_messages`` sends what became due later
 (quiet hours ended, retries, approved reviews) and is meant to run every few minutes.
+
+Scale-out: with ``USEROPS_TASK_RUNNER=dask`` each campaign's per-customer decisions
+(exclusions, holdout, variant, rendering, quiet hours) run as a few Prefect tasks, one per
+partition of the audience (stable hash of customer_id), on prefect-dask's DaskTaskRunner;
+campaigns are still planned one after the other (caps see the earlier ones' touches) and
+the touches planned are the same. By default everything runs in the flow's process.
 """
 from __future__ import annotations
 
+from contextlib import contextmanager
 from datetime import date
 
 from prefect import flow, get_run_logger
@@ -28,7 +35,20 @@ from tasks.ingest import new_run_id
 from tasks.messaging import send_due_task
 from userops.clock import shop_today
 from userops.i18n import t
+from userops.runners import PartitionMap, dask_enabled, partition_runner, use_partition_map
 from userops.settings import get_settings
+
+
+@contextmanager
+def _audience_partitions():
+    """By default nothing (plan_campaign decides in one piece, in this process); with the
+    Dask runner configured, plan_campaign_task calls in this block plan each audience in
+    partitions on a runner started for the block."""
+    if not dask_enabled():
+        yield None
+        return
+    with partition_runner() as runner, use_partition_map(PartitionMap(runner)) as pm:
+        yield pm
 
 
 def _summary(plans: dict, delivery: dict | None) -> list[str]:
@@ -62,9 +82,11 @@ def run_campaigns(as_of: date | None = None, run_id: str | None = None) -> dict:
     run_id = run_id or new_run_id("campaigns")
     campaigns = load_campaigns_task()
     plans = {}
-    for c in campaigns:
-        if c.enabled and c.runs_nightly():
-            plans[c.name] = plan_campaign_task(c, as_of, run_id, "nightly")
+    nightly = [c for c in campaigns if c.enabled and c.runs_nightly()]
+    if nightly:
+        with _audience_partitions():
+            for c in nightly:
+                plans[c.name] = plan_campaign_task(c, as_of, run_id, "nightly")
     delivery = send_due_task()
     finish_campaign_runs_task([p["run_id"] for p in plans.values()], delivery)
     readouts = publish_readouts_task([(c.name, c.title.get(get_settings().language)) for c in campaigns if c.enabled])
@@ -87,7 +109,8 @@ def run_campaign(name: str, channel: str | None = None, as_of: date | None = Non
     if name not in campaigns:
         raise ValueError(f"no campaign {name!r}; defined: {', '.join(sorted(campaigns))}")
     c = campaigns[name]
-    plan = plan_campaign_task(c, as_of, new_run_id("campaign"), "manual", None, channel)
+    with _audience_partitions():
+        plan = plan_campaign_task(c, as_of, new_run_id("campaign"), "manual", None, channel)
     delivery = send_due_task(channel_override=channel, campaign=name)
     finish_campaign_runs_task([plan["run_id"]], delivery)
     readouts = publish_readouts_task([(c.name, c.title.get(get_settings().language))])
@@ -102,7 +125,10 @@ def _event_run(event: str, day: date, notes: str) -> dict:
     """Plan and send every enabled campaign that listens to ``event``."""
     listeners = [c for c in load_campaigns_task() if c.enabled and c.listens_to(event)]
     parent = new_run_id("event")
-    plans = {c.name: plan_campaign_task(c, day, parent, "event", event, None, notes) for c in listeners}
+    plans = {}
+    if listeners:
+        with _audience_partitions():
+            plans = {c.name: plan_campaign_task(c, day, parent, "event", event, None, notes) for c in listeners}
     deliveries = {}
     for name, p in plans.items():
         deliveries[name] = send_due_task(campaign=name)

@@ -5,6 +5,11 @@
                   champion -> drift check (PSI vs the training profile; a breach is a health
                   breach + alert) -> at-risk overlay on the lifecycle tags
     retrain_churn_model: train on the latest complete window -> champion or challenger, and why
+
+Scale-out: with ``USEROPS_TASK_RUNNER=dask`` the scoring itself runs as a few Prefect tasks,
+one per partition of customers (stable hash of customer_id), on prefect-dask's
+DaskTaskRunner (``userops/runners.py``); the rows written are the same. By default the
+stage scores in one piece in the flow's process.
 """
 from __future__ import annotations
 
@@ -15,6 +20,7 @@ from prefect import flow, get_run_logger
 from models.scoring import summary_lines
 from tasks.churn import load_frames_task, needs_training_task, score_task, train_task
 from userops.clock import shop_today
+from userops.runners import dask_enabled, default_partitions, partition_runner
 
 
 @flow(name="score-churn", log_prints=True)
@@ -32,7 +38,13 @@ def score_churn(as_of: date | None = None, run_id: str | None = None) -> dict:
         except ValueError as exc:  # not enough history for a complete training window yet
             result["training"] = {"error": str(exc), "why": why}
             logger.warning("churn: could not train: %s", exc)
-    result.update(score_task(frames))
+    if dask_enabled():
+        from tasks.churn_partitions import score_partitioned
+
+        with partition_runner() as runner:
+            result.update(score_partitioned(as_of, frames, runner, default_partitions()))
+    else:
+        result.update(score_task(frames))
     result["summary"] = summary_lines(result)
     for line in result["summary"]:
         logger.info(line)

@@ -24,7 +24,9 @@ the partial results are put back together in partition order.
 """
 from __future__ import annotations
 
-from typing import Any
+from contextlib import contextmanager
+from contextvars import ContextVar
+from typing import Any, Iterator
 
 import numpy as np
 import pandas as pd
@@ -53,11 +55,40 @@ def task_runner(settings: Settings | None = None):
     return ThreadPoolTaskRunner()
 
 
+def dask_enabled(settings: Settings | None = None) -> bool:
+    """True when heavy per-partition work should go to Dask (``USEROPS_TASK_RUNNER=dask``)."""
+    return (settings or get_settings()).task_runner == "dask"
+
+
 def default_partitions(settings: Settings | None = None) -> int:
     """How many partitions to cut the work into: one per thread is pointless for pandas
-    work in one process, so 1 by default; two per Dask worker on a cluster."""
+    work in one process, so 1 by default; on Dask ``USEROPS_DASK_PARTITIONS`` or two per
+    Dask worker (coarse: tens of tasks, never one per customer)."""
     s = settings or get_settings()
-    return max(1, 2 * int(s.dask_workers)) if s.task_runner == "dask" else 1
+    if s.task_runner != "dask":
+        return 1
+    fixed = int(getattr(s, "dask_partitions", 0) or 0)
+    return max(1, fixed) if fixed > 0 else max(1, 2 * int(s.dask_workers))
+
+
+@contextmanager
+def partition_runner(settings: Settings | None = None) -> Iterator[Any]:
+    """The configured task runner, started for a block of partitioned work and shut down
+    after it (a local Dask cluster lives only that long; a remote one is only connected to).
+
+    Tasks submitted to it from inside a flow run are task runs of that flow run (the
+    Prefect context travels with each submission), wherever Dask runs them."""
+    runner = task_runner(settings)
+    with runner:
+        yield runner
+
+
+def submit_partitions(runner, task, partitions: list[dict[str, Any]], **common: Any) -> list[Any]:
+    """Submit ``task(**partition, **common)`` for each partition to ``runner`` (see
+    ``partition_runner``) and return the results in partition order. A failed partition
+    raises its exception here (the whole step fails, nothing is half-written by the caller)."""
+    futures = [runner.submit(task, parameters={**p, **common}) for p in partitions]
+    return [f.result() for f in futures]
 
 
 def partition_labels(keys: pd.Series, n_partitions: int) -> np.ndarray:
@@ -90,3 +121,40 @@ def run_partitioned(task, df: pd.DataFrame, key: str, n_partitions: int | None =
     if not results:
         return pd.DataFrame()
     return pd.concat(results, ignore_index=True)
+
+
+class PartitionMap:
+    """``pm(task, df, **kwargs)``: ``task(df=partition, **kwargs)`` on each partition of
+    ``df`` (stable hash of ``key``) on a started runner, the partial frames put back
+    together in ``df``'s own row order (index kept). What ``plan_campaign`` takes as
+    ``map_partitions`` to plan an audience on Dask."""
+
+    def __init__(self, runner, n_partitions: int | None = None, key: str = "customer_id"):
+        self.runner = runner
+        self.n = n_partitions or default_partitions()
+        self.key = key
+
+    def __call__(self, task, df: pd.DataFrame, **kwargs: Any) -> pd.DataFrame:
+        parts = [{"df": p} for p in partition_frame(df, self.key, self.n)]
+        results = submit_partitions(self.runner, task, parts, **kwargs)
+        nonempty = [r for r in results if len(r)] or results[:1]
+        out = pd.concat(nonempty) if len(nonempty) > 1 else nonempty[0]
+        return out.loc[df.index]
+
+
+_PARTITION_MAP: ContextVar[PartitionMap | None] = ContextVar("userops_partition_map", default=None)
+
+
+@contextmanager
+def use_partition_map(pm: PartitionMap) -> Iterator[PartitionMap]:
+    """Make ``pm`` the partition map of this block (``current_partition_map``)."""
+    token = _PARTITION_MAP.set(pm)
+    try:
+        yield pm
+    finally:
+        _PARTITION_MAP.reset(token)
+
+
+def current_partition_map() -> PartitionMap | None:
+    """The PartitionMap a flow set with ``use_partition_map`` (None: work in one piece)."""
+    return _PARTITION_MAP.get()

@@ -270,6 +270,7 @@ class Settings(BaseSettings):
     dask_address: str | None = None  # e.g. tcp://10.0.0.5:8786 (a running dask scheduler)
     dask_workers: int = 2
     dask_processes: bool = True  # local cluster only: worker processes (True) or threads
+    dask_partitions: int = 0  # partitions of customers for scoring/audience planning on Dask (0 = 2 per worker)
 
     @classmethod
     def settings_customise_sources(

@@ -196,8 +196,11 @@ def _open_crisis(conn: Connection) -> set[str]:
     return {r[0] for r in rows}
 
 
-def exclusion_reasons(conn: Connection, c: Campaign, df: pd.DataFrame, now: datetime) -> pd.Series:
-    """The first reason each customer may not be contacted (None = contactable)."""
+def exclusion_reasons(conn: Connection | None, c: Campaign, df: pd.DataFrame, now: datetime, *, crisis: set[str] | None = None, counts: pd.DataFrame | None = None) -> pd.Series:
+    """The first reason each customer may not be contacted (None = contactable).
+
+    ``crisis`` (members of open incidents) and ``counts`` (``_recent_counts``) are read
+    with ``conn`` unless given (a partition of the audience gets them from the planner)."""
     cs = get_settings().campaigns
     reason = pd.Series(None, index=df.index, dtype=object)
 
@@ -211,11 +214,13 @@ def exclusion_reasons(conn: Connection, c: Campaign, df: pd.DataFrame, now: date
     email_missing = df["email"].isna() | (df["email"].astype(str).str.strip() == "")
     phone_missing = df["phone"].isna() | (df["phone"].astype(str).str.strip() == "")
     mark(((df["channel"] == "email") & email_missing) | ((df["channel"] == "sms") & phone_missing), "no_contact")
-    crisis = _open_crisis(conn)
+    if crisis is None:
+        crisis = _open_crisis(conn)
     if crisis:
         mark(df["customer_id"].isin(crisis), "open_crisis")
     if c.frequency_cap is not None or c.marketing:
-        counts = _recent_counts(conn, now, c.name, c.frequency_cap.days if c.frequency_cap else None, cs.global_cap_days)
+        if counts is None:
+            counts = _recent_counts(conn, now, c.name, c.frequency_cap.days if c.frequency_cap else None, cs.global_cap_days)
         if c.frequency_cap is not None:
             mark(df["customer_id"].map(counts["k"]).fillna(0) >= c.frequency_cap.messages, "campaign_cap")
         if c.marketing:
@@ -240,6 +245,52 @@ def _budget_spent(conn: Connection, c: Campaign, period: str, now: datetime) -> 
         params["start"] = start
         binds.append(sa.bindparam("start", type_=sa.DateTime()))
     return float(conn.execute(sa.text(sql).bindparams(*binds), params).scalar() or 0.0)
+
+
+def plan_partition(df: pd.DataFrame, c: Campaign, channel: str | None, now: datetime, crisis: set[str], counts: pd.DataFrame | None) -> pd.DataFrame:
+    """The per-customer decisions for (a partition of) the audience, without the database:
+    channel, exclusion reason, control/treatment, A/B variant and gift, locale, the rendered
+    message and the quiet-hours wait of every contactable treatment customer.
+
+    Every decision depends only on the customer's own row (hashes of campaign and customer,
+    the customer's timezone and values), so planning in partitions gives the same rows as
+    planning in one piece; the budget, which ranks the whole audience, is applied after."""
+    df = df.copy()
+    channels = {name: ch for name, _r, ch, _g, _v in c.treatments()}
+    df["channel"] = channel or df["segment"].map(channels)
+    df["reason"] = exclusion_reasons(None, c, df, now, crisis=crisis, counts=counts)
+    eligible = df["reason"].isna()
+    # control / treatment: a hash of campaign and customer, stable across runs
+    df["grp"] = np.where(unit_hash(df["customer_id"], f"holdout|{c.name}") < c.holdout, "control", "treatment")
+    # A/B variant by weight (a second hash, independent of the holdout)
+    df["variant"] = None
+    df["gift_cost"] = 0.0
+    u = unit_hash(df["customer_id"], f"variant|{c.name}")
+    candidates = eligible & (df["grp"] == "treatment")
+    for seg, _r, _ch, gift, variants in c.treatments():
+        rows = candidates & (df["segment"] == seg)
+        if rows.any():
+            w = np.array([v.weight for v in variants], dtype=float)
+            edges = np.cumsum(w / w.sum())
+            pick = np.minimum(np.searchsorted(edges, u[rows.to_numpy()], side="right"), len(variants) - 1)
+            names = np.array([v.name for v in variants], dtype=object)[pick]
+            costs = np.array([(c.gift_for(v, gift).cost if c.gift_for(v, gift) else 0.0) for v in variants], dtype=float)[pick]
+            df.loc[rows, "variant"] = names
+            df.loc[rows, "gift_cost"] = costs
+    df["locale"] = locales(c, df["timezone"])
+    rendered = render_messages(c, df[candidates])
+    df["subject"] = rendered["subject"].reindex(df.index)
+    df["body"] = rendered["body"].reindex(df.index)
+    # quiet hours: where the message would land at night, it waits (never dropped)
+    q = c.quiet
+    df["timezone"] = valid_zones(df["timezone"]) if q.timezone == "customer" else get_settings().timezone
+    df["quiet_hours"] = np.where(df["channel"] == "staff", None, f"{q.start}-{q.end}")
+    df["planned_at"] = pd.Timestamp(now)
+    df["not_before"] = pd.Series(pd.NaT, index=df.index, dtype="datetime64[us]")
+    if candidates.any():
+        rows = candidates & df["quiet_hours"].notna()
+        df.loc[rows, "not_before"] = quiet_not_before(df.loc[rows, "planned_at"], df.loc[rows, "timezone"], df.loc[rows, "quiet_hours"])
+    return df
 
 
 # --------------------------------------------------------------------------- planning
@@ -271,8 +322,13 @@ def plan_campaign(
     notes: str | None = None,
     dry_run: bool = False,
     sample_size: int = 5,
+    map_partitions=None,
 ) -> PlanResult:
-    """Plan one campaign for the business day ``as_of``; with ``dry_run`` nothing is written."""
+    """Plan one campaign for the business day ``as_of``; with ``dry_run`` nothing is written.
+
+    ``map_partitions`` (``userops.runners.PartitionMap``): run the per-customer decisions
+    (``plan_partition``) as one task per partition of customers on that runner (Dask);
+    by default they run here in one piece. The touches planned are the same."""
     engine = engine or get_engine()
     as_of = as_of or shop_today()
     now = now or utcnow()
@@ -290,27 +346,18 @@ def plan_campaign(
         already = df["customer_id"].isin(set(existing["customer_id"])) if not existing.empty else pd.Series(False, index=df.index)
         stats["already_planned"] = int(already.sum())
         df = df[~already].copy()
-        channels = {name: ch for name, _r, ch, _g, _v in c.treatments()}
-        df["channel"] = channel or df["segment"].map(channels)
-        df["reason"] = exclusion_reasons(conn, c, df, now)
+        # who may be contacted: read once here, handed to every partition
+        cs = get_settings().campaigns
+        crisis = _open_crisis(conn)
+        counts = None
+        if c.frequency_cap is not None or c.marketing:
+            counts = _recent_counts(conn, now, c.name, c.frequency_cap.days if c.frequency_cap else None, cs.global_cap_days)
+            counts = counts[counts.index.isin(df["customer_id"])]
+        # the per-customer decisions, in one piece or per partition of customers (Dask)
+        kw = {"c": c, "channel": channel, "now": now, "crisis": crisis, "counts": counts}
+        df = map_partitions(plan_partition_task, df, **kw) if map_partitions is not None else plan_partition(df, **kw)
         eligible = df["reason"].isna()
-        # control / treatment: a hash of campaign and customer, stable across runs
-        df["grp"] = np.where(unit_hash(df["customer_id"], f"holdout|{c.name}") < c.holdout, "control", "treatment")
-        # A/B variant by weight (a second hash, independent of the holdout)
-        df["variant"] = None
-        df["gift_cost"] = 0.0
-        u = unit_hash(df["customer_id"], f"variant|{c.name}")
         candidates = eligible & (df["grp"] == "treatment")
-        for seg, _r, _ch, gift, variants in c.treatments():
-            rows = candidates & (df["segment"] == seg)
-            if rows.any():
-                w = np.array([v.weight for v in variants], dtype=float)
-                edges = np.cumsum(w / w.sum())
-                pick = np.minimum(np.searchsorted(edges, u[rows.to_numpy()], side="right"), len(variants) - 1)
-                names = np.array([v.name for v in variants], dtype=object)[pick]
-                costs = np.array([(c.gift_for(v, gift).cost if c.gift_for(v, gift) else 0.0) for v in variants], dtype=float)[pick]
-                df.loc[rows, "variant"] = names
-                df.loc[rows, "gift_cost"] = costs
         # budget: treatment rows with a gift, most at risk / most valuable first
         if c.budget is not None:
             remaining = c.budget.amount - _budget_spent(conn, c, period, now)
@@ -321,19 +368,9 @@ def plan_campaign(
             df.loc[over, "reason"] = "budget"
             stats["budget_remaining_before"] = round(max(remaining, 0.0), 2)
         send = df["reason"].isna() & (df["grp"] == "treatment")
-        df["locale"] = locales(c, df["timezone"])
-        rendered = render_messages(c, df[send])
-        df["subject"] = rendered["subject"].reindex(df.index)
-        df["body"] = rendered["body"].reindex(df.index)
-        # quiet hours: where the message would land at night, it waits (never dropped)
-        q = c.quiet
-        df["timezone"] = valid_zones(df["timezone"]) if q.timezone == "customer" else get_settings().timezone
-        df["quiet_hours"] = np.where(df["channel"] == "staff", None, f"{q.start}-{q.end}")
-        df["planned_at"] = pd.Timestamp(now)
-        df["not_before"] = pd.Series(pd.NaT, index=df.index, dtype="datetime64[us]")
-        if send.any():
-            rows = send & df["quiet_hours"].notna()
-            df.loc[rows, "not_before"] = quiet_not_before(df.loc[rows, "planned_at"], df.loc[rows, "timezone"], df.loc[rows, "quiet_hours"])
+        # over budget: no message, no quiet-hours wait
+        df.loc[candidates & ~send, ["subject", "body"]] = None
+        df.loc[candidates & ~send, "not_before"] = pd.NaT
         df["status"] = np.where(df["reason"].notna(), "suppressed", np.where(df["grp"] == "control", "control", "planned"))
         df.loc[df["status"] != "planned", ["subject", "body"]] = None
         df.loc[df["status"] != "planned", "gift_cost"] = 0.0
@@ -444,8 +481,18 @@ from prefect.cache_policies import NO_CACHE  # noqa: E402
 
 @task(name="plan-campaign", cache_policy=NO_CACHE, task_run_name="plan-{c.name}")
 def plan_campaign_task(c: Campaign, as_of: date, parent_run_id: str | None = None, entry: str = "nightly", event: str | None = None, channel: str | None = None, notes: str | None = None) -> dict:
-    r = plan_campaign(c, as_of, parent_run_id=parent_run_id, entry=entry, event=event, channel=channel, notes=notes)
+    from userops.runners import current_partition_map
+
+    # the flow's partitioned runner, if it set one (never a task parameter: Prefect sends
+    # the parameters of the running task along with every task submitted from it)
+    r = plan_campaign(c, as_of, parent_run_id=parent_run_id, entry=entry, event=event, channel=channel, notes=notes, map_partitions=current_partition_map())
     return {"run_id": r.run_id, "period": r.period, **r.stats}
+
+
+@task(name="plan-campaign-partition", cache_policy=NO_CACHE)
+def plan_partition_task(df: pd.DataFrame, c: Campaign, channel: str | None, now: datetime, crisis: set[str], counts: pd.DataFrame | None) -> pd.DataFrame:
+    """One partition of an audience planned (``plan_partition``), wherever the runner puts it."""
+    return plan_partition(df, c, channel, now, crisis, counts)
 
 
 @task(name="record-campaign-delivery", cache_policy=NO_CACHE)
