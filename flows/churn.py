@@ -1,9 +1,10 @@
 """Churn model flows: the nightly scoring stage and the weekly (or on-demand) retrain.
 
-    score_churn:  read orders + customers -> train first if there is no champion (or it is
-                  older than churn.retrain_every_days) -> score every customer with the
-                  champion -> drift check (PSI vs the training profile; a breach is a health
-                  breach + alert) -> at-risk overlay on the lifecycle tags
+    score_churn:  train first if there is no champion (or it is older than
+                  churn.retrain_every_days; only then are the orders read) -> score every
+                  customer with the champion from customer_aggregates (maintained by the
+                  tags stage that runs before) -> drift check (PSI vs the training profile;
+                  a breach is a health breach + alert) -> at-risk overlay on the lifecycle tags
     retrain_churn_model: train on the latest complete window -> champion or challenger, and why
 
 Scale-out: with ``USEROPS_TASK_RUNNER=dask`` the scoring itself runs as a few Prefect tasks,
@@ -28,10 +29,12 @@ def score_churn(as_of: date | None = None, run_id: str | None = None) -> dict:
     """Nightly churn scoring of every customer for ``as_of`` (default: today in the shop)."""
     logger = get_run_logger()
     as_of = as_of or shop_today()
-    frames = load_frames_task(as_of)
-    result: dict = {"as_of": str(as_of), "read_seconds": frames.seconds}
+    result: dict = {"as_of": str(as_of)}
     want, why = needs_training_task(as_of)
-    if want:
+    frames = None
+    if want:  # training needs point-in-time features at past cutoffs: it reads the orders
+        frames = load_frames_task(as_of)
+        result["read_seconds"] = frames.seconds
         try:
             result["training"] = {**train_task(frames), "why": why}
             logger.info("churn model %s: %s", result["training"]["version"], result["training"]["reason"])
@@ -44,7 +47,7 @@ def score_churn(as_of: date | None = None, run_id: str | None = None) -> dict:
         with partition_runner() as runner:
             result.update(score_partitioned(as_of, frames, runner, default_partitions()))
     else:
-        result.update(score_task(frames))
+        result.update(score_task(as_of, frames))
     result["summary"] = summary_lines(result)
     for line in result["summary"]:
         logger.info(line)

@@ -47,7 +47,7 @@ def backtest(
     Raises ValueError when the evaluation labels are empty (cutoff too late for the data)
     or the training window cannot be trained on.
     """
-    w = prepare_windows(orders_df, customers, cutoff, horizon_days)
+    w = prepare_windows(orders_df, customers, cutoff, horizon_days, config)
     if len(w.eval_labels) == 0:
         raise ValueError(f"no customer with a paid order before {w.cutoff.date()}: nothing to evaluate")
     model = train_model(orders_df, customers, w.cutoff, w.horizon_days, config, windows=w)

@@ -27,7 +27,7 @@ MAIN_FEATURES: list[str] = [
     "frequency",
     "tenure_days",
     "monetary_mean",
-    "orders_90d",
+    "window_orders",
     "mean_gap_days",
 ]
 

@@ -33,7 +33,7 @@ from sklearn.linear_model import LogisticRegression
 LANGUAGES = ("en", "zh-CN")
 DEFAULT_BAND_CUTS = (0.4, 0.7)  # medium from 0.4, high from 0.7
 
-REASON_CODES: list[str] = ["recency", "frequency", "slowing", "spend", "tenure", "refunds", "cancellations"]
+REASON_CODES: list[str] = ["recency", "frequency", "slowing", "spend", "tenure", "returns"]
 NO_ORDERS = "no_orders"
 # A reason is shown only if its score pushes at least this much (in logit units) in
 # the direction of the customer's band.
@@ -47,11 +47,10 @@ _DRIVERS: dict[str, str] = {
     "log_recency": "recency",
     "log_overdue": "recency",
     "log_orders": "frequency",
-    "trend_90d": "slowing",
+    "slowing": "slowing",
     "log_monetary_mean": "spend",
     "log_tenure": "tenure",
-    "refund_share": "refunds",
-    "cancel_share": "cancellations",
+    "returned_share": "returns",
 }
 
 # Numbers carried with the codes (all rounded for display).
@@ -59,12 +58,12 @@ NUMBER_COLUMNS = [
     "recency_days",
     "usual_gap_days",
     "n_orders",
-    "orders_90d",
-    "orders_prev_90d",
+    "window_orders",
+    "prev_window_orders",
+    "window_days",
     "monetary_mean",
     "tenure_days",
-    "refund_pct",
-    "cancel_pct",
+    "returned_pct",
     "days_since_registration",
 ]
 
@@ -102,11 +101,10 @@ def _drivers(features: pd.DataFrame) -> pd.DataFrame:
             # log(recency / usual gap), 0 for customers without a gap (one purchase day)
             "log_overdue": np.where(np.isfinite(rgr), np.log(np.clip(rgr, 1e-2, 1e2)), 0.0),
             "log_orders": np.log1p(f["n_orders"].to_numpy(dtype=float)),
-            "trend_90d": -f["trend_90d"].to_numpy(dtype=float),  # positive = slowing down
+            "slowing": -f["window_trend"].to_numpy(dtype=float),  # positive = slowing down
             "log_monetary_mean": np.log1p(np.clip(np.nan_to_num(f["monetary_mean"].to_numpy(dtype=float)), 0, None)),
             "log_tenure": np.log1p(np.nan_to_num(f["tenure_days"].to_numpy(dtype=float))),
-            "refund_share": f["refund_share"].to_numpy(dtype=float),
-            "cancel_share": f["cancel_share"].to_numpy(dtype=float),
+            "returned_share": f["returned_share"].to_numpy(dtype=float),
         },
         index=f.index,
     )
@@ -144,6 +142,9 @@ def reason_scores(features: pd.DataFrame, weights: dict) -> pd.DataFrame:
         p = weights[col]
         z = np.clip((D[col].to_numpy() - p["mean"]) / p["std"], -Z_CLIP, Z_CLIP)
         scores[reason] += p["weight"] * z
+    # Without history before the window there is nothing to slow down from: not a reason
+    # (NaN: never picked).
+    scores.loc[~np.isfinite(features["prev_window_orders"].to_numpy(dtype=float)), "slowing"] = np.nan
     return scores
 
 
@@ -154,6 +155,7 @@ def explain(
     cuts: tuple[float, float] = DEFAULT_BAND_CUTS,
     top: int = 3,
     min_score: float = MIN_SCORE,
+    window_days: int = 365,
 ) -> pd.DataFrame:
     """Reason codes (reason_1..reason_top), their signs (+1 pushes to churn, -1 protects),
     the risk band and the numbers the sentences use, indexed like ``features``.
@@ -166,6 +168,7 @@ def explain(
     at_risk = band != "low"
     # Highest scores first for at-risk customers, lowest first for the others.
     signed = np.where(at_risk[:, None], S, -S)
+    signed = np.where(np.isnan(signed), -np.inf, signed)  # unavailable reasons come last
     order = np.argsort(-signed, axis=1, kind="stable")[:, :top]
     codes = np.asarray(REASON_CODES, dtype=object)[order]
     picked = np.take_along_axis(S, order, axis=1)
@@ -193,12 +196,12 @@ def explain(
     out["recency_days"] = _round(f["recency_days"])
     out["usual_gap_days"] = _round(f["mean_gap_days"])
     out["n_orders"] = _round(f["n_orders"])
-    out["orders_90d"] = _round(f["orders_90d"])
-    out["orders_prev_90d"] = _round(f["orders_180d"] - f["orders_90d"])
+    out["window_orders"] = _round(f["window_orders"])
+    out["prev_window_orders"] = _round(f["prev_window_orders"])
+    out["window_days"] = pd.Series(window_days, index=f.index, dtype="Int64")
     out["monetary_mean"] = f["monetary_mean"].round(2)
     out["tenure_days"] = _round(f["tenure_days"])
-    out["refund_pct"] = _round(100 * f["refund_share"])
-    out["cancel_pct"] = _round(100 * f["cancel_share"])
+    out["returned_pct"] = _round(100 * f["returned_share"])
     out["days_since_registration"] = _round(f["days_since_registration"])
     return out
 
@@ -285,11 +288,17 @@ def _sentence(code: str, positive: bool, e: _Rows, lang: str) -> np.ndarray:
             return ("累计仅 " if positive else "累计已 ") + e.s("n_orders") + " 单"
         return ("only " if positive else "") + e.s("n_orders") + e.plural("n_orders", " order", " orders") + " so far"
     if code == "slowing":
+        # window_days is the window as counted (the day itself and window_days before): a
+        # 365-day window reads "the last 365 days".
         if zh:
-            return "近 90 天 " + e.s("orders_90d") + " 单，此前 90 天 " + e.s("orders_prev_90d") + " 单"
+            return (
+                "近 " + e.s("window_days") + " 天 " + e.s("window_orders") + " 单，此前平均每 "
+                + e.s("window_days") + " 天 " + e.s("prev_window_orders") + " 单"
+            )
         return (
-            e.s("orders_90d") + e.plural("orders_90d", " order", " orders")
-            + " in the last 90 days vs " + e.s("orders_prev_90d") + " in the 90 days before"
+            e.s("window_orders") + e.plural("window_orders", " order", " orders") + " in the last "
+            + e.s("window_days") + " days vs about " + e.s("prev_window_orders") + " per "
+            + e.s("window_days") + " days before"
         )
     if code == "spend":
         if zh:
@@ -299,10 +308,10 @@ def _sentence(code: str, positive: bool, e: _Rows, lang: str) -> np.ndarray:
         if zh:
             return "首单在 " + e.s("tenure_days") + " 天前"
         return "first order " + e.s("tenure_days") + e.plural("tenure_days", " day ago", " days ago")
-    if code == "refunds":
-        return (e.s("refund_pct") + "% 的订单已退款") if zh else (e.s("refund_pct") + "% of orders refunded")
-    if code == "cancellations":
-        return (e.s("cancel_pct") + "% 的订单被取消") if zh else (e.s("cancel_pct") + "% of orders cancelled")
+    if code == "returns":
+        if zh:
+            return e.s("returned_pct") + "% 的订单已退款或取消"
+        return e.s("returned_pct") + "% of orders refunded or cancelled"
     if code == NO_ORDERS:
         known = e.known("days_since_registration")
         if zh:

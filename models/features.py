@@ -1,25 +1,36 @@
-"""Per-customer churn features as of a cutoff.
+"""Per-customer churn features as of a cutoff, from a per-customer order *aggregate*.
 
-``build_features(orders, customers, cutoff)`` turns the raw order log into one row per
-customer, using only what was known strictly before ``cutoff``:
+Two steps, so that nightly scoring and training compute the very same function of the data:
 
-* only orders whose ``paid_at`` is strictly before the cutoff are read (orders at or
-  after the cutoff cannot change any feature: that is the leakage guarantee tested in
-  ``tests/models``);
-* "paid" orders drive every purchase feature; "refunded" and "cancelled" orders before
-  the cutoff only feed the refund/cancel shares;
-* a customer is in the frame if they registered before the cutoff (``customers``) or
-  placed any order before it.  Customers without a paid order get ``has_orders = 0``
-  and NaN for the purchase-timing features; the model scores them with a separate rule
-  (see ``models.train``).
+1. ``aggregate_orders(orders, cutoff, ...)``: the raw order log folded into one row per
+   customer (``AGGREGATE_COLUMNS``).  These are exactly the columns of the warehouse's
+   ``customer_aggregates`` table (issue 3), which the tags stage maintains incrementally from
+   the nightly delta: first / last paid order time, paid orders, paid amount, distinct
+   shop-local purchase days, paid orders and amount in the loyalty window, refunded or
+   cancelled orders.  Every column is a fold over the customer's orders that an incremental
+   refresh can carry, so nightly scoring never reads the order table
+   (``models.scoring.load_features``).
+2. ``features_from_aggregates(aggregates, customers, cutoff, ...)``: the aggregate (plus the
+   registration date) -> ``FEATURE_COLUMNS``, vectorized over customers.
 
-Everything is vectorized over numpy arrays (factorize + bincount + one sort for the
-distinct purchase days); there is no per-customer Python code, so 10 M orders for 1 M
-customers take a few seconds.
+``build_features(orders, customers, cutoff)`` is 2 after 1: what training and backtests use
+(they need point-in-time features at past cutoffs, so they read the orders).  A test in
+``tests/churn`` proves that features from the maintained ``customer_aggregates`` equal
+``build_features`` on the raw orders, on SQLite and PostgreSQL.
 
-Time unit: days.  Purchase "days" are calendar days (UTC for tz-aware input), so two
-orders on the same day count as one purchase day, which is what the BG/NBD features
-(``frequency``, ``span_days``, ``tenure_days``) expect.
+Leakage: only orders with ``paid_at`` strictly before the cutoff are folded in; orders at or
+after it cannot change any feature (tested in ``tests/models``).  "paid" orders drive every
+purchase feature; refunded and cancelled ones only feed ``returned_share``.
+
+A customer is in the frame if they registered before the cutoff (``customers``) or placed
+any order before it.  Customers without a paid order get ``has_orders = 0`` and NaN timing
+features; the model scores them with the no-order rule (see ``models.train``).
+
+Days: a purchase day is a calendar day in the shop's timezone, given as a fixed UTC offset
+``day_offset_minutes`` (the tags use the same: the offset on the business day), 0 = UTC.
+Recency, tenure and span count whole days between purchase days and the cutoff's day.
+The window (``window_days``, the tags' loyalty window, default 365) is the cutoff's day and
+the ``window_days`` days before it: paid_at >= cutoff - (window_days + 1) days.
 """
 
 from __future__ import annotations
@@ -28,16 +39,31 @@ import numpy as np
 import pandas as pd
 
 SECONDS_PER_DAY = 86_400
-WINDOWS = (30, 90, 180, 365)
+DEFAULT_WINDOW_DAYS = 365
+# Bumped when the meaning of the features changes: a champion trained on another version
+# is retrained before it scores (``models.scoring.needs_training``).
+FEATURE_VERSION = 2
 
-# Columns produced by build_features, in order.  The model may use a subset.
+# The per-customer aggregate (index customer_id).  Times are epoch seconds (float, NaN if none).
+AGGREGATE_COLUMNS: list[str] = [
+    "first_paid_s",  # first paid order (customer_aggregates.first_paid_at)
+    "last_paid_s",  # last paid order (last_paid_at)
+    "paid_orders",
+    "paid_amount",
+    "purchase_days",  # distinct shop-local days with a paid order
+    "window_orders",  # paid orders in the window
+    "window_amount",
+    "returned_orders",  # refunded or cancelled orders
+]
+
+# Columns produced by build_features / features_from_aggregates, in order.
 FEATURE_COLUMNS: list[str] = [
     "has_orders",  # 1 if at least one paid order before the cutoff
     "n_orders",  # paid orders
     "n_days",  # distinct purchase days
     "frequency",  # repeat purchase days = n_days - 1 (BG/NBD "x")
-    "recency_days",  # days since the last paid order
-    "tenure_days",  # days since the first paid order (BG/NBD "T")
+    "recency_days",  # days since the last purchase day
+    "tenure_days",  # days since the first purchase day (BG/NBD "T")
     "span_days",  # last - first purchase day (BG/NBD "t_x")
     "monetary_total",
     "monetary_mean",  # mean amount per paid order
@@ -47,25 +73,19 @@ FEATURE_COLUMNS: list[str] = [
     "log_monetary_total",
     "log_monetary_mean",
     "purchase_rate",  # purchase days per 30 days of tenure
-    "mean_gap_days",  # mean days between purchase days (NaN with one purchase day)
-    "gap_std_days",  # std of the gaps (NaN with fewer than two gaps)
-    "gap_cv",  # gap_std / mean_gap: irregularity
-    "max_gap_days",
-    "last_gap_days",  # the gap that ended with the last purchase
+    "mean_gap_days",  # usual days between purchase days: span / (n_days - 1) (NaN with one day)
     "recency_gap_ratio",  # recency / mean gap: > 1 means "later than usual"
-    "recency_maxgap_ratio",  # recency / longest gap seen so far
-    "orders_30d",
-    "orders_90d",
-    "orders_180d",
-    "orders_365d",
-    "amount_90d",
-    "amount_365d",
-    "trend_90d",  # (orders last 90d - orders 90..180d ago) / (sum + 1), in (-1, 1)
-    "recent_share_90d",  # share of all paid orders placed in the last 90 days
-    "refund_share",  # refunded / (paid + refunded) orders before the cutoff
-    "cancel_share",  # cancelled / all orders before the cutoff
+    "orders_per_day",  # paid orders per purchase day
+    "window_orders",  # paid orders in the window (the cutoff's day and window_days before)
+    "window_amount",
+    "prev_window_orders",  # paid orders per window length before the window (NaN: too little history)
+    "window_trend",  # (window rate - earlier rate) / (sum), in [-1, 1]; 0 without earlier history
+    "returned_share",  # refunded or cancelled / all orders before the cutoff
     "days_since_registration",  # NaN when registered_at is unknown
 ]
+
+# Earlier history needed before the window for a rate to compare with (days).
+MIN_PRIOR_DAYS = 30
 
 
 def as_naive_utc_timestamp(value) -> pd.Timestamp:
@@ -103,137 +123,159 @@ def _status_mask(status: pd.Series, value: str) -> np.ndarray:
     return (status == value).to_numpy(dtype=bool, na_value=False)
 
 
-def build_features(
-    orders: pd.DataFrame,
-    customers: pd.DataFrame | None,
-    cutoff,
-) -> pd.DataFrame:
-    """One row per customer (index ``customer_id``, sorted) with FEATURE_COLUMNS.
+def window_start_seconds(cut_s: int, window_days: int) -> int:
+    """Start of the window: the cutoff's day and the ``window_days`` days before it."""
+    return int(cut_s) - (int(window_days) + 1) * SECONDS_PER_DAY
 
-    orders: columns order_id, customer_id, paid_at (datetime64), amount, status.
-    customers: optional, columns customer_id and registered_at (datetime64, may be NaT).
-    cutoff: features use only orders with paid_at < cutoff.
-    """
-    cutoff = as_naive_utc_timestamp(cutoff)
-    cut_s = _ts_seconds(cutoff)
-    cut_day = cut_s / SECONDS_PER_DAY  # fractional days since epoch
 
-    # --- keep only what is known before the cutoff ---------------------------------
+def _cents(x: np.ndarray) -> np.ndarray:
+    """Money rounded to whole cents (sums of cents are exact, whatever the row order)."""
+    return np.rint(np.nan_to_num(np.asarray(x, dtype=float), nan=0.0) * 100.0)
+
+
+def aggregate_orders(orders: pd.DataFrame, cutoff, day_offset_minutes: int = 0, window_days: int = DEFAULT_WINDOW_DAYS) -> pd.DataFrame:
+    """The raw order log folded into one row per customer with an order before ``cutoff``
+    (index customer_id, sorted; ``AGGREGATE_COLUMNS``): what ``customer_aggregates`` holds.
+
+    orders: customer_id, paid_at (datetime64), amount, status.  Vectorized (factorize,
+    bincount, one sort of (customer, day) keys)."""
+    cut_s = _ts_seconds(as_naive_utc_timestamp(cutoff))
+    win_s = window_start_seconds(cut_s, window_days)
     paid_s, valid = _epoch_seconds(orders["paid_at"])
     before = valid & (paid_s < cut_s)
     status = orders["status"]
     is_paid = before & _status_mask(status, "paid")
-    is_refund = before & _status_mask(status, "refunded")
-    is_cancel = before & _status_mask(status, "cancelled")
-    any_before = is_paid | is_refund | is_cancel
+    is_returned = before & (_status_mask(status, "refunded") | _status_mask(status, "cancelled"))
+    cust = orders["customer_id"].to_numpy()
+    keep = is_paid | is_returned
+    codes, ids = pd.factorize(cust[keep], sort=True)
+    ids = np.asarray(ids)
+    n = len(ids)
+    paid = is_paid[keep]
+    pc = codes[paid].astype(np.int64)
+    ts = paid_s[keep][paid]
+    cents = _cents(orders["amount"].to_numpy(dtype=float, na_value=np.nan)[keep][paid])
+    in_win = ts >= win_s
 
-    cust_all = orders["customer_id"].to_numpy()
+    paid_orders = np.bincount(pc, minlength=n).astype(float)
+    paid_amount = np.bincount(pc, weights=cents, minlength=n) / 100.0
+    window_orders = np.bincount(pc[in_win], minlength=n).astype(float)
+    window_amount = np.bincount(pc[in_win], weights=cents[in_win], minlength=n) / 100.0
+    returned = np.bincount(codes[~paid], minlength=n).astype(float)
+    first = np.full(n, np.inf)
+    last = np.full(n, -np.inf)
+    _reduce_minmax(first, last, pc, ts)
+    first[~np.isfinite(first)] = np.nan
+    last[~np.isfinite(last)] = np.nan
 
-    # Universe of customers, sorted: anyone with an order before the cutoff, plus
-    # registered customers (registered before the cutoff or with unknown date).
-    paid_cust = cust_all[is_paid]
-    codes_paid, paid_uniques = pd.factorize(paid_cust, sort=False)
-    paid_uniques = np.asarray(paid_uniques)
-    id_parts = [paid_uniques, cust_all[any_before & ~is_paid]]
-    reg_ids = reg_days = None
-    if customers is not None and len(customers):
-        reg_s, reg_valid = _epoch_seconds(customers["registered_at"])
-        known = ~reg_valid | (reg_s < cut_s)
-        id_parts.append(customers["customer_id"].to_numpy()[known])
-        reg_ids = customers["customer_id"].to_numpy()[known & reg_valid]
-        reg_days = (cut_s - reg_s[known & reg_valid]) / SECONDS_PER_DAY
-    all_ids = np.sort(pd.unique(np.concatenate(id_parts)))
-    n_all = len(all_ids)
-    # Position of each paid order's customer in the universe.
-    codes = np.searchsorted(all_ids, paid_uniques)[codes_paid]
-
-    # --- paid-order aggregates ---------------------------------------------------------
-    ts = paid_s[is_paid]
-    amount = orders["amount"].to_numpy(dtype=float, na_value=np.nan)[is_paid]
-    # Amounts are summed in whole cents: sums of integers are exact in float64, so the
-    # features do not depend on the order of the rows (bit for bit).
-    cents = np.rint(np.nan_to_num(amount, nan=0.0) * 100.0)
-    age_days = (cut_s - ts) / SECONDS_PER_DAY  # > 0 by construction
-
-    # Counts and amounts per (customer, age bucket) in one pass each: bucket b holds the
-    # orders with WINDOWS[b-1] < age <= WINDOWS[b] (bucket 0: age <= 30 days, last: older
-    # than a year); cumulative sums over buckets give the windows.
-    n_buckets = len(WINDOWS) + 1
-    bucket = np.searchsorted(np.asarray(WINDOWS, dtype=float), age_days, side="left")
-    cell = codes.astype(np.int64) * n_buckets + bucket
-    cell_counts = np.bincount(cell, minlength=n_all * n_buckets).reshape(n_all, n_buckets)
-    cell_amounts = np.bincount(cell, weights=cents, minlength=n_all * n_buckets).reshape(n_all, n_buckets) / 100.0
-    cum_counts = np.cumsum(cell_counts, axis=1, dtype=float)
-    cum_amounts = np.cumsum(cell_amounts, axis=1)
-    n_orders = cum_counts[:, -1].copy()
-    monetary_total = cum_amounts[:, -1].copy()
-    window_counts = {w: cum_counts[:, i].copy() for i, w in enumerate(WINDOWS)}
-    amount_90 = cum_amounts[:, WINDOWS.index(90)].copy()
-    amount_365 = cum_amounts[:, WINDOWS.index(365)].copy()
-    del cell, cell_counts, cell_amounts, cum_counts, cum_amounts
-
-    # Distinct purchase days per customer: one sort of (customer, day) keys.
-    day = ts // SECONDS_PER_DAY
+    # Distinct shop-local purchase days: one sort of (customer, day) keys.
+    day = (ts + int(day_offset_minutes) * 60) // SECONDS_PER_DAY
     if len(day):
         day_min = int(day.min())
         span = int(day.max()) - day_min + 1
-        key = codes.astype(np.int64) * span + (day - day_min)
-        key.sort()
-        keep = np.empty(len(key), dtype=bool)
-        keep[0] = True
-        np.not_equal(key[1:], key[:-1], out=keep[1:])
-        ukey = key[keep]
-        ucode = ukey // span
-        uday = (ukey % span + day_min).astype(float)
+        key = np.unique(pc * span + (day - day_min))
+        purchase_days = np.bincount(key // span, minlength=n).astype(float)
     else:
-        ucode = np.zeros(0, dtype=np.int64)
-        uday = np.zeros(0)
-    n_days = np.bincount(ucode, minlength=n_all).astype(float)
-    has = n_days > 0
-    ends = (np.cumsum(n_days) - 1).astype(np.int64)
-    starts = ends - n_days.astype(np.int64) + 1
-    first_day = np.full(n_all, np.nan)
-    last_day = np.full(n_all, np.nan)
-    first_day[has] = uday[starts[has]]
-    last_day[has] = uday[ends[has]]
+        purchase_days = np.zeros(n)
+    out = pd.DataFrame(
+        {
+            "first_paid_s": first,
+            "last_paid_s": last,
+            "paid_orders": paid_orders,
+            "paid_amount": paid_amount,
+            "purchase_days": purchase_days,
+            "window_orders": window_orders,
+            "window_amount": window_amount,
+            "returned_orders": returned,
+        },
+        index=pd.Index(ids, name="customer_id"),
+    )
+    return out
 
-    # Gaps between consecutive purchase days of the same customer; the first day of
-    # each customer gets gap 0, which never wins a max (gaps are >= 1).
-    gap = np.zeros(len(uday))
-    if len(uday) > 1:
-        same = ucode[1:] == ucode[:-1]
-        gap[1:] = np.where(same, np.diff(uday), 0.0)
-    n_gaps = n_days - 1.0  # -1 for customers without a paid order
-    repeat = n_gaps >= 1
-    span_days = last_day - first_day
-    mean_gap = np.full(n_all, np.nan)
-    mean_gap[repeat] = span_days[repeat] / n_gaps[repeat]
-    gap_sq = np.bincount(ucode, weights=gap * gap, minlength=n_all)
-    gap_std = np.full(n_all, np.nan)
-    two = n_gaps >= 2
-    gap_std[two] = np.sqrt(np.clip(gap_sq[two] / n_gaps[two] - mean_gap[two] ** 2, 0.0, None))
-    max_gap = np.full(n_all, np.nan)
-    last_gap = np.full(n_all, np.nan)
-    if has.any():
-        max_gap[has] = np.maximum.reduceat(gap, starts[has])
-        last_gap[has] = gap[ends[has]]
-    max_gap[~repeat] = np.nan
-    last_gap[~repeat] = np.nan
+
+def _reduce_minmax(first: np.ndarray, last: np.ndarray, codes: np.ndarray, ts: np.ndarray) -> None:
+    """Per-code min and max of ts (one stable sort instead of ufunc.at)."""
+    order = np.lexsort((ts, codes))
+    c = codes[order]
+    t = ts[order].astype(float)
+    if not len(c):
+        return
+    starts = np.flatnonzero(np.r_[True, c[1:] != c[:-1]])
+    ends = np.r_[starts[1:], len(c)] - 1
+    first[c[starts]] = t[starts]
+    last[c[starts]] = t[ends]
+
+
+def features_from_aggregates(
+    aggregates: pd.DataFrame,
+    customers: pd.DataFrame | None,
+    cutoff,
+    day_offset_minutes: int = 0,
+    window_days: int = DEFAULT_WINDOW_DAYS,
+) -> pd.DataFrame:
+    """One row per customer (index ``customer_id``, sorted) with FEATURE_COLUMNS.
+
+    aggregates: index customer_id, AGGREGATE_COLUMNS (as ``aggregate_orders`` returns or as
+    read from ``customer_aggregates``); customers: optional customer_id and registered_at
+    (datetime64, may be NaT), or ``reg_s`` (epoch seconds, NaN unknown).
+    """
+    cut_s = _ts_seconds(as_naive_utc_timestamp(cutoff))
+    off_s = int(day_offset_minutes) * 60
+    cut_day = (cut_s + off_s) / SECONDS_PER_DAY  # whole when the cutoff is a local midnight
+
+    agg_ids = np.asarray(aggregates.index)
+    id_parts = [agg_ids]
+    reg_ids = reg_days = None
+    if customers is not None and len(customers):
+        if "reg_s" in customers.columns:
+            reg_s = customers["reg_s"].to_numpy(dtype=float)
+            reg_valid = np.isfinite(reg_s)
+            reg_s = np.where(reg_valid, reg_s, 0).astype(np.int64)
+        else:
+            reg_s, reg_valid = _epoch_seconds(customers["registered_at"])
+        known = ~reg_valid | (reg_s < cut_s)
+        cids = customers["customer_id"].to_numpy()
+        id_parts.append(cids[known])
+        reg_ids = cids[known & reg_valid]
+        reg_days = (cut_s - reg_s[known & reg_valid]) / SECONDS_PER_DAY
+    if len(id_parts) > 1:
+        all_ids = np.sort(pd.unique(np.concatenate(id_parts)))
+    else:
+        all_ids = np.sort(agg_ids)
+    n_all = len(all_ids)
+    pos = np.searchsorted(all_ids, agg_ids)
+
+    def col(name: str, fill: float = 0.0) -> np.ndarray:
+        out = np.full(n_all, fill)
+        out[pos] = aggregates[name].to_numpy(dtype=float, na_value=np.nan)
+        return out
+
+    n_orders = np.nan_to_num(col("paid_orders"))
+    n_days = np.nan_to_num(col("purchase_days"))
+    has = n_orders > 0
+    n_days = np.where(has, np.maximum(n_days, 1.0), 0.0)
+    first_s = np.where(has, col("first_paid_s", np.nan), np.nan)
+    last_s = np.where(has, col("last_paid_s", np.nan), np.nan)
+    first_day = np.floor((first_s + off_s) / SECONDS_PER_DAY)
+    last_day = np.floor((last_s + off_s) / SECONDS_PER_DAY)
+    monetary_total = _cents(col("paid_amount")) / 100.0
+    window_orders = np.nan_to_num(col("window_orders"))
+    window_amount = _cents(col("window_amount")) / 100.0
+    returned = np.nan_to_num(col("returned_orders"))
 
     recency = cut_day - last_day
     tenure = cut_day - first_day
+    span_days = last_day - first_day
+    n_gaps = n_days - 1.0
+    mean_gap = np.where(n_gaps >= 1, span_days / np.maximum(n_gaps, 1.0), np.nan)
+    # Earlier history: the days of tenure before the window and the orders placed in them.
+    w1 = float(window_days) + 1.0
+    prior_days = tenure - w1
+    prior = has & (prior_days >= MIN_PRIOR_DAYS)
+    rate_window = window_orders / w1
+    rate_prior = np.where(prior, (n_orders - window_orders) / np.where(prior, prior_days, 1.0), np.nan)
+    rate_sum = rate_window + rate_prior
 
-    # Refund / cancel counts before the cutoff.
-    def count_for(mask: np.ndarray) -> np.ndarray:
-        if not mask.any():
-            return np.zeros(n_all)
-        return np.bincount(np.searchsorted(all_ids, cust_all[mask]), minlength=n_all).astype(float)
-
-    n_refund = count_for(is_refund)
-    n_cancel = count_for(is_cancel)
-
-    # One Fortran-ordered block: each column is contiguous and the DataFrame wraps it
-    # without a copy.
     data = np.empty((n_all, len(FEATURE_COLUMNS)), dtype=float, order="F")
     col_index = {name: j for j, name in enumerate(FEATURE_COLUMNS)}
 
@@ -241,6 +283,7 @@ def build_features(
         data[:, col_index[name]] = values
 
     with np.errstate(divide="ignore", invalid="ignore"):
+        monetary_mean = _safe_div(monetary_total, n_orders)
         put("has_orders", has)
         put("n_orders", n_orders)
         put("n_days", n_days)
@@ -249,29 +292,21 @@ def build_features(
         put("tenure_days", tenure)
         put("span_days", span_days)
         put("monetary_total", monetary_total)
-        put("monetary_mean", _safe_div(monetary_total, n_orders))
+        put("monetary_mean", monetary_mean)
         put("log_n_orders", np.log1p(n_orders))
         put("log_recency", np.log1p(recency))
         put("log_tenure", np.log1p(tenure))
         put("log_monetary_total", np.log1p(np.clip(monetary_total, 0, None)))
-        put("log_monetary_mean", np.log1p(np.clip(data[:, col_index["monetary_mean"]], 0, None)))
+        put("log_monetary_mean", np.log1p(np.clip(monetary_mean, 0, None)))
         put("purchase_rate", np.where(has, 30.0 * n_days / np.maximum(tenure, 1.0), 0.0))
         put("mean_gap_days", mean_gap)
-        put("gap_std_days", gap_std)
-        put("gap_cv", _safe_div(gap_std, mean_gap))
-        put("max_gap_days", max_gap)
-        put("last_gap_days", last_gap)
         put("recency_gap_ratio", _safe_div(recency, mean_gap))
-        put("recency_maxgap_ratio", _safe_div(recency, max_gap))
-        for w in WINDOWS:
-            put(f"orders_{w}d", window_counts[w])
-        put("amount_90d", amount_90)
-        put("amount_365d", amount_365)
-        prev_90 = window_counts[180] - window_counts[90]
-        put("trend_90d", (window_counts[90] - prev_90) / (window_counts[90] + prev_90 + 1.0))
-        put("recent_share_90d", np.nan_to_num(_safe_div(window_counts[90], n_orders), nan=0.0))
-        put("refund_share", np.nan_to_num(_safe_div(n_refund, n_refund + n_orders), nan=0.0))
-        put("cancel_share", np.nan_to_num(_safe_div(n_cancel, n_cancel + n_refund + n_orders), nan=0.0))
+        put("orders_per_day", np.where(has, n_orders / np.maximum(n_days, 1.0), 0.0))
+        put("window_orders", window_orders)
+        put("window_amount", window_amount)
+        put("prev_window_orders", rate_prior * w1)
+        put("window_trend", np.where(prior & (rate_sum > 0), (rate_window - rate_prior) / np.where(rate_sum > 0, rate_sum, 1.0), 0.0))
+        put("returned_share", np.nan_to_num(_safe_div(returned, returned + n_orders), nan=0.0))
         reg_col = data[:, col_index["days_since_registration"]]
         reg_col[:] = np.nan
         if reg_ids is not None and len(reg_ids):
@@ -279,3 +314,21 @@ def build_features(
             reg_col[np.searchsorted(all_ids, reg_ids)] = np.where(reg_days > 0, reg_days, np.nan)
 
     return pd.DataFrame(data, index=pd.Index(all_ids, name="customer_id"), columns=FEATURE_COLUMNS, copy=False)
+
+
+def build_features(
+    orders: pd.DataFrame,
+    customers: pd.DataFrame | None,
+    cutoff,
+    day_offset_minutes: int = 0,
+    window_days: int = DEFAULT_WINDOW_DAYS,
+) -> pd.DataFrame:
+    """FEATURE_COLUMNS per customer from the raw orders: ``features_from_aggregates`` of
+    ``aggregate_orders`` (the same function nightly scoring applies to customer_aggregates).
+
+    orders: columns order_id, customer_id, paid_at (datetime64), amount, status.
+    customers: optional, columns customer_id and registered_at (datetime64, may be NaT).
+    cutoff: features use only orders with paid_at < cutoff.
+    """
+    agg = aggregate_orders(orders, cutoff, day_offset_minutes, window_days)
+    return features_from_aggregates(agg, customers, cutoff, day_offset_minutes, window_days)

@@ -30,7 +30,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
 from models.promotion import decide_promotion
-from models.train import TrainedModel, evaluate_model
+from models.train import TrainedModel, evaluate_model, features_compatible
 from userops.clock import utcnow
 from userops.db import insert_rows, read_frame
 from userops.i18n import register as register_messages
@@ -244,7 +244,10 @@ def register(
     champ_metrics = None
     if champ is not None:
         champ_model = load_model(conn, champ["version"])
-        champ_metrics = evaluate_model(champ_model, orders, customers, model.eval_cutoff, model.horizon_days)
+        # A champion built on an older feature set cannot be measured on today's features:
+        # it is replaced like a first model (its own holdout metrics stay in the registry).
+        if features_compatible(champ_model):
+            champ_metrics = evaluate_model(champ_model, orders, customers, model.eval_cutoff, model.horizon_days)
     promote, reason = decide_promotion(model.metrics, champ_metrics, tol)
     text = promotion_text(promote, model.metrics, champ_metrics, tol, lang)
     if promote:

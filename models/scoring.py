@@ -1,8 +1,12 @@
 """Warehouse glue of the churn model: read, train, score, drift-check.
 
-    load_frames(conn, as_of)          orders + customers, set-based, in one pass each
+    load_features(conn, as_of, model) the night's features of every customer from the
+                                      incrementally maintained ``customer_aggregates`` (+ the
+                                      customers' registration dates): never the orders table
+    load_frames(conn, as_of)          orders + customers, set-based, in one pass each (training:
+                                      it needs point-in-time features at past cutoffs)
     train_and_register(conn, frames)  train at the latest complete window, then promote or not
-    score(conn, frames, model)        every customer -> churn_scores (bulk_upsert)
+    score(conn, night, model)         every customer -> churn_scores (DELETE + bulk insert / COPY)
     drift_check(conn, scored)         PSI vs the model's training profile -> drift_checks
                                       (+ health_breaches 'model_drift' and an alert on a breach)
 
@@ -12,7 +16,14 @@ window whose labels are complete at that cutoff (``labels.latest_complete_cutoff
 T = floor(cutoff) - H, features at T - H with labels [T - H, T) to fit, features at T with
 labels [T, T + H) as the out-of-time holdout.
 
-Reading: only the columns the features need.  On PostgreSQL ``COPY (SELECT ..) TO STDOUT``
+Nightly features: ``models.features.features_from_aggregates`` applied to
+``customer_aggregates`` (issue 3's table, brought to ``as_of`` by the tags stage that runs
+before the churn stage): the same function ``build_features`` applies to the raw orders
+(tested equal on SQLite and PostgreSQL). If the aggregate is not at ``as_of`` (tags stage
+did not run, or its window / timezone differ from the model's), scoring falls back to
+computing the aggregate from the orders (correct, slower) and says so in ``source``.
+
+Reading (training): only the columns the features need.  On PostgreSQL ``COPY (SELECT ..) TO STDOUT``
 through the raw psycopg2 connection, parsed by pyarrow (customer ids dictionary-encoded,
 so ten million order rows never become Python strings); on SQLite the raw sqlite3
 connection with timestamps turned into epoch seconds by SQLite.  Customer ids are mapped
@@ -45,11 +56,11 @@ from sqlalchemy.engine import Connection, Engine
 from models import registry
 from models.drift import MAIN_FEATURES, drift_report, drift_summary
 from models.explain import NUMBER_COLUMNS, render_reasons
-from models.features import build_features
+from models.features import build_features, features_from_aggregates
 from models.labels import latest_complete_cutoff
-from models.train import TrainConfig, TrainedModel, train_model
+from models.train import TrainConfig, TrainedModel, feature_kwargs, features_compatible, train_model
 from userops.clock import utcnow
-from userops.db import bulk_upsert, copy_frame, get_engine, is_postgres, read_frame
+from userops.db import bulk_upsert, get_engine, is_postgres, read_frame
 from userops.i18n import register as register_messages
 from userops.i18n import t
 from userops.settings import get_settings
@@ -64,11 +75,10 @@ _EVENT_NS = uuid.UUID("5b0f6f3e-7a4c-4f0e-9a57-0c1d2e3f4a5b")
 REASON_NUMBERS: dict[str, list[str]] = {
     "recency": ["recency_days", "usual_gap_days", "n_orders"],
     "frequency": ["n_orders"],
-    "slowing": ["orders_90d", "orders_prev_90d"],
+    "slowing": ["window_orders", "prev_window_orders", "window_days"],
     "spend": ["monetary_mean"],
     "tenure": ["tenure_days"],
-    "refunds": ["refund_pct"],
-    "cancellations": ["cancel_pct"],
+    "returns": ["returned_pct"],
     "no_orders": ["days_since_registration"],
 }
 TOP = 3
@@ -83,6 +93,17 @@ def scoring_cutoff(as_of: date) -> pd.Timestamp:
     d = pd.Timestamp(as_of).date() + timedelta(days=1)
     local = datetime(d.year, d.month, d.day, tzinfo=tz)
     return pd.Timestamp(local).tz_convert("UTC").tz_localize(None)
+
+
+def feature_params(as_of: date) -> dict:
+    """How the features read the data on ``as_of`` (what the tags' aggregate uses too): the
+    shop's UTC offset for calendar days and the loyalty window."""
+    from zoneinfo import ZoneInfo
+
+    s = get_settings()
+    d = pd.Timestamp(as_of).date()
+    off = ZoneInfo(s.timezone).utcoffset(datetime(d.year, d.month, d.day, 12))
+    return {"day_offset_minutes": int(off.total_seconds() // 60), "window_days": int(s.lifecycle.loyal_window_days)}
 
 
 def training_cutoff(as_of: date, horizon_days: int | None = None) -> pd.Timestamp:
@@ -102,6 +123,14 @@ class Frames:
     customers: pd.DataFrame  # customer_id (int64 code), registered_at (datetime64[s])
     ids: np.ndarray  # code -> customer_id as stored
     seconds: dict = field(default_factory=dict)
+    day_offset_minutes: int = 0  # feature_params(as_of)
+    window_days: int = 365
+
+    def features(self, model: TrainedModel | None = None) -> pd.DataFrame:
+        """Every customer's features at the scoring cutoff from the orders (index: code)."""
+        kw = feature_kwargs(model.config) if model is not None else {
+            "day_offset_minutes": self.day_offset_minutes, "window_days": self.window_days}
+        return build_features(self.orders, self.customers, self.cutoff, **kw)
 
 
 def _copy_csv(conn: Connection, sql: str, params: dict) -> io.BytesIO:
@@ -219,7 +248,7 @@ def load_frames(conn: Connection, as_of: date) -> Frames:
         {"customer_id": np.arange(len(cust_ids), dtype=np.int64), "registered_at": _seconds_to_datetime(reg_s)},
         copy=False,
     )
-    frames = Frames(as_of, cutoff, orders, customers, np.asarray(ids, dtype=object))
+    frames = Frames(as_of, cutoff, orders, customers, np.asarray(ids, dtype=object), **feature_params(as_of))
     frames.seconds = {"read": round(t1 - t0, 2), "frames": round(time.perf_counter() - t1, 2)}
     return frames
 
@@ -237,12 +266,147 @@ def _seconds_to_datetime(secs) -> np.ndarray:
     return a.astype(np.int64).astype("datetime64[s]")
 
 
+# ----------------------------------------------------------------------------- nightly features
+@dataclass
+class NightFeatures:
+    """Every customer's features at the scoring cutoff of ``as_of`` (index: dense code)."""
+
+    as_of: date
+    cutoff: pd.Timestamp
+    features: pd.DataFrame
+    ids: np.ndarray  # code -> customer_id as stored
+    source: str  # "aggregates" (customer_aggregates) or "orders" (fallback)
+    seconds: dict = field(default_factory=dict)
+    why: str = ""  # why the fallback was taken
+
+
+_AGG_SQL = (
+    "SELECT customer_id, {first}, {last}, paid_orders, paid_amount, purchase_days, "
+    "window_orders, window_amount, returned_orders FROM customer_aggregates"
+)
+
+
+def aggregates_ready(conn: Connection, as_of: date, params: dict) -> tuple[bool, str]:
+    """Is ``customer_aggregates`` at ``as_of`` with the window and day convention ``params``?"""
+    from zoneinfo import ZoneInfo
+
+    from tasks.tags import read_state
+
+    try:
+        state = read_state(conn, "aggregates")
+    except Exception as exc:  # pragma: no cover - no tags schema
+        return False, f"no aggregate state ({type(exc).__name__})"
+    if state is None:
+        return False, "customer_aggregates never built"
+    if state["as_of"] != as_of:
+        return False, f"customer_aggregates is at {state['as_of']}, not {as_of}"
+    cutoff = scoring_cutoff(as_of)
+    if state["cutoff"] is None or pd.Timestamp(state["cutoff"]) != cutoff:
+        return False, "customer_aggregates has another cutoff"
+    fp = (state.get("params") or {}).get("fingerprint") or {}
+    if int(fp.get("loyal_window_days", -1)) != int(params["window_days"]):
+        return False, f"customer_aggregates window {fp.get('loyal_window_days')} days, the model's {params['window_days']}"
+    tz = fp.get("timezone")
+    if tz is None:
+        return False, "customer_aggregates has no timezone"
+    off = ZoneInfo(tz).utcoffset(datetime(as_of.year, as_of.month, as_of.day, 12))
+    if int(off.total_seconds() // 60) != int(params["day_offset_minutes"]):
+        return False, f"customer_aggregates days are in {tz}, the model's offset {params['day_offset_minutes']} min"
+    return True, ""
+
+
+def _read_aggregates_pg(conn: Connection) -> tuple[pa.Table, pa.Table]:
+    sql = _AGG_SQL.format(
+        first="CAST(EXTRACT(EPOCH FROM first_paid_at) AS BIGINT)", last="CAST(EXTRACT(EPOCH FROM last_paid_at) AS BIGINT)"
+    )
+    names = ["customer_id", "first_paid_s", "last_paid_s", "paid_orders", "paid_amount", "purchase_days", "window_orders", "window_amount", "returned_orders"]
+    types = {n: pa.float64() for n in names[1:]}
+    types["customer_id"] = pa.string()
+    agg = pacsv.read_csv(
+        _copy_csv(conn, sql, {}),
+        read_options=pacsv.ReadOptions(column_names=names, block_size=64 << 20),
+        convert_options=pacsv.ConvertOptions(column_types=types),
+    )
+    cust = pacsv.read_csv(
+        _copy_csv(conn, "SELECT customer_id, CAST(EXTRACT(EPOCH FROM registered_at) AS BIGINT) FROM customers", {}),
+        read_options=pacsv.ReadOptions(column_names=["customer_id", "reg_s"], block_size=64 << 20),
+        convert_options=pacsv.ConvertOptions(column_types={"customer_id": pa.string(), "reg_s": pa.float64()}),
+    )
+    return agg, cust
+
+
+def _epoch_text(values: pd.Series) -> np.ndarray:
+    """SQLite timestamp text -> epoch seconds (float, NaN for missing), vectorized."""
+    ts = pd.to_datetime(values, format="ISO8601", errors="coerce")
+    out = ts.to_numpy(dtype="datetime64[s]").view(np.int64).astype(float)
+    out[ts.isna().to_numpy()] = np.nan
+    return out
+
+
+def _read_aggregates_sqlite(conn: Connection) -> tuple[pd.DataFrame, pd.DataFrame]:
+    raw = conn.connection.driver_connection
+    agg = pd.read_sql(_AGG_SQL.format(first="first_paid_at AS first_paid_s", last="last_paid_at AS last_paid_s"), raw)
+    cust = pd.read_sql("SELECT customer_id, registered_at AS reg_s FROM customers", raw)
+    for frame, cols in ((agg, ("first_paid_s", "last_paid_s")), (cust, ("reg_s",))):
+        for col in cols:
+            frame[col] = _epoch_text(frame[col])
+    return agg, cust
+
+
+def load_features(conn: Connection, as_of: date, model: TrainedModel | None = None, frames: Frames | None = None) -> NightFeatures:
+    """The night's features of every customer (buyers and registered-only), for ``model``.
+
+    From ``customer_aggregates`` when it is at ``as_of`` with the model's window and day
+    convention: one row per customer read, never the orders.  Otherwise from the orders
+    (``frames`` if already read, else read now): the same features, slower."""
+    as_of = pd.Timestamp(as_of).date()
+    cutoff = scoring_cutoff(as_of)
+    params = feature_kwargs(model.config) if model is not None else feature_params(as_of)
+    ok, why = aggregates_ready(conn, as_of, params)
+    t0 = time.perf_counter()
+    if not ok:
+        log.warning("churn scoring reads the orders: %s", why)
+        frames = frames if frames is not None and frames.as_of == as_of else load_frames(conn, as_of)
+        t1 = time.perf_counter()
+        kw = {"day_offset_minutes": params["day_offset_minutes"], "window_days": params["window_days"]}
+        feats = build_features(frames.orders, frames.customers, frames.cutoff, **kw)
+        seconds = {"read": round(t1 - t0, 2), "features": round(time.perf_counter() - t1, 2)}
+        return NightFeatures(as_of, cutoff, feats, frames.ids, "orders", seconds, why)
+    agg_cols = ["first_paid_s", "last_paid_s", "paid_orders", "paid_amount", "purchase_days", "window_orders", "window_amount", "returned_orders"]
+    if is_postgres(conn):
+        a, c = _read_aggregates_pg(conn)
+        t1 = time.perf_counter()
+        cust_ids = np.asarray(c.column("customer_id").to_numpy(zero_copy_only=False), dtype=object)
+        reg_s = c.column("reg_s").to_numpy(zero_copy_only=False)
+        agg_ids = np.asarray(a.column("customer_id").to_numpy(zero_copy_only=False), dtype=object)
+        agg_values = {k: a.column(k).to_numpy(zero_copy_only=False) for k in agg_cols}
+        del a, c
+    else:
+        a, c = _read_aggregates_sqlite(conn)
+        t1 = time.perf_counter()
+        cust_ids = c["customer_id"].to_numpy(dtype=object)
+        reg_s = c["reg_s"].to_numpy(dtype=float)
+        agg_ids = a["customer_id"].to_numpy(dtype=object)
+        agg_values = {k: a[k].to_numpy(dtype=float, na_value=np.nan) for k in agg_cols}
+        del a, c
+    codes, ids = _codes(cust_ids, agg_ids)
+    agg = pd.DataFrame(agg_values, index=pd.Index(codes, name="customer_id"), copy=False)
+    customers = pd.DataFrame({"customer_id": np.arange(len(cust_ids), dtype=np.int64), "reg_s": np.asarray(reg_s, dtype=float)}, copy=False)
+    feats = features_from_aggregates(agg, customers, cutoff, params["day_offset_minutes"], params["window_days"])
+    seconds = {"read": round(t1 - t0, 2), "features": round(time.perf_counter() - t1, 2)}
+    return NightFeatures(as_of, cutoff, feats, np.asarray(ids, dtype=object), "aggregates", seconds)
+
+
 # ----------------------------------------------------------------------------- training
 def train(frames: Frames, horizon_days: int | None = None, config: TrainConfig | dict | None = None) -> TrainedModel:
     """Train at the latest complete window of ``frames.as_of``."""
     s = get_settings().churn
     h = int(horizon_days or s.horizon_days)
-    cfg = config if config is not None else TrainConfig(kind=s.model_kind)
+    data = {"day_offset_minutes": frames.day_offset_minutes, "window_days": frames.window_days}
+    if config is None:
+        cfg = TrainConfig(kind=s.model_kind, **data)
+    else:  # the data's own conventions win: the features must mean what the aggregate holds
+        cfg = TrainConfig(**{**(config.to_dict() if isinstance(config, TrainConfig) else dict(config)), **data})
     return train_model(frames.orders, frames.customers, training_cutoff(frames.as_of, h), h, cfg)
 
 
@@ -361,15 +525,18 @@ def reasons_text(reasons, lang: str | None = None) -> pd.Series:
     return render_reasons(decoded, lang).reset_index(drop=True)
 
 
-def score(conn: Connection, frames: Frames, model: TrainedModel, version: str | None = None) -> Scored:
+def score(conn: Connection, night: NightFeatures | Frames, model: TrainedModel, version: str | None = None) -> Scored:
     """Score every customer known at the cutoff (buyers and registered-only) into churn_scores.
 
-    ``churn_scores`` keeps the champion's current scores only: rows of other model
+    ``night``: ``load_features(conn, as_of, model)`` (or a ``Frames``: features from its
+    orders).  ``churn_scores`` keeps the champion's current scores only: rows of other model
     versions, or of customers no longer scored, are removed in the same transaction.
     """
     version = version or model.version
     t0 = time.perf_counter()
-    feats = build_features(frames.orders, frames.customers, frames.cutoff)
+    if isinstance(night, Frames):
+        night = NightFeatures(night.as_of, night.cutoff, night.features(model), night.ids, "orders")
+    feats = night.features
     t1 = time.perf_counter()
     prob = model.predict_proba(feats)
     t2 = time.perf_counter()
@@ -379,13 +546,13 @@ def score(conn: Connection, frames: Frames, model: TrainedModel, version: str | 
     now = utcnow().replace(microsecond=0)
     out = pd.DataFrame(
         {
-            "customer_id": frames.ids[feats.index.to_numpy()],
+            "customer_id": night.ids[feats.index.to_numpy()],
             "model_version": version,
             "probability": np.round(prob, 6),
             "risk_band": explained["risk_band"].to_numpy(dtype=object),
             "reasons": reasons,
             "scored_at": np.full(len(feats), np.datetime64(now, "us")),
-            "as_of": frames.as_of,
+            "as_of": night.as_of,
         }
     )
     # Every row is rewritten anyway (scored_at moves), so replace the table's contents in
@@ -393,20 +560,17 @@ def score(conn: Connection, frames: Frames, model: TrainedModel, version: str | 
     # upsert of a million rows.
     stale = conn.execute(
         sa.text("SELECT COUNT(*) FROM churn_scores WHERE model_version <> :v OR as_of IS NULL OR as_of <> :d"),
-        {"v": version, "d": _date_param(conn, frames.as_of)},
+        {"v": version, "d": _date_param(conn, night.as_of)},
     ).scalar()
     conn.execute(sa.text("DELETE FROM churn_scores"))
-    if is_postgres(conn):
-        copy_frame(conn, "churn_scores", out)
-        written = len(out)
-    else:
-        written = bulk_upsert(conn, "churn_scores", out, ["customer_id", "model_version"], update_only_changed=False)
+    # The table is empty now: a plain INSERT (SQLite) / COPY (PostgreSQL), no conflict handling.
+    written = bulk_upsert(conn, "churn_scores", out, ["customer_id", "model_version"], on_conflict="error", chunk_rows=250_000)
     removed = stale
     t4 = time.perf_counter()
     bands = pd.Series(out["risk_band"]).value_counts()
-    scored = Scored(frames.as_of, version, feats, prob, out["risk_band"].to_numpy(dtype=object))
+    scored = Scored(night.as_of, version, feats, prob, out["risk_band"].to_numpy(dtype=object))
     scored.seconds = {
-        "features": round(t1 - t0, 2),
+        **night.seconds,
         "predict": round(t2 - t1, 3),
         "explain": round(t3 - t2, 2),
         "write": round(t4 - t3, 2),
@@ -417,7 +581,10 @@ def score(conn: Connection, frames: Frames, model: TrainedModel, version: str | 
         "bands": {b: int(bands.get(b, 0)) for b in ("high", "medium", "low")},
         "no_orders": int((feats["has_orders"].to_numpy() <= 0).sum()),
         "mean_probability": float(np.mean(prob)) if len(prob) else None,
+        "source": night.source,
     }
+    if night.why:
+        scored.figures["source_why"] = night.why  # type: ignore[attr-defined]
     return scored
 
 
@@ -533,6 +700,9 @@ def needs_training(conn: Connection, as_of: date) -> tuple[bool, str]:
     age = registry.champion_age_days(conn, as_of)
     if age is None:
         return True, "no_champion"
+    champion = registry.load_champion(conn)
+    if champion is not None and not features_compatible(champion):
+        return True, "features_changed"
     if age >= every:
         return True, "stale"
     return False, "fresh"
@@ -560,10 +730,12 @@ def score_night(as_of: date | None = None, engine: Engine | None = None, train_i
     as_of = pd.Timestamp(as_of or shop_today()).date()
     result: dict = {"as_of": str(as_of)}
     with engine.connect() as conn:
-        frames = load_frames(conn, as_of)
         want, why = needs_training(conn, as_of)
-    result["read_seconds"] = frames.seconds
-    if train_if_needed and want:
+    frames = None
+    if train_if_needed and want:  # only training reads the orders
+        with engine.connect() as conn:
+            frames = load_frames(conn, as_of)
+        result["read_seconds"] = frames.seconds
         try:
             result["training"] = retrain(as_of, engine, frames)
             result["training"]["why"] = why
@@ -576,7 +748,7 @@ def score_night(as_of: date | None = None, engine: Engine | None = None, train_i
             result.update(scored=0, skipped=t("churn.no_model"))
             result["summary"] = summary_lines(result)
             return result
-        scored = score(conn, frames, model)
+        scored = score(conn, load_features(conn, as_of, model, frames), model)
         result.update(model_version=scored.model_version, scoring=scored.figures, seconds=scored.seconds)
         result["drift"] = drift_check(conn, scored, model)
         if overlay:

@@ -53,6 +53,7 @@ from models.drift import MAIN_FEATURES, make_profile
 from models.explain import fit_reason_weights
 from models.features import (
     FEATURE_COLUMNS,
+    FEATURE_VERSION,
     _epoch_seconds,
     _status_mask,
     _ts_seconds,
@@ -69,11 +70,10 @@ LOGISTIC_FEATURES: list[str] = [
     "log_monetary_mean",
     "bg_logit_p_no_purchase",
     "log_bg_expected_purchases",
-    "log_orders_90d",
     "log_recency_gap_ratio",
     "one_time_buyer",
-    "refund_share",
-    "cancel_share",
+    "window_trend",
+    "returned_share",
 ]
 
 # Extra raw columns the gradient-boosting model sees, with monotone constraints
@@ -84,16 +84,12 @@ HGB_FEATURES: dict[str, int] = {
     "tenure_days": 0,
     "monetary_mean": 0,
     "monetary_total": 0,
-    "orders_30d": -1,
-    "orders_90d": -1,
-    "orders_180d": -1,
+    "window_orders": -1,
     "mean_gap_days": 0,
-    "max_gap_days": 0,
-    "gap_cv": 0,
+    "orders_per_day": 0,
     "recency_gap_ratio": 1,
-    "trend_90d": 0,
-    "refund_share": 0,
-    "cancel_share": 0,
+    "window_trend": 0,
+    "returned_share": 0,
     "bg_logit_p_no_purchase": 1,
     "log_bg_expected_purchases": -1,
 }
@@ -115,6 +111,11 @@ class TrainConfig:
     no_order_prior_strength: float = 20.0  # pseudo-count shrinking band rates to overall
     hgb_max_iter: int = 200
     random_state: int = 0
+    # How the features read the data (not tuned): the window of window_orders / the trend
+    # (the tags' loyalty window) and the shop's UTC offset for calendar days (0 = UTC).
+    window_days: int = 365
+    day_offset_minutes: int = 0
+    feature_version: int = FEATURE_VERSION
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -185,11 +186,10 @@ def add_model_features(features: pd.DataFrame, bg: BGNBD, horizon_days: float, i
     out["log_monetary_mean"] = np.log1p(np.clip(np.nan_to_num(f["monetary_mean"].to_numpy(dtype=float)), 0, None))
     out["bg_logit_p_no_purchase"] = np.where(has, np.log(p0 / (1 - p0)), 0.0)
     out["log_bg_expected_purchases"] = np.where(has, np.log(np.clip(expected, 0, None) + 1e-3), 0.0)
-    out["log_orders_90d"] = np.log1p(f["orders_90d"].to_numpy(dtype=float))
     out["log_recency_gap_ratio"] = np.log(np.clip(rgr, 1e-2, 1e2))
     out["one_time_buyer"] = (freq == 0).astype(float)
-    out["refund_share"] = f["refund_share"].to_numpy(dtype=float)
-    out["cancel_share"] = f["cancel_share"].to_numpy(dtype=float)
+    out["window_trend"] = f["window_trend"].to_numpy(dtype=float)
+    out["returned_share"] = f["returned_share"].to_numpy(dtype=float)
     if not include_hgb:
         return out
     out["bg_p_alive"] = np.where(has, bg.prob_alive(freq, span, tenure), np.nan)
@@ -295,7 +295,8 @@ class TrainedModel:
         from models.explain import DEFAULT_BAND_CUTS, explain
 
         p = self.predict_proba(features) if probs is None else probs
-        return explain(features, p, self.reason_weights, cuts or DEFAULT_BAND_CUTS)
+        window = int(self.config.get("window_days", 365))
+        return explain(features, p, self.reason_weights, cuts or DEFAULT_BAND_CUTS, window_days=window)
 
     def contributions(self, features: pd.DataFrame, design: pd.DataFrame | None = None) -> pd.DataFrame:
         """Per-feature logit contributions of the logistic part: coef * standardized value."""
@@ -426,16 +427,29 @@ class Windows:
     eval_labels: pd.Series  # population at T (may be all-empty if labels not complete)
 
 
-def prepare_windows(orders: pd.DataFrame, customers: pd.DataFrame | None, cutoff, horizon_days: int) -> Windows:
+def feature_kwargs(config: TrainConfig | dict | None) -> dict:
+    """The build_features keyword arguments a config (or a model's stored config) implies."""
+    cfg = config.to_dict() if isinstance(config, TrainConfig) else dict(config or {})
+    defaults = TrainConfig()
+    return {
+        "day_offset_minutes": int(cfg.get("day_offset_minutes", defaults.day_offset_minutes)),
+        "window_days": int(cfg.get("window_days", defaults.window_days)),
+    }
+
+
+def prepare_windows(
+    orders: pd.DataFrame, customers: pd.DataFrame | None, cutoff, horizon_days: int, config: TrainConfig | dict | None = None
+) -> Windows:
     cutoff = as_naive_utc_timestamp(cutoff)
     h = int(horizon_days)
     train_cut = cutoff - pd.Timedelta(days=h)
+    kw = feature_kwargs(config)
     return Windows(
         cutoff=cutoff,
         horizon_days=h,
-        train_features=build_features(orders, customers, train_cut),
+        train_features=build_features(orders, customers, train_cut, **kw),
         train_labels=build_labels(orders, train_cut, h),
-        eval_features=build_features(orders, customers, cutoff),
+        eval_features=build_features(orders, customers, cutoff, **kw),
         eval_labels=build_labels(orders, cutoff, h),
     )
 
@@ -457,7 +471,7 @@ def train_model(
     cfg = config if isinstance(config, TrainConfig) else TrainConfig(**(config or {}))
     if cfg.kind not in ("logistic", "hgb", "blend"):
         raise ValueError(f"unknown model kind {cfg.kind!r}")
-    w = windows or prepare_windows(orders, customers, cutoff, horizon_days)
+    w = windows or prepare_windows(orders, customers, cutoff, horizon_days, cfg)
     h = w.horizon_days
     train_cut = w.cutoff - pd.Timedelta(days=h)
 
@@ -550,8 +564,13 @@ def evaluate_model(model: TrainedModel, orders: pd.DataFrame, customers: pd.Data
     """
     h = int(horizon_days or model.horizon_days)
     labels = build_labels(orders, cutoff, h)
-    feats = build_features(orders, customers, cutoff).loc[labels.index]
+    feats = build_features(orders, customers, cutoff, **feature_kwargs(model.config)).loc[labels.index]
     return evaluate(labels.to_numpy(dtype=int), model.predict_proba(feats))
+
+
+def features_compatible(model: TrainedModel) -> bool:
+    """True when ``model`` was trained on the current feature set (FEATURE_VERSION)."""
+    return int((model.config or {}).get("feature_version", 1)) == FEATURE_VERSION
 
 
 def _version_of(model: TrainedModel) -> str:

@@ -31,15 +31,16 @@ def train_task(frames: scoring.Frames) -> dict:
 
 
 @task(name="churn-score", cache_policy=NO_CACHE)
-def score_task(frames: scoring.Frames) -> dict:
-    """Score every customer with the champion, check drift, apply the at-risk overlay
-    (one transaction: the overlay never sees half-written scores)."""
+def score_task(as_of: date, frames: scoring.Frames | None = None) -> dict:
+    """Score every customer with the champion from ``customer_aggregates`` (the orders only
+    as a fallback, ``frames`` if training read them already), check drift, apply the at-risk
+    overlay (one transaction: the overlay never sees half-written scores)."""
     with get_engine().begin() as conn:
         model = registry.load_champion(conn)
         if model is None:
             return {"scored": 0, "skipped": t("churn.no_model")}
-        scored = scoring.score(conn, frames, model)
+        scored = scoring.score(conn, scoring.load_features(conn, as_of, model, frames), model)
         out = {"model_version": scored.model_version, "scoring": scored.figures, "seconds": scored.seconds}
         out["drift"] = scoring.drift_check(conn, scored, model)
-        out["overlay"] = scoring.apply_overlay(conn, frames.as_of)
+        out["overlay"] = scoring.apply_overlay(conn, as_of)
     return out

@@ -18,11 +18,10 @@ WEIGHTS = {
     "log_recency": {"mean": np.log1p(30), "std": 1.0, "weight": 0.8},
     "log_overdue": {"mean": 0.0, "std": 1.0, "weight": 0.3},
     "log_orders": {"mean": np.log1p(3), "std": 0.5, "weight": -0.6},
-    "trend_90d": {"mean": 0.0, "std": 0.5, "weight": 0.2},
+    "slowing": {"mean": 0.0, "std": 0.5, "weight": 0.2},
     "log_monetary_mean": {"mean": np.log1p(30), "std": 0.5, "weight": -0.2},
     "log_tenure": {"mean": np.log1p(200), "std": 1.0, "weight": 0.0},
-    "refund_share": {"mean": 0.02, "std": 0.1, "weight": 0.3},
-    "cancel_share": {"mean": 0.0, "std": 1.0, "weight": 0.0},
+    "returned_share": {"mean": 0.02, "std": 0.1, "weight": 0.3},
 }
 
 
@@ -32,16 +31,19 @@ def features():
     rows = [(1, str((CUTOFF - pd.Timedelta(days=75 + 20 * k)).date()), 40, "paid") for k in range(6)]
     rows += [(2, "2024-05-28", 30, "paid"), (2, "2024-05-10", 30, "paid"), (2, "2024-04-20", 30, "paid"), (2, "2024-04-01", 30, "paid")]
     rows += [(3, "2023-11-15", 8, "paid")]  # one small order long ago
-    rows += [(5, "2024-05-01", 30, "paid"), (5, "2024-05-05", 30, "refunded"), (5, "2024-05-06", 30, "refunded")]
+    rows += [(5, "2024-05-01", 30, "paid"), (5, "2024-05-05", 30, "refunded"), (5, "2024-05-06", 30, "cancelled")]
+    # Customer 6 bought monthly for two years, then only once in the last year.
+    rows += [(6, str((CUTOFF - pd.Timedelta(days=400 + 30 * k)).date()), 30, "paid") for k in range(24)]
+    rows += [(6, "2024-01-15", 30, "paid")]
     orders = orders_frame(rows)
     customers = pd.DataFrame({"customer_id": [4], "registered_at": [CUTOFF - pd.Timedelta(days=12)]})
     return build_features(orders, customers, CUTOFF)
 
 
 def test_reasons_en_and_zh_with_the_right_numbers(features):
-    probs = np.array([0.9, 0.1, 0.95, 0.8, 0.7])
+    probs = np.array([0.9, 0.1, 0.95, 0.8, 0.7, 0.9])
     e = explain(features, probs, WEIGHTS)
-    assert list(e["risk_band"]) == ["high", "low", "high", "high", "high"]
+    assert list(e["risk_band"]) == ["high", "low", "high", "high", "high", "high"]
     en = render_reasons(e, "en")
     zh = render_reasons(e, "zh-CN")
     assert en[1].startswith("no order for 75 days, usually buys every 20 days")
@@ -51,7 +53,11 @@ def test_reasons_en_and_zh_with_the_right_numbers(features):
     assert "已 199 天未下单" in zh[3] and "累计仅 1 单" in zh[3]
     assert "low average order value (8.00)" in en[3] and "客单价偏低(8.00)" in zh[3]
     assert en[4] == "registered 12 days ago, no order yet" and zh[4] == "注册 12 天，尚未下单"
-    assert "67% of orders refunded" in en[5] and "67% 的订单已退款" in zh[5]
+    assert "67% of orders refunded or cancelled" in en[5] and "67% 的订单已退款或取消" in zh[5]
+    assert "1 order in the last 365 days vs about 12 per 365 days before" in en[6]
+    assert "近 365 天 1 单，此前平均每 365 天 12 单" in zh[6]
+    # nobody else has history before the window: "slowing" is never their reason
+    assert not e.loc[[1, 2, 3, 5], ["reason_1", "reason_2", "reason_3"]].isin(["slowing"]).any().any()
 
 
 def test_at_most_three_reasons_and_reason_columns(features):

@@ -46,21 +46,19 @@ def test_hand_checked_values(small):
     assert c1.has_orders == 1 and c1.n_orders == 3 and c1.n_days == 3 and c1.frequency == 2
     assert c1.recency_days == 30 and c1.tenure_days == 60 and c1.span_days == 30
     assert c1.monetary_total == 60 and c1.monetary_mean == 20
-    assert c1.mean_gap_days == 15 and c1.gap_std_days == pytest.approx(5.0)
-    assert c1.max_gap_days == 20 and c1.last_gap_days == 20
-    assert c1.recency_gap_ratio == pytest.approx(2.0)
-    assert c1.orders_30d == 1  # 2024-01-31 15:00 is 29.4 days before the cutoff
-    assert c1.orders_90d == 3 and c1.orders_365d == 3
-    assert c1.refund_share == pytest.approx(0.25)
+    assert c1.mean_gap_days == 15 and c1.recency_gap_ratio == pytest.approx(2.0)
+    assert c1.window_orders == 3 and c1.window_amount == 60  # everything within the last year
+    assert np.isnan(c1.prev_window_orders) and c1.window_trend == 0  # no history before it
+    assert c1.returned_share == pytest.approx(0.25)
     assert c1.days_since_registration == pytest.approx(67)
     c2 = f.loc[2]
-    assert c2.n_orders == 2 and c2.n_days == 1 and c2.frequency == 0
+    assert c2.n_orders == 2 and c2.n_days == 1 and c2.frequency == 0 and c2.orders_per_day == 2
     assert np.isnan(c2.mean_gap_days) and np.isnan(c2.recency_gap_ratio)
     assert c2.recency_days == 10 and np.isnan(c2.days_since_registration)
     for cid in (3, 4):  # no paid order: a row, flagged, with empty purchase timing
         row = f.loc[cid]
         assert row.has_orders == 0 and row.n_orders == 0 and np.isnan(row.recency_days)
-    assert f.loc[3].refund_share == 1.0
+    assert f.loc[3].returned_share == 1.0
     assert f.loc[4].days_since_registration == pytest.approx(20)
 
 
@@ -123,11 +121,33 @@ def test_vectorized_matches_a_naive_groupby(synthetic):
     days = paid.assign(d=paid["paid_at"].dt.floor("D")).groupby("customer_id")["d"]
     expect_recency = (cutoff - days.max()).dt.days
     expect_ndays = days.nunique()
-    expect_90 = paid[paid["paid_at"] >= cutoff - pd.Timedelta(days=90)].groupby("customer_id").size()
+    # the window: the cutoff's day and the 365 days before it
+    expect_win = paid[paid["paid_at"] >= cutoff - pd.Timedelta(days=366)].groupby("customer_id").size()
     idx = expect_recency.index
     np.testing.assert_array_equal(f.loc[idx, "recency_days"], expect_recency)
     np.testing.assert_array_equal(f.loc[idx, "n_days"], expect_ndays)
     np.testing.assert_allclose(f.loc[idx, "monetary_total"], g["amount"].sum())
-    np.testing.assert_array_equal(f.loc[idx, "orders_90d"], expect_90.reindex(idx, fill_value=0))
-    gaps = days.apply(lambda s: s.sort_values().drop_duplicates().diff().dt.days.max())
-    np.testing.assert_array_equal(f.loc[idx, "max_gap_days"].fillna(-1), gaps.fillna(-1))
+    np.testing.assert_array_equal(f.loc[idx, "window_orders"], expect_win.reindex(idx, fill_value=0))
+    gaps = days.apply(lambda s: s.sort_values().drop_duplicates().diff().dt.days.mean())
+    np.testing.assert_allclose(f.loc[idx, "mean_gap_days"].fillna(-1), gaps.fillna(-1))
+
+
+def test_shop_local_days_and_window_trend():
+    """Calendar days in the shop's timezone (+08:00): 16:30 UTC is the next local day."""
+    orders = orders_frame(
+        [
+            (1, "2023-01-10 10:00", 10, "paid"),  # before the window: 2 orders in ~50 days of earlier history
+            (1, "2023-02-01 10:00", 10, "paid"),
+            (1, "2024-02-28 10:00", 10, "paid"),  # local 2024-02-28 18:00
+            (1, "2024-02-28 16:30", 10, "paid"),  # local 2024-02-29 00:30: another purchase day
+        ]
+    )
+    cutoff = pd.Timestamp("2024-02-29 16:00")  # local midnight 2024-03-01
+    utc = build_features(orders, None, cutoff)
+    local = build_features(orders, None, cutoff, day_offset_minutes=480)
+    assert utc.loc[1, "n_days"] == 3 and local.loc[1, "n_days"] == 4
+    assert local.loc[1, "recency_days"] == 1  # bought on the local day before the cutoff
+    assert local.loc[1, "window_orders"] == 2
+    prior_days = local.loc[1, "tenure_days"] - 366
+    assert local.loc[1, "prev_window_orders"] == pytest.approx(2 / prior_days * 366)
+    assert -1 < local.loc[1, "window_trend"] < 0  # fewer orders per day in the window than before
