@@ -147,9 +147,13 @@ def import_file(
     chunksize: int = 1_000_000,
     assume_tz: str | None = None,
     timings: dict | None = None,
+    validate_in: str = "auto",
 ) -> LoadResult:
     """Import a CSV/Excel file: good rows loaded, bad rows quarantined, one transaction.
 
+    The file is read and validated chunk by chunk ahead of the load: in a thread for a
+    small file, in a separate process (a second core) for a CSV above
+    ``PROCESS_VALIDATION_BYTES`` — ``validate_in`` = "thread" / "process" forces one.
     Raises FileImportError when the file cannot be processed at all."""
     engine = engine or get_engine()
     run_id = run_id or new_run_id("import")
@@ -157,7 +161,8 @@ def import_file(
     suites = load_suites()
     clock = time.perf_counter
     t_read = clock()
-    frames = read_table_file(path, table, mapping, chunksize=chunksize if str(path).lower().endswith((".csv", ".tsv", ".txt")) else None)
+    is_csv = str(path).lower().endswith((".csv", ".tsv", ".txt"))
+    frames = read_table_file(path, table, mapping, chunksize=chunksize if is_csv else None)
     if isinstance(frames, pd.DataFrame):
         frames = [frames]
     read = loaded = bad = 0
@@ -165,9 +170,15 @@ def import_file(
     for k in ("read_s", "validate_s", "wait_s", "load_s", "index_s", "commit_s"):
         timings.setdefault(k, 0.0)
     timings["read_s"] += clock() - t_read
-    # Reading and validating the next chunk (a thread) overlaps loading this one (here):
-    # the database releases the GIL while it writes, pyarrow while it parses.
-    chunks = _validated_chunks(engine, table, frames, suites, assume_tz, timings)
+    if validate_in == "auto":
+        validate_in = "process" if is_csv and Path(path).stat().st_size > PROCESS_VALIDATION_BYTES else "thread"
+    if validate_in == "process" and is_csv:
+        # the first chunk read above proved the file readable and its columns right
+        frames = None
+        chunks = _validated_chunks_in_process(engine, table, path, mapping, chunksize, assume_tz, timings)
+    else:
+        # the thread releases the GIL in pyarrow's parser; the database in its writes
+        chunks = _validated_chunks(engine, table, frames, suites, assume_tz, timings)
     with engine.connect() as conn:
         with conn.begin():
             with deferred_indexes(conn, table) as initial_load, _prefetch(chunks) as outcomes:
@@ -199,6 +210,72 @@ def _validated_chunks(engine: Engine, table: str, frames, suites: dict, assume_t
         outcome, seen = _drop_cross_chunk_duplicates(outcome, raw, key_cols, seen)
         timings["validate_s"] += time.perf_counter() - t0
         yield outcome
+
+
+PROCESS_VALIDATION_BYTES = 200 << 20  # ~2M order rows: worth a process start (~3 s of imports)
+
+
+def _validated_chunks_in_process(engine: Engine, table: str, path, mapping, chunksize: int, assume_tz: str, timings: dict):
+    """``_validated_chunks`` run in a child process (spawned: no inherited threads or locks),
+    one chunk ahead of the loader. The child reads the referenced ids through its own
+    connection; they are committed rows of other tables."""
+    import multiprocessing
+
+    ctx = multiprocessing.get_context("spawn")
+    q = ctx.Queue(maxsize=1)
+    url = engine.url.render_as_string(hide_password=False)
+    proc = ctx.Process(target=_validation_worker, args=(url, table, str(path), mapping, chunksize, assume_tz, q),
+                       name="userops-import-validate", daemon=True)
+    proc.start()
+    try:
+        while True:
+            try:
+                kind, payload = q.get(timeout=1.0)
+            except queue.Empty:
+                if not proc.is_alive():
+                    raise RuntimeError(f"{table}: the validation process stopped unexpectedly (exit code {proc.exitcode}); nothing was loaded") from None
+                continue
+            if kind == "error":
+                raise _rebuild_error(*payload)
+            outcome, child_timings = payload
+            timings.update(child_timings)
+            if kind == "end":
+                return
+            yield outcome
+    finally:
+        if proc.is_alive():
+            proc.terminate()
+        proc.join(timeout=10)
+        q.close()
+
+
+def _validation_worker(url: str, table: str, path: str, mapping, chunksize: int, assume_tz: str, q) -> None:
+    timings = {"read_s": 0.0, "validate_s": 0.0}
+    try:
+        engine = get_engine(url)
+        frames = read_table_file(path, table, mapping, chunksize=chunksize)
+        for outcome in _validated_chunks(engine, table, frames, load_suites(), assume_tz, timings):
+            q.put(("chunk", (outcome, dict(timings))))
+        q.put(("end", (None, dict(timings))))
+    except BaseException as exc:  # sent back as (type, message, table, counts): always picklable
+        q.put(("error", (type(exc).__name__, str(exc), getattr(exc, "table", table), getattr(exc, "counts", None))))
+    finally:
+        q.close()
+        q.join_thread()
+
+
+def _rebuild_error(kind: str, message: str, table: str, counts) -> Exception:
+    from tasks.extract import FileImportError
+
+    if kind == "FileImportError":
+        return FileImportError(message)
+    if kind == "BatchRejected":
+        return BatchRejected(table, message, counts)
+    if kind == "SuiteError":
+        from tasks.validate import SuiteError
+
+        return SuiteError(message)
+    return RuntimeError(f"{table}: validation failed ({kind}): {message}")
 
 
 @contextmanager

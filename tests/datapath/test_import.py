@@ -140,7 +140,8 @@ def _index_names(engine, table):
     return {ix["name"] for ix in sa.inspect(engine).get_indexes(table)}
 
 
-def test_multi_chunk_import_quarantines_keys_repeated_across_chunks(warehouse, tmp_path):
+@pytest.mark.parametrize("validate_in", ["thread"])  # the process path: test_validation_process_*
+def test_multi_chunk_import_quarantines_keys_repeated_across_chunks(warehouse, tmp_path, validate_in):
     """A big file is read, validated and loaded chunk by chunk (reading overlaps loading);
     the same key in a later chunk is a duplicate (first one wins), every other row loads,
     and the indexes dropped for the initial load are back."""
@@ -149,7 +150,7 @@ def test_multi_chunk_import_quarantines_keys_repeated_across_chunks(warehouse, t
     # 600 orders in chunks of 50 rows; O00003 again at the very end with another amount
     text = _orders_csv(600, "O00003,C2,2025-07-01 12:00:00,999.00,paid\n")
     timings: dict = {}
-    res = import_file("orders", write(tmp_path, "o.csv", text), engine=warehouse, chunksize=50, timings=timings)
+    res = import_file("orders", write(tmp_path, "o.csv", text), engine=warehouse, chunksize=50, timings=timings, validate_in=validate_in)
     assert (res.read, res.loaded, res.quarantined) == (601, 600, 1)
     q = quarantine(warehouse, "orders")
     assert q.to_dict("records") == [{"source_id": "O00003", "rule": "duplicate_order_id"}]
@@ -159,18 +160,39 @@ def test_multi_chunk_import_quarantines_keys_repeated_across_chunks(warehouse, t
     assert _index_names(warehouse, "orders") == before
     assert timings["read_s"] > 0 and timings["validate_s"] > 0 and timings["load_s"] > 0
     # a second import of the same file into the now non-empty table changes nothing
-    again = import_file("orders", write(tmp_path, "o.csv", text), engine=warehouse, chunksize=50)
+    again = import_file("orders", write(tmp_path, "o.csv", text), engine=warehouse, chunksize=50, validate_in=validate_in)
     assert (again.read, again.loaded, again.quarantined) == (601, 600, 1)
     assert read_frame(warehouse, "SELECT COUNT(*) AS n FROM orders")["n"].iloc[0] == 600
 
 
-def test_file_unreadable_in_a_later_chunk_loads_nothing(warehouse, tmp_path):
+@pytest.mark.parametrize("validate_in", ["thread"])  # the process path: test_validation_process_*
+def test_file_unreadable_in_a_later_chunk_loads_nothing(warehouse, tmp_path, validate_in):
     """Chunks before the broken one were already validated and written in the open
     transaction: the import fails naming the file and the row, and nothing is kept."""
     import_file("customers", write(tmp_path, "c.csv", CUSTOMERS_CSV), engine=warehouse)
     before = _index_names(warehouse, "orders")
     text = _orders_csv(600, 'O99999,C1,"2025-06-01 12:00:00,1.00,paid\nO99998,C1,2025-06-01,1,paid,extra,fields\n')
     with pytest.raises(FileImportError, match=r"o\.csv: cannot read the file after row"):
-        import_file("orders", write(tmp_path, "o.csv", text), engine=warehouse, chunksize=50)
+        import_file("orders", write(tmp_path, "o.csv", text), engine=warehouse, chunksize=50, validate_in=validate_in)
     assert read_frame(warehouse, "SELECT COUNT(*) AS n FROM orders")["n"].iloc[0] == 0
     assert _index_names(warehouse, "orders") == before
+
+
+def test_validation_process_same_result_and_errors_come_back(sqlite_warehouse, tmp_path):
+    """A big CSV is validated in a child process: a file broken in a later chunk fails with
+    the child's error and keeps nothing; a good one loads exactly as the thread path does.
+    (SQLite only: the loader, the part that differs by backend, is the thread path's.)"""
+    warehouse = sqlite_warehouse
+    import_file("customers", write(tmp_path, "c.csv", CUSTOMERS_CSV), engine=warehouse)
+    broken = _orders_csv(300, 'O99999,C1,"2025-06-01 12:00:00,1.00,paid\nO99998,C1,2025-06-01,1,paid,extra,fields\n')
+    with pytest.raises(FileImportError, match=r"cannot read the file after row"):
+        import_file("orders", write(tmp_path, "b.csv", broken), engine=warehouse, chunksize=50, validate_in="process")
+    assert read_frame(warehouse, "SELECT COUNT(*) AS n FROM orders")["n"].iloc[0] == 0
+    text = _orders_csv(300, "O00003,C2,2025-07-01 12:00:00,999.00,paid\n")
+    timings: dict = {}
+    res = import_file("orders", write(tmp_path, "o.csv", text), engine=warehouse, chunksize=50, timings=timings, validate_in="process")
+    assert (res.read, res.loaded, res.quarantined) == (301, 300, 1)
+    assert timings["validate_s"] > 0  # measured in the child, reported here
+    assert quarantine(warehouse, "orders").to_dict("records") == [{"source_id": "O00003", "rule": "duplicate_order_id"}]
+    got = read_frame(warehouse, "SELECT order_id, CAST(amount AS FLOAT) AS amount FROM orders ORDER BY order_id")
+    assert len(got) == 300 and got.loc[got["order_id"] == "O00003", "amount"].tolist() == [13.5]
