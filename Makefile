@@ -29,8 +29,10 @@ test: $(STAMP)
 serve: $(STAMP)
 	$(BIN)/userops serve
 
+# every benchmark in turn at 1,000,000 members, SQLite and PostgreSQL (takes long; see bench/run_all.py):
+#   make bench BENCH_ARGS="--customers 100000 --only night,campaigns --lock /tmp/userops-heavy.lock"
 bench: $(STAMP)
-	$(BIN)/python bench/run_all.py
+	$(BIN)/python bench/run_all.py $(BENCH_ARGS)
 
 clean:
 	rm -rf $(VENV) output/*.db
