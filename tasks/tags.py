@@ -323,6 +323,12 @@ def _parts(conn: Connection, driver: str | None, cat_table: str, ch_table: str, 
         "plus": "" if (driver or pg) else "+",
         "cat_table": cat_table,
         "ch_table": ch_table,
+        "items": (
+            f"{driver} d CROSS JOIN orders o JOIN order_items i ON i.order_id = o.order_id" if driver
+            else "orders o JOIN order_items i ON i.order_id = o.order_id" if pg
+            else "order_items i CROSS JOIN orders o"
+        ),
+        "items_scope": "o.customer_id = d.customer_id AND " if driver else "" if pg else "i.order_id = o.order_id AND ",
         "top_driver": f"{top_driver} d CROSS JOIN " if top_driver else "",
         "top_scope": "c.customer_id = d.customer_id AND " if top_driver else "",
     }
@@ -453,6 +459,7 @@ def refresh_aggregates(conn: Connection, as_of: date, full: bool = False, settin
     return out
 
 
+_MEMBERS = "WHERE c.registered_at IS NULL OR c.registered_at < :cutoff OR a.paid_orders > 0"
 _DETAIL = (
     ",\n    COALESCE(a.purchase_days, 0) AS purchase_days, COALESCE(a.window_amount, 0) AS window_amount,"
     " a.favourite_category_qty, a.items_qty, a.preferred_channel_orders"
@@ -477,7 +484,7 @@ def base_frame(conn: Connection, as_of: date, settings: Settings | None = None, 
             _temp_table(conn, name)
         build_aggregates(conn, win, s, "tmp_customer_aggregates", delta=False, cat_table="tmp_category_qty", ch_table="tmp_channel_orders")
         aggregates = "tmp_customer_aggregates"
-    sql = query("tags_base").format(aggregates=aggregates, detail=_DETAIL if detail else "")
+    sql = query("tags_base").format(aggregates=aggregates, detail=_DETAIL if detail else "", members=_MEMBERS)
     df = fetch_frame(conn, sql, _aggregate_params(win, s), parse_dates=_DATES, numeric=_BASE_NUMERIC)
     for c in ("paid_orders", "discounted_orders", "purchase_days", "weekend_orders", "window_orders", "returned_orders"):
         if c in df.columns:
@@ -647,21 +654,32 @@ def champion_high_risk(conn: Connection) -> set:
     return set(df["customer_id"])
 
 
-def write_tags(conn: Connection, tags: pd.DataFrame, as_of: date, run_id: str | None = None) -> dict:
-    """Write rows whose values changed; record stage changes for ``as_of``. Idempotent."""
-    now = pd.Timestamp(datetime.utcnow()).floor("s")
-    tags = tags.copy()
-    tags["tag_hash"] = tag_hash(tags)
+def read_old_tags(conn: Connection) -> pd.DataFrame:
+    """What the stored tags say now: (customer_id, tag_hash, at_risk, lifecycle_stage)."""
     old = fetch_frame(conn, "SELECT customer_id, tag_hash, at_risk, lifecycle_stage FROM tags", numeric=["tag_hash"])
     old["at_risk"] = as_bool(old["at_risk"])
+    return old
+
+
+def write_tags(conn: Connection, tags: pd.DataFrame, as_of: date, run_id: str | None = None, old: pd.DataFrame | None = None) -> dict:
+    """Write rows whose values changed; record stage changes for ``as_of``. Idempotent.
+
+    ``old``: the stored tags' (customer_id, tag_hash, at_risk, lifecycle_stage) when the
+    caller knows them (the nightly frame); read from ``tags`` otherwise. ``tags`` may carry
+    its ``tag_hash`` already."""
+    now = pd.Timestamp(datetime.utcnow()).floor("s")
+    if "tag_hash" not in tags.columns:
+        tags = tags.assign(tag_hash=tag_hash(tags))
+    if old is None:
+        old = read_old_tags(conn)
     merged = tags[["customer_id", "tag_hash", "at_risk", "lifecycle_stage"]].merge(
         old, on="customer_id", how="left", suffixes=("", "_old"), indicator=True
     )
     changed = (merged["_merge"] == "left_only") | (merged["tag_hash_old"] != merged["tag_hash"]) | (merged["at_risk_old"] != merged["at_risk"])
-    rows = tags[changed.to_numpy()].copy()
+    rows = tags.loc[changed.to_numpy(), TAG_COLUMNS[:-1]].copy()
     rows["updated_at"] = now
     rows["updated_at"] = rows["updated_at"].astype("datetime64[us]")
-    written = bulk_upsert(conn, "tags", db_ready(rows[TAG_COLUMNS]), ["customer_id"], update_only_changed=False)
+    written = bulk_upsert(conn, "tags", db_ready(rows), ["customer_id"], update_only_changed=False)
     gone = old.loc[~old["customer_id"].isin(tags["customer_id"]), "customer_id"].astype(str).tolist()
     for i in range(0, len(gone), 5000):
         conn.execute(sa.text("DELETE FROM tags WHERE customer_id IN :ids").bindparams(sa.bindparam("ids", expanding=True)), {"ids": gone[i : i + 5000]})
@@ -716,6 +734,158 @@ def apply_at_risk_overlay(conn: Connection, as_of: date | None = None) -> int:
     return int(n)
 
 
+# ----------------------------------------------------------------------------- the nightly frame
+# Every customer's aggregate columns (``tags_base``), membership inputs and last written
+# stage and tag hash, as one Arrow blob in ``tag_frames`` (written in the refresh's
+# transaction). The next night starts from it and re-reads only the customers whose
+# aggregate changed (``tmp_tag_touched``) or whose CRM record changed: a million rows
+# through the DB-API cost more than the whole rest of the night.
+FRAME_NAME = "tags"
+FRAME_VERSION = 1
+_FRAME_BASE = [
+    "customer_id", "registered_at", "first_paid_at", "second_paid_at", "last_paid_at", "paid_orders", "paid_amount",
+    "discounted_orders", "weekend_orders", "window_orders", "returned_orders", "favourite_category", "preferred_channel",
+]
+_FRAME_INT = ["paid_orders", "discounted_orders", "weekend_orders", "window_orders", "returned_orders"]
+
+
+def _normalize_base(df: pd.DataFrame) -> pd.DataFrame:
+    """``tags_base`` rows as ``base_frame`` types them (counts int64, money rounded floats,
+    strings as objects with None, timestamps naive UTC)."""
+    for c in _DATES:
+        if c in df.columns:
+            df[c] = parse_ts(df[c])
+    for c in _FRAME_INT:
+        df[c] = pd.to_numeric(df[c]).fillna(0).astype("int64")
+    df["paid_amount"] = pd.to_numeric(df["paid_amount"]).astype("float64").fillna(0.0).round(2)
+    for c in ("customer_id", "favourite_category", "preferred_channel"):
+        df[c] = df[c].astype(object).where(df[c].notna(), None)
+    return df
+
+
+def _customers_watermark(conn: Connection):
+    w = read_frame(conn, "SELECT MAX(updated_at) AS w FROM customers", parse_dates=["w"])["w"].iloc[0]
+    return None if pd.isna(w) else min(w.to_pydatetime(), utcnow())
+
+
+def _frame_to_blob(frame: pd.DataFrame) -> bytes:
+    import pyarrow as pa
+
+    table = pa.Table.from_pandas(frame, preserve_index=False)
+    sink = pa.BufferOutputStream()
+    with pa.ipc.new_stream(sink, table.schema, options=pa.ipc.IpcWriteOptions(compression="lz4")) as w:
+        w.write_table(table)
+    return sink.getvalue().to_pybytes()
+
+
+def _frame_from_blob(data: bytes) -> pd.DataFrame:
+    import pyarrow as pa
+
+    table = pa.ipc.open_stream(pa.py_buffer(data)).read_all()
+    df = table.to_pandas()
+    for c in ("customer_id", "favourite_category", "preferred_channel", "lifecycle_stage"):
+        df[c] = df[c].astype(object).where(df[c].notna(), None)
+    for c in _DATES:
+        df[c] = df[c].astype("datetime64[us]")
+    df["tag_hash"] = pd.array(df["tag_hash"], dtype="Int64")
+    return df
+
+
+def load_frame(conn: Connection, stamp: dict) -> pd.DataFrame | None:
+    """The stored frame when it was written with exactly ``stamp`` (else None)."""
+    row = conn.execute(sa.text("SELECT stamp, data FROM tag_frames WHERE name = :n"), {"n": FRAME_NAME}).first()
+    if row is None or row[1] is None:
+        return None
+    stored = json.loads(row[0] or "{}")
+    if any(stored.get(k) != v for k, v in stamp.items()):
+        return None
+    frame = _frame_from_blob(bytes(row[1]))
+    frame.attrs["customers_watermark"] = stored.get("customers_watermark")
+    return frame
+
+
+def save_frame(conn: Connection, frame: pd.DataFrame, as_of: date, stamp: dict) -> int:
+    data = _frame_to_blob(frame[[*_FRAME_BASE, "lifecycle_stage", "tag_hash"]])
+    _exec(conn, "DELETE FROM tag_frames WHERE name = :n", {"n": FRAME_NAME})
+    conn.execute(
+        sa.text("INSERT INTO tag_frames (name, as_of, stamp, data, updated_at) VALUES (:n, :a, :s, :d, :u)"),
+        {"n": FRAME_NAME, "a": as_of, "s": json.dumps(stamp, sort_keys=True, default=str), "d": data, "u": datetime.utcnow().replace(microsecond=0)},
+    )
+    return len(data)
+
+
+def _frame_stamp(tags_state: dict | None, agg_state: dict | None, s: Settings) -> dict:
+    """What a frame written after a refresh with these states is valid for."""
+    return {
+        "version": FRAME_VERSION,
+        "tags_as_of": str(tags_state["as_of"]) if tags_state else None,
+        "aggregates_as_of": str(agg_state["as_of"]) if agg_state else None,
+        "fingerprint": json.dumps(_aggregate_fingerprint(s), sort_keys=True),
+    }
+
+
+def _full_frame(conn: Connection) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Every customer with the stored aggregate, and the stored tags (first night, fallback)."""
+    sql = query("tags_base").format(aggregates="customer_aggregates", detail="", members="")
+    frame = _normalize_base(fetch_frame(conn, sql))
+    frame = frame.sort_values("customer_id", kind="stable").reset_index(drop=True)
+    old = read_old_tags(conn)
+    return frame, old
+
+
+def _advance_frame(conn: Connection, frame: pd.DataFrame) -> pd.DataFrame:
+    """Last night's frame brought to tonight: CRM changes (new or edited customers, or any
+    removed), and the customers whose aggregate the refresh touched."""
+    changed = fetch_frame(
+        conn,
+        "SELECT customer_id, registered_at FROM customers WHERE updated_at > :w OR updated_at IS NULL",
+        {"w": pd.Timestamp(frame.attrs.get("customers_watermark") or "1970-01-01").to_pydatetime()},
+        parse_dates=["registered_at"],
+    )
+    total = int(read_frame(conn, "SELECT COUNT(*) AS n FROM customers")["n"].iloc[0])
+    frame = frame.set_index("customer_id")
+    new_ids = changed.loc[~changed["customer_id"].isin(frame.index), "customer_id"]
+    if len(frame) + len(new_ids) != total:  # customers removed at the source: start from the table
+        everyone = fetch_frame(conn, "SELECT customer_id, registered_at FROM customers", parse_dates=["registered_at"])
+        frame = frame.reindex(pd.Index(everyone["customer_id"].astype(object), name="customer_id"))
+        changed = everyone
+    elif len(new_ids):
+        frame = frame.reindex(frame.index.append(pd.Index(new_ids.astype(object), name="customer_id")))
+    if len(changed):
+        frame.loc[changed["customer_id"].astype(object).to_numpy(), "registered_at"] = changed["registered_at"].to_numpy()
+    touched = fetch_frame(
+        conn,
+        "SELECT t.customer_id, " + ", ".join(f"a.{c}" for c in _FRAME_BASE[2:])
+        + " FROM tmp_tag_touched t LEFT JOIN customer_aggregates a ON a.customer_id = t.customer_id",
+    )
+    touched = touched[touched["customer_id"].isin(frame.index)]
+    if len(touched):
+        touched = _normalize_base(touched.assign(registered_at=pd.NaT)).set_index("customer_id")
+        for c in _FRAME_BASE[2:]:
+            frame.loc[touched.index, c] = touched[c].to_numpy()
+    frame = frame.reset_index()
+    if len(new_ids) or len(frame) != total:
+        frame = frame.sort_values("customer_id", kind="stable").reset_index(drop=True)
+    for c in _FRAME_INT:
+        frame[c] = frame[c].fillna(0).astype("int64")
+    frame["paid_amount"] = frame["paid_amount"].astype("float64").fillna(0.0)
+    for c in ("customer_id", "favourite_category", "preferred_channel", "lifecycle_stage"):
+        frame[c] = frame[c].astype(object).where(frame[c].notna(), None)
+    for c in _DATES:
+        frame[c] = frame[c].astype("datetime64[us]")
+    return frame
+
+
+def _members(frame: pd.DataFrame, win: Window) -> np.ndarray:
+    reg = frame["registered_at"]
+    return (reg.isna() | (reg < pd.Timestamp(win.cutoff)) | (frame["paid_orders"] > 0)).to_numpy()
+
+
+def _at_risk_now(conn: Connection) -> set:
+    """Customers the stored tags flag at risk (the overlay may have changed them since)."""
+    return set(fetch_frame(conn, "SELECT customer_id FROM tags WHERE at_risk = :t", {"t": True})["customer_id"])
+
+
 # ----------------------------------------------------------------------------- the night
 _LAST: dict = {}  # the last frame computed in this process (health reuses it)
 
@@ -727,17 +897,49 @@ def refresh(as_of: date, run_id: str | None = None, engine: Engine | None = None
     engine = engine or get_engine()
     s = get_settings()
     as_of = pd.Timestamp(as_of).date()
+    win = window_for(as_of, s)
     t0 = time.perf_counter()
     with engine.begin() as conn:
+        prev = _frame_stamp(read_state(conn, "tags"), read_state(conn, "aggregates"), s)
+        cw = _customers_watermark(conn)
         agg = refresh_aggregates(conn, as_of, full=full, settings=s)
         t1 = time.perf_counter()
-        base = base_frame(conn, as_of, s, stored=True, detail=False)
+        frame = load_frame(conn, prev) if agg["mode"] == "incremental" else None
+        reused = frame is not None
+        if reused:
+            frame = _advance_frame(conn, frame)
+            old = None  # from the frame, below
+        else:
+            frame, old = _full_frame(conn)
+        member = _members(frame, win)
+        base = frame.loc[member, _FRAME_BASE].reset_index(drop=True)
+        if old is None:
+            was = frame["tag_hash"].notna().to_numpy()
+            old = pd.DataFrame(
+                {
+                    "customer_id": frame["customer_id"].to_numpy()[was],
+                    "tag_hash": frame["tag_hash"].to_numpy()[was].astype("int64"),
+                    "lifecycle_stage": frame["lifecycle_stage"].to_numpy()[was],
+                }
+            )
+            at_risk = _at_risk_now(conn)
+            old["at_risk"] = old["customer_id"].isin(at_risk) if at_risk else False
         t2 = time.perf_counter()
         cl = clusters_mod.refresh_clusters(conn, base, as_of, s)
         tags, figures = compute_tags(base, as_of, s, at_risk_ids=champion_high_risk(conn), clusters=cl["labels"])
+        tags["tag_hash"] = tag_hash(tags)
         t3 = time.perf_counter()
-        written = write_tags(conn, tags, as_of, run_id)
-        write_state(conn, "tags", as_of, window_for(as_of, s).cutoff, params={**figures, "clusters_fitted_on": cl["fitted_on"]})
+        written = write_tags(conn, tags, as_of, run_id, old=old)
+        write_state(conn, "tags", as_of, win.cutoff, params={**figures, "clusters_fitted_on": cl["fitted_on"]})
+        stage = np.full(len(frame), None, dtype=object)
+        hashes = pd.array([pd.NA] * len(frame), dtype="Int64")
+        stage[member] = tags["lifecycle_stage"].to_numpy()
+        hashes[member] = tags["tag_hash"].to_numpy()
+        frame["lifecycle_stage"] = stage
+        frame["tag_hash"] = hashes
+        stamp = _frame_stamp(read_state(conn, "tags"), read_state(conn, "aggregates"), s)
+        stamp["customers_watermark"] = str(cw) if cw is not None else None
+        frame_bytes = save_frame(conn, frame, as_of, stamp)
         t4 = time.perf_counter()
     _LAST.clear()
     _LAST.update({"url": str(engine.url), "as_of": as_of, "base": base, "tags": tags})
@@ -746,6 +948,7 @@ def refresh(as_of: date, run_id: str | None = None, engine: Engine | None = None
         "aggregates": agg,
         **figures,
         **written,
+        "frame": {"reused": reused, "bytes": frame_bytes},
         "clusters": {k: v for k, v in cl.items() if k != "labels"},
         "stages": tags["lifecycle_stage"].value_counts().reindex(STAGES, fill_value=0).astype(int).to_dict(),
         "seconds": {
@@ -956,7 +1159,7 @@ def _stored_one(conn: Connection, customer_id: str) -> tuple[pd.DataFrame, pd.Da
         tg["price_sensitive"] = pd.array(np.where(ps.isna(), None, as_bool(ps)), dtype="boolean")
     base = fetch_frame(
         conn,
-        "SELECT * FROM (" + query("tags_base").format(aggregates="customer_aggregates", detail=_DETAIL) + ") one WHERE one.customer_id = :c",
+        "SELECT * FROM (" + query("tags_base").format(aggregates="customer_aggregates", detail=_DETAIL, members=_MEMBERS) + ") one WHERE one.customer_id = :c",
         {**one, "cutoff": datetime(9999, 1, 1)},
         parse_dates=_DATES,
         numeric=_BASE_NUMERIC,

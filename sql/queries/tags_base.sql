@@ -1,6 +1,8 @@
 -- tags_base: every member as of :cutoff (registered before it, or already buying) with
 -- their order aggregate ({aggregates}: the maintained table or a freshly computed one).
 -- {detail}: the figures only explanations need (left out of the nightly bulk read).
+-- {members}: the membership condition (the nightly frame keeps every customer and applies
+-- it in pandas: a member registered later becomes one when the cutoff passes).
 SELECT
     c.customer_id,
     c.registered_at,
@@ -17,4 +19,4 @@ SELECT
     a.preferred_channel{detail}
 FROM customers c
 LEFT JOIN {aggregates} a ON a.customer_id = c.customer_id
-WHERE c.registered_at IS NULL OR c.registered_at < :cutoff OR a.paid_orders > 0
+{members}
