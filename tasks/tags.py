@@ -907,14 +907,7 @@ def refresh(as_of: date, run_id: str | None = None, engine: Engine | None = None
         frame = load_frame(conn, prev) if agg["mode"] == "incremental" else None
         reused = frame is not None
         if reused:
-            frame = _advance_frame(conn, frame)
-            old = None  # from the frame, below
-        else:
-            frame, old = _full_frame(conn)
-        member = _members(frame, win)
-        base = frame.loc[member, _FRAME_BASE].reset_index(drop=True)
-        if old is None:
-            was = frame["tag_hash"].notna().to_numpy()
+            was = frame["tag_hash"].notna().to_numpy()  # the stored tags, as last written
             old = pd.DataFrame(
                 {
                     "customer_id": frame["customer_id"].to_numpy()[was],
@@ -924,6 +917,11 @@ def refresh(as_of: date, run_id: str | None = None, engine: Engine | None = None
             )
             at_risk = _at_risk_now(conn)
             old["at_risk"] = old["customer_id"].isin(at_risk) if at_risk else False
+            frame = _advance_frame(conn, frame)
+        else:
+            frame, old = _full_frame(conn)
+        member = _members(frame, win)
+        base = frame.loc[member, _FRAME_BASE].reset_index(drop=True)
         t2 = time.perf_counter()
         cl = clusters_mod.refresh_clusters(conn, base, as_of, s)
         tags, figures = compute_tags(base, as_of, s, at_risk_ids=champion_high_risk(conn), clusters=cl["labels"])
