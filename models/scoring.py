@@ -562,9 +562,7 @@ def score(conn: Connection, night: NightFeatures | Frames, model: TrainedModel, 
         sa.text("SELECT COUNT(*) FROM churn_scores WHERE model_version <> :v OR as_of IS NULL OR as_of <> :d"),
         {"v": version, "d": _date_param(conn, night.as_of)},
     ).scalar()
-    conn.execute(sa.text("DELETE FROM churn_scores"))
-    # The table is empty now: a plain INSERT (SQLite) / COPY (PostgreSQL), no conflict handling.
-    written = bulk_upsert(conn, "churn_scores", out, ["customer_id", "model_version"], on_conflict="error", chunk_rows=250_000)
+    written = replace_scores(conn, out, now, night.as_of)
     removed = stale
     t4 = time.perf_counter()
     bands = pd.Series(out["risk_band"]).value_counts()
@@ -586,6 +584,47 @@ def score(conn: Connection, night: NightFeatures | Frames, model: TrainedModel, 
     if night.why:
         scored.figures["source_why"] = night.why  # type: ignore[attr-defined]
     return scored
+
+
+def replace_scores(conn: Connection, out: pd.DataFrame, scored_at: datetime, as_of: date) -> int:
+    """Replace churn_scores' contents with ``out`` inside the caller's transaction.
+
+    Rows go in primary-key order (SQLite's churn_scores is a WITHOUT ROWID table: appending
+    in key order is the cheap case). PostgreSQL: TRUNCATE (no million dead tuples left for
+    vacuum; transactional, the table is locked until commit) + COPY. SQLite: DELETE (cleared
+    whole) + one executemany of plain tuples (constants not formatted per row)."""
+    ids = out["customer_id"].to_numpy(dtype=object)
+    if len(ids) and not pd.Index(ids).is_monotonic_increasing:
+        out = out.iloc[np.argsort(ids, kind="stable")]
+    if is_postgres(conn):
+        conn.exec_driver_sql("TRUNCATE churn_scores")
+        return bulk_upsert(conn, "churn_scores", out, ["customer_id", "model_version"], on_conflict="error", chunk_rows=len(out) or 1)
+    conn.exec_driver_sql("DELETE FROM churn_scores")
+    if not len(out):
+        return 0
+    from itertools import repeat
+
+    from userops.db import SQLITE_TS_FORMAT
+
+    n = len(out)
+    rows = zip(
+        out["customer_id"].tolist(),
+        out["model_version"].tolist(),
+        out["probability"].tolist(),
+        out["risk_band"].tolist(),
+        out["reasons"].tolist(),
+        repeat(pd.Timestamp(scored_at).strftime(SQLITE_TS_FORMAT), n),
+        repeat(pd.Timestamp(as_of).date().isoformat(), n),
+    )
+    raw = conn.connection.driver_connection
+    cur = raw.cursor()
+    cur.executemany(
+        "INSERT INTO churn_scores (customer_id, model_version, probability, risk_band, reasons, scored_at, as_of) "
+        "VALUES (?, ?, ?, ?, ?, ?, ?)",
+        rows,
+    )
+    cur.close()
+    return n
 
 
 def _date_param(conn: Connection, d: date):

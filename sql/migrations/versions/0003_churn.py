@@ -41,6 +41,10 @@ def upgrade() -> None:
         sa.Column("reasons", sa.Text),  # JSON: codes + numbers; rendered per language
         sa.Column("scored_at", TS, nullable=False),
         sa.Column("as_of", sa.Date),
+        # SQLite: the rows live in the primary-key B-tree itself (no separate rowid table +
+        # key index), so the nightly rewrite of every score, inserted in key order, is about
+        # twice as fast. Ignored by PostgreSQL.
+        sqlite_with_rowid=False,
     )
     op.create_index("ix_churn_scores_band", "churn_scores", ["model_version", "risk_band"])
     op.create_table(
