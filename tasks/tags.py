@@ -214,6 +214,16 @@ def as_bool(s: pd.Series) -> pd.Series:
     return s.isin([True, 1, "t", "true", "1", "True"]) & s.notna()
 
 
+def _ids(values) -> np.ndarray:
+    """Customer ids as a plain object array (hash lookups; Arrow strings take a slow path)."""
+    return np.asarray(values, dtype=object)
+
+
+def _positions(index_ids, ids) -> np.ndarray:
+    """Position of each of ``ids`` in ``index_ids`` (-1 where absent), by hash."""
+    return pd.Index(_ids(index_ids)).get_indexer(_ids(ids))
+
+
 def _exec(conn: Connection, sql: str, params: dict | None = None) -> int:
     return conn.execute(sa.text(sql), _params(conn, params or {})).rowcount
 
@@ -317,18 +327,18 @@ def _parts(conn: Connection, driver: str | None, cat_table: str, ch_table: str, 
     """Pieces of the aggregate queries: every order (``driver`` None) or the orders of the
     customers in the work table ``driver``; tags_agg_top over everyone or ``top_driver``."""
     pg = is_postgres(conn)
+    # a customer set as IN (work table): SQLite walks it in key order and reads each
+    # customer's orders from the covering index alone (a CROSS JOIN with a further filter
+    # on the orders gets a Bloom filter and a table lookup per order)
+    scope = f"o.customer_id IN (SELECT customer_id FROM {driver}) AND " if driver else ""
     return {
-        "orders": f"{driver} d CROSS JOIN orders o" if driver else "orders o",
-        "scope": "o.customer_id = d.customer_id AND " if driver else "",
+        "orders": "orders o",
+        "scope": scope,
         "plus": "" if (driver or pg) else "+",
         "cat_table": cat_table,
         "ch_table": ch_table,
-        "items": (
-            f"{driver} d CROSS JOIN orders o JOIN order_items i ON i.order_id = o.order_id" if driver
-            else "orders o JOIN order_items i ON i.order_id = o.order_id" if pg
-            else "order_items i CROSS JOIN orders o"
-        ),
-        "items_scope": "o.customer_id = d.customer_id AND " if driver else "" if pg else "i.order_id = o.order_id AND ",
+        "items": "order_items i CROSS JOIN orders o" if not (driver or pg) else "orders o JOIN order_items i ON i.order_id = o.order_id",
+        "items_scope": scope if (driver or pg) else "i.order_id = o.order_id AND ",
         "top_driver": f"{top_driver} d CROSS JOIN " if top_driver else "",
         "top_scope": "c.customer_id = d.customer_id AND " if top_driver else "",
     }
@@ -672,21 +682,27 @@ def write_tags(conn: Connection, tags: pd.DataFrame, as_of: date, run_id: str | 
         tags = tags.assign(tag_hash=tag_hash(tags))
     if old is None:
         old = read_old_tags(conn)
-    merged = tags[["customer_id", "tag_hash", "at_risk", "lifecycle_stage"]].merge(
-        old, on="customer_id", how="left", suffixes=("", "_old"), indicator=True
-    )
-    changed = (merged["_merge"] == "left_only") | (merged["tag_hash_old"] != merged["tag_hash"]) | (merged["at_risk_old"] != merged["at_risk"])
-    rows = tags.loc[changed.to_numpy(), TAG_COLUMNS[:-1]].copy()
+    pos = _positions(old["customer_id"], tags["customer_id"])
+    known = pos >= 0
+    at = np.where(known, pos, 0)
+    old_hash = old["tag_hash"].to_numpy(dtype="int64", na_value=0)[at] if len(old) else np.zeros(len(tags), dtype="int64")
+    old_risk = old["at_risk"].to_numpy(dtype=bool)[at] if len(old) else np.zeros(len(tags), dtype=bool)
+    old_stage = old["lifecycle_stage"].to_numpy(dtype=object)[at] if len(old) else np.full(len(tags), None, dtype=object)
+    changed = ~known | (old_hash != tags["tag_hash"].to_numpy(dtype="int64")) | (old_risk != tags["at_risk"].to_numpy(dtype=bool))
+    rows = tags.loc[changed, TAG_COLUMNS[:-1]].copy()
     rows["updated_at"] = now
     rows["updated_at"] = rows["updated_at"].astype("datetime64[us]")
     written = bulk_upsert(conn, "tags", db_ready(rows), ["customer_id"], update_only_changed=False)
-    gone = old.loc[~old["customer_id"].isin(tags["customer_id"]), "customer_id"].astype(str).tolist()
+    gone = old.loc[_positions(tags["customer_id"], old["customer_id"]) < 0, "customer_id"].astype(str).tolist()
     for i in range(0, len(gone), 5000):
         conn.execute(sa.text("DELETE FROM tags WHERE customer_id IN :ids").bindparams(sa.bindparam("ids", expanding=True)), {"ids": gone[i : i + 5000]})
 
     # stage history: one row per customer per day; a second run the same day folds into it
-    moved = merged[merged["lifecycle_stage_old"].isna() | (merged["lifecycle_stage_old"] != merged["lifecycle_stage"])]
-    hist = _record_stage_changes(conn, moved[["customer_id", "lifecycle_stage_old", "lifecycle_stage"]], as_of, run_id)
+    old_stage = np.where(known, old_stage, None)
+    stage = tags["lifecycle_stage"].to_numpy(dtype=object)
+    is_moved = ~known | (old_stage != stage)
+    moved = pd.DataFrame({"customer_id": _ids(tags["customer_id"])[is_moved], "lifecycle_stage_old": old_stage[is_moved], "lifecycle_stage": stage[is_moved]})
+    hist = _record_stage_changes(conn, moved, as_of, run_id)
     return {"tags_written": int(written), "tags_removed": len(gone), **hist}
 
 
@@ -843,26 +859,33 @@ def _advance_frame(conn: Connection, frame: pd.DataFrame) -> pd.DataFrame:
         parse_dates=["registered_at"],
     )
     total = int(read_frame(conn, "SELECT COUNT(*) AS n FROM customers")["n"].iloc[0])
-    frame = frame.set_index("customer_id")
-    new_ids = changed.loc[~changed["customer_id"].isin(frame.index), "customer_id"]
+    frame = frame.set_index(pd.Index(_ids(frame["customer_id"]), name="customer_id")).drop(columns="customer_id")
+    new_ids = _ids(changed["customer_id"])[_positions(frame.index, changed["customer_id"]) < 0]
     if len(frame) + len(new_ids) != total:  # customers removed at the source: start from the table
         everyone = fetch_frame(conn, "SELECT customer_id, registered_at FROM customers", parse_dates=["registered_at"])
         frame = frame.reindex(pd.Index(everyone["customer_id"].astype(object), name="customer_id"))
         changed = everyone
     elif len(new_ids):
-        frame = frame.reindex(frame.index.append(pd.Index(new_ids.astype(object), name="customer_id")))
+        frame = frame.reindex(frame.index.append(pd.Index(new_ids, name="customer_id")))
     if len(changed):
-        frame.loc[changed["customer_id"].astype(object).to_numpy(), "registered_at"] = changed["registered_at"].to_numpy()
+        rows = _positions(frame.index, changed["customer_id"])
+        col = frame["registered_at"].to_numpy().copy()
+        col[rows] = changed["registered_at"].to_numpy(dtype="datetime64[us]")
+        frame["registered_at"] = col
     touched = fetch_frame(
         conn,
         "SELECT t.customer_id, " + ", ".join(f"a.{c}" for c in _FRAME_BASE[2:])
         + " FROM tmp_tag_touched t LEFT JOIN customer_aggregates a ON a.customer_id = t.customer_id",
     )
-    touched = touched[touched["customer_id"].isin(frame.index)]
+    rows = _positions(frame.index, touched["customer_id"])
+    touched = touched[rows >= 0]
+    rows = rows[rows >= 0]
     if len(touched):
-        touched = _normalize_base(touched.assign(registered_at=pd.NaT)).set_index("customer_id")
+        touched = _normalize_base(touched.assign(registered_at=pd.NaT))
         for c in _FRAME_BASE[2:]:
-            frame.loc[touched.index, c] = touched[c].to_numpy()
+            col = frame[c].to_numpy(dtype=object if c in ("favourite_category", "preferred_channel") else None).copy()
+            col[rows] = touched[c].to_numpy(dtype=col.dtype)
+            frame[c] = col
     frame = frame.reset_index()
     if len(new_ids) or len(frame) != total:
         frame = frame.sort_values("customer_id", kind="stable").reset_index(drop=True)

@@ -22,8 +22,8 @@ WITH base AS (
         SUM(CASE WHEN o.status = 'paid' AND o.paid_at >= :window_start THEN CAST(COALESCE(o.amount, 0) AS {float}) ELSE 0 END) AS window_amount,
         SUM(CASE WHEN o.status IN ('refunded', 'cancelled') THEN 1 ELSE 0 END) AS returned_orders,
         COUNT(*) AS counted_orders
-    FROM tmp_tag_add d CROSS JOIN orders o
-    WHERE o.customer_id = d.customer_id AND o.paid_at >= :old_cutoff AND o.paid_at < :cutoff
+    FROM orders o
+    WHERE o.customer_id IN (SELECT customer_id FROM tmp_tag_add) AND o.paid_at >= :old_cutoff AND o.paid_at < :cutoff
     GROUP BY o.customer_id
 )
 SELECT
@@ -37,16 +37,16 @@ SELECT
 FROM base b;
 INSERT INTO {cat_table} (customer_id, category, qty)
 SELECT o.customer_id, i.category, SUM(COALESCE(i.quantity, 1)) AS qty
-FROM tmp_tag_add d CROSS JOIN orders o
+FROM orders o
 JOIN order_items i ON i.order_id = o.order_id
-WHERE o.customer_id = d.customer_id AND o.paid_at >= :old_cutoff AND o.paid_at < :cutoff
+WHERE o.customer_id IN (SELECT customer_id FROM tmp_tag_add) AND o.paid_at >= :old_cutoff AND o.paid_at < :cutoff
   AND o.status = 'paid' AND i.category IS NOT NULL
 GROUP BY o.customer_id, i.category
 ON CONFLICT (customer_id, category) DO UPDATE SET qty = {cat_table}.qty + excluded.qty;
 INSERT INTO {ch_table} (customer_id, channel, n)
 SELECT o.customer_id, o.channel, COUNT(*) AS n
-FROM tmp_tag_add d CROSS JOIN orders o
-WHERE o.customer_id = d.customer_id AND o.paid_at >= :old_cutoff AND o.paid_at < :cutoff
+FROM orders o
+WHERE o.customer_id IN (SELECT customer_id FROM tmp_tag_add) AND o.paid_at >= :old_cutoff AND o.paid_at < :cutoff
   AND o.status = 'paid' AND o.channel IS NOT NULL
 GROUP BY o.customer_id, o.channel
 ON CONFLICT (customer_id, channel) DO UPDATE SET n = {ch_table}.n + excluded.n
