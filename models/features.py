@@ -162,21 +162,30 @@ def aggregate_orders(orders: pd.DataFrame, cutoff, day_offset_minutes: int = 0, 
     window_orders = np.bincount(pc[in_win], minlength=n).astype(float)
     window_amount = np.bincount(pc[in_win], weights=cents[in_win], minlength=n) / 100.0
     returned = np.bincount(codes[~paid], minlength=n).astype(float)
-    first = np.full(n, np.inf)
-    last = np.full(n, -np.inf)
-    _reduce_minmax(first, last, pc, ts)
-    first[~np.isfinite(first)] = np.nan
-    last[~np.isfinite(last)] = np.nan
-
-    # Distinct shop-local purchase days: one sort of (customer, day) keys.
-    day = (ts + int(day_offset_minutes) * 60) // SECONDS_PER_DAY
-    if len(day):
-        day_min = int(day.min())
-        span = int(day.max()) - day_min + 1
-        key = np.unique(pc * span + (day - day_min))
-        purchase_days = np.bincount(key // span, minlength=n).astype(float)
-    else:
-        purchase_days = np.zeros(n)
+    first = np.full(n, np.nan)
+    last = np.full(n, np.nan)
+    purchase_days = np.zeros(n)
+    if len(ts):
+        # One sort of (customer, time) keys gives first, last and the distinct purchase days.
+        t_min = int(ts.min())
+        span = int(ts.max()) - t_min + 1
+        key = pc * span + (ts - t_min)
+        key.sort()
+        c = key // span
+        t = key - c * span + t_min
+        del key
+        start = np.empty(len(c), dtype=bool)
+        start[0] = True
+        np.not_equal(c[1:], c[:-1], out=start[1:])
+        end = np.empty(len(c), dtype=bool)
+        end[-1] = True
+        end[:-1] = start[1:]
+        first[c[start]] = t[start]
+        last[c[end]] = t[end]
+        day = (t + int(day_offset_minutes) * 60) // SECONDS_PER_DAY
+        new_day = start.copy()
+        new_day[1:] |= day[1:] != day[:-1]
+        purchase_days = np.bincount(c[new_day], minlength=n).astype(float)
     out = pd.DataFrame(
         {
             "first_paid_s": first,
@@ -191,19 +200,6 @@ def aggregate_orders(orders: pd.DataFrame, cutoff, day_offset_minutes: int = 0, 
         index=pd.Index(ids, name="customer_id"),
     )
     return out
-
-
-def _reduce_minmax(first: np.ndarray, last: np.ndarray, codes: np.ndarray, ts: np.ndarray) -> None:
-    """Per-code min and max of ts (one stable sort instead of ufunc.at)."""
-    order = np.lexsort((ts, codes))
-    c = codes[order]
-    t = ts[order].astype(float)
-    if not len(c):
-        return
-    starts = np.flatnonzero(np.r_[True, c[1:] != c[:-1]])
-    ends = np.r_[starts[1:], len(c)] - 1
-    first[c[starts]] = t[starts]
-    last[c[starts]] = t[ends]
 
 
 def features_from_aggregates(
