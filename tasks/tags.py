@@ -671,6 +671,44 @@ def read_old_tags(conn: Connection) -> pd.DataFrame:
     return old
 
 
+def _sqlite_values(s: pd.Series) -> list:
+    """One column as SQLite parameters, converted in bulk (no Python call per value)."""
+    if pd.api.types.is_datetime64_any_dtype(s):
+        v = s.to_numpy(dtype="datetime64[us]")
+        out = np.char.replace(np.datetime_as_string(v, unit="us"), "T", " ").astype(object)
+        out[np.isnat(v)] = None
+        return out.tolist()
+    na = s.isna().to_numpy()
+    if isinstance(s.dtype, pd.BooleanDtype) or pd.api.types.is_bool_dtype(s):
+        out = s.to_numpy(dtype=bool, na_value=False).astype(object)
+    elif pd.api.types.is_integer_dtype(s):
+        out = s.to_numpy(dtype="int64", na_value=0).astype(object)
+    elif pd.api.types.is_float_dtype(s):
+        out = s.to_numpy(dtype="float64", na_value=0.0).astype(object)
+    else:
+        out = s.map(lambda v: v.isoformat() if isinstance(v, date) else v).to_numpy(dtype=object) if len(s) and isinstance(s.iloc[0], date) else s.to_numpy(dtype=object)
+        out = out.copy()
+    out[na] = None
+    return out.tolist()
+
+
+def _upsert_tags(conn: Connection, rows: pd.DataFrame) -> int:
+    """Insert-or-replace tag rows (all columns): COPY + ON CONFLICT on PostgreSQL; on SQLite
+    one executemany with the columns converted in bulk."""
+    if rows.empty:
+        return 0
+    if is_postgres(conn):
+        return bulk_upsert(conn, "tags", db_ready(rows), ["customer_id"], update_only_changed=False)
+    cols = list(rows.columns)
+    sets = ", ".join(f"{c} = excluded.{c}" for c in cols if c != "customer_id")
+    sql = f"INSERT INTO tags ({', '.join(cols)}) VALUES ({', '.join('?' for _ in cols)}) ON CONFLICT (customer_id) DO UPDATE SET {sets}"
+    values = list(zip(*(_sqlite_values(rows[c]) for c in cols)))
+    cur = conn.connection.driver_connection.cursor()
+    cur.executemany(sql, values)
+    cur.close()
+    return len(rows)
+
+
 def write_tags(conn: Connection, tags: pd.DataFrame, as_of: date, run_id: str | None = None, old: pd.DataFrame | None = None) -> dict:
     """Write rows whose values changed; record stage changes for ``as_of``. Idempotent.
 
@@ -692,7 +730,7 @@ def write_tags(conn: Connection, tags: pd.DataFrame, as_of: date, run_id: str | 
     rows = tags.loc[changed, TAG_COLUMNS[:-1]].copy()
     rows["updated_at"] = now
     rows["updated_at"] = rows["updated_at"].astype("datetime64[us]")
-    written = bulk_upsert(conn, "tags", db_ready(rows), ["customer_id"], update_only_changed=False)
+    written = _upsert_tags(conn, rows)
     gone = old.loc[_positions(tags["customer_id"], old["customer_id"]) < 0, "customer_id"].astype(str).tolist()
     for i in range(0, len(gone), 5000):
         conn.execute(sa.text("DELETE FROM tags WHERE customer_id IN :ids").bindparams(sa.bindparam("ids", expanding=True)), {"ids": gone[i : i + 5000]})
