@@ -13,14 +13,11 @@ import time
 import uuid
 from datetime import datetime, timezone
 
-import pandas as pd
 import pytest
 import requests
-from prefect import flow, task
 
 from tests.deploy.conftest import PREFECT, USEROPS, run_id_from_cli
 from userops.deploy import deployable, render_prefect_yaml
-from userops.runners import run_partitioned, task_runner
 from userops.settings import PROJECT_ROOT
 
 pytestmark = [pytest.mark.xdist_group("deploy"), pytest.mark.slow]
@@ -134,11 +131,6 @@ def test_serve_deploys_every_deployment_with_its_schedule(ops):
         # workers run the flows from the project directory
         assert nightly.pull_steps == [{"prefect.deployments.steps.set_working_directory": {"directory": str(PROJECT_ROOT)}}]
 
-    # the operator's view: `userops serve --check`
-    chk = subprocess.run([USEROPS, "serve", "--check"], cwd=PROJECT_ROOT, env=ops.env(), capture_output=True, text=True, timeout=120)
-    assert chk.returncode == 0, chk.stdout + chk.stderr
-    line = next(ln for ln in chk.stdout.splitlines() if "nightly/nightly" in ln)
-    assert "cron 0 2 * * * (Asia/Shanghai)" in line and "concurrency 1 (ENQUEUE)" in line
 
 
 def test_deployments_whose_flow_is_missing_are_reported_not_deployed(ops):
@@ -171,19 +163,65 @@ def second_worker(ops):
             proc.communicate()
 
 
+def _first_running(states):
+    ordered = sorted(states, key=lambda s: s.timestamp)
+    return next((s.timestamp for s in ordered if s.type.value == "RUNNING"), None)
+
+
+def _quarantine_artifacts(c):
+    from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterKey
+
+    return c.read_artifacts(artifact_filter=ArtifactFilter(key=ArtifactFilterKey(any_=["nightly-quarantine"])))
+
+
+def _nightly_of_artifact(c, a):
+    """The nightly run whose (quarantine-report) subflow made artifact ``a``."""
+    sub = c.read_flow_run(a.flow_run_id)
+    return sub.parent_task_run_id and c.read_task_run(sub.parent_task_run_id).flow_run_id
+
+
 @pytest.fixture(scope="module")
 def nightly_runs(ops, second_worker):
-    """Two nightly runs started one after the other — through the API, then through
-    `prefect deployment run` — while the first is still running, with two workers polling."""
+    """Two nightly runs started one after the other — through `prefect deployment run`, then
+    through the API — while the first is still running, with two workers polling; and a
+    deliver-messages run through the API alongside.
+
+    The first nightly run and the deliver-messages run go to completion. The second nightly
+    run must wait for the first (concurrency limit 1) and then be started by a worker; once
+    it has run its first stages (its quarantine artifact, the second version of that key) it
+    is cancelled: the rest of a second night proves nothing the first did not, and this
+    fixture is the suite's longest wait. ``userops serve --check`` runs meanwhile."""
+    check = subprocess.Popen([USEROPS, "serve", "--check"], cwd=PROJECT_ROOT, env=ops.env(), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     with ops.client() as c:
         dep = _deployment(c, "nightly")
-        api_run = c.create_flow_run_from_deployment(dep.id, parameters={})
         cli = subprocess.run([PREFECT, "deployment", "run", "nightly/nightly"], cwd=PROJECT_ROOT, env=ops.env(), capture_output=True, text=True, timeout=120)
         assert cli.returncode == 0, cli.stdout + cli.stderr
         cli_id = uuid.UUID(run_id_from_cli(cli.stdout))
-        runs = _wait_terminal(c, [api_run.id, cli_id])
-        states = {rid: c.read_flow_run_states(rid) for rid in runs}
-    return {"api": runs[api_run.id], "cli": runs[cli_id], "states": states}
+        api_run = c.create_flow_run_from_deployment(dep.id, parameters={})
+        deliver = c.create_flow_run_from_deployment(_deployment(c, "deliver-messages").id, parameters={})
+        first = _wait_terminal(c, [cli_id, deliver.id])
+        # the second night: waits for the slot, then a worker starts it; stop it after its first
+        # stage (unless it got the slot first after all: then it has finished already, or does now)
+        deadline = time.monotonic() + 240
+        second = c.read_flow_run(api_run.id)
+        api_first = _first_running(c.read_flow_run_states(api_run.id)) or None
+        cli_first = _first_running(c.read_flow_run_states(cli_id))
+        if api_first is not None and cli_first is not None and api_first < cli_first:
+            second = _wait_terminal(c, [api_run.id])[api_run.id]
+        while time.monotonic() < deadline:
+            second = c.read_flow_run(api_run.id)
+            if second.state and second.state.type.value in TERMINAL:
+                break
+            if second.state and second.state.type.value == "RUNNING" and any(_nightly_of_artifact(c, a) == api_run.id for a in _quarantine_artifacts(c)):
+                break
+            time.sleep(1.0)
+        second_states = c.read_flow_run_states(api_run.id)
+        _cancel(c, api_run.id)
+        states = {cli_id: c.read_flow_run_states(cli_id), api_run.id: second_states}
+        artifacts = [(a, _nightly_of_artifact(c, a)) for a in _quarantine_artifacts(c)]
+    check_out, _ = check.communicate(timeout=120)
+    return {"cli": first[cli_id], "api": second, "deliver": first[deliver.id], "states": states, "artifacts": artifacts,
+            "check": (check.returncode, check_out)}
 
 
 def _worker_log(ops) -> str:
@@ -191,9 +229,12 @@ def _worker_log(ops) -> str:
     return p.read_text(errors="replace")[-6000:] if p.exists() else ""
 
 
-def test_nightly_run_through_the_api_completes_on_the_worker(ops, nightly_runs):
-    run = nightly_runs["api"]
-    assert run.state.is_completed(), f"{run.state}\n{_worker_log(ops)}"
+def test_serve_check_lists_every_deployment_with_its_schedule(nightly_runs):
+    # the operator's view: `userops serve --check` (ran while the nightly runs went on)
+    rc, out = nightly_runs["check"]
+    assert rc == 0, out
+    line = next(ln for ln in out.splitlines() if "nightly/nightly" in ln)
+    assert "cron 0 2 * * * (Asia/Shanghai)" in line and "concurrency 1 (ENQUEUE)" in line
 
 
 def test_nightly_run_through_prefect_deployment_run_completes(ops, nightly_runs):
@@ -201,34 +242,35 @@ def test_nightly_run_through_prefect_deployment_run_completes(ops, nightly_runs)
     assert run.state.is_completed(), f"{run.state}\n{_worker_log(ops)}"
 
 
+def test_runs_through_the_api_are_executed_by_a_worker(ops, nightly_runs):
+    deliver = nightly_runs["deliver"]
+    assert deliver.state.is_completed(), f"{deliver.state}\n{_worker_log(ops)}"
+    # the second nightly run (through the API) was started by a worker once the slot was free
+    assert _first_running(nightly_runs["states"][nightly_runs["api"].id]) is not None, [s.name for s in nightly_runs["states"][nightly_runs["api"].id]]
+    assert nightly_runs["api"].state.type.value in ("RUNNING", "COMPLETED"), nightly_runs["api"].state
+
+
 def test_two_overlapping_nightly_runs_do_not_both_proceed(nightly_runs):
-    spans = {}
+    runs = {r.id: r for r in (nightly_runs["cli"], nightly_runs["api"])}
+    spans = []
     for rid, states in nightly_runs["states"].items():
         ordered = sorted(states, key=lambda s: s.timestamp)
-        running = [s.timestamp for s in ordered if s.type.value == "RUNNING"]
         end = [s.timestamp for s in ordered if s.type.value in TERMINAL]
-        assert running and end
-        spans[rid] = (running[0], end[-1], [s.name for s in ordered])
-    (first_start, first_end, _), (second_start, _second_end, second_states) = sorted(spans.values(), key=lambda x: x[0])
-    created = min(nightly_runs["api"].created, nightly_runs["cli"].created), max(nightly_runs["api"].created, nightly_runs["cli"].created)
-    assert created[1] < first_end, "precondition: the second run was created while the first was still going"
+        spans.append((_first_running(ordered), end[-1] if end else None, [s.name for s in ordered], runs[rid]))
+    assert all(start is not None for start, *_ in spans), [names for _, _, names, _ in spans]
+    (first_start, first_end, _, first), (second_start, _, second_states, second) = sorted(spans, key=lambda x: x[0])
+    assert first_end is not None, "the first nightly run did not finish"
+    assert second.created < first_end, "precondition: the second run was created while the first was still going"
     assert second_start >= first_end, "the second nightly run started before the first one finished"
     assert "AwaitingConcurrencySlot" in second_states, second_states
 
 
 def test_nightly_artifacts_have_stable_keys(ops, nightly_runs):
-    from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterKey, FlowRunFilter, FlowRunFilterParentFlowRunId
-
-    with ops.client() as c:
-        arts = c.read_artifacts(artifact_filter=ArtifactFilter(key=ArtifactFilterKey(any_=["nightly-quarantine"])))
-        # one version per nightly run (the history of the key), each in a subflow of a nightly run
-        assert len(arts) >= 2
-        parents = set()
-        for a in arts:
-            sub = c.read_flow_run(a.flow_run_id)
-            parents.add(sub.parent_task_run_id and c.read_task_run(sub.parent_task_run_id).flow_run_id)
-        assert {nightly_runs["api"].id, nightly_runs["cli"].id} <= parents
-        assert all("13800" not in (a.data or "") and "@" not in (a.data or "") for a in arts)
+    arts = nightly_runs["artifacts"]
+    # one version per nightly run (the history of the key), each in a subflow of a nightly run
+    assert len(arts) >= 2
+    assert {nightly_runs["api"].id, nightly_runs["cli"].id} <= {parent for _, parent in arts}
+    assert all("13800" not in (a.data or "") and "@" not in (a.data or "") for a, _ in arts)
 
 
 # ----------------------------------------------------------------------------- events
@@ -284,99 +326,6 @@ def test_a_second_worker_joins_with_serve_worker_only(ops, second_worker):
     assert proc.returncode == 0, out
     assert "Worker started on work pool userops-pool" in out and "Stopped." in out
     assert "Warning" not in out  # same checkout path as the deployments'
-
-
-def test_worker_only_needs_the_server_address(tmp_path):
-    # A fresh process: in this one a session's Prefect test server may already be the API.
-    import subprocess
-    import sys
-
-    env = {k: v for k, v in os.environ.items() if not k.startswith("PREFECT_API")}
-    env.update(USEROPS_LANGUAGE="en", PREFECT_HOME=str(tmp_path / "prefect-home"))
-    r = subprocess.run(
-        [sys.executable, "-m", "userops.cli", "serve", "--worker-only"],
-        env=env, capture_output=True, text=True, timeout=120,
-    )
-    assert r.returncode == 2, r.stdout + r.stderr
-    assert "--worker-only needs PREFECT_API_URL" in r.stdout + r.stderr
-
-
-# ----------------------------------------------------------------------------- Dask
-def _dask_worker() -> str:
-    try:
-        from distributed import get_worker
-
-        return get_worker().address
-    except (ImportError, ValueError):
-        return ""
-
-
-@task
-def _customer_totals(orders: pd.DataFrame) -> pd.DataFrame:
-    """Per-customer figures of one partition (what scoring/audience steps look like)."""
-    g = orders.groupby("customer_id").agg(orders=("order_id", "count"), spent=("amount", "sum"), last_paid=("paid_at", "max"))
-    return g.reset_index().assign(worker=_dask_worker())
-
-
-@flow(name="partitioned-totals")
-def _totals_flow(orders: pd.DataFrame, n_partitions: int) -> pd.DataFrame:
-    out = run_partitioned(_customer_totals, orders, key="customer_id", n_partitions=n_partitions)
-    return out.sort_values("customer_id").reset_index(drop=True)
-
-
-def _drain_prefect_workers() -> None:
-    from prefect.events.worker import EventsWorker
-    from prefect.logging.handlers import APILogWorker
-
-    for drain in (APILogWorker.drain_all, EventsWorker.drain_all):
-        try:
-            drain(timeout=10)
-        except Exception:  # noqa: BLE001 - hygiene only
-            pass
-
-
-def test_dask_task_runner_gives_the_same_results_as_the_default(ops, ops_sample, monkeypatch):
-    """The same flow with the default runner (one partition, threads in this process) and
-    with a local Dask cluster of 2 workers (4 partitions): the same frame. The cluster uses
-    threads here to keep the suite fast; USEROPS_DASK_PROCESSES=true (the default) and
-    USEROPS_DASK_ADDRESS only change where the workers live."""
-    from userops.settings import reset_settings
-
-    orders = ops_sample.tables["orders"][0][["order_id", "customer_id", "amount", "paid_at"]].copy()
-    orders["amount"] = orders["amount"].astype(float)
-    assert orders["customer_id"].nunique() > 100
-
-    monkeypatch.setenv("USEROPS_TASK_RUNNER", "default")
-    reset_settings()
-    with ops.api():
-        runner = task_runner()
-        assert type(runner).__name__ == "ThreadPoolTaskRunner"
-        plain = _totals_flow.with_options(task_runner=runner)(orders, 1)
-
-        monkeypatch.setenv("USEROPS_TASK_RUNNER", "dask")
-        monkeypatch.setenv("USEROPS_DASK_WORKERS", "2")
-        monkeypatch.setenv("USEROPS_DASK_PROCESSES", "false")
-        reset_settings()
-        runner = task_runner()
-        assert type(runner).__name__ == "DaskTaskRunner"
-        assert runner.cluster_kwargs["n_workers"] == 2 and runner.cluster_kwargs["processes"] is False
-        dask = _totals_flow.with_options(task_runner=runner)(orders, 4)
-
-        monkeypatch.setenv("USEROPS_DASK_ADDRESS", "tcp://10.0.0.5:8786")
-        monkeypatch.delenv("USEROPS_DASK_PROCESSES")
-        reset_settings()
-        assert task_runner().address == "tcp://10.0.0.5:8786"
-        monkeypatch.delenv("USEROPS_DASK_ADDRESS")
-        reset_settings()
-        assert task_runner().cluster_kwargs["processes"] is True
-        _drain_prefect_workers()  # nothing of ours left queued for this server
-    reset_settings()
-
-    assert set(plain["worker"]) == {""}
-    assert "" not in set(dask["worker"]), "the Dask run did not run on Dask workers"
-    pd.testing.assert_frame_equal(plain.drop(columns="worker"), dask.drop(columns="worker"))
-    expected = orders.groupby("customer_id")["amount"].sum().sort_index()
-    assert plain.set_index("customer_id")["spent"].round(2).equals(expected.round(2))
 
 
 # ----------------------------------------------------------------------------- stop
