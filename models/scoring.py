@@ -444,38 +444,56 @@ def band_cuts() -> tuple[float, float]:
 
 
 def encode_reasons(explained: pd.DataFrame) -> np.ndarray:
-    """explain() output -> one compact JSON object per row (vectorized with pyarrow):
-    {"codes": [...], "signs": [...], <only the numbers those reasons use>}."""
+    """explain() output -> one compact JSON object per row:
+    {"codes": [...], "signs": [...], <only the numbers those reasons use>}.
+
+    Rows are grouped by their pattern (the codes and signs of the three slots: a few hundred
+    at most, whatever the number of customers); each pattern's rows get the same JSON
+    skeleton and only the numbers its reasons use, joined by pyarrow (a loop over patterns,
+    never over customers)."""
     n = len(explained)
-    quoted, signs = [], []
-    needed: dict[str, np.ndarray] = {c: np.zeros(n, dtype=bool) for c in NUMBER_COLUMNS}
-    for i in range(1, TOP + 1):
-        codes = explained[f"reason_{i}"].to_numpy(dtype=object)
-        has = pd.notna(codes)
-        arr = pa.array(np.where(has, codes, None), type=pa.string())
-        quoted.append(pc.binary_join_element_wise('"', arr, '"', ""))
-        sign = explained[f"reason_{i}_sign"].to_numpy().astype(np.int64)
-        signs.append(pc.if_else(pa.array(has), pc.cast(pa.array(sign), pa.string()), pa.nulls(n, pa.string())))
-        for code, cols in REASON_NUMBERS.items():
-            sel = codes == code
-            if sel.any():
-                for col in cols:
-                    needed[col] |= sel
-    pieces = [
-        pc.binary_join_element_wise('{"codes":[', pc.binary_join_element_wise(*quoted, ",", null_handling="skip"), "]", ""),
-        pc.binary_join_element_wise('"signs":[', pc.binary_join_element_wise(*signs, ",", null_handling="skip"), "]", ""),
-    ]
-    for col in NUMBER_COLUMNS:
-        s = explained[col]
-        v = pa.array(s.to_numpy(dtype=float, na_value=np.nan), type=pa.float64(), from_pandas=True)
-        if col != "monetary_mean":
-            v = pc.cast(v, pa.int64(), safe=False)
-        text = pc.cast(v, pa.string())
-        keep = pa.array(needed[col] & pd.notna(s).to_numpy())
-        pieces.append(pc.if_else(keep, pc.binary_join_element_wise(f'"{col}":', text, ""), pa.nulls(n, pa.string())))
-    body = pc.binary_join_element_wise(*pieces, ",", null_handling="skip")
-    out = pc.binary_join_element_wise("", body, "}", "")
-    return np.asarray(out.to_numpy(zero_copy_only=False), dtype=object)
+    if n == 0:
+        return np.array([], dtype=object)
+    all_codes = list(REASON_NUMBERS)
+    code_ix = np.stack(
+        [pd.Categorical(explained[f"reason_{i}"].to_numpy(dtype=object), categories=all_codes).codes.astype(np.int64) for i in range(1, TOP + 1)],
+        axis=1,
+    )  # -1 = no reason in the slot
+    sign = np.stack([explained[f"reason_{i}_sign"].to_numpy().astype(np.int64) for i in range(1, TOP + 1)], axis=1)
+    key = np.zeros(n, dtype=np.int64)
+    for i in range(TOP):  # mixed radix: (code + 1, sign + 1) per slot
+        key = key * (3 * (len(all_codes) + 1)) + (code_ix[:, i] + 1) * 3 + (np.clip(sign[:, i], -1, 1) + 1)
+    pattern = pd.factorize(key)[0]
+    order = np.argsort(pattern, kind="stable")
+    bounds = np.flatnonzero(np.r_[True, pattern[order][1:] != pattern[order][:-1], True])
+
+    texts: dict[str, pa.Array] = {}
+
+    def text(col: str) -> pa.Array:  # the number as JSON text, null when unknown
+        if col not in texts:
+            v = pa.array(explained[col].to_numpy(dtype=float, na_value=np.nan), type=pa.float64(), from_pandas=True)
+            if col != "monetary_mean":
+                v = pc.cast(v, pa.int64(), safe=False)
+            texts[col] = pc.cast(v, pa.string())
+        return texts[col]
+
+    out = np.empty(n, dtype=object)
+    for lo, hi in zip(bounds[:-1], bounds[1:]):  # one pass per pattern, not per customer
+        rows = order[lo:hi]
+        r0 = rows[0]
+        codes = [all_codes[c] for c in code_ix[r0] if c >= 0]
+        signs = [str(int(sign[r0, i])) for i in range(TOP) if code_ix[r0, i] >= 0]
+        prefix = '{"codes":[' + ",".join(f'"{c}"' for c in codes) + '],"signs":[' + ",".join(signs) + "]"
+        wanted = {col for c in codes for col in REASON_NUMBERS[c]}
+        cols = [col for col in NUMBER_COLUMNS if col in wanted]
+        if not cols:
+            out[rows] = prefix + "}"
+            continue
+        take = pa.array(rows)
+        pieces = [pc.binary_join_element_wise(f',"{col}":', text(col).take(take), "") for col in cols]
+        joined = pc.binary_join_element_wise(prefix, *pieces, "}", "", null_handling="replace", null_replacement="")
+        out[rows] = joined.to_numpy(zero_copy_only=False)
+    return out
 
 
 def decode_reasons(reasons) -> pd.DataFrame:
