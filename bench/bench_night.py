@@ -4,6 +4,8 @@
         [--delta 0.01] [--seed 7] [--as-of 2026-11-20] [--step-timeout 3600] [--json out.json]
 
 Heavy: run it alone (``flock /tmp/userops-heavy.lock ...`` on a shared machine).
+Settings pass through: ``USEROPS_TASK_RUNNER=dask`` measures the night with scoring and
+audience planning on a local Dask cluster.
 
 For each warehouse (SQLite file in a temp dir; PostgreSQL: a fresh schema at
 USEROPS_BENCH_POSTGRES_URL, default postgresql+psycopg2://postgres@127.0.0.1:5432/test):
@@ -52,21 +54,28 @@ LOCAL_MORNING = "09:30"  # after the quiet hours (21:00-09:00): the morning deli
 
 # ----------------------------------------------------------------------------- memory
 class PeakRSS:
-    """Peak resident memory of a process plus its children, sampled every 100 ms."""
+    """Peak resident memory of a process plus its children, sampled every 100 ms.
 
-    def __init__(self, pid: int | None = None):
+    ``tree=False``: that process alone, plus the processes (with their children) whose pids
+    ``extra()`` returns — the harness counts itself, the Prefect server and the provider, not
+    the night processes it starts."""
+
+    def __init__(self, pid: int | None = None, tree: bool = True, extra=None):
         import psutil
 
         self.proc = psutil.Process(pid)
+        self.tree = tree
+        self.extra = extra or (lambda: [])
         self.peak = 0
         self._stop = threading.Event()
 
-    def _rss(self) -> int:
+    @staticmethod
+    def _tree_rss(proc) -> int:
         import psutil
 
         try:
-            total = self.proc.memory_info().rss
-            kids = self.proc.children(recursive=True)
+            total = proc.memory_info().rss
+            kids = proc.children(recursive=True)
         except psutil.Error:
             return 0
         for c in kids:
@@ -74,6 +83,24 @@ class PeakRSS:
                 total += c.memory_info().rss
             except psutil.Error:
                 pass
+        return total
+
+    def _rss(self) -> int:
+        import psutil
+
+        if self.tree:
+            total = self._tree_rss(self.proc)
+        else:
+            try:
+                total = self.proc.memory_info().rss
+            except psutil.Error:
+                total = 0
+        for pid in self.extra():
+            if pid:
+                try:
+                    total += self._tree_rss(psutil.Process(pid))
+                except psutil.Error:
+                    pass
         return total
 
     def _run(self):
@@ -383,7 +410,7 @@ def main() -> int:
     provider = None
     results, summary = {}, []
     print("starting a Prefect server and the local SMS/push provider ...", flush=True)
-    with PeakRSS() as harness:
+    with PeakRSS(tree=False, extra=lambda: [server.pid, provider.pid if provider else None]) as harness:
         try:
             server.start()
             provider = subprocess.Popen([sys.executable, "-m", "tests.fakes.message_provider"], stdout=subprocess.PIPE, text=True, cwd=ROOT,
