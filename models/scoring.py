@@ -335,21 +335,22 @@ def _read_aggregates_pg(conn: Connection) -> tuple[pa.Table, pa.Table]:
     return agg, cust
 
 
-def _epoch_text(values: pd.Series) -> np.ndarray:
-    """SQLite timestamp text -> epoch seconds (float, NaN for missing), vectorized."""
-    ts = pd.to_datetime(values, format="ISO8601", errors="coerce")
-    out = ts.to_numpy(dtype="datetime64[s]").view(np.int64).astype(float)
-    out[ts.isna().to_numpy()] = np.nan
-    return out
-
-
-def _read_aggregates_sqlite(conn: Connection) -> tuple[pd.DataFrame, pd.DataFrame]:
+def _read_aggregates_sqlite(conn: Connection) -> tuple[dict, dict]:
+    """Column arrays of customer_aggregates and customers. SQLite turns the timestamps into
+    epoch seconds itself (unixepoch: cheaper than returning text to parse); plain fetchall
+    then one array per column is the cheapest way out of sqlite3."""
     raw = conn.connection.driver_connection
-    agg = pd.read_sql(_AGG_SQL.format(first="first_paid_at AS first_paid_s", last="last_paid_at AS last_paid_s"), raw)
-    cust = pd.read_sql("SELECT customer_id, registered_at AS reg_s FROM customers", raw)
-    for frame, cols in ((agg, ("first_paid_s", "last_paid_s")), (cust, ("reg_s",))):
-        for col in cols:
-            frame[col] = _epoch_text(frame[col])
+    names = ["customer_id", "first_paid_s", "last_paid_s", "paid_orders", "paid_amount", "purchase_days", "window_orders", "window_amount", "returned_orders"]
+    rows = raw.execute(_AGG_SQL.format(first="unixepoch(first_paid_at)", last="unixepoch(last_paid_at)")).fetchall()
+    cols = list(zip(*rows)) if rows else [()] * len(names)
+    del rows
+    agg = {"customer_id": np.array(cols[0], dtype=object)}
+    for name, values in zip(names[1:], cols[1:]):
+        agg[name] = np.array(values, dtype=float)  # None -> NaN
+    del cols
+    rows = raw.execute("SELECT customer_id, unixepoch(registered_at) FROM customers").fetchall()
+    ids, reg = zip(*rows) if rows else ((), ())
+    cust = {"customer_id": np.array(ids, dtype=object), "reg_s": np.array(reg, dtype=float)}
     return agg, cust
 
 
@@ -384,10 +385,8 @@ def load_features(conn: Connection, as_of: date, model: TrainedModel | None = No
     else:
         a, c = _read_aggregates_sqlite(conn)
         t1 = time.perf_counter()
-        cust_ids = c["customer_id"].to_numpy(dtype=object)
-        reg_s = c["reg_s"].to_numpy(dtype=float)
-        agg_ids = a["customer_id"].to_numpy(dtype=object)
-        agg_values = {k: a[k].to_numpy(dtype=float, na_value=np.nan) for k in agg_cols}
+        cust_ids, reg_s, agg_ids = c["customer_id"], c["reg_s"], a["customer_id"]
+        agg_values = {k: a[k] for k in agg_cols}
         del a, c
     codes, ids = _codes(cust_ids, agg_ids)
     agg = pd.DataFrame(agg_values, index=pd.Index(codes, name="customer_id"), copy=False)
