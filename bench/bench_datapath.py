@@ -29,7 +29,8 @@ PG_URL = os.environ.get("USEROPS_BENCH_POSTGRES_URL", "postgresql+psycopg2://pos
 
 
 class PeakRSS:
-    """Samples this process's RSS every 50 ms."""
+    """Samples the RSS of this process plus its children (the import's validation
+    process) every 50 ms."""
 
     def __init__(self):
         self.proc = psutil.Process()
@@ -39,7 +40,13 @@ class PeakRSS:
 
     def _run(self):
         while not self._stop.is_set():
-            self.peak = max(self.peak, self.proc.memory_info().rss)
+            rss = self.proc.memory_info().rss
+            for child in self.proc.children(recursive=True):
+                try:
+                    rss += child.memory_info().rss
+                except psutil.Error:
+                    pass
+            self.peak = max(self.peak, rss)
             time.sleep(0.05)
 
     def __enter__(self):
