@@ -221,7 +221,8 @@ def _ids(values) -> np.ndarray:
 
 def _positions(index_ids, ids) -> np.ndarray:
     """Position of each of ``ids`` in ``index_ids`` (-1 where absent), by hash."""
-    return pd.Index(_ids(index_ids)).get_indexer(_ids(ids))
+    index = index_ids if isinstance(index_ids, pd.Index) and index_ids.dtype == object else pd.Index(_ids(index_ids))
+    return index.get_indexer(_ids(ids))
 
 
 def _exec(conn: Connection, sql: str, params: dict | None = None) -> int:
@@ -314,12 +315,17 @@ def _temp_table(conn: Connection, name: str) -> None:
     conn.exec_driver_sql(f"DELETE FROM {name}")
 
 
+_STEP_SECONDS: dict = {}  # seconds per named query of the last aggregate refresh (bench output)
+
+
 def _run(conn: Connection, name: str, win: Window, params: dict, **parts) -> int:
     """Run the ;-separated statements of a named query; returns the last one's row count."""
     n = 0
+    t = time.perf_counter()
     for st in _render(conn, name, win, **parts).split(";"):
         if st.strip():
             n = _exec(conn, st, params)
+    _STEP_SECONDS[name] = round(_STEP_SECONDS.get(name, 0) + time.perf_counter() - t, 2)
     return n
 
 
@@ -443,6 +449,7 @@ def refresh_aggregates(conn: Connection, as_of: date, full: bool = False, settin
     elif s.tags.full_recompute_days and state["full_as_of"] and (win.as_of - state["full_as_of"]).days >= s.tags.full_recompute_days:
         reason = "weekly safety net"
     t0 = time.perf_counter()
+    _STEP_SECONDS.clear()
     if is_postgres(conn):  # sorts and hashes over millions of orders: in memory, this transaction only
         conn.exec_driver_sql("SET LOCAL work_mem = '256MB'")
         conn.exec_driver_sql("SET LOCAL jit = off")  # compiling costs more than it saves here
@@ -464,6 +471,7 @@ def refresh_aggregates(conn: Connection, as_of: date, full: bool = False, settin
         **({k: inc[k] for k in ("recomputed", "added", "window")} if inc else {}),
         "aggregates_written": int(n or 0),
         "seconds": round(time.perf_counter() - t0, 2),
+        "steps": dict(_STEP_SECONDS),
     }
     log.info("aggregates as of %s: %s", as_of, out)
     return out
@@ -692,20 +700,32 @@ def _sqlite_values(s: pd.Series) -> list:
     return out.tolist()
 
 
-def _upsert_tags(conn: Connection, rows: pd.DataFrame) -> int:
-    """Insert-or-replace tag rows (all columns): COPY + ON CONFLICT on PostgreSQL; on SQLite
-    one executemany with the columns converted in bulk."""
+def _sqlite_insert(conn: Connection, table: str, rows: pd.DataFrame) -> None:
+    cols = list(rows.columns)
+    cur = conn.connection.driver_connection.cursor()
+    cur.executemany(f"INSERT INTO {table} ({', '.join(cols)}) VALUES ({', '.join('?' for _ in cols)})", list(zip(*(_sqlite_values(rows[c]) for c in cols))))
+    cur.close()
+
+
+def _upsert_tags(conn: Connection, rows: pd.DataFrame, new: np.ndarray) -> int:
+    """Write tag rows (all columns); ``new``: rows not stored yet. COPY + ON CONFLICT on
+    PostgreSQL; on SQLite an UPDATE by key for the stored rows and a plain INSERT for the new
+    ones, columns converted in bulk."""
     if rows.empty:
         return 0
     if is_postgres(conn):
         return bulk_upsert(conn, "tags", db_ready(rows), ["customer_id"], update_only_changed=False)
-    cols = list(rows.columns)
-    sets = ", ".join(f"{c} = excluded.{c}" for c in cols if c != "customer_id")
-    sql = f"INSERT INTO tags ({', '.join(cols)}) VALUES ({', '.join('?' for _ in cols)}) ON CONFLICT (customer_id) DO UPDATE SET {sets}"
-    values = list(zip(*(_sqlite_values(rows[c]) for c in cols)))
-    cur = conn.connection.driver_connection.cursor()
-    cur.executemany(sql, values)
-    cur.close()
+    cols = [c for c in rows.columns if c != "customer_id"]
+    old = rows[~new]
+    if len(old):
+        cur = conn.connection.driver_connection.cursor()
+        cur.executemany(
+            f"UPDATE tags SET {', '.join(f'{c} = ?' for c in cols)} WHERE customer_id = ?",
+            list(zip(*(_sqlite_values(old[c]) for c in [*cols, "customer_id"]))),
+        )
+        cur.close()
+    if new.any():
+        _sqlite_insert(conn, "tags", rows[new])
     return len(rows)
 
 
@@ -730,7 +750,7 @@ def write_tags(conn: Connection, tags: pd.DataFrame, as_of: date, run_id: str | 
     rows = tags.loc[changed, TAG_COLUMNS[:-1]].copy()
     rows["updated_at"] = now
     rows["updated_at"] = rows["updated_at"].astype("datetime64[us]")
-    written = _upsert_tags(conn, rows)
+    written = _upsert_tags(conn, rows, ~known[changed])
     gone = old.loc[_positions(tags["customer_id"], old["customer_id"]) < 0, "customer_id"].astype(str).tolist()
     for i in range(0, len(gone), 5000):
         conn.execute(sa.text("DELETE FROM tags WHERE customer_id IN :ids").bindparams(sa.bindparam("ids", expanding=True)), {"ids": gone[i : i + 5000]})
@@ -766,7 +786,10 @@ def _record_stage_changes(conn: Connection, moved: pd.DataFrame, as_of: date, ru
     rows = moved[~back].copy()
     rows["from_stage"] = rows["from_stage"].astype(object).where(rows["from_stage"].notna(), None)
     rows = rows.assign(changed_on=as_of, run_id=run_id)[["customer_id", "from_stage", "to_stage", "changed_on", "run_id"]]
-    bulk_upsert(conn, "stage_history", rows, ["customer_id", "changed_on"], update_only_changed=True)
+    if today.empty and not is_postgres(conn):  # the day's first run: plain inserts, columns converted in bulk
+        _sqlite_insert(conn, "stage_history", rows)
+    else:
+        bulk_upsert(conn, "stage_history", rows, ["customer_id", "changed_on"], update_only_changed=True)
     return {"stage_changes": int(len(rows)), "stage_changes_undone": int(back.sum())}
 
 
@@ -827,7 +850,7 @@ def _frame_to_blob(frame: pd.DataFrame) -> bytes:
 
     table = pa.Table.from_pandas(frame, preserve_index=False)
     sink = pa.BufferOutputStream()
-    with pa.ipc.new_stream(sink, table.schema, options=pa.ipc.IpcWriteOptions(compression="lz4")) as w:
+    with pa.ipc.new_stream(sink, table.schema, options=pa.ipc.IpcWriteOptions(compression="zstd")) as w:
         w.write_table(table)
     return sink.getvalue().to_pybytes()
 
@@ -944,7 +967,7 @@ def _members(frame: pd.DataFrame, win: Window) -> np.ndarray:
 
 def _at_risk_now(conn: Connection) -> set:
     """Customers the stored tags flag at risk (the overlay may have changed them since)."""
-    return set(fetch_frame(conn, "SELECT customer_id FROM tags WHERE at_risk = :t", {"t": True})["customer_id"])
+    return set(fetch_frame(conn, "SELECT customer_id FROM tags WHERE at_risk")["customer_id"])  # ix_tags_at_risk
 
 
 # ----------------------------------------------------------------------------- the night

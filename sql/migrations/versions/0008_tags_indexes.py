@@ -8,6 +8,7 @@ and the order indexes the tag refresh needs (within the data path's index budget
 * ``customer_category_qty`` / ``customer_channel_orders``: items per (customer, category) and
   paid orders per (customer, channel), kept like the aggregate, so a night's new orders
   update the favourite category and preferred channel without re-reading older orders.
+* ``ix_tags_at_risk``: partial index of the customers flagged at risk.
 * ``tag_frames``: the per-customer frame the last refresh computed (aggregate columns, stage,
   tag hash) as one Arrow blob, written in the refresh's transaction. The next night reads it
   instead of a million rows through the DB-API and re-reads only the customers that changed.
@@ -55,9 +56,11 @@ def upgrade() -> None:
         sa.Column("name", sa.String(40), primary_key=True),
         sa.Column("as_of", sa.Date, nullable=False),
         sa.Column("stamp", sa.Text),  # JSON: what the frame is valid for
-        sa.Column("data", sa.LargeBinary),  # Arrow IPC (lz4)
+        sa.Column("data", sa.LargeBinary),  # Arrow IPC (zstd)
         sa.Column("updated_at", TS),
     )
+    # the customers flagged at risk (a few percent), read each night without a scan of tags
+    op.create_index("ix_tags_at_risk", "tags", ["customer_id"], sqlite_where=sa.text("at_risk"), postgresql_where=sa.text("at_risk"))
     op.drop_index("ix_orders_updated_customer", table_name="orders")
     op.drop_index("ix_order_items_order_category", table_name="order_items")
     op.create_index("ix_orders_updated_at", "orders", ["updated_at"])
@@ -65,6 +68,7 @@ def upgrade() -> None:
 
 def downgrade() -> None:
     op.drop_index("ix_orders_updated_at", table_name="orders")
+    op.drop_index("ix_tags_at_risk", table_name="tags")
     op.create_index("ix_order_items_order_category", "order_items", ["order_id", "category", "quantity"])
     op.create_index("ix_orders_updated_customer", "orders", ["updated_at", "customer_id"])
     op.drop_table("tag_frames")
