@@ -46,7 +46,9 @@ def upgrade() -> None:
         # twice as fast. Ignored by PostgreSQL.
         sqlite_with_rowid=False,
     )
-    op.create_index("ix_churn_scores_band", "churn_scores", ["model_version", "risk_band"])
+    # No secondary index: every reader joins on the key (campaigns, tags overlay) or scans
+    # the whole table (digest band counts), and each night rewrites all rows, where an extra
+    # index only costs (it was ~25 % of the COPY of a million scores on PostgreSQL).
     op.create_table(
         "drift_checks",
         sa.Column("as_of", sa.Date, primary_key=True),
