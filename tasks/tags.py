@@ -221,7 +221,7 @@ def _ids(values) -> np.ndarray:
 
 def _positions(index_ids, ids) -> np.ndarray:
     """Position of each of ``ids`` in ``index_ids`` (-1 where absent), by hash."""
-    index = index_ids if isinstance(index_ids, pd.Index) and index_ids.dtype == object else pd.Index(_ids(index_ids))
+    index = index_ids if isinstance(index_ids, pd.Index) and index_ids.dtype == object else pd.Index(_ids(index_ids), dtype=object)
     return index.get_indexer(_ids(ids))
 
 
@@ -920,14 +920,14 @@ def _advance_frame(conn: Connection, frame: pd.DataFrame) -> pd.DataFrame:
         parse_dates=["registered_at"],
     )
     total = int(read_frame(conn, "SELECT COUNT(*) AS n FROM customers")["n"].iloc[0])
-    frame = frame.set_index(pd.Index(_ids(frame["customer_id"]), name="customer_id")).drop(columns="customer_id")
+    frame = frame.set_index(pd.Index(_ids(frame["customer_id"]), dtype=object, name="customer_id")).drop(columns="customer_id")
     new_ids = _ids(changed["customer_id"])[_positions(frame.index, changed["customer_id"]) < 0]
     if len(frame) + len(new_ids) != total:  # customers removed at the source: start from the table
         everyone = fetch_frame(conn, "SELECT customer_id, registered_at FROM customers", parse_dates=["registered_at"])
-        frame = frame.reindex(pd.Index(everyone["customer_id"].astype(object), name="customer_id"))
+        frame = frame.reindex(pd.Index(_ids(everyone["customer_id"]), dtype=object, name="customer_id"))
         changed = everyone
     elif len(new_ids):
-        frame = frame.reindex(frame.index.append(pd.Index(new_ids, name="customer_id")))
+        frame = frame.reindex(pd.Index(np.concatenate([_ids(frame.index), new_ids]), dtype=object, name="customer_id"))
     if len(changed):
         rows = _positions(frame.index, changed["customer_id"])
         col = frame["registered_at"].to_numpy().copy()
