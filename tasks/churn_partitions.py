@@ -41,19 +41,12 @@ _KEEP = list(dict.fromkeys([*MAIN_FEATURES, "has_orders"]))
 
 def night_features(conn, as_of: date, model, frames: scoring.Frames | None):
     """(features indexed by dense code, code -> customer_id, seconds, extra figures): what the
-    default path scores, read the same way."""
-    if hasattr(scoring, "load_features"):
-        night = scoring.load_features(conn, as_of, model, frames)
-        extra = {"source": night.source}
-        if getattr(night, "why", ""):
-            extra["source_why"] = night.why
-        return night.features, np.asarray(night.ids, dtype=object), dict(night.seconds), extra
-    from models.features import build_features  # scoring from the orders (before customer_aggregates)
-
-    frames = frames if frames is not None else scoring.load_frames(conn, as_of)
-    t0 = time.perf_counter()
-    feats = build_features(frames.orders, frames.customers, frames.cutoff)
-    return feats, np.asarray(frames.ids, dtype=object), {"features": round(time.perf_counter() - t0, 2)}, {}
+    default path scores, read the same way (``models.scoring.load_features``)."""
+    night = scoring.load_features(conn, as_of, model, frames)
+    extra = {"source": night.source}
+    if getattr(night, "why", ""):
+        extra["source_why"] = night.why
+    return night.features, np.asarray(night.ids, dtype=object), dict(night.seconds), extra
 
 
 def split_features(features: pd.DataFrame, ids: np.ndarray, n: int) -> list[dict]:
@@ -120,8 +113,9 @@ def write_partitioned_scores(conn, as_of: date, model, parts: list[pd.DataFrame]
         sa.text("SELECT COUNT(*) FROM churn_scores WHERE model_version <> :v OR as_of IS NULL OR as_of <> :d"),
         {"v": version, "d": as_of if is_postgres(conn) else as_of.isoformat()},
     ).scalar()
+    # replace the table's contents in this transaction (as models.scoring does; kept here
+    # rather than calling its internal writer, which is being reworked)
     conn.execute(sa.text("DELETE FROM churn_scores"))
-    # the table is empty now: a plain INSERT (SQLite) / COPY (PostgreSQL)
     written = bulk_upsert(conn, "churn_scores", out, ["customer_id", "model_version"], on_conflict="error", chunk_rows=250_000)
     feats = allp[[c for c in _KEEP if c in allp.columns]]
     prob = allp["raw_probability"].to_numpy(dtype=float)
