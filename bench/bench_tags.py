@@ -161,7 +161,11 @@ def step_load(n_customers: int, orders_per_customer: float) -> dict:
         for p in (path, path.with_name(path.name + "-wal"), path.with_name(path.name + "-shm")):
             p.unlink(missing_ok=True)
     else:
-        schema = "bench_tags"
+        import re
+        from urllib.parse import unquote
+
+        m = re.search(r"search_path=([A-Za-z_][A-Za-z0-9_]*)", unquote(url))
+        schema = m.group(1) if m else "bench_tags"  # the URL's search_path (default bench_tags)
         admin = sa.create_engine(url.split("?")[0])
         with admin.begin() as c:
             c.exec_driver_sql(f"DROP SCHEMA IF EXISTS {schema} CASCADE")

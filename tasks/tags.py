@@ -35,7 +35,6 @@ import json
 import logging
 import re
 import time
-from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from zoneinfo import ZoneInfo
@@ -350,21 +349,12 @@ def _parts(conn: Connection, driver: str | None, cat_table: str, ch_table: str, 
     }
 
 
-@contextmanager
-def _delta_plan(conn: Connection):
-    """PostgreSQL misjudges how many orders a few customers have (no statistics on the
-    temporary work tables) and would hash-join every order and item: keep the written join
-    order (work table -> that customer's orders by index -> their items by key)."""
-    if not is_postgres(conn):
-        yield
-        return
-    for knob in ("join_collapse_limit = 1", "enable_hashjoin = off", "enable_mergejoin = off"):
-        conn.exec_driver_sql(f"SET LOCAL {knob}")
-    try:
-        yield
-    finally:
-        for knob in ("join_collapse_limit", "enable_hashjoin", "enable_mergejoin"):
-            conn.exec_driver_sql(f"RESET {knob}")
+def _analyze(conn: Connection, *tables: str) -> None:
+    """PostgreSQL: statistics for freshly filled work tables. Without them the planner guesses
+    their size and scans every order (or every category count) to probe a few customers."""
+    if is_postgres(conn):
+        for t in tables:
+            conn.exec_driver_sql(f"ANALYZE {t}")
 
 
 def build_aggregates(
@@ -384,11 +374,12 @@ def build_aggregates(
     parts = _parts(conn, driver, cat_table, ch_table, driver)
     for name in ("tmp_top_category", "tmp_top_channel"):
         _temp_table(conn, name)
-    with _delta_plan(conn) if delta else nullcontext():
-        _run(conn, "tags_agg_category", win, params, **parts)
-        _run(conn, "tags_agg_channel", win, params, **parts)
-        _run(conn, "tags_agg_top", win, params, **parts)
-        return _run(conn, "tags_agg_orders", win, params, target=target, **parts)
+    if delta:
+        _analyze(conn, "tmp_tag_delta")
+    _run(conn, "tags_agg_category", win, params, **parts)
+    _run(conn, "tags_agg_channel", win, params, **parts)
+    _run(conn, "tags_agg_top", win, params, **parts)
+    return _run(conn, "tags_agg_orders", win, params, target=target, **parts)
 
 
 def _incremental(conn: Connection, win: Window, old_win: Window, state: dict, s: Settings) -> dict:
@@ -415,14 +406,15 @@ def _incremental(conn: Connection, win: Window, old_win: Window, state: dict, s:
     for table in ("customer_aggregates", cat, ch):
         _exec(conn, f"DELETE FROM {table} WHERE customer_id IN (SELECT customer_id FROM tmp_tag_delta)")
     _exec(conn, "INSERT INTO tmp_tag_touched (customer_id) SELECT customer_id FROM tmp_tag_delta UNION SELECT customer_id FROM tmp_tag_add")
-    with _delta_plan(conn):
-        r_parts = _parts(conn, "tmp_tag_delta", cat, ch, "tmp_tag_touched")
-        _run(conn, "tags_agg_category", win, params, **r_parts)
-        _run(conn, "tags_agg_channel", win, params, **r_parts)
-        _run(conn, "tags_agg_additions", win, params, **r_parts)
-        _run(conn, "tags_agg_top", win, params, **r_parts)
-        written = _run(conn, "tags_agg_orders", win, params, target="customer_aggregates", **r_parts)
-        _run(conn, "tags_agg_merge", win, params)
+    _analyze(conn, "tmp_tag_delta", "tmp_tag_add", "tmp_tag_window", "tmp_tag_touched")
+    r_parts = _parts(conn, "tmp_tag_delta", cat, ch, "tmp_tag_touched")
+    _run(conn, "tags_agg_category", win, params, **r_parts)
+    _run(conn, "tags_agg_channel", win, params, **r_parts)
+    _run(conn, "tags_agg_additions", win, params, **r_parts)
+    _run(conn, "tags_agg_top", win, params, **r_parts)
+    written = _run(conn, "tags_agg_orders", win, params, target="customer_aggregates", **r_parts)
+    _analyze(conn, "tmp_add_agg", "tmp_top_category", "tmp_top_channel")
+    _run(conn, "tags_agg_merge", win, params)
     _exec(conn, "INSERT INTO tmp_tag_touched (customer_id) SELECT customer_id FROM tmp_tag_window w "
           "WHERE NOT EXISTS (SELECT 1 FROM tmp_tag_touched t WHERE t.customer_id = w.customer_id)")
     touched = int(read_frame(conn, "SELECT COUNT(*) AS n FROM tmp_tag_touched")["n"].iloc[0])
