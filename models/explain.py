@@ -187,10 +187,12 @@ def explain(
     codes[no_orders, 1:] = None
     signs[no_orders, :] = 1
 
+    # Object columns on purpose: pandas 3 would store strings as Arrow and every consumer
+    # (encoding, rendering) reads them back as numpy objects.
     out = pd.DataFrame(index=features.index)
-    out["risk_band"] = band
+    out["risk_band"] = pd.Series(band, index=features.index, dtype=object)
     for i in range(top):
-        out[f"reason_{i + 1}"] = codes[:, i]
+        out[f"reason_{i + 1}"] = pd.Series(codes[:, i], index=features.index, dtype=object)
         out[f"reason_{i + 1}_sign"] = signs[:, i]
     f = features
     out["recency_days"] = _round(f["recency_days"])

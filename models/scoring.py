@@ -192,14 +192,14 @@ def _read_sqlite(conn: Connection, cutoff: pd.Timestamp) -> tuple[pd.DataFrame, 
 def _codes(cust_ids: np.ndarray, order_ids: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Dense integer codes: customers first (in table order), then order-only ids.
     Returns (codes of order_ids, ids by code)."""
-    index = pd.Index(cust_ids)
+    index = pd.Index(cust_ids, dtype=object)
     codes = index.get_indexer(order_ids)
     missing = codes < 0
     ids = cust_ids
     if missing.any():
         extra = pd.unique(order_ids[missing])
         ids = np.concatenate([cust_ids, extra])
-        codes[missing] = len(cust_ids) + pd.Index(extra).get_indexer(order_ids[missing])
+        codes[missing] = len(cust_ids) + pd.Index(extra, dtype=object).get_indexer(order_ids[missing])
     return codes.astype(np.int64), ids
 
 
@@ -561,29 +561,27 @@ def score(conn: Connection, night: NightFeatures | Frames, model: TrainedModel, 
     reasons = encode_reasons(explained)
     t3 = time.perf_counter()
     now = utcnow().replace(microsecond=0)
-    out = pd.DataFrame(
-        {
-            "customer_id": night.ids[feats.index.to_numpy()],
-            "model_version": version,
-            "probability": np.round(prob, 6),
-            "risk_band": explained["risk_band"].to_numpy(dtype=object),
-            "reasons": reasons,
-            "scored_at": np.full(len(feats), np.datetime64(now, "us")),
-            "as_of": night.as_of,
-        }
-    )
+    # Plain arrays, not a DataFrame: pandas 3 would turn every string column into an Arrow
+    # string column and back (a million customer ids and reason texts, twice).
+    bands = explained["risk_band"].to_numpy(dtype=object)
+    cols = {
+        "customer_id": np.asarray(night.ids, dtype=object)[feats.index.to_numpy()],
+        "probability": np.round(prob, 6),
+        "risk_band": bands,
+        "reasons": reasons,
+    }
     # Every row is rewritten anyway (scored_at moves), so replace the table's contents in
-    # this transaction: one DELETE and a plain bulk insert (COPY on PostgreSQL) beat an
+    # this transaction: emptied, then a plain bulk insert (COPY on PostgreSQL) beat an
     # upsert of a million rows.
     stale = conn.execute(
         sa.text("SELECT COUNT(*) FROM churn_scores WHERE model_version <> :v OR as_of IS NULL OR as_of <> :d"),
         {"v": version, "d": _date_param(conn, night.as_of)},
     ).scalar()
-    written = replace_scores(conn, out, now, night.as_of)
+    written = replace_scores(conn, cols, version, now, night.as_of)
     removed = stale
     t4 = time.perf_counter()
-    bands = pd.Series(out["risk_band"]).value_counts()
-    scored = Scored(night.as_of, version, feats, prob, out["risk_band"].to_numpy(dtype=object))
+    counts = pd.Series(pd.Categorical(bands, categories=["high", "medium", "low"])).value_counts()
+    scored = Scored(night.as_of, version, feats, prob, bands)
     scored.seconds = {
         **night.seconds,
         "predict": round(t2 - t1, 3),
@@ -593,7 +591,7 @@ def score(conn: Connection, night: NightFeatures | Frames, model: TrainedModel, 
     scored.figures = {  # type: ignore[attr-defined]
         "customers": int(written),
         "removed": int(removed or 0),
-        "bands": {b: int(bands.get(b, 0)) for b in ("high", "medium", "low")},
+        "bands": {b: int(counts.get(b, 0)) for b in ("high", "medium", "low")},
         "no_orders": int((feats["has_orders"].to_numpy() <= 0).sum()),
         "mean_probability": float(np.mean(prob)) if len(prob) else None,
         "source": night.source,
@@ -603,49 +601,74 @@ def score(conn: Connection, night: NightFeatures | Frames, model: TrainedModel, 
     return scored
 
 
-def replace_scores(conn: Connection, out: pd.DataFrame, scored_at: datetime, as_of: date) -> int:
-    """Replace churn_scores' contents with ``out`` inside the caller's transaction.
+def replace_scores(conn: Connection, cols: dict, version: str, scored_at: datetime, as_of: date) -> int:
+    """Replace churn_scores' contents inside the caller's transaction with the rows in
+    ``cols`` (arrays customer_id, probability, risk_band, reasons; the model version, the
+    scoring time and the business day are the same for every row).
 
     Rows go in primary-key order (SQLite's churn_scores is a WITHOUT ROWID table: appending
     in key order is the cheap case). PostgreSQL: TRUNCATE (no million dead tuples left for
-    vacuum; transactional, the table is locked until commit) + COPY. SQLite: DELETE (cleared
-    whole) + one executemany of plain tuples (constants not formatted per row)."""
-    ids = out["customer_id"].to_numpy(dtype=object)
-    if len(ids) and not pd.Index(ids).is_monotonic_increasing:
-        out = out.iloc[np.argsort(ids, kind="stable")]
+    vacuum; transactional, the table is locked until commit), COPY of a CSV written by
+    pyarrow into the table without its primary key, then the key built once from the sorted
+    rows (~30 % faster than maintaining the B-tree row by row); a failure (e.g. a duplicate
+    key) rolls back to yesterday's scores. SQLite: DELETE (the table is cleared whole) and
+    one executemany of plain tuples (constants not formatted per row)."""
+    ids = cols["customer_id"]
+    n = len(ids)
+    if n and not pd.Index(ids, dtype=object).is_monotonic_increasing:
+        order = np.argsort(ids, kind="stable")
+        cols = {k: np.asarray(v)[order] for k, v in cols.items()}
+    stamp = pd.Timestamp(scored_at).strftime("%Y-%m-%d %H:%M:%S.%f")
+    day = pd.Timestamp(as_of).date().isoformat()
     if is_postgres(conn):
-        # TRUNCATE, COPY without the primary key, then build the key once from the sorted
-        # rows (~30 % faster than maintaining the B-tree row by row). All in the caller's
-        # transaction: a failure (e.g. a duplicate key) rolls back to yesterday's scores.
         conn.exec_driver_sql("TRUNCATE churn_scores")
+        if not n:
+            return 0
         pkey = conn.exec_driver_sql(
             "SELECT conname FROM pg_constraint WHERE conrelid = 'churn_scores'::regclass AND contype = 'p'"
         ).scalar()
         if pkey:
             conn.exec_driver_sql(f'ALTER TABLE churn_scores DROP CONSTRAINT "{pkey}"')
-        n = bulk_upsert(conn, "churn_scores", out, ["customer_id", "model_version"], on_conflict="error", chunk_rows=len(out) or 1)
+        table = pa.table(
+            {
+                "customer_id": pa.array(cols["customer_id"], type=pa.string()),
+                "model_version": pa.repeat(pa.scalar(version, pa.string()), n),
+                "probability": pa.array(np.asarray(cols["probability"], dtype=float)),
+                "risk_band": pa.array(cols["risk_band"], type=pa.string()),
+                "reasons": pa.array(cols["reasons"], type=pa.string()),
+                "scored_at": pa.repeat(pa.scalar(stamp, pa.string()), n),
+                "as_of": pa.repeat(pa.scalar(day, pa.string()), n),
+            }
+        )
+        buf = io.BytesIO()
+        pacsv.write_csv(table, buf, pacsv.WriteOptions(include_header=False))
+        del table
+        buf.seek(0)
+        with conn.connection.driver_connection.cursor() as cur:
+            cur.copy_expert(
+                "COPY churn_scores (customer_id, model_version, probability, risk_band, reasons, scored_at, as_of) "
+                "FROM STDIN WITH (FORMAT csv)",
+                buf,
+                size=1 << 20,
+            )
         if pkey:
             conn.exec_driver_sql(f'ALTER TABLE churn_scores ADD CONSTRAINT "{pkey}" PRIMARY KEY (customer_id, model_version)')
         return n
     conn.exec_driver_sql("DELETE FROM churn_scores")
-    if not len(out):
+    if not n:
         return 0
     from itertools import repeat
 
-    from userops.db import SQLITE_TS_FORMAT
-
-    n = len(out)
     rows = zip(
-        out["customer_id"].tolist(),
-        out["model_version"].tolist(),
-        out["probability"].tolist(),
-        out["risk_band"].tolist(),
-        out["reasons"].tolist(),
-        repeat(pd.Timestamp(scored_at).strftime(SQLITE_TS_FORMAT), n),
-        repeat(pd.Timestamp(as_of).date().isoformat(), n),
+        cols["customer_id"].tolist(),
+        repeat(version, n),
+        np.asarray(cols["probability"], dtype=float).tolist(),
+        cols["risk_band"].tolist(),
+        cols["reasons"].tolist(),
+        repeat(stamp, n),
+        repeat(day, n),
     )
-    raw = conn.connection.driver_connection
-    cur = raw.cursor()
+    cur = conn.connection.driver_connection.cursor()
     cur.executemany(
         "INSERT INTO churn_scores (customer_id, model_version, probability, risk_band, reasons, scored_at, as_of) "
         "VALUES (?, ?, ?, ?, ?, ?, ?)",
