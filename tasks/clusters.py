@@ -57,8 +57,15 @@ def _transform(feat: pd.DataFrame) -> np.ndarray:
 
 
 def _nearest(x_scaled: np.ndarray, centers_scaled: np.ndarray) -> np.ndarray:
-    d = ((x_scaled[:, None, :] - centers_scaled[None, :, :]) ** 2).sum(axis=2)
-    return d.argmin(axis=1)
+    """Index of the nearest center for each row (one pass per center: no n x k x d array)."""
+    best = np.full(len(x_scaled), np.inf)
+    out = np.zeros(len(x_scaled), dtype="int64")
+    for j, c in enumerate(centers_scaled):
+        d = ((x_scaled - c) ** 2).sum(axis=1)
+        closer = d < best
+        best = np.where(closer, d, best)
+        out[closer] = j
+    return out
 
 
 def read_clusters(conn: Connection) -> pd.DataFrame:

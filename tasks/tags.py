@@ -743,7 +743,9 @@ def write_tags(conn: Connection, tags: pd.DataFrame, as_of: date, run_id: str | 
     rows["updated_at"] = now
     rows["updated_at"] = rows["updated_at"].astype("datetime64[us]")
     written = _upsert_tags(conn, rows, ~known[changed])
-    gone = old.loc[_positions(tags["customer_id"], old["customer_id"]) < 0, "customer_id"].astype(str).tolist()
+    still = np.zeros(len(old), dtype=bool)
+    still[pos[known]] = True
+    gone = old.loc[~still, "customer_id"].astype(str).tolist()
     for i in range(0, len(gone), 5000):
         conn.execute(sa.text("DELETE FROM tags WHERE customer_id IN :ids").bindparams(sa.bindparam("ids", expanding=True)), {"ids": gone[i : i + 5000]})
 
@@ -919,7 +921,9 @@ def _advance_frame(conn: Connection, frame: pd.DataFrame) -> pd.DataFrame:
         frame = frame.reindex(pd.Index(_ids(everyone["customer_id"]), dtype=object, name="customer_id"))
         changed = everyone
     elif len(new_ids):
-        frame = frame.reindex(pd.Index(np.concatenate([_ids(frame.index), new_ids]), dtype=object, name="customer_id"))
+        extra = pd.DataFrame(index=pd.Index(new_ids, dtype=object, name="customer_id"), columns=frame.columns)
+        frame = pd.concat([frame, extra.astype(frame.dtypes.to_dict(), errors="ignore")])
+        frame.index = pd.Index(_ids(frame.index), dtype=object, name="customer_id")
     if len(changed):
         rows = _positions(frame.index, changed["customer_id"])
         col = frame["registered_at"].to_numpy().copy()
