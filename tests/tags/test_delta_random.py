@@ -124,3 +124,27 @@ def test_a_rerun_of_a_delta_night_writes_nothing(warehouse):
     assert again["aggregates"]["recomputed"] == 0 and again["aggregates"]["added"] == 0
     pd.testing.assert_frame_equal(before, read_frame(warehouse, "SELECT * FROM tags ORDER BY customer_id"))
     assert_same(stored_aggregates(warehouse), recomputed_aggregates(warehouse, day))
+
+
+def test_an_order_moved_into_the_new_day_is_counted_once(warehouse):
+    """Tonight's orders are added to the aggregate; an older order whose payment time was
+    corrected into tonight looks like one of them, and the counted-orders check sends its
+    customer to a recompute instead of counting it twice."""
+    s = Shop()
+    s.customer("MOVE")
+    first = s.order("MOVE", local(AS_OF, -40), amount=100.0)
+    s.order("MOVE", local(AS_OF, -10), amount=50.0)
+    s.customer("ADD")
+    s.order("ADD", local(AS_OF, -5), amount=70.0)
+    s.load(warehouse)
+    tags.refresh(AS_OF, "m0", engine=warehouse)
+    day = AS_OF + timedelta(days=1)
+    set_order(warehouse, first, paid_at=local(day, 0, hour=9), updated_at=local(day, 0, hour=9))
+    s.order("ADD", local(day, 0, hour=10), amount=30.0)
+    s.load(warehouse)
+    stats = tags.refresh(day, "m1", engine=warehouse)
+    assert stats["aggregates"]["recomputed"] == 1 and stats["aggregates"]["added"] == 1
+    agg = stored_aggregates(warehouse).set_index("customer_id")
+    assert agg.loc["MOVE", "paid_orders"] == 2 and round(agg.loc["MOVE", "paid_amount"], 2) == 150.0
+    assert agg.loc["ADD", "paid_orders"] == 2 and round(agg.loc["ADD", "paid_amount"], 2) == 100.0
+    assert_same(stored_aggregates(warehouse), recomputed_aggregates(warehouse, day))
