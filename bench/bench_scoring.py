@@ -212,15 +212,17 @@ def step_score(night: int) -> dict:
 
     engine = get_engine(_url())
     as_of = AS_OF + timedelta(days=night)
-    t0 = time.perf_counter()
+    t0, c0 = time.perf_counter(), time.process_time()
     out = scoring.score_night(as_of, engine, train_if_needed=False)
-    total = time.perf_counter() - t0
+    total, cpu = time.perf_counter() - t0, time.process_time() - c0
     sc = out["scoring"]
     steps = out["seconds"]
     core = sum(steps[k] for k in ("read", "features", "predict", "explain", "write"))
     return {
         "as_of": str(as_of),
         "total_s": round(total, 2),
+        "cpu_s": round(cpu, 2),  # this process only (a PostgreSQL server's work is not in it)
+        "load_avg": round(os.getloadavg()[0], 1),
         "core_s": round(core, 2),
         "source": sc["source"],
         "steps_s": steps,
@@ -275,7 +277,8 @@ def main() -> None:
         print(f"tags stage aggregates night {night + 1} ({r['as_of']}): {r['total_s']} s, {r['mode']}, delta {r['delta_customers']} customers (issue 3's step)")
         r = _child("score", night)
         print(
-            f"score night {night + 1} ({r['as_of']}): {r['total_s']} s end to end for {r['customers']:,} customers, "
+            f"score night {night + 1} ({r['as_of']}): {r['total_s']} s end to end ({r['cpu_s']} s cpu in this process, "
+            f"load average {r['load_avg']}) for {r['customers']:,} customers, "
             f"read+features+predict+reasons+write {r['core_s']} s from {r['source']} {r['steps_s']}, "
             f"predict {r['predict_per_s']:,} customers/s, bands {r['bands']}, max PSI {r['drift_max_psi']}, "
             f"peak RSS {r['peak_rss_mb']} MB   [targets <= 15 s, >= 500,000/s, <= 4096 MB]"
