@@ -172,22 +172,54 @@ def _read_pg(conn: Connection, cutoff: pd.Timestamp) -> tuple[pa.Table, pa.Table
     return orders, customers
 
 
-def _read_sqlite(conn: Connection, cutoff: pd.Timestamp) -> tuple[pd.DataFrame, pd.DataFrame]:
+def _epoch_text(values) -> np.ndarray:
+    """SQLite timestamp text -> epoch seconds (float, NaN for missing), vectorized."""
+    ts = pd.to_datetime(pd.Series(values, dtype=object), format="ISO8601", errors="coerce")
+    out = ts.to_numpy(dtype="datetime64[s]").view(np.int64).astype(float)
+    out[ts.isna().to_numpy()] = np.nan
+    return out
+
+
+def _read_sqlite(conn: Connection, cutoff: pd.Timestamp, chunk_rows: int = 1_000_000) -> tuple[dict, dict]:
+    """Orders paid before ``cutoff`` (customer ids already coded against the customers
+    table) and customers, as column arrays. The orders come in chunks of ``chunk_rows``
+    turned into arrays at once, so ten million rows never sit in memory as Python tuples."""
     raw = conn.connection.driver_connection
     cut = cutoff.strftime("%Y-%m-%d %H:%M:%S.%f")
+    rows = raw.execute("SELECT customer_id, registered_at FROM customers").fetchall()
+    ids, reg = zip(*rows) if rows else ((), ())
+    del rows
+    cust_ids = np.array(ids, dtype=object)
+    customers = {"customer_id": cust_ids, "reg_s": _epoch_text(reg)}
+    del ids, reg
+    index = pd.Index(cust_ids, dtype=object)
     # "+paid_at": a full scan beats walking the paid_at index for (nearly) every row; the
     # timestamps come back as text and are parsed vectorized (SQLite's strftime per row is slower).
-    orders = pd.read_sql(
-        "SELECT customer_id, paid_at AS paid_s, CAST(amount AS FLOAT) AS amount, "
-        "CASE status WHEN 'paid' THEN 0 WHEN 'refunded' THEN 1 ELSE 2 END AS status "
+    cur = raw.execute(
+        "SELECT customer_id, paid_at, CAST(amount AS FLOAT), "
+        "CASE status WHEN 'paid' THEN 0 WHEN 'refunded' THEN 1 ELSE 2 END "
         "FROM orders WHERE +paid_at < ? AND status IN ('paid', 'refunded', 'cancelled')",
-        raw,
-        params=(cut,),
+        (cut,),
     )
-    customers = pd.read_sql("SELECT customer_id, registered_at AS reg_s FROM customers", raw)
-    for frame, col in ((orders, "paid_s"), (customers, "reg_s")):
-        ts = pd.to_datetime(frame[col], format="ISO8601", errors="coerce")
-        frame[col] = np.where(ts.isna(), np.nan, ts.to_numpy(dtype="datetime64[s]").view(np.int64).astype(float))
+    codes, paid, amount, status, missing = [], [], [], [], []
+    while True:
+        rows = cur.fetchmany(chunk_rows)
+        if not rows:
+            break
+        c_ids, c_paid, c_amount, c_status = zip(*rows)
+        del rows
+        c_ids = np.array(c_ids, dtype=object)
+        c_codes = index.get_indexer(c_ids)
+        if (c_codes < 0).any():
+            missing.append(c_ids[c_codes < 0])
+        codes.append(c_codes)
+        paid.append(_epoch_text(c_paid))
+        amount.append(np.array(c_amount, dtype=float))
+        status.append(np.array(c_status, dtype=np.int8))
+        del c_ids, c_paid, c_amount, c_status
+    cat = lambda parts, dtype: np.concatenate(parts) if parts else np.zeros(0, dtype=dtype)  # noqa: E731
+    orders = {"codes": cat(codes, np.int64), "paid_s": cat(paid, float), "amount": cat(amount, float), "status": cat(status, np.int8)}
+    orders["missing"] = cat(missing, object)
     return orders, customers
 
 
@@ -228,15 +260,17 @@ def load_frames(conn: Connection, as_of: date) -> Frames:
         status_code = o.column("status").to_numpy(zero_copy_only=False)
         del o, c
     else:
-        with _no_gc():  # ten million row tuples
+        with _no_gc():  # row tuples by the million
             o, c = _read_sqlite(conn, cutoff)
         t1 = time.perf_counter()
-        cust_ids = c["customer_id"].to_numpy(dtype=object)
-        reg_s = c["reg_s"].to_numpy(dtype="float64")
-        order_codes, ids = _codes(cust_ids, o["customer_id"].to_numpy(dtype=object))
-        paid_s = o["paid_s"].to_numpy(dtype="float64")
-        amount = o["amount"].to_numpy(dtype="float64", na_value=np.nan)
-        status_code = o["status"].to_numpy()
+        cust_ids, reg_s = c["customer_id"], c["reg_s"]
+        order_codes, ids = o["codes"].astype(np.int64), cust_ids
+        if len(o["missing"]):  # orders of ids the customers table does not have: coded after them
+            extra = pd.unique(o["missing"])
+            ids = np.concatenate([cust_ids, extra])
+            lost = order_codes < 0
+            order_codes[lost] = len(cust_ids) + pd.Index(extra, dtype=object).get_indexer(o["missing"])
+        paid_s, amount, status_code = o["paid_s"], o["amount"], o["status"]
         del o, c
     orders = pd.DataFrame(
         {
