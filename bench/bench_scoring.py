@@ -17,7 +17,8 @@ Steps (each in its own process, so peak RSS is that step's own):
           churn_scores (DELETE + INSERT / COPY), drift check, at-risk overlay; two nights
 Targets (issue 4): scoring end to end <= 15 s, predict >= 500,000 customers/s,
 training <= 60 s, peak RSS <= 4 GB.
-Options: --customers N (default 1,000,000), --orders-per-customer X (default 10), --skip-load.
+Options: --customers N (default 1,000,000), --orders-per-customer X (default 10), --skip-load,
+--skip-train (score with the champion already there).
 (bench/bench_model.py measures the pure modelling core without a warehouse.)
 """
 from __future__ import annotations
@@ -247,6 +248,7 @@ def main() -> None:
     ap.add_argument("--customers", type=int, default=1_000_000)
     ap.add_argument("--orders-per-customer", type=float, default=10)
     ap.add_argument("--skip-load", action="store_true")
+    ap.add_argument("--skip-train", action="store_true", help="keep the champion already in the warehouse")
     ap.add_argument("--child", nargs="+")
     a = ap.parse_args()
     os.environ.setdefault("USEROPS_DATABASE_URL", _url())
@@ -267,11 +269,12 @@ def main() -> None:
     if not a.skip_load:
         r = _child("load", a.customers, a.orders_per_customer)
         print(f"load: {r['customers']:,} customers, {r['orders']:,} orders in {r['seconds']} s (peak RSS {r['peak_rss_mb']} MB)")
-    r = _child("train")
-    print(
-        f"train: {r['total_s']} s total (read {r['read_s']}, train {r['train_s']} s, register {r['register_s']} s), "
-        f"{r['n_train']:,} training customers, holdout {r['holdout']}, peak RSS {r['peak_rss_mb']} MB   [target <= 60 s]"
-    )
+    r = _child("train") if not a.skip_train else None
+    if r:
+        print(
+            f"train: {r['total_s']} s total (read {r['read_s']}, train {r['train_s']} s, register {r['register_s']} s), "
+            f"{r['n_train']:,} training customers, holdout {r['holdout']}, peak RSS {r['peak_rss_mb']} MB   [target <= 60 s]"
+        )
     for night in (0, 1):
         r = _child("aggregates", night)
         print(f"tags stage aggregates night {night + 1} ({r['as_of']}): {r['total_s']} s, {r['mode']}, delta {r['delta_customers']} customers (issue 3's step)")
