@@ -295,7 +295,7 @@ def step_full() -> dict:
     t0 = time.perf_counter()
     stats = tags.refresh(day, "bench-full", engine=engine, full=True)
     total = time.perf_counter() - t0
-    return {"as_of": str(day), "seconds": round(total, 2), "detail": stats["seconds"], "aggregates": stats["aggregates"]["seconds"],
+    return {"as_of": str(day), "seconds": round(total, 2), "detail": stats["seconds"], "aggregates": stats["aggregates"]["seconds"], "steps": stats["aggregates"].get("steps"),
             "members": stats["members"], "tags_written": stats["tags_written"], "stage_changes": stats["stage_changes"]}
 
 
@@ -362,6 +362,7 @@ def main() -> None:
     delta = _child("delta", args)
     ok = lambda v, lim: "ok" if v <= lim else "OVER"
     print(f"full recompute:            {full['seconds']:7.2f} s  (target 60 s: {ok(full['seconds'], 60)})  {full['detail']}  peak RSS {full['peak_rss_mb']} MB")
+    print(f"  full aggregate steps: {full.get('steps')}")
     print(f"1% delta: {delta['delta']}")
     print(f"refresh + health (delta):  {delta['refresh_plus_health_s']:7.2f} s  (target 10 s: {ok(delta['refresh_plus_health_s'], 10)})  "
           f"refresh {delta['refresh_s']} s {delta['detail']}, health {delta['health_s']} s, peak RSS {delta['peak_rss_mb']} MB")

@@ -411,7 +411,10 @@ def _incremental(conn: Connection, win: Window, old_win: Window, state: dict, s:
     _run(conn, "tags_agg_category", win, params, **r_parts)
     _run(conn, "tags_agg_channel", win, params, **r_parts)
     _run(conn, "tags_agg_additions", win, params, **r_parts)
-    _run(conn, "tags_agg_top", win, params, **r_parts)
+    if is_postgres(conn):  # a hash join over the counts beats a sub-plan per customer there
+        _run(conn, "tags_agg_top", win, params, **r_parts)
+    else:  # SQLite: each customer's counts by key, no sort
+        _run(conn, "tags_agg_top_delta", win, params, top_table="tmp_tag_touched", **r_parts)
     written = _run(conn, "tags_agg_orders", win, params, target="customer_aggregates", **r_parts)
     _analyze(conn, "tmp_add_agg", "tmp_top_category", "tmp_top_channel")
     _run(conn, "tags_agg_merge", win, params)
