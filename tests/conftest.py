@@ -23,13 +23,19 @@ os.environ.setdefault("PREFECT_LOGGING_EXTRA_LOGGERS", "userops")
 PG_URL = os.environ.get("USEROPS_TEST_POSTGRES_URL", "postgresql+psycopg2://postgres@127.0.0.1:5432/test")
 
 
+# xdist groups that may spread over the workers: the session Prefect test server starts once
+# per worker (~20 s), far less than running every Prefect test on one worker (~9 min).
+SPREAD_GROUPS = {"prefect"}
+
+
 @pytest.hookimpl(trylast=True)
 def pytest_collection_modifyitems(config, items):
     """``--dist loadgroup`` for pytest 9: pytest-xdist 3.8 tags each grouped test by setting
     ``item._nodeid`` to ``<nodeid>@<group>``, which pytest 9 no longer reads (the nodeid comes
-    from ``item._id``), so every ``xdist_group`` was silently ignored and a group's session
-    fixtures (``userops serve``, the Prefect test server) started on both workers. Set it the
-    way pytest 9 reads it."""
+    from ``item._id``), so every ``xdist_group`` was silently ignored: e.g. the deploy tests'
+    session fixtures (``userops serve`` on PostgreSQL, two nightly runs) ran on both workers.
+    Set it the way pytest 9 reads it — except for ``SPREAD_GROUPS``, which keep running on
+    whichever worker is free (how the suite has run so far)."""
     if not getattr(config.option, "loadgroup", False):  # set on xdist workers with --dist loadgroup
         return
     from _pytest.nodeid import NodeId
@@ -37,7 +43,7 @@ def pytest_collection_modifyitems(config, items):
     for item in items:
         if "@" in item.nodeid:  # xdist did it (a pytest that still reads _nodeid)
             continue
-        names = sorted({str(m.args[0] if m.args else m.kwargs.get("name", "default")) for m in item.iter_markers("xdist_group")})
+        names = sorted({str(m.args[0] if m.args else m.kwargs.get("name", "default")) for m in item.iter_markers("xdist_group")} - SPREAD_GROUPS)
         if names:
             item._id = NodeId.parse(f"{item.nodeid}@{'_'.join(names)}")
 
