@@ -411,8 +411,10 @@ def _incremental(conn: Connection, win: Window, old_win: Window, state: dict, s:
     _run(conn, "tags_agg_category", win, params, **r_parts)
     _run(conn, "tags_agg_channel", win, params, **r_parts)
     _run(conn, "tags_agg_additions", win, params, **r_parts)
-    if is_postgres(conn):  # a hash join over the counts beats a sub-plan per customer there
+    if is_postgres(conn):  # one window over the touched customers' counts, read by key
+        conn.exec_driver_sql("SET LOCAL enable_hashjoin = off")  # (a hash join scans all 4M counts)
         _run(conn, "tags_agg_top", win, params, **r_parts)
+        conn.exec_driver_sql("RESET enable_hashjoin")
     else:  # SQLite: each customer's counts by key, no sort
         _run(conn, "tags_agg_top_delta", win, params, top_table="tmp_tag_touched", **r_parts)
     written = _run(conn, "tags_agg_orders", win, params, target="customer_aggregates", **r_parts)
@@ -453,6 +455,8 @@ def refresh_aggregates(conn: Connection, as_of: date, full: bool = False, settin
         for table in ("customer_aggregates", "customer_category_qty", "customer_channel_orders"):
             _exec(conn, f"TRUNCATE {table}" if is_postgres(conn) else f"DELETE FROM {table}")
         n = build_aggregates(conn, win, s, "customer_aggregates", delta=False)
+        # rebuilt tables: fresh statistics, or the next nights plan on the old (empty) ones
+        _analyze(conn, "customer_aggregates", "customer_category_qty", "customer_channel_orders")
         full_as_of = win.as_of
     else:
         inc = _incremental(conn, win, window_for(state["as_of"], s), state, s)
