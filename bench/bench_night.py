@@ -272,7 +272,7 @@ def bench_db(kind: str, args, base_env: dict, harness: PeakRSS) -> dict:
         day1 = pd.Timestamp(args.as_of)
         day2 = day1 + pd.Timedelta(days=1)
         t = time.perf_counter()
-        data = generate(args.customers, seed=args.seed, as_of=str(day1.date()))
+        data = generate(args.customers, seed=args.seed, as_of=str(day1.date()), orders_per_customer=args.orders_per_customer)
         res["generate_s"] = time.perf_counter() - t
         res["sizes"] = {k: len(getattr(data, k)) for k in ("customers", "orders", "order_items", "feedback", "events")}
         print(f"[{kind}] generated {res['sizes']['customers']:,} customers, {res['sizes']['orders']:,} orders, "
@@ -388,6 +388,7 @@ def main() -> int:
     ap.add_argument("--db", choices=["sqlite", "postgres", "both"], default="both")
     ap.add_argument("--delta", type=float, default=0.01, help="share of customers/orders changed for the steady night")
     ap.add_argument("--seed", type=int, default=7)
+    ap.add_argument("--orders-per-customer", type=float, default=10.0, help="average orders a member (the issue: 10M orders for 1M members)")
     ap.add_argument("--as-of", default="2026-11-20", help="the first night's business day")
     ap.add_argument("--step-timeout", type=float, default=3600, help="seconds before a night/delivery process is killed")
     ap.add_argument("--keep", action="store_true", help="keep the temp dirs (warehouse file, step logs)")

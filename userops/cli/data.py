@@ -55,6 +55,7 @@ def _env(**values):
 def demo(
     customers: int = typer.Option(5000, "--customers", help="How many sample members to generate."),
     seed: int = typer.Option(7, "--seed", help="Random seed of the sample data (same seed, same data)."),
+    orders_per_customer: Optional[float] = typer.Option(None, "--orders-per-customer", help="Average orders a member (default ~6)."),
     reset: bool = typer.Option(False, "--reset", help="Start from an empty warehouse."),
 ) -> None:
     """Start the sample CRM + order system on loopback and run the nightly flow against it."""
@@ -71,7 +72,7 @@ def demo(
             p.unlink(missing_ok=True)
     today = shop_today()
     typer.echo(f"Generating {customers:,} sample members (seed {seed}) ...")
-    data = generate(customers, seed=seed, as_of=str(today))
+    data = generate(customers, seed=seed, as_of=str(today), orders_per_customer=orders_per_customer)
     from userops.sample.provider import SampleSmtpServer, SampleWebhookProvider
 
     with SampleServer(data) as server, SampleWebhookProvider() as hook, SampleSmtpServer() as smtp, _env(

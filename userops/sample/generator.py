@@ -56,8 +56,12 @@ def generate(
     as_of: str | pd.Timestamp = "2026-11-21",
     years: float = 3.0,
     with_events: bool = True,
+    orders_per_customer: float | None = None,
 ) -> SampleData:
-    """Generate a member base whose history ends just before ``as_of`` (UTC midnight)."""
+    """Generate a member base whose history ends just before ``as_of`` (UTC midnight).
+
+    ``orders_per_customer`` scales every member's buying rate so that the base averages
+    about that many orders a member (default: ~6, the natural rate of the model)."""
     rng = np.random.default_rng(seed)
     end = pd.Timestamp(as_of).normalize()
     start = end - pd.Timedelta(days=int(365 * years))
@@ -101,6 +105,9 @@ def generate(
     total_days = span_s / 86400
     stop_days = np.minimum(reg_days + lifetime_days, total_days)
     active_span = np.clip(stop_days - reg_days, 0, None)
+    if orders_per_customer:
+        natural = float((rate_per_day * active_span)[~prospect].sum()) / max(n, 1)
+        rate_per_day = rate_per_day * (orders_per_customer / natural if natural > 0 else 1.0)
     n_orders = rng.poisson(rate_per_day * active_span)
     # each buyer who registered buys at least once shortly after registering (conversion)
     n_orders = np.where(prospect, 0, np.maximum(n_orders, (active_span > 1).astype(int)))
