@@ -33,7 +33,8 @@ def nightly_digest(as_of: date, run_id: str) -> dict:
         as_of: The business day the nightly run computed.
         run_id: The nightly run's id (its Prefect flow run id links the digest to the run).
     """
-    inside_the_run = str(flow_run.parent_flow_run_id or "") == str(run_id)
+    # inside the nightly run (its body runs there, or as its subflow): held until it ends
+    inside_the_run = str(run_id) in {str(flow_run.id or ""), str(flow_run.parent_flow_run_id or "")}
     digest = build_digest_task(as_of, run_id)
     artifact = publish_digest_task(digest)
     queued = queue_digest_task(digest, HOLD_SECONDS if inside_the_run else 0)
