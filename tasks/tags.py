@@ -411,10 +411,8 @@ def _incremental(conn: Connection, win: Window, old_win: Window, state: dict, s:
     _run(conn, "tags_agg_category", win, params, **r_parts)
     _run(conn, "tags_agg_channel", win, params, **r_parts)
     _run(conn, "tags_agg_additions", win, params, **r_parts)
-    if is_postgres(conn):  # one window over the touched customers' counts, read by key
-        conn.exec_driver_sql("SET LOCAL enable_hashjoin = off")  # (a hash join scans all 4M counts)
+    if is_postgres(conn):  # one window over the touched customers' counts (a sub-plan per customer costs more there)
         _run(conn, "tags_agg_top", win, params, **r_parts)
-        conn.exec_driver_sql("RESET enable_hashjoin")
     else:  # SQLite: each customer's counts by key, no sort
         _run(conn, "tags_agg_top_delta", win, params, top_table="tmp_tag_touched", **r_parts)
     written = _run(conn, "tags_agg_orders", win, params, target="customer_aggregates", **r_parts)
