@@ -710,8 +710,8 @@ def _upsert_tags(conn: Connection, rows: pd.DataFrame, new: np.ndarray) -> int:
     ones, columns converted in bulk."""
     if rows.empty:
         return 0
-    if is_postgres(conn):
-        return bulk_upsert(conn, "tags", db_ready(rows), ["customer_id"], update_only_changed=False)
+    if is_postgres(conn):  # all new (the first night): plain COPY
+        return bulk_upsert(conn, "tags", db_ready(rows), ["customer_id"], update_only_changed=False, on_conflict="error" if new.all() else "update")
     cols = [c for c in rows.columns if c != "customer_id"]
     old = rows[~new]
     if len(old):
@@ -787,6 +787,8 @@ def _record_stage_changes(conn: Connection, moved: pd.DataFrame, as_of: date, ru
     rows = rows.assign(changed_on=as_of, run_id=run_id)[["customer_id", "from_stage", "to_stage", "changed_on", "run_id"]]
     if today.empty and not is_postgres(conn):  # the day's first run: plain inserts, columns converted in bulk
         _sqlite_insert(conn, "stage_history", rows)
+    elif today.empty:  # PostgreSQL: plain COPY
+        bulk_upsert(conn, "stage_history", rows, ["customer_id", "changed_on"], on_conflict="error")
     else:
         bulk_upsert(conn, "stage_history", rows, ["customer_id", "changed_on"], update_only_changed=True)
     return {"stage_changes": int(len(rows)), "stage_changes_undone": int(back.sum())}
