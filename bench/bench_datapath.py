@@ -156,8 +156,10 @@ def _full_import(url: str, cpath: str, opath: str, q) -> None:
         q.put({"error": repr(exc)})
 
 
-def run(kind: str, customers: pd.DataFrame, orders: pd.DataFrame, cpath: Path, opath: Path) -> dict:
-    url = fresh_db(kind)
+def run(kind: str, customers: pd.DataFrame, orders: pd.DataFrame, cpath: Path, opath: Path, night: int = 1) -> dict:
+    """``night`` > 1 skips the import and runs another incremental night on the warehouse an
+    earlier run of this script left (other rows change, a day later)."""
+    url = fresh_db(kind) if night == 1 else existing_db(kind)
     os.environ["USEROPS_DATABASE_URL"] = url
     from userops.db import dispose_engines, get_engine, migrate
     from userops.settings import reset_settings
@@ -166,7 +168,21 @@ def run(kind: str, customers: pd.DataFrame, orders: pd.DataFrame, cpath: Path, o
     dispose_engines()
     engine = get_engine()
     migrate(engine)
-    res: dict = {"db": kind}
+    res: dict = {"db": kind, "import": None}
+    if night == 1:
+        res["import"] = full_import(kind, url, cpath, opath)
+    incremental(res, engine, customers, orders, night)
+    dispose_engines()
+    return res
+
+
+def existing_db(kind: str) -> str:
+    if kind == "sqlite":
+        return f"sqlite:///{DATA / 'bench_datapath.db'}"
+    return f"{PG_URL}?options=-csearch_path%3Dbench_datapath"
+
+
+def full_import(kind: str, url: str, cpath: Path, opath: Path) -> dict:
     # ---- full import from CSV, in a child process: its peak RSS (with the validation
     # process it starts) is the import's own, not this harness's in-memory source data
     import multiprocessing
@@ -180,20 +196,27 @@ def run(kind: str, customers: pd.DataFrame, orders: pd.DataFrame, cpath: Path, o
         child.join()
     if "error" in out:
         raise RuntimeError(f"{kind} full import failed: {out['error']}")
-    res["import"] = {**out, "peak_rss_gb": round(mem.peak / 2**30, 2)}
-    print(kind, "full import", res["import"], flush=True)
+    out = {**out, "peak_rss_gb": round(mem.peak / 2**30, 2)}
+    print(kind, "full import", out, flush=True)
+    return out
 
-    # ---- incremental night: 1% changed, over HTTP from the sample service
+
+def incremental(res: dict, engine, customers: pd.DataFrame, orders: pd.DataFrame, night: int) -> None:
+    """A nightly incremental run: 1% of customers and orders changed, over HTTP from the
+    sample service, through the nightly flow's extract/validate/load functions."""
+    from userops.settings import reset_settings
+
+    kind = res["db"]
     from tasks.ingest import extract_table, load_table, source_name, validate_table
     from tasks.load import set_watermark
     from userops.sample.generator import SampleData
     from userops.sample.server import SampleServer
 
-    with engine.begin() as conn:  # the import was the initial load: start watermarks there
+    with engine.begin() as conn:  # the import was the initial load: start watermarks there (never moves back)
         set_watermark(conn, source_name("customers"), customers["updated_at"].max().to_pydatetime(), "bench")
         set_watermark(conn, source_name("orders"), orders["updated_at"].max().to_pydatetime(), "bench")
-    rng = np.random.default_rng(9)
-    day = pd.Timestamp("2026-11-20 12:00:00")
+    rng = np.random.default_rng(8 + night)
+    day = pd.Timestamp("2026-11-20 12:00:00") + pd.Timedelta(days=night - 1)
     c2 = customers.copy()
     ci = rng.choice(len(c2), len(c2) // 100, replace=False)
     c2.loc[ci, "city"] = "成都"
@@ -236,8 +259,6 @@ def run(kind: str, customers: pd.DataFrame, orders: pd.DataFrame, cpath: Path, o
                           # this process also holds the sample source's 11M rows: the step's own share is the rise
                           "step_rss_gb": round((mem.peak - mem.base) / 2**30, 2)}
     print(kind, "incremental", res["incremental"], flush=True)
-    dispose_engines()
-    return res
 
 
 def main():
@@ -245,6 +266,7 @@ def main():
     ap.add_argument("--customers", type=int, default=1_000_000)
     ap.add_argument("--orders-per-customer", type=int, default=10)
     ap.add_argument("--db", choices=["sqlite", "postgres", "both"], default="both")
+    ap.add_argument("--night", type=int, default=1, help="1: full import, then a 1%% night; N>1: only night N on the warehouse left by an earlier run")
     args = ap.parse_args()
     t = time.perf_counter()
     customers, orders = make_data(args.customers, args.orders_per_customer)
@@ -252,10 +274,10 @@ def main():
     print(f"generated {len(customers):,} customers / {len(orders):,} orders in {time.perf_counter() - t:.0f}s", flush=True)
     results = []
     for kind in (["sqlite", "postgres"] if args.db == "both" else [args.db]):
-        results.append(run(kind, customers, orders, cpath, opath))
+        results.append(run(kind, customers, orders, cpath, opath, args.night))
     print("\nSUMMARY")
     for r in results:
-        i, n = r["import"], r["incremental"]
+        i, n = r["import"] or {"total_s": "-", "rows_per_s": 0, "peak_rss_gb": "-", "customers": "skipped", "orders": "skipped"}, r["incremental"]
         print(f"{r['db']:>8}: full import {i['total_s']}s ({i['rows_per_s']:,} rows/s, peak {i['peak_rss_gb']} GB) "
               f"[customers {i['customers']}; orders {i['orders']}] | incremental {n['total_s']}s ({n['rows_per_s']:,} rows/s, +{n['step_rss_gb']} GB over the harness's data, peak {n['peak_rss_gb']} GB) "
               f"[customers {n['customers']}; orders {n['orders']}]")

@@ -22,7 +22,7 @@ from prefect.cache_policies import NO_CACHE  # batches are DataFrames: never has
 from sqlalchemy.engine import Engine
 
 from tasks.extract import TABLE_PATHS, RestSource, SourceError, SqlSource, read_table_file
-from tasks.load import LoadResult, get_watermark, known_ids, load_outcome, quarantine_rejected, record_quarantine
+from tasks.load import LoadResult, all_ids, get_watermark, known_ids, load_outcome, quarantine_rejected, record_quarantine
 from tasks.validate import (
     ID_COLUMN,
     KEY_COLUMNS,
@@ -32,7 +32,7 @@ from tasks.validate import (
     load_suites,
     validate_frame,
 )
-from userops.db import bulk_upsert, deferred_indexes, get_engine, read_frame
+from userops.db import bulk_upsert, deferred_indexes, get_engine
 from userops.settings import Settings, get_settings
 
 log = logging.getLogger("userops.ingest")
@@ -350,7 +350,7 @@ def _chunk_refs(bind, table: str, raw: pd.DataFrame, cache: dict[str, np.ndarray
             continue
         cand = raw[col].astype("string").str.strip()
         if cand.nunique() > 50_000:
-            cache[col] = refs[col] = pd.unique(read_frame(bind, f"SELECT {ref_col} AS v FROM {ref_table}")["v"].to_numpy())
+            cache[col] = refs[col] = np.asarray(all_ids(bind, ref_table, ref_col), dtype=object)
         else:
             refs[col] = known_ids(bind, ref_table, ref_col, cand)
     return refs
