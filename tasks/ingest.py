@@ -144,7 +144,7 @@ def import_file(
     mapping: dict[str, str] | None = None,
     engine: Engine | None = None,
     run_id: str | None = None,
-    chunksize: int = 1_000_000,
+    chunksize: int = 500_000,
     assume_tz: str | None = None,
     timings: dict | None = None,
     validate_in: str = "auto",
