@@ -76,7 +76,7 @@ ENV_KEYS = ("USEROPS_DATABASE_URL", "USEROPS_OUTPUT_DIR", "USEROPS_CONFIG_FILE",
 
 @pytest.mark.slow
 def test_killed_senders_deliver_every_message_exactly_once(warehouse, cdir, zygote):
-    frames = make_members(300, seed=9, stages={"silent": 1.0})
+    frames = make_members(600, seed=9, stages={"silent": 1.0})  # enough work that most rounds are cut short
     with warehouse.begin() as conn:
         load_members(conn, frames)
     write_campaign(cdir, campaign(holdout_share=0.1))
@@ -84,7 +84,7 @@ def test_killed_senders_deliver_every_message_exactly_once(warehouse, cdir, zygo
     cmd = {"as_of": str(AS_OF), "now": NOON.isoformat(), "batch": BATCH, "workers": 4, "env": {k: os.environ[k] for k in ENV_KEYS}}
     kills, mid_send_kills, in_flight_at_crashes = 0, 0, 0
     exits = Counter()
-    with FakeProvider(latency_s=0.002) as prov:
+    with FakeProvider(latency_s=0.004) as prov:
         cmd["sms_url"] = prov.url
         for _ in range(ROUNDS):
             before = prov.requests
