@@ -91,18 +91,32 @@ WHOLE_TABLE_IDS_FROM = 1_000_000
 
 
 def known_ids(bind: Engine | Connection, table: str, column: str, candidates: pd.Series) -> set:
-    """Which of ``candidates`` exist in ``table.column`` (set-based, chunked IN lists)."""
+    """Which of ``candidates`` exist in ``table.column`` (set-based, chunked by key)."""
     vals = pd.unique(candidates.dropna())
     if len(vals) == 0:
         return set()
-    found: set = set()
-    # Keyed IN lookups cost ~10 us an id (110k ids of a 10M-order warehouse: 1.1 s); reading
+    # Keyed lookups cost ~10 us an id (110k ids of a 10M-order warehouse: 1.1 s); reading
     # every id of the referenced table cost 26 s there. Only a batch of millions of ids (a
     # first night) is cheaper against the whole table.
     if len(vals) > WHOLE_TABLE_IDS_FROM:
         return set(all_ids(bind, table, column)).intersection(vals)
-    stmt = sa.text(f"SELECT {column} AS v FROM {table} WHERE {column} IN :ids").bindparams(sa.bindparam("ids", expanding=True))
-    for i in range(0, len(vals), 5000):
-        part = [str(v) for v in vals[i : i + 5000]]
-        found.update(read_frame(bind, stmt, {"ids": part})["v"])
+    vals = sorted(str(v) for v in vals)  # neighbouring keys: neighbouring index pages
+    found: set = set()
+    with (bind.connect() if isinstance(bind, Engine) else nullcontext(bind)) as conn:
+        cur = conn.connection.driver_connection.cursor()
+        try:
+            if conn.dialect.name == "postgresql":
+                # 1,000 ids a query keep PostgreSQL on the index (a bitmap scan); from a few
+                # thousand it plans a parallel scan of the whole table (135 ms a query at 1M
+                # customers: 100k ids 3.1 s -> 1.1 s)
+                for i in range(0, len(vals), 1000):
+                    cur.execute(f"SELECT {column} FROM {table} WHERE {column} = ANY(%s)", (vals[i : i + 1000],))
+                    found.update(r[0] for r in cur.fetchall())
+            else:
+                for i in range(0, len(vals), 5000):
+                    part = vals[i : i + 5000]
+                    cur.execute(f"SELECT {column} FROM {table} WHERE {column} IN ({', '.join('?' * len(part))})", part)
+                    found.update(r[0] for r in cur.fetchall())
+        finally:
+            cur.close()
     return found
