@@ -17,7 +17,7 @@ from datetime import date
 from prefect import flow, get_run_logger
 
 from flows.hooks import ALERT_HOOKS
-from tasks.ingest import SOURCE_TABLES, check_suites_task, extract_task, load_task, new_run_id, validate_task
+from tasks.ingest import SOURCE_TABLES, check_suites_task, ingest_task, new_run_id
 from tasks.runs import finish_run, start_run
 from userops.clock import shop_today
 from userops.db import migrate
@@ -25,13 +25,12 @@ from userops.db import migrate
 
 @flow(name="ingest-sources", log_prints=True)
 def ingest_sources(run_id: str, full_refresh: bool = False) -> dict:
-    """Extract -> validate -> load, table by table (customers first: orders refer to them)."""
+    """Extract -> validate -> load, table by table (customers first: orders refer to them).
+    Each table is one task run that streams its batch chunk by chunk, all or nothing."""
     check_suites_task()
     loaded = {}
     for table in SOURCE_TABLES:
-        raw, full_load = extract_task(table, full_refresh or False)
-        outcome = validate_task(table, raw, full_load or full_refresh)
-        loaded[table] = load_task(table, outcome, run_id)
+        loaded[table] = ingest_task(table, run_id, full_refresh or False)
     return loaded
 
 

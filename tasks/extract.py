@@ -1,6 +1,7 @@
 """Extract: pull source tables from the CRM and the order system.
 
-Three kinds of source, all returning a pandas DataFrame of raw records:
+Three kinds of source, all returning a pandas DataFrame of raw records — or, for a table
+too big to hold at once, a generator of DataFrames of about N rows (``chunks``):
   * ``RestSource``: a generic REST API (page/offset, cursor or Link-header pagination,
     ``updated_since`` watermark, bearer token or API key, retries with backoff on 429/5xx
     honouring Retry-After, one ``requests.Session``, timeouts);
@@ -156,18 +157,29 @@ class RestSource:
     # -- pagination ----------------------------------------------------------------------
     def fetch(self, path: str, updated_since: datetime | None = None) -> pd.DataFrame:
         """All records of ``path`` changed since the watermark, as raw records."""
+        frames = list(self.pages(path, updated_since))
+        if not frames:
+            return pd.DataFrame()
+        return pd.concat(frames, ignore_index=True)
+
+    def chunks(self, path: str, updated_since: datetime | None = None, rows: int = 500_000):
+        """The same records as ``fetch``, as DataFrames of about ``rows`` rows (whole pages):
+        a big table never has to fit in memory at once."""
+        yield from _group_rows(self.pages(path, updated_since), rows)
+
+    def pages(self, path: str, updated_since: datetime | None = None):
+        """One DataFrame per non-empty page, in the source's order."""
         url = self.base_url + path
         base: dict = {}
         if updated_since is not None:
             base["updated_since"] = pd.Timestamp(updated_since).isoformat()
-        frames: list[pd.DataFrame] = []
         if self.pagination == "page":
             page = 1
             while True:
                 body = self._get(url, {**base, "page": page, "page_size": self.page_size}).json()
                 data = body.get("data", [])
                 if data:
-                    frames.append(pd.DataFrame.from_records(data))
+                    yield pd.DataFrame.from_records(data)
                 if not data or page >= int(body.get("total_pages", page)):
                     break
                 page += 1
@@ -177,7 +189,7 @@ class RestSource:
                 body = self._get(url, {**base, "offset": offset, "limit": self.page_size}).json()
                 data = body.get("data", [])
                 if data:
-                    frames.append(pd.DataFrame.from_records(data))
+                    yield pd.DataFrame.from_records(data)
                 offset += len(data)
                 if not data or offset >= int(body.get("total", offset)):
                     break
@@ -187,7 +199,7 @@ class RestSource:
                 body = self._get(url, {**base, "cursor": cursor, "limit": self.page_size}).json()
                 data = body.get("data", [])
                 if data:
-                    frames.append(pd.DataFrame.from_records(data))
+                    yield pd.DataFrame.from_records(data)
                 cursor = body.get("next_cursor")
                 if not cursor or not data:
                     break
@@ -197,14 +209,26 @@ class RestSource:
                 resp = self._get(next_url, params)
                 data = resp.json()
                 if data:
-                    frames.append(pd.DataFrame.from_records(data))
+                    yield pd.DataFrame.from_records(data)
                 next_url = resp.links.get("next", {}).get("url")
                 params = None  # the next link carries its own query
         else:
             raise ValueError(f"unknown pagination style {self.pagination!r}: use page, offset, cursor or link")
-        if not frames:
-            return pd.DataFrame()
-        return pd.concat(frames, ignore_index=True)
+
+
+def _group_rows(frames, rows: int):
+    """Concatenate consecutive frames into frames of at least ``rows`` rows (the last may be
+    smaller), index 0..n-1 each."""
+    pending: list[pd.DataFrame] = []
+    n = 0
+    for df in frames:
+        pending.append(df)
+        n += len(df)
+        if n >= rows:
+            yield pending[0].reset_index(drop=True) if len(pending) == 1 else pd.concat(pending, ignore_index=True)
+            pending, n = [], 0
+    if pending:
+        yield pending[0].reset_index(drop=True) if len(pending) == 1 else pd.concat(pending, ignore_index=True)
 
 
 def _retry_after(resp: requests.Response) -> float | None:
@@ -228,6 +252,12 @@ class SqlSource:
     query: str
 
     def fetch(self, updated_since: datetime | None = None) -> pd.DataFrame:
+        frames = list(self.chunks(updated_since))  # at least one frame, with the columns
+        return frames[0] if len(frames) == 1 else pd.concat(frames, ignore_index=True)
+
+    def chunks(self, updated_since: datetime | None = None, rows: int = 500_000):
+        """The query's rows as DataFrames of at most ``rows`` rows (a server-side cursor
+        where the driver has one). An empty result yields one empty frame with the columns."""
         eng = sa.create_engine(self.url)
         try:
             with eng.connect() as conn:
@@ -237,8 +267,14 @@ class SqlSource:
                     params["updated_since"] = updated_since
                 elif ":updated_since" in q:
                     params["updated_since"] = datetime(1970, 1, 1)
-                res = conn.execute(sa.text(q), params)
-                return pd.DataFrame(res.fetchall(), columns=list(res.keys()))
+                res = conn.execution_options(stream_results=True, max_row_buffer=min(rows, 10_000)).execute(sa.text(q), params)
+                cols = list(res.keys())
+                sent = False
+                for part in res.partitions(rows):
+                    sent = True
+                    yield pd.DataFrame(part, columns=cols)
+                if not sent:
+                    yield pd.DataFrame(columns=cols)
         finally:
             eng.dispose()
 

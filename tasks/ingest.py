@@ -11,8 +11,8 @@ import queue
 import threading
 import time
 import uuid
-from contextlib import contextmanager
-from dataclasses import asdict
+from contextlib import contextmanager, nullcontext
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -22,7 +22,7 @@ from prefect.cache_policies import NO_CACHE  # batches are DataFrames: never has
 from sqlalchemy.engine import Engine
 
 from tasks.extract import TABLE_PATHS, RestSource, SourceError, SqlSource, read_table_file
-from tasks.load import LoadResult, all_ids, get_watermark, known_ids, load_outcome, quarantine_rejected, record_quarantine
+from tasks.load import LoadResult, get_watermark, known_ids, load_outcome, quarantine_rejected, record_quarantine, set_watermark
 from tasks.validate import (
     ID_COLUMN,
     KEY_COLUMNS,
@@ -138,6 +138,169 @@ def load_table(outcome: ValidationOutcome, run_id: str, engine: Engine | None = 
     return load_outcome(engine, outcome, run_id, source_name(outcome.table))
 
 
+def extract_chunks(table: str, since, rows: int, settings: Settings | None = None):
+    """Raw records of ``table`` changed since ``since`` as DataFrames of about ``rows`` rows."""
+    src = make_source(table, settings)
+    if isinstance(src, SqlSource):
+        return src.chunks(since, rows)
+    return src.chunks(TABLE_PATHS[table][1], since, rows)
+
+
+def ingest_table(
+    table: str,
+    run_id: str,
+    full_refresh: bool = False,
+    engine: Engine | None = None,
+    chunk_rows: int | None = None,
+    timings: dict | None = None,
+) -> LoadResult:
+    """A night's batch of one source table: extract -> validate -> load, chunk by chunk.
+
+    The source is read page by page into chunks of ``chunk_rows`` (setting
+    ``validation.chunk_rows``, 500k) in one thread, each chunk validated in a second one
+    (the import's ``_validated_chunks``: a key repeated in a later chunk is quarantined) and
+    loaded here, so at most a few chunks are in memory whatever the table's size. The
+    batch is still all-or-nothing: every chunk goes into ONE transaction (secondary indexes
+    deferred on an initial load), and the rules about the whole batch are judged at its
+    end, inside that transaction — an empty full extract, and the bad-row share
+    (``enforce_threshold``): above the limit the transaction rolls back and only the
+    quarantined rows are kept, in their own transaction. A source that fails mid-table
+    rolls everything back too. The watermark (max ``updated_at`` of the whole batch) moves
+    in the committing transaction only. ``timings`` gets extract/validate/load seconds
+    (the three overlap in time) and the wall time."""
+    engine = engine or get_engine()
+    chunk_rows = chunk_rows or get_settings().validation.chunk_rows
+    timings = timings if timings is not None else {}
+    for k in ("extract_s", "validate_s", "load_s", "wait_s", "index_s", "commit_s"):
+        timings.setdefault(k, 0.0)
+    t_start = time.perf_counter()
+    source = source_name(table)
+    since = None if full_refresh else get_watermark(engine, source)
+    full_load = since is None
+    suites = load_suites()
+    bad_rows = _Spill()
+    totals = _BatchTotals(table)
+    try:
+        frames = extract_chunks(table, since, chunk_rows)
+        with _prefetch(_timed(frames, timings, "extract_s")) as raw_chunks:
+            columns: list = []
+            chunks = _validated_chunks(engine, table, _note_columns(raw_chunks, columns), suites, "UTC", timings,
+                                       read_key="validate_wait_s", whole_table=full_load)
+            with engine.connect() as conn:
+                with conn.begin():
+                    with deferred_indexes(conn, table) as initial_load, _prefetch(chunks) as outcomes:
+                        for outcome in _timed(outcomes, timings, "wait_s"):
+                            t0 = time.perf_counter()
+                            # into an empty table every key is new (repeated keys were quarantined)
+                            totals.loaded += bulk_upsert(conn, table, outcome.good, KEY_COLUMNS[table], on_conflict="error" if initial_load else "update")
+                            timings["load_s"] += time.perf_counter() - t0
+                            totals.add(outcome)
+                            bad_rows.add(outcome.bad)
+                            if totals.chunks > 1:
+                                log.info("%s: %d rows extracted and loaded so far", table, totals.n_read)
+                        if totals.n_read == 0 and full_load:
+                            # the whole batch is empty: the table rules decide (empty_extract)
+                            validate_frame(table, pd.DataFrame(columns=columns), suites, full_load=True)
+                        enforce_threshold(totals)  # rolls the batch back when above the limit
+                        t_index = time.perf_counter()
+                    timings["index_s"] += time.perf_counter() - t_index
+                    t0 = time.perf_counter()
+                    for part in bad_rows:
+                        record_quarantine(conn, _bad_outcome(table, part), run_id)
+                    if totals.max_updated_at is not None:
+                        set_watermark(conn, source, totals.max_updated_at, run_id)
+                    timings["load_s"] += time.perf_counter() - t0
+                    t_commit = time.perf_counter()
+                timings["commit_s"] += time.perf_counter() - t_commit
+    except BatchRejected:
+        with engine.begin() as conn:  # the operator sees what to fix; nothing else is kept
+            for part in bad_rows:
+                record_quarantine(conn, _bad_outcome(table, part), run_id)
+        raise
+    except SourceError as exc:
+        if table in OPTIONAL_TABLES and "HTTP 404" in str(exc):
+            log.info("%s: the source does not provide this table; skipped", table)
+            return LoadResult(table, 0, 0, 0, None)
+        raise
+    finally:
+        bad_rows.close()
+        timings["wall_s"] = time.perf_counter() - t_start
+        timings["chunks"] = totals.chunks
+    log.info("%s: %d rows read, %d loaded, %d quarantined %s (since %s; %d chunk(s), extract %.1fs, validate %.1fs, load %.1fs, wall %.1fs)",
+             table, totals.n_read, totals.loaded, totals.n_bad, dict(totals.rule_counts) or "", since or "the beginning",
+             totals.chunks, timings["extract_s"], timings["validate_s"], timings["load_s"], timings["wall_s"])
+    return LoadResult(table, totals.n_read, totals.loaded, totals.n_bad, totals.max_updated_at)
+
+
+@dataclass
+class _BatchTotals:
+    """What the whole batch's rules are judged on (``enforce_threshold`` reads these)."""
+
+    table: str
+    n_read: int = 0
+    n_bad: int = 0
+    loaded: int = 0
+    chunks: int = 0
+    max_updated_at: object = None
+    rule_counts: dict = field(default_factory=dict)
+
+    def add(self, outcome: ValidationOutcome) -> None:
+        self.chunks += 1
+        self.n_read += outcome.n_read
+        self.n_bad += outcome.n_bad
+        if len(outcome.bad):
+            for rule, n in outcome.bad["rule"].value_counts().items():
+                self.rule_counts[rule] = self.rule_counts.get(rule, 0) + int(n)
+        if outcome.max_updated_at is not None and (self.max_updated_at is None or outcome.max_updated_at > self.max_updated_at):
+            self.max_updated_at = outcome.max_updated_at
+
+
+def _bad_outcome(table: str, bad: pd.DataFrame) -> ValidationOutcome:
+    return ValidationOutcome(table, pd.DataFrame(), bad, len(bad))
+
+
+class _Spill:
+    """Frames kept until the end of a batch: in memory up to ``limit`` rows, then pickled to
+    a temporary directory (a batch of mostly bad rows must not hold them all in memory)."""
+
+    def __init__(self, limit: int = 200_000):
+        self.limit, self.rows, self.frames, self.files, self.dir = limit, 0, [], [], None
+
+    def add(self, df: pd.DataFrame) -> None:
+        if df is None or df.empty:
+            return
+        self.frames.append(df)
+        self.rows += len(df)
+        if self.rows > self.limit:
+            import tempfile
+
+            self.dir = self.dir or tempfile.mkdtemp(prefix="userops-bad-rows-")
+            path = Path(self.dir) / f"{len(self.files)}.pkl"
+            pd.concat(self.frames, ignore_index=True).to_pickle(path)
+            self.files.append(path)
+            self.frames, self.rows = [], 0
+
+    def __iter__(self):
+        for path in self.files:
+            yield pd.read_pickle(path)
+        yield from self.frames
+
+    def close(self) -> None:
+        if self.dir:
+            import shutil
+
+            shutil.rmtree(self.dir, ignore_errors=True)
+        self.frames, self.files, self.dir = [], [], None
+
+
+def _note_columns(frames, columns: list):
+    """Pass ``frames`` through, keeping the first one's column names in ``columns``."""
+    for df in frames:
+        if not columns:
+            columns.extend(df.columns)
+        yield df
+
+
 def import_file(
     table: str,
     path: str | Path,
@@ -204,18 +367,33 @@ def import_file(
     return LoadResult(table, read, loaded, bad, None)
 
 
-def _validated_chunks(engine: Engine, table: str, frames, suites: dict, assume_tz: str, timings: dict):
-    """Read and validate a file chunk by chunk; a key repeated across chunks is quarantined."""
+def _validated_chunks(engine: Engine, table: str, frames, suites: dict, assume_tz: str, timings: dict,
+                      read_key: str = "read_s", whole_table: bool | None = None):
+    """Read and validate a file (or a night's batch) chunk by chunk; a key repeated across
+    chunks is quarantined. ``whole_table``: see ``_chunk_refs``."""
     key_cols = KEY_COLUMNS[table]
     seen = np.array([], dtype=np.uint64)
-    ref_cache: dict[str, np.ndarray] = {}  # a whole referenced table, read once per import
-    for raw in _timed(frames, timings, "read_s"):
+    ref_cache: dict[str, np.ndarray] = {}  # a whole referenced table, read once per batch
+    dup_rule = _duplicate_rule(suites, table)
+    timings.setdefault(read_key, 0.0)
+    for raw in _timed(frames, timings, read_key):
         t0 = time.perf_counter()
-        refs = _chunk_refs(engine, table, raw, ref_cache)
+        refs = _chunk_refs(engine, table, raw, ref_cache, whole_table)
         outcome = validate_frame(table, raw, suites, full_load=False, assume_tz=assume_tz, known_refs=refs)
-        outcome, seen = _drop_cross_chunk_duplicates(outcome, raw, key_cols, seen)
+        outcome, seen = _drop_cross_chunk_duplicates(outcome, raw, key_cols, seen, dup_rule)
         timings["validate_s"] += time.perf_counter() - t0
         yield outcome
+
+
+def _duplicate_rule(suites: dict, table: str) -> tuple[str, str] | None:
+    """(rule, reason) of the suite's uniqueness expectation, in the operator's language."""
+    lang = get_settings().language
+    for exp in suites[table].expectations:
+        if exp.expectation_type in ("expect_column_values_to_be_unique", "expect_compound_columns_to_be_unique"):
+            meta = exp.meta or {}
+            if meta.get("rule"):
+                return meta["rule"], meta.get(lang) or meta.get("en") or meta["rule"]
+    return None
 
 
 PROCESS_VALIDATION_BYTES = 200 << 20  # ~2M order rows: worth a process start (~3 s of imports)
@@ -343,27 +521,57 @@ def _timed(frames, timings: dict, key: str):
         yield item
 
 
-def _chunk_refs(bind, table: str, raw: pd.DataFrame, cache: dict[str, np.ndarray]) -> dict:
-    """Ids the chunk's references may point to. A big chunk reads the referenced table's ids
-    once for the whole import (it does not change while another table imports); a small
-    one asks for just its own ids."""
+def _chunk_refs(bind, table: str, raw: pd.DataFrame, cache: dict[str, np.ndarray], whole_table: bool | None = None) -> dict:
+    """Ids the chunk's references may point to (the chunk's own ids that exist).
+
+    With ``whole_table`` (a first night; by default: a chunk of more than 50k distinct ids)
+    every id of the referenced table is read once per batch, kept as a sorted array of
+    64-bit hashes (80 MB for 10M orders, where the ids as Python strings took ~0.7 GB) and
+    each chunk's ids are looked up there by binary search; otherwise the chunk asks for
+    just its own ids by key. The referenced table does not change during the batch."""
     refs = {}
     for col, (ref_table, ref_col) in REFERENCES.get(table, {}).items():
         if col not in raw.columns:
             continue
-        if col in cache:
-            refs[col] = cache[col]
-            continue
-        cand = raw[col].astype("string").str.strip()
-        if cand.nunique() > 50_000:
-            cache[col] = refs[col] = np.asarray(all_ids(bind, ref_table, ref_col), dtype=object)
+        cand = np.asarray(raw[col].astype("string").str.strip().dropna().unique(), dtype=object)
+        whole = col in cache or (len(cand) > 50_000 if whole_table is None else whole_table)
+        if whole:
+            if col not in cache:
+                cache[col] = id_hashes(bind, ref_table, ref_col)
+            refs[col] = cand[_sorted_member(cache[col], _hash_ids(cand))]
         else:
-            refs[col] = known_ids(bind, ref_table, ref_col, cand)
+            refs[col] = known_ids(bind, ref_table, ref_col, pd.Series(cand, dtype=object))
     return refs
 
 
-def _drop_cross_chunk_duplicates(outcome: ValidationOutcome, raw: pd.DataFrame, key_cols: list[str], seen: np.ndarray):
-    """A key already loaded from an earlier chunk of the same file is a duplicate too.
+def _hash_ids(values) -> np.ndarray:
+    return pd.util.hash_array(np.asarray(values, dtype=object)) if len(values) else np.array([], dtype=np.uint64)
+
+
+def _sorted_member(sorted_hashes: np.ndarray, h: np.ndarray) -> np.ndarray:
+    if not len(sorted_hashes) or not len(h):
+        return np.zeros(len(h), dtype=bool)
+    pos = np.searchsorted(sorted_hashes, h).clip(max=len(sorted_hashes) - 1)
+    return sorted_hashes[pos] == h
+
+
+def id_hashes(bind, table: str, column: str, batch: int = 1_000_000) -> np.ndarray:
+    """Sorted 64-bit hashes of every ``table.column`` value, read a million at a time."""
+    sql = f"SELECT {column} FROM {table}"
+    parts = []
+    with (bind.connect() if isinstance(bind, Engine) else nullcontext(bind)) as conn:
+        res = conn.execution_options(stream_results=True, max_row_buffer=10_000).exec_driver_sql(sql)
+        for part in res.scalars().partitions(batch):
+            parts.append(_hash_ids([str(v) for v in part]))
+    out = np.concatenate(parts) if parts else np.array([], dtype=np.uint64)
+    out.sort()
+    return out
+
+
+def _drop_cross_chunk_duplicates(outcome: ValidationOutcome, raw: pd.DataFrame, key_cols: list[str], seen: np.ndarray,
+                                 rule: tuple[str, str] | None = None):
+    """A key already loaded from an earlier chunk of the same file (batch) is a duplicate too,
+    quarantined under ``rule`` = (rule, reason) — the suite's uniqueness rule.
 
     ``seen`` is the sorted array of key hashes loaded so far: membership is a binary search
     and the merge a stable sort of two sorted runs (linear), so 10M keys stay cheap."""
@@ -387,8 +595,8 @@ def _drop_cross_chunk_duplicates(outcome: ValidationOutcome, raw: pd.DataFrame, 
     extra = pd.DataFrame(
         {
             "source_id": rows[ID_COLUMN[outcome.table]].to_numpy(),
-            "rule": f"duplicate_{ID_COLUMN[outcome.table]}",
-            "reason": f"{ID_COLUMN[outcome.table]} appears more than once in the file",
+            "rule": rule[0] if rule else f"duplicate_{ID_COLUMN[outcome.table]}",
+            "reason": rule[1] if rule else f"{ID_COLUMN[outcome.table]} appears more than once in the file",
             "record": [pd.Series(r).to_json(force_ascii=False) for r in rec.to_dict("records")],
             "record_hash": record_hashes(rec).to_numpy(),
         }
@@ -405,16 +613,11 @@ def check_suites_task() -> list[str]:
     return sorted(load_suites())
 
 
-@task(name="extract", task_run_name="extract-{table}", cache_policy=NO_CACHE)
-def extract_task(table: str, full_refresh: bool = False) -> tuple[pd.DataFrame, bool]:
-    return extract_table(table, full_refresh)
-
-
-@task(name="validate", task_run_name="validate-{table}", cache_policy=NO_CACHE)
-def validate_task(table: str, raw: pd.DataFrame, full_load: bool) -> ValidationOutcome:
-    return validate_table(table, raw, full_load)
-
-
-@task(name="load", task_run_name="load-{table}", cache_policy=NO_CACHE)
-def load_task(table: str, outcome: ValidationOutcome, run_id: str) -> dict:
-    return asdict(load_table(outcome, run_id))
+@task(name="ingest", task_run_name="ingest-{table}", cache_policy=NO_CACHE)
+def ingest_task(table: str, run_id: str, full_refresh: bool = False) -> dict:
+    """One table's night batch (extract -> validate -> load, chunk by chunk): its counts and
+    stage seconds (extract_s / validate_s / load_s overlap in time; wall_s is the step's)."""
+    timings: dict = {}
+    res = asdict(ingest_table(table, run_id, full_refresh, timings=timings))
+    res.update({k: round(v, 2) for k, v in timings.items() if k in ("extract_s", "validate_s", "load_s", "wall_s")})
+    return res

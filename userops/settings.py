@@ -48,6 +48,7 @@ class ValidationSettings(BaseModel):
     max_bad_share: float = 0.05  # a batch with more bad rows than this fails the run
     min_year: int = 2000  # timestamps before this year are rejected
     future_tolerance_minutes: int = 10  # clock skew allowed for "timestamp in the future"
+    chunk_rows: int = 500_000  # a night's table batch is extracted, validated and loaded by chunks of this many rows
 
 
 class LifecycleSettings(BaseModel):
