@@ -218,9 +218,13 @@ def step_load(n_customers: int, orders_per_customer: float) -> dict:
     return {**counts, "index_seconds": index_seconds, "seconds": round(time.perf_counter() - t0, 1)}
 
 
-def apply_delta(engine, day: date, share: float = 0.01, seed: int = 5) -> dict:
+def apply_delta(engine, day: date, share: float = 0.01, seed: int = 5, late_share: float | None = None) -> dict:
     """The source's next day: share x orders new or changed (90% new paid orders, 10% refunds
-    of old ones), plus new members, all stamped inside ``day`` (UTC)."""
+    of old ones), plus new members, all stamped inside ``day`` (UTC). ``late_share`` of the
+    new orders (default 2/3, env BENCH_TAGS_LATE_SHARE) are late arrivals: paid in the
+    business day before ``day`` (already counted by the previous refresh) but new to the
+    warehouse, as in bench_night's source day (``advance_day`` stamps a whole UTC day, two
+    thirds of it before the shop's midnight); the rest are paid inside ``day``."""
     import numpy as np
     import pandas as pd
 
@@ -240,13 +244,19 @@ def apply_delta(engine, day: date, share: float = 0.01, seed: int = 5) -> dict:
         last = fetch_frame(conn, "SELECT MAX(updated_at) AS m FROM orders", parse_dates=["m"])["m"].iloc[0]
         day_us = max(day_us, int(pd.Timestamp(last).value // 1000) + 1_000_000)
         stamp = day_us + (rng.random(k_new) * 3_600_000_000).astype("int64")
+        if late_share is None:
+            late_share = float(os.environ.get("BENCH_TAGS_LATE_SHARE", 2 / 3))
+        # the previous business day: [local midnight of day - 24 h, local midnight of day)
+        old_cutoff_us = int(np.datetime64(str(day), "us").astype("int64")) - 8 * 3600 * 1_000_000
+        late = rng.random(k_new) < late_share
+        paid_us = np.where(late, old_cutoff_us - 1 - (rng.random(k_new) * 86_399_000_000).astype("int64"), stamp)
         import uuid
 
         token = uuid.uuid4().hex[:6]  # a re-run of the benchmark adds its own orders
         oid = np.char.add(np.char.add("N", day.strftime("%Y%m%d") + token), np.char.zfill(np.arange(k_new).astype(str), 8))
         amount = np.round(rng.lognormal(4.8, 0.6, k_new), 2)
         _insert(conn, "orders", {
-            "order_id": oid, "customer_id": buyers, "paid_at": _ts_strings(stamp), "status": np.full(k_new, "paid"),
+            "order_id": oid, "customer_id": buyers, "paid_at": _ts_strings(paid_us), "status": np.full(k_new, "paid"),
             "amount": amount, "discount_amount": np.zeros(k_new), "store": np.full(k_new, "S1"),
             "channel": np.array(CHANNELS)[rng.integers(0, 4, k_new)], "updated_at": _ts_strings(stamp),
         })
@@ -274,7 +284,7 @@ def apply_delta(engine, day: date, share: float = 0.01, seed: int = 5) -> dict:
             conn.connection.driver_connection.executemany(
                 "UPDATE orders SET status = 'refunded', updated_at = ? WHERE order_id = ?", [(ts, i) for i in ref_ids]
             )
-    return {"new_orders": k_new, "refunds": len(ref_ids), "new_members": new_c}
+    return {"new_orders": k_new, "late_arrivals": int(late.sum()), "refunds": len(ref_ids), "new_members": new_c}
 
 
 def step_full() -> dict:

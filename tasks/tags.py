@@ -4,9 +4,11 @@ behaviour tags and clusters, and the stage history.
 How a night goes (``refresh_tags``), all inside one transaction:
 
 1. ``refresh_aggregates``: bring ``customer_aggregates`` to the business day ``as_of``.
-   Only the customers in the nightly delta are recomputed (set-based, one SQL statement):
-   orders changed at the source since the last refresh, orders whose payment time entered
-   the counted range, orders that left the loyalty window. A full recompute happens the
+   Only the customers in the nightly delta are touched (set-based SQL steps): orders new or
+   changed at the source since the last refresh are folded in (added, and their previous
+   values taken back), orders whose payment time entered the counted range added, orders
+   that left the loyalty window subtracted; a customer is recomputed from all their orders
+   only when a counted order changed without a trace (see docs/tags.md). A full recompute happens the
    first time, when the settings that shape the aggregate change, when ``as_of`` goes back
    in time, and weekly as a safety net (``settings.tags.full_recompute_days``).
 2. ``compute_tags``: vectorized pandas over one row per customer (never per order).
@@ -144,6 +146,7 @@ def _render(conn: Connection, name: str, win: Window, **parts) -> str:
     if is_postgres(conn):
         pieces = {
             "paid_day": f"CAST(o.paid_at + INTERVAL '{off} minutes' AS DATE)",
+            "paid_day2": f"CAST(o2.paid_at + INTERVAL '{off} minutes' AS DATE)",
             "paid_dow": f"EXTRACT(DOW FROM o.paid_at + INTERVAL '{off} minutes')",
             "float": "DOUBLE PRECISION",
         }
@@ -152,6 +155,7 @@ def _render(conn: Connection, name: str, win: Window, **parts) -> str:
         day = f"((unixepoch(o.paid_at) + {off * 60}) / 86400)"
         pieces = {
             "paid_day": day,
+            "paid_day2": f"((unixepoch(o2.paid_at) + {off * 60}) / 86400)",
             "paid_dow": f"(({day} + 4) % 7)",  # 1970-01-01 was a Thursday: 0 = Sunday
             "float": "REAL",
         }
@@ -292,6 +296,17 @@ _TEMP_DDL = {
     "tmp_tag_delta": "customer_id VARCHAR(64) PRIMARY KEY",  # recomputed from their orders
     "tmp_tag_add": "customer_id VARCHAR(64) PRIMARY KEY",  # tonight's new orders added
     "tmp_tag_window": "customer_id VARCHAR(64) PRIMARY KEY, n INTEGER, amount FLOAT",  # left the loyalty window
+    # orders changed since the watermark, with their current values
+    "tmp_tag_changed": "order_id VARCHAR(64) PRIMARY KEY, customer_id VARCHAR(64), paid_at TIMESTAMP, status VARCHAR(16), "
+    "amount NUMERIC(14,2), discount_amount NUMERIC(14,2), channel VARCHAR(40)",
+    "tmp_tag_cand": "customer_id VARCHAR(64) PRIMARY KEY, changed_before INTEGER, removed INTEGER",  # customers the delta concerns
+    # what the previous refresh counted of the orders changed or deleted since (order_changes)
+    "tmp_tag_removed": "customer_id VARCHAR(64), order_id VARCHAR(64), paid_at TIMESTAMP, status VARCHAR(16), "
+    "amount NUMERIC(14,2), discount_amount NUMERIC(14,2), channel VARCHAR(40), deleted BOOLEAN, PRIMARY KEY (customer_id, order_id)",
+    "tmp_day_delta": "customer_id VARCHAR(64) PRIMARY KEY, n INTEGER",  # purchase days gained (+) or lost (-)
+    # the orders added tonight (never counted before), by customer
+    "tmp_add_orders": "customer_id VARCHAR(64), order_id VARCHAR(64), paid_at TIMESTAMP, status VARCHAR(16), "
+    "amount NUMERIC(14,2), discount_amount NUMERIC(14,2), channel VARCHAR(40), PRIMARY KEY (customer_id, order_id)",
     "tmp_tag_touched": "customer_id VARCHAR(64) PRIMARY KEY",  # any of them: the tags re-read these
     "tmp_top_category": "customer_id VARCHAR(64) PRIMARY KEY, category VARCHAR(100), qty INTEGER, total INTEGER",
     "tmp_top_channel": "customer_id VARCHAR(64) PRIMARY KEY, channel VARCHAR(40), n INTEGER",
@@ -301,7 +316,7 @@ _TEMP_DDL = {
     "tmp_channel_orders": "customer_id VARCHAR(64), channel VARCHAR(40), n INTEGER, PRIMARY KEY (customer_id, channel)",
 }
 # clustered by customer on SQLite: a join driven by one of these reads the customers in key order
-_WITHOUT_ROWID = {"tmp_tag_delta", "tmp_tag_add", "tmp_tag_touched", "tmp_category_qty", "tmp_channel_orders"}
+_WITHOUT_ROWID = {"tmp_tag_delta", "tmp_tag_add", "tmp_tag_touched", "tmp_category_qty", "tmp_channel_orders", "tmp_tag_cand", "tmp_add_orders", "tmp_tag_removed", "tmp_day_delta"}
 
 
 def _temp_table(conn: Connection, name: str) -> None:
@@ -383,10 +398,15 @@ def build_aggregates(
 
 
 def _incremental(conn: Connection, win: Window, old_win: Window, state: dict, s: Settings) -> dict:
-    """Fold the night's delta into the stored aggregate (see tags_delta_customers):
-    recompute a few customers from their orders, add tonight's orders to the others, lower
-    the loyalty window of those whose orders left it. Leaves ``tmp_tag_touched``."""
-    for name in ("tmp_tag_delta", "tmp_tag_add", "tmp_tag_window", "tmp_tag_touched", "tmp_add_agg", "tmp_top_category", "tmp_top_channel"):
+    """Fold the night's delta into the stored aggregate (see tags_delta_customers,
+    tags_delta_check, tags_agg_additions): orders never counted before (the new day's, late
+    arrivals paid in a day already counted, the current values of changed orders) are added
+    and what was counted of the changed or deleted ones (their previous values, logged by
+    the triggers in ``order_changes``) taken back; a customer whose counted orders changed
+    without such a trace is recomputed from their orders; the loyalty window of those whose
+    orders left it is lowered. Leaves ``tmp_tag_touched``."""
+    for name in ("tmp_tag_changed", "tmp_tag_removed", "tmp_tag_cand", "tmp_add_orders", "tmp_day_delta", "tmp_tag_delta",
+                 "tmp_tag_add", "tmp_tag_window", "tmp_tag_touched", "tmp_add_agg", "tmp_top_category", "tmp_top_channel"):
         _temp_table(conn, name)
     params = {
         **_aggregate_params(win, s),
@@ -398,10 +418,13 @@ def _incremental(conn: Connection, win: Window, old_win: Window, state: dict, s:
         params["old_cutoff"] = win.cutoff
     cat, ch = "customer_category_qty", "customer_channel_orders"
     _run(conn, "tags_delta_customers", win, params)
+    _analyze(conn, "tmp_tag_changed", "tmp_tag_removed", "tmp_tag_cand")
     _run(conn, "tags_delta_check", win, params)
+    _analyze(conn, "tmp_add_orders", "tmp_tag_removed")
     _run(conn, "tags_delta_window", win, params)
-    recompute, additions, window = (
-        int(read_frame(conn, f"SELECT COUNT(*) AS n FROM {t}")["n"].iloc[0]) for t in ("tmp_tag_delta", "tmp_tag_add", "tmp_tag_window")
+    recompute, additions, window, added_orders, removed_orders = (
+        int(read_frame(conn, f"SELECT COUNT(*) AS n FROM {t}")["n"].iloc[0])
+        for t in ("tmp_tag_delta", "tmp_tag_add", "tmp_tag_window", "tmp_add_orders", "tmp_tag_removed")
     )
     for table in ("customer_aggregates", cat, ch):
         _exec(conn, f"DELETE FROM {table} WHERE customer_id IN (SELECT customer_id FROM tmp_tag_delta)")
@@ -418,10 +441,14 @@ def _incremental(conn: Connection, win: Window, old_win: Window, state: dict, s:
     written = _run(conn, "tags_agg_orders", win, params, target="customer_aggregates", **r_parts)
     _analyze(conn, "tmp_add_agg", "tmp_top_category", "tmp_top_channel")
     _run(conn, "tags_agg_merge", win, params)
+    if removed_orders:
+        _run(conn, "tags_agg_times", win, params)
     _exec(conn, "INSERT INTO tmp_tag_touched (customer_id) SELECT customer_id FROM tmp_tag_window w "
           "WHERE NOT EXISTS (SELECT 1 FROM tmp_tag_touched t WHERE t.customer_id = w.customer_id)")
     touched = int(read_frame(conn, "SELECT COUNT(*) AS n FROM tmp_tag_touched")["n"].iloc[0])
-    return {"recomputed": recompute, "added": additions, "window": window, "touched": touched, "written": int(written or 0) + additions}
+    return {"recomputed": recompute, "added": additions, "added_orders": added_orders, "removed_orders": removed_orders,
+            "window": window, "touched": touched,
+            "written": int(written or 0) + additions}
 
 
 def refresh_aggregates(conn: Connection, as_of: date, full: bool = False, settings: Settings | None = None) -> dict:
@@ -460,12 +487,16 @@ def refresh_aggregates(conn: Connection, as_of: date, full: bool = False, settin
         inc = _incremental(conn, win, window_for(state["as_of"], s), state, s)
         n = inc["written"]
         full_as_of = state["full_as_of"]
+    # the orders' previous values are consumed: the next night's come from changes after now
+    # (a row a concurrent writer adds after this is lost; the next night's check then
+    # recomputes that customer)
+    _exec(conn, "DELETE FROM order_changes")
     write_state(conn, "aggregates", win.as_of, win.cutoff, watermark, full_as_of, {"fingerprint": fingerprint})
     out = {
         "mode": "full" if reason else "incremental",
         "reason": reason,
         "delta_customers": inc.get("touched"),
-        **({k: inc[k] for k in ("recomputed", "added", "window")} if inc else {}),
+        **({k: inc[k] for k in ("recomputed", "added", "added_orders", "removed_orders", "window")} if inc else {}),
         "aggregates_written": int(n or 0),
         "seconds": round(time.perf_counter() - t0, 2),
         "steps": dict(_STEP_SECONDS),
@@ -974,6 +1005,19 @@ def _at_risk_now(conn: Connection) -> set:
 
 
 # ----------------------------------------------------------------------------- the night
+class _Laps:
+    """Seconds per named step of the refresh (bench output): each call closes a lap."""
+
+    def __init__(self) -> None:
+        self.seconds: dict = {}
+        self._t = time.perf_counter()
+
+    def __call__(self, name: str) -> None:
+        now = time.perf_counter()
+        self.seconds[name] = round(self.seconds.get(name, 0) + now - self._t, 2)
+        self._t = now
+
+
 _LAST: dict = {}  # the last frame computed in this process (health reuses it)
 
 
@@ -991,7 +1035,9 @@ def refresh(as_of: date, run_id: str | None = None, engine: Engine | None = None
         cw = _customers_watermark(conn)
         agg = refresh_aggregates(conn, as_of, full=full, settings=s)
         t1 = time.perf_counter()
+        lap = _Laps()
         frame = load_frame(conn, prev) if agg["mode"] == "incremental" else None
+        lap("load_frame")
         reused = frame is not None
         if reused:
             was = frame["tag_hash"].notna().to_numpy()  # the stored tags, as last written
@@ -1004,17 +1050,25 @@ def refresh(as_of: date, run_id: str | None = None, engine: Engine | None = None
             )
             at_risk = _at_risk_now(conn)
             old["at_risk"] = old["customer_id"].isin(at_risk) if at_risk else False
+            lap("old_tags")
             frame = _advance_frame(conn, frame)
+            lap("advance_frame")
         else:
             frame, old = _full_frame(conn)
+            lap("full_frame")
         member = _members(frame, win)
         base = frame.loc[member, _FRAME_BASE].reset_index(drop=True)
+        lap("members")
         t2 = time.perf_counter()
         cl = clusters_mod.refresh_clusters(conn, base, as_of, s)
+        lap("clusters")
         tags, figures = compute_tags(base, as_of, s, at_risk_ids=champion_high_risk(conn), clusters=cl["labels"])
+        lap("compute_tags")
         tags["tag_hash"] = tag_hash(tags)
+        lap("tag_hash")
         t3 = time.perf_counter()
         written = write_tags(conn, tags, as_of, run_id, old=old)
+        lap("write_tags")
         write_state(conn, "tags", as_of, win.cutoff, params={**figures, "clusters_fitted_on": cl["fitted_on"]})
         stage = np.full(len(frame), None, dtype=object)
         hashes = pd.array([pd.NA] * len(frame), dtype="Int64")
@@ -1025,7 +1079,9 @@ def refresh(as_of: date, run_id: str | None = None, engine: Engine | None = None
         stamp = _frame_stamp(read_state(conn, "tags"), read_state(conn, "aggregates"), s)
         stamp["customers_watermark"] = str(cw) if cw is not None else None
         frame_bytes = save_frame(conn, frame, as_of, stamp)
+        lap("save_frame")
         t4 = time.perf_counter()
+    t5 = time.perf_counter()
     _LAST.clear()
     _LAST.update({"url": str(engine.url), "as_of": as_of, "base": base, "tags": tags})
     stats = {
@@ -1042,6 +1098,8 @@ def refresh(as_of: date, run_id: str | None = None, engine: Engine | None = None
             "compute": round(t3 - t2, 2),
             "write": round(t4 - t3, 2),
             "total": round(t4 - t0, 2),
+            "commit": round(t5 - t4, 2),
+            "steps": lap.seconds,
         },
     }
     return stats
