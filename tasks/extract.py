@@ -167,6 +167,24 @@ class RestSource:
         a big table never has to fit in memory at once."""
         yield from _group_rows(self.pages(path, updated_since), rows)
 
+    def size_hint(self, path: str, updated_since: datetime | None = None) -> int | None:
+        """How many records ``fetch`` would return, from a one-record request, when the
+        pagination style reports totals (page: ``total_pages``, offset: ``total``)."""
+        base: dict = {}
+        if updated_since is not None:
+            base["updated_since"] = pd.Timestamp(updated_since).isoformat()
+        if self.pagination == "page":
+            body = self._get(self.base_url + path, {**base, "page": 1, "page_size": 1}).json()
+            value = body.get("total", body.get("total_pages"))
+        elif self.pagination == "offset":
+            value = self._get(self.base_url + path, {**base, "offset": 0, "limit": 1}).json().get("total")
+        else:
+            return None
+        try:
+            return int(value) if value is not None else None
+        except (TypeError, ValueError):
+            return None
+
     def pages(self, path: str, updated_since: datetime | None = None):
         """One DataFrame per non-empty page, in the source's order."""
         url = self.base_url + path

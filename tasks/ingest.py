@@ -13,6 +13,7 @@ import time
 import uuid
 from contextlib import contextmanager, nullcontext
 from dataclasses import asdict, dataclass, field
+from functools import partial
 from pathlib import Path
 
 import numpy as np
@@ -153,6 +154,7 @@ def ingest_table(
     engine: Engine | None = None,
     chunk_rows: int | None = None,
     timings: dict | None = None,
+    validate_in: str = "auto",
 ) -> LoadResult:
     """A night's batch of one source table: extract -> validate -> load, chunk by chunk.
 
@@ -167,7 +169,12 @@ def ingest_table(
     quarantined rows are kept, in their own transaction. A source that fails mid-table
     rolls everything back too. The watermark (max ``updated_at`` of the whole batch) moves
     in the committing transaction only. ``timings`` gets extract/validate/load seconds
-    (the three overlap in time) and the wall time."""
+    (the three overlap in time) and the wall time.
+
+    A full load the source says spans more than ``PROCESS_VALIDATION_CHUNKS`` chunks (a
+    first night at scale) is extracted and validated in a spawned process, as the import
+    does with a big file: the JSON parsing and validation there, the load here, on two cores
+    (threads share one interpreter lock). ``validate_in`` = "thread" / "process" forces one."""
     engine = engine or get_engine()
     chunk_rows = chunk_rows or get_settings().validation.chunk_rows
     timings = timings if timings is not None else {}
@@ -180,12 +187,21 @@ def ingest_table(
     suites = load_suites()
     bad_rows = _Spill()
     totals = _BatchTotals(table)
+    settings = get_settings()
     try:
-        frames = extract_chunks(table, since, chunk_rows)
-        with _prefetch(_timed(frames, timings, "extract_s")) as raw_chunks:
-            columns: list = []
-            chunks = _validated_chunks(engine, table, _note_columns(raw_chunks, columns), suites, "UTC", timings,
-                                       read_key="validate_wait_s", whole_table=full_load)
+        if validate_in == "auto":
+            validate_in = "process" if full_load and (_size_hint(table, since, settings) or 0) > PROCESS_VALIDATION_CHUNKS * chunk_rows else "thread"
+        columns: list = []
+        if validate_in == "process":
+            reader = nullcontext(None)
+            chunks = _validated_chunks_in_process(engine, table, partial(_source_frames, table, since, chunk_rows, settings), "UTC", timings,
+                                                  read_key="validate_wait_s", whole_table=full_load)
+        else:
+            reader = _prefetch(_source_frames(table, since, chunk_rows, settings, timings, prefetch=False))
+        with reader as raw_chunks:
+            if raw_chunks is not None:
+                chunks = _validated_chunks(engine, table, _note_columns(raw_chunks, columns), suites, "UTC", timings,
+                                           read_key="validate_wait_s", whole_table=full_load)
             with engine.connect() as conn:
                 with conn.begin():
                     with deferred_indexes(conn, table) as initial_load, _prefetch(chunks) as outcomes:
@@ -226,10 +242,36 @@ def ingest_table(
         bad_rows.close()
         timings["wall_s"] = time.perf_counter() - t_start
         timings["chunks"] = totals.chunks
-    log.info("%s: %d rows read, %d loaded, %d quarantined %s (since %s; %d chunk(s), extract %.1fs, validate %.1fs, load %.1fs, wall %.1fs)",
+    log.info("%s: %d rows read, %d loaded, %d quarantined %s (since %s; %d chunk(s) validated in a %s, extract %.1fs, validate %.1fs, load %.1fs, wall %.1fs)",
              table, totals.n_read, totals.loaded, totals.n_bad, dict(totals.rule_counts) or "", since or "the beginning",
-             totals.chunks, timings["extract_s"], timings["validate_s"], timings["load_s"], timings["wall_s"])
+             totals.chunks, validate_in, timings["extract_s"], timings["validate_s"], timings["load_s"], timings["wall_s"])
     return LoadResult(table, totals.n_read, totals.loaded, totals.n_bad, totals.max_updated_at)
+
+
+PROCESS_VALIDATION_CHUNKS = 4  # a batch of more chunks than this is worth a process start (~3 s)
+
+
+def _size_hint(table: str, since, settings: Settings) -> int | None:
+    """Rows the source says the batch has (one tiny request), or None when it cannot say."""
+    src = make_source(table, settings)
+    if isinstance(src, SqlSource):
+        return None
+    try:
+        return src.size_hint(TABLE_PATHS[table][1], since)
+    except SourceError:
+        return None  # the extract itself will report it
+
+
+def _source_frames(table: str, since, chunk_rows: int, settings: Settings, timings: dict, prefetch: bool = True):
+    """The batch's raw chunks, timed into ``timings["extract_s"]``; with ``prefetch`` read
+    one chunk ahead in a thread (waiting on the source overlaps validating)."""
+    timings.setdefault("extract_s", 0.0)
+    frames = _timed(extract_chunks(table, since, chunk_rows, settings), timings, "extract_s")
+    if not prefetch:
+        yield from frames
+        return
+    with _prefetch(frames) as ahead:
+        yield from ahead
 
 
 @dataclass
@@ -338,7 +380,7 @@ def import_file(
     if validate_in == "process" and is_csv:
         # the first chunk read above proved the file readable and its columns right
         frames = None
-        chunks = _validated_chunks_in_process(engine, table, path, mapping, chunksize, assume_tz, timings)
+        chunks = _validated_chunks_in_process(engine, table, partial(_file_frames, str(path), table, mapping, chunksize), assume_tz, timings)
     else:
         # the thread releases the GIL in pyarrow's parser; the database in its writes
         chunks = _validated_chunks(engine, table, frames, suites, assume_tz, timings)
@@ -399,17 +441,19 @@ def _duplicate_rule(suites: dict, table: str) -> tuple[str, str] | None:
 PROCESS_VALIDATION_BYTES = 200 << 20  # ~2M order rows: worth a process start (~3 s of imports)
 
 
-def _validated_chunks_in_process(engine: Engine, table: str, path, mapping, chunksize: int, assume_tz: str, timings: dict):
+def _validated_chunks_in_process(engine: Engine, table: str, open_frames, assume_tz: str, timings: dict,
+                                 read_key: str = "read_s", whole_table: bool | None = None):
     """``_validated_chunks`` run in a child process (spawned: no inherited threads or locks),
-    one chunk ahead of the loader. The child reads the referenced ids through its own
-    connection; they are committed rows of other tables."""
+    one chunk ahead of the loader. ``open_frames(timings)`` (picklable: a ``partial`` of a
+    module function) gives the raw chunks there — a file's or a source's. The child reads
+    the referenced ids through its own connection; they are committed rows of other tables."""
     import multiprocessing
 
     ctx = multiprocessing.get_context("spawn")
     q = ctx.Queue(maxsize=1)
     url = engine.url.render_as_string(hide_password=False)
-    proc = ctx.Process(target=_validation_worker, args=(url, table, str(path), mapping, chunksize, assume_tz, q),
-                       name="userops-import-validate", daemon=True)
+    proc = ctx.Process(target=_validation_worker, args=(url, table, open_frames, assume_tz, read_key, whole_table, q),
+                       name="userops-validate", daemon=True)
     proc.start()
     try:
         while True:
@@ -433,12 +477,16 @@ def _validated_chunks_in_process(engine: Engine, table: str, path, mapping, chun
         q.close()
 
 
-def _validation_worker(url: str, table: str, path: str, mapping, chunksize: int, assume_tz: str, q) -> None:
-    timings = {"read_s": 0.0, "validate_s": 0.0}
+def _file_frames(path: str, table: str, mapping, chunksize: int, timings: dict):
+    return read_table_file(path, table, mapping, chunksize=chunksize)
+
+
+def _validation_worker(url: str, table: str, open_frames, assume_tz: str, read_key: str, whole_table, q) -> None:
+    timings = {read_key: 0.0, "validate_s": 0.0}
     try:
         engine = get_engine(url)
-        frames = read_table_file(path, table, mapping, chunksize=chunksize)
-        for outcome in _validated_chunks(engine, table, frames, load_suites(), assume_tz, timings):
+        frames = open_frames(timings)
+        for outcome in _validated_chunks(engine, table, frames, load_suites(), assume_tz, timings, read_key, whole_table):
             q.put(("chunk", (outcome, dict(timings))))
         q.put(("end", (None, dict(timings))))
     except BaseException as exc:  # sent back as (type, message, table, counts): always picklable
@@ -453,6 +501,8 @@ def _rebuild_error(kind: str, message: str, table: str, counts) -> Exception:
 
     if kind == "FileImportError":
         return FileImportError(message)
+    if kind == "SourceError":
+        return SourceError(message)
     if kind == "BatchRejected":
         return BatchRejected(table, message, counts)
     if kind == "SuiteError":

@@ -57,10 +57,11 @@ def by_update(orders: pd.DataFrame) -> pd.DataFrame:
     return orders.sort_values(["updated_at", "order_id"], kind="stable").reset_index(drop=True)
 
 
-def test_multi_chunk_batch_loads_the_same_as_one_chunk(warehouse, small_pages, sample_data):
+@pytest.mark.parametrize("validate_in", ["thread", "process"])
+def test_multi_chunk_batch_loads_the_same_as_one_chunk(warehouse, small_pages, sample_data, validate_in):
     chunks = {}
     for table in SOURCE_TABLES:
-        res, tm = ingest(warehouse, table)
+        res, tm = ingest(warehouse, table, validate_in=validate_in)
         chunks[table] = tm["chunks"]
         assert res.read == res.loaded == len(getattr(sample_data, table)), table
         assert {"extract_s", "validate_s", "load_s", "wall_s"} <= set(tm)
@@ -70,17 +71,18 @@ def test_multi_chunk_batch_loads_the_same_as_one_chunk(warehouse, small_pages, s
         for t in [*reversed(SOURCE_TABLES), "quarantine", "source_watermarks"]:
             conn.exec_driver_sql(f"DELETE FROM {t}")
     for table in SOURCE_TABLES:
-        res, tm = ingest(warehouse, table, chunk_rows=10**9)
+        res, tm = ingest(warehouse, table, chunk_rows=10**9, validate_in="auto")  # one chunk: no process
         assert tm["chunks"] == 1
     assert snapshot(warehouse) == chunked
     assert get_watermark(warehouse, "orders.orders") == sample_data.orders["updated_at"].max().to_pydatetime()
 
 
-def test_source_failing_after_some_chunks_loads_nothing_and_keeps_the_watermark(warehouse, small_pages, sample_data):
+@pytest.mark.parametrize("validate_in", ["thread", "process"])
+def test_source_failing_after_some_chunks_loads_nothing_and_keeps_the_watermark(warehouse, small_pages, sample_data, validate_in):
     ingest(warehouse, "customers")
     small_pages.faults["fail_after"] = 20  # 20 pages of orders (800 rows, 8 chunks) then HTTP 500 for good
     with pytest.raises(SourceError, match="HTTP 500"):
-        _, tm = ingest(warehouse, "orders")
+        _, tm = ingest(warehouse, "orders", validate_in=validate_in)
     assert count(warehouse, "orders") == 0
     assert get_watermark(warehouse, "orders.orders") is None
     small_pages.faults.clear()
@@ -92,7 +94,7 @@ def test_source_failing_after_some_chunks_loads_nothing_and_keeps_the_watermark(
     small_pages.faults["fail_after"] = 4
     timings: dict = {}
     with pytest.raises(SourceError, match="HTTP 500"):
-        ingest_table("orders", "run-2", engine=warehouse, chunk_rows=100, timings=timings)
+        ingest_table("orders", "run-2", engine=warehouse, chunk_rows=100, timings=timings, validate_in=validate_in)
     assert timings["chunks"] >= 1  # chunks were loaded into the transaction before the failure
     assert snapshot(warehouse) == before
     assert get_watermark(warehouse, "orders.orders") == first.watermark
