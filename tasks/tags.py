@@ -222,6 +222,13 @@ def _ids(values) -> np.ndarray:
     return np.asarray(values, dtype=object)
 
 
+def _obj(values, index=None) -> pd.Series:
+    """Strings as a plain object column: pandas 3 would infer its Arrow-backed ``str`` for an
+    object array (a conversion per column, and another back to objects for every key lookup
+    or write: ~0.1 s per column at a million rows)."""
+    return pd.Series(np.asarray(values, dtype=object), dtype=object, index=index)
+
+
 def _positions(index_ids, ids) -> np.ndarray:
     """Position of each of ``ids`` in ``index_ids`` (-1 where absent), by hash."""
     index = index_ids if isinstance(index_ids, pd.Index) and index_ids.dtype == object else pd.Index(_ids(index_ids), dtype=object)
@@ -636,19 +643,19 @@ def compute_tags(
 
     out = pd.DataFrame(
         {
-            "customer_id": df["customer_id"].to_numpy(),
+            "customer_id": _obj(df["customer_id"]),
             "as_of": as_of,
-            "lifecycle_stage": stage,
+            "lifecycle_stage": _obj(stage),
             "at_risk": False,
             "rfm_r": pd.array(np.where(buyer, r, 0), dtype="Int64"),
             "rfm_f": pd.array(np.where(buyer, f, 0), dtype="Int64"),
             "rfm_m": pd.array(np.where(buyer, m, 0), dtype="Int64"),
-            "rfm_segment": segment,
-            "value_tier": tier,
-            "crisis_priority": priority,
+            "rfm_segment": _obj(segment),
+            "value_tier": _obj(tier),
+            "crisis_priority": _obj(priority),
             "price_sensitive": pd.array(np.where(buyer, price_sensitive, False), dtype="boolean"),
-            "favourite_category": df["favourite_category"].to_numpy(),
-            "preferred_channel": df["preferred_channel"].to_numpy(),
+            "favourite_category": _obj(df["favourite_category"]),
+            "preferred_channel": _obj(df["preferred_channel"]),
             "cluster_id": pd.array([pd.NA] * n, dtype="Int64") if clusters is None else pd.array(clusters, dtype="Int64"),
             "ltv": ltv,
             "paid_orders": paid.astype("int64"),
@@ -891,9 +898,11 @@ def _frame_from_blob(data: bytes) -> pd.DataFrame:
     import pyarrow as pa
 
     table = pa.ipc.open_stream(pa.py_buffer(data)).read_all()
-    df = table.to_pandas()
-    for c in ("customer_id", "favourite_category", "preferred_channel", "lifecycle_stage"):
-        df[c] = df[c].astype(object).where(df[c].notna(), None)
+    strings = ["customer_id", "favourite_category", "preferred_channel", "lifecycle_stage"]
+    df = table.drop_columns(strings).to_pandas()
+    for c in strings:  # straight to objects (None for null), no pandas str column in between
+        df[c] = _obj(table.column(c).to_numpy(zero_copy_only=False))
+    df = df[table.column_names]
     for c in _DATES:
         df[c] = df[c].astype("datetime64[us]")
     df["tag_hash"] = pd.array(df["tag_hash"], dtype="Int64")
@@ -980,8 +989,10 @@ def _advance_frame(conn: Connection, frame: pd.DataFrame) -> pd.DataFrame:
         for c in _FRAME_BASE[2:]:
             col = frame[c].to_numpy(dtype=object if c in ("favourite_category", "preferred_channel") else None).copy()
             col[rows] = touched[c].to_numpy(dtype=col.dtype)
-            frame[c] = col
-    frame = frame.reset_index()
+            frame[c] = _obj(col, index=frame.index) if col.dtype == object else col
+    ids = frame.index.to_numpy(dtype=object)
+    frame = frame.reset_index(drop=True)
+    frame.insert(0, "customer_id", _obj(ids))
     if len(new_ids) or len(frame) != total:
         frame = frame.sort_values("customer_id", kind="stable").reset_index(drop=True)
     for c in _FRAME_INT:
@@ -1043,9 +1054,9 @@ def refresh(as_of: date, run_id: str | None = None, engine: Engine | None = None
             was = frame["tag_hash"].notna().to_numpy()  # the stored tags, as last written
             old = pd.DataFrame(
                 {
-                    "customer_id": frame["customer_id"].to_numpy()[was],
+                    "customer_id": _obj(frame["customer_id"].to_numpy()[was]),
                     "tag_hash": frame["tag_hash"].to_numpy()[was].astype("int64"),
-                    "lifecycle_stage": frame["lifecycle_stage"].to_numpy()[was],
+                    "lifecycle_stage": _obj(frame["lifecycle_stage"].to_numpy()[was]),
                 }
             )
             at_risk = _at_risk_now(conn)
@@ -1074,7 +1085,7 @@ def refresh(as_of: date, run_id: str | None = None, engine: Engine | None = None
         hashes = pd.array([pd.NA] * len(frame), dtype="Int64")
         stage[member] = tags["lifecycle_stage"].to_numpy()
         hashes[member] = tags["tag_hash"].to_numpy()
-        frame["lifecycle_stage"] = stage
+        frame["lifecycle_stage"] = _obj(stage, index=frame.index)
         frame["tag_hash"] = hashes
         stamp = _frame_stamp(read_state(conn, "tags"), read_state(conn, "aggregates"), s)
         stamp["customers_watermark"] = str(cw) if cw is not None else None

@@ -12,6 +12,12 @@ and item.
   whatever its size). Every writer of ``orders`` is covered, whatever the code path (bulk
   upserts, a test's ``UPDATE``, an operator's SQL); a ``TRUNCATE`` is not, and the refresh's
   counted-orders check sends the customers it hides to a recompute.
+* PostgreSQL: ``tags`` and ``customer_aggregates`` leave free room in their pages
+  (fillfactor 80 / 85): a night rewrites a quarter of the tags (recency quintiles move) and a
+  tenth of the aggregates; with room on the page an update that changes no indexed column is
+  a HOT update (no index entries). Measured on 300k tag rows, 130k updated via COPY + ON
+  CONFLICT: 1.4-1.6 s -> 1.0-1.1 s. Applies to pages written from now on (the first night's
+  COPY, a full recompute's rebuild).
 
 Revision ID: 0009_order_changes
 Revises: 0008_tags_indexes
@@ -43,6 +49,8 @@ def upgrade() -> None:
         sa.Column("deleted", sa.Boolean, nullable=False, server_default=sa.false()),
     )
     if op.get_bind().dialect.name == "postgresql":
+        op.execute("ALTER TABLE tags SET (fillfactor = 80)")
+        op.execute("ALTER TABLE customer_aggregates SET (fillfactor = 85)")
         op.execute(
             f"""
             CREATE FUNCTION userops_log_order_changes() RETURNS trigger LANGUAGE plpgsql AS $$
@@ -73,4 +81,6 @@ def downgrade() -> None:
         op.execute(f"DROP TRIGGER IF EXISTS trg_orders_changes_{event}" + (" ON orders" if op.get_bind().dialect.name == "postgresql" else ""))
     if op.get_bind().dialect.name == "postgresql":
         op.execute("DROP FUNCTION IF EXISTS userops_log_order_changes()")
+        op.execute("ALTER TABLE tags RESET (fillfactor)")
+        op.execute("ALTER TABLE customer_aggregates RESET (fillfactor)")
     op.drop_table("order_changes")
