@@ -12,7 +12,9 @@
 --    first / second / last paid times (tags_agg_merge merges them; a customer who lost a paid
 --    order gets its times again from the covering index, tags_agg_times).
 -- 3. the per-(customer, category) item and per-(customer, channel) order counts: the added
---    orders' items / channels in, the removed ones' out (items of these orders only, by key).
+--    orders' items / channels in, the removed ones' out (items of these orders only, by key:
+--    {items_join} is a per-order lookup on PostgreSQL, whose planner otherwise hashes every
+--    item). A count taken back to 0 stays (the picks only read counts above 0).
 INSERT INTO tmp_day_delta (customer_id, n)
 SELECT x.customer_id, SUM(x.n) FROM (
     SELECT d.customer_id,
@@ -80,7 +82,7 @@ FROM (
     UNION ALL
     SELECT o.customer_id, o.order_id, -1 AS sgn FROM tmp_tag_removed o WHERE o.status = 'paid'
 ) x
-JOIN order_items i ON i.order_id = x.order_id
+{items_join}
 WHERE i.category IS NOT NULL
 GROUP BY x.customer_id, i.category
 ON CONFLICT (customer_id, category) DO UPDATE SET qty = {cat_table}.qty + excluded.qty;
@@ -93,6 +95,4 @@ FROM (
 ) x
 WHERE x.channel IS NOT NULL
 GROUP BY x.customer_id, x.channel
-ON CONFLICT (customer_id, channel) DO UPDATE SET n = {ch_table}.n + excluded.n;
-DELETE FROM {cat_table} WHERE qty <= 0 AND customer_id IN (SELECT customer_id FROM tmp_tag_removed);
-DELETE FROM {ch_table} WHERE n <= 0 AND customer_id IN (SELECT customer_id FROM tmp_tag_removed)
+ON CONFLICT (customer_id, channel) DO UPDATE SET n = {ch_table}.n + excluded.n

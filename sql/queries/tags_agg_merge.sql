@@ -64,7 +64,8 @@ ON CONFLICT (customer_id) DO UPDATE SET
     counted_orders = excluded.counted_orders,
     updated_at = excluded.updated_at;
 UPDATE customer_aggregates SET
-    window_orders = window_orders - (SELECT w.n FROM tmp_tag_window w WHERE w.customer_id = customer_aggregates.customer_id),
-    window_amount = window_amount - (SELECT w.amount FROM tmp_tag_window w WHERE w.customer_id = customer_aggregates.customer_id),
+    window_orders = customer_aggregates.window_orders - w.n,
+    window_amount = customer_aggregates.window_amount - w.amount,
     updated_at = :now
-WHERE customer_id IN (SELECT customer_id FROM tmp_tag_window)
+FROM tmp_tag_window w
+WHERE customer_aggregates.customer_id = w.customer_id
