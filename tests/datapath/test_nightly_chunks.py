@@ -147,6 +147,21 @@ def test_key_repeated_in_a_later_chunk_is_quarantined(warehouse, small_pages, sa
     assert get_watermark(warehouse, "orders.orders") == again["updated_at"].iloc[0].to_pydatetime()
 
 
+def test_auto_validates_a_big_full_load_in_a_process(warehouse, small_pages, sample_data, monkeypatch):
+    import tasks.ingest as ingest_mod
+
+    assert ingest_mod.PROCESS_VALIDATION_ROWS is None  # off by default: threads
+    _, tm = ingest(warehouse, "customers")
+    assert tm["validated_in"] == "thread"
+    monkeypatch.setattr(ingest_mod, "PROCESS_VALIDATION_ROWS", 1000)  # the source says 300 customers, 1762 orders
+    res, tm = ingest(warehouse, "orders")
+    assert tm["validated_in"] == "process" and res.loaded == len(sample_data.orders) and tm["chunks"] >= 15
+    nxt = advance_day(sample_data, "2026-11-20", change_share=0.9)
+    small_pages.set_data(nxt)
+    _, tm = ingest(warehouse, "orders")  # an incremental night: no size request, threads
+    assert tm["validated_in"] == "thread"
+
+
 def test_empty_first_extract_is_rejected(warehouse, small_pages, sample_data):
     small_pages.set_data(dataclasses.replace(sample_data, customers=sample_data.customers.iloc[0:0]))
     with pytest.raises(BatchRejected, match="customers: "):
