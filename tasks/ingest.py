@@ -33,7 +33,7 @@ from tasks.validate import (
     load_suites,
     validate_frame,
 )
-from userops.db import bulk_upsert, deferred_indexes, get_engine
+from userops.db import bulk_upsert, deferred_indexes, get_engine, refresh_statistics
 from userops.settings import Settings, get_settings
 
 log = logging.getLogger("userops.ingest")
@@ -236,6 +236,9 @@ def ingest_table(
                     t_ckpt = time.perf_counter()
                     conn.exec_driver_sql("PRAGMA wal_checkpoint(TRUNCATE)")
                     timings["commit_s"] += time.perf_counter() - t_ckpt
+                t_stats = time.perf_counter()
+                timings["analyzed"] = refresh_statistics(conn, table, totals.loaded)
+                timings["analyze_s"] = time.perf_counter() - t_stats
     except BatchRejected:
         with engine.begin() as conn:  # the operator sees what to fix; nothing else is kept
             for part in bad_rows:
@@ -416,6 +419,9 @@ def import_file(
             t_ckpt = clock()
             conn.exec_driver_sql("PRAGMA wal_checkpoint(TRUNCATE)")
             timings["checkpoint_s"] = timings.get("checkpoint_s", 0.0) + clock() - t_ckpt
+        t_stats = clock()
+        timings["analyzed"] = refresh_statistics(conn, table, loaded)
+        timings["analyze_s"] = clock() - t_stats
     return LoadResult(table, read, loaded, bad, None)
 
 
