@@ -1,5 +1,5 @@
-"""Planner statistics after loads: PostgreSQL tables are analyzed as autovacuum would (the
-server these tests use runs with autovacuum off), SQLite is left as it is."""
+"""After big loads PostgreSQL tables are vacuumed and analyzed, as autovacuum would (the
+server these tests use runs with autovacuum off); SQLite is left as it is."""
 from __future__ import annotations
 
 from tasks.ingest import import_file
@@ -11,6 +11,11 @@ HEADER = "customer_id,name,registered_at,city,marketing_consent\n"
 def _last_analyze(engine):
     with engine.connect() as c:
         return c.exec_driver_sql("SELECT last_analyze FROM pg_stat_user_tables WHERE relid = to_regclass('customers')").scalar()
+
+
+def _last_vacuum(engine):
+    with engine.connect() as c:
+        return c.exec_driver_sql("SELECT last_vacuum FROM pg_stat_user_tables WHERE relid = to_regclass('customers')").scalar()
 
 
 def test_tables_analyzed_after_big_loads_only(warehouse, tmp_path):
@@ -25,6 +30,7 @@ def test_tables_analyzed_after_big_loads_only(warehouse, tmp_path):
         return
     first = _last_analyze(warehouse)
     assert first is not None  # never analyzed before: the import's load analyzes it
+    assert _last_vacuum(warehouse) is not None  # and vacuums it (visibility map for index-only scans)
     with warehouse.connect() as c:
         assert refresh_statistics(c, "customers", 10) is False  # 10 of 200 rows: below 10% + 50
     assert _last_analyze(warehouse) == first
