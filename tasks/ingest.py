@@ -33,7 +33,7 @@ from tasks.validate import (
     load_suites,
     validate_frame,
 )
-from userops.db import bulk_upsert, deferred_indexes, get_engine, refresh_statistics
+from userops.db import after_bulk_load, bulk_upsert, deferred_indexes, get_engine
 from userops.settings import Settings, get_settings
 
 log = logging.getLogger("userops.ingest")
@@ -230,15 +230,7 @@ def ingest_table(
                     timings["load_s"] += time.perf_counter() - t0
                     t_commit = time.perf_counter()
                 timings["commit_s"] += time.perf_counter() - t_commit
-                if conn.dialect.name == "sqlite" and totals.n_read > 1_000_000:
-                    # as after a big import: fold the write-ahead log into the database now,
-                    # so the next night's first write does not pay for it
-                    t_ckpt = time.perf_counter()
-                    conn.exec_driver_sql("PRAGMA wal_checkpoint(TRUNCATE)")
-                    timings["commit_s"] += time.perf_counter() - t_ckpt
-                t_stats = time.perf_counter()
-                timings["analyzed"] = refresh_statistics(conn, table, totals.loaded)
-                timings["analyze_s"] = time.perf_counter() - t_stats
+                after_bulk_load(conn, table, totals.n_read, totals.loaded, timings)
     except BatchRejected:
         with engine.begin() as conn:  # the operator sees what to fix; nothing else is kept
             for part in bad_rows:
@@ -413,15 +405,7 @@ def import_file(
             timings["index_s"] += clock() - t_index
             t_commit = clock()
         timings["commit_s"] += clock() - t_commit
-        if conn.dialect.name == "sqlite" and read > 1_000_000:
-            # a big import leaves gigabytes in the write-ahead log: fold them into the
-            # database now, so the next night's first write does not pay for it
-            t_ckpt = clock()
-            conn.exec_driver_sql("PRAGMA wal_checkpoint(TRUNCATE)")
-            timings["checkpoint_s"] = timings.get("checkpoint_s", 0.0) + clock() - t_ckpt
-        t_stats = clock()
-        timings["analyzed"] = refresh_statistics(conn, table, loaded)
-        timings["analyze_s"] = clock() - t_stats
+        after_bulk_load(conn, table, read, loaded, timings)
     return LoadResult(table, read, loaded, bad, None)
 
 
@@ -685,5 +669,5 @@ def ingest_task(table: str, run_id: str, full_refresh: bool = False) -> dict:
     stage seconds (extract_s / validate_s / load_s overlap in time; wall_s is the step's)."""
     timings: dict = {}
     res = asdict(ingest_table(table, run_id, full_refresh, timings=timings))
-    res.update({k: round(v, 2) for k, v in timings.items() if k in ("extract_s", "validate_s", "load_s", "index_s", "commit_s", "wall_s")})
+    res.update({k: round(v, 2) for k, v in timings.items() if k in ("extract_s", "validate_s", "load_s", "index_s", "commit_s", "checkpoint_s", "wall_s")})
     return res
