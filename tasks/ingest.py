@@ -23,7 +23,7 @@ from prefect.cache_policies import NO_CACHE  # batches are DataFrames: never has
 from sqlalchemy.engine import Engine
 
 from tasks.extract import TABLE_PATHS, RestSource, SourceError, SqlSource, read_table_file
-from tasks.load import LoadResult, get_watermark, known_ids, load_outcome, quarantine_rejected, record_quarantine, set_watermark
+from tasks.load import LoadResult, get_watermark, known_ids, record_quarantine, set_watermark
 from tasks.validate import (
     ID_COLUMN,
     KEY_COLUMNS,
@@ -90,55 +90,6 @@ def make_source(table: str, settings: Settings | None = None):
 
 
 # ----------------------------------------------------------------------------- steps
-def extract_table(table: str, full_refresh: bool = False, engine: Engine | None = None) -> tuple[pd.DataFrame, bool]:
-    """Raw records changed since the watermark. Returns (frame, is_full_load)."""
-    engine = engine or get_engine()
-    since = None if full_refresh else get_watermark(engine, source_name(table))
-    src = make_source(table)
-    try:
-        if isinstance(src, SqlSource):
-            df = src.fetch(since)
-        else:
-            df = src.fetch(TABLE_PATHS[table][1], since)
-    except SourceError as exc:
-        if table in OPTIONAL_TABLES and "HTTP 404" in str(exc):
-            log.info("%s: the source does not provide this table; skipped", table)
-            return pd.DataFrame(), False
-        raise
-    log.info("%s: extracted %d rows (since %s)", table, len(df), since or "the beginning")
-    return df, since is None
-
-
-def reference_sets(table: str, typed_ids: dict[str, pd.Series], engine: Engine) -> dict[str, set]:
-    """Existing ids the batch may refer to (warehouse rows only: referenced tables load first)."""
-    refs = {}
-    for col, (ref_table, ref_col) in REFERENCES.get(table, {}).items():
-        if col in typed_ids:
-            refs[col] = known_ids(engine, ref_table, ref_col, typed_ids[col])
-    return refs
-
-
-def validate_table(table: str, raw: pd.DataFrame, full_load: bool, engine: Engine | None = None, suites: dict | None = None, assume_tz: str = "UTC") -> ValidationOutcome:
-    engine = engine or get_engine()
-    suites = suites or load_suites()
-    ids = {c: raw[c].astype("string").str.strip() for c in REFERENCES.get(table, {}) if c in raw.columns}
-    refs = reference_sets(table, ids, engine)
-    outcome = validate_frame(table, raw, suites, full_load=full_load, assume_tz=assume_tz, known_refs=refs)
-    log.info("%s: %d rows read, %d good, %d quarantined %s", table, outcome.n_read, outcome.n_good, outcome.n_bad, outcome.rule_counts or "")
-    return outcome
-
-
-def load_table(outcome: ValidationOutcome, run_id: str, engine: Engine | None = None) -> LoadResult:
-    """Enforce the bad-row limit, then load all-or-nothing (watermark last)."""
-    engine = engine or get_engine()
-    try:
-        enforce_threshold(outcome)
-    except BatchRejected:
-        quarantine_rejected(engine, outcome, run_id)
-        raise
-    return load_outcome(engine, outcome, run_id, source_name(outcome.table))
-
-
 def extract_chunks(table: str, since, rows: int, settings: Settings | None = None):
     """Raw records of ``table`` changed since ``since`` as DataFrames of about ``rows`` rows."""
     src = make_source(table, settings)

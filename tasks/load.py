@@ -16,8 +16,8 @@ import pandas as pd
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 
-from tasks.validate import KEY_COLUMNS, ValidationOutcome
-from userops.db import bulk_upsert, deferred_indexes, read_frame
+from tasks.validate import ValidationOutcome
+from userops.db import bulk_upsert, read_frame
 
 
 @dataclass
@@ -57,24 +57,6 @@ def record_quarantine(conn: Connection, outcome: ValidationOutcome, run_id: str)
     )[["source_table", "source_id", "record_hash", "rule", "reason", "record", "run_id", "seen_at"]]
     q["seen_at"] = q["seen_at"].astype("datetime64[us]")
     return bulk_upsert(conn, "quarantine", q, ["source_table", "record_hash", "rule"], on_conflict="nothing")
-
-
-def load_outcome(engine: Engine, outcome: ValidationOutcome, run_id: str, source: str | None = None) -> LoadResult:
-    """Upsert good rows + keep bad rows + advance the watermark, in one transaction."""
-    with engine.begin() as conn:
-        with deferred_indexes(conn, outcome.table) if len(outcome.good) > 100_000 else nullcontext():
-            loaded = bulk_upsert(conn, outcome.table, outcome.good, KEY_COLUMNS[outcome.table])
-        record_quarantine(conn, outcome, run_id)
-        if source and outcome.max_updated_at is not None:
-            set_watermark(conn, source, outcome.max_updated_at, run_id)
-    return LoadResult(outcome.table, outcome.n_read, loaded, outcome.n_bad, outcome.max_updated_at)
-
-
-def quarantine_rejected(engine: Engine, outcome: ValidationOutcome, run_id: str) -> int:
-    """A rejected batch: keep its bad rows for the operator, load nothing else."""
-    with engine.begin() as conn:
-        record_quarantine(conn, outcome, run_id)
-    return outcome.n_bad
 
 
 def all_ids(bind: Engine | Connection, table: str, column: str) -> list:

@@ -1,12 +1,14 @@
 """A CRM read straight from its database, and the `userops demo` command."""
 from __future__ import annotations
 
+import pandas as pd
 import pytest
 import sqlalchemy as sa
 from typer.testing import CliRunner
 
 from tasks.extract import SqlSource
-from tasks.ingest import extract_table, load_table, validate_table
+from tasks.ingest import extract_chunks, ingest_table
+from tasks.load import get_watermark
 from userops.cli import app
 from userops.db import read_frame
 from userops.settings import reset_settings
@@ -45,14 +47,15 @@ def test_customers_from_crm_database_into_warehouse(warehouse, tmp_path, monkeyp
     monkeypatch.setenv("USEROPS_CRM_SQL__CUSTOMERS_QUERY", QUERY)
     monkeypatch.setenv("USEROPS_VALIDATION__MAX_BAD_SHARE", "0.5")  # 1 bad of 3 is fine here
     reset_settings()
-    raw, full = extract_table("customers")
-    assert full is True
-    res = load_table(validate_table("customers", raw, full), "run-sql")
-    assert (res.loaded, res.quarantined) == (2, 1)
+    res = ingest_table("customers", "run-sql")
+    assert (res.read, res.loaded, res.quarantined) == (3, 2, 1)
     assert read_frame(warehouse, "SELECT customer_id FROM customers ORDER BY 1")["customer_id"].tolist() == ["M1", "M2"]
-    # the next night reads only what changed since the watermark
-    raw2, full2 = extract_table("customers")
-    assert full2 is False and raw2["customer_id"].tolist() == ["M3"]
+    bad = read_frame(warehouse, "SELECT source_id, rule FROM quarantine")
+    assert bad["source_id"].tolist() == ["M3"]
+    # the next night reads only what changed since the watermark (M3, kept in quarantine, again)
+    since = get_watermark(warehouse, "crm.customers")
+    again = pd.concat(list(extract_chunks("customers", since, 1000)))
+    assert again["customer_id"].tolist() == ["M3"]
 
 
 def test_missing_source_url_says_what_to_set(sqlite_warehouse, monkeypatch):
@@ -61,7 +64,7 @@ def test_missing_source_url_says_what_to_set(sqlite_warehouse, monkeypatch):
     from tasks.extract import SourceError
 
     with pytest.raises(SourceError, match="USEROPS_CRM__URL"):
-        extract_table("customers")
+        ingest_table("customers", "run-missing-url")
 
 
 @pytest.mark.xdist_group("prefect")
