@@ -13,7 +13,10 @@ USEROPS_BENCH_POSTGRES_URL, default postgresql+psycopg2://postgres@127.0.0.1:543
 1. generate the member base (sample generator: customers, ~10 orders each, items, a year+
    of feedback, events) and serve it from the sample CRM + order system over HTTP (in this
    harness process);
-2. the first night on the empty warehouse (02:30 in Shanghai);
+2. the first night on the empty warehouse (08:30 in Shanghai: the sample history ends at
+   00:00 UTC = 08:00 there, and a source cannot send records stamped after the night's
+   clock; at 02:30 11k orders were stamped in the night's future, which the next night
+   rightly treats as changed without a trace and recomputes their customers);
 3. the morning's delivery: quiet hours end at 09:00, the ``deliver-messages`` flow sends
    what the night planned to the local SMS/push provider (a separate process) — the first
    night's large backlog goes out here, after the night, never holding it up;
@@ -49,7 +52,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 PG_URL = os.environ.get("USEROPS_BENCH_POSTGRES_URL", "postgresql+psycopg2://postgres@127.0.0.1:5432/test")
-LOCAL_NIGHT = "02:30"  # Shanghai time the nightly run starts (cron 02:00 + ingest)
+LOCAL_NIGHT = "08:30"  # Shanghai time of the night: after the sample history ends (00:00 UTC), still in quiet hours
 LOCAL_MORNING = "09:30"  # after the quiet hours (21:00-09:00): the morning delivery
 
 
@@ -284,7 +287,14 @@ def bench_db(kind: str, args, base_env: dict, harness: PeakRSS) -> dict:
                        USEROPS_CRM__URL=server.url, USEROPS_ORDERS__URL=server.url)
             plan = [("first", "night", day1, LOCAL_NIGHT), ("first_delivery", "deliver", day1, LOCAL_MORNING),
                     ("steady", "night", day2, LOCAL_NIGHT), ("steady_delivery", "deliver", day2, LOCAL_MORNING)]
+            if args.from_first and kind == "sqlite":  # iterate on the steady night: the saved first night's warehouse
+                shutil.copy(Path(args.from_first) / "warehouse.db", tmp / "warehouse.db")
+                plan = plan[2:]
+                print(f"[{kind}] first night: from {args.from_first}", flush=True)
             for label, step, day, hhmm in plan:
+                if label == "steady" and args.save_first and kind == "sqlite":
+                    Path(args.save_first).mkdir(parents=True, exist_ok=True)
+                    shutil.copy(tmp / "warehouse.db", Path(args.save_first) / "warehouse.db")
                 if label == "steady":
                     t = time.perf_counter()
                     server.set_data(advance_day(data, str(day1.date()), change_share=args.delta))
@@ -397,6 +407,8 @@ def main() -> int:
     ap.add_argument("--orders-per-customer", type=float, default=10.0, help="average orders a member (the issue: 10M orders for 1M members)")
     ap.add_argument("--as-of", default="2026-11-20", help="the first night's business day")
     ap.add_argument("--step-timeout", type=float, default=3600, help="seconds before a night/delivery process is killed")
+    ap.add_argument("--save-first", metavar="DIR", help="SQLite: keep a copy of the warehouse after the first night and its delivery in DIR")
+    ap.add_argument("--from-first", metavar="DIR", help="SQLite: start from the warehouse --save-first kept (same --customers/--seed/--as-of), run the steady night only")
     ap.add_argument("--keep", action="store_true", help="keep the temp dirs (warehouse file, step logs)")
     ap.add_argument("--json", help="also write the figures to this file")
     ap.add_argument("--child", choices=["night", "deliver"], help=argparse.SUPPRESS)
