@@ -581,7 +581,7 @@ def compute_tags(
     base: pd.DataFrame,
     as_of: date,
     settings: Settings | None = None,
-    at_risk_ids: set | None = None,
+    at_risk_ids=None,
     clusters: pd.Series | None = None,
 ) -> tuple[pd.DataFrame, dict]:
     """Every tag for every member of ``base`` (vectorized). Returns (tags, figures) where the
@@ -669,7 +669,7 @@ def compute_tags(
     for c in ("rfm_r", "rfm_f", "rfm_m"):
         out.loc[~buyer, c] = pd.NA
     out.loc[~buyer, "price_sensitive"] = pd.NA
-    if at_risk_ids:
+    if at_risk_ids is not None and len(at_risk_ids):
         out["at_risk"] = out["customer_id"].isin(at_risk_ids).to_numpy() & np.isin(stage, ACTIVE_STAGES)
     figures = {
         "members": int(n),
@@ -697,17 +697,17 @@ def db_ready(df: pd.DataFrame) -> pd.DataFrame:
     return out
 
 
-def champion_high_risk(conn: Connection) -> set:
+def champion_high_risk(conn: Connection) -> np.ndarray:
     """Customers the champion churn model rates high risk (empty before churn lands)."""
     try:
-        df = read_frame(
+        df = fetch_frame(
             conn,
             "SELECT s.customer_id FROM churn_scores s JOIN model_versions v ON v.version = s.model_version "
             "WHERE v.status = 'champion' AND s.risk_band = 'high'",
         )
     except sa.exc.DBAPIError:  # pragma: no cover - churn tables not migrated
-        return set()
-    return set(df["customer_id"])
+        return np.array([], dtype=object)
+    return df["customer_id"].to_numpy(dtype=object) if len(df) else np.array([], dtype=object)
 
 
 def read_old_tags(conn: Connection) -> pd.DataFrame:

@@ -107,15 +107,29 @@ def read_frame(
     stmt = sa.text(sql) if isinstance(sql, str) else sql
     if isinstance(bind, Engine):
         with bind.connect() as conn:
-            result = conn.execute(stmt, params or {})
-            df = pd.DataFrame(result.fetchall(), columns=list(result.keys()))
+            df = _result_frame(conn.execute(stmt, params or {}), stmt)
     else:
-        result = bind.execute(stmt, params or {})
-        df = pd.DataFrame(result.fetchall(), columns=list(result.keys()))
+        df = _result_frame(bind.execute(stmt, params or {}), stmt)
     for col in parse_dates or ():
         if col in df.columns:
             df[col] = to_naive_utc(df[col])
     return df
+
+
+def _result_frame(result, stmt) -> pd.DataFrame:
+    """A result's rows as a DataFrame. A plain text query has no result types, so its rows
+    are the driver's tuples: read them from the DB-API cursor. SQLAlchemy's Row objects
+    cost ~4 us each in the DataFrame constructor (pandas probes every row for namedtuple
+    fields, which Row answers through its missing-key path): 681k ids took 4.1 s, 0.5 s
+    from the cursor."""
+    cols = list(result.keys())
+    cursor = getattr(result, "cursor", None)
+    if type(stmt) is sa.TextClause and cursor is not None:
+        rows = cursor.fetchall()
+        result.close()
+    else:
+        rows = result.fetchall()
+    return pd.DataFrame.from_records(rows, columns=cols) if rows else pd.DataFrame(columns=cols)
 
 
 def to_naive_utc(s: pd.Series) -> pd.Series:
