@@ -293,7 +293,12 @@ def bench_db(kind: str, args, base_env: dict, harness: PeakRSS) -> dict:
                 print(f"[{kind}] first night: from {args.from_first}", flush=True)
             for label, step, day, hhmm in plan:
                 if label == "steady" and args.save_first and kind == "sqlite":
+                    import sqlite3
+
                     Path(args.save_first).mkdir(parents=True, exist_ok=True)
+                    con = sqlite3.connect(tmp / "warehouse.db")  # the last commits into the file, then copy it
+                    con.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+                    con.close()
                     shutil.copy(tmp / "warehouse.db", Path(args.save_first) / "warehouse.db")
                 if label == "steady":
                     t = time.perf_counter()

@@ -346,9 +346,13 @@ def _run(conn: Connection, name: str, win: Window, params: dict, **parts) -> int
     """Run the ;-separated statements of a named query; returns the last one's row count."""
     n = 0
     t = time.perf_counter()
-    for st in _render(conn, name, win, **parts).split(";"):
-        if st.strip():
-            n = _exec(conn, st, params)
+    statements = [st for st in _render(conn, name, win, **parts).split(";") if st.strip()]
+    for i, st in enumerate(statements, 1):
+        t_st = time.perf_counter()
+        n = _exec(conn, st, params)
+        if len(statements) > 1:  # each statement of a multi-step query too (bench output)
+            key = f"{name}#{i}"
+            _STEP_SECONDS[key] = round(_STEP_SECONDS.get(key, 0) + time.perf_counter() - t_st, 2)
     _STEP_SECONDS[name] = round(_STEP_SECONDS.get(name, 0) + time.perf_counter() - t, 2)
     return n
 

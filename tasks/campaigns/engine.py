@@ -104,6 +104,14 @@ class _Sql:
         return " AND ".join(conds) if conds else "1 = 1"
 
 
+def _member(ids, values) -> np.ndarray:
+    """``ids.isin(values)`` as plain objects: on pandas 3's Arrow string columns ``isin``
+    builds a pyarrow scalar per looked-up value (150k audience ids: 0.75 s, here 0.03 s)."""
+    if len(values) == 0:
+        return np.zeros(len(ids), dtype=bool)
+    return pd.Index(np.asarray(ids, dtype=object), dtype=object).isin(np.asarray(values, dtype=object))
+
+
 def champion_version(conn: Connection) -> str | None:
     return conn.execute(
         sa.text("SELECT version FROM model_versions WHERE status = 'champion' ORDER BY trained_at DESC LIMIT 1")
@@ -217,7 +225,7 @@ def exclusion_reasons(conn: Connection | None, c: Campaign, df: pd.DataFrame, no
     if crisis is None:
         crisis = _open_crisis(conn)
     if crisis:
-        mark(df["customer_id"].isin(crisis), "open_crisis")
+        mark(pd.Series(_member(df["customer_id"], list(crisis)), index=df.index), "open_crisis")
     if c.frequency_cap is not None or c.marketing:
         if counts is None:
             counts = _recent_counts(conn, now, c.name, c.frequency_cap.days if c.frequency_cap else None, cs.global_cap_days)
@@ -343,7 +351,7 @@ def plan_campaign(
             sa.text("SELECT customer_id FROM touches WHERE campaign = :c AND period = :p AND status <> 'suppressed'"),
             {"c": c.name, "p": period},
         )
-        already = df["customer_id"].isin(set(existing["customer_id"])) if not existing.empty else pd.Series(False, index=df.index)
+        already = pd.Series(_member(df["customer_id"], existing["customer_id"]), index=df.index)
         stats["already_planned"] = int(already.sum())
         df = df[~already].copy()
         # who may be contacted: read once here, handed to every partition
@@ -352,7 +360,7 @@ def plan_campaign(
         counts = None
         if c.frequency_cap is not None or c.marketing:
             counts = _recent_counts(conn, now, c.name, c.frequency_cap.days if c.frequency_cap else None, cs.global_cap_days)
-            counts = counts[counts.index.isin(df["customer_id"])]
+            counts = counts[_member(counts.index, df["customer_id"])]
         # the per-customer decisions, in one piece or per partition of customers (Dask)
         kw = {"c": c, "channel": channel, "now": now, "crisis": crisis, "counts": counts}
         df = map_partitions(plan_partition_task, df, **kw) if map_partitions is not None else plan_partition(df, **kw)
