@@ -62,7 +62,7 @@ from models.features import build_features, features_from_aggregates
 from models.labels import latest_complete_cutoff
 from models.train import TrainConfig, TrainedModel, feature_kwargs, features_compatible, train_model
 from userops.clock import utcnow
-from userops.db import bulk_upsert, get_engine, is_postgres, read_frame
+from userops.db import bulk_upsert, get_engine, is_postgres, key_order, read_frame
 from userops.i18n import register as register_messages
 from userops.i18n import t
 from userops.settings import get_settings
@@ -680,7 +680,7 @@ def replace_scores(conn: Connection, cols: dict, version: str, scored_at: dateti
     ids = cols["customer_id"]
     n = len(ids)
     if n and not pd.Index(ids, dtype=object).is_monotonic_increasing:
-        order = np.argsort(ids, kind="stable")
+        order = key_order(ids)
         cols = {k: np.asarray(v)[order] for k, v in cols.items()}
     stamp = pd.Timestamp(scored_at).strftime("%Y-%m-%d %H:%M:%S.%f")
     day = pd.Timestamp(as_of).date().isoformat()

@@ -52,7 +52,7 @@ from prefect import task
 from sqlalchemy.engine import Connection, Engine
 
 from userops.clock import utcnow
-from userops.db import SQLITE_TS_FORMAT, bulk_upsert, get_engine, is_postgres, load_query, read_frame, to_naive_utc
+from userops.db import SQLITE_TS_FORMAT, bulk_upsert, get_engine, is_postgres, key_order, load_query, read_frame, to_naive_utc
 from userops.i18n import register, t
 from userops.settings import Settings, get_settings
 
@@ -561,7 +561,7 @@ def base_frame(conn: Connection, as_of: date, settings: Settings | None = None, 
             df[c] = pd.to_numeric(df[c]).astype("float64").fillna(0.0).round(2)
     for c in ("customer_id", "favourite_category", "preferred_channel"):
         df[c] = df[c].astype(object).where(df[c].notna(), None)
-    return df.sort_values("customer_id", kind="stable").reset_index(drop=True)
+    return df.take(key_order(df["customer_id"])).reset_index(drop=True)
 
 
 # ----------------------------------------------------------------------------- RFM
@@ -1005,7 +1005,7 @@ def _full_frame(conn: Connection) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Every customer with the stored aggregate, and the stored tags (first night, fallback)."""
     sql = query("tags_base").format(aggregates="customer_aggregates", detail="", members="")
     frame = _normalize_base(fetch_frame(conn, sql))
-    frame = frame.sort_values("customer_id", kind="stable").reset_index(drop=True)
+    frame = frame.take(key_order(frame["customer_id"])).reset_index(drop=True)
     old = read_old_tags(conn)
     return frame, old
 
@@ -1053,7 +1053,7 @@ def _advance_frame(conn: Connection, frame: pd.DataFrame) -> pd.DataFrame:
     frame = frame.reset_index(drop=True)
     frame.insert(0, "customer_id", _obj(ids))
     if len(new_ids) or len(frame) != total:
-        frame = frame.sort_values("customer_id", kind="stable").reset_index(drop=True)
+        frame = frame.take(key_order(frame["customer_id"])).reset_index(drop=True)
     for c in _FRAME_INT:
         frame[c] = frame[c].fillna(0).astype("int64")
     frame["paid_amount"] = frame["paid_amount"].astype("float64").fillna(0.0)
