@@ -289,6 +289,7 @@ def bench_db(kind: str, args, base_env: dict, harness: PeakRSS) -> dict:
                     ("steady", "night", day2, LOCAL_NIGHT), ("steady_delivery", "deliver", day2, LOCAL_MORNING)]
             if args.from_first and kind == "sqlite":  # iterate on the steady night: the saved first night's warehouse
                 shutil.copy(Path(args.from_first) / "warehouse.db", tmp / "warehouse.db")
+                os.sync()  # the copy's dirty pages written back now, not during the night's ingest
                 plan = plan[2:]
                 print(f"[{kind}] first night: from {args.from_first}", flush=True)
             for label, step, day, hhmm in plan:
