@@ -32,7 +32,6 @@ calendar days (``settings.timezone``) between the order's payment and ``as_of``.
 """
 from __future__ import annotations
 
-import hashlib
 import io
 import json
 import logging
@@ -929,14 +928,10 @@ def _frame_dir() -> Path:
     return Path(get_settings().output_dir) / "state"
 
 
-def _frame_file(engine_url: str, token: str) -> Path:
-    """The frame file of this warehouse (its URL, password left out, names it) and token."""
-    ident = hashlib.sha1(engine_url.encode()).hexdigest()[:12]
-    return _frame_dir() / f"tag-frame-{ident}-{token}.arrow"
-
-
-def _url_of(conn: Connection) -> str:
-    return conn.engine.url.render_as_string(hide_password=True)
+def _frame_file(owner: str, token: str) -> Path:
+    """The frame file of the warehouse ``owner`` (a random id kept in its ``tag_frames``
+    row: the same warehouse under another URL keeps its file) written with ``token``."""
+    return _frame_dir() / f"tag-frame-{owner}-{token}.arrow"
 
 
 def load_frame(conn: Connection, stamp: dict) -> pd.DataFrame | None:
@@ -950,7 +945,7 @@ def load_frame(conn: Connection, stamp: dict) -> pd.DataFrame | None:
     if row[1] is not None:  # written by an earlier version: in the row itself
         frame = _frame_from_blob(bytes(row[1]))
     else:
-        path = _frame_file(_url_of(conn), str(stored.get("file_token")))
+        path = _frame_file(str(stored.get("file_owner")), str(stored.get("file_token")))
         try:
             frame = _frame_from_blob(path.read_bytes())
         except (OSError, ValueError) as exc:  # pyarrow errors are ValueErrors (ArrowInvalid)
@@ -965,27 +960,27 @@ def save_frame(conn: Connection, frame: pd.DataFrame, as_of: date, stamp: dict) 
     this warehouse other than the one the row named until now are removed; that one stays
     until this transaction commits (``prune_frame_files`` after the commit)."""
     data = _frame_to_blob(frame[[*_FRAME_BASE, "lifecycle_stage", "tag_hash"]])
-    url = _url_of(conn)
-    old = conn.execute(sa.text("SELECT stamp FROM tag_frames WHERE name = :n"), {"n": FRAME_NAME}).scalar()
-    old_token = json.loads(old or "{}").get("file_token")
+    old = json.loads(conn.execute(sa.text("SELECT stamp FROM tag_frames WHERE name = :n"), {"n": FRAME_NAME}).scalar() or "{}")
+    owner = old.get("file_owner") or uuid.uuid4().hex[:12]
     token = uuid.uuid4().hex
-    path = _frame_file(url, token)
+    path = _frame_file(owner, token)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_suffix(".tmp")
     tmp.write_bytes(data)
     os.replace(tmp, path)
-    prune_frame_files(url, keep={path.name, _frame_file(url, str(old_token)).name})
+    prune_frame_files(owner, keep={path.name, _frame_file(owner, str(old.get("file_token"))).name})
     _exec(conn, "DELETE FROM tag_frames WHERE name = :n", {"n": FRAME_NAME})
     conn.execute(
         sa.text("INSERT INTO tag_frames (name, as_of, stamp, data, updated_at) VALUES (:n, :a, :s, NULL, :u)"),
-        {"n": FRAME_NAME, "a": as_of, "s": json.dumps({**stamp, "file_token": token}, sort_keys=True, default=str), "u": datetime.utcnow().replace(microsecond=0)},
+        {"n": FRAME_NAME, "a": as_of, "s": json.dumps({**stamp, "file_owner": owner, "file_token": token}, sort_keys=True, default=str),
+         "u": datetime.utcnow().replace(microsecond=0)},
     )
     return len(data)
 
 
-def prune_frame_files(engine_url: str, keep: set[str]) -> None:
-    """Remove this warehouse's frame files except ``keep`` (names)."""
-    pattern = _frame_file(engine_url, "*").name
+def prune_frame_files(owner: str, keep: set[str]) -> None:
+    """Remove the frame files of warehouse ``owner`` except ``keep`` (names)."""
+    pattern = _frame_file(owner, "*").name
     for other in _frame_dir().glob(pattern):
         if other.name not in keep:
             other.unlink(missing_ok=True)
@@ -1149,12 +1144,12 @@ def refresh(as_of: date, run_id: str | None = None, engine: Engine | None = None
         stamp = _frame_stamp(read_state(conn, "tags"), read_state(conn, "aggregates"), s)
         stamp["customers_watermark"] = str(cw) if cw is not None else None
         frame_bytes = save_frame(conn, frame, as_of, stamp)
-        frame_token = json.loads(conn.execute(sa.text("SELECT stamp FROM tag_frames WHERE name = :n"), {"n": FRAME_NAME}).scalar())["file_token"]
+        written_stamp = json.loads(conn.execute(sa.text("SELECT stamp FROM tag_frames WHERE name = :n"), {"n": FRAME_NAME}).scalar())
         lap("save_frame")
         t4 = time.perf_counter()
     t5 = time.perf_counter()
-    url = engine.url.render_as_string(hide_password=True)
-    prune_frame_files(url, keep={_frame_file(url, frame_token).name})  # committed: the previous night's file goes
+    owner = written_stamp["file_owner"]  # committed: the previous night's file goes
+    prune_frame_files(owner, keep={_frame_file(owner, written_stamp["file_token"]).name})
     _LAST.clear()
     _LAST.update({"url": str(engine.url), "as_of": as_of, "base": base, "tags": tags})
     stats = {

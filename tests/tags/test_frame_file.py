@@ -97,3 +97,21 @@ def test_a_file_a_rolled_back_refresh_wrote_is_not_used(warehouse, monkeypatch):
     assert stats["frame"]["reused"]  # yesterday's (committed) frame, not the rolled-back one
     assert_tags_equal(warehouse, day)
     assert len(_files()) == 1
+
+
+def test_the_same_warehouse_under_another_url_keeps_its_frame(warehouse):
+    import sqlalchemy as sa
+
+    s, ids, rng = _shop(warehouse, seed=11)
+    tags.refresh(AS_OF, "u0", engine=warehouse)
+    extra = {"timeout": "20"} if warehouse.dialect.name == "sqlite" else {"connect_timeout": "10"}
+    other = sa.create_engine(warehouse.url.update_query_dict(extra))
+    try:
+        day = AS_OF + timedelta(days=1)
+        _random_order(s, rng, ids[2], local(day, 0), status="paid")
+        s.load(warehouse)
+        stats = tags.refresh(day, "u1", engine=other)
+        assert stats["frame"]["reused"] and len(_files()) == 1
+        assert_tags_equal(warehouse, day)
+    finally:
+        other.dispose()
