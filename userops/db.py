@@ -61,7 +61,20 @@ def _make_engine(url: str) -> Engine:
             cur.close()
 
         return eng
-    return sa.create_engine(url, pool_pre_ping=True)
+    eng = sa.create_engine(url, pool_pre_ping=True)
+
+    @sa.event.listens_for(eng, "connect")
+    def _session(dbapi_conn, _record):  # pragma: no cover - trivial
+        # Work tables of the nightly tag delta (~100k rows each at 1M members) stay in
+        # this session's memory: with the default 8 MB their per-customer look-ups read
+        # and wrote temp files (260k local block reads in one step). Allocated only as
+        # used; settable only before the session's first temporary table, hence here.
+        cur = dbapi_conn.cursor()
+        cur.execute("SET temp_buffers = '256MB'")
+        cur.close()
+        dbapi_conn.commit()
+
+    return eng
 
 
 def is_postgres(bind: Engine | Connection) -> bool:
