@@ -289,6 +289,8 @@ def bench_db(kind: str, args, base_env: dict, harness: PeakRSS) -> dict:
                     ("steady", "night", day2, LOCAL_NIGHT), ("steady_delivery", "deliver", day2, LOCAL_MORNING)]
             if args.from_first and kind == "sqlite":  # iterate on the steady night: the saved first night's warehouse
                 shutil.copy(Path(args.from_first) / "warehouse.db", tmp / "warehouse.db")
+                if (Path(args.from_first) / "state").exists():  # the nightly tag frame (output/state)
+                    shutil.copytree(Path(args.from_first) / "state", tmp / "output" / "state")
                 os.sync()  # the copy's dirty pages written back now, not during the night's ingest
                 plan = plan[2:]
                 print(f"[{kind}] first night: from {args.from_first}", flush=True)
@@ -301,6 +303,9 @@ def bench_db(kind: str, args, base_env: dict, harness: PeakRSS) -> dict:
                     con.execute("PRAGMA wal_checkpoint(TRUNCATE)")
                     con.close()
                     shutil.copy(tmp / "warehouse.db", Path(args.save_first) / "warehouse.db")
+                    shutil.rmtree(Path(args.save_first) / "state", ignore_errors=True)
+                    if (tmp / "output" / "state").exists():
+                        shutil.copytree(tmp / "output" / "state", Path(args.save_first) / "state")
                 if label == "steady":
                     t = time.perf_counter()
                     server.set_data(advance_day(data, str(day1.date()), change_share=args.delta))
