@@ -27,7 +27,8 @@ from sqlalchemy.engine import Connection, Engine
 from tasks.campaigns.definitions import Audience, Campaign, Entry, Rule, period_key
 from tasks.campaigns.render import locales, render_messages, unit_hash
 from tasks.campaigns.texts import EXCLUSION_REASONS
-from tasks.messaging import COUNTED, fetch_frame, plan_touches, quiet_not_before, valid_zones
+from tasks.messaging import COUNTED, plan_touches, quiet_not_before, valid_zones
+from userops.db import read_frame as fetch_frame
 from userops.clock import shop_today, utcnow
 from userops.db import audit, bulk_upsert, get_engine, is_postgres
 from userops.settings import get_settings

@@ -18,7 +18,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
 from tasks.campaigns import texts  # noqa: F401
-from tasks.messaging import fetch_frame
+from userops.db import read_frame as fetch_frame
 from userops.clock import shop_today, utcnow
 from userops.db import get_engine, is_postgres
 from userops.i18n import t
