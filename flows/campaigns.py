@@ -53,7 +53,7 @@ def _audience_partitions():
 
 def _summary(plans: dict, delivery: dict | None) -> list[str]:
     lines = [
-        t("campaign.plan.line", name=name, audience=p["audience"], excluded=sum(p["excluded"].values()), control=p["control"], planned=p["planned"])
+        t("campaign.plan.line", name=name, audience=p["audience"], excluded=sum(p["excluded"].values()), control=p["control"], planned=p["planned"], deferred=p.get("deferred_quiet_hours", 0))
         for name, p in plans.items()
     ]
     if delivery is not None:

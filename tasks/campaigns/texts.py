@@ -36,8 +36,8 @@ register(
             "en": "Campaign {name} ({title}) period {period}: audience {audience}",
         },
         "campaign.plan.line": {
-            "zh-CN": "{name}:受众 {audience},排除 {excluded},对照组 {control},计划发送 {planned}",
-            "en": "{name}: audience {audience}, excluded {excluded}, control {control}, planned {planned}",
+            "zh-CN": "{name}:受众 {audience},排除 {excluded},对照组 {control},计划发送 {planned}(其中 {deferred} 条在免打扰时段结束后发送)",
+            "en": "{name}: audience {audience}, excluded {excluded}, control {control}, planned {planned} ({deferred} held until quiet hours end)",
         },
         "campaign.plan.excluded": {"zh-CN": "排除原因:", "en": "Excluded, by reason:"},
         "campaign.plan.split": {

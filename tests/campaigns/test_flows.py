@@ -74,3 +74,18 @@ def test_invalid_definition_fails_before_anything_is_sent(shop, warehouse, cdir,
     with pytest.raises(CampaignDefinitionError, match=r"zz-broken.yaml: variants\[0\].body.zh-CN: unknown template variable"):
         run_campaigns(as_of=AS_OF, run_id="nightly-bad")
     assert touches(warehouse).empty and provider.requests == 0
+
+
+def test_a_night_in_quiet_hours_says_what_waits_for_the_morning(shop, warehouse, provider, prefect_server, monkeypatch):
+    """Planned at 22:00 in Shanghai: the summary says how many messages wait for the morning."""
+    from flows.campaigns import run_campaigns
+
+    monkeypatch.setenv("USEROPS_NOW", "2026-11-20T14:00:00")
+    out = run_campaigns(as_of=AS_OF, run_id="nightly-quiet")
+    t = touches(warehouse)
+    waiting = t[t["status"] == "planned"].groupby("campaign").size()
+    assert waiting.sum() > 0 and out["delivery"]["sent"] == (t["status"] == "sent").sum()  # channels without quiet hours go now
+    for name, n in waiting.items():
+        assert out["campaigns"][name]["deferred_quiet_hours"] == n
+        line = next(x for x in out["summary"] if x.startswith(f"{name}:"))
+        assert f"其中 {n} 条在免打扰时段结束后发送" in line, line

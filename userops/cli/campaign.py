@@ -169,7 +169,7 @@ def run_cmd(
         d = send_due(channel_override=channel, campaign=name)
         finish_campaign_run(get_engine(), r.run_id, d)
         s = r.stats
-        typer.echo(t("campaign.plan.line", name=name, audience=s["audience"], excluded=sum(s["excluded"].values()), control=s["control"], planned=s["planned"]))
+        typer.echo(t("campaign.plan.line", name=name, audience=s["audience"], excluded=sum(s["excluded"].values()), control=s["control"], planned=s["planned"], deferred=s.get("deferred_quiet_hours", 0)))
         typer.echo(t("campaign.delivery.line", sent=d["sent"], failed=d["failed"], retry=d["retry_scheduled"], suppressed=d["suppressed"], resent=d["resent_after_crash"]))
         return
     from flows.campaigns import run_campaign
