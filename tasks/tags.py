@@ -714,7 +714,7 @@ def champion_high_risk(conn: Connection) -> np.ndarray:
         )
     except sa.exc.DBAPIError:  # pragma: no cover - churn tables not migrated
         return np.array([], dtype=object)
-    return df["customer_id"].to_numpy(dtype=object) if len(df) else np.array([], dtype=object)
+    return df["customer_id"].to_numpy(dtype=object)
 
 
 def read_old_tags(conn: Connection) -> pd.DataFrame:
@@ -955,10 +955,11 @@ def load_frame(conn: Connection, stamp: dict) -> pd.DataFrame | None:
     return frame
 
 
-def save_frame(conn: Connection, frame: pd.DataFrame, as_of: date, stamp: dict) -> int:
+def save_frame(conn: Connection, frame: pd.DataFrame, as_of: date, stamp: dict) -> tuple[int, str, Path]:
     """Write the frame's file and, in the caller's transaction, the row naming it. Files of
     this warehouse other than the one the row named until now are removed; that one stays
-    until this transaction commits (``prune_frame_files`` after the commit)."""
+    until this transaction commits (``prune_frame_files`` after the commit). Returns (bytes
+    written, the warehouse's frame owner id, the new file)."""
     data = _frame_to_blob(frame[[*_FRAME_BASE, "lifecycle_stage", "tag_hash"]])
     old = json.loads(conn.execute(sa.text("SELECT stamp FROM tag_frames WHERE name = :n"), {"n": FRAME_NAME}).scalar() or "{}")
     owner = old.get("file_owner") or uuid.uuid4().hex[:12]
@@ -975,7 +976,7 @@ def save_frame(conn: Connection, frame: pd.DataFrame, as_of: date, stamp: dict) 
         {"n": FRAME_NAME, "a": as_of, "s": json.dumps({**stamp, "file_owner": owner, "file_token": token}, sort_keys=True, default=str),
          "u": datetime.utcnow().replace(microsecond=0)},
     )
-    return len(data)
+    return len(data), owner, path
 
 
 def prune_frame_files(owner: str, keep: set[str]) -> None:
@@ -1143,13 +1144,11 @@ def refresh(as_of: date, run_id: str | None = None, engine: Engine | None = None
         frame["tag_hash"] = hashes
         stamp = _frame_stamp(read_state(conn, "tags"), read_state(conn, "aggregates"), s)
         stamp["customers_watermark"] = str(cw) if cw is not None else None
-        frame_bytes = save_frame(conn, frame, as_of, stamp)
-        written_stamp = json.loads(conn.execute(sa.text("SELECT stamp FROM tag_frames WHERE name = :n"), {"n": FRAME_NAME}).scalar())
+        frame_bytes, frame_owner, frame_file = save_frame(conn, frame, as_of, stamp)
         lap("save_frame")
         t4 = time.perf_counter()
     t5 = time.perf_counter()
-    owner = written_stamp["file_owner"]  # committed: the previous night's file goes
-    prune_frame_files(owner, keep={_frame_file(owner, written_stamp["file_token"]).name})
+    prune_frame_files(frame_owner, keep={frame_file.name})  # committed: the previous night's file goes
     _LAST.clear()
     _LAST.update({"url": str(engine.url), "as_of": as_of, "base": base, "tags": tags})
     stats = {
