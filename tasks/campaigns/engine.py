@@ -28,9 +28,8 @@ from tasks.campaigns.definitions import Audience, Campaign, Entry, Rule, period_
 from tasks.campaigns.render import locales, render_messages, unit_hash
 from tasks.campaigns.texts import EXCLUSION_REASONS
 from tasks.messaging import COUNTED, plan_touches, quiet_not_before, valid_zones
-from userops.db import read_frame as fetch_frame
 from userops.clock import shop_today, utcnow
-from userops.db import audit, bulk_upsert, get_engine, is_postgres
+from userops.db import audit, bulk_upsert, get_engine, is_postgres, read_frame
 from userops.settings import get_settings
 
 # What the later steps use (the rule itself is evaluated in SQL): contact and consent,
@@ -166,7 +165,7 @@ def select_audience(engine: Engine, c: Campaign, as_of: date, entry: str = "nigh
             conn.exec_driver_sql("PRAGMA query_only = ON")
         try:
             stmt, params = audience_query(c, audience, champion_version(conn), stage_entries, as_of)
-            df = fetch_frame(conn, stmt, params, parse_dates=["unsubscribed_at", "last_paid_at"])
+            df = read_frame(conn, stmt, params, parse_dates=["unsubscribed_at", "last_paid_at"])
         finally:
             if is_postgres(conn):
                 conn.rollback()
@@ -195,7 +194,7 @@ def _recent_counts(conn: Connection, now: datetime, campaign: str, campaign_days
     stmt = sa.text(sql).bindparams(sa.bindparam("st", expanding=True), *[sa.bindparam(n, type_=sa.DateTime()) for n in ("g_since", "k_since", "since")])
     params = {"st": list(COUNTED), "t": True, "c": campaign, "g_since": g_since, "k_since": k_since,
               "since": min(g_since, k_since) if campaign_days else g_since}
-    return fetch_frame(conn, stmt, params).set_index("customer_id")
+    return read_frame(conn, stmt, params).set_index("customer_id")
 
 
 def _open_crisis(conn: Connection) -> set[str]:
@@ -347,7 +346,7 @@ def plan_campaign(
     with engine.begin() as conn:
         stats: dict = {"campaign": c.name, "period": period, "as_of": str(as_of), "entry": entry, "audience": int(len(df))}
         # already planned in this period (a re-run): neither excluded nor planned again
-        existing = fetch_frame(
+        existing = read_frame(
             conn,
             sa.text("SELECT customer_id FROM touches WHERE campaign = :c AND period = :p AND status <> 'suppressed'"),
             {"c": c.name, "p": period},

@@ -18,9 +18,8 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
 from tasks.campaigns import texts  # noqa: F401
-from userops.db import read_frame as fetch_frame
 from userops.clock import shop_today, utcnow
-from userops.db import get_engine, is_postgres
+from userops.db import get_engine, is_postgres, read_frame
 from userops.i18n import t
 from userops.settings import get_settings
 
@@ -59,7 +58,7 @@ def touch_outcomes(engine: Engine, campaign: str, now: datetime | None = None, a
     converted / revenue inside its attribution window."""
     now = now or utcnow()
     days = attribution_days or get_settings().campaigns.attribution_days
-    touches = fetch_frame(
+    touches = read_frame(
         engine,
         "SELECT touch_key, customer_id, grp, variant, status, channel, CAST(gift_cost AS FLOAT) AS gift_cost, planned_at, not_before, sent_at "
         "FROM touches WHERE campaign = :c AND status <> 'suppressed'",
@@ -71,7 +70,7 @@ def touch_outcomes(engine: Engine, campaign: str, now: datetime | None = None, a
     touches["ref"] = touches["sent_at"].fillna(touches["not_before"]).fillna(touches["planned_at"])
     window = pd.Timedelta(days=days)
     lo, hi = touches["ref"].min(), touches["ref"].max() + window
-    orders = fetch_frame(
+    orders = read_frame(
         engine,
         sa.text(
             "SELECT o.customer_id, o.paid_at, CAST(o.amount AS FLOAT) AS amount FROM orders o "
@@ -194,7 +193,7 @@ def calendar_frame(engine: Engine | None = None, today: date | None = None, past
         f"UNION ALL SELECT 'planned' AS kind, campaign, channel, {due_b} AS hour, COUNT(*) AS n FROM touches "
         f"WHERE status IN ('planned', 'awaiting_review', 'in_flight') GROUP BY campaign, channel, {due_b}"
     )
-    raw = fetch_frame(engine, sa.text(sql).bindparams(sa.bindparam("start", type_=sa.DateTime())), {"start": start})
+    raw = read_frame(engine, sa.text(sql).bindparams(sa.bindparam("start", type_=sa.DateTime())), {"start": start})
     cols = ["day", "campaign", "channel", "sent", "planned"]
     if raw.empty:
         return pd.DataFrame(columns=cols)
