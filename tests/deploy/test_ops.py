@@ -130,6 +130,10 @@ def test_serve_deploys_every_deployment_with_its_schedule(ops):
         assert props["full_refresh"]["default"] is False
         # workers run the flows from the project directory
         assert nightly.pull_steps == [{"prefect.deployments.steps.set_working_directory": {"directory": str(PROJECT_ROOT)}}]
+    # the warehouse's tables exist before the worker starts: a deliver-messages run started
+    # from the UI first (before any nightly run migrated) found no touches table
+    assert "Warehouse schema up to date" in out and "Worker started" in out
+    assert out.index("Warehouse schema up to date") < out.index("Worker started")
 
 
 

@@ -36,6 +36,11 @@ register_messages(
         "serve.pool_created": {"zh-CN": "已创建(process 类型)", "en": "created (process type)"},
         "serve.pool_exists": {"zh-CN": "已存在", "en": "exists"},
         "serve.deploying": {"zh-CN": "正在部署 prefect.yaml ……", "en": "Deploying prefect.yaml ..."},
+        "serve.warehouse": {"zh-CN": "数据仓库表结构已是最新:{url}", "en": "Warehouse schema up to date: {url}"},
+        "serve.warehouse_failed": {
+            "zh-CN": "无法更新数据仓库表结构({url}):{error}。请检查 USEROPS_DATABASE_URL 后重新运行 userops serve。",
+            "en": "Could not bring the warehouse schema up to date ({url}): {error}. Check USEROPS_DATABASE_URL and run userops serve again.",
+        },
         "serve.skipped": {
             "zh-CN": "  暂未部署 {name}:{why}",
             "en": "  not deployed yet: {name} ({why})",
@@ -165,6 +170,21 @@ def _setup_alerts(api_url: str) -> None:
             typer.echo(t("serve.setup_failed", what=label, error=exc), err=True)
 
 
+def _migrate_warehouse() -> None:
+    """The warehouse's schema to the latest migration (idempotent), so any deployment run
+    first — not only the nightly run, which migrates itself — finds its tables."""
+    from userops.db import get_engine, migrate
+
+    engine = get_engine()
+    url = engine.url.render_as_string(hide_password=True)
+    try:
+        migrate(engine)
+    except Exception as exc:  # noqa: BLE001 - the server and deployments are still useful
+        typer.echo(t("serve.warehouse_failed", url=url, error=exc), err=True)
+        return
+    typer.echo(t("serve.warehouse", url=url))
+
+
 def serve(
     host: Optional[str] = typer.Option(None, "--host", help="Address the Prefect server listens on (default 127.0.0.1; 0.0.0.0 to let workers on other machines connect)."),
     port: Optional[int] = typer.Option(None, "--port", help="Port of the Prefect server and UI (default 4200)."),
@@ -233,6 +253,7 @@ def serve(
         for name, why in res.skipped:
             typer.echo(t("serve.skipped", name=name, why=why))
         _setup_alerts(server.api_url)
+        _migrate_warehouse()  # before the worker: a run started from the UI finds every table
         if not no_worker:
             worker = Worker(server.api_url, pool, home / "worker.log")
             worker.start()
