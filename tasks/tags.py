@@ -89,6 +89,12 @@ TAG_VALUE_COLUMNS = [
     "first_paid_at", "last_paid_at",
 ]
 TAG_COLUMNS = ["customer_id", "as_of", *TAG_VALUE_COLUMNS[:1], "at_risk", *TAG_VALUE_COLUMNS[1:], "tag_hash", "updated_at"]
+# Tag values that move while the customer's own figures stay: scores relative to the day
+# (recency) or to everyone else (quintile and tier edges, clusters). The others follow the
+# customer's own aggregate; ``own_hash`` covers them, so a night rewrites only the relative
+# columns of a customer whose own values it left alone.
+RELATIVE_COLUMNS = ["lifecycle_stage", "rfm_r", "rfm_f", "rfm_m", "rfm_segment", "value_tier", "crisis_priority", "cluster_id"]
+OWN_COLUMNS = [c for c in TAG_VALUE_COLUMNS if c not in RELATIVE_COLUMNS]
 _DATES = ["registered_at", "first_paid_at", "second_paid_at", "last_paid_at"]
 _BASE_NUMERIC = [
     "paid_orders", "paid_amount", "discounted_orders", "purchase_days", "weekend_orders", "window_orders",
@@ -564,15 +570,28 @@ def base_frame(conn: Connection, as_of: date, settings: Settings | None = None, 
 
 
 # ----------------------------------------------------------------------------- RFM
-def quintile_scores(values: pd.Series | np.ndarray) -> np.ndarray:
+def _below(values: np.ndarray) -> np.ndarray:
+    """For each value, how many values are strictly below it (= rank(method="min") - 1).
+    Whole numbers in a compact range (days, order counts) are counted, not sorted."""
+    v = np.asarray(values, dtype="float64")
+    if len(v) and np.isfinite(v).all():
+        lo, hi = v.min(), v.max()
+        if hi - lo < 10_000_000 and (v == np.floor(v)).all():
+            k = (v - lo).astype("int64")
+            counts = np.bincount(k)
+            return (np.cumsum(counts) - counts)[k].astype("float64")
+    return pd.Series(v).rank(method="min").to_numpy() - 1
+
+
+def quintile_scores(values: pd.Series | np.ndarray, below: np.ndarray | None = None) -> np.ndarray:
     """1..5 by quintile, ties scored alike: 1 + floor(5 * share of values strictly below).
 
-    The lowest value always scores 1; a value above 80% of the others scores 5."""
-    v = np.asarray(values, dtype="float64")
-    n = len(v)
+    The lowest value always scores 1; a value above 80% of the others scores 5. ``below``:
+    the counts strictly below, when the caller has them (``_below``)."""
+    n = len(values)
     if n == 0:
         return np.zeros(0, dtype="int64")
-    below = pd.Series(v).rank(method="min").to_numpy() - 1  # how many are strictly below
+    below = _below(values) if below is None else below
     return (1 + np.floor(5 * below / n + 1e-9)).clip(1, 5).astype("int64")
 
 
@@ -607,10 +626,11 @@ def compute_tags(
     r = np.zeros(n, dtype="int64")
     f = np.zeros(n, dtype="int64")
     m = np.zeros(n, dtype="int64")
+    ltv_below = _below(ltv[buyer]) if buyer.any() else None  # M and the value tier
     if buyer.any():
         r[buyer] = quintile_scores(-d_last[buyer])
         f[buyer] = quintile_scores(df["paid_orders"].to_numpy()[buyer])
-        m[buyer] = quintile_scores(ltv[buyer])
+        m[buyer] = quintile_scores(ltv[buyer], below=ltv_below)
     segment = np.full(n, None, dtype=object)
     if buyer.any():
         segment[buyer] = rfm_segment(r[buyer], f[buyer], m[buyer])
@@ -621,7 +641,7 @@ def compute_tags(
     if buyer.any():
         vb = ltv[buyer]
         nb = len(vb)
-        below = pd.Series(vb).rank(method="min").to_numpy() - 1
+        below = ltv_below
         t_high = np.floor(nb * (1 - s.tags.value_high_share) + 1e-9)
         t_mid = np.floor(nb * (1 - s.tags.value_high_share - s.tags.value_mid_share) + 1e-9)
         tb = np.where(below >= t_high, "high", np.where(below >= t_mid, "mid", "low"))
@@ -657,13 +677,13 @@ def compute_tags(
             "as_of": as_of,
             "lifecycle_stage": _obj(stage),
             "at_risk": False,
-            "rfm_r": pd.array(np.where(buyer, r, 0), dtype="Int64"),
-            "rfm_f": pd.array(np.where(buyer, f, 0), dtype="Int64"),
-            "rfm_m": pd.array(np.where(buyer, m, 0), dtype="Int64"),
+            "rfm_r": pd.arrays.IntegerArray(r, ~buyer),  # null for customers without a paid order
+            "rfm_f": pd.arrays.IntegerArray(f, ~buyer),
+            "rfm_m": pd.arrays.IntegerArray(m, ~buyer),
             "rfm_segment": _obj(segment),
             "value_tier": _obj(tier),
             "crisis_priority": _obj(priority),
-            "price_sensitive": pd.array(np.where(buyer, price_sensitive, False), dtype="boolean"),
+            "price_sensitive": pd.arrays.BooleanArray(buyer & price_sensitive, ~buyer),
             "favourite_category": _obj(df["favourite_category"]),
             "preferred_channel": _obj(df["preferred_channel"]),
             "cluster_id": pd.array([pd.NA] * n, dtype="Int64") if clusters is None else pd.array(clusters, dtype="Int64"),
@@ -673,9 +693,6 @@ def compute_tags(
             "last_paid_at": df["last_paid_at"].astype("datetime64[us]").to_numpy(),
         }
     )
-    for c in ("rfm_r", "rfm_f", "rfm_m"):
-        out.loc[~buyer, c] = pd.NA
-    out.loc[~buyer, "price_sensitive"] = pd.NA
     if at_risk_ids is not None and len(at_risk_ids):
         out["at_risk"] = out["customer_id"].isin(at_risk_ids).to_numpy() & np.isin(stage, ACTIVE_STAGES)
     figures = {
@@ -687,10 +704,10 @@ def compute_tags(
     return out, figures
 
 
-def tag_hash(tags: pd.DataFrame) -> np.ndarray:
+def tag_hash(tags: pd.DataFrame, columns: list[str] = TAG_VALUE_COLUMNS) -> np.ndarray:
     """A stable 64-bit hash of each row's computed values (``at_risk`` excluded: the overlay
-    owns it)."""
-    h = pd.util.hash_pandas_object(tags[TAG_VALUE_COLUMNS], index=False).to_numpy()
+    owns it); ``columns=OWN_COLUMNS``: of the values that follow the customer's own figures."""
+    h = pd.util.hash_pandas_object(tags[columns], index=False).to_numpy()
     return h.view("int64")
 
 
@@ -752,34 +769,52 @@ def _sqlite_insert(conn: Connection, table: str, rows: pd.DataFrame) -> None:
     cur.close()
 
 
-def _upsert_tags(conn: Connection, rows: pd.DataFrame, new: np.ndarray) -> int:
-    """Write tag rows (all columns); ``new``: rows not stored yet. COPY + ON CONFLICT on
-    PostgreSQL; on SQLite an UPDATE by key for the stored rows and a plain INSERT for the new
-    ones, columns converted in bulk."""
+def _sql_literal(conn: Connection, value) -> str:
+    """One value as a SQL literal, formatted as the bulk writers format it (dates, stamps)."""
+    v = _sqlite_values(pd.Series([value]))[0]
+    return "NULL" if v is None else "'" + str(v).replace("'", "''") + "'"
+
+
+def _upsert_tags(conn: Connection, rows: pd.DataFrame, new: np.ndarray, narrow: np.ndarray | None = None, same_stage: np.ndarray | None = None) -> tuple[int, int]:
+    """Write tag rows; ``new``: rows not stored yet. COPY + ON CONFLICT on PostgreSQL; on
+    SQLite an UPDATE by key for the stored rows and a plain INSERT for the new ones, columns
+    converted in bulk. SQLite updates set only what may have changed: ``narrow`` rows only
+    their RELATIVE_COLUMNS (their own values are as stored), ``same_stage`` rows neither
+    stage nor at-risk flag (so the stage index is left alone); a column holding one value
+    for every row (as_of, updated_at) is written as a literal. Returns (rows written, of
+    which narrow)."""
     if rows.empty:
-        return 0
+        return 0, 0
     if is_postgres(conn):  # all new (the first night): plain COPY
-        return bulk_upsert(conn, "tags", db_ready(rows), ["customer_id"], update_only_changed=False, on_conflict="error" if new.all() else "update")
+        return bulk_upsert(conn, "tags", db_ready(rows), ["customer_id"], update_only_changed=False, on_conflict="error" if new.all() else "update"), 0
     cols = [c for c in rows.columns if c != "customer_id"]
-    old = rows[~new]
-    if len(old):
-        cur = conn.connection.driver_connection.cursor()
-        cur.executemany(
-            f"UPDATE tags SET {', '.join(f'{c} = ?' for c in cols)} WHERE customer_id = ?",
-            list(zip(*(_sqlite_values(old[c]) for c in [*cols, "customer_id"]))),
-        )
-        cur.close()
+    narrow = np.zeros(len(rows), dtype=bool) if narrow is None else narrow
+    same_stage = np.zeros(len(rows), dtype=bool) if same_stage is None else same_stage
+    const = {c: _sql_literal(conn, rows[c].iloc[0]) for c in ("as_of", "updated_at") if c in cols and rows[c].nunique(dropna=False) == 1}
+    cur = conn.connection.driver_connection.cursor()
+    for is_narrow in (False, True):
+        for is_same in (False, True):
+            part = rows[~new & (narrow == is_narrow) & (same_stage == is_same)]
+            if part.empty:
+                continue
+            keep = [c for c in cols if (not is_narrow or c in RELATIVE_COLUMNS or c in ("as_of", "at_risk", "tag_hash", "updated_at"))
+                    and not (is_same and c in ("lifecycle_stage", "at_risk"))]
+            sets = ", ".join(f"{c} = {const[c]}" if c in const else f"{c} = ?" for c in keep)
+            bound = [c for c in keep if c not in const]
+            cur.executemany(f"UPDATE tags SET {sets} WHERE customer_id = ?", zip(*(_sqlite_values(part[c]) for c in [*bound, "customer_id"])))
+    cur.close()
     if new.any():
         _sqlite_insert(conn, "tags", rows[new])
-    return len(rows)
+    return len(rows), int((narrow & ~new).sum())
 
 
 def write_tags(conn: Connection, tags: pd.DataFrame, as_of: date, run_id: str | None = None, old: pd.DataFrame | None = None) -> dict:
     """Write rows whose values changed; record stage changes for ``as_of``. Idempotent.
 
-    ``old``: the stored tags' (customer_id, tag_hash, at_risk, lifecycle_stage) when the
-    caller knows them (the nightly frame); read from ``tags`` otherwise. ``tags`` may carry
-    its ``tag_hash`` already."""
+    ``old``: the stored tags' (customer_id, tag_hash, at_risk, lifecycle_stage, optionally
+    own_hash) when the caller knows them (the nightly frame); read from ``tags`` otherwise.
+    ``tags`` may carry its ``tag_hash`` (and ``own_hash``) already; where both sides have an
+    ``own_hash`` and it is unchanged, only the relative columns are rewritten."""
     now = pd.Timestamp(datetime.utcnow()).floor("s")
     if "tag_hash" not in tags.columns:
         tags = tags.assign(tag_hash=tag_hash(tags))
@@ -791,11 +826,17 @@ def write_tags(conn: Connection, tags: pd.DataFrame, as_of: date, run_id: str | 
     old_hash = old["tag_hash"].to_numpy(dtype="int64", na_value=0)[at] if len(old) else np.zeros(len(tags), dtype="int64")
     old_risk = old["at_risk"].to_numpy(dtype=bool)[at] if len(old) else np.zeros(len(tags), dtype=bool)
     old_stage = old["lifecycle_stage"].to_numpy(dtype=object)[at] if len(old) else np.full(len(tags), None, dtype=object)
-    changed = ~known | (old_hash != tags["tag_hash"].to_numpy(dtype="int64")) | (old_risk != tags["at_risk"].to_numpy(dtype=bool))
+    risk = tags["at_risk"].to_numpy(dtype=bool)
+    changed = ~known | (old_hash != tags["tag_hash"].to_numpy(dtype="int64")) | (old_risk != risk)
+    narrow = np.zeros(len(tags), dtype=bool)
+    if len(old) and "own_hash" in old.columns and "own_hash" in tags.columns:
+        old_own = old["own_hash"].to_numpy(dtype="int64", na_value=0)[at]
+        narrow = known & old["own_hash"].notna().to_numpy()[at] & (old_own == tags["own_hash"].to_numpy(dtype="int64"))
+    same_stage = known & (old_stage == tags["lifecycle_stage"].to_numpy(dtype=object)) & (old_risk == risk)
     rows = tags.loc[changed, TAG_COLUMNS[:-1]].copy()
     rows["updated_at"] = now
     rows["updated_at"] = rows["updated_at"].astype("datetime64[us]")
-    written = _upsert_tags(conn, rows, ~known[changed])
+    written, written_narrow = _upsert_tags(conn, rows, ~known[changed], narrow[changed], same_stage[changed])
     still = np.zeros(len(old), dtype=bool)
     still[pos[known]] = True
     gone = old.loc[~still, "customer_id"].astype(str).tolist()
@@ -808,7 +849,7 @@ def write_tags(conn: Connection, tags: pd.DataFrame, as_of: date, run_id: str | 
     is_moved = ~known | (old_stage != stage)
     moved = pd.DataFrame({"customer_id": _ids(tags["customer_id"])[is_moved], "lifecycle_stage_old": old_stage[is_moved], "lifecycle_stage": stage[is_moved]})
     hist = _record_stage_changes(conn, moved, as_of, run_id)
-    return {"tags_written": int(written), "tags_removed": len(gone), **hist}
+    return {"tags_written": int(written), "tags_written_narrow": written_narrow, "tags_removed": len(gone), **hist}
 
 
 def _record_stage_changes(conn: Connection, moved: pd.DataFrame, as_of: date, run_id: str | None) -> dict:
@@ -872,7 +913,7 @@ def apply_at_risk_overlay(conn: Connection, as_of: date | None = None) -> int:
 # folder) rebuilds the frame from the warehouse: slower (~9 s at 1M members), never wrong.
 # (Written into the database, 50 MB at 1M members cost 2-3.5 s a night on PostgreSQL.)
 FRAME_NAME = "tags"
-FRAME_VERSION = 1
+FRAME_VERSION = 2  # 2: own_hash
 _FRAME_BASE = [
     "customer_id", "registered_at", "first_paid_at", "second_paid_at", "last_paid_at", "paid_orders", "paid_amount",
     "discounted_orders", "weekend_orders", "window_orders", "returned_orders", "favourite_category", "preferred_channel",
@@ -920,7 +961,9 @@ def _frame_from_blob(data: bytes) -> pd.DataFrame:
     df = df[table.column_names]
     for c in _DATES:
         df[c] = df[c].astype("datetime64[us]")
-    df["tag_hash"] = pd.array(df["tag_hash"], dtype="Int64")
+    for c in ("tag_hash", "own_hash"):
+        if c in df.columns:
+            df[c] = pd.array(df[c], dtype="Int64")
     return df
 
 
@@ -960,7 +1003,7 @@ def save_frame(conn: Connection, frame: pd.DataFrame, as_of: date, stamp: dict) 
     this warehouse other than the one the row named until now are removed; that one stays
     until this transaction commits (``prune_frame_files`` after the commit). Returns (bytes
     written, the warehouse's frame owner id, the new file)."""
-    data = _frame_to_blob(frame[[*_FRAME_BASE, "lifecycle_stage", "tag_hash"]])
+    data = _frame_to_blob(frame[[*_FRAME_BASE, "lifecycle_stage", "tag_hash", "own_hash"]])
     old = json.loads(conn.execute(sa.text("SELECT stamp FROM tag_frames WHERE name = :n"), {"n": FRAME_NAME}).scalar() or "{}")
     owner = old.get("file_owner") or uuid.uuid4().hex[:12]
     token = uuid.uuid4().hex
@@ -1114,6 +1157,8 @@ def refresh(as_of: date, run_id: str | None = None, engine: Engine | None = None
                     "lifecycle_stage": _obj(frame["lifecycle_stage"].to_numpy()[was]),
                 }
             )
+            if "own_hash" in frame.columns:
+                old["own_hash"] = frame["own_hash"].array[was]
             at_risk = _at_risk_now(conn)
             old["at_risk"] = old["customer_id"].isin(at_risk) if at_risk else False
             lap("old_tags")
@@ -1131,17 +1176,19 @@ def refresh(as_of: date, run_id: str | None = None, engine: Engine | None = None
         tags, figures = compute_tags(base, as_of, s, at_risk_ids=champion_high_risk(conn), clusters=cl["labels"])
         lap("compute_tags")
         tags["tag_hash"] = tag_hash(tags)
+        tags["own_hash"] = tag_hash(tags, OWN_COLUMNS)
         lap("tag_hash")
         t3 = time.perf_counter()
         written = write_tags(conn, tags, as_of, run_id, old=old)
         lap("write_tags")
         write_state(conn, "tags", as_of, win.cutoff, params={**figures, "clusters_fitted_on": cl["fitted_on"]})
         stage = np.full(len(frame), None, dtype=object)
-        hashes = pd.array([pd.NA] * len(frame), dtype="Int64")
         stage[member] = tags["lifecycle_stage"].to_numpy()
-        hashes[member] = tags["tag_hash"].to_numpy()
         frame["lifecycle_stage"] = _obj(stage, index=frame.index)
-        frame["tag_hash"] = hashes
+        for c in ("tag_hash", "own_hash"):
+            hashes = pd.array([pd.NA] * len(frame), dtype="Int64")
+            hashes[member] = tags[c].to_numpy()
+            frame[c] = hashes
         stamp = _frame_stamp(read_state(conn, "tags"), read_state(conn, "aggregates"), s)
         stamp["customers_watermark"] = str(cw) if cw is not None else None
         frame_bytes, frame_owner, frame_file = save_frame(conn, frame, as_of, stamp)

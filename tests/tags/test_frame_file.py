@@ -111,3 +111,41 @@ def test_the_same_warehouse_under_another_url_keeps_its_frame(warehouse):
         assert_tags_equal(warehouse, day)
     finally:
         other.dispose()
+
+
+def test_a_night_rewrites_only_what_moved_and_a_changed_own_tag_reaches_the_table(warehouse, monkeypatch):
+    """Customers whose own figures stayed get only their relative tags (recency, quintiles,
+    stage) rewritten; a settings change that flips an own tag (price-sensitive) without any
+    aggregate changing is still written in full. Stored tags equal a full recompute."""
+    from userops.settings import reset_settings
+
+    rng = random.Random(11)
+    s = Shop()
+    ids = [s.customer(f"P{i:02d}") for i in range(30)]
+    for cid in ids:
+        for _ in range(rng.randint(1, 5)):
+            _random_order(s, rng, cid, local(AS_OF, -rng.randint(0, 300)), status="paid")
+    s.load(warehouse)
+    tags.refresh(AS_OF, "p0", engine=warehouse)
+    # five days later (before the weekly full recompute) everyone has aged and one customer
+    # bought: recency scores and stages of others move, their own values do not
+    day = AS_OF + timedelta(days=5)
+    _random_order(s, rng, ids[0], local(day, 0), status="paid")
+    s.load(warehouse)
+    stats = tags.refresh(day, "p1", engine=warehouse)
+    assert stats["frame"]["reused"] and stats["aggregates"]["delta_customers"] == 1
+    assert stats["tags_written"] > 1 and stats["tags_written_narrow"] < stats["tags_written"]
+    if warehouse.dialect.name == "sqlite":  # PostgreSQL writes whole rows (COPY + upsert)
+        assert stats["tags_written_narrow"] > 0
+    assert_tags_equal(warehouse, day)
+    before = read_frame(warehouse, "SELECT customer_id, price_sensitive FROM tags ORDER BY customer_id")
+
+    monkeypatch.setenv("USEROPS_TAGS__PRICE_SENSITIVE_SHARE", "0.01")  # nearly every discounted buyer
+    monkeypatch.setenv("USEROPS_TAGS__PRICE_SENSITIVE_MIN_ORDERS", "1")
+    reset_settings()
+    day2 = day + timedelta(days=1)
+    stats = tags.refresh(day2, "p2", engine=warehouse)
+    assert stats["frame"]["reused"] and stats["aggregates"]["delta_customers"] == 0
+    after = read_frame(warehouse, "SELECT customer_id, price_sensitive FROM tags ORDER BY customer_id")
+    assert (after["price_sensitive"].astype(bool) != before["price_sensitive"].astype(bool)).any()
+    assert_tags_equal(warehouse, day2)
