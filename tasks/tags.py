@@ -39,6 +39,8 @@ import os
 import re
 import time
 import uuid
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import nullcontext
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from pathlib import Path
@@ -998,28 +1000,45 @@ def load_frame(conn: Connection, stamp: dict) -> pd.DataFrame | None:
     return frame
 
 
-def save_frame(conn: Connection, frame: pd.DataFrame, as_of: date, stamp: dict) -> tuple[int, str, Path]:
-    """Write the frame's file and, in the caller's transaction, the row naming it. Files of
-    this warehouse other than the one the row named until now are removed; that one stays
-    until this transaction commits (``prune_frame_files`` after the commit). Returns (bytes
-    written, the warehouse's frame owner id, the new file)."""
-    data = _frame_to_blob(frame[[*_FRAME_BASE, "lifecycle_stage", "tag_hash", "own_hash"]])
-    old = json.loads(conn.execute(sa.text("SELECT stamp FROM tag_frames WHERE name = :n"), {"n": FRAME_NAME}).scalar() or "{}")
-    owner = old.get("file_owner") or uuid.uuid4().hex[:12]
-    token = uuid.uuid4().hex
-    path = _frame_file(owner, token)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(".tmp")
-    tmp.write_bytes(data)
-    os.replace(tmp, path)
-    prune_frame_files(owner, keep={path.name, _frame_file(owner, str(old.get("file_token"))).name})
+@dataclass(frozen=True)
+class FrameFile:
+    """The file tonight's frame goes to: the warehouse's frame owner id, a fresh token, and
+    the token of the file the ``tag_frames`` row names until tonight commits."""
+
+    owner: str
+    token: str
+    previous: str | None
+
+    @classmethod
+    def next(cls, conn: Connection) -> "FrameFile":
+        old = json.loads(conn.execute(sa.text("SELECT stamp FROM tag_frames WHERE name = :n"), {"n": FRAME_NAME}).scalar() or "{}")
+        return cls(old.get("file_owner") or uuid.uuid4().hex[:12], uuid.uuid4().hex, old.get("file_token"))
+
+    @property
+    def path(self) -> Path:
+        return _frame_file(self.owner, self.token)
+
+    def write(self, frame: pd.DataFrame) -> int:
+        """Write the frame (no database: the night runs it beside the tag writes); bytes."""
+        data = _frame_to_blob(frame[[*_FRAME_BASE, "lifecycle_stage", "tag_hash", "own_hash"]])
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = self.path.with_suffix(".tmp")
+        tmp.write_bytes(data)
+        os.replace(tmp, self.path)
+        return len(data)
+
+
+def save_frame(conn: Connection, file: FrameFile, as_of: date, stamp: dict) -> None:
+    """In the caller's transaction, the row naming the frame ``file`` (written). Files of
+    this warehouse other than the new one and the one the row named until now are removed;
+    that one stays until this transaction commits (``prune_frame_files`` after the commit)."""
+    prune_frame_files(file.owner, keep={file.path.name, _frame_file(file.owner, str(file.previous)).name})
     _exec(conn, "DELETE FROM tag_frames WHERE name = :n", {"n": FRAME_NAME})
     conn.execute(
         sa.text("INSERT INTO tag_frames (name, as_of, stamp, data, updated_at) VALUES (:n, :a, :s, NULL, :u)"),
-        {"n": FRAME_NAME, "a": as_of, "s": json.dumps({**stamp, "file_owner": owner, "file_token": token}, sort_keys=True, default=str),
+        {"n": FRAME_NAME, "a": as_of, "s": json.dumps({**stamp, "file_owner": file.owner, "file_token": file.token}, sort_keys=True, default=str),
          "u": datetime.utcnow().replace(microsecond=0)},
     )
-    return len(data), owner, path
 
 
 def prune_frame_files(owner: str, keep: set[str]) -> None:
@@ -1049,9 +1068,10 @@ def _full_frame(conn: Connection) -> tuple[pd.DataFrame, pd.DataFrame]:
     return frame, old
 
 
-def _advance_frame(conn: Connection, frame: pd.DataFrame) -> pd.DataFrame:
-    """Last night's frame brought to tonight: CRM changes (new or edited customers, or any
-    removed), and the customers whose aggregate the refresh touched."""
+def _advance_members(conn: Connection, frame: pd.DataFrame) -> tuple[pd.DataFrame, pd.Index]:
+    """Last night's frame brought to tonight's CRM: new or edited customers (registration
+    time), any removed. Returns the frame in key order and its customer index (hash table
+    built). Reads committed CRM data only, so it runs beside the aggregate refresh."""
     changed = fetch_frame(
         conn,
         "SELECT customer_id, registered_at FROM customers WHERE updated_at > :w OR updated_at IS NULL",
@@ -1074,20 +1094,6 @@ def _advance_frame(conn: Connection, frame: pd.DataFrame) -> pd.DataFrame:
         col = frame["registered_at"].to_numpy().copy()
         col[rows] = changed["registered_at"].to_numpy(dtype="datetime64[us]")
         frame["registered_at"] = col
-    touched = fetch_frame(
-        conn,
-        "SELECT t.customer_id, " + ", ".join(f"a.{c}" for c in _FRAME_BASE[2:])
-        + " FROM tmp_tag_touched t LEFT JOIN customer_aggregates a ON a.customer_id = t.customer_id",
-    )
-    rows = _positions(frame.index, touched["customer_id"])
-    touched = touched[rows >= 0]
-    rows = rows[rows >= 0]
-    if len(touched):
-        touched = _normalize_base(touched.assign(registered_at=pd.NaT))
-        for c in _FRAME_BASE[2:]:
-            col = frame[c].to_numpy(dtype=object if c in ("favourite_category", "preferred_channel") else None).copy()
-            col[rows] = touched[c].to_numpy(dtype=col.dtype)
-            frame[c] = _obj(col, index=frame.index) if col.dtype == object else col
     ids = frame.index.to_numpy(dtype=object)
     frame = frame.reset_index(drop=True)
     frame.insert(0, "customer_id", _obj(ids))
@@ -1100,7 +1106,54 @@ def _advance_frame(conn: Connection, frame: pd.DataFrame) -> pd.DataFrame:
         frame[c] = frame[c].astype(object).where(frame[c].notna(), None)
     for c in _DATES:
         frame[c] = frame[c].astype("datetime64[us]")
+    index = pd.Index(_ids(frame["customer_id"]), dtype=object)
+    index.get_indexer(index[:1])  # builds the hash table here, beside the aggregate refresh
+    return frame, index
+
+
+def _apply_touched(conn: Connection, frame: pd.DataFrame, index: pd.Index) -> pd.DataFrame:
+    """The customers whose aggregate tonight's refresh touched (``tmp_tag_touched``) take
+    their new aggregate values; ``index``: the frame's customer index."""
+    touched = fetch_frame(
+        conn,
+        "SELECT t.customer_id, " + ", ".join(f"a.{c}" for c in _FRAME_BASE[2:])
+        + " FROM tmp_tag_touched t LEFT JOIN customer_aggregates a ON a.customer_id = t.customer_id",
+    )
+    rows = _positions(index, touched["customer_id"])
+    touched = touched[rows >= 0]
+    rows = rows[rows >= 0]
+    if len(touched):
+        touched = _normalize_base(touched.assign(registered_at=pd.NaT))
+        for c in _FRAME_BASE[2:]:
+            col = frame[c].to_numpy(dtype=object if c in ("favourite_category", "preferred_channel") else None).copy()
+            col[rows] = touched[c].to_numpy(dtype=col.dtype)
+            frame[c] = _obj(col, index=frame.index) if col.dtype == object else col
     return frame
+
+
+def _stored_frame(bind: Engine | Connection, stamp: dict) -> tuple[pd.DataFrame, pd.Index, pd.DataFrame] | None:
+    """Last night's frame, when stored for exactly ``stamp``, brought to tonight's CRM
+    (``_advance_members``), with the stored tags it records (customer_id, tag_hash,
+    own_hash, lifecycle_stage, at_risk). Reads committed data only, on its own connection
+    when given an engine: the night runs it beside the aggregate refresh."""
+    with (bind.connect() if isinstance(bind, Engine) else nullcontext(bind)) as conn:
+        frame = load_frame(conn, stamp)
+        if frame is None:
+            return None
+        was = frame["tag_hash"].notna().to_numpy()  # the stored tags, as last written
+        old = pd.DataFrame(
+            {
+                "customer_id": _obj(frame["customer_id"].to_numpy()[was]),
+                "tag_hash": frame["tag_hash"].to_numpy()[was].astype("int64"),
+                "lifecycle_stage": _obj(frame["lifecycle_stage"].to_numpy()[was]),
+            }
+        )
+        if "own_hash" in frame.columns:
+            old["own_hash"] = frame["own_hash"].array[was]
+        at_risk = _at_risk_now(conn)
+        old["at_risk"] = old["customer_id"].isin(at_risk) if at_risk else False
+        frame, index = _advance_members(conn, frame)
+    return frame, index, old
 
 
 def _members(frame: pd.DataFrame, win: Window) -> np.ndarray:
@@ -1142,28 +1195,24 @@ def refresh(as_of: date, run_id: str | None = None, engine: Engine | None = None
     with engine.begin() as conn:
         prev = _frame_stamp(read_state(conn, "tags"), read_state(conn, "aggregates"), s)
         cw = _customers_watermark(conn)
-        agg = refresh_aggregates(conn, as_of, full=full, settings=s)
-        t1 = time.perf_counter()
-        lap = _Laps()
-        frame = load_frame(conn, prev) if agg["mode"] == "incremental" else None
-        lap("load_frame")
-        reused = frame is not None
+        # last night's frame is read and brought to tonight's CRM on another connection while
+        # the aggregate refresh runs (the database works without the GIL meanwhile); an
+        # in-memory SQLite database has no second connection: one after the other there
+        beside = engine.url.get_backend_name() != "sqlite" or engine.url.database not in (None, "", ":memory:")
+        with ThreadPoolExecutor(max_workers=1) as pool:
+            stored = pool.submit(_stored_frame, engine, prev) if beside else None
+            agg = refresh_aggregates(conn, as_of, full=full, settings=s)
+            t1 = time.perf_counter()
+            lap = _Laps()
+            prepared = None
+            if agg["mode"] == "incremental":
+                prepared = stored.result() if stored is not None else _stored_frame(conn, prev)
+            lap("stored_frame")  # what the aggregate refresh did not hide
+        reused = prepared is not None
         if reused:
-            was = frame["tag_hash"].notna().to_numpy()  # the stored tags, as last written
-            old = pd.DataFrame(
-                {
-                    "customer_id": _obj(frame["customer_id"].to_numpy()[was]),
-                    "tag_hash": frame["tag_hash"].to_numpy()[was].astype("int64"),
-                    "lifecycle_stage": _obj(frame["lifecycle_stage"].to_numpy()[was]),
-                }
-            )
-            if "own_hash" in frame.columns:
-                old["own_hash"] = frame["own_hash"].array[was]
-            at_risk = _at_risk_now(conn)
-            old["at_risk"] = old["customer_id"].isin(at_risk) if at_risk else False
-            lap("old_tags")
-            frame = _advance_frame(conn, frame)
-            lap("advance_frame")
+            frame, index, old = prepared
+            frame = _apply_touched(conn, frame, index)
+            lap("apply_touched")
         else:
             frame, old = _full_frame(conn)
             lap("full_frame")
@@ -1179,9 +1228,6 @@ def refresh(as_of: date, run_id: str | None = None, engine: Engine | None = None
         tags["own_hash"] = tag_hash(tags, OWN_COLUMNS)
         lap("tag_hash")
         t3 = time.perf_counter()
-        written = write_tags(conn, tags, as_of, run_id, old=old)
-        lap("write_tags")
-        write_state(conn, "tags", as_of, win.cutoff, params={**figures, "clusters_fitted_on": cl["fitted_on"]})
         stage = np.full(len(frame), None, dtype=object)
         stage[member] = tags["lifecycle_stage"].to_numpy()
         frame["lifecycle_stage"] = _obj(stage, index=frame.index)
@@ -1189,13 +1235,20 @@ def refresh(as_of: date, run_id: str | None = None, engine: Engine | None = None
             hashes = pd.array([pd.NA] * len(frame), dtype="Int64")
             hashes[member] = tags[c].to_numpy()
             frame[c] = hashes
+        frame_file = FrameFile.next(conn)
+        with ThreadPoolExecutor(max_workers=1) as pool:  # the file is written beside the tag writes
+            file_job = pool.submit(frame_file.write, frame)
+            written = write_tags(conn, tags, as_of, run_id, old=old)
+            lap("write_tags")
+            write_state(conn, "tags", as_of, win.cutoff, params={**figures, "clusters_fitted_on": cl["fitted_on"]})
+            frame_bytes = file_job.result()
         stamp = _frame_stamp(read_state(conn, "tags"), read_state(conn, "aggregates"), s)
         stamp["customers_watermark"] = str(cw) if cw is not None else None
-        frame_bytes, frame_owner, frame_file = save_frame(conn, frame, as_of, stamp)
+        save_frame(conn, frame_file, as_of, stamp)
         lap("save_frame")
         t4 = time.perf_counter()
     t5 = time.perf_counter()
-    prune_frame_files(frame_owner, keep={frame_file.name})  # committed: the previous night's file goes
+    prune_frame_files(frame_file.owner, keep={frame_file.path.name})  # committed: the previous night's file goes
     _LAST.clear()
     _LAST.update({"url": str(engine.url), "as_of": as_of, "base": base, "tags": tags})
     stats = {
