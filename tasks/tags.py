@@ -810,19 +810,22 @@ def _upsert_tags(conn: Connection, rows: pd.DataFrame, new: np.ndarray, narrow: 
     return len(rows), int((narrow & ~new).sum())
 
 
-def write_tags(conn: Connection, tags: pd.DataFrame, as_of: date, run_id: str | None = None, old: pd.DataFrame | None = None) -> dict:
+def write_tags(
+    conn: Connection, tags: pd.DataFrame, as_of: date, run_id: str | None = None, old: pd.DataFrame | None = None, old_pos: np.ndarray | None = None
+) -> dict:
     """Write rows whose values changed; record stage changes for ``as_of``. Idempotent.
 
     ``old``: the stored tags' (customer_id, tag_hash, at_risk, lifecycle_stage, optionally
     own_hash) when the caller knows them (the nightly frame); read from ``tags`` otherwise.
     ``tags`` may carry its ``tag_hash`` (and ``own_hash``) already; where both sides have an
-    ``own_hash`` and it is unchanged, only the relative columns are rewritten."""
+    ``own_hash`` and it is unchanged, only the relative columns are rewritten. ``old_pos``:
+    each row's row in ``old`` (-1: none) when the caller knows it; looked up by key otherwise."""
     now = pd.Timestamp(datetime.utcnow()).floor("s")
     if "tag_hash" not in tags.columns:
         tags = tags.assign(tag_hash=tag_hash(tags))
     if old is None:
         old = read_old_tags(conn)
-    pos = _positions(old["customer_id"], tags["customer_id"])
+    pos = _positions(old["customer_id"], tags["customer_id"]) if old_pos is None else old_pos
     known = pos >= 0
     at = np.where(known, pos, 0)
     old_hash = old["tag_hash"].to_numpy(dtype="int64", na_value=0)[at] if len(old) else np.zeros(len(tags), dtype="int64")
@@ -1070,8 +1073,9 @@ def _full_frame(conn: Connection) -> tuple[pd.DataFrame, pd.DataFrame]:
 
 def _advance_members(conn: Connection, frame: pd.DataFrame) -> tuple[pd.DataFrame, pd.Index]:
     """Last night's frame brought to tonight's CRM: new or edited customers (registration
-    time), any removed. Returns the frame in key order and its customer index (hash table
-    built). Reads committed CRM data only, so it runs beside the aggregate refresh."""
+    time), any removed. Returns the frame in key order (``prev_row``: each customer's row in
+    last night's frame, -1 if new) and its customer index (hash table built). Reads
+    committed CRM data only, so it runs beside the aggregate refresh."""
     changed = fetch_frame(
         conn,
         "SELECT customer_id, registered_at FROM customers WHERE updated_at > :w OR updated_at IS NULL",
@@ -1079,6 +1083,7 @@ def _advance_members(conn: Connection, frame: pd.DataFrame) -> tuple[pd.DataFram
         parse_dates=["registered_at"],
     )
     total = int(read_frame(conn, "SELECT COUNT(*) AS n FROM customers")["n"].iloc[0])
+    frame = frame.assign(prev_row=np.arange(len(frame), dtype="float64"))  # travels along: -1 for new customers
     frame = frame.set_index(pd.Index(_ids(frame["customer_id"]), dtype=object, name="customer_id")).drop(columns="customer_id")
     new_ids = _ids(changed["customer_id"])[_positions(frame.index, changed["customer_id"]) < 0]
     if len(frame) + len(new_ids) != total:  # customers removed at the source: start from the table
@@ -1106,6 +1111,7 @@ def _advance_members(conn: Connection, frame: pd.DataFrame) -> tuple[pd.DataFram
         frame[c] = frame[c].astype(object).where(frame[c].notna(), None)
     for c in _DATES:
         frame[c] = frame[c].astype("datetime64[us]")
+    frame["prev_row"] = frame["prev_row"].fillna(-1).astype("int64")
     index = pd.Index(_ids(frame["customer_id"]), dtype=object)
     index.get_indexer(index[:1])  # builds the hash table here, beside the aggregate refresh
     return frame, index
@@ -1131,10 +1137,19 @@ def _apply_touched(conn: Connection, frame: pd.DataFrame, index: pd.Index) -> pd
     return frame
 
 
+def _stored_rows(old_prev: np.ndarray, prev: np.ndarray) -> np.ndarray:
+    """For each of tonight's rows (``prev``: its row in last night's frame, -1 if new), its
+    row in the stored tags, whose rows are last night's rows ``old_prev``; -1 where none."""
+    lookup = np.full(int(max(prev.max(initial=-1), old_prev.max(initial=-1))) + 2, -1, dtype="int64")
+    lookup[old_prev] = np.arange(len(old_prev))
+    return lookup[prev]  # -1 reads the last slot, never assigned
+
+
 def _stored_frame(bind: Engine | Connection, stamp: dict) -> tuple[pd.DataFrame, pd.Index, pd.DataFrame] | None:
     """Last night's frame, when stored for exactly ``stamp``, brought to tonight's CRM
     (``_advance_members``), with the stored tags it records (customer_id, tag_hash,
-    own_hash, lifecycle_stage, at_risk). Reads committed data only, on its own connection
+    own_hash, lifecycle_stage, at_risk; in last night's row order, which ``prev_row``
+    refers to). Reads committed data only, on its own connection
     when given an engine: the night runs it beside the aggregate refresh."""
     with (bind.connect() if isinstance(bind, Engine) else nullcontext(bind)) as conn:
         frame = load_frame(conn, stamp)
@@ -1150,6 +1165,7 @@ def _stored_frame(bind: Engine | Connection, stamp: dict) -> tuple[pd.DataFrame,
         )
         if "own_hash" in frame.columns:
             old["own_hash"] = frame["own_hash"].array[was]
+        old["prev_row"] = np.flatnonzero(was)
         at_risk = _at_risk_now(conn)
         old["at_risk"] = old["customer_id"].isin(at_risk) if at_risk else False
         frame, index = _advance_members(conn, frame)
@@ -1209,6 +1225,7 @@ def refresh(as_of: date, run_id: str | None = None, engine: Engine | None = None
                 prepared = stored.result() if stored is not None else _stored_frame(conn, prev)
             lap("stored_frame")  # what the aggregate refresh did not hide
         reused = prepared is not None
+        old_pos = None
         if reused:
             frame, index, old = prepared
             frame = _apply_touched(conn, frame, index)
@@ -1217,6 +1234,8 @@ def refresh(as_of: date, run_id: str | None = None, engine: Engine | None = None
             frame, old = _full_frame(conn)
             lap("full_frame")
         member = _members(frame, win)
+        if reused:  # each member's stored tags row, by last night's row numbers (no key lookup)
+            old_pos = _stored_rows(old["prev_row"].to_numpy(), frame["prev_row"].to_numpy()[member])
         base = frame.loc[member, _FRAME_BASE].reset_index(drop=True)
         lap("members")
         t2 = time.perf_counter()
@@ -1238,7 +1257,7 @@ def refresh(as_of: date, run_id: str | None = None, engine: Engine | None = None
         frame_file = FrameFile.next(conn)
         with ThreadPoolExecutor(max_workers=1) as pool:  # the file is written beside the tag writes
             file_job = pool.submit(frame_file.write, frame)
-            written = write_tags(conn, tags, as_of, run_id, old=old)
+            written = write_tags(conn, tags, as_of, run_id, old=old, old_pos=old_pos)
             lap("write_tags")
             write_state(conn, "tags", as_of, win.cutoff, params={**figures, "clusters_fitted_on": cl["fitted_on"]})
             frame_bytes = file_job.result()
