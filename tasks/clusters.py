@@ -17,7 +17,7 @@ import pandas as pd
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
-from userops.db import bulk_upsert, read_frame
+from userops.db import bulk_upsert, null_ints, read_frame
 from userops.settings import Settings, get_settings
 
 log = logging.getLogger("userops.tags")
@@ -91,7 +91,7 @@ def assign_stored(conn: Connection, base: pd.DataFrame, as_of: date, settings: S
     if feats != FEATURES:
         return None
     feat = behaviour_features(base, as_of, settings)
-    labels = pd.array([pd.NA] * len(base), dtype="Int64")
+    labels = null_ints(len(base))
     if len(feat):
         x = (_transform(feat) - mean) / scale
         labels[feat.index.to_numpy()] = ids[_nearest(x, (centers - mean) / scale)]
@@ -176,7 +176,7 @@ def refresh_clusters(conn: Connection, base: pd.DataFrame, as_of: date, settings
     as_of = pd.Timestamp(as_of).date()
     feat = behaviour_features(base, as_of, s)
     stored = read_clusters(conn)
-    labels = pd.array([pd.NA] * len(base), dtype="Int64")
+    labels = null_ints(len(base))
     if len(feat) < 2:
         return {"labels": labels, "fitted_on": None, "refit": False, "k": 0}
     due = (

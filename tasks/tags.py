@@ -53,7 +53,7 @@ from prefect import task
 from sqlalchemy.engine import Connection, Engine
 
 from userops.clock import utcnow
-from userops.db import SQLITE_TS_FORMAT, bulk_upsert, get_engine, is_postgres, key_order, load_query, read_frame, to_naive_utc
+from userops.db import SQLITE_TS_FORMAT, bulk_upsert, get_engine, is_postgres, key_order, load_query, null_ints, read_frame, to_naive_utc
 from userops.i18n import register, t
 from userops.settings import Settings, get_settings
 
@@ -597,11 +597,9 @@ def quintile_scores(values: pd.Series | np.ndarray, below: np.ndarray | None = N
     return (1 + np.floor(5 * below / n + 1e-9)).clip(1, 5).astype("int64")
 
 
-def rfm_segment(r: np.ndarray, f: np.ndarray, m: np.ndarray) -> np.ndarray:
-    """Named segment for each (R, F, M) of 1..5 (``SEGMENT_GRID`` on R and FM)."""
-    fm = (np.asarray(f) + np.asarray(m) + 1) // 2
-    grid = np.array([[None] * 6] + [[None] + SEGMENT_GRID[i] for i in range(1, 6)], dtype=object)
-    return grid[np.asarray(r, dtype=int), fm.astype(int)]
+# SEGMENT_GRID as codes (indexes into SEGMENTS) by [R, FM], FM = round-half-up((F + M) / 2)
+_SEGMENT_CODE = np.array([[-1] * 6] + [[-1] + [SEGMENTS.index(x) for x in SEGMENT_GRID[i]] for i in range(1, 6)])
+_SEGMENT_NAME = np.array([*SEGMENTS, None], dtype=object)  # code -1 (no paid order) -> None
 
 
 # ----------------------------------------------------------------------------- tags
@@ -633,12 +631,14 @@ def compute_tags(
         r[buyer] = quintile_scores(-d_last[buyer])
         f[buyer] = quintile_scores(df["paid_orders"].to_numpy()[buyer])
         m[buyer] = quintile_scores(ltv[buyer], below=ltv_below)
-    segment = np.full(n, None, dtype=object)
+    # categorical tags as codes (indexes into SEGMENTS / TIERS / STAGES / PRIORITIES), named
+    # at the end by indexing an array of the names (no string built or compared per customer)
+    seg = np.full(n, -1, dtype="int64")
     if buyer.any():
-        segment[buyer] = rfm_segment(r[buyer], f[buyer], m[buyer])
+        seg[buyer] = _SEGMENT_CODE[r[buyer], (f[buyer] + m[buyer] + 1) // 2]
 
     # value tier by lifetime value among buyers: top share high, next share mid
-    tier = np.full(n, "low", dtype=object)
+    tier = np.full(n, TIERS.index("low"), dtype="int64")
     high_min = mid_min = None
     if buyer.any():
         vb = ltv[buyer]
@@ -646,28 +646,34 @@ def compute_tags(
         below = ltv_below
         t_high = np.floor(nb * (1 - s.tags.value_high_share) + 1e-9)
         t_mid = np.floor(nb * (1 - s.tags.value_high_share - s.tags.value_mid_share) + 1e-9)
-        tb = np.where(below >= t_high, "high", np.where(below >= t_mid, "mid", "low"))
+        tb = np.where(below >= t_high, TIERS.index("high"), np.where(below >= t_mid, TIERS.index("mid"), TIERS.index("low")))
         tier[buyer] = tb
-        high_min = float(vb[tb == "high"].min()) if (tb == "high").any() else None
-        mid_min = float(vb[tb == "mid"].min()) if (tb == "mid").any() else None
+        high_min = float(vb[tb == TIERS.index("high")].min()) if (tb == TIERS.index("high")).any() else None
+        mid_min = float(vb[tb == TIERS.index("mid")].min()) if (tb == TIERS.index("mid")).any() else None
 
     # lifecycle stage
     is_new = buyer & (d_first <= lc.new_days)
     is_active = buyer & (d_last <= lc.active_days)
     loyal_by_orders = df["window_orders"].to_numpy() >= lc.loyal_orders
-    loyal_by_segment = np.isin(segment.astype(str), list(lc.loyal_segments))
+    loyal_by_segment = np.isin(seg, [SEGMENTS.index(x) for x in lc.loyal_segments if x in SEGMENTS])
+    code = STAGES.index
     stage = np.select(
         [~buyer, is_new, is_active & (loyal_by_orders | loyal_by_segment), is_active, buyer & (d_last <= lc.silent_days)],
-        ["prospect", "new", "loyal", "active", "silent"],
-        default="churned",
-    ).astype(object)
+        [code("prospect"), code("new"), code("loyal"), code("active"), code("silent")],
+        default=code("churned"),
+    )
 
     # crisis priority: core (high value or loyal) > potential (mid value, new or active) > ordinary
     priority = np.select(
-        [(tier == "high") | (stage == "loyal"), (tier == "mid") | np.isin(stage, ["new", "active"])],
-        ["core", "potential"],
-        default="ordinary",
-    ).astype(object)
+        [(tier == TIERS.index("high")) | (stage == code("loyal")), (tier == TIERS.index("mid")) | np.isin(stage, [code("new"), code("active")])],
+        [PRIORITIES.index("core"), PRIORITIES.index("potential")],
+        default=PRIORITIES.index("ordinary"),
+    )
+    active_stage = np.isin(stage, [code(x) for x in ACTIVE_STAGES])
+    segment = _SEGMENT_NAME[seg]
+    tier = np.array(TIERS, dtype=object)[tier]
+    stage = np.array(STAGES, dtype=object)[stage]
+    priority = np.array(PRIORITIES, dtype=object)[priority]
 
     paid = df["paid_orders"].to_numpy()
     disc_share = np.divide(df["discounted_orders"].to_numpy(), paid, out=np.zeros(n), where=paid > 0)
@@ -688,7 +694,7 @@ def compute_tags(
             "price_sensitive": pd.arrays.BooleanArray(buyer & price_sensitive, ~buyer),
             "favourite_category": _obj(df["favourite_category"]),
             "preferred_channel": _obj(df["preferred_channel"]),
-            "cluster_id": pd.array([pd.NA] * n, dtype="Int64") if clusters is None else pd.array(clusters, dtype="Int64"),
+            "cluster_id": null_ints(n) if clusters is None else pd.array(clusters, dtype="Int64"),
             "ltv": ltv,
             "paid_orders": paid.astype("int64"),
             "first_paid_at": df["first_paid_at"].astype("datetime64[us]").to_numpy(),
@@ -696,7 +702,7 @@ def compute_tags(
         }
     )
     if at_risk_ids is not None and len(at_risk_ids):
-        out["at_risk"] = out["customer_id"].isin(at_risk_ids).to_numpy() & np.isin(stage, ACTIVE_STAGES)
+        out["at_risk"] = out["customer_id"].isin(at_risk_ids).to_numpy() & active_stage
     figures = {
         "members": int(n),
         "buyers": int(buyer.sum()),
@@ -1251,7 +1257,7 @@ def refresh(as_of: date, run_id: str | None = None, engine: Engine | None = None
         stage[member] = tags["lifecycle_stage"].to_numpy()
         frame["lifecycle_stage"] = _obj(stage, index=frame.index)
         for c in ("tag_hash", "own_hash"):
-            hashes = pd.array([pd.NA] * len(frame), dtype="Int64")
+            hashes = null_ints(len(frame))
             hashes[member] = tags[c].to_numpy()
             frame[c] = hashes
         frame_file = FrameFile.next(conn)

@@ -156,6 +156,12 @@ def key_order(keys) -> np.ndarray:
     return pc.sort_indices(arr).to_numpy(zero_copy_only=False).astype(np.int64, copy=False)
 
 
+def null_ints(n: int) -> pd.arrays.IntegerArray:
+    """``n`` missing values as a nullable Int64 array, built from arrays (``pd.array([pd.NA] * n)``
+    checks a million Python objects one by one: 0.18 s)."""
+    return pd.arrays.IntegerArray(np.zeros(n, dtype="int64"), np.ones(n, dtype=bool))
+
+
 def to_naive_utc(s: pd.Series) -> pd.Series:
     """Parse a column of timestamps (strings, datetimes, tz-aware) into naive UTC datetime64."""
     out = pd.to_datetime(s, errors="coerce", utc=True, format="mixed")
