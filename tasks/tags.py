@@ -770,35 +770,43 @@ def _sqlite_values(s: pd.Series) -> list:
     return out.tolist()
 
 
-def _sqlite_insert(conn: Connection, table: str, rows: pd.DataFrame) -> None:
-    cols = list(rows.columns)
+def _sqlite_insert(conn: Connection, table: str, rows: pd.DataFrame, constants: dict | None = None) -> None:
+    """Plain inserts, columns converted in bulk; ``constants``: columns holding one value for
+    every row, written as SQL literals (a million dates are not converted one by one)."""
+    constants = {c: _sql_literal(v) for c, v in (constants or {}).items()}
+    cols = [c for c in rows.columns if c not in constants]
+    values = ", ".join(["?"] * len(cols) + list(constants.values()))
     cur = conn.connection.driver_connection.cursor()
-    cur.executemany(f"INSERT INTO {table} ({', '.join(cols)}) VALUES ({', '.join('?' for _ in cols)})", list(zip(*(_sqlite_values(rows[c]) for c in cols))))
+    cur.executemany(f"INSERT INTO {table} ({', '.join([*cols, *constants])}) VALUES ({values})", zip(*(_sqlite_values(rows[c]) for c in cols)))
     cur.close()
 
 
-def _sql_literal(conn: Connection, value) -> str:
+def _sql_literal(value) -> str:
     """One value as a SQL literal, formatted as the bulk writers format it (dates, stamps)."""
     v = _sqlite_values(pd.Series([value]))[0]
     return "NULL" if v is None else "'" + str(v).replace("'", "''") + "'"
 
 
-def _upsert_tags(conn: Connection, rows: pd.DataFrame, new: np.ndarray, narrow: np.ndarray | None = None, same_stage: np.ndarray | None = None) -> tuple[int, int]:
+def _upsert_tags(
+    conn: Connection, rows: pd.DataFrame, new: np.ndarray, narrow: np.ndarray | None = None, same_stage: np.ndarray | None = None, constants: dict | None = None
+) -> tuple[int, int]:
     """Write tag rows; ``new``: rows not stored yet. COPY + ON CONFLICT on PostgreSQL; on
     SQLite an UPDATE by key for the stored rows and a plain INSERT for the new ones, columns
     converted in bulk. SQLite updates set only what may have changed: ``narrow`` rows only
     their RELATIVE_COLUMNS (their own values are as stored), ``same_stage`` rows neither
-    stage nor at-risk flag (so the stage index is left alone); a column holding one value
-    for every row (as_of, updated_at) is written as a literal. Returns (rows written, of
+    stage nor at-risk flag (so the stage index is left alone); ``constants`` (as_of,
+    updated_at: one value for every row) are written as literals. Returns (rows written, of
     which narrow)."""
     if rows.empty:
         return 0, 0
+    constants = constants or {}
     if is_postgres(conn):  # all new (the first night): plain COPY
+        rows = rows.assign(**constants)
         return bulk_upsert(conn, "tags", db_ready(rows), ["customer_id"], update_only_changed=False, on_conflict="error" if new.all() else "update"), 0
-    cols = [c for c in rows.columns if c != "customer_id"]
+    cols = [c for c in rows.columns if c != "customer_id"] + [c for c in constants if c not in rows.columns]
     narrow = np.zeros(len(rows), dtype=bool) if narrow is None else narrow
     same_stage = np.zeros(len(rows), dtype=bool) if same_stage is None else same_stage
-    const = {c: _sql_literal(conn, rows[c].iloc[0]) for c in ("as_of", "updated_at") if c in cols and rows[c].nunique(dropna=False) == 1}
+    const = {c: _sql_literal(v) for c, v in constants.items()}
     cur = conn.connection.driver_connection.cursor()
     for is_narrow in (False, True):
         for is_same in (False, True):
@@ -812,7 +820,7 @@ def _upsert_tags(conn: Connection, rows: pd.DataFrame, new: np.ndarray, narrow: 
             cur.executemany(f"UPDATE tags SET {sets} WHERE customer_id = ?", zip(*(_sqlite_values(part[c]) for c in [*bound, "customer_id"])))
     cur.close()
     if new.any():
-        _sqlite_insert(conn, "tags", rows[new])
+        _sqlite_insert(conn, "tags", rows[new], constants)
     return len(rows), int((narrow & ~new).sum())
 
 
@@ -844,10 +852,9 @@ def write_tags(
         old_own = old["own_hash"].to_numpy(dtype="int64", na_value=0)[at]
         narrow = known & old["own_hash"].notna().to_numpy()[at] & (old_own == tags["own_hash"].to_numpy(dtype="int64"))
     same_stage = known & (old_stage == tags["lifecycle_stage"].to_numpy(dtype=object)) & (old_risk == risk)
-    rows = tags.loc[changed, TAG_COLUMNS[:-1]].copy()
-    rows["updated_at"] = now
-    rows["updated_at"] = rows["updated_at"].astype("datetime64[us]")
-    written, written_narrow = _upsert_tags(conn, rows, ~known[changed], narrow[changed], same_stage[changed])
+    rows = tags.loc[changed, [c for c in TAG_COLUMNS if c not in ("as_of", "updated_at")]]
+    constants = {"as_of": pd.Timestamp(as_of).date(), "updated_at": now.to_pydatetime()}
+    written, written_narrow = _upsert_tags(conn, rows, ~known[changed], narrow[changed], same_stage[changed], constants)
     still = np.zeros(len(old), dtype=bool)
     still[pos[known]] = True
     gone = old.loc[~still, "customer_id"].astype(str).tolist()
@@ -886,7 +893,7 @@ def _record_stage_changes(conn: Connection, moved: pd.DataFrame, as_of: date, ru
     rows["from_stage"] = rows["from_stage"].astype(object).where(rows["from_stage"].notna(), None)
     rows = rows.assign(changed_on=as_of, run_id=run_id)[["customer_id", "from_stage", "to_stage", "changed_on", "run_id"]]
     if today.empty and not is_postgres(conn):  # the day's first run: plain inserts, columns converted in bulk
-        _sqlite_insert(conn, "stage_history", rows)
+        _sqlite_insert(conn, "stage_history", rows[["customer_id", "from_stage", "to_stage"]], {"changed_on": as_of, "run_id": run_id})
     elif today.empty:  # PostgreSQL: plain COPY
         bulk_upsert(conn, "stage_history", rows, ["customer_id", "changed_on"], on_conflict="error")
     else:
