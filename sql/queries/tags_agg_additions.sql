@@ -9,7 +9,7 @@
 --    after every counted day: no look-up.
 -- 2. tmp_add_agg: the signed sums (the loyalty window: an added order against the new window
 --    start, a removed one against the window it was counted in) and the added orders'
---    first / second / last paid times (tags_agg_merge merges them; a customer who lost a paid
+--    first / second / last paid times (tags_agg_merged merges them; a customer who lost a paid
 --    order gets its times again from the covering index, tags_agg_times).
 -- 3. the per-(customer, category) item and per-(customer, channel) order counts: the added
 --    orders' items / channels in, the removed ones' out (items of these orders only, by key:
