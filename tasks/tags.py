@@ -40,7 +40,7 @@ import re
 import time
 import uuid
 from concurrent.futures import ThreadPoolExecutor
-from contextlib import nullcontext
+from contextlib import ExitStack, nullcontext
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from pathlib import Path
@@ -53,7 +53,7 @@ from prefect import task
 from sqlalchemy.engine import Connection, Engine
 
 from userops.clock import utcnow
-from userops.db import SQLITE_TS_FORMAT, bulk_upsert, get_engine, is_postgres, key_order, load_query, null_ints, read_frame, to_naive_utc
+from userops.db import SQLITE_TS_FORMAT, bulk_upsert, deferred_primary_key, get_engine, is_postgres, key_order, load_query, null_ints, read_frame, to_naive_utc
 from userops.i18n import register, t
 from userops.settings import Settings, get_settings
 
@@ -416,10 +416,14 @@ def build_aggregates(
         _temp_table(conn, name)
     if delta:
         _analyze(conn, "tmp_tag_delta")
-    _run(conn, "tags_agg_category", win, params, **parts)
-    _run(conn, "tags_agg_channel", win, params, **parts)
-    _run(conn, "tags_agg_top", win, params, **parts)
-    return _run(conn, "tags_agg_orders", win, params, target=target, **parts)
+    with ExitStack() as rebuilt:  # emptied tables filled whole: their keys are indexed once at the end
+        if not delta:
+            for table in (cat_table, ch_table, target):
+                rebuilt.enter_context(deferred_primary_key(conn, table))
+        _run(conn, "tags_agg_category", win, params, **parts)
+        _run(conn, "tags_agg_channel", win, params, **parts)
+        _run(conn, "tags_agg_top", win, params, **parts)
+        return _run(conn, "tags_agg_orders", win, params, target=target, **parts)
 
 
 def _incremental(conn: Connection, win: Window, old_win: Window, state: dict, s: Settings) -> dict:
