@@ -1264,12 +1264,18 @@ def refresh(as_of: date, run_id: str | None = None, engine: Engine | None = None
         base = frame.loc[member, _FRAME_BASE].reset_index(drop=True)
         lap("members")
         t2 = time.perf_counter()
-        cl = clusters_mod.refresh_clusters(conn, base, as_of, s)
-        lap("clusters")
-        tags, figures = compute_tags(base, as_of, s, at_risk_ids=champion_high_risk(conn), clusters=cl["labels"])
-        lap("compute_tags")
+        at_risk_ids = champion_high_risk(conn)
+        # the behaviour clusters are assigned beside the other tags (the connection is the
+        # cluster step's alone meanwhile: the tags are pure computation)
+        with ThreadPoolExecutor(max_workers=1) as pool:
+            clustering = pool.submit(clusters_mod.refresh_clusters, conn, base, as_of, s)
+            tags, figures = compute_tags(base, as_of, s, at_risk_ids=at_risk_ids)
+            tags["own_hash"] = tag_hash(tags, OWN_COLUMNS)  # cluster_id is not an own value
+            lap("compute_tags")
+            cl = clustering.result()
+            lap("clusters")  # what the tags did not hide
+        tags["cluster_id"] = pd.array(cl["labels"], dtype="Int64")
         tags["tag_hash"] = tag_hash(tags)
-        tags["own_hash"] = tag_hash(tags, OWN_COLUMNS)
         lap("tag_hash")
         t3 = time.perf_counter()
         stage = np.full(len(frame), None, dtype=object)
