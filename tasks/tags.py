@@ -1221,13 +1221,43 @@ class _Laps:
         self._t = now
 
 
+def _tags_and_clusters(conn: Connection, base: pd.DataFrame, as_of: date, s: Settings, lap: "_Laps") -> tuple[pd.DataFrame, dict, dict]:
+    """Every member's tags with their hashes, and the behaviour clusters (refreshed in
+    ``clusters``), assigned on a second thread while the other tags are computed: the
+    connection is the cluster step's alone meanwhile (the tags are pure computation)."""
+    from tasks import clusters as clusters_mod
+
+    at_risk_ids = champion_high_risk(conn)
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        clustering = pool.submit(clusters_mod.refresh_clusters, conn, base, as_of, s)
+        tags, figures = compute_tags(base, as_of, s, at_risk_ids=at_risk_ids)
+        tags["own_hash"] = tag_hash(tags, OWN_COLUMNS)  # cluster_id is not an own value
+        lap("compute_tags")
+        cl = clustering.result()
+        lap("clusters")  # what the tags did not hide
+    tags["cluster_id"] = pd.array(cl["labels"], dtype="Int64")
+    tags["tag_hash"] = tag_hash(tags)
+    lap("tag_hash")
+    return tags, figures, cl
+
+
+def _record_in_frame(frame: pd.DataFrame, member: np.ndarray, tags: pd.DataFrame) -> None:
+    """What tonight writes, kept in the frame for the next night: each member's stage and
+    hashes (none for the others)."""
+    stage = np.full(len(frame), None, dtype=object)
+    stage[member] = tags["lifecycle_stage"].to_numpy()
+    frame["lifecycle_stage"] = _obj(stage, index=frame.index)
+    for c in ("tag_hash", "own_hash"):
+        hashes = null_ints(len(frame))
+        hashes[member] = tags[c].to_numpy()
+        frame[c] = hashes
+
+
 _LAST: dict = {}  # the last frame computed in this process (health reuses it)
 
 
 def refresh(as_of: date, run_id: str | None = None, engine: Engine | None = None, full: bool = False) -> dict:
     """The nightly tag refresh (aggregates, tags, clusters, stage history) in one transaction."""
-    from tasks import clusters as clusters_mod
-
     engine = engine or get_engine()
     s = get_settings()
     as_of = pd.Timestamp(as_of).date()
@@ -1264,27 +1294,9 @@ def refresh(as_of: date, run_id: str | None = None, engine: Engine | None = None
         base = frame.loc[member, _FRAME_BASE].reset_index(drop=True)
         lap("members")
         t2 = time.perf_counter()
-        at_risk_ids = champion_high_risk(conn)
-        # the behaviour clusters are assigned beside the other tags (the connection is the
-        # cluster step's alone meanwhile: the tags are pure computation)
-        with ThreadPoolExecutor(max_workers=1) as pool:
-            clustering = pool.submit(clusters_mod.refresh_clusters, conn, base, as_of, s)
-            tags, figures = compute_tags(base, as_of, s, at_risk_ids=at_risk_ids)
-            tags["own_hash"] = tag_hash(tags, OWN_COLUMNS)  # cluster_id is not an own value
-            lap("compute_tags")
-            cl = clustering.result()
-            lap("clusters")  # what the tags did not hide
-        tags["cluster_id"] = pd.array(cl["labels"], dtype="Int64")
-        tags["tag_hash"] = tag_hash(tags)
-        lap("tag_hash")
+        tags, figures, cl = _tags_and_clusters(conn, base, as_of, s, lap)
         t3 = time.perf_counter()
-        stage = np.full(len(frame), None, dtype=object)
-        stage[member] = tags["lifecycle_stage"].to_numpy()
-        frame["lifecycle_stage"] = _obj(stage, index=frame.index)
-        for c in ("tag_hash", "own_hash"):
-            hashes = null_ints(len(frame))
-            hashes[member] = tags[c].to_numpy()
-            frame[c] = hashes
+        _record_in_frame(frame, member, tags)
         frame_file = FrameFile.next(conn)
         with ThreadPoolExecutor(max_workers=1) as pool:  # the file is written beside the tag writes
             file_job = pool.submit(frame_file.write, frame)
