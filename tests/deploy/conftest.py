@@ -98,11 +98,11 @@ def prefect_pg_database():
 @pytest.fixture(scope="session")
 def ops_sample():
     """The sample CRM + order system (300 members up to today), served from this process."""
-    from userops.clock import shop_today
+    from userops.clock import sample_history_end
     from userops.sample.generator import generate
     from userops.sample.server import SampleServer
 
-    with SampleServer(generate(300, seed=3, as_of=str(shop_today()))) as server:
+    with SampleServer(generate(300, seed=3, as_of=str(sample_history_end()))) as server:
         yield server
 
 

@@ -59,7 +59,7 @@ def demo(
     reset: bool = typer.Option(False, "--reset", help="Start from an empty warehouse."),
 ) -> None:
     """Start the sample CRM + order system on loopback and run the nightly flow against it."""
-    from userops.clock import shop_today
+    from userops.clock import sample_history_end, shop_today
     from userops.db import dispose_engines, get_engine
     from userops.sample.generator import generate
     from userops.sample.server import SampleServer
@@ -72,7 +72,7 @@ def demo(
             p.unlink(missing_ok=True)
     today = shop_today()
     typer.echo(f"Generating {customers:,} sample members (seed {seed}) ...")
-    data = generate(customers, seed=seed, as_of=str(today), orders_per_customer=orders_per_customer)
+    data = generate(customers, seed=seed, as_of=str(sample_history_end()), orders_per_customer=orders_per_customer)
     from userops.sample.provider import SampleSmtpServer, SampleWebhookProvider
 
     with SampleServer(data) as server, SampleWebhookProvider() as hook, SampleSmtpServer() as smtp, _env(
