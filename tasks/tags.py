@@ -474,10 +474,9 @@ def _incremental(conn: Connection, win: Window, old_win: Window, state: dict, s:
         "merged": _render(conn, "tags_agg_merged", win, ca_join=""),
         "window_out": query("tags_agg_window_out"),
     }
-    if is_postgres(conn):  # one upsert (updating in place from a join measured slower there)
-        _run(conn, "tags_agg_merge", win, params, **{**merged, "merged": merged["merged_all"]})
-    else:  # update in place, then insert the new
-        _run(conn, "tags_agg_merge_update", win, params, **merged)
+    # PostgreSQL: one upsert (updating in place from a join measured slower there); SQLite:
+    # update in place, then insert the new
+    _run(conn, "tags_agg_merge" if is_postgres(conn) else "tags_agg_merge_update", win, params, **merged)
     if removed_orders:
         _run(conn, "tags_agg_times", win, params)
     _exec(conn, "INSERT INTO tmp_tag_touched (customer_id) SELECT customer_id FROM tmp_tag_window w "

@@ -1,5 +1,5 @@
 -- tags_agg_merge (PostgreSQL): fold tmp_add_agg (tonight's additions) into
--- customer_aggregates as one upsert of the merged rows ({merged}: tags_agg_merged, every
+-- customer_aggregates as one upsert of the merged rows ({merged_all}: tags_agg_merged, every
 -- customer of tmp_add_agg); then lower the loyalty window of those whose orders left it.
 INSERT INTO customer_aggregates (
     customer_id, first_paid_at, second_paid_at, last_paid_at, paid_orders, paid_amount,
@@ -7,7 +7,7 @@ INSERT INTO customer_aggregates (
     returned_orders, favourite_category, favourite_category_qty, items_qty,
     preferred_channel, preferred_channel_orders, counted_orders, updated_at
 )
-SELECT m.*, :now FROM ({merged}) m
+SELECT m.*, :now FROM ({merged_all}) m
 WHERE true
 ON CONFLICT (customer_id) DO UPDATE SET
     first_paid_at = excluded.first_paid_at,
