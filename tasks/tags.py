@@ -991,8 +991,7 @@ def _frame_from_blob(data: bytes) -> pd.DataFrame:
     for c in _DATES:
         df[c] = df[c].astype("datetime64[us]")
     for c in ("tag_hash", "own_hash"):
-        if c in df.columns:
-            df[c] = pd.array(df[c], dtype="Int64")
+        df[c] = pd.array(df[c], dtype="Int64")
     return df
 
 
@@ -1008,21 +1007,20 @@ def _frame_file(owner: str, token: str) -> Path:
 
 def load_frame(conn: Connection, stamp: dict) -> pd.DataFrame | None:
     """The stored frame when it was written with exactly ``stamp`` (else None)."""
-    row = conn.execute(sa.text("SELECT stamp, data FROM tag_frames WHERE name = :n"), {"n": FRAME_NAME}).first()
-    if row is None:
+    # (frames of version 1 were kept in the row itself, ``data``: the version check sends them
+    # to a rebuild like any other stale frame)
+    raw = conn.execute(sa.text("SELECT stamp FROM tag_frames WHERE name = :n"), {"n": FRAME_NAME}).scalar()
+    if raw is None:
         return None
-    stored = json.loads(row[0] or "{}")
+    stored = json.loads(raw or "{}")
     if any(stored.get(k) != v for k, v in stamp.items()):
         return None
-    if row[1] is not None:  # written by an earlier version: in the row itself
-        frame = _frame_from_blob(bytes(row[1]))
-    else:
-        path = _frame_file(str(stored.get("file_owner")), str(stored.get("file_token")))
-        try:
-            frame = _frame_from_blob(path.read_bytes())
-        except (OSError, ValueError) as exc:  # pyarrow errors are ValueErrors (ArrowInvalid)
-            log.info("tags: the nightly frame file %s is not readable (%s): rebuilt from the warehouse", path.name, type(exc).__name__)
-            return None
+    path = _frame_file(str(stored.get("file_owner")), str(stored.get("file_token")))
+    try:
+        frame = _frame_from_blob(path.read_bytes())
+    except (OSError, ValueError) as exc:  # pyarrow errors are ValueErrors (ArrowInvalid)
+        log.info("tags: the nightly frame file %s is not readable (%s): rebuilt from the warehouse", path.name, type(exc).__name__)
+        return None
     frame.attrs["customers_watermark"] = stored.get("customers_watermark")
     return frame
 
@@ -1185,11 +1183,10 @@ def _stored_frame(bind: Engine | Connection, stamp: dict) -> tuple[pd.DataFrame,
                 "customer_id": _obj(frame["customer_id"].to_numpy()[was]),
                 "tag_hash": frame["tag_hash"].to_numpy()[was].astype("int64"),
                 "lifecycle_stage": _obj(frame["lifecycle_stage"].to_numpy()[was]),
+                "own_hash": frame["own_hash"].array[was],
+                "prev_row": np.flatnonzero(was),
             }
         )
-        if "own_hash" in frame.columns:
-            old["own_hash"] = frame["own_hash"].array[was]
-        old["prev_row"] = np.flatnonzero(was)
         at_risk = _at_risk_now(conn)
         old["at_risk"] = old["customer_id"].isin(at_risk) if at_risk else False
         frame, index = _advance_members(conn, frame)
@@ -1270,7 +1267,7 @@ def refresh(as_of: date, run_id: str | None = None, engine: Engine | None = None
         # in-memory SQLite database has no second connection: one after the other there
         beside = engine.url.get_backend_name() != "sqlite" or engine.url.database not in (None, "", ":memory:")
         with ThreadPoolExecutor(max_workers=1) as pool:
-            stored = pool.submit(_stored_frame, engine, prev) if beside else None
+            stored = pool.submit(_stored_frame, engine, prev) if beside and not full else None  # full: not used
             agg = refresh_aggregates(conn, as_of, full=full, settings=s)
             t1 = time.perf_counter()
             lap = _Laps()
