@@ -649,7 +649,8 @@ def compute_tags(
         seg[buyer] = _SEGMENT_CODE[r[buyer], (f[buyer] + m[buyer] + 1) // 2]
 
     # value tier by lifetime value among buyers: top share high, next share mid
-    tier = np.full(n, TIERS.index("low"), dtype="int64")
+    high, mid, low = (TIERS.index(x) for x in ("high", "mid", "low"))
+    tier = np.full(n, low, dtype="int64")
     high_min = mid_min = None
     if buyer.any():
         vb = ltv[buyer]
@@ -657,10 +658,10 @@ def compute_tags(
         below = ltv_below
         t_high = np.floor(nb * (1 - s.tags.value_high_share) + 1e-9)
         t_mid = np.floor(nb * (1 - s.tags.value_high_share - s.tags.value_mid_share) + 1e-9)
-        tb = np.where(below >= t_high, TIERS.index("high"), np.where(below >= t_mid, TIERS.index("mid"), TIERS.index("low")))
+        tb = np.where(below >= t_high, high, np.where(below >= t_mid, mid, low))
         tier[buyer] = tb
-        high_min = float(vb[tb == TIERS.index("high")].min()) if (tb == TIERS.index("high")).any() else None
-        mid_min = float(vb[tb == TIERS.index("mid")].min()) if (tb == TIERS.index("mid")).any() else None
+        high_min = float(vb[tb == high].min()) if (tb == high).any() else None
+        mid_min = float(vb[tb == mid].min()) if (tb == mid).any() else None
 
     # lifecycle stage
     is_new = buyer & (d_first <= lc.new_days)
@@ -676,7 +677,7 @@ def compute_tags(
 
     # crisis priority: core (high value or loyal) > potential (mid value, new or active) > ordinary
     priority = np.select(
-        [(tier == TIERS.index("high")) | (stage == code("loyal")), (tier == TIERS.index("mid")) | np.isin(stage, [code("new"), code("active")])],
+        [(tier == high) | (stage == code("loyal")), (tier == mid) | np.isin(stage, [code("new"), code("active")])],
         [PRIORITIES.index("core"), PRIORITIES.index("potential")],
         default=PRIORITIES.index("ordinary"),
     )
