@@ -585,15 +585,24 @@ def base_frame(conn: Connection, as_of: date, settings: Settings | None = None, 
 # ----------------------------------------------------------------------------- RFM
 def _below(values: np.ndarray) -> np.ndarray:
     """For each value, how many values are strictly below it (= rank(method="min") - 1).
-    Whole numbers in a compact range (days, order counts) are counted, not sorted."""
+    Whole numbers in a compact range (days, order counts) and amounts in whole cents (LTV)
+    are counted, not sorted; other finite values are sorted once."""
     v = np.asarray(values, dtype="float64")
-    if len(v) and np.isfinite(v).all():
-        lo, hi = v.min(), v.max()
-        if hi - lo < 10_000_000 and (v == np.floor(v)).all():
-            k = (v - lo).astype("int64")
+    if not len(v) or not np.isfinite(v).all():
+        return pd.Series(v).rank(method="min").to_numpy() - 1
+    for scale in (1, 100):  # whole numbers, then whole cents
+        k = np.rint(v * scale)
+        # a count per value in the range: cheaper than a sort while the range is not much wider than n
+        if k.max() - k.min() < 2 * len(v) + 1024 and (k / scale == v).all():  # exactly: equal values, equal counts
+            k = (k - k.min()).astype("int64")
             counts = np.bincount(k)
             return (np.cumsum(counts) - counts)[k].astype("float64")
-    return pd.Series(v).rank(method="min").to_numpy() - 1
+    order = np.argsort(v, kind="stable")
+    ranked = v[order]
+    first = np.r_[True, ranked[1:] != ranked[:-1]]  # the first of each run of equal values
+    out = np.empty(len(v), dtype="float64")
+    out[order] = np.maximum.accumulate(np.where(first, np.arange(len(v)), 0))
+    return out
 
 
 def quintile_scores(values: pd.Series | np.ndarray, below: np.ndarray | None = None) -> np.ndarray:
@@ -682,6 +691,7 @@ def compute_tags(
         default=PRIORITIES.index("ordinary"),
     )
     active_stage = np.isin(stage, [code(x) for x in ACTIVE_STAGES])
+    stage_counts = dict(zip(STAGES, np.bincount(stage, minlength=len(STAGES)).tolist()))
     segment = _SEGMENT_NAME[seg]
     tier = np.array(TIERS, dtype=object)[tier]
     stage = np.array(STAGES, dtype=object)[stage]
@@ -720,6 +730,7 @@ def compute_tags(
         "buyers": int(buyer.sum()),
         "value_high_min_ltv": high_min,
         "value_mid_min_ltv": mid_min,
+        "stages": stage_counts,
     }
     return out, figures
 
@@ -864,7 +875,8 @@ def write_tags(
         old_own = old["own_hash"].to_numpy(dtype="int64", na_value=0)[at]
         narrow = known & old["own_hash"].notna().to_numpy()[at] & (old_own == tags["own_hash"].to_numpy(dtype="int64"))
     same_stage = known & (old_stage == tags["lifecycle_stage"].to_numpy(dtype=object)) & (old_risk == risk)
-    rows = tags.loc[changed, [c for c in TAG_COLUMNS if c not in ("as_of", "updated_at")]]
+    # the changed rows first, then their columns (a column selection first copies every row)
+    rows = tags.take(np.flatnonzero(changed))[[c for c in TAG_COLUMNS if c not in ("as_of", "updated_at")]]
     constants = {"as_of": pd.Timestamp(as_of).date(), "updated_at": now.to_pydatetime()}
     written, written_narrow = _upsert_tags(conn, rows, ~known[changed], narrow[changed], same_stage[changed], constants)
     still = np.zeros(len(old), dtype=bool)
@@ -1317,7 +1329,6 @@ def refresh(as_of: date, run_id: str | None = None, engine: Engine | None = None
         **written,
         "frame": {"reused": reused, "bytes": frame_bytes},
         "clusters": {k: v for k, v in cl.items() if k != "labels"},
-        "stages": tags["lifecycle_stage"].value_counts().reindex(STAGES, fill_value=0).astype(int).to_dict(),
         "seconds": {
             "aggregates": round(t1 - t0, 2),
             "read": round(t2 - t1, 2),

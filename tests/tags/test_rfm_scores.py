@@ -1,5 +1,5 @@
-"""Quintile scores: counting (whole numbers in a compact range) and ranking (anything else)
-give the same counts strictly below, ties included."""
+"""Quintile scores: counting (whole numbers or whole cents in a compact range), sorting (other
+finite values) and ranking (anything else) give the same counts strictly below, ties included."""
 from __future__ import annotations
 
 import numpy as np
@@ -16,7 +16,12 @@ def test_counts_below_agree_with_ranking():
         np.round(rng.lognormal(5, 1, 5000), 2),  # lifetime value: ranked
         np.array([3.0, 3.0, 3.0]),
         np.array([7.0]),
-        np.array([0.0, 1e9, 5.0]),  # too wide a range to count: ranked
+        np.array([0.0, 1e9, 5.0]),  # too wide a range to count: sorted
+        np.round(rng.lognormal(4.8, 0.6, (5000, 3)).sum(axis=1), 2),  # lifetime value in cents, narrow: counted
+        rng.lognormal(5, 1, 5000),  # not whole cents: sorted
+        np.array([0.1, 0.2, 0.3, 0.1 + 0.2, 0.3]),  # 0.1 + 0.2 is not 0.3: never folded into a cent
+        np.array([-2.5, -2.5, 1.25, -0.01, 0.0]),  # negative cents, ties
+        np.array([np.nan, 2.0, 1.0, 2.0]),  # a missing value: ranked as pandas ranks it
     ]
     for v in cases:
         expected = pd.Series(np.asarray(v, dtype="float64")).rank(method="min").to_numpy() - 1
