@@ -323,12 +323,17 @@ def step_delta() -> dict:
     t2 = time.perf_counter()
     report = health.write_report(day, snap, engine=engine)
     t3 = time.perf_counter()
+    from userops.db import wait_for_checkpoints
+
+    checkpoints = wait_for_checkpoints()  # the refresh's checkpoint, run beside health and report
+    t4 = time.perf_counter()
     return {
         "delta": delta,
         "refresh_s": round(t1 - t0, 2),
         "health_s": round(t2 - t1, 2),
         "refresh_plus_health_s": round(t2 - t0, 2),
         "report_s": round(t3 - t2, 2),
+        "checkpoint": {"seconds": [c.get("seconds") for c in checkpoints], "waited_after_report_s": round(t4 - t3, 2)},
         "detail": stats["seconds"],
         "aggregates": stats["aggregates"],
         "tags_written": stats["tags_written"],
@@ -378,6 +383,7 @@ def main() -> None:
           f"refresh {delta['refresh_s']} s {delta['detail']}, health {delta['health_s']} s, peak RSS {delta['peak_rss_mb']} MB")
     print(f"  incremental aggregate: {delta['aggregates']}")
     print(f"html report (not in the target): {delta['report_s']} s -> {delta['report']}")
+    print(f"SQLite checkpoint of the refresh's log, beside health and report: {delta['checkpoint']}")
     print(f"peak RSS: {max(full['peak_rss_mb'], delta['peak_rss_mb'])} MB (target 4096 MB: {ok(max(full['peak_rss_mb'], delta['peak_rss_mb']), 4096)})")
 
 

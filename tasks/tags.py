@@ -53,7 +53,7 @@ from prefect import task
 from sqlalchemy.engine import Connection, Engine
 
 from userops.clock import utcnow
-from userops.db import SQLITE_TS_FORMAT, bulk_upsert, deferred_primary_key, get_engine, is_postgres, key_order, load_query, null_ints, read_frame, to_naive_utc
+from userops.db import SQLITE_TS_FORMAT, begin_checkpoint_beside, bulk_upsert, deferred_primary_key, get_engine, is_postgres, key_order, load_query, null_ints, read_frame, to_naive_utc
 from userops.i18n import register, t
 from userops.settings import Settings, get_settings
 
@@ -1272,7 +1272,9 @@ def refresh(as_of: date, run_id: str | None = None, engine: Engine | None = None
     as_of = pd.Timestamp(as_of).date()
     win = window_for(as_of, s)
     t0 = time.perf_counter()
-    with engine.begin() as conn:
+    # SQLite: the night rewrites most pages of the tag and aggregate tables; the log is folded
+    # into the database on another thread after the commit, while the night goes on
+    with begin_checkpoint_beside(engine) as conn:
         prev = _frame_stamp(read_state(conn, "tags"), read_state(conn, "aggregates"), s)
         cw = _customers_watermark(conn)
         # last night's frame is read and brought to tonight's CRM on another connection while
