@@ -94,6 +94,33 @@ def test_incremental_equals_full_recompute(warehouse):
     assert future
 
 
+def test_a_late_arrival_on_a_day_already_counted_adds_no_purchase_day(warehouse):
+    """Late arrivals paid in a day already counted: the day's counted orders are sought by the
+    day's range of payment times, whose edges are the shop's midnights."""
+    s = Shop()
+    day = AS_OF - timedelta(days=3)
+    s.customer("A_midnight")  # counted order at the day's first instant
+    s.order("A_midnight", local(day, hour=0))
+    s.customer("B_last_second")  # ... and at its last second
+    s.order("B_last_second", local(day, hour=23, minute=59, second=59))
+    s.customer("C_day_before")  # counted order a second before the day starts: another day
+    s.order("C_day_before", local(day, -1, hour=23, minute=59, second=59))
+    s.customer("D_day_after")  # counted order at the next day's first instant: another day
+    s.order("D_day_after", local(day, 1, hour=0))
+    s.load(warehouse)
+    tags.refresh(AS_OF, "n1", engine=warehouse)
+    day2 = AS_OF + timedelta(days=1)
+    for cid in ("A_midnight", "B_last_second", "C_day_before", "D_day_after"):
+        s.order(cid, local(day, hour=12), updated_at=local(day2, hour=9))  # paid on day, arrived late
+    s.load(warehouse)
+    second = tags.refresh(day2, "n2", engine=warehouse)
+    assert second["aggregates"]["mode"] == "incremental" and second["aggregates"]["recomputed"] == 0
+    assert_same(stored_aggregates(warehouse), recomputed_aggregates(warehouse, day2))
+    agg = stored_aggregates(warehouse).set_index("customer_id")
+    assert agg["purchase_days"].astype(int).to_dict() == {"A_midnight": 1, "B_last_second": 1, "C_day_before": 2, "D_day_after": 2}
+    assert agg["paid_orders"].astype(int).tolist() == [2, 2, 2, 2]
+
+
 def test_rerunning_a_night_changes_nothing(warehouse):
     s = Shop()
     for i in range(8):
