@@ -239,8 +239,25 @@ def _ids(values) -> np.ndarray:
 def _obj(values, index=None) -> pd.Series:
     """Strings as a plain object column: pandas 3 would infer its Arrow-backed ``str`` for an
     object array (a conversion per column, and another back to objects for every key lookup
-    or write: ~0.1 s per column at a million rows)."""
-    return pd.Series(np.asarray(values, dtype=object), dtype=object, index=index)
+    or write: ~0.1 s per column at a million rows). An object array is taken over, not copied
+    (a copy touches every string it refers to: ~0.05 s per million): pass arrays of your own."""
+    return pd.Series(np.asarray(values, dtype=object), dtype=object, index=index, copy=False)
+
+
+def _obj_column(column: pd.Series) -> pd.Series:
+    """A column of a frame as a plain object column on a fresh range index: an object column
+    is shared, copy-on-write (no copy of its strings), anything else converted."""
+    return column.reset_index(drop=True) if column.dtype == object else _obj(column.to_numpy(dtype=object))
+
+
+def _frame_of(columns: dict, n: int) -> pd.DataFrame:
+    """A DataFrame of ``n`` rows from whole columns (arrays, Series on a range index, scalars),
+    each kept as its own block: the dict constructor stacks columns of one type into a 2-D
+    block, copying each (for object columns, touching every string)."""
+    out = pd.DataFrame(index=pd.RangeIndex(n))
+    for name, values in columns.items():
+        out[name] = values
+    return out
 
 
 def _positions(index_ids, ids) -> np.ndarray:
@@ -701,9 +718,9 @@ def compute_tags(
     disc_share = np.divide(df["discounted_orders"].to_numpy(), paid, out=np.zeros(n), where=paid > 0)
     price_sensitive = (paid >= s.tags.price_sensitive_min_orders) & (disc_share >= s.tags.price_sensitive_share - 1e-12)
 
-    out = pd.DataFrame(
+    out = _frame_of(
         {
-            "customer_id": _obj(df["customer_id"]),
+            "customer_id": _obj_column(df["customer_id"]),
             "as_of": as_of,
             "lifecycle_stage": _obj(stage),
             "at_risk": False,
@@ -714,14 +731,15 @@ def compute_tags(
             "value_tier": _obj(tier),
             "crisis_priority": _obj(priority),
             "price_sensitive": pd.arrays.BooleanArray(buyer & price_sensitive, ~buyer),
-            "favourite_category": _obj(df["favourite_category"]),
-            "preferred_channel": _obj(df["preferred_channel"]),
+            "favourite_category": _obj_column(df["favourite_category"]),
+            "preferred_channel": _obj_column(df["preferred_channel"]),
             "cluster_id": null_ints(n) if clusters is None else pd.array(clusters, dtype="Int64"),
             "ltv": ltv,
             "paid_orders": paid.astype("int64"),
             "first_paid_at": df["first_paid_at"].astype("datetime64[us]").to_numpy(),
             "last_paid_at": df["last_paid_at"].astype("datetime64[us]").to_numpy(),
-        }
+        },
+        n,
     )
     if at_risk_ids is not None and len(at_risk_ids):
         out["at_risk"] = out["customer_id"].isin(at_risk_ids).to_numpy() & active_stage
