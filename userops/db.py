@@ -352,6 +352,7 @@ def begin_checkpoint_beside(engine: Engine):
     result: dict = {}
     thread = threading.Thread(target=_checkpoint, args=(engine, result), name="userops-sqlite-checkpoint")
     thread.start()  # not a daemon: the process waits for it before exiting
+    _CHECKPOINTS[:] = [(t, r) for t, r in _CHECKPOINTS if t.is_alive()]  # a long-lived process keeps no history
     _CHECKPOINTS.append((thread, result))
 
 
@@ -361,6 +362,8 @@ def _checkpoint(engine: Engine, result: dict) -> None:
         with engine.connect() as conn:
             busy, logged, done = conn.connection.driver_connection.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchone()
         result.update(busy=bool(busy), pages=int(logged), checkpointed=int(done))
+        log.info("write-ahead log folded into the database beside the night: %d of %d pages in %.2f s",
+                 int(done), int(logged), time.perf_counter() - t0)
     except Exception as exc:  # the next automatic checkpoint folds the log in instead
         result["error"] = f"{type(exc).__name__}: {exc}"
         log.warning("checkpoint beside the refresh failed (the next commit's checkpoint does it): %s", result["error"])
