@@ -753,11 +753,33 @@ def compute_tags(
     return out, figures
 
 
-def tag_hash(tags: pd.DataFrame, columns: list[str] = TAG_VALUE_COLUMNS) -> np.ndarray:
+def tag_hash(tags: pd.DataFrame, columns: list[str] = TAG_VALUE_COLUMNS, hashed: dict | None = None) -> np.ndarray:
     """A stable 64-bit hash of each row's computed values (``at_risk`` excluded: the overlay
-    owns it); ``columns=OWN_COLUMNS``: of the values that follow the customer's own figures."""
-    h = pd.util.hash_pandas_object(tags[columns], index=False).to_numpy()
-    return h.view("int64")
+    owns it); ``columns=OWN_COLUMNS``: of the values that follow the customer's own figures.
+    The same as ``pd.util.hash_pandas_object(tags[columns], index=False)`` (tested), built
+    from one hash per column; ``hashed``: column hashes already computed (filled in), so the
+    own values hashed for ``own_hash`` are not hashed again for ``tag_hash``."""
+    hashed = {} if hashed is None else hashed
+    for c in columns:
+        if c not in hashed:
+            hashed[c] = pd.util.hash_pandas_object(tags[c], index=False).to_numpy()
+    return _combine_hashes([hashed[c] for c in columns], len(tags)).view("int64")
+
+
+def _combine_hashes(arrays: list[np.ndarray], length: int) -> np.ndarray:
+    """Row hashes from column hashes, combined as pandas combines a DataFrame's columns
+    (CPython's tuple hash)."""
+    if not arrays:
+        return np.full(length, 0x345678 + 97531, dtype=np.uint64)
+    mult = np.uint64(1000003)
+    out = np.zeros_like(arrays[0]) + np.uint64(0x345678)
+    for i, a in enumerate(arrays):
+        inverse_i = len(arrays) - i
+        out ^= a
+        out *= mult
+        mult += np.uint64(82520 + inverse_i + inverse_i)
+    out += np.uint64(97531)
+    return out
 
 
 def db_ready(df: pd.DataFrame) -> pd.DataFrame:
@@ -1258,12 +1280,13 @@ def _tags_and_clusters(conn: Connection, base: pd.DataFrame, as_of: date, s: Set
     with ThreadPoolExecutor(max_workers=1) as pool:
         clustering = pool.submit(clusters_mod.refresh_clusters, conn, base, as_of, s)
         tags, figures = compute_tags(base, as_of, s, at_risk_ids=at_risk_ids)
-        tags["own_hash"] = tag_hash(tags, OWN_COLUMNS)  # cluster_id is not an own value
+        hashed: dict = {}  # each column hashed once, for both hashes
+        tags["own_hash"] = tag_hash(tags, OWN_COLUMNS, hashed)  # cluster_id is not an own value
         lap("compute_tags")
         cl = clustering.result()
         lap("clusters")  # what the tags did not hide
     tags["cluster_id"] = pd.array(cl["labels"], dtype="Int64")
-    tags["tag_hash"] = tag_hash(tags)
+    tags["tag_hash"] = tag_hash(tags, hashed=hashed)
     lap("tag_hash")
     return tags, figures, cl
 
