@@ -162,6 +162,7 @@ def _render(conn: Connection, name: str, win: Window, **parts) -> str:
             "items_join": "CROSS JOIN LATERAL (SELECT i.category, i.quantity FROM order_items i WHERE i.order_id = x.order_id OFFSET 0) i",
             "paid_dow": f"EXTRACT(DOW FROM o.paid_at + INTERVAL '{off} minutes')",
             "float": "DOUBLE PRECISION",
+            "no_index": "",
         }
     else:
         # integer local day numbers: unixepoch() is the cheapest parse SQLite has
@@ -172,6 +173,7 @@ def _render(conn: Connection, name: str, win: Window, **parts) -> str:
             "items_join": "JOIN order_items i ON i.order_id = x.order_id",
             "paid_dow": f"(({day} + 4) % 7)",  # 1970-01-01 was a Thursday: 0 = Sunday
             "float": "REAL",
+            "no_index": "+",  # a unary + before a column: no index of it serves the term
         }
     pieces.update(parts)
     return query(name).format(**pieces)
