@@ -184,10 +184,12 @@ def query(name: str) -> str:
     return "\n".join(line for line in load_query(name).splitlines() if not line.lstrip().startswith("--"))
 
 
-def fetch_frame(conn: Connection, sql: str, params: dict | None = None, parse_dates=(), numeric=()) -> pd.DataFrame:
+def fetch_frame(conn: Connection, sql: str, params: dict | None = None, parse_dates=(), numeric=(), objects: bool = False) -> pd.DataFrame:
     """A query's rows as a DataFrame, fast for O(customers) rows: ``COPY ... TO STDOUT`` on
     PostgreSQL, the raw DB-API cursor on SQLite (no SQLAlchemy row objects). Columns come
-    back as text except ``parse_dates`` (naive UTC) and ``numeric`` (float64 / int64)."""
+    back as text except ``parse_dates`` (naive UTC) and ``numeric`` (float64 / int64).
+    ``objects``: on SQLite, every column as the driver's Python objects (no text inference:
+    strings stay plain objects, numbers numbers) for a caller that types them itself."""
     params = _params(conn, params or {})
     raw = conn.connection.driver_connection
     if is_postgres(conn):
@@ -202,8 +204,15 @@ def fetch_frame(conn: Connection, sql: str, params: dict | None = None, parse_da
         cur = raw.cursor()
         cur.execute(sql, params)
         cols = [d[0] for d in cur.description]
-        df = pd.DataFrame.from_records(cur.fetchall(), columns=cols)
+        rows = cur.fetchall()
         cur.close()
+        if objects:
+            values = np.empty((len(rows), len(cols)), dtype=object)
+            if rows:
+                values[:] = rows
+            df = pd.DataFrame({c: _obj(values[:, j].copy()) for j, c in enumerate(cols)})
+        else:
+            df = pd.DataFrame.from_records(rows, columns=cols)
     for c in parse_dates:
         if c in df.columns:
             df[c] = parse_ts(df[c])
@@ -1201,16 +1210,15 @@ def _apply_touched(conn: Connection, frame: pd.DataFrame, index: pd.Index) -> pd
         conn,
         "SELECT t.customer_id, " + ", ".join(f"a.{c}" for c in _FRAME_BASE[2:])
         + " FROM tmp_tag_touched t LEFT JOIN customer_aggregates a ON a.customer_id = t.customer_id",
+        objects=True,
     )
     rows = _positions(index, touched["customer_id"])
     touched = touched[rows >= 0]
     rows = rows[rows >= 0]
     if len(touched):
         touched = _normalize_base(touched.assign(registered_at=pd.NaT))
-        for c in _FRAME_BASE[2:]:
-            col = frame[c].to_numpy(dtype=object if c in ("favourite_category", "preferred_channel") else None).copy()
-            col[rows] = touched[c].to_numpy(dtype=col.dtype)
-            frame[c] = _obj(col, index=frame.index) if col.dtype == object else col
+        for c in _FRAME_BASE[2:]:  # in place where the column is the frame's own (no copy of a million values)
+            frame.iloc[rows, frame.columns.get_loc(c)] = touched[c].to_numpy(dtype=frame[c].dtype)
     return frame
 
 
