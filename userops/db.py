@@ -9,6 +9,7 @@ from __future__ import annotations
 import io
 import logging
 import math
+import sqlite3
 import threading
 import time
 from collections.abc import Iterable, Sequence
@@ -348,7 +349,10 @@ def begin_checkpoint_beside(engine: Engine):
             with conn.begin():
                 yield conn
         finally:
-            raw.execute(f"PRAGMA wal_autocheckpoint={int(pages)}")
+            try:
+                raw.execute(f"PRAGMA wal_autocheckpoint={int(pages)}")
+            except sqlite3.Error:  # a connection that broke needs no setting back (the pool drops it)
+                pass
     result: dict = {}
     thread = threading.Thread(target=_checkpoint, args=(engine, result), name="userops-sqlite-checkpoint")
     thread.start()  # not a daemon: the process waits for it before exiting
