@@ -53,7 +53,7 @@ from prefect import task
 from sqlalchemy.engine import Connection, Engine
 
 from userops.clock import utcnow
-from userops.db import SQLITE_TS_FORMAT, begin_checkpoint_beside, bulk_upsert, deferred_primary_key, get_engine, is_postgres, key_order, load_query, null_ints, read_frame, to_naive_utc
+from userops.db import SQLITE_TS_FORMAT, begin_checkpoint_beside, bulk_upsert, deferred_primary_key, get_engine, is_postgres, key_order, load_query, null_ints, read_frame, shared_across_connections, to_naive_utc
 from userops.i18n import register, t
 from userops.settings import Settings, get_settings
 
@@ -1331,7 +1331,7 @@ def refresh(as_of: date, run_id: str | None = None, engine: Engine | None = None
         # last night's frame is read and brought to tonight's CRM on another connection while
         # the aggregate refresh runs (the database works without the GIL meanwhile); an
         # in-memory SQLite database has no second connection: one after the other there
-        beside = engine.url.get_backend_name() != "sqlite" or engine.url.database not in (None, "", ":memory:")
+        beside = shared_across_connections(engine)
         with ThreadPoolExecutor(max_workers=1) as pool:
             stored = pool.submit(_stored_frame, engine, prev) if beside and not full else None  # full: not used
             agg = refresh_aggregates(conn, as_of, full=full, settings=s)

@@ -323,6 +323,13 @@ def deferred_indexes(conn: Connection, table: str):
 SQLITE_SORT_THREADS = 2
 
 
+def shared_across_connections(engine: Engine) -> bool:
+    """Whether a second connection of ``engine`` sees the same database: every warehouse but
+    an in-memory SQLite one (each of its connections has a database of its own)."""
+    url = engine.url
+    return url.get_backend_name() != "sqlite" or url.database not in (None, "", ":memory:")
+
+
 _CHECKPOINTS: list = []  # the checkpoints started beside: (thread, result dict)
 
 
@@ -336,8 +343,7 @@ def begin_checkpoint_beside(engine: Engine):
     checkpoint). Readers see the committed data either way; a later commit's automatic
     checkpoint finds this one running and leaves the log to it. Other databases, and an
     in-memory SQLite: plain ``engine.begin()``."""
-    url = engine.url
-    if url.get_backend_name() != "sqlite" or url.database in (None, "", ":memory:"):
+    if engine.url.get_backend_name() != "sqlite" or not shared_across_connections(engine):
         with engine.begin() as conn:
             yield conn
         return
