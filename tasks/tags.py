@@ -163,6 +163,7 @@ def _render(conn: Connection, name: str, win: Window, **parts) -> str:
             "paid_dow": f"EXTRACT(DOW FROM o.paid_at + INTERVAL '{off} minutes')",
             "float": "DOUBLE PRECISION",
             "no_index": "",
+            "bytes": ' COLLATE "C"',  # sort text by character code (SQLite's BINARY), not by the locale
         }
     else:
         # integer local day numbers: unixepoch() is the cheapest parse SQLite has
@@ -174,6 +175,7 @@ def _render(conn: Connection, name: str, win: Window, **parts) -> str:
             "paid_dow": f"(({day} + 4) % 7)",  # 1970-01-01 was a Thursday: 0 = Sunday
             "float": "REAL",
             "no_index": "+",  # a unary + before a column: no index of it serves the term
+            "bytes": "",
         }
     pieces.update(parts)
     return query(name).format(**pieces)
@@ -414,7 +416,15 @@ def _parts(conn: Connection, driver: str | None, cat_table: str, ch_table: str, 
         "items_scope": scope if (driver or pg) else "i.order_id = o.order_id AND ",
         "top_driver": f"{top_driver} d CROSS JOIN " if top_driver else "",
         "top_scope": "c.customer_id = d.customer_id AND " if top_driver else "",
+        "top_group": "d.customer_id" if top_driver else "c.customer_id",
     }
+
+
+def _top(conn: Connection) -> str:
+    """The favourite category / preferred channel picks: PostgreSQL ranks each customer's
+    counts in one window (a sub-plan per customer costs more there); SQLite groups them in key
+    order and seeks the first holding the largest count (no sort)."""
+    return "tags_agg_top" if is_postgres(conn) else "tags_agg_top_keyed"
 
 
 def _analyze(conn: Connection, *tables: str) -> None:
@@ -450,7 +460,7 @@ def build_aggregates(
                 rebuilt.enter_context(deferred_primary_key(conn, table))
         _run(conn, "tags_agg_category", win, params, **parts)
         _run(conn, "tags_agg_channel", win, params, **parts)
-        _run(conn, "tags_agg_top", win, params, **parts)
+        _run(conn, _top(conn), win, params, **parts)
         return _run(conn, "tags_agg_orders", win, params, target=target, **parts)
 
 
@@ -491,10 +501,7 @@ def _incremental(conn: Connection, win: Window, old_win: Window, state: dict, s:
     _run(conn, "tags_agg_category", win, params, **r_parts)
     _run(conn, "tags_agg_channel", win, params, **r_parts)
     _run(conn, "tags_agg_additions", win, params, **r_parts)
-    if is_postgres(conn):  # one window over the touched customers' counts (a sub-plan per customer costs more there)
-        _run(conn, "tags_agg_top", win, params, **r_parts)
-    else:  # SQLite: each customer's counts by key, no sort
-        _run(conn, "tags_agg_top_delta", win, params, top_table="tmp_tag_touched", **r_parts)
+    _run(conn, _top(conn), win, params, **r_parts)
     written = _run(conn, "tags_agg_orders", win, params, target="customer_aggregates", **r_parts)
     _analyze(conn, "tmp_add_agg", "tmp_top_category", "tmp_top_channel")
     merged = {  # the merged rows (tags_agg_merged): of every customer of tmp_add_agg, of those stored

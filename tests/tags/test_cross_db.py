@@ -1,10 +1,12 @@
 """SQLite and PostgreSQL give the same tags for the same data."""
 from __future__ import annotations
 
-from datetime import date
+import uuid
+from datetime import date, timedelta
 
 import pandas as pd
 import pytest
+import sqlalchemy as sa
 
 from tasks import tags
 from userops.db import bulk_upsert, dispose_engines, get_engine, migrate, read_frame
@@ -63,3 +65,61 @@ def test_sqlite_and_postgres_give_the_same_tags(pg_url, tmp_path, monkeypatch):
     pd.testing.assert_frame_equal(a[1], b[1])
     pd.testing.assert_frame_equal(a[2], b[2], check_dtype=False)
     assert set(a[0]["lifecycle_stage"]) >= {"prospect", "active", "loyal", "silent", "churned"}
+
+
+@pytest.fixture
+def pg_linguistic_url():
+    """A fresh PostgreSQL database whose default collation is ICU's en-US, a linguistic order
+    ('apple' < 'Banana'; by character code 'Banana' comes first). Dropped afterwards."""
+    from tests.conftest import PG_URL
+
+    name = f"t_icu_{uuid.uuid4().hex[:10]}"
+    admin = sa.create_engine(PG_URL, isolation_level="AUTOCOMMIT")
+    try:
+        with admin.connect() as conn:
+            conn.exec_driver_sql(
+                f"CREATE DATABASE {name} TEMPLATE template0 ENCODING 'UTF8' LOCALE 'C.UTF-8' LOCALE_PROVIDER icu ICU_LOCALE 'en-US'"
+            )
+    except sa.exc.OperationalError as exc:
+        pytest.fail(f"PostgreSQL at {PG_URL} is not reachable ({exc.orig}); set USEROPS_TEST_POSTGRES_URL")
+    try:
+        yield sa.engine.make_url(PG_URL).set(database=name).render_as_string(hide_password=False)
+    finally:
+        dispose_engines()
+        with admin.connect() as conn:
+            conn.exec_driver_sql(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
+        admin.dispose()
+
+
+def test_ties_break_by_character_code_whatever_the_collation(pg_linguistic_url, tmp_path, monkeypatch):
+    """Favourite category and preferred channel break ties the same way on SQLite (BINARY) and on
+    a PostgreSQL whose collation is linguistic: by character code, in the full pass, on a
+    night's fold and in a recompute for a past day."""
+    from tests.tags.factory import AS_OF, Shop, local
+
+    monkeypatch.setenv("USEROPS_CONFIG_FILE", str(tmp_path / "none.yaml"))
+    (tmp_path / "none.yaml").write_text("{}\n")
+    reset_settings()
+    day2 = AS_OF + timedelta(days=1)
+    seen = {}
+    for name, url in (("sqlite", f"sqlite:///{tmp_path / 'w.db'}"), ("postgres", pg_linguistic_url)):
+        engine = get_engine(url)
+        migrate(engine)
+        s = Shop()
+        s.customer("T1")
+        s.order("T1", local(AS_OF, -9), category="apple", channel="app")
+        s.order("T1", local(AS_OF, -8), category="Banana", channel="Store")
+        s.customer("T2")
+        s.order("T2", local(AS_OF, -9), category="apple", channel="app")
+        s.load(engine)
+        tags.refresh(AS_OF, "full", engine=engine, full=True)
+        s.order("T2", local(day2, 0, hour=9), category="Banana", channel="Store")  # T2 ties tonight
+        s.load(engine)
+        night = tags.refresh(day2, "night", engine=engine)
+        assert night["aggregates"]["mode"] == "incremental"
+        stored = read_frame(engine, "SELECT customer_id, favourite_category, preferred_channel FROM tags ORDER BY customer_id")
+        past, _, _ = tags.tags_frame(AS_OF, engine=engine)
+        seen[name] = (stored.values.tolist(), past.set_index("customer_id").loc["T1", ["favourite_category", "preferred_channel"]].tolist())
+        dispose_engines()
+    assert seen["sqlite"] == ([["T1", "Banana", "Store"], ["T2", "Banana", "Store"]], ["Banana", "Store"])
+    assert seen["postgres"] == seen["sqlite"]
