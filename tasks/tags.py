@@ -800,16 +800,6 @@ def _combine_hashes(arrays: list[np.ndarray], length: int) -> np.ndarray:
     return out
 
 
-def db_ready(df: pd.DataFrame) -> pd.DataFrame:
-    """Nullable extension columns (Int64, boolean) as plain objects with None for the writers."""
-    out = df.copy()
-    for c in out.columns:
-        if isinstance(out[c].dtype, pd.api.extensions.ExtensionDtype) and not isinstance(out[c].dtype, pd.DatetimeTZDtype):
-            if out[c].dtype.kind in "iub" or str(out[c].dtype) in ("Int64", "boolean"):
-                out[c] = out[c].astype(object).where(out[c].notna(), None)
-    return out
-
-
 def champion_high_risk(conn: Connection) -> np.ndarray:
     """Customers the champion churn model rates high risk (empty before churn lands)."""
     try:
@@ -882,8 +872,10 @@ def _upsert_tags(
         return 0, 0
     constants = constants or {}
     if is_postgres(conn):  # all new (the first night): plain COPY
+        # the COPY's Arrow CSV writer takes the nullable Int64 / boolean columns as they are
+        # (turning them into Python objects first copied every row and Arrow turned them back)
         rows = rows.assign(**constants)
-        return bulk_upsert(conn, "tags", db_ready(rows), ["customer_id"], update_only_changed=False, on_conflict="error" if new.all() else "update"), 0
+        return bulk_upsert(conn, "tags", rows, ["customer_id"], update_only_changed=False, on_conflict="error" if new.all() else "update"), 0
     cols = [c for c in rows.columns if c != "customer_id"] + [c for c in constants if c not in rows.columns]
     narrow = np.zeros(len(rows), dtype=bool) if narrow is None else narrow
     same_stage = np.zeros(len(rows), dtype=bool) if same_stage is None else same_stage

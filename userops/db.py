@@ -238,10 +238,10 @@ def bulk_upsert(
     else:
         action = "DO NOTHING"
 
-    if len(df) > 1000:
+    if len(df) > 1000 and not (len(key) == 1 and df[key[0]].is_monotonic_increasing):
         # in key order the upsert walks the table's B-tree once instead of jumping around
         # it (a night's 100k changed orders of a 10M-order warehouse land on random pages;
-        # PostgreSQL at 1M members: 20 s -> 14 s)
+        # PostgreSQL at 1M members: 20 s -> 14 s); rows already in key order stay as they are
         df = df.sort_values(list(key), kind="stable")
     written = 0
     for start in range(0, len(df), chunk_rows):
