@@ -53,7 +53,7 @@ from prefect import task
 from sqlalchemy.engine import Connection, Engine
 
 from userops.clock import utcnow
-from userops.db import SQLITE_TS_FORMAT, begin_checkpoint_beside, bulk_upsert, deferred_primary_key, get_engine, is_postgres, key_order, load_query, null_ints, read_frame, shared_across_connections, to_naive_utc
+from userops.db import SQLITE_TS_FORMAT, begin_checkpoint_beside, bulk_upsert, copy_csv_frame, deferred_primary_key, get_engine, is_postgres, key_order, load_query, null_ints, read_frame, shared_across_connections, to_naive_utc
 from userops.i18n import register, t
 from userops.settings import Settings, get_settings
 
@@ -198,10 +198,9 @@ def fetch_frame(conn: Connection, sql: str, params: dict | None = None, parse_da
         pg_sql = re.sub(r"(?<![:\w]):(\w+)", r"%(\1)s", sql.replace("%", "%%"))
         with raw.cursor() as cur:
             inner = cur.mogrify(pg_sql, params).decode()
-            buf = io.StringIO()
+            buf = io.BytesIO()
             cur.copy_expert(f"COPY ({inner}) TO STDOUT WITH (FORMAT csv, HEADER true)", buf)
-        buf.seek(0)
-        df = pd.read_csv(buf, dtype=str, keep_default_na=False, na_values=[""])
+        df = copy_csv_frame(buf.getvalue())
     else:
         cur = raw.cursor()
         cur.execute(sql, params)

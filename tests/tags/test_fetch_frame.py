@@ -4,6 +4,7 @@ its columns. PostgreSQL reads text either way."""
 from __future__ import annotations
 
 import pandas as pd
+import pytest
 
 from tasks import tags
 
@@ -25,3 +26,36 @@ def test_plain_objects_hold_the_same_values(warehouse):
     if warehouse.dialect.name == "sqlite":
         assert all(t == object for t in plain.dtypes)  # no text inference
         assert plain["s"].tolist() == ["gift", None, "app"] and plain["n"].tolist()[0] == 1
+
+
+@pytest.mark.postgres
+def test_postgres_copy_reads_text_as_pandas_would(pg_url):
+    """PostgreSQL's COPY output is parsed by Arrow: the same frame as pandas' own CSV reader
+    (text columns; NULL and '' missing), values with newlines, quotes, commas and Chinese
+    intact, a header-only result keeps its columns."""
+    import io
+
+    from userops.db import get_engine
+
+    engine = get_engine(pg_url)
+    with engine.begin() as conn:
+        conn.exec_driver_sql("CREATE TABLE t_text (k VARCHAR(10), s TEXT, n INTEGER, at TIMESTAMP)")
+        conn.exec_driver_sql(
+            "INSERT INTO t_text VALUES ('a', E'two\\nlines, \"quoted\"', 1, '2026-11-20 16:00:00.5'), ('b', NULL, NULL, NULL), "
+            "('c', '', 3, '2026-11-21 00:00:00'), ('d', '上海', -4, '2026-01-01 08:30:00')"
+        )
+    sql = "SELECT k, s, n, at FROM t_text ORDER BY k"
+    with engine.connect() as conn:
+        got = tags.fetch_frame(conn, sql)
+        typed = tags.fetch_frame(conn, sql, parse_dates=["at"], numeric=["n"])
+        empty = tags.fetch_frame(conn, sql.replace("ORDER BY", "WHERE k = 'z' ORDER BY"))
+        buf = io.BytesIO()
+        with conn.connection.driver_connection.cursor() as cur:
+            cur.copy_expert(f"COPY ({sql}) TO STDOUT WITH (FORMAT csv, HEADER true)", buf)
+    expected = pd.read_csv(io.BytesIO(buf.getvalue()), dtype=str, keep_default_na=False, na_values=[""])
+    pd.testing.assert_frame_equal(got, expected)
+    assert got["s"].iloc[0] == 'two\nlines, "quoted"' and got["s"].iloc[3] == "上海"
+    assert pd.isna(got["s"].iloc[1]) and pd.isna(got["s"].iloc[2])
+    assert typed["n"].tolist()[::2] == [1, 3] and typed["n"].iloc[3] == -4
+    assert typed["at"].iloc[0] == pd.Timestamp("2026-11-20 16:00:00.5") and pd.isna(typed["at"].iloc[1])
+    assert list(empty.columns) == ["k", "s", "n", "at"] and empty.empty
