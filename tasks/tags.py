@@ -200,7 +200,7 @@ def fetch_frame(conn: Connection, sql: str, params: dict | None = None, parse_da
             inner = cur.mogrify(pg_sql, params).decode()
             buf = io.BytesIO()
             cur.copy_expert(f"COPY ({inner}) TO STDOUT WITH (FORMAT csv, HEADER true)", buf)
-        df = copy_csv_frame(buf.getvalue())
+        df = copy_csv_frame(buf.getvalue(), timestamps=parse_dates)
     else:
         cur = raw.cursor()
         cur.execute(sql, params)
@@ -1149,7 +1149,7 @@ def _frame_stamp(tags_state: dict | None, agg_state: dict | None, s: Settings) -
 def _full_frame(conn: Connection) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Every customer with the stored aggregate, and the stored tags (first night, fallback)."""
     sql = query("tags_base").format(aggregates="customer_aggregates", detail="", members="")
-    frame = _normalize_base(fetch_frame(conn, sql))
+    frame = _normalize_base(fetch_frame(conn, sql, parse_dates=_DATES))
     frame = frame.take(key_order(frame["customer_id"])).reset_index(drop=True)
     old = read_old_tags(conn)
     return frame, old

@@ -486,11 +486,14 @@ def copy_frame(conn: Connection, table: str, df: pd.DataFrame) -> None:
         cur.copy_expert(f"COPY {q(table)} ({cols}) FROM STDIN WITH (FORMAT csv, NULL '{null}')", buf, size=1 << 20)
 
 
-def copy_csv_frame(data: bytes) -> pd.DataFrame:
+def copy_csv_frame(data: bytes, timestamps: Sequence[str] = ()) -> pd.DataFrame:
     """The output of PostgreSQL's ``COPY ... TO STDOUT WITH (FORMAT csv, HEADER true)`` as a
     DataFrame of text columns (pandas' ``str``; NULL and empty fields missing): what
     ``pd.read_csv(dtype=str, keep_default_na=False, na_values=[""])`` gives, parsed by Arrow's
-    multi-threaded reader (1M customer rows: 2.8-3.1 -> 0.5 s). Values may hold newlines."""
+    multi-threaded reader (1M customer rows: 2.8-3.1 -> 0.5 s). Values may hold newlines.
+    ``timestamps``: columns of ``timestamp`` values, read as naive datetime64[us] by Arrow
+    (~0.2 -> 0.03 s per million); if any does not parse (an offset, a date out of range),
+    every column is read as text and the caller parses it."""
     import csv
 
     import pyarrow as pa
@@ -498,13 +501,15 @@ def copy_csv_frame(data: bytes) -> pd.DataFrame:
 
     header = data[: data.find(b"\n")].decode("utf-8") if data else ""
     names = next(csv.reader([header]), [])
-    table = pacsv.read_csv(
-        io.BytesIO(data),
-        parse_options=pacsv.ParseOptions(newlines_in_values=True),
-        convert_options=pacsv.ConvertOptions(
-            column_types={n: pa.string() for n in names}, null_values=[""], strings_can_be_null=True, quoted_strings_can_be_null=True
-        ),
-    )
+    def read(stamps) -> pa.Table:
+        types = {n: pa.timestamp("us") if n in stamps else pa.string() for n in names}
+        options = pacsv.ConvertOptions(column_types=types, null_values=[""], strings_can_be_null=True, quoted_strings_can_be_null=True)
+        return pacsv.read_csv(io.BytesIO(data), parse_options=pacsv.ParseOptions(newlines_in_values=True), convert_options=options)
+
+    try:
+        table = read(set(timestamps))
+    except pa.ArrowInvalid:
+        table = read(set())
     return table.to_pandas(types_mapper={pa.string(): pd.StringDtype("pyarrow", na_value=np.nan)}.get)
 
 

@@ -58,4 +58,11 @@ def test_postgres_copy_reads_text_as_pandas_would(pg_url):
     assert pd.isna(got["s"].iloc[1]) and pd.isna(got["s"].iloc[2])
     assert typed["n"].tolist()[::2] == [1, 3] and typed["n"].iloc[3] == -4
     assert typed["at"].iloc[0] == pd.Timestamp("2026-11-20 16:00:00.5") and pd.isna(typed["at"].iloc[1])
+    assert str(typed["at"].dtype) == "datetime64[us]"
     assert list(empty.columns) == ["k", "s", "n", "at"] and empty.empty
+    # a stamp Arrow does not read as a naive timestamp (an offset): read as text, parsed by pandas
+    with engine.connect() as conn:
+        conn.exec_driver_sql("SET TIME ZONE 'Asia/Shanghai'")
+        zoned = tags.fetch_frame(conn, "SELECT k, at, CAST(at AS TIMESTAMPTZ) AS tz FROM t_text ORDER BY k", parse_dates=["at", "tz"])
+    assert zoned["tz"].tolist()[::2] == [pd.Timestamp("2026-11-20 08:00:00.5"), pd.Timestamp("2026-11-20 16:00:00")]  # naive UTC
+    assert zoned["at"].iloc[0] == pd.Timestamp("2026-11-20 16:00:00.5") and str(zoned["tz"].dtype) == "datetime64[us]"
