@@ -543,7 +543,10 @@ def refresh_aggregates(conn: Connection, as_of: date, full: bool = False, settin
     t0 = time.perf_counter()
     _STEP_SECONDS.clear()
     if is_postgres(conn):  # sorts and hashes over millions of orders: in memory, this transaction only
-        conn.exec_driver_sql("SET LOCAL work_mem = '256MB'")
+        # a full pass hashes every paid order and (customer, category) count: at 256 MB the
+        # counts' hash spilled to disk (1M members: 17.0 / 15.5 s -> 13.7 s at 512 MB)
+        work_mem = int(s.tags.full_work_mem_mb) if reason else 256
+        conn.exec_driver_sql(f"SET LOCAL work_mem = '{work_mem}MB'")
         conn.exec_driver_sql("SET LOCAL jit = off")  # compiling costs more than it saves here
     inc: dict = {}
     if reason:

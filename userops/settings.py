@@ -87,6 +87,9 @@ class TagSettings(BaseModel):
     cluster_refresh_days: int = 7  # refit weekly; assign nightly with the stored centroids
     cluster_sample: int = 200_000  # fit on at most this many buyers
     full_recompute_days: int = 7  # safety net: recompute every aggregate from orders weekly
+    # PostgreSQL: memory per hash / sort of the full recompute's transaction (SET LOCAL work_mem,
+    # PostgreSQL may use twice this per hash); a night's refresh uses 256 MB
+    full_work_mem_mb: int = 512
 
 
 class ChurnSettings(BaseModel):
