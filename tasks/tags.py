@@ -547,7 +547,10 @@ def refresh_aggregates(conn: Connection, as_of: date, full: bool = False, settin
         # counts' hash spilled to disk (1M members: 17.0 / 15.5 s -> 13.7 s at 512 MB)
         work_mem = int(s.tags.full_work_mem_mb) if reason else 256
         conn.exec_driver_sql(f"SET LOCAL work_mem = '{work_mem}MB'")
-        conn.exec_driver_sql("SET LOCAL jit = off")  # compiling costs more than it saves here
+        # JIT-compiled expressions pay off over every order (the full pass's per-customer
+        # aggregate at 1M members: 15.6-15.8 -> 13.5-14.4 s); for a night's 100k customers
+        # compiling costs more than it saves
+        conn.exec_driver_sql(f"SET LOCAL jit = {'on' if reason else 'off'}")
     inc: dict = {}
     if reason:
         for table in ("customer_aggregates", "customer_category_qty", "customer_channel_orders"):
