@@ -499,8 +499,12 @@ def copy_csv_frame(data: bytes, timestamps: Sequence[str] = ()) -> pd.DataFrame:
     import pyarrow as pa
     import pyarrow.csv as pacsv
 
-    header = data[: data.find(b"\n")].decode("utf-8") if data else ""
-    names = next(csv.reader([header]), [])
+    end = data.find(b"\n")
+    names = next(csv.reader([data[: end if end >= 0 else len(data)].decode("utf-8")]), [])
+    text = pd.StringDtype("pyarrow", na_value=np.nan)
+    if end < 0 or end == len(data) - 1:  # no rows (Arrow cannot read a header alone without its newline)
+        return pd.DataFrame({n: pd.Series([], dtype=text) for n in names})
+
     def read(stamps) -> pa.Table:
         types = {n: pa.timestamp("us") if n in stamps else pa.string() for n in names}
         options = pacsv.ConvertOptions(column_types=types, null_values=[""], strings_can_be_null=True, quoted_strings_can_be_null=True)
@@ -510,7 +514,7 @@ def copy_csv_frame(data: bytes, timestamps: Sequence[str] = ()) -> pd.DataFrame:
         table = read(set(timestamps))
     except pa.ArrowInvalid:
         table = read(set())
-    return table.to_pandas(types_mapper={pa.string(): pd.StringDtype("pyarrow", na_value=np.nan)}.get)
+    return table.to_pandas(types_mapper={pa.string(): text}.get)
 
 
 def _arrow_ready(df: pd.DataFrame) -> pd.DataFrame:

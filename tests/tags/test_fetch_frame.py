@@ -66,3 +66,28 @@ def test_postgres_copy_reads_text_as_pandas_would(pg_url):
         zoned = tags.fetch_frame(conn, "SELECT k, at, CAST(at AS TIMESTAMPTZ) AS tz FROM t_text ORDER BY k", parse_dates=["at", "tz"])
     assert zoned["tz"].tolist()[::2] == [pd.Timestamp("2026-11-20 08:00:00.5"), pd.Timestamp("2026-11-20 16:00:00")]  # naive UTC
     assert zoned["at"].iloc[0] == pd.Timestamp("2026-11-20 16:00:00.5") and str(zoned["tz"].dtype) == "datetime64[us]"
+
+
+def test_copy_csv_frame_reads_what_pandas_reads_across_blocks():
+    """The Arrow reader on COPY-style CSV larger than its 1 MB blocks, with quoted values that
+    hold newlines and commas, NULL (unquoted empty) and '' (quoted empty): the frame pandas'
+    own reader gives; a header alone (with or without its newline) gives the columns."""
+    import io
+
+    import numpy as np
+
+    from userops.db import copy_csv_frame
+
+    rng = np.random.default_rng(7)
+    n = 200_000
+    notes = np.array(['"line one\nline two"', '"a, b"', '""', "", "plain", '"上海\n北京"'])[rng.integers(0, 6, n)]
+    lines = [f"C{i:07d},{note},{i % 97}" for i, note in enumerate(notes)]
+    data = ("customer_id,note,n\n" + "\n".join(lines) + "\n").encode()
+    assert len(data) > 3 * (1 << 20)
+    got = copy_csv_frame(data)
+    expected = pd.read_csv(io.BytesIO(data), dtype=str, keep_default_na=False, na_values=[""])
+    pd.testing.assert_frame_equal(got, expected)
+    assert got["note"].str.contains("\n").sum() == int(((notes == '"line one\nline two"') | (notes == '"上海\n北京"')).sum())
+    for header in (b"k,s", b"k,s\n"):
+        empty = copy_csv_frame(header)
+        assert list(empty.columns) == ["k", "s"] and empty.empty
