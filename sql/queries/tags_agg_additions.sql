@@ -48,7 +48,7 @@ WITH signed AS (
            CASE WHEN o.paid_at >= :old_window_start THEN 1 ELSE 0 END AS in_window
     FROM tmp_tag_removed o
 ),
-base AS (
+base AS MATERIALIZED (
     SELECT
         o.customer_id,
         MIN(CASE WHEN o.status = 'paid' AND o.sgn = 1 THEN o.paid_at END) AS first_paid_at,
@@ -69,12 +69,18 @@ base AS (
 SELECT
     b.customer_id,
     b.first_paid_at,
-    (SELECT MIN(o2.paid_at) FROM tmp_add_orders o2
-      WHERE o2.customer_id = b.customer_id AND o2.status = 'paid' AND o2.paid_at > b.first_paid_at) AS second_paid_at,
+    s.second_paid_at,
     b.last_paid_at, b.paid_orders, b.paid_amount, b.discounted_orders,
-    COALESCE((SELECT dd.n FROM tmp_day_delta dd WHERE dd.customer_id = b.customer_id), 0) AS purchase_days,
+    COALESCE(dd.n, 0) AS purchase_days,
     b.weekend_orders, b.window_orders, b.window_amount, b.returned_orders, b.counted_orders
-FROM base b;
+FROM base b
+LEFT JOIN tmp_day_delta dd ON dd.customer_id = b.customer_id
+LEFT JOIN (
+    SELECT o2.customer_id, MIN(o2.paid_at) AS second_paid_at
+    FROM tmp_add_orders o2 JOIN base f ON f.customer_id = o2.customer_id
+    WHERE o2.status = 'paid' AND o2.paid_at > f.first_paid_at
+    GROUP BY o2.customer_id
+) s ON s.customer_id = b.customer_id;
 INSERT INTO {cat_table} (customer_id, category, qty)
 SELECT x.customer_id, i.category, SUM(x.sgn * COALESCE(i.quantity, 1)) AS qty
 FROM (

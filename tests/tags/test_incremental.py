@@ -122,6 +122,42 @@ def test_a_late_arrival_on_a_day_already_counted_adds_no_purchase_day(warehouse)
     assert agg["paid_orders"].astype(int).tolist() == [2, 2, 2, 2]
 
 
+def test_second_payment_time_from_a_night_with_several_orders(warehouse):
+    """The second payment time when a night adds several orders: a new buyer's first two, a
+    stored buyer whose added orders come before the stored second, late arrivals paid before
+    the stored first, and two added orders at the same instant (not a second time)."""
+    s = Shop()
+    s.customer("S_stored")
+    s.order("S_stored", local(AS_OF, -20))
+    s.order("S_stored", local(AS_OF, -2))
+    s.customer("L_late")
+    s.order("L_late", local(AS_OF, -1))
+    s.customer("T_tie")
+    s.order("T_tie", local(AS_OF, -3))
+    s.load(warehouse)
+    tags.refresh(AS_OF, "n1", engine=warehouse)
+    day2 = AS_OF + timedelta(days=1)
+    arrived = local(day2, 0, hour=11)
+    s.customer("N_new", registered=local(day2, 0, hour=8))
+    s.order("N_new", local(day2, 0, hour=9), updated_at=arrived)
+    s.order("N_new", local(day2, 0, hour=10), updated_at=arrived)
+    s.order("S_stored", local(day2, 0, hour=9), updated_at=arrived)
+    s.order("S_stored", local(AS_OF, -10), updated_at=arrived)  # late: between the stored first and second
+    s.order("L_late", local(AS_OF, -4), updated_at=arrived)  # late: both before the stored first
+    s.order("L_late", local(AS_OF, -3), updated_at=arrived)
+    s.order("T_tie", local(day2, 0, hour=9), updated_at=arrived)
+    s.order("T_tie", local(day2, 0, hour=9), updated_at=arrived)
+    s.load(warehouse)
+    night = tags.refresh(day2, "n2", engine=warehouse)
+    assert night["aggregates"]["mode"] == "incremental" and night["aggregates"]["recomputed"] == 0
+    assert_same(stored_aggregates(warehouse), recomputed_aggregates(warehouse, day2))
+    second = stored_aggregates(warehouse).set_index("customer_id")["second_paid_at"]
+    assert second["N_new"] == pd.Timestamp(local(day2, 0, hour=10))
+    assert second["S_stored"] == pd.Timestamp(local(AS_OF, -10))
+    assert second["L_late"] == pd.Timestamp(local(AS_OF, -3))
+    assert second["T_tie"] == pd.Timestamp(local(day2, 0, hour=9))
+
+
 def test_rerunning_a_night_changes_nothing(warehouse):
     s = Shop()
     for i in range(8):
