@@ -89,7 +89,7 @@ class TagSettings(BaseModel):
     full_recompute_days: int = 7  # safety net: recompute every aggregate from orders weekly
     # PostgreSQL: memory per hash / sort of the full recompute's transaction (SET LOCAL work_mem,
     # PostgreSQL may use twice this per hash); a night's refresh uses 256 MB
-    full_work_mem_mb: int = 512
+    full_work_mem_mb: int = Field(512, ge=1)
 
 
 class ChurnSettings(BaseModel):

@@ -284,3 +284,22 @@ def test_a_full_recompute_gets_its_own_work_mem(pg_url, monkeypatch, tmp_path):
     reset_settings()
     assert seen == [("full", "300MB"), ("incremental", "256MB"), ("full", "300MB")]  # the first refresh is full
     assert outside != "300MB"
+
+
+def test_full_work_mem_must_be_positive(monkeypatch, tmp_path):
+    """A zero or negative ``tags.full_work_mem_mb`` is refused when the settings load, naming the
+    setting (PostgreSQL would only fail at the weekly full recompute)."""
+    import pydantic
+
+    from userops.settings import get_settings, reset_settings
+
+    monkeypatch.setenv("USEROPS_CONFIG_FILE", str(tmp_path / "none.yaml"))
+    (tmp_path / "none.yaml").write_text("{}\n")
+    monkeypatch.setenv("USEROPS_TAGS__FULL_WORK_MEM_MB", "0")
+    reset_settings()
+    with pytest.raises(pydantic.ValidationError, match="full_work_mem_mb"):
+        get_settings()
+    monkeypatch.setenv("USEROPS_TAGS__FULL_WORK_MEM_MB", "64")
+    reset_settings()
+    assert get_settings().tags.full_work_mem_mb == 64
+    reset_settings()
