@@ -97,6 +97,7 @@ def test_ties_break_by_character_code_whatever_the_collation(pg_linguistic_url, 
     night's fold and in a recompute for a past day."""
     from tests.tags.factory import AS_OF, Shop, local
 
+    monkeypatch.setenv("USEROPS_OUTPUT_DIR", str(tmp_path / "output"))  # the nightly frame files
     monkeypatch.setenv("USEROPS_CONFIG_FILE", str(tmp_path / "none.yaml"))
     (tmp_path / "none.yaml").write_text("{}\n")
     reset_settings()
