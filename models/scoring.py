@@ -62,7 +62,7 @@ from models.features import build_features, features_from_aggregates
 from models.labels import latest_complete_cutoff
 from models.train import TrainConfig, TrainedModel, feature_kwargs, features_compatible, train_model
 from userops.clock import utcnow
-from userops.db import bulk_upsert, get_engine, is_postgres, key_order, read_frame
+from userops.db import bulk_upsert, copy_out, get_engine, is_postgres, key_order, read_frame
 from userops.i18n import register as register_messages
 from userops.i18n import t
 from userops.settings import get_settings
@@ -135,19 +135,9 @@ class Frames:
         return build_features(self.orders, self.customers, self.cutoff, **kw)
 
 
-def _copy_csv(conn: Connection, sql: str, params: dict) -> io.BytesIO:
-    raw = conn.connection.driver_connection
-    with raw.cursor() as cur:
-        inner = cur.mogrify(sql, params).decode()
-        buf = io.BytesIO()
-        cur.copy_expert(f"COPY ({inner}) TO STDOUT WITH (FORMAT csv)", buf)
-    buf.seek(0)
-    return buf
-
-
 def _read_pg(conn: Connection, cutoff: pd.Timestamp) -> tuple[pa.Table, pa.Table]:
     cut = cutoff.to_pydatetime()
-    orders_buf = _copy_csv(
+    orders_buf = copy_out(
         conn,
         "SELECT customer_id, CAST(EXTRACT(EPOCH FROM paid_at) AS BIGINT), CAST(amount AS FLOAT), "
         "CASE status WHEN 'paid' THEN 0 WHEN 'refunded' THEN 1 ELSE 2 END "
@@ -163,7 +153,7 @@ def _read_pg(conn: Connection, cutoff: pd.Timestamp) -> tuple[pa.Table, pa.Table
         ),
     )
     del orders_buf
-    cust_buf = _copy_csv(conn, "SELECT customer_id, CAST(EXTRACT(EPOCH FROM registered_at) AS BIGINT) FROM customers", {})
+    cust_buf = copy_out(conn, "SELECT customer_id, CAST(EXTRACT(EPOCH FROM registered_at) AS BIGINT) FROM customers", {})
     customers = pacsv.read_csv(
         cust_buf,
         read_options=pacsv.ReadOptions(column_names=["customer_id", "reg_s"]),
@@ -360,12 +350,12 @@ def _read_aggregates_pg(conn: Connection) -> tuple[pa.Table, pa.Table]:
     types = {n: pa.float64() for n in names[1:]}
     types["customer_id"] = pa.string()
     agg = pacsv.read_csv(
-        _copy_csv(conn, sql, {}),
+        copy_out(conn, sql, {}),
         read_options=pacsv.ReadOptions(column_names=names, block_size=64 << 20),
         convert_options=pacsv.ConvertOptions(column_types=types),
     )
     cust = pacsv.read_csv(
-        _copy_csv(conn, "SELECT customer_id, CAST(EXTRACT(EPOCH FROM registered_at) AS BIGINT) FROM customers", {}),
+        copy_out(conn, "SELECT customer_id, CAST(EXTRACT(EPOCH FROM registered_at) AS BIGINT) FROM customers", {}),
         read_options=pacsv.ReadOptions(column_names=["customer_id", "reg_s"], block_size=64 << 20),
         convert_options=pacsv.ConvertOptions(column_types={"customer_id": pa.string(), "reg_s": pa.float64()}),
     )

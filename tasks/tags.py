@@ -32,7 +32,6 @@ calendar days (``settings.timezone``) between the order's payment and ``as_of``.
 """
 from __future__ import annotations
 
-import io
 import json
 import logging
 import os
@@ -53,7 +52,7 @@ from prefect import task
 from sqlalchemy.engine import Connection, Engine
 
 from userops.clock import utcnow
-from userops.db import SQLITE_TS_FORMAT, begin_checkpoint_beside, bulk_upsert, copy_csv_frame, deferred_primary_key, get_engine, is_postgres, key_order, load_query, null_ints, read_frame, shared_across_connections, to_naive_utc
+from userops.db import SQLITE_TS_FORMAT, begin_checkpoint_beside, bulk_upsert, copy_csv_frame, copy_out, deferred_primary_key, get_engine, is_postgres, key_order, load_query, null_ints, read_frame, shared_across_connections, to_naive_utc
 from userops.i18n import register, t
 from userops.settings import Settings, get_settings
 
@@ -193,16 +192,11 @@ def fetch_frame(conn: Connection, sql: str, params: dict | None = None, parse_da
     ``objects``: on SQLite, every column as the driver's Python objects (no text inference:
     strings stay plain objects, numbers numbers) for a caller that types them itself."""
     params = _params(conn, params or {})
-    raw = conn.connection.driver_connection
     if is_postgres(conn):
         pg_sql = re.sub(r"(?<![:\w]):(\w+)", r"%(\1)s", sql.replace("%", "%%"))
-        with raw.cursor() as cur:
-            inner = cur.mogrify(pg_sql, params).decode()
-            buf = io.BytesIO()
-            cur.copy_expert(f"COPY ({inner}) TO STDOUT WITH (FORMAT csv, HEADER true)", buf)
-        df = copy_csv_frame(buf.getvalue(), timestamps=parse_dates)
+        df = copy_csv_frame(copy_out(conn, pg_sql, params, header=True), timestamps=parse_dates)
     else:
-        cur = raw.cursor()
+        cur = conn.connection.driver_connection.cursor()
         cur.execute(sql, params)
         cols = [d[0] for d in cur.description]
         rows = cur.fetchall()
