@@ -365,8 +365,9 @@ _WITHOUT_ROWID = {"tmp_tag_delta", "tmp_tag_add", "tmp_tag_touched", "tmp_catego
 
 def _temp_table(conn: Connection, name: str) -> None:
     """An empty temporary work table (dropped at commit on PostgreSQL)."""
-    if is_postgres(conn):
-        conn.exec_driver_sql(f"CREATE TEMP TABLE IF NOT EXISTS {name} ({_TEMP_DDL[name]}) ON COMMIT DROP")
+    if is_postgres(conn):  # text by character code, as the warehouse's (migration 0011_byte_order_text)
+        ddl = re.sub(r"(VARCHAR\(\d+\))", r'\1 COLLATE "C"', _TEMP_DDL[name])
+        conn.exec_driver_sql(f"CREATE TEMP TABLE IF NOT EXISTS {name} ({ddl}) ON COMMIT DROP")
     else:
         tail = " WITHOUT ROWID" if name in _WITHOUT_ROWID else ""
         conn.exec_driver_sql(f"CREATE TEMP TABLE IF NOT EXISTS {name} ({_TEMP_DDL[name]}){tail}")

@@ -152,3 +152,27 @@ def sample_source(sample_data, monkeypatch):
         reset_settings()
         yield server
     reset_settings()
+
+
+@pytest.fixture
+def pg_linguistic_url():
+    """A fresh PostgreSQL database whose default collation is ICU's en-US, a linguistic order
+    ('apple' < 'Banana'; by character code 'Banana' comes first). Dropped afterwards."""
+    name = f"t_icu_{uuid.uuid4().hex[:10]}"
+    admin = sa.create_engine(PG_URL, isolation_level="AUTOCOMMIT")
+    try:
+        with admin.connect() as conn:
+            conn.exec_driver_sql(
+                f"CREATE DATABASE {name} TEMPLATE template0 ENCODING 'UTF8' LOCALE 'C.UTF-8' LOCALE_PROVIDER icu ICU_LOCALE 'en-US'"
+            )
+    except sa.exc.OperationalError as exc:
+        pytest.fail(f"PostgreSQL at {PG_URL} is not reachable ({exc.orig}); set USEROPS_TEST_POSTGRES_URL")
+    try:
+        yield sa.engine.make_url(PG_URL).set(database=name).render_as_string(hide_password=False)
+    finally:
+        from userops.db import dispose_engines
+
+        dispose_engines()
+        with admin.connect() as conn:
+            conn.exec_driver_sql(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
+        admin.dispose()

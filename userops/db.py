@@ -109,6 +109,38 @@ def migrate(engine: Engine | None = None, revision: str = "head") -> None:
         command.upgrade(cfg, revision)
 
 
+_TEXT_COLUMNS = """
+SELECT c.relname, a.attname, format_type(a.atttypid, a.atttypmod)
+FROM pg_attribute a
+JOIN pg_class c ON c.oid = a.attrelid
+JOIN pg_type t ON t.oid = a.atttypid
+WHERE c.relnamespace = current_schema()::regnamespace AND c.relkind IN ('r', 'p')
+  AND a.attnum > 0 AND NOT a.attisdropped AND t.typcollation <> 0
+  AND a.attcollation <> (SELECT oid FROM pg_collation WHERE collname = %(want)s AND collnamespace = 'pg_catalog'::regnamespace)
+  {only}
+ORDER BY c.relname, a.attnum
+"""
+
+
+def byte_order_text(bind: Engine | Connection, tables: list[str] | None = None, collation: str = "C") -> list[str]:
+    """PostgreSQL: give every text column of ``tables`` (default: every table of the current
+    schema) the collation ``collation`` ("C": compared and sorted by character code, as
+    SQLite's BINARY; migration 0011_byte_order_text), one ``ALTER TABLE`` per table, so its
+    indexes are rebuilt once. No table is rewritten. Returns the tables altered. SQLite: nothing."""
+    if bind.dialect.name != "postgresql":
+        return []
+    sql = _TEXT_COLUMNS.format(only="AND c.relname = ANY(%(tables)s)" if tables else "")
+    rows = bind.exec_driver_sql(sql, {"want": collation, "tables": list(tables or [])}).fetchall()
+    by_table: dict[str, list[tuple[str, str]]] = {}
+    for table, column, sql_type in rows:
+        by_table.setdefault(table, []).append((column, sql_type))
+    q = bind.dialect.identifier_preparer.quote
+    for table, columns in by_table.items():
+        changes = ", ".join(f'ALTER COLUMN {q(c)} TYPE {t} COLLATE "{collation}"' for c, t in columns)
+        bind.exec_driver_sql(f"ALTER TABLE {q(table)} {changes}")
+    return list(by_table)
+
+
 # --------------------------------------------------------------------------- reads
 def load_query(name: str) -> str:
     """Text of ``sql/queries/<name>.sql``."""

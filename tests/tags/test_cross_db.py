@@ -1,7 +1,6 @@
 """SQLite and PostgreSQL give the same tags for the same data."""
 from __future__ import annotations
 
-import uuid
 from datetime import date, timedelta
 
 import pandas as pd
@@ -65,30 +64,6 @@ def test_sqlite_and_postgres_give_the_same_tags(pg_url, tmp_path, monkeypatch):
     pd.testing.assert_frame_equal(a[1], b[1])
     pd.testing.assert_frame_equal(a[2], b[2], check_dtype=False)
     assert set(a[0]["lifecycle_stage"]) >= {"prospect", "active", "loyal", "silent", "churned"}
-
-
-@pytest.fixture
-def pg_linguistic_url():
-    """A fresh PostgreSQL database whose default collation is ICU's en-US, a linguistic order
-    ('apple' < 'Banana'; by character code 'Banana' comes first). Dropped afterwards."""
-    from tests.conftest import PG_URL
-
-    name = f"t_icu_{uuid.uuid4().hex[:10]}"
-    admin = sa.create_engine(PG_URL, isolation_level="AUTOCOMMIT")
-    try:
-        with admin.connect() as conn:
-            conn.exec_driver_sql(
-                f"CREATE DATABASE {name} TEMPLATE template0 ENCODING 'UTF8' LOCALE 'C.UTF-8' LOCALE_PROVIDER icu ICU_LOCALE 'en-US'"
-            )
-    except sa.exc.OperationalError as exc:
-        pytest.fail(f"PostgreSQL at {PG_URL} is not reachable ({exc.orig}); set USEROPS_TEST_POSTGRES_URL")
-    try:
-        yield sa.engine.make_url(PG_URL).set(database=name).render_as_string(hide_password=False)
-    finally:
-        dispose_engines()
-        with admin.connect() as conn:
-            conn.exec_driver_sql(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
-        admin.dispose()
 
 
 def test_ties_break_by_character_code_whatever_the_collation(pg_linguistic_url, tmp_path, monkeypatch):
