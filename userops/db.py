@@ -126,7 +126,8 @@ def byte_order_text(bind: Engine | Connection, tables: list[str] | None = None, 
     """PostgreSQL: give every text column of ``tables`` (default: every table of the current
     schema) the collation ``collation`` ("C": compared and sorted by character code, as
     SQLite's BINARY; migration 0011_byte_order_text), one ``ALTER TABLE`` per table, so its
-    indexes are rebuilt once. No table is rewritten. Returns the tables altered. SQLite: nothing."""
+    indexes are rebuilt once, then ``ANALYZE`` (the statistics of an altered column are
+    dropped). No table is rewritten. Returns the tables altered. SQLite: nothing."""
     if bind.dialect.name != "postgresql":
         return []
     sql = _TEXT_COLUMNS.format(only="AND c.relname = ANY(%(tables)s)" if tables else "")
@@ -138,6 +139,10 @@ def byte_order_text(bind: Engine | Connection, tables: list[str] | None = None, 
     for table, columns in by_table.items():
         changes = ", ".join(f'ALTER COLUMN {q(c)} TYPE {t} COLLATE "{collation}"' for c, t in columns)
         bind.exec_driver_sql(f"ALTER TABLE {q(table)} {changes}")
+        # ALTER ... TYPE drops the altered columns' statistics: without them the planner takes
+        # status = 'paid' for 0.5% of the orders and hashes all 10M of them to answer a
+        # night's per-customer look-ups (a 1M night's purchase days: 3.8 -> 14 s)
+        bind.exec_driver_sql(f"ANALYZE {q(table)}")
     return list(by_table)
 
 

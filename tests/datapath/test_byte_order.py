@@ -67,9 +67,14 @@ def test_upgrade_keeps_the_rows_and_keys_and_downgrade_restores_the_collation(pg
     _customers(engine, IDS)
     assert _ordered(engine) != BY_CODE  # the linguistic order before
     assert set(_columns(engine)["collname"]) == {"default"}
+    with engine.begin() as conn:
+        conn.exec_driver_sql("ANALYZE customers")
 
     migrate(engine)
     assert set(_columns(engine)["collname"]) == {"C"}
+    with engine.connect() as conn:  # the altered columns' statistics are gathered again
+        stats = conn.exec_driver_sql("SELECT attname FROM pg_stats WHERE schemaname = current_schema() AND tablename = 'customers'").scalars().all()
+    assert {"customer_id", "name"} <= set(stats)
     assert _ordered(engine) == BY_CODE
     with engine.connect() as conn:  # the rebuilt key still finds and refuses
         assert conn.exec_driver_sql("SELECT name FROM customers WHERE customer_id = 'Zoë'").scalar() == "Zoë"
