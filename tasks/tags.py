@@ -377,14 +377,43 @@ def _temp_table(conn: Connection, name: str) -> None:
 _STEP_SECONDS: dict = {}  # seconds per named query of the last aggregate refresh (bench output)
 
 
-def _run(conn: Connection, name: str, win: Window, params: dict, **parts) -> int:
-    """Run the ;-separated statements of a named query; returns the last one's row count."""
+_INSERT_SELECT = re.compile(r"INSERT INTO (\w+) \(([^)]*)\)\s*(SELECT\b.*)", re.S)
+
+
+def _exec_parallel(conn: Connection, sql: str, params: dict) -> int:
+    """PostgreSQL: run ``INSERT INTO t (cols) SELECT ...`` as ``CREATE TEMP TABLE ... AS
+    SELECT ...`` (which may run in parallel; an INSERT's select never does) and an insert of
+    its rows. For the full pass's per-(customer, category) counts: a hash join of every item
+    with every paid order, then an aggregate into ~4M groups (1M members: 25 s serial ->
+    15 s on two workers + 2.6 s to insert). The planner's default parallel costs keep that
+    plan serial, so they are zeroed for this statement only. A server that allows no
+    parallel workers gets the plain statement."""
+    body = "\n".join(line for line in sql.splitlines() if not line.lstrip().startswith("--")).strip()
+    m = _INSERT_SELECT.fullmatch(body)
+    if m is None:
+        raise ValueError(f"not an INSERT ... SELECT: {body[:80]!r}")
+    if conn.exec_driver_sql("SELECT current_setting('max_parallel_workers_per_gather')::int").scalar() <= 0:
+        return _exec(conn, sql, params)
+    table, cols, select = m.groups()
+    for knob in ("parallel_setup_cost", "parallel_tuple_cost"):
+        conn.exec_driver_sql(f"SET LOCAL {knob} = 0")
+    _exec(conn, f"CREATE TEMP TABLE tmp_parallel ON COMMIT DROP AS {select}", params)
+    for knob in ("parallel_setup_cost", "parallel_tuple_cost"):
+        conn.exec_driver_sql(f"SET LOCAL {knob} TO DEFAULT")
+    n = _exec(conn, f"INSERT INTO {table} ({cols}) SELECT {cols} FROM tmp_parallel")
+    conn.exec_driver_sql("DROP TABLE tmp_parallel")
+    return n
+
+
+def _run(conn: Connection, name: str, win: Window, params: dict, parallel: bool = False, **parts) -> int:
+    """Run the ;-separated statements of a named query; returns the last one's row count.
+    ``parallel`` (PostgreSQL): each statement through :func:`_exec_parallel`."""
     n = 0
     t = time.perf_counter()
     statements = [st for st in _render(conn, name, win, **parts).split(";") if st.strip()]
     for i, st in enumerate(statements, 1):
         t_st = time.perf_counter()
-        n = _exec(conn, st, params)
+        n = _exec_parallel(conn, st, params) if parallel and is_postgres(conn) else _exec(conn, st, params)
         if len(statements) > 1:  # each statement of a multi-step query too (bench output)
             key = f"{name}#{i}"
             _STEP_SECONDS[key] = round(_STEP_SECONDS.get(key, 0) + time.perf_counter() - t_st, 2)
@@ -452,7 +481,9 @@ def build_aggregates(
         if not delta:
             for table in (cat_table, ch_table, target):
                 rebuilt.enter_context(deferred_primary_key(conn, table))
-        _run(conn, "tags_agg_category", win, params, **parts)
+        # every item joined to its order: on PostgreSQL a full pass runs it on parallel workers
+        # (the channel counts read only the orders: 5.8 s serial, 6.1 s that way)
+        _run(conn, "tags_agg_category", win, params, parallel=not delta, **parts)
         _run(conn, "tags_agg_channel", win, params, **parts)
         _run(conn, _top(conn), win, params, **parts)
         return _run(conn, "tags_agg_orders", win, params, target=target, **parts)

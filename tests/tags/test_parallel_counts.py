@@ -1,0 +1,64 @@
+"""PostgreSQL: the full pass's (customer, category) counts run as CREATE TABLE AS (parallel
+workers allowed) + insert, and give exactly what the plain INSERT ... SELECT gives."""
+from __future__ import annotations
+
+from datetime import date
+
+import pandas as pd
+import pytest
+
+from tasks import tags
+from userops.db import bulk_upsert, get_engine, migrate, read_frame
+from userops.sample.generator import generate
+from userops.settings import get_settings
+
+pytestmark = pytest.mark.postgres
+
+KEYS = {"customers": ["customer_id"], "orders": ["order_id"], "order_items": ["order_id", "sku"]}
+AS_OF = date(2026, 11, 20)
+
+
+@pytest.fixture
+def pg(pg_url):
+    engine = get_engine(pg_url)
+    migrate(engine)
+    data = generate(n_customers=400, seed=11, as_of=AS_OF)
+    with engine.begin() as conn:
+        for table, key in KEYS.items():
+            bulk_upsert(conn, table, getattr(data, table), key)
+    return engine
+
+
+def _counts(conn, parallel: bool, workers: int = 2) -> pd.DataFrame:
+    win = tags.window_for(AS_OF, get_settings())
+    parts = tags._parts(conn, None, "customer_category_qty", "customer_channel_orders", None)
+    conn.exec_driver_sql("DELETE FROM customer_category_qty")
+    conn.exec_driver_sql(f"SET LOCAL max_parallel_workers_per_gather = {workers}")
+    conn.exec_driver_sql("SET LOCAL min_parallel_table_scan_size = 0")  # small tables: parallel all the same
+    n = tags._run(conn, "tags_agg_category", win, tags._aggregate_params(win, get_settings()), parallel=parallel, **parts)
+    df = read_frame(conn, "SELECT customer_id, category, qty FROM customer_category_qty ORDER BY customer_id, category")
+    assert n == len(df) > 0
+    return df
+
+
+def test_parallel_counts_equal_the_plain_insert(pg):
+    with pg.connect() as conn:
+        with conn.begin():
+            plain = _counts(conn, parallel=False)
+        with conn.begin():
+            before = conn.exec_driver_sql("SELECT current_setting('parallel_tuple_cost')").scalar()
+            par = _counts(conn, parallel=True)
+            # the zeroed parallel costs hold for that statement only
+            assert conn.exec_driver_sql("SELECT current_setting('parallel_tuple_cost')").scalar() == before
+            assert conn.exec_driver_sql("SELECT to_regclass('pg_temp.tmp_parallel')").scalar() is None
+        with conn.begin():
+            serial_server = _counts(conn, parallel=True, workers=0)  # no workers allowed: the plain statement
+    pd.testing.assert_frame_equal(plain, par)
+    pd.testing.assert_frame_equal(plain, serial_server)
+    assert plain["qty"].sum() > len(plain)
+
+
+def test_only_an_insert_select_is_accepted(pg):
+    with pg.connect() as conn, conn.begin():
+        with pytest.raises(ValueError, match="not an INSERT"):
+            tags._exec_parallel(conn, "UPDATE customers SET name = 'x'", {})
