@@ -21,9 +21,13 @@ WHERE c.relnamespace = current_schema()::regnamespace AND c.relkind IN ('r', 'p'
 """
 
 
-def _columns(engine) -> pd.DataFrame:
+NOT_OURS = {"alembic_version", "other_app_notes"}
+
+
+def _columns(engine, ours: bool = True) -> pd.DataFrame:
     with engine.connect() as conn:
-        return pd.DataFrame(conn.exec_driver_sql(_COLUMNS).fetchall(), columns=["tbl", "col", "collname"])
+        df = pd.DataFrame(conn.exec_driver_sql(_COLUMNS).fetchall(), columns=["tbl", "col", "collname"])
+    return df[~df["tbl"].isin(NOT_OURS)] if ours else df[df["tbl"].isin(NOT_OURS)]
 
 
 def _customers(engine, ids) -> None:
@@ -69,9 +73,11 @@ def test_upgrade_keeps_the_rows_and_keys_and_downgrade_restores_the_collation(pg
     assert set(_columns(engine)["collname"]) == {"default"}
     with engine.begin() as conn:
         conn.exec_driver_sql("ANALYZE customers")
+        conn.exec_driver_sql("CREATE TABLE other_app_notes (note VARCHAR(20))")  # another application's table
 
     migrate(engine)
     assert set(_columns(engine)["collname"]) == {"C"}
+    assert set(_columns(engine, ours=False)["collname"]) == {"default"}  # left as it was
     with engine.connect() as conn:  # the altered columns' statistics are gathered again
         stats = conn.exec_driver_sql("SELECT attname FROM pg_stats WHERE schemaname = current_schema() AND tablename = 'customers'").scalars().all()
     assert {"customer_id", "name"} <= set(stats)

@@ -11,8 +11,10 @@ come out the same on both databases (``Banana`` before ``apple``), which SQLite 
 
 Equality is unchanged (both collations are deterministic), so no stored value or key
 changes. Only the column's collation changes: PostgreSQL rewrites no table, but rebuilds
-every index on the altered columns (on a warehouse of 10M orders, once, about a minute).
-Tables created by later migrations call ``userops.db.byte_order_text`` for their own columns.
+every index on the altered columns and gathers their statistics again (on a warehouse of 10M
+orders, once, about a minute). Only userops' own tables are altered (a schema may hold other
+applications' tables). Tables created by later migrations call
+``userops.db.byte_order_text`` for their own columns.
 SQLite: nothing (BINARY is already its default).
 
 Revision ID: 0011_byte_order_text
@@ -27,10 +29,19 @@ down_revision = "0010_count_fillfactor"
 branch_labels = None
 depends_on = None
 
+TABLES = [  # every table of migrations 0001-0010
+    "alert_outbox", "alert_sends", "audit_log", "campaign_runs", "churn_scores", "clusters",
+    "complaint_spikes", "customer_aggregates", "customer_category_qty", "customer_channel_orders",
+    "customers", "drift_checks", "events", "feedback", "feedback_sla", "health_breaches",
+    "health_snapshots", "incident_customers", "incident_skus", "incident_steps", "incidents",
+    "model_versions", "order_changes", "order_items", "orders", "pipeline_runs", "quarantine",
+    "source_watermarks", "stage_history", "tag_frames", "tag_state", "tags", "touches",
+]
+
 
 def upgrade() -> None:
-    byte_order_text(op.get_bind())
+    byte_order_text(op.get_bind(), TABLES)
 
 
 def downgrade() -> None:
-    byte_order_text(op.get_bind(), collation="default")
+    byte_order_text(op.get_bind(), TABLES, collation="default")
