@@ -162,7 +162,6 @@ def _render(conn: Connection, name: str, win: Window, **parts) -> str:
             "paid_dow": f"EXTRACT(DOW FROM o.paid_at + INTERVAL '{off} minutes')",
             "float": "DOUBLE PRECISION",
             "no_index": "",
-            "bytes": ' COLLATE "C"',  # sort text by character code (SQLite's BINARY), not by the locale
         }
     else:
         # integer local day numbers: unixepoch() is the cheapest parse SQLite has
@@ -174,7 +173,6 @@ def _render(conn: Connection, name: str, win: Window, **parts) -> str:
             "paid_dow": f"(({day} + 4) % 7)",  # 1970-01-01 was a Thursday: 0 = Sunday
             "float": "REAL",
             "no_index": "+",  # a unary + before a column: no index of it serves the term
-            "bytes": "",
         }
     pieces.update(parts)
     return query(name).format(**pieces)
