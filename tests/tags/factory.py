@@ -9,7 +9,7 @@ from datetime import date, datetime, timedelta
 
 import pandas as pd
 
-from userops.db import bulk_upsert
+from userops.db import bulk_upsert, get_engine, migrate
 
 AS_OF = date(2026, 6, 30)
 UTC_OFFSET = timedelta(hours=8)
@@ -133,3 +133,16 @@ def set_order(engine, order_id: str, **values) -> None:
     sets = ", ".join(f"{k} = :{k}" for k in values)
     with engine.begin() as conn:
         conn.execute(sa.text(f"UPDATE orders SET {sets} WHERE order_id = :oid"), _params(conn, {**values, "oid": order_id}))
+
+
+SAMPLE_KEYS = {"customers": ["customer_id"], "orders": ["order_id"], "order_items": ["order_id", "sku"], "feedback": ["feedback_id"], "events": ["event_id"]}
+
+
+def load_sample(url: str, data):
+    """A migrated warehouse at ``url`` holding the sample generator's ``data``."""
+    engine = get_engine(url)
+    migrate(engine)
+    with engine.begin() as conn:
+        for table, key in SAMPLE_KEYS.items():
+            bulk_upsert(conn, table, getattr(data, table), key)
+    return engine

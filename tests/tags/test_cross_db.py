@@ -8,23 +8,12 @@ import pytest
 import sqlalchemy as sa
 
 from tasks import tags
-from userops.db import bulk_upsert, dispose_engines, get_engine, migrate, read_frame
+from tests.tags.factory import AS_OF, Shop, load_sample, local
+from userops.db import dispose_engines, get_engine, migrate, read_frame
 from userops.sample.generator import generate
 from userops.settings import reset_settings
 
 pytestmark = pytest.mark.postgres
-
-KEYS = {"customers": ["customer_id"], "orders": ["order_id"], "order_items": ["order_id", "sku"], "feedback": ["feedback_id"], "events": ["event_id"]}
-
-
-def _load(url: str, data) -> object:
-    engine = get_engine(url)
-    migrate(engine)
-    with engine.begin() as conn:
-        for table, key in KEYS.items():
-            bulk_upsert(conn, table, getattr(data, table), key)
-    return engine
-
 
 def _stored_tags(engine) -> pd.DataFrame:
     df = read_frame(engine, "SELECT * FROM tags ORDER BY customer_id", parse_dates=["first_paid_at", "last_paid_at", "updated_at"])
@@ -45,8 +34,8 @@ def test_sqlite_and_postgres_give_the_same_tags(pg_url, tmp_path, monkeypatch):
     (tmp_path / "none.yaml").write_text("{}\n")
     reset_settings()
     data = generate(600, seed=11, as_of="2026-11-20")
-    lite = _load(f"sqlite:///{tmp_path / 'w.db'}", data)
-    pg = _load(pg_url, data)
+    lite = load_sample(f"sqlite:///{tmp_path / 'w.db'}", data)
+    pg = load_sample(pg_url, data)
     out = {}
     for name, engine in (("sqlite", lite), ("postgres", pg)):
         tags._LAST.clear()
@@ -70,8 +59,6 @@ def test_ties_break_by_character_code_whatever_the_collation(pg_linguistic_url, 
     """Favourite category and preferred channel break ties the same way on SQLite (BINARY) and on
     a PostgreSQL whose collation is linguistic: by character code, in the full pass, on a
     night's fold and in a recompute for a past day."""
-    from tests.tags.factory import AS_OF, Shop, local
-
     monkeypatch.setenv("USEROPS_OUTPUT_DIR", str(tmp_path / "output"))  # the nightly frame files
     monkeypatch.setenv("USEROPS_CONFIG_FILE", str(tmp_path / "none.yaml"))
     (tmp_path / "none.yaml").write_text("{}\n")

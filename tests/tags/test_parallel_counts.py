@@ -8,25 +8,19 @@ import pandas as pd
 import pytest
 
 from tasks import tags
-from userops.db import bulk_upsert, get_engine, migrate, read_frame
+from tests.tags.factory import load_sample
+from userops.db import read_frame
 from userops.sample.generator import generate
 from userops.settings import get_settings
 
 pytestmark = pytest.mark.postgres
 
-KEYS = {"customers": ["customer_id"], "orders": ["order_id"], "order_items": ["order_id", "sku"]}
 AS_OF = date(2026, 11, 20)
 
 
 @pytest.fixture
 def pg(pg_url):
-    engine = get_engine(pg_url)
-    migrate(engine)
-    data = generate(n_customers=400, seed=11, as_of=AS_OF)
-    with engine.begin() as conn:
-        for table, key in KEYS.items():
-            bulk_upsert(conn, table, getattr(data, table), key)
-    return engine
+    return load_sample(pg_url, generate(n_customers=400, seed=11, as_of=AS_OF))
 
 
 def _counts(conn, parallel: bool, workers: int = 2) -> pd.DataFrame:
