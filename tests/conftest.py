@@ -120,6 +120,18 @@ def sqlite_warehouse(monkeypatch, tmp_path):
     reset_settings()
 
 
+@pytest.fixture
+def pg_warehouse(pg_url, monkeypatch, tmp_path):
+    """A migrated, empty PostgreSQL warehouse (for PostgreSQL-only tests); settings point at it."""
+    engine = _use_warehouse(pg_url, monkeypatch, tmp_path)
+    yield engine
+    from userops.db import dispose_engines
+    from userops.settings import reset_settings
+
+    dispose_engines()
+    reset_settings()
+
+
 @pytest.fixture(scope="session")
 def prefect_server():
     """A real Prefect server for this test session (worker)."""

@@ -257,18 +257,14 @@ def test_a_backfill_to_an_earlier_day_recomputes_everything(warehouse):
 
 
 @pytest.mark.postgres
-def test_a_full_recompute_gets_its_own_work_mem(pg_url, monkeypatch, tmp_path):
+def test_a_full_recompute_gets_its_own_work_mem(pg_warehouse, monkeypatch):
     """PostgreSQL: the full pass runs with ``tags.full_work_mem_mb`` (its hashes of every order
     stay in memory), a night with 256 MB; both only for the refresh's transaction."""
-    from userops.db import dispose_engines, get_engine, migrate
     from userops.settings import get_settings, reset_settings
 
     monkeypatch.setenv("USEROPS_TAGS__FULL_WORK_MEM_MB", "300")
-    monkeypatch.setenv("USEROPS_CONFIG_FILE", str(tmp_path / "none.yaml"))
-    (tmp_path / "none.yaml").write_text("{}\n")
     reset_settings()
-    engine = get_engine(pg_url)
-    migrate(engine)
+    engine = pg_warehouse
     s = Shop()
     s.customer("W1")
     s.order("W1", local(AS_OF, -3))
@@ -280,8 +276,6 @@ def test_a_full_recompute_gets_its_own_work_mem(pg_url, monkeypatch, tmp_path):
             seen.append((out["mode"], conn.exec_driver_sql("SHOW work_mem").scalar()))
     with engine.connect() as conn:
         outside = conn.exec_driver_sql("SHOW work_mem").scalar()
-    dispose_engines()
-    reset_settings()
     assert seen == [("full", "300MB"), ("incremental", "256MB"), ("full", "300MB")]  # the first refresh is full
     assert outside != "300MB"
 
