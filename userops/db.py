@@ -117,21 +117,20 @@ JOIN pg_type t ON t.oid = a.atttypid
 WHERE c.relnamespace = current_schema()::regnamespace AND c.relkind IN ('r', 'p')
   AND a.attnum > 0 AND NOT a.attisdropped AND t.typcollation <> 0
   AND a.attcollation <> (SELECT oid FROM pg_collation WHERE collname = %(want)s AND collnamespace = 'pg_catalog'::regnamespace)
-  {only}
+  AND c.relname = ANY(%(tables)s)
 ORDER BY c.relname, a.attnum
 """
 
 
-def byte_order_text(bind: Engine | Connection, tables: list[str] | None = None, collation: str = "C") -> list[str]:
-    """PostgreSQL: give every text column of ``tables`` (default: every table of the current
-    schema) the collation ``collation`` ("C": compared and sorted by character code, as
+def byte_order_text(bind: Engine | Connection, tables: list[str], collation: str = "C") -> list[str]:
+    """PostgreSQL: give every text column of ``tables`` (of the current schema) the
+    collation ``collation`` ("C": compared and sorted by character code, as
     SQLite's BINARY; migration 0011_byte_order_text), one ``ALTER TABLE`` per table, so its
     indexes are rebuilt once, then ``ANALYZE`` (the statistics of an altered column are
     dropped). No table is rewritten. Returns the tables altered. SQLite: nothing."""
     if bind.dialect.name != "postgresql":
         return []
-    sql = _TEXT_COLUMNS.format(only="AND c.relname = ANY(%(tables)s)" if tables else "")
-    rows = bind.exec_driver_sql(sql, {"want": collation, "tables": list(tables or [])}).fetchall()
+    rows = bind.exec_driver_sql(_TEXT_COLUMNS, {"want": collation, "tables": list(tables)}).fetchall()
     by_table: dict[str, list[tuple[str, str]]] = {}
     for table, column, sql_type in rows:
         by_table.setdefault(table, []).append((column, sql_type))
