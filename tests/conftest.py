@@ -83,6 +83,8 @@ def db_url(request, tmp_path):
 
 
 def _use_warehouse(url: str, monkeypatch, tmp_path):
+    """A migrated, empty warehouse at ``url`` with settings pointing at it, for a fixture to
+    ``yield from``; engines and settings are reset afterwards."""
     from userops.db import dispose_engines, get_engine, migrate
     from userops.settings import reset_settings
 
@@ -94,42 +96,26 @@ def _use_warehouse(url: str, monkeypatch, tmp_path):
     dispose_engines()
     engine = get_engine(url)
     migrate(engine)
-    return engine
+    yield engine
+    dispose_engines()
+    reset_settings()
 
 
 @pytest.fixture
 def warehouse(db_url, monkeypatch, tmp_path):
     """A migrated, empty warehouse (SQLite and PostgreSQL); settings point at it."""
-    engine = _use_warehouse(db_url, monkeypatch, tmp_path)
-    yield engine
-    from userops.db import dispose_engines
-    from userops.settings import reset_settings
-
-    dispose_engines()
-    reset_settings()
+    yield from _use_warehouse(db_url, monkeypatch, tmp_path)
 
 
 @pytest.fixture
 def sqlite_warehouse(monkeypatch, tmp_path):
-    engine = _use_warehouse(f"sqlite:///{tmp_path / 'warehouse.db'}", monkeypatch, tmp_path)
-    yield engine
-    from userops.db import dispose_engines
-    from userops.settings import reset_settings
-
-    dispose_engines()
-    reset_settings()
+    yield from _use_warehouse(f"sqlite:///{tmp_path / 'warehouse.db'}", monkeypatch, tmp_path)
 
 
 @pytest.fixture
 def pg_warehouse(pg_url, monkeypatch, tmp_path):
     """A migrated, empty PostgreSQL warehouse (for PostgreSQL-only tests); settings point at it."""
-    engine = _use_warehouse(pg_url, monkeypatch, tmp_path)
-    yield engine
-    from userops.db import dispose_engines
-    from userops.settings import reset_settings
-
-    dispose_engines()
-    reset_settings()
+    yield from _use_warehouse(pg_url, monkeypatch, tmp_path)
 
 
 @pytest.fixture(scope="session")
