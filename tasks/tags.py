@@ -844,7 +844,7 @@ def champion_high_risk(conn: Connection) -> np.ndarray:
 
 def read_old_tags(conn: Connection) -> pd.DataFrame:
     """What the stored tags say now: (customer_id, tag_hash, at_risk, lifecycle_stage)."""
-    old = fetch_frame(conn, "SELECT customer_id, tag_hash, at_risk, lifecycle_stage FROM tags", numeric=["tag_hash"])
+    old = fetch_frame(conn, "SELECT customer_id, tag_hash, at_risk, lifecycle_stage FROM tags", numeric=["tag_hash"], objects=True)
     old["at_risk"] = as_bool(old["at_risk"])
     return old
 
@@ -1179,7 +1179,9 @@ def _frame_stamp(tags_state: dict | None, agg_state: dict | None, s: Settings) -
 def _full_frame(conn: Connection) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Every customer with the stored aggregate, and the stored tags (first night, fallback)."""
     sql = query("tags_base").format(aggregates="customer_aggregates", detail="", members="")
-    frame = _normalize_base(fetch_frame(conn, sql, parse_dates=_DATES))
+    # SQLite: the driver's objects as they are; typing them here (_normalize_base) skips
+    # pandas' inference, which turned a million ids to Arrow strings and back (1M: 5.8-6.5 -> 3.9-4.4 s)
+    frame = _normalize_base(fetch_frame(conn, sql, objects=True))
     frame = frame.take(key_order(frame["customer_id"])).reset_index(drop=True)
     old = read_old_tags(conn)
     return frame, old
