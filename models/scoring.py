@@ -317,7 +317,7 @@ def aggregates_ready(conn: Connection, as_of: date, params: dict) -> tuple[bool,
     """Is ``customer_aggregates`` at ``as_of`` with the window and day convention ``params``?"""
     from zoneinfo import ZoneInfo
 
-    from tasks.tags import read_state
+    from tasks.tags import aggregates_lost, read_state
 
     try:
         state = read_state(conn, "aggregates")
@@ -339,6 +339,8 @@ def aggregates_ready(conn: Connection, as_of: date, params: dict) -> tuple[bool,
     off = ZoneInfo(tz).utcoffset(datetime(as_of.year, as_of.month, as_of.day, 12))
     if int(off.total_seconds() // 60) != int(params["day_offset_minutes"]):
         return False, f"customer_aggregates days are in {tz}, the model's offset {params['day_offset_minutes']} min"
+    if aggregates_lost(conn, state):
+        return False, "customer_aggregates was emptied (a database restart after a crash?) and is rebuilt by the next tags stage"
     return True, ""
 
 

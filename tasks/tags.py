@@ -545,6 +545,23 @@ def _incremental(conn: Connection, win: Window, old_win: Window, state: dict, s:
             "written": int(written or 0) + additions}
 
 
+def aggregates_lost(conn: Connection, state: dict | None) -> bool:
+    """Is the stored aggregate gone although ``state`` (the aggregate's ``tag_state``) says
+    orders were counted into it? Every customer with an order paid before the state's cutoff
+    has a row. On PostgreSQL the aggregate tables are UNLOGGED (migration
+    0012_unlogged_aggregates): crash recovery, or a standby promoted in its place, leaves them
+    empty while the logged state stays. Two index probes."""
+    if not state or state.get("cutoff") is None:
+        return False
+    row = read_frame(
+        conn,
+        "SELECT CASE WHEN EXISTS (SELECT 1 FROM customer_aggregates) THEN 0 "
+        "WHEN EXISTS (SELECT 1 FROM orders WHERE paid_at < :c) THEN 1 ELSE 0 END AS lost",
+        _params(conn, {"c": pd.Timestamp(state["cutoff"]).to_pydatetime()}),
+    )
+    return bool(int(row["lost"].iloc[0]))
+
+
 def refresh_aggregates(conn: Connection, as_of: date, full: bool = False, settings: Settings | None = None) -> dict:
     """Bring ``customer_aggregates`` to ``as_of``; returns what was done."""
     s = settings or get_settings()
@@ -564,6 +581,10 @@ def refresh_aggregates(conn: Connection, as_of: date, full: bool = False, settin
         reason = "as_of moved back"
     elif s.tags.full_recompute_days and state["full_as_of"] and (win.as_of - state["full_as_of"]).days >= s.tags.full_recompute_days:
         reason = "weekly safety net"
+    elif aggregates_lost(conn, state):
+        reason = "aggregate tables emptied"
+        log.warning("customer_aggregates is empty although orders were counted into it: computing it again from "
+                    "every order (on PostgreSQL it is not crash-logged; a restart after a crash empties it)")
     t0 = time.perf_counter()
     _STEP_SECONDS.clear()
     if is_postgres(conn):  # sorts and hashes over millions of orders: in memory, this transaction only
