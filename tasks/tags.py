@@ -990,17 +990,28 @@ def write_tags(
     stage = tags["lifecycle_stage"].to_numpy(dtype=object)
     is_moved = ~known | (old_stage != stage)
     moved = pd.DataFrame({"customer_id": _ids(tags["customer_id"])[is_moved], "lifecycle_stage_old": old_stage[is_moved], "lifecycle_stage": stage[is_moved]})
-    hist = _record_stage_changes(conn, moved, as_of, run_id)
+    # nothing stored before (the first night): every member is a first sight, and the tags
+    # just written hold exactly their stages
+    hist = _record_stage_changes(conn, moved, as_of, run_id, first_sights=len(old) == 0)
     return {"tags_written": int(written), "tags_written_narrow": written_narrow, "tags_removed": len(gone), **hist}
 
 
-def _record_stage_changes(conn: Connection, moved: pd.DataFrame, as_of: date, run_id: str | None) -> dict:
+def _record_stage_changes(conn: Connection, moved: pd.DataFrame, as_of: date, run_id: str | None, first_sights: bool = False) -> dict:
+    """One ``stage_history`` row per moved customer for ``as_of``. ``first_sights``: every
+    row of ``tags`` was written just now for the first time (``moved`` is all of them)."""
     if moved.empty:
         return {"stage_changes": 0}
     moved = moved.rename(columns={"lifecycle_stage_old": "from_stage", "lifecycle_stage": "to_stage"})
     today = read_frame(
         conn, "SELECT customer_id, from_stage AS first_from FROM stage_history WHERE changed_on = :d", {"d": as_of}
     )
+    if first_sights and today.empty:  # copied inside the database, not sent a second time (1M: 2.6 -> 1.2 s on SQLite)
+        n = _exec(conn, "INSERT INTO stage_history (customer_id, from_stage, to_stage, changed_on, run_id) "
+                        "SELECT customer_id, NULL, lifecycle_stage, :d, :r FROM tags", {"d": as_of, "r": run_id})
+        if n == len(moved):
+            return {"stage_changes": int(n), "stage_changes_undone": 0}
+        # tags held other rows too (not expected): take them back, record the moved ones below
+        _exec(conn, "DELETE FROM stage_history WHERE changed_on = :d", {"d": as_of})
     moved = moved.merge(today, on="customer_id", how="left", indicator=True)
     again = moved["_merge"] == "both"
     # a customer that moved earlier today keeps that day's origin

@@ -230,6 +230,32 @@ def test_a_same_day_rerun_folds_into_one_history_row(warehouse):
     assert history(warehouse) == [("Z", None, "active", str(AS_OF)), ("Z", "active", "silent", str(day))]
 
 
+def test_first_sights_recorded_from_the_tags_just_written(warehouse):
+    """The first night records every member's first sight (no from stage, the night's run);
+    if the stored tags were not empty after all, only the written rows get a history row."""
+    s = Shop()
+    s.customer("A")
+    s.order("A", local(AS_OF, -5))
+    s.customer("B")
+    s.load(warehouse)
+    tags.refresh(AS_OF, "first", engine=warehouse)
+    got = read_frame(warehouse, "SELECT customer_id, from_stage, to_stage, changed_on, run_id FROM stage_history ORDER BY customer_id")
+    assert [(r.customer_id, r.from_stage, r.to_stage, str(pd.Timestamp(r.changed_on).date()), r.run_id) for r in got.itertuples()] == [
+        ("A", None, "new", str(AS_OF), "first"),
+        ("B", None, "prospect", str(AS_OF), "first"),
+    ]
+    # a caller that believes nothing is stored (old empty) while B's row is: A's row is
+    # written as new, and the history records A alone, not every row of the table
+    day = AS_OF + timedelta(days=1)
+    with warehouse.begin() as conn:
+        conn.exec_driver_sql("DELETE FROM tags WHERE customer_id = 'A'")
+        stored = tags.read_old_tags(conn)
+        row = read_frame(conn, "SELECT * FROM tags WHERE customer_id = 'B'").assign(customer_id="A", lifecycle_stage="active")
+        out = tags.write_tags(conn, row, day, "second", old=stored.iloc[0:0])
+    assert out["stage_changes"] == 1
+    assert [h for h in history(warehouse) if h[3] == str(day)] == [("A", None, "active", str(day))]
+
+
 def test_an_empty_warehouse(warehouse):
     """The first night of a new shop: no members yet, nothing breaks, nothing is invented."""
     from tasks import health
