@@ -1,5 +1,6 @@
-"""PostgreSQL: the full pass's (customer, category) counts run as CREATE TABLE AS (parallel
-workers allowed) + insert, and give exactly what the plain INSERT ... SELECT gives."""
+"""PostgreSQL: the full pass's (customer, category) counts and its picks (favourite category,
+preferred channel) run as CREATE TABLE AS (parallel workers allowed) + insert, and give
+exactly what the plain INSERT ... SELECT gives."""
 from __future__ import annotations
 
 from datetime import date
@@ -50,6 +51,43 @@ def test_parallel_counts_equal_the_plain_insert(pg):
     pd.testing.assert_frame_equal(plain, par)
     pd.testing.assert_frame_equal(plain, serial_server)
     assert plain["qty"].sum() > len(plain)
+
+
+def _picks(conn, parallel: bool, workers: int = 2) -> tuple[pd.DataFrame, pd.DataFrame]:
+    win = tags.window_for(AS_OF, get_settings())
+    parts = tags._parts(conn, None, "customer_category_qty", "customer_channel_orders", None)
+    for name in ("tmp_top_category", "tmp_top_channel"):
+        tags._temp_table(conn, name)
+        conn.exec_driver_sql(f"DELETE FROM {name}")
+    conn.exec_driver_sql(f"SET LOCAL max_parallel_workers_per_gather = {workers}")
+    conn.exec_driver_sql("SET LOCAL min_parallel_table_scan_size = 0")
+    tags._run(conn, "tags_agg_top", win, tags._aggregate_params(win, get_settings()), parallel=parallel, **parts)
+    return (
+        read_frame(conn, "SELECT customer_id, category, qty, total FROM tmp_top_category ORDER BY customer_id"),
+        read_frame(conn, "SELECT customer_id, channel, n FROM tmp_top_channel ORDER BY customer_id"),
+    )
+
+
+def test_parallel_picks_equal_the_plain_insert(pg):
+    with pg.begin() as conn:  # the counts as a full pass leaves them, and a tie on both sides
+        _counts(conn, parallel=False)
+        win = tags.window_for(AS_OF, get_settings())
+        conn.exec_driver_sql("DELETE FROM customer_channel_orders")
+        tags._run(conn, "tags_agg_channel", win, tags._aggregate_params(win, get_settings()),
+                  **tags._parts(conn, None, "customer_category_qty", "customer_channel_orders", None))
+        conn.exec_driver_sql("INSERT INTO customer_category_qty VALUES ('TIE', 'makeup', 3), ('TIE', 'Zeta', 3), ('TIE', 'gift', 1)")
+        conn.exec_driver_sql("INSERT INTO customer_channel_orders VALUES ('TIE', 'web', 2), ('TIE', 'app', 2)")
+    with pg.connect() as conn:
+        with conn.begin():
+            plain = _picks(conn, parallel=False)
+        with conn.begin():
+            par = _picks(conn, parallel=True)
+    for a, b in zip(plain, par):
+        pd.testing.assert_frame_equal(a, b)
+    cat, ch = (df.set_index("customer_id") for df in par)
+    assert (cat.loc["TIE", "category"], cat.loc["TIE", "qty"], cat.loc["TIE", "total"]) == ("Zeta", 3, 7)  # by character code
+    assert ch.loc["TIE", "channel"] == "app"
+    assert len(cat) > 300 and len(ch) > 300
 
 
 def test_only_an_insert_select_is_accepted(pg):
