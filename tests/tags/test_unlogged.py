@@ -101,3 +101,23 @@ def test_an_aggregate_that_was_never_filled_is_not_lost(warehouse):
     s.load(warehouse)
     with warehouse.connect() as conn:
         assert not tags.aggregates_lost(conn, tags.read_state(conn, "aggregates"))
+
+
+@pytest.mark.postgres
+def test_a_table_published_for_logical_replication_stays_logged(pg_url):
+    """PostgreSQL refuses to unlog a published table: the upgrade leaves it logged and goes on."""
+    engine = get_engine(pg_url)
+    migrate(engine, "0011_byte_order_text")
+    with engine.connect() as conn:
+        schema = conn.exec_driver_sql("SELECT current_schema()").scalar()
+    name = f"pub_{schema}"
+    with engine.begin() as conn:
+        conn.exec_driver_sql(f"CREATE PUBLICATION {name} FOR TABLE {schema}.customer_aggregates")
+    try:
+        migrate(engine)
+        kinds = _persistence(engine)
+        assert kinds["customer_aggregates"] == "p"
+        assert kinds["customer_category_qty"] == kinds["customer_channel_orders"] == "u"
+    finally:
+        with engine.begin() as conn:
+            conn.exec_driver_sql(f"DROP PUBLICATION IF EXISTS {name}")

@@ -12,11 +12,14 @@ What it costs: PostgreSQL empties unlogged tables after a crash (and a promoted 
 has them empty); a hot standby cannot read them. The tags stage notices an emptied aggregate
 (``tasks.tags.aggregates_lost``) and recomputes it whole that night; churn scoring reads
 the orders instead until then. ``tags``, ``stage_history`` and everything an operator or a
-campaign reads stay logged.
+campaign reads stay logged. A table published for logical replication stays logged too
+(PostgreSQL refuses to unlog it).
 
 Revision ID: 0012_unlogged_aggregates
 Revises: 0011_byte_order_text
 """
+import logging
+
 from alembic import op
 
 revision = "0012_unlogged_aggregates"
@@ -28,9 +31,17 @@ TABLES = ("customer_aggregates", "customer_category_qty", "customer_channel_orde
 
 
 def upgrade() -> None:
-    if op.get_bind().dialect.name == "postgresql":
-        for table in TABLES:
-            op.execute(f"ALTER TABLE {table} SET UNLOGGED")
+    bind = op.get_bind()
+    if bind.dialect.name != "postgresql":
+        return
+    # a table published for logical replication (e.g. a publication FOR ALL TABLES feeding a
+    # data lake) cannot be unlogged: it stays as it is, and only loses the speed-up
+    published = set(bind.exec_driver_sql("SELECT tablename FROM pg_publication_tables WHERE schemaname = current_schema()").scalars())
+    for table in TABLES:
+        if table in published:
+            logging.getLogger("userops.db").warning("%s stays crash-logged: it is published for logical replication", table)
+            continue
+        op.execute(f"ALTER TABLE {table} SET UNLOGGED")
 
 
 def downgrade() -> None:
