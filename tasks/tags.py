@@ -1521,6 +1521,16 @@ register(
         "tags.priority.core": {"zh-CN": "核心", "en": "core"},
         "tags.priority.potential": {"zh-CN": "潜力", "en": "potential"},
         "tags.priority.ordinary": {"zh-CN": "普通", "en": "ordinary"},
+        "tags.full.line": {"zh-CN": "订单聚合已按全部订单重算: {reason}", "en": "order aggregate recomputed from every order: {reason}"},
+        "tags.full.requested": {"zh-CN": "按要求全量计算", "en": "requested"},
+        "tags.full.first_refresh": {"zh-CN": "首次计算", "en": "first refresh"},
+        "tags.full.settings_changed": {"zh-CN": "相关设置已更改", "en": "settings changed"},
+        "tags.full.as_of_moved_back": {"zh-CN": "回算到更早的日期", "en": "as_of moved back to an earlier day"},
+        "tags.full.weekly_safety_net": {"zh-CN": "每周例行全量校准", "en": "weekly safety net"},
+        "tags.full.aggregate_tables_emptied": {
+            "zh-CN": "聚合表已被清空(数据库崩溃后重启?), 本次已自动重建, 无需处理",
+            "en": "the aggregate tables had been emptied (a database restart after a crash?); rebuilt tonight, nothing to do",
+        },
         "tags.summary.line": {
             "zh-CN": "标签 {as_of}:会员 {members},{stages};{written} 行有变化,{changes} 人阶段变化",
             "en": "tags {as_of}: {members} members, {stages}; {written} rows changed, {changes} stage changes",
@@ -1541,7 +1551,18 @@ def tags_summary_lines(stats: dict, lang: str | None = None) -> list[str]:
             written=f"{stats['tags_written']:,}",
             changes=f"{stats['stage_changes']:,}",
         )
-    ]
+    ] + _full_lines(stats.get("aggregates") or {}, lang)
+
+
+def _full_lines(agg: dict, lang: str | None) -> list[str]:
+    """Why a night recomputed the aggregate from every order (it takes longer), if it did."""
+    if agg.get("mode") != "full" or not agg.get("reason"):
+        return []
+    try:
+        reason = t("tags.full." + str(agg["reason"]).replace(" ", "_"), lang)
+    except KeyError:  # a reason without a message yet: as the code says it
+        reason = str(agg["reason"])
+    return [t("tags.full.line", lang, reason=reason)]
 
 
 # ----------------------------------------------------------------------------- explain

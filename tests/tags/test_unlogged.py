@@ -75,6 +75,9 @@ def test_an_emptied_aggregate_is_computed_again_and_not_scored_from(warehouse):
 
     night = tags.refresh(day2, "n2", engine=warehouse)
     assert (night["aggregates"]["mode"], night["aggregates"]["reason"]) == ("full", "aggregate tables emptied")
+    # the operator reads why this night took longer, and that nothing needs doing
+    assert "emptied" in tags.tags_summary_lines(night, "en")[-1] and "nothing to do" in tags.tags_summary_lines(night, "en")[-1]
+    assert "聚合表已被清空" in tags.tags_summary_lines(night, "zh-CN")[-1]
     assert len(stored_aggregates(warehouse)) == buyers  # every buyer, not only tonight's
     assert_same(stored_aggregates(warehouse), recomputed_aggregates(warehouse, day2))
     assert stored_aggregates(warehouse).set_index("customer_id").loc["M01", "paid_orders"] == 3
@@ -84,7 +87,9 @@ def test_an_emptied_aggregate_is_computed_again_and_not_scored_from(warehouse):
     day3 = day2 + timedelta(days=1)
     s.order("M02", local(day3, 0, hour=10))
     s.load(warehouse)
-    assert tags.refresh(day3, "n3", engine=warehouse)["aggregates"]["mode"] == "incremental"
+    third = tags.refresh(day3, "n3", engine=warehouse)
+    assert third["aggregates"]["mode"] == "incremental"
+    assert len(tags.tags_summary_lines(third, "en")) == 1  # an ordinary night: no recompute line
     assert_same(stored_aggregates(warehouse), recomputed_aggregates(warehouse, day3))
 
 
