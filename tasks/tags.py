@@ -1213,7 +1213,7 @@ def _full_frame(conn: Connection) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Every customer with the stored aggregate, and the stored tags (first night, fallback)."""
     sql = query("tags_base").format(aggregates="customer_aggregates", detail="", members="")
     # SQLite: the driver's objects as they are; typing them here (_normalize_base) skips
-    # pandas' inference, which turned a million ids to Arrow strings and back (1M: 5.8-6.5 -> 3.9-4.4 s)
+    # pandas' inference, which turned a million ids to Arrow strings and back (1M: 5.4-5.5 -> 4.7-5.0 s)
     frame = _normalize_base(fetch_frame(conn, sql, objects=True))
     frame = frame.take(key_order(frame["customer_id"])).reset_index(drop=True)
     old = read_old_tags(conn)
