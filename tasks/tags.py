@@ -383,7 +383,7 @@ def _exec_parallel(conn: Connection, sql: str, params: dict) -> int:
     SELECT ...`` (which may run in parallel; an INSERT's select never does) and an insert of
     its rows. For the full pass's per-(customer, category) counts: a hash join of every item
     with every paid order, then an aggregate into ~4M groups (1M members: 25 s serial ->
-    15 s on two workers + 2.6 s to insert). The planner's default parallel costs keep that
+    15 s on two workers + 2.6 s to insert); and for its picks, a sort of every count. The planner's default parallel costs keep that
     plan serial, so they are zeroed for this statement only. A server that allows no
     parallel workers gets the plain statement."""
     body = "\n".join(line for line in sql.splitlines() if not line.lstrip().startswith("--")).strip()
