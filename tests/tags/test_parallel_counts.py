@@ -24,13 +24,20 @@ def pg(pg_url):
     return load_sample(pg_url, generate(n_customers=400, seed=11, as_of=AS_OF))
 
 
-def _counts(conn, parallel: bool, workers: int = 2) -> pd.DataFrame:
+def _full_pass_step(conn, name: str, parallel: bool = False, workers: int | None = None) -> int:
+    """One named step of the full pass, as build_aggregates runs it; ``workers``: the
+    server's max_parallel_workers_per_gather for this transaction."""
+    if workers is not None:
+        conn.exec_driver_sql(f"SET LOCAL max_parallel_workers_per_gather = {workers}")
+        conn.exec_driver_sql("SET LOCAL min_parallel_table_scan_size = 0")  # small tables: parallel all the same
     win = tags.window_for(AS_OF, get_settings())
     parts = tags._parts(conn, None, "customer_category_qty", "customer_channel_orders", None)
+    return tags._run(conn, name, win, tags._aggregate_params(win, get_settings()), parallel=parallel, **parts)
+
+
+def _counts(conn, parallel: bool, workers: int = 2) -> pd.DataFrame:
     conn.exec_driver_sql("DELETE FROM customer_category_qty")
-    conn.exec_driver_sql(f"SET LOCAL max_parallel_workers_per_gather = {workers}")
-    conn.exec_driver_sql("SET LOCAL min_parallel_table_scan_size = 0")  # small tables: parallel all the same
-    n = tags._run(conn, "tags_agg_category", win, tags._aggregate_params(win, get_settings()), parallel=parallel, **parts)
+    n = _full_pass_step(conn, "tags_agg_category", parallel, workers)
     df = read_frame(conn, "SELECT customer_id, category, qty FROM customer_category_qty ORDER BY customer_id, category")
     assert n == len(df) > 0
     return df
@@ -54,14 +61,10 @@ def test_parallel_counts_equal_the_plain_insert(pg):
 
 
 def _picks(conn, parallel: bool, workers: int = 2) -> tuple[pd.DataFrame, pd.DataFrame]:
-    win = tags.window_for(AS_OF, get_settings())
-    parts = tags._parts(conn, None, "customer_category_qty", "customer_channel_orders", None)
     for name in ("tmp_top_category", "tmp_top_channel"):
         tags._temp_table(conn, name)
         conn.exec_driver_sql(f"DELETE FROM {name}")
-    conn.exec_driver_sql(f"SET LOCAL max_parallel_workers_per_gather = {workers}")
-    conn.exec_driver_sql("SET LOCAL min_parallel_table_scan_size = 0")
-    tags._run(conn, "tags_agg_top", win, tags._aggregate_params(win, get_settings()), parallel=parallel, **parts)
+    _full_pass_step(conn, "tags_agg_top", parallel, workers)
     return (
         read_frame(conn, "SELECT customer_id, category, qty, total FROM tmp_top_category ORDER BY customer_id"),
         read_frame(conn, "SELECT customer_id, channel, n FROM tmp_top_channel ORDER BY customer_id"),
@@ -71,10 +74,8 @@ def _picks(conn, parallel: bool, workers: int = 2) -> tuple[pd.DataFrame, pd.Dat
 def test_parallel_picks_equal_the_plain_insert(pg):
     with pg.begin() as conn:  # the counts as a full pass leaves them, and a tie on both sides
         _counts(conn, parallel=False)
-        win = tags.window_for(AS_OF, get_settings())
         conn.exec_driver_sql("DELETE FROM customer_channel_orders")
-        tags._run(conn, "tags_agg_channel", win, tags._aggregate_params(win, get_settings()),
-                  **tags._parts(conn, None, "customer_category_qty", "customer_channel_orders", None))
+        _full_pass_step(conn, "tags_agg_channel")
         conn.exec_driver_sql("INSERT INTO customer_category_qty VALUES ('TIE', 'makeup', 3), ('TIE', 'Zeta', 3), ('TIE', 'gift', 1)")
         conn.exec_driver_sql("INSERT INTO customer_channel_orders VALUES ('TIE', 'web', 2), ('TIE', 'app', 2)")
     with pg.connect() as conn:
