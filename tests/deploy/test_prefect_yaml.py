@@ -74,7 +74,8 @@ def test_event_triggers_template_their_parameters_from_the_payload():
 
 
 def test_crisis_trigger_matches_the_crisis_modules_own_definition():
-    crisis = pytest.importorskip("flows.crisis", reason="flows/crisis.py (issue 7) is not written yet")
+    import flows.crisis as crisis
+
     (spike,) = BY_NAME["crisis-response"]["triggers"]
     own = crisis.SPIKE_TRIGGER
     assert {k: spike[k] for k in ("match", "expect", "parameters")} == {k: own[k] for k in ("match", "expect", "parameters")}
@@ -93,8 +94,7 @@ def test_run_form_explains_itself(name):
 
     d = BY_NAME[name]
     problem = entrypoint_problem(d["entrypoint"])
-    if problem:
-        pytest.skip(f"{d['entrypoint']}: {problem} (another issue's flow)")
+    assert problem is None, f"{name}: {problem}"  # every flow is written: one that does not load is a failure
     schema = parameter_schema(_flow(d["entrypoint"])).model_dump()
     for param, spec in schema["properties"].items():
         assert spec.get("description"), f"{d['entrypoint']}: parameter {param!r} has no description (add it under Args: in the docstring)"
@@ -126,6 +126,14 @@ def test_settings_override_timezone_crons_and_work_pool(monkeypatch):
     assert render_prefect_yaml(CONFIG, Settings())["deployments"][0]["schedules"][0] == {"cron": "15 3 * * *", "timezone": "Asia/Shanghai", "slug": "nightly-0200"}
     # the file itself is untouched
     assert load_prefect_yaml(PREFECT_YAML) == CONFIG
+
+
+def test_every_deployment_of_prefect_yaml_loads():
+    """Every flow exists: a flow file that does not import (a syntax error, a missing module)
+    must fail here, not drop out of the deployments quietly."""
+    ready, skipped = deployable(render_prefect_yaml(CONFIG))
+    assert skipped == []
+    assert [d["name"] for d in ready["deployments"]] == [d["name"] for d in CONFIG["deployments"]]
 
 
 def test_flows_not_written_yet_are_skipped_with_a_reason():
