@@ -30,8 +30,12 @@ import numpy as np
 import pandas as pd
 from sklearn.linear_model import LogisticRegression
 
+from userops.settings import ChurnSettings
+
 LANGUAGES = ("en", "zh-CN")
-DEFAULT_BAND_CUTS = (0.4, 0.7)  # medium from 0.4, high from 0.7
+# medium from 0.3, high from 0.6: the defaults of the settings (USEROPS_CHURN__MEDIUM_RISK /
+# USEROPS_CHURN__HIGH_RISK), so a model explained outside the nightly scoring bands alike
+DEFAULT_BAND_CUTS = (float(ChurnSettings().medium_risk), float(ChurnSettings().high_risk))
 
 REASON_CODES: list[str] = ["recency", "frequency", "slowing", "spend", "tenure", "returns"]
 NO_ORDERS = "no_orders"

@@ -6,7 +6,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from models.explain import explain, render_reason_columns, render_reasons, risk_band
+from models.explain import DEFAULT_BAND_CUTS, explain, render_reason_columns, render_reasons, risk_band
 from models.features import build_features
 from tests.models.conftest import orders_frame
 
@@ -80,9 +80,13 @@ def test_reason_numbers_follow_the_data(features):
 
 
 def test_risk_band_cut_points():
-    assert list(risk_band([0.1, 0.4, 0.69, 0.7, 1.0])) == ["low", "medium", "medium", "high", "high"]
+    assert list(risk_band([0.1, 0.29, 0.3, 0.59, 0.6, 1.0])) == ["low", "low", "medium", "medium", "high", "high"]
     assert list(risk_band([0.2, 0.5], cuts=(0.2, 0.5))) == ["medium", "high"]
     assert risk_band(0.55) == "medium"
+    # the defaults are the settings' (what nightly scoring bands by), not a second copy
+    from models.scoring import band_cuts
+
+    assert DEFAULT_BAND_CUTS == band_cuts() == (0.3, 0.6)
     with pytest.raises(ValueError):
         risk_band(0.5, cuts=(0.8, 0.2))
 
