@@ -154,19 +154,36 @@ def feedback_sla_check(engine: Engine | None = None, now: datetime | None = None
     }
 
 
+def active_customers(engine: Engine, now: datetime) -> tuple[int, str]:
+    """The complaint rate's denominator, as the nightly health snapshot defines it: the
+    customers whose stage is new, active or loyal in the stored tags (last night's). Before
+    any tags exist: the customers with a paid order in the last ``lifecycle.active_days``
+    days. Returns (count, where it came from: "tags" or "orders")."""
+    n = int(read(engine, "SELECT COUNT(*) AS n FROM tags WHERE lifecycle_stage IN ('new', 'active', 'loyal')")["n"].iloc[0])
+    if n or not read(engine, "SELECT customer_id FROM tags LIMIT 1").empty:
+        return n, "tags"
+    since = now - timedelta(days=get_settings().lifecycle.active_days)
+    n = int(read(engine, "SELECT COUNT(DISTINCT customer_id) AS n FROM orders WHERE status = 'paid' AND paid_at > :a AND paid_at <= :b",
+                 {"a": since, "b": now})["n"].iloc[0])
+    return n, "orders"
+
+
 def quality_trace_check(engine: Engine | None = None, now: datetime | None = None, top: int = 5) -> dict:
     """Complaint rate over the window; above the threshold alert once a day with the SKUs
-    driving it (most complaints, with each SKU's own complaints per order)."""
+    driving it (most complaints, with each SKU's own complaints per order). The rate is the
+    health snapshot's (complaints in the last ``health.complaint_window_days`` days / active
+    customers), over the window ending now instead of at last night's cutoff, so the hourly
+    alert and the nightly figure measure the same thing against the same threshold."""
     engine = engine or get_engine()
     now = now or utcnow()
     h = get_settings().health
     start = now - timedelta(days=h.complaint_window_days)
     c = int(read(engine, "SELECT COUNT(*) AS n FROM feedback WHERE kind = 'complaint' AND created_at > :a AND created_at <= :b",
                        {"a": start, "b": now})["n"].iloc[0])
-    o = int(read(engine, "SELECT COUNT(*) AS n FROM orders WHERE status = 'paid' AND paid_at > :a AND paid_at <= :b",
-                       {"a": start, "b": now})["n"].iloc[0])
-    rate = (c / o) if o else (1.0 if c else 0.0)
-    out = {"complaints": c, "paid_orders": o, "rate": round(rate, 4), "threshold": h.complaint_rate_max, "alerted": False, "skus": []}
+    active, basis = active_customers(engine, now)
+    rate = (c / active) if active else (1.0 if c else 0.0)
+    out = {"complaints": c, "active": active, "active_from": basis, "rate": round(rate, 4), "threshold": h.complaint_rate_max,
+           "alerted": False, "skus": []}
     if rate <= h.complaint_rate_max or c == 0:
         return out
     skus = read(
@@ -184,19 +201,19 @@ def quality_trace_check(engine: Engine | None = None, now: datetime | None = Non
     skus = skus.merge(orders, on="sku", how="left").fillna({"orders": 0})
     skus["share"] = skus["complaints"] / c
     lines = "\n".join(
-        f"- {r.sku}: {int(r.complaints)} ({r.share * 100:.0f}%)"
-        + (f", {r.complaints / r.orders * 100:.1f}% / order" if r.orders else "")
+        t("quality.sku", sku=r.sku, complaints=int(r.complaints), share=f"{r.share * 100:.0f}%")
+        + (t("quality.sku_per_order", per_order=f"{r.complaints / r.orders * 100:.1f}%") if r.orders else "")
         for r in skus.itertuples(index=False)
     ) or "-"
     out["skus"] = skus["sku"].tolist()
     n = enqueue_alert(
         "quality_trace",
         t("quality.title", rate=f"{rate * 100:.1f}%", threshold=f"{h.complaint_rate_max * 100:.0f}%"),
-        t("quality.body", days=h.complaint_window_days, complaints=c, orders=o, skus=lines),
+        t("quality.body", days=h.complaint_window_days, complaints=c, active=active, skus=lines),
         severity="error",
         subject="complaint-rate",
         day=to_shop(now).date(),
-        payload={"rate": rate, "threshold": h.complaint_rate_max, "skus": out["skus"]},
+        payload={"rate": rate, "threshold": h.complaint_rate_max, "complaints": c, "active": active, "skus": out["skus"]},
     )
     out["alerted"] = bool(n)
     return out

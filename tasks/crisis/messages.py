@@ -130,9 +130,17 @@ register(
             "zh-CN": "投诉率 {rate} 超过 {threshold}:启动质量溯源+服务升级",
             "en": "Complaint rate {rate} above {threshold}: start quality trace + service upgrade",
         },
+        "quality.sku": {
+            "zh-CN": "- {sku}:{complaints} 条投诉({share})",
+            "en": "- {sku}: {complaints} complaints ({share})",
+        },
+        "quality.sku_per_order": {
+            "zh-CN": ",每单投诉 {per_order}",
+            "en": ", {per_order} per order",
+        },
         "quality.body": {
-            "zh-CN": "近 {days} 天:{complaints} 条投诉 / {orders} 笔已支付订单。\n主要来源 SKU:\n{skus}",
-            "en": "Last {days} days: {complaints} complaints / {orders} paid orders.\nSKUs driving it:\n{skus}",
+            "zh-CN": "近 {days} 天:{complaints} 条投诉 / {active} 位活跃会员(新客、活跃、忠诚)。\n主要来源 SKU(投诉占比,每单投诉):\n{skus}",
+            "en": "Last {days} days: {complaints} complaints / {active} active customers (new, active, loyal).\nSKUs driving it (share of complaints, complaints per order):\n{skus}",
         },
     }
 )

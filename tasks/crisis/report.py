@@ -153,8 +153,10 @@ def report_markdown(rep: dict, lang: str | None = None) -> str:
     lines += ["", f"{L('成本合计', 'Total cost')}: {L('券', 'coupons')} {rep['cost']['coupons']:.2f} + "
               f"{L('退款敞口', 'refund exposure')} {rep['cost']['refund_exposure']:.2f}"]
     b, a = rep["complaint_rate"]["before"], rep["complaint_rate"]["after"]
-    lines += ["", f"## {L('投诉率', 'Complaint rate')}", "",
-              f"| | {L('投诉', 'Complaints')} | {L('已支付订单', 'Paid orders')} | {L('投诉率', 'Rate')} | {L('本事件 SKU 投诉', 'Complaints on these SKUs')} |",
+    # complaints per paid order around the opening: not the health snapshot's complaint rate
+    # (complaints / active customers), so it is not called that
+    lines += ["", f"## {L('每单投诉(投诉 / 已支付订单)', 'Complaints per paid order')}", "",
+              f"| | {L('投诉', 'Complaints')} | {L('已支付订单', 'Paid orders')} | {L('每单投诉', 'Per order')} | {L('本事件 SKU 投诉', 'Complaints on these SKUs')} |",
               "|---|---|---|---|---|",
               f"| {L('开启前', 'Before')} | {b['complaints']} | {b['paid_orders']} | {_pct(b['rate'])} | {b.get('sku_complaints', '-')} |",
               f"| {L('开启后', 'After')} | {a['complaints']} | {a['paid_orders']} | {_pct(a['rate'])} | {a.get('sku_complaints', '-')} |"]

@@ -6,7 +6,7 @@ from datetime import timedelta
 
 
 from tasks.crisis.feedback import feedback_sla_check, quality_trace_check
-from tests.crisis.conftest import NOW, add_customers, add_feedback, add_orders
+from tests.crisis.conftest import NOW, add_customers, add_feedback, add_orders, add_tags
 from userops.db import read_frame
 
 
@@ -68,20 +68,41 @@ def test_acknowledgement_can_be_switched_off(sqlite_warehouse, monkeypatch, pinn
 
 
 def test_quality_trace_names_the_skus_driving_complaints(warehouse, pinned_now):
+    """The rate is the health snapshot's complaint rate: complaints / active customers (a
+    paid order in the last 60 days; refunds and older buyers are not active)."""
     with warehouse.begin() as conn:
         ids = [f"C{k}" for k in range(100)]
-        add_customers(conn, ids)
+        add_customers(conn, ids + [f"OLD{k}" for k in range(30)] + ["REF"])
         add_orders(conn, [(f"O{k}", ids[k], NOW - timedelta(days=1 + k % 6), "paid", "SKU-X" if k < 10 else "SKU-Z", 1, 10.0, "杯")
-                          for k in range(100)])
+                          for k in range(100)]
+                   + [(f"OO{k}", f"OLD{k}", NOW - timedelta(days=61), "paid", "SKU-Z", 1, 10.0, "杯") for k in range(30)]
+                   + [("OR", "REF", NOW - timedelta(days=1), "refunded", "SKU-X", 1, 10.0, "杯")])
         add_feedback(conn, "SKU-Y", [NOW - timedelta(days=2)] * 2)
         add_feedback(conn, "SKU-X", [NOW - timedelta(days=1, hours=h) for h in range(3)])
+        add_feedback(conn, "SKU-X", [NOW - timedelta(days=7, hours=1)])  # outside the 7 days
     low = quality_trace_check(warehouse, NOW)
+    assert (low["complaints"], low["active"], low["active_from"]) == (5, 100, "orders")
     assert low["rate"] == 0.05 and not low["alerted"]  # 5 / 100: at the threshold, not above
     with warehouse.begin() as conn:
         add_feedback(conn, "SKU-X", [NOW - timedelta(hours=h) for h in range(1, 4)])
     out = quality_trace_check(warehouse, NOW)
     assert out["alerted"] and out["rate"] == 0.08 and out["skus"] == ["SKU-X", "SKU-Y"]
-    a = read_frame(warehouse, "SELECT title, body, severity FROM alert_outbox WHERE kind = 'quality_trace'")
-    assert len(a) == 1 and "质量溯源" in a["title"].iloc[0]
-    assert "SKU-X: 6 (75%), 60.0% / order" in a["body"].iloc[0]
+    a = read_frame(warehouse, "SELECT title, body, severity, payload FROM alert_outbox WHERE kind = 'quality_trace'")
+    assert len(a) == 1 and "质量溯源" in a["title"].iloc[0] and "8.0%" in a["title"].iloc[0]
+    body = a["body"].iloc[0]
+    assert "8 条投诉 / 100 位活跃会员" in body
+    assert "- SKU-X:6 条投诉(75%),每单投诉 60.0%" in body  # 6 complaints on 10 paid orders of SKU-X
+    assert "- SKU-Y:2 条投诉(25%)" in body and "order" not in body  # no English in the zh-CN alert
+    assert json.loads(a["payload"].iloc[0])["active"] == 100
     assert not quality_trace_check(warehouse, NOW + timedelta(hours=1))["alerted"]  # once a day
+
+    # once the nightly tags exist, their active customers (new, active, loyal) are the
+    # denominator, as in the health snapshot
+    with warehouse.begin() as conn:
+        add_tags(conn, {f"C{k}": "ordinary" for k in range(100)})
+        conn.exec_driver_sql("UPDATE tags SET lifecycle_stage = CASE WHEN customer_id < 'C3' THEN 'silent' ELSE lifecycle_stage END")
+        conn.exec_driver_sql("UPDATE tags SET lifecycle_stage = 'loyal' WHERE customer_id IN ('C90', 'C91')")
+    active = read_frame(warehouse, "SELECT COUNT(*) AS n FROM tags WHERE lifecycle_stage <> 'silent'")["n"].iloc[0]
+    out = quality_trace_check(warehouse, NOW + timedelta(hours=2))
+    assert (out["active"], out["active_from"]) == (active, "tags") and out["rate"] == round(8 / active, 4)
+    assert 0 < active < 100

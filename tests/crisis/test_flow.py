@@ -417,7 +417,8 @@ def test_hourly_monitor_and_nightly_stage(prefect_server, sqlite_warehouse, cris
     assert out["feedback_sla"]["newly_listed"] == 1 and out["feedback_sla"]["acknowledged"] == 1
     assert out["spikes"]["new_spikes"] == ["SKU-HOT"] and len(out["spikes"]["emitted"]) == 1
     assert out["deadlines"]["reminders"] == 1
-    assert out["quality_trace"]["alerted"]  # 11 complaints on 5 paid orders this week
+    # 11 complaints this week / 1 active customer (C1, in the stored tags)
+    assert out["quality_trace"]["alerted"] and (out["quality_trace"]["active"], out["quality_trace"]["active_from"]) == (1, "tags")
     assert any("SKU-HOT" in line for line in out["summary"])
     kinds = set(read_frame(sqlite_warehouse, "SELECT kind FROM alert_outbox")["kind"])
     assert {"feedback_sla", "crisis_deadline", "quality_trace"} <= kinds
