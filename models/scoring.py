@@ -109,9 +109,13 @@ def feature_params(as_of: date) -> dict:
 
 
 def training_cutoff(as_of: date, horizon_days: int | None = None) -> pd.Timestamp:
-    """T of the latest complete window at ``as_of`` (holdout labels [T, T+H) observed)."""
+    """T of the latest complete window at ``as_of`` (holdout labels [T, T+H) observed): the
+    shop-local midnight H days before the scoring cutoff, as naive UTC. Training features
+    at T (and T - H) then count calendar days as scoring's features do (a UTC midnight was
+    a third of a day off in Asia/Shanghai, and left the last 16 hours of labels unused).
+    In UTC it is ``labels.latest_complete_cutoff``."""
     h = int(horizon_days or get_settings().churn.horizon_days)
-    return latest_complete_cutoff(scoring_cutoff(as_of), h)
+    return scoring_cutoff(pd.Timestamp(as_of).date() - timedelta(days=h))
 
 
 # ----------------------------------------------------------------------------- reading

@@ -303,16 +303,20 @@ class TrainedModel:
         d = self.design(features) if design is None else design
         return pd.DataFrame(self._standardized(d) * self.coef, index=features.index, columns=self.model_features)
 
+    def local_date(self, ts: pd.Timestamp) -> "_dt.date":
+        """The shop's calendar day of a cutoff (naive UTC; the cutoffs are shop-local midnights)."""
+        return (ts + pd.Timedelta(minutes=int(self.config.get("day_offset_minutes") or 0))).date()
+
     def summary(self) -> dict:
         """JSON-friendly description for the model registry."""
         return {
             "version": self.version,
             "kind": self.kind,
             "horizon_days": self.horizon_days,
-            "train_cutoff": str(self.train_cutoff.date()),
-            "train_label_end": str(self.train_label_end.date()),
-            "eval_cutoff": str(self.eval_cutoff.date()),
-            "eval_label_end": str(self.eval_label_end.date()),
+            "train_cutoff": str(self.local_date(self.train_cutoff)),
+            "train_label_end": str(self.local_date(self.train_label_end)),
+            "eval_cutoff": str(self.local_date(self.eval_cutoff)),
+            "eval_label_end": str(self.local_date(self.eval_label_end)),
             "n_train": self.n_train,
             "train_churn_rate": self.train_churn_rate,
             "features": list(self.model_features),
@@ -477,9 +481,10 @@ def train_model(
 
     y_series = w.train_labels
     if len(y_series) == 0 or y_series.nunique() < 2:
+        day = pd.Timedelta(minutes=int(cfg.day_offset_minutes or 0))  # shop-local days
         raise ValueError(
-            f"cannot train: the training window (features at {train_cut.date()}, labels "
-            f"[{train_cut.date()}, {w.cutoff.date()})) has {len(y_series)} customers and needs both classes"
+            f"cannot train: the training window (features at {(train_cut + day).date()}, labels "
+            f"[{(train_cut + day).date()}, {(w.cutoff + day).date()})) has {len(y_series)} customers and needs both classes"
         )
     F_train = w.train_features.loc[y_series.index]
     if len(F_train) > cfg.max_train_rows:

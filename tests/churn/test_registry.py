@@ -41,7 +41,10 @@ def test_round_trip(loaded):
     np.testing.assert_allclose(back.predict_proba(feats), model.predict_proba(feats))
     r = row.iloc[0]
     assert r["status"] == "champion" and r["horizon_days"] == 90
-    assert str(r["train_cutoff"])[:10] == "2026-05-24" and str(r["eval_cutoff"])[:10] == "2026-08-22"
+    # shop-local days: the holdout's labels [T, T + 90 days) end where scoring starts (the end
+    # of AS_OF, 2026-11-21 00:00 in Asia/Shanghai), so T is 2026-08-23 and training's T - 90
+    assert str(r["eval_cutoff"])[:10] == "2026-08-23" and str(r["train_cutoff"])[:10] == "2026-05-25"
+    assert model.eval_cutoff + timedelta(days=90) == frames.cutoff  # every label day used, none unobserved
     metrics = json.loads(r["metrics"])
     for k in ("roc_auc", "pr_auc", "brier", "log_loss", "lift_top_decile"):
         assert isinstance(metrics[k], float), k
