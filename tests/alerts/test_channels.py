@@ -222,7 +222,7 @@ def test_split_bytes_never_cuts_a_character():
     parts = split_bytes(text, 1000)
     assert all(len(p.encode("utf-8")) <= 1000 for p in parts)
     assert "".join(parts).replace("\n", "") == text.replace("\n", "")
-    assert json.dumps(parts, ensure_ascii=False)  # valid strings
+    assert len(parts) > 1 and all(parts)  # it did split, into non-empty parts
 
 
 def test_payload_mentions_per_channel(dingtalk, slack, wecom, clock):

@@ -16,10 +16,9 @@ def test_nightly_stage_in_a_flow(prefect_server, loaded):
     from flows.stages import NIGHTLY_STAGES
 
     names = [n for n, _ in NIGHTLY_STAGES]
-    assert names.index("churn") == names.index("health") + 1
-    assert names.index("churn") < names.index("digest")
-    if "campaigns" in names:
-        assert names.index("churn") < names.index("campaigns")
+    # right after health (it reads the aggregate the tags stage refreshed), before campaigns
+    # (their audiences read the at-risk overlay) and the digest
+    assert names == ["quarantine-report", "tags", "health", "churn", "campaigns", "crisis", "digest"]
 
     @flow(name="test-nightly-churn")
     def parent():

@@ -56,7 +56,7 @@ def test_probabilities_behave():
 
 
 def test_agrees_with_lifetimes():
-    lifetimes = pytest.importorskip("lifetimes")
+    import lifetimes  # a test dependency (pyproject's `test` extra)
     x, t_x, T = simulate(0.4, 30.0, 0.8, 2.5, n=5_000, seed=3)
     ours = fit_bgnbd(x, t_x, T)
     theirs = lifetimes.BetaGeoFitter().fit(x, t_x, T).params_
