@@ -57,7 +57,8 @@ def load_prefect_yaml(path: str | Path = PREFECT_YAML) -> dict:
 def render_prefect_yaml(config: dict | None = None, settings: Settings | None = None) -> dict:
     """``prefect.yaml`` with the operator's settings applied: every schedule in the shop's
     timezone (``USEROPS_DEPLOY__SCHEDULE_TIMEZONE`` or ``USEROPS_TIMEZONE``), the nightly /
-    retrain / monitor crons when set, and the work pool name when set."""
+    retrain / monitor crons when set, the deliver-alerts interval
+    (``USEROPS_ALERTS__DELIVER_EVERY_MINUTES``), and the work pool name when set."""
     s = settings or get_settings()
     cfg = copy.deepcopy(config if config is not None else load_prefect_yaml())
     tz = s.deploy.schedule_timezone or s.timezone
@@ -68,6 +69,8 @@ def render_prefect_yaml(config: dict | None = None, settings: Settings | None = 
                 sched["timezone"] = tz
                 if cron:
                     sched["cron"] = cron
+            elif "interval" in sched and d.get("name") == "deliver-alerts":  # one setting for its interval
+                sched["interval"] = int(s.alerts.deliver_every_minutes) * 60
         if s.deploy.work_pool:
             d.setdefault("work_pool", {})
             d["work_pool"] = {**(d["work_pool"] or {}), "name": s.deploy.work_pool}

@@ -214,7 +214,9 @@ class AlertSettings(BaseModel):
     mention_severities: list[str] = ["error", "critical"]
     wecom_msgtype: Literal["markdown", "text"] = "markdown"
     use_blocks: bool = True  # also read channels from Prefect blocks when a Prefect API is configured
-    deliver_every_minutes: int = 10  # the deliver-alerts deployment: retries held-back alerts
+    # the deliver-alerts deployment's interval (prefect.yaml's schedule is rendered with it):
+    # retries held-back alerts
+    deliver_every_minutes: int = Field(5, ge=1)
 
 
 class DeploySettings(BaseModel):

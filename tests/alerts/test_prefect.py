@@ -158,7 +158,8 @@ def test_crash_automation_and_its_flow(prefect_server, warehouse, use_channels, 
         assert dep.entrypoint == "flows/alerts.py:alert_crashed_run" and dep.work_pool_name == "userops-pool"
         deliver = client.read_deployment_by_name("deliver-alerts/deliver-alerts")
         assert deliver.entrypoint == "flows/alerts.py:deliver_alerts"
-        assert [s.schedule.interval.total_seconds() for s in deliver.schedules] == [600.0]
+        # the setting's interval (default 5 minutes), as prefect.yaml's schedule
+        assert [s.schedule.interval.total_seconds() for s in deliver.schedules] == [300.0]
         # a run whose process died: the server marks it Crashed, no hook ran
         fr = client.create_flow_run(flow=failing_flow.with_options(name="alert-test-killed"), name="killed-run")
         client.set_flow_run_state(fr.id, Crashed(message="Flow run infrastructure exited with non-zero status code -9."), force=True)

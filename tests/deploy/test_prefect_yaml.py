@@ -51,6 +51,8 @@ def test_schedules_and_concurrency():
     assert BY_NAME["hourly-monitor"]["schedules"][0]["cron"] == "0 * * * *"  # hourly
     assert BY_NAME["hourly-monitor"]["concurrency_limit"]["collision_strategy"] == "CANCEL_NEW"
     assert BY_NAME["deliver-alerts"]["schedules"][0]["interval"] == 300  # every 5 minutes
+    # the file and the setting that deploys it without prefect.yaml agree
+    assert Settings().alerts.deliver_every_minutes * 60 == 300
     for name in ("awakening", "retention", "recall", "silent-share-recall", "crisis-response", "alert-crashed-run"):
         assert not BY_NAME[name].get("schedules"), f"{name} runs by hand or on its event"
 
@@ -117,6 +119,8 @@ def test_settings_override_timezone_crons_and_work_pool(monkeypatch):
     assert out["weekly-retrain"]["schedules"][0]["cron"] == "0 4 * * 6"
     assert out["hourly-monitor"]["schedules"][0]["cron"] == "*/30 * * * *"
     assert {d["work_pool"]["name"] for d in out.values()} == {"ops-pool"}
+    s3 = Settings(alerts={"deliver_every_minutes": 15})
+    assert {d["name"]: d for d in render_prefect_yaml(CONFIG, s3)["deployments"]}["deliver-alerts"]["schedules"][0]["interval"] == 900
     assert out["nightly"]["concurrency_limit"] == {"limit": 1, "collision_strategy": "ENQUEUE"}
     # an explicit schedule timezone wins over the shop's
     s2 = Settings(timezone="Europe/Berlin", deploy={"schedule_timezone": "UTC"})
