@@ -4,6 +4,7 @@ and its flow, channel blocks."""
 from __future__ import annotations
 
 import json
+import uuid
 from datetime import date
 
 import pytest
@@ -114,7 +115,7 @@ def test_digest_stage_publishes_artifact_and_delivers(prefect_server, warehouse,
 
     assert NIGHTLY_STAGES[-1][0] == "digest" and NIGHTLY_STAGES[-1][1] is nightly_digest
     use_channels(slack=slack)
-    run_id = "2d0c0b8e-6a6e-4d57-9d43-2f1f7e0f5a11"
+    run_id = str(uuid.uuid4())  # this run's own: the session's server holds the other database's digest too
     res = nightly_digest(AS_OF, run_id)
     assert res["queued"] == 1 and res["delivery"]["sent"] == 1 and res["artifact_key"] == "nightly-digest"
     assert len(slack.received) == 1 and "夜间摘要 2026-11-20" in slack.received[0]["text"]

@@ -3,6 +3,8 @@ on, sends, and publishes a read-out per campaign and the calendar; the recall pl
 why it ran; an invalid definition fails the stage before anything is sent."""
 from __future__ import annotations
 
+from datetime import datetime, timezone
+
 import shutil
 
 import pytest
@@ -32,6 +34,7 @@ def test_nightly_stage_plans_sends_and_publishes(shop, warehouse, provider, pref
 
     from flows.campaigns import run_campaigns
 
+    started = datetime.now(timezone.utc)  # the session's server holds the other database's run's artifacts too
     out = run_campaigns(as_of=AS_OF, run_id="nightly-test")
     assert set(out["campaigns"]) == {"awakening", "retention", "recall"}  # the examples are off
     t = touches(warehouse)
@@ -42,9 +45,10 @@ def test_nightly_stage_plans_sends_and_publishes(shop, warehouse, provider, pref
     assert out["summary"] and any("awakening" in line for line in out["summary"])
     for name in ("awakening", "retention", "recall"):
         art = Artifact.get(f"campaign-{name}")
-        assert art is not None and art.type == "table"
+        assert art is not None and art.type == "table" and art.created >= started  # published by this run
         assert "@" not in str(art.data) and "138" not in str(art.data)  # no personal data
-    assert Artifact.get("campaign-calendar") is not None
+    cal = Artifact.get("campaign-calendar")
+    assert cal is not None and cal.created >= started
     with warehouse.connect() as conn:
         runs = conn.execute(sa.text("SELECT campaign, status FROM campaign_runs")).fetchall()
     assert {r[0] for r in runs} == {"awakening", "retention", "recall"} and {r[1] for r in runs} == {"completed"}
