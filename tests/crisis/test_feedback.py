@@ -52,19 +52,19 @@ def test_overdue_feedback_listed_alerted_and_acknowledged_once(warehouse, provid
     assert set(touches["status"]) == {"sent"} and not touches["is_marketing"].astype(bool).any()
 
 
-def test_acknowledgement_can_be_switched_off(sqlite_warehouse, monkeypatch, pinned_now):
+def test_acknowledgement_can_be_switched_off(warehouse, monkeypatch, pinned_now):
     from userops.settings import reset_settings
 
     monkeypatch.setenv("USEROPS_HEALTH__FEEDBACK_ACK", "false")
     monkeypatch.setenv("USEROPS_HEALTH__FEEDBACK_SLA_HOURS", "48")
     reset_settings()
-    with sqlite_warehouse.begin() as conn:
+    with warehouse.begin() as conn:
         add_customers(conn, ["C1"])
         add_feedback(conn, "SKU-A", [NOW - timedelta(hours=30)], customer_id="C1")
         add_feedback(conn, "SKU-A", [NOW - timedelta(hours=50)], customer_id="C1")
-    out = feedback_sla_check(sqlite_warehouse, NOW)
+    out = feedback_sla_check(warehouse, NOW)
     assert out["newly_listed"] == 1 and out["acknowledged"] == 0
-    assert read_frame(sqlite_warehouse, "SELECT 1 FROM touches").empty
+    assert read_frame(warehouse, "SELECT 1 FROM touches").empty
 
 
 def test_quality_trace_names_the_skus_driving_complaints(warehouse, pinned_now):

@@ -79,8 +79,8 @@ def test_auto_close_after_quiet_period_and_cli(warehouse, provider, pinned_now):
     assert runner.invoke(app, ["incident", "show", "INC-NOPE"]).exit_code == 1
 
 
-def test_open_incident_not_closed_while_a_step_is_open(sqlite_warehouse):
-    iid = open_incident(sqlite_warehouse)["incident_id"]
-    assert auto_close(sqlite_warehouse, NOW + timedelta(days=30)) == []
+def test_open_incident_not_closed_while_a_step_is_open(warehouse):
+    iid = open_incident(warehouse)["incident_id"]
+    assert auto_close(warehouse, NOW + timedelta(days=30)) == []
     res = CliRunner().invoke(__import__("userops.cli", fromlist=["app"]).app, ["incident", "close", iid, "--by", "ops"])
-    assert res.exit_code == 0 and get_incident(sqlite_warehouse, iid)["status"] == "closed"
+    assert res.exit_code == 0 and get_incident(warehouse, iid)["status"] == "closed"

@@ -1,16 +1,22 @@
 """Complaint-spike monitor on fixtures: fires once per spike, never on noise."""
 from __future__ import annotations
 
+import uuid
 from datetime import timedelta
 
 import numpy as np
 import pandas as pd
+import pytest
 
 from tasks.crisis.spike import EVENT, check_spikes, detect_hot
 from tests.crisis.conftest import NOW, add_feedback
+from tests.prefect_events import wait_events
 
 
 class Recorder:
+    """An emitter for Prefect being unreachable (``fail``); the other tests emit to the
+    session's Prefect server."""
+
     def __init__(self, fail=False):
         self.events = []
         self.fail = fail
@@ -28,8 +34,16 @@ def burst(engine, sku, n, end, span_minutes=90):
         add_feedback(conn, sku, times)
 
 
-def test_fires_once_per_spike_and_not_on_noise(warehouse):
+def _spike_events(sku: str, n: int, timeout: float = 30) -> list:
+    """The spike events of ``sku`` on the session's server (a SKU of the test's own: the
+    event ids are deterministic per spike, and the server is shared by both databases' runs)."""
+    return wait_events(EVENT, lambda e: e.resource.id == f"userops.sku.{sku}", n, timeout)
+
+
+@pytest.mark.xdist_group("prefect")
+def test_fires_once_per_spike_and_not_on_noise(warehouse, prefect_server):
     rng = np.random.default_rng(1)
+    bad = f"SKU-BAD-{uuid.uuid4().hex[:8]}"
     # noise 1: 20 complaints spread over three days
     with warehouse.begin() as conn:
         add_feedback(conn, "SKU-SPREAD", [NOW - timedelta(hours=float(h)) for h in np.linspace(1, 72, 20)])
@@ -39,47 +53,47 @@ def test_fires_once_per_spike_and_not_on_noise(warehouse):
         add_feedback(conn, "SKU-BUSY", [NOW - timedelta(minutes=10 * k) for k in range(9)])
         # suggestions and praise are not complaints
         add_feedback(conn, "SKU-PRAISED", [NOW - timedelta(minutes=k) for k in range(30)], kind="praise")
-    burst(warehouse, "SKU-BAD", 12, NOW - timedelta(minutes=5))
+    burst(warehouse, bad, 12, NOW - timedelta(minutes=5))
 
-    rec = Recorder()
-    out = check_spikes(warehouse, NOW, emit=rec)
-    assert out["new_spikes"] == ["SKU-BAD"]
-    assert len(rec.events) == 1
-    ev = rec.events[0]
-    assert ev["event"] == EVENT == "userops.complaints.spike"
-    assert ev["resource"]["prefect.resource.id"] == "userops.sku.SKU-BAD"
-    assert ev["payload"]["skus"] == ["SKU-BAD"]
-    assert ev["payload"]["complaints"] == 12
-    assert ev["payload"]["window_hours"] == 2.0
+    out = check_spikes(warehouse, NOW)  # emitted to the Prefect server
+    assert out["new_spikes"] == [bad]
+    (ev,) = _spike_events(bad, 1)
+    assert ev.event == EVENT == "userops.complaints.spike"
+    assert ev.resource.id == f"userops.sku.{bad}"
+    assert ev.payload["skus"] == [bad]
+    assert ev.payload["complaints"] == 12
+    assert ev.payload["window_hours"] == 2.0
 
     # the same spike seen again: by the next hourly check, the nightly rescan, more complaints
-    check_spikes(warehouse, NOW, emit=rec)
-    burst(warehouse, "SKU-BAD", 5, NOW + timedelta(minutes=50), span_minutes=20)
-    check_spikes(warehouse, NOW + timedelta(hours=1), emit=rec)
-    check_spikes(warehouse, NOW + timedelta(hours=20), emit=rec)
-    assert len(rec.events) == 1
+    check_spikes(warehouse, NOW)
+    burst(warehouse, bad, 5, NOW + timedelta(minutes=50), span_minutes=20)
+    check_spikes(warehouse, NOW + timedelta(hours=1))
+    check_spikes(warehouse, NOW + timedelta(hours=20))
+    assert len(_spike_events(bad, 2, timeout=4)) == 1  # waits (after the emitter drained) for a second one: none comes
 
     with warehouse.connect() as conn:
         rows = conn.exec_driver_sql("SELECT sku, peak_complaints, rule FROM complaint_spikes").fetchall()
-    assert [(r[0], r[2]) for r in rows] == [("SKU-BAD", "count")]
+    assert [(r[0], r[2]) for r in rows] == [(bad, "count")]
     assert rows[0][1] >= 12
 
     # a new burst well after the cooldown is a new spike
-    burst(warehouse, "SKU-BAD", 11, NOW + timedelta(hours=40))
-    check_spikes(warehouse, NOW + timedelta(hours=40, minutes=1), emit=rec)
-    assert len(rec.events) == 2
-    assert rec.events[0]["id"] != rec.events[1]["id"]
+    burst(warehouse, bad, 11, NOW + timedelta(hours=40))
+    check_spikes(warehouse, NOW + timedelta(hours=40, minutes=1))
+    evs = _spike_events(bad, 2)
+    assert len(evs) == 2 and evs[0].id != evs[1].id
 
 
-def test_rate_far_above_usual(warehouse):
+@pytest.mark.xdist_group("prefect")
+def test_rate_far_above_usual(warehouse, prefect_server):
     # six complaints in an hour for a product that never gets any: below 10, far above usual
-    burst(warehouse, "SKU-QUIET", 6, NOW - timedelta(minutes=1), span_minutes=60)
+    quiet = f"SKU-QUIET-{uuid.uuid4().hex[:8]}"
+    burst(warehouse, quiet, 6, NOW - timedelta(minutes=1), span_minutes=60)
     hot = detect_hot(warehouse, NOW)
-    assert set(hot["sku"]) == {"SKU-QUIET"}
+    assert set(hot["sku"]) == {quiet}
     assert set(hot["rule"]) == {"rate"}
-    rec = Recorder()
-    check_spikes(warehouse, NOW, emit=rec)
-    assert [e["payload"]["skus"] for e in rec.events] == [["SKU-QUIET"]]
+    check_spikes(warehouse, NOW)
+    (ev,) = _spike_events(quiet, 1)
+    assert ev.payload["skus"] == [quiet] and ev.payload["rule"] == "rate"
 
 
 def test_thresholds_are_configurable(warehouse, monkeypatch):
@@ -95,14 +109,14 @@ def test_thresholds_are_configurable(warehouse, monkeypatch):
     assert set(detect_hot(warehouse, NOW)["sku"]) == {"SKU-A"}
 
 
-def test_emission_retried_when_events_are_unavailable(sqlite_warehouse):
-    burst(sqlite_warehouse, "SKU-BAD", 10, NOW - timedelta(minutes=1))
+def test_emission_retried_when_events_are_unavailable(warehouse):
+    burst(warehouse, "SKU-BAD", 10, NOW - timedelta(minutes=1))
     down = Recorder(fail=True)
-    out = check_spikes(sqlite_warehouse, NOW, emit=down)
+    out = check_spikes(warehouse, NOW, emit=down)
     assert out["new_spikes"] == ["SKU-BAD"] and out["emitted"] == []
     up = Recorder()
-    check_spikes(sqlite_warehouse, NOW + timedelta(hours=1), emit=up)
-    check_spikes(sqlite_warehouse, NOW + timedelta(hours=2), emit=up)
+    check_spikes(warehouse, NOW + timedelta(hours=1), emit=up)
+    check_spikes(warehouse, NOW + timedelta(hours=2), emit=up)
     assert len(up.events) == 1
 
 

@@ -96,10 +96,10 @@ def test_statement_drafted_with_facts_and_published_once(warehouse, monkeypatch)
     assert step["status"] == "done" and step["done_by"] == "pr-zhao" and step["result"]["edited"]
 
 
-def test_statement_channels_configurable(sqlite_warehouse, monkeypatch):
+def test_statement_channels_configurable(warehouse, monkeypatch):
     _use(monkeypatch, USEROPS_CRISIS__STATEMENT_CHANNELS='["pr-wecom", "log"]')
-    iid = open_incident(sqlite_warehouse)["incident_id"]
-    draft_statement(iid, engine=sqlite_warehouse)
-    approve_statement(iid, None, "pr", engine=sqlite_warehouse)
-    chans = read_frame(sqlite_warehouse, "SELECT channel FROM alert_outbox WHERE kind = 'crisis_statement' ORDER BY channel")
+    iid = open_incident(warehouse)["incident_id"]
+    draft_statement(iid, engine=warehouse)
+    approve_statement(iid, None, "pr", engine=warehouse)
+    chans = read_frame(warehouse, "SELECT channel FROM alert_outbox WHERE kind = 'crisis_statement' ORDER BY channel")
     assert chans["channel"].tolist() == ["log", "pr-wecom"]

@@ -51,8 +51,8 @@ def _quarantine(conn, run_id, rows):
     bulk_upsert(conn, "quarantine", df, ["source_table", "record_hash", "rule"], on_conflict="nothing")
 
 
-def test_quarantine_summary_counts_this_run_only_and_holds_no_personal_data(sqlite_warehouse):
-    with sqlite_warehouse.begin() as conn:
+def test_quarantine_summary_counts_this_run_only_and_holds_no_personal_data(warehouse):
+    with warehouse.begin() as conn:
         _quarantine(conn, "old-run", [("customers", "email_malformed", "bad email")])
         _quarantine(
             conn,
@@ -63,7 +63,7 @@ def test_quarantine_summary_counts_this_run_only_and_holds_no_personal_data(sqli
                 ("customers", "phone_malformed", "phone | malformed"),
             ],
         )
-    rows, total = quarantine_run_summary("run-1", sqlite_warehouse)
+    rows, total = quarantine_run_summary("run-1", warehouse)
     assert total == 4
     assert rows == [
         {"table": "customers", "rule": "phone_malformed", "n": 1, "reason": "phone / malformed"},
@@ -74,7 +74,7 @@ def test_quarantine_summary_counts_this_run_only_and_holds_no_personal_data(sqli
     assert "| orders | amount_negative | 2 |" in md
     assert "13800138000" not in md and "a@b.cn" not in md
     assert quarantine_summary_lines(rows, lang="en")[1] == "quarantine: orders rejected 2 by rule amount_negative"
-    empty, _ = quarantine_run_summary("no-such-run", sqlite_warehouse)
+    empty, _ = quarantine_run_summary("no-such-run", warehouse)
     assert empty == []
     assert "No record was rejected" in quarantine_markdown("2026-11-20", "x", [], 4, lang="en")
     assert "本次运行没有被拒绝的记录" in quarantine_markdown("2026-11-20", "x", [], 4, lang="zh-CN")

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import time
 from datetime import timedelta
 
 import pandas as pd
@@ -12,6 +11,7 @@ import pytest
 
 from tasks import health, tags
 from tests.tags.factory import AS_OF, Shop, local
+from tests.prefect_events import wait_events
 from userops.db import read_frame
 
 
@@ -106,30 +106,6 @@ def test_report_markdown_and_html(warehouse):
     assert "13800138000" not in html and "@example.com" not in html
 
 
-async def _events(name: str) -> list:
-    from prefect.client.orchestration import get_client
-    from prefect.events.filters import EventFilter, EventNameFilter
-
-    async with get_client() as client:
-        page = await client.read_events(filter=EventFilter(event=EventNameFilter(name=[name])), limit=50)
-        return list(page.events)
-
-
-def _wait_events(name: str, keep, n: int, timeout: float = 30) -> list:
-    """The events named ``name`` that ``keep`` accepts, once there are ``n`` (or on timeout),
-    plus a short grace period so a duplicate would show up too."""
-    from prefect.events.worker import EventsWorker
-
-    EventsWorker.drain_all()
-    deadline = time.time() + timeout
-    while True:
-        evs = [e for e in asyncio.run(_events(name)) if keep(e)]
-        if len(evs) >= n or time.time() > deadline:
-            time.sleep(1.0)
-            return [e for e in asyncio.run(_events(name)) if keep(e)]
-        time.sleep(0.5)
-
-
 @pytest.mark.xdist_group("prefect")
 def test_breach_events_once_per_breach_day(warehouse, prefect_server):
     from prefect.client.orchestration import get_client
@@ -149,7 +125,7 @@ def test_breach_events_once_per_breach_day(warehouse, prefect_server):
     again = health_check(as_of=AS_OF, run_id="n1-again")  # the same night re-run
     assert again["emitted"] == []
     # the server is shared by the session: only this test's events count
-    evs = _wait_events("userops.health.silent-share-high", lambda e: e.occurred >= started and e.payload.get("as_of") == str(AS_OF), 1)
+    evs = wait_events("userops.health.silent-share-high", lambda e: e.occurred >= started and e.payload.get("as_of") == str(AS_OF), 1)
     assert len(evs) == 1
     ev = evs[0]
     assert ev.resource.id == "userops.health"
@@ -162,7 +138,7 @@ def test_breach_events_once_per_breach_day(warehouse, prefect_server):
     nxt = AS_OF + timedelta(days=1)
     refresh_tags(as_of=nxt, run_id="n2")
     assert "userops.health.silent-share-high" in health_check(as_of=nxt, run_id="n2")["emitted"]
-    evs = _wait_events("userops.health.silent-share-high", lambda e: e.occurred >= started and e.payload.get("as_of") in (str(AS_OF), str(nxt)), 2)
+    evs = wait_events("userops.health.silent-share-high", lambda e: e.occurred >= started and e.payload.get("as_of") in (str(AS_OF), str(nxt)), 2)
     assert sorted(e.payload["as_of"] for e in evs) == [str(AS_OF), str(nxt)]
     assert len(read_frame(warehouse, "SELECT id FROM alert_outbox")) == 6
 
