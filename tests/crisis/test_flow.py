@@ -310,7 +310,7 @@ def test_spike_event_starts_the_deployment_and_a_second_one_joins(prefect_server
     assert len(read_frame(sqlite_warehouse, "SELECT 1 FROM alert_outbox WHERE kind = 'crisis_statement'")) == 1
 
 
-def test_cli_open_starts_the_deployment_like_the_ui_form(prefect_server, sqlite_warehouse, monkeypatch):
+def test_cli_open_starts_the_deployment_like_the_ui_form(prefect_server, warehouse, monkeypatch):
     dep_id = _deployment()
     before = {f.id for f in _flow_runs(dep_id)}
     out = cli("incident", "open", "--sku", "SKU-1", "--sku", "SKU-2", "--reason", "标签印错", "--severity", "medium", "--by", "ops-wang")
@@ -387,7 +387,7 @@ def test_killed_run_resumed_compensates_exactly_once(prefect_server, warehouse, 
     assert len(read_frame(warehouse, "SELECT 1 FROM audit_log WHERE action = 'incident.taken_over'")) == 2
 
 
-def test_hourly_monitor_and_nightly_stage(prefect_server, sqlite_warehouse, crisis_env, pinned_now):
+def test_hourly_monitor_and_nightly_stage(prefect_server, warehouse, crisis_env, pinned_now):
     from datetime import date
 
     from flows.monitor import crisis_nightly, hourly_monitor
@@ -399,17 +399,17 @@ def test_hourly_monitor_and_nightly_stage(prefect_server, sqlite_warehouse, cris
     names = [n for n, _ in NIGHTLY_STAGES]
     assert names == ["quarantine-report", "tags", "health", "churn", "campaigns", "crisis", "digest"]  # crisis after campaigns, right before the digest
 
-    shop(sqlite_warehouse, {"C1": "ordinary"})
-    with sqlite_warehouse.begin() as conn:
+    shop(warehouse, {"C1": "ordinary"})
+    with warehouse.begin() as conn:
         add_customers(conn, ["F1"], names=["周杰"])
         add_feedback(conn, "SKU-OK", [NOW - timedelta(hours=25)], kind="suggestion", customer_id="F1")
         add_feedback(conn, "SKU-HOT", [NOW - timedelta(minutes=3 * k) for k in range(10)])
-    iid = open_or_join(["SKU-BAD"], "x", engine=sqlite_warehouse, now=NOW - timedelta(minutes=61))["incident_id"]
+    iid = open_or_join(["SKU-BAD"], "x", engine=warehouse, now=NOW - timedelta(minutes=61))["incident_id"]
     # an earlier incident closed from the CLI (no Prefect run there): its report is published by the monitor
     from tasks.crisis.report import close_incident
 
-    old = open_or_join(["SKU-GONE"], "old", engine=sqlite_warehouse, now=NOW - timedelta(days=9))["incident_id"]
-    assert close_incident(old, "ops", sqlite_warehouse, NOW - timedelta(days=1)) is not None
+    old = open_or_join(["SKU-GONE"], "old", engine=warehouse, now=NOW - timedelta(days=9))["incident_id"]
+    assert close_incident(old, "ops", warehouse, NOW - timedelta(days=1)) is not None
 
     out = hourly_monitor()
     assert out["feedback_sla"]["newly_listed"] == 1 and out["feedback_sla"]["acknowledged"] == 1
@@ -418,7 +418,7 @@ def test_hourly_monitor_and_nightly_stage(prefect_server, sqlite_warehouse, cris
     # 11 complaints this week / 1 active customer (C1, in the stored tags)
     assert out["quality_trace"]["alerted"] and (out["quality_trace"]["active"], out["quality_trace"]["active_from"]) == (1, "tags")
     assert any("SKU-HOT" in line for line in out["summary"])
-    kinds = set(read_frame(sqlite_warehouse, "SELECT kind FROM alert_outbox")["kind"])
+    kinds = set(read_frame(warehouse, "SELECT kind FROM alert_outbox")["kind"])
     assert {"feedback_sla", "crisis_deadline", "quality_trace"} <= kinds
     assert len(provider.delivered) == 1  # the acknowledgement
 
@@ -440,7 +440,7 @@ def test_hourly_monitor_and_nightly_stage(prefect_server, sqlite_warehouse, cris
     night = crisis_nightly(as_of=date(2026, 11, 20), run_id="nightly-test")
     assert night["deadlines"]["reminders"] == 1 and night["spikes"]["emitted"] == []
     assert night["summary"]
-    assert get_incident_status(sqlite_warehouse, iid) == "open"
+    assert get_incident_status(warehouse, iid) == "open"
 
 
 def get_incident_status(engine, iid):
