@@ -21,16 +21,7 @@ from tasks.crisis.deadlines import watch_deadlines_task
 from tasks.crisis.feedback import feedback_sla_task, quality_trace_task
 from tasks.crisis.report import auto_close_task
 from tasks.crisis.spike import check_spikes_task
-from userops.i18n import register, t
-
-register(
-    {
-        "monitor.summary.spikes": {"zh-CN": "投诉激增:新发现 {n} 个 SKU({skus})", "en": "Complaint spikes: {n} new ({skus})"},
-        "monitor.summary.deadlines": {"zh-CN": "危机时限:提醒 {r} 次,升级 {e} 次", "en": "Crisis deadlines: {r} reminders, {e} escalations"},
-        "monitor.summary.feedback": {"zh-CN": "超时未回复反馈 {n} 条(新增 {new},已致意 {ack})",
-                                     "en": "Feedback past the SLA: {n} ({new} new, {ack} acknowledged)"},
-    }
-)
+from userops.i18n import t
 
 
 @task(name="crisis-advance-compensation", cache_policy=NO_CACHE)

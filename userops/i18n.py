@@ -5,10 +5,31 @@ and render with ``t("key", lang, **values)`` (``str.format`` placeholders).
 """
 from __future__ import annotations
 
+import importlib
+
 from userops.settings import get_settings
 
 LANGUAGES = ("zh-CN", "en")
 _CATALOG: dict[str, dict[str, str]] = {}
+# the modules whose import registers a catalogue: loaded on the first key not registered yet,
+# so a text is found whatever was imported before (a night that fails before the stage that
+# imports the alert texts still renders its failure alert)
+CATALOGUES = (
+    "tasks.artifacts",
+    "tasks.tags",
+    "tasks.health",
+    "tasks.alerts.messages",
+    "tasks.campaigns.texts",
+    "tasks.crisis.messages",
+    "models.registry",
+    "models.scoring",
+)
+# the command line's own texts are registered by its modules (userops/cli/*), used only there
+
+
+def load_catalogues() -> None:
+    for module in CATALOGUES:
+        importlib.import_module(module)
 
 
 def register(messages: dict[str, dict[str, str]]) -> None:
@@ -22,6 +43,9 @@ def register(messages: dict[str, dict[str, str]]) -> None:
 def t(key: str, lang: str | None = None, **values) -> str:
     lang = lang or get_settings().language
     texts = _CATALOG.get(key)
+    if texts is None:
+        load_catalogues()
+        texts = _CATALOG.get(key)
     if texts is None:
         raise KeyError(f"no message {key!r}")
     return texts.get(lang, texts["en"]).format(**values)
