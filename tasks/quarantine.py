@@ -6,7 +6,7 @@ import json
 import pandas as pd
 
 from userops.db import get_engine, read_frame
-from userops.privacy import mask_record
+from userops.privacy import mask_record, scrub_text
 
 
 def _where(table: str | None, run_id: str | None) -> tuple[str, dict]:
@@ -44,5 +44,10 @@ def quarantine_record(record_id: int) -> dict | None:
     if df.empty:
         return None
     rec = df.iloc[0].to_dict()
-    rec["record"] = mask_record(json.loads(rec["record"]))
+    # phone, email and name masked; a phone number or email inside any other text (a
+    # feedback's words, an address) too
+    masked = mask_record(json.loads(rec["record"]))
+    rec["record"] = {k: scrub_text(v) if isinstance(v, str) and k not in ("phone", "email", "name") else v for k, v in masked.items()}
+    if isinstance(rec.get("reason"), str):
+        rec["reason"] = scrub_text(rec["reason"])
     return rec

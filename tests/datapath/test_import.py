@@ -129,6 +129,20 @@ def test_cli_quarantine_list_and_show_mask_personal_data(warehouse, tmp_path):
     assert "email_malformed" in show.output
     assert "13700137000" not in show.output  # phone masked
     assert "赵六" not in show.output  # name masked
+    assert runner.invoke(app, ["quarantine", "show", "999999"]).exit_code == 1
+
+    # a phone number or an email inside free text (a feedback's words) is masked too
+    fb = "feedback_id,kind,created_at,customer_id,text\nF1,grumble,2025-06-01 10:00:00,C1,请联系我 13512345678 或 chen.wei@example.com\n"
+    runner.invoke(app, ["import", "feedback", str(write(tmp_path, "f.csv", fb))])
+    fid = read_frame(warehouse, "SELECT id FROM quarantine WHERE source_table = 'feedback'")["id"].iloc[0]
+    show = runner.invoke(app, ["quarantine", "show", str(int(fid))]).output
+    assert "请联系我" in show and "13512345678" not in show and "chen.wei@example.com" not in show
+
+    # tables as the import command spells them; an unknown one is named, not "empty"
+    assert "F1" in runner.invoke(app, ["quarantine", "list", "--table", "feedback"]).output
+    assert runner.invoke(app, ["quarantine", "list", "--table", "order-items"]).exit_code == 0
+    bad = runner.invoke(app, ["quarantine", "list", "--table", "oders"])
+    assert bad.exit_code == 2 and "order-items" in bad.output
 
 
 def _orders_csv(n: int, extra: str = "") -> str:

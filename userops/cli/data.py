@@ -162,26 +162,43 @@ def db_upgrade() -> None:
     typer.echo(f"schema up to date: {get_engine().url.render_as_string(hide_password=True)}")
 
 
+def _quarantine_table(table: str | None) -> str | None:
+    """``--table`` as the import command spells it (order-items) or as stored (order_items)."""
+    if table is None:
+        return None
+    name = IMPORT_TABLES.get(table, table)
+    if name not in IMPORT_TABLES.values():
+        typer.echo(t("quarantine.bad_table", table=table, tables=", ".join(IMPORT_TABLES)), err=True)
+        raise typer.Exit(2)
+    return name
+
+
+def _text(v) -> str:
+    return "—" if v is None or (isinstance(v, float) and v != v) else str(v)
+
+
 @quarantine_app.command("list")
 def quarantine_list(
-    table: Optional[str] = typer.Option(None, "--table"),
+    table: Optional[str] = typer.Option(None, "--table", help="customers, orders, order-items, feedback or events."),
     run: Optional[str] = typer.Option(None, "--run", help="Only records first seen in this run id."),
     limit: int = typer.Option(50, "--limit"),
 ) -> None:
     """Rejected records grouped by table and rule, then the latest ones."""
     from tasks.quarantine import quarantine_records, quarantine_summary
 
+    table = _quarantine_table(table)
     summary = quarantine_summary(table=table, run_id=run)
     if summary.empty:
         typer.echo(t("quarantine.none"))
         return
-    typer.echo("table          rule                              records  last run")
+    typer.echo(t("quarantine.head"))
     for r in summary.itertuples():
-        typer.echo(f"{r.source_table:<14} {r.rule:<33} {r.n:>7}  {r.last_run}")
+        typer.echo(f"{r.source_table:<14} {r.rule:<33} {r.n:>7}  {_text(r.last_run)}")
     typer.echo("")
+    typer.echo(t("quarantine.latest"))
     recs = quarantine_records(table=table, run_id=run, limit=limit)
     for r in recs.itertuples():
-        typer.echo(f"#{r.id:<6} {r.source_table:<12} {str(r.source_id):<14} {r.rule:<28} {r.reason}")
+        typer.echo(f"#{r.id:<6} {r.source_table:<12} {_text(r.source_id):<14} {r.rule:<28} {_text(r.reason)}")
 
 
 @quarantine_app.command("show")
@@ -191,10 +208,10 @@ def quarantine_show(record_id: int = typer.Argument(..., help="The # of a quaran
 
     rec = quarantine_record(record_id)
     if rec is None:
-        typer.echo(f"no quarantined record #{record_id}", err=True)
+        typer.echo(t("quarantine.unknown", id=record_id), err=True)
         raise typer.Exit(1)
     for k in ("id", "source_table", "source_id", "rule", "reason", "run_id", "seen_at"):
-        typer.echo(f"{k:>13}: {rec[k]}")
+        typer.echo(f"{k:>13}: {_text(rec[k])}")
     typer.echo("       record:")
     for k, v in rec["record"].items():
-        typer.echo(f"    {k}: {v}")
+        typer.echo(f"    {k}: {_text(v)}")
