@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, Field, SecretStr
+from pydantic import BaseModel, Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
@@ -246,6 +246,26 @@ class Settings(BaseSettings):
     timezone: str = "Asia/Shanghai"  # the shop's timezone: "tonight", quiet hours, cron
     language: Literal["zh-CN", "en"] = "zh-CN"
 
+    @field_validator("timezone")
+    @classmethod
+    def _known_timezone(cls, v: str) -> str:
+        from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+        try:
+            ZoneInfo(v)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise ValueError(f"no time zone {v!r}: give an IANA name such as Asia/Shanghai, Europe/Berlin or UTC") from None
+        return v
+
+    @field_validator("language", mode="before")
+    @classmethod
+    def _language(cls, v):
+        """zh-CN or en, however it is spelled (EN, zh_cn, zh)."""
+        if isinstance(v, str):
+            k = v.strip().lower().replace("_", "-")
+            v = {"zh": "zh-CN", "zh-cn": "zh-CN", "zh-hans": "zh-CN", "cn": "zh-CN", "en": "en", "en-us": "en", "en-gb": "en"}.get(k, v)
+        return v
+
     crm: SourceSettings = SourceSettings()
     orders: SourceSettings = SourceSettings()
     crm_sql: SqlSourceSettings = SqlSourceSettings()
@@ -320,3 +340,16 @@ def get_settings() -> Settings:
 
 def reset_settings() -> None:
     get_settings.cache_clear()
+
+
+def settings_problems(exc: Exception) -> list[str]:
+    """A settings ValidationError as lines naming the environment variable and the fix."""
+    out = []
+    for err in getattr(exc, "errors", lambda: [])():
+        loc = [str(p) for p in err.get("loc", ()) if not str(p).isdigit()]
+        var = "USEROPS_" + "__".join(loc).upper() if loc else "USEROPS_*"
+        msg = str(err.get("msg", "")).removeprefix("Value error, ")
+        if err.get("type") == "literal_error" and err.get("ctx", {}).get("expected"):
+            msg = f"must be one of {err['ctx']['expected']}"
+        out.append(f"{var}={err.get('input')!r}: {msg}")
+    return out or [str(exc)]

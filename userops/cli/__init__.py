@@ -32,4 +32,29 @@ for _name in ("tags", "model", "alert", "campaign", "incident", "serve"):
 
 
 def main() -> None:
-    app()
+    from pydantic import ValidationError
+    from sqlalchemy.exc import OperationalError, ProgrammingError
+
+    from userops.settings import settings_problems
+
+    try:
+        app()
+    except (OperationalError, ProgrammingError) as exc:
+        text = str(exc.orig) if getattr(exc, "orig", None) is not None else str(exc)
+        if "no such table" not in text and "UndefinedTable" not in type(getattr(exc, "orig", None)).__name__:
+            raise
+        # a warehouse that was never set up: not a traceback, the command that sets it up
+        from userops.cli.options import t
+        from userops.db import get_engine
+
+        typer.echo(t("cli.no_tables", url=get_engine().url.render_as_string(hide_password=True), detail=text.splitlines()[0]), err=True)
+        raise SystemExit(1)
+    except ValidationError as exc:  # a wrong USEROPS_* value or config file: say which and what to give
+        from userops.cli.options import t
+
+        # the settings cannot be read: the language from the environment as written
+        lang = "en" if os.environ.get("USEROPS_LANGUAGE", "").strip().lower().startswith("en") else "zh-CN"
+        typer.echo(t("cli.bad_settings", lang), err=True)
+        for line in settings_problems(exc):
+            typer.echo("  " + line, err=True)
+        raise SystemExit(2)

@@ -73,9 +73,17 @@ def _load(name: str | None = None):
 
 
 def _as_of(value: Optional[str]) -> date:
+    from userops.cli.options import day
     from userops.clock import shop_today
 
-    return date.fromisoformat(value) if value else shop_today()
+    return day(value) or shop_today()
+
+
+def _channel(value: Optional[str]) -> Optional[str]:
+    from tasks.messaging import CHANNELS
+    from userops.cli.options import choice
+
+    return choice(value, CHANNELS, "--channel")
 
 
 @app.command("list")
@@ -125,7 +133,7 @@ def plan_cmd(
     from userops.settings import get_settings
 
     lang = get_settings().language
-    r = plan_campaign(c, _as_of(as_of), entry="manual", channel=channel, dry_run=dry_run, sample_size=sample)
+    r = plan_campaign(c, _as_of(as_of), entry="manual", channel=_channel(channel), dry_run=dry_run, sample_size=sample)
     if as_json:
         typer.echo(json.dumps({"stats": r.stats, "sample": r.sample, "dry_run": dry_run}, ensure_ascii=False, indent=2, default=str))
         return
@@ -160,12 +168,13 @@ def run_cmd(
 ) -> None:
     """Plan and send one campaign now (a run of the `campaign` flow, visible in the Prefect UI)."""
     c = _load(name)
+    channel, day = _channel(channel), _as_of(as_of)  # checked before anything is planned or started
     if local:
         from tasks.campaigns.engine import finish_campaign_run, plan_campaign
         from tasks.messaging import send_due
         from userops.db import get_engine
 
-        r = plan_campaign(c, _as_of(as_of), entry="manual", channel=channel)
+        r = plan_campaign(c, day, entry="manual", channel=channel)
         d = send_due(channel_override=channel, campaign=name)
         finish_campaign_run(get_engine(), r.run_id, d)
         s = r.stats
@@ -174,7 +183,7 @@ def run_cmd(
         return
     from flows.campaigns import run_campaign
 
-    out = run_campaign(name=name, channel=channel, as_of=_as_of(as_of))
+    out = run_campaign(name=name, channel=channel, as_of=day)
     for line in out["summary"]:
         typer.echo(line)
 
@@ -184,7 +193,7 @@ def send_cmd(channel: Optional[str] = typer.Option(None, "--channel", help="Send
     """Deliver every touch that is due now, exactly once."""
     from tasks.messaging import send_due
 
-    d = send_due(channel_override=channel)
+    d = send_due(channel_override=_channel(channel))
     typer.echo(t("campaign.delivery.line", sent=d["sent"], failed=d["failed"], retry=d["retry_scheduled"], suppressed=d["suppressed"], resent=d["resent_after_crash"]))
 
 

@@ -3,7 +3,6 @@ from __future__ import annotations
 
 import os
 from contextlib import contextmanager
-from datetime import date
 from pathlib import Path
 from typing import Optional
 
@@ -112,6 +111,7 @@ def import_cmd(
     from tasks.extract import FileImportError
     from tasks.ingest import import_file
     from tasks.validate import SuiteError
+    from userops.cli.options import timezone as _timezone
     from userops.db import migrate
 
     if table not in IMPORT_TABLES:
@@ -124,9 +124,10 @@ def import_cmd(
             raise typer.Exit(2)
         k, v = m.split("=", 1)
         mapping[k.strip()] = v.strip()
+    tz = _timezone(timezone)  # checked before anything is read
     try:
         migrate()
-        res = import_file(IMPORT_TABLES[table], path, mapping or None, assume_tz=timezone)
+        res = import_file(IMPORT_TABLES[table], path, mapping or None, assume_tz=tz)
     except (FileImportError, SuiteError) as exc:
         typer.echo(f"error: {exc}", err=True)
         raise typer.Exit(1)
@@ -143,7 +144,9 @@ def run_nightly(
     """Run the nightly flow now against the configured sources."""
     from flows.nightly import nightly
 
-    day = date.fromisoformat(as_of) if as_of else None
+    from userops.cli.options import day as parse_day
+
+    day = parse_day(as_of)
     try:
         stats = nightly(as_of=day, full_refresh=full_refresh)
     except Exception as exc:

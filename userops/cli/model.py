@@ -3,7 +3,6 @@ from __future__ import annotations
 
 import json
 import math
-from datetime import datetime
 from typing import Optional
 
 import typer
@@ -18,13 +17,7 @@ def register(app: typer.Typer) -> None:
     app.add_typer(model_app, name="model")
 
 
-def _day(value: Optional[str], option: str = "--as-of"):
-    if value is None:
-        return None
-    try:
-        return datetime.strptime(value, "%Y-%m-%d").date()
-    except ValueError:
-        raise typer.BadParameter(t("model.cli.bad_date", value=value), param_hint=option)
+from userops.cli.options import day as _day  # noqa: E402  (a YYYY-MM-DD option)
 
 
 def _f(v, digits: int = 3) -> str:
@@ -174,7 +167,6 @@ def backtest(
 
 register_messages(
     {
-        "model.cli.bad_date": {"zh-CN": "{value!r} 不是 2026-11-20 这样的日期", "en": "{value!r} is not a date like 2026-11-20"},
         "model.cli.train_failed": {"zh-CN": "无法训练：{error}", "en": "Cannot train: {error}"},
         "model.cli.trained": {
             "zh-CN": "已训练 {version}：训练截止 {train_cutoff}，验证截止 {eval_cutoff}，训练样本 {n} 位客户",

@@ -1,7 +1,6 @@
 """Tag commands: ``userops tags show CUSTOMER_ID`` and ``userops tags summary``."""
 from __future__ import annotations
 
-from datetime import datetime
 from typing import Optional
 
 import typer
@@ -13,13 +12,7 @@ def register(app: typer.Typer) -> None:
     app.add_typer(tags_app, name="tags")
 
 
-def _day(value: Optional[str]):
-    if value is None:
-        return None
-    try:
-        return datetime.strptime(value, "%Y-%m-%d").date()
-    except ValueError:
-        raise typer.BadParameter(f"{value!r} is not a date like 2026-11-20")
+from userops.cli.options import day as _day  # noqa: E402  (a YYYY-MM-DD option)
 
 
 @tags_app.command("show")

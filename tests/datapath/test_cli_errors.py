@@ -1,0 +1,52 @@
+"""A wrong value on the command line or in the settings is one line naming it and what to
+give (exit 2), never a traceback; a warehouse never set up says how to set it up."""
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+
+import pytest
+
+from userops.settings import PROJECT_ROOT
+
+
+def _userops(args: list[str], tmp_path, **env) -> subprocess.CompletedProcess:
+    e = {**os.environ, "USEROPS_DATABASE_URL": f"sqlite:///{tmp_path / 'w.db'}", "USEROPS_OUTPUT_DIR": str(tmp_path / "out"),
+         "PREFECT_HOME": str(tmp_path / "prefect"), "COLUMNS": "200", **env}
+    for k in ("USEROPS_LANGUAGE", "USEROPS_TIMEZONE"):
+        if k not in env:
+            e.pop(k, None)
+    return subprocess.run([sys.executable, "-m", "userops.cli", *args], capture_output=True, text=True, cwd=PROJECT_ROOT, env=e, timeout=180)
+
+
+@pytest.mark.parametrize(
+    "args, option, says",
+    [
+        (["run", "nightly", "--as-of", "2026/12/01"], "--as-of", "YYYY-MM-DD"),
+        (["campaign", "run", "awakening", "--as-of", "2026-13-01"], "--as-of", "YYYY-MM-DD"),
+        (["campaign", "run", "awakening", "--channel", "fax"], "--channel", "email, sms, push, staff"),
+        (["import", "orders", "missing.csv", "--timezone", "Mars/Base"], "--timezone", "Asia/Shanghai"),
+        (["tags", "summary", "--as-of", "yesterday"], "--as-of", "YYYY-MM-DD"),
+    ],
+)
+def test_bad_option_is_one_line_naming_it(args, option, says, tmp_path):
+    out = _userops(args, tmp_path, USEROPS_LANGUAGE="en")
+    assert out.returncode == 2, out.stdout + out.stderr
+    assert "Traceback" not in out.stderr and option in out.stderr and says in out.stderr
+
+
+def test_bad_settings_name_the_variable(tmp_path):
+    out = _userops(["tags", "summary"], tmp_path, USEROPS_TIMEZONE="Asia/Shangai")
+    assert out.returncode == 2 and "Traceback" not in out.stderr
+    assert "USEROPS_TIMEZONE='Asia/Shangai'" in out.stderr and "Asia/Shanghai" in out.stderr
+    assert out.stderr.startswith("配置有误")  # zh-CN by default
+    out = _userops(["tags", "summary"], tmp_path, USEROPS_LANGUAGE="fr")
+    assert out.returncode == 2 and "USEROPS_LANGUAGE='fr'" in out.stderr and "'zh-CN' or 'en'" in out.stderr
+
+
+def test_language_spelled_loosely_and_an_empty_warehouse(tmp_path):
+    # EN is en; a warehouse without tables names the command that sets it up
+    out = _userops(["tags", "summary"], tmp_path, USEROPS_LANGUAGE="EN")
+    assert out.returncode == 1 and "Traceback" not in out.stderr
+    assert "has no userops tables yet" in out.stderr and "userops db upgrade" in out.stderr

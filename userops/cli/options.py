@@ -1,0 +1,51 @@
+"""Checks of command-line values shared by the commands: a bad value is one line naming the
+option and what to give, never a traceback."""
+from __future__ import annotations
+
+from datetime import date, datetime
+from typing import Optional
+
+import typer
+
+from userops.i18n import register, t
+
+register(
+    {
+        "cli.bad_date": {"zh-CN": "{value!r} 不是日期,请写成 2026-11-20 这样(YYYY-MM-DD)",
+                         "en": "{value!r} is not a date like 2026-11-20 (YYYY-MM-DD)"},
+        "cli.bad_timezone": {"zh-CN": "没有时区 {value!r};请写 IANA 名称,如 Asia/Shanghai、Europe/Berlin、UTC",
+                             "en": "no time zone {value!r}; give an IANA name such as Asia/Shanghai, Europe/Berlin or UTC"},
+        "cli.bad_choice": {"zh-CN": "{value!r} 不可用;可选:{choices}", "en": "{value!r} is not one of: {choices}"},
+        "cli.no_tables": {"zh-CN": "数据仓库 {url} 还没有 userops 的表({detail}):先运行 `userops db upgrade`,或 `userops demo` / `userops run nightly`",
+                          "en": "the warehouse {url} has no userops tables yet ({detail}): run `userops db upgrade` first, or `userops demo` / `userops run nightly`"},
+        "cli.bad_settings": {"zh-CN": "配置有误,请修改后重试:", "en": "The configuration is wrong; fix it and try again:"},
+    }
+)
+
+
+def day(value: Optional[str], option: str = "--as-of") -> Optional[date]:
+    """A YYYY-MM-DD option (None stays None)."""
+    if value is None:
+        return None
+    try:
+        return datetime.strptime(value, "%Y-%m-%d").date()
+    except ValueError:
+        raise typer.BadParameter(t("cli.bad_date", value=value), param_hint=option)
+
+
+def timezone(value: Optional[str], option: str = "--timezone") -> Optional[str]:
+    if value is None:
+        return None
+    from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+    try:
+        ZoneInfo(value)
+    except (ZoneInfoNotFoundError, ValueError):
+        raise typer.BadParameter(t("cli.bad_timezone", value=value), param_hint=option)
+    return value
+
+
+def choice(value: Optional[str], choices, option: str) -> Optional[str]:
+    if value is not None and value not in choices:
+        raise typer.BadParameter(t("cli.bad_choice", value=value, choices=", ".join(choices)), param_hint=option)
+    return value
