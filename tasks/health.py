@@ -141,7 +141,8 @@ def compute_metrics(tags: pd.DataFrame, base: pd.DataFrame, as_of: date, engine:
         "stages": stage_counts.to_dict(),
         "segments": tags["rfm_segment"].value_counts().reindex(SEGMENTS, fill_value=0).astype(int).to_dict(),
         "value_tiers": tags["value_tier"].value_counts().astype(int).to_dict(),
-        "at_risk": int(tags["at_risk"].fillna(False).astype(bool).sum()),
+        # unknown (None) for a past day whose churn scores are no longer kept
+        "at_risk": None if len(tags) and tags["at_risk"].isna().all() else int(tags["at_risk"].fillna(False).astype(bool).sum()),
         "silent_share": _ratio(stage_counts["silent"], members),
         "repeat_rate": _ratio(int((base["paid_orders"] >= 2).sum()), buyers),
         "avg_ltv": float(base.loc[buyers_mask, "paid_amount"].mean()) if buyers else None,

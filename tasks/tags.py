@@ -851,13 +851,15 @@ def _combine_hashes(arrays: list[np.ndarray], length: int) -> np.ndarray:
     return out
 
 
-def champion_high_risk(conn: Connection) -> np.ndarray:
-    """Customers the champion churn model rates high risk (empty before churn lands)."""
+def champion_high_risk(conn: Connection, scored_on: date | None = None) -> np.ndarray:
+    """Customers the champion churn model rates high risk (empty before churn lands);
+    ``scored_on``: only scores of that business day (churn_scores keeps the latest night's)."""
     try:
         df = fetch_frame(
             conn,
             "SELECT s.customer_id FROM churn_scores s JOIN model_versions v ON v.version = s.model_version "
-            "WHERE v.status = 'champion' AND s.risk_band = 'high'",
+            "WHERE v.status = 'champion' AND s.risk_band = 'high'" + (" AND s.as_of = :d" if scored_on else ""),
+            {"d": scored_on} if scored_on else None,
         )
     except sa.exc.DBAPIError:  # pragma: no cover - churn tables not migrated
         return np.array([], dtype=object)
@@ -1491,8 +1493,21 @@ def tags_frame(as_of: date | None = None, engine: Engine | None = None) -> tuple
             from tasks import clusters as clusters_mod
 
             labels = clusters_mod.assign_stored(conn, base, as_of, s)
-            tags, _ = compute_tags(base, as_of, s, at_risk_ids=champion_high_risk(conn), clusters=labels)
+            # the at-risk overlay of a past day needs that day's churn scores (kept for the
+            # latest scoring night only): without them it is unknown, not today's
+            risky = champion_high_risk(conn, scored_on=as_of)
+            scored = bool(len(risky)) or _scored_on(conn, as_of)
+            tags, _ = compute_tags(base, as_of, s, at_risk_ids=risky, clusters=labels)
+            if not scored:
+                tags["at_risk"] = pd.array([pd.NA] * len(tags), dtype="boolean")
     return tags, base, as_of
+
+
+def _scored_on(conn: Connection, day: date) -> bool:
+    try:
+        return not read_frame(conn, "SELECT 1 AS x FROM churn_scores WHERE as_of = :d LIMIT 1", {"d": day}).empty
+    except sa.exc.DBAPIError:  # pragma: no cover - churn tables not migrated
+        return False
 
 
 # ----------------------------------------------------------------------------- words
@@ -1610,6 +1625,8 @@ register(
             "en": "predicted at risk: yes — champion model {version} rates the churn risk high (p={p})",
         },
         "tags.why.at_risk_no": {"zh-CN": "预测流失风险:否", "en": "predicted at risk: no"},
+        "tags.why.at_risk_unknown": {"zh-CN": "预测流失风险:—(流失评分只保留最近一次评分日,这一天的已不在)",
+                                     "en": "predicted at risk: — (churn scores are kept for the latest scoring day only; this day's are gone)"},
         "tags.why.rfm": {
             "zh-CN": "RFM {r}-{f}-{m}(按买家五分位打分 1–5)→ {segment}:最近订单 {days} 天前,{orders} 笔已付款订单,累计 ¥{ltv}",
             "en": "RFM {r}-{f}-{m} (1-5 by quintile among buyers) -> {segment}: last order {days} days ago, {orders} paid orders, ¥{ltv} in total",
@@ -1649,6 +1666,8 @@ register(
         "tags.summary.priority": {"zh-CN": "危机优先级", "en": "crisis priority"},
         "tags.summary.behaviour": {"zh-CN": "行为标签", "en": "behaviour"},
         "tags.summary.at_risk": {"zh-CN": "预测流失风险", "en": "predicted at risk"},
+        "tags.summary.at_risk_unknown": {"zh-CN": "(预测流失风险:流失评分只保留最近一次评分日,这一天的已不在)",
+                                         "en": "(predicted at risk: churn scores are kept for the latest scoring day only; this day's are gone)"},
         "tags.summary.price": {"zh-CN": "价格敏感", "en": "price-sensitive"},
         "tags.summary.category": {"zh-CN": "偏好品类", "en": "favourite category"},
         "tags.summary.channel": {"zh-CN": "偏好渠道", "en": "preferred channel"},
@@ -1709,8 +1728,8 @@ def explain(customer_id: str, as_of: date | None = None, engine: Engine | None =
             "value_high_min_ltv": ltv[all_tags["value_tier"] == "high"].min(),
             "value_mid_min_ltv": ltv[all_tags["value_tier"] == "mid"].min(),
         }
-    if tg.empty:
-        return [t("tags.show.unknown", lang, customer_id=customer_id, as_of=day)]
+    if tg.empty:  # the command exits 1 with this (a script can tell)
+        raise LookupError(t("tags.show.unknown", lang, customer_id=customer_id, as_of=day))
     r = tg.iloc[0]
     b = base.iloc[0]
     d_last = days_ago(base["last_paid_at"], day, s.timezone).iloc[0]
@@ -1738,7 +1757,9 @@ def explain(customer_id: str, as_of: date | None = None, engine: Engine | None =
         lines.append(t("tags.why.silent", lang, days=int(d_last), threshold=lc.active_days, churn=lc.silent_days))
     else:
         lines.append(t("tags.why.churned", lang, days=int(d_last), threshold=lc.silent_days))
-    if bool(r["at_risk"]):
+    if pd.isna(r["at_risk"]):
+        lines.append(t("tags.why.at_risk_unknown", lang))
+    elif bool(r["at_risk"]):
         with engine.connect() as conn:
             sc = read_frame(
                 conn,
@@ -1803,6 +1824,9 @@ def summary(as_of: date | None = None, engine: Engine | None = None, lang: str |
     def block(title: str, counts: pd.Series, label) -> list[str]:
         out = [f"{title}:"]
         for k, v in counts.items():
+            if isinstance(v, str):  # not known for this day
+                out.append(f"  {label(k):<24} {v:>10}")
+                continue
             out.append(f"  {label(k):<24} {int(v):>10,}  {100 * v / n if n else 0:5.1f}%")
         return out
 
@@ -1811,13 +1835,16 @@ def summary(as_of: date | None = None, engine: Engine | None = None, lang: str |
     lines += block(t("tags.summary.segment", lang), tg["rfm_segment"].value_counts().reindex(SEGMENTS, fill_value=0), lambda k: t(f"tags.segment.{k}", lang))
     lines += block(t("tags.summary.tier", lang), tg["value_tier"].value_counts().reindex(TIERS, fill_value=0), lambda k: t(f"tags.tier.{k}", lang))
     lines += block(t("tags.summary.priority", lang), tg["crisis_priority"].value_counts().reindex(PRIORITIES, fill_value=0), lambda k: t(f"tags.priority.{k}", lang))
+    risk_known = not tg["at_risk"].isna().all() or not n
     behaviour = pd.Series(
         {
-            t("tags.summary.at_risk", lang): int(tg["at_risk"].fillna(False).astype(bool).sum()),
+            t("tags.summary.at_risk", lang): int(tg["at_risk"].fillna(False).astype(bool).sum()) if risk_known else "—",
             t("tags.summary.price", lang): int(tg["price_sensitive"].fillna(False).astype(bool).sum()),
         }
     )
     lines += block(t("tags.summary.behaviour", lang), behaviour, str)
+    if not risk_known:
+        lines.append("  " + t("tags.summary.at_risk_unknown", lang))
     lines += block(t("tags.summary.category", lang), tg["favourite_category"].value_counts().head(top), str)
     lines += block(t("tags.summary.channel", lang), tg["preferred_channel"].value_counts().head(top), str)
     counts = tg["cluster_id"].value_counts()

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 from datetime import timedelta
 
+import sqlalchemy as sa
 from typer.testing import CliRunner
 
 from tasks import tags
@@ -58,8 +59,10 @@ def test_show_as_of_a_past_day(warehouse, monkeypatch):
     shop(warehouse)
     out = run("tags", "show", "SIL", "--as-of", str(AS_OF - timedelta(days=40)), monkeypatch=monkeypatch)
     assert "active: last paid order 57 days ago, threshold 60" in out
-    out = run("tags", "show", "NOBODY", monkeypatch=monkeypatch)
-    assert "No customer NOBODY" in out
+    # that day's churn scores are not kept: the overlay is unknown, not today's
+    assert "predicted at risk: — (churn scores are kept for the latest scoring day only" in out
+    res = runner.invoke(app, ["tags", "show", "NOBODY"])  # a script can tell: exit 1
+    assert res.exit_code == 1 and "No customer NOBODY" in res.output
 
 
 def test_summary(warehouse, monkeypatch):
@@ -69,3 +72,27 @@ def test_summary(warehouse, monkeypatch):
     assert "silent" in out and "prospect" in out
     zh = run("tags", "summary", "--as-of", str(AS_OF), lang="zh-CN", monkeypatch=monkeypatch)
     assert "生命周期阶段" in zh and "沉默" in zh
+
+
+def test_past_day_at_risk_only_from_that_days_scores(warehouse, monkeypatch):
+    """A past day's at-risk overlay comes from that day's churn scores; once they are gone
+    (churn_scores keeps the latest scoring night) it is unknown, never today's."""
+    import datetime as dt
+
+    shop(warehouse)
+    past = AS_OF - timedelta(days=1)
+    with warehouse.begin() as conn:
+        conn.exec_driver_sql("INSERT INTO model_versions (version, trained_at, status) VALUES ('m1', '2026-11-01 00:00:00', 'champion')")
+        conn.execute(
+            sa.text("INSERT INTO churn_scores (customer_id, model_version, probability, risk_band, scored_at, as_of) "
+                         "VALUES ('X1', 'm1', 0.9, 'high', :t, :d)"),
+            {"t": dt.datetime(2026, 11, 20, 20), "d": AS_OF},
+        )
+    line = lambda out: next(x for x in out.splitlines() if "predicted at risk" in x)  # noqa: E731
+    out = run("tags", "summary", "--as-of", str(past), monkeypatch=monkeypatch)
+    assert line(out).split()[-1] == "—" and "this day's are gone" in out
+    with warehouse.begin() as conn:
+        conn.execute(sa.text("UPDATE churn_scores SET as_of = :d"), {"d": past})
+    out = run("tags", "summary", "--as-of", str(past), monkeypatch=monkeypatch)
+    assert line(out).split()[-2:] == ["1", "12.5%"]  # X1 (active that day) of 8 members
+    assert "predicted at risk: yes" in run("tags", "show", "X1", "--as-of", str(past), monkeypatch=monkeypatch)
