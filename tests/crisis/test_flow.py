@@ -445,3 +445,36 @@ def test_hourly_monitor_and_nightly_stage(prefect_server, warehouse, crisis_env,
 
 def get_incident_status(engine, iid):
     return read_frame(engine, "SELECT status FROM incidents WHERE incident_id = :i", {"i": iid})["status"].iloc[0]
+
+
+def test_approve_finishes_from_the_cli_when_the_paused_run_is_gone(prefect_server, warehouse, crisis_env, monkeypatch):
+    """`incident open --local` stopped while waiting leaves a PAUSED run nobody continues:
+    approving resumes it, sees it does not carry on, and publishes from the CLI, once."""
+    from prefect import flow
+    from prefect.client.orchestration import get_client
+    from prefect.states import Paused
+
+    from tasks.crisis.clarify import draft_statement
+    from tests.crisis.conftest import open_incident
+
+    @flow(name="crisis-run-whose-terminal-closed")
+    def gone():
+        pass
+
+    use(monkeypatch, USEROPS_CRISIS__PAUSE_POLL_SECONDS=1)  # waits 2 polls + 5 s for it
+    shop(warehouse, CUSTOMERS)
+    with get_client(sync_client=True) as c:
+        fr = c.create_flow_run(flow=gone, name="gone")
+        c.set_flow_run_state(fr.id, Paused(pause_key="statement-1", timeout_seconds=3600), force=True)
+    iid = open_incident(warehouse, flow_run_id=str(fr.id))["incident_id"]
+    draft_statement(iid, engine=warehouse)
+    assert run_state(str(fr.id)) == ("PAUSED", "statement-1")
+
+    out = cli("incident", "approve", iid, "--by", "pr-zhao")
+    assert "没有继续" in out and "声明已批准并发布" in out  # said so, and did it
+    pub = read_frame(warehouse, "SELECT body FROM alert_outbox WHERE kind = 'crisis_statement'")
+    assert len(pub) == 1
+    step = read_frame(warehouse, "SELECT status, done_by FROM incident_steps WHERE incident_id = :i AND step = 'clarify'", {"i": iid})
+    assert step.iloc[0].tolist() == ["done", "pr-zhao"]
+    cli("incident", "approve", iid, "--statement", "--by", "pr-zhao")  # again: nothing twice
+    assert len(read_frame(warehouse, "SELECT 1 FROM alert_outbox WHERE kind = 'crisis_statement'")) == 1

@@ -42,6 +42,8 @@ register_messages(
         "incident.opened_id": {"zh-CN": "事件编号:{incident_id}", "en": "Incident: {incident_id}"},
         "incident.nothing_pending": {"zh-CN": "事件 {incident_id} 没有等待审批的事项。", "en": "Incident {incident_id} waits for no approval."},
         "incident.approved.statement": {"zh-CN": "声明已批准并发布。", "en": "Statement approved and published."},
+        "incident.not_continued": {"zh-CN": "已恢复的流程运行没有继续(运行它的终端可能已关闭),改为在这里完成;不会重复发送。",
+                                   "en": "The resumed flow run did not carry on (the terminal running it may be closed); finishing it from here instead. Nothing is sent twice."},
         "incident.approved.statement_resumed": {"zh-CN": "声明已批准,流程已继续(发布由流程完成)。",
                                                 "en": "Statement approved; the flow was resumed and publishes it."},
         "incident.approved.core": {"zh-CN": "核心客户致歉已复核:放行 {released},暂缓 {held}。",
@@ -160,6 +162,21 @@ def show_cmd(incident_id: str = typer.Argument(..., help="Incident id, e.g. INC-
         typer.echo(f"- {to_shop_str(e.at)}  {e.actor:<28} {e.action}" + (f"  ({extra})" if extra else ""))
 
 
+def _continued(done, seconds: float | None = None) -> bool:
+    """After resuming a paused run: did it carry on (``done()`` turned true) within two of its
+    input polls? A run whose process is gone (``incident open --local`` stopped) never does."""
+    import time
+
+    from userops.settings import get_settings
+
+    deadline = time.monotonic() + (seconds if seconds is not None else 2 * get_settings().crisis.pause_poll_seconds + 5)
+    while time.monotonic() < deadline:
+        if done():
+            return True
+        time.sleep(0.5)
+    return bool(done())
+
+
 @app.command("approve")
 def approve_cmd(
     incident_id: str = typer.Argument(..., help="Incident id."),
@@ -198,20 +215,24 @@ def approve_cmd(
         typer.echo(t("incident.approved.takedown"))
         did = True
     if do_statement:
+        resumed = False
         if paused_for == "statement":
             resume(inc["flow_run_id"], {"statement": text or inc["statement"] or "", "approve": True, "approver": who,
                                         "takedown_confirmed": takedown, "note": "approved from the CLI"})
-            typer.echo(t("incident.approved.statement_resumed"))
-        else:
+            resumed = _continued(lambda: get_step(engine, incident_id, "clarify")["status"] == "done")
+            typer.echo(t("incident.approved.statement_resumed" if resumed else "incident.not_continued"))
+        if not resumed:  # no paused run, or one nobody continues (its terminal closed): publish from here, once
             approve_statement(incident_id, text, who, engine=engine)
             typer.echo(t("incident.approved.statement"))
         did = True
     if do_core:
+        resumed = False
         if paused_for == "core-review":
             resume(inc["flow_run_id"], {"approve": True, "reviewer": who, "exclude_customers": list(exclude),
                                         "note": "approved from the CLI"})
-            typer.echo(t("incident.approved.core_resumed"))
-        else:
+            resumed = _continued(lambda: awaiting_review(incident_id, engine).empty)
+            typer.echo(t("incident.approved.core_resumed" if resumed else "incident.not_continued"))
+        if not resumed:
             res = release_core(incident_id, who, list(exclude), engine=engine)
             send_apologies(incident_id, engine)
             refresh_compensated(incident_id, engine)
