@@ -312,7 +312,13 @@ def test_spike_event_starts_the_deployment_and_a_second_one_joins(prefect_server
 
 def test_cli_open_starts_the_deployment_like_the_ui_form(prefect_server, warehouse, monkeypatch):
     dep_id = _deployment()
+    shop(warehouse, CUSTOMERS, sku="SKU-1", other_sku="SKU-2")
     before = {f.id for f in _flow_runs(dep_id)}
+    # a SKU no order has (a typo) opens nothing: the command names it
+    res = CliRunner().invoke(__import__("userops.cli", fromlist=["app"]).app,
+                             ["incident", "open", "--sku", "SKU-1", "--sku", "SKU-I", "--reason", "标签印错"])
+    assert res.exit_code == 2 and "SKU-I" in res.output and "--unknown-ok" in res.output
+    assert {f.id for f in _flow_runs(dep_id)} == before
     out = cli("incident", "open", "--sku", "SKU-1", "--sku", "SKU-2", "--reason", "标签印错", "--severity", "medium", "--by", "ops-wang")
     runs = [f for f in _flow_runs(dep_id) if f.id not in before]
     assert len(runs) == 1 and str(runs[0].id) in out
@@ -324,7 +330,7 @@ def test_cli_open_starts_the_deployment_like_the_ui_form(prefect_server, warehou
         client.delete_flow_run(runs[0].id)
     res = CliRunner().invoke(__import__("userops.cli", fromlist=["app"]).app,
                              ["incident", "open", "--sku", "X", "--reason", "r", "--severity", "apocalyptic"])
-    assert res.exit_code == 2
+    assert res.exit_code == 2 and "apocalyptic" in res.output and "critical" in res.output
 
 
 def test_killed_run_resumed_compensates_exactly_once(prefect_server, warehouse, crisis_env, monkeypatch):

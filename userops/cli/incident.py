@@ -42,6 +42,8 @@ register_messages(
         "incident.opened_id": {"zh-CN": "事件编号:{incident_id}", "en": "Incident: {incident_id}"},
         "incident.nothing_pending": {"zh-CN": "事件 {incident_id} 没有等待审批的事项。", "en": "Incident {incident_id} waits for no approval."},
         "incident.approved.statement": {"zh-CN": "声明已批准并发布。", "en": "Statement approved and published."},
+        "incident.unknown_sku": {"zh-CN": "仓库里没有任何订单含这些 SKU:{skus}。请检查编码;确实要开启,加 --unknown-ok",
+                                 "en": "no order in the warehouse has these SKUs: {skus}. Check the codes; to open it anyway, add --unknown-ok"},
         "incident.not_continued": {"zh-CN": "已恢复的流程运行没有继续(运行它的终端可能已关闭),改为在这里完成;不会重复发送。",
                                    "en": "The resumed flow run did not carry on (the terminal running it may be closed); finishing it from here instead. Nothing is sent twice."},
         "incident.approved.statement_resumed": {"zh-CN": "声明已批准,流程已继续(发布由流程完成)。",
@@ -85,20 +87,28 @@ def open_cmd(
     severity: str = typer.Option("high", "--severity", help="low | medium | high | critical"),
     local: bool = typer.Option(False, "--local", help="Run the flow in this terminal instead of on the served deployment."),
     by: Optional[str] = typer.Option(None, "--by", help="Who opens it (default: your login)."),
+    unknown_ok: bool = typer.Option(False, "--unknown-ok", help="Open it even for a SKU no order in the warehouse has."),
 ) -> None:
     """Open an incident for products: the same as the crisis-response Run form in the UI."""
     from tasks.crisis.incidents import SEVERITIES, normalize_skus
+    from tasks.crisis.util import read
+    from userops.cli.options import choice
 
-    if severity.lower() not in SEVERITIES:
-        typer.echo(f"--severity must be one of {', '.join(SEVERITIES)}", err=True)
-        raise typer.Exit(2)
+    choice(severity.lower(), SEVERITIES, "--severity")
     skus = normalize_skus(sku)
+    known = set(read(_engine(), "SELECT DISTINCT sku FROM order_items WHERE sku IN :s", {"s": list(skus)})["sku"])
+    unknown = [x for x in skus if x not in known]
+    if unknown and not unknown_ok:  # a typo would open a real incident with nobody affected
+        typer.echo(t("incident.unknown_sku", skus=", ".join(unknown)), err=True)
+        raise typer.Exit(2)
     params = {"skus": skus, "reason": reason, "severity": severity.lower()}
     if local:
+        from prefect import tags
+
         from flows.crisis import crisis_response
 
-        _engine()
-        result = crisis_response(**params)
+        with tags(f"userops-cli:{_me(by)}"):  # the opener on record, as for a deployment run
+            result = crisis_response(**params)
         typer.echo(t("incident.opened_id", incident_id=result["incident_id"]))
         return
     from prefect.deployments import run_deployment
