@@ -119,16 +119,29 @@ def _pct(v) -> str:
     return "-" if v is None else f"{v * 100:.2f}%"
 
 
+def _missing(v) -> bool:
+    return v is None or (isinstance(v, float) and v != v) or v is pd.NaT
+
+
 def report_markdown(rep: dict, lang: str | None = None) -> str:
     lang = lang or get_settings().language
     zh = lang == "zh-CN"
     L = (lambda zh_s, en_s: zh_s if zh else en_s)
+    words = {  # the stored codes in the operator's words
+        "low": L("低", "low"), "medium": L("中", "medium"), "high": L("高", "high"), "critical": L("紧急", "critical"),
+        "manual": L("人工开启", "opened by hand"), "spike": L("投诉激增自动开启", "complaint spike"),
+        "open": L("处理中", "open"), "closed": L("已关闭", "closed"),
+        "pending": L("未开始", "pending"), "waiting": L("等待人工", "waiting for a human"), "done": L("已完成", "done"),
+        "expired": L("已超时", "missed the deadline"),
+        "core": L("核心", "core"), "potential": L("潜力", "potential"), "ordinary": L("普通", "ordinary"),
+    }
+    w = lambda code: "-" if _missing(code) else words.get(str(code), str(code))  # noqa: E731
     lines = [f"# {L('危机事件', 'Incident')} {rep['incident_id']}", ""]
     lines.append(f"- SKU: {', '.join(rep['skus'])}")
     lines.append(f"- {L('原因', 'Reason')}: {rep['reason'] or '-'}")
-    lines.append(f"- {L('级别', 'Severity')}: {rep['severity']} · {L('来源', 'Source')}: {rep['source']} · "
-                 f"{L('状态', 'Status')}: {rep['status']}")
-    lines.append(f"- {L('开启', 'Opened')}: {to_shop_str(rep['opened_at'])} ({rep['opened_by'] or '-'})"
+    lines.append(f"- {L('级别', 'Severity')}: {w(rep['severity'])} · {L('来源', 'Source')}: {w(rep['source'])} · "
+                 f"{L('状态', 'Status')}: {w(rep['status'])}")
+    lines.append(f"- {L('开启', 'Opened')}: {to_shop_str(rep['opened_at'])} ({'-' if _missing(rep['opened_by']) else rep['opened_by']})"
                  + (f" · {L('关闭', 'Closed')}: {to_shop_str(rep['closed_at'])}" if rep.get("closed_at") else ""))
     lines += ["", f"## {L('时间线', 'Timeline')}", "",
               f"| {L('步骤', 'Step')} | {L('截止', 'Deadline')} | {L('状态', 'Status')} | {L('完成时间', 'Done at')} | "
@@ -140,8 +153,11 @@ def report_markdown(rep: dict, lang: str | None = None) -> str:
         met_s = "-" if met is None else (L("是", "yes") if met else L("否", "no"))
         if st["done_at"] is not None and met is False:
             met_s += f" (+{fmt_duration(pd.Timestamp(st['done_at']) - pd.Timestamp(st['deadline_at']), lang)})"
-        lines.append(f"| {names.get(st['step'], st['step'])} | {to_shop_str(st['deadline_at'])} | {st['status']} | "
-                     f"{to_shop_str(st['done_at'])} | {st['done_by'] or '-'} | {met_s} | {st['reminders_sent'] or '[]'} |")
+        sent = st["reminders_sent"]
+        sent = json.loads(sent) if isinstance(sent, str) and sent.strip() else (sent if isinstance(sent, list) else [])
+        lines.append(f"| {names.get(st['step'], st['step'])} | {to_shop_str(st['deadline_at'])} | {w(st['status'])} | "
+                     f"{to_shop_str(st['done_at'])} | {'-' if _missing(st['done_by']) else st['done_by']} | {met_s} | "
+                     f"{', '.join(L('已升级', 'escalated') if x == 'escalated' else f'{x}%' for x in sent) or '-'} |")
     lines += ["", f"## {L('补偿', 'Compensation')}", "",
               f"| {L('层级', 'Tier')} | {L('受影响', 'Affected')} | {L('已补偿', 'Compensated')} | {L('电话回访', 'Call list')} | "
               f"{L('券成本', 'Coupon cost')} | {L('退款敞口', 'Refund exposure')} |",
@@ -149,7 +165,7 @@ def report_markdown(rep: dict, lang: str | None = None) -> str:
     for tier in ("core", "potential", "ordinary"):
         v = rep["compensated"].get(tier)
         if v:
-            lines.append(f"| {tier} | {v['customers']} | {v['compensated']} | {v['call_list']} | {v['coupon_cost']:.2f} | {v['refund_exposure']:.2f} |")
+            lines.append(f"| {w(tier)} | {v['customers']} | {v['compensated']} | {v['call_list']} | {v['coupon_cost']:.2f} | {v['refund_exposure']:.2f} |")
     lines += ["", f"{L('成本合计', 'Total cost')}: {L('券', 'coupons')} {rep['cost']['coupons']:.2f} + "
               f"{L('退款敞口', 'refund exposure')} {rep['cost']['refund_exposure']:.2f}"]
     b, a = rep["complaint_rate"]["before"], rep["complaint_rate"]["after"]

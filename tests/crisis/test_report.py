@@ -56,6 +56,9 @@ def test_closing_report(warehouse, provider, pinned_now):
     assert rep["call_list"] == ["C2"]
     md = report_markdown(rep)
     assert "pr-zhao" in md and "否 (+1小时0分)" in md and "C2" in md
+    # the stored codes in words: no raw status, tier or empty-list text, no nan
+    assert "已完成" in md and "| 核心 |" in md and "| 潜力 |" in md
+    assert not re.search(r"\bnan\b|\[\]|\bdone\b|\bcore\b", md)
     assert not re.search(r"客户\d|1380000|@example", md)  # no names, phones, emails
 
 
@@ -66,9 +69,10 @@ def test_auto_close_after_quiet_period_and_cli(warehouse, provider, pinned_now):
     assert auto_close(warehouse, NOW + timedelta(days=6)) == []  # all done, but still within the quiet period
     runner = CliRunner()
     out = runner.invoke(app, ["incident", "list"]).output
-    assert iid in out and "done" in out
+    assert iid in out and "完成" in out and "事件编号" in out and "done" not in out
     out = runner.invoke(app, ["incident", "show", iid]).output
     assert "ops-wang" in out and "pr-zhao" in out and "lead-li" in out and "statement.approved" in out
+    assert "## 操作记录" in out and "per_tier={" not in out
     assert "1380000" not in out and "客户0" not in out
     assert auto_close(warehouse, NOW + timedelta(days=7, minutes=1)) == [iid]
     inc = get_incident(warehouse, iid)

@@ -44,6 +44,18 @@ register_messages(
         "incident.approved.statement": {"zh-CN": "声明已批准并发布。", "en": "Statement approved and published."},
         "incident.unknown_sku": {"zh-CN": "仓库里没有任何订单含这些 SKU:{skus}。请检查编码;确实要开启,加 --unknown-ok",
                                  "en": "no order in the warehouse has these SKUs: {skus}. Check the codes; to open it anyway, add --unknown-ok"},
+        "incident.list.head": {
+            "zh-CN": "事件编号                 状态    级别     开启(店铺时间)     控制     澄清     补偿        SKU",
+            "en": "incident                 status  severity opened (shop)     control  clarify  compensate  skus",
+        },
+        "incident.list.foot": {"zh-CN": "(! = 错过截止时间)", "en": "(! = deadline missed)"},
+        "incident.mark.done": {"zh-CN": "完成", "en": "done"},
+        "incident.mark.waiting": {"zh-CN": "待人工", "en": "WAIT"},
+        "incident.mark.expired": {"zh-CN": "超时", "en": "EXPIRED"},
+        "incident.mark.pending": {"zh-CN": "…", "en": "..."},
+        "incident.mark.open": {"zh-CN": "处理中", "en": "open"},
+        "incident.mark.closed": {"zh-CN": "已关闭", "en": "closed"},
+        "incident.record": {"zh-CN": "## 操作记录", "en": "## Record"},
         "incident.not_continued": {"zh-CN": "已恢复的流程运行没有继续(运行它的终端可能已关闭),改为在这里完成;不会重复发送。",
                                    "en": "The resumed flow run did not carry on (the terminal running it may be closed); finishing it from here instead. Nothing is sent twice."},
         "incident.approved.statement_resumed": {"zh-CN": "声明已批准,流程已继续(发布由流程完成)。",
@@ -136,19 +148,19 @@ def list_cmd(all_: bool = typer.Option(True, "--all/--open", help="All incidents
     if df.empty:
         typer.echo(t("incident.none"))
         return
-    typer.echo(f"{'incident':<24} {'status':<7} {'severity':<8} {'opened (shop)':<16}  control  clarify  compensate  skus")
+    typer.echo(t("incident.list.head"))
     for r in df.itertuples(index=False):
         tl = timeline(engine, r.incident_id)
         marks = []
         for s in tl.itertuples(index=False):
-            mark = {"done": "done", "waiting": "WAIT", "expired": "EXPIRED", "pending": "..."}.get(s.status, s.status)
+            mark = t(f"incident.mark.{s.status}") if s.status in ("done", "waiting", "expired", "pending") else str(s.status)
             if s.met_deadline is False or (not isinstance(s.met_deadline, bool) and str(s.met_deadline) == "False"):
                 mark += "!"
             marks.append(mark)
         marks += ["-"] * (3 - len(marks))
-        typer.echo(f"{r.incident_id:<24} {r.status:<7} {r.severity or '-':<8} {to_shop_str(r.opened_at):<16}  "
+        typer.echo(f"{r.incident_id:<24} {t('incident.mark.' + r.status):<7} {r.severity or '-':<8} {to_shop_str(r.opened_at):<16}  "
                    f"{marks[0]:<8} {marks[1]:<8} {marks[2]:<11} {', '.join(json.loads(r.skus))}")
-    typer.echo("(! = deadline missed)")
+    typer.echo(t("incident.list.foot"))
 
 
 @app.command("show")
@@ -165,9 +177,11 @@ def show_cmd(incident_id: str = typer.Argument(..., help="Incident id, e.g. INC-
     rep = build_report(incident_id, engine)
     typer.echo(report_markdown(rep))
     events = incident_audit(engine, incident_id)
-    typer.echo("## Record / 记录\n")
+    typer.echo(t("incident.record") + "\n")
     for e in events.itertuples(index=False):
         detail = json.loads(e.detail or "{}")
+        if isinstance(detail.get("per_tier"), dict):  # {"core": 7} -> 核心 7
+            detail["per_tier"] = ", ".join(f"{t(f'tags.priority.{k}')} {v}" for k, v in detail["per_tier"].items())
         extra = ", ".join(f"{k}={v}" for k, v in detail.items() if k in ("step", "level", "status", "new_skus", "released", "held", "per_tier", "customers"))
         typer.echo(f"- {to_shop_str(e.at)}  {e.actor:<28} {e.action}" + (f"  ({extra})" if extra else ""))
 
