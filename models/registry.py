@@ -250,12 +250,13 @@ def register(
             champ_metrics = evaluate_model(champ_model, orders, customers, model.eval_cutoff, model.horizon_days)
     promote, reason = decide_promotion(model.metrics, champ_metrics, tol)
     text = promotion_text(promote, model.metrics, champ_metrics, tol, lang)
+    # the registry keeps the reason an operator reads (`userops model status`), in their language
     if promote:
         if champ is not None:
-            _set_status(conn, champ["version"], "retired", f"Retired: replaced by {model.version}. {reason}")
-        save(conn, model, "champion", reason, trained_as_of, champ_metrics)
+            _set_status(conn, champ["version"], "retired", t("model.retired", lang, version=model.version, reason=text))
+        save(conn, model, "champion", text, trained_as_of, champ_metrics)
     else:
-        save(conn, model, "challenger", reason, trained_as_of, champ_metrics)
+        save(conn, model, "challenger", text, trained_as_of, champ_metrics)
     return Decision(
         model.version, "champion" if promote else "challenger", promote, reason, text,
         model.metrics, champ_metrics, None if champ is None else champ["version"],
@@ -294,6 +295,7 @@ register_messages(
         "model.status.champion": {"zh-CN": "冠军模型", "en": "champion"},
         "model.status.challenger": {"zh-CN": "挑战者", "en": "challenger"},
         "model.status.retired": {"zh-CN": "已退役", "en": "retired"},
+        "model.retired": {"zh-CN": "已退役：由 {version} 取代。{reason}", "en": "Retired: replaced by {version}. {reason}"},
         "model.promotion.first": {
             "zh-CN": "已晋升：目前没有冠军模型，首个训练的模型成为冠军模型。",
             "en": "Promoted: there is no champion yet, so the first trained model becomes champion.",

@@ -50,7 +50,7 @@ def test_round_trip(loaded):
         assert isinstance(metrics[k], float), k
     assert 0.5 < metrics["roc_auc"] <= 1
     assert json.loads(r["features"]) == list(model.model_features)
-    assert "first trained model" in r["reason"]
+    assert r["reason"] == decision.text and "首个训练的模型成为冠军模型" in r["reason"]  # the operator's language (zh-CN)
     # registering the same model again changes nothing
     with loaded.begin() as conn:
         again = registry.register(conn, model, frames.orders, frames.customers)
@@ -74,7 +74,7 @@ def test_worse_candidate_stays_challenger(loaded):
         vs = registry.versions(conn).set_index("version")
     assert vs.loc[good.version, "status"] == "champion"
     assert vs.loc[bad.version, "status"] == "challenger"
-    assert "lower" in vs.loc[bad.version, "reason"]
+    assert "ROC AUC is lower" in vs.loc[bad.version, "reason"]  # as registered, in English
     assert vs.loc[bad.version, "champion_metrics"]["roc_auc"] == d.champion_metrics["roc_auc"]
 
 
@@ -92,7 +92,7 @@ def test_better_candidate_replaces_champion(loaded):
         assert registry.load_champion(conn).version == good.version
     assert vs.loc[good.version, "status"] == "champion"
     assert vs.loc[bad.version, "status"] == "retired"
-    assert good.version in vs.loc[bad.version, "reason"]
+    assert vs.loc[bad.version, "reason"].startswith(f"已退役：由 {good.version} 取代。已晋升")
     assert (vs["status"] == "champion").sum() == 1
 
 
