@@ -33,7 +33,7 @@ def _run(*args):
 
 
 def test_alert_test_prints_the_channels_verdict(warehouse, use_channels, slack, dingtalk, wecom):
-    use_channels(slack=slack, dingtalk=dingtalk, wecom=wecom)
+    use_channels(slack=slack, dingtalk=dingtalk, wecom=wecom, language="en")
     code, out = _run("test", "slack")
     assert code == 0 and "slack: ok" in out and len(slack.received) == 1
     assert "userops" in slack.received[0]["text"]
@@ -50,7 +50,7 @@ def test_alert_test_prints_the_channels_verdict(warehouse, use_channels, slack, 
 
 
 def test_alert_deliver_and_list(warehouse, use_channels, slack, clock):
-    use_channels(slack=slack)
+    use_channels(slack=slack, language="en")
     enqueue_alert("health_breach", "满意度 82% < 85%", "x", subject="sat", day=DAY)
     enqueue_alert("flow_failed", "Flow failed: nightly", "y", subject="r1", day=DAY)
     slack.outage = "503"
@@ -67,6 +67,32 @@ def test_alert_deliver_and_list(warehouse, use_channels, slack, clock):
     code, out = _run("channels")
     assert code == 0 and "slack (slack, settings, 20/min)" in out and "digest" in out
     assert slack.token not in out
+
+
+def test_alert_commands_speak_chinese_by_default(warehouse, use_channels, slack, clock):
+    """zh-CN is the default: the list's headers, the deliver and test lines are Chinese; an
+    unknown --status is named with the statuses the outbox has (exit 2), not "no alerts"."""
+    use_channels(slack=slack)
+    enqueue_alert("health_breach", "满意度 82% < 85%", "x", subject="sat", day=DAY)
+    code, out = _run("list")
+    assert code == 0 and "编号" in out and "创建时间(UTC)" in out and "状态" in out and "标题" in out
+    for english in ("created (UTC)", "severity", "tries", "next (UTC)", "title"):
+        assert english not in out
+    slack.outage = "503"
+    code, out = _run("deliver")
+    assert code == 0 and "已发送 0 条告警" in out and "1 条等待" in out and "仍有 1 条告警在队列中" in out and "alert(s)" not in out
+    code, out = _run("list", "--status", "pending")
+    assert code == 0 and "最近错误:Slack unavailable (503" in out and "last error" not in out
+    code, out = _run("list", "--status", "bogus")
+    assert code == 2 and "bogus" in out and "no alerts" not in out and "没有告警" not in out
+    assert "--status" in out and all(s in out for s in ("pending", "sending", "sent", "failed"))  # (rich wraps the box)
+    slack.outage = None
+    code, out = _run("test", "slack")
+    assert code == 0 and "slack:成功" in out and "accepted" not in out
+    code, out = _run("test", "teams")
+    assert code == 2 and "未配置" in out and "USEROPS_TEAMS_WEBHOOK_URL" in out
+    code, out = _run("list", "--status", "failed")
+    assert code == 0 and out.strip() == "没有告警。"
 
 
 def test_no_secrets_or_personal_data_anywhere(warehouse, use_channels, slack, dingtalk, wecom, clock, caplog, capsys, monkeypatch):

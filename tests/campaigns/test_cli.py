@@ -43,6 +43,42 @@ def test_plan_dry_run_report_calendar(warehouse, cdir, members, monkeypatch):
     assert "wake" in res.output and "sms" in res.output
 
 
+def test_list_validate_approve_in_chinese_by_default_and_english(warehouse, cdir, members, monkeypatch):
+    from userops.settings import reset_settings
+
+    write_campaign(cdir, campaign())
+    write_campaign(cdir, campaign("zz"))
+    res = runner.invoke(app, ["campaign", "list"])
+    assert res.exit_code == 0, res.output
+    head = res.output.splitlines()[0]
+    for zh in ("名称", "标题", "状态", "触发方式", "渠道", "周期", "对照组比例", "优先级", "文件"):
+        assert zh in head
+    for english in ("name", "title", "enabled", "entry", "channel", "period", "holdout", "priority", "file"):
+        assert english not in head
+    assert "唤醒测试" in res.output and "启用" in res.output and " on " not in res.output
+    res = runner.invoke(app, ["campaign", "validate"])
+    assert res.exit_code == 0 and "2 个活动定义有效:wake, zz" in res.output
+    res = runner.invoke(app, ["campaign", "plan", "nope", "--dry-run"])
+    assert res.exit_code == 2 and "没有活动 'nope';已定义:wake, zz" in res.output
+    # the per-variant and per-channel counts read "A 3, B 2", never a raw dict
+    res = runner.invoke(app, ["campaign", "plan", "wake", "--dry-run", "--as-of", "2026-11-20"])
+    assert res.exit_code == 0, res.output
+    line = next(x for x in res.output.splitlines() if "版本分布" in x)
+    assert "{" not in line and "sms " in line and ("A " in line or "B " in line)
+    res = runner.invoke(app, ["campaign", "approve", "wake"])
+    assert res.exit_code == 0 and "已放行 0 条触达" in res.output
+
+    monkeypatch.setenv("USEROPS_LANGUAGE", "en")
+    reset_settings()
+    res = runner.invoke(app, ["campaign", "list"])
+    assert res.output.splitlines()[0].split() == ["name", "title", "enabled", "entry", "channel", "period", "holdout", "priority", "file"]
+    assert "Wake test" in res.output and " on " in res.output
+    assert "2 campaign definition(s) valid: wake, zz" in runner.invoke(app, ["campaign", "validate"]).output
+    res = runner.invoke(app, ["campaign", "plan", "nope"])
+    assert res.exit_code == 2 and "no campaign 'nope'; defined: wake, zz" in res.output
+    assert "0 touch(es) released" in runner.invoke(app, ["campaign", "approve", "wake"]).output
+
+
 def test_invalid_definition_stops_the_cli(warehouse, cdir):
     write_campaign(cdir, campaign(audience={"sql": "DELETE FROM customers"}))
     res = runner.invoke(app, ["campaign", "plan", "wake", "--dry-run"])

@@ -104,7 +104,11 @@ def test_missing_required_column_names_it(warehouse, tmp_path):
         import_file("orders", p)
 
 
-def test_cli_import_exit_codes_and_messages(warehouse, tmp_path):
+def test_cli_import_exit_codes_and_messages(warehouse, tmp_path, monkeypatch):
+    from userops.settings import reset_settings
+
+    monkeypatch.setenv("USEROPS_LANGUAGE", "en")
+    reset_settings()
     ok = runner.invoke(app, ["import", "customers", str(write(tmp_path, "c.csv", CUSTOMERS_CSV))])
     assert ok.exit_code == 0, ok.output
     assert "6" in ok.output and "2" in ok.output and "4" in ok.output
@@ -116,7 +120,22 @@ def test_cli_import_exit_codes_and_messages(warehouse, tmp_path):
     garbage = tmp_path / "g.xlsx"
     garbage.write_bytes(b"this is not a workbook")
     res = runner.invoke(app, ["import", "customers", str(garbage)])
-    assert res.exit_code == 1 and "cannot read" in res.output
+    assert res.exit_code == 1 and "cannot read" in res.output and res.output.startswith("error: ")
+    res = runner.invoke(app, ["import", "oders", str(garbage)])
+    assert res.exit_code == 2 and "unknown table 'oders': choose one of customers, orders, order-items" in res.output
+    res = runner.invoke(app, ["import", "customers", str(garbage), "--map", "会员号"])
+    assert res.exit_code == 2 and "--map '会员号': write it as SOURCE_HEADER=canonical_column" in res.output
+    reset_settings()
+
+
+def test_cli_import_errors_in_chinese_by_default(warehouse, tmp_path):
+    bad = runner.invoke(app, ["import", "orders", str(write(tmp_path, "o.csv", "order_id,amount\nO1,3\n"))])
+    assert bad.exit_code == 1 and bad.output.startswith("错误:") and "customer_id" in bad.output
+    assert not bad.output.startswith("error")
+    res = runner.invoke(app, ["import", "oders", str(tmp_path / "o.csv")])
+    assert res.exit_code == 2 and "没有表 'oders'" in res.output and "order-items" in res.output and "unknown table" not in res.output
+    res = runner.invoke(app, ["import", "customers", str(tmp_path / "o.csv"), "--map", "会员号"])
+    assert res.exit_code == 2 and "请写成 SOURCE_HEADER=canonical_column" in res.output and "write it as" not in res.output
 
 
 def test_cli_quarantine_list_and_show_mask_personal_data(warehouse, tmp_path):

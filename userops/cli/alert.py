@@ -1,13 +1,71 @@
 """Alert commands: test a channel, flush the outbox, list alerts, set up Prefect."""
 from __future__ import annotations
 
+import unicodedata
+
 import typer
 
+from userops.i18n import register as register_messages
+from userops.i18n import t
+
 alert_app = typer.Typer(help="Operator alerts: Slack, DingTalk, WeCom (outbox, channels, digest).", no_args_is_help=True)
+
+# what tasks/alerts writes to alert_outbox.status: enqueue_alert -> pending; the deliverer
+# (outbox.py) claims pending -> sending, then sent, pending again (retry) or failed
+STATUSES = ("pending", "sending", "sent", "failed")
+
+register_messages(
+    {
+        "alert.cli.routes": {"zh-CN": "路由(告警类型 -> 渠道):", "en": "routes:"},
+        "alert.cli.none": {"zh-CN": "无", "en": "none"},
+        "alert.cli.not_configured": {
+            "zh-CN": "{channel}:未配置(已配置:{known})。请设置 USEROPS_{upper}_WEBHOOK_URL,或用 `userops alert register-blocks` 创建 block。",
+            "en": "{channel}: not configured (configured: {known}). Set USEROPS_{upper}_WEBHOOK_URL or create a block with `userops alert register-blocks`.",
+        },
+        "alert.cli.test_ok": {
+            "zh-CN": "{channel}:成功 - {type} 已接受测试消息(共 {parts} 条)",
+            "en": "{channel}: ok - {type} accepted the test message ({parts} post(s))",
+        },
+        "alert.cli.delivered": {
+            "zh-CN": "已发送 {sent} 条告警,共 {posts} 条消息{merged};{deferred} 条等待,{failed} 条失败,{expired} 条已放弃",
+            "en": "sent {sent} alert(s) in {posts} message(s){merged}; {deferred} waiting, {failed} failed, {expired} given up",
+        },
+        "alert.cli.merged": {"zh-CN": "(其中合并 {merged} 条)", "en": " ({merged} merged)"},
+        "alert.cli.queued": {
+            "zh-CN": "仍有 {left} 条告警在队列中(查看下次尝试:`userops alert list --status pending`)",
+            "en": "{left} alert(s) still queued (next attempt: `userops alert list --status pending`)",
+        },
+        "alert.cli.none_listed": {"zh-CN": "没有告警。", "en": "no alerts"},
+        "alert.cli.col.id": {"zh-CN": "编号", "en": "id"},
+        "alert.cli.col.created": {"zh-CN": "创建时间(UTC)", "en": "created (UTC)"},
+        "alert.cli.col.kind": {"zh-CN": "类型", "en": "kind"},
+        "alert.cli.col.channel": {"zh-CN": "渠道", "en": "channel"},
+        "alert.cli.col.severity": {"zh-CN": "级别", "en": "severity"},
+        "alert.cli.col.status": {"zh-CN": "状态", "en": "status"},
+        "alert.cli.col.tries": {"zh-CN": "尝试", "en": "tries"},
+        "alert.cli.col.next": {"zh-CN": "下次尝试(UTC)", "en": "next (UTC)"},
+        "alert.cli.col.title": {"zh-CN": "标题", "en": "title"},
+        "alert.cli.last_error": {"zh-CN": "最近错误:{error}", "en": "last error: {error}"},
+        "alert.cli.automation_created": {
+            "zh-CN": "已创建自动化 '{name}'(运行部署 {deployment_id})",
+            "en": "created automation '{name}' (runs deployment {deployment_id})",
+        },
+        "alert.cli.automation_updated": {
+            "zh-CN": "已更新自动化 '{name}'(运行部署 {deployment_id})",
+            "en": "updated automation '{name}' (runs deployment {deployment_id})",
+        },
+    }
+)
 
 
 def register(app: typer.Typer) -> None:
     app.add_typer(alert_app, name="alert")
+
+
+def _pad(text: str, width: int, right: bool = False) -> str:
+    """``text`` padded to ``width`` terminal columns (a Chinese character takes two)."""
+    fill = " " * max(0, width - sum(2 if unicodedata.east_asian_width(ch) in "WF" else 1 for ch in text))
+    return fill + text if right else text + fill
 
 
 @alert_app.command("channels")
@@ -18,7 +76,7 @@ def channels_cmd() -> None:
     chans = load_channels(refresh=True)
     for name, ch in chans.items():
         typer.echo(f"  {ch.describe()}")
-    typer.echo("routes:")
+    typer.echo(t("alert.cli.routes"))
     for kind in KNOWN_KINDS:
         typer.echo(f"  {kind:<18} -> {', '.join(channels_for(kind))}")
 
@@ -32,13 +90,12 @@ def test_cmd(
     from tasks.alerts.routing import load_channels
     from tasks.alerts.safety import clean
     from userops.clock import utcnow
-    from userops.i18n import t
 
     chans = load_channels(refresh=True)
     ch = chans.get(channel)
     if ch is None:
-        known = ", ".join(n for n in chans if n != "log") or "none"
-        typer.echo(f"{channel}: not configured (configured: {known}). Set USEROPS_{channel.upper()}_WEBHOOK_URL or create a block with `userops alert register-blocks`.", err=True)
+        known = ", ".join(n for n in chans if n != "log") or t("alert.cli.none")
+        typer.echo(t("alert.cli.not_configured", channel=channel, known=known, upper=channel.upper()), err=True)
         raise typer.Exit(2)
     msg = Message(title=t("alert.test.title"), body=t("alert.test.body", channel=channel), severity="info", kind="test")
     try:
@@ -48,7 +105,7 @@ def test_cmd(
         _record(channel, utcnow(), "refused" if exc.reached else None)
         raise typer.Exit(1)
     _record(channel, utcnow(), "sent")
-    typer.echo(f"{channel}: ok - {ch.type} accepted the test message ({parts} post{'s' if parts != 1 else ''})")
+    typer.echo(t("alert.cli.test_ok", channel=channel, type=ch.type, parts=parts))
 
 
 def _record(channel: str, at, outcome: str | None) -> None:
@@ -72,16 +129,13 @@ def deliver_cmd() -> None:
 
     migrate()
     res = deliver_pending()
-    typer.echo(
-        f"sent {res['sent']} alert(s) in {res['posts']} message(s)"
-        + (f" ({res['merged']} merged)" if res["merged"] else "")
-        + f"; {res['deferred']} waiting, {res['failed']} failed, {res['expired']} given up"
-    )
+    merged = t("alert.cli.merged", merged=res["merged"]) if res["merged"] else ""
+    typer.echo(t("alert.cli.delivered", sent=res["sent"], posts=res["posts"], merged=merged, deferred=res["deferred"], failed=res["failed"], expired=res["expired"]))
     for name, verdict in res["channels"].items():
         typer.echo(f"  {name}: {verdict}")
     left = pending_count()
     if left:
-        typer.echo(f"{left} alert(s) still queued (next attempt: `userops alert list --status pending`)")
+        typer.echo(t("alert.cli.queued", left=left))
 
 
 @alert_app.command("list")
@@ -94,8 +148,10 @@ def list_cmd(
     import sqlalchemy as sa
 
     from tasks.alerts.outbox import OUTBOX
+    from userops.cli.options import choice
     from userops.db import get_engine, migrate
 
+    choice(status, STATUSES, "--status")  # a typo is named (exit 2), not "no alerts"
     migrate()
     q = sa.select(OUTBOX).order_by(OUTBOX.c.id.desc()).limit(limit)
     if status:
@@ -105,16 +161,20 @@ def list_cmd(
     with get_engine().connect() as conn:
         rows = conn.execute(q).all()
     if not rows:
-        typer.echo("no alerts")
+        typer.echo(t("alert.cli.none_listed"))
         return
-    typer.echo(f"{'id':>5}  {'created (UTC)':<16}  {'kind':<16} {'channel':<10} {'severity':<8} {'status':<8} {'tries':>5}  {'next (UTC)':<16}  title")
+    typer.echo(
+        f"{_pad(t('alert.cli.col.id'), 5, right=True)}  {_pad(t('alert.cli.col.created'), 16)}  {_pad(t('alert.cli.col.kind'), 16)} "
+        f"{_pad(t('alert.cli.col.channel'), 10)} {_pad(t('alert.cli.col.severity'), 8)} {_pad(t('alert.cli.col.status'), 8)} "
+        f"{_pad(t('alert.cli.col.tries'), 5, right=True)}  {_pad(t('alert.cli.col.next'), 16)}  {t('alert.cli.col.title')}"
+    )
     for r in rows:
         created = r.created_at.strftime("%Y-%m-%d %H:%M") if r.created_at else ""
         nxt = r.next_attempt_at.strftime("%Y-%m-%d %H:%M") if r.next_attempt_at and r.status in ("pending", "sending") else ""
         title = (r.title or "").replace("\n", " ")
         typer.echo(f"{r.id:>5}  {created:<16}  {r.kind[:16]:<16} {r.channel[:10]:<10} {r.severity:<8} {r.status:<8} {r.attempts:>5}  {nxt:<16}  {title[:70]}")
         if r.last_error and r.status != "sent":
-            typer.echo(f"{'':>7}last error: {r.last_error[:200]}")
+            typer.echo(" " * 7 + t("alert.cli.last_error", error=r.last_error[:200]))
 
 
 @alert_app.command("register-blocks")
@@ -135,4 +195,5 @@ def automation_cmd() -> None:
     from tasks.alerts.automations import ensure_crash_automation
 
     res = ensure_crash_automation()
-    typer.echo(f"{'created' if res['created'] else 'updated'} automation '{res['name']}' (runs deployment {res['deployment_id']})")
+    key = "alert.cli.automation_created" if res["created"] else "alert.cli.automation_updated"
+    typer.echo(t(key, name=res["name"], deployment_id=res["deployment_id"]))

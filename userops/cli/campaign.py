@@ -22,6 +22,7 @@ from typing import Optional
 
 import typer
 
+from userops.i18n import register as register_messages
 from userops.i18n import t
 
 # `run` starts a temporary Prefect server when none is configured; on a busy machine it needs
@@ -31,8 +32,33 @@ os.environ.setdefault("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", "120")
 app = typer.Typer(help="Lifecycle campaigns: awakening, retention, recall (plan, run, report, calendar).", no_args_is_help=True)
 
 
+register_messages(
+    {
+        "campaign.cli.unknown": {"zh-CN": "没有活动 {name!r};已定义:{defined}", "en": "no campaign {name!r}; defined: {defined}"},
+        "campaign.cli.valid": {"zh-CN": "{n} 个活动定义有效:{names}", "en": "{n} campaign definition(s) valid: {names}"},
+        "campaign.cli.released": {"zh-CN": "已放行 {n} 条触达", "en": "{n} touch(es) released"},
+        "campaign.cli.col.name": {"zh-CN": "名称", "en": "name"},
+        "campaign.cli.col.title": {"zh-CN": "标题", "en": "title"},
+        "campaign.cli.col.enabled": {"zh-CN": "状态", "en": "enabled"},
+        "campaign.cli.col.entry": {"zh-CN": "触发方式", "en": "entry"},
+        "campaign.cli.col.channel": {"zh-CN": "渠道", "en": "channel"},
+        "campaign.cli.col.period": {"zh-CN": "周期", "en": "period"},
+        "campaign.cli.col.holdout": {"zh-CN": "对照组比例", "en": "holdout"},
+        "campaign.cli.col.priority": {"zh-CN": "优先级", "en": "priority"},
+        "campaign.cli.col.file": {"zh-CN": "文件", "en": "file"},
+        "campaign.cli.on": {"zh-CN": "启用", "en": "on"},
+        "campaign.cli.off": {"zh-CN": "停用", "en": "off"},
+    }
+)
+
+
 def register(root: typer.Typer) -> None:
     root.add_typer(app, name="campaign")
+
+
+def _counts(counts: dict) -> str:
+    """``{"A": 3, "B": 2}`` as ``A 3, B 2``; nothing as ``—``."""
+    return ", ".join(f"{k} {v}" for k, v in counts.items()) if counts else "—"
 
 
 def _width(s: str) -> int:
@@ -68,7 +94,7 @@ def _load(name: str | None = None):
     for c in campaigns:
         if c.name == name:
             return c
-    typer.echo(f"no campaign {name!r}; defined: {', '.join(c.name for c in campaigns)}", err=True)
+    typer.echo(t("campaign.cli.unknown", name=name, defined=", ".join(c.name for c in campaigns) or "—"), err=True)
     raise typer.Exit(2)
 
 
@@ -96,15 +122,15 @@ def list_cmd() -> None:
     for c in _load():
         rows.append(
             {
-                "name": c.name,
-                "title": c.title.get(lang),
-                "enabled": "on" if c.enabled else "off",
-                "entry": ", ".join(e.on if e.on != "event" else f"event:{e.event}" for e in c.entry),
-                "channel": c.channel + (" +" + "/".join(f"{s.name}:{s.channel or c.channel}" for s in c.segments) if c.segments else ""),
-                "period": c.period,
-                "holdout": f"{c.holdout:.0%}",
-                "priority": c.priority,
-                "file": c.source,
+                t("campaign.cli.col.name"): c.name,
+                t("campaign.cli.col.title"): c.title.get(lang),
+                t("campaign.cli.col.enabled"): t("campaign.cli.on") if c.enabled else t("campaign.cli.off"),
+                t("campaign.cli.col.entry"): ", ".join(e.on if e.on != "event" else f"event:{e.event}" for e in c.entry),
+                t("campaign.cli.col.channel"): c.channel + (" +" + "/".join(f"{s.name}:{s.channel or c.channel}" for s in c.segments) if c.segments else ""),
+                t("campaign.cli.col.period"): c.period,
+                t("campaign.cli.col.holdout"): f"{c.holdout:.0%}",
+                t("campaign.cli.col.priority"): c.priority,
+                t("campaign.cli.col.file"): c.source,
             }
         )
     typer.echo(_table(rows))
@@ -114,7 +140,7 @@ def list_cmd() -> None:
 def validate_cmd() -> None:
     """Check every definition; exit 2 and name file, field and reason if one is invalid."""
     campaigns = _load()
-    typer.echo(f"{len(campaigns)} campaign definition(s) valid: {', '.join(c.name for c in campaigns)}")
+    typer.echo(t("campaign.cli.valid", n=len(campaigns), names=", ".join(c.name for c in campaigns) or "—"))
 
 
 @app.command("plan")
@@ -146,7 +172,7 @@ def plan_cmd(
         typer.echo(f"    {t('campaign.reason.' + reason)}: {n}")
     typer.echo("  " + t("campaign.plan.split", eligible=s["eligible"], control=s["control"], treatment=s["treatment"], budget=s["excluded"].get("budget", 0)))
     typer.echo("  " + t("campaign.plan.planned", planned=s["planned"], deferred=s["deferred_quiet_hours"], cost=f"{s['gift_cost_planned']:.2f}"))
-    typer.echo("  " + t("campaign.plan.variants", variants=json.dumps(s["per_variant"], ensure_ascii=False), channels=json.dumps(s["per_channel"], ensure_ascii=False)))
+    typer.echo("  " + t("campaign.plan.variants", variants=_counts(s["per_variant"]), channels=_counts(s["per_channel"])))
     if dry_run:
         if r.sample:
             typer.echo("  " + t("campaign.plan.sample"))
@@ -245,4 +271,4 @@ def approve_cmd(campaign: str = typer.Argument(..., help="Campaign whose touches
 
     with get_engine().begin() as conn:
         n = approve_touches(conn, f"cli:{getpass.getuser()}", campaign=campaign)
-    typer.echo(f"{n} touch(es) released")
+    typer.echo(t("campaign.cli.released", n=n))

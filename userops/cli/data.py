@@ -2,12 +2,14 @@
 from __future__ import annotations
 
 import os
+import unicodedata
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Optional
 
 import typer
 
+from userops.i18n import register as register_messages
 from userops.i18n import t
 
 quarantine_app = typer.Typer(help="What validation rejected, by which rule, in which run.", no_args_is_help=True)
@@ -15,6 +17,32 @@ run_app = typer.Typer(help="Run a flow now against the configured sources.", no_
 db_app = typer.Typer(help="Warehouse schema.", no_args_is_help=True)
 
 IMPORT_TABLES = {"customers": "customers", "orders": "orders", "order-items": "order_items", "feedback": "feedback", "events": "events"}
+
+register_messages(
+    {
+        "import.unknown_table": {"zh-CN": "没有表 {table!r}:请从 {tables} 中选择", "en": "unknown table {table!r}: choose one of {tables}"},
+        "import.bad_map": {"zh-CN": "--map {value!r}:请写成 SOURCE_HEADER=canonical_column(源表头=标准列名)",
+                           "en": "--map {value!r}: write it as SOURCE_HEADER=canonical_column"},
+        "import.error": {"zh-CN": "错误:{error}", "en": "error: {error}"},
+        "demo.generating": {"zh-CN": "正在生成 {customers:,} 个示例会员(随机种子 {seed})……",
+                            "en": "Generating {customers:,} sample members (seed {seed}) ..."},
+        "demo.services": {"zh-CN": "示例 CRM 与订单系统:{url};示例短信/推送/邮件服务商在本机回环地址上运行",
+                          "en": "Sample CRM and order system at {url}; sample SMS/push/email providers on loopback"},
+        "demo.warehouse": {"zh-CN": "数据仓库:{url}", "en": "Warehouse: {url}"},
+        "db.up_to_date": {"zh-CN": "数据库结构已是最新:{url}", "en": "schema up to date: {url}"},
+        "run.stage_time": {"zh-CN": "{stage} {seconds} 秒", "en": "{stage} {seconds}s"},
+        "quarantine.field.id": {"zh-CN": "编号", "en": "id"},
+        "quarantine.field.source_table": {"zh-CN": "来源表", "en": "source_table"},
+        "quarantine.field.source_id": {"zh-CN": "来源编号", "en": "source_id"},
+        "quarantine.field.rule": {"zh-CN": "规则", "en": "rule"},
+        "quarantine.field.reason": {"zh-CN": "原因", "en": "reason"},
+        "quarantine.field.run_id": {"zh-CN": "运行编号", "en": "run_id"},
+        "quarantine.field.seen_at": {"zh-CN": "发现时间", "en": "seen_at"},
+        "quarantine.field.record": {"zh-CN": "原始记录", "en": "record"},
+    }
+)
+# ``quarantine show``: the record's fields in this order, each with its label
+QUARANTINE_FIELDS = ("id", "source_table", "source_id", "rule", "reason", "run_id", "seen_at")
 
 
 def register(app: typer.Typer) -> None:
@@ -33,7 +61,7 @@ def _print_stats(stats: dict) -> None:
             for line in res["summary"]:
                 typer.echo(f"  {line}")
     if stats.get("stages"):
-        typer.echo("  " + ", ".join(f"{k} {v}s" for k, v in stats["stages"].items()))
+        typer.echo("  " + ", ".join(t("run.stage_time", stage=k, seconds=v) for k, v in stats["stages"].items()))
 
 
 @contextmanager
@@ -70,7 +98,7 @@ def demo(
         for p in (db, db.with_name(db.name + "-wal"), db.with_name(db.name + "-shm")):
             p.unlink(missing_ok=True)
     today = shop_today()
-    typer.echo(f"Generating {customers:,} sample members (seed {seed}) ...")
+    typer.echo(t("demo.generating", customers=customers, seed=seed))
     data = generate(customers, seed=seed, as_of=str(sample_history_end()), orders_per_customer=orders_per_customer)
     from userops.sample.provider import SampleSmtpServer, SampleWebhookProvider
 
@@ -84,7 +112,7 @@ def demo(
     ):
         reset_settings()
         dispose_engines()
-        typer.echo(f"Sample CRM and order system at {server.url}; sample SMS/push/email providers on loopback")
+        typer.echo(t("demo.services", url=server.url))
         from flows.nightly import nightly
 
         try:
@@ -98,7 +126,7 @@ def demo(
     typer.echo(t("nightly.done", as_of=today, duration=stats.get("duration_s")))
     _print_stats(stats)
     typer.echo("  " + t("demo.delivered", counts=", ".join(f"{k} {v:,}" for k, v in sorted(delivered.items()))))
-    typer.echo(f"Warehouse: {get_engine().url.render_as_string(hide_password=True)}")
+    typer.echo(t("demo.warehouse", url=get_engine().url.render_as_string(hide_password=True)))
 
 
 def import_cmd(
@@ -115,12 +143,12 @@ def import_cmd(
     from userops.db import migrate
 
     if table not in IMPORT_TABLES:
-        typer.echo(f"unknown table {table!r}: choose one of {', '.join(IMPORT_TABLES)}", err=True)
+        typer.echo(t("import.unknown_table", table=table, tables=", ".join(IMPORT_TABLES)), err=True)
         raise typer.Exit(2)
     mapping = {}
     for m in map_:
         if "=" not in m:
-            typer.echo(f"--map {m!r}: write it as SOURCE_HEADER=canonical_column", err=True)
+            typer.echo(t("import.bad_map", value=m), err=True)
             raise typer.Exit(2)
         k, v = m.split("=", 1)
         mapping[k.strip()] = v.strip()
@@ -129,7 +157,7 @@ def import_cmd(
         migrate()
         res = import_file(IMPORT_TABLES[table], path, mapping or None, assume_tz=tz)
     except (FileImportError, SuiteError) as exc:
-        typer.echo(f"error: {exc}", err=True)
+        typer.echo(t("import.error", error=exc), err=True)
         raise typer.Exit(1)
     typer.echo(t("import.done", path=path, read=res.read, loaded=res.loaded, quarantined=res.quarantined))
     if res.quarantined:
@@ -162,7 +190,7 @@ def db_upgrade() -> None:
     from userops.db import get_engine, migrate
 
     migrate()
-    typer.echo(f"schema up to date: {get_engine().url.render_as_string(hide_password=True)}")
+    typer.echo(t("db.up_to_date", url=get_engine().url.render_as_string(hide_password=True)))
 
 
 def _quarantine_table(table: str | None) -> str | None:
@@ -174,6 +202,14 @@ def _quarantine_table(table: str | None) -> str | None:
         typer.echo(t("quarantine.bad_table", table=table, tables=", ".join(IMPORT_TABLES)), err=True)
         raise typer.Exit(2)
     return name
+
+
+def _width(s: str) -> int:
+    return sum(2 if unicodedata.east_asian_width(ch) in "WF" else 1 for ch in s)
+
+
+def _rjust(s: str, width: int) -> str:
+    return " " * max(0, width - _width(s)) + s
 
 
 def _text(v) -> str:
@@ -213,8 +249,10 @@ def quarantine_show(record_id: int = typer.Argument(..., help="The # of a quaran
     if rec is None:
         typer.echo(t("quarantine.unknown", id=record_id), err=True)
         raise typer.Exit(1)
-    for k in ("id", "source_table", "source_id", "rule", "reason", "run_id", "seen_at"):
-        typer.echo(f"{k:>13}: {_text(rec[k])}")
-    typer.echo("       record:")
+    labels = {k: t(f"quarantine.field.{k}") for k in (*QUARANTINE_FIELDS, "record")}  # registered above
+    width = max(13, *(_width(v) for v in labels.values()))
+    for k in QUARANTINE_FIELDS:
+        typer.echo(f"{_rjust(labels[k], width)}: {_text(rec[k])}")
+    typer.echo(f"{_rjust(labels['record'], width)}:")
     for k, v in rec["record"].items():
         typer.echo(f"    {k}: {_text(v)}")
