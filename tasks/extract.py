@@ -88,7 +88,43 @@ class SourceError(RuntimeError):
 
 
 class FileImportError(ValueError):
-    """A file could not be processed at all (unreadable, a required column missing)."""
+    """A file could not be processed at all (unreadable, a required column missing).
+    ``str()`` is English (logs); ``localized()`` the operator's language (``key``: an
+    ``import.file.*`` text, ``values`` its placeholders)."""
+
+    def __init__(self, message: str, key: str | None = None, **values):
+        super().__init__(message)
+        self.key, self.values = key, values
+
+    def localized(self, lang: str | None = None) -> str:
+        if not self.key:
+            return str(self)
+        from userops.i18n import t
+
+        return t(self.key, lang, **self.values)
+
+
+def _file_texts() -> None:
+    from userops.i18n import register
+
+    register(
+        {
+            "import.file.missing": {"zh-CN": "{path}:文件不存在", "en": "{path}: no such file"},
+            "import.file.empty": {"zh-CN": "{path}:文件是空的", "en": "{path}: the file is empty"},
+            "import.file.unreadable": {"zh-CN": "{path}:无法读取文件:{error}", "en": "{path}: cannot read the file: {error}"},
+            "import.file.unreadable_after": {"zh-CN": "{path}:读到第 {row} 行后无法继续读取:{error}(本文件的任何数据都未入库)",
+                                             "en": "{path}: cannot read the file after row {row}: {error} (nothing of it was kept)"},
+            "import.file.type": {"zh-CN": "{path}:不支持的文件类型 {suffix};请用 .csv 或 .xlsx",
+                                 "en": "{path}: unsupported file type {suffix}; use .csv or .xlsx"},
+            "import.file.columns": {
+                "zh-CN": "{table}:缺少必需列 {missing}(文件里的列:{found})。请改列名,或用 --map '源列名=标准列名' 指定,例如 --map '会员号={first}'",
+                "en": "{table}: required column(s) missing: {missing} (found: {found}); rename them or map them with --map 'SOURCE HEADER=column', e.g. --map 'member no={first}'",
+            },
+        }
+    )
+
+
+_file_texts()
 
 
 def _redact_url(url: str) -> str:
@@ -318,7 +354,8 @@ def canonicalize_columns(df: pd.DataFrame, table: str, mapping: dict[str, str] |
     if missing:
         raise FileImportError(
             f"{table}: required column(s) missing: {', '.join(missing)} "
-            f"(found: {', '.join(map(str, df.columns))}); rename them or pass a column mapping"
+            f"(found: {', '.join(map(str, df.columns))}); rename them or pass a column mapping",
+            "import.file.columns", table=table, missing=", ".join(missing), found=", ".join(map(str, df.columns)), first=missing[0],
         )
     for col, aliases in VALUE_ALIASES.items():
         if col in out.columns:
@@ -331,7 +368,7 @@ def read_table_file(path: str | Path, table: str, mapping: dict[str, str] | None
     CSV is returned as an iterator of frames."""
     p = Path(path)
     if not p.exists():
-        raise FileImportError(f"{p}: no such file")
+        raise FileImportError(f"{p}: no such file", "import.file.missing", path=p)
     suffix = p.suffix.lower()
     try:
         if suffix in (".xlsx", ".xlsm"):
@@ -344,7 +381,7 @@ def read_table_file(path: str | Path, table: str, mapping: dict[str, str] | None
                 it = _csv_chunks(p, sep, enc, chunksize)
                 first = next(it, None)
                 if first is None:
-                    raise FileImportError(f"{p}: the file is empty")
+                    raise FileImportError(f"{p}: the file is empty", "import.file.empty", path=p)
                 first = canonicalize_columns(first, table, mapping)
 
                 def gen():
@@ -355,7 +392,8 @@ def read_table_file(path: str | Path, table: str, mapping: dict[str, str] | None
                             yield canonicalize_columns(chunk, table, mapping)
                             read += len(chunk)
                     except (ArrowError, UnicodeDecodeError, ValueError, OSError) as exc:
-                        raise FileImportError(f"{p}: cannot read the file after row {read:,}: {exc}") from None
+                        raise FileImportError(f"{p}: cannot read the file after row {read:,}: {exc}", "import.file.unreadable_after",
+                                              path=p, row=f"{read:,}", error=exc) from None
 
                 return gen()
             df = pd.read_csv(p, dtype=str, sep=sep, encoding=enc, keep_default_na=False, na_values=[""])
@@ -363,8 +401,8 @@ def read_table_file(path: str | Path, table: str, mapping: dict[str, str] | None
     except FileImportError:
         raise
     except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError, ValueError, OSError, zipfile.BadZipFile, KeyError, ArrowError) as exc:
-        raise FileImportError(f"{p}: cannot read the file: {exc}") from None
-    raise FileImportError(f"{p}: unsupported file type {suffix or '(none)'}; use .csv or .xlsx")
+        raise FileImportError(f"{p}: cannot read the file: {exc}", "import.file.unreadable", path=p, error=exc) from None
+    raise FileImportError(f"{p}: unsupported file type {suffix or '(none)'}; use .csv or .xlsx", "import.file.type", path=p, suffix=suffix or "(none)")
 
 
 def _csv_chunks(p: Path, sep: str, encoding: str, chunksize: int):

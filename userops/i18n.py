@@ -15,6 +15,7 @@ _CATALOG: dict[str, dict[str, str]] = {}
 # so a text is found whatever was imported before (a night that fails before the stage that
 # imports the alert texts still renders its failure alert)
 CATALOGUES = (
+    "tasks.extract",
     "tasks.artifacts",
     "tasks.tags",
     "tasks.health",

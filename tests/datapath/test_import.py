@@ -131,6 +131,10 @@ def test_cli_import_exit_codes_and_messages(warehouse, tmp_path, monkeypatch):
 def test_cli_import_errors_in_chinese_by_default(warehouse, tmp_path):
     bad = runner.invoke(app, ["import", "orders", str(write(tmp_path, "o.csv", "order_id,amount\nO1,3\n"))])
     assert bad.exit_code == 1 and bad.output.startswith("错误:") and "customer_id" in bad.output
+    # the file's own problem in zh-CN too, with the --map syntax that fixes it
+    assert "缺少必需列 customer_id, paid_at, status" in bad.output and "--map '会员号=customer_id'" in bad.output
+    gone = runner.invoke(app, ["import", "orders", str(tmp_path / "nope.csv")])
+    assert gone.exit_code == 1 and "文件不存在" in gone.output
     assert not bad.output.startswith("error")
     res = runner.invoke(app, ["import", "oders", str(tmp_path / "o.csv")])
     assert res.exit_code == 2 and "没有表 'oders'" in res.output and "order-items" in res.output and "unknown table" not in res.output

@@ -157,7 +157,7 @@ def import_cmd(
         migrate()
         res = import_file(IMPORT_TABLES[table], path, mapping or None, assume_tz=tz)
     except (FileImportError, SuiteError) as exc:
-        typer.echo(t("import.error", error=exc), err=True)
+        typer.echo(t("import.error", error=exc.localized() if isinstance(exc, FileImportError) else exc), err=True)
         raise typer.Exit(1)
     typer.echo(t("import.done", path=path, read=res.read, loaded=res.loaded, quarantined=res.quarantined))
     if res.quarantined:
