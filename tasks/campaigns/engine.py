@@ -312,6 +312,21 @@ class PlanResult:
     notes: str | None = None
 
 
+_PLANNING_LOCK = 0x75736572  # "user": pg_advisory_xact_lock key of campaign planning
+
+
+def _planning_lock(conn: Connection) -> None:
+    """One planner at a time, from before it reads what was planned and spent until its
+    touches are committed: two runs planning at once (the nightly stage and the recall plan
+    the silent-share event starts, say) each saw the whole budget left and the same
+    frequency-cap counts, and together spent the budget twice. PostgreSQL: a transaction
+    advisory lock; SQLite: the write lock taken first (busy_timeout waits for it)."""
+    if conn.dialect.name == "postgresql":
+        conn.exec_driver_sql(f"SELECT pg_advisory_xact_lock({_PLANNING_LOCK})")
+    else:
+        conn.exec_driver_sql("UPDATE campaign_runs SET run_id = run_id WHERE 1 = 0")
+
+
 def campaign_run_id(c: Campaign, period: str, parent: str | None) -> str:
     suffix = hashlib.sha1(parent.encode()).hexdigest()[:8] if parent else uuid.uuid4().hex[:8]
     return f"{c.name}-{period}-{suffix}"[:64]
@@ -344,6 +359,8 @@ def plan_campaign(
     run_id = campaign_run_id(c, period, parent_run_id)
     df = select_audience(engine, c, as_of, entry, event)
     with engine.begin() as conn:
+        if not dry_run:
+            _planning_lock(conn)
         stats: dict = {"campaign": c.name, "period": period, "as_of": str(as_of), "entry": entry, "audience": int(len(df))}
         # already planned in this period (a re-run): neither excluded nor planned again
         existing = read_frame(
@@ -468,14 +485,33 @@ def _sample(c: Campaign, df: pd.DataFrame, send: pd.Series, n: int) -> list[dict
     return out
 
 
+def run_delivery(conn: Connection, run_id: str) -> dict:
+    """What became of one run's touches: counts by status (sent, failed, waiting to be sent,
+    suppressed at send time, control) and the sent ones per channel."""
+    df = read_frame(conn, sa.text("SELECT status, channel, COUNT(*) AS n FROM touches WHERE campaign_run_id = :r GROUP BY status, channel"), {"r": run_id})
+    by = df.groupby("status")["n"].sum() if len(df) else pd.Series(dtype="int64")
+    sent = df[df["status"] == "sent"] if len(df) else df
+    return {
+        "sent": int(by.get("sent", 0)),
+        "failed": int(by.get("failed", 0)),
+        "pending": int(by.get("planned", 0) + by.get("in_flight", 0)),
+        "suppressed": int(by.get("suppressed", 0)),
+        "control": int(by.get("control", 0)),
+        "per_channel": {str(k): int(v) for k, v in sent.groupby("channel")["n"].sum().items()} if len(sent) else {},
+    }
+
+
 def finish_campaign_run(engine: Engine, run_id: str, delivery: dict, status: str = "completed") -> None:
-    """Record the delivery figures of a run in its campaign_runs row."""
+    """Record the delivery figures of a run in its campaign_runs row: its own touches'
+    (``run_delivery``), and under ``send_batch`` those of the send that delivered them (one
+    send serves every campaign of the night, so its figures are not this campaign's)."""
     with engine.begin() as conn:
         row = conn.execute(sa.text("SELECT stats FROM campaign_runs WHERE run_id = :r"), {"r": run_id}).fetchone()
         if row is None:
             return
         stats = json.loads(row[0] or "{}")
-        stats["delivery"] = {k: delivery.get(k) for k in ("sent", "failed", "retry_scheduled", "suppressed", "resent_after_crash", "per_channel", "pending")}
+        stats["delivery"] = run_delivery(conn, run_id)
+        stats["send_batch"] = {k: delivery.get(k) for k in ("sent", "failed", "retry_scheduled", "suppressed", "resent_after_crash", "per_channel", "pending")}
         conn.execute(
             sa.text("UPDATE campaign_runs SET status = :s, finished_at = :f, stats = :st WHERE run_id = :r").bindparams(sa.bindparam("f", type_=sa.DateTime())),
             {"s": status, "f": utcnow(), "st": json.dumps(stats, ensure_ascii=False, default=str), "r": run_id},

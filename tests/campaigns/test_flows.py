@@ -3,6 +3,7 @@ on, sends, and publishes a read-out per campaign and the calendar; the recall pl
 why it ran; an invalid definition fails the stage before anything is sent."""
 from __future__ import annotations
 
+import json
 from datetime import datetime, timezone
 
 import shutil
@@ -50,8 +51,14 @@ def test_nightly_stage_plans_sends_and_publishes(shop, warehouse, provider, pref
     cal = Artifact.get("campaign-calendar")
     assert cal is not None and cal.created >= started
     with warehouse.connect() as conn:
-        runs = conn.execute(sa.text("SELECT campaign, status FROM campaign_runs")).fetchall()
+        runs = conn.execute(sa.text("SELECT campaign, status, stats FROM campaign_runs")).fetchall()
     assert {r[0] for r in runs} == {"awakening", "retention", "recall"} and {r[1] for r in runs} == {"completed"}
+    # each run records its own touches' fate, not the whole night's send
+    for name, _, stats in runs:
+        d = json.loads(stats)["delivery"]
+        mine = t[t["campaign"] == name]
+        assert d["sent"] == (mine["status"] == "sent").sum() and d["control"] == (mine["status"] == "control").sum()
+    assert sum(json.loads(r[2])["delivery"]["sent"] for r in runs) == out["delivery"]["sent"]
     # the same night again: nothing new is planned or sent
     again = run_campaigns(as_of=AS_OF, run_id="nightly-test")
     assert all(p["planned"] == 0 for p in again["campaigns"].values()) and again["delivery"]["sent"] == 0
