@@ -1,11 +1,18 @@
 """Read-outs: did a campaign work (treatment vs control), and the communication calendar.
 
-Conversion = a paid order within the attribution window (default 14 days) after the touch
-(the send time; for the control group, the time the message would have gone out). Groups
-are compared as assigned (intention to treat): every treatment customer who was planned
-counts, reached or not, so the holdout comparison stays fair. The uplift is the difference
-of conversion rates with a 95% (Wald) interval; below ``min_n`` customers per group, or when
-the interval includes 0, the verdict says "not significant yet".
+Conversion = a paid order within the attribution window (default 14 days) after the touch:
+the send time; for a touch that was not sent (the control group, a treatment customer cut
+by the budget, suppressed or failed) the time its message would have gone out, i.e. the
+planning time deferred by the same quiet hours (``tasks.messaging.quiet_not_before``) the
+planner applies. Groups are compared as assigned (intention to treat): every customer the
+planner assigned to treatment counts in treatment whatever happened to the message (sent,
+failed, cut by the budget, suppressed at planning or at send time), and every customer
+assigned to control counts in control, so both groups are the same random split of the
+audience; how many were reached, suppressed, failed or still pending is reported beside.
+The uplift is the difference of conversion rates with Newcombe's hybrid score interval
+(method 10 of Newcombe 1998, from two Wilson intervals: it keeps its 95% coverage for small
+groups and rare or absent conversions, where the Wald interval does not); below ``min_n``
+customers per group, or when the interval includes 0, the verdict says "not significant yet".
 """
 from __future__ import annotations
 
@@ -18,23 +25,48 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
 from tasks.campaigns import texts  # noqa: F401
+from tasks.messaging import quiet_not_before, valid_zones
 from userops.clock import shop_today, utcnow
 from userops.db import get_engine, is_postgres, read_frame
-from userops.i18n import t
+from userops.i18n import register, t
 from userops.settings import get_settings
 
 Z95 = 1.959963984540054
 MIN_N = 30
 
+register(
+    {
+        "campaign.report.suppressed": {"zh-CN": "未发送(被抑制)", "en": "suppressed"},
+        "campaign.report.failed": {"zh-CN": "发送失败", "en": "failed"},
+    }
+)
+
+
+def wilson_interval(x: int, n: int, z: float = Z95) -> tuple[float, float]:
+    """Wilson score interval of a proportion x/n (no continuity correction); (0, 1) for n = 0."""
+    if n <= 0:
+        return 0.0, 1.0
+    z2 = z * z
+    centre = (x + z2 / 2) / (n + z2)
+    half = z * math.sqrt(x * (n - x) / n + z2 / 4) / (n + z2)
+    return max(0.0, centre - half), min(1.0, centre + half)
+
 
 def uplift_interval(conv_t: int, n_t: int, conv_c: int, n_c: int, z: float = Z95) -> dict:
-    """Difference of two conversion rates with its Wald interval."""
+    """Difference of two conversion rates (treatment - control) with Newcombe's hybrid
+    score interval (Newcombe 1998, method 10): from the Wilson intervals (l1, u1), (l2, u2)
+    of the two rates, lo = d - sqrt((p1 - l1)^2 + (u2 - p2)^2), hi = d + sqrt((u1 - p1)^2 +
+    (p2 - l2)^2). Unlike the Wald interval it never collapses to zero width when a group has
+    no (or only) conversions, and keeps about 95% coverage for small groups and rare events."""
     if n_t <= 0 or n_c <= 0:
-        return {"p_t": conv_t / n_t if n_t else None, "p_c": conv_c / n_c if n_c else None, "uplift": None, "lo": None, "hi": None, "se": None}
+        return {"p_t": conv_t / n_t if n_t else None, "p_c": conv_c / n_c if n_c else None, "uplift": None, "lo": None, "hi": None, "method": "newcombe"}
     p_t, p_c = conv_t / n_t, conv_c / n_c
-    se = math.sqrt(p_t * (1 - p_t) / n_t + p_c * (1 - p_c) / n_c)
+    l_t, u_t = wilson_interval(conv_t, n_t, z)
+    l_c, u_c = wilson_interval(conv_c, n_c, z)
     d = p_t - p_c
-    return {"p_t": p_t, "p_c": p_c, "uplift": d, "lo": d - z * se, "hi": d + z * se, "se": se}
+    lo = d - math.sqrt((p_t - l_t) ** 2 + (u_c - p_c) ** 2)
+    hi = d + math.sqrt((u_t - p_t) ** 2 + (p_c - l_c) ** 2)
+    return {"p_t": p_t, "p_c": p_c, "uplift": d, "lo": lo, "hi": hi, "method": "newcombe"}
 
 
 def verdict(u: dict, n_t: int, n_c: int, min_n: int = MIN_N) -> str:
@@ -53,21 +85,39 @@ def verdict_text(code: str, lang: str | None = None, min_n: int = MIN_N) -> str:
     return t(f"campaign.verdict.{code}", lang, min_n=min_n)
 
 
+def would_go_out(touches: pd.DataFrame) -> pd.Series:
+    """When each touch went out, or would have: ``sent_at``; else ``not_before`` (deferred by
+    quiet hours); else ``planned_at`` deferred by the touch's quiet hours in its timezone, with
+    the planner's own rule (``tasks.messaging.quiet_not_before``), so a control customer's
+    window starts when the treatment message planned at the same moment went out."""
+    ref = touches["sent_at"].fillna(touches["not_before"]).astype("datetime64[us]")
+    todo = ref.isna()
+    planned = touches["planned_at"].astype("datetime64[us]")
+    if todo.any():
+        quiet = touches["quiet_hours"]
+        rows = todo & quiet.notna()
+        deferred = pd.Series(pd.NaT, index=touches.index, dtype="datetime64[us]")
+        if rows.any():
+            deferred.loc[rows] = quiet_not_before(planned[rows], valid_zones(touches.loc[rows, "timezone"]), quiet[rows])
+        ref = ref.where(~todo, deferred.fillna(planned))
+    return ref
+
+
 def touch_outcomes(engine: Engine, campaign: str, now: datetime | None = None, attribution_days: int | None = None) -> pd.DataFrame:
-    """One row per touch of the campaign (treatment and control, not suppressed) with
-    converted / revenue inside its attribution window."""
+    """One row per touch of the campaign, treatment and control, whatever its status
+    (intention to treat), with converted / revenue inside its attribution window."""
     now = now or utcnow()
     days = attribution_days or get_settings().campaigns.attribution_days
     touches = read_frame(
         engine,
-        "SELECT touch_key, customer_id, grp, variant, status, channel, CAST(gift_cost AS FLOAT) AS gift_cost, planned_at, not_before, sent_at "
-        "FROM touches WHERE campaign = :c AND status <> 'suppressed'",
+        "SELECT touch_key, customer_id, grp, variant, status, reason, channel, CAST(gift_cost AS FLOAT) AS gift_cost, "
+        "planned_at, not_before, sent_at, quiet_hours, timezone FROM touches WHERE campaign = :c",
         {"c": campaign},
         parse_dates=["planned_at", "not_before", "sent_at"],
     )
     if touches.empty:
         return touches.assign(ref=pd.Series(dtype="datetime64[us]"), converted=pd.Series(dtype=bool), revenue=pd.Series(dtype=float), window_open=pd.Series(dtype=bool))
-    touches["ref"] = touches["sent_at"].fillna(touches["not_before"]).fillna(touches["planned_at"])
+    touches["ref"] = would_go_out(touches)
     window = pd.Timedelta(days=days)
     lo, hi = touches["ref"].min(), touches["ref"].max() + window
     orders = read_frame(
@@ -75,7 +125,7 @@ def touch_outcomes(engine: Engine, campaign: str, now: datetime | None = None, a
         sa.text(
             "SELECT o.customer_id, o.paid_at, CAST(o.amount AS FLOAT) AS amount FROM orders o "
             "WHERE o.status = 'paid' AND o.paid_at >= :lo AND o.paid_at < :hi "
-            "AND o.customer_id IN (SELECT customer_id FROM touches WHERE campaign = :c AND status <> 'suppressed')"
+            "AND o.customer_id IN (SELECT customer_id FROM touches WHERE campaign = :c)"
         ).bindparams(sa.bindparam("lo", type_=sa.DateTime()), sa.bindparam("hi", type_=sa.DateTime())),
         {"lo": lo.to_pydatetime(), "hi": hi.to_pydatetime(), "c": campaign},
         parse_dates=["paid_at"],
@@ -93,11 +143,22 @@ def touch_outcomes(engine: Engine, campaign: str, now: datetime | None = None, a
     return touches
 
 
+PENDING = ("planned", "awaiting_review", "in_flight")
+
+
 def _group_figures(g: pd.DataFrame) -> dict:
+    """Everyone assigned to the group counts in ``customers`` (intention to treat); beside it
+    what happened to their messages: reached (sent), suppressed (at planning, by the budget
+    or at send time; per reason), failed, pending (not sent yet)."""
     n = int(len(g))
+    sup = g.loc[g["status"] == "suppressed", "reason"].fillna("-").value_counts()
     return {
         "customers": n,
         "reached": int((g["status"] == "sent").sum()),
+        "suppressed": int((g["status"] == "suppressed").sum()),
+        "suppressed_by_reason": {str(k): int(v) for k, v in sorted(sup.items())},
+        "failed": int((g["status"] == "failed").sum()),
+        "pending": int(g["status"].isin(PENDING).sum()),
         "converted": int(g["converted"].sum()),
         "conversion": float(g["converted"].mean()) if n else None,
         "revenue": round(float(g["revenue"].sum()), 2),
@@ -155,6 +216,8 @@ def report_rows(rep: dict, lang: str | None = None) -> list[dict]:
                 L("group"): label,
                 L("customers"): fig["customers"],
                 L("reached"): fig["reached"],
+                L("suppressed"): fig.get("suppressed", 0),
+                L("failed"): fig.get("failed", 0),
                 L("converted"): fig["converted"],
                 L("rate"): _pct(fig["conversion"]),
                 L("uplift"): _pp(u["uplift"]) if u else "",
