@@ -473,8 +473,9 @@ def train_and_register(conn: Connection, frames: Frames, horizon_days: int | Non
     decision = registry.register(conn, model, frames.orders, frames.customers, trained_as_of=frames.as_of)
     out = decision.as_dict()
     out.update(
-        train_cutoff=str(model.train_cutoff.date()),
-        eval_cutoff=str(model.eval_cutoff.date()),
+        train_cutoff=str(model.local_date(model.train_cutoff)),  # shop-local days, as the registry
+        eval_cutoff=str(model.local_date(model.eval_cutoff)),
+        horizon_days=int(model.horizon_days),
         n_train=model.n_train,
         seconds={"train": round(t1 - t0, 2), "register": round(time.perf_counter() - t1, 2)},
     )

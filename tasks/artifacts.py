@@ -63,6 +63,12 @@ def artifact_key(kind: str, name: str | None = None) -> str:
 
 register(
     {
+        "artifact.churn.title": {"zh-CN": "## 流失模型 {version}:{status}", "en": "## Churn model {version}: {status}"},
+        "artifact.churn.window": {
+            "zh-CN": "训练:特征截至 {train},标签取其后 {h} 天;验证(跨时间):特征截至 {eval},标签取其后 {h} 天。训练样本 {n} 人。",
+            "en": "Trained on features as of {train}, labels over the next {h} days; validated out of time on features as of {eval}, labels over the next {h} days. {n} customers trained on.",
+        },
+        "artifact.churn.header": {"zh-CN": "| 指标(同一验证集) | 新模型 | 当前冠军模型 |", "en": "| metric (same holdout) | this model | champion |"},
         "artifact.quarantine.title": {
             "zh-CN": "## 数据隔离区 {as_of}",
             "en": "## Quarantine summary {as_of}",
@@ -93,6 +99,27 @@ register(
         },
     }
 )
+
+
+def churn_model_markdown(out: dict, lang: str | None = None) -> str:
+    """A training's outcome (``models.scoring.train_and_register``) as Markdown: the decision
+    in words, the window, and the holdout metrics beside the champion's on the same holdout."""
+    lines = [t("artifact.churn.title", lang, version=out["version"], status=t(f"model.status.{out['status']}", lang)), "",
+             out.get("reason_text") or out.get("reason") or "", "",
+             t("artifact.churn.window", lang, train=out.get("train_cutoff", "—"), eval=out.get("eval_cutoff", "—"),
+               h=out.get("horizon_days", "—"), n=f"{int(out.get('n_train') or 0):,}"), "",
+             t("artifact.churn.header", lang), "|---|---:|---:|"]
+    champ = out.get("champion_metrics") or {}
+    for k in ("roc_auc", "pr_auc", "brier", "log_loss", "lift_top_decile", "churn_rate", "n"):
+        mine, theirs = (out.get("metrics") or {}).get(k), champ.get(k)
+        fmt = (lambda v: "—" if v is None else (f"{int(v):,}" if k == "n" else f"{float(v):.4f}"))  # noqa: E731
+        lines.append(f"| {k} | {fmt(mine)} | {fmt(theirs) if champ else '—'} |")
+    return "\n".join(lines) + "\n"
+
+
+def publish_churn_model(out: dict) -> str:
+    """Publish a training's outcome as ``churn-model``; returns the key (needs a run context)."""
+    return publish_markdown("churn", churn_model_markdown(out), description=f"Churn model {out['version']}: {out['status']}")
 
 
 def quarantine_run_summary(run_id: str, engine=None) -> tuple[list[dict], int]:

@@ -26,8 +26,14 @@ def needs_training_task(as_of: date) -> tuple[bool, str]:
 
 @task(name="churn-train-and-register", cache_policy=NO_CACHE)
 def train_task(frames: scoring.Frames) -> dict:
-    """Train at the latest complete window; promote or keep as challenger (one transaction)."""
-    return scoring.retrain(frames.as_of, frames=frames)
+    """Train at the latest complete window; promote or keep as challenger (one transaction);
+    the outcome is published as the ``churn-model`` artifact."""
+    from tasks.artifacts import publish_churn_model
+
+    out = scoring.retrain(frames.as_of, frames=frames)
+    if out.get("version") and out.get("status"):
+        out["artifact_key"] = publish_churn_model(out)
+    return out
 
 
 @task(name="churn-score", cache_policy=NO_CACHE)

@@ -39,6 +39,15 @@ def test_nightly_stage_in_a_flow(prefect_server, loaded):
     assert "training" not in nxt and nxt["model_version"] == out["model_version"]
 
     # on demand retrain says whether it promoted and why
+    from datetime import datetime, timezone
+
+    started = datetime.now(timezone.utc)  # the session's server holds the other database's artifact too
     res = retrain_churn_model(as_of=AS_OF + timedelta(days=7))
     assert res["status"] in ("champion", "challenger") and res["reason"] and res["reason_text"]
     assert res["promoted"] == (res["status"] == "champion")
+    # the decision is published as the churn-model artifact: this retrain's, with both models' metrics
+    from prefect.artifacts import Artifact
+
+    art = Artifact.get("churn-model")
+    assert art is not None and art.created >= started and res["version"] in art.data and res["reason_text"] in art.data
+    assert f"| roc_auc | {res['metrics']['roc_auc']:.4f} | {res['champion_metrics']['roc_auc']:.4f} |" in art.data
