@@ -13,6 +13,7 @@ The embedded default warehouse is a SQLite file under ``output/``; PostgreSQL is
 from __future__ import annotations
 
 import os
+import re
 from functools import lru_cache
 from pathlib import Path
 from typing import Any, Literal
@@ -246,6 +247,21 @@ class Settings(BaseSettings):
     timezone: str = "Asia/Shanghai"  # the shop's timezone: "tonight", quiet hours, cron
     language: Literal["zh-CN", "en"] = "zh-CN"
 
+    @field_validator("database_url")
+    @classmethod
+    def _database_driver(cls, v: str) -> str:
+        """``postgresql://`` and ``postgres://`` (what a PostgreSQL host hands out) mean the
+        installed driver, psycopg2."""
+        for prefix in ("postgresql://", "postgres://"):
+            if isinstance(v, str) and v.startswith(prefix):
+                return "postgresql+psycopg2://" + v[len(prefix):]
+        driver = v.split("://", 1)[0] if isinstance(v, str) else ""
+        if driver.startswith(("postgresql+", "postgres+")) and driver.split("+", 1)[1] != "psycopg2":
+            raise ValueError(f"the warehouse needs the installed driver: write postgresql+psycopg2:// instead of {driver}://")
+        if driver.startswith("sqlite+"):
+            raise ValueError(f"write sqlite:/// instead of {driver}://")
+        return v
+
     @field_validator("timezone")
     @classmethod
     def _known_timezone(cls, v: str) -> str:
@@ -351,5 +367,11 @@ def settings_problems(exc: Exception) -> list[str]:
         msg = str(err.get("msg", "")).removeprefix("Value error, ")
         if err.get("type") == "literal_error" and err.get("ctx", {}).get("expected"):
             msg = f"must be one of {err['ctx']['expected']}"
-        out.append(f"{var}={err.get('input')!r}: {msg}")
+        value = err.get("input")
+        name = var.lower()
+        if isinstance(value, str) and ("secret" in name or "webhook" in name or "smtp" in name):
+            value = "***"  # never print a secret
+        elif isinstance(value, str) and "url" in name:
+            value = re.sub(r"(://[^:/@]+):[^@]*@", r"\1:***@", value)  # the password of a URL
+        out.append(f"{var}={value!r}: {msg}")
     return out or [str(exc)]

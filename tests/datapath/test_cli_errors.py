@@ -50,3 +50,23 @@ def test_language_spelled_loosely_and_an_empty_warehouse(tmp_path):
     out = _userops(["tags", "summary"], tmp_path, USEROPS_LANGUAGE="EN")
     assert out.returncode == 1 and "Traceback" not in out.stderr
     assert "has no userops tables yet" in out.stderr and "userops db upgrade" in out.stderr
+
+
+def test_database_url_mistakes_are_one_line(tmp_path):
+    """What an operator pastes: a wrong port, an async or unknown driver, a password."""
+    refused = _userops(["db", "upgrade"], tmp_path, USEROPS_DATABASE_URL="postgresql+psycopg2://postgres@127.0.0.1:1/test", USEROPS_LANGUAGE="en")
+    assert refused.returncode == 1 and "Traceback" not in refused.stderr
+    assert "cannot reach the warehouse" in refused.stderr and "USEROPS_DATABASE_URL" in refused.stderr
+    wrong = _userops(["tags", "summary"], tmp_path, USEROPS_DATABASE_URL="postgresql+asyncpg://ops:s3cret@127.0.0.1:5432/test")
+    assert wrong.returncode == 2 and "postgresql+psycopg2://" in wrong.stderr
+    assert "s3cret" not in wrong.stderr and "ops:***@" in wrong.stderr  # never the password
+    unknown = _userops(["tags", "summary"], tmp_path, USEROPS_DATABASE_URL="mysqlx://a@b/c", USEROPS_LANGUAGE="en")
+    assert unknown.returncode == 2 and "not a usable database URL" in unknown.stderr and "Traceback" not in unknown.stderr
+
+
+def test_plain_postgresql_url_means_the_installed_driver():
+    from userops.settings import Settings
+
+    assert Settings(database_url="postgresql://u@h:5432/d").database_url == "postgresql+psycopg2://u@h:5432/d"
+    assert Settings(database_url="postgres://u@h/d").database_url == "postgresql+psycopg2://u@h/d"
+    assert Settings(database_url="sqlite:////tmp/x.db").database_url == "sqlite:////tmp/x.db"

@@ -33,14 +33,28 @@ for _name in ("tags", "model", "alert", "campaign", "incident", "serve"):
 
 def main() -> None:
     from pydantic import ValidationError
-    from sqlalchemy.exc import OperationalError, ProgrammingError
+    from sqlalchemy.exc import ArgumentError, NoSuchModuleError, OperationalError, ProgrammingError
 
     from userops.settings import settings_problems
 
     try:
         app()
+    except (ArgumentError, NoSuchModuleError) as exc:  # not a URL SQLAlchemy can use
+        from userops.cli.options import t
+
+        typer.echo(t("cli.bad_database_url", detail=str(exc).splitlines()[0]), err=True)
+        raise SystemExit(2)
     except (OperationalError, ProgrammingError) as exc:
         text = str(exc.orig) if getattr(exc, "orig", None) is not None else str(exc)
+        if isinstance(exc, OperationalError) and any(
+            m in text for m in ("Connection refused", "could not connect", "could not translate host name", "unable to open database file",
+                                "does not exist", "password authentication failed", "timeout expired")
+        ) and "relation" not in text:
+            from userops.cli.options import t
+            from userops.db import get_engine
+
+            typer.echo(t("cli.db_unreachable", url=get_engine().url.render_as_string(hide_password=True), detail=text.strip().splitlines()[0]), err=True)
+            raise SystemExit(1)
         if "no such table" not in text and "UndefinedTable" not in type(getattr(exc, "orig", None)).__name__:
             raise
         # a warehouse that was never set up: not a traceback, the command that sets it up
