@@ -156,3 +156,21 @@ def test_flows_not_written_yet_are_skipped_with_a_reason():
         "no-func": "flows/nightly.py has no 'no_such_flow' yet",
         "not-a-flow": "flows/nightly.py:migrate is not a Prefect flow",
     }
+
+
+def test_served_flows_link_to_this_servers_ui(monkeypatch):
+    """Alert and digest links point at the UI of the server `userops serve` started (its
+    port; the machine's name when it listens on every address), unless the operator set one."""
+    import socket
+
+    from userops.cli.serve import _ui_env
+    from userops.settings import reset_settings
+
+    monkeypatch.delenv("USEROPS_PREFECT_UI_URL", raising=False)
+    reset_settings()
+    assert _ui_env("http://127.0.0.1:4311/api") == {"USEROPS_PREFECT_UI_URL": "http://127.0.0.1:4311"}
+    assert _ui_env("http://0.0.0.0:4200/api") == {"USEROPS_PREFECT_UI_URL": f"http://{socket.getfqdn()}:4200"}
+    monkeypatch.setenv("USEROPS_PREFECT_UI_URL", "https://prefect.shop.example")
+    reset_settings()
+    assert _ui_env("http://127.0.0.1:4311/api") == {}
+    reset_settings()

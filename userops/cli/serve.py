@@ -185,6 +185,22 @@ def _migrate_warehouse() -> None:
     typer.echo(t("serve.warehouse", url=url))
 
 
+def _ui_env(api_url: str) -> dict:
+    """The UI address the flows put in alert and digest links: this server's (its port, and
+    the machine's name when it listens on every address), unless USEROPS_PREFECT_UI_URL is set."""
+    import socket
+    from urllib.parse import urlsplit, urlunsplit
+
+    from userops.settings import get_settings
+
+    if "prefect_ui_url" in get_settings().model_fields_set:
+        return {}
+    parts = urlsplit(api_url.rstrip("/").removesuffix("/api"))
+    if parts.hostname in ("0.0.0.0", "::"):
+        parts = parts._replace(netloc=f"{socket.getfqdn()}:{parts.port}" if parts.port else socket.getfqdn())
+    return {"USEROPS_PREFECT_UI_URL": urlunsplit(parts)}
+
+
 def serve(
     host: Optional[str] = typer.Option(None, "--host", help="Address the Prefect server listens on (default 127.0.0.1; 0.0.0.0 to let workers on other machines connect)."),
     port: Optional[int] = typer.Option(None, "--port", help="Port of the Prefect server and UI (default 4200)."),
@@ -224,7 +240,7 @@ def serve(
         elsewhere = sorted(deployed_project_dirs(api_url) - {str(PROJECT_ROOT)})
         if elsewhere:
             typer.echo(t("serve.other_dir", dirs=", ".join(elsewhere), here=PROJECT_ROOT), err=True)
-        worker = Worker(api_url, pool, home / "worker.log").start()
+        worker = Worker(api_url, pool, home / "worker.log", extra_env=_ui_env(api_url)).start()
         typer.echo(t("serve.worker", pool=pool, log=worker.log_path))
         _run_until_interrupted([worker], None)
         return
@@ -255,7 +271,7 @@ def serve(
         _setup_alerts(server.api_url)
         _migrate_warehouse()  # before the worker: a run started from the UI finds every table
         if not no_worker:
-            worker = Worker(server.api_url, pool, home / "worker.log")
+            worker = Worker(server.api_url, pool, home / "worker.log", extra_env=_ui_env(server.api_url))
             worker.start()
             procs.insert(0, worker)
             typer.echo(t("serve.worker", pool=pool, log=worker.log_path))
