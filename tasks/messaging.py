@@ -6,20 +6,39 @@ delivers the due ones. Campaigns (issue 6) and crisis compensation (issue 7) bot
 
 Exactly once, as the provider sees it:
 
-1. a batch of due touches is marked ``in_flight`` (with the sender's identity) and
-   committed *before* any request goes out (while a batch's requests are on the wire the
-   next batch is claimed and the previous one settled, so at most two batches are ever
-   in flight);
+1. a batch of due touches is marked ``in_flight`` (with the sender's identity,
+   ``host:pid:process start``, in ``claimed_by``) and committed *before* any request goes
+   out (while a batch's requests are on the wire the next batch is claimed and the previous
+   one settled, so at most two batches are ever in flight);
 2. every request carries the touch's idempotency key: an ``Idempotency-Key`` header and an
    ``idempotency_key`` body field for the JSON webhook, a ``Message-ID`` derived from it for
    SMTP, a ``touch_key`` column in the staff-outreach list (which is de-duplicated on it);
 3. the batch is settled (``sent`` / back to ``planned`` with a backoff / ``failed`` with the
-   reason) in one bulk UPDATE after its requests.
+   reason) in one bulk UPDATE after its requests, only for the touches this sender still
+   holds (``claimed_by`` is still its own). A result for a touch whose claim was taken over
+   is not recorded; a warning names the touch key.
 
-A sender killed between 1 and 3 leaves its batch ``in_flight``; the next ``send_due`` sees
-that the sender is gone (same host: its process no longer exists; elsewhere: the lease
-expired) and resends exactly those touches with the same keys, so at most the messages in
-flight at the crash are ever sent again and the provider recognises them as repeats.
+While it works through its batches a sender renews its lease (``in_flight_at``, at most
+every quarter of ``campaigns.in_flight_lease_seconds``, after a provider call), so a long
+batch at a slow, rate-limited provider keeps its claim however long it takes.
+
+A sender killed between 1 and 3 leaves its batch ``in_flight``. The next ``send_due`` takes
+it over only once the sender is known to be gone: a sender on this host when its process
+no longer exists (a live one is never taken over, however old its claim: touches left by
+an aborted ``send_due`` in a process that keeps running wait until it exits); a sender on
+another machine when its lease ran out (no renewal for ``in_flight_lease_seconds``,
+default 600 s). So at most the messages in flight at the crash are ever sent again:
+
+* SMS / push go back to ``planned`` and are resent with the same idempotency key; a
+  provider that honours the key (``Idempotency-Key``) answers the repeat without delivering
+  it again;
+* email is different: SMTP servers do not de-duplicate on ``Message-ID`` (a second
+  copy reaches the customer's mailbox), so an interrupted email touch is *not* resent on
+  its own. It waits in ``awaiting_review`` (reason says why) until an operator decides
+  (``userops campaign approve CAMPAIGN`` resends it; leaving it sends nothing). The same
+  holds for an email whose connection broke after the message was handed to the server
+  (the acceptance went unseen): it may have been delivered, so it is held, not retried;
+* staff-list rows are de-duplicated on ``touch_key``, so a resend never lists anyone twice.
 
 Touches in ``awaiting_review`` are not sent until ``approve_touches`` releases them. Quiet
 hours (per touch: ``quiet_hours`` in ``timezone``) defer a touch via ``not_before``; they
@@ -318,7 +337,7 @@ class Outbound:
 
 @dataclass
 class Outcome:
-    status: str  # sent / retry / failed
+    status: str  # sent / retry / failed / held (email that may have been delivered: awaiting_review)
     provider_id: str | None = None
     reason: str | None = None
     retry_after: float | None = None
@@ -502,6 +521,29 @@ def _retry_after_seconds(value: str | None, default: float | None) -> float | No
         return default
 
 
+class _MarkData:
+    """Notes that the DATA phase began: from then on a lost connection leaves it unknown
+    whether the server accepted the message."""
+
+    data_started = False
+
+    def data(self, msg):
+        self.data_started = True
+        return super().data(msg)
+
+
+class _Smtp(_MarkData, smtplib.SMTP):
+    pass
+
+
+class _SmtpSsl(_MarkData, smtplib.SMTP_SSL):
+    pass
+
+
+# why an email touch waits in awaiting_review instead of being resent
+HELD_EMAIL = "email held: it may have reached the mail server ({why}); SMTP does not de-duplicate, so it is resent only when approved"
+
+
 class SmtpChannel(_ThreadConnections):
     """Email over SMTP; ``smtp://[user:pass@]host:port`` (``?starttls=1``) or ``smtps://``."""
 
@@ -521,7 +563,7 @@ class SmtpChannel(_ThreadConnections):
         super().__init__()
 
     def _open(self) -> smtplib.SMTP:
-        c = (smtplib.SMTP_SSL if self.ssl else smtplib.SMTP)(self.host, self.port, timeout=self.timeout)
+        c = (_SmtpSsl if self.ssl else _Smtp)(self.host, self.port, timeout=self.timeout)
         if self.starttls:
             c.starttls()
         if self.user:
@@ -543,8 +585,11 @@ class SmtpChannel(_ThreadConnections):
         msg["Date"] = format_datetime(datetime.now(timezone.utc))
         msg.set_content(m.body or "")
         self.limiter.wait()
+        c = None
         try:
-            refused = self._conn().send_message(msg)
+            c = self._conn()
+            c.data_started = False
+            refused = c.send_message(msg)
         except smtplib.SMTPRecipientsRefused as exc:
             code = next(iter(exc.recipients.values()))[0] if exc.recipients else 550
             self._reset()
@@ -554,6 +599,8 @@ class SmtpChannel(_ThreadConnections):
             return Outcome("retry" if 400 <= exc.smtp_code < 500 else "failed", reason=f"smtp {exc.smtp_code}: {_smtp_text(exc.smtp_error)}")
         except (smtplib.SMTPException, OSError) as exc:
             self._drop()
+            if getattr(c, "data_started", False):  # no answer to the message itself: maybe delivered
+                return Outcome("held", reason=HELD_EMAIL.format(why=f"connection lost after the message was handed over, {type(exc).__name__}"))
             return Outcome("retry", reason=f"smtp unreachable: {type(exc).__name__}")
         if refused:
             return Outcome("failed", reason="smtp: recipient refused")
@@ -650,42 +697,97 @@ def worker_id() -> str:
     return f"{socket.gethostname()[:80]}:{os.getpid()}:{start}"
 
 
-def _sender_alive(claimed_by: str | None) -> bool:
-    """Is the sender that marked a touch in flight still running? Only decidable on this
-    host; a sender elsewhere is trusted until its lease runs out."""
+def _sender_state(claimed_by: str | None) -> str:
+    """Where the sender that marked a touch in flight is: ``alive`` (a running process on
+    this host), ``gone`` (its process on this host no longer exists, or no readable
+    identity) or ``remote`` (another host: not decidable here, trusted until its lease
+    runs out). ``claimed_by`` is ``host:pid:process start`` (``worker_id``)."""
     if not claimed_by:
-        return False
+        return "gone"
     try:
         host, pid, start = claimed_by.rsplit(":", 2)
         pid_i, start_i = int(pid), int(start)
     except ValueError:
-        return False
+        return "gone"
     if host != socket.gethostname()[:80]:
-        return True
+        return "remote"
     try:
         import psutil
 
         p = psutil.Process(pid_i)
-        return abs(int(p.create_time()) - start_i) <= 1 and p.status() != psutil.STATUS_ZOMBIE
+        alive = abs(int(p.create_time()) - start_i) <= 1 and p.status() != psutil.STATUS_ZOMBIE
     except Exception:
-        return False
+        alive = False
+    return "alive" if alive else "gone"
 
 
-def reclaim_in_flight(engine: Engine, now: datetime, lease_seconds: float) -> int:
-    """Touches left in flight by a sender that is gone go back to ``planned`` (same key)."""
+INTERRUPTED = "resent after an interrupted send"
+
+
+def reclaim_in_flight(engine: Engine, now: datetime, lease_seconds: float) -> Counter:
+    """Touches left in flight by a sender that is gone: SMS / push / staff go back to
+    ``planned`` (same key, ``resent``); email waits in ``awaiting_review`` for an operator
+    (``held``: SMTP does not de-duplicate). A sender on this host is gone when its process
+    is; one elsewhere when its lease (``in_flight_at``, renewed while it works) is older
+    than ``lease_seconds``. A live local sender's touches are never taken over."""
+    out: Counter = Counter(resent=0, held=0)
     with engine.begin() as conn:
         owners = [r[0] for r in conn.execute(sa.text("SELECT DISTINCT claimed_by FROM touches WHERE status = 'in_flight'")).fetchall()]
         if not owners:
-            return 0
-        dead = [o for o in owners if o is not None and not _sender_alive(o)]
-        stmt = sa.text(
-            "UPDATE touches SET status = 'planned', reason = 'resent after an interrupted send', claimed_by = NULL "
-            "WHERE status = 'in_flight' AND (claimed_by IS NULL OR claimed_by IN :dead OR in_flight_at < :cut)"
-        ).bindparams(sa.bindparam("dead", expanding=True), *_ts_params("cut"))
-        n = conn.execute(stmt, {"dead": dead or ["-"], "cut": now - timedelta(seconds=lease_seconds)}).rowcount or 0
-    if n:
-        log.warning("resending %d touch(es) left in flight by a stopped sender", n)
-    return n
+            return out
+        state = {o: _sender_state(o) for o in owners}
+        dead = [o for o, st in state.items() if o is not None and st == "gone"]
+        remote = [o for o, st in state.items() if st == "remote"]
+        if not dead and not remote and None not in state:
+            return out
+        cond = (
+            "status = 'in_flight' AND (claimed_by IS NULL OR claimed_by IN :dead "
+            "OR (claimed_by IN :remote AND (in_flight_at IS NULL OR in_flight_at < :cut)))"
+        )
+        binds = [sa.bindparam("dead", expanding=True), sa.bindparam("remote", expanding=True), *_ts_params("cut")]
+        params = {"dead": dead or ["-"], "remote": remote or ["-"], "cut": now - timedelta(seconds=lease_seconds)}
+        held = sa.text(
+            "UPDATE touches SET status = 'awaiting_review', reason = :why, claimed_by = NULL "
+            f"WHERE {cond} AND channel = 'email'"
+        ).bindparams(*binds)
+        out["held"] = conn.execute(held, dict(params, why=HELD_EMAIL.format(why="its sender stopped mid-send"))).rowcount or 0
+        resend = sa.text(
+            f"UPDATE touches SET status = 'planned', reason = :why, claimed_by = NULL WHERE {cond}"
+        ).bindparams(*binds)
+        out["resent"] = conn.execute(resend, dict(params, why=INTERRUPTED)).rowcount or 0
+    if out["resent"]:
+        log.warning("resending %d touch(es) left in flight by a sender that is gone (process ended or lease ran out)", out["resent"])
+    if out["held"]:
+        log.warning("%d email touch(es) left in flight by a sender that is gone wait for review (userops campaign approve): "
+                    "the mail server may already have them", out["held"])
+    return out
+
+
+class _Lease:
+    """Keeps this sender's claims fresh while it works: ``in_flight_at`` of every touch it
+    holds is set to now, at most every quarter of the lease, so a sender on another host
+    is not taken over while a long batch (a slow, rate-limited provider) is going out."""
+
+    def __init__(self, engine: Engine, me: str, clock, lease_seconds: float):
+        self.engine, self.me, self.clock = engine, me, clock
+        self.every = max(0.0, float(lease_seconds)) / 4
+        self._last = time.monotonic()
+        self._lock = threading.Lock()
+
+    def renew(self) -> None:
+        if time.monotonic() - self._last < self.every or not self._lock.acquire(blocking=False):
+            return
+        try:
+            if time.monotonic() - self._last < self.every:
+                return
+            self._last = time.monotonic()
+            stmt = sa.text("UPDATE touches SET in_flight_at = :now WHERE status = 'in_flight' AND claimed_by = :me").bindparams(*_ts_params("now"))
+            with self.engine.begin() as conn:
+                conn.execute(stmt, {"now": self.clock(), "me": self.me})
+        except Exception as exc:  # a missed renewal is retried after the next request; never stop sending over it
+            log.warning("could not renew the in-flight lease: %s", type(exc).__name__)
+        finally:
+            self._lock.release()
 
 
 def suppress_unreachable(engine: Engine, campaign: str | None = None) -> Counter:
@@ -774,48 +876,68 @@ def _contacts(engine: Engine, ids: list[str]) -> dict[str, tuple]:
         return {r[0]: r[1:] for r in conn.execute(stmt, {"ids": ids}).fetchall()}
 
 
-def settle(engine: Engine, results: list[tuple[Outbound, Outcome]], now: datetime, max_attempts: int, backoff: float) -> Counter:
-    """Record a batch's outcomes in one bulk UPDATE (only rows still in flight)."""
+def settle(engine: Engine, results: list[tuple[Outbound, Outcome]], now: datetime, max_attempts: int, backoff: float, me: str) -> Counter:
+    """Record a batch's outcomes in one bulk UPDATE, only for the touches sender ``me``
+    still holds (in flight, ``claimed_by = me``). A touch whose claim is gone (taken over
+    after the lease ran out, already settled by another sender) keeps what is recorded;
+    each is named in a warning and counted as ``claim_lost``."""
     counts: Counter = Counter()
     rows = []
+    kind: dict[str, str] = {}
     for m, o in results:
         if o.status == "sent":
             rows.append((m.touch_key, "sent", now, o.provider_id, None, None, m.channel))
-            counts["sent"] += 1
+            kind[m.touch_key] = "sent"
+        elif o.status == "held":
+            rows.append((m.touch_key, "awaiting_review", None, None, o.reason, None, m.channel))
+            kind[m.touch_key] = "held"
         elif o.status == "retry" and m.attempts < max_attempts:
             wait = o.retry_after if o.retry_after is not None else backoff * (2 ** max(0, m.attempts - 1))
             rows.append((m.touch_key, "planned", None, None, o.reason, now + timedelta(seconds=min(wait, 6 * 3600)), m.channel))
-            counts["retry"] += 1
+            kind[m.touch_key] = "retry"
         else:
             reason = o.reason if o.status == "failed" else f"gave up after {m.attempts} attempts: {o.reason}"
             rows.append((m.touch_key, "failed", None, None, reason, None, m.channel))
-            counts["failed"] += 1
+            kind[m.touch_key] = "failed"
     if not rows:
         return counts
+    recorded: set[str] = set()
     with engine.begin() as conn:
         raw = conn.connection.driver_connection
         if is_postgres(engine):
             from psycopg2.extras import execute_values
 
             with raw.cursor() as cur:
-                execute_values(
+                got = execute_values(
                     cur,
                     "UPDATE touches AS t SET status = v.status, sent_at = v.sent_at, provider_id = v.provider_id, "
                     "reason = v.reason, not_before = v.not_before, channel = v.channel, claimed_by = NULL "
-                    "FROM (VALUES %s) AS v(touch_key, status, sent_at, provider_id, reason, not_before, channel) "
-                    "WHERE t.touch_key = v.touch_key AND t.status = 'in_flight'",
-                    rows,
-                    template="(%s, %s, %s::timestamp, %s, %s, %s::timestamp, %s)",
+                    "FROM (VALUES %s) AS v(touch_key, status, sent_at, provider_id, reason, not_before, channel, me) "
+                    "WHERE t.touch_key = v.touch_key AND t.status = 'in_flight' AND t.claimed_by = v.me "
+                    "RETURNING t.touch_key",
+                    [(*r, me) for r in rows],
+                    template="(%s, %s, %s::timestamp, %s, %s, %s::timestamp, %s, %s)",
                     page_size=1000,
+                    fetch=True,
                 )
-        else:
+            recorded = {r[0] for r in got}
+        else:  # one statement per row: its rowcount says whether this sender still held it
             cur = raw.cursor()
-            cur.executemany(
+            sql = (
                 "UPDATE touches SET status = ?, sent_at = ?, provider_id = ?, reason = ?, not_before = ?, channel = ?, claimed_by = NULL "
-                "WHERE touch_key = ? AND status = 'in_flight'",
-                [(s, _db_ts(engine, sent), pid, r, _db_ts(engine, nb), ch, k) for k, s, sent, pid, r, nb, ch in rows],
+                "WHERE touch_key = ? AND status = 'in_flight' AND claimed_by = ?"
             )
+            for k, st, sent, pid, r, nb, ch in rows:
+                cur.execute(sql, (st, _db_ts(engine, sent), pid, r, _db_ts(engine, nb), ch, k, me))
+                if cur.rowcount:
+                    recorded.add(k)
             cur.close()
+    for k, what in kind.items():
+        if k in recorded:
+            counts[what] += 1
+        else:
+            counts["claim_lost"] += 1
+            log.warning("touch %s: its claim was taken over before this sender settled it; its result (%s) was not recorded", k, what)
     return counts
 
 
@@ -928,7 +1050,10 @@ def send_due(
     per_channel: Counter = Counter()
     reasons: Counter = Counter()
     stats_unconfigured: dict = {}
-    stats["resent_after_crash"] = reclaim_in_flight(engine, clock(), cs.in_flight_lease_seconds)
+    taken_over = reclaim_in_flight(engine, clock(), cs.in_flight_lease_seconds)
+    stats["resent_after_crash"] = taken_over["resent"]
+    stats["held"] += taken_over["held"]
+    lease = _Lease(engine, me, clock, cs.in_flight_lease_seconds)
     for reason, n in suppress_unreachable(engine, campaign).items():
         stats["suppressed"] += n
         reasons[reason] += n
@@ -963,7 +1088,7 @@ def send_due(
             per_channel[m.channel] += o.status == "sent"
             if o.status != "sent" and o.reason:
                 reasons[o.reason.split(":")[0]] += 1
-        for k, v in settle(engine, results, clock(), max_attempts, cs.retry_backoff_seconds).items():
+        for k, v in settle(engine, results, clock(), max_attempts, cs.retry_backoff_seconds, me).items():
             stats[k] += v
 
     try:
@@ -978,7 +1103,7 @@ def send_due(
                 claimed = claim_batch(engine, t_now, n, me, campaign, deliverable)  # committed before any request
                 if claimed:
                     stats["claimed"] += len(claimed)
-                    job = _Job.start(engine, claimed, channels, pool, n_workers, clock)
+                    job = _Job.start(engine, claimed, channels, pool, n_workers, clock, lease)
             if running is not None:
                 finish(running)  # settle the previous batch while this one is on the wire
                 running = None
@@ -1006,6 +1131,8 @@ def send_due(
         "suppressed": stats["suppressed"],
         "deferred_quiet_hours": stats["deferred_quiet_hours"],
         "resent_after_crash": stats["resent_after_crash"],
+        "held_for_review": stats["held"],
+        "claim_lost": stats["claim_lost"],
         "claimed": stats["claimed"],
         "per_channel": dict(per_channel),
         "reasons": dict(reasons),
@@ -1015,9 +1142,9 @@ def send_due(
         "duration_s": round(duration, 3),
         "per_second": round(stats["claimed"] / duration, 1) if duration > 0 else None,
     }
-    if stats["claimed"] or stats["suppressed"]:
+    if stats["claimed"] or stats["suppressed"] or stats["resent_after_crash"] or stats["held"]:
         with engine.begin() as conn:
-            audit(conn, "sender", "send_due", "touches", campaign, {k: out[k] for k in ("sent", "failed", "retry_scheduled", "suppressed", "resent_after_crash", "per_channel")})
+            audit(conn, "sender", "send_due", "touches", campaign, {k: out[k] for k in ("sent", "failed", "retry_scheduled", "suppressed", "resent_after_crash", "held_for_review", "claim_lost", "per_channel")})
     return out
 
 
@@ -1040,7 +1167,7 @@ class _Job:
         self.futures = futures
 
     @classmethod
-    def start(cls, engine: Engine, claimed: list[tuple], channels: _Channels, pool: ThreadPoolExecutor, n_workers: int, clock) -> "_Job":
+    def start(cls, engine: Engine, claimed: list[tuple], channels: _Channels, pool: ThreadPoolExecutor, n_workers: int, clock, lease: _Lease | None = None) -> "_Job":
         contacts = _contacts(engine, list({r[2] for r in claimed}))
         msgs: list[Outbound] = []
         for key, camp, cid, channel, subject, body, locale, attempts in claimed:
@@ -1059,7 +1186,12 @@ class _Job:
                 senders[ch] = exc
 
         def run(part: list[Outbound]) -> list[tuple[Outbound, Outcome]]:
-            return [(m, _send_one(senders[m.channel], m)) for m in part]
+            out = []
+            for m in part:
+                out.append((m, _send_one(senders[m.channel], m)))
+                if lease is not None:
+                    lease.renew()  # a long batch keeps its claim (cheap: at most every quarter lease)
+            return out
 
         k = max(1, min(n_workers, len(remote)))
         futures = [pool.submit(run, remote[i::k]) for i in range(k)] if remote else []

@@ -1,11 +1,14 @@
 """Delivery: SMS/push over the JSON webhook, email over SMTP, the staff-outreach list;
 idempotency keys on every request, retries with backoff, 429s, permanent failures,
-review before sending, last-moment suppression, resend after an interrupted send."""
+review before sending, last-moment suppression, resend after an interrupted send (only of
+a sender that is gone: a local process that ended, a remote one whose lease ran out), settle
+only by the claim's holder, interrupted email held for review."""
 from __future__ import annotations
 
 import os
 import subprocess
 import sys
+import time
 from datetime import datetime, timedelta
 
 import pandas as pd
@@ -176,23 +179,183 @@ def test_channel_override(warehouse, people, tmp_path):
     assert set(touches(warehouse)["channel"]) == {"staff"}
 
 
+def _hold(engine, ids, claimed_by: str, at: datetime) -> None:
+    """Mark the touches of these customers in flight for ``claimed_by`` since ``at``."""
+    upd = sa.text("UPDATE touches SET status = 'in_flight', claimed_by = :c, in_flight_at = :t, attempts = attempts + 1 WHERE customer_id IN :ids").bindparams(
+        sa.bindparam("ids", expanding=True), sa.bindparam("t", type_=sa.DateTime()))
+    with engine.begin() as conn:
+        conn.execute(upd, {"c": claimed_by, "t": at, "ids": list(ids)})
+
+
+def _dead_local_sender() -> str:
+    """The identity of a sender on this host whose process has ended."""
+    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
+    return f"{worker_id().split(':')[0]}:{int(dead.stdout)}:0"
+
+
+def test_reclaim_takes_over_only_senders_that_are_gone(warehouse, people):
+    from tasks.messaging import reclaim_in_flight
+
+    ids = list(people.index)
+    _plan(warehouse, ids[:8])
+    lease = 600.0
+    _hold(warehouse, ids[0:2], worker_id(), NOON - timedelta(minutes=11))  # this process: alive, claim past the lease
+    _hold(warehouse, ids[2:4], _dead_local_sender(), NOON - timedelta(seconds=5))  # gone, however fresh its claim
+    _hold(warehouse, ids[4:6], "elsewhere:4242:1700000000", NOON - timedelta(minutes=11))  # another host, lease ran out
+    _hold(warehouse, ids[6:8], "elsewhere:4243:1700000000", NOON - timedelta(minutes=9))  # another host, within its lease
+    got = reclaim_in_flight(warehouse, NOON, lease)
+    assert got["resent"] == 4 and got["held"] == 0
+    t = touches(warehouse).set_index("customer_id")
+    assert set(t.index[t["status"] == "planned"]) == set(ids[2:6])
+    assert (t.loc[ids[2:6], "claimed_by"].isna()).all() and (t.loc[ids[2:6], "reason"] == "resent after an interrupted send").all()
+    assert set(t.index[t["status"] == "in_flight"]) == set(ids[:2]) | set(ids[6:8])
+    assert (t.loc[ids[:2], "claimed_by"] == worker_id()).all()
+    # a day later: the remote sender's lease has run out; this live process is still never taken over
+    got = reclaim_in_flight(warehouse, NOON + timedelta(days=1), lease)
+    assert got["resent"] == 2
+    t = touches(warehouse).set_index("customer_id")
+    assert set(t.index[t["status"] == "in_flight"]) == set(ids[:2])
+
+
 def test_in_flight_of_a_live_sender_is_left_alone(warehouse, people, provider):
     ids = list(people.index)
     _plan(warehouse, ids[:4])
-    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
-    dead_pid = int(dead.stdout)
-    host = worker_id().split(":")[0]
-    with warehouse.begin() as conn:
-        upd = sa.text("UPDATE touches SET status = 'in_flight', claimed_by = :c, in_flight_at = :t WHERE customer_id IN :ids").bindparams(sa.bindparam("ids", expanding=True), sa.bindparam("t", type_=sa.DateTime()))
-        conn.execute(upd, {"c": worker_id(), "t": NOON, "ids": ids[:2]})  # this process: alive
-        conn.execute(upd, {"c": f"{host}:{dead_pid}:0", "t": NOON, "ids": ids[2:4]})  # gone
+    _hold(warehouse, ids[:2], worker_id(), NOON - timedelta(minutes=11))  # this process: alive
+    _hold(warehouse, ids[2:4], _dead_local_sender(), NOON - timedelta(minutes=11))  # gone
     d = send_due(now=NOON)
-    assert d["resent_after_crash"] == 2 and d["sent"] == 2
+    assert d["resent_after_crash"] == 2 and d["sent"] == 2 and d["claim_lost"] == 0
+    assert {p["touch_key"].split("|")[1] for p in provider.delivered.values()} == set(ids[2:4])
     assert set(touches(warehouse, "status = 'in_flight'")["customer_id"]) == set(ids[:2])
-    # ... until its lease runs out
+    # ... however old the claim gets: a live local sender is still sending them
     d = send_due(now=NOON + timedelta(hours=1))
-    assert d["resent_after_crash"] == 2 and d["sent"] == 2
-    assert os.getpid()  # (this process is still alive: the lease, not liveness, released them)
+    assert d["resent_after_crash"] == 0 and d["sent"] == 0 and provider.requests == 2
+    assert set(touches(warehouse, "status = 'in_flight'")["customer_id"]) == set(ids[:2])
+
+
+def test_a_long_batch_renews_its_lease(warehouse, people, monkeypatch):
+    """A sender on another host working through batches that take longer than the lease
+    (a slow provider) keeps its claims: another sender meanwhile takes nothing over."""
+    import threading
+
+    import tasks.messaging as messaging
+    from tests.fakes.message_provider import FakeProvider
+    from userops.clock import utcnow
+    from userops.settings import reset_settings
+
+    lease = 1.2
+    monkeypatch.setenv("USEROPS_CAMPAIGNS__IN_FLIGHT_LEASE_SECONDS", str(lease))
+    reset_settings()
+    monkeypatch.setattr(messaging, "worker_id", lambda: "elsewhere:4242:1700000000")  # judged by its lease only
+    ids = list(people.index)
+    _plan(warehouse, ids, quiet_hours=None)  # real clock, any time of day
+    with FakeProvider(latency_s=0.05) as prov:
+        result: dict = {}
+        th = threading.Thread(target=lambda: result.update(send_due(sms_url=prov.url, push_url=prov.url, batch_size=25, workers=1, limit=50)))
+        th.start()
+        taken, checks = 0, 0
+        while th.is_alive():
+            taken += messaging.reclaim_in_flight(warehouse, utcnow(), lease)["resent"]
+            checks += 1
+            time.sleep(0.05)
+        th.join()
+    assert checks >= 10  # the batches took a while (~2.5 s, each longer than the lease)
+    assert taken == 0
+    assert result["sent"] == 50 and result["claim_lost"] == 0
+    assert len(prov.delivered) == 50 and sum(prov.duplicates.values()) == 0
+    assert (touches(warehouse)["status"] == "sent").all()
+
+
+def test_settle_by_a_sender_that_lost_its_claim_changes_nothing(warehouse, people, provider, caplog):
+    """Sender A's lease ran out, B took the touches over; both reached the provider (which
+    answers B's repeat as a duplicate). B records; A's late settle must not overwrite it."""
+    from tasks.messaging import HttpChannel, Outbound, claim_batch, reclaim_in_flight, settle
+
+    ids = list(people.index)
+    _plan(warehouse, ids[:3])
+    a, b = "host-a:11:1700000000", "host-b:22:1700000000"
+    claimed_a = claim_batch(warehouse, NOON, 10, a)
+    assert len(claimed_a) == 3
+    assert reclaim_in_flight(warehouse, NOON + timedelta(minutes=11), 600)["resent"] == 3  # A's lease ran out
+    claimed_b = claim_batch(warehouse, NOON + timedelta(minutes=11), 10, b)
+    assert {r[0] for r in claimed_b} == {r[0] for r in claimed_a}
+
+    def deliver(rows):
+        ch = HttpChannel(provider.url, "sms", 0.0, 5.0)
+        try:
+            return [(m, ch.send(m)) for m in (Outbound(*r[:7], int(r[7]), phone=people.at[r[2], "phone"]) for r in rows)]
+        finally:
+            ch.close()
+
+    res_a, res_b = deliver(claimed_a), deliver(claimed_b)
+    assert len(provider.delivered) == 3 and sum(provider.duplicates.values()) == 3
+    # B is still sending, A settles late: nothing of A's is recorded
+    before = touches(warehouse)
+    with caplog.at_level("WARNING", logger="userops.messaging"):
+        got = settle(warehouse, res_a, NOON + timedelta(minutes=12), 5, 30.0, a)
+    assert got == {"claim_lost": 3}
+    pd.testing.assert_frame_equal(touches(warehouse), before)
+    assert (before["status"] == "in_flight").all() and (before["claimed_by"] == b).all()
+    lost = [r.getMessage() for r in caplog.records if "claim was taken over" in r.getMessage()]
+    assert sorted(m[len("touch "):m.index(": its claim")] for m in lost) == sorted(r[0] for r in claimed_a)
+    for cid in ids[:3]:  # a touch key, no contact details
+        assert not any(str(people.at[cid, "phone"]) in m for m in lost)
+    # the holder records; a second late settle by A (after B's) still changes nothing
+    assert settle(warehouse, res_b, NOON + timedelta(minutes=13), 5, 30.0, b) == {"sent": 3}
+    after_b = touches(warehouse)
+    assert (after_b["status"] == "sent").all() and after_b["claimed_by"].isna().all()
+    assert settle(warehouse, res_a, NOON + timedelta(minutes=14), 5, 30.0, a) == {"claim_lost": 3}
+    pd.testing.assert_frame_equal(touches(warehouse), after_b)
+
+
+def test_interrupted_email_is_held_for_review_not_resent(warehouse, people, smtp):
+    """SMTP servers do not de-duplicate on Message-ID: an email touch left in flight by a
+    sender that died is not resent until an operator approves it."""
+    ids = [c for c in people.index if people.at[c, "email"] in ("m7@example.com", "m8@example.com")]
+    _plan(warehouse, ids, "email", campaign="mail")
+    _hold(warehouse, ids[:1], _dead_local_sender(), NOON - timedelta(minutes=1))
+    d = send_due(now=NOON)
+    assert d["resent_after_crash"] == 0 and d["held_for_review"] == 1 and d["sent"] == 1
+    t = touches(warehouse).set_index("customer_id")
+    assert t.at[ids[0], "status"] == "awaiting_review" and t.at[ids[0], "reason"].startswith("email held:")
+    assert "SMTP does not de-duplicate" in t.at[ids[0], "reason"] and pd.isna(t.at[ids[0], "claimed_by"])
+    assert len(smtp.messages) == 1
+    assert send_due(now=NOON)["sent"] == 0 and len(smtp.messages) == 1  # stays held
+    with warehouse.begin() as conn:  # the operator's decision (userops campaign approve mail)
+        assert approve_touches(conn, "test", campaign="mail") == 1
+    assert send_due(now=NOON)["sent"] == 1
+    assert smtp.by_message_id[message_id(t.at[ids[0], "touch_key"])] == 1
+
+
+def test_email_whose_acceptance_went_unseen_is_held(warehouse, people, monkeypatch):
+    """The server got the whole message but its answer never arrived (timeout): it may
+    have been delivered, so it is held for review rather than retried."""
+    import asyncio
+
+    from aiosmtpd.controller import Controller
+
+    from tests.fakes.smtp_server import FakeSmtp, _Handler
+    from userops.settings import reset_settings
+
+    class SlowAnswer(_Handler):
+        async def handle_DATA(self, server, session, envelope):
+            answer = await super().handle_DATA(server, session, envelope)
+            await asyncio.sleep(1.5)
+            return answer
+
+    monkeypatch.setenv("USEROPS_CAMPAIGNS__REQUEST_TIMEOUT_SECONDS", "0.5")
+    reset_settings()
+    ids = [c for c in people.index if people.at[c, "email"] == "m7@example.com"]
+    _plan(warehouse, ids, "email", campaign="mail")
+    srv = FakeSmtp()
+    srv._controller = Controller(SlowAnswer(srv), hostname="127.0.0.1", port=srv.port)
+    with srv:
+        d = send_due(now=NOON, smtp_url=srv.url)
+        assert d["held_for_review"] == 1 and d["sent"] == 0 and d["retry_scheduled"] == 0
+        t = touches(warehouse)
+        assert t["status"].tolist() == ["awaiting_review"] and t["reason"].iloc[0].startswith("email held:")
+        assert send_due(now=NOON, smtp_url=srv.url)["claimed"] == 0
+        time.sleep(1.2)
+        assert len(srv.messages) == 1  # it did reach the server: a resend would have been a second copy
 
 
 def test_plan_touches_contract(warehouse, people):
