@@ -583,4 +583,4 @@ def _version_of(model: TrainedModel) -> str:
     h = hashlib.sha1()
     h.update(np.ascontiguousarray(model.coef).tobytes())
     h.update(repr((model.intercept, model.bgnbd.to_dict(), model.kind, model.horizon_days, str(model.train_cutoff))).encode())
-    return f"churn-{model.train_cutoff:%Y%m%d}-h{model.horizon_days}-{h.hexdigest()[:8]}"
+    return f"churn-{model.local_date(model.train_cutoff):%Y%m%d}-h{model.horizon_days}-{h.hexdigest()[:8]}"  # the shop-local day, as the registry shows it

@@ -45,6 +45,7 @@ def test_round_trip(loaded):
     # of AS_OF, 2026-11-21 00:00 in Asia/Shanghai), so T is 2026-08-23 and training's T - 90
     assert str(r["eval_cutoff"])[:10] == "2026-08-23" and str(r["train_cutoff"])[:10] == "2026-05-25"
     assert model.eval_cutoff + timedelta(days=90) == frames.cutoff  # every label day used, none unobserved
+    assert model.version.startswith("churn-20260525-h90-")  # named by the same shop-local day
     metrics = json.loads(r["metrics"])
     for k in ("roc_auc", "pr_auc", "brier", "log_loss", "lift_top_decile"):
         assert isinstance(metrics[k], float), k
