@@ -172,6 +172,7 @@ class _Proc:
     def start(self):
         self.log_path.parent.mkdir(parents=True, exist_ok=True)
         self._log = open(self.log_path, "ab")
+        self._log_start = self._log.tell()  # the log is appended to: this run's lines start here
         self.proc = subprocess.Popen(
             self.cmd, env=self.env, cwd=self.cwd, stdout=self._log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True
         )
@@ -185,10 +186,15 @@ class _Proc:
         return self.proc is not None and self.proc.poll() is None
 
     def log_tail(self, lines: int = 30) -> str:
+        """The last lines this process wrote (not an earlier run's, or another server's
+        sharing the file)."""
         try:
-            return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])
+            with open(self.log_path, "rb") as f:
+                f.seek(getattr(self, "_log_start", 0))
+                text = f.read().decode(errors="replace")
         except FileNotFoundError:
             return ""
+        return "\n".join(text.splitlines()[-lines:])
 
     def stop(self, timeout: float = 20.0) -> int | None:
         """Stop the process group; then any descendant that outlived it (e.g. flow-run
@@ -281,7 +287,7 @@ class PrefectServer(_Proc):
 
     def start(self, timeout: float = 180.0):
         if api_healthy(self.api_url, timeout=1.0):
-            raise RuntimeError(f"something already answers at {self.api_url}; choose another port (--port)")
+            raise RuntimeError(f"something already answers at {self.api_url}; choose another port (--port), or see what runs there: userops serve --check")
         super().start()
         self.wait_healthy(timeout)
         return self

@@ -174,3 +174,48 @@ def test_served_flows_link_to_this_servers_ui(monkeypatch):
     reset_settings()
     assert _ui_env("http://127.0.0.1:4311/api") == {}
     reset_settings()
+
+
+def test_serve_refuses_a_second_set_up_on_the_same_prefect_home(tmp_path, monkeypatch):
+    """A second `userops serve` (another --port) on the same PREFECT_HOME would run a second
+    server and worker on one Prefect database and work pool: it is refused, naming the first."""
+    import json
+    import subprocess
+    import sys
+
+    from typer.testing import CliRunner
+
+    from userops.cli import app
+    from userops.cli.serve import _running_serve
+
+    home = tmp_path / "home"
+    home.mkdir()
+    first = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)", "serve"])
+    try:
+        (home / "userops-serve.json").write_text(json.dumps({"pid": first.pid, "url": "http://127.0.0.1:4311"}))
+        assert _running_serve(home)["pid"] == first.pid
+        monkeypatch.setenv("PREFECT_HOME", str(home))
+        monkeypatch.setenv("USEROPS_LANGUAGE", "en")
+        from userops.settings import reset_settings
+
+        reset_settings()
+        res = CliRunner().invoke(app, ["serve", "--port", "4312"])
+        assert res.exit_code == 1 and "already runs" in res.output and str(first.pid) in res.output and "4311" in res.output
+    finally:
+        first.kill()
+        first.wait()
+    assert _running_serve(home) is None  # that process is gone: a new serve may start
+    reset_settings()
+
+
+def test_a_process_log_tail_is_its_own(tmp_path):
+    """The log is appended to by every run: a failure shows this process's lines only."""
+    import sys
+
+    from userops.deploy import _Proc
+
+    log = tmp_path / "server.log"
+    log.write_text("an earlier server's traceback\n")
+    p = _Proc([sys.executable, "-c", "print('Port 4313 is already in use')"], dict(__import__("os").environ), log).start()
+    p.proc.wait(30)
+    assert p.log_tail() == "Port 4313 is already in use"

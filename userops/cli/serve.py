@@ -64,6 +64,10 @@ register_messages(
             "zh-CN": "userops 已运行。打开 Prefect 界面:{url}  (按 Ctrl-C 停止)",
             "en": "userops is running. Open the Prefect UI: {url}  (Ctrl-C to stop)",
         },
+        "serve.already": {
+            "zh-CN": "userops serve 已经在运行(进程 {pid},{url}),使用同一个 PREFECT_HOME {home}。先停止它,或为另一套服务设置另一个 PREFECT_HOME。检查现有服务:userops serve --check",
+            "en": "userops serve already runs from this PREFECT_HOME {home} (pid {pid}, {url}). Stop it first, or give another set-up its own PREFECT_HOME. To look at the running one: userops serve --check",
+        },
         "serve.stopping": {"zh-CN": "正在停止工作进程和服务器……", "en": "Stopping the worker and the server ..."},
         "serve.stopped": {"zh-CN": "已停止。", "en": "Stopped."},
         "serve.died": {
@@ -245,7 +249,12 @@ def serve(
         _run_until_interrupted([worker], None)
         return
 
+    other = _running_serve(home)
+    if other:  # a second server and worker on the same Prefect database and work pool
+        typer.echo(t("serve.already", pid=other["pid"], url=other.get("url", "?"), home=home), err=True)
+        raise typer.Exit(1)
     server = PrefectServer(home, host=host, port=port)
+    _claim_home(home, server.url)
     typer.echo(t("serve.starting", url=server.url, db=_db_label()))
     t0 = time.monotonic()
     procs: list = []
@@ -283,6 +292,43 @@ def serve(
         _stop(procs)
         raise typer.Exit(1)
     _run_until_interrupted(procs, t("serve.ready", url=server.url))
+
+
+def _pid_file(home: Path) -> Path:
+    return home / "userops-serve.json"
+
+
+def _running_serve(home: Path) -> dict | None:
+    """The `userops serve` already running from this PREFECT_HOME (its pid is alive), if any."""
+    import json
+
+    import psutil
+
+    try:
+        info = json.loads(_pid_file(home).read_text())
+        proc = psutil.Process(int(info["pid"]))
+        if proc.pid != os.getpid() and proc.is_running() and "serve" in " ".join(proc.cmdline()):
+            return info
+    except (FileNotFoundError, ValueError, KeyError, psutil.Error):
+        pass
+    return None
+
+
+def _claim_home(home: Path, url: str) -> None:
+    import atexit
+    import json
+
+    home.mkdir(parents=True, exist_ok=True)
+    _pid_file(home).write_text(json.dumps({"pid": os.getpid(), "url": url}))
+
+    def _release():
+        try:
+            if json.loads(_pid_file(home).read_text()).get("pid") == os.getpid():
+                _pid_file(home).unlink()
+        except (FileNotFoundError, ValueError):
+            pass
+
+    atexit.register(_release)
 
 
 def _safe_plan():
