@@ -109,11 +109,14 @@ def churn_model_markdown(out: dict, lang: str | None = None) -> str:
              t("artifact.churn.window", lang, train=out.get("train_cutoff", "—"), eval=out.get("eval_cutoff", "—"),
                h=out.get("horizon_days", "—"), n=f"{int(out.get('n_train') or 0):,}"), "",
              t("artifact.churn.header", lang), "|---|---:|---:|"]
-    champ = out.get("champion_metrics") or {}
+    mine, champ = out.get("metrics") or {}, out.get("champion_metrics") or {}
+
+    def fmt(metrics: dict, k: str) -> str:
+        v = metrics.get(k)
+        return "—" if v is None else (f"{int(v):,}" if k == "n" else f"{float(v):.4f}")
+
     for k in ("roc_auc", "pr_auc", "brier", "log_loss", "lift_top_decile", "churn_rate", "n"):
-        mine, theirs = (out.get("metrics") or {}).get(k), champ.get(k)
-        fmt = (lambda v: "—" if v is None else (f"{int(v):,}" if k == "n" else f"{float(v):.4f}"))  # noqa: E731
-        lines.append(f"| {k} | {fmt(mine)} | {fmt(theirs) if champ else '—'} |")
+        lines.append(f"| {k} | {fmt(mine, k)} | {fmt(champ, k)} |")
     return "\n".join(lines) + "\n"
 
 

@@ -25,6 +25,7 @@ from tasks.crisis.incidents import close_incident_row, get_incident, timeline
 from tasks.crisis.util import fmt_duration, read, to_shop_str
 from userops.clock import utcnow
 from userops.db import audit, get_engine
+from userops.i18n import t
 from userops.settings import get_settings
 
 log = logging.getLogger("userops.crisis.report")
@@ -133,7 +134,8 @@ def report_markdown(rep: dict, lang: str | None = None) -> str:
         "open": L("处理中", "open"), "closed": L("已关闭", "closed"),
         "pending": L("未开始", "pending"), "waiting": L("等待人工", "waiting for a human"), "done": L("已完成", "done"),
         "expired": L("已超时", "missed the deadline"),
-        "core": L("核心", "core"), "potential": L("潜力", "potential"), "ordinary": L("普通", "ordinary"),
+        # the crisis priorities as the tags name them
+        **{tier: t(f"tags.priority.{tier}", lang) for tier in ("core", "potential", "ordinary")},
     }
     w = lambda code: "-" if _missing(code) else words.get(str(code), str(code))  # noqa: E731
     lines = [f"# {L('危机事件', 'Incident')} {rep['incident_id']}", ""]

@@ -35,13 +35,17 @@ def main() -> None:
     from pydantic import ValidationError
     from sqlalchemy.exc import ArgumentError, NoSuchModuleError, OperationalError, ProgrammingError
 
+    from userops.cli.options import t
     from userops.settings import settings_problems
+
+    def warehouse() -> str:
+        from userops.db import get_engine
+
+        return get_engine().url.render_as_string(hide_password=True)
 
     try:
         app()
     except (ArgumentError, NoSuchModuleError) as exc:  # not a URL SQLAlchemy can use
-        from userops.cli.options import t
-
         typer.echo(t("cli.bad_database_url", detail=str(exc).splitlines()[0]), err=True)
         raise SystemExit(2)
     except (OperationalError, ProgrammingError) as exc:
@@ -50,22 +54,14 @@ def main() -> None:
             m in text for m in ("Connection refused", "could not connect", "could not translate host name", "unable to open database file",
                                 "does not exist", "password authentication failed", "timeout expired")
         ) and "relation" not in text:
-            from userops.cli.options import t
-            from userops.db import get_engine
-
-            typer.echo(t("cli.db_unreachable", url=get_engine().url.render_as_string(hide_password=True), detail=text.strip().splitlines()[0]), err=True)
+            typer.echo(t("cli.db_unreachable", url=warehouse(), detail=text.strip().splitlines()[0]), err=True)
             raise SystemExit(1)
         if "no such table" not in text and "UndefinedTable" not in type(getattr(exc, "orig", None)).__name__:
             raise
         # a warehouse that was never set up: not a traceback, the command that sets it up
-        from userops.cli.options import t
-        from userops.db import get_engine
-
-        typer.echo(t("cli.no_tables", url=get_engine().url.render_as_string(hide_password=True), detail=text.splitlines()[0]), err=True)
+        typer.echo(t("cli.no_tables", url=warehouse(), detail=text.splitlines()[0]), err=True)
         raise SystemExit(1)
     except ValidationError as exc:  # a wrong USEROPS_* value or config file: say which and what to give
-        from userops.cli.options import t
-
         # the settings cannot be read: the language from the environment as written
         lang = "en" if os.environ.get("USEROPS_LANGUAGE", "").strip().lower().startswith("en") else "zh-CN"
         typer.echo(t("cli.bad_settings", lang), err=True)
