@@ -78,7 +78,6 @@ register(
         "quarantine.latest": {"zh-CN": "最近隔离的记录:", "en": "Latest quarantined records:"},
         "quarantine.unknown": {"zh-CN": "没有隔离记录 #{id}(`userops quarantine list` 列出编号)",
                                "en": "no quarantined record #{id} (`userops quarantine list` lists them)"},
-        "quarantine.bad_table": {"zh-CN": "没有表 {table!r};可选:{tables}", "en": "no table {table!r}; one of: {tables}"},
         "demo.delivered": {
             "zh-CN": "示例消息服务商本次收到:{counts}",
             "en": "Delivered to the sample providers: {counts}",

@@ -36,6 +36,33 @@ def test_bad_option_is_one_line_naming_it(args, option, says, tmp_path):
     assert "Traceback" not in out.stderr and option in out.stderr and says in out.stderr
 
 
+@pytest.mark.parametrize("lang, line", [
+    ("en", "unknown table 'oders': choose one of customers, orders, order-items, feedback, events"),
+    ("zh-CN", "没有表 'oders':请从 customers, orders, order-items, feedback, events 中选择"),
+])
+def test_an_unknown_table_is_one_message_for_import_and_quarantine(lang, line, tmp_path, monkeypatch):
+    """`import` and `quarantine list --table` name a wrong table with the same line (exit 2),
+    before anything is read; only the quarantine also takes the stored spelling (order_items)."""
+    from typer.testing import CliRunner
+
+    from userops.cli import app
+    from userops.settings import reset_settings
+
+    monkeypatch.setenv("USEROPS_LANGUAGE", lang)
+    monkeypatch.setenv("USEROPS_DATABASE_URL", f"sqlite:///{tmp_path / 'w.db'}")
+    reset_settings()
+    try:
+        runner = CliRunner()
+        for args in (["import", "oders", str(tmp_path / "o.csv")], ["import", "order_items", str(tmp_path / "o.csv")],
+                     ["quarantine", "list", "--table", "oders"]):
+            res = runner.invoke(app, args)
+            bad = args[1] if args[0] == "import" else args[-1]
+            assert res.exit_code == 2 and res.output.strip() == line.replace("'oders'", repr(bad)), (args, res.output)
+        assert not (tmp_path / "w.db").exists()  # refused before the warehouse is touched
+    finally:
+        reset_settings()
+
+
 def test_bad_settings_name_the_variable(tmp_path):
     out = _userops(["tags", "summary"], tmp_path, USEROPS_TIMEZONE="Asia/Shangai")
     assert out.returncode == 2 and "Traceback" not in out.stderr

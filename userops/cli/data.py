@@ -20,7 +20,7 @@ IMPORT_TABLES = {"customers": "customers", "orders": "orders", "order-items": "o
 
 register_messages(
     {
-        "import.unknown_table": {"zh-CN": "没有表 {table!r}:请从 {tables} 中选择", "en": "unknown table {table!r}: choose one of {tables}"},
+        "data.unknown_table": {"zh-CN": "没有表 {table!r}:请从 {tables} 中选择", "en": "unknown table {table!r}: choose one of {tables}"},
         "import.bad_map": {"zh-CN": "--map {value!r}:请写成 SOURCE_HEADER=canonical_column(源表头=标准列名)",
                            "en": "--map {value!r}: write it as SOURCE_HEADER=canonical_column"},
         "import.error": {"zh-CN": "错误:{error}", "en": "error: {error}"},
@@ -142,9 +142,7 @@ def import_cmd(
     from userops.cli.options import timezone as _timezone
     from userops.db import migrate
 
-    if table not in IMPORT_TABLES:
-        typer.echo(t("import.unknown_table", table=table, tables=", ".join(IMPORT_TABLES)), err=True)
-        raise typer.Exit(2)
+    stored = _table(table)
     mapping = {}
     for m in map_:
         if "=" not in m:
@@ -155,13 +153,13 @@ def import_cmd(
     tz = _timezone(timezone)  # checked before anything is read
     try:
         migrate()
-        res = import_file(IMPORT_TABLES[table], path, mapping or None, assume_tz=tz)
+        res = import_file(stored, path, mapping or None, assume_tz=tz)
     except (FileImportError, SuiteError) as exc:
         typer.echo(t("import.error", error=exc.localized() if isinstance(exc, FileImportError) else exc), err=True)
         raise typer.Exit(1)
     typer.echo(t("import.done", path=path, read=res.read, loaded=res.loaded, quarantined=res.quarantined))
     if res.quarantined:
-        typer.echo("  userops quarantine list --table " + IMPORT_TABLES[table])
+        typer.echo("  userops quarantine list --table " + stored)
 
 
 @run_app.command("nightly")
@@ -193,13 +191,13 @@ def db_upgrade() -> None:
     typer.echo(t("db.up_to_date", url=get_engine().url.render_as_string(hide_password=True)))
 
 
-def _quarantine_table(table: str | None) -> str | None:
-    """``--table`` as the import command spells it (order-items) or as stored (order_items)."""
-    if table is None:
-        return None
-    name = IMPORT_TABLES.get(table, table)
+def _table(table: str, *, stored_ok: bool = False) -> str:
+    """The stored name of a table given as the import command spells it (order-items), or
+    with ``stored_ok`` also as stored (order_items, as the quarantine lists it); anything else
+    is one line naming the tables (exit 2)."""
+    name = IMPORT_TABLES.get(table, table if stored_ok else None)
     if name not in IMPORT_TABLES.values():
-        typer.echo(t("quarantine.bad_table", table=table, tables=", ".join(IMPORT_TABLES)), err=True)
+        typer.echo(t("data.unknown_table", table=table, tables=", ".join(IMPORT_TABLES)), err=True)
         raise typer.Exit(2)
     return name
 
@@ -225,7 +223,7 @@ def quarantine_list(
     """Rejected records grouped by table and rule, then the latest ones."""
     from tasks.quarantine import quarantine_records, quarantine_summary
 
-    table = _quarantine_table(table)
+    table = None if table is None else _table(table, stored_ok=True)
     summary = quarantine_summary(table=table, run_id=run)
     if summary.empty:
         typer.echo(t("quarantine.none"))
