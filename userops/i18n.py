@@ -52,6 +52,22 @@ def t(key: str, lang: str | None = None, **values) -> str:
     return texts.get(lang, texts["en"]).format(**values)
 
 
+def is_missing(v) -> bool:
+    """No value to show: None, a float NaN, or pandas' missing markers (NA, NaT, a numpy NaN).
+    Containers (a record's list or dict) are values, never missing."""
+    if v is None or (isinstance(v, float) and v != v):
+        return True
+    import pandas as pd  # here, not at the top: the command line imports this module first
+
+    return pd.api.types.is_scalar(v) and bool(pd.isna(v))
+
+
+def or_dash(v, dash: str = "—") -> str:
+    """A value as a table or report cell: ``dash`` (an em dash unless told) when there is
+    none (see ``is_missing``), else ``str(v)``."""
+    return dash if is_missing(v) else str(v)
+
+
 register(
     {
         "ingest.line": {

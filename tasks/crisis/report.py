@@ -25,7 +25,7 @@ from tasks.crisis.incidents import close_incident_row, get_incident, timeline
 from tasks.crisis.util import fmt_duration, read, to_shop_str
 from userops.clock import utcnow
 from userops.db import audit, get_engine
-from userops.i18n import t
+from userops.i18n import is_missing, or_dash, t
 from userops.settings import get_settings
 
 log = logging.getLogger("userops.crisis.report")
@@ -120,10 +120,6 @@ def _pct(v) -> str:
     return "-" if v is None else f"{v * 100:.2f}%"
 
 
-def _missing(v) -> bool:
-    return v is None or (isinstance(v, float) and v != v) or v is pd.NaT
-
-
 def report_markdown(rep: dict, lang: str | None = None) -> str:
     lang = lang or get_settings().language
     zh = lang == "zh-CN"
@@ -137,13 +133,13 @@ def report_markdown(rep: dict, lang: str | None = None) -> str:
         # the crisis priorities as the tags name them
         **{tier: t(f"tags.priority.{tier}", lang) for tier in ("core", "potential", "ordinary")},
     }
-    w = lambda code: "-" if _missing(code) else words.get(str(code), str(code))  # noqa: E731
+    w = lambda code: "-" if is_missing(code) else words.get(str(code), str(code))  # noqa: E731
     lines = [f"# {L('危机事件', 'Incident')} {rep['incident_id']}", ""]
     lines.append(f"- SKU: {', '.join(rep['skus'])}")
     lines.append(f"- {L('原因', 'Reason')}: {rep['reason'] or '-'}")
     lines.append(f"- {L('级别', 'Severity')}: {w(rep['severity'])} · {L('来源', 'Source')}: {w(rep['source'])} · "
                  f"{L('状态', 'Status')}: {w(rep['status'])}")
-    lines.append(f"- {L('开启', 'Opened')}: {to_shop_str(rep['opened_at'])} ({'-' if _missing(rep['opened_by']) else rep['opened_by']})"
+    lines.append(f"- {L('开启', 'Opened')}: {to_shop_str(rep['opened_at'])} ({or_dash(rep['opened_by'], '-')})"
                  + (f" · {L('关闭', 'Closed')}: {to_shop_str(rep['closed_at'])}" if rep.get("closed_at") else ""))
     lines += ["", f"## {L('时间线', 'Timeline')}", "",
               f"| {L('步骤', 'Step')} | {L('截止', 'Deadline')} | {L('状态', 'Status')} | {L('完成时间', 'Done at')} | "
@@ -158,7 +154,7 @@ def report_markdown(rep: dict, lang: str | None = None) -> str:
         sent = st["reminders_sent"]
         sent = json.loads(sent) if isinstance(sent, str) and sent.strip() else (sent if isinstance(sent, list) else [])
         lines.append(f"| {names.get(st['step'], st['step'])} | {to_shop_str(st['deadline_at'])} | {w(st['status'])} | "
-                     f"{to_shop_str(st['done_at'])} | {'-' if _missing(st['done_by']) else st['done_by']} | {met_s} | "
+                     f"{to_shop_str(st['done_at'])} | {or_dash(st['done_by'], '-')} | {met_s} | "
                      f"{', '.join(L('已升级', 'escalated') if x == 'escalated' else f'{x}%' for x in sent) or '-'} |")
     lines += ["", f"## {L('补偿', 'Compensation')}", "",
               f"| {L('层级', 'Tier')} | {L('受影响', 'Affected')} | {L('已补偿', 'Compensated')} | {L('电话回访', 'Call list')} | "

@@ -88,3 +88,29 @@ def test_open_incident_not_closed_while_a_step_is_open(warehouse):
     assert auto_close(warehouse, NOW + timedelta(days=30)) == []
     res = CliRunner().invoke(__import__("userops.cli", fromlist=["app"]).app, ["incident", "close", iid, "--by", "ops"])
     assert res.exit_code == 0 and get_incident(warehouse, iid)["status"] == "closed"
+
+
+def test_report_markdown_shows_a_missing_value_as_a_dash():
+    """A report read back from the warehouse carries None, NaN or NaT for what nobody did
+    yet: each is '-' in the report, never 'None', 'nan', 'NaT' or '<NA>'."""
+    import numpy as np
+    import pandas as pd
+
+    step = {"deadline_at": NOW, "status": "pending", "done_at": None, "met_deadline": None, "reminders_sent": None}
+    rep = {
+        "incident_id": "INC-1", "skus": ["SKU-BAD"], "reason": None, "severity": np.nan, "source": "manual", "status": "open",
+        "opened_at": NOW, "opened_by": pd.NA, "closed_at": None,
+        "steps": [{**step, "step": "control", "done_by": None}, {**step, "step": "clarify", "done_by": float("nan")},
+                  {**step, "step": "compensate", "done_by": pd.NaT, "status": pd.NA}],
+        "compensated": {}, "cost": {"coupons": 0.0, "refund_exposure": 0.0},
+        "complaint_rate": {"before": {"complaints": 0, "paid_orders": 0, "rate": None},
+                           "after": {"complaints": 0, "paid_orders": 0, "rate": None}},
+        "call_list": [],
+    }
+    md = report_markdown(rep, "en")
+    assert not re.search(r"\bNone\b|\bnan\b|\bNaT\b|<NA>", md), md
+    assert "- Severity: - · Source: opened by hand · Status: open" in md
+    assert re.search(r"- Opened: \S+ \S+ \(-\)", md), md
+    rows = [line for line in md.splitlines() if line.startswith(("| Control", "| Clarify", "| Compensate"))]
+    assert len(rows) == 3 and all(line.split(" | ")[4] == "-" for line in rows), rows
+    assert rows[2].split(" | ")[2] == "-"  # an unknown status too

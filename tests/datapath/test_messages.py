@@ -46,3 +46,22 @@ def test_a_text_is_found_before_its_module_is_imported():
     assert out.returncode == 0, out.stderr
     first, second = out.stdout.splitlines()
     assert first == "运行:nightly-1" and "1" in second and "2" in second
+
+
+def test_a_missing_value_is_shown_as_a_dash():
+    """One rule for the quarantine's tables and the incident report: None, a float NaN and
+    pandas' NA/NaT have no value to show; anything else (0, False, '', a list) is its text."""
+    import numpy as np
+    import pandas as pd
+
+    from userops.i18n import is_missing, or_dash
+
+    for v in (None, float("nan"), np.nan, np.float32("nan"), pd.NA, pd.NaT, np.datetime64("NaT")):
+        assert is_missing(v), repr(v)
+        assert or_dash(v) == "—" and or_dash(v, "-") == "-"
+    for v, text in ((0, "0"), (0.0, "0.0"), (False, "False"), ("", ""), ("C1", "C1"), ([1, None], "[1, None]"),
+                    ({"a": None}, "{'a': None}"), (pd.Timestamp("2026-01-02 03:04"), "2026-01-02 03:04:00")):
+        assert not is_missing(v) and or_dash(v) == text
+    # as the quarantine reads them: a frame's empty cells
+    row = next(pd.DataFrame({"s": ["x", None], "t": pd.to_datetime(["2026-01-02", None])}).iloc[[1]].itertuples())
+    assert or_dash(row.s) == "—" and or_dash(row.t) == "—"

@@ -10,7 +10,7 @@ from typing import Optional
 import typer
 
 from userops.i18n import register as register_messages
-from userops.i18n import t
+from userops.i18n import or_dash, t
 
 quarantine_app = typer.Typer(help="What validation rejected, by which rule, in which run.", no_args_is_help=True)
 run_app = typer.Typer(help="Run a flow now against the configured sources.", no_args_is_help=True)
@@ -210,10 +210,6 @@ def _rjust(s: str, width: int) -> str:
     return " " * max(0, width - _width(s)) + s
 
 
-def _text(v) -> str:
-    return "—" if v is None or (isinstance(v, float) and v != v) else str(v)
-
-
 @quarantine_app.command("list")
 def quarantine_list(
     table: Optional[str] = typer.Option(None, "--table", help="customers, orders, order-items, feedback or events."),
@@ -230,12 +226,12 @@ def quarantine_list(
         return
     typer.echo(t("quarantine.head"))
     for r in summary.itertuples():
-        typer.echo(f"{r.source_table:<14} {r.rule:<33} {r.n:>7}  {_text(r.last_run)}")
+        typer.echo(f"{r.source_table:<14} {r.rule:<33} {r.n:>7}  {or_dash(r.last_run)}")
     typer.echo("")
     typer.echo(t("quarantine.latest"))
     recs = quarantine_records(table=table, run_id=run, limit=limit)
     for r in recs.itertuples():
-        typer.echo(f"#{r.id:<6} {r.source_table:<12} {_text(r.source_id):<14} {r.rule:<28} {_text(r.reason)}")
+        typer.echo(f"#{r.id:<6} {r.source_table:<12} {or_dash(r.source_id):<14} {r.rule:<28} {or_dash(r.reason)}")
 
 
 @quarantine_app.command("show")
@@ -250,7 +246,7 @@ def quarantine_show(record_id: int = typer.Argument(..., help="The # of a quaran
     labels = {k: t(f"quarantine.field.{k}") for k in (*QUARANTINE_FIELDS, "record")}  # registered above
     width = max(13, *(_width(v) for v in labels.values()))
     for k in QUARANTINE_FIELDS:
-        typer.echo(f"{_rjust(labels[k], width)}: {_text(rec[k])}")
+        typer.echo(f"{_rjust(labels[k], width)}: {or_dash(rec[k])}")
     typer.echo(f"{_rjust(labels['record'], width)}:")
     for k, v in rec["record"].items():
-        typer.echo(f"    {k}: {_text(v)}")
+        typer.echo(f"    {k}: {or_dash(v)}")
