@@ -15,6 +15,27 @@ os.environ.setdefault("PREFECT_LOGGING_EXTRA_LOGGERS", "userops")
 os.environ.setdefault("GX_ANALYTICS_ENABLED", "false")
 os.environ.setdefault("PREFECT_TASKS_DEFAULT_NO_CACHE", "true")  # steps pass DataFrames; never hash them
 
+
+def _flags_take_no_value() -> None:
+    """Typer's boxed (rich) help prints a value type after every option, flags included
+    (``--check <bool>``, even ``--help <bool>``), as if a flag took a value; its plain help
+    does not. Show a flag as a flag there too: only the help's type column changes, never
+    what an option accepts."""
+    from typer.core import TyperOption
+
+    display_type = TyperOption.display_type_rich
+    if getattr(display_type, "userops_flags", False):
+        return
+
+    def display_type_rich(self, ctx):
+        return None if self.is_flag else display_type(self, ctx)
+
+    display_type_rich.userops_flags = True
+    TyperOption.display_type_rich = display_type_rich
+
+
+_flags_take_no_value()
+
 app = typer.Typer(help="userops: the user-operations center that runs itself.", no_args_is_help=True, add_completion=False)
 
 from userops.cli import data  # noqa: E402
