@@ -18,9 +18,11 @@ from datetime import date
 
 from prefect import flow, get_run_logger
 
+from models.messages import localized
 from models.scoring import summary_lines
 from tasks.churn import load_frames_task, needs_training_task, score_task, train_task
 from userops.clock import shop_today
+from userops.i18n import t
 from userops.runners import dask_enabled, default_partitions, partition_runner
 
 
@@ -39,8 +41,8 @@ def score_churn(as_of: date | None = None, run_id: str | None = None) -> dict:
             result["training"] = {**train_task(frames), "why": why}
             logger.info("churn model %s: %s", result["training"]["version"], result["training"]["reason"])
         except ValueError as exc:  # not enough history for a complete training window yet
-            result["training"] = {"error": str(exc), "why": why}
-            logger.warning("churn: could not train: %s", exc)
+            result["training"] = {"error": localized(exc), "why": why}
+            logger.warning("%s", t("churn.train.failed", error=result["training"]["error"]))
     if dask_enabled():
         from tasks.churn_partitions import score_partitioned
 

@@ -23,7 +23,9 @@ import pandas as pd
 
 from models.bgnbd import RecencyBaseline, bgnbd_churn_probability, bgnbd_from_features
 from models.features import as_naive_utc_timestamp
+from models.messages import ModelDataError
 from models.train import TrainConfig, evaluate, prepare_windows, train_model
+from userops.i18n import t
 
 BACKTEST_KEYS = ("roc_auc", "pr_auc", "brier", "log_loss", "n", "churn_rate")
 ORDER_COLUMNS = ("order_id", "customer_id", "paid_at", "amount", "status")
@@ -44,12 +46,13 @@ def backtest(
 ):
     """Model vs recency vs BG/NBD at one cutoff (see module docstring).
 
-    Raises ValueError when the evaluation labels are empty (cutoff too late for the data)
-    or the training window cannot be trained on.
+    Raises ValueError (``ModelDataError``: ``localized()`` for the operator) when the
+    evaluation labels are empty (cutoff too late for the data) or the training window
+    cannot be trained on.
     """
     w = prepare_windows(orders_df, customers, cutoff, horizon_days, config)
     if len(w.eval_labels) == 0:
-        raise ValueError(f"no customer with a paid order before {w.cutoff.date()}: nothing to evaluate")
+        raise ModelDataError("model.backtest.no_eval", cutoff=w.cutoff.date())
     model = train_model(orders_df, customers, w.cutoff, w.horizon_days, config, windows=w)
     y_eval = w.eval_labels.to_numpy(dtype=int)
     F_eval = w.eval_features.loc[w.eval_labels.index]
@@ -71,22 +74,20 @@ def backtest(
     return result
 
 
-def backtest_warnings(orders_df: pd.DataFrame, cutoff, horizon_days: int) -> list[str]:
-    """Plain-language warnings about a backtest's data (for the CLI to print)."""
+def backtest_warnings(orders_df: pd.DataFrame, cutoff, horizon_days: int, lang: str | None = None) -> list[str]:
+    """Plain-language warnings about a backtest's data (for the CLI to print), in ``lang``
+    (default: the settings' language)."""
     cutoff = as_naive_utc_timestamp(cutoff)
     h = int(horizon_days)
     out = []
     paid_at = pd.to_datetime(orders_df.loc[orders_df["status"] == "paid", "paid_at"], utc=True).dt.tz_localize(None)
     if paid_at.empty:
-        return ["there are no paid orders"]
+        return [t("model.backtest.no_paid", lang)]
     first, last = paid_at.min(), paid_at.max()
     if last < cutoff + pd.Timedelta(days=h - 1):
-        out.append(
-            f"the data ends {last.date()}, inside the label window "
-            f"[{cutoff.date()}, {(cutoff + pd.Timedelta(days=h)).date()}): churn is overstated"
-        )
+        out.append(t("model.backtest.labels_incomplete", lang, last=last.date(), start=cutoff.date(), end=(cutoff + pd.Timedelta(days=h)).date()))
     if first >= cutoff - pd.Timedelta(days=h):
-        out.append(f"no paid order before the training cutoff {(cutoff - pd.Timedelta(days=h)).date()}")
+        out.append(t("model.backtest.no_history", lang, cutoff=(cutoff - pd.Timedelta(days=h)).date()))
     return out
 
 
@@ -97,35 +98,47 @@ def backtest_warnings(orders_df: pd.DataFrame, cutoff, horizon_days: int) -> lis
 
 def normalize_orders(df: pd.DataFrame) -> pd.DataFrame:
     """Canonical order frame: order_id, customer_id, paid_at (datetime64, tz-naive UTC),
-    amount (float), status (lower-case 'paid' / 'refunded' / 'cancelled')."""
+    amount (float), status (lower-case 'paid' / 'refunded' / 'cancelled').
+    A problem raises ``ModelDataError`` (a ValueError) naming the column and the rule."""
     missing = [c for c in ORDER_COLUMNS if c not in df.columns]
     if missing:
-        raise ValueError(f"orders are missing columns: {', '.join(missing)}")
+        raise ModelDataError("model.orders.missing_columns", columns=", ".join(missing), expected=", ".join(ORDER_COLUMNS))
     out = df[list(ORDER_COLUMNS)].copy()
-    paid_at = pd.to_datetime(out["paid_at"], utc=True, format="mixed")
+    try:
+        paid_at = pd.to_datetime(out["paid_at"], utc=True, format="mixed")
+    except (ValueError, TypeError) as exc:  # pandas names the value and its row
+        raise ModelDataError("model.orders.bad_paid_at", error=exc) from None
     out["paid_at"] = paid_at.dt.tz_localize(None)
     out["amount"] = pd.to_numeric(out["amount"], errors="coerce").astype(float)
     out["status"] = out["status"].astype(str).str.strip().str.lower()
     bad = ~out["status"].isin(STATUSES)
     if bad.any():
         examples = ", ".join(sorted(out.loc[bad, "status"].unique()[:5]))
-        raise ValueError(f"unknown order status values: {examples} (expected {', '.join(STATUSES)})")
+        raise ModelDataError("model.orders.bad_status", values=examples, expected=", ".join(STATUSES))
     return out
 
 
 def read_orders_file(path) -> pd.DataFrame:
     """Read an orders file in the canonical import format (CSV, or .parquet/.xlsx by
-    extension) with columns order_id, customer_id, paid_at, amount, status."""
+    extension) with columns order_id, customer_id, paid_at, amount, status. A file that
+    cannot be read or lacks a column raises ``ModelDataError`` (a ValueError)."""
     path = Path(path)
     suffix = path.suffix.lower()
-    if suffix == ".parquet":
-        df = pd.read_parquet(path)
-    elif suffix in (".xlsx", ".xls"):
-        df = pd.read_excel(path)
-    else:
-        df = pd.read_csv(path, dtype={"order_id": str, "customer_id": str, "status": str})
-        # Keep integer-looking ids as integers (faster, and matches the warehouse).
+    try:
+        if suffix == ".parquet":
+            df = pd.read_parquet(path)
+        elif suffix in (".xlsx", ".xls"):
+            df = pd.read_excel(path)
+        else:
+            df = pd.read_csv(path, dtype={"order_id": str, "customer_id": str, "status": str})
+    except (OSError, ValueError) as exc:  # not a table pandas can read
+        raise ModelDataError("model.orders.unreadable", path=str(path), error=exc) from None
+    if suffix not in (".parquet", ".xlsx", ".xls"):
+        # Keep integer-looking ids as integers (faster, and matches the warehouse);
+        # a missing id column is named by normalize_orders.
         for col in ("order_id", "customer_id"):
+            if col not in df.columns:
+                continue
             as_int = pd.to_numeric(df[col], errors="coerce")
             if as_int.notna().all() and (as_int == as_int.round()).all() and not df[col].str.startswith("0").any():
                 df[col] = as_int.astype(np.int64)

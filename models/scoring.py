@@ -60,6 +60,7 @@ from models.drift import MAIN_FEATURES, drift_report, drift_summary
 from models.explain import NUMBER_COLUMNS, render_reasons
 from models.features import build_features, features_from_aggregates
 from models.labels import latest_complete_cutoff
+from models.messages import localized
 from models.train import TrainConfig, TrainedModel, feature_kwargs, features_compatible, train_model
 from userops.clock import utcnow
 from userops.db import bulk_upsert, copy_out, get_engine, is_postgres, key_order, read_frame
@@ -892,8 +893,8 @@ def score_night(as_of: date | None = None, engine: Engine | None = None, train_i
             result["training"] = retrain(as_of, engine, frames)
             result["training"]["why"] = why
         except ValueError as exc:  # not enough history yet for a complete window
-            result["training"] = {"error": str(exc), "why": why}
-            log.warning("churn: could not train (%s)", exc)
+            result["training"] = {"error": localized(exc), "why": why}
+            log.warning("%s", t("churn.train.failed", error=result["training"]["error"]))
     with engine.begin() as conn:
         model = registry.load_champion(conn)
         if model is None:

@@ -61,6 +61,7 @@ from models.features import (
     build_features,
 )
 from models.labels import build_labels
+from models.messages import ModelDataError
 
 # Columns of the logistic model's design matrix, derived from build_features columns.
 LOGISTIC_FEATURES: list[str] = [
@@ -482,10 +483,7 @@ def train_model(
     y_series = w.train_labels
     if len(y_series) == 0 or y_series.nunique() < 2:
         day = pd.Timedelta(minutes=int(cfg.day_offset_minutes or 0))  # shop-local days
-        raise ValueError(
-            f"cannot train: the training window (features at {(train_cut + day).date()}, labels "
-            f"[{(train_cut + day).date()}, {(w.cutoff + day).date()})) has {len(y_series)} customers and needs both classes"
-        )
+        raise ModelDataError("model.train.one_class", start=(train_cut + day).date(), end=(w.cutoff + day).date(), n=len(y_series))
     F_train = w.train_features.loc[y_series.index]
     if len(F_train) > cfg.max_train_rows:
         rng = np.random.default_rng(cfg.random_state)

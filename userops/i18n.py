@@ -22,6 +22,7 @@ CATALOGUES = (
     "tasks.alerts.messages",
     "tasks.campaigns.texts",
     "tasks.crisis.messages",
+    "models.messages",
     "models.registry",
     "models.scoring",
 )

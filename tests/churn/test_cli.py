@@ -48,8 +48,41 @@ def test_backtest_text_and_errors(orders_csv, tmp_path, monkeypatch):
     res = CliRunner().invoke(_app(), ["model", "backtest", "--orders", str(tmp_path / "missing.csv"), "--cutoff", "2026-06-01", "--horizon", "60"])
     assert res.exit_code == 2
     res = CliRunner().invoke(_app(), ["model", "backtest", "--orders", str(orders_csv), "--cutoff", "2030-01-01", "--horizon", "90", "--json"])
-    assert res.exit_code == 1  # nothing to evaluate that late: a message, not a traceback
+    assert res.exit_code == 1  # that late no customer of the training window churns: a message, not a traceback
+    assert "Backtest failed: cannot train: the training window" in res.output and "needs both classes" in res.output
     reset_settings()
+
+
+def test_backtest_problems_in_the_operators_language(tmp_path, monkeypatch):
+    """A bad orders file and a cutoff before the data: zh-CN by default, English with
+    USEROPS_LANGUAGE=en; each names the value / cutoff and the rule."""
+    from userops.settings import reset_settings
+
+    monkeypatch.delenv("USEROPS_LANGUAGE", raising=False)
+    (tmp_path / "none.yaml").write_text("{}\n")
+    monkeypatch.setenv("USEROPS_CONFIG_FILE", str(tmp_path / "none.yaml"))  # no userops.yaml choosing a language
+    bad = tmp_path / "orders.csv"
+    bad.write_text("order_id,customer_id,paid_at,amount,status\n1,100,2026-01-02,12.5,shipped\n2,101,2026-01-05,3,paid\n")
+    ok = tmp_path / "ok.csv"
+    ok.write_text("order_id,customer_id,paid_at,amount,status\n1,100,2026-01-02,12.5,paid\n2,101,2026-01-05,3,paid\n")
+    runs = {}
+    for lang in (None, "en"):
+        if lang:
+            monkeypatch.setenv("USEROPS_LANGUAGE", lang)
+        reset_settings()
+        status = CliRunner().invoke(_app(), ["model", "backtest", "--orders", str(bad), "--cutoff", "2026-06-01"])
+        early = CliRunner().invoke(_app(), ["model", "backtest", "--orders", str(ok), "--cutoff", "2025-06-01", "--json"])
+        assert status.exit_code == 1 and early.exit_code == 1 and "Traceback" not in status.output + early.output
+        runs[lang or "zh-CN"] = (status.output.strip(), early.output.strip())
+    reset_settings()
+    assert runs["zh-CN"] == (
+        "回测失败：未知的订单状态：shipped（应为 paid, refunded, cancelled 之一）",
+        "回测失败：截止 2025-06-01 之前没有任何客户有已支付订单：没有可评估的客户",
+    )
+    assert runs["en"] == (
+        "Backtest failed: unknown order status values: shipped (expected paid, refunded, cancelled)",
+        "Backtest failed: no customer with a paid order before 2025-06-01: nothing to evaluate",
+    )
 
 
 def test_train_score_status(loaded):
@@ -68,3 +101,29 @@ def test_train_score_status(loaded):
     res = runner.invoke(_app(), ["model", "status", "--json"])
     st = json.loads(res.stdout)
     assert st["versions"][0]["status"] == "champion" and st["last_drift"]["model_version"] == st["versions"][0]["version"]
+
+
+def test_a_night_without_enough_history_says_why_in_the_operators_language(warehouse, member_base, monkeypatch, caplog):
+    """A shop with 100 days of orders cannot train: the night's summary and its warning name
+    the training window and the rule, in zh-CN by default and in English when asked."""
+    import pandas as pd
+
+    from models import registry, scoring
+    from userops.db import bulk_upsert
+    from userops.settings import reset_settings
+
+    recent = member_base.orders[pd.to_datetime(member_base.orders["paid_at"]) >= pd.Timestamp(AS_OF) - pd.Timedelta(days=100)]
+    with warehouse.begin() as conn:
+        bulk_upsert(conn, "customers", member_base.customers, ["customer_id"])
+        bulk_upsert(conn, "orders", recent, ["order_id"])
+    registry._CACHE.clear()
+    with caplog.at_level("WARNING", logger="userops.churn"):
+        zh = scoring.score_night(AS_OF, warehouse, overlay=False)
+    assert zh["summary"][0].startswith("流失模型训练失败：无法训练：训练窗口（特征取 ") and "有 0 位客户" in zh["summary"][0]
+    assert zh["summary"][0] in caplog.text
+    monkeypatch.setenv("USEROPS_LANGUAGE", "en")
+    reset_settings()
+    en = scoring.score_night(AS_OF, warehouse, overlay=False)
+    reset_settings()
+    assert en["summary"][0].startswith("Churn model training failed: cannot train: the training window (features at ")
+    assert en["summary"][0].endswith("has 0 customers and needs both classes")

@@ -25,7 +25,36 @@ def test_backtest_shape_on_synthetic(synthetic):
 def test_backtest_warns_when_labels_are_incomplete(synthetic):
     orders, _ = synthetic
     assert backtest_warnings(orders, "2024-06-01", 90) == []
-    assert any("inside the label window" in w for w in backtest_warnings(orders, "2024-12-15", 90))
+    last = orders.loc[orders["status"] == "paid", "paid_at"].max().date()
+    (en,) = backtest_warnings(orders, "2024-12-15", 90, lang="en")
+    assert en == f"the data ends {last}, inside the label window [2024-12-15, 2025-03-15): churn is overstated"
+    (zh,) = backtest_warnings(orders, "2024-12-15", 90, lang="zh-CN")
+    assert zh == f"数据截至 {last}，在标签区间 [2024-12-15, 2025-03-15) 之内结束：流失率被高估"
+    (zh_default,) = backtest_warnings(orders, "2024-12-15", 90)  # the settings' language: zh-CN
+    assert zh_default == zh
+    (early,) = backtest_warnings(orders, "2023-01-15", 30, lang="zh-CN")
+    assert early == "训练截止日 2022-12-16 之前没有已支付订单"
+
+
+def test_backtest_data_problems_in_both_languages(synthetic):
+    """A cutoff before the data and a training window without both outcomes: a ValueError
+    whose text names the cutoff / window and the rule, in English and in zh-CN."""
+    from models.messages import ModelDataError, localized
+
+    orders, _ = synthetic
+    with pytest.raises(ModelDataError) as ei:
+        backtest(orders, "2022-06-01", 90)
+    assert str(ei.value) == "no customer with a paid order before 2022-06-01: nothing to evaluate"
+    assert localized(ei.value, "zh-CN") == "截止 2022-06-01 之前没有任何客户有已支付订单：没有可评估的客户"
+    from tests.models.conftest import orders_frame
+
+    two = orders_frame([(1, "2024-01-01", 5, "paid"), (2, "2024-01-02", 5, "paid")])
+    with pytest.raises(ValueError) as ei:
+        backtest(two, "2024-03-01", 30)
+    assert localized(ei.value, "en") == (
+        "cannot train: the training window (features at 2024-01-31, labels [2024-01-31, 2024-03-01)) has 2 customers and needs both classes"
+    )
+    assert localized(ei.value, "zh-CN").startswith("无法训练：训练窗口（特征取 2024-01-31，标签区间 [2024-01-31, 2024-03-01)）有 2 位客户")
 
 
 def test_read_orders_file_csv(tmp_path):
@@ -45,6 +74,33 @@ def test_read_orders_file_csv(tmp_path):
     bad.write_text("order_id,customer_id,paid_at,amount,status\n1,1,2024-01-01,1,shipped\n")
     with pytest.raises(ValueError, match="unknown order status"):
         read_orders_file(bad)
+
+
+@pytest.mark.parametrize(
+    "content, en, zh",
+    [
+        ("order_id,customer_id,paid_at,amount,status\n1,1,2024-01-01,1,shipped\n",
+         "unknown order status values: shipped (expected paid, refunded, cancelled)",
+         "未知的订单状态：shipped（应为 paid, refunded, cancelled 之一）"),
+        ("order_id,paid_at,amount,status\n1,2024-01-01,1,paid\n",  # no customer_id: named, not a KeyError
+         "orders are missing columns: customer_id (expected order_id, customer_id, paid_at, amount, status)",
+         "订单缺少列：customer_id（需要 order_id, customer_id, paid_at, amount, status）"),
+        ("order_id,customer_id,paid_at,amount,status\n1,1,soon,1,paid\n",
+         "paid_at has values that are not dates or times: ",
+         "paid_at 列有无法识别为时间的值："),
+    ],
+    ids=["status", "column", "paid_at"],
+)
+def test_bad_orders_file_is_named_in_both_languages(tmp_path, content, en, zh):
+    from models.messages import ModelDataError
+
+    path = tmp_path / "orders.csv"
+    path.write_text(content)
+    with pytest.raises(ModelDataError) as ei:
+        read_orders_file(path)
+    assert str(ei.value).startswith(en) and ei.value.localized("en") == str(ei.value)
+    assert ei.value.localized("zh-CN").startswith(zh)
+    assert ei.value.localized() == ei.value.localized("zh-CN")  # the settings' default language
 
 
 def test_load_cdnow_format(tmp_path):

@@ -32,12 +32,13 @@ def train(
     as_json: bool = typer.Option(False, "--json", help="Print the result as one JSON object."),
 ) -> None:
     """Train on the latest complete window; promote only if it does not lose to the champion."""
+    from models.messages import localized
     from models.scoring import retrain
 
     try:
         out = retrain(_day(as_of))
     except ValueError as exc:
-        typer.echo(t("model.cli.train_failed", error=str(exc)), err=True)
+        typer.echo(t("model.cli.train_failed", error=localized(exc)), err=True)
         raise typer.Exit(1)
     if as_json:
         typer.echo(json.dumps(out, ensure_ascii=False, default=str))
@@ -136,6 +137,7 @@ def backtest(
 
     from models.backtest import backtest as run_backtest
     from models.backtest import backtest_warnings, read_orders_file
+    from models.messages import localized
 
     T = _day(cutoff, "--cutoff")
     path = Path(orders)
@@ -145,8 +147,8 @@ def backtest(
     try:
         df = read_orders_file(path)
         result = run_backtest(df, T, horizon)
-    except ValueError as exc:
-        typer.echo(t("model.cli.backtest_failed", error=str(exc)), err=True)
+    except ValueError as exc:  # a bad orders file, a cutoff the data cannot support
+        typer.echo(t("model.cli.backtest_failed", error=localized(exc)), err=True)
         raise typer.Exit(1)
     warnings = backtest_warnings(df, T, horizon)
     if as_json:
