@@ -45,3 +45,16 @@ def test_the_installed_command_shows_flags_as_flags(tmp_path):
                          cwd=PROJECT_ROOT, env=env, timeout=180)
     assert out.returncode == 0, out.stderr
     assert "--worker-only" in out.stdout and not BOOL_METAVAR.search(out.stdout), out.stdout
+
+
+def test_every_command_summary_is_one_sentence_line():
+    """A command's listing shows its help's first paragraph as written, line breaks kept
+    (`serve` printed "… register the alert" and "blocks, …" on two lines): each first
+    paragraph is one line."""
+    paths = list(_commands(get_command(app)))
+    for path in paths[1:]:
+        cmd = get_command(app)
+        for name in path:
+            cmd = cmd.commands[name]
+        first = (cmd.help or "").strip().split("\n\n")[0]
+        assert first and "\n" not in first, (path, first)

@@ -22,6 +22,7 @@ register_messages(
             "zh-CN": "{channel}:未配置(已配置:{known})。请设置 USEROPS_{upper}_WEBHOOK_URL,或用 `userops alert register-blocks` 创建 block。",
             "en": "{channel}: not configured (configured: {known}). Set USEROPS_{upper}_WEBHOOK_URL or create a block with `userops alert register-blocks`.",
         },
+        "alert.cli.test_failed": {"zh-CN": "{channel}:{verdict}:{error}", "en": "{channel}: {verdict}: {error}"},
         "alert.cli.test_ok": {
             "zh-CN": "{channel}:成功 - {type} 已接受测试消息(共 {parts} 条)",
             "en": "{channel}: ok - {type} accepted the test message ({parts} post(s))",
@@ -101,7 +102,7 @@ def test_cmd(
     try:
         parts = ch.send(msg)
     except DeliveryError as exc:
-        typer.echo(f"{channel}: {exc.verdict}: {clean(str(exc), ch.secrets())}", err=True)
+        typer.echo(t("alert.cli.test_failed", channel=channel, verdict=exc.verdict_text(), error=clean(exc.localized(), ch.secrets())), err=True)
         _record(channel, utcnow(), "refused" if exc.reached else None)
         raise typer.Exit(1)
     _record(channel, utcnow(), "sent")
@@ -181,8 +182,9 @@ def list_cmd(
 def register_blocks_cmd(
     overwrite: bool = typer.Option(False, "--overwrite", help="Replace existing channel blocks with the settings' values."),
 ) -> None:
-    """Register the alert-channel block types on the Prefect server and save the channels
-    configured in the settings as blocks (editable in the Prefect UI afterwards)."""
+    """Save the configured alert channels as Prefect blocks (editable in the UI afterwards).
+
+    Registers the alert-channel block types on the Prefect server first."""
     from tasks.alerts.blocks import register_blocks
 
     for line in register_blocks(overwrite=overwrite):

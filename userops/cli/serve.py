@@ -212,8 +212,9 @@ def serve(
     worker_only: bool = typer.Option(False, "--worker-only", help="Only start a worker for the work pool, against the server at PREFECT_API_URL (for extra machines)."),
     no_worker: bool = typer.Option(False, "--no-worker", help="Start the server and deploy, but no worker."),
 ) -> None:
-    """Start the Prefect server, deploy everything in prefect.yaml, register the alert
-    blocks, start a worker, and print the UI's address. Ctrl-C stops it all."""
+    """Start the Prefect server, deploy prefect.yaml, start a worker; Ctrl-C stops it all.
+
+    Registers the alert blocks too, and prints the UI's address."""
     from userops.deploy import PrefectServer, Worker, api_healthy, deploy, work_pool_name
     from userops.settings import get_settings
 
