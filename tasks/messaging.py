@@ -18,9 +18,13 @@ Exactly once, as the provider sees it:
    holds (``claimed_by`` is still its own). A result for a touch whose claim was taken over
    is not recorded; a warning names the touch key.
 
-While it works through its batches a sender renews its lease (``in_flight_at``, at most
-every quarter of ``campaigns.in_flight_lease_seconds``, after a provider call), so a long
-batch at a slow, rate-limited provider keeps its claim however long it takes.
+While ``send_due`` runs, a background thread renews the sender's lease (``in_flight_at``
+of every touch it holds, every quarter of ``campaigns.in_flight_lease_seconds``), so a live
+sender keeps its claims whatever it is waiting for: a slow provider, its pacing, or a
+429's Retry-After. A rate-limited message waits in line at most
+``campaigns.retry_wait_seconds`` (the longest a run waits for a retry anyway); a provider
+that asks for a longer pause gets none of this run's requests until then, and the message
+goes back to ``planned`` with ``not_before`` at the end of the pause.
 
 A sender killed between 1 and 3 leaves its batch ``in_flight``. The next ``send_due`` takes
 it over only once the sender is known to be gone: a sender on this host when its process
@@ -52,6 +56,7 @@ import hashlib
 import http.client
 import json
 import logging
+import math
 import os
 import smtplib
 import socket
@@ -62,7 +67,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from email.message import EmailMessage
-from email.utils import format_datetime
+from email.utils import format_datetime, parsedate_to_datetime
 from pathlib import Path
 from urllib.parse import unquote, urlsplit
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
@@ -350,19 +355,36 @@ class RateLimiter:
     def __init__(self, rate: float = 0.0):
         self.interval = 1.0 / rate if rate and rate > 0 else 0.0
         self._next = time.monotonic()
+        self._paused_until = 0.0
         self._lock = threading.Lock()
 
-    def wait(self) -> None:
+    def wait(self, max_pause: float = math.inf) -> float:
+        """Wait for this request's turn (pacing, and the pause a 429 asked for) and return
+        0.0. When the provider's pause still has more than ``max_pause`` seconds to run,
+        return at once with what is left of it (the caller reschedules the message rather
+        than keep it waiting). Pacing alone is always waited for."""
         with self._lock:
             now = time.monotonic()
-            at = max(self._next, now)
+            left = self._paused_until - now
+            if left > max(0.0, max_pause):
+                return left
+            at = max(self._next, self._paused_until, now)
             self._next = at + self.interval
         if at > now:
             time.sleep(at - now)
+        return 0.0
 
-    def pause(self, seconds: float) -> None:
+    def pause(self, seconds: float) -> bool:
+        """No request before ``seconds`` from now. True when this starts a pause or makes
+        the current one more than a second longer (worth a log line; the 429s that
+        concurrent requests get for the same pause are not)."""
         with self._lock:
-            self._next = max(self._next, time.monotonic() + seconds)
+            now = time.monotonic()
+            until = now + seconds
+            news = until > (self._paused_until + 1.0 if self._paused_until > now else now)
+            self._paused_until = max(self._paused_until, until)
+            self._next = max(self._next, self._paused_until)
+            return news
 
 
 class _OneWrite:
@@ -439,7 +461,7 @@ class HttpChannel(_ThreadConnections):
 
     RETRYABLE = {401, 403, 408, 425, 429, 500, 502, 503, 504}  # 401/403: our credentials, not the message
 
-    def __init__(self, url: str, channel: str, rate: float, timeout: float, max_429_waits: int = 5):
+    def __init__(self, url: str, channel: str, rate: float, timeout: float, max_429_waits: int = 5, max_429_wait_seconds: float = 60.0):
         parts = urlsplit(url)
         if parts.scheme not in ("http", "https") or not parts.hostname:
             raise ValueError(f"the {channel} webhook URL must be http(s)://host[:port]/path")
@@ -455,6 +477,7 @@ class HttpChannel(_ThreadConnections):
         self.timeout = timeout
         self.limiter = RateLimiter(rate)
         self.max_429_waits = max_429_waits
+        self.max_429_wait_seconds = max(0.0, float(max_429_wait_seconds))
         super().__init__()
 
     def _open(self) -> http.client.HTTPConnection:
@@ -479,9 +502,14 @@ class HttpChannel(_ThreadConnections):
         headers = {"Content-Type": "application/json; charset=utf-8", "Idempotency-Key": key, "Content-Length": str(len(body))}
         if self.auth:
             headers["Authorization"] = self.auth
-        waits = 0
+        # 429: wait in line (the lease is renewed meanwhile, see _Lease) for at most
+        # max_429_waits pauses and max_429_wait_seconds from the first attempt; a longer
+        # pause reschedules the message (settle: planned, not_before at the pause's end)
+        waits, deadline = 0, time.monotonic() + self.max_429_wait_seconds
         while True:
-            self.limiter.wait()
+            left = self.limiter.wait(deadline - time.monotonic())
+            if left:
+                return Outcome("retry", reason=f"{self.channel} provider 429: rate_limited", retry_after=left)
             try:
                 conn = self._conn()
                 conn.request("POST", self.path, body=body, headers=headers)
@@ -494,11 +522,17 @@ class HttpChannel(_ThreadConnections):
             except (OSError, http.client.HTTPException) as exc:
                 self._drop()
                 return Outcome("retry", reason=f"{self.channel} provider unreachable: {type(exc).__name__}")
-            if status == 429 and waits < self.max_429_waits:
-                waits += 1
+            if status == 429:
                 pause = _retry_after_seconds(retry_after, default=1.0)
-                self.limiter.pause(pause)
-                continue
+                if self.limiter.pause(pause):  # once per pause; the channel and figures only, no recipient
+                    if pause > self.max_429_wait_seconds:
+                        log.warning("%s provider asked for a %.0f s pause (429 Retry-After), longer than a message waits in "
+                                    "line (%.0f s): its messages are rescheduled until then", self.channel, pause, self.max_429_wait_seconds)
+                    else:
+                        log.info("%s provider rate-limited the sender (429): requests pause %.1f s", self.channel, pause)
+                if waits < self.max_429_waits:
+                    waits += 1
+                    continue
             break
         try:
             answer = json.loads(data or b"{}")
@@ -512,13 +546,29 @@ class HttpChannel(_ThreadConnections):
         return Outcome("failed", reason=reason)
 
 
+MAX_RETRY_AFTER = 300.0  # a provider's Retry-After is honoured up to this long
+
+
 def _retry_after_seconds(value: str | None, default: float | None) -> float | None:
+    """Retry-After in seconds (delta-seconds or an HTTP date), within 0..MAX_RETRY_AFTER;
+    ``default`` when absent or unreadable."""
     if not value:
         return default
     try:
-        return max(0.0, min(float(value), 300.0))
+        secs = float(value)
     except ValueError:
-        return default
+        try:
+            when = parsedate_to_datetime(value)
+        except (TypeError, ValueError, IndexError):
+            return default
+        if when is None:
+            return default
+        if when.tzinfo is None:
+            when = when.replace(tzinfo=timezone.utc)
+        secs = (when - datetime.now(timezone.utc)).total_seconds()
+    if not math.isfinite(secs):
+        return MAX_RETRY_AFTER if secs > 0 else default
+    return max(0.0, min(secs, MAX_RETRY_AFTER))
 
 
 class _MarkData:
@@ -764,30 +814,53 @@ def reclaim_in_flight(engine: Engine, now: datetime, lease_seconds: float) -> Co
 
 
 class _Lease:
-    """Keeps this sender's claims fresh while it works: ``in_flight_at`` of every touch it
-    holds is set to now, at most every quarter of the lease, so a sender on another host
-    is not taken over while a long batch (a slow, rate-limited provider) is going out."""
+    """Keeps this sender's claims fresh for as long as its ``send_due`` runs: a background
+    thread sets ``in_flight_at`` of every touch the sender holds to now every quarter of
+    the lease, whatever the sending threads are doing, so a sender on another host is not
+    taken over while it waits (a slow provider, its pacing, 429 Retry-After pauses of up
+    to ``retry_wait_seconds`` per message) or works through a long batch.
+
+    Why a thread rather than renewing after each provider call (or between slices of each
+    sleep): it covers every wait, present and future, in one place, and it is tied to the
+    one thing the lease stands for, the sender being alive. It dies with the process (a
+    daemon thread) and stops when ``send_due`` returns or raises, so a sender that is gone
+    (or a run that aborted) stops renewing and its touches are taken over once
+    ``in_flight_lease_seconds`` have passed. ``send_due`` itself always ends: requests have
+    timeouts, in-line 429 waits are bounded, a longer pause reschedules the message.
+
+    A renewal and a settle of the same rows are serialized by ``lock`` (two UPDATEs of one
+    row set in different orders could deadlock on PostgreSQL). A renewal that fails is
+    logged (type only) and tried again a quarter lease later."""
 
     def __init__(self, engine: Engine, me: str, clock, lease_seconds: float):
         self.engine, self.me, self.clock = engine, me, clock
-        self.every = max(0.0, float(lease_seconds)) / 4
-        self._last = time.monotonic()
-        self._lock = threading.Lock()
+        self.every = max(0.05, float(lease_seconds) / 4)
+        self.lock = threading.Lock()
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
 
     def renew(self) -> None:
-        if time.monotonic() - self._last < self.every or not self._lock.acquire(blocking=False):
-            return
+        stmt = sa.text("UPDATE touches SET in_flight_at = :now WHERE status = 'in_flight' AND claimed_by = :me").bindparams(*_ts_params("now"))
         try:
-            if time.monotonic() - self._last < self.every:
-                return
-            self._last = time.monotonic()
-            stmt = sa.text("UPDATE touches SET in_flight_at = :now WHERE status = 'in_flight' AND claimed_by = :me").bindparams(*_ts_params("now"))
-            with self.engine.begin() as conn:
+            with self.lock, self.engine.begin() as conn:
                 conn.execute(stmt, {"now": self.clock(), "me": self.me})
-        except Exception as exc:  # a missed renewal is retried after the next request; never stop sending over it
+        except Exception as exc:  # never stop sending over it; the next beat tries again
             log.warning("could not renew the in-flight lease: %s", type(exc).__name__)
-        finally:
-            self._lock.release()
+
+    def _beat(self) -> None:
+        while not self._stop.wait(self.every):
+            self.renew()
+
+    def start(self) -> None:
+        self._stop.clear()
+        self._thread = threading.Thread(target=self._beat, name="send-lease", daemon=True)
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join()
+            self._thread = None
 
 
 def suppress_unreachable(engine: Engine, campaign: str | None = None) -> Counter:
@@ -990,7 +1063,7 @@ class _Channels:
             if not url:
                 raise RuntimeError(f"{channel} touches are due but no provider is configured (USEROPS_{channel.upper()}_WEBHOOK_URL)")
             rate = cs.sms_rate_per_second if channel == "sms" else cs.push_rate_per_second
-            ch = HttpChannel(url, channel, rate, cs.request_timeout_seconds)
+            ch = HttpChannel(url, channel, rate, cs.request_timeout_seconds, max_429_wait_seconds=cs.retry_wait_seconds)
         elif channel == "staff":
             ch = StaffList(self.output_dir)
         else:
@@ -1088,9 +1161,12 @@ def send_due(
             per_channel[m.channel] += o.status == "sent"
             if o.status != "sent" and o.reason:
                 reasons[o.reason.split(":")[0]] += 1
-        for k, v in settle(engine, results, clock(), max_attempts, cs.retry_backoff_seconds, me).items():
+        with lease.lock:  # not while the lease thread updates the same rows
+            settled = settle(engine, results, clock(), max_attempts, cs.retry_backoff_seconds, me)
+        for k, v in settled.items():
             stats[k] += v
 
+    lease.start()  # renews this sender's claims until its last batch is settled
     try:
         while True:
             t_now = clock()
@@ -1103,7 +1179,7 @@ def send_due(
                 claimed = claim_batch(engine, t_now, n, me, campaign, deliverable)  # committed before any request
                 if claimed:
                     stats["claimed"] += len(claimed)
-                    job = _Job.start(engine, claimed, channels, pool, n_workers, clock, lease)
+                    job = _Job.start(engine, claimed, channels, pool, n_workers, clock)
             if running is not None:
                 finish(running)  # settle the previous batch while this one is on the wire
                 running = None
@@ -1117,10 +1193,13 @@ def send_due(
                     continue
             break
     finally:
-        if running is not None:
-            finish(running)
-        pool.shutdown(wait=True)
-        files = channels.close()
+        try:
+            if running is not None:
+                finish(running)
+            pool.shutdown(wait=True)
+            files = channels.close()
+        finally:
+            lease.stop()
     with engine.connect() as conn:
         pending = dict(conn.execute(sa.text("SELECT status, COUNT(*) FROM touches WHERE status IN ('planned', 'awaiting_review', 'in_flight') GROUP BY status")).fetchall())
     duration = time.perf_counter() - t0
@@ -1167,7 +1246,7 @@ class _Job:
         self.futures = futures
 
     @classmethod
-    def start(cls, engine: Engine, claimed: list[tuple], channels: _Channels, pool: ThreadPoolExecutor, n_workers: int, clock, lease: _Lease | None = None) -> "_Job":
+    def start(cls, engine: Engine, claimed: list[tuple], channels: _Channels, pool: ThreadPoolExecutor, n_workers: int, clock) -> "_Job":
         contacts = _contacts(engine, list({r[2] for r in claimed}))
         msgs: list[Outbound] = []
         for key, camp, cid, channel, subject, body, locale, attempts in claimed:
@@ -1187,10 +1266,8 @@ class _Job:
 
         def run(part: list[Outbound]) -> list[tuple[Outbound, Outcome]]:
             out = []
-            for m in part:
+            for m in part:  # the claims stay fresh meanwhile: send_due's _Lease thread
                 out.append((m, _send_one(senders[m.channel], m)))
-                if lease is not None:
-                    lease.renew()  # a long batch keeps its claim (cheap: at most every quarter lease)
             return out
 
         k = max(1, min(n_workers, len(remote)))

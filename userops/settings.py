@@ -120,7 +120,7 @@ class CampaignSettings(BaseModel):
     send_batch: int = 500  # touches marked in flight (and settled) together
     max_attempts: int = 5  # then the touch is failed with the last reason
     retry_backoff_seconds: float = 30.0  # doubled per attempt
-    retry_wait_seconds: float = 60.0  # a run waits for retries due within this long
+    retry_wait_seconds: float = 60.0  # a run waits for retries due within this long; a message for a 429 pause too (longer: rescheduled)
     in_flight_lease_seconds: float = 600.0  # an in-flight touch of a vanished sender is resent after this
     request_timeout_seconds: float = 10.0
     sms_rate_per_second: float = 0.0  # provider's limit (0: none known; 429 + Retry-After honoured)

@@ -1,15 +1,16 @@
 """Delivery: SMS/push over the JSON webhook, email over SMTP, the staff-outreach list;
 idempotency keys on every request, retries with backoff, 429s, permanent failures,
 review before sending, last-moment suppression, resend after an interrupted send (only of
-a sender that is gone: a local process that ended, a remote one whose lease ran out), settle
-only by the claim's holder, interrupted email held for review."""
+a sender that is gone: a local process that ended, a remote one whose lease ran out; a live
+one keeps its lease while it waits out 429s), bounded 429 waits, settle only by the claim's
+holder, interrupted email held for review."""
 from __future__ import annotations
 
 import os
 import subprocess
 import sys
 import time
-from datetime import datetime, timedelta
+from datetime import datetime, timedelta, timezone
 
 import pandas as pd
 import pytest
@@ -263,6 +264,122 @@ def test_a_long_batch_renews_its_lease(warehouse, people, monkeypatch):
     assert result["sent"] == 50 and result["claim_lost"] == 0
     assert len(prov.delivered) == 50 and sum(prov.duplicates.values()) == 0
     assert (touches(warehouse)["status"] == "sent").all()
+
+
+def test_a_sender_waiting_out_429s_keeps_its_lease(warehouse, people, monkeypatch, caplog):
+    """The provider answers one message with back-to-back 429s whose Retry-After adds up
+    to more than the lease. The sender (on another host: judged by its lease only) is alive
+    and waiting, so it keeps its claim: a second sender running meanwhile takes nothing
+    over, and the customer gets the message once."""
+    import threading
+
+    import tasks.messaging as messaging
+    from tests.fakes.message_provider import FakeProvider
+    from userops.settings import reset_settings
+
+    lease = 1.0
+    monkeypatch.setenv("USEROPS_CAMPAIGNS__IN_FLIGHT_LEASE_SECONDS", str(lease))
+    reset_settings()
+    a, b = "host-a:4242:1700000000", "host-b:4343:1700000000"
+    monkeypatch.setattr(messaging, "worker_id", lambda: a if threading.current_thread().name == "sender-a" else b)
+    cid = list(people.index)[0]
+    _plan(warehouse, [cid], quiet_hours=None)  # real clock, any time of day
+    with caplog.at_level("INFO", logger="userops.messaging"), FakeProvider() as prov:
+        prov.fail_next = [429, 429, 429]  # Retry-After: 1 each, ~3 s in all: three leases
+        result: dict = {}
+        th = threading.Thread(target=lambda: result.update(send_due(sms_url=prov.url, workers=1)), name="sender-a")
+        t0 = time.monotonic()
+        th.start()
+        while prov.requests == 0 and th.is_alive():  # A has claimed the touch and is waiting
+            time.sleep(0.01)
+        assert touches(warehouse)["claimed_by"].tolist() == [a]
+        others = []
+        while th.is_alive():  # sender B, run after run (a deliver-messages schedule, compressed)
+            others.append(send_due(sms_url=prov.url, wait_for_retries=False))
+            time.sleep(0.05)
+        th.join()
+        waited = time.monotonic() - t0
+    assert sum(o["resent_after_crash"] for o in others) == 0 and sum(o["claimed"] for o in others) == 0
+    assert len(prov.delivered) == 1 and sum(prov.duplicates.values()) == 0  # once, not resent by B
+    assert result["sent"] == 1 and result["claim_lost"] == 0 and result["retry_scheduled"] == 0
+    assert prov.status_counts[429] == 3 and prov.requests == 4
+    assert waited > 2.5 * lease and len(others) >= 5  # B ran while A's claim was older than the lease
+    t = touches(warehouse)
+    assert t["status"].tolist() == ["sent"] and t["attempts"].tolist() == [1]
+    logged = [r.getMessage() for r in caplog.records if r.name == "userops.messaging"]
+    assert any("429" in m and "pause 1.0 s" in m for m in logged)
+    assert not any(str(people.at[cid, "phone"]) in m or cid in m for m in logged)
+
+
+def test_a_long_retry_after_reschedules_instead_of_waiting(warehouse, people, provider, caplog):
+    """A provider asking for a pause longer than a message waits in line
+    (``retry_wait_seconds``, 5 s here) gets no more requests from this run: the messages go
+    back to planned until the pause ends, and the run ends at once."""
+    from tasks.messaging import MAX_RETRY_AFTER, _retry_after_seconds
+    from userops.clock import utcnow
+
+    ids = list(people.index)[:5]
+    _plan(warehouse, ids, quiet_hours=None)  # real clock, any time of day
+    provider.retry_after = "120"
+    provider.fail_next = [429]
+    start = utcnow()
+    with caplog.at_level("INFO", logger="userops.messaging"):
+        d = send_due(workers=1)
+    assert provider.requests == 1  # the other four are not sent into the pause
+    assert d["retry_scheduled"] == 5 and d["sent"] == 0 and d["duration_s"] < 5
+    t = touches(warehouse)
+    assert (t["status"] == "planned").all() and (t["reason"] == "sms provider 429: rate_limited").all()
+    assert ((t["not_before"] - pd.Timestamp(start)).dt.total_seconds().between(110, 130)).all()
+    logged = [r.getMessage() for r in caplog.records if r.name == "userops.messaging" and "429" in r.getMessage()]
+    assert len(logged) == 1 and "120 s pause" in logged[0]
+    assert not any(str(people.at[c, "phone"]) in m or c in m for m in logged for c in ids)
+    # Retry-After as an HTTP date, and values out of range
+    assert _retry_after_seconds("Wed, 21 Oct 2015 07:28:00 GMT", 1.0) == 0.0
+    soon = (datetime.now(timezone.utc) + timedelta(seconds=90)).strftime("%a, %d %b %Y %H:%M:%S GMT")
+    assert 80 <= _retry_after_seconds(soon, 1.0) <= 91
+    assert _retry_after_seconds("86400", None) == MAX_RETRY_AFTER and _retry_after_seconds("-5", None) == 0.0
+    assert _retry_after_seconds("nan", 1.0) == 1.0 and _retry_after_seconds("soon", None) is None
+
+
+def test_a_killed_sender_loses_its_lease(warehouse, people, monkeypatch):
+    """The lease is renewed by a thread of the sending process: a sender killed while it
+    waits out 429s stops renewing, and its touch is taken over once the lease has run out
+    (not before), then delivered once."""
+    import tasks.messaging as messaging
+    from tests.fakes.message_provider import FakeProvider
+    from userops.clock import utcnow
+    from userops.settings import reset_settings
+
+    lease = 1.0
+    monkeypatch.setenv("USEROPS_CAMPAIGNS__IN_FLIGHT_LEASE_SECONDS", str(lease))
+    reset_settings()
+    a = "host-a:4242:1700000000"
+    _plan(warehouse, list(people.index)[:1], quiet_hours=None)
+    with FakeProvider() as prov:
+        prov.fail_next = [429] * 5  # ~5 s of waiting, were it not killed
+        code = f"import tasks.messaging as m\nm.worker_id = lambda: {a!r}\nm.send_due(sms_url={prov.url!r}, workers=1)\n"
+        root = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+        proc = subprocess.Popen([sys.executable, "-c", code], cwd=root, env=dict(os.environ))
+        try:
+            deadline = time.monotonic() + 60
+            while prov.status_counts[429] < 3 and proc.poll() is None and time.monotonic() < deadline:
+                time.sleep(0.02)
+            assert prov.status_counts[429] >= 3, "the sender did not get to wait out its 429s"
+            held = touches(warehouse)
+            assert held["status"].tolist() == ["in_flight"] and held["claimed_by"].tolist() == [a]
+        finally:
+            proc.kill()
+            proc.wait()
+        killed = time.monotonic()
+        assert messaging.reclaim_in_flight(warehouse, utcnow(), lease)["resent"] == 0  # renewed until killed
+        while messaging.reclaim_in_flight(warehouse, utcnow(), lease)["resent"] == 0:
+            assert time.monotonic() - killed < 10 * lease, "a dead sender kept its lease"
+            time.sleep(0.05)
+        assert time.monotonic() - killed > 0.5 * lease
+        monkeypatch.setattr(messaging, "worker_id", lambda: "host-b:4343:1700000000")
+        d = send_due(sms_url=prov.url)
+    assert d["sent"] == 1 and len(prov.delivered) == 1 and sum(prov.duplicates.values()) == 0
+    assert touches(warehouse)["attempts"].tolist() == [2]
 
 
 def test_settle_by_a_sender_that_lost_its_claim_changes_nothing(warehouse, people, provider, caplog):

@@ -12,7 +12,8 @@ Answers:
 * ``200 {"message_id": "...", "duplicate": false}``: accepted. A repeated idempotency key
   is answered with the *same* message id and ``"duplicate": true`` and is not delivered again
   (that is what a provider with idempotency keys does; the test counts it separately).
-* ``429 {"error": "rate_limited"}`` with ``Retry-After`` (seconds) above ``rate_limit`` requests/s.
+* ``429 {"error": "rate_limited"}`` with ``Retry-After: <retry_after>`` (seconds, default 1)
+  above ``rate_limit`` requests/s, or when ``fail_next`` says 429.
 * ``500``/``503`` for injected transient faults, ``422 {"error": "invalid_recipient"}`` for
   recipients in ``reject_to`` (a permanent failure).
 
@@ -59,7 +60,8 @@ class FakeProvider:
         self.header_body_mismatch = 0  # Idempotency-Key header != body field
         self.missing_key = 0
         self.status_counts: Counter = Counter()
-        self.fail_next: list[int] = []  # statuses to answer the next requests with
+        self.fail_next: list[int] = []  # statuses to answer the next requests with (429: with Retry-After)
+        self.retry_after = "1"  # the Retry-After header of a 429
         self._window_start = time.monotonic()
         self._window_count = 0
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -88,10 +90,12 @@ class FakeProvider:
                 self._window_count += 1
                 if self._window_count > self.rate_limit:
                     self.status_counts[429] += 1
-                    return 429, {"error": "rate_limited"}, {"Retry-After": "1"}
+                    return 429, {"error": "rate_limited"}, {"Retry-After": self.retry_after}
             if self.fail_next:
                 st = self.fail_next.pop(0)
                 self.status_counts[st] += 1
+                if st == 429:
+                    return 429, {"error": "rate_limited"}, {"Retry-After": self.retry_after}
                 return st, {"error": "injected"}, {}
             if self.fail_share and self._rng.random() < self.fail_share:
                 self.status_counts[self.fail_status] += 1
