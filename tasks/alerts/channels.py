@@ -12,6 +12,8 @@ one payload (``post``), translating the service's answer into a verdict:
 * :class:`TransientError` - outage, timeout, 5xx: retry with backoff;
 * :class:`PayloadError` - the service refused this message's content.
 
+An error's ``str()`` is English (logs, tracebacks); ``localized(lang)`` and
+``verdict_text(lang)`` are the operator's language (zh-CN/en, ``tasks.alerts.messages``).
 No client ever logs or raises with its webhook URL, token, key or secret in the text.
 """
 from __future__ import annotations
@@ -30,7 +32,7 @@ from dataclasses import dataclass, field
 import requests
 
 from tasks.alerts.messages import SEVERITY_ICON
-from tasks.alerts.safety import clean, describe_exception
+from tasks.alerts.safety import clean
 from userops.i18n import t
 
 log = logging.getLogger("userops.alerts")
@@ -55,12 +57,28 @@ class Message:
 
 
 class DeliveryError(Exception):
-    verdict = "error"
+    """The channel's answer as a text key (``alert.channel.*``) and its values."""
 
-    def __init__(self, message: str, retry_after: float | None = None, reached: bool = True):
-        super().__init__(message)
+    verdict = "error"  # the kind of verdict (English, stable); verdict_text() for the operator
+
+    def __init__(self, key: str, retry_after: float | None = None, reached: bool = True, **values):
+        self.key, self.values = key, values
+        super().__init__(t(key, "en", **values))
         self.retry_after = retry_after
         self.reached = reached  # the service answered (the post counts against its rate limit)
+
+    def localized(self, lang: str | None = None) -> str:
+        return t(self.key, lang, **self.values)
+
+    def verdict_text(self, lang: str | None = None) -> str:
+        return t("alert.verdict." + self.verdict.replace(" ", "_"), lang)
+
+    def __reduce__(self):  # pickles with its key, not its English text
+        return (_rebuild, (type(self), self.key, self.retry_after, self.reached, self.values))
+
+
+def _rebuild(cls, key, retry_after, reached, values):
+    return cls(key, retry_after=retry_after, reached=reached, **values)
 
 
 class ConfigError(DeliveryError):
@@ -77,6 +95,17 @@ class TransientError(DeliveryError):
 
 class PayloadError(DeliveryError):
     verdict = "message refused"
+
+
+def _transport_error(kind: str, exc: requests.exceptions.RequestException) -> TransientError:
+    """A transport failure, described from its type (never ``str(exc)``: it quotes the URL)."""
+    if isinstance(exc, requests.exceptions.Timeout):
+        return TransientError("alert.channel.timeout", reached=False, type=kind)
+    if isinstance(exc, requests.exceptions.SSLError):
+        return TransientError("alert.channel.tls", reached=False, type=kind)
+    if isinstance(exc, requests.exceptions.ConnectionError):
+        return TransientError("alert.channel.connection", reached=False, type=kind)
+    return TransientError("alert.channel.request", reached=False, type=kind, error=type(exc).__name__)
 
 
 # ----------------------------------------------------------------------------- helpers
@@ -208,7 +237,7 @@ class Channel:
                 timeout=(min(5.0, self.timeout), self.timeout),
             )
         except requests.exceptions.RequestException as exc:
-            raise TransientError(f"{self.type} {describe_exception(exc)}", reached=False) from None
+            raise _transport_error(self.type, exc) from None
 
     def describe(self) -> str:
         return f"{self.name} ({self.type}, {self.source}, {self.rate_per_minute}/min)"
@@ -299,27 +328,21 @@ class SlackChannel(Channel):
             return
         code = body.split()[0][:60] if body else str(resp.status_code)
         if resp.status_code == 429:
-            raise RateLimited(f"Slack rate limit (429 {code})", retry_after=_retry_after(resp))
+            raise RateLimited("alert.channel.slack.rate_limit", retry_after=_retry_after(resp), code=code)
         if resp.status_code == 400 and code in ("invalid_payload", "invalid_blocks", "invalid_blocks_format", "too_many_attachments") and "blocks" in payload:
             # the blocks were refused: the plain text fallback still tells the operator
             return self.post({"text": payload["text"]})
         if resp.status_code == 400:
-            raise PayloadError(f"Slack refused the message (400 {code})")
+            raise PayloadError("alert.channel.slack.refused", code=code)
         if resp.status_code == 403:
-            raise ConfigError(
-                f"Slack refused the webhook (403 {code}): the webhook or its app was revoked or disabled, "
-                "or posting is prohibited in that channel; create a new incoming webhook"
-            )
+            raise ConfigError("alert.channel.slack.forbidden", code=code)
         if resp.status_code == 404:
-            raise ConfigError(
-                f"Slack webhook target not found (404 {code}): the channel was deleted or the webhook URL is wrong; "
-                "point the webhook at an existing channel"
-            )
+            raise ConfigError("alert.channel.slack.not_found", code=code)
         if resp.status_code == 410:
-            raise ConfigError(f"Slack channel is archived (410 {code}): unarchive it or create a webhook for another channel")
+            raise ConfigError("alert.channel.slack.archived", code=code)
         if resp.status_code >= 500:
-            raise TransientError(f"Slack unavailable ({resp.status_code} {code})")
-        raise TransientError(f"Slack answered {resp.status_code} {code}")
+            raise TransientError("alert.channel.slack.unavailable", status=resp.status_code, code=code)
+        raise TransientError("alert.channel.slack.other", status=resp.status_code, code=code)
 
 
 def _retry_after(resp: requests.Response, default: float = 30.0) -> float:
@@ -408,25 +431,22 @@ class DingTalkChannel(Channel):
         resp = self._http(url, payload)
         data = _json_or_none(resp)
         if resp.status_code >= 500:
-            raise TransientError(f"DingTalk unavailable (HTTP {resp.status_code})")
+            raise TransientError("alert.channel.dingtalk.unavailable", status=resp.status_code)
         if not isinstance(data, dict) or "errcode" not in data:
-            raise TransientError(f"DingTalk answered HTTP {resp.status_code} without an errcode")
+            raise TransientError("alert.channel.dingtalk.no_errcode", status=resp.status_code)
         code = data.get("errcode")
         errmsg = clean(str(data.get("errmsg", "")), self.secrets())[:200]
         if code == 0:
             return
         if code == 310000:
-            raise ConfigError(
-                f"DingTalk refused the robot's security check (310000: {errmsg}): this is a configuration "
-                "error - check the signing secret (加签), the custom keyword, or the IP allow-list of the robot"
-            )
+            raise ConfigError("alert.channel.dingtalk.security", errmsg=errmsg)
         if code == 130101:
-            raise RateLimited(f"DingTalk: send too fast (130101: {errmsg})", retry_after=self.RETRY_TOO_FAST)
+            raise RateLimited("alert.channel.dingtalk.too_fast", retry_after=self.RETRY_TOO_FAST, errmsg=errmsg)
         if code in (300001, 400101, 400102, 400013, 300005):
-            raise ConfigError(f"DingTalk robot unusable ({code}: {errmsg}): the access token is wrong, or the robot was stopped or removed")
+            raise ConfigError("alert.channel.dingtalk.robot", code=code, errmsg=errmsg)
         if code in (40035, 430101, 40044):
-            raise PayloadError(f"DingTalk refused the message ({code}: {errmsg})")
-        raise TransientError(f"DingTalk errcode {code}: {errmsg}")
+            raise PayloadError("alert.channel.dingtalk.refused", code=code, errmsg=errmsg)
+        raise TransientError("alert.channel.dingtalk.other", code=code, errmsg=errmsg)
 
 
 # ----------------------------------------------------------------------------- WeCom
@@ -485,21 +505,21 @@ class WeComChannel(Channel):
         resp = self._http(self._url, payload)
         data = _json_or_none(resp)
         if resp.status_code >= 500:
-            raise TransientError(f"WeCom unavailable (HTTP {resp.status_code})")
+            raise TransientError("alert.channel.wecom.unavailable", status=resp.status_code)
         if not isinstance(data, dict) or "errcode" not in data:
-            raise TransientError(f"WeCom answered HTTP {resp.status_code} without an errcode")
+            raise TransientError("alert.channel.wecom.no_errcode", status=resp.status_code)
         code = data.get("errcode")
         errmsg = clean(str(data.get("errmsg", "")), self.secrets())[:200]
         errmsg = re.sub(r"(?i)more info at\s*\S+", "", errmsg).strip()
         if code == 0:
             return
         if code == 45009:
-            raise RateLimited("WeCom: api freq out of limit (45009)", retry_after=self.RETRY_TOO_FAST)
+            raise RateLimited("alert.channel.wecom.too_fast", retry_after=self.RETRY_TOO_FAST)
         if code in (93000, 40013, 40014, 93004):
-            raise ConfigError(f"WeCom refused the robot ({code}: {errmsg}): the webhook key is wrong or the robot was removed")
+            raise ConfigError("alert.channel.wecom.robot", code=code, errmsg=errmsg)
         if code in (40008, 40058, 44004, 40035):
-            raise PayloadError(f"WeCom refused the message ({code}: {errmsg})")
-        raise TransientError(f"WeCom errcode {code}: {errmsg}")
+            raise PayloadError("alert.channel.wecom.refused", code=code, errmsg=errmsg)
+        raise TransientError("alert.channel.wecom.other", code=code, errmsg=errmsg)
 
 
 CHANNEL_TYPES = {"slack": SlackChannel, "dingtalk": DingTalkChannel, "wecom": WeComChannel, "log": LogChannel}

@@ -124,7 +124,8 @@ class _Report:
 # ----------------------------------------------------------------------------- public
 def deliver_pending(engine: Engine | None = None, now: datetime | None = None, channels: dict[str, Channel] | None = None, lang: str | None = None, max_rows: int = 2000) -> dict:
     """Deliver every due alert of the outbox. Returns counts and a verdict per channel:
-    ``{"sent", "posts", "merged", "deferred", "failed", "expired", "channels": {name: verdict}}``."""
+    ``{"sent", "posts", "merged", "deferred", "failed", "expired", "channels": {name: verdict}}``
+    (verdicts, errors kept in ``last_error`` and warnings in ``lang``, default the settings')."""
     engine = engine or get_engine()
     now = now or utcnow()
     if channels is None:
@@ -231,7 +232,7 @@ class _Deliverer:
             self.report.expired = conn.execute(
                 OUTBOX.update()
                 .where(OUTBOX.c.status == "pending", OUTBOX.c.created_at < give_up)
-                .values(status="failed", claim=None, last_error=sa.func.coalesce(OUTBOX.c.last_error, "") + sa.literal(f" | gave up after {self.settings.give_up_hours:g} h"))
+                .values(status="failed", claim=None, last_error=sa.func.coalesce(OUTBOX.c.last_error, "") + sa.literal(" | " + t("alert.deliver.gave_up", self.lang, hours=f"{self.settings.give_up_hours:g}")))
             ).rowcount or 0
             conn.execute(
                 OUTBOX.update().where(OUTBOX.c.status == "sending", OUTBOX.c.next_attempt_at < now).values(status="pending", claim=None)
@@ -292,9 +293,9 @@ class _Deliverer:
             try:
                 self.report.channels[name] = self._deliver_channel(name, chan_rows)
             except Exception as exc:  # a bug or the database: never lose the claim silently
-                log.exception("alerts: delivering to channel %s failed unexpectedly (%s)", name, type(exc).__name__)
-                self._release(chan_rows, self.now + self._backoff(1), f"internal error: {type(exc).__name__}", count_attempt=False)
-                self.report.channels[name] = f"internal error ({type(exc).__name__})"
+                log.exception("%s", t("alert.log.internal", self.lang, channel=name, error=type(exc).__name__))
+                self._release(chan_rows, self.now + self._backoff(1), t("alert.deliver.internal_error", self.lang, error=type(exc).__name__), count_attempt=False)
+                self.report.channels[name] = t("alert.deliver.internal", self.lang, error=type(exc).__name__)
         if self.report.sent or self.report.deferred or self.report.failed:
             log.info(
                 "alerts: %d sent in %d posts (%d merged), %d deferred, %d failed",
@@ -305,9 +306,9 @@ class _Deliverer:
     def _deliver_channel(self, name: str, rows: list[_Row]) -> str:
         chan = self.channels.get(name)
         if chan is None:
-            err = f"channel '{name}' is not configured (settings or Prefect block)"
+            err = t("alert.deliver.not_configured_error", self.lang, channel=name)
             self._release(rows, self.now + timedelta(seconds=self.settings.config_error_backoff_seconds / 4), err, count_attempt=True)
-            return "not configured"
+            return t("alert.deliver.not_configured", self.lang)
         secrets = chan.secrets()
         rows.sort(key=lambda r: (-SEVERITY_RANK.get(r.severity, 1), r.id))
         used, oldest = sends_in_window(self.engine, name, self.now)
@@ -315,17 +316,17 @@ class _Deliverer:
         window_reset = (oldest + WINDOW if oldest else self.now + WINDOW) + timedelta(seconds=1)
         if budget <= 0:
             self._release(rows, window_reset, None, count_attempt=False)
-            return f"rate limit reached ({chan.rate_per_minute}/min): waiting"
+            return t("alert.deliver.budget_used", self.lang, rate=chan.rate_per_minute)
         plans = self._plan(chan, rows, budget, secrets)
         pending = list(rows)
-        last_verdict = "ok"
+        last_verdict = t("alert.deliver.ok", self.lang)
         for plan in plans:
             parts = chan.render(plan.message, self.lang)
             start = int(plan.rows[0].payload.get("_parts_sent", 0)) if len(plan.rows) == 1 else 0
             todo = parts[start:]
             if len(todo) > budget:
                 self._release(pending, window_reset, None, count_attempt=False)
-                return f"rate limit: {len(pending)} alerts wait for the next minute"
+                return t("alert.deliver.wait_minute", self.lang, n=len(pending))
             send_id = None
             failed = None
             for i, payload in enumerate(todo, start + 1):
@@ -359,12 +360,12 @@ class _Deliverer:
             pending = [r for r in pending if r.id not in done]
         if pending:  # alerts that did not fit in this minute's budget
             self._release(pending, window_reset, None, count_attempt=False)
-            return f"ok, {len(pending)} alerts wait for the next minute"
+            return t("alert.deliver.ok_waiting", self.lang, n=len(pending))
         return last_verdict
 
     def _on_error(self, chan: Channel, plan: _Plan, pending: list[_Row], exc: DeliveryError, part: int, start: int) -> str:
         name = chan.name
-        msg = clean(str(exc), chan.secrets())
+        msg = clean(exc.localized(self.lang), chan.secrets())
         mine = {r.id for r in plan.rows}
         others = [r for r in pending if r.id not in mine]
         if exc.reached:
@@ -373,24 +374,24 @@ class _Deliverer:
             self._save_progress(plan.rows[0], part - 1)
         if isinstance(exc, RateLimited):
             wait = timedelta(seconds=exc.retry_after or 60)
-            log.warning("alerts: channel %s is rate limited; retrying in %ds", name, int(wait.total_seconds()))
+            log.warning("%s", t("alert.log.rate_limited", self.lang, channel=name, seconds=int(wait.total_seconds())))
             self._release(plan.rows, self.now + wait, msg, count_attempt=True)
             self._release(others, self.now + wait, None, count_attempt=False)
-            return f"rate limited: {msg}"
+            return t("alert.deliver.rate_limited", self.lang, error=msg)
         if isinstance(exc, ConfigError):
             wait = timedelta(seconds=self.settings.config_error_backoff_seconds)
-            log.warning("alerts: channel %s: %s", name, msg)
+            log.warning("%s", t("alert.log.config_error", self.lang, channel=name, error=msg))
             self._release(plan.rows, self.now + wait, msg, count_attempt=True)
             self._release(others, self.now + wait, msg, count_attempt=False)
             return msg
         if isinstance(exc, PayloadError):
-            log.warning("alerts: channel %s refused a message: %s", name, msg)
+            log.warning("%s", t("alert.log.refused", self.lang, channel=name, error=msg))
             self._failed(plan.rows, msg)
             return msg
         # outage, timeout, 5xx: back off; the rest of this channel waits as long
         attempts = max(r.attempts for r in plan.rows) + 1
         wait = self._backoff(attempts)
-        log.warning("alerts: channel %s unavailable (%s); retrying in %ds", name, msg, int(wait.total_seconds()))
+        log.warning("%s", t("alert.log.unavailable", self.lang, channel=name, error=msg, seconds=int(wait.total_seconds())))
         self._release(plan.rows, self.now + wait, msg, count_attempt=True)
         self._release(others, self.now + wait, None, count_attempt=False)
         return msg

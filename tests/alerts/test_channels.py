@@ -67,6 +67,33 @@ def test_dingtalk_310000_is_a_configuration_error(dingtalk, clock, mutate, words
     assert DING_SECRET not in text and dingtalk.token not in text
 
 
+def test_channel_verdicts_in_both_languages(dingtalk, wecom, clock):
+    """The robot's answer is the operator's text: the errcode, what it means and what to
+    fix, in zh-CN (default) and en; str() stays English for logs and tracebacks."""
+    import pickle
+
+    dingtalk.keyword = "监控"
+    ch = DingTalkChannel("dingtalk", dingtalk.url, secret=DING_SECRET, clock=clock)
+    with pytest.raises(ConfigError) as ei:
+        ch.send(Message("t", "b"))
+    err = ei.value
+    assert err.localized() == err.localized("zh-CN") == (
+        "钉钉机器人安全校验未通过(310000: keywords not in content):这是配置错误 - 请检查机器人的加签密钥、自定义关键词或 IP 白名单"
+    )
+    assert err.localized("en") == str(err) == (
+        "DingTalk refused the robot's security check (310000: keywords not in content): this is a configuration error "
+        "- check the signing secret (加签), the custom keyword, or the IP allow-list of the robot"
+    )
+    assert (err.verdict_text(), err.verdict_text("en"), err.verdict) == ("配置错误", "configuration error", "configuration error")
+    again = pickle.loads(pickle.dumps(err))  # a task's exception crosses processes with its key
+    assert type(again) is ConfigError and again.localized() == err.localized() and again.reached
+    wecom.script(200, {"errcode": 93000, "errmsg": "invalid webhook url"})
+    with pytest.raises(ConfigError) as ei:
+        WeComChannel("wecom", wecom.url).send(Message("t", "b"))
+    assert ei.value.localized("zh-CN") == "企业微信拒绝了该机器人(93000: invalid webhook url):webhook 的 key 有误,或机器人已被移除"
+    assert ei.value.localized("en") == "WeCom refused the robot (93000: invalid webhook url): the webhook key is wrong or the robot was removed"
+
+
 def test_dingtalk_http_200_with_errcode_is_not_success(dingtalk, clock):
     ch = DingTalkChannel("dingtalk", dingtalk.url, secret=DING_SECRET, clock=clock)
     dingtalk.script(200, {"errcode": 130101, "errmsg": "send too fast, exceed 20 times per minute"})

@@ -45,7 +45,7 @@ def test_several_channels_and_routes_per_kind(warehouse, use_channels, slack, di
         by_kind.setdefault(r.kind, set()).add(r.channel)
     assert by_kind == {"digest": {"slack"}, "flow_failed": {"slack", "dingtalk"}, "model_drift": {"wecom"}}
     res = deliver_pending(now=clock.utc())
-    assert res["sent"] == 4 and res["channels"] == {"slack": "ok", "dingtalk": "ok", "wecom": "ok"}
+    assert res["sent"] == 4 and res["channels"] == {"slack": "成功", "dingtalk": "成功", "wecom": "成功"}  # verdicts: zh-CN by default
     assert len(slack.received) == 2 and len(dingtalk.received) == 1 and len(wecom.received) == 1
     assert "模型漂移" in wecom.contents()[0]
 
@@ -111,7 +111,7 @@ def test_robot_says_send_too_fast_then_recovers(warehouse, use_channels, dingtal
         dingtalk.over_rate()
     enqueue_alert("model_drift", "模型漂移", "psi 0.31", day=DAY)
     res = deliver_pending(now=clock.utc())
-    assert res["sent"] == 0 and res["deferred"] == 1 and "rate limited" in res["channels"]["dingtalk"]
+    assert res["sent"] == 0 and res["deferred"] == 1 and res["channels"]["dingtalk"].startswith("被限流:钉钉:发送过快(130101: ")
     row = outbox(warehouse)[0]
     assert row.status == "pending" and row.attempts == 1 and "130101" in row.last_error
     assert row.next_attempt_at >= clock.utc() + timedelta(seconds=59)
@@ -154,7 +154,7 @@ def test_outage_then_recovery_nothing_lost_nothing_doubled(warehouse, use_channe
     slack.outage = None
     clock.advance(61)
     res = deliver_pending(now=clock.utc())
-    assert res["sent"] == 3 and res["channels"]["slack"] == "ok"
+    assert res["sent"] == 3 and res["channels"]["slack"] == "成功"
     assert deliver_pending(now=clock.utc() + timedelta(hours=1))["sent"] == 0
     titles = [p["blocks"][0]["text"]["text"] for p in slack.received]
     assert sorted(t.split()[-1] for t in titles) == ["0", "1", "2"]  # each exactly once
@@ -174,17 +174,27 @@ def test_slack_429_retry_after_is_respected(warehouse, use_channels, slack, cloc
     assert len(slack.received) == 1
 
 
-def test_configuration_error_waits_for_the_operator_then_delivers(warehouse, use_channels, slack, clock):
+def test_configuration_error_waits_for_the_operator_then_delivers(warehouse, use_channels, slack, clock, caplog):
     use_channels(slack=slack, alerts__config_error_backoff_seconds=3600)
     enqueue_alert("flow_failed", "Flow failed: nightly", "x", subject="r1", day=DAY)
     slack.channel_state = "archived"
-    res = deliver_pending(now=clock.utc())
-    assert "410" in res["channels"]["slack"] and "archived" in res["channels"]["slack"]
+    with caplog.at_level("WARNING", logger="userops.alerts"):
+        res = deliver_pending(now=clock.utc())
+    zh = "Slack 频道已归档(410 channel_is_archived):请取消归档,或为其他频道创建 webhook"
+    assert res["channels"]["slack"] == zh  # the verdict names the code and what to fix, in zh-CN by default
     row = outbox(warehouse)[0]
-    assert row.status == "pending" and "channel is archived" in row.last_error
+    assert row.status == "pending" and row.last_error == zh
+    assert f"告警:渠道 slack:{zh}" in caplog.text  # the run log's warning
     assert row.next_attempt_at >= clock.utc() + timedelta(minutes=59)
+    # the same verdict in English when the operator reads English
+    caplog.clear()
+    with caplog.at_level("WARNING", logger="userops.alerts"):
+        res = deliver_pending(now=clock.utc() + timedelta(minutes=61), lang="en")
+    en = "Slack channel is archived (410 channel_is_archived): unarchive it or create a webhook for another channel"
+    assert res["channels"]["slack"] == en and outbox(warehouse)[0].last_error == en
+    assert f"alerts: channel slack: {en}" in caplog.text
     slack.channel_state = "ok"  # the operator unarchived it
-    assert deliver_pending(now=clock.utc() + timedelta(minutes=61))["sent"] == 1
+    assert deliver_pending(now=clock.utc() + timedelta(minutes=122))["sent"] == 1
 
 
 def test_refused_message_fails_alone(warehouse, use_channels, slack, clock):
@@ -206,16 +216,19 @@ def test_gives_up_after_the_horizon(warehouse, use_channels, slack, clock):
     res = deliver_pending(now=clock.utc() + timedelta(hours=73))
     assert res["expired"] == 1
     row = outbox(warehouse)[0]
-    assert row.status == "failed" and "gave up" in row.last_error
+    assert row.status == "failed" and row.last_error == "Slack 暂不可用(503 service) | 72 小时后仍未送达,已放弃"
 
 
 def test_route_to_an_unconfigured_channel_waits(warehouse, use_channels, slack, clock):
     use_channels(slack=slack, alerts__routes=json.dumps({"*": ["dingtalk"]}))
     enqueue_alert("model_drift", "drift", "x", day=DAY)
     res = deliver_pending(now=clock.utc())
-    assert res["channels"] == {"dingtalk": "not configured"}
+    assert res["channels"] == {"dingtalk": "未配置"}
     row = outbox(warehouse)[0]
-    assert row.status == "pending" and "not configured" in row.last_error
+    assert row.status == "pending" and row.last_error == "渠道 'dingtalk' 未配置(设置或 Prefect block)"
+    res = deliver_pending(now=clock.utc() + timedelta(hours=1), lang="en")
+    assert res["channels"] == {"dingtalk": "not configured"}
+    assert outbox(warehouse)[0].last_error == "channel 'dingtalk' is not configured (settings or Prefect block)"
 
 
 def test_concurrent_deliverers_send_each_alert_once(warehouse, use_channels, slack, clock):
