@@ -124,8 +124,9 @@ def crisis_response(skus: list[str], reason: str, severity: Severity = "high") -
         if owner != me["flow_run_id"] and not take_over(incident_id, me["flow_run_id"], owner, actor=me["actor"]):
             return _join_running_incident(inc, owner, reason, logger)
         logger.info("Incident %s: the run that drove it is gone; this run takes over", incident_id)
-    else:
-        _announce_opening(incident_id)
+    # the run driving the incident announces its opening; queued once per incident (its key), so
+    # a run taking over from one that died before announcing it still does, and never twice
+    _announce_opening(incident_id)
 
     expired: list[str] = []
 
