@@ -774,6 +774,11 @@ def drift_check(conn: Connection, scored: Scored, model: TrainedModel, lang: str
         ]
     )
     row["created_at"] = row["created_at"].astype("datetime64[us]")
+    # a re-run of the day with the same model: a breach recorded then was raised then (event + alert)
+    raised = conn.execute(
+        sa.text("SELECT 1 FROM drift_checks WHERE as_of = :d AND model_version = :v AND breached = :t"),
+        {"d": _date_param(conn, scored.as_of), "v": scored.model_version, "t": True},
+    ).first() is not None
     bulk_upsert(conn, "drift_checks", row, ["as_of", "model_version"], compare_ignore=("created_at",))
     out = {
         "breach": bool(summary["breach"]),
@@ -785,7 +790,7 @@ def drift_check(conn: Connection, scored: Scored, model: TrainedModel, lang: str
         "profiled": bool(profile),
     }
     if summary["breach"]:
-        out["alerted"] = _raise_drift(conn, scored, summary, threshold, lang)
+        out["alerted"] = 0 if raised else _raise_drift(conn, scored, summary, threshold, lang)
     return out
 
 
