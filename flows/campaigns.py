@@ -107,7 +107,7 @@ def run_campaign(name: str, channel: str | None = None, as_of: date | None = Non
     as_of = as_of or shop_today()
     campaigns = {c.name: c for c in load_campaigns_task()}
     if name not in campaigns:
-        raise ValueError(f"no campaign {name!r}; defined: {', '.join(sorted(campaigns))}")
+        raise ValueError(t("campaign.def.unknown", name=repr(name), defined=", ".join(sorted(campaigns)) or "—"))
     c = campaigns[name]
     with _audience_partitions():
         plan = plan_campaign_task(c, as_of, new_run_id("campaign"), "manual", None, channel)

@@ -1,7 +1,9 @@
 """Campaign definitions: YAML files in ``campaigns/`` an operator reads and edits.
 
 A definition is validated completely before anything is planned or sent: every problem is
-reported as ``<file>: <field>: <reason>`` (``CampaignDefinitionError``). What a file says:
+reported as ``<file>: <field>: <reason>`` (``CampaignDefinitionError``), the reason in the
+operator's language (zh-CN/en, ``tasks.campaigns.texts``; the file and field as written).
+What a file says:
 
     name: awakening                     # a-z, 0-9, '-' (used in keys and artifact names)
     title: {zh-CN: 沉睡唤醒, en: Awakening}
@@ -48,6 +50,8 @@ import jinja2.meta
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from tasks.campaigns import texts  # noqa: F401  (registers the problems' words)
+from userops.i18n import t
 from userops.settings import get_settings
 
 STAGES = ("prospect", "new", "active", "loyal", "silent", "churned")
@@ -67,13 +71,38 @@ RESERVED_NAMES = {"calendar"}  # artifact key campaign-calendar
 JINJA = jinja2.Environment(undefined=jinja2.StrictUndefined, autoescape=False, keep_trailing_newline=False)
 
 
-class CampaignDefinitionError(ValueError):
-    """One or more campaign files are invalid; ``problems`` is a list of (file, field, reason)."""
+class DefinitionProblem(ValueError):
+    """One rule a definition breaks, as a text key and its values: ``str()`` English (logs,
+    tracebacks), ``text(lang)`` the operator's language. Raised by the field checks (pydantic
+    keeps it as the error's context) and by ``check_select_only``."""
 
-    def __init__(self, problems: list[tuple[str, str, str]]):
+    def __init__(self, key: str, **values):
+        self.key, self.values = key, values
+        super().__init__(t(key, "en", **values))
+
+    def text(self, lang: str | None = None) -> str:
+        return t(self.key, lang, **self.values)
+
+    def __reduce__(self):
+        return (_rebuild_problem, (self.key, self.values))
+
+
+def _rebuild_problem(key: str, values: dict) -> DefinitionProblem:
+    return DefinitionProblem(key, **values)
+
+
+class CampaignDefinitionError(ValueError):
+    """One or more campaign files are invalid; ``problems`` is a list of (file, field, reason),
+    the reasons in ``lang`` (default: the settings' language), as is the message."""
+
+    def __init__(self, problems: list[tuple[str, str, str]], lang: str | None = None):
         self.problems = problems
+        self.lang = lang
         lines = [f"{f}: {fld}: {why}" if fld else f"{f}: {why}" for f, fld, why in problems]
-        super().__init__("invalid campaign definition(s):\n  " + "\n  ".join(lines))
+        super().__init__(t("campaign.def.invalid", lang) + "\n  " + "\n  ".join(lines))
+
+    def __reduce__(self):
+        return (type(self), (self.problems, self.lang))
 
 
 class _Model(BaseModel):
@@ -113,7 +142,7 @@ class Rule(_Model):
         for name in ("lifecycle_stage", "value_tier", "rfm_segment", "risk_band", "member_level", "favourite_category", "any_of"):
             v = getattr(self, name)
             if v is not None and len(v) == 0:
-                raise ValueError(f"{name}: an empty list matches nobody; leave it out to match everyone")
+                raise DefinitionProblem("campaign.def.empty_list", field=name)
         return self
 
 
@@ -126,24 +155,25 @@ _SQL_FORBIDDEN = re.compile(
 
 
 def check_select_only(sql: str) -> str:
-    """Accept exactly one read-only SELECT (optionally WITH ... SELECT); raise ValueError otherwise."""
+    """Accept exactly one read-only SELECT (optionally WITH ... SELECT); raise
+    ``DefinitionProblem`` (a ValueError) otherwise."""
     text = re.sub(r"--[^\n]*", " ", sql)
     text = re.sub(r"/\*.*?\*/", " ", text, flags=re.S)
     bare = re.sub(r"'(?:[^']|'')*'", "''", text)  # string literals cannot hide keywords
     bare = re.sub(r'"(?:[^"]|"")*"', '""', bare)
     stmt = bare.strip().rstrip(";").strip()
     if not stmt:
-        raise ValueError("the query is empty")
+        raise DefinitionProblem("campaign.def.sql.empty")
     if ";" in stmt:
-        raise ValueError("only a single SELECT statement is allowed (found more than one statement)")
+        raise DefinitionProblem("campaign.def.sql.several")
     first = stmt.split(None, 1)[0].lower()
     if first not in ("select", "with"):
-        raise ValueError(f"only a read-only SELECT is allowed (the query starts with {first.upper()})")
+        raise DefinitionProblem("campaign.def.sql.starts_with", word=first.upper())
     bad = _SQL_FORBIDDEN.search(stmt)
     if bad:
-        raise ValueError(f"only a read-only SELECT is allowed (found {bad.group(1).upper()})")
+        raise DefinitionProblem("campaign.def.sql.forbidden", word=bad.group(1).upper())
     if not re.search(r"\bselect\b", stmt, re.IGNORECASE):
-        raise ValueError("a WITH query must end in a SELECT")
+        raise DefinitionProblem("campaign.def.sql.with_select")
     return text.strip().rstrip(";").strip()
 
 
@@ -159,7 +189,7 @@ class Audience(_Model):
     @model_validator(mode="after")
     def _one_of(self):
         if (self.rule is None) == (self.sql is None):
-            raise ValueError("give exactly one of 'rule' (over tags, stages and scores) or 'sql' (a read-only SELECT)")
+            raise DefinitionProblem("campaign.def.audience_one_of")
         return self
 
 
@@ -174,11 +204,11 @@ class Entry(_Model):
     @model_validator(mode="after")
     def _shape(self):
         if self.on == "stage_change" and not self.to:
-            raise ValueError("a stage_change entry needs 'to' (the stage(s) entered)")
+            raise DefinitionProblem("campaign.def.entry.to")
         if self.on == "event" and not self.event:
-            raise ValueError("an event entry needs 'event' (e.g. userops.health.silent-share-high)")
+            raise DefinitionProblem("campaign.def.entry.event", example=SILENT_SHARE_EVENT)
         if self.on != "event" and self.audience is not None:
-            raise ValueError("'audience' on an entry is only for event entries")
+            raise DefinitionProblem("campaign.def.entry.audience")
         return self
 
 
@@ -199,7 +229,7 @@ class QuietHours(_Model):
     @classmethod
     def _hhmm(cls, v):
         if not _HHMM.match(v):
-            raise ValueError(f"{v!r} is not a time of day like 21:00")
+            raise DefinitionProblem("campaign.def.time_of_day", value=repr(v))
         return v
 
 
@@ -273,23 +303,23 @@ class Campaign(_Model):
     @classmethod
     def _reserved(cls, v):
         if v in RESERVED_NAMES:
-            raise ValueError(f"{v!r} is reserved")
+            raise DefinitionProblem("campaign.def.reserved", name=repr(v))
         return v
 
     @model_validator(mode="after")
     def _consistency(self):
-        _unique([v.name for v in self.variants], "variant names")
-        _unique([s.name for s in self.segments], "segment names")
+        _unique([v.name for v in self.variants], "campaign.def.unique.variants")
+        _unique([s.name for s in self.segments], "campaign.def.unique.segments")
         for s in self.segments:
             if s.variants:
-                _unique([v.name for v in s.variants], f"variant names of segment {s.name}")
+                _unique([v.name for v in s.variants], "campaign.def.unique.segment_variants", segment=s.name)
             ch = s.channel or self.channel
             if ch == "email" and any(v.subject is None for v in (s.variants or self.variants)):
-                raise ValueError(f"segment {s.name} sends email: every variant needs a subject")
+                raise DefinitionProblem("campaign.def.segment_subject", segment=s.name)
         if self.channel == "email" and any(v.subject is None for v in self.variants):
-            raise ValueError("channel email: every variant needs a subject")
+            raise DefinitionProblem("campaign.def.email_subject")
         if self.budget is not None and not any(self.gift_for(v, g).cost for _s, _r, _c, g, vs in self.treatments() for v in vs if self.gift_for(v, g)):
-            raise ValueError("a budget without a gift cost caps nothing; add gift.cost or drop the budget")
+            raise DefinitionProblem("campaign.def.budget_without_gift")
         return self
 
     # ------------------------------------------------------------------ helpers
@@ -325,10 +355,10 @@ class Campaign(_Model):
         return out
 
 
-def _unique(names: list[str], what: str) -> None:
+def _unique(names: list[str], key: str, **values) -> None:
     seen = {n for n in names if names.count(n) > 1}
     if seen:
-        raise ValueError(f"{what} must be unique ({', '.join(sorted(seen))} repeated)")
+        raise DefinitionProblem(key, names=", ".join(sorted(seen)), **values)
 
 
 # --------------------------------------------------------------------------- templates
@@ -360,25 +390,25 @@ def template_sources(c: Campaign) -> list[tuple[str, str]]:
     return out
 
 
-def check_template(src: str) -> str | None:
-    """The reason a template is unusable, or None."""
+def check_template(src: str, lang: str | None = None) -> str | None:
+    """The reason a template is unusable (in ``lang``, default the settings' language), or None."""
     try:
         ast = JINJA.parse(src)
     except jinja2.TemplateSyntaxError as exc:
-        return f"template syntax error on line {exc.lineno}: {exc.message}"
+        return t("campaign.def.template.syntax", lang, line=exc.lineno, error=exc.message)
     unknown = sorted(jinja2.meta.find_undeclared_variables(ast) - TEMPLATE_FIELDS)
     if unknown:
-        return f"unknown template variable(s) {', '.join(unknown)}; known: {', '.join(sorted(TEMPLATE_FIELDS))}"
+        return t("campaign.def.template.unknown", lang, names=", ".join(unknown), known=", ".join(sorted(TEMPLATE_FIELDS)))
     ctx: dict[str, Any] = {f: SENTINEL.format(f) for f in PERSONAL_FIELDS}
     ctx.update({f: "x" for f in GROUP_FIELDS})
     ctx.update(gift_cost=10.0, stage="active", value_tier="high", locale="zh-CN", channel="sms")
     try:
         text = JINJA.from_string(src).render(**ctx)
     except Exception as exc:  # a filter or arithmetic on a personal value
-        return f"template cannot be rendered ({exc}); personal values ({', '.join(PERSONAL_FIELDS)}) are printed as they are, e.g. {{{{ name }}}}"
+        return t("campaign.def.template.render", lang, error=exc, fields=", ".join(PERSONAL_FIELDS))
     stripped = _SENTINEL_RE.sub("", text)
     if "\x00" in stripped:
-        return f"a personal value ({', '.join(PERSONAL_FIELDS)}) is changed by a filter; print it as it is, e.g. {{{{ name }}}}"
+        return t("campaign.def.template.filter", lang, fields=", ".join(PERSONAL_FIELDS))
     return None
 
 
@@ -395,32 +425,63 @@ def _field_path(loc: tuple) -> str:
     return ".".join(parts)
 
 
-def parse_campaign(data: Any, source: str) -> tuple[Campaign | None, list[tuple[str, str, str]]]:
-    """Validate one definition; returns (campaign or None, problems)."""
+# pydantic's own checks, said in the operator's language (other kinds: pydantic's English text)
+_PYDANTIC_TEXTS = {
+    "missing": "missing", "extra_forbidden": "extra", "literal_error": "literal", "enum": "literal",
+    "string_pattern_mismatch": "pattern", "string_too_short": "string_too_short", "string_too_long": "string_too_long",
+    "too_short": "too_short", "too_long": "too_long",
+    "greater_than": "gt", "greater_than_equal": "ge", "less_than": "lt", "less_than_equal": "le",
+    "int_parsing": "int", "int_type": "int", "int_from_float": "int", "float_parsing": "number", "float_type": "number",
+    "bool_parsing": "bool", "bool_type": "bool", "string_type": "string", "list_type": "list",
+    "dict_type": "mapping", "model_type": "mapping", "model_attributes_type": "mapping",
+}
+
+
+def _value(v: Any) -> Any:
+    return f"{v:g}" if isinstance(v, float) else v
+
+
+def _reason(err: dict, lang: str | None) -> str:
+    """One pydantic error as the operator's text."""
+    ctx = err.get("ctx") or {}
+    if isinstance(ctx.get("error"), DefinitionProblem):
+        return ctx["error"].text(lang)
+    kind = _PYDANTIC_TEXTS.get(err["type"])
+    if kind is None:
+        return t("campaign.def.pydantic.other", lang, msg=err["msg"].removeprefix("Value error, "))
+    values = {k: _value(v) for k, v in ctx.items()}
+    if "expected" in values:  # "'a', 'b' or 'c'" -> "'a', 'b', 'c'"
+        values["expected"] = str(values["expected"]).replace(" or ", ", ")
+    return t("campaign.def.pydantic." + kind, lang, **values)
+
+
+def parse_campaign(data: Any, source: str, lang: str | None = None) -> tuple[Campaign | None, list[tuple[str, str, str]]]:
+    """Validate one definition; returns (campaign or None, problems), the reasons in ``lang``
+    (default: the settings' language)."""
     if not isinstance(data, dict):
-        return None, [(source, "", "the file must be a mapping of campaign fields")]
+        return None, [(source, "", t("campaign.def.not_mapping", lang))]
     try:
         c = Campaign.model_validate({**data, "source": source})
     except ValidationError as exc:
         problems = []
         for err in exc.errors():
-            msg = err["msg"].removeprefix("Value error, ")
-            problems.append((source, _field_path(err["loc"]) or "(campaign)", msg))
+            problems.append((source, _field_path(err["loc"]) or "(campaign)", _reason(err, lang)))
         return None, problems
     problems = []
     for path, src in template_sources(c):
-        why = check_template(src)
+        why = check_template(src, lang)
         if why:
             problems.append((source, path, why))
     return (None if problems else c), problems
 
 
-def load_campaigns(directory: Path | str | None = None, *, include_disabled: bool = True) -> list[Campaign]:
+def load_campaigns(directory: Path | str | None = None, *, include_disabled: bool = True, lang: str | None = None) -> list[Campaign]:
     """Every ``*.yaml``/``*.yml`` in the campaigns directory, validated; raises
-    ``CampaignDefinitionError`` naming file, field and reason for every problem."""
+    ``CampaignDefinitionError`` naming file, field and reason for every problem (reasons in
+    ``lang``, default the settings' language)."""
     directory = Path(directory or get_settings().campaigns.definitions_dir)
     if not directory.is_dir():
-        raise CampaignDefinitionError([(str(directory), "", "the campaigns directory does not exist")])
+        raise CampaignDefinitionError([(str(directory), "", t("campaign.def.no_directory", lang))], lang)
     problems: list[tuple[str, str, str]] = []
     campaigns: list[Campaign] = []
     for path in sorted(list(directory.glob("*.yaml")) + list(directory.glob("*.yml"))):
@@ -429,20 +490,20 @@ def load_campaigns(directory: Path | str | None = None, *, include_disabled: boo
             data = yaml.safe_load(path.read_text(encoding="utf-8"))
         except yaml.YAMLError as exc:
             mark = getattr(exc, "problem_mark", None)
-            where = f"line {mark.line + 1}" if mark else ""
-            problems.append((source, where, f"not valid YAML: {getattr(exc, 'problem', exc)}"))
+            where = t("campaign.def.line", lang, line=mark.line + 1) if mark else ""
+            problems.append((source, where, t("campaign.def.yaml", lang, error=getattr(exc, "problem", None) or exc)))
             continue
-        c, errs = parse_campaign(data, source)
+        c, errs = parse_campaign(data, source, lang)
         problems.extend(errs)
         if c is not None:
             campaigns.append(c)
     names: dict[str, str] = {}
     for c in campaigns:
         if c.name in names:
-            problems.append((c.source or "?", "name", f"{c.name!r} is already defined in {names[c.name]}"))
+            problems.append((c.source or "?", "name", t("campaign.def.duplicate", lang, name=repr(c.name), other=names[c.name])))
         names[c.name] = c.source or "?"
     if problems:
-        raise CampaignDefinitionError(problems)
+        raise CampaignDefinitionError(problems, lang)
     campaigns.sort(key=lambda c: (-c.priority, c.name))
     return [c for c in campaigns if include_disabled or c.enabled]
 
@@ -452,7 +513,7 @@ def get_campaign(name: str, directory: Path | str | None = None) -> Campaign:
         if c.name == name:
             return c
     known = ", ".join(c.name for c in load_campaigns(directory))
-    raise KeyError(f"no campaign {name!r}; defined: {known}")
+    raise KeyError(t("campaign.def.unknown", name=repr(name), defined=known or "—"))
 
 
 def period_key(kind: str, day) -> str:

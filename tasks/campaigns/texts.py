@@ -105,5 +105,100 @@ register(
         "campaign.calendar.planned": {"zh-CN": "计划", "en": "planned"},
         "campaign.calendar.empty": {"zh-CN": "这段时间没有消息。", "en": "No messages in this period."},
         "campaign.invalid": {"zh-CN": "活动定义无效,未发送任何消息:", "en": "Invalid campaign definition(s); nothing was sent:"},
+        # problems of a campaign definition (tasks.campaigns.definitions): <file>: <field>: <reason>
+        "campaign.def.invalid": {"zh-CN": "活动定义无效:", "en": "invalid campaign definition(s):"},
+        "campaign.def.no_directory": {"zh-CN": "活动定义目录不存在", "en": "the campaigns directory does not exist"},
+        "campaign.def.line": {"zh-CN": "第 {line} 行", "en": "line {line}"},
+        "campaign.def.yaml": {"zh-CN": "不是有效的 YAML:{error}", "en": "not valid YAML: {error}"},
+        "campaign.def.not_mapping": {"zh-CN": "文件内容必须是活动字段的映射(字段名: 值)", "en": "the file must be a mapping of campaign fields"},
+        "campaign.def.duplicate": {"zh-CN": "{name} 已在 {other} 中定义", "en": "{name} is already defined in {other}"},
+        "campaign.def.unknown": {"zh-CN": "没有活动 {name};已定义:{defined}", "en": "no campaign {name}; defined: {defined}"},
+        "campaign.def.empty_list": {
+            "zh-CN": "{field}:空列表不匹配任何人;要匹配所有人请删掉这一项",
+            "en": "{field}: an empty list matches nobody; leave it out to match everyone",
+        },
+        "campaign.def.sql.empty": {"zh-CN": "查询为空", "en": "the query is empty"},
+        "campaign.def.sql.several": {
+            "zh-CN": "只允许一条 SELECT 语句(发现了多条语句)",
+            "en": "only a single SELECT statement is allowed (found more than one statement)",
+        },
+        "campaign.def.sql.starts_with": {
+            "zh-CN": "只允许只读的 SELECT(查询以 {word} 开头)",
+            "en": "only a read-only SELECT is allowed (the query starts with {word})",
+        },
+        "campaign.def.sql.forbidden": {"zh-CN": "只允许只读的 SELECT(发现 {word})", "en": "only a read-only SELECT is allowed (found {word})"},
+        "campaign.def.sql.with_select": {"zh-CN": "WITH 查询必须以 SELECT 结尾", "en": "a WITH query must end in a SELECT"},
+        "campaign.def.audience_one_of": {
+            "zh-CN": "'rule'(按标签、阶段和评分筛选)与 'sql'(只读 SELECT)必须且只能给一个",
+            "en": "give exactly one of 'rule' (over tags, stages and scores) or 'sql' (a read-only SELECT)",
+        },
+        "campaign.def.entry.to": {
+            "zh-CN": "stage_change 触发需要 'to'(进入的阶段)",
+            "en": "a stage_change entry needs 'to' (the stage(s) entered)",
+        },
+        "campaign.def.entry.event": {
+            "zh-CN": "event 触发需要 'event'(例如 {example})",
+            "en": "an event entry needs 'event' (e.g. {example})",
+        },
+        "campaign.def.entry.audience": {"zh-CN": "触发方式里的 'audience' 只用于 event 触发", "en": "'audience' on an entry is only for event entries"},
+        "campaign.def.time_of_day": {"zh-CN": "{value} 不是 21:00 这样的时刻", "en": "{value} is not a time of day like 21:00"},
+        "campaign.def.reserved": {"zh-CN": "{name} 是保留名称", "en": "{name} is reserved"},
+        "campaign.def.unique.variants": {"zh-CN": "版本名称必须唯一({names} 重复)", "en": "variant names must be unique ({names} repeated)"},
+        "campaign.def.unique.segments": {"zh-CN": "分群名称必须唯一({names} 重复)", "en": "segment names must be unique ({names} repeated)"},
+        "campaign.def.unique.segment_variants": {
+            "zh-CN": "分群 {segment} 的版本名称必须唯一({names} 重复)",
+            "en": "variant names of segment {segment} must be unique ({names} repeated)",
+        },
+        "campaign.def.segment_subject": {
+            "zh-CN": "分群 {segment} 通过邮件发送:每个版本都需要 subject(邮件标题)",
+            "en": "segment {segment} sends email: every variant needs a subject",
+        },
+        "campaign.def.email_subject": {
+            "zh-CN": "渠道为 email:每个版本都需要 subject(邮件标题)",
+            "en": "channel email: every variant needs a subject",
+        },
+        "campaign.def.budget_without_gift": {
+            "zh-CN": "没有礼品成本的预算限制不了任何东西;请加上 gift.cost,或去掉 budget",
+            "en": "a budget without a gift cost caps nothing; add gift.cost or drop the budget",
+        },
+        "campaign.def.template.syntax": {"zh-CN": "模板语法错误,第 {line} 行:{error}", "en": "template syntax error on line {line}: {error}"},
+        "campaign.def.template.unknown": {
+            "zh-CN": "未知的模板变量 {names};可用的变量:{known}",
+            "en": "unknown template variable(s) {names}; known: {known}",
+        },
+        "campaign.def.template.render": {
+            "zh-CN": "模板无法渲染({error});个人信息变量({fields})只能原样输出,例如 {{{{ name }}}}",
+            "en": "template cannot be rendered ({error}); personal values ({fields}) are printed as they are, e.g. {{{{ name }}}}",
+        },
+        "campaign.def.template.filter": {
+            "zh-CN": "个人信息变量({fields})被过滤器改动了;请原样输出,例如 {{{{ name }}}}",
+            "en": "a personal value ({fields}) is changed by a filter; print it as it is, e.g. {{{{ name }}}}",
+        },
+        # pydantic's checks of a field (the English follows pydantic's own words)
+        "campaign.def.pydantic.missing": {"zh-CN": "缺少必填字段", "en": "Field required"},
+        "campaign.def.pydantic.extra": {"zh-CN": "不认识的字段(不允许出现;检查拼写)", "en": "Extra inputs are not permitted"},
+        "campaign.def.pydantic.literal": {"zh-CN": "取值应为以下之一:{expected}", "en": "Input should be one of {expected}"},
+        "campaign.def.pydantic.pattern": {"zh-CN": "格式不符合要求,应匹配 '{pattern}'", "en": "String should match pattern '{pattern}'"},
+        "campaign.def.pydantic.string_too_short": {"zh-CN": "至少需要 {min_length} 个字符", "en": "String should have at least {min_length} character(s)"},
+        "campaign.def.pydantic.string_too_long": {"zh-CN": "最多 {max_length} 个字符", "en": "String should have at most {max_length} character(s)"},
+        "campaign.def.pydantic.too_short": {
+            "zh-CN": "至少需要 {min_length} 项,现在是 {actual_length} 项",
+            "en": "List should have at least {min_length} item(s), not {actual_length}",
+        },
+        "campaign.def.pydantic.too_long": {
+            "zh-CN": "最多 {max_length} 项,现在是 {actual_length} 项",
+            "en": "List should have at most {max_length} item(s), not {actual_length}",
+        },
+        "campaign.def.pydantic.gt": {"zh-CN": "应大于 {gt}", "en": "Input should be greater than {gt}"},
+        "campaign.def.pydantic.ge": {"zh-CN": "应大于或等于 {ge}", "en": "Input should be greater than or equal to {ge}"},
+        "campaign.def.pydantic.lt": {"zh-CN": "应小于 {lt}", "en": "Input should be less than {lt}"},
+        "campaign.def.pydantic.le": {"zh-CN": "应小于或等于 {le}", "en": "Input should be less than or equal to {le}"},
+        "campaign.def.pydantic.int": {"zh-CN": "应为整数", "en": "Input should be a valid integer"},
+        "campaign.def.pydantic.number": {"zh-CN": "应为数字", "en": "Input should be a valid number"},
+        "campaign.def.pydantic.bool": {"zh-CN": "应为 true 或 false", "en": "Input should be a valid boolean (true or false)"},
+        "campaign.def.pydantic.string": {"zh-CN": "应为文本", "en": "Input should be a valid string"},
+        "campaign.def.pydantic.list": {"zh-CN": "应为列表", "en": "Input should be a valid list"},
+        "campaign.def.pydantic.mapping": {"zh-CN": "应为字段映射(字段名: 值)", "en": "Input should be a mapping of fields"},
+        "campaign.def.pydantic.other": {"zh-CN": "取值无效:{msg}", "en": "{msg}"},
     }
 )

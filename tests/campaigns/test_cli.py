@@ -79,10 +79,18 @@ def test_list_validate_approve_in_chinese_by_default_and_english(warehouse, cdir
     assert "0 touch(es) released" in runner.invoke(app, ["campaign", "approve", "wake"]).output
 
 
-def test_invalid_definition_stops_the_cli(warehouse, cdir):
+def test_invalid_definition_stops_the_cli(warehouse, cdir, monkeypatch):
+    from userops.settings import reset_settings
+
     write_campaign(cdir, campaign(audience={"sql": "DELETE FROM customers"}))
     res = runner.invoke(app, ["campaign", "plan", "wake", "--dry-run"])
     assert res.exit_code == 2
-    assert "wake.yaml: audience.sql: only a read-only SELECT is allowed (the query starts with DELETE)" in res.output
+    assert "活动定义无效,未发送任何消息:" in res.output
+    assert "wake.yaml: audience.sql: 只允许只读的 SELECT(查询以 DELETE 开头)" in res.output and "read-only" not in res.output
     res = runner.invoke(app, ["campaign", "validate"])
     assert res.exit_code == 2
+    monkeypatch.setenv("USEROPS_LANGUAGE", "en")
+    reset_settings()
+    res = runner.invoke(app, ["campaign", "validate"])
+    assert res.exit_code == 2
+    assert "wake.yaml: audience.sql: only a read-only SELECT is allowed (the query starts with DELETE)" in res.output
