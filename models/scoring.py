@@ -140,6 +140,19 @@ class Frames:
         return build_features(self.orders, self.customers, self.cutoff, **kw)
 
 
+def _read_copy(buf, names: list[str], types: dict, block_size: int | None = None) -> pa.Table:
+    """Headerless ``COPY ... TO STDOUT WITH (FORMAT csv)`` output as an Arrow table of
+    ``types``; no rows (a shop without orders yet) is an empty table of that schema, not
+    Arrow's "Empty CSV file" error."""
+    buf.seek(0, 2)
+    empty = buf.tell() == 0
+    buf.seek(0)
+    if empty:
+        return pa.table({n: pa.array([], type=types[n]) for n in names})
+    read = pacsv.ReadOptions(column_names=names, **({"block_size": block_size} if block_size else {}))
+    return pacsv.read_csv(buf, read_options=read, convert_options=pacsv.ConvertOptions(column_types=types))
+
+
 def _read_pg(conn: Connection, cutoff: pd.Timestamp) -> tuple[pa.Table, pa.Table]:
     cut = cutoff.to_pydatetime()
     orders_buf = copy_out(
@@ -150,20 +163,14 @@ def _read_pg(conn: Connection, cutoff: pd.Timestamp) -> tuple[pa.Table, pa.Table
         {"cut": cut},
     )
     names = ["customer_id", "paid_s", "amount", "status"]
-    orders = pacsv.read_csv(
-        orders_buf,
-        read_options=pacsv.ReadOptions(column_names=names, block_size=64 << 20),
-        convert_options=pacsv.ConvertOptions(
-            column_types={"customer_id": pa.dictionary(pa.int32(), pa.string()), "paid_s": pa.int64(), "amount": pa.float64(), "status": pa.int8()},
-        ),
+    orders = _read_copy(
+        orders_buf, names,
+        {"customer_id": pa.dictionary(pa.int32(), pa.string()), "paid_s": pa.int64(), "amount": pa.float64(), "status": pa.int8()},
+        block_size=64 << 20,
     )
     del orders_buf
     cust_buf = copy_out(conn, "SELECT customer_id, CAST(EXTRACT(EPOCH FROM registered_at) AS BIGINT) FROM customers", {})
-    customers = pacsv.read_csv(
-        cust_buf,
-        read_options=pacsv.ReadOptions(column_names=["customer_id", "reg_s"]),
-        convert_options=pacsv.ConvertOptions(column_types={"customer_id": pa.string(), "reg_s": pa.int64()}),
-    )
+    customers = _read_copy(cust_buf, ["customer_id", "reg_s"], {"customer_id": pa.string(), "reg_s": pa.int64()})
     return orders, customers
 
 
@@ -356,15 +363,10 @@ def _read_aggregates_pg(conn: Connection) -> tuple[pa.Table, pa.Table]:
     names = ["customer_id", "first_paid_s", "last_paid_s", "paid_orders", "paid_amount", "purchase_days", "window_orders", "window_amount", "returned_orders"]
     types = {n: pa.float64() for n in names[1:]}
     types["customer_id"] = pa.string()
-    agg = pacsv.read_csv(
-        copy_out(conn, sql, {}),
-        read_options=pacsv.ReadOptions(column_names=names, block_size=64 << 20),
-        convert_options=pacsv.ConvertOptions(column_types=types),
-    )
-    cust = pacsv.read_csv(
+    agg = _read_copy(copy_out(conn, sql, {}), names, types, block_size=64 << 20)
+    cust = _read_copy(
         copy_out(conn, "SELECT customer_id, CAST(EXTRACT(EPOCH FROM registered_at) AS BIGINT) FROM customers", {}),
-        read_options=pacsv.ReadOptions(column_names=["customer_id", "reg_s"], block_size=64 << 20),
-        convert_options=pacsv.ConvertOptions(column_types={"customer_id": pa.string(), "reg_s": pa.float64()}),
+        ["customer_id", "reg_s"], {"customer_id": pa.string(), "reg_s": pa.float64()}, block_size=64 << 20,
     )
     return agg, cust
 

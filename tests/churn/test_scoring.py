@@ -109,3 +109,27 @@ def test_drift_breach_recorded_and_alerted(loaded):
     with loaded.connect() as conn:
         assert conn.exec_driver_sql("SELECT COUNT(*) FROM health_breaches").scalar() == 1
         assert conn.exec_driver_sql("SELECT COUNT(*) FROM drift_checks").scalar() == 1
+
+
+def test_a_shop_without_orders_scores_nothing_without_failing(warehouse):
+    """A new shop (members imported, no order yet): the nightly churn stage says there is no
+    model yet instead of failing (PostgreSQL read an empty COPY as "Empty CSV file"); with
+    no champion, nothing is scored. Both databases."""
+    members = pd.DataFrame({"customer_id": ["M1", "M2"], "registered_at": pd.Series(["2026-01-05", None], dtype="datetime64[us]")})
+    with warehouse.begin() as conn:
+        bulk_upsert(conn, "customers", members, ["customer_id"])
+    out = scoring.score_night(AS_OF, warehouse, overlay=False)
+    assert out["scored"] == 0 and out["skipped"]
+    assert "error" in out["training"]  # not enough history for a window, said in words
+    with warehouse.connect() as conn:
+        assert read_frame(conn, "SELECT COUNT(*) AS n FROM churn_scores")["n"].iloc[0] == 0
+    # the readers themselves, with no orders at all
+    with warehouse.connect() as conn:
+        frames = scoring.load_frames(conn, AS_OF)
+    assert len(frames.orders) == 0
+    assert len(frames.customers) == 2
+    with warehouse.connect() as conn:  # customer_aggregates empty too (a night with no buyer yet)
+        if conn.dialect.name == "postgresql":
+            agg, cust = scoring._read_aggregates_pg(conn)
+            assert agg.num_rows == 0 and cust.num_rows == 2
+            assert agg.schema.field("paid_orders").type == "double"
