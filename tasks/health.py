@@ -334,9 +334,15 @@ def _fmt(metric: str, v) -> str:
     return f"{int(v):,}"
 
 
+CATCH_UP_DAYS = 7  # a breach recorded but never emitted goes out with a later night within this many days
+
+
 def emit_pending_breaches(as_of: date, engine: Engine | None = None) -> list[dict]:
     """Emit the Prefect event and queue the alert of every breach of ``as_of`` not emitted
-    yet, then mark it emitted: exactly once per breach day, however often the night re-runs."""
+    yet, then mark it emitted: exactly once per breach day, however often the night re-runs.
+    A breach of one of the ``CATCH_UP_DAYS`` days before, recorded but never emitted (that
+    night failed after its snapshot and was not re-run), goes out now too, under its own day
+    (payload, event id and alert are that day's): late, never lost. Older ones are stale."""
     from prefect.events import emit_event
 
     from tasks.alerts import enqueue_alert
@@ -348,20 +354,25 @@ def emit_pending_breaches(as_of: date, engine: Engine | None = None) -> list[dic
         pending = read_frame(
             conn,
             sa.text(
-                "SELECT metric, value, threshold, event, detail FROM health_breaches "
-                "WHERE as_of = :d AND emitted_at IS NULL AND metric IN :mine ORDER BY metric"  # model_drift is the churn stage's
+                "SELECT as_of, metric, value, threshold, event, detail FROM health_breaches "
+                "WHERE as_of > :since AND as_of <= :d AND emitted_at IS NULL AND metric IN :mine "  # model_drift is the churn stage's
+                "ORDER BY as_of, metric"
             ).bindparams(sa.bindparam("mine", expanding=True)),
-            {"d": as_of, "mine": [c[0] for c in CHECKS]},
+            {"since": as_of - timedelta(days=CATCH_UP_DAYS + 1), "d": as_of, "mine": [c[0] for c in CHECKS]},
         )
         done = []
         for r in pending.itertuples():  # at most three per day
+            day = pd.Timestamp(r.as_of).date()
+            if day != as_of:
+                log.warning("health breach %s of %s was recorded but never emitted (that night failed after its snapshot): "
+                            "emitted now", r.metric, day)
             payload = json.loads(r.detail or "{}")
             emit_event(
                 event=r.event,
                 resource=dict(EVENT_RESOURCE),
                 payload=payload,
                 # a re-delivery of the same breach day carries the same id
-                id=uuid.uuid5(_EVENT_NS, f"{r.event}|{as_of.isoformat()}|{engine.url.render_as_string(hide_password=True)}"),
+                id=uuid.uuid5(_EVENT_NS, f"{r.event}|{day.isoformat()}|{engine.url.render_as_string(hide_password=True)}"),
             )
             name = t(f"health.metric.{r.metric}")
             body = t(
@@ -372,20 +383,20 @@ def emit_pending_breaches(as_of: date, engine: Engine | None = None) -> list[dic
             )
             enqueue_alert(
                 "health_breach",
-                t("health.breach.title", as_of=as_of, metric=name),
+                t("health.breach.title", as_of=day, metric=name),
                 body,
                 severity="warning",
                 subject=r.metric,
-                day=as_of,
+                day=day,
                 payload={"event": r.event, **payload},
                 conn=conn,
             )
             conn.execute(
                 sa.text("UPDATE health_breaches SET emitted_at = :t WHERE as_of = :d AND metric = :m"),
-                {"t": datetime.utcnow().replace(microsecond=0), "d": as_of, "m": r.metric},
+                {"t": datetime.utcnow().replace(microsecond=0), "d": day, "m": r.metric},
             )
-            done.append({"metric": r.metric, "event": r.event, "payload": payload})
-            log.warning("health breach %s on %s: %s", r.metric, as_of, payload)
+            done.append({"metric": r.metric, "event": r.event, "payload": payload, "as_of": str(day)})
+            log.warning("health breach %s on %s: %s", r.metric, day, payload)
     return done
 
 

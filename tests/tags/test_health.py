@@ -152,3 +152,33 @@ def test_breach_events_once_per_breach_day(warehouse, prefect_server):
     arts = [a for a in asyncio.run(artifact()) if a.created >= started]  # this test's (the server is the session's)
     assert arts and f"health-{nxt}.html" in max(arts, key=lambda a: a.created).data
     assert pd.Timestamp(first["as_of"]).date() == AS_OF
+
+
+@pytest.mark.xdist_group("prefect")
+def test_a_breach_left_unemitted_goes_out_with_the_next_night(warehouse, prefect_server):
+    """The night of AS_OF failed after its snapshot (breaches recorded, nothing emitted) and
+    was not re-run: the next night emits them under their own day, once; a breach older
+    than the catch-up days stays unemitted."""
+    from datetime import datetime, timezone
+
+    started = datetime.now(timezone.utc)
+    unhealthy_shop().load(warehouse)
+    tags.refresh(AS_OF, run_id="n1", engine=warehouse)
+    assert {b["metric"] for b in health.snapshot(AS_OF, warehouse)["breaches"]} >= {"silent_share"}  # recorded only
+    stale = AS_OF - timedelta(days=health.CATCH_UP_DAYS + 1)
+    with warehouse.begin() as conn:
+        conn.exec_driver_sql(
+            "INSERT INTO health_breaches (as_of, metric, value, threshold, event, detail) "
+            f"VALUES ('{stale}', 'silent_share', 0.5, 0.35, 'userops.health.silent-share-high', '{{\"as_of\": \"{stale}\"}}')"
+        )
+    nxt = AS_OF + timedelta(days=1)
+    out = health.emit_pending_breaches(nxt, warehouse)  # the next night (no breach of its own recorded yet)
+    assert {(d["as_of"], d["metric"]) for d in out} >= {(str(AS_OF), "silent_share")}
+    assert all(d["as_of"] == str(AS_OF) for d in out)
+    assert health.emit_pending_breaches(nxt, warehouse) == []  # once
+    evs = wait_events("userops.health.silent-share-high", lambda e: e.occurred >= started and e.payload.get("as_of") in (str(AS_OF), str(stale)), 1)
+    assert [e.payload["as_of"] for e in evs] == [str(AS_OF)]
+    alerts = read_frame(warehouse, "SELECT dedupe_key, title FROM alert_outbox WHERE kind = 'health_breach'")
+    assert len(alerts) == len(out) and alerts["title"].str.contains(str(AS_OF)).all()
+    left = read_frame(warehouse, "SELECT as_of FROM health_breaches WHERE emitted_at IS NULL")
+    assert [str(pd.Timestamp(d).date()) for d in left["as_of"]] == [str(stale)]
