@@ -350,7 +350,7 @@ def emit_pending_breaches(as_of: date, engine: Engine | None = None) -> list[dic
     engine = engine or get_engine()
     h = get_settings().health
     as_of = pd.Timestamp(as_of).date()
-    with engine.begin() as conn:
+    with engine.connect() as conn:
         pending = read_frame(
             conn,
             sa.text(
@@ -360,27 +360,30 @@ def emit_pending_breaches(as_of: date, engine: Engine | None = None) -> list[dic
             ).bindparams(sa.bindparam("mine", expanding=True)),
             {"since": as_of - timedelta(days=CATCH_UP_DAYS + 1), "d": as_of, "mine": [c[0] for c in CHECKS]},
         )
-        done = []
-        for r in pending.itertuples():  # at most three per day
-            day = pd.Timestamp(r.as_of).date()
-            if day != as_of:
-                log.warning("health breach %s of %s was recorded but never emitted (that night failed after its snapshot): "
-                            "emitted now", r.metric, day)
-            payload = json.loads(r.detail or "{}")
-            emit_event(
-                event=r.event,
-                resource=dict(EVENT_RESOURCE),
-                payload=payload,
-                # a re-delivery of the same breach day carries the same id
-                id=uuid.uuid5(_EVENT_NS, f"{r.event}|{day.isoformat()}|{engine.url.render_as_string(hide_password=True)}"),
-            )
-            name = t(f"health.metric.{r.metric}")
-            body = t(
-                f"health.breach.body.{r.metric}",
-                value=_fmt(r.metric, r.value),
-                threshold=_fmt(r.metric, r.threshold),
-                days=h.complaint_window_days,
-            )
+    done = []
+    for r in pending.itertuples():  # at most three per day
+        day = pd.Timestamp(r.as_of).date()
+        if day != as_of:
+            log.warning("health breach %s of %s was recorded but never emitted (that night failed after its snapshot): "
+                        "emitted now", r.metric, day)
+        payload = json.loads(r.detail or "{}")
+        emit_event(
+            event=r.event,
+            resource=dict(EVENT_RESOURCE),
+            payload=payload,
+            # a re-delivery of the same breach day carries the same id
+            id=uuid.uuid5(_EVENT_NS, f"{r.event}|{day.isoformat()}|{engine.url.render_as_string(hide_password=True)}"),
+        )
+        name = t(f"health.metric.{r.metric}")
+        body = t(
+            f"health.breach.body.{r.metric}",
+            value=_fmt(r.metric, r.value),
+            threshold=_fmt(r.metric, r.threshold),
+            days=h.complaint_window_days,
+        )
+        # each breach in its own transaction: a failure on the second keeps the first
+        # recorded as emitted (one transaction for all re-emitted the first on the re-run)
+        with engine.begin() as conn:
             enqueue_alert(
                 "health_breach",
                 t("health.breach.title", as_of=day, metric=name),
@@ -392,11 +395,11 @@ def emit_pending_breaches(as_of: date, engine: Engine | None = None) -> list[dic
                 conn=conn,
             )
             conn.execute(
-                sa.text("UPDATE health_breaches SET emitted_at = :t WHERE as_of = :d AND metric = :m"),
+                sa.text("UPDATE health_breaches SET emitted_at = :t WHERE as_of = :d AND metric = :m AND emitted_at IS NULL"),
                 {"t": datetime.utcnow().replace(microsecond=0), "d": day, "m": r.metric},
             )
-            done.append({"metric": r.metric, "event": r.event, "payload": payload, "as_of": str(day)})
-            log.warning("health breach %s on %s: %s", r.metric, day, payload)
+        done.append({"metric": r.metric, "event": r.event, "payload": payload, "as_of": str(day)})
+        log.warning("health breach %s on %s: %s", r.metric, day, payload)
     return done
 
 

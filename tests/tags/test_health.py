@@ -182,3 +182,33 @@ def test_a_breach_left_unemitted_goes_out_with_the_next_night(warehouse, prefect
     assert len(alerts) == len(out) and alerts["title"].str.contains(str(AS_OF)).all()
     left = read_frame(warehouse, "SELECT as_of FROM health_breaches WHERE emitted_at IS NULL")
     assert [str(pd.Timestamp(d).date()) for d in left["as_of"]] == [str(stale)]
+
+
+@pytest.mark.xdist_group("prefect")
+def test_a_failure_on_one_breach_keeps_the_others_emitted(warehouse, prefect_server, monkeypatch):
+    """Three breaches on one day; queuing the second one's alert fails: the first stays
+    recorded as emitted, so the re-run emits only the two left (each once)."""
+    import tasks.alerts as alerts_mod
+
+    unhealthy_shop().load(warehouse)
+    tags.refresh(AS_OF, run_id="n1", engine=warehouse)
+    health.snapshot(AS_OF, warehouse)
+    real = alerts_mod.enqueue_alert
+    calls = []
+
+    def flaky(kind, title, body, **kw):
+        calls.append(kw["subject"])
+        if len(calls) == 2:
+            raise RuntimeError("the outbox is unreachable")
+        return real(kind, title, body, **kw)
+
+    monkeypatch.setattr(alerts_mod, "enqueue_alert", flaky)
+    with pytest.raises(RuntimeError):
+        health.emit_pending_breaches(AS_OF, warehouse)
+    monkeypatch.setattr(alerts_mod, "enqueue_alert", real)
+    rerun = health.emit_pending_breaches(AS_OF, warehouse)
+    assert calls == ["complaint_rate", "satisfaction"]  # in (day, metric) order; the second failed
+    assert [d["metric"] for d in rerun] == ["satisfaction", "silent_share"]  # the first is not emitted again
+    alerts = read_frame(warehouse, "SELECT dedupe_key FROM alert_outbox WHERE kind = 'health_breach'")
+    assert len(alerts) == 3 and alerts["dedupe_key"].is_unique
+    assert health.emit_pending_breaches(AS_OF, warehouse) == []
