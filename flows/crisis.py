@@ -12,6 +12,9 @@ recorded in ``incident_steps`` / ``audit_log``; the deadline watch (``flows/moni
 reminds and escalates. The run is a resumable state machine over the warehouse: a second
 run for the same products joins the incident, and takes over only when the run driving it
 is gone (crashed, cancelled, finished) — then it skips what is done and never sends twice.
+The work left is read from the warehouse, never from what a trigger brought: the incident's
+SKUs that Control has not taken down, its affected customers without a planned apology —
+so a joining run that died after adding its SKUs is finished by whichever run comes next.
 
 When nobody acts in time: a human wait lasts until ``crisis.statement_wait_hours`` (20h)
 resp. ``crisis.core_review_wait_hours`` (24h) after the opening; meanwhile the deadline
@@ -24,6 +27,7 @@ step can still be finished with ``userops incident approve ID``.
 from __future__ import annotations
 
 from datetime import datetime, timedelta
+from itertools import count
 from typing import Literal
 
 from prefect import flow, get_run_logger
@@ -42,9 +46,10 @@ from tasks.crisis.compensate import (
     record_affected,
     release_core_task,
     send_apologies_task,
+    unplanned_customers,
 )
-from tasks.crisis.control import confirm_manual_takedown, run_control_task
-from tasks.crisis.incidents import get_incident, get_step, open_or_join_task, take_over
+from tasks.crisis.control import confirm_manual_takedown, run_control_task, skus_to_take_down
+from tasks.crisis.incidents import get_incident, get_step, joined_skus, open_or_join_task, take_over
 from tasks.crisis.report import build_report, publish_artifact, report_markdown
 from tasks.crisis.runs import current_run, force_running, is_alive
 from tasks.crisis.spike import EVENT as SPIKE_EVENT
@@ -120,9 +125,9 @@ def crisis_response(skus: list[str], reason: str, severity: Severity = "high") -
     if inc["joined"]:
         owner = inc["owner_flow_run_id"]
         if owner and owner != me["flow_run_id"] and is_alive(owner):
-            return _join_running_incident(inc, owner, reason, logger)
+            return _join_running_incident(inc, skus, owner, reason, logger)
         if owner != me["flow_run_id"] and not take_over(incident_id, me["flow_run_id"], owner, actor=me["actor"]):
-            return _join_running_incident(inc, owner, reason, logger)
+            return _join_running_incident(inc, skus, owner, reason, logger)
         logger.info("Incident %s: the run that drove it is gone; this run takes over", incident_id)
     # the run driving the incident announces its opening; queued once per incident (its key), so
     # a run taking over from one that died before announcing it still does, and never twice
@@ -130,10 +135,14 @@ def crisis_response(skus: list[str], reason: str, severity: Severity = "high") -
 
     expired: list[str] = []
 
-    # 1. Control (2h): off sale, confirmed
-    control = get_step(engine, incident_id, "control")
-    if control["status"] == "pending" or set(get_incident(engine, incident_id)["skus"]) - set(control["result"].get("taken_down", [])):
-        run_control_task(incident_id)
+    # What is left to do is read from the warehouse, never from what this run's trigger
+    # brought: a SKU saved into the incident by a joining run that died is taken down, and its
+    # buyers compensated, by whichever run comes next (driving, taking over or joining).
+
+    # 1. Control (2h): off sale, confirmed (a take-down that failed is tried again)
+    rest = skus_to_take_down(incident_id, engine)
+    if rest:
+        run_control_task(incident_id, rest)
 
     # 2. Clarify (4h): a statement a human approved, published
     if get_step(engine, incident_id, "clarify")["status"] != "done":
@@ -141,16 +150,24 @@ def crisis_response(skus: list[str], reason: str, severity: Severity = "high") -
         if not _wait_for_statement(incident_id, me["flow_run_id"], logger):
             expired.append("clarify")
 
+    # products that joined while this run waited (and whose joining run died): off sale too
+    _take_down_joined(incident_id)
+
     # 3. Compensate (24h): apologies and remedies in priority order, core reviewed first
-    #    (again when this run brought new products into a compensated incident: their buyers)
-    if get_step(engine, incident_id, "compensate")["status"] != "done" or (inc["joined"] and inc["new_skus"]):
-        plan_compensation_task(incident_id)
-        progress = send_apologies_task(incident_id)["progress"]
-        if progress["awaiting_review"]:
-            if _wait_for_core_review(incident_id, me["flow_run_id"], logger):
+    #    (again for buyers of products that joined a compensated incident and are not served yet)
+    if get_step(engine, incident_id, "compensate")["status"] != "done" or unplanned_customers(incident_id, engine):
+        review_keys = count(1)
+        for _pass in range(3):  # a second pass only for products that joined during the review
+            plan_compensation_task(incident_id)
+            progress = send_apologies_task(incident_id)["progress"]
+            if progress["awaiting_review"]:
+                if not _wait_for_core_review(incident_id, me["flow_run_id"], logger, review_keys):
+                    expired.append("compensate")
+                    break
                 send_apologies_task(incident_id)
-            else:
-                expired.append("compensate")
+            _take_down_joined(incident_id)
+            if not unplanned_customers(incident_id, engine):
+                break
 
     rep = build_report(incident_id, engine)
     publish_artifact(incident_id, report_markdown(rep), f"3C checklist of {incident_id}")
@@ -224,11 +241,13 @@ def _wait_for_statement(incident_id: str, flow_run_id: str | None, logger) -> bo
         reject_statement(incident_id, answer.statement, who, answer.note)
 
 
-def _wait_for_core_review(incident_id: str, flow_run_id: str | None, logger) -> bool:
-    """Pause until a human reviews the core customers' apologies. False when the wait ran out."""
+def _wait_for_core_review(incident_id: str, flow_run_id: str | None, logger, keys=None) -> bool:
+    """Pause until a human reviews the core customers' apologies. False when the wait ran out.
+    ``keys`` numbers the pauses (``core-review-<n>``) across calls: a pause key used before in
+    the run would not pause again."""
     cfg = get_settings().crisis
     engine = get_engine()
-    attempt = 0
+    keys = keys or count(1)
     while True:
         pending = awaiting_review(incident_id, engine)
         if pending.empty:
@@ -237,7 +256,7 @@ def _wait_for_core_review(incident_id: str, flow_run_id: str | None, logger) -> 
         if remaining <= 0:
             expire_step(incident_id, "compensate", "crisis.expired.review")
             return False
-        attempt += 1
+        attempt = next(keys)
         sample = "\n\n".join(
             f"> {pending['customer_id'].iloc[i]}: " + _masked_body(pending["body"].iloc[i]) for i in range(min(3, len(pending)))
         )
@@ -291,24 +310,34 @@ def _announce_opening(incident_id: str) -> None:
     )
 
 
-def _join_running_incident(inc: dict, owner: str, reason: str, logger) -> dict:
-    """Another live run drives the incident: take down any new SKUs, bring their buyers into
-    the compensation when it is already under way, and leave the rest to that run."""
+def _take_down_joined(incident_id: str) -> None:
+    """Take down the incident's SKUs nobody has asked to take down yet (they joined it)."""
+    rest = skus_to_take_down(incident_id, get_engine(), retry=False)
+    if rest:
+        run_control_task(incident_id, rest)
+
+
+def _join_running_incident(inc: dict, trigger_skus: list[str], owner: str, reason: str, logger) -> dict:
+    """Another live run drives the incident: take down the incident's SKUs nobody asked to take
+    down yet, serve the buyers nobody planned an apology for when the compensation is already
+    under way, and leave the rest to that run. Read from the warehouse, not from what this
+    join added: a re-run of a joining run that died after saving its SKUs finishes its work."""
     incident_id = inc["incident_id"]
     engine = get_engine()
-    if inc["new_skus"]:
-        run_control_task(incident_id, inc["new_skus"])
-        if get_step(engine, incident_id, "compensate")["result"].get("planned_at"):
-            plan_compensation_task(incident_id)
-            send_apologies_task(incident_id)
+    _take_down_joined(incident_id)
+    if get_step(engine, incident_id, "compensate")["result"].get("planned_at") and unplanned_customers(incident_id, engine):
+        plan_compensation_task(incident_id)
+        send_apologies_task(incident_id)
+    # the SKUs this trigger brought in by a join (this run's or the one it re-runs): announced once
+    new_skus = joined_skus(engine, incident_id, trigger_skus)
     enqueue_alert(
         "crisis_opened",
         t("crisis.joined.title", incident_id=incident_id),
-        t("crisis.joined.body", reason=reason or "-", new_skus=", ".join(inc["new_skus"]) or "-"),
+        t("crisis.joined.body", reason=reason or "-", new_skus=", ".join(new_skus) or "-"),
         severity="warning",
-        subject=f"{incident_id}|joined|{','.join(inc['new_skus']) or utcnow().strftime('%H')}",
+        subject=f"{incident_id}|joined|{','.join(new_skus) or utcnow().strftime('%H')}",
         day=inc["opened_at"].date(),
-        payload={"incident_id": incident_id, "new_skus": inc["new_skus"]},
+        payload={"incident_id": incident_id, "new_skus": new_skus},
     )
-    logger.info("Joined incident %s (driven by flow run %s); new SKUs: %s", incident_id, owner, inc["new_skus"] or "none")
-    return {"incident_id": incident_id, "joined": True, "driven_by": owner, "new_skus": inc["new_skus"]}
+    logger.info("Joined incident %s (driven by flow run %s); new SKUs: %s", incident_id, owner, new_skus or "none")
+    return {"incident_id": incident_id, "joined": True, "driven_by": owner, "new_skus": new_skus}

@@ -242,6 +242,20 @@ def plan_compensation(incident_id: str, engine: Engine | None = None, now: datet
     return {"customers": int(len(aff)), "planned": int(planned), "per_tier": {k: int(v) for k, v in per_tier.items()}}
 
 
+def unplanned_customers(incident_id: str, bind: Engine | Connection | None = None, now: datetime | None = None) -> list[str]:
+    """Affected customers of the incident's SKUs (as stored now) without a planned apology:
+    what Compensate still owes them, whichever run plans it. A SKU that joined the incident
+    brings its buyers here until a run plans them (``plan_compensation``, idempotent)."""
+    bind = bind or get_engine()
+    inc = get_incident(bind, incident_id)
+    aff = affected_customers(bind, inc["skus"], inc["opened_at"], now)
+    if aff.empty:
+        return []
+    planned = read(bind, "SELECT customer_id FROM incident_customers WHERE incident_id = :i AND touch_key IS NOT NULL",
+                   {"i": incident_id})
+    return aff.loc[~aff["customer_id"].isin(planned["customer_id"]), "customer_id"].tolist()
+
+
 def awaiting_review(incident_id: str, engine: Engine | None = None) -> pd.DataFrame:
     """Core customers' apologies that wait for a human (customer_id, subject, body)."""
     engine = engine or get_engine()

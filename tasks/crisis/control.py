@@ -25,7 +25,7 @@ from userops.clock import utcnow
 from userops.db import get_engine
 from userops.i18n import t
 from userops.settings import get_settings
-from tasks.crisis.util import to_shop_str
+from tasks.crisis.util import execute, to_shop_str
 
 log = logging.getLogger("userops.crisis.control")
 
@@ -74,6 +74,21 @@ def call_takedown_hook(skus: list[str], incident_id: str, reason: str | None) ->
     return {"ok": False, "confirmed": False, "taken_down": [], "status": status, "error": last_err, "attempts": attempts}
 
 
+def skus_to_take_down(incident_id: str, engine: Engine | None = None, retry: bool = True) -> list[str]:
+    """The incident's SKUs that the control step's records do not show off sale: the work of
+    Control, whichever run does it (the driving run, a joining one, a re-run of either).
+
+    ``retry=False``: only those nobody has asked to take down yet. A SKU whose take-down was
+    asked and not confirmed is a human's task (already alerted); ``retry=True`` (the run that
+    drives the incident, at its start) tries the hook for it again."""
+    engine = engine or get_engine()
+    result = get_step(engine, incident_id, "control")["result"]
+    done = set(result.get("taken_down", []))
+    if not retry:
+        done |= set(result.get("requested", []))
+    return sorted(set(get_incident(engine, incident_id)["skus"]) - done)
+
+
 def run_control(incident_id: str, skus: list[str] | None = None, engine: Engine | None = None, now: datetime | None = None) -> dict:
     """Take ``skus`` (default: all of the incident's) down and record the result.
 
@@ -83,18 +98,22 @@ def run_control(incident_id: str, skus: list[str] | None = None, engine: Engine 
     skus = skus or inc["skus"]
     res = call_takedown_hook(skus, incident_id, inc.get("reason"))
     now = now or utcnow()
-    step = get_step(engine, incident_id, "control")
-    taken_before = list(step["result"].get("taken_down", []))
-    result = {
-        "mode": "hook" if get_settings().crisis.takedown_url else "manual",
-        "requested": sorted(set(step["result"].get("requested", [])) | set(skus)),
-        "taken_down": sorted(set(taken_before) | set(res["taken_down"] if res["confirmed"] else [])),
-        "hook_status": res["status"],
-        "hook_error": res["error"],
-        "attempts": res["attempts"],
-    }
-    all_down = set(inc["skus"]) <= set(result["taken_down"])
     with engine.begin() as conn:
+        # the step's record is read and written under its row's lock (PostgreSQL; SQLite's write
+        # lock): the driving run and a joining one taking SKUs down at once both keep theirs
+        execute(conn, "UPDATE incident_steps SET status = status WHERE incident_id = :i AND step = 'control'", {"i": incident_id})
+        inc = get_incident(conn, incident_id)  # its SKUs now (a join may have added some)
+        step = get_step(conn, incident_id, "control")
+        taken_before = list(step["result"].get("taken_down", []))
+        result = {
+            "mode": "hook" if get_settings().crisis.takedown_url else "manual",
+            "requested": sorted(set(step["result"].get("requested", [])) | set(skus)),
+            "taken_down": sorted(set(taken_before) | set(res["taken_down"] if res["confirmed"] else [])),
+            "hook_status": res["status"],
+            "hook_error": res["error"],
+            "attempts": res["attempts"],
+        }
+        all_down = set(inc["skus"]) <= set(result["taken_down"])
         if res["confirmed"]:
             set_step(conn, incident_id, "control", "done" if all_down else "waiting", HOOK_ACTOR,
                      {**result, "confirmed": True}, now, action="step.control.takedown")

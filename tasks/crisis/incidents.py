@@ -154,6 +154,17 @@ def _join(conn, held: pd.DataFrame, skus, reason, source, actor, now) -> dict:
             "owner_flow_run_id": inc["flow_run_id"], "opened_at": inc["opened_at"]}
 
 
+def joined_skus(bind: Engine | Connection, incident_id: str, skus) -> list[str]:
+    """Which of a trigger's ``skus`` the incident holds by a join (not among the SKUs it was
+    opened with, as its opening recorded them): what a joining run announces, the same on its
+    re-run (whose own join adds nothing)."""
+    opened = read(bind, "SELECT detail FROM audit_log WHERE entity = 'incident' AND entity_id = :i AND action = 'incident.opened'",
+                  {"i": incident_id})
+    at_opening = set(json.loads(opened["detail"].iloc[0]).get("skus", [])) if not opened.empty else set()
+    inc = get_incident(bind, incident_id)
+    return sorted((set(inc["skus"]) - at_opening) & set(normalize_skus(skus)))
+
+
 def take_over(incident_id: str, flow_run_id: str, previous: str | None, engine: Engine | None = None, actor: str = "userops") -> bool:
     """Make ``flow_run_id`` the run that drives the incident when ``previous`` still does
     (compare-and-set: of two runs taking over at once, exactly one wins)."""
