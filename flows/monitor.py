@@ -3,6 +3,7 @@
     hourly:  feedback past the 24h promise -> listed, alerted once, acknowledged once
              complaint spikes per SKU      -> one event each (the crisis flow is triggered by it)
              crisis deadlines              -> reminders at 50% / 90%, escalation when late
+             a dead join's leftovers       -> its SKUs taken down, its buyers' apologies planned
              crisis apologies              -> deferred ones sent, Compensate marked done
              complaint rate > 5%           -> the quality-trace alert with the SKUs driving it
              incidents done and quiet      -> closed, closing report published
@@ -16,12 +17,17 @@ from prefect import flow, get_run_logger, task
 from prefect.cache_policies import NO_CACHE
 
 from flows.hooks import ALERT_HOOKS
-from tasks.crisis.compensate import advance_open_incidents
+from tasks.crisis.compensate import advance_open_incidents, finish_orphaned_work
 from tasks.crisis.deadlines import watch_deadlines_task
 from tasks.crisis.feedback import feedback_sla_task, quality_trace_task
 from tasks.crisis.report import auto_close_task
 from tasks.crisis.spike import check_spikes_task
 from userops.i18n import t
+
+
+@task(name="crisis-finish-orphaned-work", cache_policy=NO_CACHE)
+def finish_orphaned_work_task() -> dict:
+    return finish_orphaned_work()
 
 
 @task(name="crisis-advance-compensation", cache_policy=NO_CACHE)
@@ -36,6 +42,7 @@ def hourly_monitor() -> dict:
     feedback = feedback_sla_task()
     spikes = check_spikes_task()
     deadlines = watch_deadlines_task()
+    orphaned = finish_orphaned_work_task()  # before the sends and the closing: a dead join's SKU and buyers
     compensation = advance_compensation_task()
     quality = quality_trace_task()
     closed = auto_close_task()
@@ -47,6 +54,7 @@ def hourly_monitor() -> dict:
         "spikes": spikes,
         "deadlines": {k: v for k, v in deadlines.items() if k != "recorded"},
         "compensation": compensation,
+        "orphaned_work": orphaned,
         "quality_trace": quality,
         "closed_incidents": closed,
         "summary": summary,

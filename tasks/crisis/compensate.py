@@ -322,6 +322,36 @@ def advance_open_incidents(engine: Engine | None = None, now: datetime | None = 
     return out
 
 
+def finish_orphaned_work(engine: Engine | None = None, now: datetime | None = None) -> dict:
+    """Hourly: on an open incident no live run drives, do what a joining run that died left
+    undone (it saved its SKUs into the incident, then failed, and nobody re-ran it): take down
+    the SKUs nobody has asked to take down yet, and plan the apologies of the buyers nobody
+    planned one for once Compensate is under way (``advance_open_incidents`` sends them; core
+    ones wait for the review as always). Read from the warehouse, as a join does; a live
+    driving run is left alone (it re-checks after its waits). Returns what was done per
+    incident."""
+    from tasks.crisis.control import run_control, skus_to_take_down
+    from tasks.crisis.runs import is_alive
+
+    engine = engine or get_engine()
+    df = read(engine, "SELECT incident_id, flow_run_id FROM incidents WHERE status = 'open'")
+    out: dict = {}
+    for incident_id, owner in zip(df["incident_id"], df["flow_run_id"]):  # open incidents: a handful
+        if owner and is_alive(owner):
+            continue
+        done: dict = {}
+        rest = skus_to_take_down(incident_id, engine, retry=False)
+        if rest:
+            done["take_down"] = rest
+            done["confirmed"] = bool(run_control(incident_id, rest, engine, now)["confirmed"])
+        if get_step(engine, incident_id, "compensate")["result"].get("planned_at") and unplanned_customers(incident_id, engine, now):
+            done["planned"] = plan_compensation(incident_id, engine, now)["planned"]
+        if done:
+            log.warning("incident %s: a run that joined it died with work left and no run drives it; done now: %s", incident_id, done)
+            out[incident_id] = done
+    return out
+
+
 def progress(incident_id: str, bind: Engine | Connection | None = None) -> pd.DataFrame:
     """Touch counts per tier and status for the incident's apologies."""
     bind = bind or get_engine()

@@ -189,3 +189,52 @@ def test_the_driving_run_takes_down_what_a_dead_join_left(prefect_server, sqlite
     assert _delivered(provider) == ["C1", "C2", "C3", "C5", "C6"]
     steps = read_frame(sqlite_warehouse, "SELECT step, status FROM incident_steps WHERE incident_id = :i", {"i": iid})
     assert set(steps["status"]) == {"done"}
+
+
+def test_the_hourly_monitor_finishes_a_dead_join_nobody_reruns(prefect_server, warehouse, crisis_env, order_system,
+                                                                monkeypatch):
+    """The run that drove the incident has finished (its apologies sent); a joining run saves
+    a sister SKU and dies, and nobody runs it again. The hourly monitor takes the SKU down
+    (once), apologises to its buyers (the core one held for review) and does not close the
+    incident meanwhile; its next hour does nothing twice."""
+    from prefect import flow
+
+    from flows.crisis import crisis_response
+    from flows.monitor import hourly_monitor
+    from tasks.crisis.clarify import approve_statement, draft_statement
+    from tasks.crisis.compensate import plan_compensation, send_apologies
+    from tasks.crisis.control import run_control
+    from tests.crisis.conftest import open_incident
+
+    provider = crisis_env
+    shop(warehouse, {"C1": "ordinary", "C3": "potential"})
+    _buyers_of_new_sku(warehouse)
+
+    @flow(name="crisis-run-that-finished")
+    def driver():
+        return "done"
+
+    state = driver(return_state=True)  # a real run, over (not alive)
+    iid = open_incident(warehouse, flow_run_id=str(state.state_details.flow_run_id))["incident_id"]
+    run_control(iid, engine=warehouse)
+    draft_statement(iid, engine=warehouse)
+    approve_statement(iid, None, "pr-zhao", engine=warehouse)
+    plan_compensation(iid, engine=warehouse)
+    send_apologies(iid, engine=warehouse)
+    assert _delivered(provider) == ["C1", "C3"]
+
+    _dies_once_after_the_join(monkeypatch)
+    assert crisis_response(skus=["SKU-BAD", "SKU-NEW"], reason="同批次", return_state=True).is_failed()
+    assert not _takedowns_of(order_system, "SKU-NEW")
+
+    first = hourly_monitor()
+    assert first["orphaned_work"][iid]["take_down"] == ["SKU-NEW"] and first["orphaned_work"][iid]["planned"] >= 2
+    assert len(_takedowns_of(order_system, "SKU-NEW")) == 1 and len(_takedowns_of(order_system, "SKU-BAD")) == 1
+    assert _delivered(provider) == ["C1", "C3", "C5"]
+    touches = read_frame(warehouse, "SELECT customer_id, status FROM touches WHERE channel <> 'staff' ORDER BY customer_id")
+    assert dict(touches.values.tolist())["C6"] == "awaiting_review"
+    assert read_frame(warehouse, "SELECT status FROM incidents")["status"].tolist() == ["open"]  # C6 still owed
+
+    again = hourly_monitor()
+    assert again["orphaned_work"] == {}
+    assert len(_takedowns_of(order_system, "SKU-NEW")) == 1 and _delivered(provider) == ["C1", "C3", "C5"]
