@@ -49,11 +49,14 @@ def dispose_engines() -> None:
 
 
 def _make_engine(url: str) -> Engine:
+    # hide_parameters: a failed statement's error names the SQL but not its bound values
+    # (an incident's reason, an audit detail, a customer's contact data); that text goes to
+    # the flow-run log, the run's state message and the CLI (tests/datapath/test_engine_privacy.py)
     if url.startswith("sqlite"):
         db_path = sa.engine.make_url(url).database
         if db_path and db_path != ":memory:":
             Path(db_path).parent.mkdir(parents=True, exist_ok=True)
-        eng = sa.create_engine(url, connect_args={"timeout": 60})
+        eng = sa.create_engine(url, connect_args={"timeout": 60}, hide_parameters=True)
 
         @sa.event.listens_for(eng, "connect")
         def _pragmas(dbapi_conn, _record):  # pragma: no cover - trivial
@@ -66,7 +69,7 @@ def _make_engine(url: str) -> Engine:
             cur.close()
 
         return eng
-    eng = sa.create_engine(url, pool_pre_ping=True)
+    eng = sa.create_engine(url, pool_pre_ping=True, hide_parameters=True)
 
     @sa.event.listens_for(eng, "connect")
     def _session(dbapi_conn, _record):  # pragma: no cover - trivial
