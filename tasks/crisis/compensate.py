@@ -328,7 +328,8 @@ def finish_orphaned_work(engine: Engine | None = None, now: datetime | None = No
     the SKUs nobody has asked to take down yet, and plan the apologies of the buyers nobody
     planned one for once Compensate is under way (``advance_open_incidents`` sends them; core
     ones wait for the review as always). Read from the warehouse, as a join does; a live
-    driving run is left alone (it re-checks after its waits). Returns what was done per
+    driving run is left alone (it re-checks after its waits), and so is an incident no run has
+    started Control for (the deadline watch escalates that one). Returns what was done per
     incident."""
     from tasks.crisis.control import run_control, skus_to_take_down
     from tasks.crisis.runs import is_alive
@@ -340,7 +341,10 @@ def finish_orphaned_work(engine: Engine | None = None, now: datetime | None = No
         if owner and is_alive(owner):
             continue
         done: dict = {}
-        rest = skus_to_take_down(incident_id, engine, retry=False)
+        # only once a run has started Control (some SKUs asked to be taken down): an incident
+        # no run has driven yet is the deadline watch's to escalate, not the monitor's to act on
+        started = get_step(engine, incident_id, "control")["result"].get("requested")
+        rest = skus_to_take_down(incident_id, engine, retry=False) if started else []
         if rest:
             done["take_down"] = rest
             done["confirmed"] = bool(run_control(incident_id, rest, engine, now)["confirmed"])
