@@ -6,7 +6,7 @@ closing report when the incident closes. Complaint rate = complaints / paid orde
 window of ``health.complaint_window_days`` before the opening vs. after it (up to the
 close). Cost = apology coupons actually sent (touch ``gift_cost``) plus the refund exposure
 (the affected items' value for customers offered a refund). No names, phones or emails:
-customers appear by id only.
+customers appear by id only, contact data quoted in the reason is masked.
 """
 from __future__ import annotations
 
@@ -26,6 +26,7 @@ from tasks.crisis.util import fmt_duration, read, to_shop_str
 from userops.clock import utcnow
 from userops.db import audit, get_engine
 from userops.i18n import is_missing, or_dash, t
+from userops.privacy import scrub_text
 from userops.settings import get_settings
 
 log = logging.getLogger("userops.crisis.report")
@@ -136,7 +137,9 @@ def report_markdown(rep: dict, lang: str | None = None) -> str:
     w = lambda code: "-" if is_missing(code) else words.get(str(code), str(code))  # noqa: E731
     lines = [f"# {L('危机事件', 'Incident')} {rep['incident_id']}", ""]
     lines.append(f"- SKU: {', '.join(rep['skus'])}")
-    lines.append(f"- {L('原因', 'Reason')}: {rep['reason'] or '-'}")
+    # the reason is the operator's free text (it may quote the customer who complained):
+    # masked here as in the crisis alerts; the incident row keeps it as typed
+    lines.append(f"- {L('原因', 'Reason')}: {scrub_text(or_dash(rep['reason'] or None, '-'))}")
     lines.append(f"- {L('级别', 'Severity')}: {w(rep['severity'])} · {L('来源', 'Source')}: {w(rep['source'])} · "
                  f"{L('状态', 'Status')}: {w(rep['status'])}")
     lines.append(f"- {L('开启', 'Opened')}: {to_shop_str(rep['opened_at'])} ({or_dash(rep['opened_by'], '-')})"

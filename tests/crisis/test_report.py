@@ -114,3 +114,19 @@ def test_report_markdown_shows_a_missing_value_as_a_dash():
     rows = [line for line in md.splitlines() if line.startswith(("| Control", "| Clarify", "| Compensate"))]
     assert len(rows) == 3 and all(line.split(" | ")[4] == "-" for line in rows), rows
     assert rows[2].split(" | ")[2] == "-"  # an unknown status too
+
+
+def test_report_masks_contact_data_quoted_in_the_reason(warehouse):
+    """The reason is the operator's free text and may quote the customer who complained; the
+    incident artifact and `incident show` mask it as the crisis alerts do (the incident row
+    keeps it as typed, for the statement draft)."""
+    from userops.cli import app
+
+    reason = "顾客来电 13912345678 / wang.fang@example.net 反映杯盖漏水"
+    iid = open_incident(warehouse, reason=reason)["incident_id"]
+    md = report_markdown(build_report(iid, warehouse, now=NOW + timedelta(hours=1)))  # what the artifact publishes
+    assert "杯盖漏水" in md and "139****78" in md and "w***@example.net" in md
+    assert "13912345678" not in md and "wang.fang@" not in md
+    shown = CliRunner().invoke(app, ["incident", "show", iid]).output
+    assert "杯盖漏水" in shown and "13912345678" not in shown and "wang.fang@" not in shown
+    assert get_incident(warehouse, iid)["reason"] == reason
