@@ -540,7 +540,10 @@ class HttpChannel(_ThreadConnections):
             answer = {}
         if 200 <= status < 300 or status == 409:  # 409: the provider already has this key
             return Outcome("sent", provider_id=str(answer.get("message_id") or answer.get("id") or "")[:200] or None)
-        reason = f"{self.channel} provider {status}: {str(answer.get('error') or answer.get('message') or '')[:200]}".rstrip(": ")
+        # the provider's own words, phone numbers and emails masked (providers quote the
+        # recipient they refused), as the SMTP replies are: the reason is kept on the touch
+        said = _provider_text(str(answer.get('error') or answer.get('message') or ''))
+        reason = f"{self.channel} provider {status}: {said}".rstrip(": ")
         if status in self.RETRYABLE:
             return Outcome("retry", reason=reason, retry_after=_retry_after_seconds(retry_after, None))
         return Outcome("failed", reason=reason)
@@ -646,7 +649,7 @@ class SmtpChannel(_ThreadConnections):
             return Outcome("retry" if 400 <= code < 500 else "failed", reason=f"smtp {code}: recipient refused")
         except smtplib.SMTPResponseException as exc:
             self._reset()
-            return Outcome("retry" if 400 <= exc.smtp_code < 500 else "failed", reason=f"smtp {exc.smtp_code}: {_smtp_text(exc.smtp_error)}")
+            return Outcome("retry" if 400 <= exc.smtp_code < 500 else "failed", reason=f"smtp {exc.smtp_code}: {_provider_text(exc.smtp_error)}")
         except (smtplib.SMTPException, OSError) as exc:
             self._drop()
             if getattr(c, "data_started", False):  # no answer to the message itself: maybe delivered
@@ -665,7 +668,9 @@ class SmtpChannel(_ThreadConnections):
                 self._drop()
 
 
-def _smtp_text(err) -> str:
+def _provider_text(err) -> str:
+    """A provider's error text (SMTP reply, webhook answer) as kept on a touch: phone numbers and
+    emails masked, at most 200 characters."""
     s = err.decode("utf-8", "replace") if isinstance(err, bytes) else str(err)
     from userops.privacy import scrub_text
 

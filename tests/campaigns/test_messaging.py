@@ -100,6 +100,21 @@ def test_permanent_failure_is_recorded_with_reason(warehouse, people, provider):
     assert send_due(now=NOON)["claimed"] == 0  # never retried
 
 
+def test_a_provider_error_quoting_the_recipient_is_recorded_masked(warehouse, people, provider):
+    # many SMS providers put the number they refused into the error text; the touch's reason
+    # keeps the provider's words with the number masked, as the SMTP path already did
+    ids = list(people.index)[:3]
+    phone = people.at[ids[0], "phone"]
+    provider.reject_to = {phone}
+    provider.reject_message = "The 'To' number {to} is not a valid phone number."
+    _plan(warehouse, ids)
+    d = send_due(now=NOON)
+    assert d["sent"] == 2 and d["failed"] == 1
+    reason = touches(warehouse).set_index("customer_id").at[ids[0], "reason"]
+    assert reason.startswith("sms provider 422: The 'To' number ") and "is not a valid phone number" in reason
+    assert phone not in reason and phone[-2:] in reason
+
+
 def test_gives_up_after_max_attempts(warehouse, people, provider):
     provider.fail_share = 1.0
     _plan(warehouse, list(people.index)[:3], quiet_hours=None)  # real clock, any time of day

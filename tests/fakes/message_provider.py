@@ -15,7 +15,9 @@ Answers:
 * ``429 {"error": "rate_limited"}`` with ``Retry-After: <retry_after>`` (seconds, default 1)
   above ``rate_limit`` requests/s, or when ``fail_next`` says 429.
 * ``500``/``503`` for injected transient faults, ``422 {"error": "invalid_recipient"}`` for
-  recipients in ``reject_to`` (a permanent failure).
+  recipients in ``reject_to`` (a permanent failure); with ``reject_message`` (a template
+  with ``{to}``) the error quotes the recipient, as many providers' errors do
+  ("The 'To' number 139… is not a valid phone number").
 
 The server is a small asyncio HTTP/1.1 server with keep-alive, fast enough for the
 throughput benchmark. It runs in a background thread (``with FakeProvider() as p``) or as
@@ -49,6 +51,7 @@ class FakeProvider:
         self.fail_share = fail_share
         self.fail_status = fail_status
         self.reject_to = set(reject_to)
+        self.reject_message: str | None = None  # e.g. "invalid recipient {to}": the 422 quotes the number
         self.record_bodies = record_bodies
         self.latency_s = latency_s
         self._rng = random.Random(seed)
@@ -114,7 +117,8 @@ class FakeProvider:
                 self.header_body_mismatch += 1
             if str(payload.get("to")) in self.reject_to:
                 self.status_counts[422] += 1
-                return 422, {"error": "invalid_recipient"}, {}
+                error = self.reject_message.format(to=payload.get("to")) if self.reject_message else "invalid_recipient"
+                return 422, {"error": error}, {}
             if key in self.delivered:
                 self.duplicates[key] += 1
                 self.status_counts[200] += 1
