@@ -24,6 +24,7 @@ from sqlalchemy.engine import Engine
 
 from tasks.extract import TABLE_PATHS, RestSource, SourceError, SqlSource, read_table_file
 from tasks.load import LoadResult, get_watermark, known_ids, record_quarantine, set_watermark
+from tasks.quarantine import settle_quarantine
 from tasks.validate import (
     ID_COLUMN,
     KEY_COLUMNS,
@@ -176,6 +177,10 @@ def ingest_table(
                     t0 = time.perf_counter()
                     for part in bad_rows:
                         record_quarantine(conn, _bad_outcome(table, part), run_id)
+                    # records held for a reference that is here now (an order of a customer
+                    # fixed at the source): their own updated_at did not move, so the
+                    # incremental extract will not bring them again
+                    totals.released = settle_quarantine(conn, table, run_id, suites, REFERENCES.get(table, {}))["released"]
                     if totals.max_updated_at is not None:
                         set_watermark(conn, source, totals.max_updated_at, run_id)
                     timings["load_s"] += time.perf_counter() - t0
@@ -196,10 +201,10 @@ def ingest_table(
         bad_rows.close()
         timings["wall_s"] = time.perf_counter() - t_start
         timings["chunks"] = totals.chunks
-    log.info("%s: %d rows read, %d loaded, %d quarantined %s (since %s; %d chunk(s) validated in a %s, extract %.1fs, validate %.1fs, load %.1fs, wall %.1fs)",
-             table, totals.n_read, totals.loaded, totals.n_bad, dict(totals.rule_counts) or "", since or "the beginning",
+    log.info("%s: %d rows read, %d loaded, %d quarantined %s, %d released from quarantine (since %s; %d chunk(s) validated in a %s, extract %.1fs, validate %.1fs, load %.1fs, wall %.1fs)",
+             table, totals.n_read, totals.loaded, totals.n_bad, dict(totals.rule_counts) or "", totals.released, since or "the beginning",
              totals.chunks, validate_in, timings["extract_s"], timings["validate_s"], timings["load_s"], timings["wall_s"])
-    return LoadResult(table, totals.n_read, totals.loaded, totals.n_bad, totals.max_updated_at)
+    return LoadResult(table, totals.n_read, totals.loaded, totals.n_bad, totals.max_updated_at, totals.released)
 
 
 # A full load of more rows than this is validated in a process ("auto"); None: never. The
@@ -239,6 +244,7 @@ class _BatchTotals:
     n_bad: int = 0
     loaded: int = 0
     chunks: int = 0
+    released: int = 0  # quarantined earlier, loaded tonight (settle_quarantine)
     max_updated_at: object = None
     rule_counts: dict = field(default_factory=dict)
 
@@ -347,17 +353,19 @@ def import_file(
                     t0 = clock()
                     # into an empty table every key is new (duplicates in the file were quarantined)
                     loaded += bulk_upsert(conn, table, outcome.good, KEY_COLUMNS[table], on_conflict="error" if initial_load else "update")
-                    record_quarantine(conn, outcome, run_id)
+                    record_quarantine(conn, outcome, run_id, assume_tz)
                     timings["load_s"] += clock() - t0
                     read += outcome.n_read
                     bad += outcome.n_bad
                     log.info("%s: %d rows imported so far", table, read)
                 t_index = clock()  # leaving the block rebuilds deferred indexes
             timings["index_s"] += clock() - t_index
+            # earlier quarantined records of this table whose customer (order) is here now
+            released = settle_quarantine(conn, table, run_id, suites, REFERENCES.get(table, {}))["released"]
             t_commit = clock()
         timings["commit_s"] += clock() - t_commit
         after_bulk_load(conn, table, read, loaded, timings)
-    return LoadResult(table, read, loaded, bad, None)
+    return LoadResult(table, read, loaded, bad, None, released)
 
 
 def _validated_chunks(engine: Engine, table: str, frames, suites: dict, assume_tz: str, timings: dict,

@@ -27,6 +27,7 @@ class LoadResult:
     loaded: int
     quarantined: int
     watermark: datetime | None
+    released: int = 0  # earlier quarantined records loaded now (tasks.quarantine.settle_quarantine)
 
 
 def get_watermark(bind: Engine | Connection, source: str) -> datetime | None:
@@ -46,15 +47,18 @@ def set_watermark(conn: Connection, source: str, watermark: datetime, run_id: st
     bulk_upsert(conn, "source_watermarks", df, ["source"], update_only_changed=False)
 
 
-def record_quarantine(conn: Connection, outcome: ValidationOutcome, run_id: str) -> int:
-    """Keep every rejected record (once per record content and rule)."""
+def record_quarantine(conn: Connection, outcome: ValidationOutcome, run_id: str, assume_tz: str | None = None) -> int:
+    """Keep every rejected record (once per record content and rule). ``assume_tz``: the zone
+    the record's naive times were read in (a file import's shop time; None: UTC), so a later
+    re-validation (``tasks.quarantine.settle_quarantine``) reads them the same way."""
     if outcome.bad.empty:
         return 0
     q = outcome.bad.assign(
         source_table=outcome.table,
         run_id=run_id,
         seen_at=pd.Timestamp(datetime.utcnow()).floor("us"),
-    )[["source_table", "source_id", "record_hash", "rule", "reason", "record", "run_id", "seen_at"]]
+        assume_tz=None if assume_tz in (None, "UTC") else assume_tz,
+    )[["source_table", "source_id", "record_hash", "rule", "reason", "record", "run_id", "seen_at", "assume_tz"]]
     q["seen_at"] = q["seen_at"].astype("datetime64[us]")
     return bulk_upsert(conn, "quarantine", q, ["source_table", "record_hash", "rule"], on_conflict="nothing")
 

@@ -91,6 +91,12 @@ def upgrade() -> None:
         sa.Column("record", sa.Text, nullable=False),  # the record as received, JSON
         sa.Column("run_id", sa.String(64), nullable=False),  # the run that first saw it
         sa.Column("seen_at", TS, nullable=False),
+        # naive times in the record are in this zone (a file import's shop time); NULL: UTC
+        sa.Column("assume_tz", sa.String(64)),
+        # the record no longer needs the operator: loaded once what it referred to arrived, or
+        # a newer version of it is in the warehouse (tasks.quarantine.settle_quarantine)
+        sa.Column("resolved_at", TS),
+        sa.Column("resolved_run_id", sa.String(64)),
         sa.UniqueConstraint("source_table", "record_hash", "rule", name="uq_quarantine_record_rule"),
     )
     op.create_index("ix_quarantine_run", "quarantine", ["run_id"])
