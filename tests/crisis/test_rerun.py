@@ -16,22 +16,12 @@ def test_a_run_that_died_after_opening_is_announced_once_by_the_next(prefect_ser
     """The incident is committed, then the run fails before it announced the opening (here:
     finding the affected customers raises; a killed process is the same). The next run joins
     the incident, takes it over and announces it: once, however often it is run."""
-    import flows.crisis as crisis
     from flows.crisis import crisis_response
 
     # nobody waits for a human here: the statement and the core review expire at once
     use(monkeypatch, USEROPS_CRISIS__STATEMENT_WAIT_HOURS=0, USEROPS_CRISIS__CORE_REVIEW_WAIT_HOURS=0)
     shop(warehouse, {"C1": "ordinary", "C3": "potential"})
-    real = crisis.record_affected
-    calls = []
-
-    def dies_once(conn, incident_id, *a, **kw):
-        calls.append(incident_id)
-        if len(calls) == 1:
-            raise RuntimeError("the database went away")
-        return real(conn, incident_id, *a, **kw)
-
-    monkeypatch.setattr(crisis, "record_affected", dies_once)
+    _dies_once(monkeypatch)
     first = crisis_response(skus=["SKU-BAD"], reason="漏水", return_state=True)
     assert first.is_failed()
     incidents = read_frame(warehouse, "SELECT incident_id FROM incidents")
@@ -63,9 +53,9 @@ def _buyers_of_new_sku(engine):
         add_tags(conn, {"C5": "potential", "C6": "core"})
 
 
-def _dies_once_after_the_join(monkeypatch):
-    """The joining run fails right after its SKUs were saved into the incident (here: finding
-    the affected customers raises; a killed process is the same)."""
+def _dies_once(monkeypatch):
+    """The next crisis run fails right after its incident (or a join's SKUs) was saved (here:
+    finding the affected customers raises once; a killed process is the same)."""
     import flows.crisis as crisis
 
     real = crisis.record_affected
@@ -125,7 +115,7 @@ def test_a_join_that_died_after_saving_its_sku_is_finished_by_its_rerun(prefect_
     send_apologies(iid, engine=warehouse)
     assert _delivered(provider) == ["C1", "C3"]
 
-    _dies_once_after_the_join(monkeypatch)
+    _dies_once(monkeypatch)
     first = crisis_response(skus=["SKU-BAD", "SKU-NEW"], reason="同批次杯盖漏水", return_state=True)
     assert first.is_failed()
     held = read_frame(warehouse, "SELECT sku, incident_id FROM incident_skus ORDER BY sku")
@@ -170,7 +160,7 @@ def test_the_driving_run_takes_down_what_a_dead_join_left(prefect_server, sqlite
     inc = wait_paused(sqlite_warehouse, "statement-1")
     iid, fr_id = inc["incident_id"], inc["flow_run_id"]
 
-    _dies_once_after_the_join(monkeypatch)
+    _dies_once(monkeypatch)
     assert crisis_response(skus=["SKU-BAD", "SKU-NEW"], reason="同批次", return_state=True).is_failed()
     assert not _takedowns_of(order_system, "SKU-NEW")
 
@@ -223,7 +213,7 @@ def test_the_hourly_monitor_finishes_a_dead_join_nobody_reruns(prefect_server, w
     send_apologies(iid, engine=warehouse)
     assert _delivered(provider) == ["C1", "C3"]
 
-    _dies_once_after_the_join(monkeypatch)
+    _dies_once(monkeypatch)
     assert crisis_response(skus=["SKU-BAD", "SKU-NEW"], reason="同批次", return_state=True).is_failed()
     assert not _takedowns_of(order_system, "SKU-NEW")
 
