@@ -78,8 +78,12 @@ register(
             "en": "No record was rejected in this run.",
         },
         "artifact.quarantine.new": {
-            "zh-CN": "本次运行新隔离 {n} 条记录(隔离区累计 {total} 条)。",
-            "en": "{n} records quarantined in this run ({total} in the quarantine overall).",
+            "zh-CN": "本次运行新隔离 {n} 条记录(隔离区待处理共 {total} 条)。",
+            "en": "{n} records quarantined in this run ({total} open in the quarantine).",
+        },
+        "artifact.quarantine.released": {
+            "zh-CN": "本次运行处理了 {n} 条此前被隔离的记录(其客户或订单已入库,重新校验后放行;或已被更新的版本取代)。",
+            "en": "{n} previously quarantined records settled in this run (validated again and loaded once their customer or order arrived, or superseded by a newer version).",
         },
         "artifact.quarantine.header": {
             "zh-CN": "| 数据表 | 规则 | 条数 | 原因示例 |",
@@ -126,7 +130,9 @@ def publish_churn_model(out: dict) -> str:
 
 
 def quarantine_run_summary(run_id: str, engine=None) -> tuple[list[dict], int]:
-    """This run's newly quarantined records grouped by table and rule, and the overall total.
+    """This run's newly quarantined records grouped by table and rule, and how many records
+    are still open in the quarantine (released ones, whose customer or order has arrived
+    since, are not: ``tasks.quarantine.settle_quarantine``).
 
     Only rule names, counts and the rule's reason text are read: never the record itself."""
     engine = engine or get_engine()
@@ -136,7 +142,7 @@ def quarantine_run_summary(run_id: str, engine=None) -> tuple[list[dict], int]:
         "WHERE run_id = :r GROUP BY source_table, rule ORDER BY source_table, rule",
         {"r": run_id},
     )
-    total = int(read_frame(engine, "SELECT COUNT(*) AS n FROM quarantine")["n"].iloc[0])
+    total = int(read_frame(engine, "SELECT COUNT(*) AS n FROM quarantine WHERE resolved_at IS NULL")["n"].iloc[0])
     rows = [
         {"table": r.source_table, "rule": r.rule, "n": int(r.n), "reason": _one_line(r.reason)}
         for r in df.itertuples()
@@ -150,10 +156,18 @@ def _one_line(text: str | None, limit: int = 120) -> str:
     return s if len(s) <= limit else s[: limit - 1] + "…"
 
 
-def quarantine_markdown(as_of: date | str, run_id: str, rows: list[dict], total: int, lang: str | None = None) -> str:
+def quarantine_released(run_id: str, engine=None) -> int:
+    """Quarantined records this run released (validated again and loaded) or closed."""
+    engine = engine or get_engine()
+    return int(read_frame(engine, "SELECT COUNT(*) AS n FROM quarantine WHERE resolved_run_id = :r", {"r": run_id})["n"].iloc[0])
+
+
+def quarantine_markdown(as_of: date | str, run_id: str, rows: list[dict], total: int, lang: str | None = None, released: int = 0) -> str:
     """The quarantine summary as Markdown for the Prefect UI."""
     lines = [t("artifact.quarantine.title", lang, as_of=as_of), ""]
     n = sum(r["n"] for r in rows)
+    if released:
+        lines += [t("artifact.quarantine.released", lang, n=released), ""]
     if not rows:
         lines.append(t("artifact.quarantine.none", lang))
     else:
@@ -185,9 +199,10 @@ def publish_quarantine_summary(as_of: date | str, run_id: str) -> dict:
     """Build this run's quarantine summary, publish it as ``nightly-quarantine``, and return
     the figures for the digest (``summary`` lines, ``quarantined`` count, ``by_rule``)."""
     rows, total = quarantine_run_summary(run_id)
+    released = quarantine_released(run_id)
     key = publish_markdown(
         "quarantine",
-        quarantine_markdown(as_of, run_id, rows, total),
+        quarantine_markdown(as_of, run_id, rows, total, released=released),
         description=f"Quarantine summary, nightly run {as_of}",
     )
     return {

@@ -94,6 +94,21 @@ def test_orders_of_a_fixed_customer_leave_quarantine(warehouse, sample_source, s
     paid = read_frame(warehouse, "SELECT paid_orders FROM customer_aggregates WHERE customer_id = :c", {"c": cid})
     assert paid["paid_orders"].tolist() == [int((mine["status"] == "paid").sum())]
 
+    # the operator's view: nothing open, the settled ones behind --all, `show` says by which run
+    from typer.testing import CliRunner
+
+    from userops.cli import app
+
+    runner = CliRunner()
+    listed = runner.invoke(app, ["quarantine", "list"])  # zh-CN, the default
+    assert listed.exit_code == 0 and "隔离区为空" in listed.output
+    assert f"另有 {len(q)} 条记录已处理" in listed.output and "--all" in listed.output
+    everything = runner.invoke(app, ["quarantine", "list", "--all", "--table", "orders", "--limit", "100"]).output
+    assert all(o in everything for o in mine["order_id"])
+    first = read_frame(warehouse, "SELECT MIN(id) AS i, MIN(resolved_run_id) AS r FROM quarantine").iloc[0]
+    shown = runner.invoke(app, ["quarantine", "show", str(int(first["i"]))]).output
+    assert "处理运行" in shown and str(first["r"]) in shown
+
     # a third night (the same night again) changes nothing
     before = _snapshot(warehouse)
     nightly(as_of=NIGHT_2)

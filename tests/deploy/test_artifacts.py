@@ -10,6 +10,7 @@ from tasks.artifacts import (
     ARTIFACT_KEYS,
     artifact_key,
     quarantine_markdown,
+    quarantine_released,
     quarantine_run_summary,
     quarantine_summary_lines,
 )
@@ -63,14 +64,21 @@ def test_quarantine_summary_counts_this_run_only_and_holds_no_personal_data(ware
                 ("customers", "phone_malformed", "phone | malformed"),
             ],
         )
+        _quarantine(conn, "older-run", [("orders", "customer_unknown", "customer C9 not loaded")])
+        # run-1 loaded C9 and released that order (settle_quarantine): no longer open
+        conn.exec_driver_sql("UPDATE quarantine SET resolved_at = '2026-11-20 18:05:00', resolved_run_id = 'run-1' "
+                             "WHERE run_id = 'older-run'")
     rows, total = quarantine_run_summary("run-1", warehouse)
-    assert total == 4
+    assert total == 4  # open: the old run's 1 + this run's 3; the released one is not counted
+    assert quarantine_released("run-1", warehouse) == 1 and quarantine_released("old-run", warehouse) == 0
+    md_released = quarantine_markdown("2026-11-20", "run-1", rows, total, lang="en", released=1)
+    assert "1 previously quarantined records settled in this run" in md_released
     assert rows == [
         {"table": "customers", "rule": "phone_malformed", "n": 1, "reason": "phone / malformed"},
         {"table": "orders", "rule": "amount_negative", "n": 2, "reason": "amount is negative"},
     ]
     md = quarantine_markdown("2026-11-20", "run-1", rows, total, lang="en")
-    assert "3 records quarantined in this run (4 in the quarantine overall)" in md
+    assert "3 records quarantined in this run (4 open in the quarantine)" in md and "settled" not in md
     assert "| orders | amount_negative | 2 |" in md
     assert "13800138000" not in md and "a@b.cn" not in md
     assert quarantine_summary_lines(rows, lang="en")[1] == "quarantine: orders rejected 2 by rule amount_negative"

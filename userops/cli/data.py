@@ -38,11 +38,15 @@ register_messages(
         "quarantine.field.reason": {"zh-CN": "原因", "en": "reason"},
         "quarantine.field.run_id": {"zh-CN": "运行编号", "en": "run_id"},
         "quarantine.field.seen_at": {"zh-CN": "发现时间", "en": "seen_at"},
+        "quarantine.field.resolved_at": {"zh-CN": "处理时间", "en": "settled_at"},
+        "quarantine.field.resolved_run_id": {"zh-CN": "处理运行", "en": "settled_by_run"},
         "quarantine.field.record": {"zh-CN": "原始记录", "en": "record"},
+        "quarantine.settled_hidden": {"zh-CN": "另有 {n} 条记录已处理(客户或订单到达后重新校验放行,或被新版本取代),加 --all 查看。",
+                                      "en": "{n} more records are settled (released once their customer or order arrived, or superseded); --all lists them."},
     }
 )
 # ``quarantine show``: the record's fields in this order, each with its label
-QUARANTINE_FIELDS = ("id", "source_table", "source_id", "rule", "reason", "run_id", "seen_at")
+QUARANTINE_FIELDS = ("id", "source_table", "source_id", "rule", "reason", "run_id", "seen_at", "resolved_at", "resolved_run_id")
 
 
 def register(app: typer.Typer) -> None:
@@ -215,12 +219,17 @@ def quarantine_list(
     table: Optional[str] = typer.Option(None, "--table", help="customers, orders, order-items, feedback or events."),
     run: Optional[str] = typer.Option(None, "--run", help="Only records first seen in this run id."),
     limit: int = typer.Option(50, "--limit"),
+    show_all: bool = typer.Option(False, "--all", help="Also records already settled (released once their customer or order arrived, or superseded)."),
 ) -> None:
-    """Rejected records grouped by table and rule, then the latest ones."""
+    """Rejected records still open, grouped by table and rule, then the latest ones."""
     from tasks.quarantine import quarantine_records, quarantine_summary
 
     table = None if table is None else _table(table, stored_ok=True)
-    summary = quarantine_summary(table=table, run_id=run)
+    summary = quarantine_summary(table=table, run_id=run, open_only=not show_all)
+    if not show_all:
+        settled = int(quarantine_summary(table=table, run_id=run, open_only=False)["n"].sum()) - int(summary["n"].sum())
+        if settled > 0:
+            typer.echo(t("quarantine.settled_hidden", n=settled))
     if summary.empty:
         typer.echo(t("quarantine.none"))
         return
@@ -229,7 +238,7 @@ def quarantine_list(
         typer.echo(f"{r.source_table:<14} {r.rule:<33} {r.n:>7}  {or_dash(r.last_run)}")
     typer.echo("")
     typer.echo(t("quarantine.latest"))
-    recs = quarantine_records(table=table, run_id=run, limit=limit)
+    recs = quarantine_records(table=table, run_id=run, limit=limit, open_only=not show_all)
     for r in recs.itertuples():
         typer.echo(f"#{r.id:<6} {r.source_table:<12} {or_dash(r.source_id):<14} {r.rule:<28} {or_dash(r.reason)}")
 
