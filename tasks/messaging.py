@@ -58,6 +58,7 @@ import json
 import logging
 import math
 import os
+import shutil
 import smtplib
 import socket
 import threading
@@ -65,7 +66,7 @@ import time
 from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta, timezone
+from datetime import date, datetime, timedelta, timezone
 from email.message import EmailMessage
 from email.utils import format_datetime, parsedate_to_datetime
 from pathlib import Path
@@ -79,7 +80,7 @@ from prefect import task
 from prefect.cache_policies import NO_CACHE
 from sqlalchemy.engine import Connection, Engine
 
-from userops.clock import utcnow
+from userops.clock import shop_today, utcnow
 from userops.db import SQLITE_TS_FORMAT, audit, copy_frame, get_engine, is_postgres
 from userops.settings import get_settings
 
@@ -728,6 +729,26 @@ class StaffList:
             self._keys[p] = keys
         return self._keys[p]
 
+    def prune(self, today: date, keep_days: int) -> list[str]:
+        """Delete the day folders older than ``keep_days`` (0: keep all). The lists hold
+        customers' phones and emails for staff follow-up; they are working files, not an
+        archive (the touches table keeps who was listed and when). Returns the days removed."""
+        if keep_days <= 0 or not self.root.is_dir():
+            return []
+        gone = []
+        for d in sorted(self.root.iterdir()):
+            try:
+                day = date.fromisoformat(d.name)
+            except ValueError:
+                continue  # not a day folder of ours
+            if d.is_dir() and (today - day).days > keep_days:
+                shutil.rmtree(d, ignore_errors=True)
+                gone.append(d.name)
+        if gone:
+            self._keys.clear()
+            log.info("staff-outreach lists older than %d days deleted: %s", keep_days, ", ".join(gone))
+        return gone
+
     def finish(self, max_rows: int) -> list[str]:
         """Write the .xlsx next to each CSV touched (up to ``max_rows``); returns the files."""
         out = []
@@ -1076,11 +1097,14 @@ class _Channels:
         self.opened[channel] = ch
         return ch
 
-    def close(self) -> list[str]:
+    def close(self, now: datetime | None = None) -> list[str]:
         files = []
         for name, ch in self.opened.items():
             if name == "staff":
-                files = ch.finish(get_settings().campaigns.staff_excel_max_rows)
+                cs = get_settings().campaigns
+                files = ch.finish(cs.staff_excel_max_rows)
+                today = now.replace(tzinfo=timezone.utc).astimezone(ZoneInfo(shop_zone())).date() if now else shop_today()
+                ch.prune(today, cs.outreach_keep_days)
             else:
                 ch.close()
         return files
@@ -1202,7 +1226,7 @@ def send_due(
             if running is not None:
                 finish(running)
             pool.shutdown(wait=True)
-            files = channels.close()
+            files = channels.close(clock())
         finally:
             lease.stop()
     with engine.connect() as conn:

@@ -127,6 +127,7 @@ class CampaignSettings(BaseModel):
     push_rate_per_second: float = 0.0
     email_rate_per_second: float = 0.0
     staff_excel_max_rows: int = 50_000  # staff-outreach list also as .xlsx up to this size
+    outreach_keep_days: int = 30  # staff-outreach files (they hold phones and emails, for staff) are deleted after this many days; 0 keeps them
 
 
 class CrisisRemedy(BaseModel):

@@ -535,3 +535,17 @@ def test_touches_of_an_unconfigured_channel_wait(warehouse, people, provider):
     assert (t["status"] == "planned").all() and (t["attempts"] == 0).all()
     with pytest.raises(RuntimeError, match="no provider is configured for email"):
         send_due(now=NOON, channel_override="email")
+
+
+def test_staff_outreach_lists_are_deleted_after_the_keep_days(warehouse, people, tmp_path):
+    """The lists hold phones and emails for staff: a sender writing today's removes the day
+    folders older than campaigns.outreach_keep_days (30), keeps the recent ones and anything
+    that is not a day folder of ours."""
+    root = tmp_path / "output" / "outreach"
+    for day in ("2026-10-20", "2026-10-21", "2026-11-19"):  # 31, 30 and 1 days before NOON's day
+        (root / day).mkdir(parents=True)
+        (root / day / "t.csv").write_text("touch_key,phone\nold,13800138000\n", encoding="utf-8-sig")
+    (root / "notes").mkdir()
+    _plan(warehouse, list(people.index)[:2], "staff")
+    assert send_due(now=NOON)["sent"] == 2
+    assert sorted(p.name for p in root.iterdir()) == ["2026-10-21", "2026-11-19", "2026-11-20", "notes"]
