@@ -27,7 +27,7 @@ from datetime import date
 from prefect import flow, get_run_logger
 
 from flows.hooks import ALERT_HOOKS
-from tasks.campaigns.definitions import SILENT_SHARE_EVENT, load_campaigns_task
+from tasks.campaigns.definitions import SILENT_SHARE_EVENT, Channel, load_campaigns_task
 from tasks.campaigns.engine import finish_campaign_runs_task, plan_campaign_task
 from tasks.campaigns.readout import publish_calendar_task, publish_readouts_task
 from tasks.campaigns import texts  # noqa: F401  (registers the words)
@@ -95,13 +95,14 @@ def run_campaigns(as_of: date | None = None, run_id: str | None = None) -> dict:
 
 
 @flow(name="campaign", log_prints=True, **ALERT_HOOKS)
-def run_campaign(name: str, channel: str | None = None, as_of: date | None = None) -> dict:
+def run_campaign(name: str, channel: Channel | None = None, as_of: date | None = None) -> dict:
     """Run one campaign now: plan it for today and send what is due.
 
     Args:
         name: the campaign (file name in campaigns/, e.g. awakening, retention, recall).
-        channel: send through this channel instead (email, sms, push, staff), for one-off sends.
-        as_of: business day (default: today in the shop's timezone).
+        channel: send through this channel instead (email, sms, push, staff), for one-off
+            sends. Leave empty to use each message's own channel.
+        as_of: business day, YYYY-MM-DD. Leave empty for today in the shop's timezone.
     """
     logger = get_run_logger()
     as_of = as_of or shop_today()
@@ -138,12 +139,14 @@ def _event_run(event: str, day: date, notes: str) -> dict:
 
 
 @flow(name="recall-plan", log_prints=True, **ALERT_HOOKS)
-def recall_plan(silent_share: float | None = None, as_of: str | None = None) -> dict:
+def recall_plan(silent_share: float | None = None, as_of: date | None = None) -> dict:
     """Churn-warning recall plan (流失预警召回计划), started when the silent share is too high.
 
     Args:
-        silent_share: the silent share the health check saw (e.g. 0.38); goes into the run's notes.
-        as_of: the business day of the health check (YYYY-MM-DD; default today).
+        silent_share: the silent share the health check saw (e.g. 0.38); goes into the run's
+            notes. Leave empty when starting it by hand.
+        as_of: the business day of the health check, YYYY-MM-DD. Leave empty for today in the
+            shop's timezone.
     """
     day = date.fromisoformat(str(as_of)[:10]) if as_of else shop_today()
     threshold = get_settings().health.silent_share_max
