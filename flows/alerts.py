@@ -11,9 +11,10 @@ from prefect import flow, get_run_logger
 
 from flows.hooks import ALERT_HOOKS
 from tasks.alerts.tasks import deliver_task, queue_crash_task
+from userops import run_names
 
 
-@flow(name="alert-crashed-run", **ALERT_HOOKS)
+@flow(name="alert-crashed-run", flow_run_name=run_names.alert_crashed_run, **ALERT_HOOKS)
 def alert_crashed_run(flow_run_ref: str) -> dict:
     """Alert the operator about a crashed flow run.
 
@@ -27,7 +28,7 @@ def alert_crashed_run(flow_run_ref: str) -> dict:
     return {"queued": queued, "delivery": delivery}
 
 
-@flow(name="deliver-alerts", **ALERT_HOOKS)
+@flow(name="deliver-alerts", flow_run_name=run_names.deliver_alerts, **ALERT_HOOKS)
 def deliver_alerts() -> dict:
     """Deliver every alert waiting in the outbox (retries, rate limits, merging)."""
     return deliver_task()

@@ -33,6 +33,7 @@ from tasks.campaigns.readout import publish_calendar_task, publish_readouts_task
 from tasks.campaigns import texts  # noqa: F401  (registers the words)
 from tasks.ingest import new_run_id
 from tasks.messaging import send_due_task
+from userops import run_names
 from userops.clock import shop_today
 from userops.i18n import t
 from userops.runners import PartitionMap, dask_enabled, partition_runner, use_partition_map
@@ -94,7 +95,7 @@ def run_campaigns(as_of: date | None = None, run_id: str | None = None) -> dict:
     return {"as_of": str(as_of), "campaigns": plans, "delivery": delivery, "readouts": readouts, "summary": _summary(plans, delivery)}
 
 
-@flow(name="campaign", log_prints=True, **ALERT_HOOKS)
+@flow(name="campaign", log_prints=True, flow_run_name=run_names.campaign, **ALERT_HOOKS)
 def run_campaign(name: str, channel: Channel | None = None, as_of: date | None = None) -> dict:
     """Run one campaign now: plan it for today and send what is due.
 
@@ -138,7 +139,7 @@ def _event_run(event: str, day: date, notes: str) -> dict:
     return {"as_of": str(day), "event": event, "notes": notes, "campaigns": plans, "delivery": deliveries, "summary": summary}
 
 
-@flow(name="recall-plan", log_prints=True, **ALERT_HOOKS)
+@flow(name="recall-plan", log_prints=True, flow_run_name=run_names.recall_plan, **ALERT_HOOKS)
 def recall_plan(silent_share: float | None = None, as_of: date | None = None) -> dict:
     """Churn-warning recall plan (流失预警召回计划), started when the silent share is too high.
 
@@ -173,7 +174,7 @@ def event_campaigns(event: str, as_of: str | None = None, notes: str | None = No
     return _event_run(event, day, notes or event)
 
 
-@flow(name="deliver-messages", log_prints=True, **ALERT_HOOKS)
+@flow(name="deliver-messages", log_prints=True, flow_run_name=run_names.deliver_messages, **ALERT_HOOKS)
 def deliver_messages() -> dict:
     """Send every touch that is due now (deferred by quiet hours, retries, approved reviews)."""
     delivery = send_due_task()

@@ -21,6 +21,7 @@ from prefect import flow, get_run_logger
 from models.messages import localized
 from models.scoring import summary_lines
 from tasks.churn import load_frames_task, needs_training_task, score_task, train_task
+from userops import run_names
 from userops.clock import shop_today
 from userops.i18n import t
 from userops.runners import dask_enabled, default_partitions, partition_runner
@@ -56,7 +57,7 @@ def score_churn(as_of: date | None = None, run_id: str | None = None) -> dict:
     return result
 
 
-@flow(name="retrain-churn-model", log_prints=True)
+@flow(name="retrain-churn-model", log_prints=True, flow_run_name=run_names.retrain_churn_model)
 def retrain_churn_model(as_of: date | None = None) -> dict:
     """Train a new churn model on the latest complete window; it becomes champion only if it
     does not lose to the current champion on the same holdout. The result says why.

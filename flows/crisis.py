@@ -55,6 +55,7 @@ from tasks.crisis.runs import current_run, force_running, is_alive
 from tasks.crisis.spike import EVENT as SPIKE_EVENT
 from tasks.crisis.spike import link_spikes
 from tasks.crisis.util import to_shop_str
+from userops import run_names
 from userops.clock import utcnow
 from userops.db import get_engine
 from userops.i18n import t
@@ -103,7 +104,7 @@ class CoreReview(RunInput):
     note: str = Field(default="", description="Optional note for the record.")
 
 
-@flow(name="crisis-response", log_prints=True, **ALERT_HOOKS)
+@flow(name="crisis-response", log_prints=True, flow_run_name=run_names.crisis_response, **ALERT_HOOKS)
 def crisis_response(skus: list[str], reason: str, severity: Severity = "high") -> dict:
     """Run the 3C checklist for a product incident: Control 2h, Clarify 4h, Compensate 24h.
 

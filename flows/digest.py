@@ -19,13 +19,14 @@ from prefect import flow
 from prefect.runtime import flow_run
 
 from flows.hooks import ALERT_HOOKS
+from userops import run_names
 from tasks.alerts.digest import build_digest_task, publish_digest_task, queue_digest_task
 from tasks.alerts.tasks import deliver_task
 
 HOLD_SECONDS = 900
 
 
-@flow(name="nightly-digest", log_prints=True, **ALERT_HOOKS)
+@flow(name="nightly-digest", log_prints=True, flow_run_name=run_names.nightly_digest, **ALERT_HOOKS)
 def nightly_digest(as_of: date, run_id: str) -> dict:
     """Build, publish and send tonight's digest (夜间摘要).
 

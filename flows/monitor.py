@@ -22,6 +22,7 @@ from tasks.crisis.deadlines import watch_deadlines_task
 from tasks.crisis.feedback import feedback_sla_task, quality_trace_task
 from tasks.crisis.report import auto_close_task
 from tasks.crisis.spike import check_spikes_task
+from userops import run_names
 from userops.i18n import t
 
 
@@ -35,7 +36,7 @@ def advance_compensation_task() -> dict:
     return advance_open_incidents()
 
 
-@flow(name="hourly-monitor", log_prints=True, **ALERT_HOOKS)
+@flow(name="hourly-monitor", log_prints=True, flow_run_name=run_names.hourly_monitor, **ALERT_HOOKS)
 def hourly_monitor() -> dict:
     """Every hour: the 24h feedback promise, complaint spikes, crisis deadlines and the complaint-rate alert."""
     logger = get_run_logger()

@@ -19,6 +19,7 @@ from prefect import flow, get_run_logger
 from flows.hooks import ALERT_HOOKS
 from tasks.ingest import SOURCE_TABLES, check_suites_task, ingest_task, new_run_id
 from tasks.runs import finish_run, start_run
+from userops import run_names
 from userops.clock import shop_today
 from userops.db import migrate
 
@@ -34,7 +35,7 @@ def ingest_sources(run_id: str, full_refresh: bool = False) -> dict:
     return loaded
 
 
-@flow(name="nightly", log_prints=True, **ALERT_HOOKS)
+@flow(name="nightly", log_prints=True, flow_run_name=run_names.nightly, **ALERT_HOOKS)
 def nightly(as_of: date | None = None, full_refresh: bool = False) -> dict:
     """The nightly run: pull customers and orders, check and store them, then run every
     nightly stage (tags, health, churn scores, campaigns, crisis check, digest).

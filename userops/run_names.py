@@ -1,0 +1,107 @@
+"""Flow run names the operator can find in the Prefect UI's run list.
+
+Prefect names a run after a random adjective and animal unless the flow says otherwise; an
+operator looking for "last night's run" or "the 14:00 watch" reads these instead:
+
+    nightly-2026-12-07            nightly-2026-12-07-full-refresh
+    campaign-awakening-2026-12-07 crisis-high-SKU-0042
+    hourly-monitor-2026-12-07 14:00
+
+Each is a callable for ``@flow(flow_run_name=...)``, evaluated when the run starts, reading the
+run's parameters: an empty ``as_of`` is named after the day the flow will compute (today in
+the shop's timezone), never "None". Only ids, days and choices go into a name, never free text
+(a crisis ``reason`` may name a customer). A name never fails a run: anything unexpected falls
+back to the flow's own name.
+"""
+from __future__ import annotations
+
+import functools
+from datetime import timezone
+from zoneinfo import ZoneInfo
+
+
+def _parameters() -> dict:
+    from prefect.runtime import flow_run
+
+    return dict(flow_run.parameters or {})
+
+
+def _day(value) -> str:
+    if value in (None, ""):
+        from userops.clock import shop_today
+
+        return shop_today().isoformat()
+    return str(value)[:10]
+
+
+def _shop_minute() -> str:
+    from userops.clock import utcnow
+    from userops.settings import get_settings
+
+    return utcnow().replace(tzinfo=timezone.utc).astimezone(ZoneInfo(get_settings().timezone)).strftime("%Y-%m-%d %H:%M")
+
+
+def _safe(fallback: str):
+    def wrap(fn):
+        @functools.wraps(fn)
+        def name() -> str:
+            try:
+                return fn(_parameters())
+            except Exception:  # a name is a convenience: never the reason a run fails
+                return fallback
+
+        return name
+
+    return wrap
+
+
+@_safe("nightly")
+def nightly(p: dict) -> str:
+    return f"nightly-{_day(p.get('as_of'))}" + ("-full-refresh" if p.get("full_refresh") else "")
+
+
+@_safe("retrain-churn-model")
+def retrain_churn_model(p: dict) -> str:
+    return f"retrain-churn-model-{_day(p.get('as_of'))}"
+
+
+@_safe("campaign")
+def campaign(p: dict) -> str:
+    return f"campaign-{p['name']}-{_day(p.get('as_of'))}" + (f"-{p['channel']}" if p.get("channel") else "")
+
+
+@_safe("recall-plan")
+def recall_plan(p: dict) -> str:
+    return f"recall-plan-{_day(p.get('as_of'))}"
+
+
+@_safe("crisis-response")
+def crisis_response(p: dict) -> str:
+    skus = [str(s) for s in (p.get("skus") or [])]
+    shown = ",".join(skus[:3]) + (f"+{len(skus) - 3}" if len(skus) > 3 else "")
+    return f"crisis-{p.get('severity') or 'high'}-{shown or '?'}"
+
+
+@_safe("nightly-digest")
+def nightly_digest(p: dict) -> str:
+    return f"nightly-digest-{_day(p.get('as_of'))}"
+
+
+@_safe("alert-crashed-run")
+def alert_crashed_run(p: dict) -> str:
+    return f"alert-crashed-run-{str(p['flow_run_ref']).removeprefix('prefect.flow-run.')}"
+
+
+def every(prefix: str):
+    """For the scheduled watches without parameters: the flow's name and the shop's minute."""
+
+    @_safe(prefix)
+    def name(p: dict) -> str:
+        return f"{prefix}-{_shop_minute()}"
+
+    return name
+
+
+hourly_monitor = every("hourly-monitor")
+deliver_alerts = every("deliver-alerts")
+deliver_messages = every("deliver-messages")
