@@ -100,16 +100,24 @@ def settle_quarantine(conn: Connection, table: str, run_id: str, suites: dict, r
 
     Only counts are logged. Returns {"released", "superseded", "still_quarantined"}."""
     out = {"released": 0, "superseded": 0, "still_quarantined": 0}
+    key_cols, id_col = KEY_COLUMNS[table], ID_COLUMN[table]
+    # only what can settle: a record held for a reference, or one whose id the warehouse holds
+    # (a newer version may have arrived). A standing quarantine of records bad in themselves
+    # and never loaded (an amount < 0 nobody fixed) is not parsed again every night (100k
+    # such orders: 1.3 -> 0.05 s a night)
+    ref_rules = [REFERENCE_RULES[c] for c in references if c in REFERENCE_RULES] or ["-"]
     q = read_frame(
         conn,
-        "SELECT id, source_id, record_hash, rule, record, run_id, assume_tz, resolved_at FROM quarantine "
-        "WHERE source_table = :t AND source_id IN "
-        "(SELECT source_id FROM quarantine WHERE source_table = :t AND resolved_at IS NULL)",
-        {"t": table},
+        sa.text(
+            "SELECT id, source_id, record_hash, rule, record, run_id, assume_tz, resolved_at FROM quarantine "
+            "WHERE source_table = :t AND source_id IN ("
+            "SELECT q2.source_id FROM quarantine q2 WHERE q2.source_table = :t AND q2.resolved_at IS NULL "
+            f"AND (q2.rule IN :refs OR EXISTS (SELECT 1 FROM {table} w WHERE w.{id_col} = q2.source_id)))"
+        ).bindparams(sa.bindparam("refs", expanding=True)),
+        {"t": table, "refs": ref_rules},
     )
     if q.empty:
         return out
-    key_cols, id_col = KEY_COLUMNS[table], ID_COLUMN[table]
     ts_col = "occurred_at" if table == "events" else "updated_at"
     recs = pd.DataFrame.from_records([json.loads(r) for r in q["record"]], index=q.index)
     if any(c not in recs.columns for c in key_cols):

@@ -178,3 +178,36 @@ def test_an_imported_order_is_released_in_the_zone_it_was_read_in(warehouse, tmp
     got = read_frame(warehouse, "SELECT order_id, paid_at FROM orders ORDER BY order_id", parse_dates=["paid_at"])
     assert got["paid_at"].tolist() == [pd.Timestamp("2025-06-01 04:00:00"), pd.Timestamp("2025-06-02 04:00:00")]
     assert _count(warehouse, "SELECT COUNT(*) FROM quarantine WHERE resolved_at IS NULL") == 0
+
+
+def test_settling_reads_only_what_can_settle(warehouse):
+    """A record bad in itself (amount < 0) is superseded once the warehouse holds a newer
+    version of it (fixed at the source and loaded); one never loaded stays open, and is not
+    even read (the candidate query skips it: a standing quarantine costs nothing a night)."""
+    import json
+
+    from tasks.ingest import REFERENCES
+    from tasks.quarantine import settle_quarantine
+    from tasks.validate import load_suites
+    from userops.db import bulk_upsert
+
+    def order(oid, amount, stamp):
+        return {"order_id": oid, "customer_id": "C1", "paid_at": "2026-10-01 10:00:00", "amount": amount, "status": "paid",
+                "discount_amount": "0", "channel": "app", "updated_at": stamp}
+
+    bad = [order("O-FIXED", "-5.00", "2026-10-01 10:00:00"), order("O-STANDING", "-7.00", "2026-10-01 10:00:00")]
+    q = pd.DataFrame({"source_table": "orders", "source_id": ["O-FIXED", "O-STANDING"], "record_hash": ["h1", "h2"],
+                      "rule": "amount_negative", "reason": "amount is negative", "record": [json.dumps(r) for r in bad],
+                      "run_id": "night-1", "seen_at": pd.Timestamp("2026-10-01 12:00:00")})
+    customers = pd.DataFrame({"customer_id": ["C1"], "registered_at": pd.Series([pd.Timestamp("2025-01-01")], dtype="datetime64[us]")})
+    fixed = pd.DataFrame([order("O-FIXED", 5.0, "2026-10-02 09:00:00")]).assign(
+        paid_at=pd.Timestamp("2026-10-01 10:00:00"), updated_at=pd.Timestamp("2026-10-02 09:00:00"), discount_amount=0.0)
+    with warehouse.begin() as conn:
+        bulk_upsert(conn, "quarantine", q, ["source_table", "record_hash", "rule"], on_conflict="nothing")
+        bulk_upsert(conn, "customers", customers, ["customer_id"])
+        bulk_upsert(conn, "orders", fixed.astype({"paid_at": "datetime64[us]", "updated_at": "datetime64[us]"}), ["order_id"])
+        out = settle_quarantine(conn, "orders", "night-2", load_suites(), REFERENCES["orders"])
+    assert out == {"released": 0, "superseded": 1, "still_quarantined": 0}
+    left = read_frame(warehouse, "SELECT source_id, resolved_run_id FROM quarantine ORDER BY source_id")
+    assert left["source_id"].tolist() == ["O-FIXED", "O-STANDING"]
+    assert left["resolved_run_id"].iloc[0] == "night-2" and pd.isna(left["resolved_run_id"].iloc[1])
