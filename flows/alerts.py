@@ -11,7 +11,9 @@ from prefect import flow, get_run_logger
 
 from flows.hooks import ALERT_HOOKS
 from tasks.alerts.tasks import deliver_task, queue_crash_task
+from tasks.artifacts import alert_delivery_happened, alert_delivery_lines, run_summary_task
 from userops import run_names
+from userops.i18n import t
 
 
 @flow(name="alert-crashed-run", flow_run_name=run_names.alert_crashed_run, **ALERT_HOOKS)
@@ -31,4 +33,11 @@ def alert_crashed_run(flow_run_ref: str) -> dict:
 @flow(name="deliver-alerts", flow_run_name=run_names.deliver_alerts, **ALERT_HOOKS)
 def deliver_alerts() -> dict:
     """Deliver every alert waiting in the outbox (retries, rate limits, merging)."""
-    return deliver_task()
+    delivery = deliver_task()
+    summary = alert_delivery_lines(delivery)
+    for line in summary:
+        get_run_logger().info(line)
+    if alert_delivery_happened(delivery):
+        # every 5 minutes: only a run that did something leaves an artifact (on the run, no key)
+        run_summary_task(t("artifact.run.deliver_alerts", when=run_names.shop_minute()), summary)
+    return {**delivery, "summary": summary}

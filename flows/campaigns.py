@@ -27,6 +27,7 @@ from datetime import date
 from prefect import flow, get_run_logger
 
 from flows.hooks import ALERT_HOOKS
+from tasks.artifacts import run_summary_task
 from tasks.campaigns.definitions import SILENT_SHARE_EVENT, Channel, load_campaigns_task
 from tasks.campaigns.engine import finish_campaign_runs_task, plan_campaign_task
 from tasks.campaigns.readout import publish_calendar_task, publish_readouts_task
@@ -157,6 +158,7 @@ def recall_plan(silent_share: float | None = None, as_of: date | None = None) ->
         notes = t("campaign.recall.note_manual")
     out = _event_run(SILENT_SHARE_EVENT, day, notes)
     get_run_logger().info(notes)
+    run_summary_task(t("artifact.run.recall_plan", as_of=day), out["summary"], "recall_plan")
     return out
 
 
@@ -178,4 +180,10 @@ def event_campaigns(event: str, as_of: str | None = None, notes: str | None = No
 def deliver_messages() -> dict:
     """Send every touch that is due now (deferred by quiet hours, retries, approved reviews)."""
     delivery = send_due_task()
-    return {"delivery": delivery, "summary": _summary({}, delivery)}
+    summary = _summary({}, delivery)
+    for line in summary:
+        get_run_logger().info(line)
+    if any(delivery.get(k) for k in ("sent", "failed", "retry_scheduled", "suppressed", "resent_after_crash")):
+        # every 10 minutes: only a run that did something leaves an artifact (on the run, no key)
+        run_summary_task(t("artifact.run.deliver_messages", when=run_names.shop_minute()), summary)
+    return {"delivery": delivery, "summary": summary}

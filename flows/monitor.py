@@ -21,6 +21,7 @@ from tasks.crisis.compensate import advance_open_incidents, finish_orphaned_work
 from tasks.crisis.deadlines import watch_deadlines_task
 from tasks.crisis.feedback import feedback_sla_task, quality_trace_task
 from tasks.crisis.report import auto_close_task
+from tasks.artifacts import run_summary_task
 from tasks.crisis.spike import check_spikes_task
 from userops import run_names
 from userops.i18n import t
@@ -50,6 +51,7 @@ def hourly_monitor() -> dict:
     summary = _summary(spikes, deadlines, feedback)
     for line in summary:
         logger.info(line)
+    run_summary_task(t("artifact.run.monitor", when=run_names.shop_minute()), summary, "monitor")  # readable in the UI, "nothing to do" included
     return {
         "feedback_sla": {k: v for k, v in feedback.items() if k != "overdue_ids"},
         "spikes": spikes,

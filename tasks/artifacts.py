@@ -13,6 +13,12 @@ The keys live here so every part of the product uses the same ones:
 | communication calendar (campaigns) | ``campaign-calendar`` |
 | churn model report (churn) | ``churn-model`` |
 | crisis incident (crisis) | ``incident-<incident id>`` |
+| the hourly watch's summary (crisis) | ``hourly-monitor`` |
+| churn-warning recall plan (campaigns) | ``recall-plan`` |
+
+The delivery flows that run every few minutes (``deliver-alerts``, ``deliver-messages``)
+attach their summary to the run only (no key, :func:`publish_run_summary`), and only when
+they delivered something: the Artifacts page is not flooded with "nothing due".
 
 Use :func:`artifact_key` to build a key. Artifacts hold counts and rules, never a phone,
 email, name, token or webhook URL (``userops.privacy`` masks record values where needed).
@@ -25,6 +31,7 @@ import re
 from datetime import date
 
 from prefect import task
+from prefect.cache_policies import NO_CACHE
 
 from userops.db import get_engine, read_frame
 from userops.i18n import register, t
@@ -37,6 +44,8 @@ ARTIFACT_KEYS: dict[str, str] = {
     "calendar": "campaign-calendar",
     "churn": "churn-model",
     "incident": "incident-{name}",
+    "monitor": "hourly-monitor",
+    "recall_plan": "recall-plan",
 }
 
 _KEY_OK = re.compile(r"^[a-z0-9-]+$")
@@ -97,6 +106,16 @@ register(
             "zh-CN": "隔离:{table} 按规则 {rule} 拒绝 {n} 条",
             "en": "quarantine: {table} rejected {n} by rule {rule}",
         },
+        "artifact.run.nothing": {"zh-CN": "本次运行没有需要处理的事项。", "en": "Nothing to do in this run."},
+        "artifact.run.monitor": {"zh-CN": "每小时巡检 {when}", "en": "Hourly watch {when}"},
+        "artifact.run.recall_plan": {"zh-CN": "流失预警召回计划 {as_of}", "en": "Churn-warning recall plan {as_of}"},
+        "artifact.run.deliver_alerts": {"zh-CN": "告警投递 {when}", "en": "Alert delivery {when}"},
+        "artifact.run.deliver_messages": {"zh-CN": "消息投递 {when}", "en": "Message delivery {when}"},
+        "artifact.run.alerts_line": {
+            "zh-CN": "告警:发送 {sent} 条(合并 {merged} 条),推迟 {deferred} 条,失败 {failed} 条,过期 {expired} 条",
+            "en": "Alerts: {sent} sent ({merged} merged), {deferred} deferred, {failed} failed, {expired} expired",
+        },
+        "artifact.run.channel_line": {"zh-CN": "渠道 {channel}:{verdict}", "en": "Channel {channel}: {verdict}"},
         "artifact.quarantine.line_none": {
             "zh-CN": "隔离:本次无拒绝记录",
             "en": "quarantine: nothing rejected",
@@ -195,6 +214,42 @@ def publish_markdown(kind: str, markdown: str, description: str, name: str | Non
     return key
 
 
+def run_summary_markdown(title: str, lines: list[str], lang: str | None = None) -> str:
+    """A run's summary lines as Markdown: the title, one bullet per line (or "nothing to
+    do"). The lines are the flow's own ``summary`` (counts, SKUs, campaign names; the
+    flows never put a phone, email or name in them); they are scrubbed once more anyway."""
+    from userops.privacy import scrub_text
+
+    body = [f"- {_one_line(scrub_text(str(line)), 300)}" for line in lines if str(line).strip()]
+    return "\n".join([f"## {title}", ""] + (body or [t("artifact.run.nothing", lang)])) + "\n"
+
+
+def publish_run_summary(title: str, lines: list[str], kind: str | None = None) -> str | None:
+    """Publish a run's summary in the Prefect UI: under the stable key of ``kind`` (history
+    on the Artifacts page), or with ``kind=None`` on the run's Artifacts tab only. Returns the
+    key. Needs a Prefect run context."""
+    if kind:
+        return publish_markdown(kind, run_summary_markdown(title, lines), description=title)
+    from prefect.artifacts import create_markdown_artifact
+
+    create_markdown_artifact(markdown=run_summary_markdown(title, lines), description=title)
+    return None
+
+
+def alert_delivery_lines(delivery: dict, lang: str | None = None) -> list[str]:
+    """``deliver_pending``'s counts and per-channel verdicts as summary lines."""
+    if "error" in delivery:
+        return [f"{t('artifact.run.deliver_alerts', lang, when='').strip()}: {delivery['error']}"]
+    lines = [t("artifact.run.alerts_line", lang, **{k: delivery.get(k, 0) for k in ("sent", "merged", "deferred", "failed", "expired")})]
+    lines += [t("artifact.run.channel_line", lang, channel=ch, verdict=v) for ch, v in (delivery.get("channels") or {}).items()]
+    return lines
+
+
+def alert_delivery_happened(delivery: dict) -> bool:
+    """Whether a delivery run did or tried anything worth a line in the UI."""
+    return "error" in delivery or any(delivery.get(k) for k in ("sent", "merged", "deferred", "failed", "expired"))
+
+
 def publish_quarantine_summary(as_of: date | str, run_id: str) -> dict:
     """Build this run's quarantine summary, publish it as ``nightly-quarantine``, and return
     the figures for the digest (``summary`` lines, ``quarantined`` count, ``by_rule``)."""
@@ -215,6 +270,11 @@ def publish_quarantine_summary(as_of: date | str, run_id: str) -> dict:
 
 
 # ----------------------------------------------------------------------------- tasks
+@task(name="publish-run-summary", cache_policy=NO_CACHE)
+def run_summary_task(title: str, lines: list[str], kind: str | None = None) -> str | None:
+    return publish_run_summary(title, lines, kind)
+
+
 @task(name="publish-quarantine-summary")
 def quarantine_summary_task(as_of: date, run_id: str) -> dict:
     return publish_quarantine_summary(as_of, run_id)

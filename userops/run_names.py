@@ -34,7 +34,8 @@ def _day(value) -> str:
     return str(value)[:10]
 
 
-def _shop_minute() -> str:
+def shop_minute() -> str:
+    """Now in the shop's timezone, to the minute (``2026-12-07 14:00``)."""
     from userops.clock import utcnow
     from userops.settings import get_settings
 
@@ -97,7 +98,7 @@ def every(prefix: str):
 
     @_safe(prefix)
     def name(p: dict) -> str:
-        return f"{prefix}-{_shop_minute()}"
+        return f"{prefix}-{shop_minute()}"
 
     return name
 

@@ -75,6 +75,15 @@ def test_recall_plan_records_the_silent_share(shop, warehouse, prefect_server):
     assert notes == out["notes"]
     stages = set(touches(warehouse).merge(shop["tags"][["customer_id", "lifecycle_stage"]], on="customer_id")["lifecycle_stage"])
     assert stages == {"silent", "churned"}
+    # the operator reads why it ran and what it planned in the UI, on a run named after its day
+    from prefect.artifacts import Artifact
+    from prefect.client.orchestration import get_client
+
+    art = Artifact.get("recall-plan")
+    assert art is not None and "## 流失预警召回计划 2026-11-20" in art.data and out["notes"] in art.data and "recall" in art.data
+    assert "@" not in art.data and "138" not in art.data
+    with get_client(sync_client=True) as client:
+        assert client.read_flow_run(art.flow_run_id).name == "recall-plan-2026-11-20"
 
 
 def test_invalid_definition_fails_before_anything_is_sent(shop, warehouse, cdir, provider, prefect_server):
