@@ -64,3 +64,14 @@ def test_summary_markdown_masks_and_says_nothing_to_do():
     assert not alert_delivery_happened({"sent": 0, "merged": 0, "deferred": 0, "failed": 0, "expired": 0, "channels": {}})
     assert alert_delivery_happened({"error": "OperationalError"})
     assert alert_delivery_lines({"error": "OperationalError"}, lang="en") == ["Alert delivery: OperationalError"]
+
+
+def test_message_delivery_with_nothing_due_leaves_only_its_log_line(prefect_server, warehouse):
+    from flows.campaigns import deliver_messages
+
+    state = deliver_messages(return_state=True)
+    assert state.is_completed()
+    out = state.result()
+    assert out["delivery"]["sent"] == 0 and len(out["summary"]) == 1
+    name, arts = _run(state)
+    assert name.startswith("deliver-messages-20") and arts == []
