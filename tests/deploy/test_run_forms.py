@@ -104,3 +104,13 @@ def test_run_names(monkeypatch):
     monkeypatch.setattr("userops.run_names._parameters", lambda: (_ for _ in ()).throw(RuntimeError("no context")))
     assert nightly.flow_run_name() == "nightly"
     reset_settings()
+
+
+def test_deployments_are_tagged_from_one_vocabulary():
+    """Operators filter the UI's lists by tag: every deployment has tags, and one word per
+    topic (``campaign`` and ``campaigns`` side by side would split the list)."""
+    tags = {d["name"]: d.get("tags") or [] for d in CONFIG["deployments"]}
+    for name, ts in tags.items():
+        assert "userops" in ts and len(ts) >= 2, f"{name}: tags {ts}"
+    every = {t for ts in tags.values() for t in ts}
+    assert not {t for t in every if t + "s" in every}, f"singular and plural tags side by side: {sorted(every)}"
