@@ -236,6 +236,31 @@ def _frame_rows(df: pd.DataFrame, sqlite: bool) -> list[tuple]:
     return list(zip(*cols)) if cols else []
 
 
+class WarehouseWriteError(RuntimeError):
+    """A write PostgreSQL refused, told without the rows' values: the server's own text for a
+    failed COPY or insert adds them ("DETAIL: Failing row contains (..., 13800138000,
+    a@b.cn, ...)", "CONTEXT: COPY ..., column phone: ..."), which the run's traceback, its
+    state message and the CLI would print (``hide_parameters`` only covers bound parameters).
+    The message keeps the table, the server's first line (phone numbers and emails in it
+    masked) and the SQLSTATE."""
+
+
+@contextmanager
+def _row_values_hidden(table: str):
+    try:
+        yield
+    except Exception as exc:
+        orig = getattr(exc, "orig", None) or exc
+        code = getattr(orig, "pgcode", None)
+        if code is None:
+            raise
+        from userops.privacy import scrub_text
+
+        diag = getattr(orig, "diag", None)
+        first = getattr(diag, "message_primary", None) or str(orig).strip().splitlines()[0]
+        raise WarehouseWriteError(f"writing {table} failed: {scrub_text(first)} (SQLSTATE {code}; the rows' values are not shown)") from None
+
+
 def bulk_upsert(
     conn: Connection,
     table: str,
@@ -258,6 +283,13 @@ def bulk_upsert(
     """
     if df.empty:
         return 0
+    if is_postgres(conn):
+        with _row_values_hidden(table):
+            return _bulk_upsert(conn, table, df, key, update_only_changed, chunk_rows, on_conflict, compare_ignore)
+    return _bulk_upsert(conn, table, df, key, update_only_changed, chunk_rows, on_conflict, compare_ignore)
+
+
+def _bulk_upsert(conn, table, df, key, update_only_changed, chunk_rows, on_conflict, compare_ignore) -> int:
     if on_conflict == "error":
         return _insert_frame(conn, table, df, chunk_rows)
     cols = list(df.columns)

@@ -50,3 +50,24 @@ def test_an_opener_name_too_long_does_not_print_the_reason(pg_warehouse):
     text = _text(err.value)
     assert "INSERT INTO incidents" in text
     assert PHONE not in text and EMAIL not in text and "王芳" not in text
+
+
+def test_a_copy_postgresql_refuses_does_not_print_the_rows(pg_warehouse):
+    """PostgreSQL's own text for a refused COPY / insert carries the row ("DETAIL: Failing
+    row contains (..., phone, email, ...)"), which hide_parameters does not cover: the write
+    is reported by table, the server's first line and SQLSTATE, nothing of the rows."""
+    import pandas as pd
+
+    from userops.db import WarehouseWriteError, bulk_upsert
+
+    rows = pd.DataFrame({"customer_id": [None], "name": ["王芳"], "phone": [PHONE], "email": [EMAIL]})
+    with pytest.raises(WarehouseWriteError) as err:
+        with pg_warehouse.begin() as conn:
+            bulk_upsert(conn, "customers", rows, ["customer_id"])
+    text = _text(err.value)
+    assert "customers" in text and "23502" in text and "not-null" in text  # what to fix: the column's constraint
+    assert PHONE not in text and EMAIL not in text and "王芳" not in text, text
+    with pytest.raises(WarehouseWriteError) as err:  # the plain COPY of a first load too
+        with pg_warehouse.begin() as conn:
+            bulk_upsert(conn, "customers", rows, ["customer_id"], on_conflict="error")
+    assert PHONE not in _text(err.value) and "王芳" not in _text(err.value)
