@@ -81,7 +81,7 @@ from prefect.cache_policies import NO_CACHE
 from sqlalchemy.engine import Connection, Engine
 
 from userops.clock import shop_today, utcnow
-from userops.db import SQLITE_TS_FORMAT, audit, copy_frame, get_engine, is_postgres
+from userops.db import SQLITE_TS_FORMAT, audit, copy_frame, get_engine, is_postgres, row_values_hidden
 from userops.settings import get_settings
 
 log = logging.getLogger("userops.messaging")
@@ -259,14 +259,15 @@ def _insert_touches(conn: Connection, df: pd.DataFrame) -> int:
     written = 0
     if pg:
         conn.exec_driver_sql("CREATE TEMP TABLE IF NOT EXISTS _stage_touches (LIKE touches INCLUDING DEFAULTS) ON COMMIT DROP")
-        for start in range(0, len(frame), 200_000):
-            conn.exec_driver_sql("TRUNCATE _stage_touches")
-            copy_frame(conn, "_stage_touches", frame.iloc[start : start + 200_000])
-            res = conn.exec_driver_sql(
-                f"INSERT INTO touches ({col_list}) SELECT {col_list} FROM _stage_touches "
-                f"ON CONFLICT (touch_key) DO UPDATE SET {sets} WHERE {cond}"
-            )
-            written += res.rowcount or 0
+        with row_values_hidden("touches"):  # a refused row would be printed whole (names in the bodies)
+            for start in range(0, len(frame), 200_000):
+                conn.exec_driver_sql("TRUNCATE _stage_touches")
+                copy_frame(conn, "_stage_touches", frame.iloc[start : start + 200_000])
+                res = conn.exec_driver_sql(
+                    f"INSERT INTO touches ({col_list}) SELECT {col_list} FROM _stage_touches "
+                    f"ON CONFLICT (touch_key) DO UPDATE SET {sets} WHERE {cond}"
+                )
+                written += res.rowcount or 0
         return written
     rows = _sqlite_rows(frame)
     stmt = (

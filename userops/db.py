@@ -246,7 +246,7 @@ class WarehouseWriteError(RuntimeError):
 
 
 @contextmanager
-def _row_values_hidden(table: str):
+def row_values_hidden(table: str):
     try:
         yield
     except Exception as exc:
@@ -284,7 +284,7 @@ def bulk_upsert(
     if df.empty:
         return 0
     if is_postgres(conn):
-        with _row_values_hidden(table):
+        with row_values_hidden(table):
             return _bulk_upsert(conn, table, df, key, update_only_changed, chunk_rows, on_conflict, compare_ignore)
     return _bulk_upsert(conn, table, df, key, update_only_changed, chunk_rows, on_conflict, compare_ignore)
 
