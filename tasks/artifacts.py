@@ -72,12 +72,12 @@ def artifact_key(kind: str, name: str | None = None) -> str:
 
 register(
     {
-        "artifact.churn.title": {"zh-CN": "## 流失模型 {version}:{status}", "en": "## Churn model {version}: {status}"},
+        "artifact.churn.title": {"zh-CN": "## 流失模型 {version}：{status}", "en": "## Churn model {version}: {status}"},
         "artifact.churn.window": {
-            "zh-CN": "训练:特征截至 {train},标签取其后 {h} 天;验证(跨时间):特征截至 {eval},标签取其后 {h} 天。训练样本 {n} 人。",
+            "zh-CN": "训练：特征截至 {train}，标签取其后 {h} 天；验证（跨时间）：特征截至 {eval}，标签取其后 {h} 天。训练样本 {n} 人。",
             "en": "Trained on features as of {train}, labels over the next {h} days; validated out of time on features as of {eval}, labels over the next {h} days. {n} customers trained on.",
         },
-        "artifact.churn.header": {"zh-CN": "| 指标(同一验证集) | 新模型 | 当前冠军模型 |", "en": "| metric (same holdout) | this model | champion |"},
+        "artifact.churn.header": {"zh-CN": "| 指标（同一验证集） | 新模型 | 当前冠军模型 |", "en": "| metric (same holdout) | this model | champion |"},
         "artifact.quarantine.title": {
             "zh-CN": "## 数据隔离区 {as_of}",
             "en": "## Quarantine summary {as_of}",
@@ -87,11 +87,11 @@ register(
             "en": "No record was rejected in this run.",
         },
         "artifact.quarantine.new": {
-            "zh-CN": "本次运行新隔离 {n} 条记录(隔离区待处理共 {total} 条)。",
+            "zh-CN": "本次运行新隔离 {n} 条记录（隔离区待处理共 {total} 条）。",
             "en": "{n} records quarantined in this run ({total} open in the quarantine).",
         },
         "artifact.quarantine.released": {
-            "zh-CN": "本次运行处理了 {n} 条此前被隔离的记录(其客户或订单已入库,重新校验后放行;或已被更新的版本取代)。",
+            "zh-CN": "本次运行处理了 {n} 条此前被隔离的记录（其客户或订单已入库，重新校验后放行；或已被更新的版本取代）。",
             "en": "{n} previously quarantined records settled in this run (validated again and loaded once their customer or order arrived, or superseded by a newer version).",
         },
         "artifact.quarantine.header": {
@@ -99,11 +99,11 @@ register(
             "en": "| table | rule | records | example reason |",
         },
         "artifact.quarantine.hint": {
-            "zh-CN": "查看明细:`userops quarantine list --run {run_id}`(手机号、邮箱已脱敏)。",
+            "zh-CN": "查看明细：`userops quarantine list --run {run_id}`（手机号、邮箱已脱敏）。",
             "en": "Details: `userops quarantine list --run {run_id}` (phone and email masked).",
         },
         "artifact.quarantine.line": {
-            "zh-CN": "隔离:{table} 按规则 {rule} 拒绝 {n} 条",
+            "zh-CN": "隔离：{table} 按规则 {rule} 拒绝 {n} 条",
             "en": "quarantine: {table} rejected {n} by rule {rule}",
         },
         "artifact.run.nothing": {"zh-CN": "本次运行没有需要处理的事项。", "en": "Nothing to do in this run."},
@@ -112,12 +112,12 @@ register(
         "artifact.run.deliver_alerts": {"zh-CN": "告警投递 {when}", "en": "Alert delivery {when}"},
         "artifact.run.deliver_messages": {"zh-CN": "消息投递 {when}", "en": "Message delivery {when}"},
         "artifact.run.alerts_line": {
-            "zh-CN": "告警:发送 {sent} 条(合并 {merged} 条),推迟 {deferred} 条,失败 {failed} 条,过期 {expired} 条",
+            "zh-CN": "告警：发送 {sent} 条（合并 {merged} 条），推迟 {deferred} 条，失败 {failed} 条，过期 {expired} 条",
             "en": "Alerts: {sent} sent ({merged} merged), {deferred} deferred, {failed} failed, {expired} expired",
         },
-        "artifact.run.channel_line": {"zh-CN": "渠道 {channel}:{verdict}", "en": "Channel {channel}: {verdict}"},
+        "artifact.run.channel_line": {"zh-CN": "渠道 {channel}：{verdict}", "en": "Channel {channel}: {verdict}"},
         "artifact.quarantine.line_none": {
-            "zh-CN": "隔离:本次无拒绝记录",
+            "zh-CN": "隔离：本次无拒绝记录",
             "en": "quarantine: nothing rejected",
         },
     }

@@ -109,15 +109,15 @@ def _file_texts() -> None:
 
     register(
         {
-            "import.file.missing": {"zh-CN": "{path}:文件不存在", "en": "{path}: no such file"},
-            "import.file.empty": {"zh-CN": "{path}:文件是空的", "en": "{path}: the file is empty"},
-            "import.file.unreadable": {"zh-CN": "{path}:无法读取文件:{error}", "en": "{path}: cannot read the file: {error}"},
-            "import.file.unreadable_after": {"zh-CN": "{path}:读到第 {row} 行后无法继续读取:{error}(本文件的任何数据都未入库)",
+            "import.file.missing": {"zh-CN": "{path}：文件不存在", "en": "{path}: no such file"},
+            "import.file.empty": {"zh-CN": "{path}：文件是空的", "en": "{path}: the file is empty"},
+            "import.file.unreadable": {"zh-CN": "{path}：无法读取文件：{error}", "en": "{path}: cannot read the file: {error}"},
+            "import.file.unreadable_after": {"zh-CN": "{path}：读到第 {row} 行后无法继续读取：{error}（本文件的任何数据都未入库）",
                                              "en": "{path}: cannot read the file after row {row}: {error} (nothing of it was kept)"},
-            "import.file.type": {"zh-CN": "{path}:不支持的文件类型 {suffix};请用 .csv 或 .xlsx",
+            "import.file.type": {"zh-CN": "{path}：不支持的文件类型 {suffix}；请用 .csv 或 .xlsx",
                                  "en": "{path}: unsupported file type {suffix}; use .csv or .xlsx"},
             "import.file.columns": {
-                "zh-CN": "{table}:缺少必需列 {missing}(文件里的列:{found})。请改列名,或用 --map '源列名=标准列名' 指定,例如 --map '会员号={first}'",
+                "zh-CN": "{table}：缺少必需列 {missing}（文件里的列：{found}）。请改列名，或用 --map '源列名=标准列名' 指定，例如 --map '会员号={first}'",
                 "en": "{table}: required column(s) missing: {missing} (found: {found}); rename them or map them with --map 'SOURCE HEADER=column', e.g. --map 'member no={first}'",
             },
         }

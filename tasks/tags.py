@@ -1519,7 +1519,7 @@ register(
         "tags.stage.loyal": {"zh-CN": "忠诚", "en": "loyal"},
         "tags.stage.silent": {"zh-CN": "沉默", "en": "silent"},
         "tags.stage.churned": {"zh-CN": "流失", "en": "churned"},
-        "tags.segment.champions": {"zh-CN": "重要价值(冠军)", "en": "champions"},
+        "tags.segment.champions": {"zh-CN": "重要价值（冠军）", "en": "champions"},
         "tags.segment.loyal": {"zh-CN": "忠诚客户", "en": "loyal"},
         "tags.segment.potential_loyalist": {"zh-CN": "潜在忠诚", "en": "potential loyalist"},
         "tags.segment.new": {"zh-CN": "新客户", "en": "new"},
@@ -1536,18 +1536,18 @@ register(
         "tags.priority.core": {"zh-CN": "核心", "en": "core"},
         "tags.priority.potential": {"zh-CN": "潜力", "en": "potential"},
         "tags.priority.ordinary": {"zh-CN": "普通", "en": "ordinary"},
-        "tags.full.line": {"zh-CN": "订单聚合已按全部订单重算: {reason}", "en": "order aggregate recomputed from every order: {reason}"},
+        "tags.full.line": {"zh-CN": "订单聚合已按全部订单重算：{reason}", "en": "order aggregate recomputed from every order: {reason}"},
         "tags.full.requested": {"zh-CN": "按要求全量计算", "en": "requested"},
         "tags.full.first_refresh": {"zh-CN": "首次计算", "en": "first refresh"},
         "tags.full.settings_changed": {"zh-CN": "相关设置已更改", "en": "settings changed"},
         "tags.full.as_of_moved_back": {"zh-CN": "回算到更早的日期", "en": "as_of moved back to an earlier day"},
         "tags.full.weekly_safety_net": {"zh-CN": "每周例行全量校准", "en": "weekly safety net"},
         "tags.full.aggregate_tables_emptied": {
-            "zh-CN": "聚合表已被清空(数据库崩溃后重启?), 本次已自动重建, 无需处理",
+            "zh-CN": "聚合表已被清空（数据库崩溃后重启？），本次已自动重建，无需处理",
             "en": "the aggregate tables had been emptied (a database restart after a crash?); rebuilt tonight, nothing to do",
         },
         "tags.summary.line": {
-            "zh-CN": "标签 {as_of}:会员 {members},{stages};{written} 行有变化,{changes} 人阶段变化",
+            "zh-CN": "标签 {as_of}：会员 {members}，{stages}；{written} 行有变化，{changes} 人阶段变化",
             "en": "tags {as_of}: {members} members, {stages}; {written} rows changed, {changes} stage changes",
         },
     }
@@ -1555,7 +1555,7 @@ register(
 
 
 def tags_summary_lines(stats: dict, lang: str | None = None) -> list[str]:
-    stages = ", ".join(f"{t(f'tags.stage.{k}', lang)} {v:,}" for k, v in stats["stages"].items())
+    stages = t("list.sep", lang).join(f"{t(f'tags.stage.{k}', lang)} {v:,}" for k, v in stats["stages"].items())
     return [
         t(
             "tags.summary.line",
@@ -1584,89 +1584,89 @@ def _full_lines(agg: dict, lang: str | None) -> list[str]:
 register(
     {
         "tags.show.header": {
-            "zh-CN": "客户 {customer_id} 的标签(截至 {as_of};注册于 {registered})",
+            "zh-CN": "客户 {customer_id} 的标签（截至 {as_of}；注册于 {registered}）",
             "en": "Tags of customer {customer_id} as of {as_of} (registered {registered})",
         },
         "tags.show.unknown": {
-            "zh-CN": "截至 {as_of} 没有客户 {customer_id}(不存在或尚未注册)。",
+            "zh-CN": "截至 {as_of} 没有客户 {customer_id}（不存在或尚未注册）。",
             "en": "No customer {customer_id} as of {as_of} (unknown or not registered yet).",
         },
-        "tags.why.prospect": {"zh-CN": "潜客:没有已付款订单{returned}", "en": "prospect: no paid order{returned}"},
+        "tags.why.prospect": {"zh-CN": "潜客：没有已付款订单{returned}", "en": "prospect: no paid order{returned}"},
         "tags.why.returned": {
-            "zh-CN": "({n} 笔退款/取消订单不算购买)",
+            "zh-CN": "（{n} 笔退款/取消订单不算购买）",
             "en": " ({n} refunded/cancelled orders do not count)",
         },
         "tags.why.new": {
-            "zh-CN": "新客:首笔已付款订单在 {days} 天前,阈值 {threshold} 天",
+            "zh-CN": "新客：首笔已付款订单在 {days} 天前，阈值 {threshold} 天",
             "en": "new: first paid order {days} days ago, threshold {threshold}",
         },
         "tags.why.active": {
-            "zh-CN": "活跃:最近一笔已付款订单在 {days} 天前,阈值 {threshold} 天;近 {window} 天 {orders} 笔已付款订单(忠诚需 {loyal} 笔)",
+            "zh-CN": "活跃：最近一笔已付款订单在 {days} 天前，阈值 {threshold} 天；近 {window} 天 {orders} 笔已付款订单（忠诚需 {loyal} 笔）",
             "en": "active: last paid order {days} days ago, threshold {threshold}; {orders} paid orders in the last {window} days (loyal from {loyal})",
         },
         "tags.why.loyal_orders": {
-            "zh-CN": "忠诚:最近一笔已付款订单在 {days} 天前(≤ {threshold} 天),近 {window} 天 {orders} 笔已付款订单(≥ {loyal})",
+            "zh-CN": "忠诚：最近一笔已付款订单在 {days} 天前（≤ {threshold} 天），近 {window} 天 {orders} 笔已付款订单（≥ {loyal}）",
             "en": "loyal: last paid order {days} days ago (<= {threshold}) and {orders} paid orders in the last {window} days (>= {loyal})",
         },
         "tags.why.loyal_segment": {
-            "zh-CN": "忠诚:最近一笔已付款订单在 {days} 天前(≤ {threshold} 天),RFM 分群为{segment}",
+            "zh-CN": "忠诚：最近一笔已付款订单在 {days} 天前（≤ {threshold} 天），RFM 分群为{segment}",
             "en": "loyal: last paid order {days} days ago (<= {threshold}) and RFM segment {segment}",
         },
         "tags.why.silent": {
-            "zh-CN": "沉默:最近一笔已付款订单在 {days} 天前,阈值 {threshold} 天(超过 {churn} 天为流失)",
+            "zh-CN": "沉默：最近一笔已付款订单在 {days} 天前，阈值 {threshold} 天（超过 {churn} 天为流失）",
             "en": "silent: last paid order {days} days ago, threshold {threshold} (churned after {churn})",
         },
         "tags.why.churned": {
-            "zh-CN": "流失:最近一笔已付款订单在 {days} 天前,阈值 {threshold} 天",
+            "zh-CN": "流失：最近一笔已付款订单在 {days} 天前，阈值 {threshold} 天",
             "en": "churned: last paid order {days} days ago, threshold {threshold}",
         },
         "tags.why.at_risk_yes": {
-            "zh-CN": "预测流失风险:是——冠军模型 {version} 评为高风险(概率 {p})",
+            "zh-CN": "预测流失风险：是——冠军模型 {version} 评为高风险（概率 {p}）",
             "en": "predicted at risk: yes — champion model {version} rates the churn risk high (p={p})",
         },
-        "tags.why.at_risk_no": {"zh-CN": "预测流失风险:否", "en": "predicted at risk: no"},
-        "tags.why.at_risk_unknown": {"zh-CN": "预测流失风险:—(流失评分只保留最近一次评分日,这一天的已不在)",
+        "tags.why.at_risk_no": {"zh-CN": "预测流失风险：否", "en": "predicted at risk: no"},
+        "tags.why.at_risk_unknown": {"zh-CN": "预测流失风险：—（流失评分只保留最近一次评分日，这一天的已不在）",
                                      "en": "predicted at risk: — (churn scores are kept for the latest scoring day only; this day's are gone)"},
         "tags.why.rfm": {
-            "zh-CN": "RFM {r}-{f}-{m}(按买家五分位打分 1–5)→ {segment}:最近订单 {days} 天前,{orders} 笔已付款订单,累计 ¥{ltv}",
+            "zh-CN": "RFM {r}-{f}-{m}（按买家五分位打分 1–5）→ {segment}：最近订单 {days} 天前，{orders} 笔已付款订单，累计 ¥{ltv}",
             "en": "RFM {r}-{f}-{m} (1-5 by quintile among buyers) -> {segment}: last order {days} days ago, {orders} paid orders, ¥{ltv} in total",
         },
-        "tags.why.rfm_none": {"zh-CN": "RFM:无(没有已付款订单)", "en": "RFM: none (no paid order)"},
+        "tags.why.rfm_none": {"zh-CN": "RFM：无（没有已付款订单）", "en": "RFM: none (no paid order)"},
         "tags.why.tier": {
-            "zh-CN": "价值分层:{tier}——累计消费(LTV)¥{ltv};高价值起点 ¥{high}(前 {high_share}% 买家),中价值起点 ¥{mid}",
+            "zh-CN": "价值分层：{tier}——累计消费（LTV）¥{ltv}；高价值起点 ¥{high}（前 {high_share}% 买家），中价值起点 ¥{mid}",
             "en": "value tier: {tier} — lifetime value ¥{ltv}; high from ¥{high} (top {high_share}% of buyers), mid from ¥{mid}",
         },
-        "tags.why.priority": {"zh-CN": "危机优先级:{priority}——{reason}", "en": "crisis priority: {priority} — {reason}"},
+        "tags.why.priority": {"zh-CN": "危机优先级：{priority}——{reason}", "en": "crisis priority: {priority} — {reason}"},
         "tags.why.priority.high": {"zh-CN": "高价值", "en": "high value"},
         "tags.why.priority.loyal": {"zh-CN": "忠诚客户", "en": "loyal customer"},
         "tags.why.priority.mid": {"zh-CN": "中价值", "en": "mid value"},
         "tags.why.priority.stage": {"zh-CN": "{stage}客户", "en": "{stage} customer"},
-        "tags.why.priority.none": {"zh-CN": "非高/中价值,也不在新客/活跃/忠诚阶段", "en": "neither high/mid value nor new/active/loyal"},
+        "tags.why.priority.none": {"zh-CN": "非高/中价值，也不在新客/活跃/忠诚阶段", "en": "neither high/mid value nor new/active/loyal"},
         "tags.why.price_yes": {
-            "zh-CN": "价格敏感:是——{paid} 笔已付款订单中 {disc} 笔折扣 ≥ {rate}%(占 {share}%,阈值 {threshold}%,至少 {min} 笔)",
+            "zh-CN": "价格敏感：是——{paid} 笔已付款订单中 {disc} 笔折扣 ≥ {rate}%（占 {share}%，阈值 {threshold}%，至少 {min} 笔）",
             "en": "price-sensitive: yes — {disc} of {paid} paid orders at >= {rate}% off ({share}%, threshold {threshold}%, at least {min} orders)",
         },
         "tags.why.price_no": {
-            "zh-CN": "价格敏感:否——{paid} 笔已付款订单中 {disc} 笔折扣 ≥ {rate}%(占 {share}%,阈值 {threshold}%,至少 {min} 笔)",
+            "zh-CN": "价格敏感：否——{paid} 笔已付款订单中 {disc} 笔折扣 ≥ {rate}%（占 {share}%，阈值 {threshold}%，至少 {min} 笔）",
             "en": "price-sensitive: no — {disc} of {paid} paid orders at >= {rate}% off ({share}%, threshold {threshold}%, at least {min} orders)",
         },
         "tags.why.category": {
-            "zh-CN": "偏好品类:{category}——{qty}/{items} 件商品",
+            "zh-CN": "偏好品类：{category}——{qty}/{items} 件商品",
             "en": "favourite category: {category} — {qty} of {items} items",
         },
         "tags.why.channel": {
-            "zh-CN": "偏好渠道:{channel}——{n}/{paid} 笔已付款订单",
+            "zh-CN": "偏好渠道：{channel}——{n}/{paid} 笔已付款订单",
             "en": "preferred channel: {channel} — {n} of {paid} paid orders",
         },
-        "tags.why.cluster": {"zh-CN": "行为分群 {id}:{description}", "en": "behaviour cluster {id}: {description}"},
-        "tags.summary.title": {"zh-CN": "标签分布(截至 {as_of}):会员 {members},买家 {buyers}", "en": "Tag distribution as of {as_of}: {members} members, {buyers} buyers"},
+        "tags.why.cluster": {"zh-CN": "行为分群 {id}：{description}", "en": "behaviour cluster {id}: {description}"},
+        "tags.summary.title": {"zh-CN": "标签分布（截至 {as_of}）：会员 {members}，买家 {buyers}", "en": "Tag distribution as of {as_of}: {members} members, {buyers} buyers"},
         "tags.summary.stage": {"zh-CN": "生命周期阶段", "en": "lifecycle stage"},
         "tags.summary.segment": {"zh-CN": "RFM 分群", "en": "RFM segment"},
         "tags.summary.tier": {"zh-CN": "价值分层", "en": "value tier"},
         "tags.summary.priority": {"zh-CN": "危机优先级", "en": "crisis priority"},
         "tags.summary.behaviour": {"zh-CN": "行为标签", "en": "behaviour"},
         "tags.summary.at_risk": {"zh-CN": "预测流失风险", "en": "predicted at risk"},
-        "tags.summary.at_risk_unknown": {"zh-CN": "(预测流失风险:流失评分只保留最近一次评分日,这一天的已不在)",
+        "tags.summary.at_risk_unknown": {"zh-CN": "（预测流失风险：流失评分只保留最近一次评分日，这一天的已不在）",
                                          "en": "(predicted at risk: churn scores are kept for the latest scoring day only; this day's are gone)"},
         "tags.summary.price": {"zh-CN": "价格敏感", "en": "price-sensitive"},
         "tags.summary.category": {"zh-CN": "偏好品类", "en": "favourite category"},

@@ -72,19 +72,19 @@ def or_dash(v, dash: str = "—") -> str:
 register(
     {
         "ingest.line": {
-            "zh-CN": "{table}: 抽取 {read} 行,入库 {loaded} 行,隔离 {quarantined} 行",
+            "zh-CN": "{table}：抽取 {read} 行，入库 {loaded} 行，隔离 {quarantined} 行",
             "en": "{table}: {read} extracted, {loaded} loaded, {quarantined} quarantined",
         },
         "nightly.done": {
-            "zh-CN": "夜间任务 {as_of} 完成,用时 {duration} 秒",
+            "zh-CN": "夜间任务 {as_of} 完成，用时 {duration} 秒",
             "en": "Nightly run for {as_of} finished in {duration}s",
         },
         "nightly.failed": {
-            "zh-CN": "夜间任务失败:{error}",
+            "zh-CN": "夜间任务失败：{error}",
             "en": "Nightly run failed: {error}",
         },
         "import.done": {
-            "zh-CN": "{path}: 读取 {read} 行,入库 {loaded} 行,隔离 {quarantined} 行",
+            "zh-CN": "{path}：读取 {read} 行，入库 {loaded} 行，隔离 {quarantined} 行",
             "en": "{path}: {read} rows read, {loaded} loaded, {quarantined} quarantined",
         },
         "quarantine.none": {"zh-CN": "隔离区为空。", "en": "Quarantine is empty."},
@@ -92,11 +92,13 @@ register(
             "zh-CN": "表             规则                              记录数   最近运行",
             "en": "table          rule                              records  last run",
         },
-        "quarantine.latest": {"zh-CN": "最近隔离的记录:", "en": "Latest quarantined records:"},
-        "quarantine.unknown": {"zh-CN": "没有隔离记录 #{id}(`userops quarantine list` 列出编号)",
+        "quarantine.latest": {"zh-CN": "最近隔离的记录：", "en": "Latest quarantined records:"},
+        "quarantine.unknown": {"zh-CN": "没有隔离记录 #{id}（`userops quarantine list` 列出编号）",
                                "en": "no quarantined record #{id} (`userops quarantine list` lists them)"},
+        # between the items of a list inside a sentence ("活跃 284，忠诚 31" / "active 284, loyal 31")
+        "list.sep": {"zh-CN": "，", "en": ", "},
         "demo.delivered": {
-            "zh-CN": "示例消息服务商本次收到:{counts}",
+            "zh-CN": "示例消息服务商本次收到：{counts}",
             "en": "Delivered to the sample providers: {counts}",
         },
     }

@@ -183,7 +183,7 @@ class _Builder:
         self.lines.append(t("digest.run", L, status=status, duration=fmt_duration(duration, L)))
         stages = stats.get("stages") if isinstance(stats, dict) else None
         if isinstance(stages, dict) and stages:
-            self.lines.append(t("digest.stages", L, stages=", ".join(f"{k} {fmt_duration(v, L)}" for k, v in stages.items())))
+            self.lines.append(t("digest.stages", L, stages=t("list.sep", L).join(f"{k} {fmt_duration(v, L)}" for k, v in stages.items())))
         self.lines.append("")
         self.ingest_section(stats.get("ingest") if isinstance(stats, dict) else None)
 
@@ -293,7 +293,7 @@ class _Builder:
         for camp, counts in by.items():
             parts = [f"{label(TOUCH_STATUS_LABELS, s, L)} {counts[s]:,}" for s in order if s in counts]
             parts += [f"{s} {n:,}" for s, n in counts.items() if s not in order]
-            self.lines.append("- " + t("digest.campaigns.line", L, campaign=clean(camp), counts=", ".join(parts)))
+            self.lines.append("- " + t("digest.campaigns.line", L, campaign=clean(camp), counts=t("list.sep", L).join(parts)))
         self.figures["campaigns"] = by
         self.lines.append("")
 

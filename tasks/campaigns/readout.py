@@ -36,7 +36,7 @@ MIN_N = 30
 
 register(
     {
-        "campaign.report.suppressed": {"zh-CN": "未发送(被抑制)", "en": "suppressed"},
+        "campaign.report.suppressed": {"zh-CN": "未发送（被抑制）", "en": "suppressed"},
         "campaign.report.failed": {"zh-CN": "发送失败", "en": "failed"},
     }
 )

@@ -15,79 +15,79 @@ register(
         "crisis.step.clarify": STEP_NAMES["clarify"],
         "crisis.step.compensate": STEP_NAMES["compensate"],
         "crisis.opened.title": {
-            "zh-CN": "危机事件 {incident_id} 已启动:{skus}",
+            "zh-CN": "危机事件 {incident_id} 已启动：{skus}",
             "en": "Incident {incident_id} opened: {skus}",
         },
         "crisis.opened.body": {
-            "zh-CN": "原因:{reason}\n级别:{severity}\n来源:{source}\n受影响客户:{customers} 位\n"
-            "控制扩散截止 {control_due},澄清事实截止 {clarify_due},补偿用户截止 {compensate_due}(店铺时间)。",
+            "zh-CN": "原因：{reason}\n级别：{severity}\n来源：{source}\n受影响客户：{customers} 位\n"
+            "控制扩散截止 {control_due}，澄清事实截止 {clarify_due}，补偿用户截止 {compensate_due}（店铺时间）。",
             "en": "Reason: {reason}\nSeverity: {severity}\nSource: {source}\nAffected customers: {customers}\n"
             "Control due {control_due}, Clarify due {clarify_due}, Compensate due {compensate_due} (shop time).",
         },
         "crisis.joined.title": {
-            "zh-CN": "危机事件 {incident_id} 有新的触发,已并入(不重复开单)",
+            "zh-CN": "危机事件 {incident_id} 有新的触发，已并入（不重复开单）",
             "en": "Incident {incident_id}: a new trigger joined it (no duplicate opened)",
         },
         "crisis.joined.body": {
-            "zh-CN": "新触发:{reason}\n新增 SKU:{new_skus}",
+            "zh-CN": "新触发：{reason}\n新增 SKU：{new_skus}",
             "en": "New trigger: {reason}\nNew SKUs: {new_skus}",
         },
         "crisis.takedown.manual.title": {
-            "zh-CN": "请手动下架 {skus}(事件 {incident_id})",
+            "zh-CN": "请手动下架 {skus}（事件 {incident_id}）",
             "en": "Take {skus} off sale by hand (incident {incident_id})",
         },
         "crisis.takedown.manual.body": {
-            "zh-CN": "{why}\n请在 {due}(店铺时间)前完成下架,然后在 Prefect 界面的声明审批表单中勾选确认,"
+            "zh-CN": "{why}\n请在 {due}（店铺时间）前完成下架，然后在 Prefect 界面的声明审批表单中勾选确认，"
             "或运行 `userops incident approve {incident_id} --takedown`。",
             "en": "{why}\nTake them off sale before {due} (shop time), then tick the confirmation in the "
             "statement form in the Prefect UI, or run `userops incident approve {incident_id} --takedown`.",
         },
         "crisis.takedown.nohook": {
-            "zh-CN": "未配置下架接口(crisis.takedown_url)。",
+            "zh-CN": "未配置下架接口（crisis.takedown_url）。",
             "en": "No take-down hook is configured (crisis.takedown_url).",
         },
         "crisis.takedown.failed": {
-            "zh-CN": "下架接口调用失败:{error}",
+            "zh-CN": "下架接口调用失败：{error}",
             "en": "The take-down hook failed: {error}",
         },
         "crisis.statement.title": {
-            "zh-CN": "官方声明已发布(事件 {incident_id})",
+            "zh-CN": "官方声明已发布（事件 {incident_id}）",
             "en": "Official statement published (incident {incident_id})",
         },
         "crisis.statement.form": {
-            "zh-CN": "**事件 {incident_id} 的官方声明草稿**\n\n请修改下方声明文本,勾选 approve 后提交即发布到 {channels}。"
-            "澄清事实截止 {due}(店铺时间)。{takedown}",
+            "zh-CN": "**事件 {incident_id} 的官方声明草稿**\n\n请修改下方声明文本，勾选 approve 后提交即发布到 {channels}。"
+            "澄清事实截止 {due}（店铺时间）。{takedown}",
             "en": "**Draft official statement for incident {incident_id}**\n\nEdit the statement below, tick approve and "
             "submit to publish it to {channels}. Clarify is due {due} (shop time). {takedown}",
         },
         "crisis.statement.form.takedown": {
-            "zh-CN": "下架仍需人工完成:完成后请勾选 takedown_confirmed。",
+            "zh-CN": "下架仍需人工完成：完成后请勾选 takedown_confirmed。",
             "en": "The take-down is a manual task: tick takedown_confirmed once it is done.",
         },
         "crisis.review.form": {
-            "zh-CN": "**事件 {incident_id}:{n} 位核心客户的致歉消息等待人工复核**\n\n示例(已脱敏):\n\n{sample}\n\n"
-            "勾选 approve 发送;exclude_customers 中的客户不发送(由专人电话联系)。补偿用户截止 {due}(店铺时间)。",
+            "zh-CN": "**事件 {incident_id}：{n} 位核心客户的致歉消息等待人工复核**\n\n示例（已脱敏）：\n\n{sample}\n\n"
+            "勾选 approve 发送；exclude_customers 中的客户不发送（由专人电话联系）。补偿用户截止 {due}（店铺时间）。",
             "en": "**Incident {incident_id}: apologies to {n} core customers await review**\n\nSample (masked):\n\n{sample}\n\n"
             "Tick approve to send; customers listed in exclude_customers are held (staff call them). Compensate is due {due} (shop time).",
         },
         "crisis.reminder.title": {
-            "zh-CN": "提醒:事件 {incident_id} 的「{step}」已用去 {pct}% 时间",
+            "zh-CN": "提醒：事件 {incident_id} 的「{step}」已用去 {pct}% 时间",
             "en": "Reminder: incident {incident_id} step {step} is {pct}% through its window",
         },
         "crisis.reminder.body": {
-            "zh-CN": "截止 {due}(店铺时间),还剩 {left}。当前状态:{status}。",
+            "zh-CN": "截止 {due}（店铺时间），还剩 {left}。当前状态：{status}。",
             "en": "Due {due} (shop time), {left} left. Status: {status}.",
         },
         "crisis.escalation.title": {
-            "zh-CN": "升级:事件 {incident_id} 的「{step}」已超时",
+            "zh-CN": "升级：事件 {incident_id} 的「{step}」已超时",
             "en": "Escalation: incident {incident_id} step {step} is late",
         },
         "crisis.escalation.body": {
-            "zh-CN": "截止时间 {due}(店铺时间)已过 {late},状态:{status}。请立即处理。",
+            "zh-CN": "截止时间 {due}（店铺时间）已过 {late}，状态：{status}。请立即处理。",
             "en": "The deadline {due} (shop time) passed {late} ago; status: {status}. Act now.",
         },
         "crisis.expired.title": {
-            "zh-CN": "事件 {incident_id} 的「{step}」等待人工超时,未执行",
+            "zh-CN": "事件 {incident_id} 的「{step}」等待人工超时，未执行",
             "en": "Incident {incident_id}: nobody acted on step {step} in time",
         },
         "crisis.expired.body": {
@@ -95,11 +95,11 @@ register(
             "en": "{what}\nYou can still run `userops incident approve {incident_id}`.",
         },
         "crisis.expired.statement": {
-            "zh-CN": "声明未获批准,因此未发布任何声明;补偿照常进行。",
+            "zh-CN": "声明未获批准，因此未发布任何声明；补偿照常进行。",
             "en": "The statement was not approved, so nothing was published; compensation goes ahead.",
         },
         "crisis.expired.review": {
-            "zh-CN": "核心客户的致歉消息未经复核,保持暂缓,不会自动发送。",
+            "zh-CN": "核心客户的致歉消息未经复核，保持暂缓，不会自动发送。",
             "en": "Core customers' apologies were not reviewed; they stay held and are never sent unreviewed.",
         },
         "crisis.expired.control": {
@@ -111,7 +111,7 @@ register(
             "en": "Incident {incident_id} closed",
         },
         "crisis.spike.title": {
-            "zh-CN": "投诉激增:{sku} {window} 小时内 {n} 条投诉",
+            "zh-CN": "投诉激增：{sku} {window} 小时内 {n} 条投诉",
             "en": "Complaint spike: {sku} got {n} complaints in {window}h",
         },
         "feedback.sla.title": {
@@ -119,27 +119,27 @@ register(
             "en": "{n} feedback items without a first response after {hours}h",
         },
         "feedback.sla.body": {
-            "zh-CN": "按类型:{kinds}\n最早一条提交于 {oldest}(店铺时间)。\n{acks}\n清单:\n{listing}",
+            "zh-CN": "按类型：{kinds}\n最早一条提交于 {oldest}（店铺时间）。\n{acks}\n清单：\n{listing}",
             "en": "By kind: {kinds}\nThe oldest was submitted {oldest} (shop time).\n{acks}\nList:\n{listing}",
         },
         "feedback.sla.acks": {
-            "zh-CN": "已向 {n} 位用户发送「我们收到了,正在努力」。",
+            "zh-CN": "已向 {n} 位用户发送「我们收到了，正在努力」。",
             "en": "{n} customers were told \"we received it and are working on it\".",
         },
         "quality.title": {
-            "zh-CN": "投诉率 {rate} 超过 {threshold}:启动质量溯源+服务升级",
+            "zh-CN": "投诉率 {rate} 超过 {threshold}：启动质量溯源+服务升级",
             "en": "Complaint rate {rate} above {threshold}: start quality trace + service upgrade",
         },
         "quality.sku": {
-            "zh-CN": "- {sku}:{complaints} 条投诉({share})",
+            "zh-CN": "- {sku}：{complaints} 条投诉（{share}）",
             "en": "- {sku}: {complaints} complaints ({share})",
         },
         "quality.sku_per_order": {
-            "zh-CN": ",每单投诉 {per_order}",
+            "zh-CN": "，每单投诉 {per_order}",
             "en": ", {per_order} per order",
         },
         "quality.body": {
-            "zh-CN": "近 {days} 天:{complaints} 条投诉 / {active} 位活跃会员(新客、活跃、忠诚)。\n主要来源 SKU(投诉占比,每单投诉):\n{skus}",
+            "zh-CN": "近 {days} 天：{complaints} 条投诉 / {active} 位活跃会员（新客、活跃、忠诚）。\n主要来源 SKU（投诉占比，每单投诉）：\n{skus}",
             "en": "Last {days} days: {complaints} complaints / {active} active customers (new, active, loyal).\nSKUs driving it (share of complaints, complaints per order):\n{skus}",
         },
     }
@@ -148,9 +148,9 @@ register(
 # the hourly monitor's summary lines (flows/monitor.py)
 register(
     {
-        "monitor.summary.spikes": {"zh-CN": "投诉激增:新发现 {n} 个 SKU({skus})", "en": "Complaint spikes: {n} new ({skus})"},
-        "monitor.summary.deadlines": {"zh-CN": "危机时限:提醒 {r} 次,升级 {e} 次", "en": "Crisis deadlines: {r} reminders, {e} escalations"},
-        "monitor.summary.feedback": {"zh-CN": "超时未回复反馈 {n} 条(新增 {new},已致意 {ack})",
+        "monitor.summary.spikes": {"zh-CN": "投诉激增：新发现 {n} 个 SKU({skus})", "en": "Complaint spikes: {n} new ({skus})"},
+        "monitor.summary.deadlines": {"zh-CN": "危机时限：提醒 {r} 次，升级 {e} 次", "en": "Crisis deadlines: {r} reminders, {e} escalations"},
+        "monitor.summary.feedback": {"zh-CN": "超时未回复反馈 {n} 条（新增 {new}，已致意 {ack}）",
                                      "en": "Feedback past the SLA: {n} ({new} new, {ack} acknowledged)"},
     }
 )

@@ -78,7 +78,7 @@ def test_channel_verdicts_in_both_languages(dingtalk, wecom, clock):
         ch.send(Message("t", "b"))
     err = ei.value
     assert err.localized() == err.localized("zh-CN") == (
-        "钉钉机器人安全校验未通过(310000: keywords not in content):这是配置错误 - 请检查机器人的加签密钥、自定义关键词或 IP 白名单"
+        "钉钉机器人安全校验未通过（310000：keywords not in content）：这是配置错误 - 请检查机器人的加签密钥、自定义关键词或 IP 白名单"
     )
     assert err.localized("en") == str(err) == (
         "DingTalk refused the robot's security check (310000: keywords not in content): this is a configuration error "
@@ -90,7 +90,7 @@ def test_channel_verdicts_in_both_languages(dingtalk, wecom, clock):
     wecom.script(200, {"errcode": 93000, "errmsg": "invalid webhook url"})
     with pytest.raises(ConfigError) as ei:
         WeComChannel("wecom", wecom.url).send(Message("t", "b"))
-    assert ei.value.localized("zh-CN") == "企业微信拒绝了该机器人(93000: invalid webhook url):webhook 的 key 有误,或机器人已被移除"
+    assert ei.value.localized("zh-CN") == "企业微信拒绝了该机器人（93000：invalid webhook url）：webhook 的 key 有误，或机器人已被移除"
     assert ei.value.localized("en") == "WeCom refused the robot (93000: invalid webhook url): the webhook key is wrong or the robot was removed"
 
 
@@ -232,7 +232,7 @@ def test_wecom_splits_at_the_byte_limit(wecom, msgtype, limit):
     for i in (0, 150, 299):
         assert f"门店 {i:03d}" in joined
     assert LINK in contents[-1]
-    assert "(第 1/" in contents[0] or "(part 1/" in contents[0]
+    assert "（第 1/" in contents[0] or "(part 1/" in contents[0]
 
 
 def test_wecom_errors(wecom):

@@ -76,28 +76,28 @@ def test_alert_commands_speak_chinese_by_default(warehouse, use_channels, slack,
     use_channels(slack=slack, dingtalk=dingtalk, alerts__routes=json.dumps({"*": ["slack"]}))
     enqueue_alert("health_breach", "满意度 82% < 85%", "x", subject="sat", day=DAY)
     code, out = _run("list")
-    assert code == 0 and "编号" in out and "创建时间(UTC)" in out and "状态" in out and "标题" in out
+    assert code == 0 and "编号" in out and "创建时间（UTC）" in out and "状态" in out and "标题" in out
     for english in ("created (UTC)", "severity", "tries", "next (UTC)", "title"):
         assert english not in out
     slack.outage = "503"
     code, out = _run("deliver")
     assert code == 0 and "已发送 0 条告警" in out and "1 条等待" in out and "仍有 1 条告警在队列中" in out and "alert(s)" not in out
-    assert "slack: Slack 暂不可用(503 " in out and "unavailable" not in out  # the channel's verdict
+    assert "slack: Slack 暂不可用（503 " in out and "unavailable" not in out  # the channel's verdict
     code, out = _run("list", "--status", "pending")
-    assert code == 0 and "最近错误:Slack 暂不可用(503 " in out and "last error" not in out
+    assert code == 0 and "最近错误：Slack 暂不可用（503 " in out and "last error" not in out
     code, out = _run("list", "--status", "bogus")
     assert code == 2 and "bogus" in out and "no alerts" not in out and "没有告警" not in out
     assert "--status" in out and all(s in out for s in ("pending", "sending", "sent", "failed"))  # (rich wraps the box)
     slack.outage = None
     code, out = _run("test", "slack")
-    assert code == 0 and "slack:成功" in out and "accepted" not in out
+    assert code == 0 and "slack：成功" in out and "accepted" not in out
     slack.channel_state = "archived"
     code, out = _run("test", "slack")
-    assert code == 1 and "slack:配置错误:Slack 频道已归档(410 channel_is_archived):请取消归档,或为其他频道创建 webhook" in out
+    assert code == 1 and "slack：配置错误：Slack 频道已归档（410 channel_is_archived）：请取消归档，或为其他频道创建 webhook" in out
     slack.channel_state = "ok"
     dingtalk.keyword = "监控"  # the robot only takes messages with its custom keyword
     code, out = _run("test", "dingtalk")
-    assert code == 1 and "dingtalk:配置错误:钉钉机器人安全校验未通过(310000: " in out
+    assert code == 1 and "dingtalk：配置错误：钉钉机器人安全校验未通过（310000：" in out
     assert "请检查机器人的加签密钥、自定义关键词或 IP 白名单" in out and "configuration error" not in out
     code, out = _run("test", "teams")
     assert code == 2 and "未配置" in out and "USEROPS_TEAMS_WEBHOOK_URL" in out

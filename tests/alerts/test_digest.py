@@ -68,16 +68,16 @@ def test_digest_content_zh_and_en(warehouse):
     body = d.body
     assert d.title == "夜间摘要 2026-11-20"
     assert "各阶段完成" in body and "12 分 5 秒" in body
-    assert "orders:隔离 3 行" in body and "customers:隔离 1 行" in body and "amount_negative 3" in body
-    assert "活跃 → 沉默:5" in body and "(首次) → 新客:2" in body and "新客 → 活跃" not in body  # only tonight
+    assert "orders：隔离 3 行" in body and "customers：隔离 1 行" in body and "amount_negative 3" in body
+    assert "活跃 → 沉默：5" in body and "（首次） → 新客：2" in body and "新客 → 活跃" not in body  # only tonight
     assert "会员 5,037 (+37)" in body and "沉默占比 38.1% (+4.1pp)" in body and "满意度 83.0% (-3.0pp)" in body
     assert "对比 2026-11-19" in body
-    assert "超阈值:沉默占比 = 38.1%(阈值 35.0%)" in body
-    assert "awakening:已发送 7, 对照组 1" in body  # tonight only: the 10-day-old touch is not counted
-    assert "进行中的危机事件:1" in body
+    assert "超阈值：沉默占比 = 38.1%（阈值 35.0%）" in body
+    assert "awakening：已发送 7，对照组 1" in body  # tonight only: the 10-day-old touch is not counted
+    assert "进行中的危机事件：1" in body
     assert "事件 INC1 的「澄清事实」截止 11-21 03:30(waiting)" in body  # deadline in shop time
     assert "控制扩散" not in body  # done steps are not listed
-    assert "待审核的触达:1" in body and "今日超阈值指标:1" in body
+    assert "待审核的触达：1" in body and "今日超阈值指标：1" in body
     assert "13812345678" not in body and "138" not in body
     assert d.severity == "warning"
     assert d.link == f"http://127.0.0.1:4200/runs/flow-run/{RUN}"
@@ -94,7 +94,7 @@ def test_digest_content_zh_and_en(warehouse):
 def test_digest_on_an_empty_warehouse(warehouse):
     d = build_digest(AS_OF, "nightly-abc123", lang="zh-CN", now=NOW)
     assert d.title == "夜间摘要 2026-11-20"
-    for s in ["未知(无运行记录)", "本次运行无隔离记录", "今日无阶段变化", "尚无健康快照", "今晚无触达", "**需要人工处理**\n- 无"]:
+    for s in ["未知（无运行记录）", "本次运行无隔离记录", "今日无阶段变化", "尚无健康快照", "今晚无触达", "**需要人工处理**\n- 无"]:
         assert s in d.body, s
     assert d.link is None  # not a Prefect run id: no link
     assert d.severity == "info"

@@ -111,7 +111,7 @@ def test_robot_says_send_too_fast_then_recovers(warehouse, use_channels, dingtal
         dingtalk.over_rate()
     enqueue_alert("model_drift", "模型漂移", "psi 0.31", day=DAY)
     res = deliver_pending(now=clock.utc())
-    assert res["sent"] == 0 and res["deferred"] == 1 and res["channels"]["dingtalk"].startswith("被限流:钉钉:发送过快(130101: ")
+    assert res["sent"] == 0 and res["deferred"] == 1 and res["channels"]["dingtalk"].startswith("被限流：钉钉：发送过快（130101：")
     row = outbox(warehouse)[0]
     assert row.status == "pending" and row.attempts == 1 and "130101" in row.last_error
     assert row.next_attempt_at >= clock.utc() + timedelta(seconds=59)
@@ -180,11 +180,11 @@ def test_configuration_error_waits_for_the_operator_then_delivers(warehouse, use
     slack.channel_state = "archived"
     with caplog.at_level("WARNING", logger="userops.alerts"):
         res = deliver_pending(now=clock.utc())
-    zh = "Slack 频道已归档(410 channel_is_archived):请取消归档,或为其他频道创建 webhook"
+    zh = "Slack 频道已归档（410 channel_is_archived）：请取消归档，或为其他频道创建 webhook"
     assert res["channels"]["slack"] == zh  # the verdict names the code and what to fix, in zh-CN by default
     row = outbox(warehouse)[0]
     assert row.status == "pending" and row.last_error == zh
-    assert f"告警:渠道 slack:{zh}" in caplog.text  # the run log's warning
+    assert f"告警：渠道 slack：{zh}" in caplog.text  # the run log's warning
     assert row.next_attempt_at >= clock.utc() + timedelta(minutes=59)
     # the same verdict in English when the operator reads English
     caplog.clear()
@@ -216,7 +216,7 @@ def test_gives_up_after_the_horizon(warehouse, use_channels, slack, clock):
     res = deliver_pending(now=clock.utc() + timedelta(hours=73))
     assert res["expired"] == 1
     row = outbox(warehouse)[0]
-    assert row.status == "failed" and row.last_error == "Slack 暂不可用(503 service) | 72 小时后仍未送达,已放弃"
+    assert row.status == "failed" and row.last_error == "Slack 暂不可用（503 service） | 72 小时后仍未送达，已放弃"
 
 
 def test_route_to_an_unconfigured_channel_waits(warehouse, use_channels, slack, clock):
@@ -225,7 +225,7 @@ def test_route_to_an_unconfigured_channel_waits(warehouse, use_channels, slack, 
     res = deliver_pending(now=clock.utc())
     assert res["channels"] == {"dingtalk": "未配置"}
     row = outbox(warehouse)[0]
-    assert row.status == "pending" and row.last_error == "渠道 'dingtalk' 未配置(设置或 Prefect block)"
+    assert row.status == "pending" and row.last_error == "渠道 'dingtalk' 未配置（设置或 Prefect block）"
     res = deliver_pending(now=clock.utc() + timedelta(hours=1), lang="en")
     assert res["channels"] == {"dingtalk": "not configured"}
     assert outbox(warehouse)[0].last_error == "channel 'dingtalk' is not configured (settings or Prefect block)"
@@ -282,7 +282,7 @@ def test_split_message_resumes_after_the_parts_already_sent(warehouse, use_chann
     res = deliver_pending(now=clock.utc())
     assert res["sent"] == 1
     contents = wecom.contents()
-    assert not any("(第 1/" in c for c in contents)  # part 1 not sent again
+    assert not any("（第 1/" in c for c in contents)  # part 1 not sent again
     assert "门店 399" in contents[-1]
 
 

@@ -135,7 +135,7 @@ def test_digest_stage_completes_when_the_channel_is_down(prefect_server, warehou
     state = nightly_digest(AS_OF, "run-x", return_state=True)
     assert state.is_completed()
     row = outbox(warehouse, kind="digest")[0]
-    assert row.status == "pending" and row.last_error == "钉钉暂不可用(HTTP 503)"  # the operator's language (zh-CN default)
+    assert row.status == "pending" and row.last_error == "钉钉暂不可用（HTTP 503）"  # the operator's language (zh-CN default)
 
 
 def test_crash_automation_and_its_flow(prefect_server, warehouse, use_channels, slack):
@@ -241,8 +241,8 @@ def test_nightly_run_ends_with_the_digest(prefect_server, sqlite_warehouse, samp
     assert len(slack.received) == 1
     text = slack.received[0]["text"]
     customers = stats["ingest"]["customers"]
-    assert "夜间摘要 2026-11-20" in text and "运行:完成" in text and "阶段用时" in text
-    assert f"customers:抽取 {customers['read']:,},入库 {customers['loaded']:,},隔离 {customers['quarantined']:,}" in text
+    assert "夜间摘要 2026-11-20" in text and "运行：完成" in text and "阶段用时" in text
+    assert f"customers：抽取 {customers['read']:,}，入库 {customers['loaded']:,}，隔离 {customers['quarantined']:,}" in text
     spikes = outbox(sqlite_warehouse, kind="quarantine_spike")
     shares = {t: r["quarantined"] / r["read"] for t, r in stats["ingest"].items() if r["read"]}
     assert bool(spikes) == any(s > 0.01 for s in shares.values())
@@ -259,6 +259,6 @@ def test_failed_nightly_alerts_and_still_sends_a_digest(prefect_server, sqlite_w
     assert kinds == ["digest", "flow_failed"]
     assert all(r.status == "sent" for r in outbox(sqlite_warehouse))
     digest = next(p for p in slack.received if "夜间摘要" in p["text"])
-    assert "运行:失败" in digest["text"]
+    assert "运行：失败" in digest["text"]
     failure = next(p for p in slack.received if "流程失败" in p["text"])
     assert "no URL configured" in failure["text"] or "USEROPS_CRM__URL" in failure["text"]

@@ -28,32 +28,32 @@ def test_shipped_definitions_are_valid_and_on_by_default():
 INVALID = [  # (what, override, field, English reason, zh-CN reason)
     ("unknown field", dict(audiance={"rule": {}}), "audiance", "Extra inputs are not permitted", "不认识的字段"),
     ("unknown stage", dict(audience={"rule": {"lifecycle_stage": ["sleeping"]}}), "audience.rule.lifecycle_stage[0]",
-     "Input should be one of 'prospect', 'new', 'active', 'loyal', 'silent', 'churned'", "取值应为以下之一:'prospect', 'new', 'active', 'loyal', 'silent', 'churned'"),
+     "Input should be one of 'prospect', 'new', 'active', 'loyal', 'silent', 'churned'", "取值应为以下之一：'prospect', 'new', 'active', 'loyal', 'silent', 'churned'"),
     ("delete", dict(audience={"sql": "DELETE FROM customers"}), "audience.sql",
-     "only a read-only SELECT is allowed (the query starts with DELETE)", "只允许只读的 SELECT(查询以 DELETE 开头)"),
+     "only a read-only SELECT is allowed (the query starts with DELETE)", "只允许只读的 SELECT（查询以 DELETE 开头）"),
     ("two statements", dict(audience={"sql": "SELECT customer_id FROM tags; DROP TABLE tags"}), "audience.sql", "single SELECT", "只允许一条 SELECT 语句"),
-    ("select into", dict(audience={"sql": "SELECT customer_id INTO x FROM tags"}), "audience.sql", "(found INTO)", "(发现 INTO)"),
+    ("select into", dict(audience={"sql": "SELECT customer_id INTO x FROM tags"}), "audience.sql", "(found INTO)", "（发现 INTO）"),
     ("rule and sql", dict(audience={"rule": {"lifecycle_stage": ["silent"]}, "sql": "SELECT customer_id FROM tags"}), "audience", "exactly one", "必须且只能给一个"),
     ("typo variable", dict(variants=[{"name": "A", "body": {"zh-CN": "{{ nmae }}", "en": "x"}}]), "variants[0].body.zh-CN",
-     "unknown template variable(s) nmae; known: campaign,", "未知的模板变量 nmae;可用的变量:campaign,"),
-    ("syntax", dict(variants=[{"name": "A", "body": {"zh-CN": "ok", "en": "{{ name "}}]), "variants[0].body.en", "template syntax error on line 1", "模板语法错误,第 1 行"),
+     "unknown template variable(s) nmae; known: campaign,", "未知的模板变量 nmae；可用的变量：campaign,"),
+    ("syntax", dict(variants=[{"name": "A", "body": {"zh-CN": "ok", "en": "{{ name "}}]), "variants[0].body.en", "template syntax error on line 1", "模板语法错误，第 1 行"),
     ("filter on personal", dict(variants=[{"name": "A", "body": {"zh-CN": "{{ name|upper }}", "en": "x"}}]), "variants[0].body.zh-CN",
-     "is changed by a filter; print it as it is, e.g. {{ name }}", "被过滤器改动了;请原样输出,例如 {{ name }}"),
-    ("email needs subject", dict(channel="email"), "(campaign)", "channel email: every variant needs a subject", "渠道为 email:每个版本都需要 subject"),
+     "is changed by a filter; print it as it is, e.g. {{ name }}", "被过滤器改动了；请原样输出，例如 {{ name }}"),
+    ("email needs subject", dict(channel="email"), "(campaign)", "channel email: every variant needs a subject", "渠道为 email：每个版本都需要 subject"),
     ("holdout", dict(holdout_share=1.5), "holdout_share", "less than or equal to 0.9", "应小于或等于 0.9"),
     ("quiet hours", dict(quiet_hours={"start": "25:00", "end": "09:00"}), "quiet_hours.start", "'25:00' is not a time of day like 21:00", "'25:00' 不是 21:00 这样的时刻"),
     ("reserved", dict(name="calendar"), "name", "'calendar' is reserved", "'calendar' 是保留名称"),
-    ("bad name", dict(name="Wake Up"), "name", "String should match pattern '^[a-z][a-z0-9-]{1,39}$'", "格式不符合要求,应匹配 '^[a-z][a-z0-9-]{1,39}$'"),
-    ("no variants", dict(variants=[]), "variants", "at least 1", "至少需要 1 项,现在是 0 项"),
+    ("bad name", dict(name="Wake Up"), "name", "String should match pattern '^[a-z][a-z0-9-]{1,39}$'", "格式不符合要求，应匹配 '^[a-z][a-z0-9-]{1,39}$'"),
+    ("no variants", dict(variants=[]), "variants", "at least 1", "至少需要 1 项，现在是 0 项"),
     ("missing language", dict(variants=[{"name": "A", "body": {"zh-CN": "x"}}]), "variants[0].body.en", "Field required", "缺少必填字段"),
     ("stage change without to", dict(entry=[{"on": "stage_change"}]), "entry[0]", "needs 'to'", "stage_change 触发需要 'to'"),
     ("budget without gift", dict(budget={"amount": 10}, variants=[{"name": "A", "body": {"zh-CN": "x", "en": "y"}}]), "(campaign)",
-     "budget without a gift cost", "没有礼品成本的预算限制不了任何东西;请加上 gift.cost,或去掉 budget"),
-    ("unknown channel", dict(channel="fax"), "channel", "Input should be one of 'email', 'sms', 'push', 'staff'", "取值应为以下之一:'email', 'sms', 'push', 'staff'"),
+     "budget without a gift cost", "没有礼品成本的预算限制不了任何东西；请加上 gift.cost，或去掉 budget"),
+    ("unknown channel", dict(channel="fax"), "channel", "Input should be one of 'email', 'sms', 'push', 'staff'", "取值应为以下之一：'email', 'sms', 'push', 'staff'"),
     ("duplicate segment", dict(segments=[{"name": "v", "when": {"value_tier": ["high"]}}, {"name": "v", "when": {"value_tier": ["low"]}}]), "(campaign)",
-     "segment names must be unique (v repeated)", "分群名称必须唯一(v 重复)"),
+     "segment names must be unique (v repeated)", "分群名称必须唯一（v 重复）"),
     ("empty rule list", dict(audience={"rule": {"lifecycle_stage": []}}), "audience.rule",
-     "lifecycle_stage: an empty list matches nobody", "lifecycle_stage:空列表不匹配任何人"),
+     "lifecycle_stage: an empty list matches nobody", "lifecycle_stage：空列表不匹配任何人"),
 ]
 
 
@@ -61,7 +61,7 @@ INVALID = [  # (what, override, field, English reason, zh-CN reason)
 def test_invalid_definition_names_file_field_reason(cdir, what, over, field, en, zh):
     write_campaign(cdir, campaign("good"), "good.yaml")
     write_campaign(cdir, {**campaign("bad"), **over}, "bad.yaml")
-    for lang, reason, head in ((None, zh, "活动定义无效:"), ("en", en, "invalid campaign definition(s):")):
+    for lang, reason, head in ((None, zh, "活动定义无效："), ("en", en, "invalid campaign definition(s):")):
         with pytest.raises(CampaignDefinitionError) as exc:
             load_campaigns(lang=lang)  # None: the settings' language, zh-CN by default
         probs = exc.value.problems
@@ -82,7 +82,7 @@ def test_yaml_errors_and_duplicates(cdir):
     with pytest.raises(CampaignDefinitionError) as exc:
         load_campaigns()
     text = str(exc.value)
-    assert "broken.yaml: 第 2 行: 不是有效的 YAML:" in text
+    assert "broken.yaml: 第 2 行: 不是有效的 YAML：" in text
     assert "b.yaml: name: 'twin' 已在 a.yaml 中定义" in text
 
 
@@ -130,4 +130,4 @@ def test_select_only_problem_in_both_languages():
     with pytest.raises(ValueError) as exc:
         check_select_only("UPDATE tags SET at_risk = true")
     assert str(exc.value) == exc.value.text("en") == "only a read-only SELECT is allowed (the query starts with UPDATE)"
-    assert exc.value.text("zh-CN") == exc.value.text() == "只允许只读的 SELECT(查询以 UPDATE 开头)"
+    assert exc.value.text("zh-CN") == exc.value.text() == "只允许只读的 SELECT（查询以 UPDATE 开头）"

@@ -68,7 +68,7 @@ def test_recall_plan_records_the_silent_share(shop, warehouse, prefect_server):
     from flows.campaigns import recall_plan
 
     out = recall_plan(silent_share=0.382, as_of="2026-11-20")
-    assert out["notes"] == "沉默会员占比 38.2% 超过阈值 35%,启动流失预警召回计划"
+    assert out["notes"] == "沉默会员占比 38.2% 超过阈值 35%，启动流失预警召回计划"
     assert out["campaigns"]["recall"]["entry"] == "event"
     with warehouse.connect() as conn:
         notes = conn.execute(sa.text("SELECT notes FROM campaign_runs WHERE campaign = 'recall'")).scalar()
@@ -91,7 +91,7 @@ def test_invalid_definition_fails_before_anything_is_sent(shop, warehouse, cdir,
     from tasks.campaigns.definitions import CampaignDefinitionError
 
     (cdir / "zz-broken.yaml").write_text((cdir / "awakening.yaml").read_text(encoding="utf-8").replace("name: awakening", "name: broken").replace("{{ name }}", "{{ nmae }}"), encoding="utf-8")
-    with pytest.raises(CampaignDefinitionError, match=r"^活动定义无效:\n.*zz-broken.yaml: variants\[0\].body.zh-CN: 未知的模板变量 nmae;"):
+    with pytest.raises(CampaignDefinitionError, match=r"^活动定义无效：\n.*zz-broken.yaml: variants\[0\].body.zh-CN: 未知的模板变量 nmae；"):
         run_campaigns(as_of=AS_OF, run_id="nightly-bad")
     assert touches(warehouse).empty and provider.requests == 0
 
@@ -107,5 +107,5 @@ def test_a_night_in_quiet_hours_says_what_waits_for_the_morning(shop, warehouse,
     assert waiting.sum() > 0 and out["delivery"]["sent"] == (t["status"] == "sent").sum()  # channels without quiet hours go now
     for name, n in waiting.items():
         assert out["campaigns"][name]["deferred_quiet_hours"] == n
-        line = next(x for x in out["summary"] if x.startswith(f"{name}:"))
+        line = next(x for x in out["summary"] if x.startswith(f"{name}："))
         assert f"其中 {n} 条在免打扰时段结束后发送" in line, line

@@ -91,8 +91,8 @@ def test_quality_trace_names_the_skus_driving_complaints(warehouse, pinned_now):
     assert len(a) == 1 and "质量溯源" in a["title"].iloc[0] and "8.0%" in a["title"].iloc[0]
     body = a["body"].iloc[0]
     assert "8 条投诉 / 100 位活跃会员" in body
-    assert "- SKU-X:6 条投诉(75%),每单投诉 60.0%" in body  # 6 complaints on 10 paid orders of SKU-X
-    assert "- SKU-Y:2 条投诉(25%)" in body and "order" not in body  # no English in the zh-CN alert
+    assert "- SKU-X：6 条投诉（75%），每单投诉 60.0%" in body  # 6 complaints on 10 paid orders of SKU-X
+    assert "- SKU-Y：2 条投诉（25%）" in body and "order" not in body  # no English in the zh-CN alert
     assert json.loads(a["payload"].iloc[0])["active"] == 100
     assert not quality_trace_check(warehouse, NOW + timedelta(hours=1))["alerted"]  # once a day
 

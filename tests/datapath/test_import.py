@@ -130,7 +130,7 @@ def test_cli_import_exit_codes_and_messages(warehouse, tmp_path, monkeypatch):
 
 def test_cli_import_errors_in_chinese_by_default(warehouse, tmp_path):
     bad = runner.invoke(app, ["import", "orders", str(write(tmp_path, "o.csv", "order_id,amount\nO1,3\n"))])
-    assert bad.exit_code == 1 and bad.output.startswith("错误:") and "customer_id" in bad.output
+    assert bad.exit_code == 1 and bad.output.startswith("错误：") and "customer_id" in bad.output
     # the file's own problem in zh-CN too, with the --map syntax that fixes it
     assert "缺少必需列 customer_id, paid_at, status" in bad.output and "--map '会员号=customer_id'" in bad.output
     gone = runner.invoke(app, ["import", "orders", str(tmp_path / "nope.csv")])
@@ -166,7 +166,7 @@ def test_cli_quarantine_list_and_show_mask_personal_data(warehouse, tmp_path):
     assert runner.invoke(app, ["quarantine", "list", "--table", "order-items"]).exit_code == 0
     assert runner.invoke(app, ["quarantine", "list", "--table", "order_items"]).exit_code == 0  # as stored
     bad = runner.invoke(app, ["quarantine", "list", "--table", "oders"])
-    assert bad.exit_code == 2 and "没有表 'oders':请从 customers, orders, order-items, feedback, events 中选择" in bad.output
+    assert bad.exit_code == 2 and "没有表 'oders'：请从 customers, orders, order-items, feedback, events 中选择" in bad.output
 
 
 def _orders_csv(n: int, extra: str = "") -> str:

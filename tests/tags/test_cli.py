@@ -51,7 +51,7 @@ def test_show_explains_with_numbers(warehouse, monkeypatch):
     out = run("tags", "show", "REF", monkeypatch=monkeypatch)
     assert "prospect: no paid order (1 refunded/cancelled orders do not count)" in out
     zh = run("tags", "show", "SIL", lang="zh-CN", monkeypatch=monkeypatch)
-    assert "沉默:最近一笔已付款订单在 97 天前,阈值 60 天" in zh
+    assert "沉默：最近一笔已付款订单在 97 天前，阈值 60 天" in zh
     assert "13800138000" not in zh
 
 

@@ -16,43 +16,43 @@ STATUSES = ("pending", "sending", "sent", "failed")
 
 register_messages(
     {
-        "alert.cli.routes": {"zh-CN": "路由(告警类型 -> 渠道):", "en": "routes:"},
+        "alert.cli.routes": {"zh-CN": "路由（告警类型 -> 渠道）：", "en": "routes:"},
         "alert.cli.none": {"zh-CN": "无", "en": "none"},
         "alert.cli.not_configured": {
-            "zh-CN": "{channel}:未配置(已配置:{known})。请设置 USEROPS_{upper}_WEBHOOK_URL,或用 `userops alert register-blocks` 创建 block。",
+            "zh-CN": "{channel}：未配置（已配置：{known}）。请设置 USEROPS_{upper}_WEBHOOK_URL，或用 `userops alert register-blocks` 创建 block。",
             "en": "{channel}: not configured (configured: {known}). Set USEROPS_{upper}_WEBHOOK_URL or create a block with `userops alert register-blocks`.",
         },
-        "alert.cli.test_failed": {"zh-CN": "{channel}:{verdict}:{error}", "en": "{channel}: {verdict}: {error}"},
+        "alert.cli.test_failed": {"zh-CN": "{channel}：{verdict}：{error}", "en": "{channel}: {verdict}: {error}"},
         "alert.cli.test_ok": {
-            "zh-CN": "{channel}:成功 - {type} 已接受测试消息(共 {parts} 条)",
+            "zh-CN": "{channel}：成功 - {type} 已接受测试消息（共 {parts} 条）",
             "en": "{channel}: ok - {type} accepted the test message ({parts} post(s))",
         },
         "alert.cli.delivered": {
-            "zh-CN": "已发送 {sent} 条告警,共 {posts} 条消息{merged};{deferred} 条等待,{failed} 条失败,{expired} 条已放弃",
+            "zh-CN": "已发送 {sent} 条告警，共 {posts} 条消息{merged}；{deferred} 条等待，{failed} 条失败，{expired} 条已放弃",
             "en": "sent {sent} alert(s) in {posts} message(s){merged}; {deferred} waiting, {failed} failed, {expired} given up",
         },
-        "alert.cli.merged": {"zh-CN": "(其中合并 {merged} 条)", "en": " ({merged} merged)"},
+        "alert.cli.merged": {"zh-CN": "（其中合并 {merged} 条）", "en": " ({merged} merged)"},
         "alert.cli.queued": {
-            "zh-CN": "仍有 {left} 条告警在队列中(查看下次尝试:`userops alert list --status pending`)",
+            "zh-CN": "仍有 {left} 条告警在队列中（查看下次尝试：`userops alert list --status pending`）",
             "en": "{left} alert(s) still queued (next attempt: `userops alert list --status pending`)",
         },
         "alert.cli.none_listed": {"zh-CN": "没有告警。", "en": "no alerts"},
         "alert.cli.col.id": {"zh-CN": "编号", "en": "id"},
-        "alert.cli.col.created": {"zh-CN": "创建时间(UTC)", "en": "created (UTC)"},
+        "alert.cli.col.created": {"zh-CN": "创建时间（UTC）", "en": "created (UTC)"},
         "alert.cli.col.kind": {"zh-CN": "类型", "en": "kind"},
         "alert.cli.col.channel": {"zh-CN": "渠道", "en": "channel"},
         "alert.cli.col.severity": {"zh-CN": "级别", "en": "severity"},
         "alert.cli.col.status": {"zh-CN": "状态", "en": "status"},
         "alert.cli.col.tries": {"zh-CN": "尝试", "en": "tries"},
-        "alert.cli.col.next": {"zh-CN": "下次尝试(UTC)", "en": "next (UTC)"},
+        "alert.cli.col.next": {"zh-CN": "下次尝试（UTC）", "en": "next (UTC)"},
         "alert.cli.col.title": {"zh-CN": "标题", "en": "title"},
-        "alert.cli.last_error": {"zh-CN": "最近错误:{error}", "en": "last error: {error}"},
+        "alert.cli.last_error": {"zh-CN": "最近错误：{error}", "en": "last error: {error}"},
         "alert.cli.automation_created": {
-            "zh-CN": "已创建自动化 '{name}'(运行部署 {deployment_id})",
+            "zh-CN": "已创建自动化 '{name}'（运行部署 {deployment_id}）",
             "en": "created automation '{name}' (runs deployment {deployment_id})",
         },
         "alert.cli.automation_updated": {
-            "zh-CN": "已更新自动化 '{name}'(运行部署 {deployment_id})",
+            "zh-CN": "已更新自动化 '{name}'（运行部署 {deployment_id}）",
             "en": "updated automation '{name}' (runs deployment {deployment_id})",
         },
     }

@@ -34,8 +34,8 @@ app = typer.Typer(help="Lifecycle campaigns: awakening, retention, recall (plan,
 
 register_messages(
     {
-        "campaign.cli.unknown": {"zh-CN": "没有活动 {name!r};已定义:{defined}", "en": "no campaign {name!r}; defined: {defined}"},
-        "campaign.cli.valid": {"zh-CN": "{n} 个活动定义有效:{names}", "en": "{n} campaign definition(s) valid: {names}"},
+        "campaign.cli.unknown": {"zh-CN": "没有活动 {name!r}；已定义：{defined}", "en": "no campaign {name!r}; defined: {defined}"},
+        "campaign.cli.valid": {"zh-CN": "{n} 个活动定义有效：{names}", "en": "{n} campaign definition(s) valid: {names}"},
         "campaign.cli.released": {"zh-CN": "已放行 {n} 条触达", "en": "{n} touch(es) released"},
         "campaign.cli.col.name": {"zh-CN": "名称", "en": "name"},
         "campaign.cli.col.title": {"zh-CN": "标题", "en": "title"},

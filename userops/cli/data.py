@@ -20,16 +20,16 @@ IMPORT_TABLES = {"customers": "customers", "orders": "orders", "order-items": "o
 
 register_messages(
     {
-        "data.unknown_table": {"zh-CN": "没有表 {table!r}:请从 {tables} 中选择", "en": "unknown table {table!r}: choose one of {tables}"},
-        "import.bad_map": {"zh-CN": "--map {value!r}:请写成 SOURCE_HEADER=canonical_column(源表头=标准列名)",
+        "data.unknown_table": {"zh-CN": "没有表 {table!r}：请从 {tables} 中选择", "en": "unknown table {table!r}: choose one of {tables}"},
+        "import.bad_map": {"zh-CN": "--map {value!r}：请写成 SOURCE_HEADER=canonical_column（源表头=标准列名）",
                            "en": "--map {value!r}: write it as SOURCE_HEADER=canonical_column"},
-        "import.error": {"zh-CN": "错误:{error}", "en": "error: {error}"},
-        "demo.generating": {"zh-CN": "正在生成 {customers:,} 个示例会员(随机种子 {seed})……",
+        "import.error": {"zh-CN": "错误：{error}", "en": "error: {error}"},
+        "demo.generating": {"zh-CN": "正在生成 {customers:,} 个示例会员（随机种子 {seed}）……",
                             "en": "Generating {customers:,} sample members (seed {seed}) ..."},
-        "demo.services": {"zh-CN": "示例 CRM 与订单系统:{url};示例短信/推送/邮件服务商在本机回环地址上运行",
+        "demo.services": {"zh-CN": "示例 CRM 与订单系统：{url}；示例短信/推送/邮件服务商在本机回环地址上运行",
                           "en": "Sample CRM and order system at {url}; sample SMS/push/email providers on loopback"},
-        "demo.warehouse": {"zh-CN": "数据仓库:{url}", "en": "Warehouse: {url}"},
-        "db.up_to_date": {"zh-CN": "数据库结构已是最新:{url}", "en": "schema up to date: {url}"},
+        "demo.warehouse": {"zh-CN": "数据仓库：{url}", "en": "Warehouse: {url}"},
+        "db.up_to_date": {"zh-CN": "数据库结构已是最新：{url}", "en": "schema up to date: {url}"},
         "run.stage_time": {"zh-CN": "{stage} {seconds} 秒", "en": "{stage} {seconds}s"},
         "quarantine.field.id": {"zh-CN": "编号", "en": "id"},
         "quarantine.field.source_table": {"zh-CN": "来源表", "en": "source_table"},
@@ -41,7 +41,7 @@ register_messages(
         "quarantine.field.resolved_at": {"zh-CN": "处理时间", "en": "settled_at"},
         "quarantine.field.resolved_run_id": {"zh-CN": "处理运行", "en": "settled_by_run"},
         "quarantine.field.record": {"zh-CN": "原始记录", "en": "record"},
-        "quarantine.settled_hidden": {"zh-CN": "另有 {n} 条记录已处理(客户或订单到达后重新校验放行,或被新版本取代),加 --all 查看。",
+        "quarantine.settled_hidden": {"zh-CN": "另有 {n} 条记录已处理（客户或订单到达后重新校验放行，或被新版本取代），加 --all 查看。",
                                       "en": "{n} more records are settled (released once their customer or order arrived, or superseded); --all lists them."},
     }
 )

@@ -11,22 +11,22 @@ from userops.i18n import register, t
 
 register(
     {
-        "cli.bad_date": {"zh-CN": "{value!r} 不是日期,请写成 2026-11-20 这样(YYYY-MM-DD)",
+        "cli.bad_date": {"zh-CN": "{value!r} 不是日期，请写成 2026-11-20 这样（YYYY-MM-DD）",
                          "en": "{value!r} is not a date like 2026-11-20 (YYYY-MM-DD)"},
-        "cli.bad_timezone": {"zh-CN": "没有时区 {value!r};请写 IANA 名称,如 Asia/Shanghai、Europe/Berlin、UTC",
+        "cli.bad_timezone": {"zh-CN": "没有时区 {value!r}；请写 IANA 名称，如 Asia/Shanghai、Europe/Berlin、UTC",
                              "en": "no time zone {value!r}; give an IANA name such as Asia/Shanghai, Europe/Berlin or UTC"},
-        "cli.bad_choice": {"zh-CN": "{value!r} 不可用;可选:{choices}", "en": "{value!r} is not one of: {choices}"},
+        "cli.bad_choice": {"zh-CN": "{value!r} 不可用；可选：{choices}", "en": "{value!r} is not one of: {choices}"},
         "cli.bad_database_url": {
-            "zh-CN": "USEROPS_DATABASE_URL 不是可用的数据库地址({detail})。PostgreSQL 写成 postgresql+psycopg2://用户@主机:5432/库名,SQLite 写成 sqlite:////绝对路径/userops.db",
+            "zh-CN": "USEROPS_DATABASE_URL 不是可用的数据库地址（{detail}）。PostgreSQL 写成 postgresql+psycopg2://用户@主机:5432/库名，SQLite 写成 sqlite:////绝对路径/userops.db",
             "en": "USEROPS_DATABASE_URL is not a usable database URL ({detail}). PostgreSQL: postgresql+psycopg2://user@host:5432/dbname; SQLite: sqlite:////absolute/path/userops.db",
         },
         "cli.db_unreachable": {
-            "zh-CN": "连不上数据仓库 {url}({detail})。请检查 USEROPS_DATABASE_URL(主机、端口、库名、用户)以及数据库是否在运行",
+            "zh-CN": "连不上数据仓库 {url}({detail})。请检查 USEROPS_DATABASE_URL（主机、端口、库名、用户）以及数据库是否在运行",
             "en": "cannot reach the warehouse {url} ({detail}). Check USEROPS_DATABASE_URL (host, port, database, user) and that the database is running",
         },
-        "cli.no_tables": {"zh-CN": "数据仓库 {url} 还没有 userops 的表({detail}):先运行 `userops db upgrade`,或 `userops demo` / `userops run nightly`",
+        "cli.no_tables": {"zh-CN": "数据仓库 {url} 还没有 userops 的表（{detail}）：先运行 `userops db upgrade`，或 `userops demo` / `userops run nightly`",
                           "en": "the warehouse {url} has no userops tables yet ({detail}): run `userops db upgrade` first, or `userops demo` / `userops run nightly`"},
-        "cli.bad_settings": {"zh-CN": "配置有误,请修改后重试:", "en": "The configuration is wrong; fix it and try again:"},
+        "cli.bad_settings": {"zh-CN": "配置有误，请修改后重试：", "en": "The configuration is wrong; fix it and try again:"},
     }
 )
 

@@ -28,70 +28,70 @@ from userops.i18n import t
 register_messages(
     {
         "serve.starting": {
-            "zh-CN": "正在启动 Prefect 服务器 {url}(数据库:{db})……",
+            "zh-CN": "正在启动 Prefect 服务器 {url}（数据库：{db}）……",
             "en": "Starting the Prefect server at {url} (database: {db}) ...",
         },
-        "serve.up": {"zh-CN": "Prefect 服务器已就绪({seconds:.1f} 秒)。", "en": "Prefect server is up ({seconds:.1f}s)."},
-        "serve.pool": {"zh-CN": "工作池 {pool}:{state}", "en": "Work pool {pool}: {state}"},
-        "serve.pool_created": {"zh-CN": "已创建(process 类型)", "en": "created (process type)"},
+        "serve.up": {"zh-CN": "Prefect 服务器已就绪（{seconds:.1f} 秒）。", "en": "Prefect server is up ({seconds:.1f}s)."},
+        "serve.pool": {"zh-CN": "工作池 {pool}：{state}", "en": "Work pool {pool}: {state}"},
+        "serve.pool_created": {"zh-CN": "已创建（process 类型）", "en": "created (process type)"},
         "serve.pool_exists": {"zh-CN": "已存在", "en": "exists"},
         "serve.deploying": {"zh-CN": "正在部署 prefect.yaml ……", "en": "Deploying prefect.yaml ..."},
-        "serve.warehouse": {"zh-CN": "数据仓库表结构已是最新:{url}", "en": "Warehouse schema up to date: {url}"},
+        "serve.warehouse": {"zh-CN": "数据仓库表结构已是最新：{url}", "en": "Warehouse schema up to date: {url}"},
         "serve.warehouse_failed": {
-            "zh-CN": "无法更新数据仓库表结构({url}):{error}。请检查 USEROPS_DATABASE_URL 后重新运行 userops serve。",
+            "zh-CN": "无法更新数据仓库表结构（{url}）：{error}。请检查 USEROPS_DATABASE_URL 后重新运行 userops serve。",
             "en": "Could not bring the warehouse schema up to date ({url}): {error}. Check USEROPS_DATABASE_URL and run userops serve again.",
         },
         "serve.skipped": {
-            "zh-CN": "  暂未部署 {name}:{why}",
+            "zh-CN": "  暂未部署 {name}：{why}",
             "en": "  not deployed yet: {name} ({why})",
         },
-        "serve.blocks": {"zh-CN": "告警渠道块:已由 {fn} 注册", "en": "Alert channel blocks: registered by {fn}"},
+        "serve.blocks": {"zh-CN": "告警渠道块：已由 {fn} 注册", "en": "Alert channel blocks: registered by {fn}"},
         "serve.blocks_missing": {
-            "zh-CN": "告警渠道块:告警模块尚未提供注册函数(tasks.alerts.register_blocks),已跳过;告警仍按设置中的 Webhook 发送。",
+            "zh-CN": "告警渠道块：告警模块尚未提供注册函数（tasks.alerts.register_blocks），已跳过；告警仍按设置中的 Webhook 发送。",
             "en": "Alert channel blocks: the alerts module provides no registration yet (tasks.alerts.register_blocks); skipped — alerts still use the webhooks in the settings.",
         },
-        "serve.automation": {"zh-CN": "崩溃告警自动化:已由 {fn} 创建", "en": "Crash automation: created by {fn}"},
+        "serve.automation": {"zh-CN": "崩溃告警自动化：已由 {fn} 创建", "en": "Crash automation: created by {fn}"},
         "serve.automation_missing": {
-            "zh-CN": "崩溃告警自动化:告警模块尚未提供(tasks.alerts.ensure_crash_automation),已跳过。",
+            "zh-CN": "崩溃告警自动化：告警模块尚未提供（tasks.alerts.ensure_crash_automation），已跳过。",
             "en": "Crash automation: the alerts module provides none yet (tasks.alerts.ensure_crash_automation); skipped.",
         },
-        "serve.setup_failed": {"zh-CN": "{what} 失败:{error}", "en": "{what} failed: {error}"},
+        "serve.setup_failed": {"zh-CN": "{what} 失败：{error}", "en": "{what} failed: {error}"},
         "serve.worker": {
-            "zh-CN": "工作进程已启动,监听工作池 {pool}(日志:{log})",
+            "zh-CN": "工作进程已启动，监听工作池 {pool}（日志：{log}）",
             "en": "Worker started on work pool {pool} (log: {log})",
         },
         "serve.ready": {
-            "zh-CN": "userops 已运行。打开 Prefect 界面:{url}  (按 Ctrl-C 停止)",
+            "zh-CN": "userops 已运行。打开 Prefect 界面：{url}  （按 Ctrl-C 停止）",
             "en": "userops is running. Open the Prefect UI: {url}  (Ctrl-C to stop)",
         },
         "serve.already": {
-            "zh-CN": "userops serve 已经在运行(进程 {pid},{url}),使用同一个 PREFECT_HOME {home}。先停止它,或为另一套服务设置另一个 PREFECT_HOME。检查现有服务:userops serve --check",
+            "zh-CN": "userops serve 已经在运行（进程 {pid}，{url}），使用同一个 PREFECT_HOME {home}。先停止它，或为另一套服务设置另一个 PREFECT_HOME。检查现有服务：userops serve --check",
             "en": "userops serve already runs from this PREFECT_HOME {home} (pid {pid}, {url}). Stop it first, or give another set-up its own PREFECT_HOME. To look at the running one: userops serve --check",
         },
         "serve.stopping": {"zh-CN": "正在停止工作进程和服务器……", "en": "Stopping the worker and the server ..."},
         "serve.stopped": {"zh-CN": "已停止。", "en": "Stopped."},
         "serve.died": {
-            "zh-CN": "{what} 意外退出(退出码 {code}),日志 {log} 末尾:\n{tail}",
+            "zh-CN": "{what} 意外退出（退出码 {code}），日志 {log} 末尾：\n{tail}",
             "en": "The {what} exited unexpectedly (code {code}); end of its log {log}:\n{tail}",
         },
         "serve.unreachable": {
-            "zh-CN": "无法连接 Prefect API {url}。先运行 `userops serve`,或设置 PREFECT_API_URL。",
+            "zh-CN": "无法连接 Prefect API {url}。先运行 `userops serve`，或设置 PREFECT_API_URL。",
             "en": "Cannot reach the Prefect API at {url}. Run `userops serve` first, or set PREFECT_API_URL.",
         },
         "serve.check_head": {
-            "zh-CN": "Prefect API {url}:{n} 个部署",
+            "zh-CN": "Prefect API {url}：{n} 个部署",
             "en": "Prefect API {url}: {n} deployments",
         },
         "serve.check_missing": {
-            "zh-CN": "缺少部署:{names}(运行 `userops serve` 或 `prefect deploy --all`)",
+            "zh-CN": "缺少部署：{names}（运行 `userops serve` 或 `prefect deploy --all`）",
             "en": "Missing deployments: {names} (run `userops serve` or `prefect deploy --all`)",
         },
         "serve.other_dir": {
-            "zh-CN": "注意:部署的流程在目录 {dirs} 中运行,而本机项目在 {here}。请把项目放在相同路径,否则此工作进程上的运行会失败。",
+            "zh-CN": "注意：部署的流程在目录 {dirs} 中运行，而本机项目在 {here}。请把项目放在相同路径，否则此工作进程上的运行会失败。",
             "en": "Warning: the deployments run their flows from {dirs}, but this checkout is at {here}. Put the project at the same path on every worker machine, or runs on this worker fail.",
         },
         "serve.need_api": {
-            "zh-CN": "--worker-only 需要 PREFECT_API_URL 指向 Prefect 服务器,例如 http://ops-server:4200/api",
+            "zh-CN": "--worker-only 需要 PREFECT_API_URL 指向 Prefect 服务器，例如 http://ops-server:4200/api",
             "en": "--worker-only needs PREFECT_API_URL pointing at the Prefect server, e.g. http://ops-server:4200/api",
         },
     }
