@@ -65,7 +65,7 @@ def _print_stats(stats: dict) -> None:
             for line in res["summary"]:
                 typer.echo(f"  {line}")
     if stats.get("stages"):
-        typer.echo("  " + ", ".join(t("run.stage_time", stage=k, seconds=v) for k, v in stats["stages"].items()))
+        typer.echo("  " + t("list.sep").join(t("run.stage_time", stage=k, seconds=v) for k, v in stats["stages"].items()))
 
 
 @contextmanager
@@ -129,7 +129,7 @@ def demo(
     dispose_engines()
     typer.echo(t("nightly.done", as_of=today, duration=stats.get("duration_s")))
     _print_stats(stats)
-    typer.echo("  " + t("demo.delivered", counts=", ".join(f"{k} {v:,}" for k, v in sorted(delivered.items()))))
+    typer.echo("  " + t("demo.delivered", counts=t("list.sep").join(f"{k} {v:,}" for k, v in sorted(delivered.items()))))
     typer.echo(t("demo.warehouse", url=get_engine().url.render_as_string(hide_password=True)))
 
 
