@@ -70,6 +70,20 @@ def _dies_once(monkeypatch):
     monkeypatch.setattr(crisis, "record_affected", dies_once)
 
 
+def _compensation_under_way(iid, engine):
+    """The run driving the incident got this far: the SKU taken down, the statement approved,
+    the apologies planned and the non-core ones sent."""
+    from tasks.crisis.clarify import approve_statement, draft_statement
+    from tasks.crisis.compensate import plan_compensation, send_apologies
+    from tasks.crisis.control import run_control
+
+    run_control(iid, engine=engine)
+    draft_statement(iid, engine=engine)
+    approve_statement(iid, None, "pr-zhao", engine=engine)
+    plan_compensation(iid, engine=engine)
+    send_apologies(iid, engine=engine)
+
+
 def _takedowns_of(order_system, sku):
     return [t for t in order_system.takedowns if sku in t["skus"]]
 
@@ -91,9 +105,7 @@ def test_a_join_that_died_after_saving_its_sku_is_finished_by_its_rerun(prefect_
     from prefect.states import Paused
 
     from flows.crisis import crisis_response
-    from tasks.crisis.clarify import approve_statement, draft_statement
-    from tasks.crisis.compensate import plan_compensation, release_core, send_apologies
-    from tasks.crisis.control import run_control
+    from tasks.crisis.compensate import release_core, send_apologies
     from tests.crisis.conftest import open_incident
 
     provider = crisis_env
@@ -108,11 +120,7 @@ def test_a_join_that_died_after_saving_its_sku_is_finished_by_its_rerun(prefect_
         fr = c.create_flow_run(flow=driver, name="driver")
         c.set_flow_run_state(fr.id, Paused(pause_key="core-review-1", timeout_seconds=3600), force=True)
     iid = open_incident(warehouse, flow_run_id=str(fr.id))["incident_id"]
-    run_control(iid, engine=warehouse)
-    draft_statement(iid, engine=warehouse)
-    approve_statement(iid, None, "pr-zhao", engine=warehouse)
-    plan_compensation(iid, engine=warehouse)
-    send_apologies(iid, engine=warehouse)
+    _compensation_under_way(iid, warehouse)
     assert _delivered(provider) == ["C1", "C3"]
 
     _dies_once(monkeypatch)
@@ -191,9 +199,6 @@ def test_the_hourly_monitor_finishes_a_dead_join_nobody_reruns(prefect_server, w
 
     from flows.crisis import crisis_response
     from flows.monitor import hourly_monitor
-    from tasks.crisis.clarify import approve_statement, draft_statement
-    from tasks.crisis.compensate import plan_compensation, send_apologies
-    from tasks.crisis.control import run_control
     from tests.crisis.conftest import open_incident
 
     provider = crisis_env
@@ -206,11 +211,7 @@ def test_the_hourly_monitor_finishes_a_dead_join_nobody_reruns(prefect_server, w
 
     state = driver(return_state=True)  # a real run, over (not alive)
     iid = open_incident(warehouse, flow_run_id=str(state.state_details.flow_run_id))["incident_id"]
-    run_control(iid, engine=warehouse)
-    draft_statement(iid, engine=warehouse)
-    approve_statement(iid, None, "pr-zhao", engine=warehouse)
-    plan_compensation(iid, engine=warehouse)
-    send_apologies(iid, engine=warehouse)
+    _compensation_under_way(iid, warehouse)
     assert _delivered(provider) == ["C1", "C3"]
 
     _dies_once(monkeypatch)
