@@ -80,7 +80,7 @@ from prefect import task
 from prefect.cache_policies import NO_CACHE
 from sqlalchemy.engine import Connection, Engine
 
-from userops.clock import shop_today, utcnow
+from userops.clock import utcnow
 from userops.db import SQLITE_TS_FORMAT, audit, copy_frame, get_engine, is_postgres, row_values_hidden
 from userops.settings import get_settings
 
@@ -122,6 +122,11 @@ def _db_ts(bind, v: datetime | None):
 
 def shop_zone() -> str:
     return get_settings().timezone
+
+
+def shop_day(now: datetime) -> date:
+    """The shop's calendar day of ``now`` (naive UTC)."""
+    return now.replace(tzinfo=timezone.utc).astimezone(ZoneInfo(shop_zone())).date()
 
 
 def valid_zones(zones: pd.Series) -> pd.Series:
@@ -697,7 +702,7 @@ class StaffList:
         return self.root / day / f"{campaign}.csv"
 
     def send_batch(self, msgs: list[Outbound], now: datetime) -> list[Outcome]:
-        day = now.replace(tzinfo=timezone.utc).astimezone(ZoneInfo(shop_zone())).date().isoformat()
+        day = shop_day(now).isoformat()
         by_file: dict[Path, list[Outbound]] = {}
         for m in msgs:
             by_file.setdefault(self.path(m.campaign, day), []).append(m)
@@ -1098,14 +1103,13 @@ class _Channels:
         self.opened[channel] = ch
         return ch
 
-    def close(self, now: datetime | None = None) -> list[str]:
+    def close(self, now: datetime) -> list[str]:
         files = []
         for name, ch in self.opened.items():
             if name == "staff":
                 cs = get_settings().campaigns
                 files = ch.finish(cs.staff_excel_max_rows)
-                today = now.replace(tzinfo=timezone.utc).astimezone(ZoneInfo(shop_zone())).date() if now else shop_today()
-                ch.prune(today, cs.outreach_keep_days)
+                ch.prune(shop_day(now), cs.outreach_keep_days)
             else:
                 ch.close()
         return files
