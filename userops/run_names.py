@@ -61,19 +61,9 @@ def nightly(p: dict) -> str:
     return f"nightly-{_day(p.get('as_of'))}" + ("-full-refresh" if p.get("full_refresh") else "")
 
 
-@_safe("retrain-churn-model")
-def retrain_churn_model(p: dict) -> str:
-    return f"retrain-churn-model-{_day(p.get('as_of'))}"
-
-
 @_safe("campaign")
 def campaign(p: dict) -> str:
     return f"campaign-{p['name']}-{_day(p.get('as_of'))}" + (f"-{p['channel']}" if p.get("channel") else "")
-
-
-@_safe("recall-plan")
-def recall_plan(p: dict) -> str:
-    return f"recall-plan-{_day(p.get('as_of'))}"
 
 
 @_safe("crisis-response")
@@ -83,14 +73,19 @@ def crisis_response(p: dict) -> str:
     return f"crisis-{p.get('severity') or 'high'}-{shown or '?'}"
 
 
-@_safe("nightly-digest")
-def nightly_digest(p: dict) -> str:
-    return f"nightly-digest-{_day(p.get('as_of'))}"
-
-
 @_safe("alert-crashed-run")
 def alert_crashed_run(p: dict) -> str:
     return f"alert-crashed-run-{str(p['flow_run_ref']).removeprefix('prefect.flow-run.')}"
+
+
+def daily(prefix: str):
+    """For the flows that compute one day (``as_of``): the flow's name and that day."""
+
+    @_safe(prefix)
+    def name(p: dict) -> str:
+        return f"{prefix}-{_day(p.get('as_of'))}"
+
+    return name
 
 
 def every(prefix: str):
@@ -106,3 +101,6 @@ def every(prefix: str):
 hourly_monitor = every("hourly-monitor")
 deliver_alerts = every("deliver-alerts")
 deliver_messages = every("deliver-messages")
+retrain_churn_model = daily("retrain-churn-model")
+recall_plan = daily("recall-plan")
+nightly_digest = daily("nightly-digest")
