@@ -109,3 +109,39 @@ def test_a_night_in_quiet_hours_says_what_waits_for_the_morning(shop, warehouse,
         assert out["campaigns"][name]["deferred_quiet_hours"] == n
         line = next(x for x in out["summary"] if x.startswith(f"{name}："))
         assert f"其中 {n} 条在免打扰时段结束后发送" in line, line
+
+
+def test_the_morning_delivery_sends_what_waited_and_says_so_in_the_ui(shop, warehouse, provider, prefect_server, monkeypatch):
+    """Planned at 22:00 (quiet hours), delivered by the 10-minute delivery run the next morning:
+    everything deferred goes out once, and the run leaves a summary on itself (no personal data)
+    and a name with the shop's minute."""
+    from prefect.client.orchestration import get_client
+    from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterFlowRunId
+
+    from flows.campaigns import deliver_messages, run_campaigns
+
+    monkeypatch.setenv("USEROPS_NOW", "2026-11-20T14:00:00")  # 22:00 in Shanghai
+    run_campaigns(as_of=AS_OF, run_id="nightly-quiet")
+    waiting = (touches(warehouse)["status"] == "planned").sum()
+    assert waiting > 0
+    sent_before = len(provider.delivered)
+
+    monkeypatch.setenv("USEROPS_NOW", "2026-11-21T01:30:00")  # 09:30 the next morning
+    state = deliver_messages(return_state=True)
+    assert state.is_completed()
+    out = state.result()
+    t = touches(warehouse)
+    assert not t["status"].isin(["planned", "in_flight"]).any()
+    assert out["delivery"]["sent"] == waiting == len(provider.delivered) - sent_before
+    with get_client(sync_client=True) as client:
+        run = client.read_flow_run(state.state_details.flow_run_id)
+        arts = client.read_artifacts(artifact_filter=ArtifactFilter(flow_run_id=ArtifactFilterFlowRunId(any_=[run.id])))
+    assert run.name == "deliver-messages-2026-11-21 09:30"
+    (art,) = arts
+    assert art.key is None and art.type == "markdown"  # on the run only: every 10 minutes would flood the Artifacts page
+    assert "## 消息投递 2026-11-21 09:30" in art.data and f"发送 {waiting} 条" in art.data.replace(",", ""), art.data
+    assert "@" not in art.data and "138" not in art.data
+
+    # the next round has nothing due: no second send, no artifact
+    again = deliver_messages(return_state=True)
+    assert again.result()["delivery"]["sent"] == 0 and len(provider.delivered) - sent_before == waiting
