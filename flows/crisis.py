@@ -42,6 +42,7 @@ from tasks.crisis import messages  # noqa: F401
 from tasks.crisis.clarify import approve_statement, draft_statement_task, expire_step, reject_statement
 from tasks.crisis.compensate import (
     awaiting_review,
+    finish_left_work_task,
     plan_compensation_task,
     record_affected,
     release_core_task,
@@ -321,14 +322,14 @@ def _take_down_joined(incident_id: str) -> None:
 def _join_running_incident(inc: dict, trigger_skus: list[str], owner: str, reason: str, logger) -> dict:
     """Another live run drives the incident: take down the incident's SKUs nobody asked to take
     down yet, serve the buyers nobody planned an apology for when the compensation is already
-    under way, and leave the rest to that run. Read from the warehouse, not from what this
-    join added: a re-run of a joining run that died after saving its SKUs finishes its work."""
+    under way (``finish_left_work``, as the hourly monitor does for a join that died), and leave
+    the rest to that run. Read from the warehouse, not from what this join added: a re-run of a
+    joining run that died after saving its SKUs finishes its work."""
     incident_id = inc["incident_id"]
     engine = get_engine()
-    _take_down_joined(incident_id)
-    if get_step(engine, incident_id, "compensate")["result"].get("planned_at") and unplanned_customers(incident_id, engine):
-        plan_compensation_task(incident_id)
-        send_apologies_task(incident_id)
+    left = finish_left_work_task(incident_id)  # the same as the hourly monitor does for a dead join
+    if "planned" in left:
+        send_apologies_task(incident_id)  # this run sends its apologies at once (the monitor leaves it to its next step)
     # the SKUs this trigger brought in by a join (this run's or the one it re-runs): announced once
     new_skus = joined_skus(engine, incident_id, trigger_skus)
     enqueue_alert(

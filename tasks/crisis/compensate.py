@@ -322,16 +322,40 @@ def advance_open_incidents(engine: Engine | None = None, now: datetime | None = 
     return out
 
 
+def finish_left_work(incident_id: str, engine: Engine | None = None, now: datetime | None = None,
+                     control_started_only: bool = False) -> dict:
+    """Do what a join leaves on the incident, read from the warehouse (never from what a
+    trigger brought), whichever run comes next: (a) take down the incident's SKUs nobody has
+    asked to take down yet; (b) once Compensate is under way (its apologies were planned once),
+    plan the apologies of the affected customers nobody planned one for (core ones wait for the
+    review as always). Sending is the caller's: a joining run sends at once, the hourly monitor
+    leaves it to ``advance_open_incidents``.
+
+    ``control_started_only``: take nothing down unless a run has started Control for the
+    incident (some SKU asked to be taken down) — the hourly monitor's guard: an incident no run
+    has driven yet is the deadline watch's to escalate, not the monitor's to act on.
+
+    Returns what was done: ``take_down`` (the SKUs) and ``confirmed``, ``planned`` (new
+    touches); empty when nothing was left."""
+    from tasks.crisis.control import run_control, skus_to_take_down
+
+    engine = engine or get_engine()
+    done: dict = {}
+    started = not control_started_only or bool(get_step(engine, incident_id, "control")["result"].get("requested"))
+    rest = skus_to_take_down(incident_id, engine, retry=False) if started else []
+    if rest:
+        done["take_down"] = rest
+        done["confirmed"] = bool(run_control(incident_id, rest, engine, now)["confirmed"])
+    if get_step(engine, incident_id, "compensate")["result"].get("planned_at") and unplanned_customers(incident_id, engine, now):
+        done["planned"] = plan_compensation(incident_id, engine, now)["planned"]
+    return done
+
+
 def finish_orphaned_work(engine: Engine | None = None, now: datetime | None = None) -> dict:
     """Hourly: on an open incident no live run drives, do what a joining run that died left
-    undone (it saved its SKUs into the incident, then failed, and nobody re-ran it): take down
-    the SKUs nobody has asked to take down yet, and plan the apologies of the buyers nobody
-    planned one for once Compensate is under way (``advance_open_incidents`` sends them; core
-    ones wait for the review as always). Read from the warehouse, as a join does; a live
-    driving run is left alone (it re-checks after its waits), and so is an incident no run has
-    started Control for (the deadline watch escalates that one). Returns what was done per
-    incident."""
-    from tasks.crisis.control import run_control, skus_to_take_down
+    undone (it saved its SKUs into the incident, then failed, and nobody re-ran it):
+    ``finish_left_work``, only once a run has started Control for it. A live driving run is
+    left alone (it re-checks after its waits). Returns what was done per incident."""
     from tasks.crisis.runs import is_alive
 
     engine = engine or get_engine()
@@ -340,16 +364,7 @@ def finish_orphaned_work(engine: Engine | None = None, now: datetime | None = No
     for incident_id, owner in zip(df["incident_id"], df["flow_run_id"]):  # open incidents: a handful
         if owner and is_alive(owner):
             continue
-        done: dict = {}
-        # only once a run has started Control (some SKUs asked to be taken down): an incident
-        # no run has driven yet is the deadline watch's to escalate, not the monitor's to act on
-        started = get_step(engine, incident_id, "control")["result"].get("requested")
-        rest = skus_to_take_down(incident_id, engine, retry=False) if started else []
-        if rest:
-            done["take_down"] = rest
-            done["confirmed"] = bool(run_control(incident_id, rest, engine, now)["confirmed"])
-        if get_step(engine, incident_id, "compensate")["result"].get("planned_at") and unplanned_customers(incident_id, engine, now):
-            done["planned"] = plan_compensation(incident_id, engine, now)["planned"]
+        done = finish_left_work(incident_id, engine, now, control_started_only=True)
         if done:
             log.warning("incident %s: a run that joined it died with work left and no run drives it; done now: %s", incident_id, done)
             out[incident_id] = done
@@ -410,6 +425,11 @@ def plan_compensation_task(incident_id: str) -> dict:
 def send_apologies_task(incident_id: str) -> dict:
     sent = send_apologies(incident_id)
     return {"send": sent, "progress": refresh_compensated(incident_id)}
+
+
+@task(name="crisis-finish-left-work", cache_policy=NO_CACHE)
+def finish_left_work_task(incident_id: str) -> dict:
+    return finish_left_work(incident_id)
 
 
 @task(name="compensate-release-core", cache_policy=NO_CACHE)

@@ -103,3 +103,33 @@ def test_no_affected_customers_completes_compensate(warehouse):
     inc = open_incident(warehouse, skus=("SKU-NOBODY",))
     assert plan_compensation(inc["incident_id"], warehouse)["customers"] == 0
     assert get_step(warehouse, inc["incident_id"], "compensate")["status"] == "done"
+
+
+def test_the_work_a_join_leaves_is_done_once_whoever_does_it(warehouse, provider, pinned_now):
+    """``finish_left_work`` (a joining run, and the hourly monitor for a join that died): the
+    SKUs nobody asked to take down are taken down, the buyers nobody planned an apology for are
+    planned once compensation has begun; the monitor's guard leaves an incident alone until a
+    run has started Control for it."""
+    from datetime import timedelta
+
+    from tasks.crisis.compensate import finish_left_work
+    from tasks.crisis.incidents import open_or_join
+    from tests.crisis.conftest import add_customers, add_orders, add_tags
+
+    shop(warehouse, {"C1": "ordinary", "C2": "potential"})
+    iid = open_incident(warehouse)["incident_id"]
+    assert finish_left_work(iid, warehouse, NOW, control_started_only=True) == {}  # nobody started Control
+    assert finish_left_work(iid, warehouse, NOW) == {"take_down": ["SKU-BAD"], "confirmed": False}  # no hook: a human's task
+    assert finish_left_work(iid, warehouse, NOW) == {}  # asked once: not again
+    plan_compensation(iid, warehouse, NOW)
+
+    with warehouse.begin() as conn:  # a sister SKU joins; C5 bought it
+        add_customers(conn, ["C5"])
+        add_orders(conn, [("O-C5", "C5", NOW - timedelta(days=3), "paid", "SKU-NEW", 1, 30.0, "水杯")])
+        add_tags(conn, {"C5": "potential"})
+    assert open_or_join(["SKU-BAD", "SKU-NEW"], "同批次", engine=warehouse, now=NOW)["incident_id"] == iid
+    done = finish_left_work(iid, warehouse, NOW, control_started_only=True)
+    assert done == {"take_down": ["SKU-NEW"], "confirmed": False, "planned": 1}
+    assert finish_left_work(iid, warehouse, NOW, control_started_only=True) == {}
+    touches = read_frame(warehouse, "SELECT customer_id FROM touches WHERE campaign = :c", {"c": campaign_name(iid)})
+    assert sorted(touches["customer_id"]) == ["C1", "C2", "C5"]
