@@ -2,8 +2,10 @@
 from __future__ import annotations
 
 import os
+import sys
 
 import typer
+import typer.main
 
 from userops.settings import PROJECT_ROOT
 
@@ -52,6 +54,47 @@ for _name in ("tags", "model", "alert", "campaign", "incident", "serve"):
     _mod.register(app)
 
 
+def language() -> str:
+    """The settings' language; when the settings cannot be read (a broken userops.yaml, a wrong
+    USEROPS_* value), USEROPS_LANGUAGE as written, else zh-CN: help and the settings error
+    still come out readable."""
+    try:
+        from userops.settings import get_settings
+
+        return get_settings().language
+    except Exception:
+        return "en" if os.environ.get("USEROPS_LANGUAGE", "").strip().lower().startswith("en") else "zh-CN"
+
+
+def command(lang: str | None = None):
+    """``app`` as the click command ``main()`` runs: its ``--help`` (summaries, option and
+    argument help, typer's panel titles and markers) in ``lang`` (default: ``language()``),
+    from ``userops/cli/help_texts.py``. Typer's words are module-wide: set for this process."""
+    from userops.cli import help_texts
+
+    lang = lang or language()
+    help_texts.use_typer_texts(lang)
+    return help_texts.localize(typer.main.get_command(app), lang)
+
+
+def _run(cmd) -> None:
+    """What ``app()`` does, with ``cmd`` in place of the command typer would build (typer's
+    pretty tracebacks included)."""
+    from typer.main import DeveloperExceptionConfig, _typer_developer_exception_attr_name, except_hook
+
+    if sys.excepthook != except_hook:
+        sys.excepthook = except_hook
+    try:
+        return cmd()
+    except Exception as e:
+        setattr(e, _typer_developer_exception_attr_name, DeveloperExceptionConfig(
+            pretty_exceptions_enable=app.pretty_exceptions_enable,
+            pretty_exceptions_show_locals=app.pretty_exceptions_show_locals,
+            pretty_exceptions_short=app.pretty_exceptions_short,
+        ))
+        raise
+
+
 def main() -> None:
     from pydantic import ValidationError
     from sqlalchemy.exc import ArgumentError, NoSuchModuleError, OperationalError, ProgrammingError
@@ -65,7 +108,7 @@ def main() -> None:
         return get_engine().url.render_as_string(hide_password=True)
 
     try:
-        app()
+        _run(command())
     except (ArgumentError, NoSuchModuleError) as exc:  # not a URL SQLAlchemy can use
         typer.echo(t("cli.bad_database_url", detail=str(exc).splitlines()[0]), err=True)
         raise SystemExit(2)
@@ -84,8 +127,7 @@ def main() -> None:
         raise SystemExit(1)
     except ValidationError as exc:  # a wrong USEROPS_* value or config file: say which and what to give
         # the settings cannot be read: the language from the environment as written
-        lang = "en" if os.environ.get("USEROPS_LANGUAGE", "").strip().lower().startswith("en") else "zh-CN"
-        typer.echo(t("cli.bad_settings", lang), err=True)
+        typer.echo(t("cli.bad_settings", language()), err=True)
         for line in settings_problems(exc):
             typer.echo("  " + line, err=True)
         raise SystemExit(2)
