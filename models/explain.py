@@ -308,7 +308,7 @@ def _sentence(code: str, positive: bool, e: _Rows, lang: str) -> np.ndarray:
         )
     if code == "spend":
         if zh:
-            return ("客单价偏低(" if positive else "客单价较高(") + e.s("monetary_mean") + ")"
+            return ("客单价偏低（" if positive else "客单价较高（") + e.s("monetary_mean") + "）"
         return ("low" if positive else "high") + " average order value (" + e.s("monetary_mean") + ")"
     if code == "tenure":
         if zh:

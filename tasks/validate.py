@@ -23,6 +23,7 @@ from zoneinfo import ZoneInfo
 import numpy as np
 import pandas as pd
 
+from userops.i18n import t
 from userops.settings import PROJECT_ROOT, get_settings
 
 log = logging.getLogger("userops.validate")
@@ -417,11 +418,8 @@ def enforce_threshold(outcome: ValidationOutcome, max_bad_share: float | None = 
 
 
 def _parse_reason(rule: str, language: str) -> str:
-    col = rule.removesuffix("_unparseable")
-    return f"{col} 的值无法解析" if language == "zh-CN" else f"{col} could not be parsed"
+    return t("quarantine.reason.unparseable", language, column=rule.removesuffix("_unparseable"))
 
 
 def _ref_reason(col: str, language: str) -> str:
-    if col == "customer_id":
-        return "客户不存在(CRM 中没有该客户)" if language == "zh-CN" else "the customer is unknown (not in the CRM)"
-    return "订单不存在" if language == "zh-CN" else "the order is unknown"
+    return t("quarantine.reason.customer_unknown" if col == "customer_id" else "quarantine.reason.order_unknown", language)

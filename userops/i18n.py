@@ -53,6 +53,23 @@ def t(key: str, lang: str | None = None, **values) -> str:
     return texts.get(lang, texts["en"]).format(**values)
 
 
+def labelled(label: str, value="", lang: str | None = None) -> str:
+    """A label and its value as one line's text: ``原因：缺货`` in zh-CN, ``Reason: out of stock``
+    in en; with no value just the label and its colon (``原始记录：`` / ``Record:``)."""
+    text = t("label.value", lang, label=label, value=value)
+    return text if value != "" else text.rstrip()
+
+
+def join_list(items, lang: str | None = None) -> str:
+    """Items of a list inside a sentence, joined with the language's ``list.sep`` (，/ , )."""
+    return t("list.sep", lang).join(str(x) for x in items)
+
+
+def parens(text, lang: str | None = None) -> str:
+    """``text`` in the language's parentheses: （…） in zh-CN, (…) in en."""
+    return t("parens", lang, text=text)
+
+
 def is_missing(v) -> bool:
     """No value to show: None, a float NaN, or pandas' missing markers (NA, NaT, a numpy NaN).
     Containers (a record's list or dict) are values, never missing."""
@@ -97,6 +114,14 @@ register(
                                "en": "no quarantined record #{id} (`userops quarantine list` lists them)"},
         # between the items of a list inside a sentence ("活跃 284，忠诚 31" / "active 284, loyal 31")
         "list.sep": {"zh-CN": "，", "en": ", "},
+        # a label and its value built by code (``labelled``), a remark in parentheses (``parens``)
+        "label.value": {"zh-CN": "{label}：{value}", "en": "{label}: {value}"},
+        "parens": {"zh-CN": "（{text}）", "en": "({text})"},
+        # quarantine reasons not in an expectation suite's meta (tasks/validate.py)
+        "quarantine.reason.unparseable": {"zh-CN": "{column} 的值无法解析", "en": "{column} could not be parsed"},
+        "quarantine.reason.customer_unknown": {"zh-CN": "客户不存在（CRM 中没有该客户）",
+                                               "en": "the customer is unknown (not in the CRM)"},
+        "quarantine.reason.order_unknown": {"zh-CN": "订单不存在", "en": "the order is unknown"},
         "demo.delivered": {
             "zh-CN": "示例消息服务商本次收到：{counts}",
             "en": "Delivered to the sample providers: {counts}",

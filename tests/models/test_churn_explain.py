@@ -51,7 +51,7 @@ def test_reasons_en_and_zh_with_the_right_numbers(features):
     assert "ordered 4 days ago" in en[2] and "4 天前刚下过单" in zh[2]  # low risk: why safe
     assert "no order for 199 days" in en[3] and "only 1 order so far" in en[3]
     assert "已 199 天未下单" in zh[3] and "累计仅 1 单" in zh[3]
-    assert "low average order value (8.00)" in en[3] and "客单价偏低(8.00)" in zh[3]
+    assert "low average order value (8.00)" in en[3] and "客单价偏低（8.00）" in zh[3]
     assert en[4] == "registered 12 days ago, no order yet" and zh[4] == "注册 12 天，尚未下单"
     assert "67% of orders refunded or cancelled" in en[5] and "67% 的订单已退款或取消" in zh[5]
     assert "1 order in the last 365 days vs about 12 per 365 days before" in en[6]
