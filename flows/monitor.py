@@ -24,7 +24,7 @@ from tasks.crisis.report import auto_close_task
 from tasks.artifacts import run_summary_task
 from tasks.crisis.spike import check_spikes_task
 from userops import run_names
-from userops.i18n import t
+from userops.i18n import join_list, t
 
 
 @task(name="crisis-finish-orphaned-work", cache_policy=NO_CACHE)
@@ -76,7 +76,7 @@ def crisis_nightly(as_of: date, run_id: str) -> dict:
 def _summary(spikes: dict, deadlines: dict, feedback: dict | None) -> list[str]:
     lines = []
     if spikes.get("new_spikes"):
-        lines.append(t("monitor.summary.spikes", n=len(spikes["new_spikes"]), skus=", ".join(spikes["new_spikes"])))
+        lines.append(t("monitor.summary.spikes", n=len(spikes["new_spikes"]), skus=join_list(spikes["new_spikes"])))
     if deadlines.get("reminders") or deadlines.get("escalations"):
         lines.append(t("monitor.summary.deadlines", r=deadlines["reminders"], e=deadlines["escalations"]))
     if feedback and feedback.get("overdue"):

@@ -22,7 +22,7 @@ from tasks.crisis.templates import render
 from tasks.crisis.util import execute, read, to_shop, to_shop_str
 from userops.clock import utcnow
 from userops.db import get_engine
-from userops.i18n import t
+from userops.i18n import parens, t
 from userops.settings import get_settings
 
 log = logging.getLogger("userops.crisis.clarify")
@@ -37,7 +37,7 @@ def statement_facts(incident_id: str, lang: str | None = None, engine: Engine | 
     cats = read(engine, "SELECT sku, MIN(category) AS category FROM order_items WHERE sku IN :skus GROUP BY sku", {"skus": skus})
     catmap = dict(zip(cats["sku"], cats["category"]))
     sep = "、" if lang == "zh-CN" else ", "
-    product = sep.join(f"{catmap[k]}({k})" if catmap.get(k) else k for k in skus)
+    product = sep.join(catmap[k] + parens(k, lang) if catmap.get(k) else k for k in skus)
     since = inc["opened_at"] - timedelta(days=s.health.complaint_window_days)
     complaints = read(
         engine,

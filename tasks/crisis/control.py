@@ -23,7 +23,7 @@ from tasks.crisis import messages  # noqa: F401  (registers texts)
 from tasks.crisis.incidents import get_incident, get_step, set_step
 from userops.clock import utcnow
 from userops.db import get_engine
-from userops.i18n import t
+from userops.i18n import join_list, t
 from userops.settings import get_settings
 from tasks.crisis.util import execute, to_shop_str
 
@@ -124,7 +124,7 @@ def run_control(incident_id: str, skus: list[str] | None = None, engine: Engine 
             due = to_shop_str(step["deadline_at"])
             enqueue_alert(
                 "crisis_task",
-                t("crisis.takedown.manual.title", skus=", ".join(skus), incident_id=incident_id),
+                t("crisis.takedown.manual.title", skus=join_list(skus), incident_id=incident_id),
                 t("crisis.takedown.manual.body", why=why, due=due, incident_id=incident_id),
                 severity="error",
                 subject=f"{incident_id}|takedown|{','.join(skus)}",

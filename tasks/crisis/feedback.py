@@ -3,7 +3,7 @@
 * Feedback SLA: feedback without a first response (and not resolved) ``health.feedback_sla_hours``
   (default 24h) after it was submitted is *listed* in ``feedback_sla`` and alerted once
   (alert kind ``feedback_sla`` naming only the newly overdue items). With
-  ``health.feedback_ack`` the customer is told once "我们收到了,正在努力" / "we received it
+  ``health.feedback_ack`` the customer is told once "我们收到了，正在努力" / "we received it
   and are working on it": a non-marketing touch of campaign ``feedback-ack`` with the key
   ``feedback-ack|<feedback id>`` through the campaign engine (exactly-once sending).
 * Quality trace (质量溯源+服务升级): complaints / paid orders over the last
@@ -26,7 +26,7 @@ from tasks.crisis.templates import fill_markers, marker, render
 from tasks.crisis.util import execute, read, to_shop, to_shop_str
 from userops.clock import utcnow
 from userops.db import bulk_upsert, get_engine
-from userops.i18n import t
+from userops.i18n import join_list, t
 from userops.settings import get_settings
 
 log = logging.getLogger("userops.crisis.feedback")
@@ -65,7 +65,7 @@ def _ack_touches(new: pd.DataFrame, conn, now: datetime) -> pd.DataFrame:
     local = df["created_at"].dt.tz_localize("UTC").dt.tz_convert(s.timezone)
     if lang == "zh-CN":
         df["date"] = local.dt.month.astype(str) + "月" + local.dt.day.astype(str) + "日"
-        fallback, subject = "尊敬的会员", "我们收到了,正在努力"
+        fallback, subject = "尊敬的会员", "我们收到了，正在努力"
     else:
         df["date"] = local.dt.strftime("%d %b")
         fallback, subject = "customer", "We received it and are working on it"
@@ -128,7 +128,7 @@ def feedback_sla_check(engine: Engine | None = None, now: datetime | None = None
             enqueue_alert(
                 "feedback_sla",
                 t("feedback.sla.title", n=len(new), hours=hours),
-                t("feedback.sla.body", kinds=", ".join(f"{k} {v}" for k, v in kinds.items()),
+                t("feedback.sla.body", kinds=join_list(f"{k} {v}" for k, v in kinds.items()),
                   oldest=to_shop_str(new["created_at"].min()),
                   acks=t("feedback.sla.acks", n=acks) if acks else "", listing=listing),
                 severity="warning",

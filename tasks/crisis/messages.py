@@ -148,7 +148,7 @@ register(
 # the hourly monitor's summary lines (flows/monitor.py)
 register(
     {
-        "monitor.summary.spikes": {"zh-CN": "投诉激增：新发现 {n} 个 SKU({skus})", "en": "Complaint spikes: {n} new ({skus})"},
+        "monitor.summary.spikes": {"zh-CN": "投诉激增：新发现 {n} 个 SKU（{skus}）", "en": "Complaint spikes: {n} new ({skus})"},
         "monitor.summary.deadlines": {"zh-CN": "危机时限：提醒 {r} 次，升级 {e} 次", "en": "Crisis deadlines: {r} reminders, {e} escalations"},
         "monitor.summary.feedback": {"zh-CN": "超时未回复反馈 {n} 条（新增 {new}，已致意 {ack}）",
                                      "en": "Feedback past the SLA: {n} ({new} new, {ack} acknowledged)"},

@@ -25,7 +25,7 @@ from tasks.crisis.incidents import close_incident_row, get_incident, timeline
 from tasks.crisis.util import fmt_duration, read, to_shop_str
 from userops.clock import utcnow
 from userops.db import audit, get_engine
-from userops.i18n import is_missing, or_dash, t
+from userops.i18n import is_missing, join_list, labelled, or_dash, parens, t
 from userops.privacy import scrub_text
 from userops.settings import get_settings
 
@@ -136,14 +136,15 @@ def report_markdown(rep: dict, lang: str | None = None) -> str:
     }
     w = lambda code: "-" if is_missing(code) else words.get(str(code), str(code))  # noqa: E731
     lines = [f"# {L('危机事件', 'Incident')} {rep['incident_id']}", ""]
-    lines.append(f"- SKU: {', '.join(rep['skus'])}")
+    lines.append("- " + labelled("SKU", join_list(rep["skus"], lang), lang))
     # the reason is the operator's free text (it may quote the customer who complained):
     # masked here as in the crisis alerts; the incident row keeps it as typed
-    lines.append(f"- {L('原因', 'Reason')}: {scrub_text(or_dash(rep['reason'] or None, '-'))}")
-    lines.append(f"- {L('级别', 'Severity')}: {w(rep['severity'])} · {L('来源', 'Source')}: {w(rep['source'])} · "
-                 f"{L('状态', 'Status')}: {w(rep['status'])}")
-    lines.append(f"- {L('开启', 'Opened')}: {to_shop_str(rep['opened_at'])} ({or_dash(rep['opened_by'], '-')})"
-                 + (f" · {L('关闭', 'Closed')}: {to_shop_str(rep['closed_at'])}" if rep.get("closed_at") else ""))
+    lines.append("- " + labelled(L("原因", "Reason"), scrub_text(or_dash(rep["reason"] or None, "-")), lang))
+    lines.append("- " + " · ".join(labelled(label, w(rep[k]), lang) for label, k in (
+        (L("级别", "Severity"), "severity"), (L("来源", "Source"), "source"), (L("状态", "Status"), "status"))))
+    gap = "" if zh else " "  # （…） takes no space before it
+    lines.append("- " + labelled(L("开启", "Opened"), to_shop_str(rep["opened_at"]) + gap + parens(or_dash(rep["opened_by"], "-"), lang), lang)
+                 + (" · " + labelled(L("关闭", "Closed"), to_shop_str(rep["closed_at"]), lang) if rep.get("closed_at") else ""))
     lines += ["", f"## {L('时间线', 'Timeline')}", "",
               f"| {L('步骤', 'Step')} | {L('截止', 'Deadline')} | {L('状态', 'Status')} | {L('完成时间', 'Done at')} | "
               f"{L('执行人', 'By')} | {L('是否按时', 'On time')} | {L('提醒', 'Reminders')} |",
@@ -153,12 +154,12 @@ def report_markdown(rep: dict, lang: str | None = None) -> str:
         met = st["met_deadline"]
         met_s = "-" if met is None else (L("是", "yes") if met else L("否", "no"))
         if st["done_at"] is not None and met is False:
-            met_s += f" (+{fmt_duration(pd.Timestamp(st['done_at']) - pd.Timestamp(st['deadline_at']), lang)})"
+            met_s += gap + parens("+" + fmt_duration(pd.Timestamp(st["done_at"]) - pd.Timestamp(st["deadline_at"]), lang), lang)
         sent = st["reminders_sent"]
         sent = json.loads(sent) if isinstance(sent, str) and sent.strip() else (sent if isinstance(sent, list) else [])
         lines.append(f"| {names.get(st['step'], st['step'])} | {to_shop_str(st['deadline_at'])} | {w(st['status'])} | "
                      f"{to_shop_str(st['done_at'])} | {or_dash(st['done_by'], '-')} | {met_s} | "
-                     f"{', '.join(L('已升级', 'escalated') if x == 'escalated' else f'{x}%' for x in sent) or '-'} |")
+                     f"{join_list((L('已升级', 'escalated') if x == 'escalated' else f'{x}%' for x in sent), lang) or '-'} |")
     lines += ["", f"## {L('补偿', 'Compensation')}", "",
               f"| {L('层级', 'Tier')} | {L('受影响', 'Affected')} | {L('已补偿', 'Compensated')} | {L('电话回访', 'Call list')} | "
               f"{L('券成本', 'Coupon cost')} | {L('退款敞口', 'Refund exposure')} |",
@@ -167,20 +168,20 @@ def report_markdown(rep: dict, lang: str | None = None) -> str:
         v = rep["compensated"].get(tier)
         if v:
             lines.append(f"| {w(tier)} | {v['customers']} | {v['compensated']} | {v['call_list']} | {v['coupon_cost']:.2f} | {v['refund_exposure']:.2f} |")
-    lines += ["", f"{L('成本合计', 'Total cost')}: {L('券', 'coupons')} {rep['cost']['coupons']:.2f} + "
-              f"{L('退款敞口', 'refund exposure')} {rep['cost']['refund_exposure']:.2f}"]
+    lines += ["", labelled(L("成本合计", "Total cost"), f"{L('券', 'coupons')} {rep['cost']['coupons']:.2f} + "
+                                                         f"{L('退款敞口', 'refund exposure')} {rep['cost']['refund_exposure']:.2f}", lang)]
     b, a = rep["complaint_rate"]["before"], rep["complaint_rate"]["after"]
     # complaints per paid order around the opening: not the health snapshot's complaint rate
     # (complaints / active customers), so it is not called that
-    lines += ["", f"## {L('每单投诉(投诉 / 已支付订单)', 'Complaints per paid order')}", "",
+    lines += ["", f"## {L('每单投诉（投诉 / 已支付订单）', 'Complaints per paid order')}", "",
               f"| | {L('投诉', 'Complaints')} | {L('已支付订单', 'Paid orders')} | {L('每单投诉', 'Per order')} | {L('本事件 SKU 投诉', 'Complaints on these SKUs')} |",
               "|---|---|---|---|---|",
               f"| {L('开启前', 'Before')} | {b['complaints']} | {b['paid_orders']} | {_pct(b['rate'])} | {b.get('sku_complaints', '-')} |",
               f"| {L('开启后', 'After')} | {a['complaints']} | {a['paid_orders']} | {_pct(a['rate'])} | {a.get('sku_complaints', '-')} |"]
     if rep["call_list"]:
         shown = rep["call_list"][:200]
-        lines += ["", f"## {L('核心客户电话回访清单(客户编号)', 'Personal call list (customer ids)')}", "",
-                  ", ".join(shown) + (" …" if len(rep["call_list"]) > len(shown) else "")]
+        lines += ["", f"## {L('核心客户电话回访清单（客户编号）', 'Personal call list (customer ids)')}", "",
+                  join_list(shown, lang) + (" …" if len(rep["call_list"]) > len(shown) else "")]
     return "\n".join(lines) + "\n"
 
 

@@ -55,7 +55,7 @@ def test_closing_report(warehouse, provider, pinned_now):
     assert after["complaints"] == 1 and after["sku_complaints"] == 1
     assert rep["call_list"] == ["C2"]
     md = report_markdown(rep)
-    assert "pr-zhao" in md and "否 (+1小时0分)" in md and "C2" in md
+    assert "pr-zhao" in md and "否（+1小时0分）" in md and "C2" in md
     # the stored codes in words: no raw status, tier or empty-list text, no nan
     assert "已完成" in md and "| 核心 |" in md and "| 潜力 |" in md
     assert not re.search(r"\bnan\b|\[\]|\bdone\b|\bcore\b", md)
