@@ -36,7 +36,7 @@ from tasks.ingest import new_run_id
 from tasks.messaging import send_due_task
 from userops import run_names
 from userops.clock import shop_today
-from userops.i18n import t
+from userops.i18n import join_list, t
 from userops.runners import PartitionMap, dask_enabled, partition_runner, use_partition_map
 from userops.settings import get_settings
 
@@ -110,7 +110,7 @@ def run_campaign(name: str, channel: Channel | None = None, as_of: date | None =
     as_of = as_of or shop_today()
     campaigns = {c.name: c for c in load_campaigns_task()}
     if name not in campaigns:
-        raise ValueError(t("campaign.def.unknown", name=repr(name), defined=", ".join(sorted(campaigns)) or "—"))
+        raise ValueError(t("campaign.def.unknown", name=repr(name), defined=join_list(sorted(campaigns)) or "—"))
     c = campaigns[name]
     with _audience_partitions():
         plan = plan_campaign_task(c, as_of, new_run_id("campaign"), "manual", None, channel)

@@ -51,7 +51,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from tasks.campaigns import texts  # noqa: F401  (registers the problems' words)
-from userops.i18n import t
+from userops.i18n import labelled, t
 from userops.settings import get_settings
 
 STAGES = ("prospect", "new", "active", "loyal", "silent", "churned")
@@ -98,7 +98,7 @@ class CampaignDefinitionError(ValueError):
     def __init__(self, problems: list[tuple[str, str, str]], lang: str | None = None):
         self.problems = problems
         self.lang = lang
-        lines = [f"{f}: {fld}: {why}" if fld else f"{f}: {why}" for f, fld, why in problems]
+        lines = [labelled(f, labelled(fld, why, lang), lang) if fld else labelled(f, why, lang) for f, fld, why in problems]
         super().__init__(t("campaign.def.invalid", lang) + "\n  " + "\n  ".join(lines))
 
     def __reduce__(self):

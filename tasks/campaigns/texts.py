@@ -32,7 +32,7 @@ register(
         "campaign.reason.budget": {"zh-CN": "礼品/优惠券预算用完", "en": "gift/coupon budget used up"},
         # plan / run read-out
         "campaign.plan.header": {
-            "zh-CN": "活动 {name}({title}) 周期 {period}：受众 {audience} 人",
+            "zh-CN": "活动 {name}（{title}）周期 {period}：受众 {audience} 人",
             "en": "Campaign {name} ({title}) period {period}: audience {audience}",
         },
         "campaign.plan.line": {
@@ -61,7 +61,7 @@ register(
         },
         "campaign.recall.note_manual": {"zh-CN": "手动启动召回计划", "en": "Recall plan started by hand"},
         # report
-        "campaign.report.title": {"zh-CN": "活动效果：{name}({title})", "en": "Campaign read-out: {name} ({title})"},
+        "campaign.report.title": {"zh-CN": "活动效果：{name}（{title}）", "en": "Campaign read-out: {name} ({title})"},
         "campaign.report.window": {
             "zh-CN": "转化 = 触达后 {days} 天内有已支付订单；{open} 个客户的归因窗口尚未结束",
             "en": "Converted = a paid order within {days} days of the touch; {open} customer(s) still inside the window",

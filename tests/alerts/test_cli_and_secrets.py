@@ -82,7 +82,7 @@ def test_alert_commands_speak_chinese_by_default(warehouse, use_channels, slack,
     slack.outage = "503"
     code, out = _run("deliver")
     assert code == 0 and "已发送 0 条告警" in out and "1 条等待" in out and "仍有 1 条告警在队列中" in out and "alert(s)" not in out
-    assert "slack: Slack 暂不可用（503 " in out and "unavailable" not in out  # the channel's verdict
+    assert "slack：Slack 暂不可用（503 " in out and "unavailable" not in out  # the channel's verdict
     code, out = _run("list", "--status", "pending")
     assert code == 0 and "最近错误：Slack 暂不可用（503 " in out and "last error" not in out
     code, out = _run("list", "--status", "bogus")

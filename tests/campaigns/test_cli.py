@@ -19,7 +19,7 @@ def test_plan_dry_run_report_calendar(warehouse, cdir, members, monkeypatch):
     res = runner.invoke(app, ["campaign", "plan", "wake", "--dry-run", "--as-of", "2026-11-20"])
     assert res.exit_code == 0, res.output
     out = res.output
-    assert "受众 400 人" in out and "已退订: 0" in out and "全局频次上限: 0" in out
+    assert "受众 400 人" in out and "已退订：0" in out and "全局频次上限：0" in out
     assert "预演：未写入任何数据，未发送任何消息。" in out
     assert "回T退订" in out  # the sample shows the unsubscribe keyword
     for name in members["customers"]["name"]:
@@ -57,9 +57,9 @@ def test_list_validate_approve_in_chinese_by_default_and_english(warehouse, cdir
         assert english not in head
     assert "唤醒测试" in res.output and "启用" in res.output and " on " not in res.output
     res = runner.invoke(app, ["campaign", "validate"])
-    assert res.exit_code == 0 and "2 个活动定义有效：wake, zz" in res.output
+    assert res.exit_code == 0 and "2 个活动定义有效：wake，zz" in res.output
     res = runner.invoke(app, ["campaign", "plan", "nope", "--dry-run"])
-    assert res.exit_code == 2 and "没有活动 'nope'；已定义：wake, zz" in res.output
+    assert res.exit_code == 2 and "没有活动 'nope'；已定义：wake，zz" in res.output
     # the per-variant and per-channel counts read "A 3, B 2", never a raw dict
     res = runner.invoke(app, ["campaign", "plan", "wake", "--dry-run", "--as-of", "2026-11-20"])
     assert res.exit_code == 0, res.output
@@ -86,7 +86,7 @@ def test_invalid_definition_stops_the_cli(warehouse, cdir, monkeypatch):
     res = runner.invoke(app, ["campaign", "plan", "wake", "--dry-run"])
     assert res.exit_code == 2
     assert "活动定义无效，未发送任何消息：" in res.output
-    assert "wake.yaml: audience.sql: 只允许只读的 SELECT（查询以 DELETE 开头）" in res.output and "read-only" not in res.output
+    assert "wake.yaml：audience.sql：只允许只读的 SELECT（查询以 DELETE 开头）" in res.output and "read-only" not in res.output
     res = runner.invoke(app, ["campaign", "validate"])
     assert res.exit_code == 2
     monkeypatch.setenv("USEROPS_LANGUAGE", "en")

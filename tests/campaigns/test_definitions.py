@@ -61,13 +61,13 @@ INVALID = [  # (what, override, field, English reason, zh-CN reason)
 def test_invalid_definition_names_file_field_reason(cdir, what, over, field, en, zh):
     write_campaign(cdir, campaign("good"), "good.yaml")
     write_campaign(cdir, {**campaign("bad"), **over}, "bad.yaml")
-    for lang, reason, head in ((None, zh, "活动定义无效："), ("en", en, "invalid campaign definition(s):")):
+    for lang, reason, head, colon in ((None, zh, "活动定义无效：", "："), ("en", en, "invalid campaign definition(s):", ": ")):
         with pytest.raises(CampaignDefinitionError) as exc:
             load_campaigns(lang=lang)  # None: the settings' language, zh-CN by default
         probs = exc.value.problems
         assert all(f == "bad.yaml" for f, _, _ in probs), probs
         assert any(fld == field and reason in why for _, fld, why in probs), (lang, probs)
-        assert str(exc.value).startswith(head) and f"bad.yaml: {field}: " in str(exc.value)
+        assert str(exc.value).startswith(head) and f"bad.yaml{colon}{field}{colon}" in str(exc.value)
 
 
 def test_yaml_errors_and_duplicates(cdir):
@@ -82,8 +82,8 @@ def test_yaml_errors_and_duplicates(cdir):
     with pytest.raises(CampaignDefinitionError) as exc:
         load_campaigns()
     text = str(exc.value)
-    assert "broken.yaml: 第 2 行: 不是有效的 YAML：" in text
-    assert "b.yaml: name: 'twin' 已在 a.yaml 中定义" in text
+    assert "broken.yaml：第 2 行：不是有效的 YAML：" in text
+    assert "b.yaml：name：'twin' 已在 a.yaml 中定义" in text
 
 
 def test_on_key_and_shorthand_entries(cdir):

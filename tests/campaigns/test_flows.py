@@ -91,7 +91,7 @@ def test_invalid_definition_fails_before_anything_is_sent(shop, warehouse, cdir,
     from tasks.campaigns.definitions import CampaignDefinitionError
 
     (cdir / "zz-broken.yaml").write_text((cdir / "awakening.yaml").read_text(encoding="utf-8").replace("name: awakening", "name: broken").replace("{{ name }}", "{{ nmae }}"), encoding="utf-8")
-    with pytest.raises(CampaignDefinitionError, match=r"^活动定义无效：\n.*zz-broken.yaml: variants\[0\].body.zh-CN: 未知的模板变量 nmae；"):
+    with pytest.raises(CampaignDefinitionError, match=r"^活动定义无效：\n.*zz-broken.yaml：variants\[0\].body.zh-CN：未知的模板变量 nmae；"):
         run_campaigns(as_of=AS_OF, run_id="nightly-bad")
     assert touches(warehouse).empty and provider.requests == 0
 

@@ -38,7 +38,7 @@ def test_bad_option_is_one_line_naming_it(args, option, says, tmp_path):
 
 @pytest.mark.parametrize("lang, line", [
     ("en", "unknown table 'oders': choose one of customers, orders, order-items, feedback, events"),
-    ("zh-CN", "没有表 'oders'：请从 customers, orders, order-items, feedback, events 中选择"),
+    ("zh-CN", "没有表 'oders'：请从 customers，orders，order-items，feedback，events 中选择"),
 ])
 def test_an_unknown_table_is_one_message_for_import_and_quarantine(lang, line, tmp_path, monkeypatch):
     """`import` and `quarantine list --table` name a wrong table with the same line (exit 2),

@@ -166,7 +166,7 @@ def test_cli_quarantine_list_and_show_mask_personal_data(warehouse, tmp_path):
     assert runner.invoke(app, ["quarantine", "list", "--table", "order-items"]).exit_code == 0
     assert runner.invoke(app, ["quarantine", "list", "--table", "order_items"]).exit_code == 0  # as stored
     bad = runner.invoke(app, ["quarantine", "list", "--table", "oders"])
-    assert bad.exit_code == 2 and "没有表 'oders'：请从 customers, orders, order-items, feedback, events 中选择" in bad.output
+    assert bad.exit_code == 2 and "没有表 'oders'：请从 customers，orders，order-items，feedback，events 中选择" in bad.output
 
 
 def _orders_csv(n: int, extra: str = "") -> str:

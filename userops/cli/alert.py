@@ -6,7 +6,7 @@ import unicodedata
 import typer
 
 from userops.i18n import register as register_messages
-from userops.i18n import t
+from userops.i18n import join_list, labelled, t
 
 alert_app = typer.Typer(help="Operator alerts: Slack, DingTalk, WeCom (outbox, channels, digest).", no_args_is_help=True)
 
@@ -95,7 +95,7 @@ def test_cmd(
     chans = load_channels(refresh=True)
     ch = chans.get(channel)
     if ch is None:
-        known = ", ".join(n for n in chans if n != "log") or t("alert.cli.none")
+        known = join_list(n for n in chans if n != "log") or t("alert.cli.none")
         typer.echo(t("alert.cli.not_configured", channel=channel, known=known, upper=channel.upper()), err=True)
         raise typer.Exit(2)
     msg = Message(title=t("alert.test.title"), body=t("alert.test.body", channel=channel), severity="info", kind="test")
@@ -133,7 +133,7 @@ def deliver_cmd() -> None:
     merged = t("alert.cli.merged", merged=res["merged"]) if res["merged"] else ""
     typer.echo(t("alert.cli.delivered", sent=res["sent"], posts=res["posts"], merged=merged, deferred=res["deferred"], failed=res["failed"], expired=res["expired"]))
     for name, verdict in res["channels"].items():
-        typer.echo(f"  {name}: {verdict}")
+        typer.echo("  " + labelled(name, verdict))
     left = pending_count()
     if left:
         typer.echo(t("alert.cli.queued", left=left))

@@ -23,7 +23,7 @@ from typing import Optional
 import typer
 
 from userops.i18n import register as register_messages
-from userops.i18n import t
+from userops.i18n import join_list, labelled, t
 
 # `run` starts a temporary Prefect server when none is configured; on a busy machine it needs
 # more than Prefect's default 20 s to come up.
@@ -57,8 +57,8 @@ def register(root: typer.Typer) -> None:
 
 
 def _counts(counts: dict) -> str:
-    """``{"A": 3, "B": 2}`` as ``A 3, B 2``; nothing as ``—``."""
-    return ", ".join(f"{k} {v}" for k, v in counts.items()) if counts else "—"
+    """``{"A": 3, "B": 2}`` as ``A 3, B 2`` (``A 3，B 2`` in zh-CN); nothing as ``—``."""
+    return join_list(f"{k} {v}" for k, v in counts.items()) if counts else "—"
 
 
 def _width(s: str) -> int:
@@ -87,14 +87,14 @@ def _load(name: str | None = None):
     except CampaignDefinitionError as exc:
         typer.echo(t("campaign.invalid"), err=True)
         for f, fld, why in exc.problems:
-            typer.echo(f"  {f}: {fld}: {why}" if fld else f"  {f}: {why}", err=True)
+            typer.echo("  " + (labelled(f, labelled(fld, why)) if fld else labelled(f, why)), err=True)
         raise typer.Exit(2)
     if name is None:
         return campaigns
     for c in campaigns:
         if c.name == name:
             return c
-    typer.echo(t("campaign.cli.unknown", name=name, defined=", ".join(c.name for c in campaigns) or "—"), err=True)
+    typer.echo(t("campaign.cli.unknown", name=name, defined=join_list(c.name for c in campaigns) or "—"), err=True)
     raise typer.Exit(2)
 
 
@@ -140,7 +140,7 @@ def list_cmd() -> None:
 def validate_cmd() -> None:
     """Check every definition; exit 2 and name file, field and reason if one is invalid."""
     campaigns = _load()
-    typer.echo(t("campaign.cli.valid", n=len(campaigns), names=", ".join(c.name for c in campaigns) or "—"))
+    typer.echo(t("campaign.cli.valid", n=len(campaigns), names=join_list(c.name for c in campaigns) or "—"))
 
 
 @app.command("plan")
@@ -166,10 +166,10 @@ def plan_cmd(
     s = r.stats
     typer.echo(t("campaign.plan.header", name=c.name, title=c.title.get(lang), period=r.period, audience=s["audience"]))
     if s["already_planned"]:
-        typer.echo(f"  {t('campaign.reason.already_planned')}: {s['already_planned']}")
+        typer.echo("  " + labelled(t("campaign.reason.already_planned"), s["already_planned"]))
     typer.echo("  " + t("campaign.plan.excluded"))
     for reason, n in s["excluded"].items():
-        typer.echo(f"    {t('campaign.reason.' + reason)}: {n}")
+        typer.echo("    " + labelled(t("campaign.reason." + reason), n))
     typer.echo("  " + t("campaign.plan.split", eligible=s["eligible"], control=s["control"], treatment=s["treatment"], budget=s["excluded"].get("budget", 0)))
     typer.echo("  " + t("campaign.plan.planned", planned=s["planned"], deferred=s["deferred_quiet_hours"], cost=f"{s['gift_cost_planned']:.2f}"))
     typer.echo("  " + t("campaign.plan.variants", variants=_counts(s["per_variant"]), channels=_counts(s["per_channel"])))

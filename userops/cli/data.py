@@ -10,7 +10,7 @@ from typing import Optional
 import typer
 
 from userops.i18n import register as register_messages
-from userops.i18n import or_dash, t
+from userops.i18n import join_list, labelled, or_dash, t
 
 quarantine_app = typer.Typer(help="What validation rejected, by which rule, in which run.", no_args_is_help=True)
 run_app = typer.Typer(help="Run a flow now against the configured sources.", no_args_is_help=True)
@@ -201,7 +201,7 @@ def _table(table: str, *, stored_ok: bool = False) -> str:
     is one line naming the tables (exit 2)."""
     name = IMPORT_TABLES.get(table, table if stored_ok else None)
     if name not in IMPORT_TABLES.values():
-        typer.echo(t("data.unknown_table", table=table, tables=", ".join(IMPORT_TABLES)), err=True)
+        typer.echo(t("data.unknown_table", table=table, tables=join_list(IMPORT_TABLES)), err=True)
         raise typer.Exit(2)
     return name
 
@@ -255,7 +255,7 @@ def quarantine_show(record_id: int = typer.Argument(..., help="The # of a quaran
     labels = {k: t(f"quarantine.field.{k}") for k in (*QUARANTINE_FIELDS, "record")}  # registered above
     width = max(13, *(_width(v) for v in labels.values()))
     for k in QUARANTINE_FIELDS:
-        typer.echo(f"{_rjust(labels[k], width)}: {or_dash(rec[k])}")
-    typer.echo(f"{_rjust(labels['record'], width)}:")
+        typer.echo(labelled(_rjust(labels[k], width), or_dash(rec[k])))
+    typer.echo(labelled(_rjust(labels["record"], width)))
     for k, v in rec["record"].items():
-        typer.echo(f"    {k}: {or_dash(v)}")
+        typer.echo("    " + labelled(k, or_dash(v)))

@@ -21,7 +21,7 @@ from typing import Optional
 import typer
 
 from userops.i18n import register as register_messages
-from userops.i18n import t
+from userops.i18n import join_list, t
 
 DEPLOYMENT = "crisis-response/crisis-response"
 
@@ -31,6 +31,7 @@ register_messages(
     {
         "incident.none": {"zh-CN": "没有危机事件。", "en": "No incidents."},
         "incident.unknown": {"zh-CN": "没有事件 {incident_id}", "en": "No incident {incident_id}"},
+        "incident.not_open": {"zh-CN": "没有处理中的事件 {incident_id}", "en": "No incident {incident_id} (open)"},
         "incident.started": {
             "zh-CN": "已启动危机处理流程（flow run {flow_run_id}）。在 Prefect 界面查看与审批：{url}",
             "en": "Crisis response started (flow run {flow_run_id}). Follow and approve it in the Prefect UI: {url}",
@@ -111,7 +112,7 @@ def open_cmd(
     known = set(read(_engine(), "SELECT DISTINCT sku FROM order_items WHERE sku IN :s", {"s": list(skus)})["sku"])
     unknown = [x for x in skus if x not in known]
     if unknown and not unknown_ok:  # a typo would open a real incident with nobody affected
-        typer.echo(t("incident.unknown_sku", skus=", ".join(unknown)), err=True)
+        typer.echo(t("incident.unknown_sku", skus=join_list(unknown)), err=True)
         raise typer.Exit(2)
     params = {"skus": skus, "reason": reason, "severity": severity.lower()}
     if local:
@@ -181,7 +182,7 @@ def show_cmd(incident_id: str = typer.Argument(..., help="Incident id, e.g. INC-
     for e in events.itertuples(index=False):
         detail = json.loads(e.detail or "{}")
         if isinstance(detail.get("per_tier"), dict):  # {"core": 7} -> 核心 7
-            detail["per_tier"] = ", ".join(f"{t(f'tags.priority.{k}')} {v}" for k, v in detail["per_tier"].items())
+            detail["per_tier"] = join_list(f"{t(f'tags.priority.{k}')} {v}" for k, v in detail["per_tier"].items())
         extra = ", ".join(f"{k}={v}" for k, v in detail.items() if k in ("step", "level", "status", "new_skus", "released", "held", "per_tier", "customers"))
         typer.echo(f"- {to_shop_str(e.at)}  {e.actor:<28} {e.action}" + (f"  ({extra})" if extra else ""))
 
@@ -284,7 +285,7 @@ def close_cmd(
         raise typer.Exit(1)
     rep = close_incident(incident_id, _me(by), engine)
     if rep is None:
-        typer.echo(t("incident.unknown", incident_id=incident_id) + " (open)", err=True)
+        typer.echo(t("incident.not_open", incident_id=incident_id), err=True)
         raise typer.Exit(1)
     typer.echo(t("incident.closed", incident_id=incident_id))
     typer.echo(report_markdown(rep))

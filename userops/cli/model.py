@@ -8,7 +8,7 @@ from typing import Optional
 import typer
 
 from userops.i18n import register as register_messages
-from userops.i18n import t
+from userops.i18n import join_list, t
 
 model_app = typer.Typer(help="Churn model: train, status, score, backtest.", no_args_is_help=True)
 
@@ -102,7 +102,7 @@ def status(as_json: bool = typer.Option(False, "--json", help="Print as JSON."))
         d = drift.iloc[0]
         breached = bool(d["breached"]) if not isinstance(d["breached"], str) else d["breached"] in ("1", "t", "true")
         key = "model.cli.drift_breach" if breached else "model.cli.drift_ok"
-        feats = ", ".join(json.loads(d["breached_features"]) if d["breached_features"] else [])
+        feats = join_list(json.loads(d["breached_features"]) if d["breached_features"] else [])
         typer.echo(t(key, as_of=str(d["as_of"])[:10], version=d["model_version"], max_psi=_f(d["max_psi"], 2), threshold=f"{float(d['threshold']):g}", features=feats))
     for r in scored.itertuples():
         typer.echo(t("model.cli.scores", version=r.model_version, as_of=str(r.as_of)[:10], n=f"{int(r.n):,}"))

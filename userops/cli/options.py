@@ -21,7 +21,7 @@ register(
             "en": "USEROPS_DATABASE_URL is not a usable database URL ({detail}). PostgreSQL: postgresql+psycopg2://user@host:5432/dbname; SQLite: sqlite:////absolute/path/userops.db",
         },
         "cli.db_unreachable": {
-            "zh-CN": "连不上数据仓库 {url}({detail})。请检查 USEROPS_DATABASE_URL（主机、端口、库名、用户）以及数据库是否在运行",
+            "zh-CN": "连不上数据仓库 {url}（{detail}）。请检查 USEROPS_DATABASE_URL（主机、端口、库名、用户）以及数据库是否在运行",
             "en": "cannot reach the warehouse {url} ({detail}). Check USEROPS_DATABASE_URL (host, port, database, user) and that the database is running",
         },
         "cli.no_tables": {"zh-CN": "数据仓库 {url} 还没有 userops 的表（{detail}）：先运行 `userops db upgrade`，或 `userops demo` / `userops run nightly`",
