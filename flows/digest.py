@@ -20,6 +20,7 @@ from prefect.runtime import flow_run
 
 from flows.hooks import ALERT_HOOKS
 from userops import run_names
+from userops.i18n import join_list, labelled
 from tasks.alerts.digest import build_digest_task, publish_digest_task, queue_digest_task
 from tasks.alerts.tasks import deliver_task
 
@@ -40,12 +41,12 @@ def nightly_digest(as_of: date, run_id: str) -> dict:
     artifact = publish_digest_task(digest)
     queued = queue_digest_task(digest, HOLD_SECONDS if inside_the_run else 0)
     delivery = {"held": "until the nightly run finishes"} if inside_the_run else deliver_task()
-    verdicts = ", ".join(f"{ch} {v}" for ch, v in (delivery.get("channels") or {}).items())
+    verdicts = join_list((f"{ch} {v}" for ch, v in (delivery.get("channels") or {}).items()), digest.lang)
     return {
         "artifact_key": artifact,
         "queued": queued,
         "delivery": delivery,
         "severity": digest.severity,
         "figures": digest.figures,
-        "summary": [f"{digest.title}: {verdicts}" if verdicts else digest.title],
+        "summary": [labelled(digest.title, verdicts, digest.lang) if verdicts else digest.title],
     }

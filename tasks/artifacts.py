@@ -34,7 +34,7 @@ from prefect import task
 from prefect.cache_policies import NO_CACHE
 
 from userops.db import get_engine, read_frame
-from userops.i18n import register, t
+from userops.i18n import labelled, register, t
 
 ARTIFACT_KEYS: dict[str, str] = {
     "quarantine": "nightly-quarantine",
@@ -239,7 +239,7 @@ def publish_run_summary(title: str, lines: list[str], kind: str | None = None) -
 def alert_delivery_lines(delivery: dict, lang: str | None = None) -> list[str]:
     """``deliver_pending``'s counts and per-channel verdicts as summary lines."""
     if "error" in delivery:
-        return [f"{t('artifact.run.deliver_alerts', lang, when='').strip()}: {delivery['error']}"]
+        return [labelled(t("artifact.run.deliver_alerts", lang, when="").strip(), delivery["error"], lang)]
     lines = [t("artifact.run.alerts_line", lang, **{k: delivery.get(k, 0) for k in ("sent", "merged", "deferred", "failed", "expired")})]
     lines += [t("artifact.run.channel_line", lang, channel=ch, verdict=v) for ch, v in (delivery.get("channels") or {}).items()]
     return lines

@@ -138,7 +138,7 @@ def describe(natural: dict, overall: dict) -> tuple[str, str]:
         zh.append("周末"), en.append("weekend")
     zh_text = ("".join(zh) or "普通") + "买家"
     en_text = (" ".join(en) or "typical") + " buyers"
-    figures_zh = f",每年 {natural['orders_per_year']:.1f} 单,客单价 ¥{natural['avg_basket']:,.0f},最近一单约 {natural['recency_days']:.0f} 天前"
+    figures_zh = f"，每年 {natural['orders_per_year']:.1f} 单，客单价 ¥{natural['avg_basket']:,.0f}，最近一单约 {natural['recency_days']:.0f} 天前"
     figures_en = f", {natural['orders_per_year']:.1f} orders/year, avg basket ¥{natural['avg_basket']:,.0f}, last order ~{natural['recency_days']:.0f} days ago"
     return zh_text + figures_zh, en_text + figures_en
 

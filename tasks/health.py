@@ -44,7 +44,7 @@ from sqlalchemy.engine import Engine
 
 from tasks.tags import STAGES, SEGMENTS, days_ago, fetch_frame, tags_frame, window_for
 from userops.db import bulk_upsert, get_engine, read_frame
-from userops.i18n import register, t
+from userops.i18n import parens, register, t
 from userops.settings import get_settings
 
 log = logging.getLogger("userops.health")
@@ -462,7 +462,12 @@ def report_markdown(m: dict, hist: pd.DataFrame, report_path: Path | None, lang:
             continue
         lines.append(f"| {t(f'health.metric.{metric}', lang)} | {_fmt(metric, m.get(metric))} | {delta(metric, y)} | {delta(metric, w)} |")
     if m.get("breaches"):
-        items = "; ".join(f"{t(f'health.metric.' + b['metric'], lang)} {_fmt(b['metric'], b['value'])} ({b['op']} {_fmt(b['metric'], b['threshold'])})" for b in m["breaches"])
+        zh = (lang or get_settings().language) == "zh-CN"
+        items = ("；" if zh else "; ").join(
+            f"{t(f'health.metric.' + b['metric'], lang)} {_fmt(b['metric'], b['value'])}{'' if zh else ' '}"
+            + parens(f"{b['op']} {_fmt(b['metric'], b['threshold'])}", lang)
+            for b in m["breaches"]
+        )
         lines += ["", t("health.report.breaches", lang, items=items)]
     lines += ["", "| " + " | ".join(t("health.report.stages", lang).split()) + " | n |", "|---|---:|"]
     for stage, n in m["stages"].items():

@@ -53,7 +53,7 @@ from sqlalchemy.engine import Connection, Engine
 
 from userops.clock import utcnow
 from userops.db import SQLITE_TS_FORMAT, begin_checkpoint_beside, bulk_upsert, copy_csv_frame, copy_out, deferred_primary_key, get_engine, is_postgres, key_order, load_query, null_ints, read_frame, shared_across_connections, to_naive_utc
-from userops.i18n import register, t
+from userops.i18n import labelled, register, t
 from userops.settings import Settings, get_settings
 
 log = logging.getLogger("userops.tags")
@@ -1822,7 +1822,7 @@ def summary(as_of: date | None = None, engine: Engine | None = None, lang: str |
     buyers = int((base["paid_orders"] > 0).sum())
 
     def block(title: str, counts: pd.Series, label) -> list[str]:
-        out = [f"{title}:"]
+        out = [labelled(title, lang=lang)]
         for k, v in counts.items():
             if isinstance(v, str):  # not known for this day
                 out.append(f"  {label(k):<24} {v:>10}")
@@ -1853,7 +1853,7 @@ def summary(as_of: date | None = None, engine: Engine | None = None, lang: str |
             cl = read_frame(conn, "SELECT cluster_id, description_zh, description_en FROM clusters ORDER BY cluster_id")
         col = "description_en" if (lang or get_settings().language) == "en" else "description_zh"
         words = dict(zip(pd.to_numeric(cl["cluster_id"]).astype(int), cl[col]))
-        lines.append(f"{t('tags.summary.cluster', lang)}:")
+        lines.append(labelled(t("tags.summary.cluster", lang), lang=lang))
         for cid in sorted(int(c) for c in counts.index):
             v = int(counts.loc[cid])
             lines.append(f"  #{cid:<3} {v:>10,}  {100 * v / n:5.1f}%  {words.get(cid, '')}")

@@ -208,7 +208,7 @@ class _Builder:
             self.figures["quarantined_by_table"] = {r.source_table: int(r.n) for r in q.itertuples()}
         rules = self.q("SELECT rule, COUNT(*) AS n FROM quarantine WHERE run_id = :r GROUP BY rule ORDER BY COUNT(*) DESC, rule LIMIT 5", {"r": self.run_id})
         if not rules.empty:
-            self.lines.append("- " + t("digest.ingest.rules", L, rules=", ".join(f"{r.rule} {int(r.n):,}" for r in rules.itertuples())))
+            self.lines.append("- " + t("digest.ingest.rules", L, rules=t("list.sep", L).join(f"{r.rule} {int(r.n):,}" for r in rules.itertuples())))
         self.figures["quarantined"] = quarantined_total
         self.lines.append("")
 

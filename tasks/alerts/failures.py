@@ -12,7 +12,7 @@ from datetime import date
 
 from tasks.alerts import enqueue_alert
 from tasks.alerts.safety import clean, error_summary
-from userops.i18n import t
+from userops.i18n import join_list, t
 from userops.settings import get_settings
 
 log = logging.getLogger("userops.alerts")
@@ -101,7 +101,7 @@ def queue_batch_rejected(exc: BaseException | None, run_id: str, link: str | Non
         return 0
     lines = [t("alert.validation.body", lang, reason=error_summary(None, str(exc)))]
     if exc.counts:
-        rules = ", ".join(f"{k} {v:,}" for k, v in sorted(exc.counts.items(), key=lambda kv: -int(kv[1] or 0))[:8])
+        rules = join_list((f"{k} {v:,}" for k, v in sorted(exc.counts.items(), key=lambda kv: -int(kv[1] or 0))[:8]), lang)
         lines.append(t("alert.validation.rules", lang, rules=clean(rules)))
     lines.append(t("alert.validation.hint", lang))
     return enqueue_alert(
@@ -136,7 +136,7 @@ def queue_quarantine_spike(ingest: dict, run_id: str, link: str | None = None, t
     lines.append(t("alert.validation.hint", lang))
     return enqueue_alert(
         "quarantine_spike",
-        t("alert.quarantine.title", lang, tables=", ".join(tb for tb, *_ in spikes)),
+        t("alert.quarantine.title", lang, tables=join_list((tb for tb, *_ in spikes), lang)),
         "\n".join(lines),
         severity="warning",
         subject=run_id,

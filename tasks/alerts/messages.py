@@ -32,7 +32,7 @@ register(
         "alert.channel.slack.rate_limit": {"zh-CN": "Slack 限流（429 {code}）", "en": "Slack rate limit (429 {code})"},
         "alert.channel.slack.refused": {"zh-CN": "Slack 拒收了这条消息（400 {code}）", "en": "Slack refused the message (400 {code})"},
         "alert.channel.slack.forbidden": {
-            "zh-CN": "Slack 拒绝了该 webhook(403 {code})：webhook 或其应用已被撤销或停用，或该频道禁止发消息；请新建一个 incoming webhook",
+            "zh-CN": "Slack 拒绝了该 webhook（403 {code}）：webhook 或其应用已被撤销或停用，或该频道禁止发消息；请新建一个 incoming webhook",
             "en": "Slack refused the webhook (403 {code}): the webhook or its app was revoked or disabled, or posting is prohibited in that channel; create a new incoming webhook",
         },
         "alert.channel.slack.not_found": {
@@ -156,11 +156,11 @@ register(
         "digest.human.none": {"zh-CN": "无", "en": "nothing"},
         "digest.human.incidents": {"zh-CN": "进行中的危机事件：{n}", "en": "open incidents: {n}"},
         "digest.human.step": {
-            "zh-CN": "事件 {incident} 的「{step}」截止 {deadline}({status})",
+            "zh-CN": "事件 {incident} 的「{step}」截止 {deadline}（{status}）",
             "en": "incident {incident}: {step} due {deadline} ({status})",
         },
         "digest.human.reviews": {"zh-CN": "待审核的触达：{n}", "en": "touches awaiting review: {n}"},
-        "digest.human.alerts": {"zh-CN": "未送达的告警：{n}(`userops alert list`)", "en": "undelivered alerts: {n} (`userops alert list`)"},
+        "digest.human.alerts": {"zh-CN": "未送达的告警：{n}（`userops alert list`）", "en": "undelivered alerts: {n} (`userops alert list`)"},
         "digest.human.breaches": {"zh-CN": "今日超阈值指标：{n}", "en": "threshold breaches today: {n}"},
         "digest.link": {"zh-CN": "在 Prefect 中查看本次运行", "en": "View this run in Prefect"},
     }

@@ -75,7 +75,7 @@ def test_digest_content_zh_and_en(warehouse):
     assert "超阈值：沉默占比 = 38.1%（阈值 35.0%）" in body
     assert "awakening：已发送 7，对照组 1" in body  # tonight only: the 10-day-old touch is not counted
     assert "进行中的危机事件：1" in body
-    assert "事件 INC1 的「澄清事实」截止 11-21 03:30(waiting)" in body  # deadline in shop time
+    assert "事件 INC1 的「澄清事实」截止 11-21 03:30（waiting）" in body  # deadline in shop time
     assert "控制扩散" not in body  # done steps are not listed
     assert "待审核的触达：1" in body and "今日超阈值指标：1" in body
     assert "13812345678" not in body and "138" not in body
