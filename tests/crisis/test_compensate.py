@@ -57,7 +57,7 @@ def test_remedies_per_tier_and_core_review(warehouse, provider, pinned_now, monk
     assert (apologies.loc[["C1", "C3", "C4", "C6"], "status"] == "planned").all()
     assert not apologies["is_marketing"].astype(bool).any()
     # personalised: the customer's name, the product, the remedy of their tier
-    assert apologies.loc["C2", "body"].startswith("客户1,您好")
+    assert apologies.loc["C2", "body"].startswith("客户1，您好")
     assert "水杯(SKU-BAD)" in apologies.loc["C2", "body"] and "50元" in apologies.loc["C2", "body"]
     assert "专属客服" in apologies.loc["C2", "body"]
     assert "5元" in apologies.loc["C1", "body"] and "退款" not in apologies.loc["C1", "body"]

@@ -29,7 +29,7 @@ def test_overdue_feedback_listed_alerted_and_acknowledged_once(warehouse, provid
     assert "王芳" not in alerts["body"].iloc[0] and "1380000" not in alerts["body"].iloc[0]
     assert len(provider.delivered) == 1
     msg = next(iter(provider.delivered.values()))
-    assert msg["text"].startswith("王芳,您好") and "我们收到了,正在努力" in msg["text"]
+    assert msg["text"].startswith("王芳，您好") and "我们收到了，正在努力" in msg["text"]
 
     # an hour later: the same items are still overdue but nobody is alerted or messaged again
     out = feedback_sla_check(warehouse, pinned_now(NOW + timedelta(hours=1)))
@@ -45,7 +45,7 @@ def test_overdue_feedback_listed_alerted_and_acknowledged_once(warehouse, provid
     out = feedback_sla_check(warehouse, pinned_now(NOW + timedelta(hours=19)))  # 09:00 shop time
     assert out["newly_listed"] == 0 and out["send"]["sent"] == 1
     texts = sorted(p["text"] for p in provider.delivered.values())
-    assert any(t.startswith("尊敬的会员,您好") for t in texts), texts
+    assert any(t.startswith("尊敬的会员，您好") for t in texts), texts
     listed = read_frame(warehouse, "SELECT feedback_id, ack_touch_key FROM feedback_sla ORDER BY feedback_id")
     assert sorted(listed["feedback_id"]) == sorted(late + anon + soon)
     touches = read_frame(warehouse, "SELECT touch_key, status, is_marketing FROM touches")

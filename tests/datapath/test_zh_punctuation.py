@@ -260,3 +260,24 @@ def test_lists_in_zh_cli_errors_use_the_list_separator(lang_settings):
     out = _cli("import", "nope", "x.csv")
     assert "customers，orders" in out, out
     assert_zh_typeset(out)
+
+
+# ----------------------------------------------------------------------------- customer texts
+_HALF_WIDTH_ANY = re.compile("[\u3400-\u9fff][,:;()!?]|[,:;()!?][\u3400-\u9fff]")
+
+
+@pytest.mark.parametrize("kind,values", [
+    ("ack", {"name": "王芳", "date": "11月20日", "brand": "小店"}),
+    ("apology", {"name": "王芳", "order_date": "11月18日", "product": "水杯（SKU-BAD）", "refund": True, "coupon": 20, "call": True,
+                 "brand": "小店"}),
+    ("statement", {"brand": "小店", "product": "水杯（SKU-BAD）", "date": "2026年11月20日", "complaints": 9, "reason": "杯盖漏水",
+                   "taken_down": True, "takedown_time": "11月20日 10:00", "lookback_days": 30, "customers": 12,
+                   "compensate_due": "11月21日 10:00", "refund": True, "coupons": "20元", "call": True, "contact": "400-000-0000"}),
+])
+def test_the_crisis_customer_texts_are_typeset(kind, values, lang_settings):
+    """The built-in statement, apology and feedback acknowledgement (the customer reads them)."""
+    from tasks.crisis.templates import render
+
+    lang_settings("zh-CN")
+    zh = render(kind, "zh-CN", **values)
+    assert not _HALF_WIDTH_ANY.findall(_NOT_PROSE.sub("\x00", zh)), (_HALF_WIDTH_ANY.findall(zh), zh)
