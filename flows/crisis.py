@@ -50,7 +50,7 @@ from tasks.crisis.compensate import (
     unplanned_customers,
 )
 from tasks.crisis.control import confirm_manual_takedown, run_control_task, skus_to_take_down
-from tasks.crisis.incidents import get_incident, get_step, joined_skus, open_or_join_task, take_over
+from tasks.crisis.incidents import clean_reason, get_incident, get_step, joined_skus, open_or_join_task, take_over
 from tasks.crisis.report import build_report, publish_artifact, report_markdown
 from tasks.crisis.runs import current_run, force_running, is_alive
 from tasks.crisis.spike import EVENT as SPIKE_EVENT
@@ -111,12 +111,17 @@ def crisis_response(skus: list[str], reason: str, severity: Severity = "high") -
 
     Args:
         skus: Product SKUs concerned, one or more (e.g. ["SKU-0042"]). An open incident for any of them is joined, never duplicated.
-        reason: What happened, in one sentence. It goes into the draft of the official statement.
+        reason: What happened, in one sentence. It goes into the draft of the official statement. Phone numbers and emails in it are masked; do not paste customers' contact details (Prefect keeps these parameters as typed).
         severity: How bad it is: low, medium, high or critical.
     """
     logger = get_run_logger()
     engine = get_engine()
     me = current_run()
+    # the reason goes into the incident, the alerts and the public statement: contact details a
+    # customer gave (phone, email) are masked before any of it; the operator is told once
+    reason, masked = clean_reason(reason)
+    if masked:
+        logger.warning(t("crisis.reason.masked", reason=reason))
 
     inc = open_or_join_task(skus, reason, severity, me["source"], me["actor"], me["flow_run_id"])
     incident_id = inc["incident_id"]

@@ -23,6 +23,7 @@ from sqlalchemy.engine import Connection, Engine
 from tasks.crisis.util import execute, read
 from userops.clock import utcnow
 from userops.db import audit, get_engine, is_postgres
+from userops.privacy import scrub_text
 from userops.settings import get_settings
 
 STEPS = ("control", "clarify", "compensate")
@@ -41,6 +42,17 @@ def normalize_skus(skus) -> list[str]:
     if not out:
         raise ValueError("an incident needs at least one product SKU")
     return out
+
+
+def clean_reason(reason: str | None) -> tuple[str | None, bool]:
+    """The operator's free-text reason as it may be stored and used: phone numbers and emails
+    masked (``userops.privacy.scrub_text``, as the report and the alerts show them) — it goes
+    into the incident, the audit log, the take-down hook, the alerts and the public statement.
+    Returns ``(text, masked)``: ``masked`` tells whether anything was masked."""
+    if not reason:
+        return reason, False
+    text = scrub_text(str(reason))
+    return text, text != reason
 
 
 def step_hours() -> dict[str, float]:
@@ -65,9 +77,11 @@ def open_or_join(
     """Open an incident for ``skus`` or join the open one that holds any of them.
 
     Returns ``{"incident_id", "joined", "new_skus", "skus", "owner_flow_run_id", "opened_at"}``.
-    A join adds the SKUs no open incident holds yet to the joined incident."""
+    A join adds the SKUs no open incident holds yet to the joined incident. Contact details in
+    ``reason`` are masked before anything is stored (``clean_reason``)."""
     engine = engine or get_engine()
     skus = normalize_skus(skus)
+    reason, _masked = clean_reason(reason)
     severity = (severity or "high").lower()
     if severity not in SEVERITIES:
         raise ValueError(f"severity must be one of {', '.join(SEVERITIES)}, not {severity!r}")

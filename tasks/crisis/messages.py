@@ -32,6 +32,13 @@ register(
             "zh-CN": "新触发：{reason}\n新增 SKU：{new_skus}",
             "en": "New trigger: {reason}\nNew SKUs: {new_skus}",
         },
+        "crisis.reason.masked": {
+            "zh-CN": "事件原因里的手机号、邮箱已打码，事件记录、声明草稿、报告和告警只使用打码后的文本：{reason}。"
+            "请不要在原因里填写客户的联系方式：Prefect 仍按原样保留本次运行的参数（运行页面的 Parameters）。",
+            "en": "Phone numbers and emails in the reason were masked; the incident, the statement draft, the report "
+            "and the alerts only use the masked text: {reason}. Do not paste customers' contact details into the "
+            "reason: Prefect keeps this run's parameters as typed (the run's Parameters tab).",
+        },
         "crisis.takedown.manual.title": {
             "zh-CN": "请手动下架 {skus}（事件 {incident_id}）",
             "en": "Take {skus} off sale by hand (incident {incident_id})",

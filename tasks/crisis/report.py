@@ -138,7 +138,7 @@ def report_markdown(rep: dict, lang: str | None = None) -> str:
     lines = [f"# {L('危机事件', 'Incident')} {rep['incident_id']}", ""]
     lines.append("- " + labelled("SKU", join_list(rep["skus"], lang), lang))
     # the reason is the operator's free text (it may quote the customer who complained):
-    # masked here as in the crisis alerts; the incident row keeps it as typed
+    # masked at intake (incidents.clean_reason), and here again as in the crisis alerts
     lines.append("- " + labelled(L("原因", "Reason"), scrub_text(or_dash(rep["reason"] or None, "-")), lang))
     lines.append("- " + " · ".join(labelled(label, w(rep[k]), lang) for label, k in (
         (L("级别", "Severity"), "severity"), (L("来源", "Source"), "source"), (L("状态", "Status"), "status"))))

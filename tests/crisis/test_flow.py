@@ -3,6 +3,7 @@ their resumption (UI-style and from the CLI), nobody approving in time, the spik
 starting the deployment, and exactly-once compensation across a killed and resumed run."""
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import re
@@ -484,3 +485,65 @@ def test_approve_finishes_from_the_cli_when_the_paused_run_is_gone(prefect_serve
     assert step.iloc[0].tolist() == ["done", "pr-zhao"]
     cli("incident", "approve", iid, "--statement", "--by", "pr-zhao")  # again: nothing twice
     assert len(read_frame(warehouse, "SELECT 1 FROM alert_outbox WHERE kind = 'crisis_statement'")) == 1
+
+
+@contextlib.contextmanager
+def run_log():
+    """The messages a flow run logs (its run log in the Prefect UI), as they are logged."""
+    import logging
+
+    messages: list[str] = []
+    handler = logging.Handler(logging.INFO)
+    handler.emit = lambda record: messages.append(record.getMessage())
+    logger = logging.getLogger("prefect.flow_runs")
+    logger.addHandler(handler)
+    try:
+        yield messages
+    finally:
+        logger.removeHandler(handler)
+
+
+def test_contact_details_in_the_reason_are_masked_everywhere_and_the_operator_told(
+        prefect_server, sqlite_warehouse, crisis_env, order_system, monkeypatch):
+    """An operator pastes the complaining customer's phone and email into the reason: the run
+    masks them before anything is stored or used (incident, audit log, take-down hook, alerts,
+    statement draft, report artifact) and says so once in its log, in the operator's language."""
+    from prefect.client.orchestration import get_client
+    from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterKey
+
+    from flows.crisis import crisis_response
+    from tasks.crisis.report import build_report, report_markdown
+    from tests.crisis.test_incidents import REASON_MASKED, REASON_WITH_CONTACTS
+    from userops.i18n import t
+
+    # nobody waits for a human here: the statement and the core review expire at once
+    use(monkeypatch, USEROPS_CRISIS__STATEMENT_WAIT_HOURS=0, USEROPS_CRISIS__CORE_REVIEW_WAIT_HOURS=0)
+    shop(sqlite_warehouse, CUSTOMERS)
+    with run_log() as logged:
+        state = crisis_response(skus=["SKU-BAD"], reason=REASON_WITH_CONTACTS, return_state=True)
+    assert state.is_failed()  # (the waits ran out; everything before them is done)
+    notices = [m for m in logged if "Parameters" in m]
+    assert notices == [t("crisis.reason.masked", "zh-CN", reason=REASON_MASKED)], notices
+    assert "已打码" in notices[0] and not any("13812345678" in m or "li.si@" in m for m in logged)
+
+    iid = incident_row(sqlite_warehouse)["incident_id"]
+    inc = read_frame(sqlite_warehouse, "SELECT reason, statement FROM incidents WHERE incident_id = :i", {"i": iid}).iloc[0]
+    assert inc["reason"] == REASON_MASKED and REASON_MASKED in inc["statement"]
+    with get_client(sync_client=True) as client:
+        arts = client.read_artifacts(artifact_filter=ArtifactFilter(key=ArtifactFilterKey(any_=[f"incident-{iid.lower()}"])))
+    everything = [inc["statement"], report_markdown(build_report(iid, sqlite_warehouse)), *(a.data for a in arts),
+                  *read_frame(sqlite_warehouse, "SELECT title || body AS x FROM alert_outbox")["x"],
+                  *read_frame(sqlite_warehouse, "SELECT detail FROM audit_log")["detail"].dropna(),
+                  *(json.dumps(b, ensure_ascii=False) for b in order_system.takedowns)]
+    assert arts and any(REASON_MASKED in a.data for a in arts)
+    assert any(REASON_MASKED in b["reason"] for b in order_system.takedowns)
+    for text in everything:
+        assert "13812345678" not in text and "li.si@" not in text, text
+
+    # in English too, once; a reason without contact details says nothing
+    use(monkeypatch, USEROPS_LANGUAGE="en")
+    with run_log() as logged:
+        crisis_response(skus=["SKU-OK"], reason="towels shed: call 13812345678", return_state=True)
+        crisis_response(skus=["SKU-OK"], reason="towels shed", return_state=True)
+    notices = [m for m in logged if "Parameters" in m]
+    assert notices == [t("crisis.reason.masked", "en", reason="towels shed: call 138****78")], notices

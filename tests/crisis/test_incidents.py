@@ -115,3 +115,32 @@ def test_timeline_marks_met_and_missed_deadlines(warehouse):
     assert pd.isna(tl.loc["compensate", "met_deadline"])
     tl = timeline(warehouse, iid, now=NOW + timedelta(hours=25)).set_index("step")
     assert tl.loc["compensate", "met_deadline"] == False and bool(tl.loc["compensate", "late"])  # noqa: E712
+
+
+REASON_WITH_CONTACTS = "顾客 13812345678（li.si@example.com）反映部分批次杯盖漏水"
+REASON_MASKED = "顾客 138****78（l***@example.com）反映部分批次杯盖漏水"
+
+
+def test_contact_details_in_the_reason_are_masked_at_intake(warehouse, pinned_now):
+    """The reason may quote the customer who complained: it is stored masked (incident row,
+    audit log of the opening and of a join), so the statement draft and the report never
+    carry the phone or the email."""
+    from tasks.crisis.clarify import draft_statement
+    from tasks.crisis.report import build_report, report_markdown
+
+    shop(warehouse, {"C1": "ordinary"})
+    iid = open_incident(warehouse, reason=REASON_WITH_CONTACTS)["incident_id"]
+    open_or_join(["SKU-BAD", "SKU-NEW"], "又一位顾客 13987654321 来电", engine=warehouse, now=NOW)  # a join's reason too
+    assert get_incident(warehouse, iid)["reason"] == REASON_MASKED
+    statement = draft_statement(iid, "zh-CN", engine=warehouse)
+    rep = build_report(iid, warehouse, now=NOW + timedelta(hours=1))
+    audit = read_frame(warehouse, "SELECT detail FROM audit_log WHERE entity_id = :i", {"i": iid})["detail"].str.cat(sep="\n")
+    assert rep["reason"] == REASON_MASKED and REASON_MASKED in statement and "139****21" in audit
+    for text in (statement, report_markdown(rep, "zh-CN"), report_markdown(rep, "en"), audit,
+                 get_incident(warehouse, iid)["statement"]):
+        assert "13812345678" not in text and "li.si@" not in text and "13987654321" not in text, text
+
+    from tasks.crisis.incidents import clean_reason  # what the flow uses to tell the operator
+
+    assert clean_reason(REASON_WITH_CONTACTS) == (REASON_MASKED, True)
+    assert clean_reason("部分批次杯盖漏水") == ("部分批次杯盖漏水", False)

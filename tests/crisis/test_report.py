@@ -118,8 +118,8 @@ def test_report_markdown_shows_a_missing_value_as_a_dash():
 
 def test_report_masks_contact_data_quoted_in_the_reason(warehouse):
     """The reason is the operator's free text and may quote the customer who complained; the
-    incident artifact and `incident show` mask it as the crisis alerts do (the incident row
-    keeps it as typed, for the statement draft)."""
+    incident artifact and `incident show` mask it as the crisis alerts do (and the incident row
+    keeps it masked: it is masked at intake, before the statement draft uses it)."""
     from userops.cli import app
 
     reason = "顾客来电 13912345678 / wang.fang@example.net 反映杯盖漏水"
@@ -129,4 +129,4 @@ def test_report_masks_contact_data_quoted_in_the_reason(warehouse):
     assert "13912345678" not in md and "wang.fang@" not in md
     shown = CliRunner().invoke(app, ["incident", "show", iid]).output
     assert "杯盖漏水" in shown and "13912345678" not in shown and "wang.fang@" not in shown
-    assert get_incident(warehouse, iid)["reason"] == reason
+    assert get_incident(warehouse, iid)["reason"] == "顾客来电 139****78 / w***@example.net 反映杯盖漏水"
