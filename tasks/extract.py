@@ -90,7 +90,8 @@ class SourceError(RuntimeError):
 class FileImportError(ValueError):
     """A file could not be processed at all (unreadable, a required column missing).
     ``str()`` is English (logs); ``localized()`` the operator's language (``key``: an
-    ``import.file.*`` text, ``values`` its placeholders)."""
+    ``import.file.*`` text, ``values`` its placeholders; a list is joined with the language's
+    list separator)."""
 
     def __init__(self, message: str, key: str | None = None, **values):
         super().__init__(message)
@@ -99,9 +100,9 @@ class FileImportError(ValueError):
     def localized(self, lang: str | None = None) -> str:
         if not self.key:
             return str(self)
-        from userops.i18n import t
+        from userops.i18n import join_list, t
 
-        return t(self.key, lang, **self.values)
+        return t(self.key, lang, **{k: join_list(v, lang) if isinstance(v, list) else v for k, v in self.values.items()})
 
 
 def _file_texts() -> None:
@@ -355,7 +356,7 @@ def canonicalize_columns(df: pd.DataFrame, table: str, mapping: dict[str, str] |
         raise FileImportError(
             f"{table}: required column(s) missing: {', '.join(missing)} "
             f"(found: {', '.join(map(str, df.columns))}); rename them or pass a column mapping",
-            "import.file.columns", table=table, missing=", ".join(missing), found=", ".join(map(str, df.columns)), first=missing[0],
+            "import.file.columns", table=table, missing=list(missing), found=[str(c) for c in df.columns], first=missing[0],
         )
     for col, aliases in VALUE_ALIASES.items():
         if col in out.columns:

@@ -132,7 +132,7 @@ def test_cli_import_errors_in_chinese_by_default(warehouse, tmp_path):
     bad = runner.invoke(app, ["import", "orders", str(write(tmp_path, "o.csv", "order_id,amount\nO1,3\n"))])
     assert bad.exit_code == 1 and bad.output.startswith("错误：") and "customer_id" in bad.output
     # the file's own problem in zh-CN too, with the --map syntax that fixes it
-    assert "缺少必需列 customer_id, paid_at, status" in bad.output and "--map '会员号=customer_id'" in bad.output
+    assert "缺少必需列 customer_id，paid_at，status" in bad.output and "--map '会员号=customer_id'" in bad.output
     gone = runner.invoke(app, ["import", "orders", str(tmp_path / "nope.csv")])
     assert gone.exit_code == 1 and "文件不存在" in gone.output
     assert not bad.output.startswith("error")
