@@ -102,7 +102,7 @@ def normalize_orders(df: pd.DataFrame) -> pd.DataFrame:
     A problem raises ``ModelDataError`` (a ValueError) naming the column and the rule."""
     missing = [c for c in ORDER_COLUMNS if c not in df.columns]
     if missing:
-        raise ModelDataError("model.orders.missing_columns", columns=", ".join(missing), expected=", ".join(ORDER_COLUMNS))
+        raise ModelDataError("model.orders.missing_columns", columns=list(missing), expected=list(ORDER_COLUMNS))
     out = df[list(ORDER_COLUMNS)].copy()
     try:
         paid_at = pd.to_datetime(out["paid_at"], utc=True, format="mixed")
@@ -113,8 +113,8 @@ def normalize_orders(df: pd.DataFrame) -> pd.DataFrame:
     out["status"] = out["status"].astype(str).str.strip().str.lower()
     bad = ~out["status"].isin(STATUSES)
     if bad.any():
-        examples = ", ".join(sorted(out.loc[bad, "status"].unique()[:5]))
-        raise ModelDataError("model.orders.bad_status", values=examples, expected=", ".join(STATUSES))
+        examples = [str(s) for s in sorted(out.loc[bad, "status"].unique()[:5])]
+        raise ModelDataError("model.orders.bad_status", values=examples, expected=list(STATUSES))
     return out
 
 

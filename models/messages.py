@@ -6,7 +6,7 @@ or a training the data cannot support, a bad orders file.
 """
 from __future__ import annotations
 
-from userops.i18n import register, t
+from userops.i18n import join_list, register, t
 
 register(
     {
@@ -52,11 +52,11 @@ class ModelDataError(ValueError):
     ``str()`` is English; ``localized()`` the operator's language."""
 
     def __init__(self, key: str, **values):
-        self.key, self.values = key, values
-        super().__init__(t(key, "en", **values))
+        self.key, self.values = key, values  # a list value is joined in the language's way
+        super().__init__(self.localized("en"))
 
     def localized(self, lang: str | None = None) -> str:
-        return t(self.key, lang, **self.values)
+        return t(self.key, lang, **{k: join_list(v, lang) if isinstance(v, list) else v for k, v in self.values.items()})
 
     def __reduce__(self):  # pickled by Prefect / Dask with its key, not its English text
         return (_rebuild, (self.key, self.values))

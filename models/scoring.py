@@ -65,7 +65,7 @@ from models.train import TrainConfig, TrainedModel, feature_kwargs, features_com
 from userops.clock import utcnow
 from userops.db import bulk_upsert, copy_out, get_engine, is_postgres, key_order, read_frame
 from userops.i18n import register as register_messages
-from userops.i18n import t
+from userops.i18n import join_list, t
 from userops.settings import get_settings
 
 log = logging.getLogger("userops.churn")
@@ -800,7 +800,7 @@ def _raise_drift(conn: Connection, scored: Scored, summary: dict, threshold: flo
     from tasks.alerts import enqueue_alert
 
     as_of = scored.as_of
-    features = ", ".join(summary["breached"])
+    features = join_list(summary["breached"], lang)
     payload = {
         "as_of": str(as_of),
         "model_version": scored.model_version,
@@ -944,7 +944,7 @@ def summary_lines(result: dict, lang: str | None = None) -> list[str]:
     d = result.get("drift")
     if d:
         if d["breach"]:
-            lines.append(t("churn.drift.line_breach", lang, features=", ".join(d["breached"]), max_psi=f"{d['max_psi']:.2f}", threshold=f"{d['threshold']:g}"))
+            lines.append(t("churn.drift.line_breach", lang, features=join_list(d["breached"], lang), max_psi=f"{d['max_psi']:.2f}", threshold=f"{d['threshold']:g}"))
         else:
             lines.append(t("churn.drift.line_ok", lang, max_psi=f"{d['max_psi']:.2f}", threshold=f"{d['threshold']:g}"))
     return lines

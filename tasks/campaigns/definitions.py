@@ -51,7 +51,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from tasks.campaigns import texts  # noqa: F401  (registers the problems' words)
-from userops.i18n import labelled, t
+from userops.i18n import join_list, labelled, t
 from userops.settings import get_settings
 
 STAGES = ("prospect", "new", "active", "loyal", "silent", "churned")
@@ -77,11 +77,11 @@ class DefinitionProblem(ValueError):
     keeps it as the error's context) and by ``check_select_only``."""
 
     def __init__(self, key: str, **values):
-        self.key, self.values = key, values
-        super().__init__(t(key, "en", **values))
+        self.key, self.values = key, values  # a list value is joined in the language's way
+        super().__init__(self.text("en"))
 
     def text(self, lang: str | None = None) -> str:
-        return t(self.key, lang, **self.values)
+        return t(self.key, lang, **{k: join_list(v, lang) if isinstance(v, list) else v for k, v in self.values.items()})
 
     def __reduce__(self):
         return (_rebuild_problem, (self.key, self.values))
@@ -358,7 +358,7 @@ class Campaign(_Model):
 def _unique(names: list[str], key: str, **values) -> None:
     seen = {n for n in names if names.count(n) > 1}
     if seen:
-        raise DefinitionProblem(key, names=", ".join(sorted(seen)), **values)
+        raise DefinitionProblem(key, names=sorted(seen), **values)
 
 
 # --------------------------------------------------------------------------- templates
@@ -398,17 +398,17 @@ def check_template(src: str, lang: str | None = None) -> str | None:
         return t("campaign.def.template.syntax", lang, line=exc.lineno, error=exc.message)
     unknown = sorted(jinja2.meta.find_undeclared_variables(ast) - TEMPLATE_FIELDS)
     if unknown:
-        return t("campaign.def.template.unknown", lang, names=", ".join(unknown), known=", ".join(sorted(TEMPLATE_FIELDS)))
+        return t("campaign.def.template.unknown", lang, names=join_list(unknown, lang), known=join_list(sorted(TEMPLATE_FIELDS), lang))
     ctx: dict[str, Any] = {f: SENTINEL.format(f) for f in PERSONAL_FIELDS}
     ctx.update({f: "x" for f in GROUP_FIELDS})
     ctx.update(gift_cost=10.0, stage="active", value_tier="high", locale="zh-CN", channel="sms")
     try:
         text = JINJA.from_string(src).render(**ctx)
     except Exception as exc:  # a filter or arithmetic on a personal value
-        return t("campaign.def.template.render", lang, error=exc, fields=", ".join(PERSONAL_FIELDS))
+        return t("campaign.def.template.render", lang, error=exc, fields=join_list(PERSONAL_FIELDS, lang))
     stripped = _SENTINEL_RE.sub("", text)
     if "\x00" in stripped:
-        return t("campaign.def.template.filter", lang, fields=", ".join(PERSONAL_FIELDS))
+        return t("campaign.def.template.filter", lang, fields=join_list(PERSONAL_FIELDS, lang))
     return None
 
 
@@ -512,7 +512,7 @@ def get_campaign(name: str, directory: Path | str | None = None) -> Campaign:
     for c in load_campaigns(directory):
         if c.name == name:
             return c
-    known = ", ".join(c.name for c in load_campaigns(directory))
+    known = join_list(c.name for c in load_campaigns(directory))
     raise KeyError(t("campaign.def.unknown", name=repr(name), defined=known or "—"))
 
 

@@ -35,7 +35,7 @@ INVALID = [  # (what, override, field, English reason, zh-CN reason)
     ("select into", dict(audience={"sql": "SELECT customer_id INTO x FROM tags"}), "audience.sql", "(found INTO)", "（发现 INTO）"),
     ("rule and sql", dict(audience={"rule": {"lifecycle_stage": ["silent"]}, "sql": "SELECT customer_id FROM tags"}), "audience", "exactly one", "必须且只能给一个"),
     ("typo variable", dict(variants=[{"name": "A", "body": {"zh-CN": "{{ nmae }}", "en": "x"}}]), "variants[0].body.zh-CN",
-     "unknown template variable(s) nmae; known: campaign,", "未知的模板变量 nmae；可用的变量：campaign,"),
+     "unknown template variable(s) nmae; known: campaign,", "未知的模板变量 nmae；可用的变量：campaign，"),
     ("syntax", dict(variants=[{"name": "A", "body": {"zh-CN": "ok", "en": "{{ name "}}]), "variants[0].body.en", "template syntax error on line 1", "模板语法错误，第 1 行"),
     ("filter on personal", dict(variants=[{"name": "A", "body": {"zh-CN": "{{ name|upper }}", "en": "x"}}]), "variants[0].body.zh-CN",
      "is changed by a filter; print it as it is, e.g. {{ name }}", "被过滤器改动了；请原样输出，例如 {{ name }}"),

@@ -76,7 +76,7 @@ def test_backtest_problems_in_the_operators_language(tmp_path, monkeypatch):
         runs[lang or "zh-CN"] = (status.output.strip(), early.output.strip())
     reset_settings()
     assert runs["zh-CN"] == (
-        "回测失败：未知的订单状态：shipped（应为 paid, refunded, cancelled 之一）",
+        "回测失败：未知的订单状态：shipped（应为 paid，refunded，cancelled 之一）",
         "回测失败：截止 2025-06-01 之前没有任何客户有已支付订单：没有可评估的客户",
     )
     assert runs["en"] == (

@@ -81,10 +81,10 @@ def test_read_orders_file_csv(tmp_path):
     [
         ("order_id,customer_id,paid_at,amount,status\n1,1,2024-01-01,1,shipped\n",
          "unknown order status values: shipped (expected paid, refunded, cancelled)",
-         "未知的订单状态：shipped（应为 paid, refunded, cancelled 之一）"),
+         "未知的订单状态：shipped（应为 paid，refunded，cancelled 之一）"),
         ("order_id,paid_at,amount,status\n1,2024-01-01,1,paid\n",  # no customer_id: named, not a KeyError
          "orders are missing columns: customer_id (expected order_id, customer_id, paid_at, amount, status)",
-         "订单缺少列：customer_id（需要 order_id, customer_id, paid_at, amount, status）"),
+         "订单缺少列：customer_id（需要 order_id，customer_id，paid_at，amount，status）"),
         ("order_id,customer_id,paid_at,amount,status\n1,1,soon,1,paid\n",
          "paid_at has values that are not dates or times: ",
          "paid_at 列有无法识别为时间的值："),

@@ -7,7 +7,7 @@ from typing import Optional
 
 import typer
 
-from userops.i18n import register, t
+from userops.i18n import join_list, register, t
 
 register(
     {
@@ -55,5 +55,5 @@ def timezone(value: Optional[str], option: str = "--timezone") -> Optional[str]:
 
 def choice(value: Optional[str], choices, option: str) -> Optional[str]:
     if value is not None and value not in choices:
-        raise typer.BadParameter(t("cli.bad_choice", value=value, choices=", ".join(choices)), param_hint=option)
+        raise typer.BadParameter(t("cli.bad_choice", value=value, choices=join_list(choices)), param_hint=option)
     return value

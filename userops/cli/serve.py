@@ -23,7 +23,7 @@ from typing import Optional
 import typer
 
 from userops.i18n import register as register_messages
-from userops.i18n import t
+from userops.i18n import join_list, t
 
 register_messages(
     {
@@ -147,7 +147,7 @@ def check(api_url: str) -> int:
     _print_deployments(infos)
     missing = sorted(set(_expected_deployments()) - {i.name for i in infos})
     if missing:
-        typer.echo(t("serve.check_missing", names=", ".join(missing)), err=True)
+        typer.echo(t("serve.check_missing", names=join_list(missing)), err=True)
         return 1
     return 0
 
@@ -244,7 +244,7 @@ def serve(
 
         elsewhere = sorted(deployed_project_dirs(api_url) - {str(PROJECT_ROOT)})
         if elsewhere:
-            typer.echo(t("serve.other_dir", dirs=", ".join(elsewhere), here=PROJECT_ROOT), err=True)
+            typer.echo(t("serve.other_dir", dirs=join_list(elsewhere), here=PROJECT_ROOT), err=True)
         worker = Worker(api_url, pool, home / "worker.log", extra_env=_ui_env(api_url)).start()
         typer.echo(t("serve.worker", pool=pool, log=worker.log_path))
         _run_until_interrupted([worker], None)
