@@ -20,6 +20,12 @@ os.environ.setdefault("DO_NOT_TRACK", "1")
 os.environ.setdefault("GX_ANALYTICS_ENABLED", "false")
 os.environ.setdefault("PREFECT_LOGGING_EXTRA_LOGGERS", "userops")
 
+# Prefect sets up its logging handlers on its first import, writing to the sys.stderr of that
+# moment. Import it now, so that moment is never inside a CliRunner.invoke: the runner closes its
+# captured stream afterwards, and every later log line of that worker became a "--- Logging
+# error ---" traceback in the next CLI test's output.
+from prefect import flow  # noqa: E402,F401  (prefect.main runs setup_logging on import)
+
 PG_URL = os.environ.get("USEROPS_TEST_POSTGRES_URL", "postgresql+psycopg2://postgres@127.0.0.1:5432/test")
 
 
