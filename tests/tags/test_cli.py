@@ -96,3 +96,20 @@ def test_past_day_at_risk_only_from_that_days_scores(warehouse, monkeypatch):
     out = run("tags", "summary", "--as-of", str(past), monkeypatch=monkeypatch)
     assert line(out).split()[-2:] == ["1", "12.5%"]  # X1 (active that day) of 8 members
     assert "predicted at risk: yes" in run("tags", "show", "X1", "--as-of", str(past), monkeypatch=monkeypatch)
+
+
+def test_a_day_still_to_come_is_refused_with_the_shops_today(warehouse, monkeypatch):
+    """Tags as of a future day would show everyone drifting towards churned: refused (exit 2),
+    naming today in the shop's time; today itself is fine."""
+    from userops.clock import shop_today
+
+    shop(warehouse)
+    today = shop_today()
+    for lang, text in (("en", f"is after today ({today}, shop time)"), ("zh-CN", f"在今天（店铺时间 {today}）之后")):
+        monkeypatch.setenv("USEROPS_LANGUAGE", lang)
+        reset_settings()
+        for cmd in (["tags", "show", "SIL"], ["tags", "summary"]):
+            res = runner.invoke(app, cmd + ["--as-of", str(today + timedelta(days=1))])
+            flat = "".join(res.output.replace("│", " ").split())  # the error box wraps lines
+            assert res.exit_code == 2 and "".join(text.split()) in flat and "Traceback" not in res.output, res.output
+    assert "Tags of customer SIL" in run("tags", "show", "SIL", "--as-of", str(today), monkeypatch=monkeypatch)

@@ -12,7 +12,31 @@ def register(app: typer.Typer) -> None:
     app.add_typer(tags_app, name="tags")
 
 
-from userops.cli.options import day as _day  # noqa: E402  (a YYYY-MM-DD option)
+from userops.cli.options import day as _parse_day  # noqa: E402  (a YYYY-MM-DD option)
+from userops.i18n import register as register_messages, t  # noqa: E402
+
+
+def _day(value: Optional[str]):
+    """--as-of: a day that has begun in the shop (tags describe the data as it stood); a later
+    day would show every customer drifting towards churned as if no one would ever buy again."""
+    day = _parse_day(value)
+    if day is not None:
+        from userops.clock import shop_today
+
+        today = shop_today()
+        if day > today:
+            raise typer.BadParameter(t("tags.cli.future_day", day=day.isoformat(), today=today.isoformat()), param_hint="--as-of")
+    return day
+
+
+register_messages(
+    {
+        "tags.cli.future_day": {
+            "zh-CN": "{day} 在今天（店铺时间 {today}）之后：标签只能按已经到来的日子计算，请写 {today} 或更早的日期",
+            "en": "{day} is after today ({today}, shop time): tags can only be computed for a day that has come; give {today} or earlier",
+        },
+    }
+)
 
 
 @tags_app.command("show")
