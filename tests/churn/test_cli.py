@@ -98,6 +98,7 @@ def test_train_score_status(loaded):
     res = runner.invoke(_app(), ["model", "status"])
     assert res.exit_code == 0, res.output
     assert "冠军模型：churn-" in res.output and "最近漂移检查 2026-11-20" in res.output
+    assert "ROC AUC 衡量区分流失与留存客户的能力（0.5 相当于随机" in res.output and "越低越好" in res.output  # the figures explained
     res = runner.invoke(_app(), ["model", "status", "--json"])
     st = json.loads(res.stdout)
     assert st["versions"][0]["status"] == "champion" and st["last_drift"]["model_version"] == st["versions"][0]["version"]
