@@ -70,6 +70,17 @@ def parens(text, lang: str | None = None) -> str:
     return t("parens", lang, text=text)
 
 
+def pad(text, width: int, align: str = "<") -> str:
+    """``text`` padded to ``width`` terminal columns for a plain-text table: a Chinese
+    character takes two columns, so ``f"{text:<10}"`` would push the next column of a zh-CN
+    row out of line. ``align`` ``<`` pads on the right, ``>`` on the left."""
+    from rich.cells import cell_len  # typer's rich, already loaded by the command line
+
+    text = str(text)
+    fill = " " * max(0, width - cell_len(text))
+    return fill + text if align == ">" else text + fill
+
+
 def is_missing(v) -> bool:
     """No value to show: None, a float NaN, or pandas' missing markers (NA, NaT, a numpy NaN).
     Containers (a record's list or dict) are values, never missing."""

@@ -53,6 +53,26 @@ def test_backtest_text_and_errors(orders_csv, tmp_path, monkeypatch):
     reset_settings()
 
 
+def test_backtest_table_lines_up_in_chinese(orders_csv, monkeypatch):
+    """zh-CN row labels take two terminal columns per character: every figure still ends in
+    the same column as its header, and the header is Chinese."""
+    from rich.cells import cell_len
+
+    from userops.settings import reset_settings
+
+    monkeypatch.setenv("USEROPS_LANGUAGE", "zh-CN")
+    reset_settings()
+    res = CliRunner().invoke(_app(), ["model", "backtest", "--orders", str(orders_csv), "--cutoff", "2026-06-01", "--horizon", "60"])
+    assert res.exit_code == 0, res.output
+    lines = res.output.splitlines()
+    head = next(i for i, line in enumerate(lines) if "ROC AUC" in line)
+    table = lines[head:head + 4]
+    assert "对数损失" in table[0] and "log loss" not in res.output
+    assert [line.split()[0] for line in table[1:]] == ["模型", "最近购买", "BG/NBD"]
+    assert len({cell_len(line) for line in table}) == 1, table  # every row as wide as the header
+    reset_settings()
+
+
 def test_backtest_problems_in_the_operators_language(tmp_path, monkeypatch):
     """A bad orders file and a cutoff before the data: zh-CN by default, English with
     USEROPS_LANGUAGE=en; each names the value / cutoff and the rule."""

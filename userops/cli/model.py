@@ -8,7 +8,7 @@ from typing import Optional
 import typer
 
 from userops.i18n import register as register_messages
-from userops.i18n import join_list, t
+from userops.i18n import join_list, pad, t
 
 model_app = typer.Typer(help="Churn model: train, status, score, backtest.", no_args_is_help=True)
 
@@ -162,10 +162,10 @@ def backtest(
         typer.echo(t("model.cli.warning", text=w))
     first = result["model"]
     typer.echo(t("model.cli.backtest_head", cutoff=str(T), horizon=horizon, n=f"{first['n']:,}", rate=_f(first["churn_rate"])))
-    typer.echo(f"{'':10} {'ROC AUC':>8} {'PR AUC':>8} {'Brier':>8} {'log loss':>9}")
+    typer.echo(" ".join([pad("", 10)] + [pad(h, 9, ">") for h in ("ROC AUC", "PR AUC", "Brier", t("model.cli.col.log_loss"))]))
     for name in ("model", "recency", "bgnbd"):
         m = result[name]
-        typer.echo(f"{t('model.cli.row.' + name):10} {_f(m['roc_auc']):>8} {_f(m['pr_auc']):>8} {_f(m['brier']):>8} {_f(m['log_loss']):>9}")
+        typer.echo(" ".join([pad(t("model.cli.row." + name), 10)] + [pad(_f(m[k]), 9, ">") for k in ("roc_auc", "pr_auc", "brier", "log_loss")]))
 
 
 register_messages(
@@ -213,6 +213,7 @@ register_messages(
             "en": "Backtest at {cutoff}, horizon {horizon} days: {n} customers, churn rate {rate}",
         },
         "model.cli.row.model": {"zh-CN": "模型", "en": "model"},
+        "model.cli.col.log_loss": {"zh-CN": "对数损失", "en": "log loss"},
         "model.cli.row.recency": {"zh-CN": "最近购买", "en": "recency"},
         "model.cli.row.bgnbd": {"zh-CN": "BG/NBD", "en": "BG/NBD"},
     }
