@@ -48,6 +48,30 @@ def dispose_engines() -> None:
     _engines.clear()
 
 
+class WarehouseLocationError(RuntimeError):
+    """A SQLite warehouse whose directory does not exist (a mistyped path): nothing is created."""
+
+    def __init__(self, path: Path):
+        self.path = path
+        super().__init__(f"the SQLite warehouse's directory {path.parent} does not exist (database file {path})")
+
+
+def _sqlite_directory(path: Path) -> None:
+    """The project's own default location (``output/`` under the project, where the default
+    ``userops.db`` and the benchmarks' files live) is created when missing; any other SQLite
+    path must be in a directory that exists (SQLite then creates the file itself on first use,
+    e.g. by ``userops db upgrade``): a mistyped ``USEROPS_DATABASE_URL`` is an error naming the
+    path, never a new empty warehouse somewhere."""
+    from userops.settings import DEFAULT_DATABASE_PATH
+
+    if path.parent.is_dir():
+        return
+    if path.parent.resolve() == DEFAULT_DATABASE_PATH.parent.resolve():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        return
+    raise WarehouseLocationError(path)
+
+
 def _make_engine(url: str) -> Engine:
     # hide_parameters: a failed statement's error names the SQL but not its bound values
     # (an incident's reason, an audit detail, a customer's contact data); that text goes to
@@ -55,7 +79,7 @@ def _make_engine(url: str) -> Engine:
     if url.startswith("sqlite"):
         db_path = sa.engine.make_url(url).database
         if db_path and db_path != ":memory:":
-            Path(db_path).parent.mkdir(parents=True, exist_ok=True)
+            _sqlite_directory(Path(db_path))
         eng = sa.create_engine(url, connect_args={"timeout": 60}, hide_parameters=True)
 
         @sa.event.listens_for(eng, "connect")

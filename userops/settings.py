@@ -16,142 +16,178 @@ import os
 import re
 from functools import lru_cache
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 import yaml
-from pydantic import BaseModel, Field, SecretStr, field_validator
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator, model_validator
+from pydantic_core import PydanticCustomError
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
+DEFAULT_DATABASE_PATH = PROJECT_ROOT / "output" / "userops.db"  # the one SQLite location created when missing
+_HHMM = r"^([01]\d|2[0-3]):[0-5]\d$"
 
 
-class SourceSettings(BaseModel):
+class _Group(BaseModel):
+    """A group of settings (``lifecycle:`` in the file, ``USEROPS_LIFECYCLE__*``): a key that is
+    not one of its fields is a mistake (a typo), reported with the closest valid key."""
+
+    model_config = ConfigDict(extra="forbid")
+
+
+def _in_order(model: BaseModel, rule: str, *fields: str) -> None:
+    """Raise the error ``settings_problems`` renders as "``rule`` must hold" naming each field."""
+    raise PydanticCustomError(
+        "userops_order", "{rule} must hold", {"rule": rule, "fields": list(fields), "values": [getattr(model, f) for f in fields]}
+    )
+
+
+class SourceSettings(_Group):
     """One HTTP source (CRM or order system)."""
 
     url: str | None = None  # base URL, e.g. http://127.0.0.1:8765/crm
     token: SecretStr | None = None  # bearer token
     api_key: SecretStr | None = None  # sent as X-API-Key
     pagination: Literal["page", "offset", "cursor", "link"] = "page"
-    page_size: int = 5000
-    timeout_seconds: float = 30.0
-    max_retries: int = 5
-    backoff_seconds: float = 0.5
+    page_size: int = Field(5000, ge=1)
+    timeout_seconds: float = Field(30.0, gt=0)
+    max_retries: int = Field(5, ge=0)
+    backoff_seconds: float = Field(0.5, ge=0)
 
 
-class SqlSourceSettings(BaseModel):
+class SqlSourceSettings(_Group):
     """Read a CRM's own database instead of its API."""
 
     url: str | None = None  # SQLAlchemy URL of the CRM database
     customers_query: str | None = None  # must expose the canonical columns
 
 
-class ValidationSettings(BaseModel):
-    max_bad_share: float = 0.05  # a batch with more bad rows than this fails the run
-    min_year: int = 2000  # timestamps before this year are rejected
-    future_tolerance_minutes: int = 10  # clock skew allowed for "timestamp in the future"
-    chunk_rows: int = 500_000  # a night's table batch is extracted, validated and loaded by chunks of this many rows
+class ValidationSettings(_Group):
+    max_bad_share: float = Field(0.05, ge=0, le=1)  # a batch with more bad rows than this fails the run
+    min_year: int = Field(2000, ge=1900, le=2100)  # timestamps before this year are rejected
+    future_tolerance_minutes: int = Field(10, ge=0)  # clock skew allowed for "timestamp in the future"
+    chunk_rows: int = Field(500_000, ge=1)  # a night's table batch is extracted, validated and loaded by chunks of this many rows
 
 
-class LifecycleSettings(BaseModel):
-    new_days: int = 30  # first paid order <= 30 days ago
-    active_days: int = 60  # last paid order <= 60 days ago
-    silent_days: int = 180  # last paid order 61..180 days ago; beyond that churned
-    loyal_orders: int = 4  # >= 4 paid orders in loyal_window_days
-    loyal_window_days: int = 365
+class LifecycleSettings(_Group):
+    new_days: int = Field(30, ge=1)  # first paid order <= 30 days ago
+    active_days: int = Field(60, ge=1)  # last paid order <= 60 days ago
+    silent_days: int = Field(180, ge=1)  # last paid order 61..180 days ago; beyond that churned
+    loyal_orders: int = Field(4, ge=1)  # >= 4 paid orders in loyal_window_days
+    loyal_window_days: int = Field(365, ge=1)
     loyal_segments: list[str] = ["champions"]  # "or top RFM segment": active + one of these is loyal
 
+    @model_validator(mode="after")
+    def _windows_in_order(self):
+        # new is within active, active ends where silent begins, silent ends where churned begins
+        if not (self.new_days <= self.active_days < self.silent_days):
+            _in_order(self, "new_days ≤ active_days < silent_days", "new_days", "active_days", "silent_days")
+        return self
 
-class HealthSettings(BaseModel):
-    silent_share_max: float = 0.35
-    complaint_rate_max: float = 0.05
-    satisfaction_min: float = 0.85
-    complaint_window_days: int = 7
-    feedback_sla_hours: int = 24
+
+class HealthSettings(_Group):
+    silent_share_max: float = Field(0.35, ge=0, le=1)
+    complaint_rate_max: float = Field(0.05, ge=0, le=1)
+    satisfaction_min: float = Field(0.85, ge=0, le=1)
+    complaint_window_days: int = Field(7, ge=1)
+    feedback_sla_hours: int = Field(24, ge=1)
     feedback_ack: bool = True  # acknowledge overdue feedback to the customer, once
     feedback_ack_channel: str = "sms"
-    satisfaction_good: int = 4  # satisfaction = share of scored feedback with a score >= this
-    feedback_window_days: int = 30  # satisfaction and NPS over feedback of the last N days
-    retention_days: list[int] = [30, 90]  # N-day retention by monthly cohort of first order
-    retention_cohorts: int = 12  # monthly cohorts shown
-    conversion_days: int = 30  # registered -> first paid order within N days
-    mau_days: int = 30
-    trend_days: int = 90  # the report's trend plots
+    satisfaction_good: int = Field(4, ge=1, le=5)  # satisfaction = share of scored feedback with a score >= this
+    feedback_window_days: int = Field(30, ge=1)  # satisfaction and NPS over feedback of the last N days
+    retention_days: list[Annotated[int, Field(ge=1)]] = [30, 90]  # N-day retention by monthly cohort of first order
+    retention_cohorts: int = Field(12, ge=1)  # monthly cohorts shown
+    conversion_days: int = Field(30, ge=1)  # registered -> first paid order within N days
+    mau_days: int = Field(30, ge=1)
+    trend_days: int = Field(90, ge=1)  # the report's trend plots
 
 
-class TagSettings(BaseModel):
-    value_high_share: float = 0.20  # value tier: top 20% of buyers by lifetime value are high
-    value_mid_share: float = 0.30  # the next 30% mid; the rest (and prospects) low
-    discount_min_rate: float = 0.10  # an order is "discounted" at >= 10% off its gross
-    price_sensitive_share: float = 0.5  # price-sensitive: >= half of paid orders discounted
-    price_sensitive_min_orders: int = 2  # ... and at least this many paid orders
-    clusters: int = 6  # behaviour clusters (k-means)
-    cluster_refresh_days: int = 7  # refit weekly; assign nightly with the stored centroids
-    cluster_sample: int = 200_000  # fit on at most this many buyers
-    full_recompute_days: int = 7  # safety net: recompute every aggregate from orders weekly
+class TagSettings(_Group):
+    value_high_share: float = Field(0.20, ge=0, le=1)  # value tier: top 20% of buyers by lifetime value are high
+    value_mid_share: float = Field(0.30, ge=0, le=1)  # the next 30% mid; the rest (and prospects) low
+    discount_min_rate: float = Field(0.10, ge=0, le=1)  # an order is "discounted" at >= 10% off its gross
+    price_sensitive_share: float = Field(0.5, ge=0, le=1)  # price-sensitive: >= half of paid orders discounted
+    price_sensitive_min_orders: int = Field(2, ge=1)  # ... and at least this many paid orders
+    clusters: int = Field(6, ge=1)  # behaviour clusters (k-means)
+    cluster_refresh_days: int = Field(7, ge=1)  # refit weekly; assign nightly with the stored centroids
+    cluster_sample: int = Field(200_000, ge=1)  # fit on at most this many buyers
+    full_recompute_days: int = Field(7, ge=1)  # safety net: recompute every aggregate from orders weekly
     # PostgreSQL: memory per hash / sort of the full recompute's transaction (SET LOCAL work_mem,
     # PostgreSQL may use twice this per hash); a night's refresh uses 256 MB
     full_work_mem_mb: int = Field(512, ge=1)
 
+    @model_validator(mode="after")
+    def _tiers_fit(self):
+        if self.value_high_share + self.value_mid_share > 1 + 1e-9:
+            _in_order(self, "value_high_share + value_mid_share ≤ 1", "value_high_share", "value_mid_share")
+        return self
 
-class ChurnSettings(BaseModel):
-    horizon_days: int = 90
-    retrain_every_days: int = 7
-    high_risk: float = 0.6
-    medium_risk: float = 0.3
-    psi_threshold: float = 0.2
-    promotion_tolerance: float = 0.005  # a candidate may trail the champion by this much (ROC AUC / Brier)
+
+class ChurnSettings(_Group):
+    horizon_days: int = Field(90, ge=1)
+    retrain_every_days: int = Field(7, ge=1)
+    high_risk: float = Field(0.6, ge=0, le=1)
+    medium_risk: float = Field(0.3, ge=0, le=1)
+    psi_threshold: float = Field(0.2, gt=0)
+    promotion_tolerance: float = Field(0.005, ge=0, le=1)  # a candidate may trail the champion by this much (ROC AUC / Brier)
     model_kind: Literal["logistic", "hgb", "blend"] = "logistic"  # see models/train.py
 
+    @model_validator(mode="after")
+    def _bands_in_order(self):
+        if self.medium_risk > self.high_risk:
+            _in_order(self, "medium_risk ≤ high_risk", "medium_risk", "high_risk")
+        return self
 
-class CampaignSettings(BaseModel):
-    holdout_share: float = 0.10
-    global_cap_messages: int = 2
-    global_cap_days: int = 7
-    quiet_start: str = "21:00"
-    quiet_end: str = "09:00"
-    attribution_days: int = 14
+
+class CampaignSettings(_Group):
+    holdout_share: float = Field(0.10, ge=0, lt=1)  # a campaign with everyone held out sends nothing
+    global_cap_messages: int = Field(2, ge=0)
+    global_cap_days: int = Field(7, ge=1)
+    quiet_start: str = Field("21:00", pattern=_HHMM)  # HH:MM, 00:00..23:59
+    quiet_end: str = Field("09:00", pattern=_HHMM)
+    attribution_days: int = Field(14, ge=1)
     # Definitions, templates and delivery (issue 6).
     definitions_dir: Path = PROJECT_ROOT / "campaigns"  # one YAML file per campaign
     shop_name: str | None = None  # {{ shop }} in templates; default: i18n "our shop"
     email_from: str = "members@shop.example.com"
     unsubscribe_url: str = "https://shop.example.com/unsubscribe?c={customer_id}&t={token}"
     unsubscribe_secret: SecretStr = SecretStr("change-me-unsubscribe-key")  # keys the link token
-    send_workers: int = 8  # sender threads per worker process
-    send_batch: int = 500  # touches marked in flight (and settled) together
-    max_attempts: int = 5  # then the touch is failed with the last reason
-    retry_backoff_seconds: float = 30.0  # doubled per attempt
-    retry_wait_seconds: float = 60.0  # a run waits for retries due within this long; a message for a 429 pause too (longer: rescheduled)
-    in_flight_lease_seconds: float = 600.0  # an in-flight touch of a vanished sender is resent after this
-    request_timeout_seconds: float = 10.0
-    sms_rate_per_second: float = 0.0  # provider's limit (0: none known; 429 + Retry-After honoured)
-    push_rate_per_second: float = 0.0
-    email_rate_per_second: float = 0.0
-    staff_excel_max_rows: int = 50_000  # staff-outreach list also as .xlsx up to this size
-    outreach_keep_days: int = 30  # staff-outreach files (they hold phones and emails, for staff) are deleted after this many days; 0 keeps them
+    send_workers: int = Field(8, ge=1)  # sender threads per worker process
+    send_batch: int = Field(500, ge=1)  # touches marked in flight (and settled) together
+    max_attempts: int = Field(5, ge=1)  # then the touch is failed with the last reason
+    retry_backoff_seconds: float = Field(30.0, ge=0)  # doubled per attempt
+    retry_wait_seconds: float = Field(60.0, ge=0)  # a run waits for retries due within this long; a message for a 429 pause too (longer: rescheduled)
+    in_flight_lease_seconds: float = Field(600.0, gt=0)  # an in-flight touch of a vanished sender is resent after this
+    request_timeout_seconds: float = Field(10.0, gt=0)
+    sms_rate_per_second: float = Field(0.0, ge=0)  # provider's limit (0: none known; 429 + Retry-After honoured)
+    push_rate_per_second: float = Field(0.0, ge=0)
+    email_rate_per_second: float = Field(0.0, ge=0)
+    staff_excel_max_rows: int = Field(50_000, ge=0)  # staff-outreach list also as .xlsx up to this size
+    outreach_keep_days: int = Field(30, ge=0)  # staff-outreach files (they hold phones and emails, for staff) are deleted after this many days; 0 keeps them
 
 
-class CrisisRemedy(BaseModel):
+class CrisisRemedy(_Group):
     """What one crisis-priority tier is offered."""
 
-    coupon_value: float = 0.0  # apology coupon (0 = none)
+    coupon_value: float = Field(0.0, ge=0)  # apology coupon (0 = none)
     refund_offer: bool = True  # offer a refund of the affected items
     call_list: bool = False  # a person calls them (personal call list)
 
 
 class CoreRemedy(CrisisRemedy):
-    coupon_value: float = 50
+    coupon_value: float = Field(50, ge=0)
     call_list: bool = True
 
 
 class PotentialRemedy(CrisisRemedy):
-    coupon_value: float = 30
+    coupon_value: float = Field(30, ge=0)
 
 
 class OrdinaryRemedy(CrisisRemedy):
-    coupon_value: float = 20
+    coupon_value: float = Field(20, ge=0)
 
 
-class CrisisRemedies(BaseModel):
+class CrisisRemedies(_Group):
     """Remedy per crisis-priority tier (e.g. USEROPS_CRISIS__REMEDIES__CORE__COUPON_VALUE=80)."""
 
     core: CoreRemedy = CoreRemedy()
@@ -168,49 +204,56 @@ class CrisisRemedies(BaseModel):
         return [self.core, self.potential, self.ordinary]
 
 
-class CrisisSettings(BaseModel):
-    control_hours: float = 2
-    clarify_hours: float = 4
-    compensate_hours: float = 24
-    spike_complaints: int = 10  # >= this many complaints for one SKU within spike_window_hours
-    spike_window_hours: float = 2
-    spike_rate_factor: float = 5.0  # ... or this many times the SKU's usual rate
-    spike_rate_min_complaints: int = 5  # (the rate rule needs at least this many complaints)
-    spike_baseline_days: int = 28  # "usual" = complaints per window over these days
-    spike_scan_hours: float = 26  # each check looks this far back (covers the nightly gap)
-    spike_cooldown_hours: float = 24  # a burst this soon after the last one is the same spike
-    lookback_days: int = 30  # affected = paid orders with the SKUs in this many days
+class CrisisSettings(_Group):
+    control_hours: float = Field(2, gt=0)
+    clarify_hours: float = Field(4, gt=0)
+    compensate_hours: float = Field(24, gt=0)
+    spike_complaints: int = Field(10, ge=1)  # >= this many complaints for one SKU within spike_window_hours
+    spike_window_hours: float = Field(2, gt=0)
+    spike_rate_factor: float = Field(5.0, gt=1)  # ... or this many times the SKU's usual rate
+    spike_rate_min_complaints: int = Field(5, ge=1)  # (the rate rule needs at least this many complaints)
+    spike_baseline_days: int = Field(28, ge=1)  # "usual" = complaints per window over these days
+    spike_scan_hours: float = Field(26, gt=0)  # each check looks this far back (covers the nightly gap)
+    spike_cooldown_hours: float = Field(24, ge=0)  # a burst this soon after the last one is the same spike
+    lookback_days: int = Field(30, ge=1)  # affected = paid orders with the SKUs in this many days
     takedown_url: str | None = None  # HTTP POST {"skus": [...]}; unset = a task for a human
     takedown_token: SecretStr | None = None  # sent as Bearer token
-    takedown_timeout_seconds: float = 10
-    takedown_retries: int = 3
-    reminder_fractions: list[float] = [0.5, 0.9]  # of each step's window
+    takedown_timeout_seconds: float = Field(10, gt=0)
+    takedown_retries: int = Field(3, ge=0)
+    reminder_fractions: list[Annotated[float, Field(gt=0, lt=1)]] = [0.5, 0.9]  # of each step's window
     escalation_channels: list[str] = []  # second contact list; empty = the operator channels
     escalation_mentions: list[str] = []  # who is @-mentioned on escalation (never logged)
     statement_channels: list[str] = []  # where the approved statement goes; empty = operator channels
-    statement_wait_hours: float = 20  # from opening: how long the flow waits for approval
-    core_review_wait_hours: float = 24  # from opening: how long core apologies wait for review
-    pause_poll_seconds: int = 10
+    statement_wait_hours: float = Field(20, ge=0)  # from opening: how long the flow waits for approval
+    core_review_wait_hours: float = Field(24, ge=0)  # from opening: how long core apologies wait for review
+    pause_poll_seconds: int = Field(10, ge=1)
     remedies: CrisisRemedies = CrisisRemedies()
     apology_channel: str = "sms"
     brand: str = ""  # name used in statements and apologies; empty = "we"
     service_contact: str = ""  # e.g. a hotline, shown in the statement
     template_dir: Path | None = None  # override statement/apology templates
-    quiet_days: float = 7  # an incident with every step done closes this long after opening
+    quiet_days: float = Field(7, ge=0)  # an incident with every step done closes this long after opening
+
+    @model_validator(mode="after")
+    def _steps_in_order(self):
+        # the 3C steps' deadlines, each counted from the incident's opening: control, clarify, compensate
+        if not (self.control_hours <= self.clarify_hours <= self.compensate_hours):
+            _in_order(self, "control_hours ≤ clarify_hours ≤ compensate_hours", "control_hours", "clarify_hours", "compensate_hours")
+        return self
 
 
-class AlertSettings(BaseModel):
+class AlertSettings(_Group):
     """Operator alerts (issue 5). Channels: the webhook settings below and/or Prefect blocks."""
 
     routes: dict[str, list[str]] = {}  # kind -> channel names; "*" = default; empty = every channel
-    rate_per_minute: dict[str, int] = {"slack": 20, "dingtalk": 20, "wecom": 20}  # per channel type
-    merge_over: int = 5  # more pending alerts than this for one channel in one pass -> one merged message
-    backoff_seconds: float = 30  # first retry delay; doubles per attempt
-    backoff_max_seconds: float = 1800
-    config_error_backoff_seconds: float = 3600  # 403/404/410/310000: wait for the operator to fix it
-    give_up_hours: float = 72  # an alert still undelivered after this is marked failed
-    timeout_seconds: float = 10
-    quarantine_share_max: float = 0.01  # quarantined share of a nightly batch above this alerts
+    rate_per_minute: dict[str, Annotated[int, Field(ge=1)]] = {"slack": 20, "dingtalk": 20, "wecom": 20}  # per channel type
+    merge_over: int = Field(5, ge=0)  # more pending alerts than this for one channel in one pass -> one merged message
+    backoff_seconds: float = Field(30, ge=0)  # first retry delay; doubles per attempt
+    backoff_max_seconds: float = Field(1800, ge=0)
+    config_error_backoff_seconds: float = Field(3600, ge=0)  # 403/404/410/310000: wait for the operator to fix it
+    give_up_hours: float = Field(72, gt=0)  # an alert still undelivered after this is marked failed
+    timeout_seconds: float = Field(10, gt=0)
+    quarantine_share_max: float = Field(0.01, ge=0, le=1)  # quarantined share of a nightly batch above this alerts
     dingtalk_at_mobiles: list[SecretStr] = []  # @-mentioned on error/critical (never written in text)
     dingtalk_at_user_ids: list[str] = []
     mention_severities: list[str] = ["error", "critical"]
@@ -221,7 +264,7 @@ class AlertSettings(BaseModel):
     deliver_every_minutes: int = Field(5, ge=1)
 
 
-class DeploySettings(BaseModel):
+class DeploySettings(_Group):
     """How ``userops serve`` deploys prefect.yaml (issue 8). Empty = the value in prefect.yaml."""
 
     work_pool: str | None = None  # default userops-pool
@@ -230,18 +273,22 @@ class DeploySettings(BaseModel):
     monitor_cron: str | None = None  # default "0 * * * *" (hourly)
     schedule_timezone: str | None = None  # default: the shop's timezone (``timezone``)
     host: str = "127.0.0.1"  # where `userops serve` binds the Prefect server
-    port: int = 4200
+    port: int = Field(4200, ge=1, le=65535)
 
 
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(
         env_prefix="USEROPS_",
         env_nested_delimiter="__",
-        extra="ignore",
+        # a key of the settings file (or an argument) that is no setting is an error; an
+        # environment variable USEROPS_<NAME> that is no setting is not read at all (USEROPS_NOW,
+        # USEROPS_CONFIG_FILE, the tests' USEROPS_TEST_POSTGRES_URL ... are not settings), while
+        # USEROPS_<GROUP>__<KEY> with a wrong KEY is an error of the group (see _Group)
+        extra="forbid",
     )
 
     database_url: str = Field(
-        default_factory=lambda: f"sqlite:///{PROJECT_ROOT / 'output' / 'userops.db'}",
+        default_factory=lambda: f"sqlite:///{DEFAULT_DATABASE_PATH}",
         description="SQLAlchemy URL of the warehouse",
     )
     output_dir: Path = PROJECT_ROOT / "output"
@@ -261,6 +308,12 @@ class Settings(BaseSettings):
             raise ValueError(f"the warehouse needs the installed driver: write postgresql+psycopg2:// instead of {driver}://")
         if driver.startswith("sqlite+"):
             raise ValueError(f"write sqlite:/// instead of {driver}://")
+        if driver == "postgres+psycopg2":
+            return "postgresql+psycopg2://" + v.split("://", 1)[1]
+        if driver not in ("sqlite", "postgresql+psycopg2"):
+            # MySQL, SQL Server, a path without a scheme ...: the warehouse runs on these two only
+            raise PydanticCustomError("userops_database", "not a usable database URL: PostgreSQL or SQLite only, not {scheme}",
+                                      {"scheme": driver or "?"})
         return v
 
     @field_validator("timezone")
@@ -311,9 +364,9 @@ class Settings(BaseSettings):
     # local Dask cluster of ``dask_workers`` processes when no address is given.
     task_runner: Literal["default", "dask"] = "default"
     dask_address: str | None = None  # e.g. tcp://10.0.0.5:8786 (a running dask scheduler)
-    dask_workers: int = 2
+    dask_workers: int = Field(2, ge=1)
     dask_processes: bool = True  # local cluster only: worker processes (True) or threads
-    dask_partitions: int = 0  # partitions of customers for scoring/audience planning on Dask (0 = 2 per worker)
+    dask_partitions: int = Field(0, ge=0)  # partitions of customers for scoring/audience planning on Dask (0 = 2 per worker)
 
     @classmethod
     def settings_customise_sources(
@@ -327,20 +380,51 @@ class Settings(BaseSettings):
         return (init_settings, env_settings, _YamlFileSource(settings_cls))
 
 
+class SettingsFileError(ValueError):
+    """The settings file cannot be read: missing (when named by USEROPS_CONFIG_FILE), not YAML,
+    not a mapping. ``settings_file_problem`` says it in the operator's language."""
+
+    def __init__(self, path: Path, kind: str, detail: str = "", line: int | None = None, column: int | None = None):
+        self.path, self.kind, self.detail, self.line, self.column = path, kind, detail, line, column
+        where = f"{path}" + (f", line {line}, column {column}" if line else "")
+        super().__init__(f"settings file {where}: {kind}" + (f" ({detail})" if detail else ""))
+
+
+def config_file() -> tuple[Path, bool]:
+    """The settings file and whether USEROPS_CONFIG_FILE named it (then it must exist)."""
+    path = os.environ.get("USEROPS_CONFIG_FILE")
+    return (Path(path) if path else PROJECT_ROOT / "userops.yaml"), bool(path)
+
+
+def read_config_file() -> dict[str, Any]:
+    """The settings file's mapping ({} when there is none); SettingsFileError when unreadable."""
+    p, named = config_file()
+    if not p.exists():
+        if named:
+            raise SettingsFileError(p, "missing")
+        return {}
+    try:
+        text = p.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise SettingsFileError(p, "unreadable", getattr(exc, "strerror", None) or str(exc)) from None
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        detail = " ".join(str(x) for x in (getattr(exc, "context", None), getattr(exc, "problem", None)) if x) or str(exc)
+        raise SettingsFileError(p, "syntax", detail, mark.line + 1 if mark else None, mark.column + 1 if mark else None) from None
+    if data is None:
+        return {}
+    if not isinstance(data, dict):
+        raise SettingsFileError(p, "not_mapping")
+    return data
+
+
 class _YamlFileSource(PydanticBaseSettingsSource):
     """Optional YAML file: USEROPS_CONFIG_FILE or ./userops.yaml."""
 
     def _data(self) -> dict[str, Any]:
-        path = os.environ.get("USEROPS_CONFIG_FILE")
-        p = Path(path) if path else PROJECT_ROOT / "userops.yaml"
-        if not p.exists():
-            if path:
-                raise FileNotFoundError(f"USEROPS_CONFIG_FILE points to {p}, which does not exist")
-            return {}
-        data = yaml.safe_load(p.read_text(encoding="utf-8")) or {}
-        if not isinstance(data, dict):
-            raise ValueError(f"{p}: the settings file must be a mapping of setting names to values")
-        return data
+        return read_config_file()
 
     def get_field_value(self, field, field_name):  # pragma: no cover - required by the ABC
         return self._data().get(field_name), field_name, False
@@ -359,20 +443,214 @@ def reset_settings() -> None:
     get_settings.cache_clear()
 
 
-def settings_problems(exc: Exception) -> list[str]:
-    """A settings ValidationError as lines naming the environment variable and the fix."""
+# The texts of a settings problem; registered by userops.cli.options (and on first use here:
+# userops.i18n imports this module, so not at import time).
+SETTINGS_TEXTS = {
+    "settings.line": {"zh-CN": "{where}：{problem}", "en": "{where}: {problem}"},
+    "settings.at_env": {"zh-CN": "环境变量 {var}={value}", "en": "{var}={value}"},
+    "settings.at_file": {"zh-CN": "配置文件 {path} 中的 {name}={value}", "en": "settings file {path}, {name}={value}"},
+    "settings.key_in_file": {"zh-CN": "配置文件 {path} 中的 {name}", "en": "settings file {path}, key {name}"},
+    "settings.from_env": {"zh-CN": "环境变量 {var}", "en": "{var}"},
+    "settings.from_file": {"zh-CN": "配置文件 {path}", "en": "settings file {path}"},
+    "settings.from_default": {"zh-CN": "默认值", "en": "default"},
+    "settings.value": {"zh-CN": "值", "en": "value"},
+    "settings.range": {"zh-CN": "超出范围，允许 {range}", "en": "out of range; allowed: {range}"},
+    "settings.unknown": {"zh-CN": "没有这个设置项；是不是 {suggestion}？", "en": "no such setting; did you mean {suggestion}?"},
+    "settings.unknown_choices": {"zh-CN": "没有这个设置项；这里可用的有：{choices}", "en": "no such setting; valid here: {choices}"},
+    "settings.order": {"zh-CN": "{group} 的取值必须满足 {rule}；现在是 {values}",
+                       "en": "{group} must satisfy {rule}; now {values}"},
+    "settings.one_of": {"zh-CN": "只能是 {expected}", "en": "must be one of {expected}"},
+    "settings.not_int": {"zh-CN": "应为整数", "en": "must be a whole number"},
+    "settings.not_number": {"zh-CN": "应为数字", "en": "must be a number"},
+    "settings.not_bool": {"zh-CN": "应为 true 或 false", "en": "must be true or false"},
+    "settings.not_hhmm": {"zh-CN": "应为 00:00 到 23:59 之间的时刻（HH:MM）", "en": "must be a time of day from 00:00 to 23:59 (HH:MM)"},
+    "settings.database": {
+        "zh-CN": "不是可用的数据库地址：数据仓库只支持 PostgreSQL（postgresql+psycopg2://用户@主机:5432/库名）和 SQLite（sqlite:////绝对路径/userops.db），不支持 {scheme}",
+        "en": "not a usable database URL: the warehouse runs on PostgreSQL (postgresql+psycopg2://user@host:5432/dbname) or SQLite (sqlite:////absolute/path/userops.db), not {scheme}",
+    },
+    "settings.file.missing": {"zh-CN": "USEROPS_CONFIG_FILE 指向的配置文件 {path} 不存在",
+                              "en": "USEROPS_CONFIG_FILE names the settings file {path}, which does not exist"},
+    "settings.file.unreadable": {"zh-CN": "读不了配置文件 {path}（{detail}）", "en": "cannot read the settings file {path} ({detail})"},
+    "settings.file.syntax": {"zh-CN": "配置文件 {path} 不是有效的 YAML（第 {line} 行第 {column} 列：{detail}）",
+                             "en": "the settings file {path} is not valid YAML (line {line}, column {column}: {detail})"},
+    "settings.file.not_mapping": {"zh-CN": "配置文件 {path} 应是设置名到值的映射（如 language: en）",
+                                  "en": "the settings file {path} must be a mapping of setting names to values (e.g. language: en)"},
+}
+
+
+def fallback_language() -> str:
+    """The operator's language when the settings cannot be read: USEROPS_LANGUAGE as written,
+    else the settings file's ``language`` when the file reads, else zh-CN."""
+    v = os.environ.get("USEROPS_LANGUAGE")
+    if v is None:
+        try:
+            v = read_config_file().get("language")
+        except Exception:
+            v = None
+    return "en" if isinstance(v, str) and v.strip().lower().startswith("en") else "zh-CN"
+
+
+def _texts():
+    from userops import i18n
+
+    if "settings.line" not in i18n._CATALOG:
+        i18n.register(SETTINGS_TEXTS)
+    return i18n
+
+
+def settings_file_problem(exc: SettingsFileError, lang: str | None = None) -> str:
+    i18n = _texts()
+    return i18n.t(f"settings.file.{exc.kind}", lang or fallback_language(), path=exc.path, detail=exc.detail,
+                  line=exc.line or "?", column=exc.column or "?")
+
+
+def _env_var(parts: list[str]) -> str | None:
+    """The USEROPS_* variable that set ``parts`` (or a group above it), as written."""
+    env = {k.upper(): k for k in os.environ}
+    for i in range(len(parts), 0, -1):
+        name = "USEROPS_" + "__".join(parts[:i]).upper()
+        if name in env:
+            return env[name]
+    return None
+
+
+def _in_file(data, loc) -> bool:
+    for part in loc:
+        if isinstance(data, dict) and part in data:
+            data = data[part]
+        elif isinstance(data, list) and isinstance(part, int) and part < len(data):
+            data = data[part]
+        else:
+            return False
+    return True
+
+
+def _target(loc):
+    """(model or type, field metadata) at ``loc`` of Settings."""
+    from typing import get_args, get_origin
+
+    target, meta = Settings, []
+    for part in loc:
+        if isinstance(target, type) and issubclass(target, BaseModel):
+            f = target.model_fields.get(part) if isinstance(part, str) else None
+            if f is None:
+                return None, []
+            target, meta = f.annotation, list(f.metadata)
+        else:  # an item of a list, a value of a dict
+            args = get_args(target)
+            target, meta = (args[-1] if args else None), []
+            if get_origin(target) is Annotated:
+                a = get_args(target)
+                target = a[0]
+                for m in a[1:]:
+                    meta += list(getattr(m, "metadata", [m]))
+    return target, meta
+
+
+def _range(loc, lang: str, i18n) -> str:
+    bounds = {}
+    for m in _target(loc)[1]:
+        for k in ("ge", "gt", "le", "lt"):
+            if getattr(m, k, None) is not None:
+                bounds[k] = getattr(m, k)
+    word = i18n.t("settings.value", lang)
+    low = f"{bounds['ge']} ≤ " if "ge" in bounds else f"{bounds['gt']} < " if "gt" in bounds else ""
+    high = f" ≤ {bounds['le']}" if "le" in bounds else f" < {bounds['lt']}" if "lt" in bounds else ""
+    if low and not high:  # "value ≥ 1" reads better than "1 ≤ value"
+        return f"{word} ≥ {bounds['ge']}" if "ge" in bounds else f"{word} > {bounds['gt']}"
+    return low + word + high
+
+
+def _show(loc) -> str:
+    out = ""
+    for p in loc:
+        out += f"[{p}]" if isinstance(p, int) else (("." if out else "") + str(p))
+    return out
+
+
+def settings_problems(exc: Exception, lang: str | None = None) -> list[str]:
+    """A settings ValidationError as lines, in the operator's language, naming where each wrong
+    value came from (the environment variable, or the settings file and its key) and what to give:
+    the allowed range, the closest valid key of a typo."""
+    import difflib
+
+    i18n = _texts()
+    lang = lang or fallback_language()
+    try:
+        data = read_config_file()
+        path, _ = config_file()
+    except SettingsFileError:
+        data, path = {}, None
+
+    def origin(loc) -> tuple[str, str | None]:
+        parts = [str(p) for p in loc if not isinstance(p, int)]
+        var = _env_var(parts) if parts else None
+        if var:
+            return "env", var
+        if path is not None and loc and _in_file(data, loc):
+            return "file", None
+        return "code", None
+
     out = []
     for err in getattr(exc, "errors", lambda: [])():
-        loc = [str(p) for p in err.get("loc", ()) if not str(p).isdigit()]
-        var = "USEROPS_" + "__".join(loc).upper() if loc else "USEROPS_*"
-        msg = str(err.get("msg", "")).removeprefix("Value error, ")
-        if err.get("type") == "literal_error" and err.get("ctx", {}).get("expected"):
-            msg = f"must be one of {err['ctx']['expected']}"
+        loc = tuple(err.get("loc", ()))
+        kind, ctx = err.get("type"), err.get("ctx") or {}
         value = err.get("input")
-        name = var.lower()
-        if isinstance(value, str) and ("secret" in name or "webhook" in name or "smtp" in name):
+        name = _show(loc).lower()
+        if isinstance(value, str) and ("secret" in name or "webhook" in name or "smtp" in name or "token" in name):
             value = "***"  # never print a secret
         elif isinstance(value, str) and "url" in name:
             value = re.sub(r"(://[^:/@]+):[^@]*@", r"\1:***@", value)  # the password of a URL
-        out.append(f"{var}={value!r}: {msg}")
+        src, var = origin(loc)
+
+        if kind == "extra_forbidden":
+            model = _target(loc[:-1])[0]
+            names = list(model.model_fields) if isinstance(model, type) and issubclass(model, BaseModel) else []
+            close = difflib.get_close_matches(str(loc[-1]).lower(), names, n=1, cutoff=0.6)
+            if src == "env":
+                where = "USEROPS_" + "__".join(str(p) for p in loc).upper()
+                var_of = lambda k: "USEROPS_" + "__".join([*map(str, loc[:-1]), k]).upper()  # noqa: E731
+            else:
+                where = i18n.t("settings.key_in_file", lang, path=path, name=_show(loc)) if src == "file" else _show(loc)
+                var_of = lambda k: _show((*loc[:-1], k))  # noqa: E731
+            problem = (i18n.t("settings.unknown", lang, suggestion=var_of(close[0])) if close
+                       else i18n.t("settings.unknown_choices", lang, choices=i18n.join_list(names, lang)))
+            out.append(i18n.t("settings.line", lang, where=where, problem=problem))
+            continue
+
+        if kind == "userops_order":
+            values = []
+            for f, v in zip(ctx.get("fields", []), ctx.get("values", [])):
+                fsrc, fvar = origin((*loc, f))
+                label = (i18n.t("settings.from_env", lang, var=fvar) if fsrc == "env"
+                         else i18n.t("settings.from_file", lang, path=path) if fsrc == "file"
+                         else i18n.t("settings.from_default", lang))
+                values.append(f"{f}={v}" + ("" if lang == "zh-CN" else " ") + i18n.parens(label, lang))
+            out.append(i18n.t("settings.order", lang, group=_show(loc) or "settings", rule=ctx.get("rule", ""),
+                              values=i18n.join_list(values, lang)))
+            continue
+
+        if kind in ("greater_than", "greater_than_equal", "less_than", "less_than_equal"):
+            problem = i18n.t("settings.range", lang, range=_range(loc, lang, i18n))
+        elif kind == "literal_error" and ctx.get("expected"):
+            problem = i18n.t("settings.one_of", lang, expected=ctx["expected"])
+        elif kind in ("int_parsing", "int_from_float", "int_type"):
+            problem = i18n.t("settings.not_int", lang)
+        elif kind in ("float_parsing", "float_type"):
+            problem = i18n.t("settings.not_number", lang)
+        elif kind in ("bool_parsing", "bool_type"):
+            problem = i18n.t("settings.not_bool", lang)
+        elif kind == "string_pattern_mismatch" and str(loc[-1]).startswith("quiet_"):
+            problem = i18n.t("settings.not_hhmm", lang)
+        elif kind == "userops_database":
+            problem = i18n.t("settings.database", lang, scheme=ctx.get("scheme", "?"))
+        else:
+            problem = str(err.get("msg", "")).removeprefix("Value error, ")
+        if src == "env":
+            where = i18n.t("settings.at_env", lang, var=var, value=repr(value))
+        elif src == "file":
+            where = i18n.t("settings.at_file", lang, path=path, name=_show(loc), value=repr(value))
+        else:
+            where = f"{_show(loc) or 'settings'}={value!r}"
+        out.append(i18n.t("settings.line", lang, where=where, problem=problem))
     return out or [str(exc)]

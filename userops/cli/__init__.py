@@ -97,10 +97,12 @@ def _run(cmd) -> None:
 
 def main() -> None:
     from pydantic import ValidationError
+    from pydantic_settings import SettingsError
     from sqlalchemy.exc import ArgumentError, NoSuchModuleError, OperationalError, ProgrammingError
 
     from userops.cli.options import t
-    from userops.settings import settings_problems
+    from userops.db import WarehouseLocationError
+    from userops.settings import SettingsFileError, fallback_language, settings_file_problem, settings_problems
 
     def warehouse() -> str:
         from userops.db import get_engine
@@ -126,8 +128,22 @@ def main() -> None:
         typer.echo(t("cli.no_tables", url=warehouse(), detail=text.splitlines()[0]), err=True)
         raise SystemExit(1)
     except ValidationError as exc:  # a wrong USEROPS_* value or config file: say which and what to give
-        # the settings cannot be read: the language from the environment as written
-        typer.echo(t("cli.bad_settings", language()), err=True)
-        for line in settings_problems(exc):
+        # the settings cannot be read: the language from the environment (or the file) as written
+        lang = fallback_language()
+        typer.echo(t("cli.bad_settings", lang), err=True)
+        for line in settings_problems(exc, lang):
             typer.echo("  " + line, err=True)
+        raise SystemExit(2)
+    except SettingsFileError as exc:  # USEROPS_CONFIG_FILE missing, not YAML, not a mapping
+        lang = fallback_language()
+        typer.echo(t("cli.bad_settings", lang), err=True)
+        typer.echo("  " + settings_file_problem(exc, lang), err=True)
+        raise SystemExit(2)
+    except SettingsError as exc:  # a USEROPS_* value that should be JSON (a list, a mapping) and is not
+        lang = fallback_language()
+        typer.echo(t("cli.bad_settings", lang), err=True)
+        typer.echo("  " + str(exc).splitlines()[0], err=True)
+        raise SystemExit(2)
+    except WarehouseLocationError as exc:  # a mistyped SQLite path: nothing created
+        typer.echo(t("cli.warehouse_dir_missing", directory=str(exc.path.parent), path=str(exc.path)), err=True)
         raise SystemExit(2)

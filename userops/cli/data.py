@@ -90,6 +90,9 @@ def demo(
     reset: bool = typer.Option(False, "--reset", help="Start from an empty warehouse."),
 ) -> None:
     """Start the sample CRM + order system on loopback and run the nightly flow against it."""
+    from userops.cli.options import at_least
+
+    at_least(customers, 1, "--customers")  # 0 or fewer: one line naming the option, before anything runs
     from userops.clock import sample_history_end, shop_today
     from userops.db import dispose_engines, get_engine
     from userops.sample.generator import generate

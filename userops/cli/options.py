@@ -8,6 +8,7 @@ from typing import Optional
 import typer
 
 from userops.i18n import join_list, register, t
+from userops.settings import SETTINGS_TEXTS
 
 register(
     {
@@ -27,8 +28,22 @@ register(
         "cli.no_tables": {"zh-CN": "数据仓库 {url} 还没有 userops 的表（{detail}）：先运行 `userops db upgrade`，或 `userops demo` / `userops run nightly`",
                           "en": "the warehouse {url} has no userops tables yet ({detail}): run `userops db upgrade` first, or `userops demo` / `userops run nightly`"},
         "cli.bad_settings": {"zh-CN": "配置有误，请修改后重试：", "en": "The configuration is wrong; fix it and try again:"},
+        "cli.warehouse_dir_missing": {
+            "zh-CN": "SQLite 数据仓库所在的目录 {directory} 不存在（USEROPS_DATABASE_URL 指向 {path}）。请检查路径；若确实要放在那里，先创建该目录，再运行 `userops db upgrade`",
+            "en": "the directory {directory} of the SQLite warehouse does not exist (USEROPS_DATABASE_URL names {path}). Check the path; if the warehouse belongs there, create the directory, then run `userops db upgrade`",
+        },
+        "cli.bad_count": {"zh-CN": "{value} 不可用：请给一个至少为 {minimum} 的整数",
+                          "en": "{value} is not usable: give a whole number of at least {minimum}"},
     }
 )
+register(SETTINGS_TEXTS)  # a settings problem's lines (userops.settings.settings_problems)
+
+
+def at_least(value: Optional[int], minimum: int, option: str) -> Optional[int]:
+    """A count option that must be at least ``minimum`` (``--customers 0`` is one line, not a traceback)."""
+    if value is not None and value < minimum:
+        raise typer.BadParameter(t("cli.bad_count", value=value, minimum=minimum), param_hint=option)
+    return value
 
 
 def day(value: Optional[str], option: str = "--as-of") -> Optional[date]:
