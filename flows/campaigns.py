@@ -54,21 +54,12 @@ def _audience_partitions():
 
 
 def _summary(plans: dict, delivery: dict | None) -> list[str]:
-    lines = [
-        t("campaign.plan.line", name=name, audience=p["audience"], excluded=sum(p["excluded"].values()), control=p["control"], planned=p["planned"], deferred=p.get("deferred_quiet_hours", 0))
-        for name, p in plans.items()
-    ]
+    """Per campaign its plan line (audience = excluded + already planned this period +
+    control + planned; a disabled one run by hand says so first), then the delivery line
+    (messages waiting for a provider included, with the setting to set)."""
+    lines = [line for name, p in plans.items() for line in texts.plan_lines(name, p)]
     if delivery is not None:
-        lines.append(
-            t(
-                "campaign.delivery.line",
-                sent=delivery["sent"],
-                failed=delivery["failed"],
-                retry=delivery["retry_scheduled"],
-                suppressed=delivery["suppressed"],
-                resent=delivery["resent_after_crash"],
-            )
-        )
+        lines.append(texts.delivery_line(delivery))
     return lines
 
 

@@ -19,8 +19,7 @@ from datetime import date
 from prefect import flow, get_run_logger
 
 from models.messages import localized
-from models.scoring import summary_lines
-from tasks.churn import load_frames_task, needs_training_task, score_task, train_task
+from tasks.churn import high_risk_by_stage_task, load_frames_task, needs_training_task, score_task, summary_lines, train_task
 from userops import run_names
 from userops.clock import shop_today
 from userops.i18n import t
@@ -49,6 +48,8 @@ def score_churn(as_of: date | None = None, run_id: str | None = None) -> dict:
 
         with partition_runner() as runner:
             result.update(score_partitioned(as_of, frames, runner, default_partitions()))
+        if result.get("scoring"):
+            result["high_risk_by_stage"] = high_risk_by_stage_task()
     else:
         result.update(score_task(as_of, frames))
     result["summary"] = summary_lines(result)

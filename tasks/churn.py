@@ -4,12 +4,62 @@ from __future__ import annotations
 
 from datetime import date
 
+import sqlalchemy as sa
 from prefect import task
 from prefect.cache_policies import NO_CACHE
 
 from models import registry, scoring
 from userops.db import get_engine
 from userops.i18n import t
+
+# the words (churn.high_split*) are registered with the tags' (tasks/tags.py: a catalogue module)
+_STAGE_GROUP = {"new": "at_risk", "active": "at_risk", "loyal": "at_risk", "silent": "gone", "churned": "gone", "prospect": "prospect"}
+
+
+def high_risk_by_stage(conn) -> dict:
+    """The champion's high-risk customers counted by lifecycle stage (``untagged``: no tag
+    row yet): new/active/loyal ones are the at-risk overlay, the rest are prospects or
+    already silent/churned. One grouped query."""
+    rows = conn.execute(sa.text(
+        "SELECT t.lifecycle_stage, COUNT(*) FROM churn_scores s "
+        "JOIN model_versions v ON v.version = s.model_version AND v.status = 'champion' "
+        "LEFT JOIN tags t ON t.customer_id = s.customer_id "
+        "WHERE s.risk_band = 'high' GROUP BY t.lifecycle_stage"
+    )).fetchall()
+    out = {"at_risk": 0, "gone": 0, "prospect": 0, "untagged": 0}
+    for stage, n in rows:
+        out[_STAGE_GROUP.get(stage, "untagged")] += int(n)
+    return out
+
+
+def high_split_lines(result: dict, lang: str | None = None) -> list[str]:
+    """The operator's line under the scored line: how many of the high risk are still
+    new/active/loyal (actionable, the at-risk overlay) and how many are not."""
+    sp = result.get("high_risk_by_stage")
+    if not sp:
+        return []
+    high = sum(sp.values())
+    line = t("churn.high_split", lang, high=f"{high:,}", at_risk=f"{sp['at_risk']:,}", gone=f"{sp['gone']:,}", prospect=f"{sp['prospect']:,}")
+    if sp.get("untagged"):
+        line += t("churn.high_split.untagged", lang, n=f"{sp['untagged']:,}")
+    return [line]
+
+
+def summary_lines(result: dict, lang: str | None = None) -> list[str]:
+    """``models.scoring.summary_lines`` with the high-risk split right after the scored line
+    (before the drift line, the last one when there is a drift check)."""
+    lines = scoring.summary_lines(result, lang)
+    extra = high_split_lines(result, lang)
+    if extra:
+        at = len(lines) - (1 if result.get("drift") else 0)
+        lines[at:at] = extra
+    return lines
+
+
+@task(name="churn-high-risk-by-stage", cache_policy=NO_CACHE)
+def high_risk_by_stage_task() -> dict:
+    with get_engine().connect() as conn:
+        return high_risk_by_stage(conn)
 
 
 @task(name="churn-load-frames", cache_policy=NO_CACHE, task_run_name="churn-load-{as_of}")
@@ -49,4 +99,5 @@ def score_task(as_of: date, frames: scoring.Frames | None = None) -> dict:
         out = {"model_version": scored.model_version, "scoring": scored.figures, "seconds": scored.seconds}
         out["drift"] = scoring.drift_check(conn, scored, model)
         out["overlay"] = scoring.apply_overlay(conn, as_of)
+        out["high_risk_by_stage"] = high_risk_by_stage(conn)
     return out

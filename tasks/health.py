@@ -63,7 +63,9 @@ _EVENT_NS = uuid.UUID("5b0c2f8e-3c1e-4d59-9d7a-6f1f0e1a7c11")
 register(
     {
         "health.metric.members": {"zh-CN": "会员数", "en": "members"},
-        "health.metric.active": {"zh-CN": "活跃会员", "en": "active"},
+        # not the stage "active" (tags.stage.active): new + active + loyal, named so (issue: the
+        # tags line's 活跃 284 beside the health line's 活跃 1,284)
+        "health.metric.active": {"zh-CN": "活跃会员（新客+活跃+忠诚）", "en": "active members (new + active + loyal)"},
         "health.metric.silent_share": {"zh-CN": "沉默占比", "en": "silent share"},
         "health.metric.complaint_rate": {"zh-CN": "投诉率（7天）", "en": "complaint rate (7 days)"},
         "health.metric.satisfaction": {"zh-CN": "满意度", "en": "satisfaction"},
@@ -76,8 +78,8 @@ register(
         "health.metric.dau": {"zh-CN": "DAU", "en": "DAU"},
         "health.metric.mau": {"zh-CN": "MAU", "en": "MAU"},
         "health.summary": {
-            "zh-CN": "健康度 {as_of}：会员 {members}，活跃 {active}，沉默占比 {silent_share}，投诉率 {complaint_rate}，满意度 {satisfaction}",
-            "en": "health {as_of}: {members} members, {active} active, silent share {silent_share}, complaint rate {complaint_rate}, satisfaction {satisfaction}",
+            "zh-CN": "健康度 {as_of}：会员 {members}，活跃会员（新客+活跃+忠诚）{active}，沉默占比 {silent_share}，投诉率 {complaint_rate}，满意度 {satisfaction}",
+            "en": "health {as_of}: {members} members, {active} active members (new + active + loyal), silent share {silent_share}, complaint rate {complaint_rate}, satisfaction {satisfaction}",
         },
         "health.breach": {
             "zh-CN": "健康度告警：{metric} {value}，阈值 {op} {threshold}",
@@ -107,6 +109,11 @@ register(
         "health.report.breaches": {"zh-CN": "**告警：** {items}", "en": "**Breaches:** {items}"},
         "health.report.link": {"zh-CN": "图表报告：[{name}]({url})", "en": "Report with charts: [{name}]({url})"},
         "health.report.stages": {"zh-CN": "生命周期阶段", "en": "Lifecycle stages"},
+        "health.report.stages.header": {"zh-CN": "| 生命周期阶段 | 人数 |", "en": "| lifecycle stage | members |"},
+        "health.report.active_sum": {
+            "zh-CN": "活跃会员（新客+活跃+忠诚）{active} = 新客 {new} + 活跃 {active_stage} + 忠诚 {loyal}",
+            "en": "active members (new + active + loyal) {active} = new {new} + active {active_stage} + loyal {loyal}",
+        },
         "health.report.segments": {"zh-CN": "RFM 分群", "en": "RFM segments"},
         "health.report.retention": {"zh-CN": "按首单月份的留存曲线", "en": "Retention curves by month of first order"},
         "health.report.trend": {"zh-CN": "近 {days} 天趋势", "en": "Trend over the last {days} days"},
@@ -436,6 +443,10 @@ def history(engine: Engine, as_of: date, days: int) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
+def _stage_order(stages: dict) -> list[tuple[str, int]]:
+    return [(k, stages[k]) for k in STAGES if k in stages] + [(k, v) for k, v in stages.items() if k not in STAGES]
+
+
 def report_markdown(m: dict, hist: pd.DataFrame, report_path: Path | None, lang: str | None = None) -> str:
     """Key figures with their change vs yesterday and vs the same day last week."""
     as_of = pd.Timestamp(m["as_of"]).date()
@@ -469,9 +480,12 @@ def report_markdown(m: dict, hist: pd.DataFrame, report_path: Path | None, lang:
             for b in m["breaches"]
         )
         lines += ["", t("health.report.breaches", lang, items=items)]
-    lines += ["", "| " + " | ".join(t("health.report.stages", lang).split()) + " | n |", "|---|---:|"]
-    for stage, n in m["stages"].items():
-        lines.append(f"| {stage} | {n:,} |")
+    lines += ["", t("health.report.stages.header", lang), "|---|---:|"]
+    for stage, n in _stage_order(m["stages"]):  # the funnel's order (a stored snapshot's keys come back sorted)
+        lines.append(f"| {t(f'tags.stage.{stage}', lang)} | {n:,} |")
+    st = m["stages"]
+    if all(k in st for k in ("new", "active", "loyal")):  # the headline's active members, from the rows above
+        lines += ["", t("health.report.active_sum", lang, active=f"{m['active']:,}", new=f"{st['new']:,}", active_stage=f"{st['active']:,}", loyal=f"{st['loyal']:,}")]
     if report_path is not None:
         lines += ["", t("health.report.link", lang, name=report_path.name, url=report_path.resolve().as_uri())]
     return "\n".join(lines) + "\n"
@@ -519,8 +533,8 @@ def write_report(as_of: date, m: dict, engine: Engine | None = None, lang: str |
     images = []
 
     fig, ax = plt.subplots(figsize=(7, 3.2))
-    stages = list(m["stages"].keys())
-    ax.barh(stages[::-1], [m["stages"][k] for k in stages][::-1], color="#4C78A8")
+    stages = [k for k, _ in _stage_order(m["stages"])]
+    ax.barh([t(f"tags.stage.{k}", lang) for k in stages][::-1], [m["stages"][k] for k in stages][::-1], color="#4C78A8")
     ax.set_title(t("health.report.stages", lang))
     images.append((t("health.report.stages", lang), _png(fig)))
 

@@ -1176,10 +1176,13 @@ def send_due(
     # touches of a channel with no provider configured stay planned (nothing is burned)
     deliverable = None if channel_override else [ch for ch in CHANNELS if channels.configured(ch)]
     if deliverable is not None and len(deliverable) < len(CHANNELS):
+        # of this send's touches (one campaign's when ``campaign`` is given): the operator's
+        # delivery line counts them beside sent and failed
+        only = " AND campaign = :campaign" if campaign else ""
         with engine.connect() as conn:
             stuck = dict(conn.execute(
-                sa.text("SELECT channel, COUNT(*) FROM touches WHERE status = 'planned' AND channel NOT IN :ch GROUP BY channel").bindparams(sa.bindparam("ch", expanding=True)),
-                {"ch": deliverable},
+                sa.text(f"SELECT channel, COUNT(*) FROM touches WHERE status = 'planned' AND channel NOT IN :ch{only} GROUP BY channel").bindparams(sa.bindparam("ch", expanding=True)),
+                {"ch": deliverable, **({"campaign": campaign} if campaign else {})},
             ).fetchall())
         if stuck:
             log.warning("no provider configured for %s: %d touch(es) wait", ", ".join(sorted(stuck)), sum(stuck.values()))

@@ -1546,6 +1546,13 @@ register(
             "zh-CN": "聚合表已被清空（数据库崩溃后重启？），本次已自动重建，无需处理",
             "en": "the aggregate tables had been emptied (a database restart after a crash?); rebuilt tonight, nothing to do",
         },
+        # the churn stage's line under its scored line (tasks/churn.py): the high-risk band by
+        # lifecycle stage; only the new/active/loyal ones are the at-risk overlay (tags.at_risk)
+        "churn.high_split": {
+            "zh-CN": "高风险 {high} 人中：仍为新客/活跃/忠诚（已标为流失预警）{at_risk}，已沉默/流失 {gone}，潜客（未下单）{prospect}",
+            "en": "of the {high} high risk: still new/active/loyal (flagged at risk) {at_risk}, already silent/churned {gone}, prospects (no order yet) {prospect}",
+        },
+        "churn.high_split.untagged": {"zh-CN": "，尚无标签 {n}", "en": ", not tagged yet {n}"},
         "tags.summary.line": {
             "zh-CN": "标签 {as_of}：会员 {members}，{stages}；{written} 行有变化，{changes} 人阶段变化",
             "en": "tags {as_of}: {members} members, {stages}; {written} rows changed, {changes} stage changes",

@@ -361,7 +361,7 @@ def plan_campaign(
     with engine.begin() as conn:
         if not dry_run:
             _planning_lock(conn)
-        stats: dict = {"campaign": c.name, "period": period, "as_of": str(as_of), "entry": entry, "audience": int(len(df))}
+        stats: dict = {"campaign": c.name, "period": period, "as_of": str(as_of), "entry": entry, "enabled": bool(c.enabled), "audience": int(len(df))}
         # already planned in this period (a re-run): neither excluded nor planned again
         existing = read_frame(
             conn,

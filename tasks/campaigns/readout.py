@@ -38,6 +38,8 @@ register(
     {
         "campaign.report.suppressed": {"zh-CN": "未发送（被抑制）", "en": "suppressed"},
         "campaign.report.failed": {"zh-CN": "发送失败", "en": "failed"},
+        "campaign.report.pending": {"zh-CN": "待发送", "en": "pending"},
+        "campaign.report.no_variant": {"zh-CN": "未分版本（计划时被排除）", "en": "no variant (excluded at planning)"},
     }
 )
 
@@ -110,7 +112,7 @@ def touch_outcomes(engine: Engine, campaign: str, now: datetime | None = None, a
     days = attribution_days or get_settings().campaigns.attribution_days
     touches = read_frame(
         engine,
-        "SELECT touch_key, customer_id, grp, variant, status, reason, channel, CAST(gift_cost AS FLOAT) AS gift_cost, "
+        "SELECT touch_key, customer_id, period, grp, variant, status, reason, channel, CAST(gift_cost AS FLOAT) AS gift_cost, "
         "planned_at, not_before, sent_at, quiet_hours, timezone FROM touches WHERE campaign = :c",
         {"c": campaign},
         parse_dates=["planned_at", "not_before", "sent_at"],
@@ -184,6 +186,7 @@ def campaign_report(engine: Engine | None = None, name: str = "", *, now: dateti
     rep["uplift"] = u
     rep["verdict"] = verdict(u, gt["customers"], gc["customers"], min_n)
     rep["open_window"] = int(df["window_open"].sum())
+    rep["periods"] = int(df["period"].nunique())
     rpc_t, rpc_c = gt["revenue_per_customer"], gc["revenue_per_customer"]
     rep["incremental_revenue"] = round((rpc_t - rpc_c) * gt["customers"], 2) if rpc_t is not None and rpc_c is not None else None
     variants = []
@@ -218,12 +221,13 @@ def report_rows(rep: dict, lang: str | None = None) -> list[dict]:
                 L("reached"): fig["reached"],
                 L("suppressed"): fig.get("suppressed", 0),
                 L("failed"): fig.get("failed", 0),
+                L("pending"): fig.get("pending", 0),
                 L("converted"): fig["converted"],
                 L("rate"): _pct(fig["conversion"]),
                 L("uplift"): _pp(u["uplift"]) if u else "",
                 L("ci"): f"[{_pp(u['lo'])}, {_pp(u['hi'])}]" if u and u["lo"] is not None else "",
                 L("rpc"): "-" if fig["revenue_per_customer"] is None else f"{fig['revenue_per_customer']:.2f}",
-                L("gift"): f"{fig['gift_cost']:.2f}",
+                L("gift"): f"{fig['gift_cost']:,.2f}",
                 L("verdict"): verdict_text(code, lang) if code else "",
             }
         )
@@ -231,7 +235,8 @@ def report_rows(rep: dict, lang: str | None = None) -> list[dict]:
     row(L("treatment"), rep["groups"]["treatment"], rep["uplift"], rep["verdict"])
     row(L("control"), rep["groups"]["control"])
     for v in rep["variants"]:
-        row(L("variant", variant=v["variant"]), v, v["uplift"], v["verdict"])
+        # "-": no variant was drawn (excluded at planning before the A/B draw)
+        row(L("no_variant") if v["variant"] == "-" else L("variant", variant=v["variant"]), v, v["uplift"], v["verdict"])
     return rows
 
 
@@ -284,11 +289,29 @@ def calendar_rows(cal: pd.DataFrame, lang: str | None = None) -> list[dict]:
 
 
 # --------------------------------------------------------------------------- artifacts
+def count_lines(rep: dict, lang: str | None = None) -> list[str]:
+    """What the report's counts mean, and how each group's count is made up: the groups are
+    the whole random split (intention to treat), so the control group is larger than the
+    nightly plan line's "control" (contactable only) by the customers excluded at planning."""
+    g = rep["groups"]
+    gc, gt = g["control"], g["treatment"]
+    treatment = t("campaign.report.treatment_split", lang, n=f"{gt['customers']:,}", reached=f"{gt['reached']:,}", suppressed=f"{gt['suppressed']:,}", failed=f"{gt['failed']:,}", pending=f"{gt['pending']:,}")
+    other = gt["customers"] - gt["reached"] - gt["suppressed"] - gt["failed"] - gt["pending"]
+    if other:  # a status none of the columns names: the sum still adds up
+        treatment += t("campaign.report.other", lang, n=f"{other:,}")
+    return [
+        t("campaign.report.itt", lang, periods=rep.get("periods", 1)),
+        t("campaign.report.control_split", lang, n=f"{gc['customers']:,}", contactable=f"{gc['customers'] - gc['suppressed']:,}", excluded=f"{gc['suppressed']:,}"),
+        treatment,
+    ]
+
+
 def report_markdown(rep: dict, title: str, lang: str | None = None) -> str:
     days = rep.get("attribution_days")
     lines = [f"**{t('campaign.report.title', lang, name=rep['campaign'], title=title)}**", ""]
     if rep.get("groups"):
         lines.append(t("campaign.report.window", lang, days=days, open=rep.get("open_window", 0)))
+        lines += ["", *count_lines(rep, lang)]
     else:
         lines.append(t("campaign.report.empty", lang, name=rep["campaign"]))
     return "\n".join(lines)

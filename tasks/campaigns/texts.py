@@ -1,7 +1,7 @@
 """Operator- and customer-facing words of the campaigns, zh-CN and en."""
 from __future__ import annotations
 
-from userops.i18n import register
+from userops.i18n import join_list, register, t
 
 EXCLUSION_REASONS = ("unsubscribed", "no_consent", "no_contact", "open_crisis", "campaign_cap", "global_cap", "budget")
 
@@ -35,9 +35,15 @@ register(
             "zh-CN": "活动 {name}（{title}）周期 {period}：受众 {audience} 人",
             "en": "Campaign {name} ({title}) period {period}: audience {audience}",
         },
+        # audience = excluded + already planned this period + control + planned: every member
+        # of the audience in exactly one bucket (a re-run's already planned ones included)
         "campaign.plan.line": {
-            "zh-CN": "{name}：受众 {audience}，排除 {excluded}，对照组 {control}，计划发送 {planned}（其中 {deferred} 条在免打扰时段结束后发送）",
-            "en": "{name}: audience {audience}, excluded {excluded}, control {control}, planned {planned} ({deferred} held until quiet hours end)",
+            "zh-CN": "{name}：受众 {audience} = 排除 {excluded} + 本周期已安排 {already} + 对照组 {control} + 计划发送 {planned}（其中 {deferred} 条在免打扰时段结束后发送）",
+            "en": "{name}: audience {audience} = excluded {excluded} + already planned this period {already} + control {control} + planned {planned} ({deferred} held until quiet hours end)",
+        },
+        "campaign.plan.disabled": {
+            "zh-CN": "{name} 已停用（enabled: false）：这次按手动运行照常计划和发送；夜间任务不会运行它",
+            "en": "{name} is disabled (enabled: false): run by hand, it is planned and sent all the same; the nightly run skips it",
         },
         "campaign.plan.excluded": {"zh-CN": "排除原因：", "en": "Excluded, by reason:"},
         "campaign.plan.split": {
@@ -55,6 +61,11 @@ register(
             "zh-CN": "发送 {sent} 条，失败 {failed}，待重试 {retry}，发送前拦截 {suppressed}，崩溃后补发 {resent}",
             "en": "Sent {sent}, failed {failed}, retry scheduled {retry}, suppressed at send {suppressed}, resent after crash {resent}",
         },
+        "campaign.delivery.waiting": {
+            "zh-CN": "等待渠道配置 {n} 条（{channels}），配置后的下一次发送会发出",
+            "en": "waiting for a provider {n} ({channels}); they go out with the first send after it is set",
+        },
+        "campaign.delivery.waiting.channel": {"zh-CN": "{channel} {n}：请设置 {setting}", "en": "{channel} {n}: set {setting}"},
         "campaign.recall.note": {
             "zh-CN": "沉默会员占比 {share} 超过阈值 {threshold}，启动流失预警召回计划",
             "en": "Silent share {share} is above {threshold}: churn-warning recall plan started",
@@ -91,6 +102,19 @@ register(
             "zh-CN": "增量收入（实验组对比对照组）：{revenue}，礼品成本 {cost}",
             "en": "Incremental revenue (treatment vs control): {revenue}; gift cost {cost}",
         },
+        "campaign.report.itt": {
+            "zh-CN": "人数 = 随机分到该组的全部受众（意向处理：计划时被排除的客户也留在原组，两组才可比；{periods} 个周期合计）。夜间计划行的“对照组”“计划发送”只计当晚可联系的客户。",
+            "en": "Customers = everyone the random split put in the group (intention to treat: customers excluded at planning stay in their group, so the groups compare; {periods} period(s) together). The nightly plan line's control and planned count only the customers contactable that night.",
+        },
+        "campaign.report.control_split": {
+            "zh-CN": "对照组 {n} = 可联系（不发送）{contactable} + 计划时被排除 {excluded}",
+            "en": "control {n} = contactable (not messaged) {contactable} + excluded at planning {excluded}",
+        },
+        "campaign.report.treatment_split": {
+            "zh-CN": "实验组 {n} = 已触达 {reached} + 未发送（被抑制）{suppressed} + 发送失败 {failed} + 待发送 {pending}",
+            "en": "treatment {n} = reached {reached} + suppressed {suppressed} + failed {failed} + pending {pending}",
+        },
+        "campaign.report.other": {"zh-CN": " + 其他 {n}", "en": " + other {n}"},
         "campaign.report.empty": {"zh-CN": "活动 {name} 还没有触达记录。", "en": "Campaign {name} has no touches yet."},
         # calendar
         "campaign.calendar.title": {"zh-CN": "沟通日历", "en": "Communication calendar"},
@@ -202,3 +226,50 @@ register(
         "campaign.def.pydantic.other": {"zh-CN": "取值无效：{msg}", "en": "{msg}"},
     }
 )
+
+
+# the setting that configures each channel's provider (userops/settings.py)
+PROVIDER_SETTINGS = {"email": "USEROPS_SMTP_URL", "sms": "USEROPS_SMS_WEBHOOK_URL", "push": "USEROPS_PUSH_WEBHOOK_URL"}
+
+
+def plan_line(name: str, s: dict, lang: str | None = None) -> str:
+    """One campaign's plan in a line whose buckets add up to the audience."""
+    return t(
+        "campaign.plan.line",
+        lang,
+        name=name,
+        audience=f"{s['audience']:,}",
+        excluded=f"{sum(s['excluded'].values()):,}",
+        already=f"{s.get('already_planned', 0):,}",
+        control=f"{s['control']:,}",
+        planned=f"{s['planned']:,}",
+        deferred=f"{s.get('deferred_quiet_hours', 0):,}",
+    )
+
+
+def plan_lines(name: str, s: dict, lang: str | None = None) -> list[str]:
+    """The plan line, after a note when the campaign is disabled (run by hand)."""
+    head = [t("campaign.plan.disabled", lang, name=name)] if s.get("enabled") is False else []
+    return head + [plan_line(name, s, lang)]
+
+
+def delivery_line(d: dict, lang: str | None = None) -> str:
+    """What a send did, and the messages still waiting for a channel's provider (with the
+    setting to set): they are neither sent nor failed."""
+    line = t(
+        "campaign.delivery.line",
+        lang,
+        sent=f"{d['sent']:,}",
+        failed=f"{d['failed']:,}",
+        retry=f"{d['retry_scheduled']:,}",
+        suppressed=f"{d['suppressed']:,}",
+        resent=f"{d['resent_after_crash']:,}",
+    )
+    waiting = {k: int(v) for k, v in (d.get("waiting_for_provider") or {}).items() if v}
+    if waiting:
+        chans = join_list(
+            (t("campaign.delivery.waiting.channel", lang, channel=ch, n=f"{n:,}", setting=PROVIDER_SETTINGS.get(ch, "?")) for ch, n in sorted(waiting.items())),
+            lang,
+        )
+        line += t("list.sep", lang) + t("campaign.delivery.waiting", lang, n=f"{sum(waiting.values()):,}", channels=chans)
+    return line

@@ -58,7 +58,7 @@ def register(root: typer.Typer) -> None:
 
 def _counts(counts: dict) -> str:
     """``{"A": 3, "B": 2}`` as ``A 3, B 2`` (``A 3，B 2`` in zh-CN); nothing as ``—``."""
-    return join_list(f"{k} {v}" for k, v in counts.items()) if counts else "—"
+    return join_list(f"{k} {v:,}" for k, v in counts.items()) if counts else "—"
 
 
 def _width(s: str) -> int:
@@ -154,6 +154,7 @@ def plan_cmd(
 ) -> None:
     """Plan a campaign (or preview it with --dry-run)."""
     from tasks.campaigns.engine import plan_campaign
+    from tasks.campaigns.texts import plan_line
 
     c = _load(name)
     from userops.settings import get_settings
@@ -164,14 +165,17 @@ def plan_cmd(
         typer.echo(json.dumps({"stats": r.stats, "sample": r.sample, "dry_run": dry_run}, ensure_ascii=False, indent=2, default=str))
         return
     s = r.stats
-    typer.echo(t("campaign.plan.header", name=c.name, title=c.title.get(lang), period=r.period, audience=s["audience"]))
+    if getattr(c, "enabled", True) is False:
+        typer.echo(t("campaign.plan.disabled", name=c.name))
+    typer.echo(t("campaign.plan.header", name=c.name, title=c.title.get(lang), period=r.period, audience=f"{s['audience']:,}"))
     if s["already_planned"]:
-        typer.echo("  " + labelled(t("campaign.reason.already_planned"), s["already_planned"]))
+        typer.echo("  " + labelled(t("campaign.reason.already_planned"), f"{s['already_planned']:,}"))
     typer.echo("  " + t("campaign.plan.excluded"))
     for reason, n in s["excluded"].items():
-        typer.echo("    " + labelled(t("campaign.reason." + reason), n))
-    typer.echo("  " + t("campaign.plan.split", eligible=s["eligible"], control=s["control"], treatment=s["treatment"], budget=s["excluded"].get("budget", 0)))
-    typer.echo("  " + t("campaign.plan.planned", planned=s["planned"], deferred=s["deferred_quiet_hours"], cost=f"{s['gift_cost_planned']:.2f}"))
+        typer.echo("    " + labelled(t("campaign.reason." + reason), f"{n:,}"))
+    typer.echo("  " + t("campaign.plan.split", eligible=f"{s['eligible']:,}", control=f"{s['control']:,}", treatment=f"{s['treatment']:,}", budget=f"{s['excluded'].get('budget', 0):,}"))
+    typer.echo("  " + t("campaign.plan.planned", planned=f"{s['planned']:,}", deferred=f"{s['deferred_quiet_hours']:,}", cost=f"{s['gift_cost_planned']:,.2f}"))
+    typer.echo("  " + plan_line(c.name, s))
     typer.echo("  " + t("campaign.plan.variants", variants=_counts(s["per_variant"]), channels=_counts(s["per_channel"])))
     if dry_run:
         if r.sample:
@@ -203,9 +207,11 @@ def run_cmd(
         r = plan_campaign(c, day, entry="manual", channel=channel)
         d = send_due(channel_override=channel, campaign=name)
         finish_campaign_run(get_engine(), r.run_id, d)
-        s = r.stats
-        typer.echo(t("campaign.plan.line", name=name, audience=s["audience"], excluded=sum(s["excluded"].values()), control=s["control"], planned=s["planned"], deferred=s.get("deferred_quiet_hours", 0)))
-        typer.echo(t("campaign.delivery.line", sent=d["sent"], failed=d["failed"], retry=d["retry_scheduled"], suppressed=d["suppressed"], resent=d["resent_after_crash"]))
+        from tasks.campaigns.texts import delivery_line, plan_lines
+
+        for line in plan_lines(name, r.stats):
+            typer.echo(line)
+        typer.echo(delivery_line(d))
         return
     from flows.campaigns import run_campaign
 
@@ -219,8 +225,10 @@ def send_cmd(channel: Optional[str] = typer.Option(None, "--channel", help="Send
     """Deliver every touch that is due now, exactly once."""
     from tasks.messaging import send_due
 
+    from tasks.campaigns.texts import delivery_line
+
     d = send_due(channel_override=_channel(channel))
-    typer.echo(t("campaign.delivery.line", sent=d["sent"], failed=d["failed"], retry=d["retry_scheduled"], suppressed=d["suppressed"], resent=d["resent_after_crash"]))
+    typer.echo(delivery_line(d))
 
 
 @app.command("report")
@@ -242,7 +250,7 @@ def report_cmd(
     if rows:
         typer.echo(_table(rows))
         if rep.get("incremental_revenue") is not None:
-            typer.echo(t("campaign.report.incremental", revenue=f"{rep['incremental_revenue']:.2f}", cost=f"{rep['groups']['treatment']['gift_cost']:.2f}"))
+            typer.echo(t("campaign.report.incremental", revenue=f"{rep['incremental_revenue']:,.2f}", cost=f"{rep['groups']['treatment']['gift_cost']:,.2f}"))
 
 
 @app.command("calendar")

@@ -59,7 +59,8 @@ def register(app: typer.Typer) -> None:
 
 def _print_stats(stats: dict) -> None:
     for table, res in (stats.get("ingest") or {}).items():
-        typer.echo("  " + t("ingest.line", table=table, read=res["read"], loaded=res["loaded"], quarantined=res["quarantined"]))
+        # counts in operator lines carry thousands separators (29,961), as every other line does
+        typer.echo("  " + t("ingest.line", table=table, read=f"{res['read']:,}", loaded=f"{res['loaded']:,}", quarantined=f"{res['quarantined']:,}"))
     for name, res in stats.items():
         if isinstance(res, dict) and res.get("summary"):
             for line in res["summary"]:
