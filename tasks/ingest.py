@@ -22,7 +22,7 @@ from prefect import task
 from prefect.cache_policies import NO_CACHE  # batches are DataFrames: never hash them for a cache key
 from sqlalchemy.engine import Engine
 
-from tasks.extract import TABLE_PATHS, RestSource, SourceError, SqlSource, read_table_file
+from tasks.extract import TABLE_PATHS, RestSource, SourceError, SqlSource, malformed_rows, read_table_file
 from tasks.load import LoadResult, get_watermark, known_ids, record_quarantine, set_watermark
 from tasks.quarantine import settle_quarantine
 from tasks.validate import (
@@ -74,10 +74,7 @@ def make_source(table: str, settings: Settings | None = None):
     service, _path = TABLE_PATHS[table]
     cfg = s.crm if service == "crm" else s.orders
     if not cfg.url:
-        raise SourceError(
-            f"no URL configured for the {service} source: set USEROPS_{service.upper()}__URL "
-            f"(or run `userops demo` to use the sample CRM and order system)"
-        )
+        raise SourceError(key="source.no_url", service=service, env=service.upper())
     return RestSource(
         cfg.url,
         pagination=cfg.pagination,
@@ -193,7 +190,7 @@ def ingest_table(
                 record_quarantine(conn, _bad_outcome(table, part), run_id)
         raise
     except SourceError as exc:
-        if table in OPTIONAL_TABLES and "HTTP 404" in str(exc):
+        if table in OPTIONAL_TABLES and exc.values.get("status") == 404:
             log.info("%s: the source does not provide this table; skipped", table)
             return LoadResult(table, 0, 0, 0, None)
         raise
@@ -315,8 +312,11 @@ def import_file(
     assume_tz: str | None = None,
     timings: dict | None = None,
     validate_in: str = "auto",
+    date_order: str | None = None,
 ) -> LoadResult:
     """Import a CSV/Excel file: good rows loaded, bad rows quarantined, one transaction.
+    ``date_order`` ("dmy" / "mdy"): how to read dates written day and month first
+    (01/11/2026); unset, one that reads both ways is quarantined (``tasks.validate._to_datetime``).
 
     The file is read and validated chunk by chunk ahead of the load: in a thread for a
     small file, in a separate process (a second core) for a CSV above
@@ -342,10 +342,11 @@ def import_file(
     if validate_in == "process" and is_csv:
         # the first chunk read above proved the file readable and its columns right
         frames = None
-        chunks = _validated_chunks_in_process(engine, table, partial(_file_frames, str(path), table, mapping, chunksize), assume_tz, timings)
+        chunks = _validated_chunks_in_process(engine, table, partial(_file_frames, str(path), table, mapping, chunksize), assume_tz, timings,
+                                              date_order=date_order)
     else:
         # the thread releases the GIL in pyarrow's parser; the database in its writes
-        chunks = _validated_chunks(engine, table, frames, suites, assume_tz, timings)
+        chunks = _validated_chunks(engine, table, frames, suites, assume_tz, timings, date_order=date_order)
     with engine.connect() as conn:
         with conn.begin():
             with deferred_indexes(conn, table) as initial_load, _prefetch(chunks) as outcomes:
@@ -369,9 +370,11 @@ def import_file(
 
 
 def _validated_chunks(engine: Engine, table: str, frames, suites: dict, assume_tz: str, timings: dict,
-                      read_key: str = "read_s", whole_table: bool | None = None):
+                      read_key: str = "read_s", whole_table: bool | None = None, date_order: str | None = None):
     """Read and validate a file (or a night's batch) chunk by chunk; a key repeated across
-    chunks is quarantined. ``whole_table``: see ``_chunk_refs``."""
+    chunks is quarantined, and so is a file's row the reader left out for its field count
+    (``malformed_row``). ``whole_table``: see ``_chunk_refs``; ``date_order``: see
+    ``tasks.validate.normalize``."""
     key_cols = KEY_COLUMNS[table]
     seen = np.array([], dtype=np.uint64)
     ref_cache: dict[str, np.ndarray] = {}  # a whole referenced table, read once per batch
@@ -380,10 +383,38 @@ def _validated_chunks(engine: Engine, table: str, frames, suites: dict, assume_t
     for raw in _timed(frames, timings, read_key):
         t0 = time.perf_counter()
         refs = _chunk_refs(engine, table, raw, ref_cache, whole_table)
-        outcome = validate_frame(table, raw, suites, full_load=False, assume_tz=assume_tz, known_refs=refs)
+        malformed = malformed_rows(raw)
+        outcome = validate_frame(table, raw, suites, full_load=False, assume_tz=assume_tz, known_refs=refs, date_order=date_order)
         outcome, seen = _drop_cross_chunk_duplicates(outcome, raw, key_cols, seen, dup_rule)
+        if malformed:
+            _add_malformed(outcome, malformed)
         timings["validate_s"] += time.perf_counter() - t0
         yield outcome
+
+
+def _add_malformed(outcome: ValidationOutcome, rows: list[dict]) -> None:
+    """A file's rows with the wrong number of fields, quarantined as ``malformed_row``: the
+    reason names the line and the counts; the record keeps every field as received (under
+    the header's names, extras as ``_extra_N``; ``quarantine show`` masks them)."""
+    import json
+
+    from userops.i18n import t
+
+    lang = get_settings().language
+    id_col = ID_COLUMN[outcome.table]
+    texts = np.asarray([r["text"] for r in rows], dtype=object)
+    extra = pd.DataFrame(
+        {
+            "source_id": [(r.get("record") or {}).get(id_col) or None for r in rows],
+            "rule": "malformed_row",
+            "reason": [t("quarantine.reason.malformed_row", lang, line=r["line"] or "?", found=r["found"], expected=r["expected"]) for r in rows],
+            "record": [json.dumps(r.get("record") or {"_text": r["text"]}, ensure_ascii=False) for r in rows],
+            "record_hash": [f"{h:016x}" for h in pd.util.hash_array(texts)],
+        }
+    )
+    outcome.bad = extra if outcome.bad.empty else pd.concat([outcome.bad, extra], ignore_index=True)
+    outcome.n_read += len(rows)
+    outcome.rule_counts["malformed_row"] = outcome.rule_counts.get("malformed_row", 0) + len(rows)
 
 
 def _duplicate_rule(suites: dict, table: str) -> tuple[str, str] | None:
@@ -401,7 +432,7 @@ PROCESS_VALIDATION_BYTES = 200 << 20  # ~2M order rows: worth a process start (~
 
 
 def _validated_chunks_in_process(engine: Engine, table: str, open_frames, assume_tz: str, timings: dict,
-                                 read_key: str = "read_s", whole_table: bool | None = None):
+                                 read_key: str = "read_s", whole_table: bool | None = None, date_order: str | None = None):
     """``_validated_chunks`` run in a child process (spawned: no inherited threads or locks),
     one chunk ahead of the loader. ``open_frames(timings)`` (picklable: a ``partial`` of a
     module function) gives the raw chunks there — a file's or a source's. The child reads
@@ -411,7 +442,7 @@ def _validated_chunks_in_process(engine: Engine, table: str, open_frames, assume
     ctx = multiprocessing.get_context("spawn")
     q = ctx.Queue(maxsize=1)
     url = engine.url.render_as_string(hide_password=False)
-    proc = ctx.Process(target=_validation_worker, args=(url, table, open_frames, assume_tz, read_key, whole_table, q),
+    proc = ctx.Process(target=_validation_worker, args=(url, table, open_frames, assume_tz, read_key, whole_table, q, date_order),
                        name="userops-validate", daemon=True)
     proc.start()
     try:
@@ -440,30 +471,40 @@ def _file_frames(path: str, table: str, mapping, chunksize: int, timings: dict):
     return read_table_file(path, table, mapping, chunksize=chunksize)
 
 
-def _validation_worker(url: str, table: str, open_frames, assume_tz: str, read_key: str, whole_table, q) -> None:
+def _validation_worker(url: str, table: str, open_frames, assume_tz: str, read_key: str, whole_table, q, date_order: str | None = None) -> None:
     timings = {read_key: 0.0, "validate_s": 0.0}
     try:
         engine = get_engine(url)
         frames = open_frames(timings)
-        for outcome in _validated_chunks(engine, table, frames, load_suites(), assume_tz, timings, read_key, whole_table):
+        for outcome in _validated_chunks(engine, table, frames, load_suites(), assume_tz, timings, read_key, whole_table, date_order):
             q.put(("chunk", (outcome, dict(timings))))
         q.put(("end", (None, dict(timings))))
-    except BaseException as exc:  # sent back as (type, message, table, counts): always picklable
-        q.put(("error", (type(exc).__name__, str(exc), getattr(exc, "table", table), getattr(exc, "counts", None))))
+    except BaseException as exc:  # sent back as (type, message, table, counts, catalogue key, values): picklable
+        key, values = getattr(exc, "key", None), getattr(exc, "values", None)
+        try:
+            import pickle
+
+            pickle.dumps(values)
+        except Exception:
+            key, values = None, None
+        q.put(("error", (type(exc).__name__, str(exc), getattr(exc, "table", table), getattr(exc, "counts", None), key, values)))
     finally:
         q.close()
         q.join_thread()
 
 
-def _rebuild_error(kind: str, message: str, table: str, counts) -> Exception:
+def _rebuild_error(kind: str, message: str, table: str, counts, key: str | None = None, values: dict | None = None) -> Exception:
+    """The child's error as the same kind, with its catalogue text (``localized``) kept."""
     from tasks.extract import FileImportError
 
+    values = dict(values or {}) if key else {}
     if kind == "FileImportError":
-        return FileImportError(message)
+        return FileImportError(message, key, **values)
     if kind == "SourceError":
-        return SourceError(message)
+        return SourceError(message, key, **values)
     if kind == "BatchRejected":
-        return BatchRejected(table, message, counts)
+        values.pop("table", None)
+        return BatchRejected(table, message, counts, key, **values)
     if kind == "SuiteError":
         from tasks.validate import SuiteError
 

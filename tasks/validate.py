@@ -23,6 +23,7 @@ from zoneinfo import ZoneInfo
 import numpy as np
 import pandas as pd
 
+from tasks.extract import LocalizedError
 from userops.i18n import t
 from userops.settings import PROJECT_ROOT, get_settings
 
@@ -50,13 +51,16 @@ class SuiteError(RuntimeError):
     """An expectation suite file is missing or does not parse."""
 
 
-class BatchRejected(RuntimeError):
-    """A batch failed a table-level rule or has too many bad rows; nothing of it was loaded."""
+class BatchRejected(LocalizedError, RuntimeError):
+    """A batch failed a table-level rule or has too many bad rows; nothing of it was loaded.
+    The message is a catalogue text in the operator's language (``key``/``values``), or the
+    plain ``message`` given (an error sent back from the validation process)."""
 
-    def __init__(self, table: str, message: str, counts: dict | None = None):
-        super().__init__(message)
+    def __init__(self, table: str, message: str | None = None, counts: dict | None = None, key: str | None = None, **values):
+        super().__init__(message, key, table=table, **values) if key else super().__init__(message)
         self.table = table
         self.counts = counts or {}
+
 
 
 @dataclass
@@ -190,8 +194,10 @@ def _run_row_suite(name: str, expectations: list, df: pd.DataFrame, params: dict
 
 
 # --------------------------------------------------------------------------- typing
-def _parse_ts(s: pd.Series, assume_tz: str) -> pd.Series:
-    """Strings -> naive UTC. Values without an offset are taken in ``assume_tz``."""
+def _parse_ts(s: pd.Series, assume_tz: str, date_order: str | None = None, ambiguous: list | None = None) -> pd.Series:
+    """Strings -> naive UTC. Values without an offset are taken in ``assume_tz``. A
+    day/month date that reads both ways is NaT, its index appended to ``ambiguous`` (see
+    ``_to_datetime``)."""
     if pd.api.types.is_datetime64_any_dtype(s):
         if getattr(s.dt, "tz", None) is not None:
             return s.dt.tz_convert("UTC").dt.tz_localize(None).astype("datetime64[us]")
@@ -200,22 +206,72 @@ def _parse_ts(s: pd.Series, assume_tz: str) -> pd.Series:
     has_offset = txt.str.contains(r"(?:Z|[+-]\d\d:?\d\d)$", regex=True, na=False)
     out = pd.Series(pd.NaT, index=s.index, dtype="datetime64[us]")
     if has_offset.any():
-        out[has_offset] = _to_datetime(txt[has_offset], utc=True).dt.tz_localize(None)
+        out[has_offset] = _to_datetime(txt[has_offset], utc=True, date_order=date_order, ambiguous=ambiguous).dt.tz_localize(None)
     rest = ~has_offset & txt.notna()
     if rest.any():
-        local = _to_datetime(txt[rest])
+        local = _to_datetime(txt[rest], date_order=date_order, ambiguous=ambiguous)
         if assume_tz != "UTC":
             local = local.dt.tz_localize(ZoneInfo(assume_tz), ambiguous="NaT", nonexistent="NaT").dt.tz_convert("UTC").dt.tz_localize(None)
         out[rest] = local
     return out
 
 
-def _to_datetime(txt: pd.Series, utc: bool = False) -> pd.Series:
-    """Fast ISO-8601 parse; only values that are not ISO fall back to the slow mixed parser."""
+# Dates written day and month first, year last (01/11/2026, 1.11.2026, 01-11-26), maybe
+# followed by a time: which of the two is the month is a convention, not in the value.
+_NUMBER_FIRST_DATE = r"^(?P<a>\d{1,2})[/.-](?P<b>\d{1,2})[/.-](?P<y>\d{4}|\d{2})(?P<rest>(?:[ T].*)?)$"
+# Year first with slashes or dots (2026/11/01, 2026.11.01 10:00): always year, month, day.
+_YEAR_FIRST_DATE = r"^(?P<y>\d{4})[/.](?P<m>\d{1,2})[/.](?P<d>\d{1,2})(?P<rest>(?:[ T].*)?)$"
+DATE_ORDERS = ("ymd", "dmy", "mdy")
+
+
+def _to_datetime(txt: pd.Series, utc: bool = False, date_order: str | None = None, ambiguous: list | None = None) -> pd.Series:
+    """Fast ISO-8601 parse; only values that are not ISO get a second look, never a guess.
+
+    * ISO forms (2026-11-01, with a time, with an offset) are read as ISO; so are the year-
+      first forms with slashes or dots (2026/11/01, 2026.11.01 10:00), which are unambiguous.
+    * A date written day and month first (01/11/2026): with ``date_order`` "dmy" or "mdy" it
+      is read that way (a month over 12 is then unparseable); otherwise ("ymd", the default)
+      it is read only when the value itself says which is which — one of the two is over 12
+      (13/01/2026, 01/13/2026) or both are the same (05/05/2026) — and is NaT when both
+      could be the month (01/11/2026: 1 November or January 11?), its index appended to
+      ``ambiguous`` (the row is quarantined as ``<column>_ambiguous_date``, not guessed).
+    * Anything else (5 Jan 2026) goes to pandas' mixed parser as before.
+    All vectorized: string checks over the values that failed the ISO parse only (a night's
+    ISO timestamps never reach them)."""
     out = pd.to_datetime(txt, errors="coerce", format="ISO8601", utc=utc)
     retry = out.isna() & txt.notna()
-    if retry.any():
-        out[retry] = pd.to_datetime(txt[retry], errors="coerce", format="mixed", utc=utc)
+    if not retry.any():
+        return out
+    rt = txt[retry]
+    yf = rt.str.extract(_YEAR_FIRST_DATE)
+    iso = yf["y"] + "-" + yf["m"].str.zfill(2) + "-" + yf["d"].str.zfill(2) + yf["rest"]
+    nf = rt.str.extract(_NUMBER_FIRST_DATE)
+    is_nf = nf["a"].notna()
+    if is_nf.any():
+        a, b = pd.to_numeric(nf["a"]), pd.to_numeric(nf["b"])
+        year = nf["y"].where(nf["y"].str.len() == 4, "20" + nf["y"])
+        if date_order == "dmy":
+            day_first = is_nf
+        elif date_order == "mdy":
+            day_first = pd.Series(False, index=rt.index)
+        else:
+            day_first = is_nf & ((a > 12) | (a == b))
+            month_first = is_nf & (b > 12) & (a <= 12)
+            unclear = is_nf & ~day_first & ~month_first & (a <= 12) & (b <= 12)
+            if unclear.any() and ambiguous is not None:
+                ambiguous.extend(rt.index[unclear.to_numpy()])
+            is_nf = is_nf & ~unclear
+        day, month = a.where(day_first, b), b.where(day_first, a)
+        nf_iso = year + "-" + month.astype("Int64").astype("string").str.zfill(2) + "-" + day.astype("Int64").astype("string").str.zfill(2) + nf["rest"]
+        iso = iso.where(~is_nf, nf_iso)
+        iso = iso.where(~(nf["a"].notna() & ~is_nf), "")  # an unclear one stays NaT
+    known = iso.notna()
+    if known.any():
+        out[known[known].index] = pd.to_datetime(iso[known], errors="coerce", format="ISO8601", utc=utc)
+    other = ~known & ~nf["a"].notna()
+    if other.any():
+        idx = other[other].index
+        out[idx] = pd.to_datetime(rt[idx], errors="coerce", format="mixed", utc=utc)
     return out
 
 
@@ -229,8 +285,10 @@ def _parse_bool(s: pd.Series) -> pd.Series:
     return out
 
 
-def normalize(table: str, raw: pd.DataFrame, assume_tz: str = "UTC") -> tuple[pd.DataFrame, pd.DataFrame]:
-    """Typed frame with canonical columns, and a frame of (row index, rule) parse failures."""
+def normalize(table: str, raw: pd.DataFrame, assume_tz: str = "UTC", date_order: str | None = None) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Typed frame with canonical columns, and a frame of (row index, rule) parse failures:
+    ``<column>_unparseable``, or ``<column>_ambiguous_date`` for a day/month date that reads
+    both ways (``date_order``: "dmy" / "mdy" says how to read them; see ``_to_datetime``)."""
     types = COLUMN_TYPES[table]
     out = pd.DataFrame(index=raw.index)
     failures = []
@@ -240,8 +298,9 @@ def normalize(table: str, raw: pd.DataFrame, assume_tz: str = "UTC") -> tuple[pd
                 continue
             col = raw[c]
             present = col.notna() & (col.astype("string").str.strip() != "").fillna(False).astype(bool)
+            ambiguous: list = []
             if kind == "ts":
-                v = _parse_ts(col, assume_tz)
+                v = _parse_ts(col, assume_tz, date_order, ambiguous)
             elif kind == "bool":
                 v = _parse_bool(col)
             elif kind == "num":
@@ -257,6 +316,11 @@ def normalize(table: str, raw: pd.DataFrame, assume_tz: str = "UTC") -> tuple[pd
                 out[c] = v.astype(object).where(v.notna(), None)
                 continue
             bad = present & v.isna()
+            if ambiguous:
+                amb = pd.Series(False, index=raw.index)
+                amb[ambiguous] = True
+                failures.append(pd.DataFrame({"idx": raw.index[amb.to_numpy()], "rule": f"{c}_ambiguous_date", "column": c}))
+                bad &= ~amb
             if bad.any():
                 failures.append(pd.DataFrame({"idx": raw.index[bad.to_numpy()], "rule": f"{c}_unparseable", "column": c}))
             out[c] = v
@@ -296,6 +360,7 @@ def validate_frame(
     assume_tz: str = "UTC",
     known_refs: dict[str, set] | None = None,
     language: str | None = None,
+    date_order: str | None = None,
 ) -> ValidationOutcome:
     """Split ``raw`` into good typed rows and quarantined ones.
 
@@ -326,10 +391,10 @@ def validate_frame(
             if rule == "required_columns":
                 want = set(r.expectation_config.kwargs["column_set"])
                 missing = sorted(want - set(map(str, raw.columns)))
-                raise BatchRejected(table, f"{table}: required column(s) missing from the extract: {', '.join(missing)} (rule {rule})")
-            raise BatchRejected(table, f"{table}: table rule {rule} failed (observed {observed})")
+                raise BatchRejected(table, key="batch.required_columns", missing=missing, rule=rule)
+            raise BatchRejected(table, key="batch.table_rule", rule=rule, observed=observed)
 
-    typed, parse_fail = normalize(table, raw, assume_tz)
+    typed, parse_fail = normalize(table, raw, assume_tz, date_order)
     # an expectation on an optional column this source does not send has nothing to check
     present = set(typed.columns)
     row_exps = [
@@ -347,7 +412,7 @@ def validate_frame(
                 col = r.expectation_config.kwargs.get("column")
                 if col is not None and col not in typed.columns:
                     continue  # optional column absent from this source: nothing to check
-                raise BatchRejected(table, f"{table}: rule {rule} could not be evaluated: {r.exception_info.get('exception_message')}")
+                raise BatchRejected(table, key="batch.rule_error", rule=rule, error=r.exception_info.get("exception_message"))
             if r.success:
                 continue
             idx = r.result.get("unexpected_index_list") or []
@@ -407,17 +472,17 @@ def enforce_threshold(outcome: ValidationOutcome, max_bad_share: float | None = 
         return
     share = outcome.n_bad / outcome.n_read
     if share > share_max:
-        top = ", ".join(f"{rule}: {cnt}" for rule, cnt in sorted(outcome.rule_counts.items(), key=lambda x: -x[1])[:5])
+        top = [[rule, cnt] for rule, cnt in sorted(outcome.rule_counts.items(), key=lambda x: -x[1])[:5]]  # shown as rule：n
         raise BatchRejected(
             outcome.table,
-            f"{outcome.table}: {outcome.n_bad} of {outcome.n_read} rows ({share:.1%}) failed validation, "
-            f"above the {share_max:.0%} limit; nothing from this batch was loaded. Rules: {top}. "
-            f"See `userops quarantine list`.",
-            {"bad": outcome.n_bad, "read": outcome.n_read, **outcome.rule_counts},
+            counts={"bad": outcome.n_bad, "read": outcome.n_read, **outcome.rule_counts},
+            key="batch.too_many_bad", bad=outcome.n_bad, read=outcome.n_read, share=f"{share:.1%}", limit=f"{share_max:.0%}", rules=top,
         )
 
 
 def _parse_reason(rule: str, language: str) -> str:
+    if rule.endswith("_ambiguous_date"):
+        return t("quarantine.reason.ambiguous_date", language, column=rule.removesuffix("_ambiguous_date"))
     return t("quarantine.reason.unparseable", language, column=rule.removesuffix("_unparseable"))
 
 

@@ -122,8 +122,9 @@ def test_batch_over_the_limit_in_its_last_chunks_loads_nothing(warehouse, small_
     small_pages.set_data(with_orders(sample_data, orders))
     with pytest.raises(BatchRejected) as err:
         ingest(warehouse, "orders", run_id="run-bad")
-    msg = str(err.value)
+    msg = err.value.localized("en")
     assert f"orders: 100 of {n} rows (5.7%) failed validation, above the 5% limit" in msg and "amount_negative: 100" in msg
+    assert f"orders：{n} 行中有 100 行（5.7%）未通过校验" in str(err.value)  # the operator's language, zh-CN by default
     assert err.value.counts["bad"] == 100 and err.value.counts["read"] == n
     assert count(warehouse, "orders") == 0  # the clean early chunks were rolled back too
     assert get_watermark(warehouse, "orders.orders") is None
@@ -164,7 +165,7 @@ def test_auto_validates_a_big_full_load_in_a_process(warehouse, small_pages, sam
 
 def test_empty_first_extract_is_rejected(warehouse, small_pages, sample_data):
     small_pages.set_data(dataclasses.replace(sample_data, customers=sample_data.customers.iloc[0:0]))
-    with pytest.raises(BatchRejected, match="customers: "):
+    with pytest.raises(BatchRejected, match="customers："):
         ingest(warehouse, "customers")
     assert count(warehouse, "customers") == 0 and get_watermark(warehouse, "crm.customers") is None
 

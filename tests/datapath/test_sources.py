@@ -45,8 +45,9 @@ def test_updated_since_returns_only_rows_changed_since(server, data):
 
 def test_bearer_token_and_api_key(data):
     with SampleServer(data, token="s3cret") as s:
-        with pytest.raises(SourceError, match="401.*token or API key"):
+        with pytest.raises(SourceError, match="401.*令牌或 API 密钥") as err:
             _src(s).fetch("/crm/customers")
+        assert "token or API key" in err.value.localized("en")
         assert len(_src(s, token="s3cret").fetch("/crm/customers")) == len(data.customers)
     with SampleServer(data, api_key="k-123") as s:
         assert len(_src(s, api_key="k-123").fetch("/crm/customers")) == len(data.customers)
@@ -78,16 +79,18 @@ def test_source_that_keeps_failing_raises_a_clear_error(server):
     src.sleep = lambda s: None
     with pytest.raises(SourceError) as err:
         src.fetch("/orders/orders")
-    msg = str(err.value)
+    msg = err.value.localized("en")
     assert "HTTP 500 after 4 attempts" in msg and "/orders/orders" in msg
+    assert "尝试 4 次后仍返回 HTTP 500" in str(err.value)
 
 
 def test_timeouts_are_retried_then_reported(server):
     server.faults.update({"slow_seconds": 0.5})
     src = _src(server, timeout=0.1, max_retries=1)
     src.sleep = lambda s: None
-    with pytest.raises(SourceError, match="no answer after 2 attempts"):
+    with pytest.raises(SourceError, match="尝试 2 次仍无应答") as err:
         src.fetch("/crm/customers")
+    assert "no answer after 2 attempts" in err.value.localized("en")
 
 
 def test_secret_never_in_error_message(data):

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+import re
 import shutil
 
 import pandas as pd
@@ -85,8 +86,9 @@ def test_customer_email_and_phone_format(suites):
 
 def test_missing_required_column_rejects_whole_batch(suites):
     df = orders().drop(columns=["amount"])
-    with pytest.raises(BatchRejected, match="required column.*amount"):
+    with pytest.raises(BatchRejected, match="缺少必需列 amount") as err:  # the operator's language (zh-CN default)
         validate_frame("orders", df, suites)
+    assert re.search("required column.*amount", err.value.localized("en"))
 
 
 def test_empty_full_extract_is_rejected_but_empty_delta_is_fine(suites):
@@ -104,8 +106,9 @@ def test_bad_share_threshold(suites):
     enforce_threshold(o, 0.05)  # 1 of 30 = 3.3%: fine
     df.loc[1:2, "amount"] = "-3"
     o = validate_frame("orders", df, suites, known_refs={"customer_id": {"C1", "C2"}})
-    with pytest.raises(BatchRejected, match=r"3 of 30 rows \(10.0%\).*amount_negative: 3"):
+    with pytest.raises(BatchRejected, match=r"30 行中有 3 行（10.0%）未通过校验，超过 5% 的上限.*amount_negative：3") as err:
         enforce_threshold(o, 0.05)
+    assert re.search(r"3 of 30 rows \(10.0%\).*", err.value.localized("en"))
 
 
 def test_suite_that_does_not_parse_is_an_error(tmp_path):

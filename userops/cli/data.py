@@ -24,6 +24,9 @@ register_messages(
         "import.bad_map": {"zh-CN": "--map {value!r}：请写成 SOURCE_HEADER=canonical_column（源表头=标准列名）",
                            "en": "--map {value!r}: write it as SOURCE_HEADER=canonical_column"},
         "import.error": {"zh-CN": "错误：{error}", "en": "error: {error}"},
+        "import.nothing_loaded": {"zh-CN": "错误：{path}：没有一行入库，{quarantined} 行全部被隔离；请查看下面的命令列出的规则，改好文件后再导入",
+                                  "en": "error: {path}: nothing was loaded, all {quarantined} rows were quarantined; see the rules with the command below, fix the file and import it again"},
+        "import.bad_date_order": {"zh-CN": "--date-order {value!r}：请用 ymd、dmy 或 mdy", "en": "--date-order {value!r}: use ymd, dmy or mdy"},
         "demo.generating": {"zh-CN": "正在生成 {customers:,} 个示例会员（随机种子 {seed}）……",
                             "en": "Generating {customers:,} sample members (seed {seed}) ..."},
         "demo.services": {"zh-CN": "示例 CRM 与订单系统：{url}；示例短信/推送/邮件服务商在本机回环地址上运行",
@@ -137,11 +140,30 @@ def demo(
     typer.echo(t("demo.warehouse", url=get_engine().url.render_as_string(hide_password=True)))
 
 
+# --date-order's help in both languages, kept beside the option it documents (help_texts.HELP
+# holds the other options' texts; this entry is added to it here)
+DATE_ORDER_HELP = {
+    "zh-CN": "日和月在前的日期（如 01/11/2026）怎么读：dmy（11 月 1 日）或 mdy（1 月 11 日）。默认 ymd：两种读法都说得通的日期进入隔离区（ambiguous_date），绝不猜测。",
+    "en": "How to read dates written day and month first, e.g. 01/11/2026: dmy (1 November) or mdy (January 11). "
+          "Default ymd: such a date that reads both ways is quarantined (ambiguous_date), never guessed.",
+}
+
+
+def _register_help() -> None:
+    from userops.cli.help_texts import HELP
+
+    HELP.setdefault("import --date-order", DATE_ORDER_HELP)
+
+
+_register_help()
+
+
 def import_cmd(
     table: str = typer.Argument(..., help="customers | orders | order-items | feedback | events"),
     path: Path = typer.Argument(..., help="A .csv or .xlsx file with the canonical columns (see README)."),
     map_: list[str] = typer.Option([], "--map", help="Rename a source header: --map '会员号=customer_id' (repeatable)."),
     timezone: Optional[str] = typer.Option(None, "--timezone", help="Timezone of times without an offset (default: the shop's)."),
+    date_order: Optional[str] = typer.Option(None, "--date-order", help=DATE_ORDER_HELP["en"]),
 ) -> None:
     """Import a CSV or Excel file: good rows loaded, bad rows quarantined with their rule."""
     from tasks.extract import FileImportError
@@ -159,15 +181,24 @@ def import_cmd(
         k, v = m.split("=", 1)
         mapping[k.strip()] = v.strip()
     tz = _timezone(timezone)  # checked before anything is read
+    if date_order is not None and date_order.strip().lower() not in ("ymd", "dmy", "mdy"):
+        typer.echo(t("import.bad_date_order", value=date_order), err=True)
+        raise typer.Exit(2)
+    order = None if date_order is None or date_order.strip().lower() == "ymd" else date_order.strip().lower()
     try:
         migrate()
-        res = import_file(stored, path, mapping or None, assume_tz=tz)
+        res = import_file(stored, path, mapping or None, assume_tz=tz, date_order=order)
     except (FileImportError, SuiteError) as exc:
         typer.echo(t("import.error", error=exc.localized() if isinstance(exc, FileImportError) else exc), err=True)
         raise typer.Exit(1)
     typer.echo(t("import.done", path=path, read=res.read, loaded=res.loaded, quarantined=res.quarantined))
+    nothing = res.quarantined and not res.loaded and not res.released
+    if nothing:
+        typer.echo(t("import.nothing_loaded", path=path, quarantined=res.quarantined), err=True)
     if res.quarantined:
         typer.echo("  userops quarantine list --table " + stored)
+    if nothing:
+        raise typer.Exit(1)
 
 
 @run_app.command("nightly")
