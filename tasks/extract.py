@@ -442,8 +442,8 @@ def read_table_file(path: str | Path, table: str, mapping: dict[str, str] | None
     fatal: dict = {}  # the row that made the CSV reader give up, if one did
     try:
         if suffix in (".xlsx", ".xlsm"):
-            df = pd.read_excel(p, dtype=str, engine="openpyxl")
-            return canonicalize_columns(df, table, mapping)
+            df = _excel_extra_cells(pd.read_excel(p, dtype=str, engine="openpyxl"))
+            return _canonical_chunk(df, table, mapping)
         if suffix in (".csv", ".txt", ".tsv"):
             sep = "\t" if suffix == ".tsv" else ","
             enc = _sniff_encoding(p)
@@ -490,6 +490,30 @@ def malformed_rows(df: pd.DataFrame) -> list[dict]:
     return df.attrs.get("malformed_rows") or []
 
 
+def _excel_extra_cells(df: pd.DataFrame) -> pd.DataFrame:
+    """A sheet's rows with cells to the right of the last header (pandas names those
+    columns ``Unnamed: 5``…) are left out and listed as malformed rows, as a CSV's with
+    extra fields: their row in the sheet, the counts and every cell (vectorized; a row
+    with fewer cells is just blanks in a sheet)."""
+    cols = [str(c) for c in df.columns]
+    named = max((i for i, c in enumerate(cols) if not c.startswith("Unnamed: ")), default=-1) + 1
+    if named == len(cols) or named == 0:
+        return df
+    tail = df.iloc[:, named:]
+    bad = tail.notna().to_numpy().any(axis=1)
+    if not bad.any():
+        return df.iloc[:, :named]
+    rows = []
+    filled = df[bad].notna().to_numpy()
+    found = filled.shape[1] - filled[:, ::-1].argmax(axis=1)
+    for (idx, rec), n in zip(df[bad].iterrows(), found):  # the bad rows only
+        values = ["" if pd.isna(v) else str(v) for v in rec.to_numpy()[: int(n)]]
+        rows.append({"line": int(idx) + 2, "expected": named, "found": int(n), "text": ",".join(values), "fields": values})
+    out = df.loc[~bad].iloc[:, :named].reset_index(drop=True)
+    out.attrs = {"malformed_rows": rows}
+    return out
+
+
 def _canonical_chunk(chunk: pd.DataFrame, table: str, mapping: dict[str, str] | None) -> pd.DataFrame:
     """``canonicalize_columns`` keeping the chunk's malformed rows, their fields named by
     the canonical columns (the header's order is kept by the rename)."""
@@ -501,7 +525,9 @@ def _canonical_chunk(chunk: pd.DataFrame, table: str, mapping: dict[str, str] | 
         cols = [str(c) for c in out.columns]
         sep = chunk.attrs.get("sep", ",")
         for r in rows:
-            fields = next(csv.reader([r["text"]], delimiter=sep), [])
+            fields = r.pop("fields", None)
+            if fields is None:
+                fields = next(csv.reader([r["text"]], delimiter=sep), [])
             rec = dict(zip(cols, fields))
             rec.update({f"_extra_{i + 1}": v for i, v in enumerate(fields[len(cols):])})
             r["record"] = rec

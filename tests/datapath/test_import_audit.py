@@ -80,6 +80,23 @@ def test_unclosed_quote_fails_the_file_naming_the_line_without_its_content(wareh
     assert read_frame(warehouse, "SELECT COUNT(*) AS n FROM customers")["n"].iloc[0] == 0
 
 
+def test_excel_row_with_cells_beyond_the_header_is_quarantined_with_its_sheet_row(warehouse, tmp_path):
+    import openpyxl
+
+    wb = openpyxl.Workbook()
+    ws = wb.active
+    ws.append(["客户ID", "姓名", "手机号", "邮箱", "城市"])
+    ws.append(["H001", "张三", "13812345678", "zs@example.com", "上海"])
+    ws.append(["H002", "李四", PHONE, EMAIL, "北京", "朝阳"])  # a cell right of the header
+    ws.append(["H003", "王五"])  # fewer cells: blanks, a good row
+    wb.save(tmp_path / "c.xlsx")
+    res = runner.invoke(app, ["import", "customers", str(tmp_path / "c.xlsx")])
+    assert res.exit_code == 0 and "读取 3 行，入库 2 行，隔离 1 行" in res.output, res.output
+    q = read_frame(warehouse, "SELECT source_id, rule, reason, record FROM quarantine")
+    assert q[["source_id", "rule", "reason"]].values.tolist() == [["H002", "malformed_row", "第 3 行有 6 个字段，表头有 5 个"]]
+    assert json.loads(q["record"].iloc[0])["_extra_1"] == "朝阳" and json.loads(q["record"].iloc[0])["phone"] == PHONE
+
+
 def test_reader_errors_are_cut_before_the_record_and_masked():
     from tasks.extract import _read_error
 
