@@ -101,7 +101,7 @@ class CoreReview(RunInput):
 
     approve: bool = Field(default=False, description="Tick to send the reviewed apologies.")
     reviewer: str = Field(default="", description="Your name (recorded in the audit log).")
-    exclude_customers: list[str] = Field(default_factory=list, description="Customer ids NOT to message (staff call them instead).")
+    exclude_customers: list[str] = Field(default_factory=list, description="Customer ids who get nothing from this incident: no apology, not on the call list.")
     note: str = Field(default="", description="Optional note for the record.")
 
 

@@ -11,7 +11,11 @@
   ``send_due``) as non-marketing touches of campaign ``crisis-<incident_id>`` with one
   ``touch_key`` per incident and customer, so a re-run never sends twice. Core customers'
   touches are ``awaiting_review`` until a human approves them (``release_core``); the rest
-  are ``planned`` and go out right away. The text is personalised (name, product, order
+  are ``planned`` and go out right away. The personal call list (staff-outreach rows with the
+  customer's phone and email) follows the apology: a call is listed only once that
+  customer's apology is no longer held (after the review for core customers; never for a
+  customer the reviewer excluded), its script rendered then with what holds then
+  (``release_calls``). The text is personalised (name, product, order
   date, remedy) set-based: one render per tier, then column-wise filling.
 """
 from __future__ import annotations
@@ -23,6 +27,7 @@ import numpy as np
 import pandas as pd
 from prefect import task
 from prefect.cache_policies import NO_CACHE
+from sqlalchemy import text as sa_text
 from sqlalchemy.engine import Connection, Engine
 
 from tasks.crisis.incidents import get_incident, get_step, set_step
@@ -36,6 +41,9 @@ log = logging.getLogger("userops.crisis.compensate")
 
 TIERS = ("core", "potential", "ordinary")
 PENDING_STATUSES = ("planned", "awaiting_review", "in_flight")
+# why a call (staff-outreach row) is held (``touches.reason``)
+CALL_HELD_CORE = "waits for the core review"
+CALL_HELD_APOLOGY = "listed when the apologies go out"
 
 
 def campaign_name(incident_id: str) -> str:
@@ -113,8 +121,12 @@ def remedy_label(priority: str) -> str:
     return "+".join(parts) or "apology"
 
 
-def _personalise(df: pd.DataFrame, lang: str) -> pd.DataFrame:
-    """Subject and body per customer, one template render per tier."""
+def _personalise(df: pd.DataFrame, lang: str, taken_down: bool = False, call_script: bool = False) -> pd.DataFrame:
+    """Subject and body per customer, one template render per tier (and per
+    ``coupon_placed``). The text says only what holds when it is rendered: ``taken_down``
+    (Control is done: the products are off sale) and, per customer, ``coupon_placed`` (column;
+    default True: the apology message itself carries the coupon, so it is true once it is sent).
+    ``call_script``: the text staff read on the call (it does not announce the call)."""
     s = get_settings()
     tz = s.timezone
     local = df["last_paid_at"].dt.tz_localize("UTC").dt.tz_convert(tz)
@@ -131,18 +143,21 @@ def _personalise(df: pd.DataFrame, lang: str) -> pd.DataFrame:
     df["product"] = np.where(df["category"].notna() & (df["category"].astype(str) != ""),
                              df["category"].astype(str) + "(" + df["sku"].astype(str) + ")", df["sku"].astype(str))
     df["body"] = ""
+    placed = df["coupon_placed"].astype(bool) if "coupon_placed" in df else pd.Series(True, index=df.index)
     for tier in TIERS:
-        m = df["priority"] == tier
-        if not m.any():
-            continue
         r = s.crisis.remedies.get(tier) or s.crisis.remedies["ordinary"]
-        text = render(
-            "apology", lang,
-            name=marker("name"), product=marker("product"), order_date=marker("order_date"),
-            coupon=(f"{r.coupon_value:g}" if lang == "zh-CN" else f"¥{r.coupon_value:g}") if r.coupon_value else "",
-            refund=r.refund_offer, call=r.call_list, brand=s.crisis.brand,
-        ).strip()
-        df.loc[m, "body"] = fill_markers(text, df.loc[m])
+        for coupon_placed in (True, False):
+            m = (df["priority"] == tier) & (placed == coupon_placed)
+            if not m.any():
+                continue
+            text = render(
+                "apology", lang,
+                name=marker("name"), product=marker("product"), order_date=marker("order_date"),
+                coupon=(f"{r.coupon_value:g}" if lang == "zh-CN" else f"¥{r.coupon_value:g}") if r.coupon_value else "",
+                refund=r.refund_offer, call=r.call_list and not call_script, brand=s.crisis.brand,
+                taken_down=taken_down, coupon_placed=coupon_placed, spoken=call_script,
+            ).strip()
+            df.loc[m, "body"] = fill_markers(text, df.loc[m])
     df["subject"] = subject
     return df
 
@@ -180,7 +195,7 @@ def plan_compensation(incident_id: str, engine: Engine | None = None, now: datet
             todo = todo.merge(names, on="customer_id", how="left")
             if "name" not in todo:
                 todo["name"] = None
-            todo = _personalise(todo, lang)
+            todo = _personalise(todo, lang, taken_down=_taken_down(conn, incident_id))
             rem = s.crisis.remedies
             todo["coupon_value"] = todo["priority"].map(lambda p: float((rem.get(p) or rem["ordinary"]).coupon_value))
             todo["refund_offer"] = todo["priority"].map(lambda p: bool((rem.get(p) or rem["ordinary"]).refund_offer))
@@ -206,8 +221,11 @@ def plan_compensation(incident_id: str, engine: Engine | None = None, now: datet
             })
             calls = todo[todo["call_list"]]
             if not calls.empty:
-                # the personal call list: the campaign engine's staff-outreach list (no review:
-                # nothing goes to the customer until a person calls)
+                # the personal call list (the campaign engine's staff-outreach list, with the
+                # customer's phone and email): held like the apology it goes with. It is listed
+                # once the customer's apology is no longer held (``release_calls``, right after
+                # the apologies were sent): after the human review for core customers, never for
+                # one the reviewer excluded; its script is rendered then, with what holds then.
                 call_subject = "致歉回访" if lang == "zh-CN" else "Apology call"
                 touches = pd.concat([touches, pd.DataFrame({
                     "touch_key": calls["touch_key"] + "|call",
@@ -222,7 +240,8 @@ def plan_compensation(incident_id: str, engine: Engine | None = None, now: datet
                     "body": calls["body"],
                     "is_marketing": False,
                     "gift_cost": 0.0,
-                    "status": "planned",
+                    "status": "awaiting_review",
+                    "reason": np.where(calls["priority"] == "core", CALL_HELD_CORE, CALL_HELD_APOLOGY),
                     "planned_at": pd.Timestamp(now) + pd.to_timedelta(calls["rank"], unit="us"),
                 })], ignore_index=True)
             planned = plan_touches(conn, touches)
@@ -234,9 +253,12 @@ def plan_compensation(incident_id: str, engine: Engine | None = None, now: datet
         audit(conn, "userops", "compensation.planned", "incident", incident_id,
               {"customers": len(aff), "new_touches": int(planned), "per_tier": per_tier, "awaiting_review": awaiting})
         step = get_step(conn, incident_id, "compensate")
-        if step["status"] == "pending" or (planned and step["status"] == "done"):
-            # (done before: new products joined, their buyers are still to be served)
-            set_step(conn, incident_id, "compensate", "waiting" if awaiting else "pending", "userops",
+        # status only moves forward (pending -> waiting for the core review -> in_progress ->
+        # done); new core customers (products that joined) put it back in a human's hands, and a
+        # step done before reopens when new buyers are still to be served
+        if (step["status"] == "pending" or (planned and step["status"] == "done")
+                or (awaiting and step["status"] == "in_progress")):
+            set_step(conn, incident_id, "compensate", "waiting" if awaiting else "in_progress", "userops",
                      {"planned_at": step["result"].get("planned_at") or now, "customers": len(aff), "per_tier": per_tier},
                      now, action="step.compensate.planned")
     return {"customers": int(len(aff)), "planned": int(planned), "per_tier": {k: int(v) for k, v in per_tier.items()}}
@@ -256,6 +278,56 @@ def unplanned_customers(incident_id: str, bind: Engine | Connection | None = Non
     return aff.loc[~aff["customer_id"].isin(planned["customer_id"]), "customer_id"].tolist()
 
 
+def _taken_down(bind: Engine | Connection, incident_id: str) -> bool:
+    """Are the incident's products off sale (Control confirmed)?"""
+    return get_step(bind, incident_id, "control")["status"] == "done"
+
+
+def release_calls(incident_id: str, engine: Engine | None = None, now: datetime | None = None) -> int:
+    """Put on the staff-outreach list the calls whose customer's apology is no longer held for
+    review (a customer the reviewer excluded has their call suppressed with the apology), so a
+    core customer's call waits for the human review like their apology; called right after an
+    attempt to send the apologies (``send_apologies``). It does not wait for the apology's
+    delivery (quiet hours, a provider down): the call may be the first contact. The call
+    script is rendered now, saying only what holds now: the coupon is in the account only if
+    the apology carrying it was sent; the products are off sale only if Control is done.
+    Returns the calls released (the next ``send_due`` lists them)."""
+    engine = engine or get_engine()
+    now = now or utcnow()
+    with engine.begin() as conn:
+        due = read(
+            conn,
+            "SELECT ic.customer_id, ic.touch_key, a.status AS apology_status FROM incident_customers ic "
+            "JOIN touches a ON a.touch_key = ic.touch_key "
+            "JOIN touches c ON c.touch_key = ic.touch_key || '|call' "
+            "WHERE ic.incident_id = :i AND c.status = 'awaiting_review' AND a.status <> 'awaiting_review'",
+            {"i": incident_id},
+        )
+        if due.empty:
+            return 0
+        inc = get_incident(conn, incident_id)
+        aff = affected_customers(conn, inc["skus"], inc["opened_at"], max(now, inc["opened_at"]))
+        df = due.merge(aff, on="customer_id", how="inner")
+        if df.empty:
+            return 0
+        names = read(conn, "SELECT customer_id, name FROM customers WHERE customer_id IN :ids", {"ids": df["customer_id"].tolist()})
+        df = df.merge(names, on="customer_id", how="left")
+        if "name" not in df:
+            df["name"] = None
+        df["coupon_placed"] = df["apology_status"] == "sent"
+        taken_down = _taken_down(conn, incident_id)
+        df = _personalise(df, get_settings().language, taken_down=taken_down, call_script=True)
+        rows = [{"k": k + "|call", "b": b} for k, b in zip(df["touch_key"], df["body"])]
+        res = conn.execute(
+            sa_text("UPDATE touches SET status = 'planned', body = :b, reason = NULL WHERE touch_key = :k AND status = 'awaiting_review'"),
+            rows,
+        )
+        n = int(res.rowcount or 0) if res.rowcount is not None and res.rowcount >= 0 else len(rows)
+        audit(conn, "userops", "compensation.calls_released", "incident", incident_id,
+              {"released": n, "taken_down": taken_down, "coupon_placed": int(df["coupon_placed"].sum())})
+    return n
+
+
 def awaiting_review(incident_id: str, engine: Engine | None = None) -> pd.DataFrame:
     """Core customers' apologies that wait for a human (customer_id, subject, body)."""
     engine = engine or get_engine()
@@ -269,7 +341,9 @@ def awaiting_review(incident_id: str, engine: Engine | None = None) -> pd.DataFr
 def release_core(incident_id: str, reviewer: str, exclude: list[str] | None = None, engine: Engine | None = None,
                  now: datetime | None = None) -> dict:
     """A human reviewed the core apologies: release them for sending, except ``exclude``
-    (held: staff handle those by phone). Returns counts."""
+    (those customers get nothing from the incident: every touch of theirs — apology and call —
+    is suppressed). Their calls are listed once their apology went out (``release_calls``).
+    Compensate moves on to ``in_progress`` (never back to ``pending``). Returns counts."""
     engine = engine or get_engine()
     now = now or utcnow()
     exclude = [str(x) for x in (exclude or []) if str(x).strip()]
@@ -279,18 +353,35 @@ def release_core(incident_id: str, reviewer: str, exclude: list[str] | None = No
     with engine.begin() as conn:
         held = 0
         if exclude:
-            held = execute(
+            # an excluded customer gets nothing from this incident: no apology on any channel and
+            # no call (the staff-outreach list has their phone and email)
+            held = read(
+                conn,
+                "SELECT COUNT(*) AS n FROM touches WHERE campaign = :c AND status = 'awaiting_review' AND channel <> 'staff' "
+                "AND customer_id IN :ids",
+                {"c": camp, "ids": exclude},
+            )["n"].iloc[0]
+            execute(
                 conn,
                 "UPDATE touches SET status = 'suppressed', reason = :r WHERE campaign = :c AND status = 'awaiting_review' "
                 "AND customer_id IN :ids",
                 {"r": f"held by reviewer {reviewer}", "c": camp, "ids": exclude},
-            ).rowcount or 0
-        released = approve_touches(conn, reviewer, campaign=camp)
+            )
+            held = int(held)
+        # the apologies (not the calls: a call is listed once its customer's apology went out)
+        keys = read(conn, "SELECT touch_key FROM touches WHERE campaign = :c AND status = 'awaiting_review' AND channel <> 'staff'",
+                    {"c": camp})["touch_key"].tolist()
+        released = approve_touches(conn, reviewer, touch_keys=keys) if keys else 0
+        execute(conn, "UPDATE touches SET reason = :r WHERE campaign = :c AND status = 'awaiting_review' AND channel = 'staff' "
+                      "AND reason = :core",
+                {"r": CALL_HELD_APOLOGY, "c": camp, "core": CALL_HELD_CORE})
         audit(conn, reviewer, "compensation.core_reviewed", "incident", incident_id,
               {"released": released, "held": held, "held_customers": len(exclude)})
         step = get_step(conn, incident_id, "compensate")
-        if step["status"] in ("waiting", "expired"):
-            set_step(conn, incident_id, "compensate", "pending", reviewer,
+        if step["status"] in ("waiting", "expired", "pending"):
+            # forward: the human part is done, the apologies are on their way (never back to
+            # "not started")
+            set_step(conn, incident_id, "compensate", "in_progress", reviewer,
                      {"core_reviewed_by": reviewer, "core_reviewed_at": now, "core_released": released, "core_held": held},
                      now, action="step.compensate.core_reviewed")
     return {"released": int(released), "held": int(held)}
@@ -301,7 +392,18 @@ def send_apologies(incident_id: str, engine: Engine | None = None, now: datetime
     sending: in-flight marking, idempotency keys, resend of what a killed sender left)."""
     from tasks.messaging import send_due
 
-    return send_due(engine=engine or get_engine(), now=now, campaign=campaign_name(incident_id))
+    engine = engine or get_engine()
+    out = send_due(engine=engine, now=now, campaign=campaign_name(incident_id))
+    if release_calls(incident_id, engine, now):  # calls of customers cleared (and just sent to): listed now
+        more = send_due(engine=engine, now=now, campaign=campaign_name(incident_id))
+        for k in ("sent", "failed", "retry_scheduled", "suppressed", "claimed"):
+            if k in out and k in more:
+                out[k] += more[k]
+        for k, v in (more.get("per_channel") or {}).items():
+            out.setdefault("per_channel", {})[k] = out.get("per_channel", {}).get(k, 0) + v
+        out["pending"] = more.get("pending", out.get("pending"))
+        out["outreach_files"] = sorted(set(out.get("outreach_files") or []) | set(more.get("outreach_files") or []))
+    return out
 
 
 def advance_open_incidents(engine: Engine | None = None, now: datetime | None = None) -> dict:
@@ -382,6 +484,38 @@ def progress(incident_id: str, bind: Engine | Connection | None = None) -> pd.Da
     )
 
 
+def open_calls(incident_id: str, bind: Engine | Connection | None = None) -> int:
+    """Calls of the incident not on the staff-outreach list yet (held or due)."""
+    bind = bind or get_engine()
+    return int(read(
+        bind,
+        "SELECT COUNT(*) AS n FROM touches WHERE campaign = :c AND channel = 'staff' AND status IN ('planned', 'awaiting_review', 'in_flight')",
+        {"c": campaign_name(incident_id)},
+    )["n"].iloc[0])
+
+
+def unfinished(incident_id: str, bind: Engine | Connection | None = None) -> dict:
+    """What Compensate still owes when the incident would close: ``apologies`` not sent yet
+    (planned, in flight or awaiting review), of which ``awaiting_review``; affected customers
+    without a planned apology (``unplanned``); calls not on the staff list yet (``calls``).
+    All zero: nothing is left."""
+    bind = bind or get_engine()
+    row = read(
+        bind,
+        "SELECT SUM(CASE WHEN ic.touch_key IS NULL THEN 1 ELSE 0 END) AS unplanned, "
+        "SUM(CASE WHEN t.status IN ('planned', 'awaiting_review', 'in_flight') THEN 1 ELSE 0 END) AS apologies, "
+        "SUM(CASE WHEN t.status = 'awaiting_review' THEN 1 ELSE 0 END) AS awaiting_review "
+        "FROM incident_customers ic LEFT JOIN touches t ON t.touch_key = ic.touch_key WHERE ic.incident_id = :i",
+        {"i": incident_id},
+    ).iloc[0]
+    return {
+        "apologies": int(row["apologies"] or 0),
+        "awaiting_review": int(row["awaiting_review"] or 0),
+        "unplanned": int(row["unplanned"] or 0),
+        "calls": open_calls(incident_id, bind),
+    }
+
+
 def refresh_compensated(incident_id: str, engine: Engine | None = None, now: datetime | None = None) -> dict:
     """Stamp ``compensated_at`` from the touches that went out; mark Compensate done when no
     apology is left to send. Returns the progress summary."""
@@ -402,16 +536,18 @@ def refresh_compensated(incident_id: str, engine: Engine | None = None, now: dat
         pending = int(prog.loc[prog["status"].isin(PENDING_STATUSES), "n"].sum()) if not prog.empty else 0
         awaiting = int(prog.loc[prog["status"] == "awaiting_review", "n"].sum()) if not prog.empty else 0
         sent = int(prog.loc[prog["status"] == "sent", "n"].sum()) if not prog.empty else 0
+        calls_open = open_calls(incident_id, conn)
         summary = {
             "customers": total,
             "sent": sent,
             "pending": pending,
             "awaiting_review": awaiting,
+            "calls_open": calls_open,
             "per_tier_status": {f"{r.priority}/{r.status}": int(r.n) for r in prog.itertuples(index=False)},
         }
         step = get_step(conn, incident_id, "compensate")
         planned_once = bool(step["result"].get("planned_at"))
-        if step["status"] != "done" and planned_once and pending == 0 and unplanned == 0:
+        if step["status"] != "done" and planned_once and pending == 0 and unplanned == 0 and calls_open == 0:
             set_step(conn, incident_id, "compensate", "done", "userops", summary, now, action="step.compensate.done")
     return summary
 

@@ -3,7 +3,8 @@
 An incident is a checklist of three steps whose deadlines count from its opening
 (``crisis.control_hours`` 2h, ``clarify_hours`` 4h, ``compensate_hours`` 24h). Step status:
 ``pending`` (nobody started), ``waiting`` (a human's turn: manual take-down, statement
-approval, core review), ``done``, ``expired`` (the wait for a human ran out; the step can
+approval, core review), ``in_progress`` (Compensate: under way, no human awaited — the
+apologies are being sent), ``done``, ``expired`` (the wait for a human ran out; the step can
 still be finished from the CLI). Whether a step met its deadline is ``done_at <= deadline_at``.
 
 ``incident_skus`` holds one row per SKU of an open incident (primary key = the SKU), so two

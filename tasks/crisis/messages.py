@@ -73,9 +73,9 @@ register(
         },
         "crisis.review.form": {
             "zh-CN": "**事件 {incident_id}：{n} 位核心客户的致歉消息等待人工复核**\n\n示例（已脱敏）：\n\n{sample}\n\n"
-            "勾选 approve 发送；exclude_customers 中的客户不发送（由专人电话联系）。补偿用户截止 {due}（店铺时间）。",
+            "勾选 approve 发送；exclude_customers 中的客户什么都不会收到（不发致歉，也不列入回访清单）。补偿用户截止 {due}（店铺时间）。",
             "en": "**Incident {incident_id}: apologies to {n} core customers await review**\n\nSample (masked):\n\n{sample}\n\n"
-            "Tick approve to send; customers listed in exclude_customers are held (staff call them). Compensate is due {due} (shop time).",
+            "Tick approve to send; customers listed in exclude_customers get nothing (no apology, not on the call list). Compensate is due {due} (shop time).",
         },
         "crisis.reminder.title": {
             "zh-CN": "提醒：事件 {incident_id} 的「{step}」已用去 {pct}% 时间",

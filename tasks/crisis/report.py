@@ -129,7 +129,8 @@ def report_markdown(rep: dict, lang: str | None = None) -> str:
         "low": L("低", "low"), "medium": L("中", "medium"), "high": L("高", "high"), "critical": L("紧急", "critical"),
         "manual": L("人工开启", "opened by hand"), "spike": L("投诉激增自动开启", "complaint spike"),
         "open": L("处理中", "open"), "closed": L("已关闭", "closed"),
-        "pending": L("未开始", "pending"), "waiting": L("等待人工", "waiting for a human"), "done": L("已完成", "done"),
+        "pending": L("未开始", "pending"), "waiting": L("等待人工", "waiting for a human"),
+        "in_progress": L("进行中", "in progress"), "done": L("已完成", "done"),
         "expired": L("已超时", "missed the deadline"),
         # the crisis priorities as the tags name them
         **{tier: t(f"tags.priority.{tier}", lang) for tier in ("core", "potential", "ordinary")},

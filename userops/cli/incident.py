@@ -52,6 +52,7 @@ register_messages(
         "incident.list.foot": {"zh-CN": "（! = 错过截止时间）", "en": "(! = deadline missed)"},
         "incident.mark.done": {"zh-CN": "完成", "en": "done"},
         "incident.mark.waiting": {"zh-CN": "待人工", "en": "WAIT"},
+        "incident.mark.in_progress": {"zh-CN": "进行中", "en": "running"},
         "incident.mark.expired": {"zh-CN": "超时", "en": "EXPIRED"},
         "incident.mark.pending": {"zh-CN": "…", "en": "..."},
         "incident.mark.open": {"zh-CN": "处理中", "en": "open"},
@@ -154,7 +155,7 @@ def list_cmd(all_: bool = typer.Option(True, "--all/--open", help="All incidents
         tl = timeline(engine, r.incident_id)
         marks = []
         for s in tl.itertuples(index=False):
-            mark = t(f"incident.mark.{s.status}") if s.status in ("done", "waiting", "expired", "pending") else str(s.status)
+            mark = t(f"incident.mark.{s.status}") if s.status in ("done", "waiting", "in_progress", "expired", "pending") else str(s.status)
             if s.met_deadline is False or (not isinstance(s.met_deadline, bool) and str(s.met_deadline) == "False"):
                 mark += "!"
             marks.append(mark)
