@@ -127,3 +127,32 @@ def test_compensate_status_only_moves_forward(warehouse, provider, pinned_now):
     steps = read_frame(warehouse, "SELECT detail FROM audit_log WHERE action LIKE 'step.compensate%' ORDER BY id")
     statuses = [json.loads(d)["status"] for d in steps["detail"]]
     assert "pending" not in statuses[statuses.index("waiting"):], statuses
+
+
+def test_close_with_unfinished_compensation_says_so(warehouse, provider, pinned_now):
+    """Item 5: closing with apologies still open says what is left and asks (default no; no
+    answer = no): refused is recorded; confirmed closes it and records what was left."""
+    from userops.cli import app
+
+    shop(warehouse, CUSTOMERS)
+    iid = open_incident(warehouse)["incident_id"]
+    plan_compensation(iid, warehouse, NOW)  # nothing sent yet: 4 apologies (2 awaiting review), 2 calls
+    runner = CliRunner()
+    for answer in ("", "n\n"):  # no terminal to answer / "no"
+        res = runner.invoke(app, ["incident", "close", iid, "--by", "ops"], input=answer)
+        assert res.exit_code == 1, res.output
+        assert "4 条致歉未发出" in res.output and "2 条等待核心客户复核" in res.output and "2 个回访电话" in res.output
+        assert "仍要关闭吗？" in res.output and "未关闭" in res.output
+    assert get_incident(warehouse, iid)["status"] == "open"
+    audit = read_frame(warehouse, "SELECT actor, action FROM audit_log WHERE entity_id = :i AND action LIKE 'incident.clos%'",
+                       {"i": iid})
+    assert audit["action"].tolist() == ["incident.close_refused"] * 2 and set(audit["actor"]) == {"ops"}
+
+    res = runner.invoke(app, ["incident", "close", iid, "--by", "ops"], input="y\n")
+    assert res.exit_code == 0, res.output
+    assert "4 条致歉未发出" in res.output and "已确认关闭" in res.output
+    assert get_incident(warehouse, iid)["status"] == "closed"
+    audit = read_frame(warehouse, "SELECT action, detail FROM audit_log WHERE entity_id = :i AND action LIKE 'incident.clos%' ORDER BY id",
+                       {"i": iid})
+    assert audit["action"].tolist()[2:] == ["incident.closed", "incident.closed_unfinished"]
+    assert '"apologies": 4' in audit["detail"].iloc[-1] and '"calls": 2' in audit["detail"].iloc[-1]

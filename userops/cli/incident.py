@@ -9,7 +9,8 @@
   publish your edited text), the core customers' apologies (``--core``, ``--exclude``), a
   manual take-down (``--takedown``). When the flow is paused for it, the flow is resumed
   with your answer (as in the UI); otherwise the approval is recorded and carried out here.
-* ``close ID``: close it now (its customers become marketable again) and print the report.
+* ``close ID``: close it now (its customers become marketable again) and print the report;
+  with compensation unfinished it says what is left and asks for a confirmation (default no).
 """
 from __future__ import annotations
 
@@ -69,6 +70,23 @@ register_messages(
         "incident.approved.takedown": {"zh-CN": "已确认人工下架。", "en": "Manual take-down confirmed."},
         "incident.next": {"zh-CN": "下一步待审批：{what}（再次运行 approve）", "en": "Next waiting: {what} (run approve again)"},
         "incident.closed": {"zh-CN": "事件 {incident_id} 已关闭。", "en": "Incident {incident_id} closed."},
+        "incident.unfinished": {
+            "zh-CN": "事件 {incident_id} 的补偿尚未完成：{apologies} 条致歉未发出（其中 {awaiting} 条等待核心客户复核），"
+            "{unplanned} 位受影响客户尚未安排致歉，{calls} 个回访电话尚未列入回访清单。",
+            "en": "Incident {incident_id}: compensation is unfinished: {apologies} apologies not sent ({awaiting} of them await "
+            "the core review), {unplanned} affected customers without a planned apology, {calls} calls not yet on the call list.",
+        },
+        "incident.unfinished.confirm": {"zh-CN": "仍要关闭吗？", "en": "Close it anyway?"},
+        "incident.unfinished.refused": {
+            "zh-CN": "未关闭（已记入审计日志）。请先完成补偿（`userops incident approve {incident_id}`），"
+            "确实要关闭请再次运行 close 并确认。",
+            "en": "Not closed (recorded in the audit log). Finish the compensation first (`userops incident approve {incident_id}`), "
+            "or run close again and confirm.",
+        },
+        "incident.unfinished.forced": {
+            "zh-CN": "已确认关闭，未完成的补偿已记入审计日志。",
+            "en": "Closed as confirmed; the unfinished compensation is recorded in the audit log.",
+        },
     }
 )
 
@@ -277,16 +295,40 @@ def close_cmd(
     by: Optional[str] = typer.Option(None, "--by", help="Your name for the record (default: your login)."),
 ) -> None:
     """Close the incident now: its customers are marketable again; prints the closing report."""
+    # With compensation unfinished it says what is left and asks for a confirmation (default
+    # no; no terminal to answer = no): refused -> recorded (incident.close_refused), confirmed ->
+    # closed and recorded (incident.closed_unfinished).
+    from tasks.crisis.compensate import unfinished
     from tasks.crisis.incidents import get_incident
-    from tasks.crisis.report import close_incident, report_markdown
+    from tasks.crisis.report import UnfinishedWork, close_incident, has_unfinished, report_markdown
 
     engine = _engine()
-    if get_incident(engine, incident_id) is None:
+    inc = get_incident(engine, incident_id)
+    if inc is None:
         typer.echo(t("incident.unknown", incident_id=incident_id), err=True)
         raise typer.Exit(1)
-    rep = close_incident(incident_id, _me(by), engine)
+    if inc["status"] != "open":
+        typer.echo(t("incident.not_open", incident_id=incident_id), err=True)
+        raise typer.Exit(1)
+    who = _me(by)
+    left = unfinished(incident_id, engine)
+    confirmed = False
+    if has_unfinished(left):
+        typer.echo(t("incident.unfinished", incident_id=incident_id, apologies=left["apologies"],
+                     awaiting=left["awaiting_review"], unplanned=left["unplanned"], calls=left["calls"]), err=True)
+        try:
+            confirmed = typer.confirm(t("incident.unfinished.confirm"), default=False, err=True)
+        except typer.Abort:  # no terminal to answer
+            confirmed = False
+    try:
+        rep = close_incident(incident_id, who, engine, require_finished=not confirmed)
+    except UnfinishedWork:
+        typer.echo(t("incident.unfinished.refused", incident_id=incident_id), err=True)
+        raise typer.Exit(1)
     if rep is None:
         typer.echo(t("incident.not_open", incident_id=incident_id), err=True)
         raise typer.Exit(1)
+    if rep.get("unfinished"):
+        typer.echo(t("incident.unfinished.forced"), err=True)
     typer.echo(t("incident.closed", incident_id=incident_id))
     typer.echo(report_markdown(rep))
