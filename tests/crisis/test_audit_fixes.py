@@ -156,3 +156,27 @@ def test_close_with_unfinished_compensation_says_so(warehouse, provider, pinned_
                        {"i": iid})
     assert audit["action"].tolist()[2:] == ["incident.closed", "incident.closed_unfinished"]
     assert '"apologies": 4' in audit["detail"].iloc[-1] and '"calls": 2' in audit["detail"].iloc[-1]
+
+
+def test_cli_open_masks_the_reason_before_prefect_stores_it(warehouse, monkeypatch):
+    """``incident open`` hands Prefect the masked reason (Prefect keeps parameters as typed)."""
+    import prefect.deployments
+
+    from userops.cli import app
+
+    shop(warehouse, {"C1": "ordinary"})
+    seen = {}
+
+    class FR:
+        id = "00000000-0000-0000-0000-000000000001"
+
+    def fake_run_deployment(name, parameters=None, **kw):
+        seen.update(parameters)
+        return FR()
+
+    monkeypatch.setattr(prefect.deployments, "run_deployment", fake_run_deployment)
+    res = CliRunner().invoke(app, ["incident", "open", "--sku", "SKU-BAD", "--reason", "客户 13812345678 / li@example.com 说杯盖漏水"])
+    assert res.exit_code == 0, res.output
+    assert "13812345678" not in seen["reason"] and "li@example.com" not in seen["reason"]
+    assert "杯盖漏水" in seen["reason"]
+    assert "已打码" in res.output

@@ -133,6 +133,14 @@ def open_cmd(
     if unknown and not unknown_ok:  # a typo would open a real incident with nobody affected
         typer.echo(t("incident.unknown_sku", skus=join_list(unknown)), err=True)
         raise typer.Exit(2)
+    # Prefect keeps a flow run's parameters as typed: phone numbers and emails in the reason
+    # are masked before they become one (as the flow itself does for every other start)
+    from tasks.crisis import messages  # noqa: F401  (the crisis texts)
+    from tasks.crisis.incidents import clean_reason
+
+    reason, masked = clean_reason(reason)
+    if masked:
+        typer.echo(t("crisis.reason.masked", reason=reason), err=True)
     params = {"skus": skus, "reason": reason, "severity": severity.lower()}
     if local:
         from prefect import tags
