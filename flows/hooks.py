@@ -10,12 +10,17 @@
   run's final figures and deliver it (a failed night gets a digest too).
 
 Hooks never raise and never block a run on a channel that is down: what cannot be
-delivered stays in the outbox for the next delivery pass. Crashes that kill the process
-(so no hook runs) are caught by the Prefect automation in ``tasks.alerts.automations``.
+delivered stays in the outbox for the next delivery pass. When the outbox itself cannot be
+written (the warehouse is down), the failure alert is posted straight to its channels
+once, best effort (``tasks.alerts.outbox.send_direct``), and the log says what happened.
+Crashes that kill the process (so no hook runs) are caught by the Prefect automation in
+``tasks.alerts.automations``.
 """
 from __future__ import annotations
 
 import logging
+
+from userops.i18n import t
 
 log = logging.getLogger("userops.alerts")
 
@@ -26,7 +31,7 @@ def _deliver() -> None:
 
         deliver_pending()
     except Exception as exc:
-        log.warning("alerts: delivery from a state hook failed (%s); alerts stay in the outbox", type(exc).__name__)
+        log.warning("%s", t("alert.log.hook_delivery_failed", error=type(exc).__name__))
 
 
 def alert_on_failure(flow, flow_run, state) -> None:
@@ -44,25 +49,58 @@ def _is_nightly_root(flow, flow_run) -> bool:
     return getattr(flow, "name", None) == NIGHTLY_FLOW and not getattr(flow_run, "parent_task_run_id", None)
 
 
-def _finalize_digest(flow_run, as_of=None) -> None:
+def _finalize_digest(flow_run, as_of=None, error: BaseException | None = None) -> bool:
     try:
         from tasks.alerts.digest import finalize_digest
 
-        finalize_digest(str(flow_run.id), as_of)
+        finalize_digest(str(flow_run.id), as_of, error=error)
+        return True
     except Exception as exc:
-        log.warning("alerts: could not finalize the nightly digest (%s)", type(exc).__name__)
+        log.warning("%s", t("alert.log.digest_not_finalized", error=type(exc).__name__))
+        return False
 
 
 def _flow_problem(flow, flow_run, state, crashed: bool) -> None:
+    name = getattr(flow, "name", "?")
+    exc = None
+    alerts: list = []
     try:
-        from tasks.alerts.failures import queue_flow_failure
+        from tasks.alerts.failures import flow_failure_alerts, queue_alerts, state_exception
 
-        queue_flow_failure(getattr(flow, "name", "?"), flow_run, state, crashed=crashed)
-    except Exception as exc:
-        log.warning("alerts: could not queue the failure alert of %s (%s)", getattr(flow, "name", "?"), type(exc).__name__)
+        exc = state_exception(state)
+        alerts = flow_failure_alerts(name, flow_run, state, crashed=crashed, exc=exc)
+        queue_alerts(alerts)
+    except Exception as outbox_exc:
+        if not alerts:  # a bug while writing the alert: say so, the rest goes on as usual
+            log.warning("%s", t("alert.log.failure_not_built", flow=name, error=type(outbox_exc).__name__))
+        else:  # the outbox cannot be written (the warehouse is down): post the alert straight to its channels
+            _send_directly(name, alerts, outbox_exc)
+            if _is_nightly_root(flow, flow_run):  # the digest lives in the same warehouse
+                log.warning("%s", t("alert.log.digest_not_finalized", error=type(outbox_exc).__name__))
+            return
     if _is_nightly_root(flow, flow_run):
-        _finalize_digest(flow_run, (getattr(flow_run, "parameters", None) or {}).get("as_of"))
+        _finalize_digest(flow_run, (getattr(flow_run, "parameters", None) or {}).get("as_of"), error=exc)
     _deliver()
+
+
+def _send_directly(flow_name: str, alerts: list, outbox_exc: BaseException) -> None:
+    from userops.i18n import join_list
+
+    try:
+        from tasks.alerts.outbox import send_direct
+
+        verdicts = send_direct(alerts)
+    except Exception as exc:  # pragma: no cover - send_direct does not raise
+        verdicts = {"?": type(exc).__name__}
+    ok = t("alert.deliver.ok")
+    sent = [ch for ch, v in verdicts.items() if v == ok]
+    failed = {ch: v for ch, v in verdicts.items() if v != ok}
+    error = type(outbox_exc).__name__
+    if sent:
+        log.warning("%s", t("alert.log.sent_directly", flow=flow_name, error=error, channels=join_list(sent)))
+    if failed or not sent:
+        verdict = join_list(f"{ch} {v}" for ch, v in failed.items()) or "—"
+        log.error("%s", t("alert.log.direct_failed", flow=flow_name, error=error, verdicts=verdict))
 
 
 def check_result_on_completion(flow, flow_run, state) -> None:

@@ -139,8 +139,9 @@ def _local(ts, lang: str) -> str:
 
 # ----------------------------------------------------------------------------- sections
 class _Builder:
-    def __init__(self, engine: Engine, as_of: date, run_id: str, lang: str, now: datetime):
+    def __init__(self, engine: Engine, as_of: date, run_id: str, lang: str, now: datetime, error: BaseException | None = None):
         self.engine = engine
+        self.error = error
         self.as_of = as_of
         self.run_id = run_id
         self.lang = lang
@@ -149,6 +150,7 @@ class _Builder:
         self.figures: dict = {}
         self.human: list[str] = []
         self.run_started: datetime | None = None
+        self.failure_human: str | None = None  # first under "needs a human" when the run failed
 
     def q(self, sql: str, params: dict | None = None, parse_dates=None):
         return read_frame(self.engine, sql, params or {}, parse_dates=parse_dates)
@@ -181,11 +183,23 @@ class _Builder:
                 stats = {}
             self.figures["run"] = {"status": raw, "duration_s": duration}
         self.lines.append(t("digest.run", L, status=status, duration=fmt_duration(duration, L)))
+        failed = (not df.empty and str(df.iloc[0]["status"]) == "failed") or self.error is not None
+        if failed:
+            self.failure_lines(None if df.empty or _isnull(df.iloc[0]["error"]) else str(df.iloc[0]["error"]))
         stages = stats.get("stages") if isinstance(stats, dict) else None
         if isinstance(stages, dict) and stages:
             self.lines.append(t("digest.stages", L, stages=t("list.sep", L).join(f"{k} {fmt_duration(v, L)}" for k, v in stages.items())))
         self.lines.append("")
         self.ingest_section(stats.get("ingest") if isinstance(stats, dict) else None)
+
+    def failure_lines(self, stored_error: str | None) -> None:
+        """Why the run failed (the operator's account, scrubbed) and what to do about it."""
+        from tasks.alerts.problems import describe_failure
+
+        problem = describe_failure(self.error, None if self.error is not None else stored_error, lang=self.lang)
+        self.lines.append("- " + problem.line(self.lang))
+        self.failure_human = problem.human(self.lang)
+        self.figures["failure"] = {"kind": problem.kind, "step": problem.step, "reason": problem.reason}
 
     def ingest_section(self, ingest: dict | None) -> None:
         L = self.lang
@@ -332,6 +346,8 @@ class _Builder:
         if und:
             self.human.append(t("digest.human.alerts", L, n=und))
         self.figures["undelivered_alerts"] = und
+        if self.failure_human:
+            self.human.insert(0, self.failure_human)
         self.lines.append(t("digest.human.head", L))
         self.lines += ["- " + h for h in self.human] if self.human else ["- " + t("digest.human.none", L)]
         self.figures["needs_human"] = list(self.human)
@@ -342,12 +358,14 @@ def _day_start_utc(d: date) -> datetime:
     return datetime(d.year, d.month, d.day, tzinfo=tz).astimezone(timezone.utc).replace(tzinfo=None)
 
 
-def build_digest(as_of: date, run_id: str, engine: Engine | None = None, lang: str | None = None, now: datetime | None = None) -> Digest:
-    """Build tonight's digest from the warehouse (every section tolerates empty tables)."""
+def build_digest(as_of: date, run_id: str, engine: Engine | None = None, lang: str | None = None, now: datetime | None = None, error: BaseException | None = None) -> Digest:
+    """Build tonight's digest from the warehouse (every section tolerates empty tables).
+    ``error``: the exception the run failed with (its failure hook has it); otherwise a
+    failed run's reason comes from ``pipeline_runs.error``."""
     engine = engine or get_engine()
     lang = lang or get_settings().language
     now = now or utcnow()
-    b = _Builder(engine, as_of, run_id, lang, now)
+    b = _Builder(engine, as_of, run_id, lang, now, error=error)
     for fn in (b.run_section, b.stage_section, b.health_section, b.churn_section, b.campaign_section, b.human_section):
         b.section(fn)
     body = clean("\n".join(b.lines).strip())
@@ -359,7 +377,7 @@ def build_digest(as_of: date, run_id: str, engine: Engine | None = None, lang: s
         lang=lang,
         title=t("digest.title", lang, as_of=as_of.isoformat()),
         body=body,
-        severity="warning" if attention else "info",
+        severity="error" if b.failure_human else "warning" if attention else "info",
         link=run_link(run_id),
         figures=b.figures,
     )
@@ -393,7 +411,7 @@ def queue_digest(d: Digest, hold_seconds: float = 0) -> int:
     return n
 
 
-def finalize_digest(run_id: str, as_of: date | str | None = None, engine: Engine | None = None) -> dict:
+def finalize_digest(run_id: str, as_of: date | str | None = None, engine: Engine | None = None, error: BaseException | None = None) -> dict:
     """After the nightly run finished (completion or failure hook): rebuild the digest with
     the run's final figures (status, duration, stage times, rows loaded/quarantined), update
     the queued digest - or queue it when the run failed before its digest stage - and
@@ -412,7 +430,7 @@ def finalize_digest(run_id: str, as_of: date | str | None = None, engine: Engine
         from userops.clock import shop_today
 
         as_of = shop_today()
-    d = build_digest(as_of, run_id, engine=engine)
+    d = build_digest(as_of, run_id, engine=engine, error=error)
     with engine.begin() as conn:
         updated = conn.execute(
             OUTBOX.update()

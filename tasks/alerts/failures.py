@@ -12,6 +12,7 @@ from datetime import date
 
 from tasks.alerts import enqueue_alert
 from tasks.alerts.safety import clean, error_summary
+from userops.clock import shop_today
 from userops.i18n import join_list, t
 from userops.settings import get_settings
 
@@ -27,6 +28,8 @@ def root_run(flow_run, max_depth: int = 10):
     it is not a subflow or the API cannot tell."""
     current = flow_run
     names = {}
+    if not getattr(flow_run, "parent_task_run_id", None):  # not a subflow: no API call needed
+        return str(flow_run.id), None, getattr(flow_run, "name", None)
     try:
         from prefect.client.orchestration import get_client
 
@@ -60,6 +63,18 @@ def queue_flow_failure(flow_name: str, flow_run, state=None, crashed: bool = Fal
     """Queue a ``flow_failed`` alert (and a ``validation`` one when a batch was rejected).
     Returns the number of new outbox rows. ``read_result``: take the exception from the
     state (in a hook); off for a state read back from the API (no result there)."""
+    return queue_alerts(flow_failure_alerts(flow_name, flow_run, state, crashed=crashed, exc=exc, day=day, lang=lang, read_result=read_result))
+
+
+def queue_alerts(alerts: list[dict]) -> int:
+    """Queue alerts built by ``flow_failure_alerts`` (``enqueue_alert`` keyword sets)."""
+    return sum(enqueue_alert(**a) for a in alerts)
+
+
+def flow_failure_alerts(flow_name: str, flow_run, state=None, crashed: bool = False, exc: BaseException | None = None, day: date | None = None, lang: str | None = None, read_result: bool = True) -> list[dict]:
+    """The alerts of a failed or crashed flow run, as ``enqueue_alert`` keyword sets: the
+    ``flow_failed`` alert, plus a ``validation`` one when a batch was rejected. Needs no
+    warehouse (the hook sends them straight to the channels when the outbox is down)."""
     if exc is None and state is not None and read_result:
         exc = state_exception(state)
     message = getattr(state, "message", None) if state is not None else None
@@ -76,38 +91,52 @@ def queue_flow_failure(flow_name: str, flow_run, state=None, crashed: bool = Fal
         lines.append(t("alert.flow.part_of", lang, flow=root_flow, run=clean(root_name or root_id)))
     if crashed:
         lines.append(t("alert.flow.crash_hint", lang))
+    elif exc is not None:
+        from tasks.alerts.problems import describe_failure
+
+        lines.append(t("alert.flow.fix", lang, fix=describe_failure(exc, flow=flow_name, lang=lang).fix))
     title_key = "alert.flow_crashed.title" if crashed else "alert.flow_failed.title"
     link = flow_run_link(run_id)
-    n = enqueue_alert(
-        "flow_failed",
-        t(title_key, lang, flow=flow_name),
-        "\n".join(lines),
-        severity="error",
-        subject=root_id,
-        day=day,
-        payload={"link": link, "link_label": t("alert.view_run", lang), "flow": flow_name, "flow_run_id": run_id, "state": state_name},
-    )
-    n += queue_batch_rejected(exc, root_id, link, day=day, lang=lang)
-    return n
+    day = day or shop_today()
+    alerts = [
+        dict(
+            kind="flow_failed",
+            title=t(title_key, lang, flow=flow_name),
+            body="\n".join(lines),
+            severity="error",
+            subject=root_id,
+            day=day,
+            payload={"link": link, "link_label": t("alert.view_run", lang), "flow": flow_name, "flow_run_id": run_id, "state": state_name},
+        )
+    ]
+    rejected = batch_rejected_alert(exc, root_id, link, day=day, lang=lang)
+    if rejected:
+        alerts.append(rejected)
+    return alerts
 
 
 def queue_batch_rejected(exc: BaseException | None, run_id: str, link: str | None = None, day: date | None = None, lang: str | None = None) -> int:
     """A ``validation`` alert when ``exc`` is a rejected batch (tasks.validate.BatchRejected)."""
+    alert = batch_rejected_alert(exc, run_id, link, day=day, lang=lang)
+    return enqueue_alert(**alert) if alert else 0
+
+
+def batch_rejected_alert(exc: BaseException | None, run_id: str, link: str | None = None, day: date | None = None, lang: str | None = None) -> dict | None:
     try:
         from tasks.validate import BatchRejected
     except Exception:  # pragma: no cover - data path unavailable
-        return 0
+        return None
     if not isinstance(exc, BatchRejected):
-        return 0
+        return None
     lines = [t("alert.validation.body", lang, reason=error_summary(None, str(exc)))]
     if exc.counts:
         rules = join_list((f"{k} {v:,}" for k, v in sorted(exc.counts.items(), key=lambda kv: -int(kv[1] or 0))[:8]), lang)
         lines.append(t("alert.validation.rules", lang, rules=clean(rules)))
     lines.append(t("alert.validation.hint", lang))
-    return enqueue_alert(
-        "validation",
-        t("alert.validation.title", lang, table=exc.table),
-        "\n".join(lines),
+    return dict(
+        kind="validation",
+        title=t("alert.validation.title", lang, table=exc.table),
+        body="\n".join(lines),
         severity="error",
         subject=f"{run_id}|{exc.table}",
         day=day,

@@ -81,6 +81,58 @@ register(
         "alert.deliver.internal": {"zh-CN": "内部错误（{error}）", "en": "internal error ({error})"},
         "alert.deliver.internal_error": {"zh-CN": "内部错误：{error}", "en": "internal error: {error}"},
         "alert.deliver.gave_up": {"zh-CN": "{hours} 小时后仍未送达，已放弃", "en": "gave up after {hours} h"},
+        # why a run failed, for the operator (tasks.alerts.problems): step, reason, what to do
+        "problem.step.warehouse": {"zh-CN": "连接数据仓库", "en": "connecting to the warehouse"},
+        "problem.step.validation": {"zh-CN": "校验 {table} 数据", "en": "validating {table}"},
+        "problem.step.validation_any": {"zh-CN": "校验源数据", "en": "validating the source data"},
+        "problem.step.source": {"zh-CN": "读取数据源", "en": "reading the sources"},
+        "problem.step.run": {"zh-CN": "运行 {flow}", "en": "running {flow}"},
+        "problem.fix.warehouse": {
+            "zh-CN": "请检查 USEROPS_DATABASE_URL（主机、端口、库名、用户）以及数据库是否在运行",
+            "en": "check USEROPS_DATABASE_URL (host, port, database, user) and that the database is running",
+        },
+        "problem.fix.validation": {
+            "zh-CN": "该批次未入库；用 `userops quarantine list` 查看被拒的行和规则，并修复源数据",
+            "en": "nothing of the batch was loaded; see the rejected rows and rules with `userops quarantine list` and fix the source data",
+        },
+        "problem.fix.source_url": {
+            "zh-CN": "请设置数据源地址 USEROPS_CRM__URL 和 USEROPS_ORDERS__URL（或运行 `userops demo` 使用示例系统）",
+            "en": "set the source URLs USEROPS_CRM__URL and USEROPS_ORDERS__URL (or run `userops demo` for the sample systems)",
+        },
+        "problem.fix.source": {
+            "zh-CN": "请检查数据源是否可用，以及其地址、令牌或 API 密钥",
+            "en": "check that the source is up and its URL, token or API key",
+        },
+        "problem.fix.other": {
+            "zh-CN": "请在 Prefect 界面查看本次运行的日志（含完整错误堆栈）并修复原因",
+            "en": "read the run's log in the Prefect UI (it has the full traceback) and fix the cause",
+        },
+        "problem.rerun.nightly": {"zh-CN": "{fix}，然后重新运行 `userops run nightly`", "en": "{fix}, then re-run `userops run nightly`"},
+        "problem.rerun.flow": {"zh-CN": "{fix}，然后重新运行 {flow}", "en": "{fix}, then re-run {flow}"},
+        # one line each: the digest's run section and its "needs a human" entry
+        "problem.line": {"zh-CN": "{step}失败：{reason}", "en": "{step} failed: {reason}"},
+        "problem.human": {"zh-CN": "夜间任务失败（{step}）：{fix}", "en": "the nightly run failed ({step}): {fix}"},
+        # state hooks (flows/hooks.py): what happened to a failure alert, honestly
+        "alert.log.hook_delivery_failed": {
+            "zh-CN": "告警：状态钩子中的投递失败（{error}）；已排队的告警留在发件箱，下次投递时发送（`userops alert deliver`）",
+            "en": "alerts: delivery from a state hook failed ({error}); queued alerts wait in the outbox for the next delivery pass (`userops alert deliver`)",
+        },
+        "alert.log.digest_not_finalized": {
+            "zh-CN": "告警：无法生成本次夜间摘要（{error}）",
+            "en": "alerts: could not finalize the nightly digest ({error})",
+        },
+        "alert.log.failure_not_built": {
+            "zh-CN": "告警：无法生成 {flow} 的失败告警（{error}），未发送；详情见 Prefect 中的运行日志",
+            "en": "alerts: could not build the failure alert of {flow} ({error}); nothing was sent; see the run's log in Prefect",
+        },
+        "alert.log.sent_directly": {
+            "zh-CN": "告警：告警发件箱（在数据仓库中）写不进去（{error}），{flow} 的失败告警已直接发送到 {channels}（未留存，不会重发）",
+            "en": "alerts: the alert outbox (in the warehouse) cannot be written ({error}); sent the failure alert of {flow} directly to {channels} (not stored, not retried)",
+        },
+        "alert.log.direct_failed": {
+            "zh-CN": "告警：告警发件箱（在数据仓库中）写不进去（{error}），{flow} 的失败告警直接发送也未成功（{verdicts}）；该告警没有留存，请查看 Prefect 中的运行日志",
+            "en": "alerts: the alert outbox (in the warehouse) cannot be written ({error}) and the failure alert of {flow} could not be sent directly either ({verdicts}); it is not stored anywhere: see the run's log in Prefect",
+        },
         "alert.log.rate_limited": {
             "zh-CN": "告警：渠道 {channel} 被限流；{seconds} 秒后重试",
             "en": "alerts: channel {channel} is rate limited; retrying in {seconds}s",
@@ -101,6 +153,7 @@ register(
         "alert.flow.run": {"zh-CN": "运行：{run}", "en": "Run: {run}"},
         "alert.flow.error": {"zh-CN": "错误：{error}", "en": "Error: {error}"},
         "alert.flow.state": {"zh-CN": "状态：{state}", "en": "State: {state}"},
+        "alert.flow.fix": {"zh-CN": "处理：{fix}", "en": "What to do: {fix}"},
         "alert.flow.part_of": {"zh-CN": "所属：{flow} 的运行 {run}", "en": "Part of: {flow} run {run}"},
         "alert.flow.crash_hint": {
             "zh-CN": "进程或基础设施中断（被杀死、内存不足、机器重启），运行内的钩子未能执行。",

@@ -136,6 +136,46 @@ def deliver_pending(engine: Engine | None = None, now: datetime | None = None, c
     return d.run(max_rows).as_dict()
 
 
+_SENT_DIRECTLY: set[tuple[str, str]] = set()  # (dedupe key, channel) posted by send_direct in this process
+
+
+def send_direct(alerts: list[dict], channels: dict[str, Channel] | None = None, lang: str | None = None) -> dict:
+    """When the outbox itself cannot be written (the warehouse is down): post alerts - given
+    as ``enqueue_alert`` keyword sets - straight to the channels their kind is routed to,
+    formatted as the outbox would, once each (per process: a failing subflow and its parent
+    post one alert), with no retry, rate-limit bookkeeping or record. Never raises.
+    Returns ``{channel: verdict}`` (``alert.deliver.ok`` or the channel's error)."""
+    from tasks.alerts.routing import channels_for, load_channels
+    from userops.clock import shop_today
+
+    verdicts: dict[str, str] = {}
+    try:
+        channels = load_channels() if channels is None else channels
+    except Exception as exc:  # pragma: no cover - settings unreadable
+        log.warning("alerts: no channel to send to directly (%s)", type(exc).__name__)
+        return verdicts
+    for a in alerts:
+        day = a.get("day") or shop_today()
+        key = f"{a['kind']}|{a.get('subject', '')}|{day.isoformat()}"[:200]
+        row = _Row(0, a["kind"], "", a.get("severity") or "warning", a["title"], a["body"], dict(a.get("payload") or {}), 0, utcnow())
+        for name in a.get("channels") or channels_for(a["kind"]):
+            chan = channels.get(name)
+            if chan is None:
+                verdicts[name] = t("alert.deliver.not_configured", lang)
+                continue
+            if (key, name) in _SENT_DIRECTLY:
+                continue
+            _SENT_DIRECTLY.add((key, name))  # once, even if this post fails half-way
+            try:
+                chan.send(alert_message(row, lang, chan.secrets()), lang)
+                verdicts[name] = t("alert.deliver.ok", lang)
+            except DeliveryError as exc:
+                verdicts[name] = clean(exc.localized(lang), chan.secrets())
+            except Exception as exc:  # a bug must not hide the failure alert's fate
+                verdicts[name] = t("alert.deliver.internal", lang, error=type(exc).__name__)
+    return verdicts
+
+
 def pending_count(engine: Engine | None = None) -> int:
     engine = engine or get_engine()
     with engine.connect() as conn:

@@ -130,3 +130,53 @@ def test_digest_is_queued_once_per_day_and_lists_undelivered_alerts(warehouse):
     rows = outbox(warehouse, kind="digest")
     assert len(rows) == 1 and rows[0].dedupe_key == f"digest|{RUN}|2026-11-20"  # one digest per nightly run
     assert json.loads(rows[0].payload)["link"] == d.link
+
+
+# -- a failed night says why and what to do (the run's error, scrubbed, under "needs a human")
+REJECTED_ORDERS = (
+    "orders: 300 of 3106 rows (9.7%) failed validation, above the 5% limit; nothing from this batch was loaded. "
+    "Rules: amount_negative 300. Customer 13812345678 li.lei@example.com"
+)
+
+
+def _failed_run(engine, error: str):
+    with engine.begin() as conn:
+        insert_rows(
+            conn,
+            "pipeline_runs",
+            [{"run_id": RUN, "flow": "nightly", "as_of": AS_OF, "started_at": NOW - timedelta(seconds=40), "finished_at": NOW, "status": "failed",
+              "stats": json.dumps({"stages": {}}), "error": error}],
+        )
+
+
+def _human(body: str) -> list[str]:
+    part = body.split("需要人工处理" if "需要人工处理" in body else "Needs a human", 1)[1]
+    return [ln[2:] for ln in part.splitlines() if ln.startswith("- ")]
+
+
+def test_failed_night_with_a_rejected_batch_says_why_and_needs_a_human(warehouse):
+    from tasks.validate import BatchRejected
+
+    _failed_run(warehouse, REJECTED_ORDERS)
+    exc = BatchRejected("orders", REJECTED_ORDERS, {"amount_negative": 300})
+    for error in (None, exc):  # from the stored error text, or from the failure hook's exception
+        d = build_digest(AS_OF, RUN, lang="zh-CN", now=NOW, error=error)
+        assert "**运行**：失败" in d.body
+        assert "校验 orders 数据失败：" in d.body and "300 of 3106 rows" in d.body
+        human = _human(d.body)
+        assert human and human[0].startswith("夜间任务失败（校验 orders 数据）：") and "userops quarantine list" in human[0]
+        assert "无" not in human
+        assert "13812345678" not in d.body and "li.lei@example.com" not in d.body
+        assert d.severity == "error"
+    d = build_digest(AS_OF, RUN, lang="en", now=NOW, error=exc)
+    assert "validating orders failed: " in d.body
+    assert _human(d.body)[0].startswith("the nightly run failed (validating orders): ")
+
+
+def test_failed_night_without_a_source_url_says_what_to_set(warehouse):
+    _failed_run(warehouse, "no URL configured for the crm source: set USEROPS_CRM__URL (or run `userops demo` to use the sample CRM and order system)")
+    d = build_digest(AS_OF, RUN, lang="zh-CN", now=NOW)
+    assert "读取数据源失败：" in d.body and "USEROPS_CRM__URL" in d.body
+    human = _human(d.body)
+    assert human[0].startswith("夜间任务失败（读取数据源）：") and "USEROPS_CRM__URL" in human[0]
+    assert "无" not in human

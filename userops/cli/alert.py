@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import unicodedata
+from contextlib import contextmanager
 
 import typer
 
@@ -47,6 +48,10 @@ register_messages(
         "alert.cli.col.next": {"zh-CN": "下次尝试（UTC）", "en": "next (UTC)"},
         "alert.cli.col.title": {"zh-CN": "标题", "en": "title"},
         "alert.cli.last_error": {"zh-CN": "最近错误：{error}", "en": "last error: {error}"},
+        "alert.cli.prefect_unreachable": {
+            "zh-CN": "连不上 Prefect 服务器 {url}（{error}）。请先启动它：`userops serve`（或把 PREFECT_API_URL 指向正在运行的 Prefect 服务器），然后重试",
+            "en": "The Prefect server is not reachable at {url} ({error}). Start it with `userops serve` (or point PREFECT_API_URL at a running Prefect server), then try again",
+        },
         "alert.cli.automation_created": {
             "zh-CN": "已创建自动化 '{name}'（运行部署 {deployment_id}）",
             "en": "created automation '{name}' (runs deployment {deployment_id})",
@@ -61,6 +66,30 @@ register_messages(
 
 def register(app: typer.Typer) -> None:
     app.add_typer(alert_app, name="alert")
+
+
+@contextmanager
+def _prefect_server():
+    """Commands that talk to the Prefect server: one line saying it is not reachable (and how
+    to start it) instead of an httpx traceback."""
+    import httpx
+
+    try:
+        yield
+    except (httpx.ConnectError, httpx.ConnectTimeout, httpx.ReadTimeout, httpx.RemoteProtocolError) as exc:
+        typer.echo(t("alert.cli.prefect_unreachable", url=_prefect_api_url(), error=type(exc).__name__), err=True)
+        raise typer.Exit(1)
+
+
+def _prefect_api_url() -> str:
+    import os
+
+    try:
+        from prefect.settings import get_current_settings
+
+        return os.environ.get("PREFECT_API_URL") or get_current_settings().api.url or "—"
+    except Exception:  # pragma: no cover - settings unreadable
+        return os.environ.get("PREFECT_API_URL") or "—"
 
 
 def _pad(text: str, width: int, right: bool = False) -> str:
@@ -187,7 +216,9 @@ def register_blocks_cmd(
     Registers the alert-channel block types on the Prefect server first."""
     from tasks.alerts.blocks import register_blocks
 
-    for line in register_blocks(overwrite=overwrite):
+    with _prefect_server():
+        lines = register_blocks(overwrite=overwrite)
+    for line in lines:
         typer.echo(f"  {line}")
 
 
@@ -196,6 +227,7 @@ def automation_cmd() -> None:
     """Create or update the Prefect automation that alerts on crashed flow runs."""
     from tasks.alerts.automations import ensure_crash_automation
 
-    res = ensure_crash_automation()
+    with _prefect_server():
+        res = ensure_crash_automation()
     key = "alert.cli.automation_created" if res["created"] else "alert.cli.automation_updated"
     typer.echo(t(key, name=res["name"], deployment_id=res["deployment_id"]))

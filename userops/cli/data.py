@@ -34,6 +34,10 @@ register_messages(
         "demo.warehouse": {"zh-CN": "数据仓库：{url}", "en": "Warehouse: {url}"},
         "db.up_to_date": {"zh-CN": "数据库结构已是最新：{url}", "en": "schema up to date: {url}"},
         "run.stage_time": {"zh-CN": "{stage} {seconds} 秒", "en": "{stage} {seconds}s"},
+        "run.failed.step": {"zh-CN": "夜间任务失败：{step}出错：{reason}", "en": "Nightly run failed while {step}: {reason}"},
+        "run.failed.fix": {"zh-CN": "处理：{fix}", "en": "What to do: {fix}"},
+        "run.failed.details": {"zh-CN": "详情：Prefect 界面中的本次运行 {link}（运行日志里有完整的错误堆栈）",
+                               "en": "Details: this run in the Prefect UI, {link} (its log has the full traceback)"},
         "quarantine.field.id": {"zh-CN": "编号", "en": "id"},
         "quarantine.field.source_table": {"zh-CN": "来源表", "en": "source_table"},
         "quarantine.field.source_id": {"zh-CN": "来源编号", "en": "source_id"},
@@ -212,13 +216,78 @@ def run_nightly(
     from userops.cli.options import day as parse_day
 
     day = parse_day(as_of)
-    try:
-        stats = nightly(as_of=day, full_refresh=full_refresh)
-    except Exception as exc:
-        typer.echo(t("nightly.failed", error=exc), err=True)
+    with _console_without_tracebacks():
+        state = nightly(as_of=day, full_refresh=full_refresh, return_state=True)
+    if not state.is_completed():
+        _nightly_failed(state)
         raise typer.Exit(1)
+    stats = state.result()
     typer.echo(t("nightly.done", as_of=stats["as_of"], duration=stats.get("duration_s")))
     _print_stats(stats)
+
+
+@contextmanager
+def _console_without_tracebacks():
+    """Prefect logs a failed run's traceback (flow and task run) to the terminal and to the
+    run's log in Prefect. While the block runs, the terminal's copy is the log line without
+    the traceback; Prefect's run log (and a log file) keep it whole."""
+    import logging
+
+    try:
+        from prefect.logging.configuration import ensure_logging_setup
+
+        ensure_logging_setup()
+    except Exception:  # pragma: no cover - another Prefect version
+        pass
+    wrapped = []
+    for lg in [logging.getLogger()] + [v for v in list(logging.root.manager.loggerDict.values()) if isinstance(v, logging.Logger)]:
+        for h in lg.handlers:
+            if isinstance(h, logging.FileHandler) or not isinstance(h, logging.StreamHandler):
+                continue  # a log file keeps its tracebacks; Prefect's API handler is no StreamHandler
+            if "format" in vars(h):
+                continue  # already wrapped (the same handler on two loggers)
+            wrapped.append(h)
+            h.format = _format_without_traceback(h)
+    try:
+        yield
+    finally:
+        for h in wrapped:
+            vars(h).pop("format", None)
+
+
+def _format_without_traceback(handler):
+    cls_format = type(handler).format
+
+    def format(record):
+        saved = (record.exc_info, record.exc_text, record.stack_info)
+        record.exc_info = record.exc_text = record.stack_info = None
+        try:
+            return cls_format(handler, record)
+        finally:
+            record.exc_info, record.exc_text, record.stack_info = saved
+
+    return format
+
+
+def _nightly_failed(state) -> None:
+    """The operator's account of a failed nightly run: which step, why, what to do, where the
+    details are (the run in the Prefect UI; its log has the traceback)."""
+    from tasks.alerts.failures import flow_run_link, state_exception
+    from tasks.alerts.problems import describe_failure
+
+    exc = state_exception(state)
+    problem = describe_failure(exc, None if exc is not None else getattr(state, "message", None))
+    if problem.kind == "warehouse":
+        from userops.db import get_engine
+
+        url = get_engine().url.render_as_string(hide_password=True)
+        typer.echo(t("nightly.failed", error=t("cli.db_unreachable", url=url, detail=problem.detail)), err=True)
+    else:
+        typer.echo(t("run.failed.step", step=problem.step, reason=problem.reason), err=True)
+        typer.echo("  " + t("run.failed.fix", fix=problem.fix), err=True)
+    run_id = getattr(getattr(state, "state_details", None), "flow_run_id", None)
+    if run_id:
+        typer.echo("  " + t("run.failed.details", link=flow_run_link(run_id)), err=True)
 
 
 @db_app.command("upgrade")

@@ -1,0 +1,102 @@
+"""Why a run failed, told to an operator: which step, why (scrubbed), what to do.
+
+``describe_failure(exc)`` (or ``describe_failure(text=...)`` for an error stored as text,
+e.g. ``pipeline_runs.error``) returns a :class:`Problem` used by the nightly digest (the
+run line and its "needs a human" section), the ``flow_failed`` alert (what to do) and
+``userops run nightly``. Texts are zh-CN (default) and en (``problem.*`` in
+``tasks.alerts.messages``); the reason is one line, with no URL, phone number, email or
+secret (``tasks.alerts.safety``).
+"""
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+from tasks.alerts.safety import error_summary
+from userops.i18n import t
+
+_DB_DOWN = ("Connection refused", "could not connect", "could not translate host name", "unable to open database file",
+            "password authentication failed", "timeout expired", "server closed the connection", "Is the server running")
+_NO_URL = re.compile(r"no URL configured for the (\w+) source|没有配置 (\w+) 数据源的地址")
+_SOURCE_TEXT = re.compile(r"no answer after \d+ attempts|尝试 \d+ 次|: HTTP \d{3}\b|：HTTP \d{3}")
+_REJECTED = re.compile(r"^(\w+): (?:\d+ of \d+ rows .*failed validation|table rule |required column|rule \S+ could not be evaluated)")
+
+
+@dataclass
+class Problem:
+    kind: str  # warehouse / validation / source / other
+    step: str
+    reason: str  # one scrubbed line
+    fix: str
+    detail: str = ""  # the database's own first line (warehouse), for the CLI
+
+    def line(self, lang: str | None = None) -> str:
+        return t("problem.line", lang, step=self.step, reason=self.reason)
+
+    def human(self, lang: str | None = None) -> str:
+        return t("problem.human", lang, step=self.step, fix=self.fix)
+
+
+def _db_text(exc: BaseException) -> str:
+    orig = getattr(exc, "orig", None)
+    return str(orig if orig is not None else exc)
+
+
+def warehouse_unreachable(exc: BaseException | None = None, text: str | None = None) -> bool:
+    """``exc`` (or an error text) says the warehouse could not be reached at all."""
+    if exc is not None:
+        try:
+            from sqlalchemy.exc import OperationalError
+        except Exception:  # pragma: no cover
+            return False
+        if not isinstance(exc, OperationalError):
+            return False
+        text = _db_text(exc)
+    text = text or ""
+    if "OperationalError" not in text and exc is None:
+        return False
+    return any(m in text for m in _DB_DOWN) and "relation" not in text
+
+
+def describe_failure(exc: BaseException | None = None, text: str | None = None, flow: str = "nightly", lang: str | None = None) -> Problem:
+    """The operator's account of a failed run of ``flow`` from its exception or, failing
+    that, the error text stored with the run."""
+    p = _describe(exc, text, flow, lang)
+    if flow == "nightly":
+        p.fix = t("problem.rerun.nightly", lang, fix=p.fix)
+    else:
+        p.fix = t("problem.rerun.flow", lang, fix=p.fix, flow=flow)
+    return p
+
+
+def _describe(exc: BaseException | None, text: str | None, flow: str, lang: str | None) -> Problem:
+    raw = text or ""
+    if exc is not None:
+        raw = str(exc)
+    reason = (exc.localized(lang) if exc is not None and hasattr(exc, "localized") else None)
+    reason = error_summary(None, reason or raw) or (type(exc).__name__ if exc is not None else "—")
+    if warehouse_unreachable(exc, raw if exc is None else None):
+        detail = error_summary(None, _db_text(exc) if exc is not None else raw.replace("(psycopg2.OperationalError) ", ""))
+        detail = detail.replace("(psycopg2.OperationalError) ", "")
+        return Problem("warehouse", t("problem.step.warehouse", lang), detail, t("problem.fix.warehouse", lang), detail=detail)
+    table = getattr(exc, "table", None) if exc is not None else None
+    rejected = False
+    if exc is not None:
+        try:
+            from tasks.validate import BatchRejected
+
+            rejected = isinstance(exc, BatchRejected)
+        except Exception:  # pragma: no cover - data path unavailable
+            rejected = False
+    else:
+        m = _REJECTED.match(raw)
+        rejected, table = bool(m), (m.group(1) if m else None)
+    if rejected:
+        step = t("problem.step.validation", lang, table=table) if table else t("problem.step.validation_any", lang)
+        return Problem("validation", step, reason, t("problem.fix.validation", lang))
+    source = type(exc).__name__ == "SourceError" if exc is not None else False
+    no_url = getattr(exc, "key", None) == "source.no_url" or bool(_NO_URL.search(raw))
+    if source or no_url or (exc is None and _SOURCE_TEXT.search(raw)):
+        fix = t("problem.fix.source_url", lang) if no_url else t("problem.fix.source", lang)
+        return Problem("source", t("problem.step.source", lang), reason, fix)
+    return Problem("other", t("problem.step.run", lang, flow=flow), reason, t("problem.fix.other", lang))

@@ -1,0 +1,98 @@
+"""The warehouse (and so the alert outbox) is down when a flow fails: the failure hook posts
+the alert straight to the configured channels - once, formatted as the outbox would, with
+no personal data or secret - and the log says what really happened. Real HTTP to the fake
+Slack / DingTalk robots on loopback; the state hooks are called as Prefect calls them."""
+from __future__ import annotations
+
+import logging
+import socket
+import uuid
+from types import SimpleNamespace
+
+import pytest
+
+from flows.hooks import alert_on_failure
+
+
+def _closed_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]  # nothing listens once the socket is closed
+
+
+@pytest.fixture
+def warehouse_down(monkeypatch):
+    from userops.db import dispose_engines
+    from userops.settings import reset_settings
+
+    monkeypatch.setenv("USEROPS_DATABASE_URL", f"postgresql://ops:pw@127.0.0.1:{_closed_port()}/shop")
+    reset_settings()
+    dispose_engines()
+    yield
+    dispose_engines()
+
+
+class _State:
+    name = "Failed"
+
+    def __init__(self, exc):
+        self.exc = exc
+        self.message = f"Flow run encountered an exception: {exc}"
+
+    def result(self, raise_on_failure=True):
+        return self.exc
+
+
+def _fail(flow_name: str = "nightly", exc: BaseException | None = None):
+    run = SimpleNamespace(id=uuid.uuid4(), name=f"{flow_name}-2026-11-20", parent_task_run_id=None, parameters={})
+    exc = exc or RuntimeError("warehouse gone while serving li.lei@example.com 13812345678")
+    alert_on_failure(SimpleNamespace(name=flow_name), run, _State(exc))
+    return run
+
+
+def test_failure_alert_goes_straight_to_the_channels_when_the_outbox_is_down(warehouse_down, use_channels, slack, dingtalk, caplog):
+    use_channels(slack=slack, dingtalk=dingtalk)
+    caplog.set_level(logging.INFO, logger="userops.alerts")
+    run = _fail()
+    # the hook again for the same run (a failing subflow and its parent share the root run): nothing more
+    alert_on_failure(SimpleNamespace(name="nightly"), run, _State(RuntimeError("again")))
+    assert len(slack.received) == 1 and len(dingtalk.received) == 1 and not slack.rejected and not dingtalk.rejected
+    text = slack.received[0]["text"]
+    assert "流程失败：nightly" in text and "RuntimeError" in text and f"/runs/flow-run/{run.id}" in text
+    assert "13812345678" not in text and "li.lei@example.com" not in text
+    ding = str(dingtalk.received[0])
+    assert "流程失败：nightly" in ding and "13812345678" not in ding
+    logged = "\n".join(r.getMessage() for r in caplog.records)
+    assert "直接发送到 slack，dingtalk" in logged or "直接发送到 dingtalk，slack" in logged
+    assert "留在发件箱" not in logged and "stay in the outbox" not in logged
+    assert slack.token not in logged and dingtalk.secret not in logged
+
+
+def test_rejected_batch_alerts_both_kinds_directly(warehouse_down, use_channels, slack):
+    from tasks.validate import BatchRejected
+
+    use_channels(slack=slack, language="en")
+    _fail(exc=BatchRejected("orders", "orders: 300 of 3106 rows (9.7%) failed validation, above the 5% limit", {"amount_negative": 300}))
+    titles = sorted(p["blocks"][0]["text"]["text"] for p in slack.received)
+    assert len(titles) == 2 and any("Flow failed: nightly" in x for x in titles) and any("orders batch was rejected" in x for x in titles)
+
+
+def test_the_log_says_so_when_the_direct_send_fails_too(warehouse_down, use_channels, slack, caplog):
+    use_channels(slack=slack, language="en")
+    slack.channel_state = "archived"
+    caplog.set_level(logging.INFO, logger="userops.alerts")
+    _fail()
+    assert slack.received == [] and slack.rejected
+    logged = "\n".join(r.getMessage() for r in caplog.records)
+    assert "could not be sent directly either" in logged and "archived" in logged
+    assert "stay in the outbox" not in logged
+    assert slack.token not in logged
+
+
+def test_outbox_up_the_hook_still_queues_and_delivers(warehouse, use_channels, slack):
+    from tests.alerts.conftest import outbox
+
+    use_channels(slack=slack)
+    _fail("alert-test-direct")
+    rows = outbox(warehouse)
+    assert [r.kind for r in rows] == ["flow_failed"] and rows[0].status == "sent" and len(slack.received) == 1
