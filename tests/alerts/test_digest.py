@@ -160,7 +160,7 @@ def test_failed_night_with_a_rejected_batch_says_why_and_needs_a_human(warehouse
     _failed_run(warehouse, REJECTED_ORDERS)
     exc = BatchRejected("orders", REJECTED_ORDERS, {"amount_negative": 300})
     for error in (None, exc):  # from the stored error text, or from the failure hook's exception
-        d = build_digest(AS_OF, RUN, lang="zh-CN", now=NOW, error=error)
+        d = build_digest(AS_OF, RUN, lang="zh-CN", now=NOW, **({"error": error} if error is not None else {}))
         assert "**运行**：失败" in d.body
         assert "校验 orders 数据失败：" in d.body and "300 of 3106 rows" in d.body
         human = _human(d.body)
