@@ -109,7 +109,7 @@ def settle_quarantine(conn: Connection, table: str, run_id: str, suites: dict, r
     q = read_frame(
         conn,
         sa.text(
-            "SELECT id, source_id, record_hash, rule, record, run_id, assume_tz, resolved_at FROM quarantine "
+            "SELECT id, source_id, record_hash, rule, record, run_id, assume_tz, resolved_at, seen_at FROM quarantine "
             "WHERE source_table = :t AND source_id IN ("
             "SELECT q2.source_id FROM quarantine q2 WHERE q2.source_table = :t AND q2.resolved_at IS NULL "
             f"AND (q2.rule IN :refs OR EXISTS (SELECT 1 FROM {table} w WHERE w.{id_col} = q2.source_id)))"
@@ -140,6 +140,12 @@ def settle_quarantine(conn: Connection, table: str, run_id: str, suites: dict, r
     wh_ts = q["k"].map(wh) if len(wh) else pd.Series(pd.NaT, index=q.index, dtype="datetime64[us]")
     in_wh = q["k"].isin(wh.index)
     newer_in_wh = in_wh & q["rec_ts"].notna() & (wh_ts > q["rec_ts"]).fillna(False)
+    # a record with no change stamp of its own (a file's row without updated_at: an ambiguous
+    # date, a malformed row) is superseded by a version of its key written after it was seen
+    # (the file imported again, fixed or with --date-order; a file's rows are stamped to the
+    # second, so the same second counts as after)
+    seen = pd.to_datetime(q["seen_at"]).astype("datetime64[us]").dt.floor("s")
+    newer_in_wh |= in_wh & q["rec_ts"].isna() & (wh_ts >= seen).fillna(False)
     same_in_wh = in_wh & q["rec_ts"].notna() & (wh_ts == q["rec_ts"]).fillna(False)
     # a row first seen tonight is the operator's to see at least once (a duplicate in the batch)
     superseded = q["open"] & (q["run_id"] != run_id) & (newer_in_wh | (same_in_wh & q["ref_rule"]))

@@ -153,6 +153,17 @@ def test_date_order_says_how_to_read_them(warehouse, tmp_path, order, expected):
     assert runner.invoke(app, ["import", "orders", str(tmp_path / "o.csv"), "--date-order", "dym"]).exit_code == 2
 
 
+def test_importing_again_with_a_date_order_settles_the_quarantined_row(warehouse, tmp_path):
+    _customers(warehouse, tmp_path)
+    p = write(tmp_path, "o.csv", ORDERS_HEAD + "O1,C1,01/11/2025,10,已支付\nO2,C1,2025-11-05,10,已支付\n")
+    assert runner.invoke(app, ["import", "orders", str(p)]).exit_code == 0
+    open_rows = "SELECT source_id, rule FROM quarantine WHERE source_table = 'orders' AND resolved_at IS NULL"
+    assert read_frame(warehouse, open_rows).values.tolist() == [["O1", "paid_at_ambiguous_date"]]
+    assert runner.invoke(app, ["import", "orders", str(p), "--date-order", "dmy"]).exit_code == 0
+    assert read_frame(warehouse, open_rows).empty  # the order is loaded now: no longer the operator's to fix
+    assert "paid_at_ambiguous_date" not in runner.invoke(app, ["quarantine", "list"]).output
+
+
 def test_iso_timestamps_parse_as_before():
     from tasks.validate import _parse_ts
 
