@@ -19,7 +19,7 @@ _DB_DOWN = ("Connection refused", "could not connect", "could not translate host
             "password authentication failed", "timeout expired", "server closed the connection", "Is the server running")
 _NO_URL = re.compile(r"no URL configured for the (\w+) source|没有配置 (\w+) 数据源的地址")
 _SOURCE_TEXT = re.compile(r"no answer after \d+ attempts|尝试 \d+ 次|: HTTP \d{3}\b|：HTTP \d{3}")
-_REJECTED = re.compile(r"^(\w+): (?:\d+ of \d+ rows .*failed validation|table rule |required column|rule \S+ could not be evaluated)")
+_REJECTED = re.compile(r"^(\w+)(?:: (?:\d+ of \d+ rows .*failed validation|table rule |required column|rule \S+ could not be evaluated)|：\d+ 行中有 \d+ 行)")
 
 
 @dataclass
