@@ -221,7 +221,8 @@ register(
 
 METRIC_LABELS = {
     "members": {"zh-CN": "会员", "en": "members"},
-    "active": {"zh-CN": "活跃", "en": "active"},
+    # new + active + loyal, as the health snapshot counts it: not the "active" stage alone
+    "active": {"zh-CN": "活跃会员（新客+活跃+忠诚）", "en": "active members (new + active + loyal)"},
     "silent_share": {"zh-CN": "沉默占比", "en": "silent share"},
     "complaint_rate": {"zh-CN": "投诉率", "en": "complaint rate"},
     "satisfaction": {"zh-CN": "满意度", "en": "satisfaction"},

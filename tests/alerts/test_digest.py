@@ -70,6 +70,7 @@ def test_digest_content_zh_and_en(warehouse):
     assert "各阶段完成" in body and "12 分 5 秒" in body
     assert "orders：隔离 3 行" in body and "customers：隔离 1 行" in body and "amount_negative 3" in body
     assert "活跃 → 沉默：5" in body and "（首次） → 新客：2" in body and "新客 → 活跃" not in body  # only tonight
+    assert "活跃会员（新客+活跃+忠诚）2,000" in body.replace(" ", "")  # the health figure, not the stage of that name
     assert "会员 5,037 (+37)" in body and "沉默占比 38.1% (+4.1pp)" in body and "满意度 83.0% (-3.0pp)" in body
     assert "对比 2026-11-19" in body
     assert "超阈值：沉默占比 = 38.1%（阈值 35.0%）" in body
