@@ -97,8 +97,11 @@ class PayloadError(DeliveryError):
     verdict = "message refused"
 
 
-def _transport_error(kind: str, exc: requests.exceptions.RequestException) -> TransientError:
-    """A transport failure, described from its type (never ``str(exc)``: it quotes the URL)."""
+def _transport_error(kind: str, exc: requests.exceptions.RequestException) -> DeliveryError:
+    """A transport failure, described from its type (never ``str(exc)``: it quotes the URL).
+    A malformed address (``htps:/…``, no scheme) is a configuration error: no retry fixes it."""
+    if isinstance(exc, (requests.exceptions.InvalidSchema, requests.exceptions.MissingSchema, requests.exceptions.InvalidURL)):
+        return ConfigError("alert.channel.bad_url", reached=False, type=kind)
     if isinstance(exc, requests.exceptions.Timeout):
         return TransientError("alert.channel.timeout", reached=False, type=kind)
     if isinstance(exc, requests.exceptions.SSLError):

@@ -28,6 +28,10 @@ register(
         "alert.channel.timeout": {"zh-CN": "{type} 请求超时", "en": "{type} timed out"},
         "alert.channel.tls": {"zh-CN": "{type} TLS 错误", "en": "{type} TLS error"},
         "alert.channel.connection": {"zh-CN": "{type} 连接失败（被拒绝、被重置或无法访问）", "en": "{type} connection failed (refused, reset or unreachable)"},
+        "alert.channel.bad_url": {
+            "zh-CN": "{type} 的 webhook 地址无效（应为以 https:// 开头的完整地址）：这是配置错误，请检查该渠道的 webhook 地址设置",
+            "en": "the {type} webhook URL is not a valid address (expected a full https:// URL): this is a configuration error - check the channel's webhook URL setting",
+        },
         "alert.channel.request": {"zh-CN": "{type} 请求失败（{error}）", "en": "{type} request failed ({error})"},
         "alert.channel.slack.rate_limit": {"zh-CN": "Slack 限流（429 {code}）", "en": "Slack rate limit (429 {code})"},
         "alert.channel.slack.refused": {"zh-CN": "Slack 拒收了这条消息（400 {code}）", "en": "Slack refused the message (400 {code})"},

@@ -50,6 +50,9 @@ def _prefect_api_configured() -> bool:
         return False
 
 
+WEBHOOK_TYPES = ("slack", "dingtalk", "wecom")  # the channels a USEROPS_<TYPE>_WEBHOOK_URL sets up
+
+
 def settings_channels() -> dict:
     from tasks.alerts.channels import DingTalkChannel, SlackChannel, WeComChannel
 

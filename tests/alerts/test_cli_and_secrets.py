@@ -45,8 +45,25 @@ def test_alert_test_prints_the_channels_verdict(warehouse, use_channels, slack, 
     slack.channel_state = "archived"
     code, out = _run("test", "slack")
     assert code == 1 and "channel is archived" in out
-    code, out = _run("test", "teams")
-    assert code == 2 and "not configured" in out
+    code, out = _run("test", "teams")  # not a channel type: no USEROPS_TEAMS_WEBHOOK_URL to set
+    assert code == 2 and "no such channel" in out and "slack, dingtalk, wecom" in out and "USEROPS_TEAMS" not in out
+
+
+def test_alert_test_a_malformed_webhook_is_a_configuration_error(warehouse, use_channels, slack, monkeypatch):
+    """'htps:/…' or no scheme at all is the operator's typo: a configuration error naming the
+    setting to check (a retry would never fix it), with no part of the URL printed; a built-in
+    channel left unset names its variable."""
+    for bad in ("htps:/hooks.slack.test/services/T000/B000/XXXXSECRET", "hooks.slack.test/services/T000/B000/XXXXSECRET"):
+        monkeypatch.setenv("USEROPS_SLACK_WEBHOOK_URL", bad)
+        use_channels(language="en")
+        code, out = _run("test", "slack")
+        assert code == 1 and "configuration error" in out and "webhook URL is not a valid address" in out, out
+        assert "unavailable" not in out and "XXXXSECRET" not in out
+    use_channels(language="zh-CN")
+    code, out = _run("test", "slack")
+    assert code == 1 and "配置错误" in out and "webhook 地址无效" in out
+    code, out = _run("test", "wecom")
+    assert code == 2 and "USEROPS_WECOM_WEBHOOK_URL" in out
 
 
 def test_alert_deliver_and_list(warehouse, use_channels, slack, clock):
@@ -100,7 +117,7 @@ def test_alert_commands_speak_chinese_by_default(warehouse, use_channels, slack,
     assert code == 1 and "dingtalk：配置错误：钉钉机器人安全校验未通过（310000：" in out
     assert "请检查机器人的加签密钥、自定义关键词或 IP 白名单" in out and "configuration error" not in out
     code, out = _run("test", "teams")
-    assert code == 2 and "未配置" in out and "USEROPS_TEAMS_WEBHOOK_URL" in out
+    assert code == 2 and "没有这个渠道" in out and "USEROPS_TEAMS_WEBHOOK_URL" not in out
     code, out = _run("list", "--status", "failed")
     assert code == 0 and out.strip() == "没有告警。"
 

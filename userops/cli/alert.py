@@ -23,6 +23,10 @@ register_messages(
             "zh-CN": "{channel}：未配置（已配置：{known}）。请设置 USEROPS_{upper}_WEBHOOK_URL，或用 `userops alert register-blocks` 创建 block。",
             "en": "{channel}: not configured (configured: {known}). Set USEROPS_{upper}_WEBHOOK_URL or create a block with `userops alert register-blocks`.",
         },
+        "alert.cli.unknown_channel": {
+            "zh-CN": "{channel}：没有这个渠道（已配置：{known}）。渠道是 {types} 之一，或用 `userops alert register-blocks` 创建的 block 的名称。",
+            "en": "{channel}: no such channel (configured: {known}). A channel is one of {types}, or the name of a block created with `userops alert register-blocks`.",
+        },
         "alert.cli.test_failed": {"zh-CN": "{channel}：{verdict}：{error}", "en": "{channel}: {verdict}: {error}"},
         "alert.cli.test_ok": {
             "zh-CN": "{channel}：成功 - {type} 已接受测试消息（共 {parts} 条）",
@@ -117,7 +121,7 @@ def test_cmd(
 ) -> None:
     """Send a test message to CHANNEL now and print the channel's verdict."""
     from tasks.alerts.channels import DeliveryError, Message
-    from tasks.alerts.routing import load_channels
+    from tasks.alerts.routing import WEBHOOK_TYPES, load_channels
     from tasks.alerts.safety import clean
     from userops.clock import utcnow
 
@@ -125,7 +129,10 @@ def test_cmd(
     ch = chans.get(channel)
     if ch is None:
         known = join_list(n for n in chans if n != "log") or t("alert.cli.none")
-        typer.echo(t("alert.cli.not_configured", channel=channel, known=known, upper=channel.upper()), err=True)
+        if channel in WEBHOOK_TYPES:  # a built-in type not set up: name its setting
+            typer.echo(t("alert.cli.not_configured", channel=channel, known=known, upper=channel.upper()), err=True)
+        else:  # no such setting exists: say what a channel can be
+            typer.echo(t("alert.cli.unknown_channel", channel=channel, known=known, types=join_list(WEBHOOK_TYPES)), err=True)
         raise typer.Exit(2)
     msg = Message(title=t("alert.test.title"), body=t("alert.test.body", channel=channel), severity="info", kind="test")
     try:
