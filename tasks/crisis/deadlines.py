@@ -21,7 +21,7 @@ from prefect.cache_policies import NO_CACHE
 from sqlalchemy.engine import Engine
 
 from tasks.alerts import enqueue_alert
-from tasks.crisis import messages  # noqa: F401
+from tasks.crisis.messages import step_status
 from tasks.crisis.util import execute, fmt_duration, read, to_shop_str
 from userops.clock import utcnow
 from userops.db import audit, get_engine
@@ -74,7 +74,7 @@ def watch_deadlines(engine: Engine | None = None, now: datetime | None = None) -
                     "crisis_escalation",
                     t("crisis.escalation.title", incident_id=r.incident_id, step=step_label),
                     t("crisis.escalation.body", due=to_shop_str(r.deadline_at),
-                      late=fmt_duration(pd.Timestamp(now) - r.deadline_at), status=r.status),
+                      late=fmt_duration(pd.Timestamp(now) - r.deadline_at), status=step_status(r.status)),
                     severity="critical",
                     subject=f"{r.incident_id}|{r.step}|escalated",
                     day=day,
@@ -90,7 +90,7 @@ def watch_deadlines(engine: Engine | None = None, now: datetime | None = None) -
                     "crisis_deadline",
                     t("crisis.reminder.title", incident_id=r.incident_id, step=step_label, pct=pct),
                     t("crisis.reminder.body", due=to_shop_str(r.deadline_at),
-                      left=fmt_duration(r.deadline_at - pd.Timestamp(now)), status=r.status),
+                      left=fmt_duration(r.deadline_at - pd.Timestamp(now)), status=step_status(r.status)),
                     severity="warning" if int(pct) < 90 else "error",
                     subject=f"{r.incident_id}|{r.step}|{pct}",
                     day=day,

@@ -3,6 +3,16 @@ from __future__ import annotations
 
 from userops.i18n import register
 
+STEP_STATUSES = ("pending", "waiting", "in_progress", "done", "expired")  # incident_steps.status
+
+
+def step_status(code: str, lang: str | None = None) -> str:
+    """A step's stored status in the operator's words (an unknown code as it is)."""
+    from userops.i18n import t
+
+    return t(f"crisis.step_status.{code}", lang) if code in STEP_STATUSES else str(code)
+
+
 STEP_NAMES = {
     "control": {"zh-CN": "控制扩散", "en": "Control"},
     "clarify": {"zh-CN": "澄清事实", "en": "Clarify"},
@@ -11,6 +21,12 @@ STEP_NAMES = {
 
 register(
     {
+        # a step's status in the operator's words (stored as these codes in incident_steps.status)
+        "crisis.step_status.pending": {"zh-CN": "未开始", "en": "pending"},
+        "crisis.step_status.waiting": {"zh-CN": "等待人工", "en": "waiting for a human"},
+        "crisis.step_status.in_progress": {"zh-CN": "进行中", "en": "in progress"},
+        "crisis.step_status.done": {"zh-CN": "已完成", "en": "done"},
+        "crisis.step_status.expired": {"zh-CN": "已超时", "en": "missed the deadline"},
         "crisis.step.control": STEP_NAMES["control"],
         "crisis.step.clarify": STEP_NAMES["clarify"],
         "crisis.step.compensate": STEP_NAMES["compensate"],

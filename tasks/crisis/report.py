@@ -19,7 +19,7 @@ from prefect import task
 from prefect.cache_policies import NO_CACHE
 from sqlalchemy.engine import Connection, Engine
 
-from tasks.crisis import messages  # noqa: F401
+from tasks.crisis.messages import STEP_STATUSES
 from tasks.crisis.compensate import campaign_name
 from tasks.crisis.incidents import close_incident_row, get_incident, timeline
 from tasks.crisis.util import fmt_duration, read, to_shop_str
@@ -129,9 +129,7 @@ def report_markdown(rep: dict, lang: str | None = None) -> str:
         "low": L("低", "low"), "medium": L("中", "medium"), "high": L("高", "high"), "critical": L("紧急", "critical"),
         "manual": L("人工开启", "opened by hand"), "spike": L("投诉激增自动开启", "complaint spike"),
         "open": L("处理中", "open"), "closed": L("已关闭", "closed"),
-        "pending": L("未开始", "pending"), "waiting": L("等待人工", "waiting for a human"),
-        "in_progress": L("进行中", "in progress"), "done": L("已完成", "done"),
-        "expired": L("已超时", "missed the deadline"),
+        **{code: t(f"crisis.step_status.{code}", lang) for code in STEP_STATUSES},
         # the crisis priorities as the tags name them
         **{tier: t(f"tags.priority.{tier}", lang) for tier in ("core", "potential", "ordinary")},
     }

@@ -46,6 +46,8 @@ def test_reminders_and_escalation_recorded_once(warehouse, pinned_now, monkeypat
     assert r["recorded"] == [{"incident_id": iid, "step": "compensate", "levels": ["50"]}]
 
     alerts = outbox(warehouse)
+    bodies = read_frame(warehouse, "SELECT body FROM alert_outbox ORDER BY id")["body"].tolist()
+    assert "当前状态：未开始。" in bodies[0] and "状态：未开始。请立即处理。" in bodies[3], bodies  # the status in words, not 'pending'
     assert alerts["kind"].tolist() == ["crisis_deadline", "crisis_deadline", "crisis_deadline", "crisis_escalation", "crisis_deadline"]
     esc = alerts[alerts["kind"] == "crisis_escalation"].iloc[0]
     assert esc["severity"] == "critical" and esc["channel"] == "log-escalation"  # the second contact list
