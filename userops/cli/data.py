@@ -144,30 +144,16 @@ def demo(
     typer.echo(t("demo.warehouse", url=get_engine().url.render_as_string(hide_password=True)))
 
 
-# --date-order's help in both languages, kept beside the option it documents (help_texts.HELP
-# holds the other options' texts; this entry is added to it here)
-DATE_ORDER_HELP = {
-    "zh-CN": "日和月在前的日期（如 01/11/2026）怎么读：dmy（11 月 1 日）或 mdy（1 月 11 日）。默认 ymd：两种读法都说得通的日期进入隔离区（ambiguous_date），绝不猜测。",
-    "en": "How to read dates written day and month first, e.g. 01/11/2026: dmy (1 November) or mdy (January 11). "
-          "Default ymd: such a date that reads both ways is quarantined (ambiguous_date), never guessed.",
-}
-
-
-def _register_help() -> None:
-    from userops.cli.help_texts import HELP
-
-    HELP.setdefault("import --date-order", DATE_ORDER_HELP)
-
-
-_register_help()
-
-
 def import_cmd(
     table: str = typer.Argument(..., help="customers | orders | order-items | feedback | events"),
     path: Path = typer.Argument(..., help="A .csv or .xlsx file with the canonical columns (see README)."),
     map_: list[str] = typer.Option([], "--map", help="Rename a source header: --map '会员号=customer_id' (repeatable)."),
     timezone: Optional[str] = typer.Option(None, "--timezone", help="Timezone of times without an offset (default: the shop's)."),
-    date_order: Optional[str] = typer.Option(None, "--date-order", help=DATE_ORDER_HELP["en"]),
+    date_order: Optional[str] = typer.Option(
+        None, "--date-order",
+        help="How to read dates written day and month first, e.g. 01/11/2026: dmy (1 November) or mdy (January 11). "
+             "Default ymd: such a date that reads both ways is quarantined (ambiguous_date), never guessed.",
+    ),
 ) -> None:
     """Import a CSV or Excel file: good rows loaded, bad rows quarantined with their rule."""
     from tasks.extract import FileImportError

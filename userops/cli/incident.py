@@ -235,7 +235,7 @@ def approve_cmd(
     statement_file: Optional[Path] = typer.Option(None, "--statement-file", help="Publish this (edited) text instead of the draft."),
     statement: bool = typer.Option(False, "--statement", help="Approve the statement."),
     core: bool = typer.Option(False, "--core", help="Approve the core customers' apologies."),
-    exclude: list[str] = typer.Option([], "--exclude", help="With --core: a customer id NOT to message (staff call them); repeatable."),
+    exclude: list[str] = typer.Option([], "--exclude", help="With --core: a customer id to leave out: nothing from this incident (no apology, not on the call list); repeatable."),
     takedown: bool = typer.Option(False, "--takedown", help="Confirm the products were taken off sale by hand."),
     by: Optional[str] = typer.Option(None, "--by", help="Your name for the record (default: your login)."),
 ) -> None:
