@@ -133,6 +133,10 @@ register(
         "quarantine.reason.customer_unknown": {"zh-CN": "客户不存在（CRM 中没有该客户）",
                                                "en": "the customer is unknown (not in the CRM)"},
         "quarantine.reason.order_unknown": {"zh-CN": "订单不存在", "en": "the order is unknown"},
+        "demo.staff_listed": {
+            "zh-CN": "另有 {n} 位客户进入员工联系名单（由员工电话或当面联系，不经服务商），文件在 {path}",
+            "en": "{n} more customers went on the staff-outreach list (staff call or meet them; no provider involved), files under {path}",
+        },
         "demo.delivered": {
             "zh-CN": "示例消息服务商本次收到：{counts}",
             "en": "Delivered to the sample providers: {counts}",

@@ -130,18 +130,35 @@ def demo(
         typer.echo(t("demo.services", url=server.url))
         from flows.nightly import nightly
 
+        from userops.clock import utcnow
+
+        started = utcnow()
         try:
             stats = nightly(as_of=today)
         except Exception as exc:
             typer.echo(t("nightly.failed", error=exc), err=True)
             raise typer.Exit(1)
         delivered = dict(hook.by_channel, email=len(smtp.message_ids))
+        staff = _staff_listed_since(started)
     reset_settings()  # the sample services are gone; settings point where they did before
     dispose_engines()
     typer.echo(t("nightly.done", as_of=today, duration=stats.get("duration_s")))
     _print_stats(stats)
     typer.echo("  " + t("demo.delivered", counts=t("list.sep").join(f"{k} {v:,}" for k, v in sorted(delivered.items()))))
+    if staff:  # "sent" on the staff channel = a row in the staff-outreach list, not a provider's message
+        typer.echo("  " + t("demo.staff_listed", n=f"{staff:,}", path="output/outreach/"))
     typer.echo(t("demo.warehouse", url=get_engine().url.render_as_string(hide_password=True)))
+
+
+def _staff_listed_since(started) -> int:
+    """Touches this run put on the staff-outreach list (channel ``staff``), which no provider sees."""
+    import sqlalchemy as sa
+
+    from userops.db import get_engine
+
+    with get_engine().connect() as conn:
+        return int(conn.execute(sa.text("SELECT COUNT(*) FROM touches WHERE channel = 'staff' AND status = 'sent' AND sent_at >= :s"),
+                                {"s": started}).scalar() or 0)
 
 
 def import_cmd(
