@@ -89,9 +89,13 @@ register(
             "zh-CN": "健康度告警 {as_of}：{metric}",
             "en": "Health breach {as_of}: {metric}",
         },
+        # the recall plan starts from the event only where the deployments are served (the
+        # silent-share-recall trigger in prefect.yaml): say so instead of claiming it started
         "health.breach.body.silent_share": {
-            "zh-CN": "沉默会员占比 {value}（阈值 {threshold}），已触发流失预警召回计划。",
-            "en": "Silent members are {value} of all members (threshold {threshold}); the churn-warning recall plan is started.",
+            "zh-CN": "沉默会员占比 {value}（阈值 {threshold}）。已发出事件 userops.health.silent-share-high：部署运行时（`userops serve`）它会自动启动流失预警召回计划；"
+            "未运行部署时请手动执行 `userops campaign run recall`。",
+            "en": "Silent members are {value} of all members (threshold {threshold}). The event userops.health.silent-share-high was emitted: "
+            "where the deployments are served (`userops serve`) it starts the churn-warning recall plan; without them run `userops campaign run recall`.",
         },
         "health.breach.body.complaint_rate": {
             "zh-CN": "近 {days} 天投诉率 {value}（阈值 {threshold}）：请做质量溯源并升级服务。",

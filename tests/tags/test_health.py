@@ -133,6 +133,9 @@ def test_breach_events_once_per_breach_day(warehouse, prefect_server):
     alerts = read_frame(warehouse, "SELECT kind, dedupe_key, title, body FROM alert_outbox ORDER BY dedupe_key")
     assert alerts["kind"].tolist() == ["health_breach"] * 3
     assert not alerts["body"].str.contains("13800138000|example.com").any()
+    silent_body = alerts[alerts["dedupe_key"].str.contains("silent_share")]["body"].iloc[0]
+    # the alert does not claim the recall plan started: that needs the served trigger
+    assert "userops.health.silent-share-high" in silent_body and "userops campaign run recall" in silent_body, silent_body
 
     # the next day is another breach day: one more event
     nxt = AS_OF + timedelta(days=1)
