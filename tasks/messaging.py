@@ -80,6 +80,7 @@ from prefect import task
 from prefect.cache_policies import NO_CACHE
 from sqlalchemy.engine import Connection, Engine
 
+from tasks.campaigns.texts import no_provider_warning
 from userops.clock import utcnow
 from userops.db import SQLITE_TS_FORMAT, audit, copy_frame, get_engine, is_postgres, row_values_hidden
 from userops.settings import get_settings
@@ -1185,8 +1186,8 @@ def send_due(
                 {"ch": deliverable, **({"campaign": campaign} if campaign else {})},
             ).fetchall())
         if stuck:
-            log.warning("no provider configured for %s: %d touch(es) wait", ", ".join(sorted(stuck)), sum(stuck.values()))
             stats_unconfigured.update({k: int(v) for k, v in stuck.items()})
+            log.warning("%s", no_provider_warning(stats_unconfigured))
     n_workers = workers or cs.send_workers
     pool = ThreadPoolExecutor(max_workers=n_workers, thread_name_prefix="send")
     last_quiet = -1e9

@@ -66,6 +66,11 @@ register(
             "en": "waiting for a provider {n} ({channels}); they go out with the first send after it is set",
         },
         "campaign.delivery.waiting.channel": {"zh-CN": "{channel} {n}：请设置 {setting}", "en": "{channel} {n}: set {setting}"},
+        # the sender's log line (stderr of `userops campaign run`, the run's log in Prefect)
+        "campaign.delivery.no_provider": {
+            "zh-CN": "未配置发送服务，{n} 条消息在等待、没有发出（{channels}）；配置后的下一次发送会发出",
+            "en": "no provider configured: {n} message(s) wait, not sent ({channels}); they go out with the first send after it is set",
+        },
         "campaign.recall.note": {
             "zh-CN": "沉默会员占比 {share} 超过阈值 {threshold}，启动流失预警召回计划",
             "en": "Silent share {share} is above {threshold}: churn-warning recall plan started",
@@ -253,6 +258,20 @@ def plan_lines(name: str, s: dict, lang: str | None = None) -> list[str]:
     return head + [plan_line(name, s, lang)]
 
 
+def _waiting_channels(waiting: dict, lang: str | None = None) -> str:
+    """``email 148: set USEROPS_SMTP_URL, sms 3: set …`` in the operator's language."""
+    return join_list(
+        (t("campaign.delivery.waiting.channel", lang, channel=ch, n=f"{n:,}", setting=PROVIDER_SETTINGS.get(ch, "?")) for ch, n in sorted(waiting.items())),
+        lang,
+    )
+
+
+def no_provider_warning(waiting: dict, lang: str | None = None) -> str:
+    """The sender's warning when touches of a channel with no provider wait (per channel the
+    count and the setting to set)."""
+    return t("campaign.delivery.no_provider", lang, n=f"{sum(waiting.values()):,}", channels=_waiting_channels(waiting, lang))
+
+
 def delivery_line(d: dict, lang: str | None = None) -> str:
     """What a send did, and the messages still waiting for a channel's provider (with the
     setting to set): they are neither sent nor failed."""
@@ -267,9 +286,6 @@ def delivery_line(d: dict, lang: str | None = None) -> str:
     )
     waiting = {k: int(v) for k, v in (d.get("waiting_for_provider") or {}).items() if v}
     if waiting:
-        chans = join_list(
-            (t("campaign.delivery.waiting.channel", lang, channel=ch, n=f"{n:,}", setting=PROVIDER_SETTINGS.get(ch, "?")) for ch, n in sorted(waiting.items())),
-            lang,
-        )
+        chans = _waiting_channels(waiting, lang)
         line += t("list.sep", lang) + t("campaign.delivery.waiting", lang, n=f"{sum(waiting.values()):,}", channels=chans)
     return line

@@ -537,6 +537,27 @@ def test_touches_of_an_unconfigured_channel_wait(warehouse, people, provider):
         send_due(now=NOON, channel_override="email")
 
 
+@pytest.mark.parametrize("lang", ["zh-CN", "en"])
+def test_the_warning_about_touches_waiting_for_a_provider_is_in_the_operators_language(warehouse, people, provider, caplog, monkeypatch, lang):
+    """`userops campaign run onboarding` with no SMTP server logged an English-only
+    'no provider configured for email: 3 touch(es) wait'; it says it in the operator's
+    language, with the count and the setting to set."""
+    from userops.settings import reset_settings
+
+    monkeypatch.setenv("USEROPS_LANGUAGE", lang)
+    reset_settings()
+    ids = list(people.index)
+    _plan(warehouse, ids[:3], "email")  # no SMTP server configured
+    with caplog.at_level("WARNING", logger="userops.messaging"):
+        send_due(now=NOON)
+    (line,) = [r.getMessage() for r in caplog.records if r.name == "userops.messaging" and r.levelname == "WARNING"]
+    assert "USEROPS_SMTP_URL" in line and "email 3" in line and "touch(es)" not in line
+    if lang == "zh-CN":
+        assert "未配置发送服务" in line and "3 条消息在等待" in line and "请设置 USEROPS_SMTP_URL" in line
+    else:
+        assert line.startswith("no provider configured: 3 message(s) wait") and "set USEROPS_SMTP_URL" in line
+
+
 def test_staff_outreach_lists_are_deleted_after_the_keep_days(warehouse, people, tmp_path):
     """The lists hold phones and emails for staff: a sender writing today's removes the day
     folders older than campaigns.outreach_keep_days (30), keeps the recent ones and anything
