@@ -46,6 +46,7 @@ from tasks.crisis.compensate import (
     plan_compensation_task,
     record_affected,
     release_core_task,
+    review_sample,
     send_apologies_task,
     unplanned_customers,
 )
@@ -60,7 +61,6 @@ from userops import run_names
 from userops.clock import utcnow
 from userops.db import get_engine
 from userops.i18n import t
-from userops.privacy import mask_name
 from userops.settings import get_settings
 
 Severity = Literal["low", "medium", "high", "critical"]
@@ -264,9 +264,7 @@ def _wait_for_core_review(incident_id: str, flow_run_id: str | None, logger, key
             expire_step(incident_id, "compensate", "crisis.expired.review")
             return False
         attempt = next(keys)
-        sample = "\n\n".join(
-            f"> {pending['customer_id'].iloc[i]}: " + _masked_body(pending["body"].iloc[i]) for i in range(min(3, len(pending)))
-        )
+        sample = review_sample(pending, engine)
         form = CoreReview.with_initial_data(
             description=t("crisis.review.form", incident_id=incident_id, n=len(pending), sample=sample,
                           due=to_shop_str(get_step(engine, incident_id, "compensate")["deadline_at"])),
@@ -283,17 +281,6 @@ def _wait_for_core_review(incident_id: str, flow_run_id: str | None, logger, key
         if answer.approve:
             release_core_task(incident_id, answer.reviewer.strip() or "operator (Prefect UI)", answer.exclude_customers)
             return True
-
-
-def _masked_body(body: str) -> str:
-    """The first words of an apology with the customer's name masked."""
-    head, sep, rest = body.partition(",")
-    if not sep:
-        head, sep, rest = body.partition(",")
-    if sep and len(head) <= 40:
-        head = head.replace("Dear ", "")
-        return f"{mask_name(head)}{sep}{rest[:160]}"
-    return body[:160]
 
 
 # --------------------------------------------------------------------------- joining

@@ -338,6 +338,34 @@ def awaiting_review(incident_id: str, engine: Engine | None = None) -> pd.DataFr
     )
 
 
+def review_sample(pending: pd.DataFrame, engine: Engine | None = None, n: int = 3) -> str:
+    """The first ``n`` held apologies as the core-review form shows them (Markdown quotes):
+    the customer's name masked wherever the text has it (王**，您好 / Dear F*******, …),
+    phone numbers and emails masked, at most 160 characters each. The form lives in Prefect:
+    nothing in it may name a customer."""
+    from userops.privacy import mask_name, scrub_text
+
+    head = pending.head(n)
+    if head.empty:
+        return ""
+    names = read(engine or get_engine(), "SELECT customer_id, name FROM customers WHERE customer_id IN :ids",
+                 {"ids": [str(c) for c in head["customer_id"]]})
+    name_of = dict(zip(names["customer_id"].astype(str), names["name"]))
+    lines = []
+    for cid, body in zip(head["customer_id"].astype(str), head["body"].fillna("")):
+        name = name_of.get(cid)
+        if isinstance(name, str) and name.strip():
+            body = body.replace(name, mask_name(name))
+        else:  # no name on record: mask what stands before the greeting's comma
+            for sep in ("，", ","):
+                first, found, rest = body.partition(sep)
+                if found and len(first) <= 40:
+                    body = mask_name(first.replace("Dear ", "")) + found + rest
+                    break
+        lines.append(f"> {cid}: {scrub_text(body)[:160]}")
+    return "\n\n".join(lines)
+
+
 def release_core(incident_id: str, reviewer: str, exclude: list[str] | None = None, engine: Engine | None = None,
                  now: datetime | None = None) -> dict:
     """A human reviewed the core apologies: release them for sending, except ``exclude``

@@ -133,3 +133,26 @@ def test_the_work_a_join_leaves_is_done_once_whoever_does_it(warehouse, provider
     assert finish_left_work(iid, warehouse, NOW, control_started_only=True) == {}
     touches = read_frame(warehouse, "SELECT customer_id FROM touches WHERE campaign = :c", {"c": campaign_name(iid)})
     assert sorted(touches["customer_id"]) == ["C1", "C2", "C5"]
+
+
+def test_the_core_review_sample_names_no_customer(warehouse):
+    """The core-review form lives in Prefect: its sample of held apologies masks the customer's
+    name wherever it stands (zh-CN greeting '王芳，您好', English 'Dear Fang Wang,'), and a phone
+    or email the text quotes; a customer without a name on record is masked before the comma."""
+    import pandas as pd
+
+    from tasks.crisis.compensate import review_sample
+    from tests.crisis.conftest import add_customers
+
+    with warehouse.begin() as conn:
+        add_customers(conn, ["C1", "C2"], names=["王芳", "Fang Wang"])
+    pending = pd.DataFrame({
+        "customer_id": ["C1", "C2", "C3"],
+        "body": ["王芳，您好。您购买的水杯出了问题，王芳女士，真的很抱歉。", "Dear Fang Wang, the cup you bought has a problem; call 13812345678.",
+                 "李雷，您好。请联系 li.lei@example.com。"],
+    })
+    out = review_sample(pending, warehouse)
+    for secret in ("王芳", "Fang Wang", "13812345678", "li.lei@example.com", "李雷"):
+        assert secret not in out, out
+    assert "> C1: 王*，您好。" in out and "王*女士" in out and "> C2: Dear F********," in out and "> C3: 李*，您好。" in out
+    assert out.count("> ") == 3 and review_sample(pending.head(0), warehouse) == ""
