@@ -174,7 +174,11 @@ def deliver_messages() -> dict:
     summary = _summary({}, delivery)
     for line in summary:
         get_run_logger().info(line)
-    if any(delivery.get(k) for k in ("sent", "failed", "retry_scheduled", "suppressed", "resent_after_crash")):
-        # every 10 minutes: only a run that did something leaves an artifact (on the run, no key)
+    did = any(delivery.get(k) for k in ("sent", "failed", "retry_scheduled", "suppressed", "resent_after_crash"))
+    stuck = any((delivery.get("waiting_for_provider") or {}).values())
+    if did or stuck:
+        # every 10 minutes: only a run that did something, or that leaves messages waiting for
+        # a provider (the count and the setting to set), leaves an artifact (on the run, no key);
+        # a run with truly nothing to do leaves none
         run_summary_task(t("artifact.run.deliver_messages", when=run_names.shop_minute()), summary)
     return {"delivery": delivery, "summary": summary}

@@ -145,3 +145,44 @@ def test_the_morning_delivery_sends_what_waited_and_says_so_in_the_ui(shop, ware
     # the next round has nothing due: no second send, no artifact
     again = deliver_messages(return_state=True)
     assert again.result()["delivery"]["sent"] == 0 and len(provider.delivered) - sent_before == waiting
+
+
+def test_a_delivery_run_with_messages_waiting_for_a_provider_says_so_in_the_ui(shop, warehouse, provider, prefect_server):
+    """The 10-minute delivery run left a summary only when it sent or failed something: 148
+    emails waiting for an SMTP server were invisible in the Prefect UI. It leaves the summary
+    (the waiting count and the setting to set) whenever something waits for a provider; a
+    run with truly nothing to do still leaves nothing."""
+    import pandas as pd
+    from prefect.client.orchestration import get_client
+    from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterFlowRunId
+
+    from flows.campaigns import deliver_messages
+    from tasks.messaging import plan_touches
+    from tests.campaigns.conftest import NOON
+
+    def artifacts(state):
+        with get_client(sync_client=True) as client:
+            return client.read_artifacts(artifact_filter=ArtifactFilter(flow_run_id=ArtifactFilterFlowRunId(any_=[state.state_details.flow_run_id])))
+
+    idle = deliver_messages(return_state=True)  # nothing planned at all
+    assert idle.is_completed() and artifacts(idle) == []
+
+    c = shop["customers"]
+    ids = list(c.loc[c["marketing_consent"].eq(True) & c["unsubscribed_at"].isna(), "customer_id"][:5])  # nothing suppressed at send
+    df = pd.DataFrame({"customer_id": ids})
+    df["touch_key"] = "onboarding|" + df["customer_id"] + "|2026-11-20"
+    df["campaign"], df["channel"], df["status"] = "onboarding", "email", "planned"  # no SMTP server configured
+    df["subject"], df["body"], df["is_marketing"], df["planned_at"] = "主题", "正文", True, pd.Timestamp(NOON)
+    with warehouse.begin() as conn:
+        plan_touches(conn, df)
+
+    state = deliver_messages(return_state=True)
+    assert state.is_completed()
+    out = state.result()
+    waiting = (touches(warehouse)["status"] == "planned").sum()  # still waiting, nothing burned
+    assert waiting == 5 and out["delivery"]["waiting_for_provider"] == {"email": 5}
+    assert not any(out["delivery"][k] for k in ("sent", "failed", "retry_scheduled", "suppressed", "resent_after_crash"))
+    (art,) = artifacts(state)
+    assert art.key is None and art.type == "markdown"
+    assert f"等待渠道配置 {waiting} 条" in art.data and "请设置 USEROPS_SMTP_URL" in art.data, art.data
+    assert "@" not in art.data and "138" not in art.data
