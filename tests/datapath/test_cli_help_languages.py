@@ -148,3 +148,21 @@ def test_help_works_with_broken_settings(tmp_path, config_text, env, lang):
     assert "Traceback" not in out.stderr, out.stderr
     expected = "一位客户的每个标签及其背后的数据。" if lang == "zh-CN" else "Each tag of one customer with the numbers behind it."
     assert expected in out.stdout and ("选项" if lang == "zh-CN" else "Options") in out.stdout, out.stdout
+
+
+@pytest.mark.parametrize("args, zh, en", [
+    (["tags", "shw"], "没有命令 'shw'。您是不是想用 'show'？", "No such command 'shw'. Did you mean 'show'?"),
+    (["tags", "show"], "缺少参数 'customer_id'。", "Missing argument 'customer_id'."),
+    (["tags", "summary", "--as-f", "2026-01-01"], "没有选项 --as-f（可用选项：--as-of）", "No such option: --as-f"),
+    (["tags", "show", "A", "B"], "多了无法识别的参数（B）", "Got unexpected extra argument"),
+    (["model", "backtest", "--orders", "x.csv", "--cutoff", "2026-01-01", "--horizon", "abc"], "'--horizon' 的取值无效：应为整数", "Invalid value for '--horizon'"),
+])
+def test_a_mistyped_command_line_is_answered_in_the_settings_language(tmp_path, args, zh, en):
+    """typer's own usage errors (its click copy writes them in English) in zh-CN by default,
+    unchanged in en; exit 2 either way."""
+    for lang, expected in (("zh-CN", zh), ("en", en)):
+        out = _userops(tmp_path, args, USEROPS_LANGUAGE=lang)
+        flat = "".join(out.stderr.replace("│", " ").split())  # the error box wraps lines
+        assert out.returncode == 2 and "".join(expected.split()) in flat, out.stderr
+        if lang == "zh-CN":
+            assert "Did you mean" not in out.stderr and "Missing" not in out.stderr and "Invalid value" not in out.stderr

@@ -74,6 +74,7 @@ def command(lang: str | None = None):
 
     lang = lang or language()
     help_texts.use_typer_texts(lang)
+    help_texts.use_usage_error_texts(lang)
     return help_texts.localize(typer.main.get_command(app), lang)
 
 

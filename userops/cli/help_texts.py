@@ -243,6 +243,59 @@ TYPER_TEXTS = {
 }
 
 
+# typer's usage errors (a mistyped command, a missing argument, a value of the wrong type),
+# from its own copy of click, are English f-strings: in zh-CN the message is rewritten by these
+# patterns, in order, before typer prints it; anything else stays as typer wrote it
+USAGE_ERRORS_ZH = [
+    (r"^No such command '(.+?)'\.", r"没有命令 '\1'。"),
+    (r"^Missing command\.", "缺少命令。"),
+    (r"^Missing argument '(.+?)'\.", r"缺少参数 '\1'。"),
+    (r"^Missing option '(.+?)'\.", r"缺少选项 '\1'。"),
+    (r"^No such option: (\S+)", r"没有选项 \1"),
+    (r"^Option '(.+?)' does not take a value\.", r"选项 '\1' 不带取值。"),
+    (r"^Option '(.+?)' requires an argument\.", r"选项 '\1' 需要一个取值。"),
+    (r"^Got unexpected extra argument\(s\) \((.*)\)$", r"多了无法识别的参数（\1）"),
+    (r"^Invalid value for (.+?): ", r"\1 的取值无效："),
+    (r"Input should be a valid integer.*$", "应为整数"),
+    (r"Input should be a valid number.*$", "应为数字"),
+    (r"Input should be a valid boolean.*$", "应为 true 或 false"),
+    (r"'(.+?)' is not one of (.+?)\.$", r"'\1' 不是 \2 之一。"),
+    (r"(.+?) is not in the range (.+?)\.$", r"\1 不在范围 \2 内。"),
+    (r"Input should be greater than or equal to (\S+)$", r"应不小于 \1"),
+    (r"Input should be less than or equal to (\S+)$", r"应不大于 \1"),
+    (r"\.? ?Did you mean (.+?)\?$", r"。您是不是想用 \1？"),
+    (r"\n?\(Possible options: (.+?)\)$", r"（可用选项：\1）"),
+    (r"。。", "。"),
+]
+
+
+def usage_error_text(message: str, lang: str | None) -> str:
+    """A usage error's message in ``lang`` (en: as typer wrote it)."""
+    if language(lang) != "zh-CN":
+        return message
+    import re
+
+    for pattern, replacement in USAGE_ERRORS_ZH:
+        message = re.sub(pattern, replacement, message)
+    return message
+
+
+def use_usage_error_texts(lang: str | None) -> None:
+    """Typer's usage errors in ``lang`` for this process (typer prints them through
+    ``typer.rich_utils.rich_format_error``, looked up when the error is shown)."""
+    from typer import rich_utils
+
+    original = getattr(rich_utils.rich_format_error, "userops_original", rich_utils.rich_format_error)
+
+    def rich_format_error(error) -> None:
+        text = usage_error_text(error.format_message(), lang)
+        error.format_message = lambda: text
+        return original(error)
+
+    rich_format_error.userops_original = original
+    rich_utils.rich_format_error = original if language(lang) == "en" else rich_format_error
+
+
 def _typer_english() -> dict[str, str]:
     from typer import rich_utils
 
