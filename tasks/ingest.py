@@ -30,6 +30,7 @@ from tasks.validate import (
     KEY_COLUMNS,
     BatchRejected,
     ValidationOutcome,
+    ValidationProcessDied,
     enforce_threshold,
     load_suites,
     validate_frame,
@@ -146,7 +147,7 @@ def ingest_table(
         if validate_in == "process":
             reader = nullcontext(None)
             chunks = _validated_chunks_in_process(engine, table, partial(_source_frames, table, since, chunk_rows, settings), "UTC", timings,
-                                                  read_key="validate_wait_s", whole_table=full_load)
+                                                  read_key="validate_wait_s", whole_table=full_load, chunk_rows=chunk_rows)
         else:
             reader = _prefetch(_source_frames(table, since, chunk_rows, settings, timings, prefetch=False))
         with reader as raw_chunks:
@@ -308,7 +309,7 @@ def import_file(
     mapping: dict[str, str] | None = None,
     engine: Engine | None = None,
     run_id: str | None = None,
-    chunksize: int = 500_000,
+    chunksize: int | None = None,
     assume_tz: str | None = None,
     timings: dict | None = None,
     validate_in: str = "auto",
@@ -323,6 +324,7 @@ def import_file(
     ``PROCESS_VALIDATION_BYTES`` — ``validate_in`` = "thread" / "process" forces one.
     Raises FileImportError when the file cannot be processed at all."""
     engine = engine or get_engine()
+    chunksize = chunksize or get_settings().validation.chunk_rows  # a CSV's rows per chunk
     run_id = run_id or new_run_id("import")
     assume_tz = assume_tz or get_settings().timezone  # exports carry shop-local times
     suites = load_suites()
@@ -343,7 +345,7 @@ def import_file(
         # the first chunk read above proved the file readable and its columns right
         frames = None
         chunks = _validated_chunks_in_process(engine, table, partial(_file_frames, str(path), table, mapping, chunksize), assume_tz, timings,
-                                              date_order=date_order)
+                                              date_order=date_order, chunk_rows=chunksize)
     else:
         # the thread releases the GIL in pyarrow's parser; the database in its writes
         chunks = _validated_chunks(engine, table, frames, suites, assume_tz, timings, date_order=date_order)
@@ -432,11 +434,14 @@ PROCESS_VALIDATION_BYTES = 200 << 20  # ~2M order rows: worth a process start (~
 
 
 def _validated_chunks_in_process(engine: Engine, table: str, open_frames, assume_tz: str, timings: dict,
-                                 read_key: str = "read_s", whole_table: bool | None = None, date_order: str | None = None):
+                                 read_key: str = "read_s", whole_table: bool | None = None, date_order: str | None = None,
+                                 chunk_rows: int | None = None):
     """``_validated_chunks`` run in a child process (spawned: no inherited threads or locks),
     one chunk ahead of the loader. ``open_frames(timings)`` (picklable: a ``partial`` of a
     module function) gives the raw chunks there — a file's or a source's. The child reads
-    the referenced ids through its own connection; they are committed rows of other tables."""
+    the referenced ids through its own connection; they are committed rows of other tables.
+    A child that ends without a word (killed, usually for memory) is ValidationProcessDied,
+    naming ``chunk_rows`` (the rows per chunk) and the setting that lowers it."""
     import multiprocessing
 
     ctx = multiprocessing.get_context("spawn")
@@ -451,7 +456,7 @@ def _validated_chunks_in_process(engine: Engine, table: str, open_frames, assume
                 kind, payload = q.get(timeout=1.0)
             except queue.Empty:
                 if not proc.is_alive():
-                    raise RuntimeError(f"{table}: the validation process stopped unexpectedly (exit code {proc.exitcode}); nothing was loaded") from None
+                    raise ValidationProcessDied(table, proc.exitcode, chunk_rows or get_settings().validation.chunk_rows) from None
                 continue
             if kind == "error":
                 raise _rebuild_error(*payload)

@@ -24,7 +24,7 @@ import numpy as np
 import pandas as pd
 
 from tasks.extract import LocalizedError
-from userops.i18n import t
+from userops.i18n import register, t
 from userops.settings import PROJECT_ROOT, get_settings
 
 log = logging.getLogger("userops.validate")
@@ -49,6 +49,30 @@ FALSE_WORDS = {"false", "f", "0", "no", "n", "否", "不同意", "off"}
 
 class SuiteError(RuntimeError):
     """An expectation suite file is missing or does not parse."""
+
+
+class ValidationProcessDied(LocalizedError, RuntimeError):
+    """The process validating a big batch (``tasks.ingest._validated_chunks_in_process``)
+    ended without a word (killed, usually for memory): nothing of the batch was loaded. The
+    message says so in the operator's language and what to do (smaller chunks, the run log)."""
+
+    def __init__(self, table: str, exitcode, chunk_rows: int):
+        super().__init__(None, "validate.process_died", table=table, code=exitcode, chunk_rows=f"{chunk_rows:,}")
+        self.table = table
+        self.exitcode = exitcode
+
+
+register(
+    {
+        "validate.process_died": {
+            "zh-CN": "{table}：校验子进程意外退出（退出码 {code}），本批次的任何数据都未入库。最常见的原因是内存不足："
+                     "请调小 USEROPS_VALIDATION__CHUNK_ROWS（现为每块 {chunk_rows} 行）后重试；其他原因请查看本次运行的日志",
+            "en": "{table}: the validation process stopped unexpectedly (exit code {code}); nothing was loaded. The usual cause is "
+                  "running out of memory: lower USEROPS_VALIDATION__CHUNK_ROWS (now {chunk_rows} rows per chunk) and run again; "
+                  "otherwise see the run's log",
+        },
+    }
+)
 
 
 class BatchRejected(LocalizedError, RuntimeError):

@@ -66,7 +66,7 @@ class ValidationSettings(_Group):
     max_bad_share: float = Field(0.05, ge=0, le=1)  # a batch with more bad rows than this fails the run
     min_year: int = Field(2000, ge=1900, le=2100)  # timestamps before this year are rejected
     future_tolerance_minutes: int = Field(10, ge=0)  # clock skew allowed for "timestamp in the future"
-    chunk_rows: int = Field(500_000, ge=1)  # a night's table batch is extracted, validated and loaded by chunks of this many rows
+    chunk_rows: int = Field(500_000, ge=1)  # a night's table batch (and an imported CSV) is extracted, validated and loaded by chunks of this many rows
 
 
 class LifecycleSettings(_Group):
