@@ -84,6 +84,25 @@ def test_alert_commands_without_a_prefect_server(tmp_path, _userops, command):
     assert f"连不上 Prefect 服务器 {url}" in err and "`userops serve`" in err
 
 
+@pytest.mark.parametrize("lang", ["zh-CN", "en"])
+def test_run_nightly_without_a_prefect_server(tmp_path, _userops, lang):
+    """PREFECT_API_URL names a server that is not there: one line (the alert commands' words,
+    and that unsetting PREFECT_API_URL runs the night on a temporary local server), exit 1;
+    it ended with an httpx traceback."""
+    url = f"http://127.0.0.1:{_closed_port()}/api"
+    rc, out, err = _userops(tmp_path, "run", "nightly", timeout=120, PREFECT_API_URL=url, USEROPS_LANGUAGE=lang,
+                            USEROPS_DATABASE_URL=f"sqlite:///{tmp_path / 'w.db'}")
+    assert rc == 1
+    assert "Traceback" not in out and "ConnectError: [Errno" not in out and "Failed to reach API" not in out
+    (line,) = err.strip().splitlines()
+    if lang == "zh-CN":
+        assert line.startswith(f"连不上 Prefect 服务器 {url}（ConnectError）") and "`userops serve`" in line
+        assert "或取消设置 PREFECT_API_URL，夜间任务会在临时的本地 Prefect 服务器上运行" in line
+    else:
+        assert line.startswith(f"The Prefect server is not reachable at {url} (ConnectError)") and "`userops serve`" in line
+        assert "unset PREFECT_API_URL to run the night on a temporary local Prefect server" in line
+
+
 def test_terminal_copy_of_a_log_line_has_no_traceback_the_run_log_keeps_it():
     from userops.cli.data import _console_without_tracebacks
 

@@ -35,6 +35,9 @@ register_messages(
         "db.up_to_date": {"zh-CN": "数据库结构已是最新：{url}", "en": "schema up to date: {url}"},
         "run.stage_time": {"zh-CN": "{stage} {seconds} 秒", "en": "{stage} {seconds}s"},
         "run.failed.step": {"zh-CN": "夜间任务失败：{step}出错：{reason}", "en": "Nightly run failed while {step}: {reason}"},
+        # after alert.cli.prefect_unreachable (userops/cli/alert.py), on the same line
+        "run.prefect_unset": {"zh-CN": "；或取消设置 PREFECT_API_URL，夜间任务会在临时的本地 Prefect 服务器上运行",
+                              "en": "; or unset PREFECT_API_URL to run the night on a temporary local Prefect server"},
         "run.failed.fix": {"zh-CN": "处理：{fix}", "en": "What to do: {fix}"},
         "run.failed.details": {"zh-CN": "详情：Prefect 界面中的本次运行 {link}（运行日志里有完整的错误堆栈）",
                                "en": "Details: this run in the Prefect UI, {link} (its log has the full traceback)"},
@@ -219,14 +222,39 @@ def run_nightly(
     from userops.cli.options import day as parse_day
 
     day = parse_day(as_of)
-    with _console_without_tracebacks():
-        state = nightly(as_of=day, full_refresh=full_refresh, return_state=True)
+    try:
+        with _console_without_tracebacks():
+            state = nightly(as_of=day, full_refresh=full_refresh, return_state=True)
+    except Exception as exc:
+        cause = _prefect_connection_error(exc)
+        if cause is None:
+            raise
+        # the same words as the alert commands', and that a night can also run on a temporary local server
+        from userops.cli.alert import _prefect_api_url
+
+        typer.echo(t("alert.cli.prefect_unreachable", url=_prefect_api_url(), error=type(cause).__name__)
+                   + t("run.prefect_unset"), err=True)
+        raise typer.Exit(1)
     if not state.is_completed():
         _nightly_failed(state)
         raise typer.Exit(1)
     stats = state.result()
     typer.echo(t("nightly.done", as_of=stats["as_of"], duration=stats.get("duration_s")))
     _print_stats(stats)
+
+
+def _prefect_connection_error(exc: BaseException) -> BaseException | None:
+    """The httpx connection error under ``exc`` when the Prefect API itself cannot be reached
+    (Prefect raises ``RuntimeError("Failed to reach API at …")`` from it), else None."""
+    import httpx
+
+    seen = set()
+    while exc is not None and id(exc) not in seen:
+        seen.add(id(exc))
+        if isinstance(exc, (httpx.ConnectError, httpx.ConnectTimeout)):
+            return exc
+        exc = exc.__cause__ or exc.__context__
+    return None
 
 
 @contextmanager
