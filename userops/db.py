@@ -55,13 +55,21 @@ class WarehouseLocationError(RuntimeError):
         self.path = path
         super().__init__(f"the SQLite warehouse's directory {path.parent} does not exist (database file {path})")
 
+    def source(self, lang: str | None = None) -> str:
+        """Where the warehouse URL came from, in the operator's language: the environment
+        variable (USEROPS_DATABASE_URL) or the settings file's ``database_url:`` key."""
+        from userops.settings import setting_source
+
+        return setting_source(("database_url",), lang)
+
 
 def _sqlite_directory(path: Path) -> None:
     """The project's own default location (``output/`` under the project, where the default
     ``userops.db`` and the benchmarks' files live) is created when missing; any other SQLite
     path must be in a directory that exists (SQLite then creates the file itself on first use,
-    e.g. by ``userops db upgrade``): a mistyped ``USEROPS_DATABASE_URL`` is an error naming the
-    path, never a new empty warehouse somewhere."""
+    e.g. by ``userops db upgrade``): a mistyped ``database_url`` (USEROPS_DATABASE_URL or the
+    settings file's key) is an error naming the path and where it was set, never a new empty
+    warehouse somewhere."""
     from userops.settings import DEFAULT_DATABASE_PATH
 
     if path.parent.is_dir():

@@ -453,6 +453,9 @@ SETTINGS_TEXTS = {
     "settings.from_env": {"zh-CN": "环境变量 {var}", "en": "{var}"},
     "settings.from_file": {"zh-CN": "配置文件 {path}", "en": "settings file {path}"},
     "settings.from_default": {"zh-CN": "默认值", "en": "default"},
+    # where a value came from, inside a sentence ("{source} names {path}"): setting_source
+    "settings.source.file": {"zh-CN": "配置文件 {path} 中的 {name}", "en": "{name} in the settings file {path}"},
+    "settings.source.default": {"zh-CN": "默认的 {name}", "en": "the default {name}"},
     "settings.value": {"zh-CN": "值", "en": "value"},
     "settings.range": {"zh-CN": "超出范围，允许 {range}", "en": "out of range; allowed: {range}"},
     "settings.unknown": {"zh-CN": "没有这个设置项；是不是 {suggestion}？", "en": "no such setting; did you mean {suggestion}?"},
@@ -566,6 +569,29 @@ def _show(loc) -> str:
     for p in loc:
         out += f"[{p}]" if isinstance(p, int) else (("." if out else "") + str(p))
     return out
+
+
+def setting_source(loc, lang: str | None = None) -> str:
+    """Where the value of the setting at ``loc`` (e.g. ``("database_url",)``) came from, as a
+    phrase for a sentence in the operator's language: the environment variable that set it
+    (``环境变量 USEROPS_DATABASE_URL`` / ``USEROPS_DATABASE_URL``), else the settings file's key
+    (``配置文件 /srv/userops.yaml 中的 database_url`` / ``database_url in the settings file …``),
+    else the default. The same precedence as the settings themselves (see settings_problems)."""
+    i18n = _texts()
+    lang = lang or fallback_language()
+    loc = tuple(loc)
+    parts = [str(p) for p in loc if not isinstance(p, int)]
+    var = _env_var(parts) if parts else None
+    if var:
+        return i18n.t("settings.from_env", lang, var=var)
+    try:
+        data = read_config_file()
+        path, _ = config_file()
+    except SettingsFileError:
+        data, path = {}, None
+    if path is not None and loc and _in_file(data, loc):
+        return i18n.t("settings.source.file", lang, path=path, name=_show(loc))
+    return i18n.t("settings.source.default", lang, name=_show(loc))
 
 
 def settings_problems(exc: Exception, lang: str | None = None) -> list[str]:

@@ -21,6 +21,7 @@ def _userops(args: list[str], tmp_path, config: str | None = "{}\n", **env) -> s
     e = {k: v for k, v in os.environ.items() if not k.startswith("USEROPS_")}
     e.update({"USEROPS_DATABASE_URL": f"sqlite:///{tmp_path / 'w.db'}", "USEROPS_OUTPUT_DIR": str(tmp_path / "out"),
               "USEROPS_CONFIG_FILE": str(cfg), "PREFECT_HOME": str(tmp_path / "prefect"), "COLUMNS": "200", **env})
+    e = {k: v for k, v in e.items() if v is not None}  # a variable given as None is left out
     return subprocess.run([sys.executable, "-m", "userops.cli", *args], capture_output=True, text=True, cwd=PROJECT_ROOT, env=e, timeout=180)
 
 
@@ -170,6 +171,25 @@ def test_a_nonexistent_sqlite_directory_is_an_error_and_nothing_is_created(tmp_p
     out = _userops(["db", "upgrade"], tmp_path, USEROPS_DATABASE_URL=f"sqlite:///{tmp_path / 'new.db'}")
     assert out.returncode == 0, out.stderr
     assert (tmp_path / "new.db").exists()
+
+
+@pytest.mark.parametrize("lang", ["zh-CN", "en"])
+def test_a_nonexistent_sqlite_directory_from_the_settings_file_names_the_file_and_key(tmp_path, lang):
+    """The URL came from the settings file's database_url: key, not the environment: the
+    error says so (it always named USEROPS_DATABASE_URL, sending the operator to the wrong place)."""
+    missing = tmp_path / "nonexistent"
+    config = f"language: {lang}\ndatabase_url: sqlite:///{missing / 'x.db'}\n"
+    err = _refused(_userops(["tags", "summary"], tmp_path, config, USEROPS_DATABASE_URL=None))
+    cfg = tmp_path / "userops.yaml"
+    assert "USEROPS_DATABASE_URL" not in err and str(missing / "x.db") in err
+    if lang == "zh-CN":
+        assert f"SQLite 数据仓库所在的目录 {missing} 不存在（配置文件 {cfg} 中的 database_url 指向 {missing / 'x.db'}）" in err, err
+    else:
+        assert f"the directory {missing} of the SQLite warehouse does not exist (database_url in the settings file {cfg} names {missing / 'x.db'})" in err, err
+    assert not missing.exists()
+    # set in the environment, it names the variable (zh-CN: 环境变量 …)
+    err = _refused(_userops(["tags", "summary"], tmp_path, "{}\n", USEROPS_DATABASE_URL=f"sqlite:///{missing / 'y.db'}"))
+    assert f"（环境变量 USEROPS_DATABASE_URL 指向 {missing / 'y.db'}）" in err, err
 
 
 def test_only_the_default_sqlite_location_is_created(tmp_path, monkeypatch):

@@ -146,5 +146,5 @@ def main() -> None:
         typer.echo("  " + str(exc).splitlines()[0], err=True)
         raise SystemExit(2)
     except WarehouseLocationError as exc:  # a mistyped SQLite path: nothing created
-        typer.echo(t("cli.warehouse_dir_missing", directory=str(exc.path.parent), path=str(exc.path)), err=True)
+        typer.echo(t("cli.warehouse_dir_missing", directory=str(exc.path.parent), path=str(exc.path), source=exc.source()), err=True)
         raise SystemExit(2)

@@ -29,8 +29,8 @@ register(
                           "en": "the warehouse {url} has no userops tables yet ({detail}): run `userops db upgrade` first, or `userops demo` / `userops run nightly`"},
         "cli.bad_settings": {"zh-CN": "配置有误，请修改后重试：", "en": "The configuration is wrong; fix it and try again:"},
         "cli.warehouse_dir_missing": {
-            "zh-CN": "SQLite 数据仓库所在的目录 {directory} 不存在（USEROPS_DATABASE_URL 指向 {path}）。请检查路径；若确实要放在那里，先创建该目录，再运行 `userops db upgrade`",
-            "en": "the directory {directory} of the SQLite warehouse does not exist (USEROPS_DATABASE_URL names {path}). Check the path; if the warehouse belongs there, create the directory, then run `userops db upgrade`",
+            "zh-CN": "SQLite 数据仓库所在的目录 {directory} 不存在（{source} 指向 {path}）。请检查路径；若确实要放在那里，先创建该目录，再运行 `userops db upgrade`",
+            "en": "the directory {directory} of the SQLite warehouse does not exist ({source} names {path}). Check the path; if the warehouse belongs there, create the directory, then run `userops db upgrade`",
         },
         "cli.bad_count": {"zh-CN": "{value} 不可用：请给一个至少为 {minimum} 的整数",
                           "en": "{value} is not usable: give a whole number of at least {minimum}"},
