@@ -38,3 +38,22 @@ def test_a_validation_process_that_dies_says_what_to_do_in_the_operators_languag
     assert en.startswith("orders: the validation process stopped unexpectedly (exit code 9); nothing was loaded"), en
     assert "lower USEROPS_VALIDATION__CHUNK_ROWS (now 250,000 rows per chunk)" in en and "run's log" in en
     assert describe_failure(exc, lang="en").reason.startswith("orders: the validation process stopped unexpectedly")
+
+
+def test_an_import_whose_validation_process_dies_is_one_message_not_a_traceback(sqlite_warehouse, tmp_path, monkeypatch):
+    """userops import: the same words, exit 1, no traceback."""
+    from typer.testing import CliRunner
+
+    import tasks.ingest
+    from tasks.validate import ValidationProcessDied
+    from userops.cli import app
+
+    def dies(*a, **k):
+        raise ValidationProcessDied("orders", 9, 250_000)
+
+    monkeypatch.setattr(tasks.ingest, "import_file", dies)
+    f = tmp_path / "orders.csv"
+    f.write_text("order_id,customer_id,paid_at,amount,status\nO1,C1,2026-11-01 10:00,5,paid\n", encoding="utf-8")
+    res = CliRunner().invoke(app, ["import", "orders", str(f)])
+    assert res.exit_code == 1 and "校验子进程意外退出（退出码 9）" in res.output, res.output
+    assert "Traceback" not in res.output and isinstance(res.exception, SystemExit)  # typer.Exit(1), nothing raised past it

@@ -178,7 +178,7 @@ def import_cmd(
     """Import a CSV or Excel file: good rows loaded, bad rows quarantined with their rule."""
     from tasks.extract import FileImportError
     from tasks.ingest import import_file
-    from tasks.validate import SuiteError
+    from tasks.validate import SuiteError, ValidationProcessDied
     from userops.cli.options import timezone as _timezone
     from userops.db import migrate
 
@@ -198,8 +198,8 @@ def import_cmd(
     try:
         migrate()
         res = import_file(stored, path, mapping or None, assume_tz=tz, date_order=order)
-    except (FileImportError, SuiteError) as exc:
-        typer.echo(t("import.error", error=exc.localized() if isinstance(exc, FileImportError) else exc), err=True)
+    except (FileImportError, SuiteError, ValidationProcessDied) as exc:  # the validating process killed, e.g. for memory
+        typer.echo(t("import.error", error=exc.localized() if hasattr(exc, "localized") else exc), err=True)
         raise typer.Exit(1)
     typer.echo(t("import.done", path=path, read=res.read, loaded=res.loaded, quarantined=res.quarantined))
     nothing = res.quarantined and not res.loaded and not res.released
