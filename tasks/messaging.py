@@ -1122,6 +1122,29 @@ def _secret(v) -> str | None:
     return v.get_secret_value() if hasattr(v, "get_secret_value") else str(v)
 
 
+class ChannelNotConfigured(RuntimeError):
+    """``--channel X`` / ``channel=X`` asked for a channel with no provider configured. Its
+    text is the operator's language; ``localized(lang)`` for another."""
+
+    def __init__(self, channel: str):
+        from tasks.campaigns.texts import PROVIDER_SETTINGS
+
+        self.channel, self.setting = channel, PROVIDER_SETTINGS.get(channel, "?")
+        super().__init__(self.localized())
+
+    def localized(self, lang: str | None = None) -> str:
+        from userops.i18n import t
+
+        return t("campaign.delivery.channel_unconfigured", lang, channel=self.channel, setting=self.setting)
+
+
+def provider_configured(channel: str) -> bool:
+    """Whether a provider is configured for ``channel`` in the settings (staff: always)."""
+    s = get_settings()
+    return {"email": bool(_secret(s.smtp_url)), "sms": bool(_secret(s.sms_webhook_url)),
+            "push": bool(_secret(s.push_webhook_url))}.get(channel, True)
+
+
 def send_due(
     engine: Engine | None = None,
     now: datetime | None = None,
@@ -1173,7 +1196,7 @@ def send_due(
         push_url or _secret(s.push_webhook_url),
     )
     if channel_override and not channels.configured(channel_override):
-        raise RuntimeError(f"no provider is configured for {channel_override} (see USEROPS_SMTP_URL / USEROPS_SMS_WEBHOOK_URL / USEROPS_PUSH_WEBHOOK_URL)")
+        raise ChannelNotConfigured(channel_override)
     # touches of a channel with no provider configured stay planned (nothing is burned)
     deliverable = None if channel_override else [ch for ch in CHANNELS if channels.configured(ch)]
     if deliverable is not None and len(deliverable) < len(CHANNELS):

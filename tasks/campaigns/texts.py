@@ -65,6 +65,10 @@ register(
             "zh-CN": "等待渠道配置 {n} 条（{channels}），配置后的下一次发送会发出",
             "en": "waiting for a provider {n} ({channels}); they go out with the first send after it is set",
         },
+        "campaign.delivery.channel_unconfigured": {
+            "zh-CN": "渠道 {channel} 没有配置发送服务：请设置 {setting}，或不指定 --channel 按各活动自己的渠道发送",
+            "en": "no provider is configured for the {channel} channel: set {setting}, or leave out --channel to use each campaign's own channel",
+        },
         "campaign.delivery.waiting.channel": {"zh-CN": "{channel} {n}：请设置 {setting}", "en": "{channel} {n}: set {setting}"},
         # the sender's log line (stderr of `userops campaign run`, the run's log in Prefect)
         "campaign.delivery.no_provider": {

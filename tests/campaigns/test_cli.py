@@ -94,3 +94,15 @@ def test_invalid_definition_stops_the_cli(warehouse, cdir, monkeypatch):
     res = runner.invoke(app, ["campaign", "validate"])
     assert res.exit_code == 2
     assert "wake.yaml: audience.sql: only a read-only SELECT is allowed (the query starts with DELETE)" in res.output
+
+
+def test_a_channel_without_a_provider_is_refused_before_anything_is_planned(warehouse, cdir, members, monkeypatch):
+    """`campaign run NAME --channel email` / `campaign send --channel email` with no SMTP
+    server: one line naming the setting (exit 2), nothing planned or sent; it was a traceback."""
+    monkeypatch.delenv("USEROPS_SMTP_URL", raising=False)
+    write_campaign(cdir, campaign())
+    for args in (["campaign", "run", "wake", "--channel", "email", "--local", "--as-of", "2026-11-20"], ["campaign", "send", "--channel", "email"]):
+        res = runner.invoke(app, args)
+        assert res.exit_code == 2 and "渠道 email 没有配置发送服务：请设置 USEROPS_SMTP_URL" in res.output, res.output
+        assert "Traceback" not in res.output and isinstance(res.exception, SystemExit)
+    assert touches(warehouse).empty

@@ -533,8 +533,9 @@ def test_touches_of_an_unconfigured_channel_wait(warehouse, people, provider):
     assert d["sent"] == 3 and d["failed"] == 0 and d["waiting_for_provider"] == {"email": 3}
     t = touches(warehouse, "channel = 'email'")
     assert (t["status"] == "planned").all() and (t["attempts"] == 0).all()
-    with pytest.raises(RuntimeError, match="no provider is configured for email"):
+    with pytest.raises(RuntimeError, match="渠道 email 没有配置发送服务：请设置 USEROPS_SMTP_URL") as info:
         send_due(now=NOON, channel_override="email")
+    assert info.value.localized("en").startswith("no provider is configured for the email channel: set USEROPS_SMTP_URL")
 
 
 @pytest.mark.parametrize("lang", ["zh-CN", "en"])

@@ -199,6 +199,7 @@ def run_cmd(
     """Plan and send one campaign now (a run of the `campaign` flow, visible in the Prefect UI)."""
     c = _load(name)
     channel, day = _channel(channel), _as_of(as_of)  # checked before anything is planned or started
+    _provider_for(channel)
     if local:
         from tasks.campaigns.engine import finish_campaign_run, plan_campaign
         from tasks.messaging import send_due
@@ -227,8 +228,19 @@ def send_cmd(channel: Optional[str] = typer.Option(None, "--channel", help="Send
 
     from tasks.campaigns.texts import delivery_line
 
-    d = send_due(channel_override=_channel(channel))
+    d = send_due(channel_override=_provider_for(_channel(channel)))
     typer.echo(delivery_line(d))
+
+
+def _provider_for(channel: Optional[str]) -> Optional[str]:
+    """--channel X with no provider configured for X: one line saying which setting to set,
+    exit 2, before anything is planned or sent."""
+    from tasks.messaging import ChannelNotConfigured, provider_configured
+
+    if channel and not provider_configured(channel):
+        typer.echo(ChannelNotConfigured(channel).localized(), err=True)
+        raise typer.Exit(2)
+    return channel
 
 
 @app.command("report")
