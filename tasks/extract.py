@@ -155,9 +155,13 @@ def _file_texts() -> None:
             "source.unauthorized": {"zh-CN": "{url}：HTTP {status}——请检查数据源的令牌或 API 密钥",
                                     "en": "{url}: HTTP {status} — check the source's token or API key"},
             "source.http_error": {"zh-CN": "{url}：HTTP {status}：{body}", "en": "{url}: HTTP {status}: {body}"},
+            # the demo's sample systems live only while `userops demo` runs: a served deployment
+            # (the worker's environment or userops.yaml) needs the real source's address
             "source.no_url": {
-                "zh-CN": "没有配置 {service} 数据源的地址：请设置 USEROPS_{env}__URL（或运行 `userops demo` 使用示例 CRM 和订单系统）",
-                "en": "no URL configured for the {service} source: set USEROPS_{env}__URL (or run `userops demo` to use the sample CRM and order system)",
+                "zh-CN": "没有配置 {service} 数据源的地址：请设置 USEROPS_{env}__URL（部署运行时写在 worker 的环境变量或 userops.yaml 中），然后重新运行。"
+                "`userops demo` 的示例 CRM 和订单系统只在 demo 运行期间存在",
+                "en": "no URL configured for the {service} source: set USEROPS_{env}__URL (for served deployments in the worker's environment or userops.yaml), then run again. "
+                "The sample CRM and order system of `userops demo` exist only while the demo runs",
             },
             # BatchRejected (tasks/validate.py) and a date that reads both ways
             "batch.required_columns": {"zh-CN": "{table}：抽取的数据缺少必需列 {missing}（规则 {rule}）",

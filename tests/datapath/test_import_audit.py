@@ -195,6 +195,8 @@ def test_batch_rejected_and_source_errors_speak_chinese_by_default(warehouse, mo
         make_source("customers")
     assert "没有配置 crm 数据源的地址：请设置 USEROPS_CRM__URL" in str(err.value) and "no URL configured" not in str(err.value)
     assert "no URL configured for the crm source" in err.value.localized("en")
+    # an operator who ran the demo and then the served nightly: where to set it, and why the demo's sources are gone
+    assert "worker 的环境变量或 userops.yaml" in str(err.value) and "只在 demo 运行期间存在" in str(err.value)
 
 
 def test_source_error_is_english_when_the_operator_reads_english(english, monkeypatch):
