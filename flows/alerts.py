@@ -26,7 +26,7 @@ def alert_crashed_run(flow_run_ref: str) -> dict:
     """
     queued = queue_crash_task(flow_run_ref)
     delivery = deliver_task()
-    get_run_logger().info("crash alert for %s: %d queued", flow_run_ref, queued)
+    get_run_logger().info("%s", t("log.alerts.crash_queued", run=flow_run_ref, n=queued))
     return {"queued": queued, "delivery": delivery}
 
 

@@ -39,7 +39,7 @@ def score_churn(as_of: date | None = None, run_id: str | None = None) -> dict:
         result["read_seconds"] = frames.seconds
         try:
             result["training"] = {**train_task(frames), "why": why}
-            logger.info("churn model %s: %s", result["training"]["version"], result["training"]["reason"])
+            logger.info("%s", _model_line(result["training"]))
         except ValueError as exc:  # not enough history for a complete training window yet
             result["training"] = {"error": localized(exc), "why": why}
             logger.warning("%s", t("churn.train.failed", error=result["training"]["error"]))
@@ -71,7 +71,15 @@ def retrain_churn_model(as_of: date | None = None) -> dict:
     as_of = as_of or shop_today()
     frames = load_frames_task(as_of)
     out = train_task(frames)
-    logger.info("churn model %s -> %s: %s", out["version"], out["status"], out["reason"])
-    logger.info(out["reason_text"])
+    logger.info("%s", _model_line(out))
     out["summary"] = [out["reason_text"]]
     return out
+
+
+def _model_line(out: dict) -> str:
+    """A training's outcome for the run log, in the operator's language: the version, champion
+    or challenger, and why (``reason_text``; ``reason`` is the registry's English sentence)."""
+    status = out.get("status")
+    return t("log.churn.model", version=out.get("version") or "—",
+             status=t(f"model.status.{status}") if status else "—",
+             reason=out.get("reason_text") or out.get("reason") or "")

@@ -118,7 +118,7 @@ def check_result_on_completion(flow, flow_run, state) -> None:
             root_id, _, _ = root_run(flow_run)
             queued = bool(queue_quarantine_spike(result["ingest"], root_id, flow_run_link(flow_run.id)))
         except Exception as exc:
-            log.warning("alerts: quarantine check of %s failed (%s)", getattr(flow, "name", "?"), type(exc).__name__)
+            log.warning("%s", t("log.alerts.quarantine_check_failed", flow=getattr(flow, "name", "?"), error=type(exc).__name__))
     if _is_nightly_root(flow, flow_run):
         _finalize_digest(flow_run, result.get("as_of"))
         queued = True

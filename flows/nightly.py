@@ -22,6 +22,7 @@ from tasks.runs import finish_run, start_run
 from userops import run_names
 from userops.clock import shop_today
 from userops.db import migrate
+from userops.i18n import t as text
 
 
 @flow(name="ingest-sources", log_prints=True)
@@ -59,7 +60,7 @@ def nightly(as_of: date | None = None, full_refresh: bool = False) -> dict:
         stats["stages"]["ingest"] = round(time.perf_counter() - t, 2)
         for name, stage in _later_stages():
             t = time.perf_counter()
-            logger.info("stage %s", name)
+            logger.info("%s", text("log.nightly.stage", stage=name))
             stats[name] = _body(stage)(as_of=as_of, run_id=run_id)
             stats["stages"][name] = round(time.perf_counter() - t, 2)
     except Exception as exc:
@@ -68,7 +69,7 @@ def nightly(as_of: date | None = None, full_refresh: bool = False) -> dict:
         raise
     stats["duration_s"] = round(time.perf_counter() - t0, 2)
     finish_run(run_id, "completed", stats)
-    logger.info("nightly %s done in %.1fs", as_of, stats["duration_s"])
+    logger.info("%s", text("log.nightly.done", as_of=as_of, seconds=f"{stats['duration_s']:.1f}"))
     return stats
 
 

@@ -77,7 +77,74 @@ register(
             "zh-CN": "训练：特征截至 {train}，标签取其后 {h} 天；验证（跨时间）：特征截至 {eval}，标签取其后 {h} 天。训练样本 {n} 人。",
             "en": "Trained on features as of {train}, labels over the next {h} days; validated out of time on features as of {eval}, labels over the next {h} days. {n} customers trained on.",
         },
-        "artifact.churn.header": {"zh-CN": "| 指标（同一验证集） | 新模型 | 当前冠军模型 |", "en": "| metric (same holdout) | this model | champion |"},
+        "artifact.churn.header": {
+            "zh-CN": "| 指标（同一验证集） | 新模型 | {champion} | 含义 |",
+            "en": "| metric (same holdout) | this model | {champion} | what it means |",
+        },
+        # the champion column: the champion the new model was measured against, or the new
+        # model itself when it became the first champion (nothing to compare with)
+        "artifact.churn.col.current": {"zh-CN": "当前冠军模型 {version}", "en": "champion {version}"},
+        "artifact.churn.col.previous": {"zh-CN": "原冠军模型 {version}", "en": "previous champion {version}"},
+        "artifact.churn.col.self": {"zh-CN": "当前冠军模型（即新模型）", "en": "champion (this model)"},
+        "artifact.churn.col.none": {"zh-CN": "当前冠军模型（无）", "en": "champion (none)"},
+        "artifact.churn.description": {"zh-CN": "流失模型 {version}：{status}", "en": "Churn model {version}: {status}"},
+        "artifact.health.description": {"zh-CN": "客户健康度 {as_of}", "en": "Customer health {as_of}"},
+        "artifact.quarantine.description": {"zh-CN": "数据隔离区汇总，夜间运行 {as_of}", "en": "Quarantine summary, nightly run {as_of}"},
+        # the churn model's holdout figures in the operator's words: the churn-model artifact and
+        # `userops model status` (its legend, model.cli.legend) read the same definitions
+        "model.metric.roc_auc": {"zh-CN": "ROC AUC", "en": "ROC AUC"},
+        "model.metric.pr_auc": {"zh-CN": "PR AUC", "en": "PR AUC"},
+        "model.metric.brier": {"zh-CN": "Brier 分数", "en": "Brier score"},
+        "model.metric.log_loss": {"zh-CN": "对数损失", "en": "log loss"},
+        "model.metric.lift_top_decile": {"zh-CN": "前 10% 提升度", "en": "top-decile lift"},
+        "model.metric.churn_rate": {"zh-CN": "流失率", "en": "churn rate"},
+        "model.metric.n": {"zh-CN": "验证客户数", "en": "holdout customers"},
+        "model.metric.window.help": {
+            "zh-CN": "窗口 = 训练截止→验证截止；各指标都在验证期（验证截止后的预测期）上计算",
+            "en": "window = training cutoff → holdout cutoff; every figure is measured on the holdout (the horizon after the holdout cutoff)",
+        },
+        "model.metric.roc_auc.help": {
+            "zh-CN": "ROC AUC 衡量区分流失与留存客户的能力（0.5 相当于随机，1 为完美，越高越好）",
+            "en": "ROC AUC: how well the model tells churners from stayers (0.5 = chance, 1 = perfect; higher is better)",
+        },
+        "model.metric.pr_auc.help": {
+            "zh-CN": "PR AUC 衡量找出流失客户的精准度（越高越好）",
+            "en": "PR AUC: how precisely it finds the churners (higher is better)",
+        },
+        "model.metric.brier.help": {
+            "zh-CN": "Brier 分数衡量预测概率准不准（越低越好）",
+            "en": "Brier score: how close the probabilities are (lower is better)",
+        },
+        "model.metric.log_loss.help": {
+            "zh-CN": "对数损失也衡量预测概率准不准（越低越好）",
+            "en": "log loss: also how close the probabilities are (lower is better)",
+        },
+        "model.metric.lift_top_decile.help": {
+            "zh-CN": "提升度 = 风险最高的 10% 客户的流失率是全体流失率的几倍",
+            "en": "lift: how many times the average churn rate the riskiest 10% of customers churn at",
+        },
+        "model.metric.churn_rate.help": {
+            "zh-CN": "流失率 = 验证期内实际流失的客户占比",
+            "en": "churn rate: the share of holdout customers who actually churned",
+        },
+        "model.metric.n.help": {
+            "zh-CN": "验证客户数 = 参与验证的客户人数",
+            "en": "holdout customers: how many customers the figures are measured on",
+        },
+        "model.metric.legend": {"zh-CN": "说明：{items}。", "en": "Key: {items}."},
+        "model.metric.legend_sep": {"zh-CN": "；", "en": "; "},
+        # run-log lines an operator reads in the Prefect UI
+        "log.nightly.stage": {"zh-CN": "开始阶段：{stage}", "en": "stage {stage}"},
+        "log.nightly.done": {"zh-CN": "夜间运行 {as_of} 完成，用时 {seconds} 秒", "en": "nightly {as_of} done in {seconds}s"},
+        "log.churn.model": {"zh-CN": "流失模型 {version}：{status}。{reason}", "en": "Churn model {version}: {status}. {reason}"},
+        "log.alerts.crash_queued": {
+            "zh-CN": "运行 {run} 崩溃告警：已排队 {n} 条",
+            "en": "crash alert for {run}: {n} queued",
+        },
+        "log.alerts.quarantine_check_failed": {
+            "zh-CN": "告警：{flow} 的隔离检查失败（{error}）",
+            "en": "alerts: quarantine check of {flow} failed ({error})",
+        },
         "artifact.quarantine.title": {
             "zh-CN": "## 数据隔离区 {as_of}",
             "en": "## Quarantine summary {as_of}",
@@ -127,25 +194,50 @@ register(
 def churn_model_markdown(out: dict, lang: str | None = None) -> str:
     """A training's outcome (``models.scoring.train_and_register``) as Markdown: the decision
     in words, the window, and the holdout metrics beside the champion's on the same holdout."""
+    champion_header, champion_metrics = _champion_column(out, lang)
     lines = [t("artifact.churn.title", lang, version=out["version"], status=t(f"model.status.{out['status']}", lang)), "",
              out.get("reason_text") or out.get("reason") or "", "",
              t("artifact.churn.window", lang, train=out.get("train_cutoff", "—"), eval=out.get("eval_cutoff", "—"),
                h=out.get("horizon_days", "—"), n=f"{int(out.get('n_train') or 0):,}"), "",
-             t("artifact.churn.header", lang), "|---|---:|---:|"]
-    mine, champ = out.get("metrics") or {}, out.get("champion_metrics") or {}
+             t("artifact.churn.header", lang, champion=champion_header), "|---|---:|---:|---|"]
+    mine, champ = out.get("metrics") or {}, champion_metrics
 
     def fmt(metrics: dict, k: str) -> str:
         v = metrics.get(k)
         return "—" if v is None else (f"{int(v):,}" if k == "n" else f"{float(v):.4f}")
 
-    for k in ("roc_auc", "pr_auc", "brier", "log_loss", "lift_top_decile", "churn_rate", "n"):
-        lines.append(f"| {k} | {fmt(mine, k)} | {fmt(champ, k)} |")
+    for k in METRICS:
+        lines.append(f"| {t(f'model.metric.{k}', lang)} | {fmt(mine, k)} | {fmt(champ, k)} | {t(f'model.metric.{k}.help', lang)} |")
     return "\n".join(lines) + "\n"
+
+
+def _champion_column(out: dict, lang: str | None) -> tuple[str, dict]:
+    """The champion column's header and figures. Measured against a champion: that champion
+    (now the previous one if the new model won). No champion before: a new model that became
+    champion is the champion, its own figures fill the column; else there is none."""
+    prev, champ = out.get("previous_champion"), out.get("champion_metrics")
+    if champ:
+        key = "artifact.churn.col.previous" if out.get("status") == "champion" and prev != out.get("version") else "artifact.churn.col.current"
+        return t(key, lang, version=prev or "").strip(), champ
+    if out.get("status") == "champion":
+        return t("artifact.churn.col.self", lang), out.get("metrics") or {}
+    return t("artifact.churn.col.none", lang), {}
+
+
+# the holdout figures a training reports, in the order the artifact lists them
+METRICS = ("roc_auc", "pr_auc", "brier", "log_loss", "lift_top_decile", "churn_rate", "n")
+
+
+def metric_legend(lang: str | None = None, metrics=("roc_auc", "pr_auc", "brier", "log_loss", "lift_top_decile")) -> str:
+    """What the window and each figure mean, one sentence: the legend under the churn-model
+    artifact and under ``userops model status``."""
+    items = [t("model.metric.window.help", lang)] + [t(f"model.metric.{k}.help", lang) for k in metrics]
+    return t("model.metric.legend", lang, items=t("model.metric.legend_sep", lang).join(items))
 
 
 def publish_churn_model(out: dict) -> str:
     """Publish a training's outcome as ``churn-model``; returns the key (needs a run context)."""
-    return publish_markdown("churn", churn_model_markdown(out), description=f"Churn model {out['version']}: {out['status']}")
+    return publish_markdown("churn", churn_model_markdown(out), description=t("artifact.churn.description", version=out["version"], status=t(f"model.status.{out['status']}")))
 
 
 def quarantine_run_summary(run_id: str, engine=None) -> tuple[list[dict], int]:
@@ -258,7 +350,7 @@ def publish_quarantine_summary(as_of: date | str, run_id: str) -> dict:
     key = publish_markdown(
         "quarantine",
         quarantine_markdown(as_of, run_id, rows, total, released=released),
-        description=f"Quarantine summary, nightly run {as_of}",
+        description=t("artifact.quarantine.description", as_of=as_of),
     )
     return {
         "artifact_key": key,

@@ -633,7 +633,7 @@ def publish_report(as_of: date, m: dict, engine: Engine | None = None) -> dict:
     as_of = pd.Timestamp(as_of).date()
     path = write_report(as_of, m, engine)
     hist = history(engine, as_of, 8)
-    key = publish_markdown("health", report_markdown(m, hist, path), description=f"Customer health {as_of}")
+    key = publish_markdown("health", report_markdown(m, hist, path), description=t("artifact.health.description", as_of=as_of))
     return {"artifact_key": key, "report": str(path)}
 
 

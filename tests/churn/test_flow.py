@@ -50,4 +50,7 @@ def test_nightly_stage_in_a_flow(prefect_server, loaded):
 
     art = Artifact.get("churn-model")
     assert art is not None and art.created >= started and res["version"] in art.data and res["reason_text"] in art.data
-    assert f"| roc_auc | {res['metrics']['roc_auc']:.4f} | {res['champion_metrics']['roc_auc']:.4f} |" in art.data
+    # the figures in the operator's words, each with its definition, beside the champion's
+    assert f"| ROC AUC | {res['metrics']['roc_auc']:.4f} | {res['champion_metrics']['roc_auc']:.4f} | ROC AUC 衡量区分流失与留存客户的能力" in art.data
+    assert "roc_auc" not in art.data and "lift_top_decile" not in art.data
+    assert art.description.startswith(f"流失模型 {res['version']}：")

@@ -95,7 +95,9 @@ def status(as_json: bool = typer.Option(False, "--json", help="Print as JSON."))
         )
         if r.reason:
             typer.echo("    " + str(r.reason))
-    typer.echo(t("model.cli.legend"))  # what each figure means, for an operator
+    from tasks.artifacts import metric_legend
+
+    typer.echo(metric_legend())  # what each figure means, for an operator: the churn-model artifact's definitions
     typer.echo("")
     if drift.empty:
         typer.echo(t("model.cli.no_drift"))
@@ -185,15 +187,6 @@ register_messages(
         "model.cli.version_line": {
             "zh-CN": "{version}  [{status}]  训练于 {trained}  窗口 {window}  ROC AUC {auc}  PR AUC {pr}  Brier {brier}  对数损失 {ll}  提升度 {lift}",
             "en": "{version}  [{status}]  trained {trained}  window {window}  ROC AUC {auc}  PR AUC {pr}  Brier {brier}  log loss {ll}  lift {lift}",
-        },
-        "model.cli.legend": {
-            "zh-CN": "说明：窗口 = 训练截止→验证截止；各指标都在验证期（验证截止后的预测期）上计算。ROC AUC 衡量区分流失与留存客户的能力（0.5 相当于随机，1 为完美，越高越好）；"
-            "PR AUC 衡量找出流失客户的精准度（越高越好）；Brier 和对数损失衡量预测概率准不准（越低越好）；"
-            "提升度 = 风险最高的 10% 客户的流失率是全体流失率的几倍。",
-            "en": "Key: window = training cutoff → holdout cutoff; every figure is measured on the holdout (the horizon after the holdout cutoff). "
-            "ROC AUC: how well the model tells churners from stayers (0.5 = chance, 1 = perfect; higher is better); "
-            "PR AUC: how precisely it finds the churners (higher is better); Brier and log loss: how close the probabilities are (lower is better); "
-            "lift: how many times the average churn rate the riskiest 10% of customers churn at.",
         },
         "model.cli.no_drift": {"zh-CN": "还没有漂移检查。", "en": "No drift check yet."},
         "model.cli.drift_ok": {
