@@ -16,7 +16,7 @@ back to the flow's own name.
 from __future__ import annotations
 
 import functools
-from datetime import timezone
+from datetime import datetime, timezone
 from zoneinfo import ZoneInfo
 
 
@@ -34,12 +34,40 @@ def _day(value) -> str:
     return str(value)[:10]
 
 
+def scheduled_start() -> datetime | None:
+    """The current run's scheduled start (naive UTC) when it has one: a run of a deployment
+    (the slot its schedule made it for, or the moment someone asked for it). ``None`` for a
+    flow called directly, or outside a run (the clock, ``USEROPS_NOW`` included, names those).
+
+    Prefect starts a scheduled run a little before or after its slot: the 18:00 watch began
+    at 17:59:58 and was named ``17:59`` while its artifact, written later, said 18:00."""
+    try:
+        from prefect.context import FlowRunContext
+
+        run = getattr(FlowRunContext.get(), "flow_run", None)
+        if run is not None:  # inside the run (names are made here): no API round trip
+            start = run.expected_start_time if run.deployment_id else None
+        else:  # a process started for a deployment's run, or the runtime's env overrides
+            from prefect.runtime import deployment, flow_run
+
+            start = flow_run.scheduled_start_time if deployment.id else None
+    except Exception:  # a name is a convenience: the clock will do
+        return None
+    if start is None:
+        return None
+    if start.tzinfo is not None:
+        start = start.astimezone(timezone.utc)
+    return datetime(start.year, start.month, start.day, start.hour, start.minute, start.second, start.microsecond)
+
+
 def shop_minute() -> str:
-    """Now in the shop's timezone, to the minute (``2026-12-07 14:00``)."""
+    """The run's scheduled start (else now) in the shop's timezone, to the minute
+    (``2026-12-07 14:00``): the run's name and its artifact's title agree with the schedule."""
     from userops.clock import utcnow
     from userops.settings import get_settings
 
-    return utcnow().replace(tzinfo=timezone.utc).astimezone(ZoneInfo(get_settings().timezone)).strftime("%Y-%m-%d %H:%M")
+    when = scheduled_start() or utcnow()
+    return when.replace(tzinfo=timezone.utc).astimezone(ZoneInfo(get_settings().timezone)).strftime("%Y-%m-%d %H:%M")
 
 
 def _safe(fallback: str):
