@@ -20,6 +20,7 @@ from flows.hooks import ALERT_HOOKS
 from tasks.crisis.compensate import advance_open_incidents, finish_orphaned_work
 from tasks.crisis.deadlines import watch_deadlines_task
 from tasks.crisis.feedback import feedback_sla_task, quality_trace_task
+from tasks.crisis.feedback import summary_line as feedback_summary_line
 from tasks.crisis.report import auto_close_task
 from tasks.artifacts import run_summary_task
 from tasks.crisis.spike import check_spikes_task
@@ -80,6 +81,6 @@ def _summary(spikes: dict, deadlines: dict, feedback: dict | None) -> list[str]:
     if deadlines.get("reminders") or deadlines.get("escalations"):
         lines.append(t("monitor.summary.deadlines", r=deadlines["reminders"], e=deadlines["escalations"]))
     if feedback and feedback.get("overdue"):
-        lines.append(t("monitor.summary.feedback", n=feedback["overdue"], new=feedback["newly_listed"], ack=feedback["acknowledged"]))
+        lines.append(feedback_summary_line(feedback))  # planned / sent / waiting for a channel
     return lines
 

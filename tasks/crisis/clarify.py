@@ -11,6 +11,7 @@ from __future__ import annotations
 import logging
 from datetime import datetime, timedelta
 
+import pandas as pd
 from prefect import task
 from prefect.cache_policies import NO_CACHE
 from sqlalchemy.engine import Engine
@@ -38,7 +39,16 @@ def statement_facts(incident_id: str, lang: str | None = None, engine: Engine | 
     catmap = dict(zip(cats["sku"], cats["category"]))
     sep = "、" if lang == "zh-CN" else ", "
     product = sep.join(catmap[k] + parens(k, lang) if catmap.get(k) else k for k in skus)
-    since = inc["opened_at"] - timedelta(days=s.health.complaint_window_days)
+    # the complaints that led to the incident: a spike's complaints lie before the spike was
+    # first hot, which may be long before the run that opened the incident (the event waits
+    # for a worker, a replayed night detects spikes of past days), so the window is counted
+    # back from the earlier of the opening and the incident's first spike
+    first_hot = read(engine, "SELECT MIN(first_hot_at) AS m FROM complaint_spikes WHERE incident_id = :i",
+                     {"i": incident_id}, parse_dates=["m"])["m"].iloc[0]
+    anchor = inc["opened_at"]
+    if first_hot is not None and not pd.isna(first_hot):
+        anchor = min(pd.Timestamp(anchor), pd.Timestamp(first_hot)).to_pydatetime()
+    since = anchor - timedelta(days=s.health.complaint_window_days)
     complaints = read(
         engine,
         "SELECT COUNT(DISTINCT COALESCE(customer_id, feedback_id)) AS n FROM feedback "
@@ -57,6 +67,9 @@ def statement_facts(incident_id: str, lang: str | None = None, engine: Engine | 
         coupons = f"{cur}{values[0]:g}{unit}" if len(values) == 1 else f"{cur}{values[0]:g}–{values[-1]:g}{unit}"
     opened = to_shop(inc["opened_at"])
     date = f"{opened.year}年{opened.month}月{opened.day}日" if lang == "zh-CN" else opened.strftime("%d %b %Y")
+    # ``reason`` is the operator's (or the spike trigger's) internal text: the default templates
+    # do not quote it — the public statement names the product issue neutrally — but an
+    # operator's template (crisis.template_dir) written for it still gets it
     return {
         "brand": s.crisis.brand,
         "product": product,

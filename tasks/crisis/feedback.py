@@ -130,7 +130,8 @@ def feedback_sla_check(engine: Engine | None = None, now: datetime | None = None
                 t("feedback.sla.title", n=len(new), hours=hours),
                 t("feedback.sla.body", kinds=join_list(f"{k} {v}" for k, v in kinds.items()),
                   oldest=to_shop_str(new["created_at"].min()),
-                  acks=t("feedback.sla.acks", n=acks) if acks else "", listing=listing),
+                  # planned, not sent: the sending comes after this alert (quiet hours, a channel)
+                  acks=t("feedback.sla.acks_planned", n=acks) if acks else "", listing=listing),
                 severity="warning",
                 subject=f"{now:%Y%m%dT%H%M}|{new['feedback_id'].iloc[0]}",
                 day=now.date(),
@@ -145,13 +146,31 @@ def feedback_sla_check(engine: Engine | None = None, now: datetime | None = None
             from tasks.messaging import send_due
 
             sent = send_due(engine=engine, now=now, campaign=ACK_CAMPAIGN)
+    # what the customers were actually told: a planned message is not an acknowledgement
+    # (quiet hours defer it, a channel without a provider keeps it waiting)
+    n_sent = int((sent or {}).get("sent") or 0)
+    no_channel = int(sum(((sent or {}).get("waiting_for_provider") or {}).values()))
+    still = int(read(engine, "SELECT COUNT(*) AS n FROM touches WHERE campaign = :c AND status IN ('planned', 'in_flight')",
+                     {"c": ACK_CAMPAIGN})["n"].iloc[0]) if acks or sent else 0
     return {
         "overdue": int(len(overdue)),
         "newly_listed": int(len(new)),
-        "acknowledged": int(acks),
+        "ack_planned": int(acks),  # acknowledgements planned by this check
+        "acknowledged": n_sent,  # acknowledgements sent by this check (new and earlier ones)
+        "ack_waiting_for_channel": no_channel,  # waiting for a provider to be configured
+        "ack_waiting": max(still - no_channel, 0),  # waiting otherwise (quiet hours, a retry)
         "overdue_ids": overdue["feedback_id"].tolist(),
         "send": sent,
     }
+
+
+def summary_line(result: dict, lang: str | None = None) -> str:
+    """The monitor's summary line for a ``feedback_sla_check`` result: overdue, newly listed,
+    and the acknowledgements as they are — planned now, sent, waiting for a channel, waiting
+    otherwise (quiet hours, retries)."""
+    return t("monitor.summary.feedback_acks", lang, n=result["overdue"], new=result["newly_listed"],
+             planned=result.get("ack_planned", 0), sent=result.get("acknowledged", 0),
+             no_channel=result.get("ack_waiting_for_channel", 0), waiting=result.get("ack_waiting", 0))
 
 
 def active_customers(engine: Engine, now: datetime) -> tuple[int, str]:

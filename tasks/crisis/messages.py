@@ -177,3 +177,27 @@ register(
                                      "en": "Feedback past the SLA: {n} ({new} new, {ack} acknowledged)"},
     }
 )
+
+# the incident report's line about customers the core reviewer excluded (tasks/crisis/report.py)
+# and the feedback acknowledgements as planned / sent / waiting (tasks/crisis/feedback.py)
+register(
+    {
+        "crisis.report.excluded": {
+            "zh-CN": "复核排除：{n} 位客户经核心客户复核排除，未收到任何致歉，也不在电话回访清单中（上表「电话回访」不含他们）。"
+            "退款敞口仍包含他们购买的金额（其中 {exposure}）：他们买过该商品，仍可能申请退款。",
+            "en": "Excluded at review: {n} customers were excluded at the core review; they got no apology and are not on "
+            "the call list (the call list column above leaves them out). The refund exposure still includes what they "
+            "bought ({exposure} of it): they bought the product and may still ask for a refund.",
+        },
+        "feedback.sla.acks_planned": {
+            "zh-CN": "已安排向 {n} 位用户发送「我们收到了，正在努力」（尚未发出：免打扰时段顺延到早上，未配置发送渠道时等待渠道）。",
+            "en": "A \"we received it and are working on it\" message to {n} customers is planned (not sent yet: quiet hours "
+            "defer it to the morning; without a configured channel it waits for one).",
+        },
+        "monitor.summary.feedback_acks": {
+            "zh-CN": "超时未回复反馈 {n} 条（新增 {new}）；致意消息：本次安排 {planned}，已发送 {sent}，等待发送渠道 {no_channel}，其他待发 {waiting}",
+            "en": "Feedback past the SLA: {n} ({new} new); acknowledgements: {planned} planned now, {sent} sent, "
+            "{no_channel} waiting for a channel, {waiting} other waiting",
+        },
+    }
+)

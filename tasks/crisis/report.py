@@ -31,6 +31,13 @@ from userops.settings import get_settings
 
 log = logging.getLogger("userops.crisis.report")
 
+# how ``compensate.release_core`` marks the touches of a customer the core reviewer excluded
+# (status 'suppressed', reason "held by reviewer <name>")
+EXCLUDED_REASON = "held by reviewer "
+# SQL: the incident customer's apology (``t``, joined on ic.touch_key) was suppressed by the
+# reviewer (binds :excl = EXCLUDED_REASON + '%')
+_EXCLUDED = "(t.status IS NOT NULL AND t.status = 'suppressed' AND t.reason LIKE :excl)"
+
 
 def complaint_rate(bind: Engine | Connection, start: datetime, end: datetime, skus: list[str] | None = None) -> dict:
     """Complaints / paid orders in [start, end); with ``skus``: complaints about them too."""
@@ -67,20 +74,27 @@ def build_report(incident_id: str, engine: Engine | Connection | None = None, no
         }
         for r in tl.itertuples(index=False)
     ]
+    # a customer the core reviewer excluded gets nothing from the incident: ``release_core``
+    # suppresses their apology (and call) with the reason EXCLUDED_REASON (incident_customers
+    # keeps call_list as planned), so they are counted here as excluded, never as a call
     tiers = read(
         engine,
-        "SELECT ic.priority, COUNT(*) AS customers, "
-        "SUM(CASE WHEN ic.compensated_at IS NOT NULL THEN 1 ELSE 0 END) AS compensated, "
-        "SUM(CASE WHEN ic.call_list THEN 1 ELSE 0 END) AS call_list, "
-        "SUM(CASE WHEN ic.refund_offer THEN ic.affected_amount ELSE 0 END) AS refund_exposure, "
-        "SUM(CASE WHEN t.status = 'sent' THEN CAST(t.gift_cost AS FLOAT) ELSE 0 END) AS coupon_cost "
-        "FROM incident_customers ic LEFT JOIN touches t ON t.touch_key = ic.touch_key "
-        "WHERE ic.incident_id = :i GROUP BY ic.priority",
-        {"i": incident_id},
+        f"SELECT ic.priority, COUNT(*) AS customers, "
+        f"SUM(CASE WHEN ic.compensated_at IS NOT NULL THEN 1 ELSE 0 END) AS compensated, "
+        f"SUM(CASE WHEN ic.call_list AND NOT {_EXCLUDED} THEN 1 ELSE 0 END) AS call_list, "
+        f"SUM(CASE WHEN {_EXCLUDED} THEN 1 ELSE 0 END) AS excluded, "
+        f"SUM(CASE WHEN ic.refund_offer THEN ic.affected_amount ELSE 0 END) AS refund_exposure, "
+        f"SUM(CASE WHEN ic.refund_offer AND {_EXCLUDED} THEN ic.affected_amount ELSE 0 END) AS excluded_refund_exposure, "
+        f"SUM(CASE WHEN t.status = 'sent' THEN CAST(t.gift_cost AS FLOAT) ELSE 0 END) AS coupon_cost "
+        f"FROM incident_customers ic LEFT JOIN touches t ON t.touch_key = ic.touch_key "
+        f"WHERE ic.incident_id = :i GROUP BY ic.priority",
+        {"i": incident_id, "excl": EXCLUDED_REASON + "%"},
     )
     per_tier = {
         r.priority: {"customers": int(r.customers), "compensated": int(r.compensated or 0), "call_list": int(r.call_list or 0),
-                     "coupon_cost": round(float(r.coupon_cost or 0), 2), "refund_exposure": round(float(r.refund_exposure or 0), 2)}
+                     "excluded": int(r.excluded or 0),
+                     "coupon_cost": round(float(r.coupon_cost or 0), 2), "refund_exposure": round(float(r.refund_exposure or 0), 2),
+                     "excluded_refund_exposure": round(float(r.excluded_refund_exposure or 0), 2)}
         for r in tiers.itertuples(index=False)
     }
     window = timedelta(days=s.health.complaint_window_days)
@@ -90,9 +104,10 @@ def build_report(incident_id: str, engine: Engine | Connection | None = None, no
     after = complaint_rate(engine, opened, max(min(end, opened + window), opened + timedelta(seconds=1)), inc["skus"])
     calls = read(
         engine,
-        "SELECT customer_id, affected_orders, affected_amount, remedy FROM incident_customers "
-        "WHERE incident_id = :i AND call_list ORDER BY rank",
-        {"i": incident_id},
+        "SELECT ic.customer_id, ic.affected_orders, ic.affected_amount, ic.remedy FROM incident_customers ic "
+        "LEFT JOIN touches t ON t.touch_key = ic.touch_key "
+        f"WHERE ic.incident_id = :i AND ic.call_list AND NOT {_EXCLUDED} ORDER BY ic.rank",
+        {"i": incident_id, "excl": EXCLUDED_REASON + "%"},
     )
     return {
         "incident_id": incident_id,
@@ -110,7 +125,11 @@ def build_report(incident_id: str, engine: Engine | Connection | None = None, no
         "cost": {
             "coupons": round(sum(v["coupon_cost"] for v in per_tier.values()), 2),
             "refund_exposure": round(sum(v["refund_exposure"] for v in per_tier.values()), 2),
+            # of which: customers the reviewer excluded (told nothing, but they bought the
+            # product and may still ask for a refund)
+            "excluded_refund_exposure": round(sum(v["excluded_refund_exposure"] for v in per_tier.values()), 2),
         },
+        "excluded": sum(v["excluded"] for v in per_tier.values()),
         "complaint_rate": {"before": before, "after": after},
         "call_list": calls["customer_id"].tolist(),
         "campaign": campaign_name(incident_id),
@@ -159,16 +178,23 @@ def report_markdown(rep: dict, lang: str | None = None) -> str:
         lines.append(f"| {names.get(st['step'], st['step'])} | {to_shop_str(st['deadline_at'])} | {w(st['status'])} | "
                      f"{to_shop_str(st['done_at'])} | {or_dash(st['done_by'], '-')} | {met_s} | "
                      f"{join_list((L('已升级', 'escalated') if x == 'escalated' else f'{x}%' for x in sent), lang) or '-'} |")
+    excluded = int(rep.get("excluded") or 0)  # a report stored before this field: none shown
     lines += ["", f"## {L('补偿', 'Compensation')}", "",
-              f"| {L('层级', 'Tier')} | {L('受影响', 'Affected')} | {L('已补偿', 'Compensated')} | {L('电话回访', 'Call list')} | "
-              f"{L('券成本', 'Coupon cost')} | {L('退款敞口', 'Refund exposure')} |",
-              "|---|---|---|---|---|---|"]
+              f"| {L('层级', 'Tier')} | {L('受影响', 'Affected')} | {L('已补偿', 'Compensated')} | "
+              + (f"{L('复核排除', 'Excluded at review')} | " if excluded else "")
+              + f"{L('电话回访', 'Call list')} | {L('券成本', 'Coupon cost')} | {L('退款敞口', 'Refund exposure')} |",
+              "|---|---|---|---|---|---|" + ("---|" if excluded else "")]
     for tier in ("core", "potential", "ordinary"):
         v = rep["compensated"].get(tier)
         if v:
-            lines.append(f"| {w(tier)} | {v['customers']} | {v['compensated']} | {v['call_list']} | {v['coupon_cost']:.2f} | {v['refund_exposure']:.2f} |")
+            lines.append(f"| {w(tier)} | {v['customers']} | {v['compensated']} | "
+                         + (f"{v.get('excluded', 0)} | " if excluded else "")
+                         + f"{v['call_list']} | {v['coupon_cost']:.2f} | {v['refund_exposure']:.2f} |")
     lines += ["", labelled(L("成本合计", "Total cost"), f"{L('券', 'coupons')} {rep['cost']['coupons']:.2f} + "
                                                          f"{L('退款敞口', 'refund exposure')} {rep['cost']['refund_exposure']:.2f}", lang)]
+    if excluded:
+        lines += ["", t("crisis.report.excluded", lang, n=excluded,
+                        exposure=f"{float(rep['cost'].get('excluded_refund_exposure') or 0):.2f}")]
     b, a = rep["complaint_rate"]["before"], rep["complaint_rate"]["after"]
     # complaints per paid order around the opening: not the health snapshot's complaint rate
     # (complaints / active customers), so it is not called that

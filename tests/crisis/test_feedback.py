@@ -39,7 +39,8 @@ def test_overdue_feedback_listed_alerted_and_acknowledged_once(warehouse, provid
 
     # the suggestion passes 24h at 05:00 shop time: alerted now, acknowledged after the quiet hours
     out = feedback_sla_check(warehouse, pinned_now(NOW + timedelta(hours=15)))
-    assert out["newly_listed"] == 1 and out["acknowledged"] == 1
+    assert out["newly_listed"] == 1 and out["ack_planned"] == 1 and out["acknowledged"] == 0  # planned, not sent yet
+    assert out["ack_waiting"] == 1 and out["ack_waiting_for_channel"] == 0
     assert len(read_frame(warehouse, "SELECT 1 FROM alert_outbox WHERE kind = 'feedback_sla'")) == 2
     assert len(provider.delivered) == 1
     out = feedback_sla_check(warehouse, pinned_now(NOW + timedelta(hours=19)))  # 09:00 shop time

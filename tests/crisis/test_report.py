@@ -46,7 +46,9 @@ def test_closing_report(warehouse, provider, pinned_now):
     assert steps["control"]["done_by"] == "ops-wang" and steps["control"]["met_deadline"] is True
     assert steps["clarify"]["done_by"] == "pr-zhao" and steps["clarify"]["met_deadline"] is False
     assert steps["compensate"]["status"] == "done" and steps["compensate"]["met_deadline"] is True
-    assert rep["compensated"]["core"] == {"customers": 1, "compensated": 1, "call_list": 1, "coupon_cost": 50.0, "refund_exposure": 11.0}
+    assert rep["compensated"]["core"] == {"customers": 1, "compensated": 1, "call_list": 1, "excluded": 0, "coupon_cost": 50.0,
+                                          "refund_exposure": 11.0, "excluded_refund_exposure": 0.0}
+    assert rep["excluded"] == 0
     assert rep["compensated"]["potential"]["customers"] == 2 and rep["compensated"]["potential"]["coupon_cost"] == 60.0
     assert rep["cost"]["coupons"] == 130.0  # 50 + 2 x 30 + 20
     assert rep["cost"]["refund_exposure"] == 10.0 + 11.0 + 12.0 + 13.0

@@ -70,7 +70,7 @@ def test_statement_drafted_with_facts_and_published_once(warehouse, monkeypatch)
         add_feedback(conn, "SKU-BAD", [NOW - timedelta(hours=h) for h in (1, 2, 3)])
     iid = open_incident(warehouse)["incident_id"]
     text = draft_statement(iid, engine=warehouse)
-    assert "水杯（SKU-BAD）" in text and "批次漏水" in text
+    assert "水杯（SKU-BAD）" in text and "批次漏水" not in text  # the reason is internal, never quoted
     assert "3位用户" in text  # complaints about the product
     assert "共3位" in text  # affected customers
     assert "20–50元" in text and "全额退款" in text
