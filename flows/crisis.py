@@ -34,7 +34,7 @@ from prefect import flow, get_run_logger
 from prefect.exceptions import FlowPauseTimeout
 from prefect.flow_runs import pause_flow_run
 from prefect.input import RunInput
-from pydantic import Field
+from pydantic import Field, field_validator
 
 from flows.hooks import ALERT_HOOKS
 from tasks.alerts import enqueue_alert
@@ -51,7 +51,15 @@ from tasks.crisis.compensate import (
     unplanned_customers,
 )
 from tasks.crisis.control import confirm_manual_takedown, run_control_task, skus_to_take_down
-from tasks.crisis.incidents import clean_reason, get_incident, get_step, joined_skus, open_or_join_task, take_over
+from tasks.crisis.incidents import (
+    clean_reason,
+    get_incident,
+    get_step,
+    joined_skus,
+    open_or_join_task,
+    take_over,
+    unknown_skus,
+)
 from tasks.crisis.report import build_report, publish_artifact, report_markdown
 from tasks.crisis.runs import current_run, force_running, is_alive
 from tasks.crisis.spike import EVENT as SPIKE_EVENT
@@ -60,7 +68,7 @@ from tasks.crisis.util import to_shop_str
 from userops import run_names
 from userops.clock import utcnow
 from userops.db import get_engine
-from userops.i18n import t
+from userops.i18n import join_list, t
 from userops.settings import get_settings
 
 Severity = Literal["low", "medium", "high", "critical"]
@@ -75,6 +83,10 @@ SPIKE_TRIGGER = {
         "skus": "{{ event.payload.skus }}",
         "reason": "complaint spike: {{ event.payload.complaints }} complaints in {{ event.payload.window_hours }}h",
         "severity": "high",
+        # the SKUs come from customers' feedback, not typed by an operator: a product with
+        # complaints but no order in the warehouse (sold elsewhere, orders not imported yet)
+        # still needs its incident, so the typo guard does not apply
+        "unknown_ok": True,
     },
 }
 
@@ -86,33 +98,48 @@ def spike_trigger():
     return DeploymentEventTrigger(name="complaint-spike", **SPIKE_TRIGGER)
 
 
+# who acted is recorded for every step (audit log, incident_steps.done_by): the forms' name
+# fields are required and must hold more than blanks (minLength + pattern reach the form's
+# JSON schema, so Prefect's resume refuses an empty name; the validator strips it)
+_NAME_PATTERN = r"\S"
+
+
+def _stripped(value: str) -> str:
+    return value.strip() if isinstance(value, str) else value
+
+
 class StatementApproval(RunInput):
     """The official statement, for a human to edit and approve."""
 
     statement: str = Field(description="The official statement. Edit it here: exactly what you approve is published.")
     approve: bool = Field(default=False, description="Tick to publish. Leave unticked to send it back: your edits are kept and the flow waits again.")
-    approver: str = Field(default="", description="Your name (recorded in the audit log).")
+    approver: str = Field(min_length=1, pattern=_NAME_PATTERN, description="Your name, required: who approved (or sent back) the statement is recorded in the audit log and on the step.")
     takedown_confirmed: bool = Field(default=False, description="Only if the take-down is a manual task: tick once the products are off sale.")
     note: str = Field(default="", description="Optional note for the record.")
+
+    _strip_name = field_validator("approver")(_stripped)
 
 
 class CoreReview(RunInput):
     """Apologies to core customers, for a human to review before they go out."""
 
     approve: bool = Field(default=False, description="Tick to send the reviewed apologies.")
-    reviewer: str = Field(default="", description="Your name (recorded in the audit log).")
+    reviewer: str = Field(min_length=1, pattern=_NAME_PATTERN, description="Your name, required: who reviewed the core customers' apologies is recorded in the audit log and on the step.")
     exclude_customers: list[str] = Field(default_factory=list, description="Customer ids who get nothing from this incident: no apology, not on the call list.")
     note: str = Field(default="", description="Optional note for the record.")
 
+    _strip_name = field_validator("reviewer")(_stripped)
+
 
 @flow(name="crisis-response", log_prints=True, flow_run_name=run_names.crisis_response, **ALERT_HOOKS)
-def crisis_response(skus: list[str], reason: str, severity: Severity = "high") -> dict:
+def crisis_response(skus: list[str], reason: str, severity: Severity = "high", unknown_ok: bool = False) -> dict:
     """Run the 3C checklist for a product incident: Control 2h, Clarify 4h, Compensate 24h.
 
     Args:
         skus: Product SKUs concerned, one or more (e.g. ["SKU-0042"]). An open incident for any of them is joined, never duplicated.
-        reason: What happened, in one sentence. It goes into the draft of the official statement. Phone numbers and emails in it are masked; do not paste customers' contact details (Prefect keeps these parameters as typed).
+        reason: What happened, in one sentence. It goes into the draft of the official statement. Phone numbers and emails in it are masked (also in this run's parameters, replaced at its start); do not paste customers' contact details.
         severity: How bad it is: low, medium, high or critical.
+        unknown_ok: Leave unticked: a SKU that no order in the warehouse has (usually a typo) stops the run before anything is opened, taken down or announced. Tick it only to open the incident for such a SKU anyway (a product not sold through the shop's orders yet).
     """
     logger = get_run_logger()
     engine = get_engine()
@@ -121,7 +148,13 @@ def crisis_response(skus: list[str], reason: str, severity: Severity = "high") -
     # customer gave (phone, email) are masked before any of it; the operator is told once
     reason, masked = clean_reason(reason)
     if masked:
+        # Prefect keeps a run's parameters as typed: the raw text is replaced there too
+        _replace_reason_parameter(me["flow_run_id"], reason, logger)
         logger.warning(t("crisis.reason.masked", reason=reason))
+    # a SKU no order has (a typo) would open a real incident, take it down and announce it
+    unknown = unknown_skus(engine, skus)
+    if unknown and not unknown_ok:
+        raise ValueError(t("crisis.unknown_sku", skus=join_list(unknown)))
 
     inc = open_or_join_task(skus, reason, severity, me["source"], me["actor"], me["flow_run_id"])
     incident_id = inc["incident_id"]
@@ -185,11 +218,31 @@ def crisis_response(skus: list[str], reason: str, severity: Severity = "high") -
         "compensated": rep["compensated"],
     }
     if expired:
-        raise RuntimeError(
-            f"Incident {incident_id}: nobody acted in time on {', '.join(expired)} (recorded and escalated); "
-            f"finish with `userops incident approve {incident_id}`"
-        )
+        raise RuntimeError(t("crisis.timeout.failed", incident_id=incident_id,
+                             steps=join_list(t(f"crisis.step.{s}") for s in expired)))
     return summary
+
+
+def _replace_reason_parameter(flow_run_id: str | None, reason: str, logger) -> None:
+    """Replace the run's ``reason`` parameter on the Prefect server with the masked text (the
+    run's Parameters tab, ``prefect flow-run inspect``, the API). Best effort: a failure is
+    logged, with what to do, and never fails the run."""
+    if not flow_run_id:
+        return
+    try:
+        from uuid import UUID
+
+        from prefect.client.orchestration import get_client
+        from prefect.context import FlowRunContext
+
+        ctx = FlowRunContext.get()
+        with get_client(sync_client=True) as client:
+            stored = (ctx.flow_run.parameters if ctx and ctx.flow_run else None) or \
+                client.read_flow_run(UUID(flow_run_id)).parameters
+            params = {**dict(stored or {}), "reason": reason}  # the PATCH replaces them all
+            client.update_flow_run(UUID(flow_run_id), parameters=params).raise_for_status()
+    except Exception as exc:  # noqa: BLE001 - never fails the run
+        logger.warning(t("crisis.reason.param_kept", error=type(exc).__name__, flow_run_id=flow_run_id))
 
 
 # --------------------------------------------------------------------------- the human waits
@@ -224,8 +277,7 @@ def _wait_for_statement(incident_id: str, flow_run_id: str | None, logger) -> bo
             ),
             statement=inc["statement"] or "",
         )
-        logger.info("Incident %s: waiting for a human to approve the statement (until %s shop time)",
-                    incident_id, to_shop_str(until))
+        logger.info(t("crisis.wait.statement", incident_id=incident_id, until=to_shop_str(until)))
         try:
             answer = pause_flow_run(
                 wait_for_input=form,
@@ -237,9 +289,9 @@ def _wait_for_statement(incident_id: str, flow_run_id: str | None, logger) -> bo
             if flow_run_id:
                 force_running(flow_run_id)
             expire_step(incident_id, "clarify", "crisis.expired.statement")
-            logger.warning("Incident %s: nobody approved the statement in time; nothing was published", incident_id)
+            logger.warning(t("crisis.timeout.statement", incident_id=incident_id))
             return False
-        who = answer.approver.strip() or "operator (Prefect UI)"
+        who = answer.approver  # required by the form (stripped, never empty)
         if answer.takedown_confirmed:
             confirm_manual_takedown(incident_id, who, answer.note)
         if answer.approve:
@@ -259,7 +311,8 @@ def _wait_for_core_review(incident_id: str, flow_run_id: str | None, logger, key
         pending = awaiting_review(incident_id, engine)
         if pending.empty:
             return True
-        remaining = (_wait_until(incident_id, cfg.core_review_wait_hours) - utcnow()).total_seconds()
+        until = _wait_until(incident_id, cfg.core_review_wait_hours)
+        remaining = (until - utcnow()).total_seconds()
         if remaining <= 0:
             expire_step(incident_id, "compensate", "crisis.expired.review")
             return False
@@ -269,6 +322,7 @@ def _wait_for_core_review(incident_id: str, flow_run_id: str | None, logger, key
             description=t("crisis.review.form", incident_id=incident_id, n=len(pending), sample=sample,
                           due=to_shop_str(get_step(engine, incident_id, "compensate")["deadline_at"])),
         )
+        logger.info(t("crisis.wait.review", incident_id=incident_id, n=len(pending), until=to_shop_str(until)))
         try:
             answer = pause_flow_run(wait_for_input=form, timeout=max(1, int(remaining)),
                                     poll_interval=cfg.pause_poll_seconds, key=f"core-review-{attempt}")
@@ -276,10 +330,10 @@ def _wait_for_core_review(incident_id: str, flow_run_id: str | None, logger, key
             if flow_run_id:
                 force_running(flow_run_id)
             expire_step(incident_id, "compensate", "crisis.expired.review")
-            logger.warning("Incident %s: core apologies were not reviewed in time; they stay held", incident_id)
+            logger.warning(t("crisis.timeout.review", incident_id=incident_id))
             return False
         if answer.approve:
-            release_core_task(incident_id, answer.reviewer.strip() or "operator (Prefect UI)", answer.exclude_customers)
+            release_core_task(incident_id, answer.reviewer, answer.exclude_customers)
             return True
 
 

@@ -45,6 +45,15 @@ def normalize_skus(skus) -> list[str]:
     return out
 
 
+def unknown_skus(bind: Engine | Connection, skus) -> list[str]:
+    """Which of ``skus`` no order in the warehouse has (``order_items``), in their order: a typo
+    would open a real incident (take-down, statement, alerts) with nobody affected. The one check
+    used by ``userops incident open`` (``--unknown-ok``) and the crisis flow (``unknown_ok``)."""
+    skus = normalize_skus(skus)
+    known = set(read(bind, "SELECT DISTINCT sku FROM order_items WHERE sku IN :s", {"s": list(skus)})["sku"])
+    return [x for x in skus if x not in known]
+
+
 def clean_reason(reason: str | None) -> tuple[str | None, bool]:
     """The operator's free-text reason as it may be stored and used: phone numbers and emails
     masked (``userops.privacy.scrub_text``, as the report and the alerts show them) — it goes

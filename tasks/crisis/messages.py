@@ -50,10 +50,53 @@ register(
         },
         "crisis.reason.masked": {
             "zh-CN": "事件原因里的手机号、邮箱已打码，事件记录、声明草稿、报告和告警只使用打码后的文本：{reason}。"
-            "请不要在原因里填写客户的联系方式：Prefect 仍按原样保留本次运行的参数（运行页面的 Parameters）。",
+            "本次运行在 Prefect 中的参数（运行页面的 Parameters）也只保留打码后的文本。请不要在原因里填写客户的联系方式。",
             "en": "Phone numbers and emails in the reason were masked; the incident, the statement draft, the report "
-            "and the alerts only use the masked text: {reason}. Do not paste customers' contact details into the "
-            "reason: Prefect keeps this run's parameters as typed (the run's Parameters tab).",
+            "and the alerts only use the masked text: {reason}. The run's parameters in Prefect (the run's Parameters "
+            "tab) keep only the masked text too. Do not paste customers' contact details into the reason.",
+        },
+        "crisis.reason.param_kept": {
+            "zh-CN": "未能把本次运行在 Prefect 中的参数 reason 替换为打码后的文本（{error}）：运行页面的 Parameters 仍显示原文。"
+            "运行结束后请删除本次运行（`prefect flow-run delete {flow_run_id}`；事件及其记录、报告仍保留在仓库中）。",
+            "en": "Could not replace the run's reason parameter in Prefect with the masked text ({error}): the run's "
+            "Parameters tab still shows it as typed. Delete this flow run once it has finished "
+            "(`prefect flow-run delete {flow_run_id}`; the incident, its record and its report stay in the warehouse).",
+        },
+        "crisis.unknown_sku": {
+            "zh-CN": "仓库里没有任何订单含这些 SKU：{skus}。未开启事件（没有下架、声明或告警）。请检查 SKU 编码后重新运行；"
+            "确实要为它们开启事件，请在运行表单中勾选 unknown_ok（命令行：--unknown-ok）。",
+            "en": "No order in the warehouse has these SKUs: {skus}. No incident was opened (no take-down, statement or "
+            "alert). Check the SKU codes and run again; to open it for them anyway, tick unknown_ok in the Run form "
+            "(command line: --unknown-ok).",
+        },
+        "crisis.wait.statement": {
+            "zh-CN": "事件 {incident_id}：等待人工审批官方声明（截止 {until}，店铺时间）。请在 Prefect 界面本次运行的页面点 Resume "
+            "填写表单，或运行 `userops incident approve {incident_id} --statement`。",
+            "en": "Incident {incident_id}: waiting for a human to approve the statement (until {until} shop time). Use the "
+            "Resume button on this run in the Prefect UI, or run `userops incident approve {incident_id} --statement`.",
+        },
+        "crisis.wait.review": {
+            "zh-CN": "事件 {incident_id}：{n} 位核心客户的致歉等待人工复核（截止 {until}，店铺时间）。请在 Prefect 界面本次运行的页面点 "
+            "Resume 填写表单，或运行 `userops incident approve {incident_id} --core`。",
+            "en": "Incident {incident_id}: apologies to {n} core customers wait for a human review (until {until} shop time). "
+            "Use the Resume button on this run in the Prefect UI, or run `userops incident approve {incident_id} --core`.",
+        },
+        "crisis.timeout.statement": {
+            "zh-CN": "事件 {incident_id}：无人按时审批声明，未发布任何声明。仍可运行 `userops incident approve {incident_id} --statement` "
+            "审批并发布。",
+            "en": "Incident {incident_id}: nobody approved the statement in time; nothing was published. You can still "
+            "approve and publish it with `userops incident approve {incident_id} --statement`.",
+        },
+        "crisis.timeout.review": {
+            "zh-CN": "事件 {incident_id}：核心客户的致歉未按时复核，保持暂缓，不会自动发送。仍可运行 "
+            "`userops incident approve {incident_id} --core` 复核并发送。",
+            "en": "Incident {incident_id}: core apologies were not reviewed in time; they stay held and are never sent "
+            "unreviewed. You can still review and send them with `userops incident approve {incident_id} --core`.",
+        },
+        "crisis.timeout.failed": {
+            "zh-CN": "事件 {incident_id}：以下步骤无人按时处理：{steps}（已记录并升级）。请运行 `userops incident approve {incident_id}` 完成。",
+            "en": "Incident {incident_id}: nobody acted in time on {steps} (recorded and escalated); finish with "
+            "`userops incident approve {incident_id}`.",
         },
         "crisis.takedown.manual.title": {
             "zh-CN": "请手动下架 {skus}（事件 {incident_id}）",

@@ -127,10 +127,19 @@ def test_manual_opening_approval_pauses_and_resume(prefect_server, warehouse, cr
 
     provider = crisis_env
     shop(warehouse, CUSTOMERS)
-    th, box = start_flow(skus=["SKU-BAD"], reason="部分批次杯盖漏水", severity="high")
-    inc = wait_paused(warehouse, "statement-1")
+    with run_log() as logged:
+        th, box = start_flow(skus=["SKU-BAD"], reason="部分批次杯盖漏水", severity="high")
+        inc = wait_paused(warehouse, "statement-1")
     iid, fr_id = inc["incident_id"], inc["flow_run_id"]
     assert inc["source"] == "manual"
+    # the run log says, in the operator's language, where to act
+    waiting = [m for m in logged if "等待人工审批官方声明" in m]
+    assert len(waiting) == 1 and "Resume" in waiting[0] and f"userops incident approve {iid} --statement" in waiting[0]
+    # a statement approved by nobody: Prefect's resume refuses it (every step records who did it)
+    for nobody in ("", "  "):
+        with pytest.raises(RuntimeError, match="Cannot resume"):
+            resume_flow_run(UUID(fr_id), run_input={"statement": "x", "approve": True, "approver": nobody})
+    assert run_state(fr_id) == ("PAUSED", "statement-1")
 
     # Control ran before the pause: the hook took the SKU down
     assert order_system.takedowns and order_system.takedowns[0]["skus"] == ["SKU-BAD"]
@@ -155,6 +164,9 @@ def test_manual_opening_approval_pauses_and_resume(prefect_server, warehouse, cr
     final = "关于杯盖漏水的说明:我们已下架并全额退款。"
     resume_flow_run(UUID(fr_id), run_input={"statement": final, "approve": True, "approver": "pr-zhao"})
     wait_paused(warehouse, "core-review-1")
+    with pytest.raises(RuntimeError, match="Cannot resume"):  # nor a review by nobody
+        resume_flow_run(UUID(fr_id), run_input={"approve": True, "reviewer": ""})
+    assert run_state(fr_id) == ("PAUSED", "core-review-1")
     pub = read_frame(warehouse, "SELECT body FROM alert_outbox WHERE kind = 'crisis_statement'")
     assert len(pub) == 1 and pub["body"].iloc[0].strip() == final
     got = {p["touch_key"].split("|")[1] for p in provider.delivered.values()}
@@ -202,14 +214,21 @@ def test_nobody_approves_in_time(prefect_server, sqlite_warehouse, crisis_env, m
     # the waits end 3.6 s (statement) and 7.2 s (core review) after the opening
     use(monkeypatch, USEROPS_CRISIS__STATEMENT_WAIT_HOURS=0.001, USEROPS_CRISIS__CORE_REVIEW_WAIT_HOURS=0.002)
     shop(sqlite_warehouse, CUSTOMERS)
-    th, box = start_flow(skus=["SKU-BAD"], reason="漏水")
-    th.join(120)
+    with run_log() as logged:
+        th, box = start_flow(skus=["SKU-BAD"], reason="漏水")
+        th.join(120)
     assert not th.is_alive()
     state = box["state"]
     assert state.is_failed()
-    assert "nobody acted in time on clarify, compensate (recorded and escalated)" in str(state.message)
-    assert "userops incident approve" in str(state.message)  # says what to do
     iid = incident_row(sqlite_warehouse)["incident_id"]
+    assert "以下步骤无人按时处理：澄清事实，补偿用户（已记录并升级）" in str(state.message)
+    assert f"userops incident approve {iid}" in str(state.message)  # says what to do
+    # the waits' log lines are the operator's language and say where to act
+    from userops.i18n import t
+
+    assert t("crisis.timeout.statement", "zh-CN", incident_id=iid) in logged
+    assert t("crisis.timeout.review", "zh-CN", incident_id=iid) in logged
+    assert any(m.startswith(f"事件 {iid}：") and "核心客户的致歉等待人工复核" in m and "--core" in m for m in logged)
     steps = read_frame(sqlite_warehouse, "SELECT step, status FROM incident_steps WHERE incident_id = :i", {"i": iid}).set_index("step")
     assert steps.loc["clarify", "status"] == "expired" and steps.loc["compensate", "status"] == "expired"
     # nothing unapproved was published; compensation still went out, except the unreviewed core one
@@ -330,6 +349,13 @@ def test_cli_open_starts_the_deployment_like_the_ui_form(prefect_server, warehou
 
     with get_client(sync_client=True) as client:
         client.delete_flow_run(runs[0].id)
+    # --unknown-ok: the flow (which checks the SKUs too) is told the operator accepted them
+    before = {f.id for f in _flow_runs(dep_id)}
+    cli("incident", "open", "--sku", "SKU-I", "--reason", "标签印错", "--unknown-ok")
+    (run,) = [f for f in _flow_runs(dep_id) if f.id not in before]
+    assert run.parameters == {"skus": ["SKU-I"], "reason": "标签印错", "severity": "high", "unknown_ok": True}
+    with get_client(sync_client=True) as client:
+        client.delete_flow_run(run.id)
     res = CliRunner().invoke(__import__("userops.cli", fromlist=["app"]).app,
                              ["incident", "open", "--sku", "X", "--reason", "r", "--severity", "apocalyptic"])
     assert res.exit_code == 2 and "apocalyptic" in res.output and "critical" in res.output
@@ -548,3 +574,48 @@ def test_contact_details_in_the_reason_are_masked_everywhere_and_the_operator_to
         crisis_response(skus=["SKU-OK"], reason="towels shed", return_state=True)
     notices = [m for m in logged if "Parameters" in m]
     assert notices == [t("crisis.reason.masked", "en", reason="towels shed: call 138****78")], notices
+
+
+def test_the_runs_reason_parameter_is_replaced_by_the_masked_text(prefect_server, sqlite_warehouse, crisis_env, monkeypatch):
+    """Prefect keeps a run's parameters as typed (the run's Parameters tab): a reason with a
+    phone number / email is replaced there by the masked text at the run's start."""
+    from prefect.client.orchestration import get_client
+
+    from flows.crisis import crisis_response
+    from tests.crisis.test_incidents import REASON_MASKED, REASON_WITH_CONTACTS
+
+    use(monkeypatch, USEROPS_CRISIS__STATEMENT_WAIT_HOURS=0, USEROPS_CRISIS__CORE_REVIEW_WAIT_HOURS=0)
+    shop(sqlite_warehouse, CUSTOMERS)
+    state = crisis_response(skus=["SKU-BAD"], reason=REASON_WITH_CONTACTS, severity="medium", return_state=True)
+    with get_client(sync_client=True) as client:
+        fr = client.read_flow_run(state.state_details.flow_run_id)
+    assert fr.parameters["reason"] == REASON_MASKED
+    assert fr.parameters["skus"] == ["SKU-BAD"] and fr.parameters["severity"] == "medium"  # the others as they were
+    assert "13812345678" not in json.dumps(fr.parameters, ensure_ascii=False)
+    assert "li.si@" not in json.dumps(fr.parameters, ensure_ascii=False)
+
+
+def test_a_sku_no_order_has_stops_the_run_before_anything_is_opened(prefect_server, sqlite_warehouse, crisis_env,
+                                                                      order_system, monkeypatch):
+    """From the UI's Run form, a typo in a SKU would open a real incident (take-down, pause,
+    alerts): the flow refuses it as ``userops incident open`` does, unless unknown_ok."""
+    from flows.crisis import crisis_response
+    from userops.i18n import t
+
+    use(monkeypatch, USEROPS_CRISIS__STATEMENT_WAIT_HOURS=0, USEROPS_CRISIS__CORE_REVIEW_WAIT_HOURS=0)
+    shop(sqlite_warehouse, CUSTOMERS)
+    state = crisis_response(skus=["SKU-BAD", "SKU-I"], reason="杯盖漏水", return_state=True)
+    assert state.is_failed()
+    assert t("crisis.unknown_sku", "zh-CN", skus="SKU-I") in str(state.message), state.message
+    assert "unknown_ok" in str(state.message)
+    for table in ("incidents", "incident_skus", "incident_customers", "audit_log"):
+        assert read_frame(sqlite_warehouse, f"SELECT 1 FROM {table}").empty, table
+    # no opening announced, no take-down task: only the failed run's own alert (flows/hooks.py)
+    assert set(read_frame(sqlite_warehouse, "SELECT kind FROM alert_outbox")["kind"]) <= {"flow_failed"}
+    assert not order_system.takedowns
+
+    # ticked: opened anyway (the waits run out at once here)
+    state = crisis_response(skus=["SKU-I"], reason="新品标签印错", unknown_ok=True, return_state=True)
+    inc = read_frame(sqlite_warehouse, "SELECT skus FROM incidents")
+    assert json.loads(inc["skus"].iloc[0]) == ["SKU-I"]
+    assert any(t_["skus"] == ["SKU-I"] for t_ in order_system.takedowns)

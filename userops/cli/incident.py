@@ -122,14 +122,12 @@ def open_cmd(
     unknown_ok: bool = typer.Option(False, "--unknown-ok", help="Open it even for a SKU no order in the warehouse has."),
 ) -> None:
     """Open an incident for products: the same as the crisis-response Run form in the UI."""
-    from tasks.crisis.incidents import SEVERITIES, normalize_skus
-    from tasks.crisis.util import read
+    from tasks.crisis.incidents import SEVERITIES, normalize_skus, unknown_skus
     from userops.cli.options import choice
 
     choice(severity.lower(), SEVERITIES, "--severity")
     skus = normalize_skus(sku)
-    known = set(read(_engine(), "SELECT DISTINCT sku FROM order_items WHERE sku IN :s", {"s": list(skus)})["sku"])
-    unknown = [x for x in skus if x not in known]
+    unknown = unknown_skus(_engine(), skus)
     if unknown and not unknown_ok:  # a typo would open a real incident with nobody affected
         typer.echo(t("incident.unknown_sku", skus=join_list(unknown)), err=True)
         raise typer.Exit(2)
@@ -142,6 +140,8 @@ def open_cmd(
     if masked:
         typer.echo(t("crisis.reason.masked", reason=reason), err=True)
     params = {"skus": skus, "reason": reason, "severity": severity.lower()}
+    if unknown and unknown_ok:  # the flow checks the SKUs too: tell it the operator accepted them
+        params["unknown_ok"] = True
     if local:
         from prefect import tags
 
