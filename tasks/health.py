@@ -44,7 +44,7 @@ from sqlalchemy.engine import Engine
 
 from tasks.tags import STAGES, SEGMENTS, days_ago, fetch_frame, tags_frame, window_for
 from userops.db import bulk_upsert, get_engine, read_frame
-from userops.i18n import parens, register, t
+from userops.i18n import money, parens, register, t
 from userops.settings import get_settings
 
 log = logging.getLogger("userops.health")
@@ -339,7 +339,7 @@ def _fmt(metric: str, v) -> str:
     if metric in ("silent_share", "complaint_rate", "satisfaction", "repeat_rate", "retention_30d", "retention_90d", "conversion", "dau_mau"):
         return f"{100 * v:.1f}%"
     if metric == "avg_ltv":
-        return f"¥{v:,.2f}"
+        return money(v)
     if metric == "nps":
         return f"{v:.1f}"
     return f"{int(v):,}"

@@ -81,6 +81,12 @@ def pad(text, width: int, align: str = "<") -> str:
     return fill + text if align == ">" else text + fill
 
 
+def money(v, dash: str = "—") -> str:
+    """An amount of money as the operator reads it everywhere: ``¥11,880.00`` (``dash`` when
+    there is none)."""
+    return dash if is_missing(v) else f"¥{float(v):,.2f}"
+
+
 def is_missing(v) -> bool:
     """No value to show: None, a float NaN, or pandas' missing markers (NA, NaT, a numpy NaN).
     Containers (a record's list or dict) are values, never missing."""

@@ -28,7 +28,7 @@ from tasks.campaigns import texts  # noqa: F401
 from tasks.messaging import quiet_not_before, valid_zones
 from userops.clock import shop_today, utcnow
 from userops.db import get_engine, is_postgres, read_frame
-from userops.i18n import register, t
+from userops.i18n import money, register, t
 from userops.settings import get_settings
 
 Z95 = 1.959963984540054
@@ -226,8 +226,8 @@ def report_rows(rep: dict, lang: str | None = None) -> list[dict]:
                 L("rate"): _pct(fig["conversion"]),
                 L("uplift"): _pp(u["uplift"]) if u else "",
                 L("ci"): f"[{_pp(u['lo'])}, {_pp(u['hi'])}]" if u and u["lo"] is not None else "",
-                L("rpc"): "-" if fig["revenue_per_customer"] is None else f"{fig['revenue_per_customer']:.2f}",
-                L("gift"): f"{fig['gift_cost']:,.2f}",
+                L("rpc"): money(fig["revenue_per_customer"], "-"),
+                L("gift"): money(fig["gift_cost"]),
                 L("verdict"): verdict_text(code, lang) if code else "",
             }
         )

@@ -25,7 +25,7 @@ from tasks.crisis.incidents import close_incident_row, get_incident, timeline
 from tasks.crisis.util import fmt_duration, read, to_shop_str
 from userops.clock import utcnow
 from userops.db import audit, get_engine
-from userops.i18n import is_missing, join_list, labelled, or_dash, parens, t
+from userops.i18n import is_missing, join_list, labelled, money, or_dash, parens, t
 from userops.privacy import scrub_text
 from userops.settings import get_settings
 
@@ -189,12 +189,12 @@ def report_markdown(rep: dict, lang: str | None = None) -> str:
         if v:
             lines.append(f"| {w(tier)} | {v['customers']} | {v['compensated']} | "
                          + (f"{v.get('excluded', 0)} | " if excluded else "")
-                         + f"{v['call_list']} | {v['coupon_cost']:.2f} | {v['refund_exposure']:.2f} |")
-    lines += ["", labelled(L("成本合计", "Total cost"), f"{L('券', 'coupons')} {rep['cost']['coupons']:.2f} + "
-                                                         f"{L('退款敞口', 'refund exposure')} {rep['cost']['refund_exposure']:.2f}", lang)]
+                         + f"{v['call_list']} | {money(v['coupon_cost'])} | {money(v['refund_exposure'])} |")
+    lines += ["", labelled(L("成本合计", "Total cost"), f"{L('券', 'coupons')} {money(rep['cost']['coupons'])} + "
+                                                         f"{L('退款敞口', 'refund exposure')} {money(rep['cost']['refund_exposure'])}", lang)]
     if excluded:
         lines += ["", t("crisis.report.excluded", lang, n=excluded,
-                        exposure=f"{float(rep['cost'].get('excluded_refund_exposure') or 0):.2f}")]
+                        exposure=money(float(rep['cost'].get('excluded_refund_exposure') or 0)))]
     b, a = rep["complaint_rate"]["before"], rep["complaint_rate"]["after"]
     # complaints per paid order around the opening: not the health snapshot's complaint rate
     # (complaints / active customers), so it is not called that

@@ -33,8 +33,13 @@ def test_plan_dry_run_report_calendar(warehouse, cdir, members, monkeypatch):
     # plan for real, then report and calendar
     res = runner.invoke(app, ["campaign", "plan", "wake", "--as-of", "2026-11-20"])
     assert res.exit_code == 0 and len(touches(warehouse)) == 400
+    import re
+
+    cost = touches(warehouse)["gift_cost"].fillna(0).sum()
+    assert f"礼品成本 ¥{cost:,.2f}" in res.output and cost > 0, res.output  # money reads as money
     res = runner.invoke(app, ["campaign", "report", "wake"])
     assert res.exit_code == 0, res.output
+    assert re.search(r"礼品成本 ¥[\d,]+\.\d\d", res.output), res.output  # money reads as money in the report too
     assert "实验组" in res.output and "对照组" in res.output and "暂不显著" in res.output  # nobody converted yet
     res = runner.invoke(app, ["campaign", "calendar", "--json"])
     cal = json.loads(res.output)

@@ -35,7 +35,7 @@ def test_report_leaves_customers_excluded_at_review_off_the_call_list(warehouse,
         assert "C5" not in md.split("\n## ")[-1], md  # not in the call list section
         assert calls
     zh = report_markdown(rep, "zh-CN")
-    assert "1 位客户经核心客户复核排除" in zh and "| 复核排除 |" in zh and f"（其中 {amount:.2f}）" in zh
+    assert "1 位客户经核心客户复核排除" in zh and "| 复核排除 |" in zh and f"（其中 ¥{amount:,.2f}）" in zh
     assert "| 核心 | 2 | 0 | 1 | 1 |" in zh  # affected, compensated (not refreshed), excluded, call list
     assert "1 customers were excluded at the core review" in report_markdown(rep, "en")
 

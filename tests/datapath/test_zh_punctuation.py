@@ -154,13 +154,13 @@ def test_the_crisis_report_is_typeset():
     zh = report_markdown(_report(), "zh-CN")
     assert_zh_typeset(zh)
     for line in ("- SKU：SKU-A，SKU-B", "- 原因：杯盖漏水（批次 B12）", "- 级别：高 · 来源：投诉激增自动开启 · 状态：已关闭",
-                 "（值班经理） · 关闭：", "否（+", "50%，80%，已升级", "成本合计：券 140.00 + 退款敞口 11.00",
+                 "（值班经理） · 关闭：", "否（+", "50%，80%，已升级", "成本合计：券 ¥140.00 + 退款敞口 ¥11.00",
                  "## 每单投诉（投诉 / 已支付订单）", "## 核心客户电话回访清单（客户编号）", "C1，C2"):
         assert line in zh, (line, zh)
     en = report_markdown(_report(), "en")
     assert_en_ascii(en.replace("杯盖漏水（批次 B12）", "").replace("值班经理", ""))
     for line in ("- SKU: SKU-A, SKU-B", "- Severity: high · Source: complaint spike · Status: closed",
-                 " (值班经理) · Closed: ", "no (+", "50%, 80%, escalated", "Total cost: coupons 140.00 + refund exposure 11.00", "C1, C2"):
+                 " (值班经理) · Closed: ", "no (+", "50%, 80%, escalated", "Total cost: coupons ¥140.00 + refund exposure ¥11.00", "C1, C2"):
         assert line in en, (line, en)
 
 

@@ -23,7 +23,7 @@ from typing import Optional
 import typer
 
 from userops.i18n import register as register_messages
-from userops.i18n import join_list, labelled, t
+from userops.i18n import join_list, labelled, money, t
 
 # `run` starts a temporary Prefect server when none is configured; on a busy machine it needs
 # more than Prefect's default 20 s to come up.
@@ -174,7 +174,7 @@ def plan_cmd(
     for reason, n in s["excluded"].items():
         typer.echo("    " + labelled(t("campaign.reason." + reason), f"{n:,}"))
     typer.echo("  " + t("campaign.plan.split", eligible=f"{s['eligible']:,}", control=f"{s['control']:,}", treatment=f"{s['treatment']:,}", budget=f"{s['excluded'].get('budget', 0):,}"))
-    typer.echo("  " + t("campaign.plan.planned", planned=f"{s['planned']:,}", deferred=f"{s['deferred_quiet_hours']:,}", cost=f"{s['gift_cost_planned']:,.2f}"))
+    typer.echo("  " + t("campaign.plan.planned", planned=f"{s['planned']:,}", deferred=f"{s['deferred_quiet_hours']:,}", cost=money(s['gift_cost_planned'])))
     typer.echo("  " + plan_line(c.name, s))
     typer.echo("  " + t("campaign.plan.variants", variants=_counts(s["per_variant"]), channels=_counts(s["per_channel"])))
     if dry_run:
@@ -262,7 +262,7 @@ def report_cmd(
     if rows:
         typer.echo(_table(rows))
         if rep.get("incremental_revenue") is not None:
-            typer.echo(t("campaign.report.incremental", revenue=f"{rep['incremental_revenue']:,.2f}", cost=f"{rep['groups']['treatment']['gift_cost']:,.2f}"))
+            typer.echo(t("campaign.report.incremental", revenue=money(rep['incremental_revenue']), cost=money(rep['groups']['treatment']['gift_cost'])))
 
 
 @app.command("calendar")
