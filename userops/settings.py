@@ -571,6 +571,28 @@ def _show(loc) -> str:
     return out
 
 
+def _file_data() -> tuple[dict, Path | None]:
+    """The settings file's mapping and path; ({}, None) when the file cannot be read."""
+    try:
+        data = read_config_file()
+        path, _ = config_file()
+    except SettingsFileError:
+        return {}, None
+    return data, path
+
+
+def _origin(loc, data: dict, path: Path | None) -> tuple[str, str | None]:
+    """Where the setting at ``loc`` came from, by the settings' own precedence: ("env", the
+    variable as written), ("file", None) or ("code", None) for its default."""
+    parts = [str(p) for p in loc if not isinstance(p, int)]
+    var = _env_var(parts) if parts else None
+    if var:
+        return "env", var
+    if path is not None and loc and _in_file(data, loc):
+        return "file", None
+    return "code", None
+
+
 def setting_source(loc, lang: str | None = None) -> str:
     """Where the value of the setting at ``loc`` (e.g. ``("database_url",)``) came from, as a
     phrase for a sentence in the operator's language: the environment variable that set it
@@ -580,16 +602,11 @@ def setting_source(loc, lang: str | None = None) -> str:
     i18n = _texts()
     lang = lang or fallback_language()
     loc = tuple(loc)
-    parts = [str(p) for p in loc if not isinstance(p, int)]
-    var = _env_var(parts) if parts else None
-    if var:
+    data, path = _file_data()
+    src, var = _origin(loc, data, path)
+    if src == "env":
         return i18n.t("settings.from_env", lang, var=var)
-    try:
-        data = read_config_file()
-        path, _ = config_file()
-    except SettingsFileError:
-        data, path = {}, None
-    if path is not None and loc and _in_file(data, loc):
+    if src == "file":
         return i18n.t("settings.source.file", lang, path=path, name=_show(loc))
     return i18n.t("settings.source.default", lang, name=_show(loc))
 
@@ -602,20 +619,10 @@ def settings_problems(exc: Exception, lang: str | None = None) -> list[str]:
 
     i18n = _texts()
     lang = lang or fallback_language()
-    try:
-        data = read_config_file()
-        path, _ = config_file()
-    except SettingsFileError:
-        data, path = {}, None
+    data, path = _file_data()
 
     def origin(loc) -> tuple[str, str | None]:
-        parts = [str(p) for p in loc if not isinstance(p, int)]
-        var = _env_var(parts) if parts else None
-        if var:
-            return "env", var
-        if path is not None and loc and _in_file(data, loc):
-            return "file", None
-        return "code", None
+        return _origin(loc, data, path)
 
     out = []
     for err in getattr(exc, "errors", lambda: [])():

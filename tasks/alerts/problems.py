@@ -15,8 +15,11 @@ from dataclasses import dataclass
 from tasks.alerts.safety import error_summary
 from userops.i18n import t
 
+# what a database driver says when the warehouse cannot be reached or entered (the command
+# line's error mapping uses the same list, through warehouse_unreachable)
 _DB_DOWN = ("Connection refused", "could not connect", "could not translate host name", "unable to open database file",
-            "password authentication failed", "timeout expired", "server closed the connection", "Is the server running")
+            "password authentication failed", "timeout expired", "server closed the connection", "Is the server running",
+            "does not exist")
 _NO_URL = re.compile(r"no URL configured for the (\w+) source|没有配置 (\w+) 数据源的地址")
 _SOURCE_TEXT = re.compile(r"no answer after \d+ attempts|尝试 \d+ 次|: HTTP \d{3}\b|：HTTP \d{3}")
 _REJECTED = re.compile(r"^(\w+)(?:: (?:\d+ of \d+ rows .*failed validation|table rule |required column|rule \S+ could not be evaluated)|：\d+ 行中有 \d+ 行)")

@@ -56,14 +56,14 @@ for _name in ("tags", "model", "alert", "campaign", "incident", "serve"):
 
 def language() -> str:
     """The settings' language; when the settings cannot be read (a broken userops.yaml, a wrong
-    USEROPS_* value), USEROPS_LANGUAGE as written, else zh-CN: help and the settings error
-    still come out readable."""
-    try:
-        from userops.settings import get_settings
+    USEROPS_* value), the language the settings error itself is written in
+    (``settings.fallback_language``): help and that error come out in the same language."""
+    from userops.settings import fallback_language, get_settings
 
+    try:
         return get_settings().language
     except Exception:
-        return "en" if os.environ.get("USEROPS_LANGUAGE", "").strip().lower().startswith("en") else "zh-CN"
+        return fallback_language()
 
 
 def command(lang: str | None = None):
@@ -116,11 +116,10 @@ def main() -> None:
         typer.echo(t("cli.bad_database_url", detail=str(exc).splitlines()[0]), err=True)
         raise SystemExit(2)
     except (OperationalError, ProgrammingError) as exc:
+        from tasks.alerts.problems import warehouse_unreachable
+
         text = str(exc.orig) if getattr(exc, "orig", None) is not None else str(exc)
-        if isinstance(exc, OperationalError) and any(
-            m in text for m in ("Connection refused", "could not connect", "could not translate host name", "unable to open database file",
-                                "does not exist", "password authentication failed", "timeout expired")
-        ) and "relation" not in text:
+        if warehouse_unreachable(exc):
             typer.echo(t("cli.db_unreachable", url=warehouse(), detail=text.strip().splitlines()[0]), err=True)
             raise SystemExit(1)
         if "no such table" not in text and "UndefinedTable" not in type(getattr(exc, "orig", None)).__name__:
