@@ -7,18 +7,25 @@
 """
 from __future__ import annotations
 
+from typing import Annotated
+
 from prefect import flow, get_run_logger
+
+from flows import texts  # noqa: F401  (registers the Run form's words)
 
 from flows.hooks import ALERT_HOOKS
 from tasks.alerts.tasks import deliver_task, queue_crash_task
 from tasks.artifacts import alert_delivery_happened, alert_delivery_lines, run_summary_task
 from userops import run_names
+from userops.forms import param
 from userops.i18n import t
 
 
 @flow(name="alert-crashed-run", flow_run_name=run_names.alert_crashed_run, **ALERT_HOOKS)
-def alert_crashed_run(flow_run_ref: str) -> dict:
+def alert_crashed_run(flow_run_ref: Annotated[str, param("param.crash_alert.flow_run_ref")]) -> dict:
     """Alert the operator about a crashed flow run.
+
+    The Run form shows the catalogue's ``param.crash_alert.*`` (flows/texts.py) in the shop's language.
 
     Args:
         flow_run_ref: the crashed flow run's id, or the event resource id

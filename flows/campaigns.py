@@ -23,9 +23,11 @@ from __future__ import annotations
 
 from contextlib import contextmanager
 from datetime import date
+from typing import Annotated
 
 from prefect import flow, get_run_logger
 
+from flows import texts as flow_texts  # noqa: F401  (registers the Run forms' words)
 from flows.hooks import ALERT_HOOKS
 from tasks.artifacts import run_summary_task
 from tasks.campaigns.definitions import SILENT_SHARE_EVENT, Channel, load_campaigns_task
@@ -36,6 +38,7 @@ from tasks.ingest import new_run_id
 from tasks.messaging import send_due_task
 from userops import run_names
 from userops.clock import shop_today
+from userops.forms import param
 from userops.i18n import join_list, t
 from userops.runners import PartitionMap, dask_enabled, partition_runner, use_partition_map
 from userops.settings import get_settings
@@ -88,8 +91,14 @@ def run_campaigns(as_of: date | None = None, run_id: str | None = None) -> dict:
 
 
 @flow(name="campaign", log_prints=True, flow_run_name=run_names.campaign, **ALERT_HOOKS)
-def run_campaign(name: str, channel: Channel | None = None, as_of: date | None = None) -> dict:
+def run_campaign(
+    name: Annotated[str, param("param.campaign.name")],
+    channel: Annotated[Channel | None, param("param.campaign.channel")] = None,
+    as_of: Annotated[date | None, param("param.campaign.as_of")] = None,
+) -> dict:
     """Run one campaign now: plan it for today and send what is due.
+
+    The Run form shows the catalogue's ``param.campaign.*`` (flows/texts.py) in the shop's language.
 
     Args:
         name: the campaign (file name in campaigns/, e.g. awakening, retention, recall).
@@ -132,8 +141,13 @@ def _event_run(event: str, day: date, notes: str) -> dict:
 
 
 @flow(name="recall-plan", log_prints=True, flow_run_name=run_names.recall_plan, **ALERT_HOOKS)
-def recall_plan(silent_share: float | None = None, as_of: date | None = None) -> dict:
+def recall_plan(
+    silent_share: Annotated[float | None, param("param.recall_plan.silent_share")] = None,
+    as_of: Annotated[date | None, param("param.recall_plan.as_of")] = None,
+) -> dict:
     """Churn-warning recall plan (流失预警召回计划), started when the silent share is too high.
+
+    The Run form shows the catalogue's ``param.recall_plan.*`` (flows/texts.py) in the shop's language.
 
     Args:
         silent_share: the silent share the health check saw (e.g. 0.38); goes into the run's

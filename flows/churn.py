@@ -15,13 +15,16 @@ stage scores in one piece in the flow's process.
 from __future__ import annotations
 
 from datetime import date
+from typing import Annotated
 
 from prefect import flow, get_run_logger
 
+from flows import texts  # noqa: F401  (registers the Run form's words)
 from models.messages import localized
 from tasks.churn import high_risk_by_stage_task, load_frames_task, needs_training_task, score_task, summary_lines, train_task
 from userops import run_names
 from userops.clock import shop_today
+from userops.forms import param
 from userops.i18n import t
 from userops.runners import dask_enabled, default_partitions, partition_runner
 
@@ -59,9 +62,11 @@ def score_churn(as_of: date | None = None, run_id: str | None = None) -> dict:
 
 
 @flow(name="retrain-churn-model", log_prints=True, flow_run_name=run_names.retrain_churn_model)
-def retrain_churn_model(as_of: date | None = None) -> dict:
+def retrain_churn_model(as_of: Annotated[date | None, param("param.retrain.as_of")] = None) -> dict:
     """Train a new churn model on the latest complete window; it becomes champion only if it
     does not lose to the current champion on the same holdout. The result says why.
+
+    The Run form shows the catalogue's ``param.retrain.*`` (flows/texts.py) in the shop's language.
 
     Args:
         as_of: The day to train as of, YYYY-MM-DD (labels need a full horizon before it).

@@ -28,14 +28,15 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta
 from itertools import count
-from typing import Literal
+from typing import Annotated, Literal
 
 from prefect import flow, get_run_logger
 from prefect.exceptions import FlowPauseTimeout
 from prefect.flow_runs import pause_flow_run
 from prefect.input import RunInput
-from pydantic import Field, field_validator
+from pydantic import ConfigDict, Field, field_validator
 
+from flows import texts  # noqa: F401  (registers the forms' and log lines' words)
 from flows.hooks import ALERT_HOOKS
 from tasks.alerts import enqueue_alert
 from tasks.crisis import messages  # noqa: F401
@@ -68,6 +69,7 @@ from tasks.crisis.util import to_shop_str
 from userops import run_names
 from userops.clock import utcnow
 from userops.db import get_engine
+from userops.forms import form_texts, param
 from userops.i18n import join_list, t
 from userops.settings import get_settings
 
@@ -109,35 +111,51 @@ def _stripped(value: str) -> str:
 
 
 class StatementApproval(RunInput):
-    """The official statement, for a human to edit and approve."""
+    """The official statement, for a human to edit and approve. The form's titles and
+    descriptions are the catalogue's ``form.statement.<field>.*`` in the run's language
+    (flows/texts.py); the descriptions below are the engineers' notes."""
 
-    statement: str = Field(description="The official statement. Edit it here: exactly what you approve is published.")
-    approve: bool = Field(default=False, description="Tick to publish. Leave unticked to send it back: your edits are kept and the flow waits again.")
-    approver: str = Field(min_length=1, pattern=_NAME_PATTERN, description="Your name, required: who approved (or sent back) the statement is recorded in the audit log and on the step.")
-    takedown_confirmed: bool = Field(default=False, description="Only if the take-down is a manual task: tick once the products are off sale.")
+    # titles/descriptions in the shop's language when the run pauses (userops.forms)
+    model_config = ConfigDict(json_schema_extra=form_texts("form.statement"))
+
+    statement: str = Field(description="The official statement; what is approved is published as is.")
+    approve: bool = Field(default=False, description="Publish; unticked sends it back (edits kept, the flow waits again).")
+    approver: str = Field(min_length=1, pattern=_NAME_PATTERN, description="Who approved or sent back the statement (audit log, the step).")
+    takedown_confirmed: bool = Field(default=False, description="A manual take-down is done.")
     note: str = Field(default="", description="Optional note for the record.")
 
     _strip_name = field_validator("approver")(_stripped)
 
 
 class CoreReview(RunInput):
-    """Apologies to core customers, for a human to review before they go out."""
+    """Apologies to core customers, for a human to review before they go out. The form's words
+    are the catalogue's ``form.review.<field>.*`` in the run's language (flows/texts.py)."""
 
-    approve: bool = Field(default=False, description="Tick to send the reviewed apologies.")
-    reviewer: str = Field(min_length=1, pattern=_NAME_PATTERN, description="Your name, required: who reviewed the core customers' apologies is recorded in the audit log and on the step.")
-    exclude_customers: list[str] = Field(default_factory=list, description="Customer ids who get nothing from this incident: no apology, not on the call list.")
+    model_config = ConfigDict(json_schema_extra=form_texts("form.review"))
+
+    approve: bool = Field(default=False, description="Send the reviewed apologies.")
+    reviewer: str = Field(min_length=1, pattern=_NAME_PATTERN, description="Who reviewed the core customers' apologies (audit log, the step).")
+    exclude_customers: list[str] = Field(default_factory=list, description="Customers who get nothing from this incident.")
     note: str = Field(default="", description="Optional note for the record.")
 
     _strip_name = field_validator("reviewer")(_stripped)
 
 
 @flow(name="crisis-response", log_prints=True, flow_run_name=run_names.crisis_response, **ALERT_HOOKS)
-def crisis_response(skus: list[str], reason: str, severity: Severity = "high", unknown_ok: bool = False) -> dict:
+def crisis_response(
+    skus: Annotated[list[str], param("param.crisis.skus")],
+    reason: Annotated[str, param("param.crisis.reason")],
+    severity: Annotated[Severity, param("param.crisis.severity")] = "high",
+    unknown_ok: Annotated[bool, param("param.crisis.unknown_ok")] = False,
+) -> dict:
     """Run the 3C checklist for a product incident: Control 2h, Clarify 4h, Compensate 24h.
+
+    The Run form's titles and descriptions are the catalogue's ``param.crisis.*`` in the shop's
+    language (flows/texts.py, ``userops.forms.param``); the notes below are for engineers.
 
     Args:
         skus: Product SKUs concerned, one or more (e.g. ["SKU-0042"]). An open incident for any of them is joined, never duplicated.
-        reason: What happened, in one sentence. It goes into the draft of the official statement. Phone numbers and emails in it are masked (also in this run's parameters, replaced at its start); do not paste customers' contact details.
+        reason: What happened, in one sentence. It goes into the incident and its alerts (the default statement templates do not quote it). Phone numbers and emails in it are masked (also in this run's parameters, replaced at its start); do not paste customers' contact details.
         severity: How bad it is: low, medium, high or critical.
         unknown_ok: Leave unticked: a SKU that no order in the warehouse has (usually a typo) stops the run before anything is opened, taken down or announced. Tick it only to open the incident for such a SKU anyway (a product not sold through the shop's orders yet).
     """
@@ -168,7 +186,7 @@ def crisis_response(skus: list[str], reason: str, severity: Severity = "high", u
             return _join_running_incident(inc, skus, owner, reason, logger)
         if owner != me["flow_run_id"] and not take_over(incident_id, me["flow_run_id"], owner, actor=me["actor"]):
             return _join_running_incident(inc, skus, owner, reason, logger)
-        logger.info("Incident %s: the run that drove it is gone; this run takes over", incident_id)
+        logger.info("%s", t("log.crisis.take_over", incident_id=incident_id))
     # the run driving the incident announces its opening; queued once per incident (its key), so
     # a run taking over from one that died before announcing it still does, and never twice
     _announce_opening(incident_id)
@@ -387,5 +405,6 @@ def _join_running_incident(inc: dict, trigger_skus: list[str], owner: str, reaso
         day=inc["opened_at"].date(),
         payload={"incident_id": incident_id, "new_skus": new_skus},
     )
-    logger.info("Joined incident %s (driven by flow run %s); new SKUs: %s", incident_id, owner, new_skus or "none")
+    logger.info("%s", t("log.crisis.joined", incident_id=incident_id, owner=owner,
+                        new_skus=join_list(new_skus) if new_skus else t("log.crisis.joined.none")))
     return {"incident_id": incident_id, "joined": True, "driven_by": owner, "new_skus": new_skus}

@@ -13,15 +13,18 @@ from __future__ import annotations
 
 import time
 from datetime import date
+from typing import Annotated
 
 from prefect import flow, get_run_logger
 
+from flows import texts  # noqa: F401  (registers the Run form's words)
 from flows.hooks import ALERT_HOOKS
 from tasks.ingest import SOURCE_TABLES, check_suites_task, ingest_task, new_run_id
 from tasks.runs import finish_run, start_run
 from userops import run_names
 from userops.clock import shop_today
 from userops.db import migrate
+from userops.forms import param
 from userops.i18n import t as text
 
 
@@ -37,9 +40,14 @@ def ingest_sources(run_id: str, full_refresh: bool = False) -> dict:
 
 
 @flow(name="nightly", log_prints=True, flow_run_name=run_names.nightly, **ALERT_HOOKS)
-def nightly(as_of: date | None = None, full_refresh: bool = False) -> dict:
+def nightly(
+    as_of: Annotated[date | None, param("param.nightly.as_of")] = None,
+    full_refresh: Annotated[bool, param("param.nightly.full_refresh")] = False,
+) -> dict:
     """The nightly run: pull customers and orders, check and store them, then run every
     nightly stage (tags, health, churn scores, campaigns, crisis check, digest).
+
+    The Run form shows the catalogue's ``param.nightly.*`` (flows/texts.py) in the shop's language.
 
     Args:
         as_of: The business day to compute for, YYYY-MM-DD. Leave empty for today in the

@@ -482,7 +482,9 @@ def train_and_register(conn: Connection, frames: Frames, horizon_days: int | Non
         n_train=model.n_train,
         seconds={"train": round(t1 - t0, 2), "register": round(time.perf_counter() - t1, 2)},
     )
-    log.info("churn model %s: %s", model.version, decision.reason)
+    # for engineers: the flows log the outcome in the operator's words (log.churn.model), the
+    # CLI prints reason_text; the registry's English sentence is not for the run log
+    log.debug("churn model %s: %s", model.version, decision.reason)
     return out
 
 
@@ -849,7 +851,8 @@ def _raise_drift(conn: Connection, scored: Scored, summary: dict, threshold: flo
         payload=payload,
         conn=conn,
     )
-    log.warning("churn model drift on %s: %s", as_of, summary["message"])
+    log.warning("%s", t("log.churn.drift", lang, as_of=as_of, version=scored.model_version, features=features,
+                         max_psi=f"{summary['max_psi']:.2f}", threshold=f"{threshold:g}"))
     return int(queued)
 
 
@@ -972,6 +975,11 @@ register_messages(
         "churn.drift.line_breach": {
             "zh-CN": "⚠️ 模型漂移：{features} 的 PSI 超过阈值 {threshold}（最大 {max_psi}）",
             "en": "⚠️ Model drift: PSI of {features} beyond {threshold} (max {max_psi})",
+        },
+        # the run log's drift line (models.scoring._raise_drift), beside the summary's line_breach
+        "log.churn.drift": {
+            "zh-CN": "流失模型 {version} 在 {as_of} 发生漂移：{features} 的 PSI 超过阈值 {threshold}（最大 {max_psi}）；已记录健康异常并排队告警",
+            "en": "Churn model {version} drifted on {as_of}: PSI of {features} beyond {threshold} (max {max_psi}); health breach recorded and alert queued",
         },
         "churn.drift.title": {
             "zh-CN": "{as_of} 流失模型 {version} 发生漂移",

@@ -25,6 +25,7 @@ CATALOGUES = (
     "models.messages",
     "models.registry",
     "models.scoring",
+    "flows.texts",
 )
 # the command line's own texts are registered by its modules (userops/cli/*), used only there
 
@@ -51,6 +52,13 @@ def t(key: str, lang: str | None = None, **values) -> str:
     if texts is None:
         raise KeyError(f"no message {key!r}")
     return texts.get(lang, texts["en"]).format(**values)
+
+
+def suffixes(prefix: str) -> list[str]:
+    """What follows ``prefix`` in the registered keys, in registration order (every catalogue
+    loaded): ``suffixes("tags.stage.")`` -> ``["prospect", "new", ...]``."""
+    load_catalogues()
+    return [k[len(prefix):] for k in _CATALOG if k.startswith(prefix)]
 
 
 def labelled(label: str, value="", lang: str | None = None) -> str:

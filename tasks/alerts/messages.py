@@ -1,7 +1,9 @@
 """Operator-facing alert text (zh-CN default, en)."""
 from __future__ import annotations
 
-from userops.i18n import register
+from collections.abc import Mapping
+
+from userops.i18n import LANGUAGES, register, suffixes, t
 
 SEVERITY_ICON = {"info": "ℹ️", "warning": "⚠️", "error": "🔴", "critical": "🚨"}
 SEVERITY_RANK = {"info": 0, "warning": 1, "error": 2, "critical": 3}
@@ -239,14 +241,29 @@ METRIC_LABELS = {
     "model_drift": {"zh-CN": "模型漂移", "en": "model drift"},
 }
 
-STAGE_LABELS = {
-    "prospect": {"zh-CN": "潜客", "en": "prospect"},
-    "new": {"zh-CN": "新客", "en": "new"},
-    "active": {"zh-CN": "活跃", "en": "active"},
-    "loyal": {"zh-CN": "忠诚", "en": "loyal"},
-    "silent": {"zh-CN": "沉默", "en": "silent"},
-    "churned": {"zh-CN": "流失", "en": "churned"},
-}
+
+class CatalogueLabels(Mapping):
+    """A label table (``{key: {lang: text}}``, as ``label`` reads it) whose texts are the
+    catalogue's ``<prefix><key>``, read when asked: one source for words another part
+    registers, so the digest never says a stage differently from the tags report."""
+
+    def __init__(self, prefix: str):
+        self.prefix = prefix
+
+    def __getitem__(self, key: str) -> dict[str, str]:
+        if not isinstance(key, str):
+            raise KeyError(key)
+        return {lang: t(self.prefix + key, lang) for lang in LANGUAGES}  # KeyError when not registered
+
+    def __iter__(self):
+        return iter(suffixes(self.prefix))
+
+    def __len__(self) -> int:
+        return len(suffixes(self.prefix))
+
+
+# the lifecycle stages as the tags catalogue (tasks/tags.py ``tags.stage.*``) names them
+STAGE_LABELS = CatalogueLabels("tags.stage.")
 
 TOUCH_STATUS_LABELS = {
     "sent": {"zh-CN": "已发送", "en": "sent"},

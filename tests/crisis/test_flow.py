@@ -152,6 +152,8 @@ def test_manual_opening_approval_pauses_and_resume(prefect_server, warehouse, cr
     draft = schema["properties"]["statement"]["default"]
     assert "水杯（SKU-BAD）可能存在质量问题" in draft and "部分批次杯盖漏水" not in draft  # the reason is internal
     assert iid in desc and "approve" in desc
+    # the form's fields in the shop's language (flows/texts.py form.statement.*), names unchanged
+    assert schema["properties"]["approver"]["title"] == "批准人" and schema["properties"]["statement"]["title"] == "官方声明"
 
     # sent back with an edit: nothing published, the flow waits again with the edited text
     resume_flow_run(UUID(fr_id), run_input={"statement": "初稿已修改:杯盖漏水。", "approve": False, "approver": "pr-zhao"})

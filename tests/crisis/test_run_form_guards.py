@@ -17,6 +17,8 @@ from tests.crisis.conftest import shop
 def test_pause_forms_refuse_an_empty_name(form, field, others):
     import flows.crisis as crisis
     from prefect.utilities.schema_tools import validate as schema_validate  # what the server's resume runs
+
+    from userops.settings import get_settings
     from prefect.utilities.schema_tools.validation import ValidationError as SchemaError
 
     cls = getattr(crisis, form)
@@ -30,7 +32,8 @@ def test_pause_forms_refuse_an_empty_name(form, field, others):
     schema = cls.model_json_schema()
     assert field in schema["required"]
     spec = schema["properties"][field]
-    assert spec["minLength"] == 1 and spec["pattern"] == r"\S" and "audit log" in spec["description"]
+    assert spec["minLength"] == 1 and spec["pattern"] == r"\S"
+    assert ("audit log" if get_settings().language == "en" else "审计日志") in spec["description"]
     for empty in ("", "  "):
         with pytest.raises(SchemaError):
             schema_validate({**others, field: empty}, schema, raise_on_error=True)
@@ -49,8 +52,13 @@ def test_spike_trigger_opens_for_complained_skus_without_orders():
     import flows.crisis as crisis
 
     assert crisis.SPIKE_TRIGGER["parameters"]["unknown_ok"] is True
-    form = crisis.crisis_response.parameters.model_dump()["properties"]["unknown_ok"]
-    assert form["default"] is False and "typo" in form["description"]
+    from prefect.utilities.callables import parameter_schema  # what `prefect deploy` stores
+
+    from userops.i18n import t
+
+    form = parameter_schema(crisis.crisis_response).model_dump()["properties"]["unknown_ok"]
+    assert form["default"] is False and form["description"] == t("param.crisis.unknown_ok.description")
+    assert "typo" in t("param.crisis.unknown_ok.description", "en") and "输入错误" in t("param.crisis.unknown_ok.description", "zh-CN")
 
 
 @pytest.mark.parametrize("lang", ["zh-CN", "en"])

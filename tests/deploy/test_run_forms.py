@@ -35,14 +35,19 @@ def test_every_parameter_has_a_title_a_description_and_a_type(entrypoint):
     from prefect.utilities.callables import parameter_schema
 
     flow = _flow(entrypoint)
-    schema = flow.parameters.model_dump()
-    # what `prefect deploy` sends (prefect/cli/deploy/_core.py: parameter_schema(flow)) is the same
-    assert parameter_schema(flow).model_dump() == schema
+    # what `prefect deploy` sends (prefect/cli/deploy/_core.py: parameter_schema(flow), built while
+    # deploying); Flow.parameters is the same form built at import, its words in the language of
+    # that moment (tests/deploy/test_forms_language.py)
+    schema = parameter_schema(flow).model_dump()
+    words = ("title", "description")
+    assert {n: {k: v for k, v in p.items() if k not in words} for n, p in schema["properties"].items()} == \
+        {n: {k: v for k, v in p.items() if k not in words} for n, p in flow.parameters.model_dump()["properties"].items()}
     defs = schema.get("definitions") or {}
     for name, spec in schema["properties"].items():
         where = f"{entrypoint}: parameter {name!r}"
         assert spec.get("title"), f"{where} has no title"
-        assert (spec.get("description") or "").strip(), f"{where} has no description (Args: in the docstring, Google style)"
+        assert spec.get("title") != name, f"{where} is titled with its name (annotate it with userops.forms.param)"
+        assert (spec.get("description") or "").strip(), f"{where} has no description (param.<flow>.<name>.description in flows/texts.py)"
         opts = _options(spec)
         assert opts, f"{where} has no type"
         for opt in opts:
