@@ -36,6 +36,7 @@ from tasks.validate import (
     validate_frame,
 )
 from userops.db import after_bulk_load, bulk_upsert, deferred_indexes, get_engine
+from userops.i18n import t
 from userops.settings import Settings, get_settings
 
 log = logging.getLogger("userops.ingest")
@@ -165,7 +166,7 @@ def ingest_table(
                             totals.add(outcome)
                             bad_rows.add(outcome.bad)
                             if totals.chunks > 1:
-                                log.info("%s: %d rows extracted and loaded so far", table, totals.n_read)
+                                log.info("%s", t("log.ingest.progress", table=table, n=f"{totals.n_read:,}"))
                         if totals.n_read == 0 and full_load:
                             # the whole batch is empty: the table rules decide (empty_extract)
                             validate_frame(table, pd.DataFrame(columns=columns), suites, full_load=True)
@@ -192,14 +193,16 @@ def ingest_table(
         raise
     except SourceError as exc:
         if table in OPTIONAL_TABLES and exc.values.get("status") == 404:
-            log.info("%s: the source does not provide this table; skipped", table)
+            log.info("%s", t("log.ingest.not_provided", table=table))
             return LoadResult(table, 0, 0, 0, None)
         raise
     finally:
         bad_rows.close()
         timings["wall_s"] = time.perf_counter() - t_start
         timings["chunks"] = totals.chunks
-    log.info("%s: %d rows read, %d loaded, %d quarantined %s, %d released from quarantine (since %s; %d chunk(s) validated in a %s, extract %.1fs, validate %.1fs, load %.1fs, wall %.1fs)",
+    # the operator's line in the run log (the CLI's import line); the figures for engineers at debug
+    log.info("%s", t("ingest.line", table=table, read=f"{totals.n_read:,}", loaded=f"{totals.loaded:,}", quarantined=f"{totals.n_bad:,}"))
+    log.debug("%s: %d rows read, %d loaded, %d quarantined %s, %d released from quarantine (since %s; %d chunk(s) validated in a %s, extract %.1fs, validate %.1fs, load %.1fs, wall %.1fs)",
              table, totals.n_read, totals.loaded, totals.n_bad, dict(totals.rule_counts) or "", totals.released, since or "the beginning",
              totals.chunks, validate_in, timings["extract_s"], timings["validate_s"], timings["load_s"], timings["wall_s"])
     return LoadResult(table, totals.n_read, totals.loaded, totals.n_bad, totals.max_updated_at, totals.released)

@@ -117,6 +117,9 @@ register(
             "zh-CN": "{table}：抽取 {read} 行，入库 {loaded} 行，隔离 {quarantined} 行",
             "en": "{table}: {read} extracted, {loaded} loaded, {quarantined} quarantined",
         },
+        # the nightly ingest's run-log lines (tasks.ingest), beside ingest.line
+        "log.ingest.progress": {"zh-CN": "{table}：已抽取并入库 {n} 行", "en": "{table}: {n} rows extracted and loaded so far"},
+        "log.ingest.not_provided": {"zh-CN": "{table}：数据来源不提供该表，已跳过", "en": "{table}: the source does not provide this table; skipped"},
         "nightly.done": {
             "zh-CN": "夜间任务 {as_of} 完成，用时 {duration} 秒",
             "en": "Nightly run for {as_of} finished in {duration}s",
