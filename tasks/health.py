@@ -111,7 +111,9 @@ register(
             "en": "| metric | today | vs yesterday | vs last week |",
         },
         "health.report.breaches": {"zh-CN": "**告警：** {items}", "en": "**Breaches:** {items}"},
-        "health.report.link": {"zh-CN": "图表报告：[{name}]({url})", "en": "Report with charts: [{name}]({url})"},
+        "health.report.link": {"zh-CN": "图表报告：{report}", "en": "Report with charts: {report}"},
+        "health.report.open": {"zh-CN": "查看健康度报告", "en": "Open the health report"},
+        "health.report.key_charts": {"zh-CN": "### 关键图表", "en": "### Key charts"},
         "health.report.stages": {"zh-CN": "生命周期阶段", "en": "Lifecycle stages"},
         "health.report.stages.header": {"zh-CN": "| 生命周期阶段 | 人数 |", "en": "| lifecycle stage | members |"},
         "health.report.active_sum": {
@@ -402,7 +404,7 @@ def emit_pending_breaches(as_of: date, engine: Engine | None = None) -> list[dic
                 severity="warning",
                 subject=r.metric,
                 day=day,
-                payload={"event": r.event, **payload},
+                payload={"event": r.event, **payload, **_report_link(day, as_of)},
                 conn=conn,
             )
             conn.execute(
@@ -412,6 +414,17 @@ def emit_pending_breaches(as_of: date, engine: Engine | None = None) -> list[dic
         done.append({"metric": r.metric, "event": r.event, "payload": payload, "as_of": str(day)})
         log.warning("health breach %s on %s: %s", r.metric, day, payload)
     return done
+
+
+def _report_link(day: date, as_of: date) -> dict:
+    """The alert's button to the day's HTML report, when the reports have a URL (tonight's is
+    written right after the breaches go out; an older day's only if it was written)."""
+    from userops.reports import report_url
+
+    url = report_url(report_path(day))
+    if not url or (day != as_of and not report_path(day).exists()):
+        return {}
+    return {"link": url, "link_label": t("health.report.open")}
 
 
 def summary_lines(m: dict, lang: str | None = None) -> list[str]:
@@ -490,8 +503,10 @@ def report_markdown(m: dict, hist: pd.DataFrame, report_path: Path | None, lang:
     st = m["stages"]
     if all(k in st for k in ("new", "active", "loyal")):  # the headline's active members, from the rows above
         lines += ["", t("health.report.active_sum", lang, active=f"{m['active']:,}", new=f"{st['new']:,}", active_stage=f"{st['active']:,}", loyal=f"{st['loyal']:,}")]
-    if report_path is not None:
-        lines += ["", t("health.report.link", lang, name=report_path.name, url=report_path.resolve().as_uri())]
+    if report_path is not None:  # a link the operator's browser opens, or where the file is (never file://)
+        from userops.reports import report_reference
+
+        lines += ["", t("health.report.link", lang, report=report_reference(report_path, lang))]
     return "\n".join(lines) + "\n"
 
 
@@ -512,9 +527,14 @@ def _plot_lang(lang: str | None) -> str:
     return lang
 
 
-def _png(fig) -> str:
+def _png(fig, small: list | None = None) -> str:
+    """The figure as base64 PNG; with ``small``, a copy at ARTIFACT_CHART_DPI is appended to it."""
     buf = io.BytesIO()
     fig.savefig(buf, format="png", dpi=90, bbox_inches="tight")
+    if small is not None:
+        lo = io.BytesIO()
+        fig.savefig(lo, format="png", dpi=ARTIFACT_CHART_DPI, bbox_inches="tight")
+        small.append(base64.b64encode(lo.getvalue()).decode())
     import matplotlib.pyplot as plt
 
     plt.close(fig)
@@ -535,6 +555,7 @@ def write_report(as_of: date, m: dict, engine: Engine | None = None, lang: str |
     hist = history(engine, as_of, s.health.trend_days)
     text_lang, lang = lang, _plot_lang(lang)
     images = []
+    small: list[str] = []  # the artifact's copies of the key charts: trend, retention
 
     fig, ax = plt.subplots(figsize=(7, 3.2))
     stages = [k for k, _ in _stage_order(m["stages"])]
@@ -558,7 +579,7 @@ def write_report(as_of: date, m: dict, engine: Engine | None = None, lang: str |
     ax.set_title(t("health.report.retention", lang))
     if m.get("retention_curves"):
         ax.legend(fontsize=7)
-    images.append((t("health.report.retention", lang), _png(fig)))
+    images.append((t("health.report.retention", lang), _png(fig, small)))
 
     fig, axes = plt.subplots(2, 2, figsize=(9, 5.5))
     for ax, metric in zip(axes.ravel(), ["silent_share", "complaint_rate", "satisfaction", "active"]):
@@ -570,7 +591,7 @@ def write_report(as_of: date, m: dict, engine: Engine | None = None, lang: str |
         ax.set_title(t(f"health.metric.{metric}", lang), fontsize=9)
         ax.tick_params(axis="x", labelrotation=30, labelsize=7)
     fig.tight_layout()
-    images.append((t("health.report.trend", lang, days=s.health.trend_days), _png(fig)))
+    images.append((t("health.report.trend", lang, days=s.health.trend_days), _png(fig, small)))
 
     md = report_markdown(m, hist, None, text_lang)
     table_html = _markdown_table_html(md)
@@ -588,11 +609,34 @@ def write_report(as_of: date, m: dict, engine: Engine | None = None, lang: str |
         "td:first-child{text-align:left}</style></head><body>"
         f"{table_html}{body}</body></html>"
     )
-    out_dir = Path(s.output_dir) / "reports"
-    out_dir.mkdir(parents=True, exist_ok=True)
-    path = out_dir / f"health-{as_of.isoformat()}.html"
+    path = report_path(as_of)
+    path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(html, encoding="utf-8")
+    # the charts the artifact carries itself (publish_report), kept for this process only
+    _CHARTS.clear()  # the latest report's only
+    _CHARTS[str(path)] = [(titles[3], small[1]), (titles[2], small[0])]
     return path
+
+
+_CHARTS: dict[str, list[tuple[str, str]]] = {}
+ARTIFACT_CHART_DPI = 60  # the artifact's copies are smaller (the Prefect database keeps one per night)
+
+
+def report_path(as_of: date) -> Path:
+    """Where the HTML report of ``as_of`` is written: ``<output_dir>/reports/health-<day>.html``."""
+    return Path(get_settings().output_dir) / "reports" / f"health-{pd.Timestamp(as_of).date().isoformat()}.html"
+
+
+def charts_markdown(charts: list[tuple[str, str]], lang: str | None = None) -> str:
+    """The key charts as Markdown images with ``data:`` URIs: the Prefect UI's Markdown
+    renderer shows an image token as ``<img src=...>`` and accepts a data: URI, so the
+    artifact shows them with no file or server needed."""
+    if not charts:
+        return ""
+    out = ["", t("health.report.key_charts", lang), ""]
+    for title, img in charts:
+        out += [f"![{title}](data:image/png;base64,{img})", ""]
+    return "\n".join(out)
 
 
 def _markdown_table_html(md: str) -> str:
@@ -633,7 +677,8 @@ def publish_report(as_of: date, m: dict, engine: Engine | None = None) -> dict:
     as_of = pd.Timestamp(as_of).date()
     path = write_report(as_of, m, engine)
     hist = history(engine, as_of, 8)
-    key = publish_markdown("health", report_markdown(m, hist, path), description=t("artifact.health.description", as_of=as_of))
+    md = report_markdown(m, hist, path) + charts_markdown(_CHARTS.pop(str(path), []))
+    key = publish_markdown("health", md, description=t("artifact.health.description", as_of=as_of))
     return {"artifact_key": key, "report": str(path)}
 
 

@@ -274,6 +274,7 @@ class DeploySettings(_Group):
     schedule_timezone: str | None = None  # default: the shop's timezone (``timezone``)
     host: str = "127.0.0.1"  # where `userops serve` binds the Prefect server
     port: int = Field(4200, ge=1, le=65535)
+    reports_port: int = Field(4201, ge=0, le=65535)  # `userops serve` serves the reports folder read-only here (same address as the server); 0 = not
 
 
 class Settings(BaseSettings):
@@ -314,6 +315,14 @@ class Settings(BaseSettings):
             # MySQL, SQL Server, a path without a scheme ...: the warehouse runs on these two only
             raise PydanticCustomError("userops_database", "not a usable database URL: PostgreSQL or SQLite only, not {scheme}",
                                       {"scheme": driver or "?"})
+        return v
+
+    @field_validator("reports_url")
+    @classmethod
+    def _reports_url(cls, v: str | None) -> str | None:
+        v = (v or "").strip() or None
+        if v and not v.lower().startswith(("http://", "https://")):
+            raise ValueError("must be an http(s) address under which the reports folder is served, e.g. http://ops-server:4201/")
         return v
 
     @field_validator("timezone")
@@ -357,6 +366,10 @@ class Settings(BaseSettings):
     sms_webhook_url: SecretStr | None = None
     push_webhook_url: SecretStr | None = None
     prefect_ui_url: str = "http://127.0.0.1:4200"
+    # base URL under which <output_dir>/reports/ is served (the health report's link in the
+    # artifact, digest and alerts); unset: `userops serve` serves the folder itself on
+    # deploy.reports_port and gives its worker that URL; a run without it names the file instead
+    reports_url: str | None = None
     alerts: AlertSettings = AlertSettings()
     deploy: DeploySettings = DeploySettings()
     # Heavy per-partition work (scoring, audience planning): "default" = threads in the

@@ -272,7 +272,20 @@ class _Builder:
         if not br.empty:
             self.human.append(t("digest.human.breaches", L, n=len(br)))
         self.figures["breaches"] = [r.metric for r in br.itertuples()]
+        self.report_line(str(c["as_of"])[:10])
         self.lines.append("")
+
+    def report_line(self, day: str) -> None:
+        """The day's HTML health report (written by the health stage on this machine): its
+        link when the reports are served, else its name and where it lies (never file://)."""
+        from tasks.health import report_path
+        from userops.reports import report_reference, report_url
+
+        path = report_path(date.fromisoformat(day))
+        if not path.exists():
+            return
+        self.lines.append("- " + t("health.report.link", self.lang, report=report_reference(path, self.lang)))
+        self.figures["health_report"] = report_url(path) or str(path)
 
     def churn_section(self) -> None:
         L = self.lang

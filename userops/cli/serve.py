@@ -3,8 +3,10 @@
 Starts a Prefect server (PREFECT_HOME under the project unless set; SQLite there, or the
 PostgreSQL at ``PREFECT_SERVER_DATABASE_CONNECTION_URL``), waits for it, creates the
 process work pool, deploys everything in ``prefect.yaml``, registers the alert blocks and
-the crash automation, starts a process worker and prints the UI's address. Ctrl-C stops
-the worker, then the server.
+the crash automation, serves the HTML reports folder read-only on ``deploy.reports_port``
+(4201; its URL goes to the worker as USEROPS_REPORTS_URL, so the report links in artifacts,
+the digest and alerts open; see ``userops.reports``), starts a process worker and prints the
+UI's address. Ctrl-C stops the worker, then the server.
 
 ``userops serve --check`` lists the deployments on the server with their schedules and
 triggers (exit 1 when the server is unreachable or a deployment is missing);
@@ -89,6 +91,18 @@ register_messages(
         "serve.other_dir": {
             "zh-CN": "注意：部署的流程在目录 {dirs} 中运行，而本机项目在 {here}。请把项目放在相同路径，否则此工作进程上的运行会失败。",
             "en": "Warning: the deployments run their flows from {dirs}, but this checkout is at {here}. Put the project at the same path on every worker machine, or runs on this worker fail.",
+        },
+        "serve.reports": {
+            "zh-CN": "健康度等 HTML 报告（只读）：{url}（目录 {dir}；工作进程的链接指向这里）",
+            "en": "HTML reports (read-only): {url} (folder {dir}; the worker's report links point here)",
+        },
+        "serve.reports_elsewhere": {
+            "zh-CN": "HTML 报告的链接指向 USEROPS_REPORTS_URL={url}（由那里提供目录 {dir}）",
+            "en": "HTML report links point at USEROPS_REPORTS_URL={url} (it serves the folder {dir})",
+        },
+        "serve.reports_failed": {
+            "zh-CN": "无法在端口 {port} 提供 HTML 报告（{error}）：报告链接将改为写出文件位置。换一个端口：USEROPS_DEPLOY__REPORTS_PORT，或设为 0 不提供。",
+            "en": "Cannot serve the HTML reports on port {port} ({error}): report links name the file's location instead. Use another port with USEROPS_DEPLOY__REPORTS_PORT, or 0 not to serve them.",
         },
         "serve.need_api": {
             "zh-CN": "--worker-only 需要 PREFECT_API_URL 指向 Prefect 服务器，例如 http://ops-server:4200/api",
@@ -205,6 +219,37 @@ def _ui_env(api_url: str) -> dict:
     return {"USEROPS_PREFECT_UI_URL": urlunsplit(parts)}
 
 
+def _public_host(host: str) -> str:
+    """The address others reach a server bound to ``host`` at (the machine's name for 0.0.0.0)."""
+    import socket
+
+    return socket.getfqdn() if host in ("0.0.0.0", "::") else host
+
+
+def _start_reports(host: str):
+    """Serve the reports folder read-only next to the Prefect server, unless reports_url is
+    set (someone else serves it) or deploy.reports_port is 0. Returns (server or None, the
+    environment to hand the worker: USEROPS_REPORTS_URL, so its flows' links open)."""
+    from userops.reports import ReportServer, reports_dir
+    from userops.settings import get_settings
+
+    s = get_settings()
+    folder = reports_dir()
+    if s.reports_url:
+        typer.echo(t("serve.reports_elsewhere", url=s.reports_url, dir=folder))
+        return None, {}
+    if not s.deploy.reports_port:
+        return None, {}
+    try:
+        server = ReportServer(folder, host=host, port=s.deploy.reports_port).start()
+    except OSError as exc:  # port taken: serve everything else, the links say where the file is
+        typer.echo(t("serve.reports_failed", port=s.deploy.reports_port, error=exc.strerror or type(exc).__name__), err=True)
+        return None, {}
+    url = server.url_for(_public_host(host))
+    typer.echo(t("serve.reports", url=url, dir=folder))
+    return server, {"USEROPS_REPORTS_URL": url}
+
+
 def serve(
     host: Optional[str] = typer.Option(None, "--host", help="Address the Prefect server listens on (default 127.0.0.1; 0.0.0.0 to let workers on other machines connect)."),
     port: Optional[int] = typer.Option(None, "--port", help="Port of the Prefect server and UI (default 4200)."),
@@ -245,9 +290,14 @@ def serve(
         elsewhere = sorted(deployed_project_dirs(api_url) - {str(PROJECT_ROOT)})
         if elsewhere:
             typer.echo(t("serve.other_dir", dirs=join_list(elsewhere), here=PROJECT_ROOT), err=True)
-        worker = Worker(api_url, pool, home / "worker.log", extra_env=_ui_env(api_url)).start()
+        reports, reports_env = _start_reports(host)  # this machine's flows write their reports here
+        worker = Worker(api_url, pool, home / "worker.log", extra_env={**_ui_env(api_url), **reports_env}).start()
         typer.echo(t("serve.worker", pool=pool, log=worker.log_path))
-        _run_until_interrupted([worker], None)
+        try:
+            _run_until_interrupted([worker], None)
+        finally:
+            if reports is not None:
+                reports.stop()
         return
 
     other = _running_serve(home)
@@ -259,6 +309,7 @@ def serve(
     typer.echo(t("serve.starting", url=server.url, db=_db_label()))
     t0 = time.monotonic()
     procs: list = []
+    reports = None
     # Load the flows (to see which can be deployed) while the server starts.
     plan: dict = {}
     planner = threading.Thread(target=lambda: plan.update(result=_safe_plan()), daemon=True)
@@ -280,19 +331,28 @@ def serve(
             typer.echo(t("serve.skipped", name=name, why=why))
         _setup_alerts(server.api_url)
         _migrate_warehouse()  # before the worker: a run started from the UI finds every table
+        reports, reports_env = _start_reports(host)
         if not no_worker:
-            worker = Worker(server.api_url, pool, home / "worker.log", extra_env=_ui_env(server.api_url))
+            worker = Worker(server.api_url, pool, home / "worker.log", extra_env={**_ui_env(server.api_url), **reports_env})
             worker.start()
             procs.insert(0, worker)
             typer.echo(t("serve.worker", pool=pool, log=worker.log_path))
     except KeyboardInterrupt:
         _stop(procs)
+        if reports is not None:
+            reports.stop()
         raise typer.Exit(130)
     except Exception as exc:
         typer.echo(str(exc), err=True)
         _stop(procs)
+        if reports is not None:
+            reports.stop()
         raise typer.Exit(1)
-    _run_until_interrupted(procs, t("serve.ready", url=server.url))
+    try:
+        _run_until_interrupted(procs, t("serve.ready", url=server.url))
+    finally:
+        if reports is not None:
+            reports.stop()
 
 
 def _pid_file(home: Path) -> Path:
