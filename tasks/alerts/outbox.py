@@ -132,19 +132,36 @@ def deliver_pending(engine: Engine | None = None, now: datetime | None = None, c
         from tasks.alerts.routing import load_channels
 
         channels = load_channels()
+    _record_direct_posts(engine, now)
     d = _Deliverer(engine, now, channels, lang)
     return d.run(max_rows).as_dict()
+
+
+def _record_direct_posts(engine: Engine, now: datetime) -> None:
+    """The alerts posted directly while the warehouse was down (``tasks.alerts.journal``)
+    into the outbox, before anything is claimed: one posted is recorded as sent and never
+    posted again; one whose post failed waits in the outbox like any other."""
+    from tasks.alerts import journal
+
+    try:
+        journal.record(engine, now)
+    except Exception as exc:  # the warehouse still down, a bug: the journal stays for the next pass
+        log.warning("alerts: direct posts not recorded yet (%s)", type(exc).__name__)
 
 
 _SENT_DIRECTLY: set[tuple[str, str]] = set()  # (dedupe key, channel) posted by send_direct in this process
 
 
-def send_direct(alerts: list[dict], channels: dict[str, Channel] | None = None, lang: str | None = None) -> dict:
+def send_direct(alerts: list[dict], channels: dict[str, Channel] | None = None, lang: str | None = None, reason: str | None = None) -> dict:
     """When the outbox itself cannot be written (the warehouse is down): post alerts - given
     as ``enqueue_alert`` keyword sets - straight to the channels their kind is routed to,
-    formatted as the outbox would, once each (per process: a failing subflow and its parent
-    post one alert), with no retry, rate-limit bookkeeping or record. Never raises.
+    formatted as the outbox would, once each (a failing subflow and its parent post one
+    alert; so does a retry in another process: the journal has it), with no retry or
+    rate-limit bookkeeping. Each post is journalled under the output folder
+    (``tasks.alerts.journal``) and recorded in the outbox by the first delivery once the
+    warehouse is back. Never raises. ``reason``: why the outbox failed (an exception type).
     Returns ``{channel: verdict}`` (``alert.deliver.ok`` or the channel's error)."""
+    from tasks.alerts import journal
     from tasks.alerts.routing import channels_for, load_channels
     from userops.clock import shop_today
 
@@ -166,13 +183,26 @@ def send_direct(alerts: list[dict], channels: dict[str, Channel] | None = None, 
             if (key, name) in _SENT_DIRECTLY:
                 continue
             _SENT_DIRECTLY.add((key, name))  # once, even if this post fails half-way
+            secrets = chan.secrets()
             try:
-                chan.send(alert_message(row, lang, chan.secrets()), lang)
+                entry = journal.claim(key, name, kind=row.kind, severity=row.severity, title=row.title, body=row.body,
+                                      payload=row.payload, posted_at=utcnow(), reason=reason, secrets=secrets)
+            except journal.AlreadyPosted as done:  # another process posted it (or tried): not again
+                verdicts[name] = t("alert.deliver.ok", lang) if done.entry.get("status") == "sent" else (done.entry.get("error") or t("alert.journal.unknown", lang))
+                continue
+            except Exception as exc:  # the journal must never stop the failure alert
+                log.warning("alerts: direct post not journalled (%s)", type(exc).__name__)
+                entry = None
+            try:
+                chan.send(alert_message(row, lang, secrets), lang)
                 verdicts[name] = t("alert.deliver.ok", lang)
+                journal.settle(entry, "sent")
             except DeliveryError as exc:
-                verdicts[name] = clean(exc.localized(lang), chan.secrets())
+                verdicts[name] = clean(exc.localized(lang), secrets)
+                journal.settle(entry, "failed", verdicts[name])
             except Exception as exc:  # a bug must not hide the failure alert's fate
                 verdicts[name] = t("alert.deliver.internal", lang, error=type(exc).__name__)
+                journal.settle(entry, "failed", verdicts[name])
     return verdicts
 
 

@@ -13,8 +13,9 @@ DING_SECRET = "SEC" + "3f9a" * 16  # what a DingTalk robot's 加签 secret looks
 
 
 @pytest.fixture(autouse=True)
-def _alert_settings(monkeypatch):
-    """No channel from the environment; no Prefect blocks unless a test asks; fast backoff."""
+def _alert_settings(monkeypatch, tmp_path):
+    """No channel from the environment; no Prefect blocks unless a test asks; fast backoff;
+    the output folder (the direct posts' journal) is the test's own."""
     from tasks.alerts.routing import clear_channel_cache
     from userops.settings import reset_settings
 
@@ -22,6 +23,7 @@ def _alert_settings(monkeypatch):
         monkeypatch.delenv(var, raising=False)
     monkeypatch.setenv("USEROPS_ALERTS__USE_BLOCKS", "false")
     monkeypatch.setenv("USEROPS_ALERTS__TIMEOUT_SECONDS", "3")
+    monkeypatch.setenv("USEROPS_OUTPUT_DIR", str(tmp_path / "output"))
     reset_settings()
     clear_channel_cache()
     yield

@@ -184,6 +184,7 @@ def list_cmd(
     """The newest alerts in the outbox with their delivery state."""
     import sqlalchemy as sa
 
+    from tasks.alerts.journal import posted_directly
     from tasks.alerts.outbox import OUTBOX
     from userops.cli.options import choice
     from userops.db import get_engine, migrate
@@ -212,6 +213,19 @@ def list_cmd(
         typer.echo(f"{r.id:>5}  {created:<16}  {r.kind[:16]:<16} {r.channel[:10]:<10} {r.severity:<8} {r.status:<8} {r.attempts:>5}  {nxt:<16}  {title[:70]}")
         if r.last_error and r.status != "sent":
             typer.echo(" " * 7 + t("alert.cli.last_error", error=r.last_error[:200]))
+        direct = posted_directly(_payload(r.payload)) if r.status == "sent" else None
+        if direct:  # recorded from the journal of a night the warehouse was down
+            typer.echo(" " * 7 + t("alert.cli.sent_directly", at=direct))
+
+
+def _payload(text) -> dict:
+    import json
+
+    try:
+        p = json.loads(text or "{}")
+    except ValueError:
+        return {}
+    return p if isinstance(p, dict) else {}
 
 
 @alert_app.command("register-blocks")
