@@ -44,6 +44,11 @@ PENDING_STATUSES = ("planned", "awaiting_review", "in_flight")
 # why a call (staff-outreach row) is held (``touches.reason``)
 CALL_HELD_CORE = "waits for the core review"
 CALL_HELD_APOLOGY = "listed when the apologies go out"
+# a customer the core reviewer excluded: their touches are suppressed with the reason
+# EXCLUDED_REASON + reviewer, and their incident_customers row has the remedy EXCLUDED_REMEDY
+# (and call_list false): they get nothing from the incident (``release_core``)
+EXCLUDED_REASON = "held by reviewer "
+EXCLUDED_REMEDY = "excluded"
 
 
 def campaign_name(incident_id: str) -> str:
@@ -370,32 +375,46 @@ def release_core(incident_id: str, reviewer: str, exclude: list[str] | None = No
                  now: datetime | None = None) -> dict:
     """A human reviewed the core apologies: release them for sending, except ``exclude``
     (those customers get nothing from the incident: every touch of theirs — apology and call —
-    is suppressed). Their calls are listed once their apology went out (``release_calls``).
-    Compensate moves on to ``in_progress`` (never back to ``pending``). Returns counts."""
+    is suppressed, and ``incident_customers`` says so: not on the call list, remedy
+    ``excluded``, no coupon). Their calls are listed once their apology went out
+    (``release_calls``). Compensate moves on to ``in_progress`` (never back to ``pending``).
+
+    Only a customer whose apology is still held for the review can be excluded; a customer named
+    whose apology was already released (or who is not the incident's) is left as is and returned
+    in ``not_excluded`` — never half excluded (their call suppressed, their apology out).
+    Idempotent: a repeated release (a re-run, the CLI after the form) changes nothing and
+    counts nothing twice; a customer excluded before stays excluded.
+    Returns ``released``, ``held`` (excluded now) and ``not_excluded``."""
     engine = engine or get_engine()
     now = now or utcnow()
-    exclude = [str(x) for x in (exclude or []) if str(x).strip()]
+    exclude = sorted({str(x).strip() for x in (exclude or []) if str(x).strip()})
     camp = campaign_name(incident_id)
     from tasks.messaging import approve_touches
 
     with engine.begin() as conn:
-        held = 0
+        held, not_excluded = 0, []
         if exclude:
             # an excluded customer gets nothing from this incident: no apology on any channel and
-            # no call (the staff-outreach list has their phone and email)
-            held = read(
+            # no call (the staff-outreach list has their phone and email) — only while their
+            # apology is still held for this review
+            still_held = read(
                 conn,
-                "SELECT COUNT(*) AS n FROM touches WHERE campaign = :c AND status = 'awaiting_review' AND channel <> 'staff' "
-                "AND customer_id IN :ids",
+                "SELECT DISTINCT customer_id FROM touches WHERE campaign = :c AND status = 'awaiting_review' "
+                "AND channel <> 'staff' AND customer_id IN :ids",
                 {"c": camp, "ids": exclude},
-            )["n"].iloc[0]
-            execute(
-                conn,
-                "UPDATE touches SET status = 'suppressed', reason = :r WHERE campaign = :c AND status = 'awaiting_review' "
-                "AND customer_id IN :ids",
-                {"r": f"held by reviewer {reviewer}", "c": camp, "ids": exclude},
-            )
-            held = int(held)
+            )["customer_id"].astype(str).tolist()
+            if still_held:
+                execute(
+                    conn,
+                    "UPDATE touches SET status = 'suppressed', reason = :r WHERE campaign = :c AND status = 'awaiting_review' "
+                    "AND customer_id IN :ids",
+                    {"r": EXCLUDED_REASON + reviewer, "c": camp, "ids": still_held},
+                )
+            held = len(still_held)
+            before = read(conn, "SELECT customer_id FROM incident_customers WHERE incident_id = :i AND remedy = :x "
+                                "AND customer_id IN :ids", {"i": incident_id, "x": EXCLUDED_REMEDY, "ids": exclude})
+            not_excluded = sorted(set(exclude) - set(still_held) - set(before["customer_id"].astype(str)))
+        record_exclusions(conn, incident_id)
         # the apologies (not the calls: a call is listed once its customer's apology went out)
         keys = read(conn, "SELECT touch_key FROM touches WHERE campaign = :c AND status = 'awaiting_review' AND channel <> 'staff'",
                     {"c": camp})["touch_key"].tolist()
@@ -404,7 +423,7 @@ def release_core(incident_id: str, reviewer: str, exclude: list[str] | None = No
                       "AND reason = :core",
                 {"r": CALL_HELD_APOLOGY, "c": camp, "core": CALL_HELD_CORE})
         audit(conn, reviewer, "compensation.core_reviewed", "incident", incident_id,
-              {"released": released, "held": held, "held_customers": len(exclude)})
+              {"released": released, "held": held, "held_customers": held, "not_excluded": not_excluded})
         step = get_step(conn, incident_id, "compensate")
         if step["status"] in ("waiting", "expired", "pending"):
             # forward: the human part is done, the apologies are on their way (never back to
@@ -412,7 +431,27 @@ def release_core(incident_id: str, reviewer: str, exclude: list[str] | None = No
             set_step(conn, incident_id, "compensate", "in_progress", reviewer,
                      {"core_reviewed_by": reviewer, "core_reviewed_at": now, "core_released": released, "core_held": held},
                      now, action="step.compensate.core_reviewed")
-    return {"released": int(released), "held": int(held)}
+    if not_excluded:
+        from userops.i18n import join_list, t
+
+        log.warning(t("crisis.review.not_excluded", incident_id=incident_id, customers=join_list(not_excluded)))
+    return {"released": int(released), "held": int(held), "not_excluded": not_excluded}
+
+
+def record_exclusions(conn: Connection, incident_id: str) -> int:
+    """Make ``incident_customers`` say what the core reviewer decided: a customer whose apology
+    the reviewer suppressed is not on the call list, gets no coupon and has the remedy
+    ``excluded`` (``refund_offer`` stays: the refund exposure still counts what they bought).
+    Read from their suppressed apology, so it is idempotent and also brings rows excluded
+    before this was recorded in line. Returns the rows changed."""
+    res = execute(
+        conn,
+        "UPDATE incident_customers SET call_list = :no, coupon_value = 0, remedy = :x "
+        "WHERE incident_id = :i AND (remedy IS NULL OR remedy <> :x) AND touch_key IN ("
+        "SELECT touch_key FROM touches WHERE campaign = :c AND status = 'suppressed' AND reason LIKE :r)",
+        {"no": False, "x": EXCLUDED_REMEDY, "i": incident_id, "c": campaign_name(incident_id), "r": EXCLUDED_REASON + "%"},
+    )
+    return int(res.rowcount or 0)
 
 
 def send_apologies(incident_id: str, engine: Engine | None = None, now: datetime | None = None) -> dict:

@@ -20,7 +20,7 @@ from prefect.cache_policies import NO_CACHE
 from sqlalchemy.engine import Connection, Engine
 
 from tasks.crisis.messages import STEP_STATUSES
-from tasks.crisis.compensate import campaign_name
+from tasks.crisis.compensate import EXCLUDED_REMEDY, campaign_name
 from tasks.crisis.incidents import close_incident_row, get_incident, timeline
 from tasks.crisis.util import fmt_duration, read, to_shop_str
 from userops.clock import utcnow
@@ -31,12 +31,9 @@ from userops.settings import get_settings
 
 log = logging.getLogger("userops.crisis.report")
 
-# how ``compensate.release_core`` marks the touches of a customer the core reviewer excluded
-# (status 'suppressed', reason "held by reviewer <name>")
-EXCLUDED_REASON = "held by reviewer "
-# SQL: the incident customer's apology (``t``, joined on ic.touch_key) was suppressed by the
-# reviewer (binds :excl = EXCLUDED_REASON + '%')
-_EXCLUDED = "(t.status IS NOT NULL AND t.status = 'suppressed' AND t.reason LIKE :excl)"
+# a customer the core reviewer excluded (``compensate.release_core``): their
+# incident_customers row says so — remedy EXCLUDED_REMEDY, not on the call list
+_EXCLUDED = "(ic.remedy IS NOT NULL AND ic.remedy = :excl)"
 
 
 def complaint_rate(bind: Engine | Connection, start: datetime, end: datetime, skus: list[str] | None = None) -> dict:
@@ -75,20 +72,20 @@ def build_report(incident_id: str, engine: Engine | Connection | None = None, no
         for r in tl.itertuples(index=False)
     ]
     # a customer the core reviewer excluded gets nothing from the incident: ``release_core``
-    # suppresses their apology (and call) with the reason EXCLUDED_REASON (incident_customers
-    # keeps call_list as planned), so they are counted here as excluded, never as a call
+    # takes them off the call list in incident_customers (remedy "excluded"), so they are
+    # counted here as excluded, never as a call
     tiers = read(
         engine,
         f"SELECT ic.priority, COUNT(*) AS customers, "
         f"SUM(CASE WHEN ic.compensated_at IS NOT NULL THEN 1 ELSE 0 END) AS compensated, "
-        f"SUM(CASE WHEN ic.call_list AND NOT {_EXCLUDED} THEN 1 ELSE 0 END) AS call_list, "
+        f"SUM(CASE WHEN ic.call_list THEN 1 ELSE 0 END) AS call_list, "
         f"SUM(CASE WHEN {_EXCLUDED} THEN 1 ELSE 0 END) AS excluded, "
         f"SUM(CASE WHEN ic.refund_offer THEN ic.affected_amount ELSE 0 END) AS refund_exposure, "
         f"SUM(CASE WHEN ic.refund_offer AND {_EXCLUDED} THEN ic.affected_amount ELSE 0 END) AS excluded_refund_exposure, "
         f"SUM(CASE WHEN t.status = 'sent' THEN CAST(t.gift_cost AS FLOAT) ELSE 0 END) AS coupon_cost "
         f"FROM incident_customers ic LEFT JOIN touches t ON t.touch_key = ic.touch_key "
         f"WHERE ic.incident_id = :i GROUP BY ic.priority",
-        {"i": incident_id, "excl": EXCLUDED_REASON + "%"},
+        {"i": incident_id, "excl": EXCLUDED_REMEDY},
     )
     per_tier = {
         r.priority: {"customers": int(r.customers), "compensated": int(r.compensated or 0), "call_list": int(r.call_list or 0),
@@ -105,9 +102,8 @@ def build_report(incident_id: str, engine: Engine | Connection | None = None, no
     calls = read(
         engine,
         "SELECT ic.customer_id, ic.affected_orders, ic.affected_amount, ic.remedy FROM incident_customers ic "
-        "LEFT JOIN touches t ON t.touch_key = ic.touch_key "
-        f"WHERE ic.incident_id = :i AND ic.call_list AND NOT {_EXCLUDED} ORDER BY ic.rank",
-        {"i": incident_id, "excl": EXCLUDED_REASON + "%"},
+        "WHERE ic.incident_id = :i AND ic.call_list ORDER BY ic.rank",
+        {"i": incident_id},
     )
     return {
         "incident_id": incident_id,

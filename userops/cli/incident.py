@@ -288,6 +288,7 @@ def approve_cmd(
             res = release_core(incident_id, who, list(exclude), engine=engine)
             send_apologies(incident_id, engine)
             refresh_compensated(incident_id, engine)
+            # (a customer named who could not be excluded any more: release_core's warning, on stderr)
             typer.echo(t("incident.approved.core", released=res["released"], held=res["held"]))
         did = True
     if not did:
