@@ -31,7 +31,7 @@ from sqlalchemy import text as sa_text
 from sqlalchemy.engine import Connection, Engine
 
 from tasks.crisis.incidents import get_incident, get_step, set_step
-from tasks.crisis.templates import fill_markers, marker, render
+from tasks.crisis.templates import fill_markers, marker, override_path, render_guarded
 from tasks.crisis.util import execute, read
 from userops.clock import utcnow
 from userops.db import audit, bulk_upsert, get_engine
@@ -126,12 +126,16 @@ def remedy_label(priority: str) -> str:
     return "+".join(parts) or "apology"
 
 
-def _personalise(df: pd.DataFrame, lang: str, taken_down: bool = False, call_script: bool = False) -> pd.DataFrame:
+def _personalise(df: pd.DataFrame, lang: str, taken_down: bool = False, call_script: bool = False,
+                 fallbacks: dict | None = None) -> pd.DataFrame:
     """Subject and body per customer, one template render per tier (and per
     ``coupon_placed``). The text says only what holds when it is rendered: ``taken_down``
     (Control is done: the products are off sale) and, per customer, ``coupon_placed`` (column;
     default True: the apology message itself carries the coupon, so it is true once it is sent).
-    ``call_script``: the text staff read on the call (it does not announce the call)."""
+    ``call_script``: the text staff read on the call (it does not announce the call).
+    An operator's template that makes one of these claims unchecked is replaced by the shipped
+    one where the claim does not hold yet (``templates.render_guarded``); ``fallbacks`` (if
+    given) counts those texts per unchecked variable, and under ``"*"`` in all."""
     s = get_settings()
     tz = s.timezone
     local = df["last_paid_at"].dt.tz_localize("UTC").dt.tz_convert(tz)
@@ -155,13 +159,17 @@ def _personalise(df: pd.DataFrame, lang: str, taken_down: bool = False, call_scr
             m = (df["priority"] == tier) & (placed == coupon_placed)
             if not m.any():
                 continue
-            text = render(
+            text, fell_back = render_guarded(
                 "apology", lang,
                 name=marker("name"), product=marker("product"), order_date=marker("order_date"),
                 coupon=(f"{r.coupon_value:g}" if lang == "zh-CN" else f"¥{r.coupon_value:g}") if r.coupon_value else "",
                 refund=r.refund_offer, call=r.call_list and not call_script, brand=s.crisis.brand,
                 taken_down=taken_down, coupon_placed=coupon_placed, spoken=call_script,
-            ).strip()
+            )
+            text = text.strip()
+            if fallbacks is not None and fell_back:
+                for var in [*fell_back, "*"]:  # "*": the texts, once each
+                    fallbacks[var] = fallbacks.get(var, 0) + int(m.sum())
             df.loc[m, "body"] = fill_markers(text, df.loc[m])
     df["subject"] = subject
     return df
@@ -200,7 +208,9 @@ def plan_compensation(incident_id: str, engine: Engine | None = None, now: datet
             todo = todo.merge(names, on="customer_id", how="left")
             if "name" not in todo:
                 todo["name"] = None
-            todo = _personalise(todo, lang, taken_down=_taken_down(conn, incident_id))
+            fallbacks: dict = {}
+            todo = _personalise(todo, lang, taken_down=_taken_down(conn, incident_id), fallbacks=fallbacks)
+            _note_fallbacks(conn, incident_id, fallbacks, lang)
             rem = s.crisis.remedies
             todo["coupon_value"] = todo["priority"].map(lambda p: float((rem.get(p) or rem["ordinary"]).coupon_value))
             todo["refund_offer"] = todo["priority"].map(lambda p: bool((rem.get(p) or rem["ordinary"]).refund_offer))
@@ -283,6 +293,21 @@ def unplanned_customers(incident_id: str, bind: Engine | Connection | None = Non
     return aff.loc[~aff["customer_id"].isin(planned["customer_id"]), "customer_id"].tolist()
 
 
+def _note_fallbacks(conn: Connection, incident_id: str, fallbacks: dict, lang: str) -> None:
+    """Texts written from the shipped template because the operator's makes a claim unchecked
+    that does not hold yet: said in the run log (the operator's language) and the audit log."""
+    if not fallbacks:
+        return
+    from userops.i18n import join_list, t
+
+    fallbacks = dict(fallbacks)
+    n = fallbacks.pop("*", 0)
+    log.warning(t("crisis.template.fallback", incident_id=incident_id, n=n, path=override_path("apology", lang),
+                  vars=join_list(sorted(fallbacks))))
+    audit(conn, "userops", "compensation.template_fallback", "incident", incident_id,
+          {"template": str(override_path("apology", lang)), "unchecked": fallbacks})
+
+
 def _taken_down(bind: Engine | Connection, incident_id: str) -> bool:
     """Are the incident's products off sale (Control confirmed)?"""
     return get_step(bind, incident_id, "control")["status"] == "done"
@@ -321,7 +346,10 @@ def release_calls(incident_id: str, engine: Engine | None = None, now: datetime 
             df["name"] = None
         df["coupon_placed"] = df["apology_status"] == "sent"
         taken_down = _taken_down(conn, incident_id)
-        df = _personalise(df, get_settings().language, taken_down=taken_down, call_script=True)
+        lang = get_settings().language
+        fallbacks: dict = {}
+        df = _personalise(df, lang, taken_down=taken_down, call_script=True, fallbacks=fallbacks)
+        _note_fallbacks(conn, incident_id, fallbacks, lang)
         rows = [{"k": k + "|call", "b": b} for k, b in zip(df["touch_key"], df["body"])]
         res = conn.execute(
             sa_text("UPDATE touches SET status = 'planned', body = :b, reason = NULL WHERE touch_key = :k AND status = 'awaiting_review'"),

@@ -13,6 +13,7 @@ triggers racing for the same SKU cannot both open an incident: the loser joins t
 from __future__ import annotations
 
 import json
+import logging
 import uuid
 from datetime import datetime, timedelta
 
@@ -30,6 +31,8 @@ from userops.settings import get_settings
 STEPS = ("control", "clarify", "compensate")
 SEVERITIES = ("low", "medium", "high", "critical")
 OPEN, CLOSED = "open", "closed"
+
+log = logging.getLogger("userops.crisis.incidents")
 
 
 class IncidentConflict(Exception):
@@ -102,10 +105,34 @@ def open_or_join(
                 held = _held(conn, skus)
                 if not held.empty:
                     return _join(conn, held, skus, reason, source, actor, now)
-                return _open(conn, skus, reason, severity, source, actor, flow_run_id, now)
+                out = _open(conn, skus, reason, severity, source, actor, flow_run_id, now)
         except IncidentConflict:
             continue
+        _warn_templates(engine, out["incident_id"])
+        return out
     raise RuntimeError(f"could not open or join an incident for {skus}: too much contention")
+
+
+def _warn_templates(engine: Engine, incident_id: str) -> None:
+    """At the opening: an operator's crisis template that makes a claim without checking
+    whether it holds (``templates.template_problems``) is named, with the claim and the fix, in
+    the run log and in an alert (``crisis_task``, once per incident) — hours before the first
+    apology is written, in time to fix it."""
+    from tasks.alerts import enqueue_alert
+    from tasks.crisis.templates import problem_lines, template_problems
+    from userops.i18n import t
+
+    problems = template_problems()
+    if not problems:
+        return
+    lines = problem_lines(problems)
+    for line in lines:
+        log.warning(line)
+    with engine.begin() as conn:
+        enqueue_alert("crisis_task", t("crisis.template.title", incident_id=incident_id), "\n".join(lines),
+                      severity="warning", subject=f"{incident_id}|template", conn=conn,
+                      payload={"incident_id": incident_id,
+                               "templates": [{"path": p["path"], "variable": p["var"]} for p in problems]})
 
 
 def _held(conn: Connection, skus: list[str]) -> pd.DataFrame:

@@ -245,6 +245,44 @@ register(
     }
 )
 
+# an operator's own crisis template that makes a claim without checking whether it holds
+# (tasks/crisis/templates.py GUARDS)
+register(
+    {
+        "crisis.template.claim.taken_down": {
+            "zh-CN": "「我们已暂停销售」（下架尚未确认时也这样说）",
+            "en": "\"we have stopped selling it\" (even before the take-down is confirmed)",
+        },
+        "crisis.template.claim.coupon_placed": {
+            "zh-CN": "「致歉券已放入您的账户」（电话回访早于带券的致歉消息时也这样说，例如消息在免打扰时段顺延到早上）",
+            "en": "\"the apology coupon is in your account\" (even when the call comes before the apology carrying the "
+            "coupon was sent, e.g. a message deferred by the quiet hours)",
+        },
+        "crisis.template.claim.spoken": {
+            "zh-CN": "「直接回复本消息即可退款」（在客服电话回访时念的话术里也这样说）",
+            "en": "\"reply to this message for a refund\" (even in the call script staff read out on the phone)",
+        },
+        "crisis.template.unguarded": {
+            "zh-CN": "自定义模板 {path} 没有用到变量 {var}：它会说{claim}。改法：像系统模板 {builtin} 那样把这句放进 "
+            "`{snippet}`。改好之前，凡是这句话还不成立的消息都改用系统模板的文字；成立后才用您的模板。",
+            "en": "Your template {path} does not use the variable {var}: it says {claim}. Fix: put that sentence in "
+            "`{snippet}`, as the shipped template {builtin} does. Until then every message for which it is not true yet "
+            "is written from the shipped template; yours is used once it holds.",
+        },
+        "crisis.template.title": {
+            "zh-CN": "事件 {incident_id}：自定义致歉模板需要修改",
+            "en": "Incident {incident_id}: your apology template needs a fix",
+        },
+        "crisis.template.fallback": {
+            "zh-CN": "事件 {incident_id}：{n} 条致歉文字改用了系统模板（您的模板 {path} 未用 {vars} 判断，而此时这句话还不成立）。"
+            "修改方法见 `userops incident show {incident_id}`。",
+            "en": "Incident {incident_id}: {n} apology texts were written from the shipped template (your template {path} "
+            "does not check {vars}, and that is not true yet). How to fix it: `userops incident show {incident_id}`.",
+        },
+        "crisis.template.show": {"zh-CN": "## 自定义模板", "en": "## Your templates"},
+    }
+)
+
 # a customer the core reviewer named who could not be excluded any more (tasks/crisis/compensate.py release_core)
 register(
     {

@@ -112,6 +112,23 @@ def _engine():
     return engine
 
 
+def _template_warnings(out: bool = True) -> None:
+    """The operator's crisis templates that make a claim without checking whether it holds:
+    which template, which claim, the fix (``tasks.crisis.templates.template_problems``).
+    ``out``: on stderr before a command's own output; else a section of ``show``."""
+    from tasks.crisis.templates import problem_lines, template_problems
+
+    lines = problem_lines(template_problems())
+    if not lines:
+        return
+    if not out:
+        typer.echo(t("crisis.template.show") + "\n")
+    for line in lines:
+        typer.echo(("- " if not out else "") + line, err=out)
+    if not out:
+        typer.echo("")
+
+
 @app.command("open")
 def open_cmd(
     sku: list[str] = typer.Option(..., "--sku", help="Product SKU concerned (repeat for several)."),
@@ -142,6 +159,8 @@ def open_cmd(
     params = {"skus": skus, "reason": reason, "severity": severity.lower()}
     if unknown and unknown_ok:  # the flow checks the SKUs too: tell it the operator accepted them
         params["unknown_ok"] = True
+    if not local:  # (a local run logs it here itself, at the opening)
+        _template_warnings()
     if local:
         from prefect import tags
 
@@ -204,6 +223,8 @@ def show_cmd(incident_id: str = typer.Argument(..., help="Incident id, e.g. INC-
         raise typer.Exit(1)
     rep = build_report(incident_id, engine)
     typer.echo(report_markdown(rep))
+    if rep["status"] == "open":
+        _template_warnings(out=False)
     events = incident_audit(engine, incident_id)
     typer.echo(t("incident.record") + "\n")
     for e in events.itertuples(index=False):
