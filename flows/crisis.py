@@ -64,7 +64,8 @@ from tasks.crisis.incidents import (
 from tasks.crisis.report import build_report, publish_artifact, report_markdown
 from tasks.crisis.runs import current_run, force_running, is_alive
 from tasks.crisis.spike import EVENT as SPIKE_EVENT
-from tasks.crisis.spike import link_spikes
+from tasks.crisis.spike import REASON as SPIKE_REASON
+from tasks.crisis.spike import link_spikes, reason_text
 from tasks.crisis.util import to_shop_str
 from userops import run_names
 from userops.clock import utcnow
@@ -83,7 +84,8 @@ SPIKE_TRIGGER = {
     "expect": [SPIKE_EVENT],
     "parameters": {
         "skus": "{{ event.payload.skus }}",
-        "reason": "complaint spike: {{ event.payload.complaints }} complaints in {{ event.payload.window_hours }}h",
+        # one fixed text (the incident's record), shown in the operator's language (reason_text)
+        "reason": SPIKE_REASON,
         "severity": "high",
         # the SKUs come from customers' feedback, not typed by an operator: a product with
         # complaints but no order in the warehouse (sold elsewhere, orders not imported yet)
@@ -366,7 +368,7 @@ def _announce_opening(incident_id: str) -> None:
     enqueue_alert(
         "crisis_opened",
         t("crisis.opened.title", incident_id=incident_id, skus=", ".join(inc["skus"])),
-        t("crisis.opened.body", reason=inc["reason"] or "-", severity=inc["severity"], source=inc["source"], customers=n,
+        t("crisis.opened.body", reason=reason_text(inc["reason"]) or "-", severity=inc["severity"], source=inc["source"], customers=n,
           control_due=to_shop_str(steps["control"]["deadline_at"]), clarify_due=to_shop_str(steps["clarify"]["deadline_at"]),
           compensate_due=to_shop_str(steps["compensate"]["deadline_at"])),
         severity="critical" if inc["severity"] in ("high", "critical") else "error",
@@ -399,7 +401,7 @@ def _join_running_incident(inc: dict, trigger_skus: list[str], owner: str, reaso
     enqueue_alert(
         "crisis_opened",
         t("crisis.joined.title", incident_id=incident_id),
-        t("crisis.joined.body", reason=reason or "-", new_skus=", ".join(new_skus) or "-"),
+        t("crisis.joined.body", reason=reason_text(reason) or "-", new_skus=", ".join(new_skus) or "-"),
         severity="warning",
         subject=f"{incident_id}|joined|{','.join(new_skus) or utcnow().strftime('%H')}",
         day=inc["opened_at"].date(),

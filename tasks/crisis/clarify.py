@@ -19,6 +19,7 @@ from sqlalchemy.engine import Engine
 from tasks.alerts import enqueue_alert
 from tasks.crisis import messages  # noqa: F401
 from tasks.crisis.incidents import get_incident, get_step, set_step
+from tasks.crisis.spike import reason_text
 from tasks.crisis.templates import render
 from tasks.crisis.util import execute, read, to_shop, to_shop_str
 from userops.clock import utcnow
@@ -74,7 +75,7 @@ def statement_facts(incident_id: str, lang: str | None = None, engine: Engine | 
         "brand": s.crisis.brand,
         "product": product,
         "skus": skus,
-        "reason": (inc.get("reason") or "").strip() or ("商品质量问题" if lang == "zh-CN" else "a quality problem"),
+        "reason": (reason_text(inc.get("reason"), lang) or "").strip() or ("商品质量问题" if lang == "zh-CN" else "a quality problem"),
         "complaints": int(complaints),
         "customers": int(customers),
         "lookback_days": s.crisis.lookback_days,

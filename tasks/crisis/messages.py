@@ -246,7 +246,8 @@ register(
 )
 
 # an operator's own crisis template that makes a claim without checking whether it holds
-# (tasks/crisis/templates.py GUARDS)
+# (tasks/crisis/templates.py GUARDS), and the spike trigger's reason in the operator's words
+# (tasks/crisis/spike.py reason_text)
 register(
     {
         "crisis.template.claim.taken_down": {
@@ -280,6 +281,10 @@ register(
             "does not check {vars}, and that is not true yet). How to fix it: `userops incident show {incident_id}`.",
         },
         "crisis.template.show": {"zh-CN": "## 自定义模板", "en": "## Your templates"},
+        "crisis.reason.spike": {
+            "zh-CN": "投诉激增：{window} 小时内 {n} 条投诉",
+            "en": "Complaint spike: {n} complaints in {window}h",
+        },
     }
 )
 

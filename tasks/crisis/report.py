@@ -22,6 +22,7 @@ from sqlalchemy.engine import Connection, Engine
 from tasks.crisis.messages import STEP_STATUSES
 from tasks.crisis.compensate import EXCLUDED_REMEDY, campaign_name
 from tasks.crisis.incidents import close_incident_row, get_incident, timeline
+from tasks.crisis.spike import reason_text
 from tasks.crisis.util import fmt_duration, read, to_shop_str
 from userops.clock import utcnow
 from userops.db import audit, get_engine
@@ -153,7 +154,8 @@ def report_markdown(rep: dict, lang: str | None = None) -> str:
     lines.append("- " + labelled("SKU", join_list(rep["skus"], lang), lang))
     # the reason is the operator's free text (it may quote the customer who complained):
     # masked at intake (incidents.clean_reason), and here again as in the crisis alerts
-    lines.append("- " + labelled(L("原因", "Reason"), scrub_text(or_dash(rep["reason"] or None, "-")), lang))
+    # (the spike trigger's fixed text in the reader's language: spike.reason_text)
+    lines.append("- " + labelled(L("原因", "Reason"), scrub_text(or_dash(reason_text(rep["reason"], lang) or None, "-")), lang))
     lines.append("- " + " · ".join(labelled(label, w(rep[k]), lang) for label, k in (
         (L("级别", "Severity"), "severity"), (L("来源", "Source"), "source"), (L("状态", "Status"), "status"))))
     gap = "" if zh else " "  # （…） takes no space before it

@@ -19,6 +19,7 @@ the recent complaints, one for the baselines, a grouped rolling count in pandas.
 from __future__ import annotations
 
 import logging
+import re
 import uuid
 from collections.abc import Callable
 from datetime import datetime, timedelta
@@ -37,7 +38,29 @@ from userops.settings import get_settings
 log = logging.getLogger("userops.crisis.spike")
 
 EVENT = "userops.complaints.spike"
+
+# The reason the spike trigger gives the crisis run (``flows.crisis.SPIKE_TRIGGER``, the same in
+# prefect.yaml), templated by Prefect from the event's payload. It stays one fixed text, whatever
+# the shop's language: it is the run's parameter and the incident's record (``incidents.reason``,
+# the take-down hook's ``reason``), and ``reason_text`` recognises it and shows it in the language
+# of whoever reads it (alerts, report, ``incident list``/``show``) — also for incidents opened
+# before the language changed.
+REASON = "complaint spike: {{ event.payload.complaints }} complaints in {{ event.payload.window_hours }}h"
+_REASON_RE = re.compile(r"complaint spike: (\d+) complaints in (\d+(?:\.\d+)?)h")
 _NS = uuid.UUID("6f1c1a52-9a57-4d0e-9a7e-3b2f0c1d7e11")
+
+
+def reason_text(reason: str | None, lang: str | None = None) -> str | None:
+    """An incident's reason as the operator reads it: the spike trigger's fixed text
+    (``REASON``, e.g. "complaint spike: 12 complaints in 2.0h") in the operator's language
+    ("投诉激增：2 小时内 12 条投诉"); any other reason (typed by a person) as it is."""
+    from tasks.crisis import messages  # noqa: F401  the texts
+    from userops.i18n import t
+
+    m = _REASON_RE.fullmatch(reason.strip()) if isinstance(reason, str) else None
+    if not m:
+        return reason
+    return t("crisis.reason.spike", lang, n=int(m.group(1)), window=f"{float(m.group(2)):g}")
 
 
 def detect_hot(bind: Engine | Connection, now: datetime | None = None) -> pd.DataFrame:

@@ -83,6 +83,26 @@ def test_crisis_trigger_matches_the_crisis_modules_own_definition():
     assert {k: spike[k] for k in ("match", "expect", "parameters")} == {k: own[k] for k in ("match", "expect", "parameters")}
 
 
+def test_spike_triggers_reason_reads_in_the_shop_language():
+    """The trigger's reason stays one fixed text (the run's parameter, the incident's record);
+    rendered from an event the way Prefect renders it, the crisis module recognises it and
+    shows it in the operator's language (alerts, report, incident list)."""
+    from types import SimpleNamespace
+
+    from prefect.server.utilities.user_templates import render_user_template_sync
+
+    from tasks.crisis.spike import reason_text
+
+    (spike,) = BY_NAME["crisis-response"]["triggers"]
+    event = SimpleNamespace(payload={"skus": ["SKU0007"], "complaints": 12, "window_hours": 2.0})  # as the monitor emits it
+    reason = render_user_template_sync(spike["parameters"]["reason"], {"event": event})
+    assert reason == "complaint spike: 12 complaints in 2.0h"
+    assert reason_text(reason, "zh-CN") == "投诉激增：2 小时内 12 条投诉"
+    assert reason_text(reason, "en") == "Complaint spike: 12 complaints in 2h"
+    # as test_ops sees it when the event says 2 (an int)
+    assert reason_text("complaint spike: 12 complaints in 2h", "zh-CN") == "投诉激增：2 小时内 12 条投诉"
+
+
 def _flow(entrypoint: str):
     path, func = entrypoint.split(":")
     return getattr(importlib.import_module(path[:-3].replace("/", ".")), func)
