@@ -60,8 +60,13 @@ def by_update(orders: pd.DataFrame) -> pd.DataFrame:
 @pytest.mark.parametrize("validate_in", ["thread", "process"])
 def test_multi_chunk_batch_loads_the_same_as_one_chunk(warehouse, small_pages, sample_data, validate_in):
     chunks = {}
+    # in a process: the two tables whose checks reach other tables and earlier chunks (their
+    # references read by the child's own connection, keys repeated across chunks); a process
+    # start costs seconds, and every table goes through the same code
+    in_process = {"orders", "order_items"} if validate_in == "process" else set()
     for table in SOURCE_TABLES:
-        res, tm = ingest(warehouse, table, validate_in=validate_in)
+        res, tm = ingest(warehouse, table, validate_in="process" if table in in_process else "thread")
+        assert tm["validated_in"] == ("process" if table in in_process else "thread")
         chunks[table] = tm["chunks"]
         assert res.read == res.loaded == len(getattr(sample_data, table)), table
         assert {"extract_s", "validate_s", "load_s", "wall_s"} <= set(tm)
