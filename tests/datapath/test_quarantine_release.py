@@ -18,6 +18,16 @@ KEYS = {"customers": "customer_id", "orders": "order_id", "order_items": "order_
 NIGHT_1, NIGHT_2 = pd.Timestamp("2026-11-20").date(), pd.Timestamp("2026-11-21").date()
 
 
+@pytest.fixture
+def data_stages(monkeypatch):
+    """The nights run ingest and the stages whose tables these tests read (the quarantine
+    report, the tags' per-customer aggregates); churn, campaigns, the digest are tested on
+    their own (tests/datapath/test_nightly.py runs the whole night)."""
+    from flows import stages
+
+    monkeypatch.setattr(stages, "NIGHTLY_STAGES", [(n, f) for n, f in stages.NIGHTLY_STAGES if n in ("quarantine-report", "tags")])
+
+
 def _pick_customer(data: SampleData) -> str:
     """A customer with a few paid orders (with items), feedback and events, small enough for
     every table's bad-row share to stay under the 5% limit."""
@@ -52,7 +62,7 @@ def _snapshot(engine) -> dict:
     return out
 
 
-def test_orders_of_a_fixed_customer_leave_quarantine(warehouse, sample_source, sample_data):
+def test_orders_of_a_fixed_customer_leave_quarantine(warehouse, sample_source, sample_data, data_stages):
     cid = _pick_customer(sample_data)
     mine = sample_data.orders[sample_data.orders["customer_id"] == cid]
     items = sample_data.order_items[sample_data.order_items["order_id"].isin(mine["order_id"])]
@@ -115,7 +125,7 @@ def test_orders_of_a_fixed_customer_leave_quarantine(warehouse, sample_source, s
     assert _snapshot(warehouse) == before
 
 
-def test_a_released_record_that_still_fails_stays_quarantined(warehouse, sample_source, sample_data):
+def test_a_released_record_that_still_fails_stays_quarantined(warehouse, sample_source, sample_data, data_stages):
     """The customer arrives, but the order also has a bad amount: it stays quarantined, under
     the rule that still fails, and is not loaded; its items wait for it."""
     cid = _pick_customer(sample_data)
@@ -142,7 +152,7 @@ def test_a_released_record_that_still_fails_stays_quarantined(warehouse, sample_
     assert _snapshot(warehouse) == before
 
 
-def test_a_newer_version_loaded_meanwhile_is_not_overwritten(warehouse, sample_source, sample_data):
+def test_a_newer_version_loaded_meanwhile_is_not_overwritten(warehouse, sample_source, sample_data, data_stages):
     """The order changed at the source too (refunded) while its customer was being fixed: the
     night loads the new version; the old quarantined one must not overwrite it."""
     cid = _pick_customer(sample_data)
