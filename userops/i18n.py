@@ -20,12 +20,14 @@ CATALOGUES = (
     "tasks.tags",
     "tasks.health",
     "tasks.alerts.messages",
+    "tasks.alerts.journal",
     "tasks.campaigns.texts",
     "tasks.crisis.messages",
     "models.messages",
     "models.registry",
     "models.scoring",
     "flows.texts",
+    "userops.reports",
 )
 # the command line's own texts are registered by its modules (userops/cli/*), used only there
 
