@@ -3,21 +3,18 @@ give (exit 2), never a traceback; a warehouse never set up says how to set it up
 from __future__ import annotations
 
 import os
-import subprocess
-import sys
 
 import pytest
 
-from userops.settings import PROJECT_ROOT
+from tests.cli_inprocess import Result, run_userops
 
 
-def _userops(args: list[str], tmp_path, **env) -> subprocess.CompletedProcess:
-    e = {**os.environ, "USEROPS_DATABASE_URL": f"sqlite:///{tmp_path / 'w.db'}", "USEROPS_OUTPUT_DIR": str(tmp_path / "out"),
-         "PREFECT_HOME": str(tmp_path / "prefect"), "COLUMNS": "200", **env}
-    for k in ("USEROPS_LANGUAGE", "USEROPS_TIMEZONE"):
-        if k not in env:
-            e.pop(k, None)
-    return subprocess.run([sys.executable, "-m", "userops.cli", *args], capture_output=True, text=True, cwd=PROJECT_ROOT, env=e, timeout=180)
+def _userops(args: list[str], tmp_path, **env) -> Result:
+    """The test environment's USEROPS_* settings (the language and timezone left to the
+    defaults unless given), the warehouse and output under ``tmp_path``."""
+    e = {k: v for k, v in os.environ.items() if k.startswith("USEROPS_") and k not in ("USEROPS_LANGUAGE", "USEROPS_TIMEZONE")}
+    e.update({"USEROPS_DATABASE_URL": f"sqlite:///{tmp_path / 'w.db'}", "USEROPS_OUTPUT_DIR": str(tmp_path / "out"), **env})
+    return run_userops(args, e)
 
 
 @pytest.mark.parametrize(

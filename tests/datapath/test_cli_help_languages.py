@@ -133,6 +133,14 @@ def test_the_installed_command_speaks_the_settings_language(tmp_path, lang, summ
     assert summary in out.stdout and title in out.stdout, out.stdout
 
 
+def _userops_here(args, **env):
+    """The same, run in this process (tests/cli_inprocess.py): the installed script is run above."""
+    from tests.cli_inprocess import run_userops
+
+    e = {k: v for k, v in os.environ.items() if k.startswith("USEROPS_") and k not in ("USEROPS_LANGUAGE", "USEROPS_CONFIG_FILE", "USEROPS_TIMEZONE")}
+    return run_userops(args, {**e, **env})
+
+
 @pytest.mark.parametrize("config_text, env, lang", [
     ("language: [zh-CN\n  broken: :\n", {}, "zh-CN"),  # not YAML
     ("timezone: Mars/Base\n", {}, "zh-CN"),  # a wrong value
@@ -143,7 +151,7 @@ def test_the_installed_command_speaks_the_settings_language(tmp_path, lang, summ
 def test_help_works_with_broken_settings(tmp_path, config_text, env, lang):
     config = tmp_path / "userops.yaml"
     config.write_text(config_text, encoding="utf-8")
-    out = _userops(tmp_path, ["tags", "show", "--help"], USEROPS_CONFIG_FILE=str(config), **env)
+    out = _userops_here(["tags", "show", "--help"], USEROPS_CONFIG_FILE=str(config), **env)
     assert out.returncode == 0, out.stdout + out.stderr
     assert "Traceback" not in out.stderr, out.stderr
     expected = "一位客户的每个标签及其背后的数据。" if lang == "zh-CN" else "Each tag of one customer with the numbers behind it."
@@ -161,7 +169,7 @@ def test_a_mistyped_command_line_is_answered_in_the_settings_language(tmp_path, 
     """typer's own usage errors (its click copy writes them in English) in zh-CN by default,
     unchanged in en; exit 2 either way."""
     for lang, expected in (("zh-CN", zh), ("en", en)):
-        out = _userops(tmp_path, args, USEROPS_LANGUAGE=lang)
+        out = _userops_here(args, USEROPS_LANGUAGE=lang)
         flat = "".join(out.stderr.replace("│", " ").split())  # the error box wraps lines
         assert out.returncode == 2 and "".join(expected.split()) in flat, out.stderr
         if lang == "zh-CN":

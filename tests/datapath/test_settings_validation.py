@@ -5,27 +5,23 @@ one message (exit 2), never a traceback and never silently ignored."""
 from __future__ import annotations
 
 import os
-import subprocess
-import sys
-
 import pydantic
 import pytest
 
-from userops.settings import PROJECT_ROOT, Settings, reset_settings, settings_problems
+from tests.cli_inprocess import Result, run_userops
+from userops.settings import Settings, reset_settings, settings_problems
 
 
-def _userops(args: list[str], tmp_path, config: str | None = "{}\n", **env) -> subprocess.CompletedProcess:
+def _userops(args: list[str], tmp_path, config: str | None = "{}\n", **env) -> Result:
     cfg = tmp_path / "userops.yaml"
     if config is not None:
         cfg.write_text(config, encoding="utf-8")
-    e = {k: v for k, v in os.environ.items() if not k.startswith("USEROPS_")}
-    e.update({"USEROPS_DATABASE_URL": f"sqlite:///{tmp_path / 'w.db'}", "USEROPS_OUTPUT_DIR": str(tmp_path / "out"),
-              "USEROPS_CONFIG_FILE": str(cfg), "PREFECT_HOME": str(tmp_path / "prefect"), "COLUMNS": "200", **env})
-    e = {k: v for k, v in e.items() if v is not None}  # a variable given as None is left out
-    return subprocess.run([sys.executable, "-m", "userops.cli", *args], capture_output=True, text=True, cwd=PROJECT_ROOT, env=e, timeout=180)
+    e = {"USEROPS_DATABASE_URL": f"sqlite:///{tmp_path / 'w.db'}", "USEROPS_OUTPUT_DIR": str(tmp_path / "out"),
+         "USEROPS_CONFIG_FILE": str(cfg), **env}
+    return run_userops(args, e)  # a variable given as None is left out
 
 
-def _refused(out: subprocess.CompletedProcess) -> str:
+def _refused(out: Result) -> str:
     assert out.returncode == 2, (out.returncode, out.stdout, out.stderr)
     assert "Traceback" not in out.stderr, out.stderr
     return out.stderr
