@@ -45,10 +45,21 @@ def _run_userops(prefect_home, tmp_path, *args, timeout=240, **env):
     return res.returncode, res.stdout + res.stderr, res.stderr
 
 
+@pytest.fixture
+def api_url(prefect_server):
+    """The session's Prefect server, for the runs below: without PREFECT_API_URL each `run
+    nightly` starts Prefect's temporary server first (~10 s; test_run_nightly_without_a_prefect_server
+    covers that branch's message)."""
+    from prefect.settings import PREFECT_API_URL
+
+    return PREFECT_API_URL.value()
+
+
 @pytest.mark.slow
-def test_run_nightly_with_the_warehouse_down(tmp_path, _userops):
+@pytest.mark.xdist_group("prefect")
+def test_run_nightly_with_the_warehouse_down(tmp_path, _userops, api_url):
     with FakeSlack() as slack:
-        rc, out, err = _userops(tmp_path, "run", "nightly", USEROPS_SLACK_WEBHOOK_URL=slack.url,
+        rc, out, err = _userops(tmp_path, "run", "nightly", USEROPS_SLACK_WEBHOOK_URL=slack.url, PREFECT_API_URL=api_url,
                                 USEROPS_DATABASE_URL=f"postgresql://ops:pw@127.0.0.1:{_closed_port()}/shop")
     assert rc == 1
     assert "Traceback" not in out
@@ -61,9 +72,10 @@ def test_run_nightly_with_the_warehouse_down(tmp_path, _userops):
 
 
 @pytest.mark.slow
-def test_run_nightly_without_a_source_url(tmp_path, _userops):
+@pytest.mark.xdist_group("prefect")
+def test_run_nightly_without_a_source_url(tmp_path, _userops, api_url):
     with FakeSlack() as slack:
-        rc, out, err = _userops(tmp_path, "run", "nightly", USEROPS_SLACK_WEBHOOK_URL=slack.url,
+        rc, out, err = _userops(tmp_path, "run", "nightly", USEROPS_SLACK_WEBHOOK_URL=slack.url, PREFECT_API_URL=api_url,
                                 USEROPS_DATABASE_URL=f"sqlite:///{tmp_path / 'w.db'}")
     assert rc == 1
     assert "Traceback" not in out
