@@ -19,6 +19,10 @@ os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
 os.environ.setdefault("DO_NOT_TRACK", "1")
 os.environ.setdefault("GX_ANALYTICS_ENABLED", "false")
 os.environ.setdefault("PREFECT_LOGGING_EXTRA_LOGGERS", "userops")
+# the test servers (the session's and those the deploy tests start) write received events every
+# 0.5 s instead of 5: a test that waits for an event (spike, health breach, automation) waited
+# up to 5 s for each
+os.environ.setdefault("PREFECT_SERVER_SERVICES_EVENT_PERSISTER_FLUSH_INTERVAL", "0.5")
 
 # Prefect sets up its logging handlers on its first import, writing to the sys.stderr of that
 # moment. Import it now, so that moment is never inside a CliRunner.invoke: the runner closes its
