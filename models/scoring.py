@@ -421,7 +421,7 @@ def load_features(conn: Connection, as_of: date, model: TrainedModel | None = No
     ok, why = aggregates_ready(conn, as_of, params)
     t0, c0 = time.perf_counter(), time.process_time()
     if not ok:
-        log.warning("churn scoring reads the orders: %s", why)
+        log.debug("churn scoring reads the orders: %s", why)  # same scores, slower; the reasons are the aggregate state's
         frames = frames if frames is not None and frames.as_of == as_of else load_frames(conn, as_of)
         t1 = time.perf_counter()
         kw = {"day_offset_minutes": params["day_offset_minutes"], "window_days": params["window_days"]}

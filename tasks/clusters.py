@@ -18,6 +18,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
 from userops.db import bulk_upsert, null_ints, read_frame
+from userops.i18n import t
 from userops.settings import Settings, get_settings
 
 log = logging.getLogger("userops.tags")
@@ -224,5 +225,5 @@ def refresh_clusters(conn: Connection, base: pd.DataFrame, as_of: date, settings
         conn.execute(sa.text("DELETE FROM clusters"))
     bulk_upsert(conn, "clusters", df, ["cluster_id"], update_only_changed=True)
     if due:
-        log.info("clusters refitted as of %s: %d clusters", as_of, len(ids))
+        log.info("%s", t("log.tags.clusters_refitted", as_of=as_of, k=len(ids)))
     return {"labels": labels, "fitted_on": str(fitted_on), "refit": bool(due), "k": int(len(ids))}

@@ -89,6 +89,15 @@ register(
             "zh-CN": "健康度告警 {as_of}：{metric}",
             "en": "Health breach {as_of}: {metric}",
         },
+        # the health stage's run-log lines, one per breach emitted
+        "log.health.breach": {
+            "zh-CN": "健康度告警 {as_of}：{metric} {value}（阈值 {threshold}），已发出事件 {event} 并加入告警队列",
+            "en": "health breach {as_of}: {metric} {value} (threshold {threshold}); event {event} emitted and the alert queued",
+        },
+        "log.health.breach_late": {
+            "zh-CN": "{as_of} 的健康度告警「{metric}」已记录但未发出（当晚在健康快照之后失败），现在补发",
+            "en": "the {metric} health breach of {as_of} was recorded but never emitted (that night failed after its snapshot): emitted now",
+        },
         # the recall plan starts from the event only where the deployments are served (the
         # silent-share-recall trigger in prefect.yaml): say so instead of claiming it started
         "health.breach.body.silent_share": {
@@ -377,8 +386,7 @@ def emit_pending_breaches(as_of: date, engine: Engine | None = None) -> list[dic
     for r in pending.itertuples():  # at most three per day
         day = pd.Timestamp(r.as_of).date()
         if day != as_of:
-            log.warning("health breach %s of %s was recorded but never emitted (that night failed after its snapshot): "
-                        "emitted now", r.metric, day)
+            log.warning("%s", t("log.health.breach_late", metric=t(f"health.metric.{r.metric}"), as_of=day))
         payload = json.loads(r.detail or "{}")
         emit_event(
             event=r.event,
@@ -412,7 +420,8 @@ def emit_pending_breaches(as_of: date, engine: Engine | None = None) -> list[dic
                 {"t": datetime.utcnow().replace(microsecond=0), "d": day, "m": r.metric},
             )
         done.append({"metric": r.metric, "event": r.event, "payload": payload, "as_of": str(day)})
-        log.warning("health breach %s on %s: %s", r.metric, day, payload)
+        log.warning("%s", t("log.health.breach", as_of=day, metric=name, value=_fmt(r.metric, r.value),
+                            threshold=_fmt(r.metric, r.threshold), event=r.event))
     return done
 
 

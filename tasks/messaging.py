@@ -81,6 +81,7 @@ from prefect.cache_policies import NO_CACHE
 from sqlalchemy.engine import Connection, Engine
 
 from tasks.campaigns.texts import no_provider_warning
+from userops.i18n import join_list, t
 from userops.clock import utcnow
 from userops.db import SQLITE_TS_FORMAT, audit, copy_frame, get_engine, is_postgres, row_values_hidden
 from userops.settings import get_settings
@@ -534,10 +535,10 @@ class HttpChannel(_ThreadConnections):
                 pause = _retry_after_seconds(retry_after, default=1.0)
                 if self.limiter.pause(pause):  # once per pause; the channel and figures only, no recipient
                     if pause > self.max_429_wait_seconds:
-                        log.warning("%s provider asked for a %.0f s pause (429 Retry-After), longer than a message waits in "
-                                    "line (%.0f s): its messages are rescheduled until then", self.channel, pause, self.max_429_wait_seconds)
+                        log.warning("%s", t("log.messaging.rate_limited_long", channel=self.channel, pause=f"{pause:.0f}",
+                                              wait=f"{self.max_429_wait_seconds:.0f}"))
                     else:
-                        log.info("%s provider rate-limited the sender (429): requests pause %.1f s", self.channel, pause)
+                        log.info("%s", t("log.messaging.rate_limited", channel=self.channel, pause=f"{pause:.1f}"))
                 if waits < self.max_429_waits:
                     waits += 1
                     continue
@@ -753,7 +754,7 @@ class StaffList:
                 gone.append(d.name)
         if gone:
             self._keys.clear()
-            log.info("staff-outreach lists older than %d days deleted: %s", keep_days, ", ".join(gone))
+            log.info("%s", t("log.messaging.staff_lists_deleted", days=keep_days, folders=join_list(gone)))
         return gone
 
     def finish(self, max_rows: int) -> list[str]:
@@ -839,10 +840,9 @@ def reclaim_in_flight(engine: Engine, now: datetime, lease_seconds: float) -> Co
         ).bindparams(*binds)
         out["resent"] = conn.execute(resend, dict(params, why=INTERRUPTED)).rowcount or 0
     if out["resent"]:
-        log.warning("resending %d touch(es) left in flight by a sender that is gone (process ended or lease ran out)", out["resent"])
+        log.warning("%s", t("log.messaging.resending", n=f"{out['resent']:,}"))
     if out["held"]:
-        log.warning("%d email touch(es) left in flight by a sender that is gone wait for review (userops campaign approve): "
-                    "the mail server may already have them", out["held"])
+        log.warning("%s", t("log.messaging.email_held", n=f"{out['held']:,}"))
     return out
 
 
@@ -878,7 +878,7 @@ class _Lease:
             with self.lock, self.engine.begin() as conn:
                 conn.execute(stmt, {"now": self.clock(), "me": self.me})
         except Exception as exc:  # never stop sending over it; the next beat tries again
-            log.warning("could not renew the in-flight lease: %s", type(exc).__name__)
+            log.debug("could not renew the in-flight lease: %s", type(exc).__name__)  # retried a quarter lease later
 
     def _beat(self) -> None:
         while not self._stop.wait(self.every):
@@ -1043,7 +1043,7 @@ def settle(engine: Engine, results: list[tuple[Outbound, Outcome]], now: datetim
             counts[what] += 1
         else:
             counts["claim_lost"] += 1
-            log.warning("touch %s: its claim was taken over before this sender settled it; its result (%s) was not recorded", k, what)
+            log.warning("%s", t("log.messaging.claim_lost", touch=k, what=t(f"log.messaging.outcome.{what}")))
     return counts
 
 

@@ -24,6 +24,7 @@ from sqlalchemy.engine import Connection
 from tasks.load import known_ids, record_quarantine
 from tasks.validate import ID_COLUMN, KEY_COLUMNS, ValidationOutcome, _parse_ts, record_hashes, validate_frame
 from userops.db import bulk_upsert, get_engine, read_frame
+from userops.i18n import t
 from userops.privacy import mask_record, scrub_text
 
 log = logging.getLogger("userops.quarantine")
@@ -189,8 +190,8 @@ def settle_quarantine(conn: Connection, table: str, run_id: str, suites: dict, r
     to_resolve |= set(q.loc[q["open"] & q["k"].isin(loaded_keys), "id"])
     _resolve(conn, sorted(int(i) for i in to_resolve), run_id)
     if any(out.values()):
-        log.info("%s: quarantine settled: %d record(s) released and loaded, %d superseded by a newer version, %d still failing",
-                 table, out["released"], out["superseded"], out["still_quarantined"])
+        log.info("%s", t("log.quarantine.settled", table=table, released=f"{out['released']:,}",
+                         superseded=f"{out['superseded']:,}", failing=f"{out['still_quarantined']:,}"))
     return out
 
 

@@ -584,8 +584,7 @@ def refresh_aggregates(conn: Connection, as_of: date, full: bool = False, settin
         reason = "weekly safety net"
     elif aggregates_lost(conn, state):
         reason = "aggregate tables emptied"
-        log.warning("customer_aggregates is empty although orders were counted into it: computing it again from "
-                    "every order (on PostgreSQL it is not crash-logged; a restart after a crash empties it)")
+        log.warning("%s", t("tags.full.line", reason=t("tags.full.aggregate_tables_emptied")))
     t0 = time.perf_counter()
     _STEP_SECONDS.clear()
     if is_postgres(conn):  # sorts and hashes over millions of orders: in memory, this transaction only
@@ -623,7 +622,7 @@ def refresh_aggregates(conn: Connection, as_of: date, full: bool = False, settin
         "seconds": round(time.perf_counter() - t0, 2),
         "steps": dict(_STEP_SECONDS),
     }
-    log.info("aggregates as of %s: %s", as_of, out)
+    log.debug("aggregates as of %s: %s", as_of, out)  # the engineers' figures; the operator's line is tags.summary.line
     return out
 
 
@@ -1053,7 +1052,7 @@ def apply_at_risk_overlay(conn: Connection, as_of: date | None = None) -> int:
     n += conn.execute(sa.text(f"UPDATE tags SET at_risk = :f WHERE at_risk = :t AND NOT ({risky})"), {"t": True, "f": False}).rowcount or 0
     if n:
         _LAST.clear()  # the in-process copy of the tags no longer matches
-        log.info("at-risk overlay as of %s: %d customers changed", as_of, n)
+        log.info("%s", t("log.tags.at_risk_overlay", as_of=as_of, n=f"{n:,}"))
     return int(n)
 
 
@@ -1146,7 +1145,7 @@ def load_frame(conn: Connection, stamp: dict) -> pd.DataFrame | None:
     try:
         frame = _frame_from_blob(path.read_bytes())
     except (OSError, ValueError) as exc:  # pyarrow errors are ValueErrors (ArrowInvalid)
-        log.info("tags: the nightly frame file %s is not readable (%s): rebuilt from the warehouse", path.name, type(exc).__name__)
+        log.debug("tags: the nightly frame file %s is not readable (%s): rebuilt from the warehouse", path.name, type(exc).__name__)
         return None
     frame.attrs["customers_watermark"] = stored.get("customers_watermark")
     return frame
@@ -1556,6 +1555,15 @@ register(
         "tags.summary.line": {
             "zh-CN": "标签 {as_of}：会员 {members}，{stages}；{written} 行有变化，{changes} 人阶段变化",
             "en": "tags {as_of}: {members} members, {stages}; {written} rows changed, {changes} stage changes",
+        },
+        # run-log lines of the churn stage's at-risk overlay and of the clusters' refit (tasks/clusters.py)
+        "log.tags.at_risk_overlay": {
+            "zh-CN": "流失预警标记（截至 {as_of}）：{n} 位客户有变化",
+            "en": "at-risk flags as of {as_of}: {n} customers changed",
+        },
+        "log.tags.clusters_refitted": {
+            "zh-CN": "客户分群已重新划分（截至 {as_of}）：共 {k} 个分群",
+            "en": "customer clusters refitted as of {as_of}: {k} clusters",
         },
     }
 )

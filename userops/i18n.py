@@ -142,6 +142,11 @@ register(
         "quarantine.latest": {"zh-CN": "最近隔离的记录：", "en": "Latest quarantined records:"},
         "quarantine.unknown": {"zh-CN": "没有隔离记录 #{id}（`userops quarantine list` 列出编号）",
                                "en": "no quarantined record #{id} (`userops quarantine list` lists them)"},
+        # the nightly re-check of the quarantined records (tasks.quarantine.release_ready), run log
+        "log.quarantine.settled": {
+            "zh-CN": "{table}：隔离记录复查完成：放行并入库 {released} 条，已被更新版本取代 {superseded} 条，仍未通过 {failing} 条",
+            "en": "{table}: quarantine settled: {released} record(s) released and loaded, {superseded} superseded by a newer version, {failing} still failing",
+        },
         # between the items of a list inside a sentence ("活跃 284，忠诚 31" / "active 284, loyal 31")
         "list.sep": {"zh-CN": "，", "en": ", "},
         # a label and its value built by code (``labelled``), a remark in parentheses (``parens``)

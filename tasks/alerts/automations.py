@@ -73,7 +73,7 @@ def _ensure_deployment(client, flow_name: str, name: str, entrypoint: str, pool:
         parameter_openapi_schema=parameters_schema,
         schedules=schedules,
     )
-    log.info("alerts: created deployment %s/%s on work pool %s", flow_name, name, pool)
+    log.debug("alerts: created deployment %s/%s on work pool %s", flow_name, name, pool)  # one-off setup, engineers'
     return dep_id
 
 

@@ -153,6 +153,11 @@ register(
             "zh-CN": "告警：向渠道 {channel} 投递时发生意外错误（{error}）；告警留在队列中稍后重试",
             "en": "alerts: delivering to channel {channel} failed unexpectedly ({error}); the alerts stay queued for a later attempt",
         },
+        # the outbox's line after a delivery pass that did something (tasks/alerts/outbox.py)
+        "alert.log.delivered": {
+            "zh-CN": "告警：已发送 {sent} 条（共 {posts} 次发送，合并 {merged} 条），推迟 {deferred} 条，失败 {failed} 条",
+            "en": "alerts: {sent} sent in {posts} posts ({merged} merged), {deferred} deferred, {failed} failed",
+        },
         # flow failures
         "alert.flow_failed.title": {"zh-CN": "流程失败：{flow}", "en": "Flow failed: {flow}"},
         "alert.flow_crashed.title": {"zh-CN": "流程崩溃：{flow}", "en": "Flow crashed: {flow}"},

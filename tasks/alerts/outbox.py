@@ -367,10 +367,8 @@ class _Deliverer:
                 self._release(chan_rows, self.now + self._backoff(1), t("alert.deliver.internal_error", self.lang, error=type(exc).__name__), count_attempt=False)
                 self.report.channels[name] = t("alert.deliver.internal", self.lang, error=type(exc).__name__)
         if self.report.sent or self.report.deferred or self.report.failed:
-            log.info(
-                "alerts: %d sent in %d posts (%d merged), %d deferred, %d failed",
-                self.report.sent, self.report.posts, self.report.merged, self.report.deferred, self.report.failed,
-            )
+            rep = self.report
+            log.info("%s", t("alert.log.delivered", self.lang, sent=rep.sent, posts=rep.posts, merged=rep.merged, deferred=rep.deferred, failed=rep.failed))
         return self.report
 
     def _deliver_channel(self, name: str, rows: list[_Row]) -> str:

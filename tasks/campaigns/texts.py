@@ -75,6 +75,37 @@ register(
             "zh-CN": "未配置发送服务，{n} 条消息在等待、没有发出（{channels}）；配置后的下一次发送会发出",
             "en": "no provider configured: {n} message(s) wait, not sent ({channels}); they go out with the first send after it is set",
         },
+        # the sender's other run-log lines (tasks/messaging.py): channels, counts and days only, never a recipient
+        "log.messaging.rate_limited": {
+            "zh-CN": "{channel} 发送服务限流（429）：暂停发送 {pause} 秒",
+            "en": "{channel} provider rate-limited the sender (429): requests pause {pause} s",
+        },
+        "log.messaging.rate_limited_long": {
+            "zh-CN": "{channel} 发送服务要求暂停 {pause} 秒（429 Retry-After），超过消息的最长排队等待（{wait} 秒）：这些消息改在暂停结束后发送",
+            "en": "{channel} provider asked for a {pause} s pause (429 Retry-After), longer than a message waits in line ({wait} s): "
+            "its messages are rescheduled until then",
+        },
+        "log.messaging.staff_lists_deleted": {
+            "zh-CN": "已删除超过 {days} 天的人工回访清单：{folders}",
+            "en": "staff-outreach lists older than {days} days deleted: {folders}",
+        },
+        "log.messaging.resending": {
+            "zh-CN": "{n} 条消息的发送程序已中断（进程结束或租约到期），现重新发送",
+            "en": "resending {n} touch(es) left in flight by a sender that is gone (process ended or lease ran out)",
+        },
+        "log.messaging.email_held": {
+            "zh-CN": "{n} 封邮件的发送程序已中断，转为等待审核（`userops campaign approve`）：邮件服务器可能已经收到",
+            "en": "{n} email touch(es) left in flight by a sender that is gone wait for review (`userops campaign approve`): "
+            "the mail server may already have them",
+        },
+        "log.messaging.claim_lost": {
+            "zh-CN": "消息 {touch}：本发送程序记录结果前，它已被另一发送程序接管；本次结果（{what}）未记录",
+            "en": "touch {touch}: its claim was taken over before this sender settled it; its result ({what}) was not recorded",
+        },
+        "log.messaging.outcome.sent": {"zh-CN": "已发送", "en": "sent"},
+        "log.messaging.outcome.held": {"zh-CN": "转为等待审核", "en": "held for review"},
+        "log.messaging.outcome.retry": {"zh-CN": "待重试", "en": "retry"},
+        "log.messaging.outcome.failed": {"zh-CN": "失败", "en": "failed"},
         "campaign.recall.note": {
             "zh-CN": "沉默会员占比 {share} 超过阈值 {threshold}，启动流失预警召回计划",
             "en": "Silent share {share} is above {threshold}: churn-warning recall plan started",

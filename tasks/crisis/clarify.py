@@ -144,7 +144,7 @@ def approve_statement(incident_id: str, text: str | None, approver: str, engine:
             channels=s.statement_channels or None,
             conn=conn,
         )
-    log.info("incident %s: statement approved by a human and published", incident_id)
+    log.info("%s", t("log.crisis.statement_published", incident_id=incident_id))
     return True
 
 

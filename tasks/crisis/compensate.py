@@ -548,12 +548,26 @@ def finish_left_work(incident_id: str, engine: Engine | None = None, now: dateti
     return done
 
 
+def _done_text(done: dict) -> str:
+    """What ``finish_left_work`` did, in the operator's words (SKUs and counts only)."""
+    from userops.i18n import join_list, t
+
+    parts = []
+    if done.get("take_down"):
+        key = "log.crisis.done.take_down_confirmed" if done.get("confirmed") else "log.crisis.done.take_down_manual"
+        parts.append(t(key, skus=join_list(done["take_down"])))
+    if done.get("planned") is not None:
+        parts.append(t("log.crisis.done.planned", n=done["planned"]))
+    return join_list(parts)
+
+
 def finish_orphaned_work(engine: Engine | None = None, now: datetime | None = None) -> dict:
     """Hourly: on an open incident no live run drives, do what a joining run that died left
     undone (it saved its SKUs into the incident, then failed, and nobody re-ran it):
     ``finish_left_work``, only once a run has started Control for it. A live driving run is
     left alone (it re-checks after its waits). Returns what was done per incident."""
     from tasks.crisis.runs import is_alive
+    from userops.i18n import t
 
     engine = engine or get_engine()
     df = read(engine, "SELECT incident_id, flow_run_id FROM incidents WHERE status = 'open'")
@@ -563,7 +577,7 @@ def finish_orphaned_work(engine: Engine | None = None, now: datetime | None = No
             continue
         done = finish_left_work(incident_id, engine, now, control_started_only=True)
         if done:
-            log.warning("incident %s: a run that joined it died with work left and no run drives it; done now: %s", incident_id, done)
+            log.warning("%s", t("log.crisis.orphaned_work", incident_id=incident_id, done=_done_text(done)))
             out[incident_id] = done
     return out
 

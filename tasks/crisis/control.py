@@ -132,7 +132,8 @@ def run_control(incident_id: str, skus: list[str] | None = None, engine: Engine 
                 payload={"incident_id": incident_id, "skus": skus},
                 conn=conn,
             )
-    log.info("incident %s: take-down of %s %s", incident_id, skus, "confirmed" if res["confirmed"] else "left to a human")
+    done = "log.crisis.takedown_confirmed" if res["confirmed"] else "log.crisis.takedown_manual"
+    log.info("%s", t(done, incident_id=incident_id, skus=join_list(skus)))
     return {**result, "confirmed": res["confirmed"]}
 
 

@@ -288,6 +288,45 @@ register(
     }
 )
 
+# the crisis steps' run-log lines (tasks/crisis/*.py): incident ids, SKUs and counts only
+register(
+    {
+        "log.crisis.statement_published": {
+            "zh-CN": "事件 {incident_id}：声明已经人工审批并发布",
+            "en": "Incident {incident_id}: statement approved by a human and published",
+        },
+        "log.crisis.takedown_confirmed": {
+            "zh-CN": "事件 {incident_id}：{skus} 已确认下架",
+            "en": "Incident {incident_id}: take-down of {skus} confirmed",
+        },
+        "log.crisis.takedown_manual": {
+            "zh-CN": "事件 {incident_id}：{skus} 的下架交由人工处理",
+            "en": "Incident {incident_id}: take-down of {skus} left to a human",
+        },
+        "log.crisis.report_not_published": {
+            "zh-CN": "事件 {incident_id}：未能在 Prefect 中发布报告（{error}），报告仍保存在事件记录中",
+            "en": "Incident {incident_id}: could not publish the report artifact in Prefect ({error}); the report is kept with the incident",
+        },
+        "log.crisis.not_auto_closed": {
+            "zh-CN": "事件 {incident_id}：补偿尚未完成，未自动关闭：{apologies} 条致歉未发出（其中 {awaiting} 条等待核心客户复核），"
+            "{unplanned} 位受影响客户尚未安排致歉，{calls} 个回访电话尚未列入回访清单",
+            "en": "Incident {incident_id}: not closed by itself, compensation unfinished: {apologies} apologies not sent ({awaiting} of them "
+            "await the core review), {unplanned} affected customers without a planned apology, {calls} calls not yet on the call list",
+        },
+        "log.crisis.spike_pending": {
+            "zh-CN": "Prefect 事件不可用：{sku} 的投诉激增暂未发出，下次检查时再发",
+            "en": "Prefect events are not available; the complaint spike of {sku} stays pending until the next check",
+        },
+        "log.crisis.orphaned_work": {
+            "zh-CN": "事件 {incident_id}：并入它的运行中途失败、留下了未完成的工作，且没有运行在推进它；现已补做：{done}",
+            "en": "Incident {incident_id}: a run that joined it died with work left and no run drives it; done now: {done}",
+        },
+        "log.crisis.done.take_down_confirmed": {"zh-CN": "下架 {skus}（已确认）", "en": "take-down of {skus} (confirmed)"},
+        "log.crisis.done.take_down_manual": {"zh-CN": "下架 {skus}（交由人工）", "en": "take-down of {skus} (left to a human)"},
+        "log.crisis.done.planned": {"zh-CN": "新安排致歉 {n} 条", "en": "{n} apologies planned"},
+    }
+)
+
 # a customer the core reviewer named who could not be excluded any more (tasks/crisis/compensate.py release_core)
 register(
     {

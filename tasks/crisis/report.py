@@ -223,7 +223,7 @@ def publish_artifact(incident_id: str, markdown: str, description: str = "") -> 
     try:
         create_markdown_artifact(markdown=markdown, key=artifact_key("incident", incident_id), description=description or incident_id)
     except Exception as exc:  # the report is kept in incidents.report either way
-        log.warning("incident %s: could not publish the report artifact (%s)", incident_id, type(exc).__name__)
+        log.warning("%s", t("log.crisis.report_not_published", incident_id=incident_id, error=type(exc).__name__))
         return False
     return True
 
@@ -324,7 +324,9 @@ def auto_close(engine: Engine | None = None, now: datetime | None = None) -> lis
                 if close_incident(r.incident_id, "userops:auto-close", engine, now, require_finished=True):
                     closed.append(r.incident_id)
             except UnfinishedWork as exc:  # steps done yet something left (recorded): not closed by itself
-                log.warning("incident %s: not closed by itself, compensation unfinished: %s", r.incident_id, exc.left)
+                left = exc.left
+                log.warning("%s", t("log.crisis.not_auto_closed", incident_id=r.incident_id, apologies=left.get("apologies", 0),
+                                    awaiting=left.get("awaiting_review", 0), unplanned=left.get("unplanned", 0), calls=left.get("calls", 0)))
     return closed
 
 

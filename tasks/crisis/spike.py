@@ -226,7 +226,9 @@ def emit_pending(engine: Engine | None = None, emit: Callable | None = None) -> 
             id=spike_event_id(r.sku, r.first_hot_at),
         )
         if ev is None:
-            log.warning("Prefect events are not available; spike %s stays pending", r.sku)
+            from userops.i18n import t
+
+            log.warning("%s", t("log.crisis.spike_pending", sku=r.sku))
             continue
         with engine.begin() as conn:
             execute(

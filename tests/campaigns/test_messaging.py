@@ -322,7 +322,7 @@ def test_a_sender_waiting_out_429s_keeps_its_lease(warehouse, people, monkeypatc
     t = touches(warehouse)
     assert t["status"].tolist() == ["sent"] and t["attempts"].tolist() == [1]
     logged = [r.getMessage() for r in caplog.records if r.name == "userops.messaging"]
-    assert any("429" in m and "pause 1.0 s" in m for m in logged)
+    assert "sms 发送服务限流（429）：暂停发送 1.0 秒" in logged  # the operator's language (zh-CN unless set)
     assert not any(str(people.at[cid, "phone"]) in m or cid in m for m in logged)
 
 
@@ -346,7 +346,7 @@ def test_a_long_retry_after_reschedules_instead_of_waiting(warehouse, people, pr
     assert (t["status"] == "planned").all() and (t["reason"] == "sms provider 429: rate_limited").all()
     assert ((t["not_before"] - pd.Timestamp(start)).dt.total_seconds().between(110, 130)).all()
     logged = [r.getMessage() for r in caplog.records if r.name == "userops.messaging" and "429" in r.getMessage()]
-    assert len(logged) == 1 and "120 s pause" in logged[0]
+    assert len(logged) == 1 and "要求暂停 120 秒" in logged[0]
     assert not any(str(people.at[c, "phone"]) in m or c in m for m in logged for c in ids)
     # Retry-After as an HTTP date, and values out of range
     assert _retry_after_seconds("Wed, 21 Oct 2015 07:28:00 GMT", 1.0) == 0.0
@@ -427,8 +427,8 @@ def test_settle_by_a_sender_that_lost_its_claim_changes_nothing(warehouse, peopl
     assert got == {"claim_lost": 3}
     pd.testing.assert_frame_equal(touches(warehouse), before)
     assert (before["status"] == "in_flight").all() and (before["claimed_by"] == b).all()
-    lost = [r.getMessage() for r in caplog.records if "claim was taken over" in r.getMessage()]
-    assert sorted(m[len("touch "):m.index(": its claim")] for m in lost) == sorted(r[0] for r in claimed_a)
+    lost = [r.getMessage() for r in caplog.records if "已被另一发送程序接管" in r.getMessage()]
+    assert sorted(m[len("消息 "):m.index("：")] for m in lost) == sorted(r[0] for r in claimed_a)
     for cid in ids[:3]:  # a touch key, no contact details
         assert not any(str(people.at[cid, "phone"]) in m for m in lost)
     # the holder records; a second late settle by A (after B's) still changes nothing
