@@ -16,6 +16,7 @@ from typer.testing import CliRunner
 
 from flows.hooks import alert_on_failure
 from tests.alerts.conftest import outbox
+from tests.alerts.test_outbox_down import _State  # a failed flow's state, as the hook gets it
 
 PII = ("13812345678", "li.lei@example.com")
 
@@ -24,17 +25,6 @@ def _closed_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
-
-
-class _State:
-    name = "Failed"
-
-    def __init__(self, exc):
-        self.exc = exc
-        self.message = f"Flow run encountered an exception: {exc}"
-
-    def result(self, raise_on_failure=True):
-        return self.exc
 
 
 def _fail(run=None, flow_name: str = "refresh-tags"):  # not the nightly: its digest would publish an artifact
