@@ -89,7 +89,7 @@ def _send_directly(flow_name: str, alerts: list, outbox_exc: BaseException) -> N
     try:
         from tasks.alerts.outbox import send_direct
 
-        verdicts = send_direct(alerts)
+        verdicts = send_direct(alerts, reason=type(outbox_exc).__name__)  # why the outbox was passed by, kept in the journal
     except Exception as exc:  # pragma: no cover - send_direct does not raise
         verdicts = {"?": type(exc).__name__}
     ok = t("alert.deliver.ok")
