@@ -39,7 +39,10 @@ def _userops(prefect_home):
 
 def _run_userops(prefect_home, tmp_path, *args, timeout=240, **env):
     base = {k: v for k, v in os.environ.items() if not k.startswith(("USEROPS_", "PREFECT_"))}
-    base.update(PREFECT_HOME=str(prefect_home), USEROPS_ALERTS__USE_BLOCKS="false", USEROPS_LANGUAGE="zh-CN")
+    # the test's own output folder: the project's belongs to the operator (its demo recorded this
+    # test's direct-post journal as a real alert)
+    base.update(PREFECT_HOME=str(prefect_home), USEROPS_ALERTS__USE_BLOCKS="false", USEROPS_LANGUAGE="zh-CN",
+                USEROPS_OUTPUT_DIR=str(tmp_path / "out"))
     base.update(env)
     res = subprocess.run([USEROPS, *args], cwd=ROOT, env=base, capture_output=True, text=True, timeout=timeout)
     return res.returncode, res.stdout + res.stderr, res.stderr
@@ -68,6 +71,8 @@ def test_run_nightly_with_the_warehouse_down(tmp_path, _userops, api_url):
     # the failure alert reached the channel although the outbox is unreachable, and the log says so
     assert len(slack.received) == 1 and "流程失败：nightly" in slack.received[0]["text"]
     assert "直接发送到 slack" in out
+    # journaled in the run's output folder, to be recorded once the warehouse is back
+    assert [p.suffix for p in (tmp_path / "out" / "alerts" / "direct").iterdir()] == [".json"]
     assert "留在发件箱" not in out and "stay in the outbox" not in out
 
 
