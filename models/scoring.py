@@ -840,7 +840,7 @@ def _raise_drift(conn: Connection, scored: Scored, summary: dict, threshold: flo
                 id=uuid.uuid5(_EVENT_NS, f"{DRIFT_EVENT}|{as_of.isoformat()}|{scored.model_version}"),
             )
     except Exception as exc:  # pragma: no cover - depends on the Prefect environment
-        log.warning("churn drift: could not emit %s (%s)", DRIFT_EVENT, type(exc).__name__)
+        log.warning("%s", t("log.churn.drift_event", lang, event=DRIFT_EVENT, error=type(exc).__name__))
     queued = enqueue_alert(
         "model_drift",
         t("churn.drift.title", lang, as_of=as_of, version=scored.model_version),
@@ -980,6 +980,11 @@ register_messages(
         "log.churn.drift": {
             "zh-CN": "流失模型 {version} 在 {as_of} 发生漂移：{features} 的 PSI 超过阈值 {threshold}（最大 {max_psi}）；已记录健康异常并排队告警",
             "en": "Churn model {version} drifted on {as_of}: PSI of {features} beyond {threshold} (max {max_psi}); health breach recorded and alert queued",
+        },
+        # the drift event could not be emitted (models.scoring._raise_drift): automations on it do not run
+        "log.churn.drift_event": {
+            "zh-CN": "流失模型漂移：Prefect 事件 {event} 未能发出（{error}），依赖该事件的自动化不会触发；漂移告警照常排队",
+            "en": "churn model drift: the Prefect event {event} could not be emitted ({error}), so automations on it do not run; the drift alert is queued as usual",
         },
         "churn.drift.title": {
             "zh-CN": "{as_of} 流失模型 {version} 发生漂移",

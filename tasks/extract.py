@@ -155,6 +155,11 @@ def _file_texts() -> None:
             "source.unauthorized": {"zh-CN": "{url}：HTTP {status}——请检查数据源的令牌或 API 密钥",
                                     "en": "{url}: HTTP {status} — check the source's token or API key"},
             "source.http_error": {"zh-CN": "{url}：HTTP {status}：{body}", "en": "{url}: HTTP {status}: {body}"},
+            # the run-log line of a request retried (RestSource._get): the address without credentials or query
+            "log.source.retry_error": {"zh-CN": "数据源 {url} 无应答（{error}）；{wait} 秒后第 {attempt} 次重试（最多 {max} 次）",
+                                       "en": "source {url}: no answer ({error}); retry {attempt} of at most {max} in {wait}s"},
+            "log.source.retry_status": {"zh-CN": "数据源 {url} 返回 HTTP {status}；{wait} 秒后第 {attempt} 次重试（最多 {max} 次）",
+                                        "en": "source {url}: HTTP {status}; retry {attempt} of at most {max} in {wait}s"},
             # the demo's sample systems live only while `userops demo` runs: a served deployment
             # (the worker's environment or userops.yaml) needs the real source's address
             "source.no_url": {
@@ -190,6 +195,12 @@ def _file_texts() -> None:
 
 
 _file_texts()
+
+
+def _t(key: str, **values) -> str:
+    from userops.i18n import t
+
+    return t(key, **values)
 
 
 def _redact_url(url: str) -> str:
@@ -237,17 +248,17 @@ class RestSource:
                 if attempt > self.max_retries:
                     raise SourceError(key="source.no_answer", url=_redact_url(url), attempts=attempt, error=type(exc).__name__) from None
                 wait = min(self.max_backoff, self.backoff * 2 ** (attempt - 1))
-                log.warning("%s: %s, retry %d in %.1fs", _redact_url(url), type(exc).__name__, attempt, wait)
+                log.warning("%s", _t("log.source.retry_error", url=_redact_url(url), error=type(exc).__name__, attempt=attempt, max=self.max_retries, wait=f"{wait:.1f}"))
                 self.retries_made += 1
                 self.sleep(wait)
                 continue
             if resp.status_code == 429 or resp.status_code >= 500:
                 if attempt > self.max_retries:
                     raise SourceError(key="source.keeps_failing", url=_redact_url(url), status=resp.status_code, attempts=attempt)
-                wait = _retry_after(resp) or min(self.max_backoff, self.backoff * 2 ** (attempt - 1))
-                log.warning("%s: HTTP %d, retry %d in %.1fs", _redact_url(url), resp.status_code, attempt, wait)
+                wait = min(self.max_backoff, _retry_after(resp) or self.backoff * 2 ** (attempt - 1))
+                log.warning("%s", _t("log.source.retry_status", url=_redact_url(url), status=resp.status_code, attempt=attempt, max=self.max_retries, wait=f"{wait:.1f}"))
                 self.retries_made += 1
-                self.sleep(min(wait, self.max_backoff))
+                self.sleep(wait)
                 continue
             if resp.status_code in (401, 403):
                 raise SourceError(key="source.unauthorized", url=_redact_url(url), status=resp.status_code)

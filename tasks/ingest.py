@@ -363,7 +363,7 @@ def import_file(
                     timings["load_s"] += clock() - t0
                     read += outcome.n_read
                     bad += outcome.n_bad
-                    log.info("%s: %d rows imported so far", table, read)
+                    log.info("%s", t("log.import.progress", table=table, n=f"{read:,}"))
                 t_index = clock()  # leaving the block rebuilds deferred indexes
             timings["index_s"] += clock() - t_index
             # earlier quarantined records of this table whose customer (order) is here now

@@ -96,15 +96,17 @@ def alert_and_deliver(kind: str, title: str, body: str, **kw) -> dict:
     """Queue one alert and try to deliver right away; never raises (for hooks and stages)."""
     import logging
 
+    from userops.i18n import t
+
     log = logging.getLogger("userops.alerts")
     out = {"queued": 0}
     try:
         out["queued"] = enqueue_alert(kind, title, body, **kw)
     except Exception as exc:
-        log.warning("alerts: could not queue a %s alert (%s)", kind, type(exc).__name__)
+        log.warning("%s", t("alert.log.not_queued", kind=kind, error=type(exc).__name__))
         return out
     try:
         out.update(deliver_pending())
     except Exception as exc:
-        log.warning("alerts: delivery failed (%s); the alert stays in the outbox", type(exc).__name__)
+        log.warning("%s", t("alert.log.delivery_failed", error=type(exc).__name__))
     return out

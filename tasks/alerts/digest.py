@@ -159,7 +159,7 @@ class _Builder:
         try:
             fn()
         except sa.exc.SQLAlchemyError as exc:  # a table another part has not created / changed
-            log.warning("digest: section %s skipped (%s)", fn.__name__, type(exc).__name__)
+            log.debug("digest: section %s skipped (%s)", fn.__name__, type(exc).__name__)
 
     # -- run
     def run_section(self) -> None:
@@ -343,14 +343,14 @@ class _Builder:
                     )
             self.figures["open_incidents"] = n_open
         except sa.exc.SQLAlchemyError as exc:
-            log.warning("digest: incidents skipped (%s)", type(exc).__name__)
+            log.debug("digest: incidents skipped (%s)", type(exc).__name__)
         try:
             rv = int(self.q("SELECT COUNT(*) AS n FROM touches WHERE status = 'awaiting_review'")["n"].iloc[0])
             if rv:
                 self.human.append(t("digest.human.reviews", L, n=f"{rv:,}"))
             self.figures["awaiting_review"] = rv
         except sa.exc.SQLAlchemyError as exc:
-            log.warning("digest: reviews skipped (%s)", type(exc).__name__)
+            log.debug("digest: reviews skipped (%s)", type(exc).__name__)
         und = int(
             self.q(
                 "SELECT COUNT(*) AS n FROM alert_outbox WHERE kind <> 'digest' AND (status = 'failed' OR (status IN ('pending', 'sending') AND attempts > 0))"
@@ -454,7 +454,7 @@ def finalize_digest(run_id: str, as_of: date | str | None = None, engine: Engine
     try:
         publish_digest_artifact(d)
     except Exception as exc:
-        log.warning("digest: artifact not republished (%s)", type(exc).__name__)
+        log.warning("%s", t("alert.log.digest_artifact", error=type(exc).__name__))
     return {"updated": updated, "queued": queued, "severity": d.severity}
 
 
@@ -483,7 +483,7 @@ def publish_digest_task(d: Digest) -> str | None:
     try:
         return publish_digest_artifact(d)
     except Exception as exc:  # the UI copy is a convenience; never fail the night for it
-        log.warning("digest: artifact not published (%s)", type(exc).__name__)
+        log.warning("%s", t("alert.log.digest_artifact", error=type(exc).__name__))
         return None
 
 

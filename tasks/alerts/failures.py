@@ -187,6 +187,6 @@ def queue_crashed_run(flow_run_ref: str, lang: str | None = None) -> int:
         flow_run = client.read_flow_run(run_id)
         flow_name = client.read_flow(flow_run.flow_id).name
     if flow_name == "alert-crashed-run":  # never alert about the alerting flow in a loop
-        log.warning("alerts: the crash-alert flow itself crashed (run %s); not alerting again", run_id)
+        log.warning("%s", t("alert.log.crash_flow_crashed", lang, run=run_id))
         return 0
     return queue_flow_failure(flow_name, flow_run, flow_run.state, crashed=True, read_result=False, lang=lang)

@@ -153,6 +153,32 @@ register(
             "zh-CN": "告警：向渠道 {channel} 投递时发生意外错误（{error}）；告警留在队列中稍后重试",
             "en": "alerts: delivering to channel {channel} failed unexpectedly ({error}); the alerts stay queued for a later attempt",
         },
+        # run-log lines of alerting that could not do its whole job (routing, alert_and_deliver,
+        # the crash automation, direct posts, the digest's artifact)
+        "alert.log.blocks_unreadable": {
+            "zh-CN": "告警：无法读取 Prefect 中配置的告警渠道（{error}）；本次只使用设置中的渠道",
+            "en": "alerts: could not read the alert channels configured in Prefect ({error}); using the channels of the settings only",
+        },
+        "alert.log.not_queued": {
+            "zh-CN": "告警：一条“{kind}”告警未能排入发件箱（{error}），未发送；详情见 Prefect 中的运行日志",
+            "en": "alerts: a {kind} alert could not be queued in the outbox ({error}) and was not sent; see the run's log in Prefect",
+        },
+        "alert.log.delivery_failed": {
+            "zh-CN": "告警：投递失败（{error}）；告警留在发件箱，下次投递时发送（`userops alert deliver`）",
+            "en": "alerts: delivery failed ({error}); the alert waits in the outbox for the next delivery pass (`userops alert deliver`)",
+        },
+        "alert.log.crash_flow_crashed": {
+            "zh-CN": "告警：发送崩溃告警的流程本身崩溃了（运行 {run}）；为避免循环，不再为它告警，请在 Prefect 中查看该运行",
+            "en": "alerts: the crash-alert flow itself crashed (run {run}); not alerting again to avoid a loop, see that run in Prefect",
+        },
+        "alert.log.no_direct_channel": {
+            "zh-CN": "告警：无法读取告警渠道（{error}），告警无法直接发送；详情见 Prefect 中的运行日志",
+            "en": "alerts: could not read the alert channels ({error}), so the alert could not be sent directly; see the run's log in Prefect",
+        },
+        "alert.log.digest_artifact": {
+            "zh-CN": "告警：夜间摘要未能发布为 Prefect 界面中的工件（{error}）；摘要本身照常发送",
+            "en": "alerts: the nightly digest could not be published as an artifact in the Prefect UI ({error}); the digest itself is sent as usual",
+        },
         # the outbox's line after a delivery pass that did something (tasks/alerts/outbox.py)
         "alert.log.delivered": {
             "zh-CN": "告警：已发送 {sent} 条（共 {posts} 次发送，合并 {merged} 条），推迟 {deferred} 条，失败 {failed} 条",

@@ -146,7 +146,7 @@ def _record_direct_posts(engine: Engine, now: datetime) -> None:
     try:
         journal.record(engine, now)
     except Exception as exc:  # the warehouse still down, a bug: the journal stays for the next pass
-        log.warning("alerts: direct posts not recorded yet (%s)", type(exc).__name__)
+        log.debug("alerts: direct posts not recorded yet (%s)", type(exc).__name__)
 
 
 _SENT_DIRECTLY: set[tuple[str, str]] = set()  # (dedupe key, channel) posted by send_direct in this process
@@ -169,7 +169,7 @@ def send_direct(alerts: list[dict], channels: dict[str, Channel] | None = None, 
     try:
         channels = load_channels() if channels is None else channels
     except Exception as exc:  # pragma: no cover - settings unreadable
-        log.warning("alerts: no channel to send to directly (%s)", type(exc).__name__)
+        log.warning("%s", t("alert.log.no_direct_channel", lang, error=type(exc).__name__))
         return verdicts
     for a in alerts:
         day = a.get("day") or shop_today()
@@ -191,7 +191,7 @@ def send_direct(alerts: list[dict], channels: dict[str, Channel] | None = None, 
                 verdicts[name] = t("alert.deliver.ok", lang) if done.entry.get("status") == "sent" else (done.entry.get("error") or t("alert.journal.unknown", lang))
                 continue
             except Exception as exc:  # the journal must never stop the failure alert
-                log.warning("alerts: direct post not journalled (%s)", type(exc).__name__)
+                log.debug("alerts: direct post not journalled (%s)", type(exc).__name__)
                 entry = None
             try:
                 chan.send(alert_message(row, lang, secrets), lang)

@@ -96,7 +96,9 @@ def load_channels(use_blocks: bool | None = None, refresh: bool = False) -> dict
 
             chans.update(read_block_channels(timeout=s.alerts.timeout_seconds))
         except Exception as exc:
-            log.warning("alert channels: could not read Prefect blocks (%s); using the settings only", type(exc).__name__)
+            from userops.i18n import t
+
+            log.warning("%s", t("alert.log.blocks_unreadable", error=type(exc).__name__))
     _CACHE.update(at=now, key=key, channels=chans)
     return dict(chans)
 

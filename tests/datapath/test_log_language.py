@@ -89,3 +89,67 @@ def test_operator_log_lines_are_catalogue_texts(lang, language, sqlite_warehouse
     if lang == "zh-CN":
         logged = [r.getMessage() for r in caplog.records if r.name.startswith("userops") and r.levelno >= logging.INFO]
         assert not [line for line in logged if any(old in line for old in _OLD)], logged
+
+
+_RETRY = {
+    "zh-CN": ("数据源 {url}/crm/feedback 返回 HTTP 429；3.0 秒后第 1 次重试（最多 2 次）",
+              "数据源 {url}/crm/feedback 返回 HTTP 500；0.0 秒后第 2 次重试（最多 2 次）",
+              "数据源 http://127.0.0.1:{port}/crm/customers 无应答（ConnectionError）；0.0 秒后第 1 次重试（最多 1 次）"),
+    "en": ("source {url}/crm/feedback: HTTP 429; retry 1 of at most 2 in 3.0s",
+           "source {url}/crm/feedback: HTTP 500; retry 2 of at most 2 in 0.0s",
+           "source http://127.0.0.1:{port}/crm/customers: no answer (ConnectionError); retry 1 of at most 1 in 0.0s"),
+}
+
+
+@pytest.mark.parametrize("lang", ["zh-CN", "en"])
+def test_source_retry_lines_name_the_source_wait_and_attempt_never_credentials(lang, language, caplog):
+    """A REST source retried (the sample server's faults, a port nobody listens on): the run
+    log says which source, the wait and the attempt in the operator's language, and never the
+    address's user, password or query nor the token."""
+    import socket
+
+    from tasks.extract import RestSource, SourceError
+    from userops.sample.generator import generate
+    from userops.sample.server import SampleServer
+
+    language(lang)
+    caplog.set_level(logging.DEBUG, logger="userops")
+    with SampleServer(generate(30, seed=5, as_of="2026-11-20")) as server:
+        server.faults.update({"rate_limit_next": 1, "retry_after": 3, "fail_next": 1})
+        creds = server.url.replace("://", "://ops:pa55word@", 1)
+        src = RestSource(creds, token="s3cret-token", backoff=0.0, max_retries=2)
+        src.sleep = lambda s: None
+        assert len(src.fetch("/crm/feedback")) > 0
+        with socket.socket() as sock:  # a port free right now: connection refused
+            sock.bind(("127.0.0.1", 0))
+            port = sock.getsockname()[1]
+        dead = RestSource(f"http://ops:pa55word@127.0.0.1:{port}", token="s3cret-token", backoff=0.0, max_retries=1)
+        dead.sleep = lambda s: None
+        with pytest.raises(SourceError):
+            dead.fetch("/crm/customers")
+    lines = _lines(caplog, "userops.extract")
+    for want in _RETRY[lang]:
+        assert want.format(url=server.url, port=port) in lines, lines
+    assert not [line for line in lines if "pa55word" in line or "s3cret" in line or "ops:" in line or "?" in line], lines
+
+
+@pytest.mark.parametrize("lang", ["zh-CN", "en"])
+def test_alert_not_queued_or_not_delivered_is_said_in_the_operator_language(lang, language, monkeypatch, caplog):
+    import tasks.alerts as alerts
+
+    def broken(*a, **kw):
+        raise RuntimeError("down")
+
+    language(lang)
+    caplog.set_level(logging.DEBUG, logger="userops")
+    monkeypatch.setattr(alerts, "enqueue_alert", broken)
+    assert alerts.alert_and_deliver("flow_failed", "t", "b") == {"queued": 0}
+    monkeypatch.setattr(alerts, "enqueue_alert", lambda *a, **kw: 1)
+    monkeypatch.setattr(alerts, "deliver_pending", broken)
+    assert alerts.alert_and_deliver("flow_failed", "t", "b") == {"queued": 1}
+    lines = _lines(caplog, "userops.alerts")
+    assert t("alert.log.not_queued", lang, kind="flow_failed", error="RuntimeError") in lines, lines
+    assert t("alert.log.delivery_failed", lang, error="RuntimeError") in lines, lines
+    if lang == "zh-CN":
+        assert lines == ["告警：一条“flow_failed”告警未能排入发件箱（RuntimeError），未发送；详情见 Prefect 中的运行日志",
+                         "告警：投递失败（RuntimeError）；告警留在发件箱，下次投递时发送（`userops alert deliver`）"], lines
