@@ -23,6 +23,18 @@ os.environ.setdefault("PREFECT_LOGGING_EXTRA_LOGGERS", "userops")
 # 0.5 s instead of 5: a test that waits for an event (spike, health breach, automation) waited
 # up to 5 s for each
 os.environ.setdefault("PREFECT_SERVER_SERVICES_EVENT_PERSISTER_FLUSH_INTERVAL", "0.5")
+# the project's output/ folder is the operator's (the demo's warehouse, reports, call lists, the
+# tags' frame files): a test that does not name its own output folder, or a process it starts,
+# writes to this session's scratch folder instead (tag frame files from the tests were found in a
+# clean clone's output/state after `make test`)
+if "USEROPS_OUTPUT_DIR" not in os.environ:
+    import atexit
+    import shutil
+    import tempfile
+
+    _scratch_output = tempfile.mkdtemp(prefix="userops-test-output-")
+    os.environ["USEROPS_OUTPUT_DIR"] = _scratch_output
+    atexit.register(shutil.rmtree, _scratch_output, ignore_errors=True)
 
 # Prefect sets up its logging handlers on its first import, writing to the sys.stderr of that
 # moment. Import it now, so that moment is never inside a CliRunner.invoke: the runner closes its
