@@ -30,6 +30,7 @@ from sqlalchemy.engine import Engine
 
 from tasks.alerts.messages import METRIC_LABELS, STAGE_LABELS, STEP_LABELS, TOUCH_STATUS_LABELS, label
 from tasks.alerts.safety import clean
+from tasks.crisis.messages import step_status
 from userops.clock import utcnow
 from userops.db import get_engine, read_frame
 from userops.i18n import t
@@ -156,10 +157,18 @@ class _Builder:
         return read_frame(self.engine, sql, params or {}, parse_dates=parse_dates)
 
     def section(self, fn) -> None:
+        """One section; one the warehouse cannot answer (a table missing or changed, a lost
+        connection) says so in its place and under "needs a human", and the rest goes out."""
         try:
             fn()
-        except sa.exc.SQLAlchemyError as exc:  # a table another part has not created / changed
-            log.debug("digest: section %s skipped (%s)", fn.__name__, type(exc).__name__)
+        except sa.exc.SQLAlchemyError as exc:
+            self.unreadable(SECTION_KEYS.get(fn.__name__, "digest.section.other"), exc)
+
+    def unreadable(self, key: str, exc: BaseException) -> None:
+        what, error = t(key, self.lang), type(exc).__name__
+        self.lines += ["- " + t("digest.section.unreadable", self.lang, section=what, error=error), ""]
+        self.human.append(t("digest.human.unreadable", self.lang, section=what, error=error))
+        log.warning("%s", t("digest.human.unreadable", self.lang, section=what, error=error))
 
     # -- run
     def run_section(self) -> None:
@@ -339,18 +348,18 @@ class _Builder:
                 )
                 for r in steps.itertuples():
                     self.human.append(
-                        t("digest.human.step", L, incident=clean(r.incident_id), step=label(STEP_LABELS, r.step, L), deadline=_local(None if _isnull(r.deadline_at) else r.deadline_at.to_pydatetime(), L), status=r.status)
+                        t("digest.human.step", L, incident=clean(r.incident_id), step=label(STEP_LABELS, r.step, L), deadline=_local(None if _isnull(r.deadline_at) else r.deadline_at.to_pydatetime(), L), status=step_status(r.status, L))
                     )
             self.figures["open_incidents"] = n_open
         except sa.exc.SQLAlchemyError as exc:
-            log.debug("digest: incidents skipped (%s)", type(exc).__name__)
+            self.unreadable("digest.section.incidents", exc)
         try:
             rv = int(self.q("SELECT COUNT(*) AS n FROM touches WHERE status = 'awaiting_review'")["n"].iloc[0])
             if rv:
                 self.human.append(t("digest.human.reviews", L, n=f"{rv:,}"))
             self.figures["awaiting_review"] = rv
         except sa.exc.SQLAlchemyError as exc:
-            log.debug("digest: reviews skipped (%s)", type(exc).__name__)
+            self.unreadable("digest.section.reviews", exc)
         und = int(
             self.q(
                 "SELECT COUNT(*) AS n FROM alert_outbox WHERE kind <> 'digest' AND (status = 'failed' OR (status IN ('pending', 'sending') AND attempts > 0))"
@@ -369,6 +378,17 @@ class _Builder:
 def _day_start_utc(d: date) -> datetime:
     tz = ZoneInfo(get_settings().timezone)
     return datetime(d.year, d.month, d.day, tzinfo=tz).astimezone(timezone.utc).replace(tzinfo=None)
+
+
+# the digest's sections by builder method, named as the operator reads them (digest.section.*)
+SECTION_KEYS = {
+    "run_section": "digest.section.run",
+    "stage_section": "digest.section.stages",
+    "health_section": "digest.section.health",
+    "churn_section": "digest.section.churn",
+    "campaign_section": "digest.section.campaigns",
+    "human_section": "digest.section.human",
+}
 
 
 def build_digest(as_of: date, run_id: str, engine: Engine | None = None, lang: str | None = None, now: datetime | None = None, error: BaseException | None = None) -> Digest:

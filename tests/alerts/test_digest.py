@@ -76,7 +76,7 @@ def test_digest_content_zh_and_en(warehouse):
     assert "超阈值：沉默占比 = 38.1%（阈值 35.0%）" in body
     assert "awakening：已发送 7，对照组 1" in body  # tonight only: the 10-day-old touch is not counted
     assert "进行中的危机事件：1" in body
-    assert "事件 INC1 的「澄清事实」截止 11-21 03:30（waiting）" in body  # deadline in shop time
+    assert "事件 INC1 的「澄清事实」截止 11-21 03:30（等待人工）" in body  # deadline in shop time, status in words
     assert "控制扩散" not in body  # done steps are not listed
     assert "待审核的触达：1" in body and "今日超阈值指标：1" in body
     assert "13812345678" not in body and "138" not in body
@@ -90,6 +90,21 @@ def test_digest_content_zh_and_en(warehouse):
     assert en.title == "Nightly digest 2026-11-20"
     for s in ["all stages done, took 12m 5s", "active → silent: 5", "members 5,037 (+37)", "silent share 38.1% (+4.1pp)", "awakening: sent 7, control 1", "open incidents: 1", "touches awaiting review: 1"]:
         assert s in en.body, s
+
+
+def test_a_section_the_warehouse_cannot_answer_says_so_and_needs_a_human(warehouse):
+    """A section whose table is missing or changed (a warehouse not upgraded, a lost connection)
+    is named in its place and under "needs a human"; the rest of the digest goes out."""
+    _fill(warehouse)
+    with warehouse.begin() as conn:
+        conn.exec_driver_sql("DROP TABLE churn_scores")
+    d = build_digest(AS_OF, RUN, lang="zh-CN", now=NOW)
+    assert "⚠️ 流失风险：未能从数据仓库读取" in d.body and "本节缺失" in d.body
+    human = d.body.split("**需要人工处理**", 1)[1]
+    assert "摘要的「流失风险」未能读取" in human and "userops db upgrade" in human
+    assert "awakening：已发送 7，对照组 1" in d.body  # the other sections are there
+    en = build_digest(AS_OF, RUN, lang="en", now=NOW)
+    assert "⚠️ churn risk: could not be read from the warehouse" in en.body
 
 
 def test_digest_on_an_empty_warehouse(warehouse):
