@@ -138,3 +138,55 @@ register(
         "log.crisis.joined.none": {"zh-CN": "无", "en": "none"},
     }
 )
+
+
+# The deployments' descriptions (the UI's Deployments page) in the shop's language, set by
+# userops.deploy.render_prefect_yaml (`userops serve`); en is prefect.yaml's own text (tested equal).
+register(
+    {
+        "deploy.description.nightly": {
+            "zh-CN": "夜间任务：从 CRM 和订单系统拉取客户、订单与反馈，校验后入库，刷新标签与健康度，计算流失风险，运行各项活动，检查投诉激增，发送夜间摘要。默认每天店铺时间 02:00 运行；同一时间只运行一个（第二个会等第一个结束）。",
+            "en": "The nightly pipeline (夜间任务): pull customers, orders and feedback from the CRM and the order system, validate and store them, refresh tags and health, score churn, run the campaigns, check for complaint spikes, send the digest. Runs at 02:00 shop time; never two at once (a second run waits for the first to finish).",
+        },
+        "deploy.description.weekly-retrain": {
+            "zh-CN": "流失模型每周重训：用最近一个标签完整的时间窗训练，与当前冠军模型在同一留出集上比较，不输于冠军才晋升。",
+            "en": "Weekly churn-model retrain (流失模型每周重训): train on the latest complete window, compare with the current champion on the same holdout, promote only if it does not lose.",
+        },
+        "deploy.description.hourly-monitor": {
+            "zh-CN": "每小时巡检：超过 24 小时仍未首次回复的反馈（告警，可选给客户发确认）和各商品的投诉激增（发出事件 userops.complaints.spike，自动开启危机事件）。",
+            "en": "Hourly watch (每小时巡检): feedback without a first response after 24 hours (alert, optional acknowledgement to the customer) and complaint spikes per product (emits userops.complaints.spike, which opens a crisis incident).",
+        },
+        "deploy.description.awakening": {
+            "zh-CN": "唤醒活动：沉默会员。夜间任务中会自动运行；在这里启动即立刻运行。",
+            "en": "Awakening campaign (唤醒): silent members. Runs inside the nightly pipeline; start it here to run it now.",
+        },
+        "deploy.description.retention": {
+            "zh-CN": "留存活动：流失风险高的活跃与忠诚会员；高价值会员由专人关怀。夜间任务中会自动运行；在这里启动即立刻运行。",
+            "en": "Retention campaign (留存): active and loyal members with a high churn risk; VIP care for high value. Runs inside the nightly pipeline; start it here to run it now.",
+        },
+        "deploy.description.recall": {
+            "zh-CN": "召回活动：历史价值为中、高的流失会员。夜间任务中会自动运行；在这里启动即立刻运行。",
+            "en": "Recall campaign (召回): churned members with mid or high past value. Runs inside the nightly pipeline; start it here to run it now.",
+        },
+        "deploy.description.silent-share-recall": {
+            "zh-CN": "流失预警召回计划：健康检查报告沉默占比超过阈值时自动启动（事件 userops.health.silent-share-high）。",
+            "en": "Churn-warning recall plan (流失预警召回计划): started automatically when the health check reports a silent share above the threshold (event userops.health.silent-share-high).",
+        },
+        "deploy.description.crisis-response": {
+            "zh-CN": "3C 危机处理：2 小时内控制（下架商品），4 小时内澄清（声明由人在此界面审批），24 小时内补偿（受影响的客户，核心客户优先）。手动启动时填写商品、事件经过和严重程度；投诉激增（事件 userops.complaints.spike）会自动启动。",
+            "en": "3C crisis response (危机处理): control within 2h (take the product down), clarify within 4h (statement approved by a human here in the UI), compensate within 24h (affected customers, core first). Start it by hand with the products, what happened and the severity; a complaint spike (event userops.complaints.spike) starts it by itself.",
+        },
+        "deploy.description.alert-crashed-run": {
+            "zh-CN": "进程崩溃告警：某次运行的进程在发出告警前就已终止时，由自动化规则“userops: alert on crashed flow runs”启动，通知运营人员。",
+            "en": 'Alert the operator about a crashed flow run (进程崩溃告警). Started by the automation "userops: alert on crashed flow runs" when a run\'s process died before its hooks could alert.',
+        },
+        "deploy.description.deliver-messages": {
+            "zh-CN": "消息投递：每 10 分钟发送到期的客户消息——因免打扰时段推迟的、服务商出错后重试的，以及审核通过的（核心客户致歉、VIP 关怀）。每条只发送一次：每次触达都带幂等键。",
+            "en": "Send customer messages that are due (消息投递) every 10 minutes: touches deferred by quiet hours, retries after a provider error, and reviewed touches (core customers' apologies, VIP care) once approved. Exactly once: every touch carries its idempotency key.",
+        },
+        "deploy.description.deliver-alerts": {
+            "zh-CN": "告警投递：默认每 5 分钟投递发件箱中等待的告警，因渠道故障或限流而暂缓的告警会在渠道恢复后发出。",
+            "en": "Deliver the alerts waiting in the outbox (告警投递) every 5 minutes, so alerts held back by a channel outage or its rate limit go out when the channel is back.",
+        },
+    }
+)

@@ -58,11 +58,19 @@ def render_prefect_yaml(config: dict | None = None, settings: Settings | None = 
     """``prefect.yaml`` with the operator's settings applied: every schedule in the shop's
     timezone (``USEROPS_DEPLOY__SCHEDULE_TIMEZONE`` or ``USEROPS_TIMEZONE``), the nightly /
     retrain / monitor crons when set, the deliver-alerts interval
-    (``USEROPS_ALERTS__DELIVER_EVERY_MINUTES``), and the work pool name when set."""
+    (``USEROPS_ALERTS__DELIVER_EVERY_MINUTES``), the work pool name when set, and each
+    deployment's description in the shop's language (``deploy.description.<name>``,
+    flows/texts.py; a deployment without one keeps prefect.yaml's)."""
+    from userops.i18n import t
+
     s = settings or get_settings()
     cfg = copy.deepcopy(config if config is not None else load_prefect_yaml())
     tz = s.deploy.schedule_timezone or s.timezone
     for d in cfg["deployments"]:
+        try:
+            d["description"] = t(f"deploy.description.{d.get('name')}", s.language)
+        except KeyError:
+            pass
         cron = getattr(s.deploy, CRON_OVERRIDES.get(d.get("name"), ""), None)
         for sched in d.get("schedules") or []:
             if "cron" in sched:

@@ -239,3 +239,19 @@ def test_a_process_log_tail_is_its_own(tmp_path):
     p = _Proc([sys.executable, "-c", "print('Port 4313 is already in use')"], dict(__import__("os").environ), log).start()
     p.proc.wait(30)
     assert p.log_tail() == "Port 4313 is already in use"
+
+
+def test_deployment_descriptions_in_the_shop_language():
+    """The Deployments page describes each deployment in the shop's language (`userops serve`
+    renders prefect.yaml); the catalogue's English is prefect.yaml's own text, so the two cannot
+    drift apart, and every deployment has both."""
+    from userops.i18n import t
+
+    zh = {d["name"]: d["description"] for d in render_prefect_yaml(CONFIG, Settings(language="zh-CN"))["deployments"]}
+    en = {d["name"]: d["description"] for d in render_prefect_yaml(CONFIG, Settings(language="en"))["deployments"]}
+    assert set(zh) == set(BY_NAME)
+    for name, d in BY_NAME.items():
+        assert en[name] == " ".join(str(d["description"]).split()), name
+        assert zh[name] == t(f"deploy.description.{name}", "zh-CN") and zh[name] != en[name], name
+        assert not any(w in zh[name] for w in ("The ", "Runs ", "campaign", "every ")), (name, zh[name])
+    assert zh["nightly"].startswith("夜间任务：") and "02:00" in zh["nightly"]
