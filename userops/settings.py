@@ -306,9 +306,12 @@ class Settings(BaseSettings):
                 return "postgresql+psycopg2://" + v[len(prefix):]
         driver = v.split("://", 1)[0] if isinstance(v, str) else ""
         if driver.startswith(("postgresql+", "postgres+")) and driver.split("+", 1)[1] != "psycopg2":
-            raise ValueError(f"the warehouse needs the installed driver: write postgresql+psycopg2:// instead of {driver}://")
+            raise PydanticCustomError("userops_database_driver",
+                                      "the warehouse needs the installed driver: write {instead}:// instead of {scheme}://",
+                                      {"scheme": driver, "instead": "postgresql+psycopg2"})
         if driver.startswith("sqlite+"):
-            raise ValueError(f"write sqlite:/// instead of {driver}://")
+            raise PydanticCustomError("userops_database_driver", "write {instead}:/// instead of {scheme}://",
+                                      {"scheme": driver, "instead": "sqlite"})
         if driver == "postgres+psycopg2":
             return "postgresql+psycopg2://" + v.split("://", 1)[1]
         if driver not in ("sqlite", "postgresql+psycopg2"):
@@ -320,9 +323,29 @@ class Settings(BaseSettings):
     @field_validator("reports_url")
     @classmethod
     def _reports_url(cls, v: str | None) -> str | None:
+        """An http(s) address with a host and no user info: the URL goes into every digest and
+        alert link, so a password in it would be published (a server that needs one is put
+        behind a proxy or on the intranet instead)."""
+        from urllib.parse import urlsplit
+
         v = (v or "").strip() or None
-        if v and not v.lower().startswith(("http://", "https://")):
-            raise ValueError("must be an http(s) address under which the reports folder is served, e.g. http://ops-server:4201/")
+        if not v:
+            return v
+        scheme = v.split("://", 1)[0].lower() if "://" in v else ""
+        try:
+            parts = urlsplit(v)
+            host = parts.hostname if parts.port is None or parts.port >= 0 else None
+        except ValueError:  # a port that is no number (or out of range), a broken [IPv6] host
+            parts, host = None, None
+        if scheme not in ("http", "https"):
+            raise PydanticCustomError("userops_reports_url", "must be an http(s) address under which the reports folder is served",
+                                      {"problem": "scheme"})
+        if "@" in re.split(r"[/?#]", v.split("://", 1)[1], maxsplit=1)[0]:  # user[:password]@host
+            raise PydanticCustomError("userops_reports_url", "must not carry a user name or password: the address goes into every link",
+                                      {"problem": "userinfo"})
+        if not host:
+            raise PydanticCustomError("userops_reports_url", "must name a host: http(s)://host[:port]/path",
+                                      {"problem": "host"})
         return v
 
     @field_validator("timezone")
@@ -483,6 +506,22 @@ SETTINGS_TEXTS = {
     "settings.database": {
         "zh-CN": "不是可用的数据库地址：数据仓库只支持 PostgreSQL（postgresql+psycopg2://用户@主机:5432/库名）和 SQLite（sqlite:////绝对路径/userops.db），不支持 {scheme}",
         "en": "not a usable database URL: the warehouse runs on PostgreSQL (postgresql+psycopg2://user@host:5432/dbname) or SQLite (sqlite:////absolute/path/userops.db), not {scheme}",
+    },
+    "settings.database_driver": {
+        "zh-CN": "数据仓库只能用已安装的驱动：请把 {scheme}:// 改写为 {instead}://",
+        "en": "the warehouse needs the installed driver: write {instead}:// instead of {scheme}://",
+    },
+    "settings.reports_url.scheme": {
+        "zh-CN": "应为提供报告目录的 http(s) 地址，如 http://ops-server:4201/",
+        "en": "must be an http(s) address under which the reports folder is served, e.g. http://ops-server:4201/",
+    },
+    "settings.reports_url.host": {
+        "zh-CN": "地址里缺少主机名，应写成 http(s)://主机[:端口]/路径，如 http://ops-server:4201/",
+        "en": "names no host: write http(s)://host[:port]/path, e.g. http://ops-server:4201/",
+    },
+    "settings.reports_url.userinfo": {
+        "zh-CN": "地址里不能带用户名或密码：这个地址会出现在每份日报和告警的链接里，密码会随之泄露；需要登录的服务器请放在内网或反向代理之后",
+        "en": "must not contain a user name or password: the address goes into every digest and alert link, which would publish the password; put a server that needs a login behind the intranet or a proxy",
     },
     "settings.file.missing": {"zh-CN": "USEROPS_CONFIG_FILE 指向的配置文件 {path} 不存在",
                               "en": "USEROPS_CONFIG_FILE names the settings file {path}, which does not exist"},
@@ -646,7 +685,9 @@ def settings_problems(exc: Exception, lang: str | None = None) -> list[str]:
         if isinstance(value, str) and ("secret" in name or "webhook" in name or "smtp" in name or "token" in name):
             value = "***"  # never print a secret
         elif isinstance(value, str) and "url" in name:
-            value = re.sub(r"(://[^:/@]+):[^@]*@", r"\1:***@", value)  # the password of a URL
+            value = re.sub(r"(://[^:/@]*):[^@]*@", r"\1:***@", value)  # the password of a URL
+            if kind == "userops_reports_url":
+                value = re.sub(r"(://)[^/?#]*@", r"\1***@", value)  # a bare token as user name, too
         src, var = origin(loc)
 
         if kind == "extra_forbidden":
@@ -690,6 +731,10 @@ def settings_problems(exc: Exception, lang: str | None = None) -> list[str]:
             problem = i18n.t("settings.not_hhmm", lang)
         elif kind == "userops_database":
             problem = i18n.t("settings.database", lang, scheme=ctx.get("scheme", "?"))
+        elif kind == "userops_database_driver":
+            problem = i18n.t("settings.database_driver", lang, scheme=ctx.get("scheme", "?"), instead=ctx.get("instead", "?"))
+        elif kind == "userops_reports_url":
+            problem = i18n.t(f"settings.reports_url.{ctx.get('problem', 'scheme')}", lang)
         else:
             problem = str(err.get("msg", "")).removeprefix("Value error, ")
         if src == "env":

@@ -158,6 +158,45 @@ def test_an_unsupported_database_says_which_are_supported(tmp_path):
     assert "s3cret" not in err and "MySQLdb" not in err
 
 
+@pytest.mark.parametrize("url, zh, en", [
+    ("postgresql+asyncpg://ops:s3cret@h/db", "数据仓库只能用已安装的驱动：请把 postgresql+asyncpg:// 改写为 postgresql+psycopg2://",
+     "the warehouse needs the installed driver: write postgresql+psycopg2:// instead of postgresql+asyncpg://"),
+    ("sqlite+pysqlite:////tmp/x.db", "数据仓库只能用已安装的驱动：请把 sqlite+pysqlite:// 改写为 sqlite://",
+     "the warehouse needs the installed driver: write sqlite:// instead of sqlite+pysqlite://"),
+])
+def test_another_driver_is_refused_in_the_operators_language(tmp_path, url, zh, en):
+    """The driver refusals were plain English inside a zh-CN message."""
+    err = _refused(_userops(["alert", "channels"], tmp_path, USEROPS_DATABASE_URL=url))
+    assert err.startswith("配置有误") and f"环境变量 USEROPS_DATABASE_URL={url.replace('s3cret', '***')!r}：{zh}" in err, err
+    assert "s3cret" not in err and "installed driver" not in err
+    err = _refused(_userops(["alert", "channels"], tmp_path, USEROPS_DATABASE_URL=url, USEROPS_LANGUAGE="en"))
+    assert f"USEROPS_DATABASE_URL={url.replace('s3cret', '***')!r}: {en}" in err and "s3cret" not in err, err
+
+
+@pytest.mark.parametrize("url, shown, zh, en", [
+    ("file:///srv/reports", "file:///srv/reports", "应为提供报告目录的 http(s) 地址", "must be an http(s) address"),
+    ("http://", "http://", "地址里缺少主机名", "names no host"),
+    ("https://:443/r", "https://:443/r", "地址里缺少主机名", "names no host"),
+    ("http://ops-server:port/", "http://ops-server:port/", "地址里缺少主机名", "names no host"),
+    ("http://viewer:s3cret@ops-server:4201/r", "http://***@ops-server:4201/r", "地址里不能带用户名或密码", "must not contain a user name or password"),
+    ("https://s3cret@ops-server/r", "https://***@ops-server/r", "地址里不能带用户名或密码", "must not contain a user name or password"),
+])
+def test_a_wrong_reports_url_is_refused_in_the_operators_language(tmp_path, url, shown, zh, en):
+    """The reports' address goes into every digest and alert link: no host, or a user name and
+    password in it (published with every link), is refused; the refusal is catalogue text and
+    never shows the password."""
+    err = _refused(_userops(["alert", "channels"], tmp_path, USEROPS_REPORTS_URL=url))
+    assert err.startswith("配置有误") and f"环境变量 USEROPS_REPORTS_URL={shown!r}：{zh}" in err, err
+    assert "s3cret" not in err and "must" not in err
+    err = _refused(_userops(["alert", "channels"], tmp_path, USEROPS_REPORTS_URL=url, USEROPS_LANGUAGE="en"))
+    assert f"USEROPS_REPORTS_URL={shown!r}: {en}" in err and "s3cret" not in err, err
+
+
+def test_a_reports_url_with_a_host_is_accepted(settings_env):
+    for url in ("http://ops-server:4201/", "https://ops.example.com/reports/", "http://[::1]:4201/r", "http://h/a@b"):
+        assert settings_env(USEROPS_REPORTS_URL=url) is None, url
+
+
 def test_a_nonexistent_sqlite_directory_is_an_error_and_nothing_is_created(tmp_path):
     missing = tmp_path / "nonexistent" / "dir"
     err = _refused(_userops(["tags", "summary"], tmp_path, USEROPS_DATABASE_URL=f"sqlite:///{missing / 'x.db'}", USEROPS_LANGUAGE="en"))
