@@ -99,7 +99,9 @@ def _send_directly(flow_name: str, alerts: list, outbox_exc: BaseException) -> N
     if sent:
         log.warning("%s", t("alert.log.sent_directly", flow=flow_name, error=error, channels=join_list(sent)))
     if failed or not sent:
-        verdict = join_list(f"{ch} {v}" for ch, v in failed.items()) or "—"
+        # a channel's error already names it ("slack 连接失败…", "Slack 频道已归档…"): not twice
+        verdict = join_list(v if str(v).lower().startswith(str(ch).lower()) else t("alert.log.channel_verdict", channel=ch, verdict=v)
+                            for ch, v in failed.items()) or "—"
         log.error("%s", t("alert.log.direct_failed", flow=flow_name, error=error, verdicts=verdict))
 
 

@@ -89,6 +89,18 @@ def test_the_log_says_so_when_the_direct_send_fails_too(warehouse_down, use_chan
     assert slack.token not in logged
 
 
+def test_a_direct_send_failure_names_each_channel_once(warehouse_down, use_channels, slack, caplog):
+    """The channel's error already starts with the channel ("slack 连接失败…"): the log line
+    said "slack slack 连接失败…"; a verdict that does not name it ("未配置") gets "渠道：" before it."""
+    use_channels(slack=slack, slack_webhook_url=f"http://127.0.0.1:{_closed_port()}/services/T0/B0/x",
+                 alerts__routes='{"flow_failed": ["slack", "wecom"]}')
+    caplog.set_level(logging.INFO, logger="userops.alerts")
+    _fail()
+    logged = "\n".join(r.getMessage() for r in caplog.records)
+    assert "slack 连接失败" in logged and "slack slack" not in logged.lower(), logged
+    assert "wecom：未配置" in logged, logged
+
+
 def test_outbox_up_the_hook_still_queues_and_delivers(warehouse, use_channels, slack):
     from tests.alerts.conftest import outbox
 
