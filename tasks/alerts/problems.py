@@ -61,6 +61,19 @@ def warehouse_unreachable(exc: BaseException | None = None, text: str | None = N
     return any(m in text for m in _DB_DOWN) and "relation" not in text
 
 
+def warehouse_url() -> str:
+    """The warehouse's URL as the command line shows it, the password masked
+    (``postgresql+psycopg2://ops:***@db:5432/userops``); needs no connection."""
+    try:
+        from sqlalchemy.engine import make_url
+
+        from userops.settings import get_settings
+
+        return make_url(get_settings().database_url).render_as_string(hide_password=True)
+    except Exception:  # settings unreadable: name the setting instead
+        return "USEROPS_DATABASE_URL"
+
+
 def describe_failure(exc: BaseException | None = None, text: str | None = None, flow: str = "nightly", lang: str | None = None) -> Problem:
     """The operator's account of a failed run of ``flow`` from its exception or, failing
     that, the error text stored with the run."""

@@ -101,6 +101,40 @@ def test_a_direct_send_failure_names_each_channel_once(warehouse_down, use_chann
     assert "wecom：未配置" in logged, logged
 
 
+def _unreachable() -> BaseException:
+    from userops.db import get_engine
+
+    try:
+        with get_engine().connect():
+            pass
+    except Exception as exc:  # the real driver error: OperationalError … Connection refused
+        return exc
+    raise AssertionError("the warehouse answered")
+
+
+def test_an_unreachable_warehouse_is_told_as_the_command_line_tells_it(warehouse_down, use_channels, slack):
+    """The alert's error line was the driver's raw text ("OperationalError: (psycopg2.OperationalError)
+    connection to server …"); it is the operator text `userops run` prints, password masked."""
+    from tasks.alerts.failures import flow_failure_alerts
+    from userops.settings import get_settings
+
+    use_channels(slack=slack)
+    exc = _unreachable()
+    _fail(exc=exc)
+    text = slack.received[0]["text"]
+    port = get_settings().database_url.rsplit(":", 1)[1].split("/")[0]
+    assert f"错误：连不上数据仓库 postgresql+psycopg2://ops:***@127.0.0.1:{port}/shop（" in text, text
+    assert "Connection refused" in text and "psycopg2.OperationalError" not in text and ":pw@" not in text, text
+    assert "请检查 USEROPS_DATABASE_URL" in text
+    run = SimpleNamespace(id=uuid.uuid4(), name="nightly-x", parent_task_run_id=None, parameters={})
+    body = flow_failure_alerts("nightly", run, exc=exc, lang="en")[0]["body"]
+    assert f"cannot reach the warehouse postgresql+psycopg2://ops:***@127.0.0.1:{port}/shop (" in body and ":pw@" not in body, body
+    # a crash known only by the state's message text says the same
+    state = SimpleNamespace(name="Crashed", message=f"Flow run encountered an exception: {type(exc).__name__}: {exc}")
+    body = flow_failure_alerts("nightly", run, state, crashed=True, read_result=False)[0]["body"]
+    assert "连不上数据仓库 postgresql+psycopg2://ops:***@" in body and ":pw@" not in body, body
+
+
 def test_outbox_up_the_hook_still_queues_and_delivers(warehouse, use_channels, slack):
     from tests.alerts.conftest import outbox
 
