@@ -516,7 +516,7 @@ SETTINGS_TEXTS = {
         "en": "must be an http(s) address under which the reports folder is served, e.g. http://ops-server:4201/",
     },
     "settings.reports_url.host": {
-        "zh-CN": "地址里缺少主机名，应写成 http(s)://主机[:端口]/路径，如 http://ops-server:4201/",
+        "zh-CN": "地址里缺少主机名，应写成 http://ops-server:4201/ 这样的完整地址（主机名必填，端口和路径可选）",
         "en": "names no host: write http(s)://host[:port]/path, e.g. http://ops-server:4201/",
     },
     "settings.reports_url.userinfo": {
