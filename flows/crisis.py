@@ -61,7 +61,7 @@ from tasks.crisis.incidents import (
     take_over,
     unknown_skus,
 )
-from tasks.crisis.report import build_report, publish_artifact, report_markdown
+from tasks.crisis.report import build_report, code_word, publish_artifact, report_markdown
 from tasks.crisis.runs import current_run, force_running, is_alive
 from tasks.crisis.spike import EVENT as SPIKE_EVENT
 from tasks.crisis.spike import REASON as SPIKE_REASON
@@ -368,7 +368,7 @@ def _announce_opening(incident_id: str) -> None:
     enqueue_alert(
         "crisis_opened",
         t("crisis.opened.title", incident_id=incident_id, skus=", ".join(inc["skus"])),
-        t("crisis.opened.body", reason=reason_text(inc["reason"]) or "-", severity=inc["severity"], source=inc["source"], customers=n,
+        t("crisis.opened.body", reason=reason_text(inc["reason"]) or "-", severity=code_word(inc["severity"]), source=code_word(inc["source"]), customers=n,
           control_due=to_shop_str(steps["control"]["deadline_at"]), clarify_due=to_shop_str(steps["clarify"]["deadline_at"]),
           compensate_due=to_shop_str(steps["compensate"]["deadline_at"])),
         severity="critical" if inc["severity"] in ("high", "critical") else "error",

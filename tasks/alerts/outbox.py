@@ -122,6 +122,28 @@ class _Report:
 
 
 # ----------------------------------------------------------------------------- public
+OBSOLETE = "obsolete"  # a queued alert that no longer holds: never posted, kept for the record
+
+
+def mark_obsolete(conn, kind: str, subject_prefix: str, why: str) -> list[int]:
+    """Queued alerts of ``kind`` whose subject starts with ``subject_prefix`` that no longer
+    hold (a "please take the product down" once the take-down is confirmed): ``pending`` rows
+    (and ``sending`` ones whose deliverer's lease ran out) become ``obsolete`` with ``why`` in
+    ``last_error``; the deliverer only claims ``pending`` rows, so they are never posted. A row a
+    live deliverer holds is left to it. Returns the ids changed (the caller audits them)."""
+    now = utcnow()
+    cond = sa.and_(
+        OUTBOX.c.kind == kind,
+        OUTBOX.c.dedupe_key.startswith(f"{kind}|{subject_prefix}", autoescape=True),
+        sa.or_(OUTBOX.c.status == "pending", sa.and_(OUTBOX.c.status == "sending", OUTBOX.c.next_attempt_at < now)),
+    )
+    ids = [int(i) for i in conn.execute(sa.select(OUTBOX.c.id).where(cond)).scalars()]
+    if ids:
+        conn.execute(OUTBOX.update().where(OUTBOX.c.id.in_(ids), cond)
+                     .values(status=OBSOLETE, claim=None, next_attempt_at=None, last_error=why[:1000]))
+    return ids
+
+
 def deliver_pending(engine: Engine | None = None, now: datetime | None = None, channels: dict[str, Channel] | None = None, lang: str | None = None, max_rows: int = 2000) -> dict:
     """Deliver every due alert of the outbox. Returns counts and a verdict per channel:
     ``{"sent", "posts", "merged", "deferred", "failed", "expired", "channels": {name: verdict}}``

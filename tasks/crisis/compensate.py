@@ -298,12 +298,14 @@ def _note_fallbacks(conn: Connection, incident_id: str, fallbacks: dict, lang: s
     that does not hold yet: said in the run log (the operator's language) and the audit log."""
     if not fallbacks:
         return
-    from userops.i18n import join_list, t
+    from userops.i18n import t
 
     fallbacks = dict(fallbacks)
     n = fallbacks.pop("*", 0)
+    names = sorted(fallbacks)  # template variables: joined as a list of names (、), one claim each
     log.warning(t("crisis.template.fallback", incident_id=incident_id, n=n, path=override_path("apology", lang),
-                  vars=join_list(sorted(fallbacks))))
+                  vars=t("crisis.template.fallback.sep").join(names),
+                  claims=t("crisis.template.fallback." + ("one" if len(names) == 1 else "many"))))
     audit(conn, "userops", "compensation.template_fallback", "incident", incident_id,
           {"template": str(override_path("apology", lang)), "unchecked": fallbacks})
 

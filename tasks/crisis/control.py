@@ -117,6 +117,8 @@ def run_control(incident_id: str, skus: list[str] | None = None, engine: Engine 
         if res["confirmed"]:
             set_step(conn, incident_id, "control", "done" if all_down else "waiting", HOOK_ACTOR,
                      {**result, "confirmed": True}, now, action="step.control.takedown")
+            if all_down:  # an earlier "please take it down by hand" no longer holds
+                drop_takedown_alerts(conn, incident_id, HOOK_ACTOR)
         else:
             set_step(conn, incident_id, "control", "done" if all_down else "waiting", HOOK_ACTOR,
                      {**result, "confirmed": False, "manual_task": True}, now, action="step.control.manual_task")
@@ -148,7 +150,23 @@ def confirm_manual_takedown(incident_id: str, actor: str, note: str = "", engine
         set_step(conn, incident_id, "control", "done", actor,
                  {"taken_down": inc["skus"], "confirmed": True, "confirmed_by_human": True, "note": note},
                  now or utcnow(), action="step.control.confirmed")
+        drop_takedown_alerts(conn, incident_id, actor)
     return True
+
+
+def drop_takedown_alerts(conn, incident_id: str, actor: str) -> int:
+    """Control is confirmed: the incident's manual take-down task alerts still queued (nobody
+    delivered them yet, e.g. ``incident open --local`` without a served deliverer) are marked
+    ``obsolete`` — never posted "please take down" for a product already off sale — and the
+    audit log says which. Returns how many."""
+    from tasks.alerts.outbox import mark_obsolete
+    from userops.db import audit
+
+    ids = mark_obsolete(conn, "crisis_task", f"{incident_id}|takedown|", t("crisis.takedown.alert_obsolete", incident_id=incident_id))
+    if ids:
+        audit(conn, actor, "alert.obsolete", "incident", incident_id,
+              {"step": "control", "kind": "crisis_task", "alerts": ids, "why": "take-down confirmed"})
+    return len(ids)
 
 
 @task(name="control-take-down", cache_policy=NO_CACHE)

@@ -108,6 +108,10 @@ register(
             "en": "{why}\nTake them off sale before {due} (shop time), then tick the confirmation in the "
             "statement form in the Prefect UI, or run `userops incident approve {incident_id} --takedown`.",
         },
+        "crisis.takedown.alert_obsolete": {
+            "zh-CN": "事件 {incident_id} 的下架已确认，这条人工下架提醒不再需要，未发送。",
+            "en": "The take-down of incident {incident_id} is confirmed: this manual take-down reminder is no longer needed and was not sent.",
+        },
         "crisis.takedown.nohook": {
             "zh-CN": "未配置下架接口（crisis.takedown_url）。",
             "en": "No take-down hook is configured (crisis.takedown_url).",
@@ -228,7 +232,7 @@ register(
         "crisis.report.excluded": {
             "zh-CN": "复核排除：{n} 位客户经核心客户复核排除，未收到任何致歉，也不在电话回访清单中（上表「电话回访」不含他们）。"
             "退款敞口仍包含他们购买的金额（其中 {exposure}）：他们买过该商品，仍可能申请退款。",
-            "en": "Excluded at review: {n} customers were excluded at the core review; they got no apology and are not on "
+            "en": "Excluded at review: {n} customer(s) were excluded at the core review; they got no apology and are not on "
             "the call list (the call list column above leaves them out). The refund exposure still includes what they "
             "bought ({exposure} of it): they bought the product and may still ask for a refund.",
         },
@@ -275,11 +279,14 @@ register(
             "en": "Incident {incident_id}: your apology template needs a fix",
         },
         "crisis.template.fallback": {
-            "zh-CN": "事件 {incident_id}：{n} 条致歉文字改用了系统模板（您的模板 {path} 未用 {vars} 判断，而此时这句话还不成立）。"
+            "zh-CN": "事件 {incident_id}：{n} 条致歉文字改用了系统模板（您的模板 {path} 未用 {vars} 判断，而此时{claims}还不成立）。"
             "修改方法见 `userops incident show {incident_id}`。",
             "en": "Incident {incident_id}: {n} apology texts were written from the shipped template (your template {path} "
-            "does not check {vars}, and that is not true yet). How to fix it: `userops incident show {incident_id}`.",
+            "does not check {vars}, and {claims} not true yet). How to fix it: `userops incident show {incident_id}`.",
         },
+        "crisis.template.fallback.one": {"zh-CN": "这句话", "en": "that is"},
+        "crisis.template.fallback.many": {"zh-CN": "这些话", "en": "those are"},
+        "crisis.template.fallback.sep": {"zh-CN": "、", "en": ", "},
         "crisis.template.show": {"zh-CN": "## 自定义模板", "en": "## Your templates"},
         "crisis.reason.spike": {
             "zh-CN": "投诉激增：{window} 小时内 {n} 条投诉",

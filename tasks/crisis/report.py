@@ -137,11 +137,12 @@ def _pct(v) -> str:
     return "-" if v is None else f"{v * 100:.2f}%"
 
 
-def report_markdown(rep: dict, lang: str | None = None) -> str:
+def code_words(lang: str | None = None) -> dict:
+    """The incident's stored codes (severity, source, status, step status, priority) in the
+    operator's words: the report, ``incident show`` and the opening alert say the same."""
     lang = lang or get_settings().language
-    zh = lang == "zh-CN"
-    L = (lambda zh_s, en_s: zh_s if zh else en_s)
-    words = {  # the stored codes in the operator's words
+    L = (lambda zh_s, en_s: zh_s if lang == "zh-CN" else en_s)
+    return {
         "low": L("低", "low"), "medium": L("中", "medium"), "high": L("高", "high"), "critical": L("紧急", "critical"),
         "manual": L("人工开启", "opened by hand"), "spike": L("投诉激增自动开启", "complaint spike"),
         "open": L("处理中", "open"), "closed": L("已关闭", "closed"),
@@ -149,7 +150,18 @@ def report_markdown(rep: dict, lang: str | None = None) -> str:
         # the crisis priorities as the tags name them
         **{tier: t(f"tags.priority.{tier}", lang) for tier in ("core", "potential", "ordinary")},
     }
-    w = lambda code: "-" if is_missing(code) else words.get(str(code), str(code))  # noqa: E731
+
+
+def code_word(code, lang: str | None = None) -> str:
+    """One stored code in the operator's words ("-" when missing, the code itself when unknown)."""
+    return "-" if is_missing(code) else code_words(lang).get(str(code), str(code))
+
+
+def report_markdown(rep: dict, lang: str | None = None) -> str:
+    lang = lang or get_settings().language
+    zh = lang == "zh-CN"
+    L = (lambda zh_s, en_s: zh_s if zh else en_s)
+    w = lambda code: code_word(code, lang)  # noqa: E731  (the stored codes in the operator's words)
     lines = [f"# {L('危机事件', 'Incident')} {rep['incident_id']}", ""]
     lines.append("- " + labelled("SKU", join_list(rep["skus"], lang), lang))
     # the reason is the operator's free text (it may quote the customer who complained):

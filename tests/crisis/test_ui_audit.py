@@ -37,7 +37,7 @@ def test_report_leaves_customers_excluded_at_review_off_the_call_list(warehouse,
     zh = report_markdown(rep, "zh-CN")
     assert "1 位客户经核心客户复核排除" in zh and "| 复核排除 |" in zh and f"（其中 ¥{amount:,.2f}）" in zh
     assert "| 核心 | 2 | 0 | 1 | 1 |" in zh  # affected, compensated (not refreshed), excluded, call list
-    assert "1 customers were excluded at the core review" in report_markdown(rep, "en")
+    assert "1 customer(s) were excluded at the core review" in report_markdown(rep, "en")
 
 
 def test_spike_statement_counts_the_complainants_and_never_quotes_the_reason(sqlite_warehouse, pinned_now):

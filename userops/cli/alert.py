@@ -12,8 +12,9 @@ from userops.i18n import join_list, labelled, t
 alert_app = typer.Typer(help="Operator alerts: Slack, DingTalk, WeCom (outbox, channels, digest).", no_args_is_help=True)
 
 # what tasks/alerts writes to alert_outbox.status: enqueue_alert -> pending; the deliverer
-# (outbox.py) claims pending -> sending, then sent, pending again (retry) or failed
-STATUSES = ("pending", "sending", "sent", "failed")
+# (outbox.py) claims pending -> sending, then sent, pending again (retry) or failed;
+# obsolete: queued, no longer true, never posted (outbox.mark_obsolete)
+STATUSES = ("pending", "sending", "sent", "failed", "obsolete")
 
 register_messages(
     {
@@ -177,7 +178,7 @@ def deliver_cmd() -> None:
 
 @alert_app.command("list")
 def list_cmd(
-    status: str = typer.Option(None, "--status", help="Only this status: pending, sending, sent, failed."),
+    status: str = typer.Option(None, "--status", help="Only this status: pending, sending, sent, failed, obsolete."),
     kind: str = typer.Option(None, "--kind", help="Only this alert kind (flow_failed, validation, digest, ...)."),
     limit: int = typer.Option(20, "--limit", help="How many, newest first."),
 ) -> None:

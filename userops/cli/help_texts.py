@@ -44,8 +44,8 @@ HELP: dict[str, dict[str, str]] = {
     "alert deliver": {"zh-CN": "立即投递队列中所有到期的告警（含重试、限流、合并）。",
                       "en": "Deliver every due alert of the outbox now (retries, rate limits, merging)."},
     "alert list": {"zh-CN": "队列中最新的告警及其投递状态。", "en": "The newest alerts in the outbox with their delivery state."},
-    "alert list --status": {"zh-CN": "只看此状态：pending、sending、sent、failed。",
-                            "en": "Only this status: pending, sending, sent, failed."},
+    "alert list --status": {"zh-CN": "只看此状态：pending、sending、sent、failed、obsolete（不再需要，未发送）。",
+                            "en": "Only this status: pending, sending, sent, failed, obsolete."},
     "alert list --kind": {"zh-CN": "只看此类告警（flow_failed、validation、digest 等）。",
                           "en": "Only this alert kind (flow_failed, validation, digest, ...)."},
     "alert list --limit": {"zh-CN": "显示条数，最新的在前。", "en": "How many, newest first."},
@@ -162,8 +162,12 @@ HELP: dict[str, dict[str, str]] = {
     "incident open": {"zh-CN": "为商品开启危机事件：与界面中 crisis-response 的运行表单相同。",
                       "en": "Open an incident for products: the same as the crisis-response Run form in the UI."},
     "incident open --sku": {"zh-CN": "涉及的商品 SKU（多个时重复此选项）。", "en": "Product SKU concerned (repeat for several)."},
-    "incident open --reason": {"zh-CN": "一句话说明发生了什么（写入声明草稿）。",
-                               "en": "What happened, in one sentence (goes into the statement draft)."},
+    "incident open --reason": {  # the Run form's words (flows/texts.py param.crisis.reason.description)
+        "zh-CN": "用一句话说明发生了什么，记入事件和告警（默认的官方声明模板不引用它）。其中的手机号和邮箱会被遮蔽（本次运行的参数在开始时也会替换）；请勿粘贴客户的联系方式。",
+        "en": "What happened, in one sentence; it goes into the incident and its alerts (the default statement templates do not "
+        "quote it). Phone numbers and emails in it are masked (also in this run's parameters, replaced at its start); do "
+        "not paste customers' contact details.",
+    },
     "incident open --severity": {"zh-CN": "级别：low | medium | high | critical", "en": "low | medium | high | critical"},
     "incident open --local": {"zh-CN": "在本终端运行流程，而不是在已部署的服务上运行。",
                               "en": "Run the flow in this terminal instead of on the served deployment."},

@@ -68,6 +68,8 @@ register_messages(
         "incident.approved.core_resumed": {"zh-CN": "核心客户致歉已复核，流程已继续发送。",
                                            "en": "Core apologies reviewed; the flow was resumed and sends them."},
         "incident.approved.takedown": {"zh-CN": "已确认人工下架。", "en": "Manual take-down confirmed."},
+        "incident.exclude_needs_core": {"zh-CN": "--exclude 只能与 --core 一起用（复核核心客户的致歉时排除客户）",
+                                        "en": "--exclude goes with --core (it leaves customers out at the core review)"},
         "incident.next": {"zh-CN": "下一步待审批：{what}（再次运行 approve）", "en": "Next waiting: {what} (run approve again)"},
         "incident.closed": {"zh-CN": "事件 {incident_id} 已关闭。", "en": "Incident {incident_id} closed."},
         "incident.unfinished": {
@@ -132,7 +134,10 @@ def _template_warnings(out: bool = True) -> None:
 @app.command("open")
 def open_cmd(
     sku: list[str] = typer.Option(..., "--sku", help="Product SKU concerned (repeat for several)."),
-    reason: str = typer.Option(..., "--reason", help="What happened, in one sentence (goes into the statement draft)."),
+    reason: str = typer.Option(..., "--reason", help=(
+        "What happened, in one sentence; it goes into the incident and its alerts (the default statement templates do not "
+        "quote it). Phone numbers and emails in it are masked (also in this run's parameters, replaced at its start); do "
+        "not paste customers' contact details.")),
     severity: str = typer.Option("high", "--severity", help="low | medium | high | critical"),
     local: bool = typer.Option(False, "--local", help="Run the flow in this terminal instead of on the served deployment."),
     by: Optional[str] = typer.Option(None, "--by", help="Who opens it (default: your login)."),
@@ -272,6 +277,8 @@ def approve_cmd(
     from tasks.crisis.incidents import get_incident, get_step
     from tasks.crisis.runs import resume, run_state
 
+    if exclude and not core:  # an exclusion is a decision of the core review: never dropped silently
+        raise typer.BadParameter(t("incident.exclude_needs_core"), param_hint="'--exclude'")
     engine = _engine()
     inc = get_incident(engine, incident_id)
     if inc is None:
@@ -306,10 +313,13 @@ def approve_cmd(
     if do_core:
         resumed = False
         if paused_for == "core-review":
+            reviews_before = len(_core_reviews(engine, incident_id))
             resume(inc["flow_run_id"], {"approve": True, "reviewer": who, "exclude_customers": list(exclude),
                                         "note": "approved from the CLI"})
             resumed = _continued(lambda: awaiting_review(incident_id, engine).empty)
             typer.echo(t("incident.approved.core_resumed" if resumed else "incident.not_continued"))
+            if resumed and exclude:  # the flow's warning is in the run log: here too
+                _warn_not_excluded(incident_id, _core_reviews(engine, incident_id)[reviews_before:])
         if not resumed:
             res = release_core(incident_id, who, list(exclude), engine=engine)
             send_apologies(incident_id, engine)
@@ -317,11 +327,32 @@ def approve_cmd(
             # (a customer named who could not be excluded any more: release_core's warning, on stderr)
             typer.echo(t("incident.approved.core", released=res["released"], held=res["held"]))
         did = True
+    if exclude and not do_core:  # no core review waits: nobody named is excluded now
+        typer.echo(t("incident.nothing_pending", incident_id=incident_id), err=True)
+        _warn_not_excluded(incident_id, [{"not_excluded": sorted(set(exclude))}])
+        raise typer.Exit(1)
     if not did:
         typer.echo(t("incident.nothing_pending", incident_id=incident_id))
         return
     if do_statement and core_pending and not do_core:
         typer.echo(t("incident.next", what="--core"))
+
+
+def _core_reviews(engine, incident_id: str) -> list[dict]:
+    """The core reviews recorded for the incident (``compensation.core_reviewed``), oldest first."""
+    from tasks.crisis.incidents import incident_audit
+
+    ev = incident_audit(engine, incident_id)
+    return [json.loads(e.detail or "{}") for e in ev.itertuples(index=False) if e.action == "compensation.core_reviewed"]
+
+
+def _warn_not_excluded(incident_id: str, reviews: list[dict]) -> None:
+    """The catalogued "not excluded" line on stderr, naming the customers, when any."""
+    from tasks.crisis import messages  # noqa: F401  (crisis.review.not_excluded)
+
+    names = sorted({str(c) for r in reviews for c in (r.get("not_excluded") or [])})
+    if names:
+        typer.echo(t("crisis.review.not_excluded", incident_id=incident_id, customers=join_list(names)), err=True)
 
 
 @app.command("close")
