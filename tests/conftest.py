@@ -19,6 +19,8 @@ os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
 os.environ.setdefault("DO_NOT_TRACK", "1")
 os.environ.setdefault("GX_ANALYTICS_ENABLED", "false")
 os.environ.setdefault("PREFECT_LOGGING_EXTRA_LOGGERS", "userops")
+# userops lines outside a flow run (a CLI command) stay on the terminal; not a warning each
+os.environ.setdefault("PREFECT_LOGGING_TO_API_WHEN_MISSING_FLOW", "ignore")
 # the test servers (the session's and those the deploy tests start) write received events every
 # 0.5 s instead of 5: a test that waits for an event (spike, health breach, automation) waited
 # up to 5 s for each
