@@ -174,7 +174,7 @@ def crisis_response(
     # a SKU no order has (a typo) would open a real incident, take it down and announce it
     unknown = unknown_skus(engine, skus)
     if unknown and not unknown_ok:
-        raise ValueError(t("crisis.unknown_sku", skus=join_list(unknown)))
+        raise ValueError(unknown_sku_text(unknown))
 
     inc = open_or_join_task(skus, reason, severity, me["source"], me["actor"], me["flow_run_id"])
     incident_id = inc["incident_id"]
@@ -230,7 +230,7 @@ def crisis_response(
                 break
 
     rep = build_report(incident_id, engine)
-    publish_artifact(incident_id, report_markdown(rep), f"3C checklist of {incident_id}")
+    publish_artifact(incident_id, report_markdown(rep), t("crisis.artifact.description", incident_id=incident_id))
     summary = {
         "incident_id": incident_id,
         "joined": inc["joined"],
@@ -266,6 +266,28 @@ def _replace_reason_parameter(flow_run_id: str | None, reason: str, logger) -> N
 
 
 # --------------------------------------------------------------------------- the human waits
+# The forms' and the run log's words name a form field by the title the form shows
+# (form.* / param.* in flows/texts.py), never by its parameter name.
+def unknown_sku_text(skus, lang: str | None = None) -> str:
+    return t("crisis.unknown_sku", lang, skus=join_list(skus, lang), unknown_ok=t("param.crisis.unknown_ok.title", lang))
+
+
+def statement_form_text(incident_id: str, due, manual_takedown: bool, lang: str | None = None) -> str:
+    """The statement pause form's description (where the statement goes, the Clarify deadline)."""
+    channels = get_settings().crisis.statement_channels
+    takedown = t("crisis.statement.form.takedown", lang, confirmed=t("form.statement.takedown_confirmed.title", lang))
+    return t("crisis.statement.form", lang, incident_id=incident_id,
+             approve=t("form.statement.approve.title", lang),
+             channels=join_list(channels, lang) if channels else t("crisis.statement.channels.default", lang),
+             due=to_shop_str(due), takedown=takedown if manual_takedown else "")
+
+
+def review_form_text(incident_id: str, n: int, sample: str, due, lang: str | None = None) -> str:
+    """The core review pause form's description."""
+    return t("crisis.review.form", lang, incident_id=incident_id, n=n, sample=sample, due=to_shop_str(due),
+             approve=t("form.review.approve.title", lang), exclude=t("form.review.exclude_customers.title", lang))
+
+
 def _wait_until(incident_id: str, hours: float) -> datetime:
     return get_incident(get_engine(), incident_id)["opened_at"] + timedelta(hours=hours)
 
@@ -288,16 +310,11 @@ def _wait_for_statement(incident_id: str, flow_run_id: str | None, logger) -> bo
         control = get_step(engine, incident_id, "control")
         clarify = get_step(engine, incident_id, "clarify")
         form = StatementApproval.with_initial_data(
-            description=t(
-                "crisis.statement.form",
-                incident_id=incident_id,
-                channels=", ".join(cfg.statement_channels) or "operator channels",
-                due=to_shop_str(clarify["deadline_at"]),
-                takedown=t("crisis.statement.form.takedown") if control["status"] != "done" else "",
-            ),
+            description=statement_form_text(incident_id, clarify["deadline_at"], control["status"] != "done"),
             statement=inc["statement"] or "",
         )
-        logger.info(t("crisis.wait.statement", incident_id=incident_id, until=to_shop_str(until)))
+        logger.info(t("crisis.wait.statement", incident_id=incident_id, due=to_shop_str(clarify["deadline_at"]),
+                      until=to_shop_str(until)))
         try:
             answer = pause_flow_run(
                 wait_for_input=form,
@@ -338,11 +355,12 @@ def _wait_for_core_review(incident_id: str, flow_run_id: str | None, logger, key
             return False
         attempt = next(keys)
         sample = review_sample(pending, engine)
+        due = get_step(engine, incident_id, "compensate")["deadline_at"]
         form = CoreReview.with_initial_data(
-            description=t("crisis.review.form", incident_id=incident_id, n=len(pending), sample=sample,
-                          due=to_shop_str(get_step(engine, incident_id, "compensate")["deadline_at"])),
+            description=review_form_text(incident_id, len(pending), sample, due),
         )
-        logger.info(t("crisis.wait.review", incident_id=incident_id, n=len(pending), until=to_shop_str(until)))
+        logger.info(t("crisis.wait.review", incident_id=incident_id, n=len(pending), due=to_shop_str(due),
+                      until=to_shop_str(until)))
         try:
             answer = pause_flow_run(wait_for_input=form, timeout=max(1, int(remaining)),
                                     poll_interval=cfg.pause_poll_seconds, key=f"core-review-{attempt}")

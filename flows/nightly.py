@@ -68,8 +68,7 @@ def nightly(
         stats["stages"]["ingest"] = round(time.perf_counter() - t, 2)
         for name, stage in _later_stages():
             t = time.perf_counter()
-            logger.info("%s", text("log.nightly.stage", stage=name))
-            stats[name] = _body(stage)(as_of=as_of, run_id=run_id)
+            stats[name] = run_stage(name, stage, as_of, run_id, logger)
             stats["stages"][name] = round(time.perf_counter() - t, 2)
     except Exception as exc:
         stats["duration_s"] = round(time.perf_counter() - t0, 2)
@@ -79,6 +78,30 @@ def nightly(
     finish_run(run_id, "completed", stats)
     logger.info("%s", text("log.nightly.done", as_of=as_of, seconds=f"{stats['duration_s']:.1f}"))
     return stats
+
+
+# stages whose flow logs its own summary lines (flows/churn.py score_churn): not logged twice
+LOGS_OWN_SUMMARY = {"churn"}
+
+
+def stage_name(name: str, lang: str | None = None) -> str:
+    """A nightly stage in the operator's words (``nightly.stage_name.*``; a stage added to
+    flows/stages.py without one keeps its code name)."""
+    try:
+        return text(f"nightly.stage_name.{name}", lang)
+    except KeyError:
+        return name
+
+
+def run_stage(name: str, stage, as_of: date, run_id: str, logger) -> dict:
+    """Run one stage inside the nightly run; its ``summary`` lines go to the run's log (the
+    operator reads the night there), after the line naming the stage."""
+    logger.info("%s", text("log.nightly.stage", stage=stage_name(name)))
+    out = _body(stage)(as_of=as_of, run_id=run_id)
+    if name not in LOGS_OWN_SUMMARY and isinstance(out, dict):
+        for line in out.get("summary") or []:
+            logger.info("%s", line)
+    return out
 
 
 def _body(stage):

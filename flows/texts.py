@@ -126,6 +126,16 @@ register(
         },
         "form.review.note.title": {"zh-CN": "备注", "en": "Note"},
         "form.review.note.description": {"zh-CN": "可选，记入记录。", "en": "Optional note for the record."},
+        # ------------------------------------------------------------ run-log lines (nightly)
+        # the nightly run's stages as its run log names them (flows/stages.py NIGHTLY_STAGES)
+        "nightly.stage_name.ingest": {"zh-CN": "导入数据", "en": "ingest"},
+        "nightly.stage_name.quarantine-report": {"zh-CN": "隔离区报告", "en": "quarantine report"},
+        "nightly.stage_name.tags": {"zh-CN": "客户标签", "en": "customer tags"},
+        "nightly.stage_name.health": {"zh-CN": "健康检查", "en": "health check"},
+        "nightly.stage_name.churn": {"zh-CN": "流失评分", "en": "churn scoring"},
+        "nightly.stage_name.campaigns": {"zh-CN": "营销活动", "en": "campaigns"},
+        "nightly.stage_name.crisis": {"zh-CN": "危机检查", "en": "crisis check"},
+        "nightly.stage_name.digest": {"zh-CN": "夜间摘要", "en": "nightly digest"},
         # ------------------------------------------------------------ run-log lines (crisis-response)
         "log.crisis.take_over": {
             "zh-CN": "事件 {incident_id}：原先推进它的运行已不在（崩溃、取消或已结束），由本次运行接管",

@@ -141,6 +141,10 @@ register(
             "zh-CN": "运行 {run} 崩溃告警：已排队 {n} 条",
             "en": "crash alert for {run}: {n} queued",
         },
+        "log.alerts.delivery_failed": {
+            "zh-CN": "告警：发送失败（{error}），告警留在队列中，下次发送时重试",
+            "en": "alerts: delivery failed ({error}); the alerts stay queued for the next delivery",
+        },
         "log.alerts.quarantine_check_failed": {
             "zh-CN": "告警：{flow} 的隔离检查失败（{error}）",
             "en": "alerts: quarantine check of {flow} failed ({error})",

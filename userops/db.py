@@ -21,9 +21,21 @@ import pandas as pd
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 
+from userops.i18n import register, t
 from userops.settings import PROJECT_ROOT, get_settings
 
 log = logging.getLogger(__name__)
+
+register(
+    {
+        # a warning in the nightly run's log (the operator reads it in the Prefect UI)
+        "log.db.checkpoint_failed": {
+            "zh-CN": "数据库预写日志未能在夜间运行旁合并入数据库（{error}）；下一次提交时会自动合并，无需处理",
+            "en": "the database's write-ahead log could not be folded in beside the nightly run ({error}); "
+            "the next commit does it, nothing to do",
+        },
+    }
+)
 
 MIGRATIONS_DIR = PROJECT_ROOT / "sql" / "migrations"
 QUERIES_DIR = PROJECT_ROOT / "sql" / "queries"
@@ -475,11 +487,11 @@ def _checkpoint(engine: Engine, result: dict) -> None:
         with engine.connect() as conn:
             busy, logged, done = conn.connection.driver_connection.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchone()
         result.update(busy=bool(busy), pages=int(logged), checkpointed=int(done))
-        log.info("write-ahead log folded into the database beside the night: %d of %d pages in %.2f s",
+        log.debug("write-ahead log folded into the database beside the night: %d of %d pages in %.2f s",
                  int(done), int(logged), time.perf_counter() - t0)
     except Exception as exc:  # the next automatic checkpoint folds the log in instead
         result["error"] = f"{type(exc).__name__}: {exc}"
-        log.warning("checkpoint beside the refresh failed (the next commit's checkpoint does it): %s", result["error"])
+        log.warning("%s", t("log.db.checkpoint_failed", error=result["error"]))
     result["seconds"] = round(time.perf_counter() - t0, 2)
 
 

@@ -28,6 +28,7 @@ CATALOGUES = (
     "models.scoring",
     "flows.texts",
     "userops.reports",
+    "userops.db",
 )
 # the command line's own texts are registered by its modules (userops/cli/*), used only there
 

@@ -15,7 +15,9 @@ def deliver_task() -> dict:
     try:
         return deliver_pending()
     except Exception as exc:  # e.g. the warehouse is unreachable: alerts stay queued
-        logging.getLogger("userops.alerts").warning("alerts: delivery failed (%s)", type(exc).__name__)
+        from userops.i18n import t
+
+        logging.getLogger("userops.alerts").warning("%s", t("log.alerts.delivery_failed", error=type(exc).__name__))
         return {"error": type(exc).__name__}
 
 

@@ -64,21 +64,23 @@ register(
         },
         "crisis.unknown_sku": {
             "zh-CN": "仓库里没有任何订单含这些 SKU：{skus}。未开启事件（没有下架、声明或告警）。请检查 SKU 编码后重新运行；"
-            "确实要为它们开启事件，请在运行表单中勾选 unknown_ok（命令行：--unknown-ok）。",
+            "确实要为它们开启事件，请在运行表单中勾选「{unknown_ok}」（命令行：--unknown-ok）。",
             "en": "No order in the warehouse has these SKUs: {skus}. No incident was opened (no take-down, statement or "
-            "alert). Check the SKU codes and run again; to open it for them anyway, tick unknown_ok in the Run form "
+            "alert). Check the SKU codes and run again; to open it for them anyway, tick \"{unknown_ok}\" in the Run form "
             "(command line: --unknown-ok).",
         },
         "crisis.wait.statement": {
-            "zh-CN": "事件 {incident_id}：等待人工审批官方声明（截止 {until}，店铺时间）。请在 Prefect 界面本次运行的页面点 Resume "
-            "填写表单，或运行 `userops incident approve {incident_id} --statement`。",
-            "en": "Incident {incident_id}: waiting for a human to approve the statement (until {until} shop time). Use the "
+            "zh-CN": "事件 {incident_id}：等待人工审批官方声明。澄清事实截止 {due}；本次运行等待审批至 {until}（均为店铺时间），"
+            "届时仍未审批则不发布声明。请在 Prefect 界面本次运行的页面点 Resume 填写表单，或运行 `userops incident approve {incident_id} --statement`。",
+            "en": "Incident {incident_id}: waiting for a human to approve the statement. Clarify is due {due}; this run waits "
+            "for the approval until {until} (both shop time), then publishes nothing. Use the "
             "Resume button on this run in the Prefect UI, or run `userops incident approve {incident_id} --statement`.",
         },
         "crisis.wait.review": {
-            "zh-CN": "事件 {incident_id}：{n} 位核心客户的致歉等待人工复核（截止 {until}，店铺时间）。请在 Prefect 界面本次运行的页面点 "
-            "Resume 填写表单，或运行 `userops incident approve {incident_id} --core`。",
-            "en": "Incident {incident_id}: apologies to {n} core customers wait for a human review (until {until} shop time). "
+            "zh-CN": "事件 {incident_id}：{n} 位核心客户的致歉等待人工复核。补偿用户截止 {due}；本次运行等待复核至 {until}（均为店铺时间），"
+            "届时仍未复核则致歉保持暂缓。请在 Prefect 界面本次运行的页面点 Resume 填写表单，或运行 `userops incident approve {incident_id} --core`。",
+            "en": "Incident {incident_id}: apologies to {n} core customers wait for a human review. Compensate is due {due}; "
+            "this run waits for the review until {until} (both shop time), then keeps them held. "
             "Use the Resume button on this run in the Prefect UI, or run `userops incident approve {incident_id} --core`.",
         },
         "crisis.timeout.statement": {
@@ -125,20 +127,23 @@ register(
             "en": "Official statement published (incident {incident_id})",
         },
         "crisis.statement.form": {
-            "zh-CN": "**事件 {incident_id} 的官方声明草稿**\n\n请修改下方声明文本，勾选 approve 后提交即发布到 {channels}。"
+            "zh-CN": "**事件 {incident_id} 的官方声明草稿**\n\n请修改下方声明文本，勾选「{approve}」后提交即发布到{channels}。"
             "澄清事实截止 {due}（店铺时间）。{takedown}",
-            "en": "**Draft official statement for incident {incident_id}**\n\nEdit the statement below, tick approve and "
+            "en": "**Draft official statement for incident {incident_id}**\n\nEdit the statement below, tick \"{approve}\" and "
             "submit to publish it to {channels}. Clarify is due {due} (shop time). {takedown}",
         },
+        "crisis.actor.ui_operator": {"zh-CN": "运营人员（Prefect 界面）", "en": "operator (Prefect UI)"},
+        "crisis.statement.channels.default": {"zh-CN": "告警渠道", "en": "the alert channels"},
+        "crisis.artifact.description": {"zh-CN": "事件 {incident_id} 的 3C 处理清单", "en": "3C checklist of incident {incident_id}"},
         "crisis.statement.form.takedown": {
-            "zh-CN": "下架仍需人工完成：完成后请勾选 takedown_confirmed。",
-            "en": "The take-down is a manual task: tick takedown_confirmed once it is done.",
+            "zh-CN": "下架仍需人工完成：完成后请勾选「{confirmed}」。",
+            "en": "The take-down is a manual task: tick \"{confirmed}\" once it is done.",
         },
         "crisis.review.form": {
             "zh-CN": "**事件 {incident_id}：{n} 位核心客户的致歉消息等待人工复核**\n\n示例（已脱敏）：\n\n{sample}\n\n"
-            "勾选 approve 发送；exclude_customers 中的客户什么都不会收到（不发致歉，也不列入回访清单）。补偿用户截止 {due}（店铺时间）。",
+            "勾选「{approve}」发送；「{exclude}」中的客户什么都不会收到（不发致歉，也不列入回访清单）。补偿用户截止 {due}（店铺时间）。",
             "en": "**Incident {incident_id}: apologies to {n} core customers await review**\n\nSample (masked):\n\n{sample}\n\n"
-            "Tick approve to send; customers listed in exclude_customers get nothing (no apology, not on the call list). Compensate is due {due} (shop time).",
+            "Tick \"{approve}\" to send; customers listed in \"{exclude}\" get nothing (no apology, not on the call list). Compensate is due {due} (shop time).",
         },
         "crisis.reminder.title": {
             "zh-CN": "提醒：事件 {incident_id} 的「{step}」已用去 {pct}% 时间",

@@ -22,6 +22,7 @@ from sqlalchemy.engine import Connection, Engine
 from tasks.crisis.messages import STEP_STATUSES
 from tasks.crisis.compensate import EXCLUDED_REMEDY, campaign_name
 from tasks.crisis.incidents import close_incident_row, get_incident, timeline
+from tasks.crisis.runs import UI_OPERATOR
 from tasks.crisis.spike import reason_text
 from tasks.crisis.util import fmt_duration, read, to_shop_str
 from userops.clock import utcnow
@@ -157,6 +158,12 @@ def code_word(code, lang: str | None = None) -> str:
     return "-" if is_missing(code) else code_words(lang).get(str(code), str(code))
 
 
+def actor_word(actor, lang: str | None = None) -> str:
+    """Who acted, as stored (a name, ``cli:<user>``, ``automation:<name>``), with the Prefect
+    UI's operator in the operator's words ("-" when missing)."""
+    return t("crisis.actor.ui_operator", lang) if isinstance(actor, str) and actor == UI_OPERATOR else or_dash(actor, "-")
+
+
 def report_markdown(rep: dict, lang: str | None = None) -> str:
     lang = lang or get_settings().language
     zh = lang == "zh-CN"
@@ -171,7 +178,7 @@ def report_markdown(rep: dict, lang: str | None = None) -> str:
     lines.append("- " + " · ".join(labelled(label, w(rep[k]), lang) for label, k in (
         (L("级别", "Severity"), "severity"), (L("来源", "Source"), "source"), (L("状态", "Status"), "status"))))
     gap = "" if zh else " "  # （…） takes no space before it
-    lines.append("- " + labelled(L("开启", "Opened"), to_shop_str(rep["opened_at"]) + gap + parens(or_dash(rep["opened_by"], "-"), lang), lang)
+    lines.append("- " + labelled(L("开启", "Opened"), to_shop_str(rep["opened_at"]) + gap + parens(actor_word(rep["opened_by"], lang), lang), lang)
                  + (" · " + labelled(L("关闭", "Closed"), to_shop_str(rep["closed_at"]), lang) if rep.get("closed_at") else ""))
     lines += ["", f"## {L('时间线', 'Timeline')}", "",
               f"| {L('步骤', 'Step')} | {L('截止', 'Deadline')} | {L('状态', 'Status')} | {L('完成时间', 'Done at')} | "
@@ -186,7 +193,7 @@ def report_markdown(rep: dict, lang: str | None = None) -> str:
         sent = st["reminders_sent"]
         sent = json.loads(sent) if isinstance(sent, str) and sent.strip() else (sent if isinstance(sent, list) else [])
         lines.append(f"| {names.get(st['step'], st['step'])} | {to_shop_str(st['deadline_at'])} | {w(st['status'])} | "
-                     f"{to_shop_str(st['done_at'])} | {or_dash(st['done_by'], '-')} | {met_s} | "
+                     f"{to_shop_str(st['done_at'])} | {actor_word(st['done_by'], lang)} | {met_s} | "
                      f"{join_list((L('已升级', 'escalated') if x == 'escalated' else f'{x}%' for x in sent), lang) or '-'} |")
     excluded = int(rep.get("excluded") or 0)  # a report stored before this field: none shown
     lines += ["", f"## {L('补偿', 'Compensation')}", "",

@@ -9,6 +9,9 @@ from __future__ import annotations
 from uuid import UUID
 
 ALIVE = {"SCHEDULED", "PENDING", "RUNNING", "PAUSED", "CANCELLING"}
+# the actor stored for a run started by hand in the Prefect UI (shown in the shop's language:
+# tasks.crisis.report.actor_word)
+UI_OPERATOR = "operator (Prefect UI)"
 
 
 def current_run() -> dict:
@@ -21,7 +24,7 @@ def current_run() -> dict:
     fr = ctx.flow_run
     created = getattr(fr, "created_by", None)
     tags = list(fr.tags or [])
-    source, actor = "manual", "operator (Prefect UI)"
+    source, actor = "manual", UI_OPERATOR
     if created is not None and str(getattr(created, "type", "")).upper() == "AUTOMATION":
         source, actor = "spike", f"automation:{created.display_value or created.id}"
     elif any(tg.startswith("userops-cli:") for tg in tags):

@@ -601,15 +601,14 @@ def test_a_sku_no_order_has_stops_the_run_before_anything_is_opened(prefect_serv
                                                                       order_system, monkeypatch):
     """From the UI's Run form, a typo in a SKU would open a real incident (take-down, pause,
     alerts): the flow refuses it as ``userops incident open`` does, unless unknown_ok."""
-    from flows.crisis import crisis_response
-    from userops.i18n import t
+    from flows.crisis import crisis_response, unknown_sku_text
 
     use(monkeypatch, USEROPS_CRISIS__STATEMENT_WAIT_HOURS=0, USEROPS_CRISIS__CORE_REVIEW_WAIT_HOURS=0)
     shop(sqlite_warehouse, CUSTOMERS)
     state = crisis_response(skus=["SKU-BAD", "SKU-I"], reason="杯盖漏水", return_state=True)
     assert state.is_failed()
-    assert t("crisis.unknown_sku", "zh-CN", skus="SKU-I") in str(state.message), state.message
-    assert "unknown_ok" in str(state.message)
+    assert unknown_sku_text(["SKU-I"], "zh-CN") in str(state.message), state.message
+    assert "允许未知 SKU" in str(state.message) and "unknown_ok" not in str(state.message)
     for table in ("incidents", "incident_skus", "incident_customers", "audit_log"):
         assert read_frame(sqlite_warehouse, f"SELECT 1 FROM {table}").empty, table
     # no opening announced, no take-down task: only the failed run's own alert (flows/hooks.py)

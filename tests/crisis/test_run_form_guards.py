@@ -67,16 +67,16 @@ def test_wait_and_timeout_lines_are_catalogued_and_say_where_to_act(lang):
     from userops.i18n import t
 
     iid = "INC-20261120-1400-AB12"
-    wait = t("crisis.wait.statement", lang, incident_id=iid, until="2026-11-21 10:00")
-    review = t("crisis.wait.review", lang, incident_id=iid, n=3, until="2026-11-21 14:00")
+    wait = t("crisis.wait.statement", lang, incident_id=iid, due="2026-11-20 18:00", until="2026-11-21 10:00")
+    review = t("crisis.wait.review", lang, incident_id=iid, n=3, due="2026-11-21 14:00", until="2026-11-21 14:00")
     assert "Resume" in wait and f"userops incident approve {iid} --statement" in wait
     assert "Resume" in review and f"userops incident approve {iid} --core" in review
     assert f"userops incident approve {iid} --statement" in t("crisis.timeout.statement", lang, incident_id=iid)
     assert f"userops incident approve {iid} --core" in t("crisis.timeout.review", lang, incident_id=iid)
-    unknown = t("crisis.unknown_sku", lang, skus="SKU-I")
-    assert "SKU-I" in unknown and "unknown_ok" in unknown
+    unknown = t("crisis.unknown_sku", lang, skus="SKU-I", unknown_ok=t("param.crisis.unknown_ok.title", lang))
+    assert "SKU-I" in unknown and t("param.crisis.unknown_ok.title", lang) in unknown
     if lang == "zh-CN":  # full-width punctuation
-        assert "（截止" in wait and "（截止" in review and "SKU：SKU-I" in unknown
+        assert "（均为店铺时间）" in wait and "（均为店铺时间）" in review and "SKU：SKU-I" in unknown
 
 
 def test_replacing_the_reason_parameter_is_best_effort(monkeypatch):
