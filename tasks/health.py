@@ -134,6 +134,16 @@ register(
         "health.report.trend": {"zh-CN": "近 {days} 天趋势", "en": "Trend over the last {days} days"},
         "health.report.days_after": {"zh-CN": "首单后天数", "en": "days after the first order"},
         "health.report.repurchased": {"zh-CN": "已复购占比", "en": "share who bought again"},
+        "health.report.html_title": {"zh-CN": "用户健康度日报 {as_of}", "en": "Customer health report {as_of}"},
+        # no CJK font: the charts' labels fall back to English (said once in the report and the run log)
+        "health.report.no_cjk_font": {
+            "zh-CN": "注意：本机未安装中文字体，图表中的文字以英文显示。安装 Noto Sans CJK SC（Debian/Ubuntu：`apt-get install fonts-noto-cjk`）后，图表将以中文显示。",
+            "en": "Note: no CJK font is installed on this machine, so the charts' labels are in English. Install Noto Sans CJK SC (Debian/Ubuntu: `apt-get install fonts-noto-cjk`) for Chinese labels.",
+        },
+        "log.health.no_cjk_font": {
+            "zh-CN": "健康度报告：未安装中文字体，图表文字以英文显示；请安装 Noto Sans CJK SC（Debian/Ubuntu：apt-get install fonts-noto-cjk）",
+            "en": "health report: no CJK font installed, the charts' labels are in English; install Noto Sans CJK SC (Debian/Ubuntu: apt-get install fonts-noto-cjk)",
+        },
     }
 )
 
@@ -141,6 +151,18 @@ register(
 # ----------------------------------------------------------------------------- snapshot
 def _ratio(a, b):
     return None if not b else float(a) / float(b)
+
+
+# a retention curve's point at day d counts the cohort's customers whose first order is at
+# least d days old: the curve stops where fewer than half the cohort, or fewer than
+# CURVE_MIN_ELIGIBLE customers (the whole cohort when it is smaller), are that old (docs/tags.md)
+CURVE_MIN_ELIGIBLE = 30
+CURVE_MIN_ELIGIBLE_SHARE = 0.5
+
+
+def curve_min_eligible(size: int) -> int:
+    """How many of a cohort of ``size`` customers must be eligible for a curve's point."""
+    return max(1, int(np.ceil(CURVE_MIN_ELIGIBLE_SHARE * size)), min(CURVE_MIN_ELIGIBLE, size))
 
 
 def compute_metrics(tags: pd.DataFrame, base: pd.DataFrame, as_of: date, engine: Engine) -> dict:
@@ -207,9 +229,13 @@ def compute_metrics(tags: pd.DataFrame, base: pd.DataFrame, as_of: date, engine:
         ages = c["age"].to_numpy()
         days = np.arange(0, horizon + 1)
         curve = []
+        need = curve_min_eligible(len(c))
         for d in days[:: max(1, horizon // 30)]:
             elig = ages >= d
-            curve.append([int(d), _ratio(int((elig & (gaps <= d)).sum()), int(elig.sum()))])
+            n_elig = int(elig.sum())
+            if n_elig < need:  # survivor bias: the curve stops where too few customers are old enough
+                break
+            curve.append([int(d), _ratio(int((elig & (gaps <= d)).sum()), n_elig)])
         curves[month] = curve
     m["retention_curves"] = curves
 
@@ -531,6 +557,7 @@ def _plot_lang(lang: str | None) -> str:
     names = {f.name for f in font_manager.fontManager.ttflist}
     found = [n for n in cjk if n in names]
     if not found:
+        log.warning("%s", t("log.health.no_cjk_font", lang))
         return "en"
     rcParams["font.sans-serif"] = found + list(rcParams["font.sans-serif"])
     return lang
@@ -562,7 +589,8 @@ def write_report(as_of: date, m: dict, engine: Engine | None = None, lang: str |
     s = get_settings()
     as_of = pd.Timestamp(as_of).date()
     hist = history(engine, as_of, s.health.trend_days)
-    text_lang, lang = lang, _plot_lang(lang)
+    text_lang = lang or s.language
+    lang = _plot_lang(text_lang)
     images = []
     small: list[str] = []  # the artifact's copies of the key charts: trend, retention
 
@@ -574,7 +602,8 @@ def write_report(as_of: date, m: dict, engine: Engine | None = None, lang: str |
 
     fig, ax = plt.subplots(figsize=(7, 3.6))
     segs = [k for k in m["segments"]]
-    ax.barh(segs[::-1], [m["segments"][k] for k in segs][::-1], color="#F58518")
+    seg_names = [t(f"tags.segment.{k}", lang) if k in SEGMENTS else k for k in segs]
+    ax.barh(seg_names[::-1], [m["segments"][k] for k in segs][::-1], color="#F58518")
     ax.set_title(t("health.report.segments", lang))
     images.append((t("health.report.segments", lang), _png(fig)))
 
@@ -598,9 +627,13 @@ def write_report(as_of: date, m: dict, engine: Engine | None = None, lang: str |
         if thr is not None:
             ax.axhline(thr, color="red", linestyle="--", linewidth=1)
         ax.set_title(t(f"health.metric.{metric}", lang), fontsize=9)
+        # the window the title names, whatever the history holds (one snapshot spanned years)
+        ax.set_xlim(pd.Timestamp(as_of - timedelta(days=s.health.trend_days)), pd.Timestamp(as_of))
         ax.tick_params(axis="x", labelrotation=30, labelsize=7)
     fig.tight_layout()
     images.append((t("health.report.trend", lang, days=s.health.trend_days), _png(fig, small)))
+
+    import html as _h
 
     md = report_markdown(m, hist, None, text_lang)
     table_html = _markdown_table_html(md)
@@ -610,10 +643,11 @@ def write_report(as_of: date, m: dict, engine: Engine | None = None, lang: str |
         t("health.report.retention", text_lang),
         t("health.report.trend", text_lang, days=s.health.trend_days),
     ]
-    body = "".join(f"<h2>{title}</h2><img alt='{title}' src='data:image/png;base64,{img}'/>" for title, (_, img) in zip(titles, images))
+    note = f"<p class='note'>{_h.escape(t('health.report.no_cjk_font', text_lang))}</p>" if lang != text_lang else ""
+    body = note + "".join(f"<h2>{title}</h2><img alt='{title}' src='data:image/png;base64,{img}'/>" for title, (_, img) in zip(titles, images))
     html = (
-        "<!doctype html><html><head><meta charset='utf-8'><title>userops health "
-        f"{as_of}</title><style>body{{font-family:sans-serif;max-width:960px;margin:2em auto}}"
+        f"<!doctype html><html lang='{_h.escape(text_lang)}'><head><meta charset='utf-8'><title>"
+        f"{_h.escape(t('health.report.html_title', text_lang, as_of=as_of))}</title><style>body{{font-family:sans-serif;max-width:960px;margin:2em auto}}"
         "table{border-collapse:collapse}td,th{border:1px solid #ccc;padding:4px 8px;text-align:right}"
         "td:first-child{text-align:left}</style></head><body>"
         f"{table_html}{body}</body></html>"
