@@ -463,7 +463,13 @@ def finalize_digest(run_id: str, as_of: date | str | None = None, engine: Engine
         from userops.clock import shop_today
 
         as_of = shop_today()
-    d = build_digest(as_of, run_id, engine=engine, error=error)
+    draft = _HELD_DRAFTS.pop(str(run_id), None)
+    try:
+        d = build_digest(as_of, run_id, engine=engine, error=error)
+    except Exception:
+        if draft is not None:  # the final digest cannot be built: the stage's draft is better than none
+            _publish_quietly(draft)
+        raise
     with engine.begin() as conn:
         updated = conn.execute(
             OUTBOX.update()
@@ -471,10 +477,7 @@ def finalize_digest(run_id: str, as_of: date | str | None = None, engine: Engine
             .values(title=d.title, body=d.body, severity=d.severity, payload=json.dumps(_digest_payload(d), ensure_ascii=False), next_attempt_at=utcnow())
         ).rowcount or 0
     queued = 0 if updated else queue_digest(d)
-    try:
-        publish_digest_artifact(d)
-    except Exception as exc:
-        log.warning("%s", t("alert.log.digest_artifact", error=type(exc).__name__))
+    _publish_quietly(d)
     return {"updated": updated, "queued": queued, "severity": d.severity}
 
 
@@ -492,6 +495,31 @@ def publish_digest_artifact(d: Digest) -> str | None:
     return key
 
 
+def _publish_quietly(d: Digest) -> str | None:
+    try:
+        return publish_digest_artifact(d)
+    except Exception as exc:  # the UI copy is a convenience; never fail the night for it
+        log.warning("%s", t("alert.log.digest_artifact", error=type(exc).__name__))
+        return None
+
+
+# the digest stage's drafts inside a nightly run, by run id: the run's completion or failure
+# hook (finalize_digest, same process) publishes the final digest under the key instead, so
+# the Artifacts history holds one version a night, not a draft beside every final one
+_HELD_DRAFTS: dict[str, Digest] = {}
+
+
+def finalized_by_the_run(run_id: str) -> bool:
+    """True when the digest of ``run_id`` is built inside that run (its stage's body runs in the
+    nightly run, or as its subflow): the run's hooks finalize and publish it."""
+    try:
+        from prefect.runtime import flow_run
+
+        return str(run_id) in {str(flow_run.id or ""), str(flow_run.parent_flow_run_id or "")}
+    except Exception:  # pragma: no cover - no run context
+        return False
+
+
 # ----------------------------------------------------------------------------- tasks
 @task(name="build-digest", cache_policy=NO_CACHE)
 def build_digest_task(as_of: date, run_id: str) -> Digest:
@@ -500,11 +528,17 @@ def build_digest_task(as_of: date, run_id: str) -> Digest:
 
 @task(name="publish-digest-artifact", cache_policy=NO_CACHE)
 def publish_digest_task(d: Digest) -> str | None:
-    try:
-        return publish_digest_artifact(d)
-    except Exception as exc:  # the UI copy is a convenience; never fail the night for it
-        log.warning("%s", t("alert.log.digest_artifact", error=type(exc).__name__))
-        return None
+    """Publish the digest, or - inside the nightly run - hold it for the run's hook, which
+    publishes the final one under the same key (returned)."""
+    if finalized_by_the_run(d.run_id):
+        _HELD_DRAFTS[str(d.run_id)] = d
+        try:
+            from tasks.artifacts import artifact_key
+
+            return artifact_key("digest")
+        except Exception:  # pragma: no cover - artifacts module missing
+            return DIGEST_ARTIFACT_KEY
+    return _publish_quietly(d)
 
 
 @task(name="queue-digest", cache_policy=NO_CACHE)

@@ -45,6 +45,15 @@ def ingest_result_flow(quarantined: int) -> dict:
     return {"ingest": {"customers": {"read": 1000, "loaded": 1000 - quarantined, "quarantined": quarantined}, "orders": {"read": 0, "loaded": 0, "quarantined": 0}}}
 
 
+def _digest_artifacts(run_id: str) -> list:
+    """The nightly-digest artifact's versions published by the run ``run_id``."""
+    from prefect.client.orchestration import get_client
+    from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterFlowRunId, ArtifactFilterKey
+
+    with get_client(sync_client=True) as client:
+        return client.read_artifacts(artifact_filter=ArtifactFilter(key=ArtifactFilterKey(any_=["nightly-digest"]), flow_run_id=ArtifactFilterFlowRunId(any_=[uuid.UUID(run_id)])))
+
+
 def _run_id(state) -> str:
     return str(state.state_details.flow_run_id)
 
@@ -241,6 +250,10 @@ def test_nightly_run_ends_with_the_digest(prefect_server, sqlite_warehouse, samp
     assert len(slack.received) == 1
     text = slack.received[0]["text"]
     customers = stats["ingest"]["customers"]
+    # one version of the digest artifact for the night: the final one (no draft without ingest lines beside it)
+    versions = _digest_artifacts(run_id)
+    assert len(versions) == 1 and "**运行**：完成" in versions[0].data and "阶段用时" in versions[0].data, [a.data for a in versions]
+    assert f"customers：抽取 {customers['read']:,}" in versions[0].data
     assert "夜间摘要 2026-11-20" in text and "运行：完成" in text and "阶段用时" in text
     assert f"customers：抽取 {customers['read']:,}，入库 {customers['loaded']:,}，隔离 {customers['quarantined']:,}" in text
     spikes = outbox(sqlite_warehouse, kind="quarantine_spike")
@@ -260,5 +273,7 @@ def test_failed_nightly_alerts_and_still_sends_a_digest(prefect_server, sqlite_w
     assert all(r.status == "sent" for r in outbox(sqlite_warehouse))
     digest = next(p for p in slack.received if "夜间摘要" in p["text"])
     assert "运行：失败" in digest["text"]
+    versions = _digest_artifacts(str(state.state_details.flow_run_id))  # the failure hook publishes it
+    assert len(versions) == 1 and "**运行**：失败" in versions[0].data, [a.data for a in versions]
     failure = next(p for p in slack.received if "流程失败" in p["text"])
     assert "no URL configured" in failure["text"] or "USEROPS_CRM__URL" in failure["text"]
