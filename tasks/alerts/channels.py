@@ -245,6 +245,10 @@ class Channel:
     def describe(self) -> str:
         return f"{self.name} ({self.type}, {self.source}, {self.rate_per_minute}/min)"
 
+    def ok_verdict(self, lang: str | None = None) -> str:
+        """A delivery pass's verdict when every alert was posted."""
+        return t("alert.deliver.ok", lang)
+
     def __repr__(self) -> str:  # never the URL
         return f"<{type(self).__name__} {self.name!r}>"
 
@@ -261,7 +265,10 @@ class LogChannel(Channel):
 
     def post(self, payload: dict) -> None:
         level = logging.WARNING if payload["severity"] in ("warning", "error", "critical") else logging.INFO
-        log.log(level, "alert [%s] %s", payload["severity"], clean(payload["title"]))
+        log.log(level, "%s", t("alert.log.log_channel", severity=payload["severity"], title=clean(payload["title"])))
+
+    def ok_verdict(self, lang: str | None = None) -> str:
+        return t("alert.deliver.log_only", lang)
 
 
 # ----------------------------------------------------------------------------- Slack

@@ -75,6 +75,15 @@ register(
         "alert.channel.wecom.other": {"zh-CN": "企业微信返回 errcode {code}：{errmsg}", "en": "WeCom errcode {code}: {errmsg}"},
         # a delivery pass's verdict per channel (`userops alert deliver`), the outbox's last error, the run log
         "alert.deliver.ok": {"zh-CN": "成功", "en": "ok"},
+        # the log channel (no alert channel configured): nothing was sent anywhere
+        "alert.deliver.log_only": {
+            "zh-CN": "未配置告警渠道，告警只写入了运行日志，没有发出：请配置 Slack、钉钉或企业微信（USEROPS_SLACK_WEBHOOK_URL 等设置，或 Prefect UI 的 Blocks；见 docs/alerts.md「Channels」）",
+            "en": "no alert channel is configured: the alerts were only written to the run log, not sent; configure Slack, DingTalk or WeCom (USEROPS_SLACK_WEBHOOK_URL etc., or a block in the Prefect UI; see docs/alerts.md, Channels)",
+        },
+        "alert.log.log_channel": {
+            "zh-CN": "告警（{severity}，未配置告警渠道，仅写入日志）：{title}",
+            "en": "alert ({severity}; no alert channel configured, written to the log only): {title}",
+        },
         "alert.deliver.ok_waiting": {"zh-CN": "成功，另有 {n} 条告警等下一分钟发送", "en": "ok, {n} alerts wait for the next minute"},
         "alert.deliver.not_configured": {"zh-CN": "未配置", "en": "not configured"},
         "alert.deliver.not_configured_error": {

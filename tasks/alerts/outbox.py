@@ -409,7 +409,7 @@ class _Deliverer:
             return t("alert.deliver.budget_used", self.lang, rate=chan.rate_per_minute)
         plans = self._plan(chan, rows, budget, secrets)
         pending = list(rows)
-        last_verdict = t("alert.deliver.ok", self.lang)
+        last_verdict = chan.ok_verdict(self.lang)
         for plan in plans:
             parts = chan.render(plan.message, self.lang)
             start = int(plan.rows[0].payload.get("_parts_sent", 0)) if len(plan.rows) == 1 else 0

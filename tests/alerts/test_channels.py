@@ -267,3 +267,23 @@ def test_payload_mentions_per_channel(dingtalk, slack, wecom, clock):
     assert wecom.received[-1]["text"]["mentioned_mobile_list"] == ["13900139000"]
     texts = json.dumps([dingtalk.message_texts(), slack.received[-1]["text"], slack.received[-1]["blocks"], wecom.contents()], ensure_ascii=False)
     assert "13900139000" not in texts
+
+
+def test_the_log_channel_says_nothing_was_sent_and_where_to_configure(warehouse, caplog):
+    """No alert channel configured: the run-log line is a catalogue text and the delivery
+    summary (deliver-alerts artifact) says the alerts were only written to the log, never '成功'."""
+    from datetime import date
+
+    from tasks.alerts import deliver_pending, enqueue_alert
+    from tasks.artifacts import alert_delivery_lines
+
+    enqueue_alert("health_breach", "投诉率 6% 超阈值", "details", severity="critical", day=date(2026, 11, 20))
+    with caplog.at_level("INFO", logger="userops.alerts"):
+        res = deliver_pending()
+    assert res["sent"] == 1
+    line = next(r.getMessage() for r in caplog.records if "投诉率 6% 超阈值" in r.getMessage())
+    assert "alert [critical]" not in line and "未配置告警渠道" in line, line
+    lines = alert_delivery_lines(res, "zh-CN")
+    log_line = next(x for x in lines if x.startswith("渠道 log"))
+    assert "成功" not in log_line and "只写入了运行日志" in log_line and "docs/alerts.md" in log_line, log_line
+    assert "USEROPS_SLACK_WEBHOOK_URL" in log_line
