@@ -20,7 +20,7 @@ from prefect import flow, get_run_logger
 from flows import texts  # noqa: F401  (registers the Run form's words)
 from flows.hooks import ALERT_HOOKS
 from tasks.ingest import SOURCE_TABLES, check_suites_task, ingest_task, new_run_id
-from tasks.runs import finish_run, start_run
+from tasks.runs import finish_run, stage_name, start_run
 from userops import run_names
 from userops.clock import shop_today
 from userops.db import migrate
@@ -82,15 +82,6 @@ def nightly(
 
 # stages whose flow logs its own summary lines (flows/churn.py score_churn): not logged twice
 LOGS_OWN_SUMMARY = {"churn"}
-
-
-def stage_name(name: str, lang: str | None = None) -> str:
-    """A nightly stage in the operator's words (``nightly.stage_name.*``; a stage added to
-    flows/stages.py without one keeps its code name)."""
-    try:
-        return text(f"nightly.stage_name.{name}", lang)
-    except KeyError:
-        return name
 
 
 def run_stage(name: str, stage, as_of: date, run_id: str, logger) -> dict:

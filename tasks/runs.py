@@ -27,3 +27,14 @@ def finish_run(run_id: str, status: str, stats: dict | None = None, error: str |
             sa.text("UPDATE pipeline_runs SET finished_at = :t, status = :s, stats = :st, error = :e WHERE run_id = :r"),
             {"t": datetime.utcnow(), "s": status, "st": json.dumps(stats or {}, ensure_ascii=False, default=str), "e": error, "r": run_id},
         )
+
+
+def stage_name(name: str, lang: str | None = None) -> str:
+    """A nightly stage in the operator's words (``nightly.stage_name.*``, flows/texts.py; a stage
+    added to flows/stages.py without one keeps its code name): the run log and the digest."""
+    from userops.i18n import t
+
+    try:
+        return t(f"nightly.stage_name.{name}", lang)
+    except KeyError:
+        return name

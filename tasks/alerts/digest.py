@@ -31,6 +31,7 @@ from sqlalchemy.engine import Engine
 from tasks.alerts.messages import METRIC_LABELS, STAGE_LABELS, STEP_LABELS, TOUCH_STATUS_LABELS, label
 from tasks.alerts.safety import clean
 from tasks.crisis.messages import step_status
+from tasks.runs import stage_name
 from userops.clock import utcnow
 from userops.db import get_engine, read_frame
 from userops.i18n import t
@@ -197,7 +198,7 @@ class _Builder:
             self.failure_lines(None if df.empty or _isnull(df.iloc[0]["error"]) else str(df.iloc[0]["error"]))
         stages = stats.get("stages") if isinstance(stats, dict) else None
         if isinstance(stages, dict) and stages:
-            self.lines.append(t("digest.stages", L, stages=t("list.sep", L).join(f"{k} {fmt_duration(v, L)}" for k, v in stages.items())))
+            self.lines.append(t("digest.stages", L, stages=t("list.sep", L).join(f"{stage_name(k, L)} {fmt_duration(v, L)}" for k, v in stages.items())))
         self.lines.append("")
         self.ingest_section(stats.get("ingest") if isinstance(stats, dict) else None)
 

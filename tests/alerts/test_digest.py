@@ -131,7 +131,9 @@ def test_digest_uses_run_stats_when_present(warehouse):
     d = build_digest(AS_OF, RUN, lang="en", now=NOW)
     assert "**Run**: completed, took 1m 35s" in d.body
     assert "customers: 1,200 extracted, 1,199 loaded, 1 quarantined" in d.body
-    assert "Stage times: ingest 30s, tags 12s" in d.body or "Stage times: ingest 31s, tags 12s" in d.body
+    assert "Stage times: ingest 30s, customer tags 12s" in d.body or "Stage times: ingest 31s, customer tags 12s" in d.body
+    zh = build_digest(AS_OF, RUN, lang="zh-CN", now=NOW).body
+    assert "阶段用时：导入数据 " in zh and "客户标签 12 秒" in zh  # the stages in words, not their code names
 
 
 def test_digest_is_queued_once_per_day_and_lists_undelivered_alerts(warehouse):
