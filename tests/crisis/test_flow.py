@@ -151,7 +151,7 @@ def test_manual_opening_approval_pauses_and_resume(prefect_server, warehouse, cr
     schema, desc = read_input_schema(fr_id, "statement-1")
     draft = schema["properties"]["statement"]["default"]
     assert "水杯（SKU-BAD）可能存在质量问题" in draft and "部分批次杯盖漏水" not in draft  # the reason is internal
-    assert iid in desc and "approve" in desc
+    assert iid in desc and "勾选「批准发布」" in desc  # names the field by its form title, not "approve"
     # the form's fields in the shop's language (flows/texts.py form.statement.*), names unchanged
     assert schema["properties"]["approver"]["title"] == "批准人" and schema["properties"]["statement"]["title"] == "官方声明"
 
