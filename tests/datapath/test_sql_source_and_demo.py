@@ -77,6 +77,8 @@ def test_demo_command_runs_the_night(prefect_server, sqlite_warehouse, monkeypat
     n = read_frame(sqlite_warehouse, "SELECT COUNT(*) AS n FROM customers")["n"].iloc[0]
     assert n == 150
     assert "customers" in result.output and "150" in result.output
+    times = next(line for line in result.output.splitlines() if "客户标签 " in line)  # stage times, in words
+    assert "导入数据 " in times and "quarantine-report" not in times and "tags " not in times
     runs = read_frame(sqlite_warehouse, "SELECT status FROM pipeline_runs")
     assert runs["status"].tolist() == ["completed"]
     # every message the night says it sent is accounted for: at a sample provider, or on the staff list

@@ -76,7 +76,9 @@ def _print_stats(stats: dict) -> None:
             for line in res["summary"]:
                 typer.echo(f"  {line}")
     if stats.get("stages"):
-        typer.echo("  " + t("list.sep").join(t("run.stage_time", stage=k, seconds=v) for k, v in stats["stages"].items()))
+        from tasks.runs import stage_name
+
+        typer.echo("  " + t("list.sep").join(t("run.stage_time", stage=stage_name(k), seconds=v) for k, v in stats["stages"].items()))
 
 
 @contextmanager
