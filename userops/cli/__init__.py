@@ -107,27 +107,22 @@ def main() -> None:
     from userops.db import WarehouseLocationError
     from userops.settings import SettingsFileError, fallback_language, settings_file_problem, settings_problems
 
-    def warehouse() -> str:
-        from userops.db import get_engine
-
-        return get_engine().url.render_as_string(hide_password=True)
-
     try:
         _run(command())
     except (ArgumentError, NoSuchModuleError) as exc:  # not a URL SQLAlchemy can use
         typer.echo(t("cli.bad_database_url", detail=str(exc).splitlines()[0]), err=True)
         raise SystemExit(2)
     except (OperationalError, ProgrammingError) as exc:
-        from tasks.alerts.problems import warehouse_unreachable
+        from tasks.alerts.problems import warehouse_unreachable, warehouse_url
 
         text = str(exc.orig) if getattr(exc, "orig", None) is not None else str(exc)
         if warehouse_unreachable(exc):
-            typer.echo(t("cli.db_unreachable", url=warehouse(), detail=text.strip().splitlines()[0]), err=True)
+            typer.echo(t("cli.db_unreachable", url=warehouse_url(), detail=text.strip().splitlines()[0]), err=True)
             raise SystemExit(1)
         if "no such table" not in text and "UndefinedTable" not in type(getattr(exc, "orig", None)).__name__:
             raise
         # a warehouse that was never set up: not a traceback, the command that sets it up
-        typer.echo(t("cli.no_tables", url=warehouse(), detail=text.splitlines()[0]), err=True)
+        typer.echo(t("cli.no_tables", url=warehouse_url(), detail=text.splitlines()[0]), err=True)
         raise SystemExit(1)
     except ValidationError as exc:  # a wrong USEROPS_* value or config file: say which and what to give
         # the settings cannot be read: the language from the environment (or the file) as written
