@@ -356,7 +356,7 @@ class Settings(BaseSettings):
         try:
             ZoneInfo(v)
         except (ZoneInfoNotFoundError, ValueError):
-            raise ValueError(f"no time zone {v!r}: give an IANA name such as Asia/Shanghai, Europe/Berlin or UTC") from None
+            raise PydanticCustomError("userops_timezone", "no such time zone: give an IANA name such as Asia/Shanghai, Europe/Berlin or UTC") from None
         return v
 
     @field_validator("language", mode="before")
@@ -522,6 +522,10 @@ SETTINGS_TEXTS = {
     "settings.reports_url.userinfo": {
         "zh-CN": "地址里不能带用户名或密码：这个地址会出现在每份日报和告警的链接里，密码会随之泄露；需要登录的服务器请放在内网或反向代理之后",
         "en": "must not contain a user name or password: the address goes into every digest and alert link, which would publish the password; put a server that needs a login behind the intranet or a proxy",
+    },
+    "settings.timezone": {
+        "zh-CN": "没有这个时区；请写 IANA 时区名称，如 Asia/Shanghai、Europe/Berlin、UTC",
+        "en": "no such time zone; give an IANA name such as Asia/Shanghai, Europe/Berlin or UTC",
     },
     "settings.file.missing": {"zh-CN": "USEROPS_CONFIG_FILE 指向的配置文件 {path} 不存在",
                               "en": "USEROPS_CONFIG_FILE names the settings file {path}, which does not exist"},
@@ -735,6 +739,8 @@ def settings_problems(exc: Exception, lang: str | None = None) -> list[str]:
             problem = i18n.t("settings.database_driver", lang, scheme=ctx.get("scheme", "?"), instead=ctx.get("instead", "?"))
         elif kind == "userops_reports_url":
             problem = i18n.t(f"settings.reports_url.{ctx.get('problem', 'scheme')}", lang)
+        elif kind == "userops_timezone":
+            problem = i18n.t("settings.timezone", lang)
         else:
             problem = str(err.get("msg", "")).removeprefix("Value error, ")
         if src == "env":

@@ -192,6 +192,15 @@ def test_a_wrong_reports_url_is_refused_in_the_operators_language(tmp_path, url,
     assert f"USEROPS_REPORTS_URL={shown!r}: {en}" in err and "s3cret" not in err, err
 
 
+def test_a_wrong_timezone_is_refused_in_the_operators_language(tmp_path):
+    """The time zone refusal was plain English inside a zh-CN message."""
+    err = _refused(_userops(["alert", "channels"], tmp_path, USEROPS_TIMEZONE="Mars/Olympus"))
+    assert err.startswith("配置有误") and "环境变量 USEROPS_TIMEZONE='Mars/Olympus'：没有这个时区；请写 IANA 时区名称，如 Asia/Shanghai" in err, err
+    assert "give an IANA name" not in err
+    err = _refused(_userops(["alert", "channels"], tmp_path, "timezone: Mars/Olympus\n", USEROPS_LANGUAGE="en"))
+    assert "timezone='Mars/Olympus': no such time zone; give an IANA name such as Asia/Shanghai" in err, err
+
+
 def test_a_reports_url_with_a_host_is_accepted(settings_env):
     for url in ("http://ops-server:4201/", "https://ops.example.com/reports/", "http://[::1]:4201/r", "http://h/a@b"):
         assert settings_env(USEROPS_REPORTS_URL=url) is None, url
