@@ -79,13 +79,13 @@ def flow_failure_alerts(flow_name: str, flow_run, state=None, crashed: bool = Fa
         exc = state_exception(state)
     message = getattr(state, "message", None) if state is not None else None
     summary = (error_summary(exc) if exc is not None else error_summary(None, message)) or "—"
-    from tasks.alerts.problems import describe_failure, warehouse_unreachable, warehouse_url
+    from tasks.alerts.problems import describe_failure, warehouse_unreachable, warehouse_unreachable_text
 
     if warehouse_unreachable(exc, None if exc is not None else message):
         # as `userops run` says it: the warehouse (password masked) and the driver's first line,
         # not "OperationalError: (psycopg2.OperationalError) connection to server …"
         problem = describe_failure(exc, None if exc is not None else message, flow=flow_name, lang=lang)
-        summary = t("problem.warehouse_unreachable", lang, url=warehouse_url(), detail=problem.detail or "—")
+        summary = warehouse_unreachable_text(problem.detail, lang)
     root_id, root_flow, root_name = root_run(flow_run)
     run_id = str(flow_run.id)
     state_name = getattr(state, "name", None) or ("Crashed" if crashed else "Failed")

@@ -97,7 +97,10 @@ register(
         "alert.deliver.internal_error": {"zh-CN": "内部错误：{error}", "en": "internal error: {error}"},
         "alert.deliver.gave_up": {"zh-CN": "{hours} 小时后仍未送达，已放弃", "en": "gave up after {hours} h"},
         # why a run failed, for the operator (tasks.alerts.problems): step, reason, what to do
+        # the one wording of an unreachable warehouse: the failure alert's error line, and with
+        # its fix (problem.with_fix) the command line's refusal (warehouse_unreachable_text)
         "problem.warehouse_unreachable": {"zh-CN": "连不上数据仓库 {url}（{detail}）", "en": "cannot reach the warehouse {url} ({detail})"},
+        "problem.with_fix": {"zh-CN": "{problem}。{fix}", "en": "{problem}; {fix}"},
         "problem.step.warehouse": {"zh-CN": "连接数据仓库", "en": "connecting to the warehouse"},
         "problem.step.validation": {"zh-CN": "校验 {table} 数据", "en": "validating {table}"},
         "problem.step.validation_any": {"zh-CN": "校验源数据", "en": "validating the source data"},

@@ -74,6 +74,14 @@ def warehouse_url() -> str:
         return "USEROPS_DATABASE_URL"
 
 
+def warehouse_unreachable_text(detail: str, lang: str | None = None, fix: bool = False) -> str:
+    """The warehouse that cannot be reached, in the operator's words (the masked URL and the
+    driver's first line); with ``fix`` what to check, as the command line says it. The failure
+    alert and the command line share this one wording."""
+    text = t("problem.warehouse_unreachable", lang, url=warehouse_url(), detail=detail or "—")
+    return t("problem.with_fix", lang, problem=text, fix=t("problem.fix.warehouse", lang)) if fix else text
+
+
 def describe_failure(exc: BaseException | None = None, text: str | None = None, flow: str = "nightly", lang: str | None = None) -> Problem:
     """The operator's account of a failed run of ``flow`` from its exception or, failing
     that, the error text stored with the run."""

@@ -76,6 +76,28 @@ def test_language_spelled_loosely_and_an_empty_warehouse(tmp_path):
     assert "has no userops tables yet" in out.stderr and "userops db upgrade" in out.stderr
 
 
+@pytest.mark.parametrize("lang, fix", [
+    ("zh-CN", "。请检查 USEROPS_DATABASE_URL（主机、端口、库名、用户）以及数据库是否在运行"),
+    ("en", "; check USEROPS_DATABASE_URL (host, port, database, user) and that the database is running"),
+])
+def test_an_unreachable_warehouse_is_worded_as_the_failure_alert_words_it(lang, fix, tmp_path):
+    """The command line's refusal and the failure alert's error line were two copies of one
+    wording (cli.db_unreachable, problem.warehouse_unreachable): now one catalogue text, the
+    command line adding what to check."""
+    from userops.i18n import _CATALOG, load_catalogues, t
+
+    url = "postgresql+psycopg2://ops:pw@127.0.0.1:1/test"
+    out = _userops(["db", "upgrade"], tmp_path, USEROPS_DATABASE_URL=url, USEROPS_LANGUAGE=lang)
+    assert out.returncode == 1 and "Traceback" not in out.stderr and ":pw@" not in out.stderr, out.stderr
+    line = out.stderr.strip()
+    head = t("problem.warehouse_unreachable", lang, url="postgresql+psycopg2://ops:***@127.0.0.1:1/test", detail="\x00")
+    assert line.startswith(head.split("\x00")[0]) and line.endswith(fix), line
+    load_catalogues()
+    import userops.cli  # noqa: F401  the command line registers its own texts
+    copies = [k for k, texts in _CATALOG.items() if "连不上数据仓库" in texts["zh-CN"] or "cannot reach the warehouse" in texts["en"]]
+    assert copies == ["problem.warehouse_unreachable"], copies
+
+
 def test_database_url_mistakes_are_one_line(tmp_path):
     """What an operator pastes: a wrong port, an async or unknown driver, a password."""
     refused = _userops(["db", "upgrade"], tmp_path, USEROPS_DATABASE_URL="postgresql+psycopg2://postgres@127.0.0.1:1/test", USEROPS_LANGUAGE="en")

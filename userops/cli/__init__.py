@@ -113,11 +113,11 @@ def main() -> None:
         typer.echo(t("cli.bad_database_url", detail=str(exc).splitlines()[0]), err=True)
         raise SystemExit(2)
     except (OperationalError, ProgrammingError) as exc:
-        from tasks.alerts.problems import warehouse_unreachable, warehouse_url
+        from tasks.alerts.problems import warehouse_unreachable, warehouse_unreachable_text, warehouse_url
 
         text = str(exc.orig) if getattr(exc, "orig", None) is not None else str(exc)
         if warehouse_unreachable(exc):
-            typer.echo(t("cli.db_unreachable", url=warehouse_url(), detail=text.strip().splitlines()[0]), err=True)
+            typer.echo(warehouse_unreachable_text(text.strip().splitlines()[0], fix=True), err=True)
             raise SystemExit(1)
         if "no such table" not in text and "UndefinedTable" not in type(getattr(exc, "orig", None)).__name__:
             raise

@@ -311,9 +311,9 @@ def _nightly_failed(state) -> None:
     exc = state_exception(state)
     problem = describe_failure(exc, None if exc is not None else getattr(state, "message", None))
     if problem.kind == "warehouse":
-        from tasks.alerts.problems import warehouse_url
+        from tasks.alerts.problems import warehouse_unreachable_text
 
-        typer.echo(t("nightly.failed", error=t("cli.db_unreachable", url=warehouse_url(), detail=problem.detail)), err=True)
+        typer.echo(t("nightly.failed", error=warehouse_unreachable_text(problem.detail, fix=True)), err=True)
     else:
         typer.echo(t("run.failed.step", step=problem.step, reason=problem.reason), err=True)
         typer.echo("  " + t("run.failed.fix", fix=problem.fix), err=True)

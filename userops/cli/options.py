@@ -21,10 +21,6 @@ register(
             "zh-CN": "USEROPS_DATABASE_URL 不是可用的数据库地址（{detail}）。PostgreSQL 写成 postgresql+psycopg2://用户@主机:5432/库名，SQLite 写成 sqlite:////绝对路径/userops.db",
             "en": "USEROPS_DATABASE_URL is not a usable database URL ({detail}). PostgreSQL: postgresql+psycopg2://user@host:5432/dbname; SQLite: sqlite:////absolute/path/userops.db",
         },
-        "cli.db_unreachable": {
-            "zh-CN": "连不上数据仓库 {url}（{detail}）。请检查 USEROPS_DATABASE_URL（主机、端口、库名、用户）以及数据库是否在运行",
-            "en": "cannot reach the warehouse {url} ({detail}). Check USEROPS_DATABASE_URL (host, port, database, user) and that the database is running",
-        },
         "cli.no_tables": {"zh-CN": "数据仓库 {url} 还没有 userops 的表（{detail}）：先运行 `userops db upgrade`，或 `userops demo` / `userops run nightly`",
                           "en": "the warehouse {url} has no userops tables yet ({detail}): run `userops db upgrade` first, or `userops demo` / `userops run nightly`"},
         "cli.bad_settings": {"zh-CN": "配置有误，请修改后重试：", "en": "The configuration is wrong; fix it and try again:"},
