@@ -92,13 +92,16 @@ def _send_directly(flow_name: str, alerts: list, outbox_exc: BaseException) -> N
         verdicts = send_direct(alerts, reason=type(outbox_exc).__name__)  # why the outbox was passed by, kept in the journal
     except Exception as exc:  # pragma: no cover - send_direct does not raise
         verdicts = {"?": type(exc).__name__}
-    ok = t("alert.deliver.ok")
+    ok, log_only = t("alert.deliver.ok"), t("alert.deliver.log_only")
     sent = [ch for ch, v in verdicts.items() if v == ok]
-    failed = {ch: v for ch, v in verdicts.items() if v != ok}
+    logged_only = [ch for ch, v in verdicts.items() if v == log_only]  # the log channel: no alert channel configured
+    failed = {ch: v for ch, v in verdicts.items() if v not in (ok, log_only)}
     error = type(outbox_exc).__name__
     if sent:
         log.warning("%s", t("alert.log.sent_directly", flow=flow_name, error=error, channels=join_list(sent)))
-    if failed or not sent:
+    elif logged_only:  # nothing was sent anywhere: say so, and where to configure a channel (as the outbox path does)
+        log.error("%s", t("alert.log.direct_log_only", flow=flow_name, error=error, verdict=log_only))
+    if failed or not (sent or logged_only):
         # a channel's error already names it ("slack 连接失败…", "Slack 频道已归档…"): not twice
         verdict = join_list(v if str(v).lower().startswith(str(ch).lower()) else t("alert.log.channel_verdict", channel=ch, verdict=v)
                             for ch, v in failed.items()) or "—"

@@ -148,6 +148,11 @@ register(
             "zh-CN": "告警：告警发件箱（在数据仓库中）写不进去（{error}），{flow} 的失败告警已直接发送到 {channels}；已记入输出目录下的本地日志 alerts/direct/，数据仓库恢复后的下一次投递会把它补记进告警历史（不会重发）",
             "en": "alerts: the alert outbox (in the warehouse) cannot be written ({error}); sent the failure alert of {flow} directly to {channels}; journalled under the output folder (alerts/direct/), the first delivery once the warehouse is back records it in the alert history (not sent again)",
         },
+        # no alert channel configured: the failure alert went to the log channel only (verdict: alert.deliver.log_only)
+        "alert.log.direct_log_only": {
+            "zh-CN": "告警：告警发件箱（在数据仓库中）写不进去（{error}）；{flow} 的失败告警：{verdict}；已记入输出目录下的本地日志 alerts/direct/，数据仓库恢复后的下一次投递会把它补记进告警历史",
+            "en": "alerts: the alert outbox (in the warehouse) cannot be written ({error}); the failure alert of {flow}: {verdict}; journalled under the output folder (alerts/direct/), the first delivery once the warehouse is back records it in the alert history",
+        },
         "alert.log.channel_verdict": {"zh-CN": "{channel}：{verdict}", "en": "{channel}: {verdict}"},
         "alert.log.direct_failed": {
             "zh-CN": "告警：告警发件箱（在数据仓库中）写不进去（{error}），{flow} 的失败告警直接发送也未成功（{verdicts}）；已记入输出目录下的本地日志 alerts/direct/，数据仓库恢复后由发件箱重试发送；在此之前请查看 Prefect 中的运行日志",

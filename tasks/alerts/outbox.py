@@ -182,7 +182,8 @@ def send_direct(alerts: list[dict], channels: dict[str, Channel] | None = None, 
     rate-limit bookkeeping. Each post is journalled under the output folder
     (``tasks.alerts.journal``) and recorded in the outbox by the first delivery once the
     warehouse is back. Never raises. ``reason``: why the outbox failed (an exception type).
-    Returns ``{channel: verdict}`` (``alert.deliver.ok`` or the channel's error)."""
+    Returns ``{channel: verdict}`` (``alert.deliver.ok``; ``alert.deliver.log_only`` for the
+    ``log`` channel - nothing was sent anywhere; or the channel's error)."""
     from tasks.alerts import journal
     from tasks.alerts.routing import channels_for, load_channels
     from userops.clock import shop_today
@@ -210,14 +211,14 @@ def send_direct(alerts: list[dict], channels: dict[str, Channel] | None = None, 
                 entry = journal.claim(key, name, kind=row.kind, severity=row.severity, title=row.title, body=row.body,
                                       payload=row.payload, posted_at=utcnow(), reason=reason, secrets=secrets)
             except journal.AlreadyPosted as done:  # another process posted it (or tried): not again
-                verdicts[name] = t("alert.deliver.ok", lang) if done.entry.get("status") == "sent" else (done.entry.get("error") or t("alert.journal.unknown", lang))
+                verdicts[name] = chan.ok_verdict(lang) if done.entry.get("status") == "sent" else (done.entry.get("error") or t("alert.journal.unknown", lang))
                 continue
             except Exception as exc:  # the journal must never stop the failure alert
                 log.debug("alerts: direct post not journalled (%s)", type(exc).__name__)
                 entry = None
             try:
                 chan.send(alert_message(row, lang, secrets), lang)
-                verdicts[name] = t("alert.deliver.ok", lang)
+                verdicts[name] = chan.ok_verdict(lang)  # the log channel: only written to the run log, not sent
                 journal.settle(entry, "sent")
             except DeliveryError as exc:
                 verdicts[name] = clean(exc.localized(lang), secrets)

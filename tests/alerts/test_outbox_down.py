@@ -142,3 +142,24 @@ def test_outbox_up_the_hook_still_queues_and_delivers(warehouse, use_channels, s
     _fail("alert-test-direct")
     rows = outbox(warehouse)
     assert [r.kind for r in rows] == ["flow_failed"] and rows[0].status == "sent" and len(slack.received) == 1
+
+
+def test_no_channel_configured_the_direct_post_says_it_was_only_written_to_the_log(warehouse_down, caplog):
+    """No alert channel configured and the outbox down: the failure alert goes to the ``log``
+    channel only. Its verdict is not 成功 and the log does not say it was sent directly to
+    'log': it says (as the outbox path does) the alert was only written to the run log and
+    where to configure a channel."""
+    from tasks.alerts.outbox import send_direct
+    from userops.i18n import t
+
+    caplog.set_level(logging.INFO, logger="userops.alerts")
+    _fail()
+    logged = "\n".join(r.getMessage() for r in caplog.records)
+    assert "直接发送到 log" not in logged and "log：成功" not in logged, logged
+    assert "只写入了运行日志" in logged and "没有发出" in logged, logged
+    assert "USEROPS_SLACK_WEBHOOK_URL" in logged and "docs/alerts.md" in logged, logged
+    assert "直接发送也未成功" not in logged, logged  # nothing failed: there was nowhere to send it
+    alert = {"kind": "flow_failed", "title": "Flow failed: x", "body": "b", "severity": "error", "subject": str(uuid.uuid4())}
+    verdicts = send_direct([alert], lang="en")
+    assert verdicts == {"log": t("alert.deliver.log_only", "en")}, verdicts
+    assert "ok" != verdicts["log"] and "only written to the run log" in verdicts["log"]
