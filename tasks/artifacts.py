@@ -208,7 +208,11 @@ def churn_model_markdown(out: dict, lang: str | None = None) -> str:
 
     def fmt(metrics: dict, k: str) -> str:
         v = metrics.get(k)
-        return "—" if v is None else (f"{int(v):,}" if k == "n" else f"{float(v):.4f}")
+        if v is None:
+            return "—"
+        if k == "n":
+            return f"{int(v):,}"
+        return f"{100 * float(v):.1f}%" if k == "churn_rate" else f"{float(v):.4f}"  # a share in percent, as the health report
 
     for k in METRICS:
         lines.append(f"| {t(f'model.metric.{k}', lang)} | {fmt(mine, k)} | {fmt(champ, k)} | {t(f'model.metric.{k}.help', lang)} |")

@@ -77,6 +77,8 @@ register(
         "health.metric.avg_ltv": {"zh-CN": "平均LTV", "en": "average LTV"},
         "health.metric.dau": {"zh-CN": "DAU", "en": "DAU"},
         "health.metric.mau": {"zh-CN": "MAU", "en": "MAU"},
+        # a count of people (DAU, MAU): the label is an abbreviation, the unit says what is counted
+        "health.count.people": {"zh-CN": "{n} 人", "en": "{n}"},
         "health.summary": {
             "zh-CN": "健康度 {as_of}：会员 {members}，活跃会员（新客+活跃+忠诚）{active}，沉默占比 {silent_share}，投诉率 {complaint_rate}，满意度 {satisfaction}",
             "en": "health {as_of}: {members} members, {active} active members (new + active + loyal), silent share {silent_share}, complaint rate {complaint_rate}, satisfaction {satisfaction}",
@@ -370,9 +372,11 @@ def _payload(as_of: date, r: dict, metrics: dict) -> dict:
     return p
 
 
-def _fmt(metric: str, v) -> str:
+def _fmt(metric: str, v, lang: str | None = None) -> str:
     if v is None:
         return "—"
+    if metric in ("dau", "mau"):
+        return t("health.count.people", lang, n=f"{int(v):,}")
     if metric in ("silent_share", "complaint_rate", "satisfaction", "repeat_rate", "retention_30d", "retention_90d", "conversion", "dau_mau"):
         return f"{100 * v:.1f}%"
     if metric == "avg_ltv":
@@ -523,7 +527,7 @@ def report_markdown(m: dict, hist: pd.DataFrame, report_path: Path | None, lang:
     for metric in HEADLINE:
         if metric in ("dau", "mau") and m.get(metric) is None:
             continue
-        lines.append(f"| {t(f'health.metric.{metric}', lang)} | {_fmt(metric, m.get(metric))} | {delta(metric, y)} | {delta(metric, w)} |")
+        lines.append(f"| {t(f'health.metric.{metric}', lang)} | {_fmt(metric, m.get(metric), lang)} | {delta(metric, y)} | {delta(metric, w)} |")
     if m.get("breaches"):
         zh = (lang or get_settings().language) == "zh-CN"
         items = ("；" if zh else "; ").join(

@@ -235,8 +235,12 @@ def report_rows(rep: dict, lang: str | None = None) -> list[dict]:
     row(L("treatment"), rep["groups"]["treatment"], rep["uplift"], rep["verdict"])
     row(L("control"), rep["groups"]["control"])
     for v in rep["variants"]:
-        # "-": no variant was drawn (excluded at planning before the A/B draw)
-        row(L("no_variant") if v["variant"] == "-" else L("variant", variant=v["variant"]), v, v["uplift"], v["verdict"])
+        if v["variant"] == "-":
+            # no variant was drawn (excluded at planning before the A/B draw): never messaged, so
+            # no uplift, interval or verdict, empty as the control group's
+            row(L("no_variant"), v)
+        else:
+            row(L("variant", variant=v["variant"]), v, v["uplift"], v["verdict"])
     return rows
 
 

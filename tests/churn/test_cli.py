@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import json
 import math
+import re
 
 import pytest
 from typer.testing import CliRunner
@@ -45,6 +46,7 @@ def test_backtest_text_and_errors(orders_csv, tmp_path, monkeypatch):
     res = CliRunner().invoke(_app(), ["model", "backtest", "--orders", str(orders_csv), "--cutoff", "2026-06-01", "--horizon", "60"])
     assert res.exit_code == 0, res.output
     assert "ROC AUC" in res.output and "recency" in res.output and "BG/NBD" in res.output
+    assert re.search(r"churn rate \d+\.\d%", res.output), res.output  # a share in percent, as elsewhere
     res = CliRunner().invoke(_app(), ["model", "backtest", "--orders", str(tmp_path / "missing.csv"), "--cutoff", "2026-06-01", "--horizon", "60"])
     assert res.exit_code == 2
     res = CliRunner().invoke(_app(), ["model", "backtest", "--orders", str(orders_csv), "--cutoff", "2030-01-01", "--horizon", "90", "--json"])

@@ -26,6 +26,11 @@ def _f(v, digits: int = 3) -> str:
     return f"{float(v):.{digits}f}"
 
 
+def _pct(v) -> str:
+    """A share in percent (the churn rate), as the health report and the churn-model artifact show it."""
+    return "—" if v is None or (isinstance(v, float) and not math.isfinite(v)) else f"{100 * float(v):.1f}%"
+
+
 @model_app.command("train")
 def train(
     as_of: Optional[str] = typer.Option(None, "--as-of", help="Business day YYYY-MM-DD (default: today in the shop)."),
@@ -163,7 +168,7 @@ def backtest(
     for w in warnings:
         typer.echo(t("model.cli.warning", text=w))
     first = result["model"]
-    typer.echo(t("model.cli.backtest_head", cutoff=str(T), horizon=horizon, n=f"{first['n']:,}", rate=_f(first["churn_rate"])))
+    typer.echo(t("model.cli.backtest_head", cutoff=str(T), horizon=horizon, n=f"{first['n']:,}", rate=_pct(first["churn_rate"])))
     typer.echo(" ".join([pad("", 10)] + [pad(h, 9, ">") for h in ("ROC AUC", "PR AUC", "Brier", t("model.cli.col.log_loss"))]))
     for name in ("model", "recency", "bgnbd"):
         m = result[name]
