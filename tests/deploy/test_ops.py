@@ -135,6 +135,10 @@ def test_serve_deploys_every_deployment_with_its_schedule(ops):
     # from the UI first (before any nightly run migrated) found no touches table
     assert "Warehouse schema up to date" in out and "Worker started" in out
     assert out.index("Warehouse schema up to date") < out.index("Worker started")
+    # the listing names how each deployment starts: the crash alert on its automation's event
+    # (listed before serve created the automation, it said "by hand" while --check named the event)
+    crashed = next(ln for ln in out.splitlines() if "/alert-crashed-run" in ln)
+    assert "on event prefect.flow-run.Crashed" in crashed and "by hand" not in crashed, out
 
 
 

@@ -324,12 +324,13 @@ def serve(
             raise plan["result"]
         res = deploy(server.api_url, home, plan=plan["result"])
         typer.echo(t("serve.pool", pool=pool, state=t("serve.pool_created" if res.pool_created else "serve.pool_exists")))
+        _setup_alerts(server.api_url)
+        # listed once the crash automation exists: alert-crashed-run runs on its event, not by hand
         from userops.deploy import describe_deployments
 
         _print_deployments(describe_deployments(server.api_url))
         for name, why in res.skipped:
             typer.echo(t("serve.skipped", name=name, why=why))
-        _setup_alerts(server.api_url)
         _migrate_warehouse()  # before the worker: a run started from the UI finds every table
         reports, reports_env = _start_reports(host)
         if not no_worker:
