@@ -133,6 +133,8 @@ register(
             "submit to publish it to {channels}. Clarify is due {due} (shop time). {takedown}",
         },
         "crisis.actor.ui_operator": {"zh-CN": "运营人员（Prefect 界面）", "en": "operator (Prefect UI)"},
+        # an action taken outside a flow run (the command line, no user name known)
+        "crisis.actor.operator": {"zh-CN": "运营人员", "en": "operator"},
         "crisis.statement.channels.default": {"zh-CN": "告警渠道", "en": "the alert channels"},
         "crisis.artifact.description": {"zh-CN": "事件 {incident_id} 的 3C 处理清单", "en": "3C checklist of incident {incident_id}"},
         "crisis.statement.form.takedown": {

@@ -158,10 +158,16 @@ def code_word(code, lang: str | None = None) -> str:
     return "-" if is_missing(code) else code_words(lang).get(str(code), str(code))
 
 
+# the actors stored as a fixed word (not a name), and their catalogue text
+_ACTOR_WORDS = {UI_OPERATOR: "crisis.actor.ui_operator", "operator": "crisis.actor.operator"}
+
+
 def actor_word(actor, lang: str | None = None) -> str:
     """Who acted, as stored (a name, ``cli:<user>``, ``automation:<name>``), with the Prefect
-    UI's operator in the operator's words ("-" when missing)."""
-    return t("crisis.actor.ui_operator", lang) if isinstance(actor, str) and actor == UI_OPERATOR else or_dash(actor, "-")
+    UI's operator and a bare ``operator`` (an action outside a flow run) in the operator's
+    words ("-" when missing)."""
+    key = _ACTOR_WORDS.get(actor) if isinstance(actor, str) else None
+    return t(key, lang) if key else or_dash(actor, "-")
 
 
 def report_markdown(rep: dict, lang: str | None = None) -> str:

@@ -102,6 +102,22 @@ def test_prefect_ui_operator_is_shown_in_the_shop_language(sqlite_warehouse, pin
     assert "(operator (Prefect UI))" in report_markdown(rep, "en")
 
 
+def test_a_bare_operator_is_shown_in_the_shop_language(sqlite_warehouse, pinned_now):
+    """An action taken outside a flow run (the command line without a user name) is stored as
+    ``operator``: the report says it in words, as it does the Prefect UI's operator."""
+    from tasks.crisis.report import actor_word, build_report, report_markdown
+
+    shop(sqlite_warehouse, {"C1": "ordinary"})
+    iid = open_incident(sqlite_warehouse)["incident_id"]
+    with sqlite_warehouse.begin() as conn:
+        conn.exec_driver_sql("UPDATE incidents SET opened_by = 'operator' WHERE incident_id = ?", (iid,))
+    rep = build_report(iid, sqlite_warehouse, now=NOW + timedelta(hours=1))
+    zh = report_markdown(rep, "zh-CN")
+    assert "（运营人员）" in zh and "operator" not in zh, zh
+    assert "(operator)" in report_markdown(rep, "en")
+    assert actor_word("cli:alice", "zh-CN") == "cli:alice" and actor_word(None, "zh-CN") == "-"  # names stay as stored
+
+
 def test_alert_delivery_failure_warning_is_catalogued(monkeypatch, caplog):
     import tasks.alerts.outbox as outbox
     from tasks.alerts.tasks import deliver_task
