@@ -200,3 +200,21 @@ register(
         },
     }
 )
+
+
+# How each deployment starts, as `userops serve` and `userops serve --check` list it
+# (userops.deploy.DeploymentInfo.how / concurrency_text); en is the listing's original text.
+register(
+    {
+        "deploy.how.by_hand": {"zh-CN": "手动启动", "en": "by hand"},
+        "deploy.how.every": {"zh-CN": "每 {seconds} 秒", "en": "every {seconds}s"},
+        "deploy.how.cron": {"zh-CN": "cron {cron}（时区 {tz}）", "en": "cron {cron} ({tz})"},
+        "deploy.how.on_event": {"zh-CN": "事件 {event} 触发", "en": "on event {event}"},
+        "deploy.how.inactive": {"zh-CN": "{what}（已停用）", "en": "{what} [inactive]"},
+        "deploy.how.sep": {"zh-CN": "；", "en": "; "},
+        "deploy.how.concurrency": {"zh-CN": "并发上限 {limit}（{strategy}）", "en": "concurrency {limit} ({strategy})"},
+        # Prefect's collision strategies (what a run beyond the limit does)
+        "deploy.how.collision.enqueue": {"zh-CN": "超出时排队等待", "en": "ENQUEUE"},
+        "deploy.how.collision.cancel_new": {"zh-CN": "超出时取消新运行", "en": "CANCEL_NEW"},
+    }
+)

@@ -415,23 +415,42 @@ class DeploymentInfo:
     work_pool: str | None
     schedules: list[dict]  # {"cron"|"interval", "timezone", "active"}
     triggers: list[str]  # event names that start it
-    concurrency: str | None  # e.g. "1 (ENQUEUE)"
+    concurrency: str | None  # e.g. "1 (ENQUEUE)": limit (collision strategy); shown by concurrency_text
     paused: bool
     parameters: dict
     id: str
 
-    def how(self) -> str:
+    def how(self, lang: str | None = None) -> str:
+        """How it starts, in the operator's language (``deploy.how.*``, flows/texts.py):
+        ``cron 0 2 * * * (Asia/Shanghai)``, ``every 600s``, ``on event …``, ``by hand``."""
+        from userops.i18n import t
+
         parts = []
         for s in self.schedules:
             if s.get("cron"):
-                what = f"cron {s['cron']} ({s.get('timezone') or 'UTC'})"
+                what = t("deploy.how.cron", lang, cron=s["cron"], tz=s.get("timezone") or "UTC")
             elif s.get("interval"):
-                what = f"every {int(s['interval'])}s"
+                what = t("deploy.how.every", lang, seconds=int(s["interval"]))
             else:
                 what = str(s)
-            parts.append(what + ("" if s.get("active", True) else " [inactive]"))
-        parts += [f"on event {e}" for e in self.triggers]
-        return "; ".join(parts) or "by hand"
+            parts.append(what if s.get("active", True) else t("deploy.how.inactive", lang, what=what))
+        parts += [t("deploy.how.on_event", lang, event=e) for e in self.triggers]
+        return t("deploy.how.sep", lang).join(parts) or t("deploy.how.by_hand", lang)
+
+    def concurrency_text(self, lang: str | None = None) -> str:
+        """Its concurrency limit in the operator's language (``concurrency 1 (ENQUEUE)``,
+        ``并发上限 1（超出时排队等待）``); "" without one."""
+        from userops.i18n import t
+
+        if not self.concurrency:
+            return ""
+        limit, _, strategy = self.concurrency.partition(" (")
+        strategy = strategy.removesuffix(")")
+        try:
+            strategy = t(f"deploy.how.collision.{strategy.lower()}", lang) if strategy else strategy
+        except KeyError:  # a strategy Prefect added later: its code
+            pass
+        return t("deploy.how.concurrency", lang, limit=limit, strategy=strategy)
 
 
 def describe_deployments(api_url: str) -> list[DeploymentInfo]:

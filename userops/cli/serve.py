@@ -135,11 +135,13 @@ def _configured_api_url() -> str | None:
     return os.environ.get("PREFECT_API_URL") or get_current_settings().api.url
 
 
-def _print_deployments(infos) -> None:
+def _print_deployments(infos, lang: str | None = None) -> None:
+    """One line per deployment: its name, how it starts and its concurrency limit, in the
+    operator's language (DeploymentInfo.how / concurrency_text)."""
     width = max([len(i.full_name) for i in infos] + [20])
     for i in infos:
-        extra = f"  concurrency {i.concurrency}" if i.concurrency else ""
-        typer.echo(f"  {i.full_name:<{width}}  {i.how()}{extra}")
+        extra = f"  {i.concurrency_text(lang)}" if i.concurrency else ""
+        typer.echo(f"  {i.full_name:<{width}}  {i.how(lang)}{extra}")
 
 
 def _expected_deployments() -> list[str]:
