@@ -135,6 +135,9 @@ register(
         "crisis.actor.ui_operator": {"zh-CN": "运营人员（Prefect 界面）", "en": "operator (Prefect UI)"},
         # an action taken outside a flow run (the command line, no user name known)
         "crisis.actor.operator": {"zh-CN": "运营人员", "en": "operator"},
+        # an action from the command line (`userops incident …`) by <user>, or started by a Prefect automation
+        "crisis.actor.cli": {"zh-CN": "命令行（{name}）", "en": "command line ({name})"},
+        "crisis.actor.automation": {"zh-CN": "自动化（{name}）", "en": "automation ({name})"},
         "crisis.statement.channels.default": {"zh-CN": "告警渠道", "en": "the alert channels"},
         "crisis.artifact.description": {"zh-CN": "事件 {incident_id} 的 3C 处理清单", "en": "3C checklist of incident {incident_id}"},
         "crisis.statement.form.takedown": {

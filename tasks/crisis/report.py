@@ -160,14 +160,24 @@ def code_word(code, lang: str | None = None) -> str:
 
 # the actors stored as a fixed word (not a name), and their catalogue text
 _ACTOR_WORDS = {UI_OPERATOR: "crisis.actor.ui_operator", "operator": "crisis.actor.operator"}
+# the actors stored as ``<prefix>:<name>`` (tasks.crisis.runs.current_run), and their catalogue
+# text around the name
+_ACTOR_PREFIXES = {"cli": "crisis.actor.cli", "automation": "crisis.actor.automation"}
 
 
 def actor_word(actor, lang: str | None = None) -> str:
-    """Who acted, as stored (a name, ``cli:<user>``, ``automation:<name>``), with the Prefect
-    UI's operator and a bare ``operator`` (an action outside a flow run) in the operator's
-    words ("-" when missing)."""
-    key = _ACTOR_WORDS.get(actor) if isinstance(actor, str) else None
-    return t(key, lang) if key else or_dash(actor, "-")
+    """Who acted, in the operator's words: the Prefect UI's operator and a bare ``operator``
+    (an action outside a flow run) as words, ``cli:<user>`` as 命令行（<user>） / command line
+    (<user>), ``automation:<name>`` as 自动化（<name>） / automation (<name>); any other name as
+    stored ("-" when missing). Only the display: the stored actor stays as it is."""
+    if isinstance(actor, str):
+        key = _ACTOR_WORDS.get(actor)
+        if key:
+            return t(key, lang)
+        prefix, sep, name = actor.partition(":")
+        if sep and name and prefix in _ACTOR_PREFIXES:
+            return t(_ACTOR_PREFIXES[prefix], lang, name=name)
+    return or_dash(actor, "-")
 
 
 def report_markdown(rep: dict, lang: str | None = None) -> str:

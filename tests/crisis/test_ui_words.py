@@ -115,7 +115,44 @@ def test_a_bare_operator_is_shown_in_the_shop_language(sqlite_warehouse, pinned_
     zh = report_markdown(rep, "zh-CN")
     assert "（运营人员）" in zh and "operator" not in zh, zh
     assert "(operator)" in report_markdown(rep, "en")
-    assert actor_word("cli:alice", "zh-CN") == "cli:alice" and actor_word(None, "zh-CN") == "-"  # names stay as stored
+    assert actor_word("pr-zhao", "zh-CN") == "pr-zhao" and actor_word(None, "zh-CN") == "-"  # names stay as stored
+
+
+def test_command_line_and_automation_actors_are_shown_in_words(sqlite_warehouse, pinned_now):
+    """``cli:<user>`` (opened or done from the command line) and ``automation:<name>`` (a run
+    an automation started: the complaint spike) are shown in the operator's words around the
+    name, in the report and `incident show`'s record; the stored actors stay as they are."""
+    from typer.testing import CliRunner
+
+    from tasks.crisis.incidents import get_incident, set_step
+    from tasks.crisis.report import actor_word, build_report, report_markdown
+    from userops.cli import app
+
+    assert actor_word("cli:alice", "zh-CN") == "命令行（alice）"
+    assert actor_word("cli:alice", "en") == "command line (alice)"
+    assert actor_word("automation:userops: open crisis on spike", "zh-CN") == "自动化（userops: open crisis on spike）"
+    assert actor_word("automation:userops: open crisis on spike", "en") == "automation (userops: open crisis on spike)"
+    assert actor_word("userops:auto-close", "zh-CN") == "userops:auto-close"  # not one of the prefixes: as stored
+    assert actor_word("cli:", "en") == "cli:"  # no name to show
+
+    shop(sqlite_warehouse, {"C1": "ordinary"})
+    iid = open_incident(sqlite_warehouse)["incident_id"]
+    with sqlite_warehouse.begin() as conn:
+        conn.exec_driver_sql("UPDATE incidents SET opened_by = 'automation:crisis-on-spike' WHERE incident_id = ?", (iid,))
+        set_step(conn, iid, "control", "done", "cli:alice", now=NOW + timedelta(minutes=30))
+    rep = build_report(iid, sqlite_warehouse, now=NOW + timedelta(hours=1))
+    zh = report_markdown(rep, "zh-CN")
+    assert "（自动化（crisis-on-spike））" in zh and "| 命令行（alice） |" in zh, zh
+    assert "cli:" not in zh and "automation:" not in zh, zh
+    en = report_markdown(rep, "en")
+    assert "(automation (crisis-on-spike))" in en and "| command line (alice) |" in en, en
+    assert "cli:" not in en and "automation:" not in en, en
+
+    out = CliRunner().invoke(app, ["incident", "show", iid]).output  # the shop's language: zh-CN
+    assert "命令行（alice）" in out and "自动化（crisis-on-spike）" in out and "cli:alice" not in out, out
+    # only the display changed: the stored actors are the codes
+    assert get_incident(sqlite_warehouse, iid)["opened_by"] == "automation:crisis-on-spike"
+    assert build_report(iid, sqlite_warehouse)["steps"][0]["done_by"] == "cli:alice"
 
 
 def test_alert_delivery_failure_warning_is_catalogued(monkeypatch, caplog):
