@@ -7,7 +7,8 @@
   {"read", "loaded", "quarantined"}}}``), alert on a quarantine share above
   ``alerts.quarantine_share_max``.
 * the nightly run (flow ``nightly``), completed or failed: finalize its digest with the
-  run's final figures and deliver it (a failed night gets a digest too).
+  run's final figures and deliver it (a failed night gets a digest too). With the warehouse
+  down, the digest of what the run holds in memory is published in the Prefect UI only.
 
 Hooks never raise and never block a run on a channel that is down: what cannot be
 delivered stays in the outbox for the next delivery pass. When the outbox itself cannot be
@@ -75,8 +76,8 @@ def _flow_problem(flow, flow_run, state, crashed: bool) -> None:
             log.warning("%s", t("alert.log.failure_not_built", flow=name, error=type(outbox_exc).__name__))
         else:  # the outbox cannot be written (the warehouse is down): post the alert straight to its channels
             _send_directly(name, alerts, outbox_exc)
-            if _is_nightly_root(flow, flow_run):  # the digest lives in the same warehouse
-                log.warning("%s", t("alert.log.digest_not_finalized", error=type(outbox_exc).__name__))
+            if _is_nightly_root(flow, flow_run):  # no outbox: the digest of what the run knows, in the Prefect UI only
+                _finalize_digest(flow_run, (getattr(flow_run, "parameters", None) or {}).get("as_of"), error=exc)
             return
     if _is_nightly_root(flow, flow_run):
         _finalize_digest(flow_run, (getattr(flow_run, "parameters", None) or {}).get("as_of"), error=exc)

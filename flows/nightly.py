@@ -59,18 +59,21 @@ def nightly(
     as_of = as_of or shop_today()
     run_id = new_run_id("nightly")
     migrate()
-    start_run(run_id, "nightly", as_of)
     stats: dict = {"as_of": str(as_of), "stages": {}}
+    start_run(run_id, "nightly", as_of, stats=stats)  # also kept in memory: the digest has it when the warehouse is down
     t0 = time.perf_counter()
+    current = "ingest"
     try:
         t = time.perf_counter()
         stats["ingest"] = _body(ingest_sources)(run_id, full_refresh)
         stats["stages"]["ingest"] = round(time.perf_counter() - t, 2)
         for name, stage in _later_stages():
+            current = name
             t = time.perf_counter()
             stats[name] = run_stage(name, stage, as_of, run_id, logger)
             stats["stages"][name] = round(time.perf_counter() - t, 2)
     except Exception as exc:
+        stats["failed_stage"] = current
         stats["duration_s"] = round(time.perf_counter() - t0, 2)
         finish_run(run_id, "failed", stats, error=str(exc))
         raise

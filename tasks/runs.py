@@ -10,7 +10,34 @@ from sqlalchemy.engine import Engine
 from userops.db import get_engine
 
 
-def start_run(run_id: str, flow: str, as_of: date | None, engine: Engine | None = None) -> None:
+# what each run of this process knows of itself, kept in memory beside pipeline_runs: the
+# nightly digest still has the run's status and stage outcomes when the warehouse cannot be
+# read (tasks.alerts.digest); the last few runs only
+_IN_MEMORY: dict[str, dict] = {}
+_KEEP = 32
+
+
+def _remember(run_id: str, **fields) -> None:
+    rec = _IN_MEMORY.pop(str(run_id), {})
+    rec.update(fields)
+    _IN_MEMORY[str(run_id)] = rec
+    while len(_IN_MEMORY) > _KEEP:
+        _IN_MEMORY.pop(next(iter(_IN_MEMORY)))
+
+
+def run_in_memory(run_id: str) -> dict | None:
+    """The run as this process holds it (``flow``, ``as_of``, ``started_at``, ``status``,
+    ``stats`` - the flow's own dict, filled as its stages finish -, ``error``), or None."""
+    return _IN_MEMORY.get(str(run_id))
+
+
+def forget_run(run_id: str) -> None:
+    _IN_MEMORY.pop(str(run_id), None)
+
+
+def start_run(run_id: str, flow: str, as_of: date | None, engine: Engine | None = None, stats: dict | None = None) -> None:
+    """``stats``: the run's figures as the flow fills them (kept in memory, see ``run_in_memory``)."""
+    _remember(run_id, flow=flow, as_of=as_of, started_at=datetime.utcnow(), status="running", stats=stats if stats is not None else {}, error=None)
     engine = engine or get_engine()
     with engine.begin() as conn:
         conn.execute(sa.text("DELETE FROM pipeline_runs WHERE run_id = :r"), {"r": run_id})
@@ -21,6 +48,7 @@ def start_run(run_id: str, flow: str, as_of: date | None, engine: Engine | None 
 
 
 def finish_run(run_id: str, status: str, stats: dict | None = None, error: str | None = None, engine: Engine | None = None) -> None:
+    _remember(run_id, status=status, stats=stats or {}, error=error, finished_at=datetime.utcnow())  # first: the warehouse may be down
     engine = engine or get_engine()
     with engine.begin() as conn:
         conn.execute(

@@ -67,6 +67,10 @@ class Digest:
     severity: str
     link: str | None
     figures: dict = field(default_factory=dict)
+    # the lines of each section read from the warehouse, by builder method, and when: a
+    # digest built later while the warehouse is down shows them as read then
+    sections: dict = field(default_factory=dict)
+    read_at: datetime | None = None
 
     @property
     def markdown(self) -> str:
@@ -153,6 +157,7 @@ class _Builder:
         self.human: list[str] = []
         self.run_started: datetime | None = None
         self.failure_human: str | None = None  # first under "needs a human" when the run failed
+        self.parts: dict[str, list[str]] = {}  # the lines of each section read, by builder method
 
     def q(self, sql: str, params: dict | None = None, parse_dates=None):
         return read_frame(self.engine, sql, params or {}, parse_dates=parse_dates)
@@ -160,10 +165,13 @@ class _Builder:
     def section(self, fn) -> None:
         """One section; one the warehouse cannot answer (a table missing or changed, a lost
         connection) says so in its place and under "needs a human", and the rest goes out."""
+        start = len(self.lines)
         try:
             fn()
         except sa.exc.SQLAlchemyError as exc:
             self.unreadable(SECTION_KEYS.get(fn.__name__, "digest.section.other"), exc)
+        else:
+            self.parts[fn.__name__] = self.lines[start:]
 
     def unreadable(self, key: str, exc: BaseException) -> None:
         what, error = t(key, self.lang), type(exc).__name__
@@ -392,13 +400,26 @@ SECTION_KEYS = {
 }
 
 
-def build_digest(as_of: date, run_id: str, engine: Engine | None = None, lang: str | None = None, now: datetime | None = None, error: BaseException | None = None) -> Digest:
+def build_digest(as_of: date, run_id: str, engine: Engine | None = None, lang: str | None = None, now: datetime | None = None,
+                 error: BaseException | None = None, known: dict | None = None, draft: Digest | None = None) -> Digest:
     """Build tonight's digest from the warehouse (every section tolerates empty tables).
     ``error``: the exception the run failed with (its failure hook has it); otherwise a
-    failed run's reason comes from ``pipeline_runs.error``."""
+    failed run's reason comes from ``pipeline_runs.error``. When the warehouse cannot be
+    reached at all, the digest holds what the run knows in memory (``known``: by default
+    ``tasks.runs.run_in_memory``; the sections of an earlier ``draft`` read from the
+    warehouse) and says which figures are missing (``offline_digest``)."""
     engine = engine or get_engine()
     lang = lang or get_settings().language
     now = now or utcnow()
+    try:
+        with engine.connect():
+            pass
+    except sa.exc.SQLAlchemyError as exc:
+        if known is None:
+            from tasks.runs import run_in_memory
+
+            known = run_in_memory(run_id)
+        return offline_digest(as_of, run_id, exc, known=known, draft=draft, lang=lang, now=now, error=error)
     b = _Builder(engine, as_of, run_id, lang, now, error=error)
     for fn in (b.run_section, b.stage_section, b.health_section, b.churn_section, b.campaign_section, b.human_section):
         b.section(fn)
@@ -414,7 +435,83 @@ def build_digest(as_of: date, run_id: str, engine: Engine | None = None, lang: s
         severity="error" if b.failure_human else "warning" if attention else "info",
         link=run_link(run_id),
         figures=b.figures,
+        sections={k: v for k, v in b.parts.items() if k in _LATER_SECTIONS},
+        read_at=now,
     )
+
+
+# the sections an offline digest can take from an earlier draft (the run's own come from memory)
+_LATER_SECTIONS = ("stage_section", "health_section", "churn_section", "campaign_section")
+
+
+def offline_digest(as_of: date, run_id: str, exc: BaseException, known: dict | None = None, draft: Digest | None = None,
+                   lang: str | None = None, now: datetime | None = None, error: BaseException | None = None) -> Digest:
+    """The digest when the warehouse cannot be read at all (``exc``): what the run holds in
+    memory - its status, why it failed, stage times and each stage's summary lines, rows
+    extracted, loaded and quarantined (``known``, as ``tasks.runs.run_in_memory`` gives it) -,
+    the sections an earlier ``draft`` read from the warehouse (marked with the time they were
+    read), that the warehouse could not be read, and which figures are missing. No query."""
+    from tasks.alerts.problems import describe_failure, warehouse_unreachable_text
+    from userops.i18n import join_list
+
+    L = lang or get_settings().language
+    now = now or utcnow()
+    known = known or {}
+    stats = known.get("stats") if isinstance(known.get("stats"), dict) else {}
+    b = _Builder(None, as_of, run_id, L, now, error=error)
+    raw = "failed" if error is not None else known.get("status")
+    key = {"running": "digest.status.running", "completed": "digest.status.completed", "failed": "digest.status.failed"}.get(raw or "")
+    started = known.get("started_at")
+    duration = stats.get("duration_s")
+    if duration is None and isinstance(started, datetime):
+        duration = ((known.get("finished_at") or now) - started).total_seconds()
+    b.lines.append(t("digest.run", L, status=t(key, L) if key else t("digest.offline.status_unknown", L), duration=fmt_duration(duration, L)))
+    b.figures["run"] = {"status": raw, "duration_s": duration}
+    if raw == "failed":
+        b.failure_lines(known.get("error"))
+    stages = stats.get("stages") if isinstance(stats.get("stages"), dict) else {}
+    if stages:
+        b.lines.append(t("digest.stages", L, stages=t("list.sep", L).join(f"{stage_name(k, L)} {fmt_duration(v, L)}" for k, v in stages.items())))
+    for name in stages:  # each finished stage's outcome, as the run log shows it
+        out = stats.get(name)
+        for line in (out.get("summary") or []) if isinstance(out, dict) else []:
+            b.lines.append("- " + t("digest.offline.stage_line", L, stage=stage_name(name, L), line=clean(str(line))))
+    if raw == "failed" and stats.get("failed_stage"):
+        b.lines.append("- " + t("digest.offline.stage_failed", L, stage=stage_name(str(stats["failed_stage"]), L)))
+    b.lines.append("")
+    missing = ["digest.section.quarantine_rules"]
+    ingest = stats.get("ingest")
+    if isinstance(ingest, dict) and ingest:
+        b.lines.append(t("digest.ingest.head", L))
+        for table, res in ingest.items():
+            if isinstance(res, dict):
+                b.lines.append("- " + t("digest.ingest.line", L, table=table, read=f"{int(res.get('read') or 0):,}", loaded=f"{int(res.get('loaded') or 0):,}", quarantined=f"{int(res.get('quarantined') or 0):,}"))
+        b.figures["ingest"] = ingest
+        b.figures["quarantined"] = sum(int(r.get("quarantined") or 0) for r in ingest.values() if isinstance(r, dict))
+        b.lines.append("")
+    else:
+        missing.insert(0, "digest.section.ingest")
+    earlier = {k: v for k, v in (draft.sections if draft is not None else {}).items() if k in _LATER_SECTIONS and v}
+    missing += [SECTION_KEYS[k] for k in _LATER_SECTIONS if k not in earlier]
+    missing += ["digest.section.incidents", "digest.section.reviews", "digest.section.undelivered"]
+    detail = describe_failure(exc, lang=L).detail or type(exc).__name__
+    missing_words = join_list((t(k, L) for k in missing), L)
+    b.lines += ["⚠️ " + t("digest.offline.note", L, problem=warehouse_unreachable_text(detail, L), missing=missing_words), ""]
+    if earlier:
+        b.lines.append(t("digest.offline.earlier", L, at=_local(draft.read_at, L)))
+        for k in _LATER_SECTIONS:
+            b.lines += earlier.get(k, [])
+    b.figures["warehouse_unreadable"] = {"error": type(exc).__name__, "missing": [k.rsplit(".", 1)[1] for k in missing]}
+    if b.failure_human:
+        b.human.insert(0, b.failure_human)
+    if (b.figures.get("failure") or {}).get("kind") != "warehouse":  # else the failure line says it already
+        b.human.append(t("digest.offline.human", L, fix=t("problem.fix.warehouse", L)))
+    b.lines.append(t("digest.human.head", L))
+    b.lines += ["- " + h for h in b.human]
+    b.figures["needs_human"] = list(b.human)
+    body = re.sub(r"\n{3,}", "\n\n", clean("\n".join(b.lines).strip()))
+    return Digest(as_of=as_of, run_id=run_id, lang=L, title=t("digest.title", L, as_of=as_of.isoformat()), body=body,
+                  severity="error" if b.failure_human else "warning", link=run_link(run_id), figures=b.figures)
 
 
 def digest_key(run_id: str, as_of: date) -> str:
@@ -447,15 +544,26 @@ def queue_digest(d: Digest, hold_seconds: float = 0) -> int:
 
 def finalize_digest(run_id: str, as_of: date | str | None = None, engine: Engine | None = None, error: BaseException | None = None) -> dict:
     """After the nightly run finished (completion or failure hook): rebuild the digest with
-    the run's final figures (status, duration, stage times, rows loaded/quarantined), update
-    the queued digest - or queue it when the run failed before its digest stage - and
-    republish the artifact. Delivery is the caller's. Returns what it did."""
+    the run's final figures (status, duration, stage times, rows loaded/quarantined), publish
+    the artifact, and update the queued digest - or queue it when the run failed before its
+    digest stage. Delivery is the caller's. Returns what it did.
+
+    The warehouse cannot be read (it went down during the night): the artifact is the digest
+    of what the run holds in memory (``offline_digest``) and nothing is queued - the outbox
+    lives in the warehouse."""
     from tasks.alerts.outbox import OUTBOX
+    from tasks.runs import forget_run, run_in_memory
 
     engine = engine or get_engine()
+    known = run_in_memory(run_id)
+    if as_of is None and known and known.get("as_of"):
+        as_of = known["as_of"]
     if as_of is None:
-        df = read_frame(engine, "SELECT as_of FROM pipeline_runs WHERE run_id = :r", {"r": run_id})
-        as_of = df["as_of"].iloc[0] if not df.empty and not _isnull(df["as_of"].iloc[0]) else None
+        try:
+            df = read_frame(engine, "SELECT as_of FROM pipeline_runs WHERE run_id = :r", {"r": run_id})
+            as_of = df["as_of"].iloc[0] if not df.empty and not _isnull(df["as_of"].iloc[0]) else None
+        except sa.exc.SQLAlchemyError:  # the warehouse is down: today's, as the run itself took it
+            as_of = None
     if isinstance(as_of, str):
         as_of = date.fromisoformat(as_of[:10])
     if isinstance(as_of, datetime):
@@ -466,11 +574,20 @@ def finalize_digest(run_id: str, as_of: date | str | None = None, engine: Engine
         as_of = shop_today()
     draft = _HELD_DRAFTS.pop(str(run_id), None)
     try:
-        d = build_digest(as_of, run_id, engine=engine, error=error)
+        d = build_digest(as_of, run_id, engine=engine, error=error, known=known, draft=draft)
     except Exception:
         if draft is not None:  # the final digest cannot be built: the stage's draft is better than none
             _publish_quietly(draft)
         raise
+    finally:
+        forget_run(run_id)
+    if d.figures.get("warehouse_unreadable"):
+        if str(run_id) not in _PUBLISHED_OFFLINE:  # once a run (a failing subflow and its parent: one run)
+            _PUBLISHED_OFFLINE.add(str(run_id))
+            _publish_quietly(d)
+            log.warning("%s", t("alert.log.digest_artifact_only", error=d.figures["warehouse_unreadable"]["error"]))
+        return {"updated": 0, "queued": 0, "severity": d.severity, "artifact_only": True}
+    _publish_quietly(d)  # before the outbox: the Prefect UI has the night's digest whatever happens to it
     with engine.begin() as conn:
         updated = conn.execute(
             OUTBOX.update()
@@ -478,7 +595,6 @@ def finalize_digest(run_id: str, as_of: date | str | None = None, engine: Engine
             .values(title=d.title, body=d.body, severity=d.severity, payload=json.dumps(_digest_payload(d), ensure_ascii=False), next_attempt_at=utcnow())
         ).rowcount or 0
     queued = 0 if updated else queue_digest(d)
-    _publish_quietly(d)
     return {"updated": updated, "queued": queued, "severity": d.severity}
 
 
@@ -508,6 +624,8 @@ def _publish_quietly(d: Digest) -> str | None:
 # hook (finalize_digest, same process) publishes the final digest under the key instead, so
 # the Artifacts history holds one version a night, not a draft beside every final one
 _HELD_DRAFTS: dict[str, Digest] = {}
+# runs whose digest of what they hold in memory (the warehouse down) was published
+_PUBLISHED_OFFLINE: set[str] = set()
 
 
 def finalized_by_the_run(run_id: str) -> bool:

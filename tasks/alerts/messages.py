@@ -194,6 +194,10 @@ register(
             "zh-CN": "告警：无法读取告警渠道（{error}），告警无法直接发送；详情见 Prefect 中的运行日志",
             "en": "alerts: could not read the alert channels ({error}), so the alert could not be sent directly; see the run's log in Prefect",
         },
+        "alert.log.digest_artifact_only": {
+            "zh-CN": "告警：数据仓库读不到（{error}），夜间摘要只发布在 Prefect 界面（工件 nightly-digest，内容为本次运行内存中的结果），未排入发件箱，未发送",
+            "en": "alerts: the warehouse cannot be read ({error}); the nightly digest is published in the Prefect UI only (artifact nightly-digest, what the run kept in memory), not queued in the outbox and not sent",
+        },
         "alert.log.digest_artifact": {
             "zh-CN": "告警：夜间摘要未能发布为 Prefect 界面中的工件（{error}）；摘要本身照常发送",
             "en": "alerts: the nightly digest could not be published as an artifact in the Prefect UI ({error}); the digest itself is sent as usual",
@@ -277,6 +281,25 @@ register(
         "digest.section.incidents": {"zh-CN": "进行中的危机事件", "en": "open incidents"},
         "digest.section.reviews": {"zh-CN": "待复核的消息", "en": "messages awaiting review"},
         "digest.section.other": {"zh-CN": "一节", "en": "a section"},
+        # the warehouse cannot be read at all (tasks/alerts/digest.py offline_digest): what the run holds in memory
+        "digest.section.ingest": {"zh-CN": "抽取、入库与隔离行数", "en": "rows extracted, loaded and quarantined"},
+        "digest.section.quarantine_rules": {"zh-CN": "隔离规则", "en": "quarantine rules"},
+        "digest.section.undelivered": {"zh-CN": "未送达的告警", "en": "undelivered alerts"},
+        "digest.offline.status_unknown": {"zh-CN": "未知（本进程没有这次运行的记录）", "en": "unknown (this process holds no record of the run)"},
+        "digest.offline.stage_line": {"zh-CN": "{stage}：{line}", "en": "{stage}: {line}"},
+        "digest.offline.stage_failed": {"zh-CN": "{stage}：未完成，运行在这一阶段失败", "en": "{stage}: not finished, the run failed in this stage"},
+        "digest.offline.note": {
+            "zh-CN": "数据仓库读不到：{problem}。本摘要只有本次运行内存中的结果，缺少以下数字：{missing}",
+            "en": "the warehouse could not be read: {problem}. This digest holds only what the run kept in memory; these figures are missing: {missing}",
+        },
+        "digest.offline.earlier": {
+            "zh-CN": "以下各节是数据仓库断开之前读到的（{at}）：",
+            "en": "These sections were read before the warehouse went away ({at}):",
+        },
+        "digest.offline.human": {
+            "zh-CN": "数据仓库读不到，摘要缺少其中的数字：{fix}",
+            "en": "the warehouse could not be read, so the digest lacks its figures: {fix}",
+        },
         "digest.human.incidents": {"zh-CN": "进行中的危机事件：{n}", "en": "open incidents: {n}"},
         "digest.human.step": {
             "zh-CN": "事件 {incident} 的「{step}」截止 {deadline}（{status}）",

@@ -22,14 +22,23 @@ def _closed_port() -> int:
 
 @pytest.fixture
 def warehouse_down(monkeypatch):
+    """The warehouse unreachable. The nightly's hook publishes the digest of what the run
+    knows as an artifact: kept in ``PUBLISHED`` here (outside a flow run Prefect would start
+    a temporary server for it; tests/alerts/test_digest_warehouse_down.py runs the real one)."""
+    import tasks.alerts.digest as digest_mod
     from userops.db import dispose_engines
     from userops.settings import reset_settings
 
     monkeypatch.setenv("USEROPS_DATABASE_URL", f"postgresql://ops:pw@127.0.0.1:{_closed_port()}/shop")
+    monkeypatch.setattr(digest_mod, "publish_digest_artifact", PUBLISHED.append)
+    PUBLISHED.clear()
     reset_settings()
     dispose_engines()
     yield
     dispose_engines()
+
+
+PUBLISHED: list = []  # the digests the hook published (warehouse_down)
 
 
 class _State:
@@ -66,6 +75,9 @@ def test_failure_alert_goes_straight_to_the_channels_when_the_outbox_is_down(war
     assert "直接发送到 slack，dingtalk" in logged or "直接发送到 dingtalk，slack" in logged
     assert "留在发件箱" not in logged and "stay in the outbox" not in logged
     assert slack.token not in logged and dingtalk.secret not in logged
+    # the night's digest: in the Prefect UI only (no outbox), once, saying the warehouse could not be read
+    assert len(PUBLISHED) == 1 and "数据仓库读不到" in PUBLISHED[0].body and "**运行**：失败" in PUBLISHED[0].body, PUBLISHED
+    assert "只发布在 Prefect 界面" in logged and "无法生成本次夜间摘要" not in logged, logged
 
 
 def test_rejected_batch_alerts_both_kinds_directly(warehouse_down, use_channels, slack):
