@@ -1,47 +1,18 @@
--- tags_agg_orders: one row per customer with orders paid before the cutoff, into {target}.
---
--- Purchases are orders with status 'paid'; refunded and cancelled orders never count as
--- purchases (they are only counted in returned_orders). {orders} and {scope} limit the
--- customers (incremental refresh: those in tmp_tag_delta, driving the join so each
--- customer's orders are read by index; full: every customer).
--- Category and channel preferences come from tmp_top_category / tmp_top_channel
--- (tags_agg_category, tags_agg_channel, tags_agg_top), filled just before.
--- counted_orders: every order (any status) paid before the cutoff (tags_delta_check).
--- Dialect pieces: {paid_day} = the shop-local day of paid_at, {paid_dow} = its weekday
--- (0 = Sunday), {float} = the floating type, {plus} = '+' on SQLite in a full pass (scan the
--- orders in customer order, never look each one up through the paid_at index).
+-- tags_agg_orders: one row per customer with orders paid before the cutoff, into {target}:
+-- their order facts (tags_agg_order_facts, rendered into {facts}; a full pass on PostgreSQL
+-- reads them beforehand on a second connection and {facts} is then the work table
+-- tmp_order_facts) with their category and channel preferences from tmp_top_category /
+-- tmp_top_channel (tags_agg_category, tags_agg_channel, tags_agg_top), filled just before.
 INSERT INTO {target} (
     customer_id, first_paid_at, second_paid_at, last_paid_at, paid_orders, paid_amount,
     discounted_orders, purchase_days, weekend_orders, window_orders, window_amount,
     returned_orders, favourite_category, favourite_category_qty, items_qty,
     preferred_channel, preferred_channel_orders, counted_orders, updated_at
 )
-WITH base AS (
-    SELECT
-        o.customer_id,
-        MIN(CASE WHEN o.status = 'paid' THEN o.paid_at END) AS first_paid_at,
-        MAX(CASE WHEN o.status = 'paid' THEN o.paid_at END) AS last_paid_at,
-        SUM(CASE WHEN o.status = 'paid' THEN 1 ELSE 0 END) AS paid_orders,
-        SUM(CASE WHEN o.status = 'paid' THEN CAST(COALESCE(o.amount, 0) AS {float}) ELSE 0 END) AS paid_amount,
-        SUM(CASE WHEN o.status = 'paid' AND o.discount_amount > 0
-                  AND CAST(o.discount_amount AS {float}) >= :discount_min_rate * CAST(COALESCE(o.amount, 0) + o.discount_amount AS {float})
-             THEN 1 ELSE 0 END) AS discounted_orders,
-        COUNT(DISTINCT CASE WHEN o.status = 'paid' THEN {paid_day} END) AS purchase_days,
-        SUM(CASE WHEN o.status = 'paid' AND {paid_dow} IN (0, 6) THEN 1 ELSE 0 END) AS weekend_orders,
-        SUM(CASE WHEN o.status = 'paid' AND o.paid_at >= :window_start THEN 1 ELSE 0 END) AS window_orders,
-        SUM(CASE WHEN o.status = 'paid' AND o.paid_at >= :window_start THEN CAST(COALESCE(o.amount, 0) AS {float}) ELSE 0 END) AS window_amount,
-        SUM(CASE WHEN o.status IN ('refunded', 'cancelled') THEN 1 ELSE 0 END) AS returned_orders,
-        COUNT(*) AS counted_orders
-    FROM {orders}
-    WHERE {scope}{plus}o.paid_at < :cutoff
-    GROUP BY o.customer_id
-)
 SELECT
     b.customer_id,
     b.first_paid_at,
-    (SELECT MIN(o2.paid_at) FROM orders o2
-      WHERE o2.customer_id = b.customer_id AND o2.status = 'paid'
-        AND o2.paid_at > b.first_paid_at AND o2.paid_at < :cutoff) AS second_paid_at,
+    b.second_paid_at,
     b.last_paid_at,
     b.paid_orders,
     b.paid_amount,
@@ -58,6 +29,6 @@ SELECT
     ch.n,
     b.counted_orders,
     :now
-FROM base b
+FROM {facts} b
 LEFT JOIN tmp_top_category tc ON tc.customer_id = b.customer_id
 LEFT JOIN tmp_top_channel ch ON ch.customer_id = b.customer_id

@@ -95,3 +95,59 @@ def test_only_an_insert_select_is_accepted(pg):
     with pg.connect() as conn, conn.begin():
         with pytest.raises(ValueError, match="not an INSERT"):
             tags._exec_parallel(conn, "UPDATE customers SET name = 'x'", {})
+
+
+def _aggregates(engine) -> pd.DataFrame:
+    return read_frame(engine, "SELECT * FROM customer_aggregates ORDER BY customer_id").drop(columns="updated_at")
+
+
+def test_order_facts_read_beside_the_counts_equal_the_inline_pass(pg, monkeypatch):
+    """A full pass reads the order facts on a second connection, on its own snapshot, while
+    the counts run; the aggregate is exactly the one the single-connection pass writes (a
+    second connection that fails is a slower pass, never a failed one)."""
+    with pg.begin() as conn:
+        tags.refresh_aggregates(conn, AS_OF, full=True)
+    assert "tags_agg_order_facts_copy" in tags._STEP_SECONDS  # the facts came from the other connection
+    beside = _aggregates(pg)
+
+    def broken(*args, **kwargs):
+        raise RuntimeError("no second connection")
+
+    monkeypatch.setattr(tags, "copy_out", broken)
+    with pg.begin() as conn:
+        tags.refresh_aggregates(conn, AS_OF, full=True)
+    assert "tags_agg_order_facts_copy" not in tags._STEP_SECONDS  # computed inline
+    pd.testing.assert_frame_equal(beside, _aggregates(pg))
+    assert len(beside) > 300 and beside["second_paid_at"].notna().sum() > 100 and beside["purchase_days"].sum() > len(beside)
+
+
+def test_order_facts_are_read_on_the_refresh_snapshot(pg, monkeypatch):
+    """An order committed after the full pass took its snapshot is not in the facts read beside it."""
+    real = tags._order_facts_beside
+
+    def late_order_first(engine, snapshot, sql, params, work_mem_mb):
+        with engine.begin() as other:  # committed while the refresh's transaction is open
+            other.exec_driver_sql(
+                "INSERT INTO orders (order_id, customer_id, paid_at, status, amount, discount_amount, channel, updated_at) "
+                "SELECT 'LATE-1', customer_id, TIMESTAMP '2026-11-19 03:00:00', 'paid', 10, 0, 'web', TIMESTAMP '2026-11-19 03:00:00' "
+                "FROM customers ORDER BY customer_id LIMIT 1"
+            )
+        return real(engine, snapshot, sql, params, work_mem_mb)
+
+    first = read_frame(pg, "SELECT customer_id FROM customers ORDER BY customer_id LIMIT 1")["customer_id"].iloc[0]
+
+    def counted() -> int:
+        n = read_frame(pg, "SELECT counted_orders FROM customer_aggregates WHERE customer_id = :c", {"c": first})["counted_orders"]
+        return int(n.iloc[0]) if len(n) else 0
+
+    with pg.begin() as conn:
+        tags.refresh_aggregates(conn, AS_OF, full=True)
+    before = counted()
+    monkeypatch.setattr(tags, "_order_facts_beside", late_order_first)
+    with pg.begin() as conn:
+        tags.refresh_aggregates(conn, AS_OF, full=True)
+    assert counted() == before  # committed after the snapshot: not in the facts
+    monkeypatch.setattr(tags, "_order_facts_beside", real)
+    with pg.begin() as conn:
+        tags.refresh_aggregates(conn, AS_OF, full=True)
+    assert counted() == before + 1  # the next pass sees it
