@@ -13,11 +13,51 @@ def step_status(code: str, lang: str | None = None) -> str:
     return t(f"crisis.step_status.{code}", lang) if code in STEP_STATUSES else str(code)
 
 
+# the incident's audit log actions (audit_log.action, entity 'incident') and their words in the
+# operator's language (``incident show``'s record): the codes stay stored as they are
+ACTION_WORDS = {
+    "incident.opened": {"zh-CN": "开启事件", "en": "incident opened"},
+    "incident.joined": {"zh-CN": "新的 SKU 并入事件", "en": "SKUs joined the incident"},
+    "incident.taken_over": {"zh-CN": "由新的流程运行接管", "en": "taken over by a new flow run"},
+    "incident.close_refused": {"zh-CN": "未关闭（补偿尚未完成）", "en": "not closed (compensation unfinished)"},
+    "incident.closed_unfinished": {"zh-CN": "确认关闭（补偿尚未完成）", "en": "closed as confirmed (compensation unfinished)"},
+    "incident.closed": {"zh-CN": "关闭事件", "en": "incident closed"},
+    "incident.report_published": {"zh-CN": "结案报告已发布", "en": "closing report published"},
+    "step.reminder": {"zh-CN": "截止提醒", "en": "deadline reminder"},
+    "step.escalated": {"zh-CN": "超时升级", "en": "escalated (deadline missed)"},
+    "step.control.takedown": {"zh-CN": "下架接口已下架商品", "en": "products taken down by the take-down hook"},
+    "step.control.manual_task": {"zh-CN": "需人工下架", "en": "manual take-down needed"},
+    "step.control.confirmed": {"zh-CN": "已确认人工下架", "en": "manual take-down confirmed"},
+    "alert.obsolete": {"zh-CN": "撤回待发的下架告警", "en": "queued take-down alerts withdrawn"},
+    "step.clarify.drafted": {"zh-CN": "声明草稿已生成", "en": "statement drafted"},
+    "statement.sent_back": {"zh-CN": "声明退回修改", "en": "statement sent back"},
+    "statement.approved": {"zh-CN": "声明已批准并发布", "en": "statement approved and published"},
+    "step.clarify.expired": {"zh-CN": "澄清事实超时", "en": "Clarify missed its deadline"},
+    "compensation.planned": {"zh-CN": "补偿已安排", "en": "compensation planned"},
+    "step.compensate.planned": {"zh-CN": "补偿用户已开始", "en": "Compensate started"},
+    "compensation.template_fallback": {"zh-CN": "致歉改用默认模板", "en": "apologies written from the default template"},
+    "compensation.core_reviewed": {"zh-CN": "核心客户致歉已复核", "en": "core apologies reviewed"},
+    "step.compensate.core_reviewed": {"zh-CN": "补偿用户继续（复核完成）", "en": "Compensate carries on (review done)"},
+    "compensation.calls_released": {"zh-CN": "回访电话已列入回访清单", "en": "calls put on the call list"},
+    "step.compensate.expired": {"zh-CN": "补偿用户超时", "en": "Compensate missed its deadline"},
+    "step.compensate.done": {"zh-CN": "补偿用户已完成", "en": "Compensate done"},
+}
+
+
+def action_word(action, lang: str | None = None) -> str:
+    """An audit action of an incident in the operator's words (an unknown code as it is)."""
+    from userops.i18n import t
+
+    return t(f"crisis.action.{action}", lang) if action in ACTION_WORDS else str(action)
+
+
 STEP_NAMES = {
     "control": {"zh-CN": "控制扩散", "en": "Control"},
     "clarify": {"zh-CN": "澄清事实", "en": "Clarify"},
     "compensate": {"zh-CN": "补偿用户", "en": "Compensate"},
 }
+
+register({f"crisis.action.{code}": texts for code, texts in ACTION_WORDS.items()})
 
 register(
     {

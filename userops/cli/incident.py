@@ -224,6 +224,7 @@ def list_cmd(all_: bool = typer.Option(True, "--all/--open", help="All incidents
 def show_cmd(incident_id: str = typer.Argument(..., help="Incident id, e.g. INC-20261122-0930-AB12.")) -> None:
     """One incident's timeline: every step, who did it, when, deadline met or not."""
     from tasks.crisis.incidents import get_incident, incident_audit
+    from tasks.crisis.messages import action_word
     from tasks.crisis.report import actor_word, build_report, report_markdown
     from tasks.crisis.util import to_shop_str
 
@@ -242,7 +243,7 @@ def show_cmd(incident_id: str = typer.Argument(..., help="Incident id, e.g. INC-
         if isinstance(detail.get("per_tier"), dict):  # {"core": 7} -> 核心 7
             detail["per_tier"] = join_list(f"{t(f'tags.priority.{k}')} {v}" for k, v in detail["per_tier"].items())
         extra = ", ".join(f"{k}={v}" for k, v in detail.items() if k in ("step", "level", "status", "new_skus", "released", "held", "per_tier", "customers"))
-        typer.echo(f"- {to_shop_str(e.at)}  {actor_word(e.actor):<28} {e.action}" + (f"  ({extra})" if extra else ""))
+        typer.echo(f"- {to_shop_str(e.at)}  {actor_word(e.actor):<28} {action_word(e.action)}" + (f"  ({extra})" if extra else ""))
 
 
 def _continued(done, seconds: float | None = None) -> bool:
