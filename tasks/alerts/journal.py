@@ -69,6 +69,12 @@ register(
             "zh-CN": "数据仓库不可用时直接发送于 {at}（UTC），恢复后补记",
             "en": "posted directly at {at} (UTC) while the warehouse was down; recorded when it was back",
         },
+        # the same on the log channel (no alert channel configured): nothing went anywhere
+        # (the words of the log-only verdict, alert.deliver.log_only)
+        "alert.cli.logged_directly": {
+            "zh-CN": "数据仓库不可用时（{at}，UTC）未配置告警渠道，告警只写入了运行日志，没有发出；恢复后补记",
+            "en": "no alert channel was configured while the warehouse was down ({at} UTC): the alert was only written to the run log, not sent; recorded when it was back",
+        },
     }
 )
 

@@ -216,7 +216,8 @@ def list_cmd(
             typer.echo(" " * 7 + t("alert.cli.last_error", error=r.last_error[:200]))
         direct = posted_directly(_payload(r.payload)) if r.status == "sent" else None
         if direct:  # recorded from the journal of a night the warehouse was down
-            typer.echo(" " * 7 + t("alert.cli.sent_directly", at=direct))
+            # the log channel (no alert channel configured): only in the run log, sent nowhere
+            typer.echo(" " * 7 + t("alert.cli.logged_directly" if r.channel == "log" else "alert.cli.sent_directly", at=direct))
 
 
 def _payload(text) -> dict:
