@@ -93,11 +93,15 @@ def _send_directly(flow_name: str, alerts: list, outbox_exc: BaseException) -> N
         verdicts = send_direct(alerts, reason=type(outbox_exc).__name__)  # why the outbox was passed by, kept in the journal
     except Exception as exc:  # pragma: no cover - send_direct does not raise
         verdicts = {"?": type(exc).__name__}
-    ok, log_only = t("alert.deliver.ok"), t("alert.deliver.log_only")
+    ok, log_only, already = t("alert.deliver.ok"), t("alert.deliver.log_only"), t("alert.deliver.already_direct")
     sent = [ch for ch, v in verdicts.items() if v == ok]
     logged_only = [ch for ch, v in verdicts.items() if v == log_only]  # the log channel: no alert channel configured
-    failed = {ch: v for ch, v in verdicts.items() if v not in (ok, log_only)}
+    posted_before = [ch for ch, v in verdicts.items() if v == already]  # the hook again for the same run: done before
+    failed = {ch: v for ch, v in verdicts.items() if v not in (ok, log_only, already)}
     error = type(outbox_exc).__name__
+    if posted_before and not (sent or logged_only or failed):  # nothing left to post: not an error
+        log.info("%s", t("alert.log.already_direct", flow=flow_name, channels=join_list(posted_before)))
+        return
     if sent:
         log.warning("%s", t("alert.log.sent_directly", flow=flow_name, error=error, channels=join_list(sent)))
     elif logged_only:  # nothing was sent anywhere: say so, and where to configure a channel (as the outbox path does)

@@ -86,6 +86,8 @@ register(
         },
         "alert.deliver.ok_waiting": {"zh-CN": "成功，另有 {n} 条告警等下一分钟发送", "en": "ok, {n} alerts wait for the next minute"},
         "alert.deliver.not_configured": {"zh-CN": "未配置", "en": "not configured"},
+        # send_direct: this alert was posted directly before (an earlier hook of the same run): nothing to do
+        "alert.deliver.already_direct": {"zh-CN": "此前已直接发送，不再重发", "en": "already posted directly, not posted again"},
         "alert.deliver.not_configured_error": {
             "zh-CN": "渠道 '{channel}' 未配置（设置或 Prefect block）",
             "en": "channel '{channel}' is not configured (settings or Prefect block)",
@@ -152,6 +154,11 @@ register(
         "alert.log.direct_log_only": {
             "zh-CN": "告警：告警发件箱（在数据仓库中）写不进去（{error}）；{flow} 的失败告警：{verdict}；已记入输出目录下的本地日志 alerts/direct/，数据仓库恢复后的下一次投递会把它补记进告警历史",
             "en": "alerts: the alert outbox (in the warehouse) cannot be written ({error}); the failure alert of {flow}: {verdict}; journalled under the output folder (alerts/direct/), the first delivery once the warehouse is back records it in the alert history",
+        },
+        # the hook again for the same run, the warehouse still down: its alert was posted directly before
+        "alert.log.already_direct": {
+            "zh-CN": "告警：{flow} 的失败告警此前已直接发送过（{channels}），不再重发",
+            "en": "alerts: the failure alert of {flow} was already posted directly ({channels}); not posted again",
         },
         "alert.log.channel_verdict": {"zh-CN": "{channel}：{verdict}", "en": "{channel}: {verdict}"},
         "alert.log.direct_failed": {

@@ -183,7 +183,9 @@ def send_direct(alerts: list[dict], channels: dict[str, Channel] | None = None, 
     (``tasks.alerts.journal``) and recorded in the outbox by the first delivery once the
     warehouse is back. Never raises. ``reason``: why the outbox failed (an exception type).
     Returns ``{channel: verdict}`` (``alert.deliver.ok``; ``alert.deliver.log_only`` for the
-    ``log`` channel - nothing was sent anywhere; or the channel's error)."""
+    ``log`` channel - nothing was sent anywhere; ``alert.deliver.already_direct`` when it was
+    posted directly before - by this process, or by another as the journal says; or the
+    channel's error)."""
     from tasks.alerts import journal
     from tasks.alerts.routing import channels_for, load_channels
     from userops.clock import shop_today
@@ -203,7 +205,8 @@ def send_direct(alerts: list[dict], channels: dict[str, Channel] | None = None, 
             if chan is None:
                 verdicts[name] = t("alert.deliver.not_configured", lang)
                 continue
-            if (key, name) in _SENT_DIRECTLY:
+            if (key, name) in _SENT_DIRECTLY:  # an earlier call posted it (its outcome logged then)
+                verdicts.setdefault(name, t("alert.deliver.already_direct", lang))
                 continue
             _SENT_DIRECTLY.add((key, name))  # once, even if this post fails half-way
             secrets = chan.secrets()
@@ -211,7 +214,10 @@ def send_direct(alerts: list[dict], channels: dict[str, Channel] | None = None, 
                 entry = journal.claim(key, name, kind=row.kind, severity=row.severity, title=row.title, body=row.body,
                                       payload=row.payload, posted_at=utcnow(), reason=reason, secrets=secrets)
             except journal.AlreadyPosted as done:  # another process posted it (or tried): not again
-                verdicts[name] = chan.ok_verdict(lang) if done.entry.get("status") == "sent" else (done.entry.get("error") or t("alert.journal.unknown", lang))
+                if done.entry.get("status") == "sent":
+                    verdicts.setdefault(name, t("alert.deliver.already_direct", lang))
+                else:
+                    verdicts[name] = done.entry.get("error") or t("alert.journal.unknown", lang)
                 continue
             except Exception as exc:  # the journal must never stop the failure alert
                 log.debug("alerts: direct post not journalled (%s)", type(exc).__name__)
