@@ -51,6 +51,55 @@ def action_word(action, lang: str | None = None) -> str:
     return t(f"crisis.action.{action}", lang) if action in ACTION_WORDS else str(action)
 
 
+# the parts of an incident audit detail ``incident show``'s record shows (the rest is the flow's
+# bookkeeping, and free text such as a note or a reason may quote a customer): counts, codes
+# and SKUs only, never a phone or an email
+DETAIL_KEYS = ("step", "status", "level", "new_skus", "released", "held", "per_tier", "customers")
+
+
+def detail_words(action, detail: dict, lang: str | None = None) -> str:
+    """An incident audit detail in the operator's words (``incident show``'s record): the step
+    and its status as the report names them (澄清事实；已完成), the counts, levels and SKUs in a
+    phrase; a value with no word for it as ``key: value``. "" when nothing is shown. Only the
+    display: the stored detail stays as it is."""
+    from userops.i18n import join_list, labelled, t
+    from userops.privacy import scrub_text
+
+    def count(v):
+        return int(v) if isinstance(v, (int, float)) and not isinstance(v, bool) and float(v).is_integer() else None
+
+    parts = []
+    for key, v in detail.items():
+        if key not in DETAIL_KEYS or v is None:
+            continue
+        word = None
+        if key == "step" and v in STEP_NAMES:
+            word = t(f"crisis.step.{v}", lang)
+        elif key == "status" and v in STEP_STATUSES:
+            word = step_status(v, lang)
+        elif key == "level" and str(v) == "escalated":
+            word = t("crisis.detail.level.escalated", lang)
+        elif key == "level" and str(v).isdigit():
+            word = t("crisis.detail.level", lang, pct=v)
+        elif key == "new_skus" and isinstance(v, list):
+            word = t("crisis.detail.new_skus", lang, skus=join_list(v, lang)) if v else t("crisis.detail.no_new_skus", lang)
+        elif key == "released" and count(v) is not None:
+            calls = action == "compensation.calls_released"
+            word = t("crisis.detail.calls_released" if calls else "crisis.detail.released", lang, n=count(v))
+        elif key in ("held", "customers") and count(v) is not None:
+            word = t(f"crisis.detail.{key}", lang, n=count(v))
+        elif key == "per_tier" and isinstance(v, dict):
+            tiers = join_list((f"{t(f'tags.priority.{k}', lang) if k in _TIERS else k} {n}" for k, n in v.items()), lang)
+            word = t("crisis.detail.per_tier", lang, tiers=tiers)
+        if word is None:  # no word for it: the key and the value as stored
+            word = labelled(key, join_list(v, lang) if isinstance(v, list) else v, lang)
+        parts.append(word)
+    return scrub_text(t("crisis.detail.sep", lang).join(parts))
+
+
+_TIERS = ("core", "potential", "ordinary")  # crisis priorities (tags.priority.<tier>)
+
+
 STEP_NAMES = {
     "control": {"zh-CN": "控制扩散", "en": "Control"},
     "clarify": {"zh-CN": "澄清事实", "en": "Clarify"},
@@ -58,6 +107,22 @@ STEP_NAMES = {
 }
 
 register({f"crisis.action.{code}": texts for code, texts in ACTION_WORDS.items()})
+
+register(
+    {
+        # an audit detail's parts in incident show's record (detail_words)
+        "crisis.detail.sep": {"zh-CN": "；", "en": "; "},
+        "crisis.detail.level": {"zh-CN": "已用去 {pct}% 时间", "en": "{pct}% through its window"},
+        "crisis.detail.level.escalated": {"zh-CN": "已过截止时间", "en": "past its deadline"},
+        "crisis.detail.new_skus": {"zh-CN": "新增 SKU：{skus}", "en": "new SKUs: {skus}"},
+        "crisis.detail.no_new_skus": {"zh-CN": "没有新增 SKU", "en": "no new SKUs"},
+        "crisis.detail.released": {"zh-CN": "放行 {n}", "en": "{n} released"},
+        "crisis.detail.calls_released": {"zh-CN": "{n} 个回访电话", "en": "calls: {n}"},
+        "crisis.detail.held": {"zh-CN": "暂缓 {n}", "en": "{n} held"},
+        "crisis.detail.customers": {"zh-CN": "受影响客户 {n} 位", "en": "affected customers: {n}"},
+        "crisis.detail.per_tier": {"zh-CN": "按优先级：{tiers}", "en": "by priority: {tiers}"},
+    }
+)
 
 register(
     {

@@ -73,8 +73,8 @@ def test_auto_close_after_quiet_period_and_cli(warehouse, provider, pinned_now):
     out = runner.invoke(app, ["incident", "list"]).output
     assert iid in out and "完成" in out and "事件编号" in out and "done" not in out
     out = runner.invoke(app, ["incident", "show", iid]).output
-    assert "ops-wang" in out and "pr-zhao" in out and "lead-li" in out and "statement.approved" in out
-    assert "## 操作记录" in out and "per_tier={" not in out
+    assert "ops-wang" in out and "pr-zhao" in out and "lead-li" in out and "声明已批准并发布" in out
+    assert "## 操作记录" in out and "per_tier" not in out and "（澄清事实；已完成）" in out
     assert "1380000" not in out and "客户0" not in out
     assert auto_close(warehouse, NOW + timedelta(days=7, minutes=1)) == [iid]
     inc = get_incident(warehouse, iid)

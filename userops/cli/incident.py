@@ -22,7 +22,7 @@ from typing import Optional
 import typer
 
 from userops.i18n import register as register_messages
-from userops.i18n import join_list, t
+from userops.i18n import join_list, parens, t
 
 DEPLOYMENT = "crisis-response/crisis-response"
 
@@ -224,7 +224,7 @@ def list_cmd(all_: bool = typer.Option(True, "--all/--open", help="All incidents
 def show_cmd(incident_id: str = typer.Argument(..., help="Incident id, e.g. INC-20261122-0930-AB12.")) -> None:
     """One incident's timeline: every step, who did it, when, deadline met or not."""
     from tasks.crisis.incidents import get_incident, incident_audit
-    from tasks.crisis.messages import action_word
+    from tasks.crisis.messages import action_word, detail_words
     from tasks.crisis.report import actor_word, build_report, report_markdown
     from tasks.crisis.util import to_shop_str
 
@@ -239,11 +239,9 @@ def show_cmd(incident_id: str = typer.Argument(..., help="Incident id, e.g. INC-
     events = incident_audit(engine, incident_id)
     typer.echo(t("incident.record") + "\n")
     for e in events.itertuples(index=False):
-        detail = json.loads(e.detail or "{}")
-        if isinstance(detail.get("per_tier"), dict):  # {"core": 7} -> 核心 7
-            detail["per_tier"] = join_list(f"{t(f'tags.priority.{k}')} {v}" for k, v in detail["per_tier"].items())
-        extra = ", ".join(f"{k}={v}" for k, v in detail.items() if k in ("step", "level", "status", "new_skus", "released", "held", "per_tier", "customers"))
-        typer.echo(f"- {to_shop_str(e.at)}  {actor_word(e.actor):<28} {action_word(e.action)}" + (f"  ({extra})" if extra else ""))
+        # the detail in words (澄清事实；已完成；…), counts, levels and SKUs only (detail_words)
+        extra = detail_words(e.action, json.loads(e.detail or "{}"))
+        typer.echo(f"- {to_shop_str(e.at)}  {actor_word(e.actor):<28} {action_word(e.action)}" + (f"  {parens(extra)}" if extra else ""))
 
 
 def _continued(done, seconds: float | None = None) -> bool:
