@@ -53,6 +53,12 @@ register_messages(
         "alert.cli.col.next": {"zh-CN": "下次尝试（UTC）", "en": "next (UTC)"},
         "alert.cli.col.title": {"zh-CN": "标题", "en": "title"},
         "alert.cli.last_error": {"zh-CN": "最近错误：{error}", "en": "last error: {error}"},
+        # an outbox row delivered on the log channel (no alert channel configured): nothing went
+        # anywhere (the words of the log-only verdict, alert.deliver.log_only)
+        "alert.cli.logged": {
+            "zh-CN": "发送时未配置告警渠道，告警只写入了运行日志，没有发出",
+            "en": "no alert channel was configured when it was delivered: the alert was only written to the run log, not sent",
+        },
         "alert.cli.prefect_unreachable": {
             "zh-CN": "连不上 Prefect 服务器 {url}（{error}）。请先启动它：`userops serve`（或把 PREFECT_API_URL 指向正在运行的 Prefect 服务器），然后重试",
             "en": "The Prefect server is not reachable at {url} ({error}). Start it with `userops serve` (or point PREFECT_API_URL at a running Prefect server), then try again",
@@ -218,6 +224,8 @@ def list_cmd(
         if direct:  # recorded from the journal of a night the warehouse was down
             # the log channel (no alert channel configured): only in the run log, sent nowhere
             typer.echo(" " * 7 + t("alert.cli.logged_directly" if r.channel == "log" else "alert.cli.sent_directly", at=direct))
+        elif r.status == "sent" and r.channel == "log":  # "sent" to the run log only: nobody got it
+            typer.echo(" " * 7 + t("alert.cli.logged"))
 
 
 def _payload(text) -> dict:
