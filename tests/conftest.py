@@ -142,6 +142,25 @@ def pg_warehouse(pg_url, monkeypatch, tmp_path):
     yield from _use_warehouse(pg_url, monkeypatch, tmp_path)
 
 
+@pytest.fixture
+def shop_language(monkeypatch, tmp_path):
+    """The shop's language for one test: no settings file, ``USEROPS_LANGUAGE`` unset (the
+    default, zh-CN); call the fixture's value with a code ("en", "zh-CN") to switch."""
+    from userops.settings import reset_settings
+
+    (tmp_path / "none.yaml").write_text("{}\n")
+    monkeypatch.setenv("USEROPS_CONFIG_FILE", str(tmp_path / "none.yaml"))
+    monkeypatch.delenv("USEROPS_LANGUAGE", raising=False)
+    reset_settings()
+
+    def use(code: str) -> None:
+        monkeypatch.setenv("USEROPS_LANGUAGE", code)
+        reset_settings()
+
+    yield use
+    reset_settings()
+
+
 @pytest.fixture(scope="session")
 def prefect_server():
     """A real Prefect server for this test session (worker)."""

@@ -117,3 +117,21 @@ def open_incident(engine, skus=("SKU-BAD",), reason="批次漏水", now=NOW, flo
     with engine.begin() as conn:
         record_affected(conn, inc["incident_id"], now)
     return inc
+
+
+def incident_record(monkeypatch, incident_id: str, lang: str) -> str:
+    """``userops incident show``'s record section (操作记录 / Record) in ``lang``."""
+    from typer.testing import CliRunner
+
+    from userops.cli import app
+    from userops.settings import reset_settings
+
+    monkeypatch.setenv("USEROPS_LANGUAGE", lang)
+    reset_settings()
+    try:
+        res = CliRunner().invoke(app, ["incident", "show", incident_id])
+    finally:
+        monkeypatch.delenv("USEROPS_LANGUAGE")
+        reset_settings()
+    assert res.exit_code == 0, res.output
+    return res.output.split("## 操作记录" if lang == "zh-CN" else "## Record", 1)[1]

@@ -9,7 +9,7 @@ from datetime import timedelta
 
 import pytest
 
-from tests.crisis.conftest import NOW, open_incident, shop
+from tests.crisis.conftest import NOW, incident_record, open_incident, shop
 from userops.settings import PROJECT_ROOT
 
 
@@ -44,12 +44,9 @@ def test_every_written_action_has_words():
 
 @pytest.mark.parametrize("lang", ["zh-CN", "en"])
 def test_incident_show_record_says_the_actions_in_words(lang, sqlite_warehouse, pinned_now, monkeypatch):
-    from typer.testing import CliRunner
 
     from tasks.crisis.clarify import approve_statement, draft_statement
     from tasks.crisis.incidents import incident_audit
-    from userops.cli import app
-    from userops.settings import reset_settings
 
     shop(sqlite_warehouse, {"C1": "ordinary"})
     iid = open_incident(sqlite_warehouse)["incident_id"]
@@ -59,15 +56,7 @@ def test_incident_show_record_says_the_actions_in_words(lang, sqlite_warehouse, 
         from userops.db import audit
 
         audit(conn, "userops", "something.new", "incident", iid, {})
-    monkeypatch.setenv("USEROPS_LANGUAGE", lang)
-    reset_settings()
-    try:
-        res = CliRunner().invoke(app, ["incident", "show", iid])
-    finally:
-        monkeypatch.delenv("USEROPS_LANGUAGE")
-        reset_settings()
-    assert res.exit_code == 0, res.output
-    record = res.output.split("## 操作记录" if lang == "zh-CN" else "## Record", 1)[1]
+    record = incident_record(monkeypatch, iid, lang)
     for code in ("incident.opened", "step.clarify.drafted", "statement.approved"):
         assert code not in record, record
     if lang == "zh-CN":

@@ -11,7 +11,7 @@ from datetime import timedelta
 
 import pytest
 
-from tests.crisis.conftest import NOW, open_incident, shop
+from tests.crisis.conftest import NOW, incident_record, open_incident, shop
 
 
 def _record(lines: str, action_words: str) -> str:
@@ -23,13 +23,10 @@ def _record(lines: str, action_words: str) -> str:
 
 @pytest.mark.parametrize("lang", ["zh-CN", "en"])
 def test_incident_show_record_says_the_details_in_words(lang, sqlite_warehouse, pinned_now, monkeypatch):
-    from typer.testing import CliRunner
 
     from tasks.crisis.clarify import approve_statement, draft_statement, reject_statement
     from tasks.crisis.incidents import incident_audit
-    from userops.cli import app
     from userops.db import audit
-    from userops.settings import reset_settings
 
     shop(sqlite_warehouse, {"C1": "core", "C2": "ordinary"})
     iid = open_incident(sqlite_warehouse, reason="客户 13812345678 / li@example.com 说杯盖漏水")["incident_id"]
@@ -51,15 +48,7 @@ def test_incident_show_record_says_the_details_in_words(lang, sqlite_warehouse, 
         audit(conn, "userops", "something.new", "incident", iid, {"step": "recall", "status": "queued"})
     stored = {e.action: e.detail for e in incident_audit(sqlite_warehouse, iid).itertuples(index=False)}
 
-    monkeypatch.setenv("USEROPS_LANGUAGE", lang)
-    reset_settings()
-    try:
-        res = CliRunner().invoke(app, ["incident", "show", iid])
-    finally:
-        monkeypatch.delenv("USEROPS_LANGUAGE")
-        reset_settings()
-    assert res.exit_code == 0, res.output
-    record = res.output.split("## 操作记录" if lang == "zh-CN" else "## Record", 1)[1]
+    record = incident_record(monkeypatch, iid, lang)
     # no stored detail text, no phone, no email, no free text
     assert not re.search(r"\b(step|status|level|per_tier|new_skus|released|held|customers)=", record), record
     assert not re.search(r"1381234|1391234|@example|请回电|杯盖漏水", record), record

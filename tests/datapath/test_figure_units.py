@@ -9,23 +9,7 @@ import pandas as pd
 import pytest
 
 
-@pytest.fixture
-def lang(monkeypatch, tmp_path):
-    from userops.settings import reset_settings
-
-    (tmp_path / "none.yaml").write_text("{}\n")
-    monkeypatch.setenv("USEROPS_CONFIG_FILE", str(tmp_path / "none.yaml"))
-
-    def use(code: str) -> None:
-        monkeypatch.setenv("USEROPS_LANGUAGE", code)
-        reset_settings()
-
-    use("zh-CN")
-    yield use
-    reset_settings()
-
-
-def test_the_churn_model_artifact_gives_the_churn_rate_in_percent(lang):
+def test_the_churn_model_artifact_gives_the_churn_rate_in_percent(shop_language):
     from tasks.artifacts import churn_model_markdown
 
     m = {"roc_auc": 0.81234, "pr_auc": 0.5, "brier": 0.12, "log_loss": 0.4, "lift_top_decile": 2.5, "churn_rate": 0.2, "n": 1234}
@@ -36,7 +20,7 @@ def test_the_churn_model_artifact_gives_the_churn_rate_in_percent(lang):
     md = churn_model_markdown(out)
     assert "| 流失率 | 20.0% | 18.3% |" in md, md
     assert "| 2.5000 | 2.5000 |" in md  # the other figures keep their four decimals
-    lang("en")
+    shop_language("en")
     assert "| churn rate | 20.0% | 18.3% |" in churn_model_markdown(out)
 
 
@@ -51,7 +35,7 @@ def _health(dau, mau) -> dict:
     ("zh-CN", "| DAU | 1,234 人 |", "| MAU | 5,678 人 |", "| 会员数 | 1,200 |"),
     ("en", "| DAU | 1,234 |", "| MAU | 5,678 |", "| members | 1,200 |"),
 ])
-def test_the_health_report_counts_dau_and_mau_in_people(lang, code, dau, mau, members):
+def test_the_health_report_counts_dau_and_mau_in_people(shop_language, code, dau, mau, members):
     from tasks import health
 
     hist = pd.DataFrame(columns=["as_of", *health.HEADLINE])
@@ -61,7 +45,7 @@ def test_the_health_report_counts_dau_and_mau_in_people(lang, code, dau, mau, me
     assert "DAU" not in md and "MAU" not in md  # no events: no rows, as before
 
 
-def test_the_excluded_at_planning_row_has_no_uplift_interval_or_verdict(lang):
+def test_the_excluded_at_planning_row_has_no_uplift_interval_or_verdict(shop_language):
     from tasks.campaigns.readout import report_rows, uplift_interval, verdict
     from userops.i18n import t
 

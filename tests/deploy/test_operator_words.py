@@ -18,22 +18,6 @@ _HAN = re.compile("[\u3400-\u9fff]")
 _NOT_MINE = {"crisis.py", "campaigns.py"}
 
 
-@pytest.fixture
-def lang(monkeypatch, tmp_path):
-    from userops.settings import reset_settings
-
-    (tmp_path / "none.yaml").write_text("{}\n")
-    monkeypatch.setenv("USEROPS_CONFIG_FILE", str(tmp_path / "none.yaml"))
-
-    def use(code: str) -> None:
-        monkeypatch.setenv("USEROPS_LANGUAGE", code)
-        reset_settings()
-
-    use("zh-CN")
-    yield use
-    reset_settings()
-
-
 # ----------------------------------------------------------------------------- run log
 def test_flow_run_log_lines_come_from_the_catalogue():
     """A logger.info/warning/error in a flow logs catalogue text (``t(...)``) or lines built
@@ -49,7 +33,7 @@ def test_flow_run_log_lines_come_from_the_catalogue():
     assert not found, "\n".join(found)
 
 
-def test_run_log_texts_in_both_languages(lang):
+def test_run_log_texts_in_both_languages(shop_language):
     from flows.churn import _model_line
     from userops.i18n import t
 
@@ -58,7 +42,7 @@ def test_run_log_texts_in_both_languages(lang):
     assert _model_line(out) == "流失模型 v20261207：冠军模型。首个模型，直接成为冠军模型。"
     assert t("log.nightly.stage", stage="tags") == "开始阶段：tags"
     assert t("log.nightly.done", as_of=date(2026, 12, 7), seconds="12.5") == "夜间运行 2026-12-07 完成，用时 12.5 秒"
-    lang("en")
+    shop_language("en")
     assert _model_line({**out, "reason_text": "First model."}) == "Churn model v20261207: champion. First model."
     assert t("log.nightly.done", as_of=date(2026, 12, 7), seconds="12.5") == "nightly 2026-12-07 done in 12.5s"
 
@@ -72,7 +56,7 @@ def _churn_out(**over) -> dict:
     return {**out, **over}
 
 
-def test_churn_model_artifact_names_and_defines_its_figures(lang):
+def test_churn_model_artifact_names_and_defines_its_figures(shop_language):
     from tasks.artifacts import churn_model_markdown
 
     md = churn_model_markdown(_churn_out())
@@ -83,13 +67,13 @@ def test_churn_model_artifact_names_and_defines_its_figures(lang):
     assert "| 验证客户数 | 1,234 | 1,234 |" in md
     # the first model is the champion: the champion column is its own figures, said so
     assert "当前冠军模型（即新模型）" in md and "| — |" not in md
-    lang("en")
+    shop_language("en")
     md = churn_model_markdown(_churn_out())
     assert "| ROC AUC | 0.8123 | 0.8123 | ROC AUC: how well the model tells churners from stayers" in md
     assert "champion (this model)" in md
 
 
-def test_churn_model_artifact_champion_column_names_the_champion(lang):
+def test_churn_model_artifact_champion_column_names_the_champion(shop_language):
     from tasks.artifacts import churn_model_markdown
 
     champ = {"roc_auc": 0.7, "pr_auc": 0.4, "brier": 0.15, "log_loss": 0.45, "lift_top_decile": 2.0, "churn_rate": 0.2, "n": 1234}
@@ -99,7 +83,7 @@ def test_churn_model_artifact_champion_column_names_the_champion(lang):
     assert "| 指标（同一验证集） | 新模型 | 当前冠军模型 v1 | 含义 |" in lost
 
 
-def test_model_status_legend_is_the_artifact_definitions(lang):
+def test_model_status_legend_is_the_artifact_definitions(shop_language):
     from tasks.artifacts import metric_legend
     from userops.i18n import t
 
@@ -109,7 +93,7 @@ def test_model_status_legend_is_the_artifact_definitions(lang):
         assert t(f"model.metric.{k}.help") in legend
 
 
-def test_artifact_descriptions_in_the_operators_language(lang, monkeypatch):
+def test_artifact_descriptions_in_the_operators_language(shop_language, monkeypatch):
     import tasks.artifacts as A
     import tasks.health as H
 
@@ -135,7 +119,7 @@ def _in_run(monkeypatch, deployment_id, expected_start):
     monkeypatch.setattr(FlowRunContext, "get", classmethod(lambda cls: ctx))
 
 
-def test_scheduled_run_is_named_after_its_slot(lang, monkeypatch):
+def test_scheduled_run_is_named_after_its_slot(shop_language, monkeypatch):
     """The 18:00 watch that Prefect started at 17:59:58 is the 18:00 watch (name and artifact)."""
     from flows.monitor import hourly_monitor
     from userops import run_names
@@ -150,7 +134,7 @@ def test_scheduled_run_is_named_after_its_slot(lang, monkeypatch):
     assert hourly_monitor.flow_run_name() == "hourly-monitor-2026-12-07 17:59"
 
 
-def test_scheduled_start_from_the_runtime_outside_the_run_context(lang, monkeypatch):
+def test_scheduled_start_from_the_runtime_outside_the_run_context(shop_language, monkeypatch):
     """Outside the run context (a process started for a deployment's run) prefect.runtime says."""
     import prefect.runtime.flow_run as rt
 

@@ -22,23 +22,6 @@ CRISIS = _info("crisis-response", [{"interval": 300, "active": True}], triggers=
 RECALL = _info("recall")
 
 
-@pytest.fixture
-def language(monkeypatch, tmp_path):
-    from userops.settings import reset_settings
-
-    (tmp_path / "none.yaml").write_text("{}\n")
-    monkeypatch.setenv("USEROPS_CONFIG_FILE", str(tmp_path / "none.yaml"))
-    monkeypatch.delenv("USEROPS_LANGUAGE", raising=False)
-    reset_settings()
-
-    def use(code: str) -> None:
-        monkeypatch.setenv("USEROPS_LANGUAGE", code)
-        reset_settings()
-
-    yield use
-    reset_settings()
-
-
 def test_how_a_deployment_starts_in_zh_cn():
     assert NIGHTLY.how("zh-CN") == "cron 0 2 * * *（时区 Asia/Shanghai）"
     assert MONITOR.how("zh-CN") == "cron 0 * * * *（时区 UTC）（已停用）"
@@ -63,7 +46,7 @@ def test_how_a_deployment_starts_in_en_is_unchanged():
     assert _info("x", concurrency="2 (SOMETHING_NEW)").concurrency_text("zh-CN") == "并发上限 2（SOMETHING_NEW）"
 
 
-def test_serve_check_lists_the_deployments_in_the_shop_language(language, monkeypatch, capsys):
+def test_serve_check_lists_the_deployments_in_the_shop_language(shop_language, monkeypatch, capsys):
     """`userops serve --check` (and serve's own listing, the same lines) in the default
     language zh-CN: no English words around the schedules; en as before."""
     import userops.cli.serve as serve
@@ -84,7 +67,7 @@ def test_serve_check_lists_the_deployments_in_the_shop_language(language, monkey
     for word in ("by hand", "every ", "on event", "concurrency", "ENQUEUE"):
         assert word not in out, (word, out)
 
-    language("en")
+    shop_language("en")
     assert serve.check("http://127.0.0.1:4200/api") == 0
     out = capsys.readouterr().out
     line = next(ln for ln in out.splitlines() if "nightly/nightly " in ln)
