@@ -129,9 +129,11 @@ def _isnull(v) -> bool:
 
 
 def run_link(run_id: str | None) -> str | None:
-    if run_id and _UUID.match(str(run_id)):
-        return f"{get_settings().prefect_ui_url.rstrip('/')}/runs/flow-run/{run_id}"
-    return None
+    """The run's page in the Prefect UI, for a Prefect run id on a server that outlives the
+    run (tasks.alerts.failures.flow_run_link)."""
+    from tasks.alerts.failures import flow_run_link
+
+    return flow_run_link(run_id) if run_id and _UUID.match(str(run_id)) else None
 
 
 def _local(ts, lang: str) -> str:

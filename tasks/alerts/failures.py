@@ -19,7 +19,15 @@ from userops.settings import get_settings
 log = logging.getLogger("userops.alerts")
 
 
-def flow_run_link(flow_run_id) -> str:
+def flow_run_link(flow_run_id) -> str | None:
+    """The run's page in the Prefect UI (``prefect_ui_url``). None when the run has no server
+    to outlive it: with no ``PREFECT_API_URL`` (``make demo``, a local ``userops run``) Prefect
+    runs the flow on a temporary server that stops with the process, and a link would lead
+    nowhere."""
+    from prefect.settings import get_current_settings
+
+    if not flow_run_id or get_current_settings().api.url is None:
+        return None
     return f"{get_settings().prefect_ui_url.rstrip('/')}/runs/flow-run/{flow_run_id}"
 
 
