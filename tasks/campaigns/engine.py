@@ -48,6 +48,21 @@ def _local_day_start(day: date) -> datetime:
     return datetime.combine(day, datetime.min.time(), tzinfo=tz).astimezone(timezone.utc).replace(tzinfo=None)
 
 
+def preview_clock(as_of: date) -> datetime:
+    """The clock of a preview (dry run) for the business day ``as_of``: now, moved to that
+    day at the same shop-local time. A plan made on ``as_of`` counts frequency caps, spends
+    the month's budget and defers for quiet hours from its own time, so a preview for that
+    day does the same (it counted caps from today: a preview for next month showed everyone
+    messaged today as capped). Today's preview is now itself."""
+    now = utcnow()
+    tz = ZoneInfo(get_settings().timezone)
+    local = now.replace(tzinfo=timezone.utc).astimezone(tz)
+    if local.date() == as_of:
+        return now
+    moved = datetime.combine(as_of, local.time().replace(tzinfo=None), tzinfo=tz)
+    return moved.astimezone(timezone.utc).replace(tzinfo=None)
+
+
 class _Sql:
     """Builds WHERE clauses with bound parameters (lists expand)."""
 
@@ -180,7 +195,9 @@ def select_audience(engine: Engine, c: Campaign, as_of: date, entry: str = "nigh
 # --------------------------------------------------------------------------- exclusions
 def _recent_counts(conn: Connection, now: datetime, campaign: str, campaign_days: int | None, global_days: int) -> pd.DataFrame:
     """Per customer: marketing touches in the global window (``g``) and this campaign's
-    touches in its own window (``k``); planned, in-flight and sent ones count. One scan."""
+    touches in its own window (``k``) before ``now``; planned, in-flight and sent ones count.
+    Only touches already planned at ``now`` count (``planned_at <= now``): a preview for an
+    earlier day sees what the plan on that day saw, not touches planned since. One scan."""
     g_since = now - timedelta(days=global_days)
     k_since = now - timedelta(days=campaign_days or 0)
     sql = (
@@ -188,11 +205,11 @@ def _recent_counts(conn: Connection, now: datetime, campaign: str, campaign_days
         "SUM(CASE WHEN is_marketing = :t AND ts >= :g_since THEN 1 ELSE 0 END) AS g, "
         "SUM(CASE WHEN campaign = :c AND ts >= :k_since THEN 1 ELSE 0 END) AS k "
         "FROM (SELECT customer_id, is_marketing, campaign, COALESCE(sent_at, not_before, planned_at) AS ts "
-        "      FROM touches WHERE status IN :st) x "
+        "      FROM touches WHERE status IN :st AND planned_at <= :now) x "
         "WHERE ts >= :since GROUP BY customer_id"
     )
-    stmt = sa.text(sql).bindparams(sa.bindparam("st", expanding=True), *[sa.bindparam(n, type_=sa.DateTime()) for n in ("g_since", "k_since", "since")])
-    params = {"st": list(COUNTED), "t": True, "c": campaign, "g_since": g_since, "k_since": k_since,
+    stmt = sa.text(sql).bindparams(sa.bindparam("st", expanding=True), *[sa.bindparam(n, type_=sa.DateTime()) for n in ("g_since", "k_since", "since", "now")])
+    params = {"st": list(COUNTED), "t": True, "c": campaign, "g_since": g_since, "k_since": k_since, "now": now,
               "since": min(g_since, k_since) if campaign_days else g_since}
     return read_frame(conn, stmt, params).set_index("customer_id")
 
@@ -354,7 +371,7 @@ def plan_campaign(
     by default they run here in one piece. The touches planned are the same."""
     engine = engine or get_engine()
     as_of = as_of or shop_today()
-    now = now or utcnow()
+    now = now or (preview_clock(as_of) if dry_run else utcnow())
     period = period_key(c.period, as_of)
     run_id = campaign_run_id(c, period, parent_run_id)
     df = select_audience(engine, c, as_of, entry, event)
