@@ -294,7 +294,10 @@ class Settings(BaseSettings):
     )
     output_dir: Path = PROJECT_ROOT / "output"
     timezone: str = "Asia/Shanghai"  # the shop's timezone: "tonight", quiet hours, cron
-    language: Literal["zh-CN", "en"] = "zh-CN"
+    language: Literal["zh-CN", "en"] = "zh-CN"  # the operator's: command line, alerts, reports
+    # the customers': messages to a customer whose own language is unknown (campaigns: no time
+    # zone; crisis apologies, the statement, feedback acknowledgements); never the operator's
+    customer_language: Literal["zh-CN", "en"] = "zh-CN"
 
     @field_validator("database_url")
     @classmethod
@@ -359,7 +362,7 @@ class Settings(BaseSettings):
             raise PydanticCustomError("userops_timezone", "no such time zone: give an IANA name such as Asia/Shanghai, Europe/Berlin or UTC") from None
         return v
 
-    @field_validator("language", mode="before")
+    @field_validator("language", "customer_language", mode="before")
     @classmethod
     def _language(cls, v):
         """zh-CN or en, however it is spelled (EN, zh_cn, zh)."""

@@ -58,10 +58,12 @@ def _fill(template: str, columns: dict[str, pd.Series], index) -> pd.Series:
 
 def locales(c: Campaign, zones: pd.Series) -> pd.Series:
     """zh-CN for customers in a Chinese timezone, en for other known timezones, else the
-    shop's language; or the campaign's fixed locale."""
+    customers' default language (``customer_language``, never the operator's ``language``:
+    an operator reading the command line in English changes no customer's message); or the
+    campaign's fixed locale."""
     if c.locale != "auto":
         return pd.Series(c.locale, index=zones.index, dtype=object)
-    default = get_settings().language
+    default = get_settings().customer_language
     z = zones.astype(object)
     out = pd.Series(default, index=zones.index, dtype=object)
     known = z.notna() & (z.astype(str).str.len() > 0)

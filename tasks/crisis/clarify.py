@@ -33,7 +33,7 @@ log = logging.getLogger("userops.crisis.clarify")
 def statement_facts(incident_id: str, lang: str | None = None, engine: Engine | None = None) -> dict:
     engine = engine or get_engine()
     s = get_settings()
-    lang = lang or s.language
+    lang = lang or s.customer_language  # the statement is public: the customers' language
     inc = get_incident(engine, incident_id)
     skus = inc["skus"]
     cats = read(engine, "SELECT sku, MIN(category) AS category FROM order_items WHERE sku IN :skus GROUP BY sku", {"skus": skus})
@@ -94,7 +94,7 @@ def draft_statement(incident_id: str, lang: str | None = None, engine: Engine | 
     """Render the draft and keep it on the incident; the Clarify step now waits for a human.
     A draft a human already edited or approved is never overwritten."""
     engine = engine or get_engine()
-    lang = lang or get_settings().language
+    lang = lang or get_settings().customer_language  # public text: the customers' language, not the operator's
     inc = get_incident(engine, incident_id)
     step = get_step(engine, incident_id, "clarify")
     if inc.get("statement") and (step["status"] in ("done",) or step["result"].get("edited")):

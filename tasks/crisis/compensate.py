@@ -183,7 +183,7 @@ def plan_compensation(incident_id: str, engine: Engine | None = None, now: datet
     engine = engine or get_engine()
     now = now or utcnow()
     s = get_settings()
-    lang = s.language
+    lang = s.customer_language  # the apologies (and call scripts) are the customers': not the operator's language
     with engine.begin() as conn:
         record_affected(conn, incident_id, now)
         inc = get_incident(conn, incident_id)
@@ -348,7 +348,7 @@ def release_calls(incident_id: str, engine: Engine | None = None, now: datetime 
             df["name"] = None
         df["coupon_placed"] = df["apology_status"] == "sent"
         taken_down = _taken_down(conn, incident_id)
-        lang = get_settings().language
+        lang = get_settings().customer_language  # the script is spoken to the customer
         fallbacks: dict = {}
         df = _personalise(df, lang, taken_down=taken_down, call_script=True, fallbacks=fallbacks)
         _note_fallbacks(conn, incident_id, fallbacks, lang)

@@ -50,7 +50,7 @@ def overdue_feedback(bind, now: datetime | None = None) -> pd.DataFrame:
 
 def _ack_touches(new: pd.DataFrame, conn, now: datetime) -> pd.DataFrame:
     s = get_settings()
-    lang = s.language
+    lang = s.customer_language  # the customer's message: the customers' language, not the operator's
     df = new[new["customer_id"].notna()].copy()
     if df.empty:
         return df
