@@ -13,6 +13,14 @@ The uplift is the difference of conversion rates with Newcombe's hybrid score in
 (method 10 of Newcombe 1998, from two Wilson intervals: it keeps its 95% coverage for small
 groups and rare or absent conversions, where the Wald interval does not); below ``min_n``
 customers per group, or when the interval includes 0, the verdict says "not significant yet".
+
+No verdict and no interval while the comparison is incomplete: while any customer of the two
+groups is still inside the attribution window, or a treatment message is still pending (not
+sent yet, so its window has not even started), the verdict is ``open`` (尚无结论) with how many
+of each. Those customers may still buy; counting them as not converted pulls both rates down
+and the difference toward 0, so an interval then would read as "no effect" (or a spurious
+drop) whatever the campaign does. The conversion rates so far are shown; uplift, interval and
+incremental revenue are withheld until every window has closed.
 """
 from __future__ import annotations
 
@@ -71,9 +79,14 @@ def uplift_interval(conv_t: int, n_t: int, conv_c: int, n_c: int, z: float = Z95
     return {"p_t": p_t, "p_c": p_c, "uplift": d, "lo": lo, "hi": hi, "method": "newcombe"}
 
 
-def verdict(u: dict, n_t: int, n_c: int, min_n: int = MIN_N) -> str:
+def verdict(u: dict, n_t: int, n_c: int, min_n: int = MIN_N, *, open_window: int = 0, pending: int = 0) -> str:
+    """The read-out's conclusion. ``open_window``: customers of the two groups still inside
+    their attribution window; ``pending``: treatment messages not sent yet. Either one: no
+    conclusion yet (``open``), whatever the interval says."""
     if n_c == 0:
         return "no_control"
+    if open_window > 0 or pending > 0:
+        return "open"
     if min(n_t, n_c) < min_n:
         return "too_small"
     if u["lo"] is not None and u["lo"] > 0:
@@ -83,8 +96,28 @@ def verdict(u: dict, n_t: int, n_c: int, min_n: int = MIN_N) -> str:
     return "not_significant"
 
 
-def verdict_text(code: str, lang: str | None = None, min_n: int = MIN_N) -> str:
+def verdict_text(code: str, lang: str | None = None, min_n: int = MIN_N, waiting: dict | None = None) -> str:
+    """The verdict in words; for ``open`` with why (``waiting``: ``open_window``, ``pending``)."""
+    if code == "open":
+        return t("campaign.verdict.open", lang, why=_why(waiting, lang))
     return t(f"campaign.verdict.{code}", lang, min_n=min_n)
+
+
+def _why(waiting: dict | None, lang: str | None = None) -> str:
+    """"490 位客户的归因窗口未结束，343 位尚未发送": what the conclusion waits for."""
+    w = waiting or {}
+    parts = [t(f"campaign.verdict.open.{k}", lang, n=f"{int(w.get(k) or 0):,}") for k in ("open_window", "pending") if w.get(k)]
+    return t("campaign.verdict.open.sep", lang).join(parts)
+
+
+def withhold(u: dict) -> dict:
+    """The uplift figures while there is no conclusion yet: the two rates so far, no
+    difference and no interval (they would be biased toward 0, see the module docstring)."""
+    return {**u, "uplift": None, "lo": None, "hi": None, "withheld": True}
+
+
+def _waiting(*groups: dict) -> dict:
+    return {"open_window": sum(g["open_window"] for g in groups), "pending": sum(g["pending"] for g in groups)}
 
 
 def would_go_out(touches: pd.DataFrame) -> pd.Series:
@@ -154,13 +187,16 @@ def _group_figures(g: pd.DataFrame) -> dict:
     or at send time; per reason), failed, pending (not sent yet)."""
     n = int(len(g))
     sup = g.loc[g["status"] == "suppressed", "reason"].fillna("-").value_counts()
+    pending = g["status"].isin(PENDING)
     return {
         "customers": n,
         "reached": int((g["status"] == "sent").sum()),
         "suppressed": int((g["status"] == "suppressed").sum()),
         "suppressed_by_reason": {str(k): int(v) for k, v in sorted(sup.items())},
         "failed": int((g["status"] == "failed").sum()),
-        "pending": int(g["status"].isin(PENDING).sum()),
+        "pending": int(pending.sum()),
+        # still inside the attribution window (pending messages are counted as pending)
+        "open_window": int((g["window_open"].astype(bool) & ~pending).sum()),
         "converted": int(g["converted"].sum()),
         "conversion": float(g["converted"].mean()) if n else None,
         "revenue": round(float(g["revenue"].sum()), 2),
@@ -183,17 +219,22 @@ def campaign_report(engine: Engine | None = None, name: str = "", *, now: dateti
     gt, gc = _group_figures(tr), _group_figures(co)
     u = uplift_interval(gt["converted"], gt["customers"], gc["converted"], gc["customers"])
     rep["groups"] = {"treatment": gt, "control": gc}
-    rep["uplift"] = u
-    rep["verdict"] = verdict(u, gt["customers"], gc["customers"], min_n)
+    rep["waiting"] = _waiting(gt, gc)
+    rep["verdict"] = verdict(u, gt["customers"], gc["customers"], min_n, **rep["waiting"])
+    rep["uplift"] = withhold(u) if rep["verdict"] == "open" else u
     rep["open_window"] = int(df["window_open"].sum())
+    last = df.loc[df["window_open"], "ref"].max()
+    rep["window_closes"] = (last + pd.Timedelta(days=days)).to_pydatetime() if pd.notna(last) else None
     rep["periods"] = int(df["period"].nunique())
     rpc_t, rpc_c = gt["revenue_per_customer"], gc["revenue_per_customer"]
-    rep["incremental_revenue"] = round((rpc_t - rpc_c) * gt["customers"], 2) if rpc_t is not None and rpc_c is not None else None
+    rep["incremental_revenue"] = round((rpc_t - rpc_c) * gt["customers"], 2) if rpc_t is not None and rpc_c is not None and rep["verdict"] != "open" else None
     variants = []
     for v, g in tr.groupby(tr["variant"].fillna("-"), sort=True):
         fig = _group_figures(g)
         uv = uplift_interval(fig["converted"], fig["customers"], gc["converted"], gc["customers"])
-        variants.append({"variant": v, **fig, "uplift": uv, "verdict": verdict(uv, fig["customers"], gc["customers"], min_n)})
+        waiting = _waiting(fig, gc)
+        code = verdict(uv, fig["customers"], gc["customers"], min_n, **waiting)
+        variants.append({"variant": v, **fig, "uplift": withhold(uv) if code == "open" else uv, "verdict": code, "waiting": waiting})
     rep["variants"] = variants
     return rep
 
@@ -213,7 +254,7 @@ def report_rows(rep: dict, lang: str | None = None) -> list[dict]:
     L = lambda k, **kw: t(f"campaign.report.{k}", lang, **kw)  # noqa: E731
     rows = []
 
-    def row(label, fig, u=None, code=None):
+    def row(label, fig, u=None, code=None, waiting=None):
         rows.append(
             {
                 L("group"): label,
@@ -228,11 +269,11 @@ def report_rows(rep: dict, lang: str | None = None) -> list[dict]:
                 L("ci"): f"[{_pp(u['lo'])}, {_pp(u['hi'])}]" if u and u["lo"] is not None else "",
                 L("rpc"): money(fig["revenue_per_customer"], "-"),
                 L("gift"): money(fig["gift_cost"]),
-                L("verdict"): verdict_text(code, lang) if code else "",
+                L("verdict"): verdict_text(code, lang, waiting=waiting) if code else "",
             }
         )
 
-    row(L("treatment"), rep["groups"]["treatment"], rep["uplift"], rep["verdict"])
+    row(L("treatment"), rep["groups"]["treatment"], rep["uplift"], rep["verdict"], rep.get("waiting"))
     row(L("control"), rep["groups"]["control"])
     for v in rep["variants"]:
         if v["variant"] == "-":
@@ -240,7 +281,7 @@ def report_rows(rep: dict, lang: str | None = None) -> list[dict]:
             # no uplift, interval or verdict, empty as the control group's
             row(L("no_variant"), v)
         else:
-            row(L("variant", variant=v["variant"]), v, v["uplift"], v["verdict"])
+            row(L("variant", variant=v["variant"]), v, v["uplift"], v["verdict"], v.get("waiting"))
     return rows
 
 
@@ -310,11 +351,28 @@ def count_lines(rep: dict, lang: str | None = None) -> list[str]:
     ]
 
 
+def open_line(rep: dict, lang: str | None = None) -> str:
+    """Why there is no conclusion yet, and when there will be: after the last attribution
+    window closes (shop time), or, with messages still pending, that many days after they go out."""
+    w = rep.get("waiting") or {}
+    if w.get("pending"):
+        until = t("campaign.report.open.until_pending", lang, days=rep.get("attribution_days"))
+    elif rep.get("window_closes") is not None:
+        tz = ZoneInfo(get_settings().timezone)
+        when = rep["window_closes"].replace(tzinfo=timezone.utc).astimezone(tz).strftime("%Y-%m-%d %H:%M")
+        until = t("campaign.report.open.until", lang, when=when)
+    else:
+        until = ""
+    return t("campaign.report.open", lang, why=_why(w, lang), until=until)
+
+
 def report_markdown(rep: dict, title: str, lang: str | None = None) -> str:
     days = rep.get("attribution_days")
     lines = [f"**{t('campaign.report.title', lang, name=rep['campaign'], title=title)}**", ""]
     if rep.get("groups"):
         lines.append(t("campaign.report.window", lang, days=days, open=rep.get("open_window", 0)))
+        if rep.get("verdict") == "open":
+            lines += ["", open_line(rep, lang)]
         lines += ["", *count_lines(rep, lang)]
     else:
         lines.append(t("campaign.report.empty", lang, name=rep["campaign"]))

@@ -138,6 +138,16 @@ register(
         "campaign.verdict.up": {"zh-CN": "显著提升", "en": "significant uplift"},
         "campaign.verdict.down": {"zh-CN": "显著下降", "en": "significant drop"},
         "campaign.verdict.no_control": {"zh-CN": "无对照组，无法评估提升", "en": "no control group: uplift cannot be measured"},
+        "campaign.verdict.open": {"zh-CN": "尚无结论：{why}", "en": "no conclusion yet: {why}"},
+        "campaign.verdict.open.open_window": {"zh-CN": "{n} 位客户的归因窗口未结束", "en": "{n} customer(s) still inside the attribution window"},
+        "campaign.verdict.open.pending": {"zh-CN": "{n} 位尚未发送", "en": "{n} not sent yet"},
+        "campaign.verdict.open.sep": {"zh-CN": "，", "en": "; "},
+        "campaign.report.open": {
+            "zh-CN": "尚无结论：{why}。这些客户还可能下单，现在按未转化计算会把两组的差异压向0，所以提升、置信区间和结论要等归因窗口全部结束后才给出{until}。",
+            "en": "No conclusion yet: {why}. They may still buy; counted as not converted now, they would pull the difference between the groups toward 0, so the uplift, its interval and the verdict wait until every attribution window has closed{until}.",
+        },
+        "campaign.report.open.until": {"zh-CN": "（{when} 之后）", "en": " (after {when})"},
+        "campaign.report.open.until_pending": {"zh-CN": "（待发送的消息发出 {days} 天后）", "en": " ({days} days after the pending messages go out)"},
         "campaign.report.incremental": {
             "zh-CN": "增量收入（实验组对比对照组）：{revenue}，礼品成本 {cost}",
             "en": "Incremental revenue (treatment vs control): {revenue}; gift cost {cost}",

@@ -39,8 +39,9 @@ def test_plan_dry_run_report_calendar(warehouse, cdir, members, monkeypatch):
     assert f"礼品成本 ¥{cost:,.2f}" in res.output and cost > 0, res.output  # money reads as money
     res = runner.invoke(app, ["campaign", "report", "wake"])
     assert res.exit_code == 0, res.output
-    assert re.search(r"礼品成本 ¥[\d,]+\.\d\d", res.output), res.output  # money reads as money in the report too
-    assert "实验组" in res.output and "对照组" in res.output and "暂不显著" in res.output  # nobody converted yet
+    assert re.search(r"¥[\d,]+\.\d\d", res.output), res.output  # money reads as money in the report too (the table's gift cost)
+    assert "增量收入" not in res.output  # no incremental revenue before a conclusion (windows open, nothing sent)
+    assert "实验组" in res.output and "对照组" in res.output and "尚无结论" in res.output  # nothing sent yet, every window open
     res = runner.invoke(app, ["campaign", "calendar", "--json"])
     cal = json.loads(res.output)
     assert sum(r["planned"] for r in cal) == sum(1 for s in touches(warehouse)["status"] if s == "planned")

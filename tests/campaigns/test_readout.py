@@ -142,9 +142,13 @@ def test_report_from_touches_and_orders(warehouse):
     assert [r["group"] for r in rows] == ["treatment", "control", "variant A", "variant B"]
     assert rows[0]["conversion"] == "20.0%" and rows[0]["uplift vs control"] == "+10.0pp"
     assert rows[0]["verdict"] == "significant uplift"
-    # inside the window, small: honest
-    small = campaign_report(warehouse, "exp", now=datetime(2026, 11, 5), min_n=200)
-    assert small["verdict"] == "too_small" and small["open_window"] == 200
+    # inside the window: no conclusion yet, no interval (tests/campaigns/test_readout_open.py)
+    early = campaign_report(warehouse, "exp", now=datetime(2026, 11, 5), min_n=200)
+    assert early["verdict"] == "open" and early["open_window"] == 200 and early["uplift"]["lo"] is None
+    assert "no conclusion yet" in report_rows(early, "en")[0]["verdict"]
+    # windows closed, small: honest
+    small = campaign_report(warehouse, "exp", now=datetime(2026, 12, 1), min_n=200)
+    assert small["verdict"] == "too_small" and small["open_window"] == 0
     assert "not significant yet" in report_rows(small, "en")[0]["verdict"]
     assert "暂不显著" in report_rows(small, "zh-CN")[0]["结论"]
 

@@ -1,0 +1,94 @@
+"""No verdict while the comparison is incomplete: customers still inside their attribution
+window may still buy, and a pending message has not even started its window, so the read-out
+says there is no conclusion yet and why (尚无结论：N 位客户的归因窗口未结束，M 位尚未发送),
+with no uplift, interval or incremental revenue, until every window has closed and every
+message has gone out; then the verdict and its interval as before."""
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+
+import pandas as pd
+import pytest
+
+from tasks.campaigns.readout import campaign_report, report_markdown, report_rows, verdict, uplift_interval
+from tasks.messaging import plan_touches
+from userops.db import bulk_upsert
+
+SENT = datetime(2026, 11, 1, 2, 0)  # 10:00 in Shanghai
+
+
+@pytest.fixture
+def campaign_in_flight(sqlite_warehouse):
+    """60 treatment (variant A: 40 sent, 20 still planned) and 60 control customers; 20
+    treatment and 2 control customers bought within 3 days."""
+    rows = []
+    for i in range(120):
+        grp = "treatment" if i < 60 else "control"
+        rows.append({
+            "touch_key": f"exp|C{i:04d}|2026-11-01", "campaign": "exp", "customer_id": f"C{i:04d}", "channel": "sms",
+            "grp": grp, "variant": "A" if grp == "treatment" else None, "status": "planned" if grp == "treatment" else "control",
+            "planned_at": pd.Timestamp(SENT), "gift_cost": 0.0, "period": "2026-11-01",
+        })
+    orders = pd.DataFrame([
+        {"order_id": f"O{i}", "customer_id": f"C{i:04d}", "paid_at": pd.Timestamp(SENT + timedelta(days=3)), "status": "paid", "amount": 50.0}
+        for i in [*range(0, 20), 60, 61]
+    ])
+    orders["paid_at"] = orders["paid_at"].astype("datetime64[us]")
+    with sqlite_warehouse.begin() as conn:
+        plan_touches(conn, pd.DataFrame(rows), quiet_hours=False)
+        conn.exec_driver_sql("UPDATE touches SET status = 'sent', sent_at = planned_at WHERE grp = 'treatment' AND customer_id < 'C0040'")
+        bulk_upsert(conn, "orders", orders, ["order_id"])
+    return sqlite_warehouse
+
+
+def test_open_windows_and_pending_messages_give_no_verdict(campaign_in_flight):
+    rep = campaign_report(campaign_in_flight, "exp", now=SENT + timedelta(days=4))
+    assert rep["verdict"] == "open" and rep["waiting"] == {"open_window": 100, "pending": 20}
+    u = rep["uplift"]
+    assert u["uplift"] is None and u["lo"] is None and u["hi"] is None  # no interval while windows are open
+    assert u["p_t"] == pytest.approx(20 / 60) and u["p_c"] == pytest.approx(2 / 60)  # the rates so far stay
+    assert rep["incremental_revenue"] is None
+    assert [v["verdict"] for v in rep["variants"]] == ["open"]
+    zh = report_rows(rep, "zh-CN")
+    assert zh[0]["结论"] == "尚无结论：100 位客户的归因窗口未结束，20 位尚未发送", zh[0]
+    assert zh[0]["95%置信区间"] == "" and zh[0]["提升（对比对照组）"] == "-" and zh[0]["转化率"] == "33.3%"
+    assert zh[2]["结论"] == "尚无结论：100 位客户的归因窗口未结束，20 位尚未发送"  # variant A beside the control
+    en = report_rows(rep, "en")
+    assert en[0]["verdict"] == "no conclusion yet: 100 customer(s) still inside the attribution window; 20 not sent yet"
+    md = report_markdown(rep, "实验", "zh-CN")
+    assert "尚无结论：100 位客户的归因窗口未结束，20 位尚未发送。" in md and "（待发送的消息发出 14 天后）" in md, md
+    assert "显著" not in md
+
+
+def test_only_open_windows_say_when_the_last_one_closes(campaign_in_flight):
+    with campaign_in_flight.begin() as conn:
+        conn.exec_driver_sql("UPDATE touches SET status = 'sent', sent_at = planned_at WHERE grp = 'treatment'")
+    rep = campaign_report(campaign_in_flight, "exp", now=SENT + timedelta(days=4))
+    assert rep["verdict"] == "open" and rep["waiting"] == {"open_window": 120, "pending": 0}
+    assert report_rows(rep, "zh-CN")[0]["结论"] == "尚无结论：120 位客户的归因窗口未结束"
+    md = report_markdown(rep, "实验", "zh-CN")
+    assert "（2026-11-15 10:00 之后）" in md, md  # 14 days after 10:00 shop time on 11-01
+    assert "(after 2026-11-15 10:00)" in report_markdown(rep, "Exp", "en")
+
+
+def test_pending_messages_hold_the_verdict_after_the_windows_close(campaign_in_flight):
+    later = SENT + timedelta(days=30)
+    rep = campaign_report(campaign_in_flight, "exp", now=later)
+    assert rep["verdict"] == "open" and rep["waiting"] == {"open_window": 0, "pending": 20}
+    assert report_rows(rep, "zh-CN")[0]["结论"] == "尚无结论：20 位尚未发送"
+    with campaign_in_flight.begin() as conn:
+        conn.exec_driver_sql("UPDATE touches SET status = 'sent', sent_at = planned_at WHERE grp = 'treatment'")
+    rep = campaign_report(campaign_in_flight, "exp", now=later)  # every window closed, every message out: a verdict
+    assert rep["verdict"] == "up" and rep["waiting"] == {"open_window": 0, "pending": 0}
+    assert rep["uplift"]["lo"] > 0 and rep["incremental_revenue"] == pytest.approx((20 * 50 - 2 * 50) / 60 * 60)
+    row = report_rows(rep, "zh-CN")[0]
+    assert row["结论"] == "显著提升" and row["95%置信区间"].startswith("[+") and row["提升（对比对照组）"] == "+30.0pp"
+    assert "尚无结论" not in report_markdown(rep, "实验", "zh-CN")
+
+
+def test_verdict_waits_for_open_windows_and_pending_messages():
+    u = uplift_interval(40, 100, 10, 100)
+    assert verdict(u, 100, 100) == "up"
+    assert verdict(u, 100, 100, open_window=1) == "open" and verdict(u, 100, 100, pending=1) == "open"
+    assert verdict(u, 10, 10, open_window=5) == "open"  # too few yet, and more to come
+    assert verdict(u, 100, 0, open_window=5) == "no_control"  # no control group: never a verdict
