@@ -343,6 +343,7 @@ class Outbound:
     email: str | None = None
     phone: str | None = None
     member_level: str | None = None
+    churn_reasons: str | None = None  # staff list only: the champion's top reasons for an at-risk customer
 
     @property
     def key(self) -> str:
@@ -686,14 +687,42 @@ def _provider_text(err) -> str:
     return scrub_text(s)[:200]
 
 
-STAFF_COLUMNS = ["touch_key", "campaign", "customer_id", "name", "phone", "email", "member_level", "subject", "message", "listed_at", "contacted_by", "outcome"]
+STAFF_COLUMNS = ["touch_key", "campaign", "customer_id", "name", "phone", "email", "member_level", "churn_reasons", "subject", "message", "listed_at", "contacted_by", "outcome"]
+
+
+def _churn_reasons(engine: Engine, ids: list[str]) -> dict[str, str]:
+    """customer -> the champion churn model's top reasons (``churn_scores.reasons`` in the
+    operator's language: "no order for 75 days, usually buys every 20 days; ..."), for the
+    customers it rates at risk (high band, as ``tags.at_risk`` and the retention audience).
+    Built from the stored codes and figures only, never a contact detail; {} when there are
+    none or they cannot be read (the list is still written)."""
+    if not ids:
+        return {}
+    try:
+        stmt = sa.text(
+            "SELECT s.customer_id, s.reasons FROM churn_scores s JOIN model_versions v ON v.version = s.model_version "
+            "WHERE v.status = 'champion' AND s.risk_band = 'high' AND s.reasons IS NOT NULL AND s.customer_id IN :ids"
+        ).bindparams(sa.bindparam("ids", expanding=True))
+        with engine.connect() as conn:
+            rows = conn.execute(stmt, {"ids": ids}).fetchall()
+        rows = [r for r in rows if str(r[1]).lstrip().startswith("{")]  # one odd value must not cost the others theirs
+        if not rows:
+            return {}
+        from models.scoring import reasons_text
+
+        text = reasons_text([r[1] for r in rows])
+        return {r[0]: w for r, w in zip(rows, text.tolist()) if w}
+    except Exception:  # the reasons are a help for the caller, never a reason not to list
+        log.debug("churn reasons for the staff-outreach list could not be read", exc_info=True)
+        return {}
 
 
 class StaffList:
     """The staff-outreach list: one CSV (and .xlsx) per campaign and day under
     ``output_dir/outreach/<day>/``, for one-to-one follow-up (e.g. on WeCom). A touch
     is listed once: rows are de-duplicated on ``touch_key``, so a resend after a crash
-    never lists a customer twice."""
+    never lists a customer twice. ``churn_reasons`` says why the churn model rates the
+    customer at risk (empty for others)."""
 
     def __init__(self, output_dir: Path):
         self.root = Path(output_dir) / "outreach"
@@ -715,12 +744,22 @@ class StaffList:
                 continue
             p.parent.mkdir(parents=True, exist_ok=True)
             fresh = not p.exists()
+            columns = STAFF_COLUMNS
+            if not fresh:  # append in the file's own columns (one written before a column was added)
+                with p.open(encoding="utf-8-sig", newline="") as fh:
+                    columns = next(csv.reader(fh), None) or STAFF_COLUMNS
             with p.open("a", encoding="utf-8-sig" if fresh else "utf-8", newline="") as fh:
                 w = csv.writer(fh)
                 if fresh:
                     w.writerow(STAFF_COLUMNS)
                 for m in new:
-                    w.writerow([m.touch_key, m.campaign, m.customer_id, m.name or "", m.phone or "", m.email or "", m.member_level or "", m.subject or "", m.body or "", now.isoformat(timespec="seconds"), "", ""])
+                    row = {
+                        "touch_key": m.touch_key, "campaign": m.campaign, "customer_id": m.customer_id, "name": m.name or "",
+                        "phone": m.phone or "", "email": m.email or "", "member_level": m.member_level or "",
+                        "churn_reasons": m.churn_reasons or "", "subject": m.subject or "", "message": m.body or "",
+                        "listed_at": now.isoformat(timespec="seconds"),
+                    }
+                    w.writerow([row.get(c, "") for c in columns])
                 fh.flush()
                 os.fsync(fh.fileno())
             keys.update(m.touch_key for m in new)
@@ -1316,6 +1355,9 @@ class _Job:
         done: list[tuple[Outbound, Outcome]] = []
         staff = [m for m in msgs if m.channel == "staff"]
         if staff:
+            why = _churn_reasons(engine, list({m.customer_id for m in staff}))
+            for m in staff:
+                m.churn_reasons = why.get(m.customer_id)
             done += list(zip(staff, channels.get("staff").send_batch(staff, clock())))
         remote = [m for m in msgs if m.channel != "staff"]
         senders = {}

@@ -1694,6 +1694,8 @@ register(
             "zh-CN": "预测流失风险：是——冠军模型 {version} 评为高风险（概率 {p}）",
             "en": "predicted at risk: yes — champion model {version} rates the churn risk high (p={p})",
         },
+        # the champion's top reasons (models.scoring.reasons_text: codes and figures stored with the score)
+        "tags.why.at_risk_reasons": {"zh-CN": "。主要原因：{reasons}", "en": ". Why: {reasons}"},
         "tags.why.at_risk_no": {"zh-CN": "预测流失风险：否", "en": "predicted at risk: no"},
         "tags.why.at_risk_unknown": {"zh-CN": "预测流失风险：—（流失评分只保留最近一次评分日，这一天的已不在）",
                                      "en": "predicted at risk: — (churn scores are kept for the latest scoring day only; this day's are gone)"},
@@ -1833,12 +1835,21 @@ def explain(customer_id: str, as_of: date | None = None, engine: Engine | None =
         with engine.connect() as conn:
             sc = read_frame(
                 conn,
-                "SELECT s.model_version, s.probability FROM churn_scores s JOIN model_versions v ON v.version = s.model_version "
+                "SELECT s.model_version, s.probability, s.reasons FROM churn_scores s JOIN model_versions v ON v.version = s.model_version "
                 "WHERE v.status = 'champion' AND s.customer_id = :c",
                 {"c": customer_id},
             )
         v, p = (sc["model_version"].iloc[0], f"{float(sc['probability'].iloc[0]):.2f}") if not sc.empty else ("?", "?")
-        lines.append(t("tags.why.at_risk_yes", lang, version=v, p=p))
+        line = t("tags.why.at_risk_yes", lang, version=v, p=p)
+        why = ""
+        if not sc.empty:  # the champion's top reasons, from the codes and figures stored with the score
+            from models.scoring import reasons_text
+
+            try:
+                why = str(reasons_text(sc["reasons"].iloc[:1], lang).iloc[0] or "")
+            except Exception:  # an unreadable stored value: the line says the rest, never the raw JSON
+                log.debug("churn reasons of %s could not be rendered", customer_id, exc_info=True)
+        lines.append(line + (t("tags.why.at_risk_reasons", lang, reasons=why) if why else ""))
     else:
         lines.append(t("tags.why.at_risk_no", lang))
     if paid:
