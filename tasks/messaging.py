@@ -688,6 +688,22 @@ def _provider_text(err) -> str:
 
 
 STAFF_COLUMNS = ["touch_key", "campaign", "customer_id", "name", "phone", "email", "member_level", "churn_reasons", "subject", "message", "listed_at", "contacted_by", "outcome"]
+# The lists hold phones and emails: only the owner (the staff account running the sender) may
+# read them, whatever the umask.
+PRIVATE_DIR_MODE = 0o700
+PRIVATE_FILE_MODE = 0o600
+
+
+def _open_private(path: Path, flags: int):
+    """A file descriptor of ``path`` opened with ``flags`` (plus O_CREAT), the file created
+    0600 and made 0600 if it existed with a wider mode."""
+    fd = os.open(path, flags | os.O_CREAT, PRIVATE_FILE_MODE)
+    try:
+        os.chmod(path, PRIVATE_FILE_MODE)  # umask cannot widen it, but an older file may be 0644
+    except BaseException:
+        os.close(fd)
+        raise
+    return fd
 
 
 def _churn_reasons(engine: Engine, ids: list[str]) -> dict[str, str]:
@@ -721,8 +737,9 @@ class StaffList:
     """The staff-outreach list: one CSV (and .xlsx) per campaign and day under
     ``output_dir/outreach/<day>/``, for one-to-one follow-up (e.g. on WeCom). A touch
     is listed once: rows are de-duplicated on ``touch_key``, so a resend after a crash
-    never lists a customer twice. ``churn_reasons`` says why the churn model rates the
-    customer at risk (empty for others)."""
+    never lists a customer twice. The folders are 0700 and the files 0600 (they hold
+    phones and emails); ``churn_reasons`` says why the churn model rates the customer at
+    risk (empty for others)."""
 
     def __init__(self, output_dir: Path):
         self.root = Path(output_dir) / "outreach"
@@ -731,6 +748,12 @@ class StaffList:
 
     def path(self, campaign: str, day: str) -> Path:
         return self.root / day / f"{campaign}.csv"
+
+    def _private_folder(self, folder: Path) -> None:
+        """``folder`` (a day folder under the root) and the root, created and kept 0700."""
+        folder.mkdir(parents=True, exist_ok=True)
+        for d in (self.root, folder):
+            os.chmod(d, PRIVATE_DIR_MODE)
 
     def send_batch(self, msgs: list[Outbound], now: datetime) -> list[Outcome]:
         day = shop_day(now).isoformat()
@@ -742,13 +765,14 @@ class StaffList:
             new = [m for m in items if m.touch_key not in keys]
             if not new:
                 continue
-            p.parent.mkdir(parents=True, exist_ok=True)
+            self._private_folder(p.parent)
             fresh = not p.exists()
             columns = STAFF_COLUMNS
             if not fresh:  # append in the file's own columns (one written before a column was added)
                 with p.open(encoding="utf-8-sig", newline="") as fh:
                     columns = next(csv.reader(fh), None) or STAFF_COLUMNS
-            with p.open("a", encoding="utf-8-sig" if fresh else "utf-8", newline="") as fh:
+            fd = _open_private(p, os.O_WRONLY | os.O_APPEND)
+            with open(fd, "a", encoding="utf-8-sig" if fresh else "utf-8", newline="") as fh:
                 w = csv.writer(fh)
                 if fresh:
                     w.writerow(STAFF_COLUMNS)
@@ -804,7 +828,8 @@ class StaffList:
             df = pd.read_csv(p, dtype=str, encoding="utf-8-sig", keep_default_na=False)
             if len(df) <= max_rows:
                 x = p.with_suffix(".xlsx")
-                df.to_excel(x, index=False, sheet_name="outreach")
+                with os.fdopen(_open_private(x, os.O_WRONLY | os.O_TRUNC), "wb") as fh:
+                    df.to_excel(fh, index=False, sheet_name="outreach", engine="openpyxl")
                 out.append(str(x))
         return out
 
