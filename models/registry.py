@@ -7,6 +7,10 @@ joblib artifact and a status:
 * ``challenger`` trained but not promoted (``reason`` says why);
 * ``retired``    a former champion (``reason`` says what replaced it).
 
+``reason`` holds the decision as a code with its figures (JSON, ``promotion_reason``), not
+words: ``reason_text`` renders it in the reader's language when it is read (``versions``,
+``userops model status``). Rows written before hold plain text, shown as written.
+
 Promotion (``register``): the current champion is loaded and re-evaluated on the
 *candidate's* holdout (features at the candidate's evaluation cutoff T, labels
 [T, T+H)), and ``models.promotion.decide_promotion`` compares the two sets of metrics.
@@ -47,7 +51,7 @@ class Decision:
     version: str
     status: str  # champion / challenger
     promoted: bool
-    reason: str  # decide_promotion's sentence (en), stored in model_versions.reason
+    reason: str  # decide_promotion's sentence (en); model_versions.reason stores its code and figures
     text: str  # the same decision for the operator, in the configured language
     metrics: dict  # the candidate's holdout metrics
     champion_metrics: dict | None  # the previous champion on the candidate's holdout
@@ -101,8 +105,10 @@ def from_bytes(blob: bytes) -> TrainedModel:
 
 
 # ----------------------------------------------------------------------------- reads
-def versions(conn: Connection) -> pd.DataFrame:
-    """Every registered model (no artifacts), newest first; metrics parsed into dicts."""
+def versions(conn: Connection, lang: str | None = None) -> pd.DataFrame:
+    """Every registered model (no artifacts), newest first; metrics parsed into dicts;
+    ``reason`` in the reader's language (``lang``, default the configured one) and
+    ``reason_data`` the stored code and figures (None for a row written as plain text)."""
     df = read_frame(
         conn,
         "SELECT version, trained_at, trained_as_of, train_cutoff, eval_cutoff, horizon_days, kind, features, "
@@ -112,6 +118,8 @@ def versions(conn: Connection) -> pd.DataFrame:
     )
     for col in ("metrics", "champion_metrics", "features"):
         df[col] = [json.loads(x) if isinstance(x, str) and x else None for x in df[col]]  # a few rows
+    df["reason_data"] = [_reason_data(x) for x in df["reason"]]
+    df["reason"] = [reason_text(x, lang) if isinstance(x, str) else None for x in df["reason"]]
     return df
 
 
@@ -236,7 +244,7 @@ def register(
     prev = _existing(conn, model.version)
     if prev is not None:  # the same data trained the same model again: nothing changes
         return Decision(
-            model.version, prev["status"], prev["status"] == "champion", prev["reason"] or "",
+            model.version, prev["status"], prev["status"] == "champion", reason_text(prev["reason"], "en"),
             t("model.promotion.same", lang, version=model.version, status=t(f"model.status.{prev['status']}", lang)),
             prev["metrics"], prev["champion_metrics"], None, new=False,
         )
@@ -249,14 +257,16 @@ def register(
         if features_compatible(champ_model):
             champ_metrics = evaluate_model(champ_model, orders, customers, model.eval_cutoff, model.horizon_days)
     promote, reason = decide_promotion(model.metrics, champ_metrics, tol)
-    text = promotion_text(promote, model.metrics, champ_metrics, tol, lang)
-    # the registry keeps the reason an operator reads (`userops model status`), in their language
+    data = promotion_reason(promote, model.metrics, champ_metrics, tol)
+    text = reason_text(data, lang)
+    # the registry keeps the decision's code and figures; `userops model status` words them
+    # in the reader's language (not the language of the night that trained it)
     if promote:
         if champ is not None:
-            _set_status(conn, champ["version"], "retired", t("model.retired", lang, version=model.version, reason=text))
-        save(conn, model, "champion", text, trained_as_of, champ_metrics)
+            _set_status(conn, champ["version"], "retired", dumps({"code": "retired", "by": model.version, "reason": data}))
+        save(conn, model, "champion", dumps(data), trained_as_of, champ_metrics)
     else:
-        save(conn, model, "challenger", text, trained_as_of, champ_metrics)
+        save(conn, model, "challenger", dumps(data), trained_as_of, champ_metrics)
     return Decision(
         model.version, "champion" if promote else "challenger", promote, reason, text,
         model.metrics, champ_metrics, None if champ is None else champ["version"],
@@ -268,26 +278,82 @@ def _f(v) -> str:
     return "—" if v is None else f"{float(v):.3f}"
 
 
-def promotion_text(promote: bool, cand: dict, champ: dict | None, tol: float, lang: str | None = None) -> str:
-    """decide_promotion's decision in the operator's language, with the figures."""
+PROMOTION_CODES = ("first", "yes", "no", "unmeasurable", "champion_unmeasurable")
+
+
+def promotion_reason(promote: bool, cand: dict, champ: dict | None, tol: float) -> dict:
+    """decide_promotion's decision as a code and its figures: what ``model_versions.reason``
+    stores (as JSON) and ``reason_text`` words in any language."""
     if not champ:
-        return t("model.promotion.first", lang)
+        return {"code": "first"}
     c_auc, c_brier = cand.get("roc_auc"), cand.get("brier")
     h_auc, h_brier = champ.get("roc_auc"), champ.get("brier")
-    figures = t("model.promotion.figures", lang, c_auc=_f(c_auc), h_auc=_f(h_auc), c_brier=_f(c_brier), h_brier=_f(h_brier), tol=f"{tol:g}")
     if c_auc is None or c_brier is None:
-        return t("model.promotion.unmeasurable", lang)
+        return {"code": "unmeasurable"}
     if h_auc is None or h_brier is None:
-        return t("model.promotion.champion_unmeasurable", lang)
+        return {"code": "champion_unmeasurable"}
+    figures = {"c_auc": c_auc, "h_auc": h_auc, "c_brier": c_brier, "h_brier": h_brier, "tol": float(tol)}
     if promote:
+        return _clean({"code": "yes", **figures})
+    out = {"code": "no", **figures}
+    if c_auc < h_auc - tol:
+        out["auc_worse"] = h_auc - c_auc
+    if c_brier > h_brier + tol:
+        out["brier_worse"] = c_brier - h_brier
+    return _clean(out)
+
+
+def _reason_data(stored) -> dict | None:
+    """A stored reason's code and figures, or None for a plain-text reason (rows written before)."""
+    if isinstance(stored, dict):
+        data = stored
+    elif isinstance(stored, str) and stored.lstrip().startswith("{"):
+        try:
+            data = json.loads(stored)
+        except ValueError:
+            return None
+    else:
+        return None
+    if not isinstance(data, dict):
+        return None
+    if data.get("code") in PROMOTION_CODES:
+        return data
+    if data.get("code") == "retired" and (data.get("reason") is None or _reason_data(data["reason"]) is not None):
+        return data
+    return None
+
+
+def reason_text(stored, lang: str | None = None) -> str:
+    """A registry reason in the reader's language: a stored code with its figures is worded
+    now; a plain-text reason (written before codes were stored) is shown as written."""
+    data = _reason_data(stored)
+    if data is None:
+        return "" if stored is None else str(stored)
+    code = data["code"]
+    if code == "retired":
+        inner = data.get("reason")
+        return t("model.retired", lang, version=data.get("by") or "—", reason=reason_text(inner, lang) if inner else "").rstrip()
+    if code in ("first", "unmeasurable", "champion_unmeasurable"):
+        return t(f"model.promotion.{code}", lang)
+    figures = t(
+        "model.promotion.figures", lang, c_auc=_f(data.get("c_auc")), h_auc=_f(data.get("h_auc")),
+        c_brier=_f(data.get("c_brier")), h_brier=_f(data.get("h_brier")),
+        tol="—" if data.get("tol") is None else f"{float(data['tol']):g}",
+    )
+    if code == "yes":
         return t("model.promotion.yes", lang, figures=figures)
     problems = []
-    if c_auc < h_auc - tol:
-        problems.append(t("model.promotion.auc_worse", lang, d=f"{h_auc - c_auc:.3f}"))
-    if c_brier > h_brier + tol:
-        problems.append(t("model.promotion.brier_worse", lang, d=f"{c_brier - h_brier:.3f}"))
+    if data.get("auc_worse") is not None:
+        problems.append(t("model.promotion.auc_worse", lang, d=f"{float(data['auc_worse']):.3f}"))
+    if data.get("brier_worse") is not None:
+        problems.append(t("model.promotion.brier_worse", lang, d=f"{float(data['brier_worse']):.3f}"))
     sep = "，" if (lang or get_settings().language) == "zh-CN" else " and "
     return t("model.promotion.no", lang, problems=sep.join(problems), figures=figures)
+
+
+def promotion_text(promote: bool, cand: dict, champ: dict | None, tol: float, lang: str | None = None) -> str:
+    """decide_promotion's decision in the operator's language, with the figures."""
+    return reason_text(promotion_reason(promote, cand, champ, tol), lang)
 
 
 register_messages(

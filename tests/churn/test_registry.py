@@ -51,7 +51,9 @@ def test_round_trip(loaded):
         assert isinstance(metrics[k], float), k
     assert 0.5 < metrics["roc_auc"] <= 1
     assert json.loads(r["features"]) == list(model.model_features)
-    assert r["reason"] == decision.text and "首个训练的模型成为冠军模型" in r["reason"]  # the operator's language (zh-CN)
+    # stored as a code (no words), worded when read: the operator's language (zh-CN) here
+    assert json.loads(r["reason"]) == {"code": "first"}
+    assert registry.reason_text(r["reason"]) == decision.text and "首个训练的模型成为冠军模型" in decision.text
     # registering the same model again changes nothing
     with loaded.begin() as conn:
         again = registry.register(conn, model, frames.orders, frames.customers)
@@ -72,10 +74,11 @@ def test_worse_candidate_stays_challenger(loaded):
     # the champion was re-evaluated on the candidate's holdout
     assert d.champion_metrics["roc_auc"] > d.metrics["roc_auc"] + 0.1
     with loaded.connect() as conn:
-        vs = registry.versions(conn).set_index("version")
+        vs = registry.versions(conn, lang="en").set_index("version")
     assert vs.loc[good.version, "status"] == "champion"
     assert vs.loc[bad.version, "status"] == "challenger"
-    assert "ROC AUC is lower" in vs.loc[bad.version, "reason"]  # as registered, in English
+    assert vs.loc[bad.version, "reason"] == d.text  # worded in the reader's language (en here)
+    assert "ROC AUC is lower" in vs.loc[bad.version, "reason"] and vs.loc[bad.version, "reason_data"]["code"] == "no"
     assert vs.loc[bad.version, "champion_metrics"]["roc_auc"] == d.champion_metrics["roc_auc"]
 
 
