@@ -31,6 +31,22 @@ def _pct(v) -> str:
     return "—" if v is None or (isinstance(v, float) and not math.isfinite(v)) else f"{100 * float(v):.1f}%"
 
 
+_MOMENTS = ("trained_at", "promoted_at", "retired_at")  # naive UTC in the warehouse
+_DATES = ("trained_as_of", "train_cutoff", "eval_cutoff")  # shop-local days
+
+
+def _json_value(key: str, v):
+    """One registry field for ``model status --json``: a missing value (None, NaN, NaT) is
+    null; dates as YYYY-MM-DD, times in ISO 8601 with their UTC offset (stored in UTC)."""
+    import pandas as pd
+
+    if v is None or (not isinstance(v, (dict, list, str)) and pd.isna(v)):
+        return None
+    if key in _MOMENTS:
+        return pd.Timestamp(v).tz_localize("UTC").isoformat()
+    return str(v) if key in _DATES else v
+
+
 @model_app.command("train")
 def train(
     as_of: Optional[str] = typer.Option(None, "--as-of", help="Business day YYYY-MM-DD (default: today in the shop)."),
@@ -67,10 +83,7 @@ def status(as_json: bool = typer.Option(False, "--json", help="Print as JSON."))
         scored = read_frame(conn, "SELECT model_version, as_of, COUNT(*) AS n FROM churn_scores GROUP BY model_version, as_of")
     if as_json:
         payload = {
-            "versions": [
-                {k: (None if v is None or (isinstance(v, float) and math.isnan(v)) else (str(v) if k in ("trained_at", "trained_as_of", "train_cutoff", "eval_cutoff", "promoted_at", "retired_at") else v)) for k, v in r.items()}
-                for r in vs.to_dict("records")
-            ],
+            "versions": [{k: _json_value(k, v) for k, v in r.items()} for r in vs.to_dict("records")],
             "last_drift": None if drift.empty else {k: (v if not hasattr(v, "item") else v.item()) for k, v in drift.iloc[0].to_dict().items()},
             "scores": scored.to_dict("records"),
         }
@@ -79,6 +92,8 @@ def status(as_json: bool = typer.Option(False, "--json", help="Print as JSON."))
     if vs.empty:
         typer.echo(t("model.cli.no_models"))
         return
+    from tasks.crisis.util import to_shop_str
+
     champ = vs[vs["status"] == "champion"]
     typer.echo(t("model.cli.champion", version=champ["version"].iloc[0]) if len(champ) else t("model.cli.no_champion"))
     typer.echo("")
@@ -89,7 +104,7 @@ def status(as_json: bool = typer.Option(False, "--json", help="Print as JSON."))
                 "model.cli.version_line",
                 version=r.version,
                 status=t(f"model.status.{r.status}"),
-                trained=str(r.trained_at)[:16],
+                trained=to_shop_str(r.trained_at),  # stored in UTC, shown in shop time as the rest of the CLI
                 window=f"{r.train_cutoff}→{r.eval_cutoff}",
                 auc=_f(m.get("roc_auc")),
                 pr=_f(m.get("pr_auc")),
@@ -190,8 +205,8 @@ register_messages(
         "model.cli.champion": {"zh-CN": "冠军模型：{version}", "en": "Champion: {version}"},
         "model.cli.no_champion": {"zh-CN": "没有冠军模型。", "en": "No champion."},
         "model.cli.version_line": {
-            "zh-CN": "{version}  [{status}]  训练于 {trained}  窗口 {window}  ROC AUC {auc}  PR AUC {pr}  Brier {brier}  对数损失 {ll}  提升度 {lift}",
-            "en": "{version}  [{status}]  trained {trained}  window {window}  ROC AUC {auc}  PR AUC {pr}  Brier {brier}  log loss {ll}  lift {lift}",
+            "zh-CN": "{version}  [{status}]  训练于 {trained}（店铺时间）  窗口 {window}  ROC AUC {auc}  PR AUC {pr}  Brier {brier}  对数损失 {ll}  提升度 {lift}",
+            "en": "{version}  [{status}]  trained {trained} (shop time)  window {window}  ROC AUC {auc}  PR AUC {pr}  Brier {brier}  log loss {ll}  lift {lift}",
         },
         "model.cli.no_drift": {"zh-CN": "还没有漂移检查。", "en": "No drift check yet."},
         "model.cli.drift_ok": {
