@@ -236,10 +236,10 @@ def _champion_column(out: dict, lang: str | None) -> tuple[str, dict]:
 METRICS = ("roc_auc", "pr_auc", "brier", "log_loss", "lift_top_decile", "churn_rate", "n")
 
 
-def metric_legend(lang: str | None = None, metrics=("roc_auc", "pr_auc", "brier", "log_loss", "lift_top_decile")) -> str:
+def metric_legend(lang: str | None = None, metrics=("roc_auc", "pr_auc", "brier", "log_loss", "lift_top_decile"), window: bool = True) -> str:
     """What the window and each figure mean, one sentence: the legend under the churn-model
-    artifact and under ``userops model status``."""
-    items = [t("model.metric.window.help", lang)] + [t(f"model.metric.{k}.help", lang) for k in metrics]
+    artifact, under ``userops model status`` and (no window) under ``userops model backtest``."""
+    items = ([t("model.metric.window.help", lang)] if window else []) + [t(f"model.metric.{k}.help", lang) for k in metrics]
     return t("model.metric.legend", lang, items=t("model.metric.legend_sep", lang).join(items))
 
 

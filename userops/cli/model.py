@@ -127,6 +127,7 @@ def status(as_json: bool = typer.Option(False, "--json", help="Print as JSON."))
         key = "model.cli.drift_breach" if breached else "model.cli.drift_ok"
         feats = join_list(json.loads(d["breached_features"]) if d["breached_features"] else [])
         typer.echo(t(key, as_of=str(d["as_of"])[:10], version=d["model_version"], max_psi=_f(d["max_psi"], 2), threshold=f"{float(d['threshold']):g}", features=feats))
+        typer.echo(t("model.cli.psi_help"))
     for r in scored.itertuples():
         typer.echo(t("model.cli.scores", version=r.model_version, as_of=str(r.as_of)[:10], n=f"{int(r.n):,}"))
 
@@ -146,6 +147,8 @@ def score(
         return
     for line in out.get("summary", []):
         typer.echo(line)
+    if out.get("drift"):
+        typer.echo(t("model.cli.psi_help"))  # what the drift line's PSI is
 
 
 @model_app.command("backtest")
@@ -188,6 +191,31 @@ def backtest(
     for name in ("model", "recency", "bgnbd"):
         m = result[name]
         typer.echo(" ".join([pad(t("model.cli.row." + name), 10)] + [pad(_f(m[k]), 9, ">") for k in ("roc_auc", "pr_auc", "brier", "log_loss")]))
+    beaten = _baseline_wins(result)
+    if beaten:
+        typer.echo(t("model.cli.baseline_beats", items=t("model.metric.legend_sep").join(beaten)))
+    from tasks.artifacts import metric_legend
+
+    typer.echo(t("model.cli.backtest_rows", horizon=horizon))  # what each row is
+    typer.echo(metric_legend(metrics=_BACKTEST_METRICS, window=False))  # and each column: status's legend
+
+
+_BACKTEST_METRICS = ("roc_auc", "pr_auc", "brier", "log_loss")
+_HIGHER_IS_BETTER = {"roc_auc": True, "pr_auc": True, "brier": False, "log_loss": False}
+
+
+def _baseline_wins(result: dict) -> list[str]:
+    """Each metric on which a baseline beats the model, as the table shows the figures (three
+    decimals: a difference the table does not show is not claimed)."""
+    out = []
+    for name in ("recency", "bgnbd"):
+        for k in _BACKTEST_METRICS:
+            mine, theirs = _f(result["model"].get(k)), _f(result[name].get(k))
+            if "—" in (mine, theirs) or mine == theirs:
+                continue
+            if (float(theirs) > float(mine)) == _HIGHER_IS_BETTER[k]:
+                out.append(t("model.cli.baseline_win", baseline=t("model.cli.row." + name), metric=t("model.metric." + k), theirs=theirs, mine=mine))
+    return out
 
 
 register_messages(
@@ -229,5 +257,15 @@ register_messages(
         "model.cli.col.log_loss": {"zh-CN": "对数损失", "en": "log loss"},
         "model.cli.row.recency": {"zh-CN": "最近购买", "en": "recency"},
         "model.cli.row.bgnbd": {"zh-CN": "BG/NBD", "en": "BG/NBD"},
+        "model.cli.backtest_rows": {
+            "zh-CN": "各行：模型 = 在截止前 {horizon} 天训练的流失模型；最近购买 = 只按距上次购买天数排序的对照基线；BG/NBD = 经典的购买/流失概率模型（对照基线）。",
+            "en": "Rows: model = the churn model, trained {horizon} days before the cutoff; recency = a baseline ranking by days since the last purchase only; BG/NBD = the classic buy-till-you-die probability model (a baseline).",
+        },
+        "model.cli.baseline_beats": {"zh-CN": "基线胜过模型的指标：{items}。", "en": "Where a baseline beats the model: {items}."},
+        "model.cli.baseline_win": {"zh-CN": "{baseline} {metric} {theirs}（模型 {mine}）", "en": "{baseline} {metric} {theirs} (model {mine})"},
+        "model.cli.psi_help": {
+            "zh-CN": "说明：PSI（群体稳定性指数）衡量今天客户的主要特征和风险分数的分布与模型训练时相比变化了多少；0 表示没有变化，越大变化越大，达到阈值即视为漂移（模型可能不再可靠）。",
+            "en": "Key: PSI (population stability index) measures how far the spread of today's customers' main features and risk scores has moved from the model's training population; 0 = unchanged, larger = more, at the threshold it counts as drift (the model may no longer be reliable).",
+        },
     }
 )
