@@ -351,6 +351,13 @@ def count_lines(rep: dict, lang: str | None = None) -> list[str]:
     ]
 
 
+def legend(lang: str | None = None) -> str:
+    """What the table's figures mean, one sentence (as the churn-model artifact's
+    ``tasks.artifacts.metric_legend``): conversion, uplift in percentage points, the 95% interval."""
+    items = [t(f"campaign.report.legend.{k}", lang) for k in ("rate", "uplift", "ci")]
+    return t("campaign.report.legend", lang, items=t("campaign.report.legend.sep", lang).join(items))
+
+
 def open_line(rep: dict, lang: str | None = None) -> str:
     """Why there is no conclusion yet, and when there will be: after the last attribution
     window closes (shop time), or, with messages still pending, that many days after they go out."""
@@ -373,7 +380,7 @@ def report_markdown(rep: dict, title: str, lang: str | None = None) -> str:
         lines.append(t("campaign.report.window", lang, days=days, open=rep.get("open_window", 0)))
         if rep.get("verdict") == "open":
             lines += ["", open_line(rep, lang)]
-        lines += ["", *count_lines(rep, lang)]
+        lines += ["", *count_lines(rep, lang), "", legend(lang)]
     else:
         lines.append(t("campaign.report.empty", lang, name=rep["campaign"]))
     return "\n".join(lines)

@@ -146,6 +146,17 @@ register(
             "zh-CN": "尚无结论：{why}。这些客户还可能下单，现在按未转化计算会把两组的差异压向0，所以提升、置信区间和结论要等归因窗口全部结束后才给出{until}。",
             "en": "No conclusion yet: {why}. They may still buy; counted as not converted now, they would pull the difference between the groups toward 0, so the uplift, its interval and the verdict wait until every attribution window has closed{until}.",
         },
+        "campaign.report.legend": {"zh-CN": "说明：{items}。", "en": "Key: {items}."},
+        "campaign.report.legend.sep": {"zh-CN": "；", "en": "; "},
+        "campaign.report.legend.rate": {"zh-CN": "转化率 = 已转化人数 ÷ 人数", "en": "conversion = converted ÷ customers"},
+        "campaign.report.legend.uplift": {
+            "zh-CN": "提升 = 实验组转化率减去对照组转化率，单位 pp 即百分点（20.0% 对 10.0% 是 +10.0pp，不是提升 10%）",
+            "en": "uplift = the treatment's conversion minus the control's, in pp, percentage points (20.0% vs 10.0% is +10.0pp, not 10% more)",
+        },
+        "campaign.report.legend.ci": {
+            "zh-CN": "95%置信区间 = 真实提升有 95% 的把握落在这个范围内，区间全部大于0才算显著提升，全部小于0才算显著下降，包含0就还不能说有没有效果",
+            "en": "95% interval = the range the true uplift lies in with 95% confidence: wholly above 0 is a significant uplift, wholly below 0 a significant drop, one that includes 0 cannot tell yet",
+        },
         "campaign.report.open.until": {"zh-CN": "（{when} 之后）", "en": " (after {when})"},
         "campaign.report.open.until_pending": {"zh-CN": "（待发送的消息发出 {days} 天后）", "en": " ({days} days after the pending messages go out)"},
         "campaign.report.incremental": {
