@@ -501,7 +501,7 @@ SETTINGS_TEXTS = {
     "settings.unknown_choices": {"zh-CN": "没有这个设置项；这里可用的有：{choices}", "en": "no such setting; valid here: {choices}"},
     "settings.order": {"zh-CN": "{group} 的取值必须满足 {rule}；现在是 {values}",
                        "en": "{group} must satisfy {rule}; now {values}"},
-    "settings.one_of": {"zh-CN": "只能是 {expected}", "en": "must be one of {expected}"},
+    "settings.one_of": {"zh-CN": "只能是以下之一：{expected}", "en": "must be one of {expected}"},
     "settings.not_int": {"zh-CN": "应为整数", "en": "must be a whole number"},
     "settings.not_number": {"zh-CN": "应为数字", "en": "must be a number"},
     "settings.not_bool": {"zh-CN": "应为 true 或 false", "en": "must be true or false"},
@@ -727,7 +727,10 @@ def settings_problems(exc: Exception, lang: str | None = None) -> list[str]:
         if kind in ("greater_than", "greater_than_equal", "less_than", "less_than_equal"):
             problem = i18n.t("settings.range", lang, range=_range(loc, lang, i18n))
         elif kind == "literal_error" and ctx.get("expected"):
-            problem = i18n.t("settings.one_of", lang, expected=ctx["expected"])
+            # pydantic words the choices in English ("'zh-CN' or 'en'"): the values, joined in the operator's language
+            choices = re.findall(r"'([^']*)'", str(ctx["expected"]))
+            expected = i18n.join_list([f"'{c}'" for c in choices], lang) if choices else ctx["expected"]
+            problem = i18n.t("settings.one_of", lang, expected=expected)
         elif kind in ("int_parsing", "int_from_float", "int_type"):
             problem = i18n.t("settings.not_int", lang)
         elif kind in ("float_parsing", "float_type"):

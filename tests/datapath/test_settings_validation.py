@@ -255,3 +255,13 @@ def test_only_the_default_sqlite_location_is_created(tmp_path, monkeypatch):
 def test_demo_with_no_customers_is_one_line(tmp_path, n):
     err = _refused(_userops(["demo", "--customers", n], tmp_path, USEROPS_LANGUAGE="en"))
     assert "--customers" in err and "at least 1" in err and "zero-size" not in err
+
+
+def test_a_choice_setting_lists_its_choices_in_the_operators_language(tmp_path):
+    """pydantic words a Literal's choices in English ("'zh-CN' or 'en'"); the refusal joins
+    them in the operator's language."""
+    err = _refused(_userops(["alert", "channels"], tmp_path, USEROPS_CUSTOMER_LANGUAGE="fr"))
+    assert "USEROPS_CUSTOMER_LANGUAGE='fr'：只能是以下之一：'zh-CN'，'en'" in err, err
+    assert " or " not in err, err
+    err = _refused(_userops(["alert", "channels"], tmp_path, USEROPS_CUSTOMER_LANGUAGE="fr", USEROPS_LANGUAGE="en"))
+    assert "USEROPS_CUSTOMER_LANGUAGE='fr': must be one of 'zh-CN', 'en'" in err, err
