@@ -47,9 +47,11 @@ def backtest(
     """Model vs recency vs BG/NBD at one cutoff (see module docstring).
 
     Raises ValueError (``ModelDataError``: ``localized()`` for the operator) when the
-    evaluation labels are empty (cutoff too late for the data) or the training window
-    cannot be trained on.
+    cutoff is after the data's last paid order (it names that day and the latest cutoff
+    the data supports), the evaluation labels are empty (cutoff before the data) or the
+    training window cannot be trained on.
     """
+    _check_cutoff_within_data(orders_df, cutoff, horizon_days)
     w = prepare_windows(orders_df, customers, cutoff, horizon_days, config)
     if len(w.eval_labels) == 0:
         raise ModelDataError("model.backtest.no_eval", cutoff=w.cutoff.date())
@@ -74,6 +76,23 @@ def backtest(
     return result
 
 
+def _last_paid_at(orders_df: pd.DataFrame):
+    paid_at = pd.to_datetime(orders_df.loc[orders_df["status"] == "paid", "paid_at"], utc=True).dt.tz_localize(None)
+    return None if paid_at.empty else paid_at.max()
+
+
+def _check_cutoff_within_data(orders_df: pd.DataFrame, cutoff, horizon_days: int) -> None:
+    """A cutoff after the last paid order has nothing to evaluate (every label window lies
+    past the data): say so with the data's last order day and the latest cutoff the data
+    supports, the data's end minus the horizon (labels [T, T+H) inside the data)."""
+    T = as_naive_utc_timestamp(cutoff)
+    last = _last_paid_at(orders_df)
+    if last is None or T <= last:
+        return
+    latest = last.normalize() + pd.Timedelta(days=1) - pd.Timedelta(days=int(horizon_days))
+    raise ModelDataError("model.backtest.after_data", cutoff=T.date(), last=last.date(), horizon=int(horizon_days), latest=latest.date())
+
+
 def backtest_warnings(orders_df: pd.DataFrame, cutoff, horizon_days: int, lang: str | None = None) -> list[str]:
     """Plain-language warnings about a backtest's data (for the CLI to print), in ``lang``
     (default: the settings' language)."""
@@ -94,55 +113,206 @@ def backtest_warnings(orders_df: pd.DataFrame, cutoff, horizon_days: int, lang: 
 # --------------------------------------------------------------------------------------
 # Readers
 # --------------------------------------------------------------------------------------
+#
+# An orders file is read and checked by the import's own code (tasks.extract /
+# tasks.validate): the same encodings (UTF-8, GB18030), zh-CN headers and values, date rules
+# (nothing guessed: a day/month date that reads both ways is ``paid_at_ambiguous_date``
+# unless ``date_order`` says how the file writes them; an ISO offset is honoured) and row
+# rules (the orders suite). Times without an offset are taken as UTC by default, unlike the
+# import (the shop's zone): a backtest runs in UTC, its cutoff T the given date's midnight,
+# so the file's calendar days stay the cutoff's days. A row the import would quarantine
+# refuses the whole file here: metrics computed on silently altered data would mislead the
+# operator evaluating a model on it.
+
+REFUSED_SHOWN = 5  # offending rows listed in the refusal (the count says how many in all)
 
 
-def normalize_orders(df: pd.DataFrame) -> pd.DataFrame:
+class OrdersFileRefused(ModelDataError):
+    """An orders file with rows the import would quarantine: the count, and the first few
+    rows by line and order_id with the rule, in the operator's language."""
+
+    def __init__(self, path: str, offenses: list[dict], n_rows: int):
+        self.offenses = offenses  # line, order_id, rule, extra (placeholders of a reason)
+        super().__init__("model.orders.refused", path=path, n=n_rows)
+
+    def localized(self, lang: str | None = None) -> str:
+        lines = [t("model.orders.refused", lang, path=self.values["path"], n=f"{self.values['n']:,}")]
+        by_line: dict = {}
+        for o in self.offenses:  # in file order; a row breaking several rules is one line
+            by_line.setdefault(o["line"], []).append(o)
+        for line, rows in list(by_line.items())[:REFUSED_SHOWN]:
+            reasons = [t("model.orders.refused_rule", lang, rule=o["rule"], reason=_rule_reason(o["rule"], lang, **o.get("extra", {}))) for o in rows]
+            lines.append(t("model.orders.refused_row", lang, line=line, order_id=rows[0]["order_id"] or "—", reasons=t("model.orders.reason_sep", lang).join(reasons)))
+        if self.values["n"] > REFUSED_SHOWN:
+            lines.append(t("model.orders.refused_more", lang, n=f"{self.values['n'] - REFUSED_SHOWN:,}"))
+        lines.append(t("model.orders.refused_hint", lang))
+        return "\n".join(lines)
+
+    def __reduce__(self):
+        return (OrdersFileRefused, (self.values["path"], self.offenses, self.values["n"]))
+
+
+class _FileProblem(ModelDataError):
+    """The import's own refusal of a file (``FileImportError``: unreadable, a required
+    column missing, no such file), in the operator's language."""
+
+    def __init__(self, exc):
+        self.exc, self.key, self.values = exc, exc.key, exc.values
+        ValueError.__init__(self, exc.localized("en"))
+
+    def localized(self, lang: str | None = None) -> str:
+        return self.exc.localized(lang)
+
+    def __reduce__(self):
+        return (_FileProblem, (self.exc,))
+
+
+def _rule_reason(rule: str, lang: str | None, **extra) -> str:
+    """The operator's words for an import rule, as the quarantine says them."""
+    from tasks.validate import _parse_reason
+
+    lang = lang or _language()
+    if rule == "malformed_row":
+        return t("quarantine.reason.malformed_row", lang, **extra)
+    if rule.endswith(("_ambiguous_date", "_unparseable")):
+        return _parse_reason(rule, lang)
+    for exp in _suites()["orders"].expectations:
+        meta = exp.meta or {}
+        if meta.get("rule") == rule:
+            return meta.get(lang) or meta.get("en") or rule
+    return rule
+
+
+def _language() -> str:
+    from userops.settings import get_settings
+
+    return get_settings().language
+
+
+def _suites() -> dict:
+    """The import's suites, the orders suite without its earliest-year bound
+    (``validation.min_year``, 2000: a warehouse's sanity check): a backtest may run on
+    history older than the shop's, as on CDNOW (1997). A time in the future still breaks
+    ``paid_at_out_of_range``; every other rule is the import's."""
+    global _SUITES
+    if _SUITES is None:
+        import json
+
+        import great_expectations as gx
+
+        from tasks.validate import EXPECTATIONS_DIR, _quiet_gx, load_suites
+
+        suites = dict(load_suites())
+        data = json.loads((EXPECTATIONS_DIR / "orders.json").read_text(encoding="utf-8"))
+        for exp in data["expectations"]:
+            if (exp.get("meta") or {}).get("rule") in ("paid_at_out_of_range", "updated_at_out_of_range"):
+                exp["kwargs"].pop("min_value", None)
+        with _quiet_gx():
+            suites["orders"] = gx.ExpectationSuite(**data)
+        _SUITES = suites
+    return _SUITES
+
+
+_SUITES = None
+
+
+def normalize_orders(df: pd.DataFrame, date_order: str | None = None, assume_tz: str | None = None,
+                     path: str = "orders", lines: np.ndarray | None = None, malformed: list | None = None) -> pd.DataFrame:
     """Canonical order frame: order_id, customer_id, paid_at (datetime64, tz-naive UTC),
-    amount (float), status (lower-case 'paid' / 'refunded' / 'cancelled').
-    A problem raises ``ModelDataError`` (a ValueError) naming the column and the rule."""
-    missing = [c for c in ORDER_COLUMNS if c not in df.columns]
-    if missing:
-        raise ModelDataError("model.orders.missing_columns", columns=list(missing), expected=list(ORDER_COLUMNS))
-    out = df[list(ORDER_COLUMNS)].copy()
+    amount (float), status ('paid' / 'refunded' / 'cancelled'), checked by the import's
+    rules (``tasks.validate.validate_frame`` with the orders suite).
+
+    ``df``: the file's rows as read (strings, or typed columns), canonical or zh-CN
+    headers. ``date_order`` ("dmy" / "mdy"): how day/month-first dates are written (unset:
+    one that reads both ways breaks ``paid_at_ambiguous_date``); ``assume_tz``: the zone of
+    times without an offset (default UTC, the zone of a backtest's cutoff). ``lines``: each row's line
+    in the file (default: row + 2, under a header). Raises ``ModelDataError`` (a
+    ValueError): a required column missing, no rows, or ``OrdersFileRefused`` listing the
+    rows that break a rule."""
+    from tasks.extract import FileImportError, canonicalize_columns
+    from tasks.validate import record_hashes, validate_frame
+    from userops.clock import utcnow
+
     try:
-        paid_at = pd.to_datetime(out["paid_at"], utc=True, format="mixed")
-    except (ValueError, TypeError) as exc:  # pandas names the value and its row
-        raise ModelDataError("model.orders.bad_paid_at", error=exc) from None
-    out["paid_at"] = paid_at.dt.tz_localize(None)
-    out["amount"] = pd.to_numeric(out["amount"], errors="coerce").astype(float)
-    out["status"] = out["status"].astype(str).str.strip().str.lower()
-    bad = ~out["status"].isin(STATUSES)
-    if bad.any():
-        examples = [str(s) for s in sorted(out.loc[bad, "status"].unique()[:5])]
-        raise ModelDataError("model.orders.bad_status", values=examples, expected=list(STATUSES))
+        raw = canonicalize_columns(df, "orders")
+    except FileImportError:
+        raise ModelDataError("model.orders.missing_columns", columns=_missing(df), expected=list(ORDER_COLUMNS),
+                             found=[str(c) for c in df.columns]) from None
+    raw = raw.reset_index(drop=True)
+    malformed = malformed or []
+    if len(raw) == 0 and not malformed:
+        raise ModelDataError("model.orders.no_rows", path=str(path))
+    lines = np.arange(2, len(raw) + 2) if lines is None else np.asarray(lines)
+    assume_tz = assume_tz or "UTC"  # the cutoff's zone (see above)
+    outcome = validate_frame("orders", raw, _suites(), now=utcnow(), full_load=False, assume_tz=assume_tz, date_order=date_order)
+    offenses = [
+        {"line": int(r["line"]) if r.get("line") else "?", "order_id": (r.get("record") or {}).get("order_id"),
+         "rule": "malformed_row", "extra": {"line": r.get("line") or "?", "found": r["found"], "expected": r["expected"]}}
+        for r in malformed
+    ]
+    if len(outcome.bad):
+        at = pd.DataFrame({"record_hash": record_hashes(raw).to_numpy(), "line": lines})
+        bad = outcome.bad[["source_id", "rule", "record_hash"]].merge(at, on="record_hash").drop_duplicates(["line", "rule"])
+        offenses += [{"line": int(b.line), "order_id": b.source_id, "rule": b.rule} for b in bad.itertuples()]
+    if offenses:
+        offenses.sort(key=lambda o: (o["line"] if isinstance(o["line"], int) else 1 << 62))
+        raise OrdersFileRefused(str(path), offenses, len({o["line"] for o in offenses}))
+    good = outcome.good
+    out = pd.DataFrame({c: good[c] for c in ORDER_COLUMNS})
+    out["paid_at"] = out["paid_at"].astype("datetime64[ns]")
+    out["amount"] = out["amount"].astype(float)
+    for col in ("order_id", "customer_id"):
+        # keep integer-looking ids as integers (faster); "007" stays a string
+        s = out[col].astype(str)
+        as_int = pd.to_numeric(s, errors="coerce")
+        if len(s) and as_int.notna().all() and (as_int == as_int.round()).all() and not s.str.startswith("0").any() and (as_int.abs() < 2**62).all():
+            out[col] = as_int.astype(np.int64)
     return out
 
 
-def read_orders_file(path) -> pd.DataFrame:
-    """Read an orders file in the canonical import format (CSV, or .parquet/.xlsx by
-    extension) with columns order_id, customer_id, paid_at, amount, status. A file that
-    cannot be read or lacks a column raises ``ModelDataError`` (a ValueError)."""
+def _missing(df: pd.DataFrame) -> list[str]:
+    from tasks.extract import HEADER_ALIASES
+
+    have = {HEADER_ALIASES.get(str(c).strip(), str(c).strip().lower().replace(" ", "_")) for c in df.columns}
+    return [c for c in ORDER_COLUMNS if c not in have]
+
+
+def read_orders_file(path, date_order: str | None = None, assume_tz: str | None = None) -> pd.DataFrame:
+    """Read an orders file as the import reads it (``tasks.extract.read_table_file``: CSV in
+    UTF-8 or GB18030, .xlsx; zh-CN headers such as 订单号/支付时间 and values such as
+    已支付) — or a .parquet — and check it by the import's rules (``normalize_orders``).
+    An empty or unreadable file, a required column missing, or any row the import would
+    quarantine raises ``ModelDataError`` (a ValueError) in the operator's language."""
+    from tasks.extract import FileImportError, malformed_rows, read_table_file
+
     path = Path(path)
     suffix = path.suffix.lower()
+    if path.exists() and path.is_file() and not path.read_bytes()[:4096].lstrip(b"\xef\xbb\xbf \t\r\n"):
+        raise ModelDataError("model.orders.empty", path=str(path))
     try:
         if suffix == ".parquet":
-            df = pd.read_parquet(path)
-        elif suffix in (".xlsx", ".xls"):
-            df = pd.read_excel(path)
-        else:
-            df = pd.read_csv(path, dtype={"order_id": str, "customer_id": str, "status": str})
-    except (OSError, ValueError) as exc:  # not a table pandas can read
-        raise ModelDataError("model.orders.unreadable", path=str(path), error=exc) from None
-    if suffix not in (".parquet", ".xlsx", ".xls"):
-        # Keep integer-looking ids as integers (faster, and matches the warehouse);
-        # a missing id column is named by normalize_orders.
-        for col in ("order_id", "customer_id"):
-            if col not in df.columns:
-                continue
-            as_int = pd.to_numeric(df[col], errors="coerce")
-            if as_int.notna().all() and (as_int == as_int.round()).all() and not df[col].str.startswith("0").any():
-                df[col] = as_int.astype(np.int64)
-    return normalize_orders(df)
+            try:
+                df = pd.read_parquet(path)
+            except Exception as exc:  # noqa: BLE001 - pyarrow's errors are not all OSError/ValueError
+                from tasks.extract import _read_error
+
+                raise FileImportError(str(exc), "import.file.unreadable", path=path, error=_read_error(exc)) from None
+            return normalize_orders(df, date_order, assume_tz, path=str(path))
+        frames = read_table_file(path, "orders", chunksize=500_000 if suffix in (".csv", ".txt", ".tsv") else None)
+        frames = [frames] if isinstance(frames, pd.DataFrame) else list(frames)
+    except FileImportError as exc:
+        if exc.key == "import.file.columns":
+            raise ModelDataError("model.orders.missing_columns", columns=list(exc.values["missing"]), expected=list(ORDER_COLUMNS),
+                                 found=list(exc.values["found"])) from None
+        if exc.key == "import.file.empty":
+            raise ModelDataError("model.orders.empty", path=str(path)) from None
+        raise _FileProblem(exc) from None
+    malformed = [r for f in frames for r in malformed_rows(f)]
+    df = pd.concat(frames, ignore_index=True) if len(frames) > 1 else frames[0].reset_index(drop=True)
+    # each row's line: rows in file order, the ones left out for their field count in between
+    bad_lines = sorted(int(r["line"]) for r in malformed if r.get("line"))
+    lines = np.setdiff1d(np.arange(2, len(df) + len(bad_lines) + 2), bad_lines)[: len(df)]
+    return normalize_orders(df, date_order, assume_tz, path=str(path), lines=lines, malformed=malformed)
 
 
 def load_cdnow(path=None) -> pd.DataFrame:

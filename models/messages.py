@@ -11,20 +11,30 @@ from userops.i18n import join_list, register, t
 register(
     {
         # reading an orders file (`userops model backtest --orders`)
-        "model.orders.unreadable": {"zh-CN": "{path}：无法读取订单文件：{error}", "en": "{path}: cannot read the orders file: {error}"},
         "model.orders.missing_columns": {
             "zh-CN": "订单缺少列：{columns}（需要 {expected}）",
             "en": "orders are missing columns: {columns} (expected {expected})",
         },
-        "model.orders.bad_paid_at": {
-            "zh-CN": "paid_at 列有无法识别为时间的值：{error}",
-            "en": "paid_at has values that are not dates or times: {error}",
+        "model.orders.empty": {"zh-CN": "{path}：订单文件是空的，没有可回测的数据", "en": "{path}: the orders file is empty: nothing to backtest"},
+        "model.orders.no_rows": {"zh-CN": "{path}：订单文件只有表头，没有订单：没有可回测的数据",
+                                 "en": "{path}: the orders file has a header but no orders: nothing to backtest"},
+        # rows the import would quarantine refuse the file (models/backtest.py OrdersFileRefused)
+        "model.orders.refused": {
+            "zh-CN": "{path}：{n} 行订单不符合导入规则，未做回测（不在被改动过的数据上给出指标）：",
+            "en": "{path}: rows breaking the import rules: {n}; no backtest was run (no figures from altered data):",
         },
-        "model.orders.bad_status": {
-            "zh-CN": "未知的订单状态：{values}（应为 {expected} 之一）",
-            "en": "unknown order status values: {values} (expected {expected})",
-        },
+        "model.orders.refused_row": {"zh-CN": "  第 {line} 行（订单号 {order_id}）：{reasons}", "en": "  line {line} (order_id {order_id}): {reasons}"},
+        "model.orders.refused_rule": {"zh-CN": "{reason}（规则 {rule}）", "en": "{reason} (rule {rule})"},
+        "model.orders.reason_sep": {"zh-CN": "；", "en": "; "},
+        "model.orders.refused_more": {"zh-CN": "  ……另有 {n} 行", "en": "  … and {n} more"},
+        "model.orders.refused_hint": {"zh-CN": "请修正这些行后重试（导入时它们会进入隔离区）",
+                                      "en": "fix these rows and run again (an import would quarantine them)"},
         # the windows of a cutoff
+        "model.backtest.after_data": {
+            "zh-CN": "截止 {cutoff} 在数据之后：最后一笔已支付订单在 {last}。窗口 {horizon} 天时，截止日须不晚于 {latest}（数据结束日减去窗口），{horizon} 天的标签区间才完全落在数据之内",
+            "en": "the cutoff {cutoff} is after the data: the last paid order is on {last}. With a {horizon}-day horizon the cutoff must be on or before {latest} "
+                  "(the data's end minus the horizon), so that the label window [cutoff, cutoff + {horizon} days) lies inside the data",
+        },
         "model.backtest.no_eval": {
             "zh-CN": "截止 {cutoff} 之前没有任何客户有已支付订单：没有可评估的客户",
             "en": "no customer with a paid order before {cutoff}: nothing to evaluate",

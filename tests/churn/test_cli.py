@@ -50,8 +50,9 @@ def test_backtest_text_and_errors(orders_csv, tmp_path, monkeypatch):
     res = CliRunner().invoke(_app(), ["model", "backtest", "--orders", str(tmp_path / "missing.csv"), "--cutoff", "2026-06-01", "--horizon", "60"])
     assert res.exit_code == 2
     res = CliRunner().invoke(_app(), ["model", "backtest", "--orders", str(orders_csv), "--cutoff", "2030-01-01", "--horizon", "90", "--json"])
-    assert res.exit_code == 1  # that late no customer of the training window churns: a message, not a traceback
-    assert "Backtest failed: cannot train: the training window" in res.output and "needs both classes" in res.output
+    assert res.exit_code == 1  # after the data: its last order day and the latest cutoff it supports, not a traceback
+    assert "Backtest failed: the cutoff 2030-01-01 is after the data: the last paid order is on " in res.output
+    assert "the cutoff must be on or before " in res.output
     reset_settings()
 
 
@@ -94,15 +95,19 @@ def test_backtest_problems_in_the_operators_language(tmp_path, monkeypatch):
         reset_settings()
         status = CliRunner().invoke(_app(), ["model", "backtest", "--orders", str(bad), "--cutoff", "2026-06-01"])
         early = CliRunner().invoke(_app(), ["model", "backtest", "--orders", str(ok), "--cutoff", "2025-06-01", "--json"])
-        assert status.exit_code == 1 and early.exit_code == 1 and "Traceback" not in status.output + early.output
+        assert status.exit_code == 2 and early.exit_code == 1 and "Traceback" not in status.output + early.output  # 2: the file refused
         runs[lang or "zh-CN"] = (status.output.strip(), early.output.strip())
     reset_settings()
     assert runs["zh-CN"] == (
-        "回测失败：未知的订单状态：shipped（应为 paid，refunded，cancelled 之一）",
+        f"回测失败：{bad}：1 行订单不符合导入规则，未做回测（不在被改动过的数据上给出指标）：\n"
+        "  第 2 行（订单号 1）：status 不在允许的取值中（paid，refunded，cancelled）（规则 status_unknown）\n"
+        "请修正这些行后重试（导入时它们会进入隔离区）",
         "回测失败：截止 2025-06-01 之前没有任何客户有已支付订单：没有可评估的客户",
     )
     assert runs["en"] == (
-        "Backtest failed: unknown order status values: shipped (expected paid, refunded, cancelled)",
+        f"Backtest failed: {bad}: rows breaking the import rules: 1; no backtest was run (no figures from altered data):\n"
+        "  line 2 (order_id 1): status is not one of paid, refunded, cancelled (rule status_unknown)\n"
+        "fix these rows and run again (an import would quarantine them)",
         "Backtest failed: no customer with a paid order before 2025-06-01: nothing to evaluate",
     )
 

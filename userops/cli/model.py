@@ -153,10 +153,15 @@ def score(
 
 @model_app.command("backtest")
 def backtest(
-    orders: str = typer.Option(..., "--orders", help="Orders file (CSV/.parquet/.xlsx): order_id, customer_id, paid_at, amount, status."),
+    orders: str = typer.Option(..., "--orders", help="Orders file (CSV/.parquet/.xlsx, UTF-8 or GB18030, headers as the import, e.g. 订单号, 支付时间): order_id, customer_id, paid_at, amount, status. A row breaking an import rule refuses the file."),
     cutoff: str = typer.Option(..., "--cutoff", help="Evaluation cutoff T, YYYY-MM-DD (training uses T minus the horizon)."),
     horizon: int = typer.Option(90, "--horizon", min=1, help="Horizon H in days."),
     as_json: bool = typer.Option(False, "--json", help="Print exactly one JSON object: model, recency, bgnbd."),
+    date_order: Optional[str] = typer.Option(
+        None, "--date-order",
+        help="How to read dates written day and month first, e.g. 01/11/2026: dmy (1 November) or mdy (January 11). "
+             "Default ymd: such a date that reads both ways refuses the file (ambiguous_date), never guessed.",
+    ),
 ) -> None:
     """Train at cutoff−horizon, evaluate at cutoff, beside recency and BG/NBD baselines."""
     from pathlib import Path
@@ -166,12 +171,20 @@ def backtest(
     from models.messages import localized
 
     T = _day(cutoff, "--cutoff")
+    if date_order is not None and date_order.strip().lower() not in ("ymd", "dmy", "mdy"):
+        typer.echo(t("import.bad_date_order", value=date_order), err=True)
+        raise typer.Exit(2)
+    order = None if date_order is None or date_order.strip().lower() == "ymd" else date_order.strip().lower()
     path = Path(orders)
     if not path.exists():
         typer.echo(t("model.cli.no_file", path=orders), err=True)
         raise typer.Exit(2)
+    try:  # the file read and checked by the import's rules: a row breaking one refuses it
+        df = read_orders_file(path, date_order=order)
+    except ValueError as exc:
+        typer.echo(t("model.cli.backtest_failed", error=localized(exc)), err=True)
+        raise typer.Exit(2)
     try:
-        df = read_orders_file(path)
         result = run_backtest(df, T, horizon)
     except ValueError as exc:  # a bad orders file, a cutoff the data cannot support
         typer.echo(t("model.cli.backtest_failed", error=localized(exc)), err=True)
