@@ -258,6 +258,8 @@ def register(
             champ_metrics = evaluate_model(champ_model, orders, customers, model.eval_cutoff, model.horizon_days)
     promote, reason = decide_promotion(model.metrics, champ_metrics, tol)
     data = promotion_reason(promote, model.metrics, champ_metrics, tol)
+    if champ is not None and champ_metrics is None and data["code"] == "first":  # there is a champion: say why it was not compared
+        data = {"code": "champion_old_features", "champion": champ["version"]}
     text = reason_text(data, lang)
     # the registry keeps the decision's code and figures; `userops model status` words them
     # in the reader's language (not the language of the night that trained it)
@@ -278,7 +280,7 @@ def _f(v) -> str:
     return "—" if v is None else f"{float(v):.3f}"
 
 
-PROMOTION_CODES = ("first", "yes", "no", "unmeasurable", "champion_unmeasurable")
+PROMOTION_CODES = ("first", "yes", "no", "unmeasurable", "champion_unmeasurable", "champion_old_features")
 
 
 def promotion_reason(promote: bool, cand: dict, champ: dict | None, tol: float) -> dict:
@@ -335,6 +337,8 @@ def reason_text(stored, lang: str | None = None) -> str:
         return t("model.retired", lang, version=data.get("by") or "—", reason=reason_text(inner, lang) if inner else "").rstrip()
     if code in ("first", "unmeasurable", "champion_unmeasurable"):
         return t(f"model.promotion.{code}", lang)
+    if code == "champion_old_features":
+        return t("model.promotion.champion_old_features", lang, version=data.get("champion") or "—")
     figures = t(
         "model.promotion.figures", lang, c_auc=_f(data.get("c_auc")), h_auc=_f(data.get("h_auc")),
         c_brier=_f(data.get("c_brier")), h_brier=_f(data.get("h_brier")),
@@ -387,6 +391,10 @@ register_messages(
         "model.promotion.unmeasurable": {
             "zh-CN": "保留为挑战者：新模型在验证集上没有 ROC AUC 或 Brier 分数，无法比较。",
             "en": "Kept as challenger: the candidate has no ROC AUC or Brier score on the holdout, so it cannot be compared.",
+        },
+        "model.promotion.champion_old_features": {
+            "zh-CN": "已晋升：冠军模型 {version} 用的是旧的特征集，无法在今天的特征上与新模型比较，由新模型取代（它自己的验证指标仍留在登记表中）。",
+            "en": "Promoted: the champion {version} was built on an older feature set and cannot be measured on today's features, so the new model replaces it (its own holdout metrics stay in the registry).",
         },
         "model.promotion.champion_unmeasurable": {
             "zh-CN": "已晋升：冠军模型在该验证集上没有 ROC AUC 或 Brier 分数，由可度量的新模型取代。",

@@ -116,3 +116,22 @@ def test_retrain_weekly(loaded, monkeypatch):
     with loaded.connect() as conn:
         vs = registry.versions(conn)
     assert len(vs) == 2 and (vs["status"] == "champion").sum() == 1
+
+
+def test_a_champion_on_an_older_feature_set_is_replaced_and_the_reason_says_so(loaded, monkeypatch):
+    """A champion built on another feature set cannot be measured on today's features: the new
+    model replaces it, and the reason names that champion (it said "there is no champion yet")."""
+    frames = _frames(loaded)
+    old = scoring.train(frames)
+    with loaded.begin() as conn:
+        registry.register(conn, old, frames.orders, frames.customers, trained_as_of=AS_OF)
+    new = dataclasses.replace(old, version=old.version[:-8] + "newfeats")
+    monkeypatch.setattr(registry, "features_compatible", lambda model: model.version != old.version)
+    with loaded.begin() as conn:
+        decision = registry.register(conn, new, frames.orders, frames.customers, trained_as_of=AS_OF)
+    assert decision.promoted and decision.status == "champion"
+    assert old.version in decision.text and "旧的特征集" in decision.text and "没有冠军模型" not in decision.text, decision.text
+    with loaded.connect() as conn:
+        rows = registry.versions(conn, "en").set_index("version")
+    assert rows.loc[new.version, "reason"].startswith(f"Promoted: the champion {old.version} was built on an older feature set")
+    assert rows.loc[old.version, "status"] == "retired" and new.version in rows.loc[old.version, "reason"]
