@@ -4,7 +4,9 @@ from __future__ import annotations
 import json
 from datetime import date, datetime, timedelta
 
+import pytest
 import sqlalchemy as sa
+from prefect.settings import PREFECT_API_URL, temporary_settings
 
 from tasks.alerts.digest import build_digest, queue_digest
 from tests.alerts.conftest import outbox
@@ -13,6 +15,14 @@ from userops.db import insert_rows
 AS_OF = date(2026, 11, 20)
 RUN = "7aa1c7ad-8a09-4725-b429-691c3870a040"
 NOW = datetime(2026, 11, 20, 18, 30, 0)  # 02:30 shop time next morning
+
+
+@pytest.fixture(autouse=True)
+def _lasting_prefect_server():
+    """The runs here are on a Prefect server that outlives them: their digest links to the
+    run's page (a run on Prefect's temporary server gets none, tests/alerts/test_run_links.py)."""
+    with temporary_settings(updates={PREFECT_API_URL: "http://127.0.0.1:4200/api"}):
+        yield
 
 
 def _fill(engine):

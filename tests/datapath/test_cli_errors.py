@@ -66,7 +66,7 @@ def test_bad_settings_name_the_variable(tmp_path):
     assert "USEROPS_TIMEZONE='Asia/Shangai'" in out.stderr and "Asia/Shanghai" in out.stderr
     assert out.stderr.startswith("配置有误")  # zh-CN by default
     out = _userops(["tags", "summary"], tmp_path, USEROPS_LANGUAGE="fr")
-    assert out.returncode == 2 and "USEROPS_LANGUAGE='fr'" in out.stderr and "'zh-CN' or 'en'" in out.stderr
+    assert out.returncode == 2 and "USEROPS_LANGUAGE='fr'" in out.stderr and "只能是以下之一：'zh-CN'，'en'" in out.stderr
 
 
 def test_language_spelled_loosely_and_an_empty_warehouse(tmp_path):
