@@ -19,8 +19,11 @@ groups is still inside the attribution window, or a treatment message is still p
 sent yet, so its window has not even started), the verdict is ``open`` (尚无结论) with how many
 of each. Those customers may still buy; counting them as not converted pulls both rates down
 and the difference toward 0, so an interval then would read as "no effect" (or a spurious
-drop) whatever the campaign does. The conversion rates so far are shown; uplift, interval and
-incremental revenue are withheld until every window has closed.
+drop) whatever the campaign does. So the uplift, its interval, the verdict and the incremental
+revenue count only the planning periods that are over (every message out, every window
+closed; the holdout is drawn per period, so whole periods stay comparable), and the report
+says how many customers that is and what the newer periods still wait for. While no period is
+over: the conversion rates so far, no uplift, no interval.
 """
 from __future__ import annotations
 
@@ -217,26 +220,48 @@ def campaign_report(engine: Engine | None = None, name: str = "", *, now: dateti
         return rep
     tr, co = df[df["grp"] == "treatment"], df[df["grp"] == "control"]
     gt, gc = _group_figures(tr), _group_figures(co)
-    u = uplift_interval(gt["converted"], gt["customers"], gc["converted"], gc["customers"])
     rep["groups"] = {"treatment": gt, "control": gc}
     rep["waiting"] = _waiting(gt, gc)
-    rep["verdict"] = verdict(u, gt["customers"], gc["customers"], min_n, **rep["waiting"])
-    rep["uplift"] = withhold(u) if rep["verdict"] == "open" else u
+    done = _concluded(df)
+    dt, dc = _group_figures(done[done["grp"] == "treatment"]), _group_figures(done[done["grp"] == "control"])
+    rep["basis"] = {"periods": int(done["period"].nunique()), "treatment": dt["customers"], "control": dc["customers"]}
+    rep["uplift"], rep["verdict"] = _conclusion(dt, dc, gt, gc, min_n)
     rep["open_window"] = int(df["window_open"].sum())
     last = df.loc[df["window_open"], "ref"].max()
     rep["window_closes"] = (last + pd.Timedelta(days=days)).to_pydatetime() if pd.notna(last) else None
     rep["periods"] = int(df["period"].nunique())
-    rpc_t, rpc_c = gt["revenue_per_customer"], gc["revenue_per_customer"]
-    rep["incremental_revenue"] = round((rpc_t - rpc_c) * gt["customers"], 2) if rpc_t is not None and rpc_c is not None and rep["verdict"] != "open" else None
+    rpc_t, rpc_c = dt["revenue_per_customer"], dc["revenue_per_customer"]
+    rep["incremental_revenue"] = round((rpc_t - rpc_c) * dt["customers"], 2) if rpc_t is not None and rpc_c is not None and rep["verdict"] != "open" else None
     variants = []
+    done_t = done[done["grp"] == "treatment"]
     for v, g in tr.groupby(tr["variant"].fillna("-"), sort=True):
         fig = _group_figures(g)
-        uv = uplift_interval(fig["converted"], fig["customers"], gc["converted"], gc["customers"])
         waiting = _waiting(fig, gc)
-        code = verdict(uv, fig["customers"], gc["customers"], min_n, **waiting)
-        variants.append({"variant": v, **fig, "uplift": withhold(uv) if code == "open" else uv, "verdict": code, "waiting": waiting})
+        uv, code = _conclusion(_group_figures(done_t[done_t["variant"].fillna("-") == v]), dc, fig, gc, min_n)
+        variants.append({"variant": v, **fig, "uplift": uv, "verdict": code, "waiting": waiting})
     rep["variants"] = variants
     return rep
+
+
+def _concluded(df: pd.DataFrame) -> pd.DataFrame:
+    """The touches of the planning periods that are over: every message of the period went out
+    (or was held back for good) and every customer's attribution window has closed. The
+    holdout is drawn per period, so whole periods keep treatment and control comparable; a
+    campaign that plans every night concludes on its finished periods while the newest run."""
+    busy = df["window_open"].astype(bool) | df["status"].isin(PENDING)
+    return df[~df["period"].isin(set(df.loc[busy, "period"]))]
+
+
+def _conclusion(t_fig: dict, c_fig: dict, t_all: dict, c_all: dict, min_n: int) -> tuple[dict, str]:
+    """(uplift, verdict) of a treatment group against the control, on the finished periods'
+    customers (``t_fig``, ``c_fig``: their figures); ``open`` while no period has finished,
+    with the rates so far of everyone (``t_all``, ``c_all``) and no difference or interval."""
+    if c_all["customers"] == 0:
+        return uplift_interval(t_all["converted"], t_all["customers"], 0, 0), "no_control"
+    if t_fig["customers"] == 0 or c_fig["customers"] == 0:
+        return withhold(uplift_interval(t_all["converted"], t_all["customers"], c_all["converted"], c_all["customers"])), "open"
+    u = uplift_interval(t_fig["converted"], t_fig["customers"], c_fig["converted"], c_fig["customers"])
+    return u, verdict(u, t_fig["customers"], c_fig["customers"], min_n)
 
 
 def _pct(x: float | None) -> str:
@@ -380,6 +405,10 @@ def report_markdown(rep: dict, title: str, lang: str | None = None) -> str:
         lines.append(t("campaign.report.window", lang, days=days, open=rep.get("open_window", 0)))
         if rep.get("verdict") == "open":
             lines += ["", open_line(rep, lang)]
+        elif any((rep.get("waiting") or {}).values()) and rep.get("basis"):
+            b = rep["basis"]
+            lines += ["", t("campaign.report.basis", lang, periods=b["periods"], treatment=f"{b['treatment']:,}",
+                            control=f"{b['control']:,}", why=_why(rep["waiting"], lang))]
         lines += ["", *count_lines(rep, lang), "", legend(lang)]
     else:
         lines.append(t("campaign.report.empty", lang, name=rep["campaign"]))

@@ -157,6 +157,10 @@ register(
             "zh-CN": "95%置信区间 = 真实提升有 95% 的把握落在这个范围内，区间全部大于0才算显著提升，全部小于0才算显著下降，包含0就还不能说有没有效果",
             "en": "95% interval = the range the true uplift lies in with 95% confidence: wholly above 0 is a significant uplift, wholly below 0 a significant drop, one that includes 0 cannot tell yet",
         },
+        "campaign.report.basis": {
+            "zh-CN": "提升、置信区间和结论只计已结束的 {periods} 个批次（实验组 {treatment} 位、对照组 {control} 位：消息都已发出，归因窗口都已结束）；较新批次里{why}，结束后计入。",
+            "en": "The uplift, its interval and the verdict count only the {periods} finished planning period(s) ({treatment} treatment, {control} control customers: every message out, every attribution window closed); in the newer periods {why}: counted once they finish.",
+        },
         "campaign.report.open.until": {"zh-CN": "（{when} 之后）", "en": " (after {when})"},
         "campaign.report.open.until_pending": {"zh-CN": "（待发送的消息发出 {days} 天后）", "en": " ({days} days after the pending messages go out)"},
         "campaign.report.incremental": {
