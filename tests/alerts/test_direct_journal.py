@@ -33,6 +33,11 @@ def _fail(run=None, flow_name: str = "refresh-tags"):  # not the nightly: its di
     return run
 
 
+# the failing runs here stand for deployed runs, on a Prefect server that outlives them: their
+# alerts link to the run's page (a run on Prefect's temporary server gets none)
+pytestmark = pytest.mark.usefixtures("prefect_server")
+
+
 @pytest.fixture
 def outage(warehouse, monkeypatch):
     """``outage(True)``: the warehouse unreachable; ``outage(False)``: back (the migrated one)."""

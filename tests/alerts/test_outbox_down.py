@@ -20,6 +20,11 @@ def _closed_port() -> int:
         return s.getsockname()[1]  # nothing listens once the socket is closed
 
 
+# the failing runs here stand for deployed runs, on a Prefect server that outlives them: their
+# alerts link to the run's page (a run on Prefect's temporary server gets none)
+pytestmark = pytest.mark.usefixtures("prefect_server")
+
+
 @pytest.fixture
 def warehouse_down(monkeypatch):
     """The warehouse unreachable. The nightly's hook publishes the digest of what the run
