@@ -100,3 +100,20 @@ def touches(engine, where: str = "1 = 1", params: dict | None = None) -> pd.Data
     from userops.db import read_frame
 
     return read_frame(engine, f"SELECT * FROM touches WHERE {where} ORDER BY touch_key", params or {}, parse_dates=["planned_at", "not_before", "sent_at", "in_flight_at"])
+
+
+def plan_staff(engine, ids, campaign="retention"):
+    """Staff-channel touches for ``ids``, planned at NOON (the outreach list's rows)."""
+    from tasks.messaging import plan_touches
+
+    df = pd.DataFrame({"customer_id": list(ids)})
+    df["touch_key"] = campaign + "|" + df["customer_id"] + "|2026-11-20"
+    df["campaign"] = campaign
+    df["channel"] = "staff"
+    df["status"] = "planned"
+    df["subject"] = "主题"
+    df["body"] = "正文 " + df["customer_id"]
+    df["is_marketing"] = True
+    df["planned_at"] = pd.Timestamp(NOON)
+    with engine.begin() as conn:
+        return plan_touches(conn, df)

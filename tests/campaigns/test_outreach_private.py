@@ -10,7 +10,7 @@ import pandas as pd
 import pytest
 
 from tasks.messaging import StaffList, send_due
-from tests.campaigns.conftest import NOON
+from tests.campaigns.conftest import NOON, plan_staff
 from tests.campaigns.factory import load_members, make_members
 
 
@@ -31,29 +31,13 @@ def umask():
     os.umask(old)
 
 
-def _plan_staff(engine, ids, campaign="retention"):
-    from tasks.messaging import plan_touches
-
-    df = pd.DataFrame({"customer_id": list(ids)})
-    df["touch_key"] = campaign + "|" + df["customer_id"] + "|2026-11-20"
-    df["campaign"] = campaign
-    df["channel"] = "staff"
-    df["status"] = "planned"
-    df["subject"] = "主题"
-    df["body"] = "正文 " + df["customer_id"]
-    df["is_marketing"] = True
-    df["planned_at"] = pd.Timestamp(NOON)
-    with engine.begin() as conn:
-        return plan_touches(conn, df)
-
-
 @pytest.mark.parametrize("mask", [0o022, 0o000])
 def test_outreach_folders_and_files_are_private(sqlite_warehouse, tmp_path, umask, mask):
     umask(mask)
     frames = make_members(3, seed=7, stages={"active": 1.0})
     with sqlite_warehouse.begin() as conn:
         load_members(conn, frames)
-    _plan_staff(sqlite_warehouse, frames["customers"]["customer_id"])
+    plan_staff(sqlite_warehouse, frames["customers"]["customer_id"])
     d = send_due(now=NOON)
     assert d["sent"] == 3 and set(d["outreach_files"]) == {"retention.csv", "retention.xlsx"}
     root = tmp_path / "output" / "outreach"
@@ -74,13 +58,13 @@ def test_wider_folders_and_files_of_before_are_narrowed(sqlite_warehouse, tmp_pa
     day.mkdir(parents=True, mode=0o755)
     os.chmod(root, 0o755)
     os.chmod(day, 0o755)
-    _plan_staff(sqlite_warehouse, ids[:1])
+    plan_staff(sqlite_warehouse, ids[:1])
     assert send_due(now=NOON)["sent"] == 1
     for p in (day / "retention.csv", day / "retention.xlsx"):  # as an earlier version left them
         os.chmod(p, 0o644)
     os.chmod(root, 0o755)
     os.chmod(day, 0o755)
-    _plan_staff(sqlite_warehouse, ids[1:])
+    plan_staff(sqlite_warehouse, ids[1:])
     assert send_due(now=NOON)["sent"] == 1
     assert _mode(root) == 0o700 and _mode(day) == 0o700
     assert _mode(day / "retention.csv") == 0o600 and _mode(day / "retention.xlsx") == 0o600

@@ -10,7 +10,7 @@ import pandas as pd
 import pytest
 
 from tasks.messaging import send_due
-from tests.campaigns.conftest import NOON
+from tests.campaigns.conftest import NOON, plan_staff
 from tests.campaigns.factory import load_members, make_members
 from userops.db import bulk_upsert
 from userops.settings import reset_settings
@@ -20,22 +20,6 @@ WORDS = {
     "en": "no order for 75 days, usually buys every 20 days; only 2 orders so far",
     "zh-CN": "已 75 天未下单，平时约每 20 天购买一次；累计仅 2 单",
 }
-
-
-def _plan_staff(engine, ids, campaign="retention"):
-    from tasks.messaging import plan_touches
-
-    df = pd.DataFrame({"customer_id": list(ids)})
-    df["touch_key"] = campaign + "|" + df["customer_id"] + "|2026-11-20"
-    df["campaign"] = campaign
-    df["channel"] = "staff"
-    df["status"] = "planned"
-    df["subject"] = "主题"
-    df["body"] = "正文 " + df["customer_id"]
-    df["is_marketing"] = True
-    df["planned_at"] = pd.Timestamp(NOON)
-    with engine.begin() as conn:
-        return plan_touches(conn, df)
 
 
 @pytest.mark.parametrize("lang", ["zh-CN", "en"])
@@ -60,7 +44,7 @@ def test_retention_list_has_the_reasons(sqlite_warehouse, tmp_path, monkeypatch,
         ], columns=["customer_id", "model_version", "probability", "risk_band", "reasons"])
         scores["scored_at"] = pd.Timestamp("2026-11-20 01:00")
         bulk_upsert(conn, "churn_scores", scores.astype({"scored_at": "datetime64[us]"}), ["customer_id", "model_version"])
-    _plan_staff(sqlite_warehouse, ids)
+    plan_staff(sqlite_warehouse, ids)
     assert send_due(now=NOON)["sent"] == 5
     csv_path = tmp_path / "output" / "outreach" / "2026-11-20" / "retention.csv"
     df = pd.read_csv(csv_path, dtype=str, encoding="utf-8-sig", keep_default_na=False).set_index("customer_id")
@@ -88,7 +72,7 @@ def test_a_list_begun_before_the_column_keeps_its_columns(sqlite_warehouse, tmp_
     day = tmp_path / "output" / "outreach" / "2026-11-20"
     day.mkdir(parents=True)
     (day / "retention.csv").write_text(",".join(old_cols) + "\nold-key,retention,X1,n,p,e,l,s,m,2026-11-20T03:00:00,,\n", encoding="utf-8-sig")
-    _plan_staff(sqlite_warehouse, ids)
+    plan_staff(sqlite_warehouse, ids)
     assert send_due(now=NOON)["sent"] == 2
     df = pd.read_csv(day / "retention.csv", dtype=str, encoding="utf-8-sig", keep_default_na=False)
     assert list(df.columns) == old_cols
