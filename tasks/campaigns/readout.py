@@ -20,10 +20,10 @@ sent yet, so its window has not even started), the verdict is ``open`` (尚无�
 of each. Those customers may still buy; counting them as not converted pulls both rates down
 and the difference toward 0, so an interval then would read as "no effect" (or a spurious
 drop) whatever the campaign does. So the uplift, its interval, the verdict and the incremental
-revenue count only the planning periods that are over (every message out, every window
-closed; the holdout is drawn per period, so whole periods stay comparable), and the report
-says how many customers that is and what the newer periods still wait for. While no period is
-over: the conversion rates so far, no uplift, no interval.
+revenue count only the planning days that are over (every message planned that day out, every
+window closed; the holdout is a hash of campaign and customer, so each day's groups stay
+comparable), and the report says how many customers that is and what the newer days still wait
+for. While no day is over: the conversion rates so far, no uplift, no interval.
 """
 from __future__ import annotations
 
@@ -224,7 +224,7 @@ def campaign_report(engine: Engine | None = None, name: str = "", *, now: dateti
     rep["waiting"] = _waiting(gt, gc)
     done = _concluded(df)
     dt, dc = _group_figures(done[done["grp"] == "treatment"]), _group_figures(done[done["grp"] == "control"])
-    rep["basis"] = {"periods": int(done["period"].nunique()), "treatment": dt["customers"], "control": dc["customers"]}
+    rep["basis"] = {"treatment": dt["customers"], "control": dc["customers"]}
     rep["uplift"], rep["verdict"] = _conclusion(dt, dc, gt, gc, min_n)
     rep["open_window"] = int(df["window_open"].sum())
     last = df.loc[df["window_open"], "ref"].max()
@@ -244,12 +244,15 @@ def campaign_report(engine: Engine | None = None, name: str = "", *, now: dateti
 
 
 def _concluded(df: pd.DataFrame) -> pd.DataFrame:
-    """The touches of the planning periods that are over: every message of the period went out
-    (or was held back for good) and every customer's attribution window has closed. The
-    holdout is drawn per period, so whole periods keep treatment and control comparable; a
-    campaign that plans every night concludes on its finished periods while the newest run."""
+    """The touches of the planning days that are over: every message planned that day went out
+    (or was held back for good) and every customer's attribution window has closed. The holdout
+    is a hash of campaign and customer, whatever day a customer is planned, so each day's
+    treatment and control stay comparable; a campaign that plans every night (or once per
+    customer, as onboarding) concludes on its finished days while the newest ones run."""
+    tz = ZoneInfo(get_settings().timezone)
+    day = pd.to_datetime(df["planned_at"]).dt.tz_localize("UTC").dt.tz_convert(tz).dt.date
     busy = df["window_open"].astype(bool) | df["status"].isin(PENDING)
-    return df[~df["period"].isin(set(df.loc[busy, "period"]))]
+    return df[~day.isin(set(day[busy]))]
 
 
 def _conclusion(t_fig: dict, c_fig: dict, t_all: dict, c_all: dict, min_n: int) -> tuple[dict, str]:
@@ -407,7 +410,7 @@ def report_markdown(rep: dict, title: str, lang: str | None = None) -> str:
             lines += ["", open_line(rep, lang)]
         elif any((rep.get("waiting") or {}).values()) and rep.get("basis"):
             b = rep["basis"]
-            lines += ["", t("campaign.report.basis", lang, periods=b["periods"], treatment=f"{b['treatment']:,}",
+            lines += ["", t("campaign.report.basis", lang, treatment=f"{b['treatment']:,}",
                             control=f"{b['control']:,}", why=_why(rep["waiting"], lang))]
         lines += ["", *count_lines(rep, lang), "", legend(lang)]
     else:

@@ -158,8 +158,8 @@ register(
             "en": "95% interval = the range the true uplift lies in with 95% confidence: wholly above 0 is a significant uplift, wholly below 0 a significant drop, one that includes 0 cannot tell yet",
         },
         "campaign.report.basis": {
-            "zh-CN": "提升、置信区间和结论只计已结束的 {periods} 个批次（实验组 {treatment} 位、对照组 {control} 位：消息都已发出，归因窗口都已结束）；较新批次里{why}，结束后计入。",
-            "en": "The uplift, its interval and the verdict count only the {periods} finished planning period(s) ({treatment} treatment, {control} control customers: every message out, every attribution window closed); in the newer periods {why}: counted once they finish.",
+            "zh-CN": "提升、置信区间和结论只计已结束的计划日的客户（实验组 {treatment} 位、对照组 {control} 位：当天安排的消息都已发出，归因窗口都已结束）；较新的计划日里{why}，结束后计入。",
+            "en": "The uplift, its interval and the verdict count only the customers of finished planning days ({treatment} treatment, {control} control: every message planned that day out, every attribution window closed); on the newer days {why}: counted once they finish.",
         },
         "campaign.report.open.until": {"zh-CN": "（{when} 之后）", "en": " (after {when})"},
         "campaign.report.open.until_pending": {"zh-CN": "（待发送的消息发出 {days} 天后）", "en": " ({days} days after the pending messages go out)"},

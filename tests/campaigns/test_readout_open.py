@@ -94,15 +94,16 @@ def test_verdict_waits_for_open_windows_and_pending_messages():
     assert verdict(u, 100, 0, open_window=5) == "no_control"  # no control group: never a verdict
 
 
-def test_a_campaign_still_planning_concludes_on_its_finished_periods(campaign_in_flight):
+def test_a_campaign_still_planning_concludes_on_its_finished_days(campaign_in_flight):
     """A campaign that plans every night always has open windows: the verdict counts the
-    planning periods that are over (every message out, every window closed), says so, and
-    leaves the newer periods out until they finish."""
+    planning days that are over (every message out, every window closed), says so, and
+    leaves the newer days out until they finish. By the day a customer was planned, not by
+    the idempotency period: a `once` campaign (onboarding) has one period forever."""
     early = SENT - timedelta(days=31)  # 2026-10-01: 60 treatment (all sent), 60 control; 30 vs 3 bought
     rows = [{
         "touch_key": f"exp|D{i:04d}|2026-10-01", "campaign": "exp", "customer_id": f"D{i:04d}", "channel": "sms",
         "grp": "treatment" if i < 60 else "control", "variant": "A" if i < 60 else None,
-        "status": "planned" if i < 60 else "control", "planned_at": pd.Timestamp(early), "gift_cost": 0.0, "period": "2026-10-01",
+        "status": "planned" if i < 60 else "control", "planned_at": pd.Timestamp(early), "gift_cost": 0.0, "period": "2026-11-01",
     } for i in range(120)]
     orders = pd.DataFrame([
         {"order_id": f"P{i}", "customer_id": f"D{i:04d}", "paid_at": pd.Timestamp(early + timedelta(days=2)), "status": "paid", "amount": 80.0}
@@ -111,17 +112,17 @@ def test_a_campaign_still_planning_concludes_on_its_finished_periods(campaign_in
     orders["paid_at"] = orders["paid_at"].astype("datetime64[us]")
     with campaign_in_flight.begin() as conn:
         plan_touches(conn, pd.DataFrame(rows), quiet_hours=False)
-        conn.exec_driver_sql("UPDATE touches SET status = 'sent', sent_at = planned_at WHERE grp = 'treatment' AND period = '2026-10-01'")
+        conn.exec_driver_sql("UPDATE touches SET status = 'sent', sent_at = planned_at WHERE grp = 'treatment' AND customer_id LIKE 'D%'")
         bulk_upsert(conn, "orders", orders, ["order_id"])
     rep = campaign_report(campaign_in_flight, "exp", now=SENT + timedelta(days=4))
     assert rep["waiting"] == {"open_window": 100, "pending": 20}  # the November period, still running
-    assert rep["basis"] == {"periods": 1, "treatment": 60, "control": 60}
+    assert rep["basis"] == {"treatment": 60, "control": 60}
     assert rep["verdict"] == "up" and rep["uplift"]["uplift"] == pytest.approx(30 / 60 - 3 / 60)
     assert rep["uplift"]["lo"] > 0
     assert rep["incremental_revenue"] == pytest.approx((30 * 80 - 3 * 80) / 60 * 60)
     assert [v["verdict"] for v in rep["variants"]] == ["up"]
     assert rep["groups"]["treatment"]["customers"] == 120  # the counts still show everyone
     md = report_markdown(rep, "实验", "zh-CN")
-    assert "只计已结束的 1 个批次（实验组 60 位、对照组 60 位" in md and "较新批次里100 位客户的归因窗口未结束，20 位尚未发送，结束后计入" in md, md
-    assert "count only the 1 finished planning period(s) (60 treatment, 60 control customers" in report_markdown(rep, "Exp", "en")
+    assert "只计已结束的计划日的客户（实验组 60 位、对照组 60 位" in md and "较新的计划日里100 位客户的归因窗口未结束，20 位尚未发送，结束后计入" in md, md
+    assert "count only the customers of finished planning days (60 treatment, 60 control" in report_markdown(rep, "Exp", "en")
     assert report_rows(rep, "zh-CN")[0]["结论"] == "显著提升"
