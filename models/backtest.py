@@ -136,12 +136,15 @@ class OrdersFileRefused(ModelDataError):
         super().__init__("model.orders.refused", path=path, n=n_rows)
 
     def localized(self, lang: str | None = None) -> str:
+        from tasks.validate import load_suites
+
+        orders_suite = load_suites()["orders"]
         lines = [t("model.orders.refused", lang, path=self.values["path"], n=f"{self.values['n']:,}")]
         by_line: dict = {}
         for o in self.offenses:  # in file order; a row breaking several rules is one line
             by_line.setdefault(o["line"], []).append(o)
         for line, rows in list(by_line.items())[:REFUSED_SHOWN]:
-            reasons = [t("model.orders.refused_rule", lang, rule=o["rule"], reason=_rule_reason(o["rule"], lang, **o.get("extra", {}))) for o in rows]
+            reasons = [t("model.orders.refused_rule", lang, rule=o["rule"], reason=_rule_reason(o["rule"], orders_suite, lang, **o.get("extra", {}))) for o in rows]
             lines.append(t("model.orders.refused_row", lang, line=line, order_id=rows[0]["order_id"] or "—", reasons=t("model.orders.reason_sep", lang).join(reasons)))
         if self.values["n"] > REFUSED_SHOWN:
             lines.append(t("model.orders.refused_more", lang, n=f"{self.values['n'] - REFUSED_SHOWN:,}"))
@@ -167,8 +170,9 @@ class _FileProblem(ModelDataError):
         return (_FileProblem, (self.exc,))
 
 
-def _rule_reason(rule: str, lang: str | None, **extra) -> str:
-    """The operator's words for an import rule, as the quarantine says them."""
+def _rule_reason(rule: str, suite, lang: str | None, **extra) -> str:
+    """The operator's words for an import rule, as the quarantine says them (``suite``: the
+    import's orders suite, whose expectations carry their rules' words)."""
     from tasks.validate import _parse_reason
 
     lang = lang or _language()
@@ -176,7 +180,7 @@ def _rule_reason(rule: str, lang: str | None, **extra) -> str:
         return t("quarantine.reason.malformed_row", lang, **extra)
     if rule.endswith(("_ambiguous_date", "_unparseable")):
         return _parse_reason(rule, lang)
-    for exp in _suites()["orders"].expectations:
+    for exp in suite.expectations:
         meta = exp.meta or {}
         if meta.get("rule") == rule:
             return meta.get(lang) or meta.get("en") or rule
@@ -187,33 +191,6 @@ def _language() -> str:
     from userops.settings import get_settings
 
     return get_settings().language
-
-
-def _suites() -> dict:
-    """The import's suites, the orders suite without its earliest-year bound
-    (``validation.min_year``, 2000: a warehouse's sanity check): a backtest may run on
-    history older than the shop's, as on CDNOW (1997). A time in the future still breaks
-    ``paid_at_out_of_range``; every other rule is the import's."""
-    global _SUITES
-    if _SUITES is None:
-        import json
-
-        import great_expectations as gx
-
-        from tasks.validate import EXPECTATIONS_DIR, _quiet_gx, load_suites
-
-        suites = dict(load_suites())
-        data = json.loads((EXPECTATIONS_DIR / "orders.json").read_text(encoding="utf-8"))
-        for exp in data["expectations"]:
-            if (exp.get("meta") or {}).get("rule") in ("paid_at_out_of_range", "updated_at_out_of_range"):
-                exp["kwargs"].pop("min_value", None)
-        with _quiet_gx():
-            suites["orders"] = gx.ExpectationSuite(**data)
-        _SUITES = suites
-    return _SUITES
-
-
-_SUITES = None
 
 
 def normalize_orders(df: pd.DataFrame, date_order: str | None = None, assume_tz: str | None = None,
@@ -230,21 +207,23 @@ def normalize_orders(df: pd.DataFrame, date_order: str | None = None, assume_tz:
     ValueError): a required column missing, no rows, or ``OrdersFileRefused`` listing the
     rows that break a rule."""
     from tasks.extract import FileImportError, canonicalize_columns
-    from tasks.validate import record_hashes, validate_frame
+    from tasks.validate import load_suites, record_hashes, validate_frame
     from userops.clock import utcnow
 
     try:
         raw = canonicalize_columns(df, "orders")
-    except FileImportError:
-        raise ModelDataError("model.orders.missing_columns", columns=_missing(df), expected=list(ORDER_COLUMNS),
-                             found=[str(c) for c in df.columns]) from None
+    except FileImportError as exc:  # the import's required columns are ORDER_COLUMNS
+        raise ModelDataError("model.orders.missing_columns", columns=list(exc.values["missing"]), expected=list(ORDER_COLUMNS),
+                             found=list(exc.values["found"])) from None
     raw = raw.reset_index(drop=True)
     malformed = malformed or []
     if len(raw) == 0 and not malformed:
         raise ModelDataError("model.orders.no_rows", path=str(path))
     lines = np.arange(2, len(raw) + 2) if lines is None else np.asarray(lines)
     assume_tz = assume_tz or "UTC"  # the cutoff's zone (see above)
-    outcome = validate_frame("orders", raw, _suites(), now=utcnow(), full_load=False, assume_tz=assume_tz, date_order=date_order)
+    # the import's rules, all but its earliest year: a backtest may run on history older than the shop's
+    outcome = validate_frame("orders", raw, load_suites(), now=utcnow(), full_load=False, assume_tz=assume_tz,
+                             date_order=date_order, check_earliest=False)
     offenses = [
         {"line": int(r["line"]) if r.get("line") else "?", "order_id": (r.get("record") or {}).get("order_id"),
          "rule": "malformed_row", "extra": {"line": r.get("line") or "?", "found": r["found"], "expected": r["expected"]}}
@@ -268,13 +247,6 @@ def normalize_orders(df: pd.DataFrame, date_order: str | None = None, assume_tz:
         if len(s) and as_int.notna().all() and (as_int == as_int.round()).all() and not s.str.startswith("0").any() and (as_int.abs() < 2**62).all():
             out[col] = as_int.astype(np.int64)
     return out
-
-
-def _missing(df: pd.DataFrame) -> list[str]:
-    from tasks.extract import HEADER_ALIASES
-
-    have = {HEADER_ALIASES.get(str(c).strip(), str(c).strip().lower().replace(" ", "_")) for c in df.columns}
-    return [c for c in ORDER_COLUMNS if c not in have]
 
 
 def read_orders_file(path, date_order: str | None = None, assume_tz: str | None = None) -> pd.DataFrame:

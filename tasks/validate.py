@@ -385,12 +385,16 @@ def validate_frame(
     known_refs: dict[str, set] | None = None,
     language: str | None = None,
     date_order: str | None = None,
+    check_earliest: bool = True,
 ) -> ValidationOutcome:
     """Split ``raw`` into good typed rows and quarantined ones.
 
     ``known_refs`` maps a column (``customer_id``/``order_id``) to ids that exist (warehouse
     plus batch); rows pointing elsewhere are quarantined as ``customer_unknown`` /
-    ``order_unknown``. Table-level failures raise ``BatchRejected``.
+    ``order_unknown``. Table-level failures raise ``BatchRejected``. ``check_earliest``:
+    times before ``validation.min_year`` break the ``*_out_of_range`` rules (a warehouse's
+    sanity check); False for history older than the shop's (a backtest on CDNOW, 1997).
+    A time in the future breaks them either way.
     """
     cfg = get_settings()
     language = language or cfg.language
@@ -399,7 +403,7 @@ def validate_frame(
     n = len(raw)
     raw = raw.reset_index(drop=True)
     params = {
-        "min_ts": pd.Timestamp(datetime(cfg.validation.min_year, 1, 1)),
+        "min_ts": pd.Timestamp(datetime(cfg.validation.min_year, 1, 1)) if check_earliest else None,  # None: no lower bound
         "max_ts": pd.Timestamp(now + timedelta(minutes=cfg.validation.future_tolerance_minutes)),
         "min_rows": 1 if full_load else 0,
     }
