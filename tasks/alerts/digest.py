@@ -379,11 +379,21 @@ class _Builder:
         if und:
             self.human.append(t("digest.human.alerts", L, n=und))
         self.figures["undelivered_alerts"] = und
+        self.close_human()
+
+    def close_human(self) -> None:
+        """The "needs a human" list that ends the digest, the run's failure first."""
         if self.failure_human:
             self.human.insert(0, self.failure_human)
-        self.lines.append(t("digest.human.head", L))
-        self.lines += ["- " + h for h in self.human] if self.human else ["- " + t("digest.human.none", L)]
+        self.lines.append(t("digest.human.head", self.lang))
+        self.lines += ["- " + h for h in self.human] if self.human else ["- " + t("digest.human.none", self.lang)]
         self.figures["needs_human"] = list(self.human)
+
+    def digest(self, severity: str, **extra) -> Digest:
+        """The digest of the lines built (blank runs folded, nothing unsafe)."""
+        body = re.sub(r"\n{3,}", "\n\n", clean("\n".join(self.lines).strip()))
+        return Digest(as_of=self.as_of, run_id=self.run_id, lang=self.lang, title=t("digest.title", self.lang, as_of=self.as_of.isoformat()),
+                      body=body, severity=severity, link=run_link(self.run_id), figures=self.figures, **extra)
 
 
 def _day_start_utc(d: date) -> datetime:
@@ -425,21 +435,9 @@ def build_digest(as_of: date, run_id: str, engine: Engine | None = None, lang: s
     b = _Builder(engine, as_of, run_id, lang, now, error=error)
     for fn in (b.run_section, b.stage_section, b.health_section, b.churn_section, b.campaign_section, b.human_section):
         b.section(fn)
-    body = clean("\n".join(b.lines).strip())
-    body = re.sub(r"\n{3,}", "\n\n", body)
     attention = bool(b.human) or bool(b.figures.get("quarantined"))
-    return Digest(
-        as_of=as_of,
-        run_id=run_id,
-        lang=lang,
-        title=t("digest.title", lang, as_of=as_of.isoformat()),
-        body=body,
-        severity="error" if b.failure_human else "warning" if attention else "info",
-        link=run_link(run_id),
-        figures=b.figures,
-        sections={k: v for k, v in b.parts.items() if k in _LATER_SECTIONS},
-        read_at=now,
-    )
+    return b.digest("error" if b.failure_human else "warning" if attention else "info",
+                    sections={k: v for k, v in b.parts.items() if k in _LATER_SECTIONS}, read_at=now)
 
 
 # the sections an offline digest can take from an earlier draft (the run's own come from memory)
@@ -504,16 +502,10 @@ def offline_digest(as_of: date, run_id: str, exc: BaseException, known: dict | N
         for k in _LATER_SECTIONS:
             b.lines += earlier.get(k, [])
     b.figures["warehouse_unreadable"] = {"error": type(exc).__name__, "missing": [k.rsplit(".", 1)[1] for k in missing]}
-    if b.failure_human:
-        b.human.insert(0, b.failure_human)
     if (b.figures.get("failure") or {}).get("kind") != "warehouse":  # else the failure line says it already
         b.human.append(t("digest.offline.human", L, fix=t("problem.fix.warehouse", L)))
-    b.lines.append(t("digest.human.head", L))
-    b.lines += ["- " + h for h in b.human]
-    b.figures["needs_human"] = list(b.human)
-    body = re.sub(r"\n{3,}", "\n\n", clean("\n".join(b.lines).strip()))
-    return Digest(as_of=as_of, run_id=run_id, lang=L, title=t("digest.title", L, as_of=as_of.isoformat()), body=body,
-                  severity="error" if b.failure_human else "warning", link=run_link(run_id), figures=b.figures)
+    b.close_human()
+    return b.digest("error" if b.failure_human else "warning")
 
 
 def digest_key(run_id: str, as_of: date) -> str:
