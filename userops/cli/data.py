@@ -26,7 +26,6 @@ register_messages(
         "import.error": {"zh-CN": "错误：{error}", "en": "error: {error}"},
         "import.nothing_loaded": {"zh-CN": "错误：{path}：没有一行入库，{quarantined} 行全部被隔离；请查看下面的命令列出的规则，改好文件后再导入",
                                   "en": "error: {path}: nothing was loaded, all {quarantined} rows were quarantined; see the rules with the command below, fix the file and import it again"},
-        "import.bad_date_order": {"zh-CN": "--date-order {value!r}：请用 ymd、dmy 或 mdy", "en": "--date-order {value!r}: use ymd, dmy or mdy"},
         "demo.generating": {"zh-CN": "正在生成 {customers:,} 个示例会员（随机种子 {seed}）……",
                             "en": "Generating {customers:,} sample members (seed {seed}) ..."},
         "demo.services": {"zh-CN": "示例 CRM 与订单系统：{url}；示例短信/推送/邮件服务商在本机回环地址上运行",
@@ -181,6 +180,7 @@ def import_cmd(
     from tasks.extract import FileImportError
     from tasks.ingest import import_file
     from tasks.validate import SuiteError, ValidationProcessDied
+    from userops.cli.options import date_order as parse_date_order
     from userops.cli.options import timezone as _timezone
     from userops.db import migrate
 
@@ -193,10 +193,7 @@ def import_cmd(
         k, v = m.split("=", 1)
         mapping[k.strip()] = v.strip()
     tz = _timezone(timezone)  # checked before anything is read
-    if date_order is not None and date_order.strip().lower() not in ("ymd", "dmy", "mdy"):
-        typer.echo(t("import.bad_date_order", value=date_order), err=True)
-        raise typer.Exit(2)
-    order = None if date_order is None or date_order.strip().lower() == "ymd" else date_order.strip().lower()
+    order = parse_date_order(date_order)
     try:
         migrate()
         res = import_file(stored, path, mapping or None, assume_tz=tz, date_order=order)

@@ -17,6 +17,7 @@ def register(app: typer.Typer) -> None:
     app.add_typer(model_app, name="model")
 
 
+from userops.cli.options import date_order as _date_order  # noqa: E402  (dmy / mdy / ymd)
 from userops.cli.options import day as _day  # noqa: E402  (a YYYY-MM-DD option)
 
 
@@ -171,10 +172,7 @@ def backtest(
     from models.messages import localized
 
     T = _day(cutoff, "--cutoff")
-    if date_order is not None and date_order.strip().lower() not in ("ymd", "dmy", "mdy"):
-        typer.echo(t("import.bad_date_order", value=date_order), err=True)
-        raise typer.Exit(2)
-    order = None if date_order is None or date_order.strip().lower() == "ymd" else date_order.strip().lower()
+    order = _date_order(date_order)
     path = Path(orders)
     if not path.exists():
         typer.echo(t("model.cli.no_file", path=orders), err=True)

@@ -12,6 +12,7 @@ from userops.settings import SETTINGS_TEXTS
 
 register(
     {
+        "import.bad_date_order": {"zh-CN": "--date-order {value!r}：请用 ymd、dmy 或 mdy", "en": "--date-order {value!r}: use ymd, dmy or mdy"},
         "cli.bad_date": {"zh-CN": "{value!r} 不是日期，请写成 2026-11-20 这样（YYYY-MM-DD）",
                          "en": "{value!r} is not a date like 2026-11-20 (YYYY-MM-DD)"},
         "cli.bad_timezone": {"zh-CN": "没有时区 {value!r}；请写 IANA 名称，如 Asia/Shanghai、Europe/Berlin、UTC",
@@ -62,6 +63,18 @@ def timezone(value: Optional[str], option: str = "--timezone") -> Optional[str]:
     except (ZoneInfoNotFoundError, ValueError):
         raise typer.BadParameter(t("cli.bad_timezone", value=value), param_hint=option)
     return value
+
+
+def date_order(value: Optional[str]) -> Optional[str]:
+    """``--date-order`` (``import``, ``model backtest``): None for ymd, the default (a date that
+    reads both ways is never guessed), else "dmy" / "mdy". Anything else: one line, exit 2."""
+    if value is None:
+        return None
+    order = value.strip().lower()
+    if order not in ("ymd", "dmy", "mdy"):
+        typer.echo(t("import.bad_date_order", value=value), err=True)
+        raise typer.Exit(2)
+    return None if order == "ymd" else order
 
 
 def choice(value: Optional[str], choices, option: str) -> Optional[str]:
