@@ -62,6 +62,7 @@ def detail_words(action, detail: dict, lang: str | None = None) -> str:
     and its status as the report names them (澄清事实；已完成), the counts, levels and SKUs in a
     phrase; a value with no word for it as ``key: value``. "" when nothing is shown. Only the
     display: the stored detail stays as it is."""
+    from tasks.tags import PRIORITIES  # the crisis priorities (tags.priority.<tier>)
     from userops.i18n import join_list, labelled, t
     from userops.privacy import scrub_text
 
@@ -89,15 +90,12 @@ def detail_words(action, detail: dict, lang: str | None = None) -> str:
         elif key in ("held", "customers") and count(v) is not None:
             word = t(f"crisis.detail.{key}", lang, n=count(v))
         elif key == "per_tier" and isinstance(v, dict):
-            tiers = join_list((f"{t(f'tags.priority.{k}', lang) if k in _TIERS else k} {n}" for k, n in v.items()), lang)
+            tiers = join_list((f"{t(f'tags.priority.{k}', lang) if k in PRIORITIES else k} {n}" for k, n in v.items()), lang)
             word = t("crisis.detail.per_tier", lang, tiers=tiers)
         if word is None:  # no word for it: the key and the value as stored
             word = labelled(key, join_list(v, lang) if isinstance(v, list) else v, lang)
         parts.append(word)
     return scrub_text(t("crisis.detail.sep", lang).join(parts))
-
-
-_TIERS = ("core", "potential", "ordinary")  # crisis priorities (tags.priority.<tier>)
 
 
 STEP_NAMES = {
