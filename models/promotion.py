@@ -28,33 +28,45 @@ def _num(metrics: dict | None, key: str) -> float | None:
     return v if v == v else None  # NaN -> None
 
 
+# the decisions that promote the candidate (a champion built on an older feature set cannot be
+# measured on today's features: the registry replaces it without a comparison)
+PROMOTING = ("first", "yes", "champion_unmeasurable", "champion_old_features")
+
+
+def promotion_decision(
+    candidate_metrics: dict | None,
+    champion_metrics: dict | None,
+    tolerance: float = DEFAULT_TOLERANCE,
+) -> dict:
+    """The rule's decision as a code and its figures: ``first`` (no champion), ``unmeasurable``
+    (the candidate has no ROC AUC or Brier), ``champion_unmeasurable``, ``yes`` or ``no``
+    (with ``auc_worse`` / ``brier_worse``, what exceeds the tolerance). What the registry
+    stores; ``models.registry.reason_text`` words it in any language."""
+    if not champion_metrics:
+        return {"code": "first"}
+    c_auc, c_brier = _num(candidate_metrics, "roc_auc"), _num(candidate_metrics, "brier")
+    h_auc, h_brier = _num(champion_metrics, "roc_auc"), _num(champion_metrics, "brier")
+    if c_auc is None or c_brier is None:
+        return {"code": "unmeasurable"}
+    if h_auc is None or h_brier is None:
+        return {"code": "champion_unmeasurable"}
+    out = {"code": "yes", "c_auc": c_auc, "h_auc": h_auc, "c_brier": c_brier, "h_brier": h_brier, "tol": float(tolerance)}
+    if c_auc < h_auc - tolerance:  # ranking worse
+        out["auc_worse"] = h_auc - c_auc
+    if c_brier > h_brier + tolerance:  # probabilities worse
+        out["brier_worse"] = c_brier - h_brier
+    if "auc_worse" in out or "brier_worse" in out:
+        out["code"] = "no"
+    return out
+
+
 def decide_promotion(
     candidate_metrics: dict | None,
     champion_metrics: dict | None,
     tolerance: float = DEFAULT_TOLERANCE,
 ) -> tuple[bool, str]:
-    """(promote, reason): reason is one sentence for an operator."""
-    if not champion_metrics:
-        return True, "Promoted: there is no champion yet, so the first trained model becomes champion."
+    """(promote, reason): reason is one sentence for an operator (en)."""
+    from models.registry import reason_text  # the decision's words live with the registry's texts
 
-    c_auc, c_brier = _num(candidate_metrics, "roc_auc"), _num(candidate_metrics, "brier")
-    h_auc, h_brier = _num(champion_metrics, "roc_auc"), _num(champion_metrics, "brier")
-    if c_auc is None or c_brier is None:
-        return False, "Kept as challenger: the candidate has no ROC AUC or Brier score on the holdout, so it cannot be compared."
-    if h_auc is None or h_brier is None:
-        return True, "Promoted: the champion has no ROC AUC or Brier score on this holdout, so the measurable candidate replaces it."
-
-    auc_ok = c_auc >= h_auc - tolerance
-    brier_ok = c_brier <= h_brier + tolerance
-    figures = (
-        f"ROC AUC {c_auc:.3f} vs {h_auc:.3f}, Brier {c_brier:.3f} vs {h_brier:.3f} "
-        f"(candidate vs champion, tolerance {tolerance:g})"
-    )
-    if auc_ok and brier_ok:
-        return True, f"Promoted: the candidate does not lose to the champion on the same holdout: {figures}."
-    problems = []
-    if not auc_ok:
-        problems.append(f"its ROC AUC is lower by {h_auc - c_auc:.3f}")
-    if not brier_ok:
-        problems.append(f"its Brier score is worse by {c_brier - h_brier:.3f}")
-    return False, f"Kept as challenger: {' and '.join(problems)}, more than the tolerance {tolerance:g}: {figures}."
+    decision = promotion_decision(candidate_metrics, champion_metrics, tolerance)
+    return decision["code"] in PROMOTING, reason_text(decision, "en")

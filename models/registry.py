@@ -7,13 +7,13 @@ joblib artifact and a status:
 * ``challenger`` trained but not promoted (``reason`` says why);
 * ``retired``    a former champion (``reason`` says what replaced it).
 
-``reason`` holds the decision as a code with its figures (JSON, ``promotion_reason``), not
+``reason`` holds the decision as a code with its figures (JSON, ``models.promotion.promotion_decision``), not
 words: ``reason_text`` renders it in the reader's language when it is read (``versions``,
 ``userops model status``). Rows written before hold plain text, shown as written.
 
 Promotion (``register``): the current champion is loaded and re-evaluated on the
 *candidate's* holdout (features at the candidate's evaluation cutoff T, labels
-[T, T+H)), and ``models.promotion.decide_promotion`` compares the two sets of metrics.
+[T, T+H)), and ``models.promotion.promotion_decision`` compares the two sets of metrics.
 The champion's metrics on that holdout are stored with the candidate
 (``champion_metrics``) so the decision can be checked later.
 
@@ -33,7 +33,7 @@ import pandas as pd
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
-from models.promotion import decide_promotion
+from models.promotion import PROMOTING, promotion_decision
 from models.train import TrainedModel, evaluate_model, features_compatible
 from userops.clock import utcnow
 from userops.db import insert_rows, read_frame
@@ -51,7 +51,7 @@ class Decision:
     version: str
     status: str  # champion / challenger
     promoted: bool
-    reason: str  # decide_promotion's sentence (en); model_versions.reason stores its code and figures
+    reason: str  # the decision in English (the log's); model_versions.reason stores its code and figures
     text: str  # the same decision for the operator, in the configured language
     metrics: dict  # the candidate's holdout metrics
     champion_metrics: dict | None  # the previous champion on the candidate's holdout
@@ -256,11 +256,11 @@ def register(
         # it is replaced like a first model (its own holdout metrics stay in the registry).
         if features_compatible(champ_model):
             champ_metrics = evaluate_model(champ_model, orders, customers, model.eval_cutoff, model.horizon_days)
-    promote, reason = decide_promotion(model.metrics, champ_metrics, tol)
-    data = promotion_reason(promote, model.metrics, champ_metrics, tol)
-    if champ is not None and champ_metrics is None and data["code"] == "first":  # there is a champion: say why it was not compared
+    if champ is not None and champ_metrics is None:  # not comparable: replaced, and the reason names it
         data = {"code": "champion_old_features", "champion": champ["version"]}
-    text = reason_text(data, lang)
+    else:
+        data = promotion_decision(model.metrics, champ_metrics, tol)
+    promote, reason, text = data["code"] in PROMOTING, reason_text(data, "en"), reason_text(data, lang)
     # the registry keeps the decision's code and figures; `userops model status` words them
     # in the reader's language (not the language of the night that trained it)
     if promote:
@@ -280,29 +280,7 @@ def _f(v) -> str:
     return "—" if v is None else f"{float(v):.3f}"
 
 
-PROMOTION_CODES = ("first", "yes", "no", "unmeasurable", "champion_unmeasurable", "champion_old_features")
-
-
-def promotion_reason(promote: bool, cand: dict, champ: dict | None, tol: float) -> dict:
-    """decide_promotion's decision as a code and its figures: what ``model_versions.reason``
-    stores (as JSON) and ``reason_text`` words in any language."""
-    if not champ:
-        return {"code": "first"}
-    c_auc, c_brier = cand.get("roc_auc"), cand.get("brier")
-    h_auc, h_brier = champ.get("roc_auc"), champ.get("brier")
-    if c_auc is None or c_brier is None:
-        return {"code": "unmeasurable"}
-    if h_auc is None or h_brier is None:
-        return {"code": "champion_unmeasurable"}
-    figures = {"c_auc": c_auc, "h_auc": h_auc, "c_brier": c_brier, "h_brier": h_brier, "tol": float(tol)}
-    if promote:
-        return _clean({"code": "yes", **figures})
-    out = {"code": "no", **figures}
-    if c_auc < h_auc - tol:
-        out["auc_worse"] = h_auc - c_auc
-    if c_brier > h_brier + tol:
-        out["brier_worse"] = c_brier - h_brier
-    return _clean(out)
+PROMOTION_CODES = (*PROMOTING, "no", "unmeasurable")  # the codes a stored reason may hold (promotion_decision)
 
 
 def _reason_data(stored) -> dict | None:
@@ -353,11 +331,6 @@ def reason_text(stored, lang: str | None = None) -> str:
         problems.append(t("model.promotion.brier_worse", lang, d=f"{float(data['brier_worse']):.3f}"))
     sep = "，" if (lang or get_settings().language) == "zh-CN" else " and "
     return t("model.promotion.no", lang, problems=sep.join(problems), figures=figures)
-
-
-def promotion_text(promote: bool, cand: dict, champ: dict | None, tol: float, lang: str | None = None) -> str:
-    """decide_promotion's decision in the operator's language, with the figures."""
-    return reason_text(promotion_reason(promote, cand, champ, tol), lang)
 
 
 register_messages(
