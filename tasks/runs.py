@@ -60,9 +60,6 @@ def finish_run(run_id: str, status: str, stats: dict | None = None, error: str |
 def stage_name(name: str, lang: str | None = None) -> str:
     """A nightly stage in the operator's words (``nightly.stage_name.*``, flows/texts.py; a stage
     added to flows/stages.py without one keeps its code name): the run log and the digest."""
-    from userops.i18n import t
+    from userops.i18n import t_or
 
-    try:
-        return t(f"nightly.stage_name.{name}", lang)
-    except KeyError:
-        return name
+    return t_or(f"nightly.stage_name.{name}", name, lang)

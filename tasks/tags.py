@@ -54,7 +54,7 @@ from sqlalchemy.engine import Connection, Engine
 
 from userops.clock import utcnow
 from userops.db import SQLITE_TS_FORMAT, begin_checkpoint_beside, bulk_upsert, copy_csv_frame, copy_out, deferred_primary_key, get_engine, is_postgres, key_order, load_query, null_ints, read_frame, shared_across_connections, to_naive_utc
-from userops.i18n import labelled, register, t
+from userops.i18n import labelled, register, t, t_or
 from userops.settings import Settings, get_settings
 
 log = logging.getLogger("userops.tags")
@@ -1643,10 +1643,8 @@ def _full_lines(agg: dict, lang: str | None) -> list[str]:
     """Why a night recomputed the aggregate from every order (it takes longer), if it did."""
     if agg.get("mode") != "full" or not agg.get("reason"):
         return []
-    try:
-        reason = t("tags.full." + str(agg["reason"]).replace(" ", "_"), lang)
-    except KeyError:  # a reason without a message yet: as the code says it
-        reason = str(agg["reason"])
+    # a reason without a message yet: as the code says it
+    reason = t_or("tags.full." + str(agg["reason"]).replace(" ", "_"), str(agg["reason"]), lang)
     return [t("tags.full.line", lang, reason=reason)]
 
 

@@ -61,16 +61,15 @@ def render_prefect_yaml(config: dict | None = None, settings: Settings | None = 
     (``USEROPS_ALERTS__DELIVER_EVERY_MINUTES``), the work pool name when set, and each
     deployment's description in the shop's language (``deploy.description.<name>``,
     flows/texts.py; a deployment without one keeps prefect.yaml's)."""
-    from userops.i18n import t
+    from userops.i18n import t_or
 
     s = settings or get_settings()
     cfg = copy.deepcopy(config if config is not None else load_prefect_yaml())
     tz = s.deploy.schedule_timezone or s.timezone
     for d in cfg["deployments"]:
-        try:
-            d["description"] = t(f"deploy.description.{d.get('name')}", s.language)
-        except KeyError:
-            pass
+        text = t_or(f"deploy.description.{d.get('name')}", None, s.language)
+        if text is not None:  # else prefect.yaml's own
+            d["description"] = text
         cron = getattr(s.deploy, CRON_OVERRIDES.get(d.get("name"), ""), None)
         for sched in d.get("schedules") or []:
             if "cron" in sched:
@@ -440,16 +439,14 @@ class DeploymentInfo:
     def concurrency_text(self, lang: str | None = None) -> str:
         """Its concurrency limit in the operator's language (``concurrency 1 (ENQUEUE)``,
         ``并发上限 1（超出时排队等待）``); "" without one."""
-        from userops.i18n import t
+        from userops.i18n import t, t_or
 
         if not self.concurrency:
             return ""
         limit, _, strategy = self.concurrency.partition(" (")
         strategy = strategy.removesuffix(")")
-        try:
-            strategy = t(f"deploy.how.collision.{strategy.lower()}", lang) if strategy else strategy
-        except KeyError:  # a strategy Prefect added later: its code
-            pass
+        if strategy:  # a strategy Prefect added later: its code
+            strategy = t_or(f"deploy.how.collision.{strategy.lower()}", strategy, lang)
         return t("deploy.how.concurrency", lang, limit=limit, strategy=strategy)
 
 

@@ -22,7 +22,7 @@ from __future__ import annotations
 
 from typing import Any, Callable
 
-from userops.i18n import t
+from userops.i18n import t, t_or
 
 _PARTS = ("title", "description")
 
@@ -99,9 +99,8 @@ def form_texts(prefix: str) -> Callable[[dict, type], None]:
     def extra(schema: dict, cls: type | None = None) -> None:
         for name, prop in (schema.get("properties") or {}).items():
             for part in _PARTS:
-                try:
-                    prop[part] = t(f"{prefix}.{name}.{part}")
-                except KeyError:
-                    pass
+                text = t_or(f"{prefix}.{name}.{part}", None)
+                if text is not None:
+                    prop[part] = text
 
     return extra

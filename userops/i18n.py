@@ -57,6 +57,16 @@ def t(key: str, lang: str | None = None, **values) -> str:
     return texts.get(lang, texts["en"]).format(**values)
 
 
+def t_or(key: str, default, lang: str | None = None, **values):
+    """``t(key)``, or ``default`` when no message has that key (a code with no words yet:
+    a stage or strategy added later keeps its code)."""
+    if key not in _CATALOG:
+        load_catalogues()
+        if key not in _CATALOG:
+            return default
+    return t(key, lang, **values)
+
+
 def suffixes(prefix: str) -> list[str]:
     """What follows ``prefix`` in the registered keys, in registration order (every catalogue
     loaded): ``suffixes("tags.stage.")`` -> ``["prospect", "new", ...]``."""
