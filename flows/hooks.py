@@ -93,11 +93,11 @@ def _send_directly(flow_name: str, alerts: list, outbox_exc: BaseException) -> N
         verdicts = send_direct(alerts, reason=type(outbox_exc).__name__)  # why the outbox was passed by, kept in the journal
     except Exception as exc:  # pragma: no cover - send_direct does not raise
         verdicts = {"?": type(exc).__name__}
-    ok, log_only, already = t("alert.deliver.ok"), t("alert.deliver.log_only"), t("alert.deliver.already_direct")
-    sent = [ch for ch, v in verdicts.items() if v == ok]
-    logged_only = [ch for ch, v in verdicts.items() if v == log_only]  # the log channel: no alert channel configured
-    posted_before = [ch for ch, v in verdicts.items() if v == already]  # the hook again for the same run: done before
-    failed = {ch: v for ch, v in verdicts.items() if v not in (ok, log_only, already)}
+    code = {ch: getattr(v, "code", "failed") for ch, v in verdicts.items()}  # decided on the code, the words are for the log
+    sent = [ch for ch in verdicts if code[ch] == "ok"]
+    logged_only = [ch for ch in verdicts if code[ch] == "log_only"]  # the log channel: no alert channel configured
+    posted_before = [ch for ch in verdicts if code[ch] == "already_direct"]  # the hook again for the same run: done before
+    failed = {ch: v for ch, v in verdicts.items() if code[ch] not in ("ok", "log_only", "already_direct")}
     error = type(outbox_exc).__name__
     if posted_before and not (sent or logged_only or failed):  # nothing left to post: not an error
         log.info("%s", t("alert.log.already_direct", flow=flow_name, channels=join_list(posted_before)))
@@ -105,7 +105,7 @@ def _send_directly(flow_name: str, alerts: list, outbox_exc: BaseException) -> N
     if sent:
         log.warning("%s", t("alert.log.sent_directly", flow=flow_name, error=error, channels=join_list(sent)))
     elif logged_only:  # nothing was sent anywhere: say so, and where to configure a channel (as the outbox path does)
-        log.error("%s", t("alert.log.direct_log_only", flow=flow_name, error=error, verdict=log_only))
+        log.error("%s", t("alert.log.direct_log_only", flow=flow_name, error=error, verdict=verdicts[logged_only[0]]))
     if failed or not (sent or logged_only):
         # a channel's error already names it ("slack 连接失败…", "Slack 频道已归档…"): not twice
         verdict = join_list(v if str(v).lower().startswith(str(ch).lower()) else t("alert.log.channel_verdict", channel=ch, verdict=v)

@@ -245,9 +245,11 @@ class Channel:
     def describe(self) -> str:
         return f"{self.name} ({self.type}, {self.source}, {self.rate_per_minute}/min)"
 
+    ok_code = "ok"  # the stable code of a delivery pass that posted every alert (alert.deliver.<code>)
+
     def ok_verdict(self, lang: str | None = None) -> str:
-        """A delivery pass's verdict when every alert was posted."""
-        return t("alert.deliver.ok", lang)
+        """A delivery pass's verdict (words) when every alert was posted."""
+        return t("alert.deliver." + self.ok_code, lang)
 
     def __repr__(self) -> str:  # never the URL
         return f"<{type(self).__name__} {self.name!r}>"
@@ -267,8 +269,7 @@ class LogChannel(Channel):
         level = logging.WARNING if payload["severity"] in ("warning", "error", "critical") else logging.INFO
         log.log(level, "%s", t("alert.log.log_channel", severity=payload["severity"], title=clean(payload["title"])))
 
-    def ok_verdict(self, lang: str | None = None) -> str:
-        return t("alert.deliver.log_only", lang)
+    ok_code = "log_only"  # nothing was sent anywhere: only written to the run log
 
 
 # ----------------------------------------------------------------------------- Slack

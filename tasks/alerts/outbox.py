@@ -171,6 +171,22 @@ def _record_direct_posts(engine: Engine, now: datetime) -> None:
         log.debug("alerts: direct posts not recorded yet (%s)", type(exc).__name__)
 
 
+class Verdict(str):
+    """A channel's verdict on a direct post: its words (the ``str``, for display only) and a
+    stable ``code`` to decide on - ``ok``, ``log_only``, ``already_direct``, ``not_configured``,
+    ``failed`` (the words are the channel's error) or ``internal``."""
+
+    code: str
+
+    def __new__(cls, code: str, text: str):
+        v = super().__new__(cls, text)
+        v.code = code
+        return v
+
+    def __getnewargs__(self):
+        return (self.code, str(self))
+
+
 _SENT_DIRECTLY: set[tuple[str, str]] = set()  # (dedupe key, channel) posted by send_direct in this process
 
 
@@ -182,15 +198,15 @@ def send_direct(alerts: list[dict], channels: dict[str, Channel] | None = None, 
     rate-limit bookkeeping. Each post is journalled under the output folder
     (``tasks.alerts.journal``) and recorded in the outbox by the first delivery once the
     warehouse is back. Never raises. ``reason``: why the outbox failed (an exception type).
-    Returns ``{channel: verdict}`` (``alert.deliver.ok``; ``alert.deliver.log_only`` for the
-    ``log`` channel - nothing was sent anywhere; ``alert.deliver.already_direct`` when it was
-    posted directly before - by this process, or by another as the journal says; or the
-    channel's error)."""
+    Returns ``{channel: Verdict}``: words to show and a code to decide on (``ok``;
+    ``log_only`` for the ``log`` channel - nothing was sent anywhere; ``already_direct`` when
+    it was posted directly before - by this process, or by another as the journal says;
+    ``not_configured``; ``failed`` with the channel's error; ``internal``)."""
     from tasks.alerts import journal
     from tasks.alerts.routing import channels_for, load_channels
     from userops.clock import shop_today
 
-    verdicts: dict[str, str] = {}
+    verdicts: dict[str, Verdict] = {}
     try:
         channels = load_channels() if channels is None else channels
     except Exception as exc:  # pragma: no cover - settings unreadable
@@ -203,10 +219,10 @@ def send_direct(alerts: list[dict], channels: dict[str, Channel] | None = None, 
         for name in a.get("channels") or channels_for(a["kind"]):
             chan = channels.get(name)
             if chan is None:
-                verdicts[name] = t("alert.deliver.not_configured", lang)
+                verdicts[name] = Verdict("not_configured", t("alert.deliver.not_configured", lang))
                 continue
             if (key, name) in _SENT_DIRECTLY:  # an earlier call posted it (its outcome logged then)
-                verdicts.setdefault(name, t("alert.deliver.already_direct", lang))
+                verdicts.setdefault(name, Verdict("already_direct", t("alert.deliver.already_direct", lang)))
                 continue
             _SENT_DIRECTLY.add((key, name))  # once, even if this post fails half-way
             secrets = chan.secrets()
@@ -215,22 +231,22 @@ def send_direct(alerts: list[dict], channels: dict[str, Channel] | None = None, 
                                       payload=row.payload, posted_at=utcnow(), reason=reason, secrets=secrets)
             except journal.AlreadyPosted as done:  # another process posted it (or tried): not again
                 if done.entry.get("status") == "sent":
-                    verdicts.setdefault(name, t("alert.deliver.already_direct", lang))
+                    verdicts.setdefault(name, Verdict("already_direct", t("alert.deliver.already_direct", lang)))
                 else:
-                    verdicts[name] = done.entry.get("error") or t("alert.journal.unknown", lang)
+                    verdicts[name] = Verdict("failed", done.entry.get("error") or t("alert.journal.unknown", lang))
                 continue
             except Exception as exc:  # the journal must never stop the failure alert
                 log.debug("alerts: direct post not journalled (%s)", type(exc).__name__)
                 entry = None
             try:
                 chan.send(alert_message(row, lang, secrets), lang)
-                verdicts[name] = chan.ok_verdict(lang)  # the log channel: only written to the run log, not sent
+                verdicts[name] = Verdict(chan.ok_code, chan.ok_verdict(lang))  # the log channel: only written to the run log, not sent
                 journal.settle(entry, "sent")
             except DeliveryError as exc:
-                verdicts[name] = clean(exc.localized(lang), secrets)
+                verdicts[name] = Verdict("failed", clean(exc.localized(lang), secrets))
                 journal.settle(entry, "failed", verdicts[name])
             except Exception as exc:  # a bug must not hide the failure alert's fate
-                verdicts[name] = t("alert.deliver.internal", lang, error=type(exc).__name__)
+                verdicts[name] = Verdict("internal", t("alert.deliver.internal", lang, error=type(exc).__name__))
                 journal.settle(entry, "failed", verdicts[name])
     return verdicts
 

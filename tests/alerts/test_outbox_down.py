@@ -180,3 +180,27 @@ def test_no_channel_configured_the_direct_post_says_it_was_only_written_to_the_l
     verdicts = send_direct([alert], lang="en")
     assert verdicts == {"log": t("alert.deliver.log_only", "en")}, verdicts
     assert "ok" != verdicts["log"] and "only written to the run log" in verdicts["log"]
+
+
+def test_the_hook_decides_on_the_direct_verdicts_code_not_its_words(warehouse_down, use_channels, slack, caplog, monkeypatch):
+    """The hook tells sent / only logged / posted before / failed apart by the verdict's
+    stable code, never by comparing its (translated) words: a direct post whose words are in
+    another language than the hook's is still a post that went out, not a failure."""
+    import tasks.alerts.outbox as outbox_mod
+    from userops.i18n import t
+
+    use_channels(slack=slack)  # the operator reads zh-CN
+    real = outbox_mod.send_direct
+    monkeypatch.setattr(outbox_mod, "send_direct", lambda alerts, **kw: real(alerts, **{**kw, "lang": "en"}))
+    caplog.set_level(logging.INFO, logger="userops.alerts")
+    _fail("refresh-tags")
+    assert len(slack.received) == 1
+    logged = [r.getMessage() for r in caplog.records if r.name == "userops.alerts"]
+    assert t("alert.log.sent_directly", "zh-CN", flow="refresh-tags", error="OperationalError", channels="slack") in logged, logged
+    assert not [m for m in logged if "直接发送也未成功" in m], logged
+
+    alert = {"kind": "flow_failed", "title": "Flow failed: x", "body": "b", "severity": "error", "subject": str(uuid.uuid4())}
+    verdicts = real([alert], lang="en")
+    assert verdicts["slack"].code == "ok" and verdicts["slack"] == t("alert.deliver.ok", "en")
+    again = real([alert], lang="zh-CN")
+    assert again["slack"].code == "already_direct" and again["slack"] == t("alert.deliver.already_direct", "zh-CN")
