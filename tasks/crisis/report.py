@@ -10,6 +10,7 @@ customers appear by id only, contact data quoted in the reason is masked.
 """
 from __future__ import annotations
 
+import functools
 import json
 import logging
 from datetime import datetime, timedelta
@@ -141,7 +142,13 @@ def _pct(v) -> str:
 def code_words(lang: str | None = None) -> dict:
     """The incident's stored codes (severity, source, status, step status, priority) in the
     operator's words: the report, ``incident show`` and the opening alert say the same."""
-    lang = lang or get_settings().language
+    return dict(_code_words(lang or get_settings().language))
+
+
+@functools.lru_cache(maxsize=8)
+def _code_words(lang: str) -> dict:
+    """``code_words`` of one resolved language, built once (the words are fixed catalogue texts;
+    the language setting is resolved by the caller, so a change of it picks the other entry)."""
     L = (lambda zh_s, en_s: zh_s if lang == "zh-CN" else en_s)
     return {
         "low": L("低", "low"), "medium": L("中", "medium"), "high": L("高", "high"), "critical": L("紧急", "critical"),
@@ -155,7 +162,7 @@ def code_words(lang: str | None = None) -> dict:
 
 def code_word(code, lang: str | None = None) -> str:
     """One stored code in the operator's words ("-" when missing, the code itself when unknown)."""
-    return "-" if is_missing(code) else code_words(lang).get(str(code), str(code))
+    return "-" if is_missing(code) else _code_words(lang or get_settings().language).get(str(code), str(code))
 
 
 # the actors stored as a fixed word (not a name), and their catalogue text
