@@ -82,13 +82,15 @@ def uplift_interval(conv_t: int, n_t: int, conv_c: int, n_c: int, z: float = Z95
     return {"p_t": p_t, "p_c": p_c, "uplift": d, "lo": lo, "hi": hi, "method": "newcombe"}
 
 
-def verdict(u: dict, n_t: int, n_c: int, min_n: int = MIN_N, *, open_window: int = 0, pending: int = 0) -> str:
-    """The read-out's conclusion. ``open_window``: customers of the two groups still inside
-    their attribution window; ``pending``: treatment messages not sent yet. Either one: no
-    conclusion yet (``open``), whatever the interval says."""
-    if n_c == 0:
+def verdict(u: dict, n_t: int, n_c: int, min_n: int = MIN_N, *, control: int | None = None) -> str:
+    """The read-out's conclusion, decided here only. ``n_t``, ``n_c``: the customers of the
+    finished periods (every message out, every attribution window closed) of the two groups,
+    ``u`` their uplift; ``control``: the control group's customers over all periods (default
+    ``n_c``). No control customer at all: ``no_control``; none of the two groups has a finished
+    period yet: no conclusion yet (``open``), whatever the interval says."""
+    if (n_c if control is None else control) == 0:
         return "no_control"
-    if open_window > 0 or pending > 0:
+    if n_t == 0 or n_c == 0:
         return "open"
     if min(n_t, n_c) < min_n:
         return "too_small"
@@ -257,14 +259,16 @@ def _concluded(df: pd.DataFrame) -> pd.DataFrame:
 
 def _conclusion(t_fig: dict, c_fig: dict, t_all: dict, c_all: dict, min_n: int) -> tuple[dict, str]:
     """(uplift, verdict) of a treatment group against the control, on the finished periods'
-    customers (``t_fig``, ``c_fig``: their figures); ``open`` while no period has finished,
-    with the rates so far of everyone (``t_all``, ``c_all``) and no difference or interval."""
-    if c_all["customers"] == 0:
-        return uplift_interval(t_all["converted"], t_all["customers"], 0, 0), "no_control"
-    if t_fig["customers"] == 0 or c_fig["customers"] == 0:
-        return withhold(uplift_interval(t_all["converted"], t_all["customers"], c_all["converted"], c_all["customers"])), "open"
+    customers (``t_fig``, ``c_fig``: their figures); ``verdict`` decides. While it is ``open``
+    the uplift shows the rates so far of everyone (``t_all``, ``c_all``) and no difference or
+    interval; with no control group, the treatment's rate alone."""
     u = uplift_interval(t_fig["converted"], t_fig["customers"], c_fig["converted"], c_fig["customers"])
-    return u, verdict(u, t_fig["customers"], c_fig["customers"], min_n)
+    code = verdict(u, t_fig["customers"], c_fig["customers"], min_n, control=c_all["customers"])
+    if code == "no_control":
+        u = uplift_interval(t_all["converted"], t_all["customers"], 0, 0)
+    elif code == "open":
+        u = withhold(uplift_interval(t_all["converted"], t_all["customers"], c_all["converted"], c_all["customers"]))
+    return u, code
 
 
 def _pct(x: float | None) -> str:

@@ -67,10 +67,10 @@ def test_uplift_interval_edge_cases_are_not_degenerate():
     assert u["hi"] - u["lo"] > 0.1 and verdict(u, 40, 30) == "up"
     u = uplift_interval(0, 30, 40, 40)
     assert u["lo"] == pytest.approx(-1.0) and u["hi"] == pytest.approx(-0.8566, abs=1e-4) and verdict(u, 30, 40) == "down"
-    # empty groups: no figures, no verdict beyond "no control" / "too small"
+    # empty groups: no figures, no verdict beyond "no control" / "no conclusion yet" (as the report says)
     u = uplift_interval(0, 0, 0, 0)
     assert u["uplift"] is None and u["lo"] is None and u["hi"] is None
-    assert verdict(u, 0, 0) == "no_control" and verdict(uplift_interval(0, 0, 0, 30), 0, 30) == "too_small"
+    assert verdict(u, 0, 0) == "no_control" and verdict(uplift_interval(0, 0, 0, 30), 0, 30) == "open"
     for x, n in [(0, 1), (1, 1), (0, 45), (3, 374)]:
         lo, hi = wilson_interval(x, n)
         assert 0.0 <= lo < x / n + 1e-12 and x / n - 1e-12 < hi <= 1.0 and hi - lo > 0

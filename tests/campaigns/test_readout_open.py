@@ -86,12 +86,21 @@ def test_pending_messages_hold_the_verdict_after_the_windows_close(campaign_in_f
     assert "尚无结论" not in report_markdown(rep, "实验", "zh-CN")
 
 
-def test_verdict_waits_for_open_windows_and_pending_messages():
+def test_one_function_decides_the_verdict_open_until_a_period_has_finished(campaign_in_flight):
+    """``verdict`` is the read-out's only decision, on the finished periods' customers: none
+    yet in either group - open; no control customer at all - no control; the report's verdict is
+    the one it gives (no second rule beside it)."""
+    import inspect
+
+    assert set(inspect.signature(verdict).parameters) == {"u", "n_t", "n_c", "min_n", "control"}
     u = uplift_interval(40, 100, 10, 100)
-    assert verdict(u, 100, 100) == "up"
-    assert verdict(u, 100, 100, open_window=1) == "open" and verdict(u, 100, 100, pending=1) == "open"
-    assert verdict(u, 10, 10, open_window=5) == "open"  # too few yet, and more to come
-    assert verdict(u, 100, 0, open_window=5) == "no_control"  # no control group: never a verdict
+    assert verdict(u, 100, 100) == "up" and verdict(u, 100, 100, control=300) == "up"
+    assert verdict(u, 0, 100, control=100) == "open" and verdict(u, 100, 0, control=100) == "open"  # more to come
+    assert verdict(u, 0, 0, control=100) == "open"
+    assert verdict(u, 100, 0, control=0) == "no_control" and verdict(u, 100, 0) == "no_control"  # never a verdict
+    early = campaign_report(campaign_in_flight, "exp", now=SENT + timedelta(days=1))
+    assert early["basis"] == {"treatment": 0, "control": 0} and early["verdict"] == "open"
+    assert early["verdict"] == verdict(early["uplift"], 0, 0, control=early["groups"]["control"]["customers"])
 
 
 def test_a_campaign_still_planning_concludes_on_its_finished_days(campaign_in_flight):
