@@ -194,7 +194,7 @@ def _language() -> str:
 
 
 def normalize_orders(df: pd.DataFrame, date_order: str | None = None, assume_tz: str | None = None,
-                     path: str = "orders", lines: np.ndarray | None = None, malformed: list | None = None) -> pd.DataFrame:
+                     path: str = "orders", lines=None, malformed: list | None = None) -> pd.DataFrame:
     """Canonical order frame: order_id, customer_id, paid_at (datetime64, tz-naive UTC),
     amount (float), status ('paid' / 'refunded' / 'cancelled'), checked by the import's
     rules (``tasks.validate.validate_frame`` with the orders suite).
@@ -203,7 +203,8 @@ def normalize_orders(df: pd.DataFrame, date_order: str | None = None, assume_tz:
     headers. ``date_order`` ("dmy" / "mdy"): how day/month-first dates are written (unset:
     one that reads both ways breaks ``paid_at_ambiguous_date``); ``assume_tz``: the zone of
     times without an offset (default UTC, the zone of a backtest's cutoff). ``lines``: each row's line
-    in the file (default: row + 2, under a header). Raises ``ModelDataError`` (a
+    in the file (default: row + 2, under a header), or a function returning them (called only
+    when a row is refused). Raises ``ModelDataError`` (a
     ValueError): a required column missing, no rows, or ``OrdersFileRefused`` listing the
     rows that break a rule."""
     from tasks.extract import FileImportError, canonicalize_columns
@@ -219,7 +220,6 @@ def normalize_orders(df: pd.DataFrame, date_order: str | None = None, assume_tz:
     malformed = malformed or []
     if len(raw) == 0 and not malformed:
         raise ModelDataError("model.orders.no_rows", path=str(path))
-    lines = np.arange(2, len(raw) + 2) if lines is None else np.asarray(lines)
     assume_tz = assume_tz or "UTC"  # the cutoff's zone (see above)
     # the import's rules, all but its earliest year: a backtest may run on history older than the shop's
     outcome = validate_frame("orders", raw, load_suites(), now=utcnow(), full_load=False, assume_tz=assume_tz,
@@ -230,6 +230,7 @@ def normalize_orders(df: pd.DataFrame, date_order: str | None = None, assume_tz:
         for r in malformed
     ]
     if len(outcome.bad):
+        lines = np.arange(2, len(raw) + 2) if lines is None else np.asarray(lines() if callable(lines) else lines)
         at = pd.DataFrame({"record_hash": record_hashes(raw).to_numpy(), "line": lines})
         bad = outcome.bad[["source_id", "rule", "record_hash"]].merge(at, on="record_hash").drop_duplicates(["line", "rule"])
         offenses += [{"line": int(b.line), "order_id": b.source_id, "rule": b.rule} for b in bad.itertuples()]
@@ -281,9 +282,19 @@ def read_orders_file(path, date_order: str | None = None, assume_tz: str | None 
         raise _FileProblem(exc) from None
     malformed = [r for f in frames for r in malformed_rows(f)]
     df = pd.concat(frames, ignore_index=True) if len(frames) > 1 else frames[0].reset_index(drop=True)
-    # each row's line: rows in file order, the ones left out for their field count in between
-    bad_lines = sorted(int(r["line"]) for r in malformed if r.get("line"))
-    lines = np.setdiff1d(np.arange(2, len(df) + len(bad_lines) + 2), bad_lines)[: len(df)]
+    # each row's record number: rows in file order, the ones left out for their field count in between
+    # (a CSV's malformed rows carry the reader's record number; a sheet's row is its line)
+    bad = sorted(int(r.get("record_no") or r["line"]) for r in malformed if r.get("record_no") or r.get("line"))
+    records = np.setdiff1d(np.arange(2, len(df) + len(bad) + 2), bad)[: len(df)]
+    if suffix not in (".csv", ".txt", ".tsv"):
+        return normalize_orders(df, date_order, assume_tz, path=str(path), lines=records, malformed=malformed)
+
+    def lines() -> np.ndarray:  # the line each record starts on (a quoted field may span lines): read only to name a bad row
+        from tasks.extract import record_lines
+
+        starts = record_lines(path)
+        return np.where(records <= len(starts), starts[np.minimum(records, len(starts)) - 1], records)
+
     return normalize_orders(df, date_order, assume_tz, path=str(path), lines=lines, malformed=malformed)
 
 

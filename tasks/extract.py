@@ -499,9 +499,10 @@ def read_table_file(path: str | Path, table: str, mapping: dict[str, str] | None
 
 def malformed_rows(df: pd.DataFrame) -> list[dict]:
     """The rows left out of this chunk of a CSV because their field count differs from the
-    header's: ``{"line", "expected", "found", "text", "record"}`` each (``record``: the
-    fields under the chunk's column names, extra ones as ``_extra_1``…; ``text``: the line
-    as received)."""
+    header's: ``{"line", "expected", "found", "text", "record"}`` each (``line``: the file's
+    line the row starts on; ``record``: the fields under the chunk's column names, extra ones
+    as ``_extra_1``…; ``text``: the row as received). A CSV's also carry ``record_no``: the
+    reader's record number, the header being 1 (a quoted field may span lines)."""
     return df.attrs.get("malformed_rows") or []
 
 
@@ -601,8 +602,20 @@ def _csv_chunks(p: Path, sep: str, encoding: str, chunksize: int, fatal: dict | 
     fatal = fatal if fatal is not None else {}
     bad: list[dict] = []
 
+    starts: list = []  # record_lines(p), read once the first bad row needs it
+
+    def line_of(number: int) -> int:
+        """Arrow numbers records (a quoted line break is no new one; an empty line is none):
+        the physical line the record starts on."""
+        if not starts:
+            starts.append(record_lines(p))
+        at = starts[0]
+        return int(at[number - 1]) if 0 < number <= len(at) else number
+
     def invalid_row(row) -> str:
-        entry = {"line": row.number, "expected": row.expected_columns, "found": row.actual_columns, "text": row.text}
+        # "line": the file's line the row starts on; "record_no": Arrow's record number (the header is 1)
+        entry = {"line": line_of(row.number) if row.number > 0 else None, "record_no": row.number if row.number > 0 else None,
+                 "expected": row.expected_columns, "found": row.actual_columns, "text": row.text}
         if "\n" in row.text or "\r" in row.text:
             fatal.update(entry)  # a quoted field ran on: the rest of the file is in this "row"
             return "error"
@@ -633,6 +646,38 @@ def _csv_chunks(p: Path, sep: str, encoding: str, chunksize: int, fatal: dict | 
             pending, rows = [], 0
     if pending or bad:
         yield frame(pending)
+
+
+def record_lines(path: str | Path, block: int = 16 << 20) -> "np.ndarray":
+    """The line of the file (1-based) on which each record of a CSV starts, the header's first:
+    ``[k - 1]`` for record ``k`` as Arrow's reader numbers them. A quoted field may hold line
+    breaks (its record goes on over several lines) and an empty line is no record, so the
+    k-th record is not always on line k. Vectorized over the bytes, a block at a time: a line
+    feed ends a record where an even number of ``"`` precede it (UTF-8 and GB18030 never use
+    either byte inside a character)."""
+    import numpy as np
+
+    nls, odd, cr = [], [], []
+    quotes = offset = last = 0
+    with Path(path).open("rb") as fh:
+        while buf := fh.read(block):
+            a = np.frombuffer(buf, dtype=np.uint8)
+            nl = np.flatnonzero(a == 10)
+            q = np.flatnonzero(a == 34)
+            odd.append((quotes + np.searchsorted(q, nl)) % 2 == 1)
+            cr.append(np.where(nl > 0, a[np.maximum(nl - 1, 0)], last) == 13)
+            nls.append(nl + offset)
+            quotes, offset, last = quotes + len(q), offset + len(a), int(a[-1])
+    nl = np.concatenate(nls) if nls else np.zeros(0, dtype=np.int64)
+    odd = np.concatenate(odd) if odd else np.zeros(0, dtype=bool)
+    cr = np.concatenate(cr) if cr else np.zeros(0, dtype=bool)
+    ends, cr_end = nl, cr
+    if offset and (len(nl) == 0 or nl[-1] != offset - 1):  # a last line without its line feed
+        ends, cr_end = np.append(nl, offset), np.append(cr, False)
+    begins = np.concatenate(([-1], nl))[: len(ends)]  # the line feed before each line
+    inside = np.concatenate(([False], odd))[: len(ends)]  # that line feed is inside a quoted field
+    length = ends - begins - 1 - cr_end  # the line's bytes without its line break
+    return np.flatnonzero(~inside & (length > 0)) + 1
 
 
 def _sniff_encoding(p: Path) -> str:

@@ -219,3 +219,22 @@ def test_file_of_which_every_row_was_quarantined_exits_1(warehouse, tmp_path):
     # some rows loaded: exit 0 as before
     ok = runner.invoke(app, ["import", "customers", str(write(tmp_path, "c2.csv", text + "C3,c3@example.com\n"))])
     assert ok.exit_code == 0, ok.output
+
+
+def test_a_quoted_field_over_several_lines_does_not_shift_the_line_of_a_later_row(warehouse, tmp_path):
+    """A quoted field holding line breaks (an address typed on two lines) and an empty line
+    before the bad row: the reason names the line of the file the row starts on, not its
+    record number."""
+    from tasks.extract import record_lines
+
+    text = ('customer_id,name,phone,email,city\n'
+            'H001,张三,13812345678,zs@example.com,"上海\n浦东\n新区"\n'
+            '\n'
+            'H002,李四,13700000001,ls2@example.com,北京,朝阳\n'
+            'H003,王五,13700000000,ww@example.com,广州\n')
+    p = write(tmp_path, "f.csv", text)
+    assert record_lines(p).tolist() == [1, 2, 6, 7]
+    res = import_file("customers", p, engine=warehouse)
+    assert (res.read, res.loaded, res.quarantined) == (3, 2, 1)
+    q = read_frame(warehouse, "SELECT source_id, rule, reason FROM quarantine")
+    assert q.values.tolist() == [["H002", "malformed_row", "第 6 行有 6 个字段，表头有 5 个"]]

@@ -163,3 +163,24 @@ def test_history_older_than_the_warehouse_is_read_a_future_time_refused(tmp_path
     res = _backtest(tmp_path, future, "--json", lang="en", cutoff="1997-06-01")
     assert res.returncode == 2 and res.stdout == ""
     assert "line 3 (order_id 2): paid_at is in the future" in res.stderr and "(rule paid_at_out_of_range)" in res.stderr, res.stderr
+
+
+def test_a_quoted_field_over_several_lines_does_not_shift_the_lines_named(tmp_path):
+    """A note typed over two lines (a quoted field with a line break, CRLF inside one too) and
+    an empty line: each refused row is named by the line of the file it starts on."""
+    path = tmp_path / "multiline.csv"
+    path.write_bytes((HEADER.rstrip("\n") + ",note\n"
+                      '1,1,2024-01-01,10,paid,"two\nlines"\n'
+                      "2,2,2024-01-02,11,paid,plain\n"
+                      "\n"
+                      "3,3,2024-01-03,-5,paid,x\n"              # line 6
+                      "4,4,2024-01-04,5,paid\n"                 # line 7: a field short
+                      '5,5,2024-01-05,6,paid,"a ""quoted""\r\nnote"\n'
+                      "6,6,2099-01-06,6,paid,y\n").encode())    # line 10
+    zh = _backtest(tmp_path, path, "--json")
+    en = _backtest(tmp_path, path, "--json", lang="en")
+    assert zh.returncode == 2 and en.returncode == 2, zh.stdout + zh.stderr
+    for want in ("第 6 行（订单号 3）", "第 7 行（订单号 4）：第 7 行有 5 个字段", "第 10 行（订单号 6）"):
+        assert want in zh.stderr, (want, zh.stderr)
+    for want in ("line 6 (order_id 3)", "line 7 (order_id 4): line 7 has 5 fields", "line 10 (order_id 6)"):
+        assert want in en.stderr, (want, en.stderr)
