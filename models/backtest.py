@@ -16,6 +16,7 @@ roc_auc, pr_auc, brier, log_loss, n, churn_rate: what
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 
 import numpy as np
@@ -26,6 +27,8 @@ from models.features import as_naive_utc_timestamp
 from models.messages import ModelDataError
 from models.train import TrainConfig, evaluate, prepare_windows, train_model
 from userops.i18n import t
+
+log = logging.getLogger("userops.churn")
 
 BACKTEST_KEYS = ("roc_auc", "pr_auc", "brier", "log_loss", "n", "churn_rate")
 ORDER_COLUMNS = ("order_id", "customer_id", "paid_at", "amount", "status")
@@ -264,12 +267,14 @@ def read_orders_file(path, date_order: str | None = None, assume_tz: str | None 
         raise ModelDataError("model.orders.empty", path=str(path))
     try:
         if suffix == ".parquet":
+            if not path.exists():
+                raise FileImportError(f"{path}: no such file", "import.file.missing", path=path)
             try:
                 df = pd.read_parquet(path)
             except Exception as exc:  # noqa: BLE001 - pyarrow's errors are not all OSError/ValueError
-                from tasks.extract import _read_error
-
-                raise FileImportError(str(exc), "import.file.unreadable", path=path, error=_read_error(exc)) from None
+                # the reader's own text is English (and may quote the file): for engineers at debug only
+                log.debug("orders: %s not read as Parquet (%s)", path.name, type(exc).__name__)
+                raise ModelDataError("model.orders.parquet_unreadable", path=str(path)) from None
             return normalize_orders(df, date_order, assume_tz, path=str(path))
         frames = read_table_file(path, "orders", chunksize=500_000 if suffix in (".csv", ".txt", ".tsv") else None)
         frames = [frames] if isinstance(frames, pd.DataFrame) else list(frames)

@@ -16,6 +16,11 @@ register(
             "en": "orders are missing columns: {columns} (expected {expected})",
         },
         "model.orders.empty": {"zh-CN": "{path}：订单文件是空的，没有可回测的数据", "en": "{path}: the orders file is empty: nothing to backtest"},
+        # a .parquet orders file pyarrow cannot read (damaged, cut short, not Parquet): no library text
+        "model.orders.parquet_unreadable": {
+            "zh-CN": "{path}：无法读取这个 Parquet 文件（文件已损坏、不完整，或并不是 Parquet 格式）。请重新导出或复制该文件，或改用 CSV / .xlsx 订单文件，然后重试",
+            "en": "{path}: this Parquet file cannot be read (it is damaged, cut short, or not Parquet at all). Export or copy the file again, or give the orders as a CSV or .xlsx file, then run again",
+        },
         "model.orders.no_rows": {"zh-CN": "{path}：订单文件只有表头，没有订单：没有可回测的数据",
                                  "en": "{path}: the orders file has a header but no orders: nothing to backtest"},
         # rows the import would quarantine refuse the file (models/backtest.py OrdersFileRefused)

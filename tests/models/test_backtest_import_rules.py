@@ -184,3 +184,25 @@ def test_a_quoted_field_over_several_lines_does_not_shift_the_lines_named(tmp_pa
         assert want in zh.stderr, (want, zh.stderr)
     for want in ("line 6 (order_id 3)", "line 7 (order_id 4): line 7 has 5 fields", "line 10 (order_id 6)"):
         assert want in en.stderr, (want, en.stderr)
+
+
+@pytest.mark.parametrize("damage", ["not_parquet", "cut_short"])
+def test_a_damaged_parquet_file_is_refused_in_the_operators_words(tmp_path, damage):
+    """A .parquet that pyarrow cannot read: the file named and what to do, in zh-CN (default)
+    and en; no pyarrow text."""
+    path = tmp_path / "orders.parquet"
+    if damage == "not_parquet":
+        path.write_bytes(b"PAR1 this is not a parquet file at all")
+    else:
+        good = tmp_path / "good.parquet"
+        pd.DataFrame({"order_id": ["1", "2"], "customer_id": ["1", "2"], "paid_at": ["2024-01-01", "2024-01-02"],
+                      "amount": ["10", "11"], "status": ["paid", "paid"]}).to_parquet(good)
+        data = good.read_bytes()
+        path.write_bytes(data[: len(data) // 2])
+    zh = _backtest(tmp_path, path)
+    en = _backtest(tmp_path, path, lang="en")
+    assert zh.returncode == 2 and en.returncode == 2 and zh.stdout == "" and en.stdout == ""
+    assert f"回测失败：{path}：无法读取这个 Parquet 文件" in zh.stderr and "请重新导出或复制该文件，或改用 CSV / .xlsx" in zh.stderr, zh.stderr
+    assert f"Backtest failed: {path}: this Parquet file cannot be read" in en.stderr and "give the orders as a CSV or .xlsx file" in en.stderr, en.stderr
+    for text in (zh.stderr, en.stderr):
+        assert "magic bytes" not in text and "Parquet input source" not in text and "Traceback" not in text and "Arrow" not in text, text
