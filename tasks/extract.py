@@ -125,7 +125,8 @@ class FileImportError(ValueError):
             return str(self)
         from userops.i18n import join_list, t
 
-        return t(self.key, lang, **{k: join_list(v, lang) if isinstance(v, list) else v for k, v in self.values.items()})
+        return t(self.key, lang, **{k: join_list(v, lang) if isinstance(v, list) else t(v.key, lang) if isinstance(v, _Cause) else v
+                                    for k, v in self.values.items()})
 
 
 def _file_texts() -> None:
@@ -135,9 +136,29 @@ def _file_texts() -> None:
         {
             "import.file.missing": {"zh-CN": "{path}：文件不存在", "en": "{path}: no such file"},
             "import.file.empty": {"zh-CN": "{path}：文件是空的", "en": "{path}: the file is empty"},
-            "import.file.unreadable": {"zh-CN": "{path}：无法读取文件：{error}", "en": "{path}: cannot read the file: {error}"},
-            "import.file.unreadable_after": {"zh-CN": "{path}：读到第 {row} 行后无法继续读取：{error}（本文件的任何数据都未入库）",
-                                             "en": "{path}: cannot read the file after row {row}: {error} (nothing of it was kept)"},
+            # {cause}: what is wrong and what to do, in the operator's words (import.file.cause.*);
+            # {error}: the reader's own text (English, record content cut and masked), for whoever digs further
+            "import.file.unreadable": {"zh-CN": "{path}：无法读取文件：{cause}（读取程序的原话：{error}）",
+                                       "en": "{path}: cannot read the file: {cause} (the reader said: {error})"},
+            "import.file.unreadable_after": {"zh-CN": "{path}：读到第 {row} 行后无法继续读取：{cause}（读取程序的原话：{error}）；本文件的任何数据都未入库",
+                                             "en": "{path}: cannot read the file after row {row}: {cause} (the reader said: {error}); nothing of it was kept"},
+            "import.file.cause.not_xlsx": {
+                "zh-CN": "它不是有效的 .xlsx 工作簿（文件已损坏、没有传完整，或是其他格式改了扩展名）；请在 Excel 中重新另存为 .xlsx，或导出为 CSV",
+                "en": "it is not a valid .xlsx workbook (damaged, cut short, or another format renamed to .xlsx); save it again from Excel as .xlsx, or export it as CSV",
+            },
+            "import.file.cause.encoding": {
+                "zh-CN": "文件的文字编码无法识别；请另存为 UTF-8 或 GB18030 编码的 CSV",
+                "en": "its text encoding was not recognized; save it as a UTF-8 or GB18030 CSV",
+            },
+            "import.file.cause.no_header": {"zh-CN": "文件里没有表头行", "en": "it has no header row"},
+            "import.file.cause.csv": {
+                "zh-CN": "CSV 的结构无法解析；请检查它是否用逗号分隔（.tsv 用制表符）、引号是否成对",
+                "en": "its CSV structure could not be parsed; check that it is comma-separated (a .tsv tab-separated) and that its quotes are paired",
+            },
+            "import.file.cause.os": {
+                "zh-CN": "文件无法打开（权限或磁盘问题）；请检查运行导入的账号能否读取它",
+                "en": "the file could not be opened (permissions or disk); check that the account running the import can read it",
+            },
             "import.file.type": {"zh-CN": "{path}：不支持的文件类型 {suffix}；请用 .csv 或 .xlsx",
                                  "en": "{path}: unsupported file type {suffix}; use .csv or .xlsx"},
             "import.file.malformed": {
@@ -482,7 +503,7 @@ def read_table_file(path: str | Path, table: str, mapping: dict[str, str] | None
                             raise _malformed_error(p, fatal) from None
                         err = _read_error(exc)
                         raise FileImportError(f"{p}: cannot read the file after row {read:,}: {err}", "import.file.unreadable_after",
-                                              path=p, row=f"{read:,}", error=err) from None
+                                              path=p, row=f"{read:,}", error=err, cause=_read_cause(exc, suffix)) from None
 
                 return gen()
             df = pd.read_csv(p, dtype=str, sep=sep, encoding=enc, keep_default_na=False, na_values=[""])
@@ -493,7 +514,8 @@ def read_table_file(path: str | Path, table: str, mapping: dict[str, str] | None
         if fatal:
             raise _malformed_error(p, fatal) from None
         err = _read_error(exc)
-        raise FileImportError(f"{p}: cannot read the file: {err}", "import.file.unreadable", path=p, error=err) from None
+        raise FileImportError(f"{p}: cannot read the file: {err}", "import.file.unreadable", path=p, error=err,
+                              cause=_read_cause(exc, suffix)) from None
     raise FileImportError(f"{p}: unsupported file type {suffix or '(none)'}; use .csv or .xlsx", "import.file.type", path=p, suffix=suffix or "(none)")
 
 
@@ -557,6 +579,32 @@ def _malformed_error(p: Path, row: dict) -> "FileImportError":
         f"(an unclosed quote?); nothing of the file was kept",
         "import.file.malformed", path=p, line=row["line"] or "?", found=row["found"], expected=row["expected"],
     )
+
+
+class _Cause(str):
+    """A placeholder worded in the reader's language when the message is (``localized``)."""
+
+    def __new__(cls, key: str):
+        v = super().__new__(cls, key)
+        v.key = key
+        return v
+
+
+def _read_cause(exc: BaseException, suffix: str) -> "_Cause":
+    """What a reader's failure means for the operator (an ``import.file.cause.*`` key): a
+    workbook that is no zip or lacks its parts, an undecodable text, no header, a CSV whose
+    structure cannot be parsed, a file that cannot be opened."""
+    if suffix in (".xlsx", ".xlsm") and isinstance(exc, (zipfile.BadZipFile, KeyError, ValueError, EOFError)):
+        key = "not_xlsx"
+    elif isinstance(exc, UnicodeDecodeError):
+        key = "encoding"
+    elif isinstance(exc, pd.errors.EmptyDataError):
+        key = "no_header"
+    elif isinstance(exc, OSError) and not isinstance(exc, ArrowError):
+        key = "os"
+    else:
+        key = "csv"
+    return _Cause("import.file.cause." + key)
 
 
 def _read_error(exc: BaseException) -> str:

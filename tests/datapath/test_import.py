@@ -235,3 +235,31 @@ def test_validation_process_same_result_and_errors_come_back(sqlite_warehouse, t
     assert quarantine(warehouse, "orders").to_dict("records") == [{"source_id": "O00003", "rule": "duplicate_order_id"}]
     got = read_frame(warehouse, "SELECT order_id, CAST(amount AS FLOAT) AS amount FROM orders ORDER BY order_id")
     assert len(got) == 300 and got.loc[got["order_id"] == "O00003", "amount"].tolist() == [13.5]
+
+
+def test_cli_unreadable_file_says_what_is_wrong_and_what_to_do(warehouse, tmp_path, monkeypatch):
+    """A file the reader cannot open is refused with the cause and the fix in the operator's
+    words; the reader's own (English) text follows only as a detail."""
+    import zipfile
+
+    from userops.settings import reset_settings
+
+    not_xlsx = write(tmp_path, "orders.xlsx", "order_id,customer_id\nO1,C1\n")  # a CSV renamed .xlsx
+    with zipfile.ZipFile(tmp_path / "empty.xlsx", "w") as z:  # a zip, but no workbook inside
+        z.writestr("readme.txt", "x")
+    utf16 = tmp_path / "o.csv"
+    utf16.write_bytes("order_id,customer_id\n".encode() + "张三".encode("utf-16"))
+    res = runner.invoke(app, ["import", "orders", str(not_xlsx)])
+    assert res.exit_code == 1 and "不是有效的 .xlsx 工作簿" in res.output and "另存为 .xlsx，或导出为 CSV" in res.output
+    assert res.output.index("另存为") < res.output.index("File is not a zip file")  # the detail comes after the fix
+    res = runner.invoke(app, ["import", "orders", str(tmp_path / "empty.xlsx")])
+    assert res.exit_code == 1 and "不是有效的 .xlsx 工作簿" in res.output
+    res = runner.invoke(app, ["import", "orders", str(utf16)])
+    assert res.exit_code == 1 and "文字编码无法识别" in res.output and "UTF-8 或 GB18030" in res.output
+    monkeypatch.setenv("USEROPS_LANGUAGE", "en")
+    reset_settings()
+    res = runner.invoke(app, ["import", "orders", str(not_xlsx)])
+    assert res.exit_code == 1 and "not a valid .xlsx workbook" in res.output and "export it as CSV" in res.output
+    assert "工作簿" not in res.output
+    reset_settings()
+    assert read_frame(warehouse, "SELECT COUNT(*) AS n FROM orders")["n"].iloc[0] == 0
