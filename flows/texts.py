@@ -208,7 +208,15 @@ register(
     {
         "deploy.how.by_hand": {"zh-CN": "手动启动", "en": "by hand"},
         "deploy.how.every": {"zh-CN": "每 {seconds} 秒", "en": "every {seconds}s"},
+        "deploy.how.every_minutes": {"zh-CN": "每 {n} 分钟", "en": "every {n} min"},
+        "deploy.how.every_hours": {"zh-CN": "每 {n} 小时", "en": "every {n} h"},
         "deploy.how.cron": {"zh-CN": "cron {cron}（时区 {tz}）", "en": "cron {cron} ({tz})"},
+        # the cron patterns prefect.yaml uses, in words (any other stays "cron …")
+        "deploy.how.daily": {"zh-CN": "每天 {time}（时区 {tz}）", "en": "daily at {time} ({tz})"},
+        "deploy.how.weekly": {"zh-CN": "每{weekday} {time}（时区 {tz}）", "en": "{weekday} at {time} ({tz})"},
+        "deploy.how.hourly": {"zh-CN": "每小时第 {minute} 分（时区 {tz}）", "en": "hourly at :{minute:0>2} ({tz})"},
+        "deploy.how.hourly_sharp": {"zh-CN": "每小时整点（时区 {tz}）", "en": "hourly on the hour ({tz})"},
+        "deploy.how.weekday": {"zh-CN": "周日|周一|周二|周三|周四|周五|周六", "en": "Sundays|Mondays|Tuesdays|Wednesdays|Thursdays|Fridays|Saturdays"},
         "deploy.how.on_event": {"zh-CN": "事件 {event} 触发", "en": "on event {event}"},
         "deploy.how.inactive": {"zh-CN": "{what}（已停用）", "en": "{what} [inactive]"},
         "deploy.how.sep": {"zh-CN": "；", "en": "; "},

@@ -359,6 +359,42 @@ def ensure_work_pool(api_url: str, pool: str = DEFAULT_POOL) -> bool:
     return _run(go())
 
 
+def interval_words(seconds: int, lang: str | None = None) -> str:
+    """An interval schedule as the operator set it: ``每 10 分钟`` / ``every 10 min`` for
+    whole minutes, hours for whole hours, else seconds."""
+    from userops.i18n import t
+
+    if seconds and seconds % 3600 == 0:
+        return t("deploy.how.every_hours", lang, n=seconds // 3600)
+    if seconds and seconds % 60 == 0:
+        return t("deploy.how.every_minutes", lang, n=seconds // 60)
+    return t("deploy.how.every", lang, seconds=seconds)
+
+
+def cron_words(cron: str, tz: str, lang: str | None = None) -> str:
+    """A cron schedule in words for the patterns prefect.yaml uses: daily (``0 2 * * *``:
+    每天 02:00), weekly (``0 5 * * 0``: 每周日 05:00), hourly (``0 * * * *``); any other
+    expression is shown as it is (``cron … (tz)``)."""
+    import re
+
+    from userops.i18n import t
+
+    f = cron.split()
+    num = re.compile(r"^\d{1,2}$")
+    if len(f) == 5 and num.match(f[0]) and int(f[0]) < 60 and f[2] == "*" and f[3] == "*":
+        minute = int(f[0])
+        if num.match(f[1]) and int(f[1]) < 24:
+            at = f"{int(f[1]):02d}:{minute:02d}"
+            if f[4] == "*":
+                return t("deploy.how.daily", lang, time=at, tz=tz)
+            if re.match(r"^[0-7]$", f[4]):
+                day = t("deploy.how.weekday", lang).split("|")[int(f[4]) % 7]
+                return t("deploy.how.weekly", lang, weekday=day, time=at, tz=tz)
+        if f[1] == "*" and f[4] == "*":
+            return t("deploy.how.hourly", lang, minute=minute, tz=tz) if minute else t("deploy.how.hourly_sharp", lang, tz=tz)
+    return t("deploy.how.cron", lang, cron=cron, tz=tz)
+
+
 @dataclass
 class DeployResult:
     deployed: list[str] = field(default_factory=list)  # deployment names (prefect.yaml)
@@ -427,9 +463,9 @@ class DeploymentInfo:
         parts = []
         for s in self.schedules:
             if s.get("cron"):
-                what = t("deploy.how.cron", lang, cron=s["cron"], tz=s.get("timezone") or "UTC")
+                what = cron_words(s["cron"], s.get("timezone") or "UTC", lang)
             elif s.get("interval"):
-                what = t("deploy.how.every", lang, seconds=int(s["interval"]))
+                what = interval_words(int(s["interval"]), lang)
             else:
                 what = str(s)
             parts.append(what if s.get("active", True) else t("deploy.how.inactive", lang, what=what))

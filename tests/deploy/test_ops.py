@@ -248,7 +248,7 @@ def test_serve_check_lists_every_deployment_with_its_schedule(nightly_runs):
     rc, out = nightly_runs["check"]
     assert rc == 0, out
     line = next(ln for ln in out.splitlines() if "nightly/nightly" in ln)
-    assert "cron 0 2 * * * (Asia/Shanghai)" in line and "concurrency 1 (ENQUEUE)" in line
+    assert "daily at 02:00 (Asia/Shanghai)" in line and "concurrency 1 (ENQUEUE)" in line
 
 
 def test_nightly_run_through_prefect_deployment_run_completes(ops, nightly_runs):

@@ -23,27 +23,42 @@ RECALL = _info("recall")
 
 
 def test_how_a_deployment_starts_in_zh_cn():
-    assert NIGHTLY.how("zh-CN") == "cron 0 2 * * *（时区 Asia/Shanghai）"
-    assert MONITOR.how("zh-CN") == "cron 0 * * * *（时区 UTC）（已停用）"
-    assert DELIVER.how("zh-CN") == "每 600 秒"
+    assert NIGHTLY.how("zh-CN") == "每天 02:00（时区 Asia/Shanghai）"
+    assert MONITOR.how("zh-CN") == "每小时整点（时区 UTC）（已停用）"
+    assert DELIVER.how("zh-CN") == "每 10 分钟"
     assert CRASHED.how("zh-CN") == "事件 prefect.flow-run.Crashed 触发"
-    assert CRISIS.how("zh-CN") == "每 300 秒；事件 userops.complaints.spike 触发"
+    assert CRISIS.how("zh-CN") == "每 5 分钟；事件 userops.complaints.spike 触发"
     assert RECALL.how("zh-CN") == "手动启动"
     assert NIGHTLY.concurrency_text("zh-CN") == "并发上限 1（超出时排队等待）"
     assert MONITOR.concurrency_text("zh-CN") == "并发上限 1（超出时取消新运行）"
     assert RECALL.concurrency_text("zh-CN") == ""
 
 
-def test_how_a_deployment_starts_in_en_is_unchanged():
-    assert NIGHTLY.how("en") == "cron 0 2 * * * (Asia/Shanghai)"
-    assert MONITOR.how("en") == "cron 0 * * * * (UTC) [inactive]"
-    assert DELIVER.how("en") == "every 600s"
+def test_how_a_deployment_starts_in_en():
+    assert NIGHTLY.how("en") == "daily at 02:00 (Asia/Shanghai)"
+    assert MONITOR.how("en") == "hourly on the hour (UTC) [inactive]"
+    assert DELIVER.how("en") == "every 10 min"
     assert CRASHED.how("en") == "on event prefect.flow-run.Crashed"
-    assert CRISIS.how("en") == "every 300s; on event userops.complaints.spike"
+    assert CRISIS.how("en") == "every 5 min; on event userops.complaints.spike"
     assert RECALL.how("en") == "by hand"
     assert NIGHTLY.concurrency_text("en") == "concurrency 1 (ENQUEUE)"
     assert MONITOR.concurrency_text("en") == "concurrency 1 (CANCEL_NEW)"
     assert _info("x", concurrency="2 (SOMETHING_NEW)").concurrency_text("zh-CN") == "并发上限 2（SOMETHING_NEW）"
+
+
+def test_schedules_in_words_and_the_rest_as_they_are():
+    """The cron patterns prefect.yaml uses read as words; any other expression, and an
+    interval that is no whole number of minutes, is shown as it is."""
+    from userops.deploy import cron_words, interval_words
+
+    assert cron_words("0 5 * * 0", "Asia/Shanghai", "zh-CN") == "每周日 05:00（时区 Asia/Shanghai）"
+    assert cron_words("30 5 * * 7", "UTC", "en") == "Sundays at 05:30 (UTC)"
+    assert cron_words("15 * * * *", "UTC", "zh-CN") == "每小时第 15 分（时区 UTC）"
+    assert cron_words("15 * * * *", "UTC", "en") == "hourly at :15 (UTC)"
+    for odd in ("*/5 * * * *", "0 2 1 * *", "0 5 * * 1-5", "0 24 * * *", "61 * * * *", "0 2 * *"):
+        assert cron_words(odd, "UTC", "en") == f"cron {odd} (UTC)"
+    assert interval_words(7200, "zh-CN") == "每 2 小时" and interval_words(90, "zh-CN") == "每 90 秒"
+    assert interval_words(45, "en") == "every 45s"
 
 
 def test_serve_check_lists_the_deployments_in_the_shop_language(shop_language, monkeypatch, capsys):
@@ -60,8 +75,8 @@ def test_serve_check_lists_the_deployments_in_the_shop_language(shop_language, m
     assert serve.check("http://127.0.0.1:4200/api") == 0  # the shop's default language: zh-CN
     out = capsys.readouterr().out
     lines = {i.name: next(ln for ln in out.splitlines() if f"{i.full_name} " in ln) for i in infos}
-    assert "cron 0 2 * * *（时区 Asia/Shanghai）" in lines["nightly"] and "并发上限 1（超出时排队等待）" in lines["nightly"]
-    assert "每 600 秒" in lines["deliver-messages"]
+    assert "每天 02:00（时区 Asia/Shanghai）" in lines["nightly"] and "并发上限 1（超出时排队等待）" in lines["nightly"]
+    assert "每 10 分钟" in lines["deliver-messages"]
     assert "事件 prefect.flow-run.Crashed 触发" in lines["alert-crashed-run"]
     assert "手动启动" in lines["recall"]
     for word in ("by hand", "every ", "on event", "concurrency", "ENQUEUE"):
@@ -71,5 +86,5 @@ def test_serve_check_lists_the_deployments_in_the_shop_language(shop_language, m
     assert serve.check("http://127.0.0.1:4200/api") == 0
     out = capsys.readouterr().out
     line = next(ln for ln in out.splitlines() if "nightly/nightly " in ln)
-    assert "cron 0 2 * * * (Asia/Shanghai)" in line and "concurrency 1 (ENQUEUE)" in line
-    assert "by hand" in out and "every 600s" in out and "on event prefect.flow-run.Crashed" in out
+    assert "daily at 02:00 (Asia/Shanghai)" in line and "concurrency 1 (ENQUEUE)" in line
+    assert "by hand" in out and "every 10 min" in out and "on event prefect.flow-run.Crashed" in out
