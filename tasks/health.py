@@ -29,6 +29,7 @@ in ``health_breaches`` and, once per breach day, emitted as a Prefect event
 from __future__ import annotations
 
 import base64
+import contextlib
 import io
 import json
 import logging
@@ -137,14 +138,15 @@ register(
         "health.report.days_after": {"zh-CN": "首单后天数", "en": "days after the first order"},
         "health.report.repurchased": {"zh-CN": "已复购占比", "en": "share who bought again"},
         "health.report.html_title": {"zh-CN": "用户健康度日报 {as_of}", "en": "Customer health report {as_of}"},
-        # no CJK font: the charts' labels fall back to English (said once in the report and the run log)
+        # no CJK font: the artifact's chart images fall back to English labels (said once in the
+        # artifact and the run log); the HTML report's charts keep their text for the browser to draw
         "health.report.no_cjk_font": {
-            "zh-CN": "注意：本机未安装中文字体，图表中的文字以英文显示。安装 Noto Sans CJK SC（Debian/Ubuntu：`apt-get install fonts-noto-cjk`）后，图表将以中文显示。",
-            "en": "Note: no CJK font is installed on this machine, so the charts' labels are in English. Install Noto Sans CJK SC (Debian/Ubuntu: `apt-get install fonts-noto-cjk`) for Chinese labels.",
+            "zh-CN": "注意：本机未安装中文字体，以下图表中的文字以英文显示（HTML 报告中的图表不受影响）。安装 Noto Sans CJK SC（Debian/Ubuntu：`apt-get install fonts-noto-cjk`）后，这里的图表也将以中文显示。",
+            "en": "Note: no CJK font is installed on this machine, so the labels of the charts below are in English (the HTML report's charts are not affected). Install Noto Sans CJK SC (Debian/Ubuntu: `apt-get install fonts-noto-cjk`) for Chinese labels here too.",
         },
         "log.health.no_cjk_font": {
-            "zh-CN": "健康度报告：未安装中文字体，图表文字以英文显示；请安装 Noto Sans CJK SC（Debian/Ubuntu：apt-get install fonts-noto-cjk）",
-            "en": "health report: no CJK font installed, the charts' labels are in English; install Noto Sans CJK SC (Debian/Ubuntu: apt-get install fonts-noto-cjk)",
+            "zh-CN": "健康度报告：未安装中文字体，Prefect 中的图表文字以英文显示（HTML 报告不受影响）；请安装 Noto Sans CJK SC（Debian/Ubuntu：apt-get install fonts-noto-cjk）",
+            "en": "health report: no CJK font installed, the charts in Prefect are labelled in English (the HTML report is not affected); install Noto Sans CJK SC (Debian/Ubuntu: apt-get install fonts-noto-cjk)",
         },
     }
 )
@@ -567,93 +569,133 @@ def _plot_lang(lang: str | None) -> str:
     return lang
 
 
-def _png(fig, small: list | None = None) -> str:
-    """The figure as base64 PNG; with ``small``, a copy at ARTIFACT_CHART_DPI is appended to it."""
-    buf = io.BytesIO()
-    fig.savefig(buf, format="png", dpi=90, bbox_inches="tight")
-    if small is not None:
-        lo = io.BytesIO()
-        fig.savefig(lo, format="png", dpi=ARTIFACT_CHART_DPI, bbox_inches="tight")
-        small.append(base64.b64encode(lo.getvalue()).decode())
+ARTIFACT_CHART_DPI = 60  # the artifact's copies are small PNGs (the Prefect database keeps one per night)
+
+
+def _png(fig, dpi: int = ARTIFACT_CHART_DPI) -> str:
+    """The figure as base64 PNG (the artifact's copies of the key charts); closes it."""
     import matplotlib.pyplot as plt
 
+    buf = io.BytesIO()
+    with _no_glyph_warnings():
+        fig.savefig(buf, format="png", dpi=dpi, bbox_inches="tight")
     plt.close(fig)
     return base64.b64encode(buf.getvalue()).decode()
 
 
+def _svg(fig) -> str:
+    """The figure as inline SVG markup with its text kept as text (``svg.fonttype: none``):
+    the reader's browser draws the labels with its own fonts, so the report's charts are in
+    the operator's language whether or not this machine has a CJK font. Closes it."""
+    import matplotlib.pyplot as plt
+
+    buf = io.StringIO()
+    with _no_glyph_warnings():
+        fig.savefig(buf, format="svg", bbox_inches="tight")
+    plt.close(fig)
+    svg = buf.getvalue()
+    return svg[svg.index("<svg"):]  # inline in HTML: no XML prolog or doctype
+
+
+@contextlib.contextmanager
+def _no_glyph_warnings():
+    """Drawing zh-CN text without a CJK font warns once per missing glyph; the SVG keeps
+    the text and the browser draws it, so those warnings say nothing there."""
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message=r"Glyph \d+ .* missing from font")
+        yield
+
+
+def _figures(m: dict, hist: pd.DataFrame, as_of: date, days: int, lang: str, only: tuple = ("stages", "segments", "retention", "trend")) -> dict:
+    """The report's charts as matplotlib figures, labelled in ``lang``: stage funnel, segment
+    sizes, retention curves by cohort, the health metrics' trend over ``days`` days."""
+    import matplotlib.pyplot as plt
+
+    figs = {}
+    with _no_glyph_warnings():
+        if "stages" in only:
+            fig, ax = plt.subplots(figsize=(7, 3.2))
+            stages = [k for k, _ in _stage_order(m["stages"])]
+            ax.barh([t(f"tags.stage.{k}", lang) for k in stages][::-1], [m["stages"][k] for k in stages][::-1], color="#4C78A8")
+            ax.set_title(t("health.report.stages", lang))
+            figs["stages"] = fig
+        if "segments" in only:
+            fig, ax = plt.subplots(figsize=(7, 3.6))
+            segs = [k for k in m["segments"]]
+            seg_names = [t(f"tags.segment.{k}", lang) if k in SEGMENTS else k for k in segs]
+            ax.barh(seg_names[::-1], [m["segments"][k] for k in segs][::-1], color="#F58518")
+            ax.set_title(t("health.report.segments", lang))
+            figs["segments"] = fig
+        if "retention" in only:
+            fig, ax = plt.subplots(figsize=(7, 3.6))
+            for month, curve in (m.get("retention_curves") or {}).items():
+                pts = [(d, v) for d, v in curve if v is not None]
+                if pts:
+                    ax.plot([p[0] for p in pts], [p[1] for p in pts], label=month)
+            ax.set_xlabel(t("health.report.days_after", lang))
+            ax.set_ylabel(t("health.report.repurchased", lang))
+            ax.set_title(t("health.report.retention", lang))
+            if m.get("retention_curves"):
+                ax.legend(fontsize=7)
+            figs["retention"] = fig
+        if "trend" in only:
+            fig, axes = plt.subplots(2, 2, figsize=(9, 5.5))
+            for ax, metric in zip(axes.ravel(), ["silent_share", "complaint_rate", "satisfaction", "active"]):
+                if not hist.empty:
+                    ax.plot(pd.to_datetime(hist["as_of"]), pd.to_numeric(hist[metric], errors="coerce"), marker=".")
+                thr = m.get("thresholds", {}).get(metric)
+                if thr is not None:
+                    ax.axhline(thr, color="red", linestyle="--", linewidth=1)
+                ax.set_title(t(f"health.metric.{metric}", lang), fontsize=9)
+                # the window the title names, whatever the history holds (one snapshot spanned years)
+                ax.set_xlim(pd.Timestamp(as_of - timedelta(days=days)), pd.Timestamp(as_of))
+                ax.tick_params(axis="x", labelrotation=30, labelsize=7)
+            fig.tight_layout()
+            figs["trend"] = fig
+    return figs
+
+
 def write_report(as_of: date, m: dict, engine: Engine | None = None, lang: str | None = None) -> Path:
     """The HTML report with plots (stage funnel, segment sizes, retention curves, 90-day
-    trends) under ``settings.output_dir/reports/``. Returns its path."""
+    trends) under ``settings.output_dir/reports/``. Returns its path. Its charts are inline
+    SVG in the operator's language; the artifact's copies of the key charts (trend, retention)
+    are small PNGs, in English when this machine has no CJK font to draw the labels with."""
     import matplotlib
 
     matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    import html as _h
 
     engine = engine or get_engine()
     s = get_settings()
     as_of = pd.Timestamp(as_of).date()
-    hist = history(engine, as_of, s.health.trend_days)
-    text_lang = lang or s.language
-    lang = _plot_lang(text_lang)
-    images = []
-    small: list[str] = []  # the artifact's copies of the key charts: trend, retention
+    days = s.health.trend_days
+    hist = history(engine, as_of, days)
+    lang = lang or s.language
+    png_lang = _plot_lang(lang)  # the PNGs need a font with the glyphs; the SVGs' text is the browser's to draw
+    key = ("retention", "trend")
+    with matplotlib.rc_context({"svg.fonttype": "none", "svg.hashsalt": "userops"}):
+        figs = _figures(m, hist, as_of, days, lang)
+        small = {k: _png(figs[k]) for k in key} if png_lang == lang else None  # before the SVG closes them
+        images = {k: _svg(f) for k, f in figs.items()}
+    if small is None:
+        small = {k: _png(f) for k, f in _figures(m, hist, as_of, days, png_lang, only=key).items()}
 
-    fig, ax = plt.subplots(figsize=(7, 3.2))
-    stages = [k for k, _ in _stage_order(m["stages"])]
-    ax.barh([t(f"tags.stage.{k}", lang) for k in stages][::-1], [m["stages"][k] for k in stages][::-1], color="#4C78A8")
-    ax.set_title(t("health.report.stages", lang))
-    images.append((t("health.report.stages", lang), _png(fig)))
-
-    fig, ax = plt.subplots(figsize=(7, 3.6))
-    segs = [k for k in m["segments"]]
-    seg_names = [t(f"tags.segment.{k}", lang) if k in SEGMENTS else k for k in segs]
-    ax.barh(seg_names[::-1], [m["segments"][k] for k in segs][::-1], color="#F58518")
-    ax.set_title(t("health.report.segments", lang))
-    images.append((t("health.report.segments", lang), _png(fig)))
-
-    fig, ax = plt.subplots(figsize=(7, 3.6))
-    for month, curve in (m.get("retention_curves") or {}).items():
-        pts = [(d, v) for d, v in curve if v is not None]
-        if pts:
-            ax.plot([p[0] for p in pts], [p[1] for p in pts], label=month)
-    ax.set_xlabel(t("health.report.days_after", lang))
-    ax.set_ylabel(t("health.report.repurchased", lang))
-    ax.set_title(t("health.report.retention", lang))
-    if m.get("retention_curves"):
-        ax.legend(fontsize=7)
-    images.append((t("health.report.retention", lang), _png(fig, small)))
-
-    fig, axes = plt.subplots(2, 2, figsize=(9, 5.5))
-    for ax, metric in zip(axes.ravel(), ["silent_share", "complaint_rate", "satisfaction", "active"]):
-        if not hist.empty:
-            ax.plot(pd.to_datetime(hist["as_of"]), pd.to_numeric(hist[metric], errors="coerce"), marker=".")
-        thr = m.get("thresholds", {}).get(metric)
-        if thr is not None:
-            ax.axhline(thr, color="red", linestyle="--", linewidth=1)
-        ax.set_title(t(f"health.metric.{metric}", lang), fontsize=9)
-        # the window the title names, whatever the history holds (one snapshot spanned years)
-        ax.set_xlim(pd.Timestamp(as_of - timedelta(days=s.health.trend_days)), pd.Timestamp(as_of))
-        ax.tick_params(axis="x", labelrotation=30, labelsize=7)
-    fig.tight_layout()
-    images.append((t("health.report.trend", lang, days=s.health.trend_days), _png(fig, small)))
-
-    import html as _h
-
-    md = report_markdown(m, hist, None, text_lang)
+    md = report_markdown(m, hist, None, lang)
     table_html = _markdown_table_html(md)
-    titles = [
-        t("health.report.stages", text_lang),
-        t("health.report.segments", text_lang),
-        t("health.report.retention", text_lang),
-        t("health.report.trend", text_lang, days=s.health.trend_days),
-    ]
-    note = f"<p class='note'>{_h.escape(t('health.report.no_cjk_font', text_lang))}</p>" if lang != text_lang else ""
-    body = note + "".join(f"<h2>{title}</h2><img alt='{title}' src='data:image/png;base64,{img}'/>" for title, (_, img) in zip(titles, images))
+    titles = {
+        "stages": t("health.report.stages", lang),
+        "segments": t("health.report.segments", lang),
+        "retention": t("health.report.retention", lang),
+        "trend": t("health.report.trend", lang, days=days),
+    }
+    body = "".join(f"<h2>{_h.escape(titles[k])}</h2><figure role='img' aria-label='{_h.escape(titles[k])}'>{images[k]}</figure>" for k in titles)
     html = (
-        f"<!doctype html><html lang='{_h.escape(text_lang)}'><head><meta charset='utf-8'><title>"
-        f"{_h.escape(t('health.report.html_title', text_lang, as_of=as_of))}</title><style>body{{font-family:sans-serif;max-width:960px;margin:2em auto}}"
+        f"<!doctype html><html lang='{_h.escape(lang)}'><head><meta charset='utf-8'><title>"
+        f"{_h.escape(t('health.report.html_title', lang, as_of=as_of))}</title><style>body{{font-family:sans-serif;max-width:960px;margin:2em auto}}"
         "table{border-collapse:collapse}td,th{border:1px solid #ccc;padding:4px 8px;text-align:right}"
-        "td:first-child{text-align:left}</style></head><body>"
+        "td:first-child{text-align:left}figure{margin:0}figure svg{max-width:100%;height:auto}</style></head><body>"
         f"{table_html}{body}</body></html>"
     )
     path = report_path(as_of)
@@ -661,12 +703,13 @@ def write_report(as_of: date, m: dict, engine: Engine | None = None, lang: str |
     path.write_text(html, encoding="utf-8")
     # the charts the artifact carries itself (publish_report), kept for this process only
     _CHARTS.clear()  # the latest report's only
-    _CHARTS[str(path)] = [(titles[3], small[1]), (titles[2], small[0])]
+    _CHARTS[str(path)] = [(titles["trend"], small["trend"]), (titles["retention"], small["retention"])]
+    _CHART_NOTE[str(path)] = png_lang != lang
     return path
 
 
 _CHARTS: dict[str, list[tuple[str, str]]] = {}
-ARTIFACT_CHART_DPI = 60  # the artifact's copies are smaller (the Prefect database keeps one per night)
+_CHART_NOTE: dict[str, bool] = {}  # the artifact's charts are in English: no CJK font here
 
 
 def report_path(as_of: date) -> Path:
@@ -674,13 +717,16 @@ def report_path(as_of: date) -> Path:
     return Path(get_settings().output_dir) / "reports" / f"health-{pd.Timestamp(as_of).date().isoformat()}.html"
 
 
-def charts_markdown(charts: list[tuple[str, str]], lang: str | None = None) -> str:
+def charts_markdown(charts: list[tuple[str, str]], lang: str | None = None, english: bool = False) -> str:
     """The key charts as Markdown images with ``data:`` URIs: the Prefect UI's Markdown
     renderer shows an image token as ``<img src=...>`` and accepts a data: URI, so the
-    artifact shows them with no file or server needed."""
+    artifact shows them with no file or server needed. ``english``: drawn with English
+    labels (no CJK font on this machine), which the artifact says once."""
     if not charts:
         return ""
     out = ["", t("health.report.key_charts", lang), ""]
+    if english:
+        out += [t("health.report.no_cjk_font", lang), ""]
     for title, img in charts:
         out += [f"![{title}](data:image/png;base64,{img})", ""]
     return "\n".join(out)
@@ -724,7 +770,7 @@ def publish_report(as_of: date, m: dict, engine: Engine | None = None) -> dict:
     as_of = pd.Timestamp(as_of).date()
     path = write_report(as_of, m, engine)
     hist = history(engine, as_of, 8)
-    md = report_markdown(m, hist, path) + charts_markdown(_CHARTS.pop(str(path), []))
+    md = report_markdown(m, hist, path) + charts_markdown(_CHARTS.pop(str(path), []), english=_CHART_NOTE.pop(str(path), False))
     key = publish_markdown("health", md, description=t("artifact.health.description", as_of=as_of))
     return {"artifact_key": key, "report": str(path)}
 

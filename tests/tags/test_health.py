@@ -102,7 +102,7 @@ def test_report_markdown_and_html(warehouse):
     assert "| members | 10 | +0 | +1 |" in md  # N0 registered 3 days ago
     path = health.write_report(AS_OF, m, engine=warehouse, lang="en")
     html = path.read_text(encoding="utf-8")
-    assert path.parent.name == "reports" and html.count("<img") == 4
+    assert path.parent.name == "reports" and html.count("<svg") == 4
     assert "13800138000" not in html and "@example.com" not in html
 
 

@@ -6,6 +6,7 @@ the HTML page's title and ``lang`` are the report's language."""
 from __future__ import annotations
 
 import logging
+import re
 from datetime import timedelta
 
 import matplotlib.dates as mdates
@@ -18,19 +19,25 @@ from tests.tags.test_health import unhealthy_shop
 
 @pytest.fixture
 def figures(monkeypatch):
-    """The report's matplotlib figures, in the order drawn (stages, segments, retention, trend)."""
-    figs = []
+    """The report's matplotlib figures as the HTML report draws them (stages, segments,
+    retention, trend); ``figures.png``: those the artifact's PNGs were drawn from."""
+    import matplotlib.pyplot as plt
 
-    def capture(fig, small=None):
-        import matplotlib.pyplot as plt
+    class Figs(list):
+        png: list
 
-        figs.append(fig)
-        plt.close(fig)
-        if small is not None:
-            small.append("x")
-        return "x"
+    figs = Figs()
+    figs.png = []
 
-    monkeypatch.setattr(health, "_png", capture)
+    def capture(into, out):
+        def keep(fig, *a, **k):
+            into.append(fig)
+            plt.close(fig)
+            return out
+        return keep
+
+    monkeypatch.setattr(health, "_svg", capture(figs, "<svg></svg>"))
+    monkeypatch.setattr(health, "_png", capture(figs.png, "x"))
     return figs
 
 
@@ -58,21 +65,46 @@ def test_segment_bars_and_trend_window(sqlite_warehouse, figures, monkeypatch, l
         assert (lo, hi) == (AS_OF - timedelta(days=days), AS_OF), (lo, hi)
 
 
-def test_no_cjk_font_is_said_once_in_the_report_and_the_run_log(sqlite_warehouse, figures, monkeypatch, caplog):
+def _without_cjk_fonts(monkeypatch):
     from matplotlib import font_manager
 
     latin = [f for f in font_manager.fontManager.ttflist if "CJK" not in f.name and "Hei" not in f.name and "Han" not in f.name]
     monkeypatch.setattr(font_manager.fontManager, "ttflist", latin)
+
+
+def test_no_cjk_font_is_said_once_in_the_artifact_and_the_run_log(sqlite_warehouse, figures, monkeypatch, caplog):
+    """Without a CJK font only the artifact's PNG copies fall back to English labels (said
+    once there and in the run log); the HTML report's charts stay in zh-CN."""
+    _without_cjk_fonts(monkeypatch)
     m = _one_night(sqlite_warehouse)
     with caplog.at_level(logging.WARNING, logger="userops.health"):
-        html = health.write_report(AS_OF, m, engine=sqlite_warehouse, lang="zh-CN").read_text(encoding="utf-8")
-    assert html.count("fonts-noto-cjk") == 1 and "未安装中文字体" in html, html[:2000]
+        path = health.write_report(AS_OF, m, engine=sqlite_warehouse, lang="zh-CN")
+    html = path.read_text(encoding="utf-8")
+    assert "fonts-noto-cjk" not in html
     warned = [r for r in caplog.records if "fonts-noto-cjk" in r.getMessage()]
     assert len(warned) == 1 and "未安装中文字体" in warned[0].getMessage()
-    # the chart labels fell back to English: the segment bars are the English names
-    assert "potential loyalist" in [x.get_text() for x in figures[1].axes[0].get_yticklabels()]
+    # the report's charts: zh-CN; the artifact's (retention, trend): English, and it says why
+    assert "潜在忠诚" in [x.get_text() for x in figures[1].axes[0].get_yticklabels()]
+    assert [f.axes[0].get_title() for f in figures.png] == ["Retention curves by month of first order", "silent share"]
+    md = health.charts_markdown(health._CHARTS.pop(str(path)), "zh-CN", english=health._CHART_NOTE.pop(str(path)))
+    assert md.count("fonts-noto-cjk") == 1 and "HTML 报告中的图表不受影响" in md
+    figures.png.clear()
+    en = health.write_report(AS_OF, m, engine=sqlite_warehouse, lang="en")
+    assert not health._CHART_NOTE.pop(str(en)) and len(figures.png) == 2
+
+
+def test_report_charts_are_inline_svg_with_their_text_in_the_report_language(sqlite_warehouse, monkeypatch):
+    """The HTML report's charts keep their labels as text (the browser draws them with its
+    own fonts), so a zh-CN report has Chinese charts on a machine without a CJK font."""
+    _without_cjk_fonts(monkeypatch)
+    m = _one_night(sqlite_warehouse)
+    html = health.write_report(AS_OF, m, engine=sqlite_warehouse, lang="zh-CN").read_text(encoding="utf-8")
+    assert html.count("<svg") == 4 and "data:image/png" not in html and "<?xml" not in html
+    texts = " ".join(re.findall(r"<text[^>]*>([^<]*)</text>", html))
+    for words in ("生命周期阶段", "首单后天数", "沉默占比", "潜在忠诚"):
+        assert words in texts, (words, texts[:500])
     en = health.write_report(AS_OF, m, engine=sqlite_warehouse, lang="en").read_text(encoding="utf-8")
-    assert "fonts-noto-cjk" not in en
+    assert "days after the first order" in " ".join(re.findall(r"<text[^>]*>([^<]*)</text>", en))
 
 
 def test_html_title_and_lang_follow_the_report_language(sqlite_warehouse, figures):
