@@ -74,7 +74,12 @@ def step_hours() -> dict[str, float]:
 
 
 def new_incident_id(now: datetime) -> str:
-    return f"INC-{now:%Y%m%d-%H%M}-{uuid.uuid4().hex[:4].upper()}"
+    """``INC-<shop date>-<shop HHMM>-<4 hex>``: the opening in shop time (``settings.timezone``),
+    as every other time the operator sees; the random suffix keeps ids unique (``_open`` draws
+    again when an incident already has the id)."""
+    from tasks.crisis.util import to_shop
+
+    return f"INC-{to_shop(now):%Y%m%d-%H%M}-{uuid.uuid4().hex[:4].upper()}"
 
 
 def open_or_join(
@@ -160,6 +165,10 @@ def _claim_skus(conn: Connection, skus: list[str], incident_id: str, now: dateti
 
 def _open(conn, skus, reason, severity, source, actor, flow_run_id, now) -> dict:
     incident_id = new_incident_id(now)
+    for _draw in range(20):  # two openings in the same shop minute: 1 in 65536 share a suffix
+        if not execute(conn, "SELECT 1 FROM incidents WHERE incident_id = :i", {"i": incident_id}).first():
+            break
+        incident_id = new_incident_id(now)
     execute(
         conn,
         "INSERT INTO incidents (incident_id, skus, reason, severity, source, status, opened_at, opened_by, flow_run_id) "
