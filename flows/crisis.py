@@ -40,7 +40,14 @@ from flows import texts  # noqa: F401  (registers the forms' and log lines' word
 from flows.hooks import ALERT_HOOKS
 from tasks.alerts import enqueue_alert
 from tasks.crisis import messages  # noqa: F401
-from tasks.crisis.clarify import approve_statement, draft_statement_task, expire_step, reject_statement
+from tasks.crisis.clarify import (
+    approve_statement,
+    draft_statement_task,
+    expire_step,
+    refresh_draft,
+    reject_statement,
+    statement_changed,
+)
 from tasks.crisis.compensate import (
     awaiting_review,
     finish_left_work_task,
@@ -329,11 +336,20 @@ def _wait_for_statement(incident_id: str, flow_run_id: str | None, logger) -> bo
             logger.warning(t("crisis.timeout.statement", incident_id=incident_id))
             return False
         who = answer.approver  # required by the form (stripped, never empty)
-        if answer.takedown_confirmed:
-            confirm_manual_takedown(incident_id, who, answer.note)
         if answer.approve:
+            if answer.takedown_confirmed:
+                confirm_manual_takedown(incident_id, who, answer.note)
             approve_statement(incident_id, answer.statement, who)
             return True
+        # not approved: only what the actor did is recorded. Resumed only to confirm the
+        # take-down (the pre-filled text unchanged) is no "statement sent back"; the draft is
+        # rendered again so the next form says what holds now (a human's edits are kept)
+        edited = statement_changed(incident_id, answer.statement)
+        if answer.takedown_confirmed:
+            if confirm_manual_takedown(incident_id, who, answer.note) and not edited:
+                refresh_draft(incident_id)
+            if not edited:
+                continue
         reject_statement(incident_id, answer.statement, who, answer.note)
 
 

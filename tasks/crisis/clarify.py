@@ -14,7 +14,7 @@ from datetime import datetime, timedelta
 import pandas as pd
 from prefect import task
 from prefect.cache_policies import NO_CACHE
-from sqlalchemy.engine import Engine
+from sqlalchemy.engine import Connection, Engine
 
 from tasks.alerts import enqueue_alert
 from tasks.crisis import messages  # noqa: F401
@@ -109,6 +109,16 @@ def draft_statement(incident_id: str, lang: str | None = None, engine: Engine | 
     return text
 
 
+def refresh_draft(incident_id: str, engine: Engine | None = None) -> str | None:
+    """Something the draft states changed (the take-down was confirmed): render the draft again
+    so it says what holds now — only a draft nobody edited, and only while Clarify is not done
+    (``draft_statement``'s rule). None when there is no draft yet (the flow drafts it later)."""
+    engine = engine or get_engine()
+    if not (get_incident(engine, incident_id) or {}).get("statement"):
+        return None
+    return draft_statement(incident_id, engine=engine)
+
+
 def approve_statement(incident_id: str, text: str | None, approver: str, engine: Engine | None = None, now: datetime | None = None) -> bool:
     """Record the approval and publish the statement once. Returns False when it was
     already published (nothing is sent twice)."""
@@ -148,14 +158,25 @@ def approve_statement(incident_id: str, text: str | None, approver: str, engine:
     return True
 
 
+def statement_changed(incident_id: str, text: str | None, bind: Engine | Connection | None = None) -> bool:
+    """Whether ``text`` (what a form or the CLI brought back) differs from the draft kept on
+    the incident: the form is pre-filled with the draft, so an untouched form is no edit."""
+    inc = get_incident(bind or get_engine(), incident_id)
+    return bool(text and text.strip()) and text.strip() != (inc.get("statement") or "").strip()
+
+
 def reject_statement(incident_id: str, text: str | None, reviewer: str, note: str = "", engine: Engine | None = None) -> None:
-    """A human sent the draft back: keep their edits as the new draft; the wait goes on."""
+    """A human sent the draft back: keep their edits as the new draft; the wait goes on.
+    ``edited`` is recorded only when the text differs from the draft (and stays once set): an
+    edited draft is never rendered over, an untouched one follows what holds (``draft_statement``)."""
     engine = engine or get_engine()
     with engine.begin() as conn:
-        if text and text.strip():
+        changed = statement_changed(incident_id, text, conn)
+        if changed:
             execute(conn, ("UPDATE incidents SET statement = :s WHERE incident_id = :i"),
                          {"s": text.strip() + "\n", "i": incident_id})
-        set_step(conn, incident_id, "clarify", "waiting", reviewer, {"edited": bool(text), "last_rejected_by": reviewer, "note": note},
+        edited = changed or bool(get_step(conn, incident_id, "clarify")["result"].get("edited"))
+        set_step(conn, incident_id, "clarify", "waiting", reviewer, {"edited": edited, "last_rejected_by": reviewer, "note": note},
                  action="statement.sent_back")
 
 

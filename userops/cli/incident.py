@@ -270,7 +270,7 @@ def approve_cmd(
     by: Optional[str] = typer.Option(None, "--by", help="Your name for the record (default: your login)."),
 ) -> None:
     """Approve what the incident waits for (without flags: the statement, else the core apologies)."""
-    from tasks.crisis.clarify import approve_statement
+    from tasks.crisis.clarify import approve_statement, refresh_draft
     from tasks.crisis.compensate import awaiting_review, refresh_compensated, release_core, send_apologies
     from tasks.crisis.control import confirm_manual_takedown
     from tasks.crisis.incidents import get_incident, get_step
@@ -295,7 +295,8 @@ def approve_cmd(
     did = False
 
     if takedown:
-        confirm_manual_takedown(incident_id, who, engine=engine)
+        if confirm_manual_takedown(incident_id, who, engine=engine):
+            refresh_draft(incident_id, engine)  # the draft now says the products are off sale (unless edited)
         typer.echo(t("incident.approved.takedown"))
         did = True
     if do_statement:
