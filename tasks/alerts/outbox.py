@@ -76,7 +76,12 @@ SENDS = sa.Table(
 )
 WINDOW = timedelta(seconds=60)
 LEASE = timedelta(minutes=10)
-STANDALONE_KINDS = {"digest"}  # never merged with other alerts
+# Never merged with other alerts: their body must reach the channel whole (a merged post
+# carries only each alert's first line). The digest; the approved crisis statement (a
+# human approved every line of it); a missed crisis deadline (critical, @-mentions the
+# escalation contacts, and says what is late and since when). One too long for a post is
+# split into parts, never shortened.
+STANDALONE_KINDS = {"digest", "crisis_statement", "crisis_escalation"}
 
 
 @dataclass
