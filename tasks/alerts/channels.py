@@ -246,6 +246,9 @@ class Channel:
         return f"{self.name} ({self.type}, {self.source}, {self.rate_per_minute}/min)"
 
     ok_code = "ok"  # the stable code of a delivery pass that posted every alert (alert.deliver.<code>)
+    # after the service said "too fast", it refuses everything this long (0: only what the
+    # answer's retry_after says); the outbox then posts nothing to the channel that long
+    THROTTLE_SECONDS = 0.0
 
     def ok_verdict(self, lang: str | None = None) -> str:
         """A delivery pass's verdict (words) when every alert was posted."""
@@ -387,7 +390,13 @@ class DingTalkChannel(Channel):
 
     type = "dingtalk"
     MAX_BYTES = 18_000  # the robot accepts ~20 000 bytes of content; keep a margin
-    RETRY_TOO_FAST = 60.0  # seconds after 130101
+    # 130101 "send too fast, exceed 20 times per minute": DingTalk's custom-robot docs
+    # (open.dingtalk.com/document/robots/custom-robot-access, 消息发送频率限制) say "每个机器人
+    # 每分钟最多发送20条消息到群里，如果超过20条，会限流10分钟" - the robot is throttled for
+    # 10 minutes, not until the minute is over. Wait that long (and a little more), and
+    # post nothing else to this robot meanwhile (THROTTLE_SECONDS, read by the outbox).
+    RETRY_TOO_FAST = 610.0
+    THROTTLE_SECONDS = RETRY_TOO_FAST
 
     def __init__(self, name: str, webhook_url: str, secret: str | None = None, at_mobiles: list[str] | None = None, at_user_ids: list[str] | None = None, clock: Callable[[], float] = time.time, **kw):
         super().__init__(name, **kw)

@@ -95,6 +95,10 @@ register(
         "alert.deliver.budget_used": {"zh-CN": "已达到限流（{rate} 条/分钟）：等待中", "en": "rate limit reached ({rate}/min): waiting"},
         "alert.deliver.wait_minute": {"zh-CN": "限流：{n} 条告警等下一分钟发送", "en": "rate limit: {n} alerts wait for the next minute"},
         "alert.deliver.rate_limited": {"zh-CN": "被限流：{error}", "en": "rate limited: {error}"},
+        "alert.deliver.throttled": {
+            "zh-CN": "被限流：渠道暂停接收至 {until}（UTC），期间不发送，告警在队列中等待",
+            "en": "rate limited: the channel accepts nothing until {until} UTC; nothing is posted meanwhile, the alerts wait in the queue",
+        },
         "alert.deliver.internal": {"zh-CN": "内部错误（{error}）", "en": "internal error ({error})"},
         "alert.deliver.internal_error": {"zh-CN": "内部错误：{error}", "en": "internal error: {error}"},
         "alert.deliver.gave_up": {"zh-CN": "{hours} 小时后仍未送达，已放弃", "en": "gave up after {hours} h"},

@@ -280,6 +280,20 @@ def sends_in_window(engine: Engine, channel: str, now: datetime) -> tuple[int, d
     return int(row[0] or 0), oldest
 
 
+def throttled_until(engine: Engine, chan: Channel) -> datetime | None:
+    """When the channel throttles a sender for a while after "too fast" (DingTalk: 10
+    minutes, ``THROTTLE_SECONDS``): the end of the throttle that its last refusal started,
+    recorded in ``alert_sends`` (so every deliverer and every newly queued alert waits)."""
+    secs = float(getattr(chan, "THROTTLE_SECONDS", 0) or 0)
+    if secs <= 0:
+        return None
+    with engine.connect() as conn:
+        last = conn.execute(sa.select(sa.func.max(SENDS.c.sent_at)).where(SENDS.c.channel == chan.name, SENDS.c.outcome == "limited")).scalar()
+    if isinstance(last, str):  # pragma: no cover - aggregate over a DateTime on SQLite
+        last = datetime.fromisoformat(last)
+    return last + timedelta(seconds=secs) if last else None
+
+
 def alert_message(row: _Row, lang: str | None = None, secrets: list[str] | None = None) -> Message:
     s = get_settings().alerts
     link = row.payload.get("link") or row.payload.get("url")
@@ -429,6 +443,10 @@ class _Deliverer:
             return t("alert.deliver.not_configured", self.lang)
         secrets = chan.secrets()
         rows.sort(key=lambda r: (-SEVERITY_RANK.get(r.severity, 1), r.id))
+        paused = throttled_until(self.engine, chan)
+        if paused is not None and paused > self.now:  # the service still throttles us: no post
+            self._release(rows, paused, None, count_attempt=False)
+            return t("alert.deliver.throttled", self.lang, until=paused.strftime("%H:%M:%S"))
         used, oldest = sends_in_window(self.engine, name, self.now)
         budget = chan.rate_per_minute - used
         window_reset = (oldest + WINDOW if oldest else self.now + WINDOW) + timedelta(seconds=1)
@@ -490,10 +508,10 @@ class _Deliverer:
             record_send(self.engine, name, self.clock(), alerts=len(plan.rows), part=part, outcome="limited" if isinstance(exc, RateLimited) else "refused")
         if part - 1 > start and len(plan.rows) == 1:
             self._save_progress(plan.rows[0], part - 1)
-        if isinstance(exc, RateLimited):
-            wait = timedelta(seconds=exc.retry_after or 60)
+        if isinstance(exc, RateLimited):  # not a failed attempt: the service asked us to wait
+            wait = timedelta(seconds=max(exc.retry_after or 60, getattr(chan, "THROTTLE_SECONDS", 0) or 0))
             log.warning("%s", t("alert.log.rate_limited", self.lang, channel=name, seconds=int(wait.total_seconds())))
-            self._release(plan.rows, self.now + wait, msg, count_attempt=True)
+            self._release(plan.rows, self.now + wait, msg, count_attempt=False)
             self._release(others, self.now + wait, None, count_attempt=False)
             return t("alert.deliver.rate_limited", self.lang, error=msg)
         if isinstance(exc, ConfigError):

@@ -105,7 +105,8 @@ def _titles(text: str) -> list[str]:
 
 
 def test_robot_says_send_too_fast_then_recovers(warehouse, use_channels, dingtalk, clock):
-    """Someone else used the robot's budget: 130101 is backed off, nothing lost."""
+    """Someone else used the robot's budget: 130101 throttles the robot for 10 minutes (as
+    DingTalk documents); nothing is posted to it meanwhile, no attempt is burnt, nothing lost."""
     use_channels(dingtalk=dingtalk)
     for _ in range(20):  # another sender filled this minute
         dingtalk.over_rate()
@@ -113,14 +114,19 @@ def test_robot_says_send_too_fast_then_recovers(warehouse, use_channels, dingtal
     res = deliver_pending(now=clock.utc())
     assert res["sent"] == 0 and res["deferred"] == 1 and res["channels"]["dingtalk"].startswith("被限流：钉钉：发送过快（130101：")
     row = outbox(warehouse)[0]
-    assert row.status == "pending" and row.attempts == 1 and "130101" in row.last_error
-    assert row.next_attempt_at >= clock.utc() + timedelta(seconds=59)
-    clock.advance(30)
-    assert deliver_pending(now=clock.utc())["sent"] == 0  # still waiting: no request made
-    assert len(dingtalk.requests) == 1
-    clock.advance(31)
-    assert deliver_pending(now=clock.utc())["sent"] == 1
-    assert len(dingtalk.received) == 1
+    assert row.status == "pending" and row.attempts == 0 and "130101" in row.last_error
+    assert row.next_attempt_at >= clock.utc() + timedelta(seconds=600)
+    clock.advance(61)
+    assert deliver_pending(now=clock.utc())["sent"] == 0  # still throttled: no request made
+    clock.advance(4 * 60)
+    enqueue_alert("model_drift", "模型漂移（二）", "psi 0.35", subject="again", day=DAY)
+    res = deliver_pending(now=clock.utc())  # a new alert waits for the throttle's end too
+    assert res["sent"] == 0 and res["channels"]["dingtalk"].startswith("被限流")
+    assert len(dingtalk.requests) == 1 and dingtalk.rate_violations == 1
+    clock.advance(6 * 60)
+    assert deliver_pending(now=clock.utc())["sent"] == 2
+    assert len(dingtalk.received) == 2 and dingtalk.rate_violations == 1
+    assert {r.attempts for r in outbox(warehouse)} == {1}
 
 
 @pytest.mark.parametrize("mode", ["503", "reset", "down"])

@@ -11,7 +11,8 @@ The robot answers HTTP 200 with ``{"errcode": …, "errmsg": …}``:
   from the robot's clock), ``keywords not in content`` (``keyword``), ``ip … not in
   whitelist`` (``ip_allowed = False``);
 * ``130101 send too fast, exceed 20 times per minute`` - more than 20 messages in a minute
-  (each one is counted in ``rate_violations``);
+  (each one is counted in ``rate_violations``); as documented ("如果超过20条，会限流10分钟"),
+  the robot then refuses everything with 130101 for 10 minutes (``THROTTLE_SECONDS``);
 * ``40035`` - missing/invalid parameters for the msgtype; ``460101`` - message over 20000 bytes.
 """
 from __future__ import annotations
@@ -32,6 +33,7 @@ def expected_sign(timestamp: str, secret: str) -> str:
 
 class FakeDingTalk(ChatServer):
     MAX_BYTES = 20_000
+    THROTTLE_SECONDS = 600
 
     def __init__(self, secret: str | None = None, clock=None, rate_per_minute: int = 20, keyword: str | None = None):
         super().__init__(clock, rate_per_minute)
@@ -39,6 +41,7 @@ class FakeDingTalk(ChatServer):
         self.secret = secret
         self.keyword = keyword
         self.ip_allowed = True
+        self.throttled_until: float | None = None
 
     @property
     def url(self) -> str:
@@ -72,7 +75,11 @@ class FakeDingTalk(ChatServer):
             return self._err(*problem)
         if self.keyword and self.keyword not in json.dumps(payload, ensure_ascii=False):
             return self._err(310000, "keywords not in content")
+        if self.throttled_until is not None and self.clock() < self.throttled_until:
+            self.rate_violations += 1
+            return self._err(130101, "send too fast, exceed 20 times per minute")
         if self.over_rate() is not None:
+            self.throttled_until = self.clock() + self.THROTTLE_SECONDS
             return self._err(130101, "send too fast, exceed 20 times per minute")
         self.received.append(payload)
         return self._err(0, "ok")
