@@ -22,7 +22,7 @@ from sqlalchemy.engine import Engine
 
 from tasks.alerts import enqueue_alert
 from tasks.crisis.messages import step_status
-from tasks.crisis.util import execute, fmt_duration, read, to_shop_str
+from tasks.crisis.util import execute, read, to_shop_str
 from userops.clock import utcnow
 from userops.db import audit, get_engine
 from userops.i18n import t
@@ -59,10 +59,12 @@ def watch_deadlines(engine: Engine | None = None, now: datetime | None = None) -
         new_levels = due + (["escalated"] if late else [])
         step_label = t(f"crisis.step.{r.step}")
         with engine.begin() as conn:
-            # compare-and-set on the recorded list: two watchers never both send
+            # compare-and-set on the recorded list: two watchers never both send; nor for a step
+            # done (or an incident closed) since it was read
             n = execute(
                 conn, ("UPDATE incident_steps SET reminders_sent = :new WHERE incident_id = :i AND step = :s "
-                        "AND COALESCE(reminders_sent, '[]') = :old"),
+                        "AND COALESCE(reminders_sent, '[]') = :old AND status <> 'done' "
+                        "AND EXISTS (SELECT 1 FROM incidents i WHERE i.incident_id = :i AND i.status = 'open')"),
                 {"new": json.dumps(done_levels + new_levels), "i": r.incident_id, "s": r.step,
                  "old": r.reminders_sent or "[]"},
             ).rowcount
@@ -73,8 +75,8 @@ def watch_deadlines(engine: Engine | None = None, now: datetime | None = None) -
                 enqueue_alert(
                     "crisis_escalation",
                     t("crisis.escalation.title", incident_id=r.incident_id, step=step_label),
-                    t("crisis.escalation.body", due=to_shop_str(r.deadline_at),
-                      late=fmt_duration(pd.Timestamp(now) - r.deadline_at), status=step_status(r.status)),
+                    t("crisis.escalation.body", due=to_shop_str(r.deadline_at), at=to_shop_str(now),
+                      status=step_status(r.status)),
                     severity="critical",
                     subject=f"{r.incident_id}|{r.step}|escalated",
                     day=day,
@@ -89,8 +91,8 @@ def watch_deadlines(engine: Engine | None = None, now: datetime | None = None) -
                 enqueue_alert(
                     "crisis_deadline",
                     t("crisis.reminder.title", incident_id=r.incident_id, step=step_label, pct=pct),
-                    t("crisis.reminder.body", due=to_shop_str(r.deadline_at),
-                      left=fmt_duration(r.deadline_at - pd.Timestamp(now)), status=step_status(r.status)),
+                    t("crisis.reminder.body", due=to_shop_str(r.deadline_at), at=to_shop_str(now),
+                      status=step_status(r.status)),
                     severity="warning" if int(pct) < 90 else "error",
                     subject=f"{r.incident_id}|{r.step}|{pct}",
                     day=day,
@@ -105,6 +107,25 @@ def watch_deadlines(engine: Engine | None = None, now: datetime | None = None) -
                        "deadline_at": r.deadline_at})
             sent["recorded"].append({"incident_id": r.incident_id, "step": r.step, "levels": new_levels})
     return sent
+
+
+def drop_deadline_alerts(conn, incident_id: str, steps, actor: str) -> int:
+    """``steps`` of the incident are done (or the incident closed): their reminders and
+    escalations still queued (``crisis_deadline`` / ``crisis_escalation``, subject
+    ``<incident>|<step>|…``) are marked ``obsolete`` — never posted "not started" for a step
+    that is done — and the audit log says which. Returns how many."""
+    from tasks.alerts.outbox import mark_obsolete
+
+    n = 0
+    for step in steps:
+        why = t("crisis.deadline.alert_obsolete", incident_id=incident_id, step=t(f"crisis.step.{step}"))
+        for kind in ("crisis_deadline", "crisis_escalation"):
+            ids = mark_obsolete(conn, kind, f"{incident_id}|{step}|", why)
+            if ids:
+                audit(conn, actor, "alert.obsolete.deadline", "incident", incident_id,
+                      {"step": step, "kind": kind, "alerts": ids})
+            n += len(ids)
+    return n
 
 
 @task(name="crisis-deadline-watch", cache_policy=NO_CACHE)

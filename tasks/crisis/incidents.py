@@ -319,6 +319,9 @@ def set_step(
                     "done_by = COALESCE(done_by, :by) WHERE incident_id = :i AND step = :s"),
             {**params, "t": now, "by": actor},
         )
+        from tasks.crisis.deadlines import drop_deadline_alerts
+
+        drop_deadline_alerts(conn, incident_id, [step], actor)  # its queued reminders no longer hold
     else:
         execute(conn, ("UPDATE incident_steps SET status = :st, result = :r WHERE incident_id = :i AND step = :s"), params)
     audit(conn, actor, action or f"step.{step}.{status}", "incident", incident_id, {"step": step, "status": status, **(result or {})})
@@ -333,6 +336,9 @@ def close_incident_row(conn: Connection, incident_id: str, actor: str, report: d
     ).rowcount
     if n:
         execute(conn, ("DELETE FROM incident_skus WHERE incident_id = :i"), {"i": incident_id})
+        from tasks.crisis.deadlines import drop_deadline_alerts
+
+        drop_deadline_alerts(conn, incident_id, STEPS, actor)  # a closed incident has no deadlines left
         audit(conn, actor, "incident.closed", "incident", incident_id, {"report": {k: report.get(k) for k in ("compensated", "cost")}})
     return bool(n)
 

@@ -29,6 +29,7 @@ ACTION_WORDS = {
     "step.control.manual_task": {"zh-CN": "需人工下架", "en": "manual take-down needed"},
     "step.control.confirmed": {"zh-CN": "已确认人工下架", "en": "manual take-down confirmed"},
     "alert.obsolete": {"zh-CN": "撤回待发的下架告警", "en": "queued take-down alerts withdrawn"},
+    "alert.obsolete.deadline": {"zh-CN": "撤回待发的截止提醒/升级", "en": "queued deadline reminders/escalations withdrawn"},
     "step.clarify.drafted": {"zh-CN": "声明草稿已生成", "en": "statement drafted"},
     "statement.sent_back": {"zh-CN": "声明退回修改", "en": "statement sent back"},
     "statement.approved": {"zh-CN": "声明已批准并发布", "en": "statement approved and published"},
@@ -257,17 +258,23 @@ register(
             "zh-CN": "提醒：事件 {incident_id} 的「{step}」已用去 {pct}% 时间",
             "en": "Reminder: incident {incident_id} step {step} is {pct}% through its window",
         },
+        # a reminder may be posted later than queued (a channel outage, its rate limit): it
+        # names the deadline and when the status was read, never a time left that would be stale
         "crisis.reminder.body": {
-            "zh-CN": "截止 {due}（店铺时间），还剩 {left}。当前状态：{status}。",
-            "en": "Due {due} (shop time), {left} left. Status: {status}.",
+            "zh-CN": "截止 {due}（店铺时间）。{at} 时的状态：{status}。",
+            "en": "Due {due} (shop time). Status at {at}: {status}.",
         },
         "crisis.escalation.title": {
             "zh-CN": "升级：事件 {incident_id} 的「{step}」已超时",
             "en": "Escalation: incident {incident_id} step {step} is late",
         },
         "crisis.escalation.body": {
-            "zh-CN": "截止时间 {due}（店铺时间）已过 {late}，状态：{status}。请立即处理。",
-            "en": "The deadline {due} (shop time) passed {late} ago; status: {status}. Act now.",
+            "zh-CN": "截止时间 {due}（店铺时间）已过，{at} 时的状态：{status}。请立即处理。",
+            "en": "The deadline {due} (shop time) has passed; status at {at}: {status}. Act now.",
+        },
+        "crisis.deadline.alert_obsolete": {
+            "zh-CN": "事件 {incident_id} 的「{step}」已完成或事件已关闭，这条截止提醒/升级不再需要，未发送。",
+            "en": "Incident {incident_id}: step {step} is done or the incident is closed; this deadline reminder/escalation is no longer needed and was not sent.",
         },
         "crisis.expired.title": {
             "zh-CN": "事件 {incident_id} 的「{step}」等待人工超时，未执行",

@@ -78,3 +78,62 @@ def test_sent_back_unchanged_is_no_edit(sqlite_warehouse, pinned_now):
     assert get_step(sqlite_warehouse, iid, "clarify")["result"]["edited"] is True
     reject_statement(iid, draft + "补充。", "pr-zhao", engine=sqlite_warehouse)  # edited stays
     assert get_step(sqlite_warehouse, iid, "clarify")["result"]["edited"] is True
+
+
+class _Recorder:
+    def __init__(self):
+        self.posted = []
+
+    def channels(self):
+        from tasks.alerts.channels import LogChannel
+
+        rec = self
+
+        class _Ch(LogChannel):
+            def post(self, payload: dict) -> None:
+                rec.posted.append(payload)
+
+        return {name: _Ch(name) for name in ("log", "slack", "dingtalk", "wecom", "log-escalation")}
+
+    def texts(self, iid):
+        return [f"{p.get('title')}\n{p.get('text') or p.get('body') or ''}" for p in self.posted if iid in json.dumps(p, ensure_ascii=False)]
+
+
+def test_reminder_of_a_step_done_since_is_never_posted(sqlite_warehouse, pinned_now):
+    """Item 2: the Control 90% reminder is queued at 1h50, Control is confirmed at 1h51: the
+    delivery at 1h52 posts nothing for Control (the reminder is obsolete, audited); the
+    reminder's text names the deadline, not a time left."""
+    from tasks.alerts.outbox import deliver_pending
+    from tasks.crisis.control import confirm_manual_takedown
+    from tasks.crisis.deadlines import watch_deadlines
+
+    iid = open_incident(sqlite_warehouse)["incident_id"]
+    r = watch_deadlines(sqlite_warehouse, now=NOW + timedelta(minutes=110))
+    assert {"incident_id": iid, "step": "control", "levels": ["50", "90"]} in r["recorded"]
+    body = _outbox(sqlite_warehouse, "crisis_deadline")["body"].iloc[0]
+    assert "还剩" not in body and "截止 2026-11-20 16:00（店铺时间）" in body, body
+    assert confirm_manual_takedown(iid, "ops-wang", engine=sqlite_warehouse, now=NOW + timedelta(minutes=111))
+    assert set(_outbox(sqlite_warehouse, "crisis_deadline")["status"]) == {"obsolete"}
+    rec = _Recorder()
+    deliver_pending(sqlite_warehouse, now=NOW + timedelta(minutes=112), channels=rec.channels())
+    assert not [x for x in rec.texts(iid) if "控制扩散" in x], rec.texts(iid)
+    audit = read_frame(sqlite_warehouse, "SELECT actor, detail FROM audit_log WHERE action = 'alert.obsolete.deadline'")
+    assert audit["actor"].tolist() == ["ops-wang"] and json.loads(audit["detail"].iloc[0])["step"] == "control"
+
+
+def test_escalation_of_a_closed_incident_is_never_posted(sqlite_warehouse, pinned_now):
+    """Item 2: escalations queued for an incident closed since are obsolete; the watch queues no
+    more for it."""
+    from tasks.alerts.outbox import deliver_pending
+    from tasks.crisis.deadlines import watch_deadlines
+    from tasks.crisis.report import close_incident
+
+    iid = open_incident(sqlite_warehouse)["incident_id"]
+    watch_deadlines(sqlite_warehouse, now=NOW + timedelta(minutes=5 * 60))  # control + clarify late
+    assert len(_outbox(sqlite_warehouse, "crisis_escalation")) >= 2
+    assert close_incident(iid, "ops", sqlite_warehouse, NOW + timedelta(minutes=5 * 60 + 1)) is not None
+    assert set(_outbox(sqlite_warehouse, "crisis_escalation")["status"]) == {"obsolete"}
+    rec = _Recorder()
+    deliver_pending(sqlite_warehouse, now=NOW + timedelta(minutes=5 * 60 + 2), channels=rec.channels())
+    assert not [x for x in rec.texts(iid) if "升级" in x or "提醒" in x], rec.texts(iid)
+    assert watch_deadlines(sqlite_warehouse, now=NOW + timedelta(hours=25))["recorded"] == []

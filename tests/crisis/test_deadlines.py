@@ -47,7 +47,7 @@ def test_reminders_and_escalation_recorded_once(warehouse, pinned_now, monkeypat
 
     alerts = outbox(warehouse)
     bodies = read_frame(warehouse, "SELECT body FROM alert_outbox ORDER BY id")["body"].tolist()
-    assert "当前状态：未开始。" in bodies[0] and "状态：未开始。请立即处理。" in bodies[3], bodies  # the status in words, not 'pending'
+    assert "时的状态：未开始。" in bodies[0] and "状态：未开始。请立即处理。" in bodies[3], bodies  # the status in words, not 'pending'
     assert alerts["kind"].tolist() == ["crisis_deadline", "crisis_deadline", "crisis_deadline", "crisis_escalation", "crisis_deadline"]
     esc = alerts[alerts["kind"] == "crisis_escalation"].iloc[0]
     assert esc["severity"] == "critical" and esc["channel"] == "log-escalation"  # the second contact list
