@@ -31,7 +31,7 @@ from dataclasses import dataclass, field
 
 import requests
 
-from tasks.alerts.messages import SEVERITY_ICON
+from tasks.alerts.messages import SEVERITY_ICON, kind_words, severity_words
 from tasks.alerts.safety import clean
 from userops.i18n import t
 
@@ -321,7 +321,8 @@ class SlackChannel(Channel):
             if who and i == 1:
                 blocks.append({"type": "section", "text": {"type": "mrkdwn", "text": who}})
             blocks += [{"type": "section", "text": {"type": "mrkdwn", "text": sec}} for sec in group]
-            ctx = f"{msg.severity}" + (f" · {msg.kind}" if msg.kind else "") + (f" · {msg.alerts}" if msg.alerts > 1 else "")
+            kind = kind_words(msg.kind, lang)
+            ctx = severity_words(msg.severity, lang) + (f" · {kind}" if kind else "") + (f" · {t('alert.context.count', lang, n=msg.alerts)}" if msg.alerts > 1 else "")
             blocks.append({"type": "context", "elements": [{"type": "mrkdwn", "text": ctx}]})
             if msg.link and i == n:
                 blocks.append(

@@ -3,10 +3,21 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
-from userops.i18n import LANGUAGES, register, suffixes, t
+from userops.i18n import LANGUAGES, register, suffixes, t, t_or
 
 SEVERITY_ICON = {"info": "ℹ️", "warning": "⚠️", "error": "🔴", "critical": "🚨"}
 SEVERITY_RANK = {"info": 0, "warning": 1, "error": 2, "critical": 3}
+
+
+def severity_words(severity: str, lang: str | None = None) -> str:
+    """A severity in the operator's words (``严重`` / ``critical``); an unknown code as it is."""
+    return t_or(f"alert.severity.{severity}", severity, lang)
+
+
+def kind_words(kind: str, lang: str | None = None) -> str:
+    """An alert kind in the operator's words (``危机升级`` / ``crisis escalation``); a kind with
+    no words yet (anyone may queue a new kind): empty, so no code is shown."""
+    return t_or(f"alert.kind.{kind}", "", lang) if kind else ""
 
 register(
     {
@@ -16,6 +27,27 @@ register(
         "alert.merged.title": {"zh-CN": "{n} 条告警（已合并发送）", "en": "{n} alerts (merged)"},
         "alert.merged.more": {"zh-CN": "…另有 {n} 条，见 `userops alert list`", "en": "…and {n} more, see `userops alert list`"},
         "alert.part": {"zh-CN": "（第 {i}/{n} 部分）", "en": "(part {i}/{n})"},
+        # a message's context line (Slack): severity and kind in words, not their codes
+        "alert.severity.info": {"zh-CN": "提示", "en": "info"},
+        "alert.severity.warning": {"zh-CN": "警告", "en": "warning"},
+        "alert.severity.error": {"zh-CN": "错误", "en": "error"},
+        "alert.severity.critical": {"zh-CN": "严重", "en": "critical"},
+        "alert.kind.flow_failed": {"zh-CN": "流程运行失败", "en": "flow run failed"},
+        "alert.kind.validation": {"zh-CN": "数据校验未通过", "en": "validation failed"},
+        "alert.kind.quarantine_spike": {"zh-CN": "隔离记录激增", "en": "quarantine spike"},
+        "alert.kind.health_breach": {"zh-CN": "健康指标越过阈值", "en": "health metric breach"},
+        "alert.kind.model_drift": {"zh-CN": "模型漂移", "en": "model drift"},
+        "alert.kind.crisis_opened": {"zh-CN": "危机事件开启", "en": "crisis opened"},
+        "alert.kind.crisis_task": {"zh-CN": "危机待办", "en": "crisis task"},
+        "alert.kind.crisis_deadline": {"zh-CN": "危机步骤即将到期", "en": "crisis step due soon"},
+        "alert.kind.crisis_escalation": {"zh-CN": "危机升级", "en": "crisis escalation"},
+        "alert.kind.crisis_statement": {"zh-CN": "危机官方声明", "en": "crisis statement"},
+        "alert.kind.feedback_sla": {"zh-CN": "反馈超时未响应", "en": "feedback SLA breach"},
+        "alert.kind.quality_trace": {"zh-CN": "质量溯源", "en": "quality trace"},
+        "alert.kind.digest": {"zh-CN": "夜间摘要", "en": "nightly digest"},
+        "alert.kind.test": {"zh-CN": "测试消息", "en": "test message"},
+        "alert.kind.merged": {"zh-CN": "合并告警", "en": "merged alerts"},
+        "alert.context.count": {"zh-CN": "{n} 条告警", "en": "{n} alerts"},
         "alert.test.title": {"zh-CN": "userops 测试消息", "en": "userops test message"},
         "alert.test.body": {
             "zh-CN": "这是一条来自 userops 的测试消息，渠道 `{channel}` 配置正确。",
