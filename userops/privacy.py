@@ -1,6 +1,7 @@
 """Personal data never reaches a log, a message or an artifact unmasked."""
 from __future__ import annotations
 
+import functools
 import re
 
 PII_FIELDS = {"phone", "email", "name"}
@@ -77,11 +78,44 @@ def mask_record(rec: dict) -> dict:
     return out
 
 
-def scrub_text(text: str) -> str:
+def _scrub(text: str) -> str:
+    text = _EMAIL.sub(lambda m: f"{m.group(1)}***@{m.group(2)}", text)
+    return _PHONE.sub(_mask_phone_match, text)
+
+
+@functools.lru_cache(maxsize=32)
+def _kept(keep: tuple[str, ...]) -> re.Pattern | None:
+    """What ``keep`` protects: each value as written and every phone number / email in it
+    (a hotline configured as "客服热线 4008201234" is kept where "4008201234" stands alone),
+    never as a part of a longer number."""
+    tokens = set()
+    for v in keep:
+        v = (v or "").strip()
+        if v:
+            tokens.add(v)
+            tokens.update(m.group() for m in _PHONE.finditer(v))
+            tokens.update(m.group() for m in _EMAIL.finditer(v))
+    if not tokens:
+        return None
+    alts = "|".join(re.escape(x) for x in sorted(tokens, key=len, reverse=True))
+    return re.compile(rf"(?<!\d)(?:{alts})(?!\d)")
+
+
+def scrub_text(text: str, keep: tuple[str, ...] | list[str] = ()) -> str:
     """Mask anything that looks like an email or a phone number in free text: mainland
     mobiles (``138-1234-5678``, ``+86 138 1234 5678``, ``0086 13812345678`` → ``138****78``
     with any prefix kept), landlines (``(010) 6552 9988``, ``010-65529988`` → area code kept,
     ``****88``) and other ``+``-prefixed international numbers. Dates, amounts, order / SKU /
-    incident ids and counts are left as written."""
-    text = _EMAIL.sub(lambda m: f"{m.group(1)}***@{m.group(2)}", text)
-    return _PHONE.sub(_mask_phone_match, text)
+    incident ids and counts are left as written.
+
+    ``keep``: public values that stay as written (the brand's configured service contact,
+    ``crisis.service_contact``), with the phone numbers and emails in them."""
+    kept = _kept(tuple(keep)) if keep else None
+    if kept is None:
+        return _scrub(text)
+    out, last = [], 0
+    for m in kept.finditer(text):
+        out += [_scrub(text[last:m.start()]), m.group()]
+        last = m.end()
+    out.append(_scrub(text[last:]))
+    return "".join(out)

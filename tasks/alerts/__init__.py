@@ -5,7 +5,8 @@
     deliver_pending(engine=None, now=None) -> dict                         # hooks, digest, CLI
 
 ``payload`` may carry ``link`` (and ``link_label``): shown as a button / link. Title and
-body are scrubbed of phone numbers, emails and webhook credentials when queued.
+body are scrubbed of phone numbers, emails and webhook credentials when queued, except the
+body of a text a human approved for the public (``PUBLIC_KINDS``: the crisis statement).
 """
 from __future__ import annotations
 
@@ -19,6 +20,10 @@ from userops.clock import shop_today, utcnow
 from userops.db import get_engine
 
 SEVERITIES = ("info", "warning", "error", "critical")
+# Text a human approved for the public goes out exactly as approved (the crisis statement):
+# its body is not scrubbed. Every other body is, except the brand's own configured service
+# contact (``crisis.service_contact``), which is public.
+PUBLIC_KINDS = frozenset({"crisis_statement"})
 
 
 def enqueue_alert(
@@ -41,12 +46,15 @@ def enqueue_alert(
     ``title`` and ``body`` must not contain personal data or secrets (they are scrubbed
     again here as a safety net)."""
     from tasks.alerts.routing import channels_for
-    from tasks.alerts.safety import clean
+    from tasks.alerts.safety import clean, redact
+    from userops.privacy import scrub_text
+    from userops.settings import get_settings
 
     day = day or shop_today()
     now = utcnow()
     severity = severity if severity in SEVERITIES else "warning"
     dedupe = f"{kind}|{subject}|{day.isoformat()}"[:200]
+    body_text = (body or "") if kind in PUBLIC_KINDS else scrub_text(redact(body), keep=(get_settings().crisis.service_contact,))
     rows = [
         {
             "dedupe_key": dedupe,
@@ -54,7 +62,7 @@ def enqueue_alert(
             "channel": ch,
             "severity": severity,
             "title": clean(title)[:2000],
-            "body": clean(body),
+            "body": body_text,
             "payload": json.dumps(payload or {}, ensure_ascii=False, default=str),
             "status": "pending",
             "attempts": 0,

@@ -65,3 +65,10 @@ def test_ordinary_numbers_are_left_alone(text):
 
 def test_emails_still_masked_next_to_phones():
     assert scrub_text("li.lei@example.com / 138-1234-5678") == "l***@example.com / 138****78"
+
+
+def test_keep_leaves_a_public_contact_as_written():
+    keep = ("客服电话 021-6552 9988",)
+    text = "请拨 021-6552 9988（客服电话 021-6552 9988），客户 138-1234-5678，另一位 021-6552 9900"
+    assert scrub_text(text, keep=keep) == "请拨 021-6552 9988（客服电话 021-6552 9988），客户 138****78，另一位 021-****00"
+    assert scrub_text("13812345678", keep=("",)) == "138****78"
