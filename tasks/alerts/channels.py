@@ -315,7 +315,7 @@ class SlackChannel(Channel):
                 text += f"\n{msg.link}"
             if who:
                 text = f"{who} {text}"
-            if len(text) > self.TEXT_MAX:
+            if len(text) > self.TEXT_MAX:  # the notification's preview only: the blocks carry it all
                 text = text[: self.TEXT_MAX - 1] + "…"
             blocks: list[dict] = [{"type": "header", "text": {"type": "plain_text", "text": header, "emoji": True}}]
             if who and i == 1:
@@ -333,21 +333,51 @@ class SlackChannel(Channel):
                         ],
                     }
                 )
-            out.append({"text": text, "blocks": blocks})
+            # should Slack refuse the blocks: this part whole as text messages (never cut)
+            link_line = f"{msg.link_label or t('alert.view', lang)}: <{msg.link}>" if msg.link and i == n else ""
+            fallback = self._text_posts(head, [who] if who and i == 1 else [], group, link_line, lang)
+            out.append({"text": text, "blocks": blocks, FALLBACK: fallback})
         return out
 
+    def _text_posts(self, head: str, who: list[str], sections: list[str], link_line: str, lang: str | None) -> list[str]:
+        """The part as plain ``text`` messages within Slack's text limit: the title, the
+        mentions, every section (mrkdwn, as the blocks had it) and the link; several
+        messages, each headed with the title and "(continued i/n)", when it does not fit one."""
+        lines = [*who, *sections] + ([link_line] if link_line else [])
+        body = "\n".join(lines)
+        room = self.TEXT_MAX - len(head) - len(t("alert.slack.continued", lang, i=99, n=99)) - 4
+        chunks = split_chars(body, room) if body else [""]
+        if len(chunks) == 1:
+            return [f"{head}\n{chunks[0]}".rstrip("\n")]
+        m = len(chunks)
+        return [f"{head} {t('alert.slack.continued', lang, i=k, n=m)}\n{c}" for k, c in enumerate(chunks, 1)]
+
+    BLOCKS_REFUSED = ("invalid_payload", "invalid_blocks", "invalid_blocks_format", "too_many_attachments")
+
     def post(self, payload: dict) -> None:
-        resp = self._http(self._url, payload)
+        fallback = payload.get(FALLBACK)
+        wire = {k: v for k, v in payload.items() if k != FALLBACK}
+        resp = self._http(self._url, wire)
         body = (resp.text or "").strip()
-        if resp.status_code == 200:
+        status = resp.status_code
+        if status == 200 and body.startswith("{"):  # an API-style answer: {"ok": false, "error": ...}
+            data = _json_or_none(resp)
+            if isinstance(data, dict) and data.get("ok") is False:
+                status, body = 400, str(data.get("error") or "ok_false")
+        if status == 200:
             return
-        code = body.split()[0][:60] if body else str(resp.status_code)
-        if resp.status_code == 429:
+        code = body.split()[0][:60] if body else str(status)
+        if status == 429:
             raise RateLimited("alert.channel.slack.rate_limit", retry_after=_retry_after(resp), code=code)
-        if resp.status_code == 400 and code in ("invalid_payload", "invalid_blocks", "invalid_blocks_format", "too_many_attachments") and "blocks" in payload:
-            # the blocks were refused: the plain text fallback still tells the operator
-            return self.post({"text": payload["text"]})
-        if resp.status_code == 400:
+        if status == 400 and code in self.BLOCKS_REFUSED and "blocks" in wire:
+            # the blocks were refused: the same part, whole, as text messages; without the
+            # text fallback (a payload built elsewhere) the refusal stands, with its reason
+            if not fallback:
+                raise PayloadError("alert.channel.slack.refused", code=code)
+            for text in fallback:
+                self._post_text(text, code)
+            return
+        if status == 400:
             raise PayloadError("alert.channel.slack.refused", code=code)
         if resp.status_code == 403:
             raise ConfigError("alert.channel.slack.forbidden", code=code)
@@ -358,6 +388,38 @@ class SlackChannel(Channel):
         if resp.status_code >= 500:
             raise TransientError("alert.channel.slack.unavailable", status=resp.status_code, code=code)
         raise TransientError("alert.channel.slack.other", status=resp.status_code, code=code)
+
+
+    def _post_text(self, text: str, blocks_code: str) -> None:
+        try:
+            self.post({"text": text})
+        except PayloadError as exc:  # the text refused too: say both
+            raise PayloadError("alert.channel.slack.text_refused", code=exc.values.get("code", "?"), blocks_code=blocks_code) from None
+
+
+FALLBACK = "_text_fallback"  # in a rendered Slack payload, never sent: the part as text messages
+
+
+def split_chars(text: str, limit: int) -> list[str]:
+    """Split ``text`` into chunks of at most ``limit`` characters, at line breaks where possible."""
+    if len(text) <= limit:
+        return [text]
+    chunks: list[str] = []
+    cur = ""
+    for line in text.split("\n"):
+        piece = line if not cur else "\n" + line
+        if len(cur) + len(piece) <= limit:
+            cur += piece
+            continue
+        if cur:
+            chunks.append(cur)
+        while len(line) > limit:
+            chunks.append(line[:limit])
+            line = line[limit:]
+        cur = line
+    if cur:
+        chunks.append(cur)
+    return chunks
 
 
 def _retry_after(resp: requests.Response, default: float = 30.0) -> float:

@@ -69,6 +69,11 @@ register(
         "alert.channel.request": {"zh-CN": "{type} 请求失败（{error}）", "en": "{type} request failed ({error})"},
         "alert.channel.slack.rate_limit": {"zh-CN": "Slack 限流（429 {code}）", "en": "Slack rate limit (429 {code})"},
         "alert.channel.slack.refused": {"zh-CN": "Slack 拒收了这条消息（400 {code}）", "en": "Slack refused the message (400 {code})"},
+        "alert.channel.slack.text_refused": {
+            "zh-CN": "Slack 拒收了这条消息的区块（{blocks_code}），改发纯文本也被拒收（400 {code}）",
+            "en": "Slack refused the message's blocks ({blocks_code}) and its plain-text version too (400 {code})",
+        },
+        "alert.slack.continued": {"zh-CN": "（续 {i}/{n}）", "en": "(continued {i}/{n})"},
         "alert.channel.slack.forbidden": {
             "zh-CN": "Slack 拒绝了该 webhook（403 {code}）：webhook 或其应用已被撤销或停用，或该频道禁止发消息；请新建一个 incoming webhook",
             "en": "Slack refused the webhook (403 {code}): the webhook or its app was revoked or disabled, or posting is prohibited in that channel; create a new incoming webhook",
