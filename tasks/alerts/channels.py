@@ -481,8 +481,13 @@ class DingTalkChannel(Channel):
         mention = bool(mobiles or user_ids)
         use_card = bool(msg.link) and not mention
         link_md = f"\n\n[{msg.link_label or t('alert.view', lang)}]({msg.link})" if msg.link and not use_card else ""
+        # DingTalk notifies an @-mentioned person only when "@<mobile>" / "@<userId>" is also in
+        # a markdown message's text (the custom-robot docs' markdown example puts "@150XXXXXXXX"
+        # in the text and the same number in at.atMobiles; SDKs such as DingtalkChatbot append
+        # it for that reason): the API field alone shows no @ and sends no notification.
+        at_md = ("\n\n" + " ".join(f"@{m}" for m in dict.fromkeys([*mobiles, *user_ids]))) if mention else ""
         head = f"### {title}\n\n"
-        chunks = split_bytes(body, self.MAX_BYTES - utf8_len(head) - utf8_len(link_md) - 64) if body else [""]
+        chunks = split_bytes(body, self.MAX_BYTES - utf8_len(head) - utf8_len(link_md) - utf8_len(at_md) - 64) if body else [""]
         out = []
         n = len(chunks)
         for i, chunk in enumerate(chunks, 1):
@@ -502,9 +507,10 @@ class DingTalkChannel(Channel):
                     }
                 )
             else:
-                p = {"msgtype": "markdown", "markdown": {"title": msg.title[:60], "text": text}}
+                p = {"msgtype": "markdown", "markdown": {"title": msg.title[:60], "text": text + at_md}}
                 if mention:
-                    # @ by the API field only: phone numbers are never written into the text
+                    # the API field and the @ in the text (above); the numbers are resolved
+                    # here, at send time, and never stored, logged or journalled
                     p["at"] = {"atMobiles": list(dict.fromkeys(mobiles)), "atUserIds": list(dict.fromkeys(user_ids)), "isAtAll": False}
                 out.append(p)
         return out

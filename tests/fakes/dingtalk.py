@@ -14,6 +14,10 @@ The robot answers HTTP 200 with ``{"errcode": …, "errmsg": …}``:
   (each one is counted in ``rate_violations``); as documented ("如果超过20条，会限流10分钟"),
   the robot then refuses everything with 130101 for 10 minutes (``THROTTLE_SECONDS``);
 * ``40035`` - missing/invalid parameters for the msgtype; ``460101`` - message over 20000 bytes.
+
+@-mentions: a person in ``at.atMobiles`` / ``at.atUserIds`` is notified only when
+``@<mobile>`` / ``@<userId>`` is also in the message's text (as the robot's docs show);
+``notified`` lists who was, ``at_not_in_text`` who was named in ``at`` but not in the text.
 """
 from __future__ import annotations
 
@@ -42,6 +46,8 @@ class FakeDingTalk(ChatServer):
         self.keyword = keyword
         self.ip_allowed = True
         self.throttled_until: float | None = None
+        self.notified: list[str] = []
+        self.at_not_in_text: list[str] = []
 
     @property
     def url(self) -> str:
@@ -82,7 +88,15 @@ class FakeDingTalk(ChatServer):
             self.throttled_until = self.clock() + self.THROTTLE_SECONDS
             return self._err(130101, "send too fast, exceed 20 times per minute")
         self.received.append(payload)
+        self._notify(payload)
         return self._err(0, "ok")
+
+    def _notify(self, p: dict) -> None:
+        at = p.get("at") or {}
+        mt = p.get("msgtype")
+        text = (p.get(mt) or {}).get("text") or (p.get(mt) or {}).get("content") or ""
+        for who in [*(at.get("atMobiles") or []), *(at.get("atUserIds") or [])]:
+            (self.notified if f"@{who}" in text else self.at_not_in_text).append(str(who))
 
     def _check(self, p) -> tuple[int, str] | None:
         if not isinstance(p, dict):
