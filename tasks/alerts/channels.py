@@ -431,6 +431,17 @@ def _retry_after(resp: requests.Response, default: float = 30.0) -> float:
 
 
 # ----------------------------------------------------------------------------- DingTalk
+def _escalation_contacts() -> list[str]:
+    """The configured crisis escalation contacts (resolved into @-mentions at send time):
+    redacted from any error text like the channel's own @ list."""
+    try:
+        from userops.settings import get_settings
+
+        return [str(m) for m in get_settings().crisis.escalation_mentions if m]
+    except Exception:  # pragma: no cover - settings unreadable
+        return []
+
+
 def dingtalk_sign(timestamp_ms: int | str, secret: str) -> str:
     """The robot's signature: base64(HMAC-SHA256(key=secret, msg=f"{timestamp}\\n{secret}"))
     (URL-encoding happens when it is put in the query string)."""
@@ -470,7 +481,7 @@ class DingTalkChannel(Channel):
         self.clock = clock
 
     def secrets(self) -> list[str]:
-        return [x for x in [self._url, self._secret, *self._at_mobiles] if x]
+        return [x for x in [self._url, self._secret, *self._at_mobiles, *_escalation_contacts()] if x]
 
     def render(self, msg: Message, lang: str | None = None) -> list[dict]:
         icon = SEVERITY_ICON.get(msg.severity, "")

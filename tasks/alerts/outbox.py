@@ -310,8 +310,17 @@ def alert_message(row: _Row, lang: str | None = None, secrets: list[str] | None 
     )
 
 
+ESCALATION_MENTIONS = "escalation"  # payload "mentions": the configured crisis.escalation_mentions
+
+
 def _mentions(payload: dict) -> list[str]:
+    """Who to @ for an alert, resolved now (at send time). The outbox stores a reference,
+    never the people: ``"mentions": "escalation"`` means ``crisis.escalation_mentions`` as
+    configured when the alert is posted (phone numbers are not kept in the warehouse, logs
+    or the journal). A list (user ids, or rows queued before) is taken as it is."""
     m = payload.get("mentions") or []
+    if m == ESCALATION_MENTIONS:
+        m = list(get_settings().crisis.escalation_mentions)
     return [str(x) for x in m if x] if isinstance(m, list) else []
 
 

@@ -197,7 +197,7 @@ def expire_step(incident_id: str, step: str, what_key: str, engine: Engine | Non
             severity="critical",
             subject=f"{incident_id}|{step}|expired",
             day=inc["opened_at"].date(),
-            payload={"incident_id": incident_id, "step": step, "mentions": list(s.escalation_mentions)},
+            payload={"incident_id": incident_id, "step": step, "mentions": "escalation"},  # numbers resolved at send time
             channels=s.escalation_channels or None,
             conn=conn,
         )

@@ -5,7 +5,8 @@ not done: when the time since opening passes a fraction of the step's window
 (``crisis.reminder_fractions``, default 0.5 and 0.9) the operator is reminded (alert kind
 ``crisis_deadline``); when the deadline has passed it escalates once (alert kind
 ``crisis_escalation``, severity critical, to ``crisis.escalation_channels`` when set —
-the second contact list — with ``crisis.escalation_mentions`` in the payload). Each
+the second contact list — @-mentioning ``crisis.escalation_mentions``, resolved when the
+alert is posted: the payload holds ``"mentions": "escalation"``, never the numbers). Each
 reminder is recorded in ``incident_steps.reminders_sent`` and ``audit_log`` and is sent at
 most once; when the watch was down for a while and several levels are due at once, all are
 recorded and only the most urgent is sent. Time comes from ``userops.clock.utcnow``.
@@ -80,7 +81,7 @@ def watch_deadlines(engine: Engine | None = None, now: datetime | None = None) -
                     severity="critical",
                     subject=f"{r.incident_id}|{r.step}|escalated",
                     day=day,
-                    payload={"incident_id": r.incident_id, "step": r.step, "mentions": list(cfg.escalation_mentions),
+                    payload={"incident_id": r.incident_id, "step": r.step, "mentions": "escalation",  # resolved at send time: no number stored
                              "escalation": True},
                     channels=cfg.escalation_channels or None,
                     conn=conn,
