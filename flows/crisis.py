@@ -201,40 +201,16 @@ def crisis_response(
     _announce_opening(incident_id)
 
     expired: list[str] = []
-
-    # What is left to do is read from the warehouse, never from what this run's trigger
-    # brought: a SKU saved into the incident by a joining run that died is taken down, and its
-    # buyers compensated, by whichever run comes next (driving, taking over or joining).
-
-    # 1. Control (2h): off sale, confirmed (a take-down that failed is tried again)
-    rest = skus_to_take_down(incident_id, engine)
-    if rest:
-        run_control_task(incident_id, rest)
-
-    # 2. Clarify (4h): a statement a human approved, published
-    if get_step(engine, incident_id, "clarify")["status"] != "done":
-        draft_statement_task(incident_id)
-        if not _wait_for_statement(incident_id, me["flow_run_id"], logger):
-            expired.append("clarify")
-
-    # products that joined while this run waited (and whose joining run died): off sale too
-    _take_down_joined(incident_id)
-
-    # 3. Compensate (24h): apologies and remedies in priority order, core reviewed first
-    #    (again for buyers of products that joined a compensated incident and are not served yet)
-    if get_step(engine, incident_id, "compensate")["status"] != "done" or unplanned_customers(incident_id, engine):
-        review_keys = count(1)
-        for _pass in range(3):  # a second pass only for products that joined during the review
-            plan_compensation_task(incident_id)
-            progress = send_apologies_task(incident_id)["progress"]
-            if progress["awaiting_review"]:
-                if not _wait_for_core_review(incident_id, me["flow_run_id"], logger, review_keys):
-                    expired.append("compensate")
-                    break
-                send_apologies_task(incident_id)
-            _take_down_joined(incident_id)
-            if not unplanned_customers(incident_id, engine):
-                break
+    try:
+        _run_checklist(incident_id, engine, me, logger, expired)
+    except IncidentClosed:
+        # closed by an operator (``incident close``) while this run worked or waited: the 3C
+        # checklist ends there, the run finishes cleanly (its closing report is published)
+        closed = get_incident(engine, incident_id)
+        logger.warning("%s", t("log.crisis.closed_stop", incident_id=incident_id, closed_at=to_shop_str(closed["closed_at"]),
+                               closed_by=closed["closed_by"] or "-"))
+        steps = {s: get_step(engine, incident_id, s)["status"] for s in ("control", "clarify", "compensate")}
+        return {"incident_id": incident_id, "joined": inc["joined"], "closed": True, "steps": steps}
 
     rep = build_report(incident_id, engine)
     publish_artifact(incident_id, report_markdown(rep), t("crisis.artifact.description", incident_id=incident_id))
@@ -248,6 +224,60 @@ def crisis_response(
         raise RuntimeError(t("crisis.timeout.failed", incident_id=incident_id,
                              steps=join_list(t(f"crisis.step.{s}") for s in expired)))
     return summary
+
+
+class IncidentClosed(Exception):
+    """The incident was closed: the checklist ends (``_stop_if_closed``)."""
+
+
+def _stop_if_closed(incident_id: str) -> None:
+    if get_incident(get_engine(), incident_id)["status"] != "open":
+        raise IncidentClosed(incident_id)
+
+
+def _run_checklist(incident_id: str, engine, me: dict, logger, expired: list[str]) -> None:
+    """Control, Clarify, Compensate: what is left of them. Raises ``IncidentClosed`` when the
+    incident is closed meanwhile (checked before each step and after each wait; the step
+    functions themselves refuse to publish, escalate or send for a closed incident)."""
+    # What is left to do is read from the warehouse, never from what this run's trigger
+    # brought: a SKU saved into the incident by a joining run that died is taken down, and its
+    # buyers compensated, by whichever run comes next (driving, taking over or joining).
+
+    # 1. Control (2h): off sale, confirmed (a take-down that failed is tried again)
+    _stop_if_closed(incident_id)
+    rest = skus_to_take_down(incident_id, engine)
+    if rest:
+        run_control_task(incident_id, rest)
+
+    # 2. Clarify (4h): a statement a human approved, published
+    _stop_if_closed(incident_id)
+    if get_step(engine, incident_id, "clarify")["status"] != "done":
+        draft_statement_task(incident_id)
+        if not _wait_for_statement(incident_id, me["flow_run_id"], logger):
+            expired.append("clarify")
+
+    # products that joined while this run waited (and whose joining run died): off sale too
+    _stop_if_closed(incident_id)
+    _take_down_joined(incident_id)
+
+    # 3. Compensate (24h): apologies and remedies in priority order, core reviewed first
+    #    (again for buyers of products that joined a compensated incident and are not served yet)
+    if get_step(engine, incident_id, "compensate")["status"] != "done" or unplanned_customers(incident_id, engine):
+        review_keys = count(1)
+        for _pass in range(3):  # a second pass only for products that joined during the review
+            _stop_if_closed(incident_id)
+            plan_compensation_task(incident_id)
+            progress = send_apologies_task(incident_id)["progress"]
+            if progress["awaiting_review"]:
+                if not _wait_for_core_review(incident_id, me["flow_run_id"], logger, review_keys):
+                    expired.append("compensate")
+                    break
+                send_apologies_task(incident_id)
+            _stop_if_closed(incident_id)
+            _take_down_joined(incident_id)
+            if not unplanned_customers(incident_id, engine):
+                break
+    _stop_if_closed(incident_id)  # a wait that ran out after the closing is no expiry: the checklist ended
 
 
 def _replace_reason_parameter(flow_run_id: str | None, reason: str, logger) -> None:
@@ -305,6 +335,7 @@ def _wait_for_statement(incident_id: str, flow_run_id: str | None, logger) -> bo
     engine = get_engine()
     attempt = 0
     while True:
+        _stop_if_closed(incident_id)
         if get_step(engine, incident_id, "clarify")["status"] == "done":
             return True  # approved meanwhile (e.g. from the CLI by a previous run)
         until = _wait_until(incident_id, cfg.statement_wait_hours)
@@ -335,6 +366,7 @@ def _wait_for_statement(incident_id: str, flow_run_id: str | None, logger) -> bo
             expire_step(incident_id, "clarify", "crisis.expired.statement")
             logger.warning(t("crisis.timeout.statement", incident_id=incident_id))
             return False
+        _stop_if_closed(incident_id)  # closed while the form waited (``incident close`` answers it)
         who = answer.approver  # required by the form (stripped, never empty)
         if answer.approve:
             if answer.takedown_confirmed:
@@ -361,6 +393,7 @@ def _wait_for_core_review(incident_id: str, flow_run_id: str | None, logger, key
     engine = get_engine()
     keys = keys or count(1)
     while True:
+        _stop_if_closed(incident_id)
         pending = awaiting_review(incident_id, engine)
         if pending.empty:
             return True
@@ -386,6 +419,7 @@ def _wait_for_core_review(incident_id: str, flow_run_id: str | None, logger, key
             expire_step(incident_id, "compensate", "crisis.expired.review")
             logger.warning(t("crisis.timeout.review", incident_id=incident_id))
             return False
+        _stop_if_closed(incident_id)  # closed while the form waited (``incident close`` answers it)
         if answer.approve:
             release_core_task(incident_id, answer.reviewer, answer.exclude_customers)
             return True

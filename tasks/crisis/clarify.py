@@ -18,7 +18,7 @@ from sqlalchemy.engine import Connection, Engine
 
 from tasks.alerts import enqueue_alert
 from tasks.crisis import messages  # noqa: F401
-from tasks.crisis.incidents import get_incident, get_step, set_step
+from tasks.crisis.incidents import get_incident, get_step, lock_open, set_step
 from tasks.crisis.spike import reason_text
 from tasks.crisis.templates import render
 from tasks.crisis.util import execute, read, to_shop, to_shop_str
@@ -121,11 +121,11 @@ def refresh_draft(incident_id: str, engine: Engine | None = None) -> str | None:
 
 def approve_statement(incident_id: str, text: str | None, approver: str, engine: Engine | None = None, now: datetime | None = None) -> bool:
     """Record the approval and publish the statement once. Returns False when it was
-    already published (nothing is sent twice)."""
+    already published (nothing is sent twice) or the incident is closed (nothing is published)."""
     engine = engine or get_engine()
     now = now or utcnow()
     inc = get_incident(engine, incident_id)
-    if inc["statement_published_at"] is not None:
+    if inc["statement_published_at"] is not None or inc["status"] != "open":
         return False
     text = (text or inc.get("statement") or "").strip()
     if not text:
@@ -134,7 +134,8 @@ def approve_statement(incident_id: str, text: str | None, approver: str, engine:
     s = get_settings().crisis
     with engine.begin() as conn:
         n = execute(
-            conn, ("UPDATE incidents SET statement = :s, statement_published_at = :t WHERE incident_id = :i AND statement_published_at IS NULL"),
+            conn, ("UPDATE incidents SET statement = :s, statement_published_at = :t WHERE incident_id = :i "
+                   "AND statement_published_at IS NULL AND status = 'open'"),  # a closed incident publishes nothing
             {"s": text, "t": now, "i": incident_id},
         ).rowcount
         if not n:
@@ -181,7 +182,8 @@ def reject_statement(incident_id: str, text: str | None, reviewer: str, note: st
 
 
 def expire_step(incident_id: str, step: str, what_key: str, engine: Engine | None = None, now: datetime | None = None) -> None:
-    """The wait for a human on ``step`` ran out: record it and escalate (critical)."""
+    """The wait for a human on ``step`` ran out: record it and escalate (critical). Nothing for
+    a closed incident (its checklist ended)."""
     engine = engine or get_engine()
     inc = get_incident(engine, incident_id)
     st = get_step(engine, incident_id, step)
@@ -189,6 +191,8 @@ def expire_step(incident_id: str, step: str, what_key: str, engine: Engine | Non
         return
     s = get_settings().crisis
     with engine.begin() as conn:
+        if not lock_open(conn, incident_id):
+            return
         set_step(conn, incident_id, step, "expired", "userops", {"expired_at": now or utcnow()}, now, action=f"step.{step}.expired")
         enqueue_alert(
             "crisis_escalation",

@@ -30,7 +30,7 @@ from prefect.cache_policies import NO_CACHE
 from sqlalchemy import text as sa_text
 from sqlalchemy.engine import Connection, Engine
 
-from tasks.crisis.incidents import get_incident, get_step, set_step
+from tasks.crisis.incidents import get_incident, get_step, lock_open, set_step
 from tasks.crisis.templates import fill_markers, marker, override_path, render_guarded
 from tasks.crisis.util import execute, read
 from userops.clock import utcnow
@@ -185,6 +185,8 @@ def plan_compensation(incident_id: str, engine: Engine | None = None, now: datet
     s = get_settings()
     lang = s.customer_language  # the apologies (and call scripts) are the customers': not the operator's language
     with engine.begin() as conn:
+        if not lock_open(conn, incident_id):  # closed: its checklist ended, nothing is planned
+            return {"customers": 0, "planned": 0, "per_tier": {}, "closed": True}
         record_affected(conn, incident_id, now)
         inc = get_incident(conn, incident_id)
         aff = affected_customers(conn, inc["skus"], inc["opened_at"], now)
@@ -327,6 +329,8 @@ def release_calls(incident_id: str, engine: Engine | None = None, now: datetime 
     engine = engine or get_engine()
     now = now or utcnow()
     with engine.begin() as conn:
+        if not lock_open(conn, incident_id):  # closed: no call is listed any more
+            return 0
         due = read(
             conn,
             "SELECT ic.customer_id, ic.touch_key, a.status AS apology_status FROM incident_customers ic "
@@ -422,6 +426,8 @@ def release_core(incident_id: str, reviewer: str, exclude: list[str] | None = No
     from tasks.messaging import approve_touches
 
     with engine.begin() as conn:
+        if not lock_open(conn, incident_id):  # closed: nothing is released (its touches were withdrawn)
+            return {"released": 0, "held": 0, "not_excluded": [], "closed": True}
         held, not_excluded = 0, []
         if exclude:
             # an excluded customer gets nothing from this incident: no apology on any channel and
@@ -606,10 +612,11 @@ def open_calls(incident_id: str, bind: Engine | Connection | None = None) -> int
 
 
 def unfinished(incident_id: str, bind: Engine | Connection | None = None) -> dict:
-    """What Compensate still owes when the incident would close: ``apologies`` not sent yet
-    (planned, in flight or awaiting review), of which ``awaiting_review``; affected customers
-    without a planned apology (``unplanned``); calls not on the staff list yet (``calls``).
-    All zero: nothing is left."""
+    """What the checklist still owes when the incident would close: ``steps`` — Control and
+    Clarify when not done (products not confirmed off sale, no statement published); what
+    Compensate owes: ``apologies`` not sent yet (planned, in flight or awaiting review), of
+    which ``awaiting_review``; affected customers without a planned apology (``unplanned``);
+    calls not on the staff list yet (``calls``). All empty: nothing is left."""
     bind = bind or get_engine()
     row = read(
         bind,
@@ -624,6 +631,7 @@ def unfinished(incident_id: str, bind: Engine | Connection | None = None) -> dic
         "awaiting_review": int(row["awaiting_review"] or 0),
         "unplanned": int(row["unplanned"] or 0),
         "calls": open_calls(incident_id, bind),
+        "steps": [s for s in ("control", "clarify") if get_step(bind, incident_id, s)["status"] != "done"],
     }
 
 

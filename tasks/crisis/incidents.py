@@ -31,6 +31,8 @@ from userops.settings import get_settings
 STEPS = ("control", "clarify", "compensate")
 SEVERITIES = ("low", "medium", "high", "critical")
 OPEN, CLOSED = "open", "closed"
+# touches.reason of an apology or call withdrawn because its incident was closed before it went out
+CLOSED_REASON = "incident closed"
 
 log = logging.getLogger("userops.crisis.incidents")
 
@@ -327,6 +329,15 @@ def set_step(
     audit(conn, actor, action or f"step.{step}.{status}", "incident", incident_id, {"step": step, "status": status, **(result or {})})
 
 
+def lock_open(conn: Connection, incident_id: str) -> bool:
+    """Inside the transaction of a step's work (publish, escalate, plan, release, list calls):
+    whether the incident is still open, holding its row until that transaction ends (PostgreSQL's
+    row lock; SQLite's write lock). A closing then waits for the work and sees it; work after a
+    closing sees it closed and does nothing: a closed incident ends the checklist."""
+    return bool(execute(conn, "UPDATE incidents SET status = status WHERE incident_id = :i AND status = 'open'",
+                        {"i": incident_id}).rowcount)
+
+
 def close_incident_row(conn: Connection, incident_id: str, actor: str, report: dict, now: datetime) -> bool:
     n = execute(
         conn,
@@ -336,10 +347,17 @@ def close_incident_row(conn: Connection, incident_id: str, actor: str, report: d
     ).rowcount
     if n:
         execute(conn, ("DELETE FROM incident_skus WHERE incident_id = :i"), {"i": incident_id})
+        # apologies and calls not out yet are withdrawn: no sender (the flow, the hourly monitor,
+        # deliver-messages) sends anything for a closed incident
+        withdrawn = execute(
+            conn, "UPDATE touches SET status = 'suppressed', reason = :r WHERE campaign = :c AND status IN ('planned', 'awaiting_review')",
+            {"r": CLOSED_REASON, "c": f"crisis-{incident_id}"},
+        ).rowcount or 0
         from tasks.crisis.deadlines import drop_deadline_alerts
 
         drop_deadline_alerts(conn, incident_id, STEPS, actor)  # a closed incident has no deadlines left
-        audit(conn, actor, "incident.closed", "incident", incident_id, {"report": {k: report.get(k) for k in ("compensated", "cost")}})
+        audit(conn, actor, "incident.closed", "incident", incident_id,
+              {"report": {k: report.get(k) for k in ("compensated", "cost")}, "withdrawn_touches": int(withdrawn)})
     return bool(n)
 
 

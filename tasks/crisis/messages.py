@@ -434,6 +434,14 @@ register(
             "zh-CN": "事件 {incident_id}：未能在 Prefect 中发布报告（{error}），报告仍保存在事件记录中",
             "en": "Incident {incident_id}: could not publish the report artifact in Prefect ({error}); the report is kept with the incident",
         },
+        "log.crisis.close_run_not_released": {
+            "zh-CN": "事件已关闭，但无法让等待表单的流程运行 {flow_run_id} 结束（{error}）；它在等待结束时会发现事件已关闭，不会再发布、升级或发送任何内容",
+            "en": "The incident is closed but its flow run {flow_run_id}, waiting in a form, could not be released ({error}); when its wait ends it finds the incident closed and publishes, escalates and sends nothing",
+        },
+        "log.crisis.closed_stop": {
+            "zh-CN": "事件 {incident_id} 已于 {closed_at}（店铺时间）由 {closed_by} 关闭：3C 清单到此结束，本次运行不再发布声明、升级或发送致歉",
+            "en": "Incident {incident_id} was closed at {closed_at} (shop time) by {closed_by}: its 3C checklist ends here; this run publishes, escalates and sends nothing more",
+        },
         "log.crisis.not_auto_closed": {
             "zh-CN": "事件 {incident_id}：补偿尚未完成，未自动关闭：{apologies} 条致歉未发出（其中 {awaiting} 条等待核心客户复核），"
             "{unplanned} 位受影响客户尚未安排致歉，{calls} 个回访电话尚未列入回访清单",

@@ -309,7 +309,7 @@ class UnfinishedWork(Exception):
 
 
 def has_unfinished(left: dict) -> bool:
-    return any(left.get(k) for k in ("apologies", "unplanned", "calls"))
+    return any(left.get(k) for k in ("apologies", "unplanned", "calls", "steps"))
 
 
 def close_incident(incident_id: str, actor: str, engine: Engine | None = None, now: datetime | None = None,
@@ -345,7 +345,24 @@ def close_incident(incident_id: str, actor: str, engine: Engine | None = None, n
         if has_unfinished(left):
             audit(conn, actor, "incident.closed_unfinished", "incident", incident_id, {"unfinished": left})
     _publish_closing(incident_id, rep, engine)
+    rep["released_run"] = _release_run(inc.get("flow_run_id"), actor)
     return rep
+
+
+def _release_run(flow_run_id: str | None, actor: str) -> str | None:
+    """The run driving the incident, when it waits in a pause form, is answered so it finishes
+    (``runs.release_paused``). Best effort: a Prefect API out of reach is logged, never fails
+    the closing (the run then finds the incident closed when its pause ends). Returns the run
+    id when it was released."""
+    if not flow_run_id:
+        return None
+    from tasks.crisis.runs import release_paused
+
+    try:
+        return flow_run_id if release_paused(flow_run_id, actor) else None
+    except Exception as exc:  # noqa: BLE001 - the incident is closed either way
+        log.warning("%s", t("log.crisis.close_run_not_released", flow_run_id=flow_run_id, error=type(exc).__name__))
+        return None
 
 
 def auto_close(engine: Engine | None = None, now: datetime | None = None) -> list[str]:

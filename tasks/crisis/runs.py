@@ -69,6 +69,24 @@ def force_running(flow_run_id: str) -> None:
         client.set_flow_run_state(UUID(str(flow_run_id)), Running(), force=True)
 
 
+def release_paused(flow_run_id: str | None, actor: str) -> str | None:
+    """The incident was closed while its run waits in a pause form: answer the form with nothing
+    approved, so the run carries on, finds the incident closed and finishes (Completed, saying
+    so). Cancelling instead would leave a run started in a terminal (``incident open --local``)
+    polling its pause until the wait ran out. Returns the pause key answered, None when the run
+    was not paused for a form."""
+    state, key = run_state(flow_run_id)
+    if state != "PAUSED" or not key:
+        return None
+    if key.startswith("statement-"):
+        resume(flow_run_id, {"statement": "", "approve": False, "approver": actor, "takedown_confirmed": False, "note": ""})
+    elif key.startswith("core-review-"):
+        resume(flow_run_id, {"approve": False, "reviewer": actor, "exclude_customers": [], "note": ""})
+    else:
+        return None
+    return key
+
+
 def resume(flow_run_id: str, run_input: dict) -> None:
     from prefect.flow_runs import resume_flow_run
 

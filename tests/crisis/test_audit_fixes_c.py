@@ -137,3 +137,116 @@ def test_escalation_of_a_closed_incident_is_never_posted(sqlite_warehouse, pinne
     deliver_pending(sqlite_warehouse, now=NOW + timedelta(minutes=5 * 60 + 2), channels=rec.channels())
     assert not [x for x in rec.texts(iid) if "升级" in x or "提醒" in x], rec.texts(iid)
     assert watch_deadlines(sqlite_warehouse, now=NOW + timedelta(hours=25))["recorded"] == []
+
+
+def test_a_closed_incident_ends_the_checklist(sqlite_warehouse, pinned_now, provider):
+    """Item 1: open, draft, close at +5 min; then what the paused run would do next: no
+    escalation, no statement published, no apology sent (the planned ones are withdrawn)."""
+    from tasks.crisis.clarify import approve_statement, draft_statement, expire_step
+    from tasks.crisis.compensate import plan_compensation, send_apologies
+    from tasks.crisis.report import close_incident
+
+    shop(sqlite_warehouse, CUSTOMERS)
+    iid = open_incident(sqlite_warehouse)["incident_id"]
+    draft_statement(iid, engine=sqlite_warehouse, now=NOW)
+    assert close_incident(iid, "ops", sqlite_warehouse, NOW + timedelta(minutes=5)) is not None
+    later = NOW + timedelta(minutes=6)
+    expire_step(iid, "compensate", "crisis.expired.review", engine=sqlite_warehouse, now=later)
+    assert approve_statement(iid, None, "lead", engine=sqlite_warehouse, now=later) is False
+    plan_compensation(iid, sqlite_warehouse, later)
+    send_apologies(iid, sqlite_warehouse, later)
+    assert _outbox(sqlite_warehouse, "crisis_escalation").empty
+    assert _outbox(sqlite_warehouse, "crisis_statement").empty
+    touches = read_frame(sqlite_warehouse, "SELECT status FROM touches WHERE campaign = :c", {"c": f"crisis-{iid}"})
+    assert "sent" not in set(touches["status"]), touches
+    assert not provider_sent(provider)
+
+
+def provider_sent(provider):
+    return list(provider.delivered)
+
+
+def test_closing_withdraws_planned_apologies(sqlite_warehouse, pinned_now, provider):
+    """Item 1: apologies planned before the closing are withdrawn by it: nothing sends them after."""
+    from tasks.crisis.compensate import plan_compensation, send_apologies
+    from tasks.crisis.report import close_incident
+    from tasks.messaging import send_due
+
+    shop(sqlite_warehouse, {"C1": "ordinary", "C2": "core"})
+    iid = open_incident(sqlite_warehouse)["incident_id"]
+    plan_compensation(iid, sqlite_warehouse, NOW)
+    assert close_incident(iid, "ops", sqlite_warehouse, NOW + timedelta(minutes=5)) is not None
+    send_due(engine=sqlite_warehouse, now=NOW + timedelta(minutes=6))
+    send_apologies(iid, sqlite_warehouse, NOW + timedelta(minutes=6))
+    touches = read_frame(sqlite_warehouse, "SELECT status, reason FROM touches WHERE campaign = :c", {"c": f"crisis-{iid}"})
+    assert set(touches["status"]) == {"suppressed"} and set(touches["reason"]) == {"incident closed"}, touches
+
+
+def test_close_asks_when_control_or_clarify_unfinished(sqlite_warehouse, pinned_now):
+    """Item 1: no affected customer, nothing owed by Compensate, yet Control and Clarify are not
+    done: ``incident close`` names them and asks (no answer = no, refused and recorded)."""
+    from typer.testing import CliRunner
+
+    from tasks.crisis.incidents import get_incident
+    from userops.cli import app
+
+    iid = open_incident(sqlite_warehouse, skus=("SKU-NOBODY",))["incident_id"]
+    res = CliRunner().invoke(app, ["incident", "close", iid, "--by", "ops"], input="")
+    assert res.exit_code == 1, res.output
+    assert "控制扩散" in res.output and "澄清事实" in res.output and "仍要关闭吗？" in res.output, res.output
+    assert get_incident(sqlite_warehouse, iid)["status"] == "open"
+    res = CliRunner().invoke(app, ["incident", "close", iid, "--by", "ops"], input="y\n")
+    assert res.exit_code == 0, res.output
+    assert get_incident(sqlite_warehouse, iid)["status"] == "closed"
+
+
+def test_paused_run_released_by_closing_finishes(sqlite_warehouse, pinned_now, monkeypatch):
+    """Item 1: closing answers the form the run waits in (nothing approved); the run's wait loop
+    then finds the incident closed and ends the checklist without acting on the answer."""
+    import pytest
+
+    import flows.crisis as crisis
+    import tasks.crisis.runs as runs
+    from tasks.crisis.clarify import draft_statement
+    from tasks.crisis.report import close_incident
+
+    shop(sqlite_warehouse, CUSTOMERS)
+    iid = open_incident(sqlite_warehouse, flow_run_id="fr-1")["incident_id"]
+    draft_statement(iid, engine=sqlite_warehouse, now=NOW)
+    resumed = []
+    monkeypatch.setattr(runs, "run_state", lambda fr: ("PAUSED", "statement-1"))
+    monkeypatch.setattr(runs, "resume", lambda fr, run_input: resumed.append((fr, run_input)))
+
+    def pause(wait_for_input=None, **kw):  # the operator closes the incident while the form waits
+        rep = close_incident(iid, "ops", sqlite_warehouse, NOW + timedelta(minutes=5))
+        assert rep["released_run"] == "fr-1"
+        return crisis.StatementApproval(**resumed[-1][1])
+
+    monkeypatch.setattr(crisis, "pause_flow_run", pause)
+
+    class _Log:
+        def info(self, *a, **k): pass
+        warning = info
+
+    with pytest.raises(crisis.IncidentClosed):
+        crisis._wait_for_statement(iid, "fr-1", _Log())
+    assert resumed and resumed[0][1]["approve"] is False
+    actions = set(read_frame(sqlite_warehouse, "SELECT action FROM audit_log WHERE entity_id = :i", {"i": iid})["action"])
+    assert "statement.sent_back" not in actions and "statement.approved" not in actions
+
+
+def test_approve_refuses_a_closed_incident(sqlite_warehouse, pinned_now):
+    """Item 1: ``incident approve`` on a closed incident says it is not open; nothing published."""
+    from typer.testing import CliRunner
+
+    from tasks.crisis.clarify import draft_statement
+    from tasks.crisis.report import close_incident
+    from userops.cli import app
+
+    shop(sqlite_warehouse, CUSTOMERS)
+    iid = open_incident(sqlite_warehouse)["incident_id"]
+    draft_statement(iid, engine=sqlite_warehouse, now=NOW)
+    close_incident(iid, "ops", sqlite_warehouse, NOW + timedelta(minutes=5))
+    res = CliRunner().invoke(app, ["incident", "approve", iid, "--statement", "--by", "lead"])
+    assert res.exit_code == 1 and "没有处理中的事件" in res.output, res.output
+    assert _outbox(sqlite_warehouse, "crisis_statement").empty

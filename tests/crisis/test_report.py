@@ -88,7 +88,8 @@ def test_auto_close_after_quiet_period_and_cli(warehouse, provider, pinned_now):
 def test_open_incident_not_closed_while_a_step_is_open(warehouse):
     iid = open_incident(warehouse)["incident_id"]
     assert auto_close(warehouse, NOW + timedelta(days=30)) == []
-    res = CliRunner().invoke(__import__("userops.cli", fromlist=["app"]).app, ["incident", "close", iid, "--by", "ops"])
+    res = CliRunner().invoke(__import__("userops.cli", fromlist=["app"]).app, ["incident", "close", iid, "--by", "ops"],
+                                input="y\n")  # Control and Clarify not done: it asks first
     assert res.exit_code == 0 and get_incident(warehouse, iid)["status"] == "closed"
 
 

@@ -78,6 +78,14 @@ register_messages(
             "en": "Incident {incident_id}: compensation is unfinished: {apologies} apologies not sent ({awaiting} of them await "
             "the core review), {unplanned} affected customers without a planned apology, {calls} calls not yet on the call list.",
         },
+        "incident.unfinished.steps": {
+            "zh-CN": "事件 {incident_id} 尚未完成：{steps}。关闭后 3C 清单即结束，不再下架确认、发布声明或发送致歉。",
+            "en": "Incident {incident_id} is not finished: {steps}. Closing ends its 3C checklist: nothing more is confirmed, published or sent.",
+        },
+        "incident.closed.run_released": {
+            "zh-CN": "等待审批的流程运行 {flow_run_id} 已被告知事件关闭，将自行结束。",
+            "en": "The flow run {flow_run_id} waiting for an approval was told the incident is closed and finishes by itself.",
+        },
         "incident.unfinished.confirm": {"zh-CN": "仍要关闭吗？", "en": "Close it anyway?"},
         "incident.unfinished.refused": {
             "zh-CN": "未关闭（已记入审计日志）。请先完成补偿（`userops incident approve {incident_id}`），"
@@ -283,6 +291,9 @@ def approve_cmd(
     if inc is None:
         typer.echo(t("incident.unknown", incident_id=incident_id), err=True)
         raise typer.Exit(1)
+    if inc["status"] != "open":  # a closed incident's checklist ended: nothing to approve
+        typer.echo(t("incident.not_open", incident_id=incident_id), err=True)
+        raise typer.Exit(1)
     who = _me(by)
     text = statement_file.read_text(encoding="utf-8") if statement_file else None
     state, key = run_state(inc["flow_run_id"])
@@ -364,6 +375,7 @@ def close_cmd(
     # With compensation unfinished it says what is left and asks for a confirmation (default
     # no; no terminal to answer = no): refused -> recorded (incident.close_refused), confirmed ->
     # closed and recorded (incident.closed_unfinished).
+    from tasks.crisis import messages  # noqa: F401  (crisis.step.*)
     from tasks.crisis.compensate import unfinished
     from tasks.crisis.incidents import get_incident
     from tasks.crisis.report import UnfinishedWork, close_incident, has_unfinished, report_markdown
@@ -380,8 +392,12 @@ def close_cmd(
     left = unfinished(incident_id, engine)
     confirmed = False
     if has_unfinished(left):
-        typer.echo(t("incident.unfinished", incident_id=incident_id, apologies=left["apologies"],
-                     awaiting=left["awaiting_review"], unplanned=left["unplanned"], calls=left["calls"]), err=True)
+        if left.get("steps"):  # Control / Clarify not done
+            typer.echo(t("incident.unfinished.steps", incident_id=incident_id,
+                         steps=join_list(t(f"crisis.step.{s}") for s in left["steps"])), err=True)
+        if any(left.get(k) for k in ("apologies", "unplanned", "calls")):
+            typer.echo(t("incident.unfinished", incident_id=incident_id, apologies=left["apologies"],
+                         awaiting=left["awaiting_review"], unplanned=left["unplanned"], calls=left["calls"]), err=True)
         try:
             confirmed = typer.confirm(t("incident.unfinished.confirm"), default=False, err=True)
         except typer.Abort:  # no terminal to answer
@@ -397,4 +413,6 @@ def close_cmd(
     if rep.get("unfinished"):
         typer.echo(t("incident.unfinished.forced"), err=True)
     typer.echo(t("incident.closed", incident_id=incident_id))
+    if rep.get("released_run"):
+        typer.echo(t("incident.closed.run_released", flow_run_id=rep["released_run"]))
     typer.echo(report_markdown(rep))
