@@ -302,6 +302,19 @@ def _replace_reason_parameter(flow_run_id: str | None, reason: str, logger) -> N
         logger.warning(t("crisis.reason.param_kept", error=type(exc).__name__, flow_run_id=flow_run_id))
 
 
+@flow(name="crisis-watch", flow_run_name=run_names.every("crisis-watch"), **ALERT_HOOKS)
+def crisis_watch() -> dict:
+    """Every 5 minutes (``crisis-watch`` deployment): the crisis deadlines of open incidents —
+    reminders at 50% / 90% of each step's window, escalation when late — delivered at once.
+    With no open incident it makes one query and ends (no task runs)."""
+    from tasks.crisis.deadlines import watch_open_incidents
+
+    out = watch_open_incidents()
+    if out.get("reminders") or out.get("escalations"):
+        get_run_logger().info("%s", t("monitor.summary.deadlines", r=out["reminders"], e=out["escalations"]))
+    return {k: v for k, v in out.items() if k not in ("recorded", "delivery")}
+
+
 # --------------------------------------------------------------------------- the human waits
 # The forms' and the run log's words name a form field by the title the form shows
 # (form.* / param.* in flows/texts.py), never by its parameter name.

@@ -186,6 +186,10 @@ register(
             "zh-CN": "3C 危机处理：2 小时内控制（下架商品），4 小时内澄清（声明由人在此界面审批），24 小时内补偿（受影响的客户，核心客户优先）。手动启动时填写商品、事件经过和严重程度；投诉激增（事件 userops.complaints.spike）会自动启动。",
             "en": "3C crisis response (危机处理): control within 2h (take the product down), clarify within 4h (statement approved by a human here in the UI), compensate within 24h (affected customers, core first). Start it by hand with the products, what happened and the severity; a complaint spike (event userops.complaints.spike) starts it by itself.",
         },
+        "deploy.description.crisis-watch": {
+            "zh-CN": "危机截止巡检：每 5 分钟检查处理中的危机事件——各步骤用去 50%/90% 时间时提醒，超过截止时间时升级，并立即投递这些告警；没有处理中的事件时只做一次查询。",
+            "en": "Crisis deadline watch (危机截止巡检) every 5 minutes: for open incidents, a reminder when a step is 50%/90% through its window and an escalation when its deadline passes, delivered at once; with no open incident it only looks.",
+        },
         "deploy.description.alert-crashed-run": {
             "zh-CN": "进程崩溃告警：某次运行的进程在发出告警前就已终止时，由自动化规则“userops: alert on crashed flow runs”启动，通知运营人员。",
             "en": 'Alert the operator about a crashed flow run (进程崩溃告警). Started by the automation "userops: alert on crashed flow runs" when a run\'s process died before its hooks could alert.',

@@ -1,8 +1,10 @@
 """Deadline watch: reminders at 50% / 90% of each step's window, escalation when late.
 
-Runs hourly (``flows/monitor.py``) and nightly. For every step of an open incident that is
-not done: when the time since opening passes a fraction of the step's window
-(``crisis.reminder_fractions``, default 0.5 and 0.9) the operator is reminded (alert kind
+Runs every 5 minutes (``crisis-watch`` deployment, ``watch_open_incidents``: one query when
+no incident is open), and hourly (``flows/monitor.py``) and nightly as a backstop. For every
+step of an open incident that is not done: when the time since opening passes a fraction of
+the step's window (``crisis.reminder_fractions``, default 0.5 and 0.9) the operator is
+reminded (alert kind
 ``crisis_deadline``); when the deadline has passed it escalates once (alert kind
 ``crisis_escalation``, severity critical, to ``crisis.escalation_channels`` when set —
 the second contact list — @-mentioning ``crisis.escalation_mentions``, resolved when the
@@ -108,6 +110,24 @@ def watch_deadlines(engine: Engine | None = None, now: datetime | None = None) -
                        "deadline_at": r.deadline_at})
             sent["recorded"].append({"incident_id": r.incident_id, "step": r.step, "levels": new_levels})
     return sent
+
+
+def watch_open_incidents(engine: Engine | None = None, now: datetime | None = None) -> dict:
+    """The crisis watch (``crisis-watch`` deployment, every 5 minutes): one query when no
+    incident is open (the usual case: nothing else runs); else ``watch_deadlines``, and what it
+    queued is delivered at once rather than at the next delivery pass, so a Control 90%
+    reminder (1h48 after the opening) and its escalation (2h) reach the operator within the
+    watch's interval. Returns ``{"open", "reminders", "escalations", ...}``."""
+    engine = engine or get_engine()
+    n = int(read(engine, "SELECT COUNT(*) AS n FROM incidents WHERE status = 'open'")["n"].iloc[0])
+    if not n:
+        return {"open": 0, "reminders": 0, "escalations": 0, "recorded": []}
+    out = watch_deadlines(engine, now)
+    if out["reminders"] or out["escalations"]:
+        from tasks.alerts import deliver_pending
+
+        out["delivery"] = deliver_pending(engine, now=now)
+    return {"open": n, **out}
 
 
 def drop_deadline_alerts(conn, incident_id: str, steps, actor: str) -> int:

@@ -250,3 +250,68 @@ def test_approve_refuses_a_closed_incident(sqlite_warehouse, pinned_now):
     res = CliRunner().invoke(app, ["incident", "approve", iid, "--statement", "--by", "lead"])
     assert res.exit_code == 1 and "没有处理中的事件" in res.output, res.output
     assert _outbox(sqlite_warehouse, "crisis_statement").empty
+
+
+def _deadline_watch_cadence() -> int:
+    """Seconds between two deadline watches as prefect.yaml schedules them: the crisis-watch
+    interval when deployed, else the hourly monitor (cron on the hour)."""
+    from userops.deploy import load_prefect_yaml
+
+    for d in load_prefect_yaml()["deployments"]:
+        if d["entrypoint"] == "flows/crisis.py:crisis_watch":
+            return min(int(s["interval"]) for s in d["schedules"])
+    return 3600
+
+
+def test_watch_cadence_meets_the_control_window(sqlite_warehouse, pinned_now):
+    """Item 3: incidents opened at every offset of the watch's interval (a step of a twelfth of
+    it); the watch runs at prefect.yaml's cadence for 25 hours: every 50%/90% reminder of every
+    step is sent before that step's deadline (never merged into the escalation), and every
+    escalation is sent within one interval after the deadline."""
+    from tasks.crisis.deadlines import watch_deadlines
+    from tasks.crisis.incidents import get_steps
+
+    cadence = _deadline_watch_cadence()
+    t0 = NOW.replace(minute=0, second=0)
+    opened = {}
+    for k in range(12):
+        at = t0 + timedelta(seconds=k * cadence / 12)
+        opened[open_incident(sqlite_warehouse, skus=(f"SKU-{k}",), now=at)["incident_id"]] = at
+    seen: dict = {}
+    tick = t0
+    while tick <= t0 + timedelta(hours=25):
+        for rec in watch_deadlines(sqlite_warehouse, now=tick)["recorded"]:
+            for level in rec["levels"]:
+                seen[(rec["incident_id"], rec["step"], level)] = (tick, rec["levels"])
+        tick += timedelta(seconds=cadence)
+    late = []
+    for iid in opened:
+        for st in get_steps(sqlite_warehouse, iid).itertuples(index=False):
+            for level in ("50", "90"):
+                when, levels = seen[(iid, st.step, level)]
+                if not (when < st.deadline_at and levels[-1] == level):
+                    late.append((iid, st.step, level, when, st.deadline_at))
+            when, _ = seen[(iid, st.step, "escalated")]
+            if not (st.deadline_at < when <= st.deadline_at + timedelta(seconds=cadence)):
+                late.append((iid, st.step, "escalated", when, st.deadline_at))
+    assert not late, late
+    assert cadence <= 300  # Control's 90% reminder and its escalation within a few minutes
+
+
+def test_crisis_watch_is_cheap_with_no_open_incident_and_delivers_at_once(sqlite_warehouse, pinned_now, monkeypatch):
+    """Item 3: with no open incident the watch makes one query and nothing else; with one, what it
+    queues is delivered in the same pass."""
+    import tasks.crisis.deadlines as deadlines
+
+    calls = []
+    monkeypatch.setattr(deadlines, "watch_deadlines", lambda *a, **k: calls.append(1))
+    assert deadlines.watch_open_incidents(sqlite_warehouse, NOW)["open"] == 0 and not calls
+    monkeypatch.undo()
+
+    iid = open_incident(sqlite_warehouse)["incident_id"]
+    pinned_now(NOW + timedelta(minutes=108))
+    out = deadlines.watch_open_incidents(sqlite_warehouse, NOW + timedelta(minutes=108))
+    assert out["open"] == 1 and out["reminders"] == 1
+    box = _outbox(sqlite_warehouse, "crisis_deadline")
+    assert len(box) and "pending" not in set(box["status"]), box
+    assert iid
