@@ -65,6 +65,18 @@ register(
             "zh-CN": "直接发送的告警无法记入本地日志 {dir}（{error}）：仍然发送，但数据仓库恢复后告警历史中不会有它",
             "en": "the direct post cannot be journalled in {dir} ({error}): it is posted anyway, but will not appear in the alert history when the warehouse is back",
         },
+        "alert.log.posted_unwritable": {
+            "zh-CN": "告警：发送记录无法写入本地目录 {dir}（{error}）：照常发送，但若发送后数据仓库写入失败，该告警可能被重复发送",
+            "en": "alerts: the record of posts cannot be written in {dir} ({error}): alerts are posted anyway, but one whose warehouse update fails after the post may be posted again",
+        },
+        "alert.outbox.unknown": {
+            "zh-CN": "发送中进程中断或出错（第 {part}/{parts} 部分），无法确认是否送达：请在渠道中查看（不会自动重发）",
+            "en": "the process stopped or failed while posting (part {part}/{parts}): whether it arrived is unknown, check the channel (not resent automatically)",
+        },
+        "alert.log.posted_recovered": {
+            "zh-CN": "告警：{n} 条告警此前已发出但未记为已发送（数据仓库写入失败或进程中断），现已补记，不再重发",
+            "en": "alerts: {n} alert(s) had been posted but not recorded as sent (a failed warehouse write or a stopped process); recorded now, not posted again",
+        },
         "alert.cli.sent_directly": {
             "zh-CN": "数据仓库不可用时直接发送于 {at}（UTC），恢复后补记",
             "en": "posted directly at {at} (UTC) while the warehouse was down; recorded when it was back",
@@ -252,3 +264,62 @@ def posted_directly(payload: dict) -> str | None:
         return str(info.get("at") or "")[:16].replace("T", " ")
     return None
 
+
+
+# ----------------------------------------------------------------------------- outbox posts
+# The outbox's own posts (``tasks.alerts.outbox``), journalled under
+# ``<output_dir>/alerts/posted/`` - one small JSON file per (alert, channel): its outbox id,
+# dedupe key, channel, how many parts it has and how many were posted, and ``status``:
+# ``posting`` (written just before a part is posted) or ``posted`` (written as soon as the
+# channel accepted it). It lives outside the warehouse so that a post is remembered when
+# the database write after it fails, or the process dies between the post and the
+# ``sent`` row: the next delivery pass reads it before posting anything (``outbox_entry``)
+# and marks the alert sent instead of posting it again. Removed once the row is settled.
+# No text, no mentions, nothing personal: only ids and counts.
+def posted_dir() -> Path:
+    return Path(get_settings().output_dir) / "alerts" / "posted"
+
+
+def _posted_path(dedupe_key: str, channel: str) -> Path:
+    digest = hashlib.sha256(f"{dedupe_key}\n{channel}".encode()).hexdigest()[:32]
+    return posted_dir() / f"{digest}.json"
+
+
+_UNWRITABLE_WARNED: set[str] = set()
+
+
+def outbox_mark(rows: list[tuple[int, str]], channel: str, status: str, posted: int, parts: int) -> bool:
+    """Record, for each ``(outbox id, dedupe key)``, that ``posted`` of ``parts`` parts are
+    posted to ``channel`` and the next is being posted (``posting``) or not (``posted``).
+    Returns False (after one warning) when the folder cannot be written."""
+    try:
+        d = posted_dir()
+        d.mkdir(parents=True, exist_ok=True)
+        for rid, key in rows:
+            _write(_posted_path(key, channel), {"version": VERSION, "id": rid, "dedupe_key": key, "channel": channel,
+                                                "status": status, "posted": posted, "parts": parts})
+        return True
+    except OSError as exc:
+        d = str(posted_dir())
+        if d not in _UNWRITABLE_WARNED:
+            _UNWRITABLE_WARNED.add(d)
+            log.warning("%s", t("alert.log.posted_unwritable", dir=d, error=exc.strerror or type(exc).__name__))
+        return False
+
+
+def outbox_entry(rid: int, dedupe_key: str, channel: str) -> dict | None:
+    """The journalled post of this outbox row to this channel, if any (its id must match:
+    an entry of another warehouse's row with the same key is not this row's)."""
+    path = _posted_path(dedupe_key, channel)
+    if not path.exists():
+        return None
+    e = _read(path)
+    return e if e is not None and e.get("id") == rid else None
+
+
+def outbox_forget(rows: list[tuple[int, str]], channel: str) -> None:
+    for _rid, key in rows:
+        try:
+            _posted_path(key, channel).unlink(missing_ok=True)
+        except OSError:  # pragma: no cover - stays; its row is settled, so it is ignored
+            pass

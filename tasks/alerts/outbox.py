@@ -19,6 +19,13 @@ down, and it never sends an alert twice.
   ``config_error_backoff_seconds``, the error text says what to fix. A message the channel
   refuses as malformed is marked ``failed``. Alerts still undelivered after
   ``give_up_hours`` are marked ``failed`` (they stay listed and counted in the digest).
+* **Never posted twice.** Before each post the alert is journalled under the output folder
+  (``tasks.alerts.journal`` ``outbox_mark``: ``posting``), and as soon as the channel accepts
+  it, ``posted``. The database writes after a post are retried (``DB_RETRIES``); should they
+  still fail, or the process die before the row is ``sent`` (its lease then expires), the
+  next pass finds the journal before posting anything: a posted alert is marked ``sent``
+  (the parts posted of a long one are skipped); one caught mid-post (``posting``: outcome
+  unknown) is marked ``failed`` saying so, never posted again by itself.
 * **Time.** ``now`` (naive UTC) drives every decision, so tests move time without sleeping.
 """
 from __future__ import annotations
@@ -76,6 +83,7 @@ SENDS = sa.Table(
 )
 WINDOW = timedelta(seconds=60)
 LEASE = timedelta(minutes=10)
+DB_RETRIES = (0.2, 1.0, 3.0)  # seconds between attempts of a database write after a post
 # Never merged with other alerts: their body must reach the channel whole (a merged post
 # carries only each alert's first line). The digest; the approved crisis statement (a
 # human approved every line of it); a missed crisis deadline (critical, @-mentions the
@@ -95,6 +103,7 @@ class _Row:
     payload: dict
     attempts: int
     created_at: datetime
+    dedupe_key: str = ""
 
     @classmethod
     def of(cls, r) -> "_Row":
@@ -102,7 +111,7 @@ class _Row:
             payload = json.loads(r.payload or "{}")
         except ValueError:
             payload = {}
-        return cls(r.id, r.kind, r.channel, r.severity or "warning", r.title or "", r.body or "", payload if isinstance(payload, dict) else {}, r.attempts or 0, r.created_at)
+        return cls(r.id, r.kind, r.channel, r.severity or "warning", r.title or "", r.body or "", payload if isinstance(payload, dict) else {}, r.attempts or 0, r.created_at, r.dedupe_key or "")
 
 
 @dataclass
@@ -368,6 +377,58 @@ class _Deliverer:
         return self.now + timedelta(seconds=time.monotonic() - self.t0)
 
     # -- bookkeeping
+    def _db(self, fn, *args, **kw):
+        """A database write after a successful post: retried (a locked or briefly
+        unreachable warehouse) before giving up; the journal keeps the post meanwhile."""
+        for wait in (*DB_RETRIES, None):
+            try:
+                return fn(*args, **kw)
+            except sa.exc.DBAPIError as exc:
+                if wait is None:
+                    raise
+                log.debug("alerts: database write after a post failed (%s); retrying", type(exc).__name__)
+                time.sleep(wait)
+
+    @staticmethod
+    def _keys(rows: list[_Row]) -> list[tuple[int, str]]:
+        return [(r.id, r.dedupe_key) for r in rows]
+
+    def _reconcile(self, rows: list[_Row]) -> list[_Row]:
+        """Before posting anything: the claimed rows whose post the journal holds (the
+        database write after it failed, or the process died) are settled from it, never
+        posted again. Returns the rows still to deliver."""
+        from tasks.alerts import journal
+
+        todo, recovered = [], 0
+        for r in rows:
+            e = journal.outbox_entry(r.id, r.dedupe_key, r.channel)
+            if e is None:
+                todo.append(r)
+                continue
+            posted, parts = int(e.get("posted") or 0), int(e.get("parts") or 1)
+            try:
+                if e.get("status") == "posted" and posted >= parts:
+                    sid = self._db(record_send, self.engine, r.channel, self.now, alerts=1, part=parts, outcome="sent")
+                    self._db(self._update, [r], status="sent", sent_at=self.now, claim=None, send_id=sid, attempts=OUTBOX.c.attempts + 1,
+                             last_error=None, next_attempt_at=None)
+                    self.report.sent += 1
+                    recovered += 1
+                elif e.get("status") == "posted":  # the first parts went out: go on from the next
+                    if posted > int(r.payload.get("_parts_sent", 0) or 0):
+                        self._db(self._save_progress, r, posted)
+                    todo.append(r)
+                    continue
+                else:  # caught while posting: it may have arrived
+                    err = t("alert.outbox.unknown", self.lang, part=posted + 1, parts=parts)
+                    self._db(self._update, [r], status="failed", claim=None, attempts=OUTBOX.c.attempts + 1, last_error=err[:1000])
+                    self.report.failed += 1
+                journal.outbox_forget([(r.id, r.dedupe_key)], r.channel)
+            except Exception as exc:  # the warehouse still failing: keep the claim (its lease expires), post nothing
+                log.warning("%s", t("alert.log.internal", self.lang, channel=r.channel, error=type(exc).__name__))
+        if recovered:
+            log.warning("%s", t("alert.log.posted_recovered", self.lang, n=recovered))
+        return todo
+
     def _claim(self, max_rows: int) -> list[_Row]:
         now = self.now
         give_up = now - timedelta(hours=self.settings.give_up_hours)
@@ -415,8 +476,12 @@ class _Deliverer:
         self.report.deferred += len(rows)
 
     def _failed(self, rows: list[_Row], error: str) -> None:
+        from tasks.alerts import journal
+
         self._update(rows, status="failed", claim=None, attempts=OUTBOX.c.attempts + 1, last_error=error[:1000])
         self.report.failed += len(rows)
+        if rows:
+            journal.outbox_forget(self._keys(rows), rows[0].channel)
 
     def _save_progress(self, row: _Row, parts_sent: int) -> None:
         row.payload["_parts_sent"] = parts_sent
@@ -428,7 +493,7 @@ class _Deliverer:
 
     # -- main loop
     def run(self, max_rows: int) -> _Report:
-        rows = self._claim(max_rows)
+        rows = self._reconcile(self._claim(max_rows))
         by_channel: dict[str, list[_Row]] = {}
         for r in rows:
             by_channel.setdefault(r.channel, []).append(r)
@@ -445,6 +510,8 @@ class _Deliverer:
         return self.report
 
     def _deliver_channel(self, name: str, rows: list[_Row]) -> str:
+        from tasks.alerts import journal
+
         chan = self.channels.get(name)
         if chan is None:
             err = t("alert.deliver.not_configured_error", self.lang, channel=name)
@@ -474,18 +541,25 @@ class _Deliverer:
                 return t("alert.deliver.wait_minute", self.lang, n=len(pending))
             send_id = None
             failed = None
+            keys = self._keys(plan.rows)
             for i, payload in enumerate(todo, start + 1):
+                journal.outbox_mark(keys, name, "posting", i - 1, len(parts))
                 try:
                     chan.post(payload)
-                except DeliveryError as exc:
+                except DeliveryError as exc:  # not posted: the journal as before this part
+                    if i - 1 > 0:
+                        journal.outbox_mark(keys, name, "posted", i - 1, len(parts))
+                    else:
+                        journal.outbox_forget(keys, name)
                     failed = (exc, i)
                     break
-                sid = record_send(self.engine, name, self.clock(), alerts=len(plan.rows), part=i, outcome="sent")
+                journal.outbox_mark(keys, name, "posted", i, len(parts))  # from here on, never posted again
+                sid = self._db(record_send, self.engine, name, self.clock(), alerts=len(plan.rows), part=i, outcome="sent")
                 send_id = send_id or sid
                 budget -= 1
                 self.report.posts += 1
                 if i < len(parts) and len(plan.rows) == 1:
-                    self._save_progress(plan.rows[0], i)
+                    self._db(self._save_progress, plan.rows[0], i)
             if failed is not None:
                 exc, part = failed
                 verdict = self._on_error(chan, plan, pending, exc, part, start)
@@ -497,7 +571,8 @@ class _Deliverer:
                     last_verdict = verdict
                     continue
                 return verdict
-            self._sent(plan.rows, send_id)
+            self._db(self._sent, plan.rows, send_id)
+            journal.outbox_forget(keys, name)
             self.report.sent += len(plan.rows)
             if plan.merged:
                 self.report.merged += len(plan.rows)
