@@ -132,7 +132,8 @@ register(
         },
         # the nightly ingest's run-log lines (tasks.ingest), beside ingest.line
         "log.ingest.progress": {"zh-CN": "{table}：已抽取并入库 {n} 行", "en": "{table}: {n} rows extracted and loaded so far"},
-        "log.import.progress": {"zh-CN": "{table}：已导入 {n} 行", "en": "{table}: {n} rows imported so far"},
+        # rows read from the file so far (some may be quarantined): "已导入" read as all of them loaded
+        "log.import.progress": {"zh-CN": "{table}：已读取 {n} 行", "en": "{table}: {n} rows read so far"},
         "log.ingest.not_provided": {"zh-CN": "{table}：数据来源不提供该表，已跳过", "en": "{table}: the source does not provide this table; skipped"},
         "nightly.done": {
             "zh-CN": "夜间任务 {as_of} 完成，用时 {duration} 秒",
