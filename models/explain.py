@@ -199,21 +199,41 @@ def explain(
         out[f"reason_{i + 1}"] = pd.Series(codes[:, i], index=features.index, dtype=object)
         out[f"reason_{i + 1}_sign"] = signs[:, i]
     f = features
-    out["recency_days"] = _round(f["recency_days"])
+    # Day counts in the words are the tags' (``tasks.tags.days_ago``): shop-local days from the
+    # order's day to the last day the data covers (the day before a local-midnight cutoff,
+    # i.e. ``as_of`` in scoring).  The features count to the cutoff's own day (one more on
+    # scoring's end-of-day cutoff); they stay as they are (the model is trained on them).
+    out["recency_days"] = _days_to_data_day(f["recency_days"])
     out["usual_gap_days"] = _round(f["mean_gap_days"])
     out["n_orders"] = _round(f["n_orders"])
     out["window_orders"] = _round(f["window_orders"])
     out["prev_window_orders"] = _round(f["prev_window_orders"])
     out["window_days"] = pd.Series(window_days, index=f.index, dtype="Int64")
     out["monetary_mean"] = f["monetary_mean"].round(2)
-    out["tenure_days"] = _round(f["tenure_days"])
+    out["tenure_days"] = _days_to_data_day(f["tenure_days"])
     out["returned_pct"] = _round(100 * f["returned_share"])
-    out["days_since_registration"] = _round(f["days_since_registration"])
+    out["days_since_registration"] = _days_to_data_day(f["days_since_registration"])
     return out
 
 
 def _round(s: pd.Series) -> pd.Series:
     return s.round().astype("Int64")
+
+
+def _days_to_data_day(s: pd.Series) -> pd.Series:
+    """Days counted by the features up to the cutoff -> calendar days up to the last day
+    before the cutoff (the day the data is "as of").
+
+    Only data strictly before the cutoff is folded in, so a feature count ``x`` from a
+    purchase day to the cutoff is > 0, and the day before the cutoff is ``ceil(x) - 1`` days
+    after the purchase day, whether the cutoff is a local midnight (``x`` whole: scoring's
+    end-of-day cutoff) or within a day.  ``days_since_registration`` is measured from the
+    registration time: ``ceil(x) - 1`` is the calendar count for a local-midnight cutoff.
+    """
+    v = s.to_numpy(dtype=float, na_value=np.nan)
+    # a whole count computed in floating point may carry a rounding error: ceil(61 + 1e-12) is 62
+    days = np.maximum(np.ceil(v - 1e-6) - 1, 0)
+    return pd.Series(days, index=s.index).round().astype("Int64")
 
 
 # --------------------------------------------------------------------------------------

@@ -11,6 +11,8 @@ from models.features import build_features
 from tests.models.conftest import orders_frame
 
 CUTOFF = pd.Timestamp("2024-06-01")
+# The words count days to the last day before the cutoff (2024-05-31, the "as_of" of a
+# scoring run), as the tags do: one day less than the features, which count to the cutoff.
 
 # Marginal weights as train_model would fit them: recency/overdue push to churn, more
 # orders protect, etc.  Means/stds put a "typical" customer at 30 days and 3 orders.
@@ -46,13 +48,13 @@ def test_reasons_en_and_zh_with_the_right_numbers(features):
     assert list(e["risk_band"]) == ["high", "low", "high", "high", "high", "high"]
     en = render_reasons(e, "en")
     zh = render_reasons(e, "zh-CN")
-    assert en[1].startswith("no order for 75 days, usually buys every 20 days")
-    assert zh[1].startswith("已 75 天未下单，平时约每 20 天购买一次")
-    assert "ordered 4 days ago" in en[2] and "4 天前刚下过单" in zh[2]  # low risk: why safe
-    assert "no order for 199 days" in en[3] and "only 1 order so far" in en[3]
-    assert "已 199 天未下单" in zh[3] and "累计仅 1 单" in zh[3]
+    assert en[1].startswith("no order for 74 days, usually buys every 20 days")
+    assert zh[1].startswith("已 74 天未下单，平时约每 20 天购买一次")
+    assert "ordered 3 days ago" in en[2] and "3 天前刚下过单" in zh[2]  # low risk: why safe
+    assert "no order for 198 days" in en[3] and "only 1 order so far" in en[3]
+    assert "已 198 天未下单" in zh[3] and "累计仅 1 单" in zh[3]
     assert "low average order value (8.00)" in en[3] and "客单价偏低（8.00）" in zh[3]
-    assert en[4] == "registered 12 days ago, no order yet" and zh[4] == "注册 12 天，尚未下单"
+    assert en[4] == "registered 11 days ago, no order yet" and zh[4] == "注册 11 天，尚未下单"
     assert "67% of orders refunded or cancelled" in en[5] and "67% 的订单已退款或取消" in zh[5]
     assert "1 order in the last 365 days vs about 12 per 365 days before" in en[6]
     assert "近 365 天 1 单，此前平均每 365 天 12 单" in zh[6]
@@ -76,7 +78,7 @@ def test_reason_numbers_follow_the_data(features):
     later.loc[1, "recency_days"] += 10
     later.loc[1, "recency_gap_ratio"] = later.loc[1, "recency_days"] / later.loc[1, "mean_gap_days"]
     e = explain(later, np.full(len(later), 0.9), WEIGHTS)
-    assert render_reasons(e, "en")[1].startswith("no order for 85 days, usually buys every 20 days")
+    assert render_reasons(e, "en")[1].startswith("no order for 84 days, usually buys every 20 days")
 
 
 def test_risk_band_cut_points():
