@@ -209,9 +209,10 @@ def test_file_unreadable_in_a_later_chunk_loads_nothing(warehouse, tmp_path, val
     transaction: the import fails naming the file and the row, and nothing is kept."""
     import_file("customers", write(tmp_path, "c.csv", CUSTOMERS_CSV), engine=warehouse)
     before = _index_names(warehouse, "orders")
-    text = _orders_csv(600, 'O99999,C1,"2025-06-01 12:00:00,1.00,paid\nO99998,C1,2025-06-01,1,paid,extra,fields\n')
-    # an unclosed quote runs over the rest of the file: the file fails, naming the line (not its content)
-    with pytest.raises(FileImportError, match=r"o\.csv: line 602 has 3 fields where the header has 5.*unclosed quote"):
+    # a quote left open on line 602 and closed on the next: one record over two lines with the
+    # wrong field count (a quote never closed at all fails before any chunk: test_unclosed_quote_*)
+    text = _orders_csv(600, 'O99999,C1,"2025-06-01 12:00:00,1.00,paid\nO99998",C1,2025-06-01,1,paid\n')
+    with pytest.raises(FileImportError, match=r"o\.csv: line 602 has 7 fields where the header has 5.*unclosed quote"):
         import_file("orders", write(tmp_path, "o.csv", text), engine=warehouse, chunksize=50, validate_in=validate_in)
     assert read_frame(warehouse, "SELECT COUNT(*) AS n FROM orders")["n"].iloc[0] == 0
     assert _index_names(warehouse, "orders") == before
@@ -223,8 +224,8 @@ def test_validation_process_same_result_and_errors_come_back(sqlite_warehouse, t
     (SQLite only: the loader, the part that differs by backend, is the thread path's.)"""
     warehouse = sqlite_warehouse
     import_file("customers", write(tmp_path, "c.csv", CUSTOMERS_CSV), engine=warehouse)
-    broken = _orders_csv(300, 'O99999,C1,"2025-06-01 12:00:00,1.00,paid\nO99998,C1,2025-06-01,1,paid,extra,fields\n')
-    with pytest.raises(FileImportError, match=r"line 302 has 3 fields where the header has 5.*unclosed quote"):
+    broken = _orders_csv(300, 'O99999,C1,"2025-06-01 12:00:00,1.00,paid\nO99998",C1,2025-06-01,1,paid\n')
+    with pytest.raises(FileImportError, match=r"line 302 has 7 fields where the header has 5.*unclosed quote"):
         import_file("orders", write(tmp_path, "b.csv", broken), engine=warehouse, chunksize=50, validate_in="process")
     assert read_frame(warehouse, "SELECT COUNT(*) AS n FROM orders")["n"].iloc[0] == 0
     text = _orders_csv(300, "O00003,C2,2025-07-01 12:00:00,999.00,paid\n")
@@ -263,3 +264,22 @@ def test_cli_unreadable_file_says_what_is_wrong_and_what_to_do(warehouse, tmp_pa
     assert "工作簿" not in res.output
     reset_settings()
     assert read_frame(warehouse, "SELECT COUNT(*) AS n FROM orders")["n"].iloc[0] == 0
+
+
+@pytest.mark.parametrize("chunksize", [None, 2])
+def test_unclosed_quote_in_the_last_column_fails_the_file(warehouse, tmp_path, chunksize):
+    """A quote opened in the last column and never closed: the reader would read every later
+    row into that field with the right field count, one row quarantined and the rest lost.
+    The file fails naming the line, and nothing is kept."""
+    text = ("order_id,customer_id,paid_at,amount,status\nR1,C1,2026-11-01,10,paid\nR2,C1,2026-11-02,10,\"paid\n"
+            "R3,C1,2026-11-03,10,paid\nR4,C1,2026-11-03,10,paid\n")
+    import_file("customers", write(tmp_path, "c.csv", CUSTOMERS_CSV), engine=warehouse)
+    with pytest.raises(FileImportError, match=r"u\.csv: the quote opened on line 3 is never closed") as err:
+        import_file("orders", write(tmp_path, "u.csv", text), engine=warehouse, chunksize=chunksize)
+    assert "第 3 行开始的引号" in err.value.localized("zh-CN") and "未入库" in err.value.localized("zh-CN")
+    assert read_frame(warehouse, "SELECT COUNT(*) AS n FROM orders")["n"].iloc[0] == 0
+    assert read_frame(warehouse, "SELECT COUNT(*) AS n FROM quarantine WHERE source_table = 'orders'")["n"].iloc[0] == 0
+    # a quoted value holding a line break is a good row
+    ok = "order_id,customer_id,paid_at,amount,status\nR1,C1,2026-11-01,10,\"paid\"\nR2,C1,\"2026-11-02\",10,paid\n"
+    res = import_file("orders", write(tmp_path, "ok.csv", ok), engine=warehouse, chunksize=chunksize)
+    assert (res.read, res.loaded) == (2, 2)

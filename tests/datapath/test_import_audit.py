@@ -75,7 +75,7 @@ def test_unclosed_quote_fails_the_file_naming_the_line_without_its_content(wareh
     text = f'customer_id,name,phone,email,city\nH001,张三,13812345678,zs@example.com,上海\nH002,"李四,{PHONE},{EMAIL},北京\nH003,王五,13700000000,ww@example.com,广州\n'
     res = runner.invoke(app, ["import", "customers", str(write(tmp_path, "q.csv", text))])
     assert res.exit_code == 1
-    assert "第 3 行" in res.output and "未闭合的引号" in res.output
+    assert "第 3 行开始的引号（\"）未闭合" in res.output
     assert PHONE not in res.output and EMAIL not in res.output and "李四" not in res.output
     assert read_frame(warehouse, "SELECT COUNT(*) AS n FROM customers")["n"].iloc[0] == 0
 
