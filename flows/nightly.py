@@ -55,8 +55,9 @@ def nightly(
         full_refresh: Re-read every source from the beginning instead of only the records
             changed since the last run. Slower; use it after fixing data at the source.
     """
-    logger = get_run_logger()
     as_of = as_of or shop_today()
+    refuse_future_day(as_of)  # a form or deployment run as well as `userops run nightly --as-of`
+    logger = get_run_logger()
     run_id = new_run_id("nightly")
     migrate()
     stats: dict = {"as_of": str(as_of), "stages": {}}
@@ -81,6 +82,29 @@ def nightly(
     finish_run(run_id, "completed", stats)
     logger.info("%s", text("log.nightly.done", as_of=as_of, seconds=f"{stats['duration_s']:.1f}"))
     return stats
+
+
+class FutureDay(ValueError):
+    """The nightly run asked for a day after the shop's today. It would write that day's
+    stage history and health snapshot ahead of time and plan the month's touches a second
+    time (a recall in period 2030-01 on top of this month's): refused before anything runs."""
+
+    key = "nightly.future_day"
+
+    def __init__(self, day: date, today: date):
+        self.day, self.today = day, today
+        super().__init__(self.localized())
+
+    def localized(self, lang: str | None = None) -> str:
+        return text(self.key, lang, day=self.day.isoformat(), today=self.today.isoformat())
+
+
+def refuse_future_day(as_of: date) -> None:
+    """Raise :class:`FutureDay` when ``as_of`` is after today in the shop's timezone
+    (``userops.clock.shop_today``: ``USEROPS_NOW`` pins it in tests); today itself is fine."""
+    today = shop_today()
+    if as_of > today:
+        raise FutureDay(as_of, today)
 
 
 # stages whose flow logs its own summary lines (flows/churn.py score_churn): not logged twice

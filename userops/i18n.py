@@ -139,6 +139,11 @@ register(
             "zh-CN": "夜间任务 {as_of} 完成，用时 {duration} 秒",
             "en": "Nightly run for {as_of} finished in {duration}s",
         },
+        # flows/nightly.py refuse_future_day: `userops run nightly --as-of`, the Run form, a deployment run
+        "nightly.future_day": {
+            "zh-CN": "{day} 在今天（店铺时间 {today}）之后：夜间任务只能按已经到来的日子运行，请用 {today} 或更早的日期，或不指定日期（默认为今天）",
+            "en": "{day} is after today ({today}, shop time): the nightly run can only run for a day that has come; give {today} or earlier, or no date (today by default)",
+        },
         "nightly.failed": {
             "zh-CN": "夜间任务失败：{error}",
             "en": "Nightly run failed: {error}",

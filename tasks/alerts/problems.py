@@ -13,7 +13,16 @@ import re
 from dataclasses import dataclass
 
 from tasks.alerts.safety import error_summary
-from userops.i18n import t
+from userops.i18n import register, t
+
+# the kinds added after tasks.alerts.messages' problem.* texts, registered with their checks
+register(
+    {
+        "problem.step.as_of": {"zh-CN": "检查业务日期 as_of", "en": "checking the business day as_of"},
+        "problem.fix.as_of": {"zh-CN": "请把 as_of 改为店铺今天或更早的日期（留空即今天）",
+                              "en": "set as_of to the shop's today or earlier (empty means today)"},
+    }
+)
 
 # what a database driver says when the warehouse cannot be reached or entered (the command
 # line's error mapping uses the same list, through warehouse_unreachable)
@@ -27,7 +36,7 @@ _REJECTED = re.compile(r"^(\w+)(?:: (?:\d+ of \d+ rows .*failed validation|table
 
 @dataclass
 class Problem:
-    kind: str  # warehouse / validation / source / other
+    kind: str  # warehouse / validation / source / as_of / other
     step: str
     reason: str  # one scrubbed line
     fix: str
@@ -103,6 +112,8 @@ def _describe(exc: BaseException | None, text: str | None, flow: str, lang: str 
         detail = error_summary(None, _db_text(exc) if exc is not None else raw.replace("(psycopg2.OperationalError) ", ""))
         detail = detail.replace("(psycopg2.OperationalError) ", "")
         return Problem("warehouse", t("problem.step.warehouse", lang), detail, t("problem.fix.warehouse", lang), detail=detail)
+    if getattr(exc, "key", None) == "nightly.future_day":  # flows.nightly.FutureDay: nothing ran
+        return Problem("as_of", t("problem.step.as_of", lang), reason, t("problem.fix.as_of", lang))
     table = getattr(exc, "table", None) if exc is not None else None
     rejected = False
     if exc is not None:

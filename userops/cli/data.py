@@ -216,11 +216,16 @@ def run_nightly(
     full_refresh: bool = typer.Option(False, "--full-refresh", help="Ignore watermarks and re-read every source."),
 ) -> None:
     """Run the nightly flow now against the configured sources."""
-    from flows.nightly import nightly
+    from flows.nightly import FutureDay, nightly, refuse_future_day
 
     from userops.cli.options import day as parse_day
 
     day = parse_day(as_of)
+    if day is not None:
+        try:
+            refuse_future_day(day)  # one line naming the option (exit 2), before anything runs
+        except FutureDay as exc:
+            raise typer.BadParameter(exc.localized(), param_hint="--as-of")
     try:
         with _console_without_tracebacks():
             state = nightly(as_of=day, full_refresh=full_refresh, return_state=True)
