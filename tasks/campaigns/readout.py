@@ -109,9 +109,10 @@ def verdict_text(code: str, lang: str | None = None, min_n: int = MIN_N, waiting
 
 
 def _why(waiting: dict | None, lang: str | None = None) -> str:
-    """"490 位客户的归因窗口未结束，343 位尚未发送": what the conclusion waits for."""
+    """"48 位客户的归因窗口未结束，85 位尚未发送，对照组 18 位的归因窗口未结束": what the
+    conclusion waits for, the line's own customers first, then the control group's."""
     w = waiting or {}
-    parts = [t(f"campaign.verdict.open.{k}", lang, n=f"{int(w.get(k) or 0):,}") for k in ("open_window", "pending") if w.get(k)]
+    parts = [t(f"campaign.verdict.open.{k}", lang, n=f"{int(w.get(k) or 0):,}") for k in WAITING_KEYS if w.get(k)]
     return t("campaign.verdict.open.sep", lang).join(parts)
 
 
@@ -121,8 +122,14 @@ def withhold(u: dict) -> dict:
     return {**u, "uplift": None, "lo": None, "hi": None, "withheld": True}
 
 
-def _waiting(*groups: dict) -> dict:
-    return {"open_window": sum(g["open_window"] for g in groups), "pending": sum(g["pending"] for g in groups)}
+WAITING_KEYS = ("open_window", "pending", "control_open_window")
+
+
+def _waiting(group: dict, control: dict) -> dict:
+    """What a line's conclusion waits for: its own customers (treatment, or one variant) still
+    inside the window or not sent yet, and the control group's still inside the window, each
+    counted once (a variant's line never counts the control group as its own)."""
+    return {"open_window": group["open_window"], "pending": group["pending"], "control_open_window": control["open_window"]}
 
 
 def would_go_out(touches: pd.DataFrame) -> pd.Series:
@@ -228,7 +235,9 @@ def campaign_report(engine: Engine | None = None, name: str = "", *, now: dateti
     dt, dc = _group_figures(done[done["grp"] == "treatment"]), _group_figures(done[done["grp"] == "control"])
     rep["basis"] = {"treatment": dt["customers"], "control": dc["customers"]}
     rep["uplift"], rep["verdict"] = _conclusion(dt, dc, gt, gc, min_n)
-    rep["open_window"] = int(df["window_open"].sum())
+    # the customers inside their window, as the lines count them: a message not sent yet has
+    # not started its window (counted as pending), whatever its planned time
+    rep["open_window"] = int(gt["open_window"] + gc["open_window"])
     last = df.loc[df["window_open"], "ref"].max()
     rep["window_closes"] = (last + pd.Timedelta(days=days)).to_pydatetime() if pd.notna(last) else None
     rep["periods"] = int(df["period"].nunique())

@@ -141,6 +141,7 @@ register(
         "campaign.verdict.open": {"zh-CN": "尚无结论：{why}", "en": "no conclusion yet: {why}"},
         "campaign.verdict.open.open_window": {"zh-CN": "{n} 位客户的归因窗口未结束", "en": "{n} customer(s) still inside the attribution window"},
         "campaign.verdict.open.pending": {"zh-CN": "{n} 位尚未发送", "en": "{n} not sent yet"},
+        "campaign.verdict.open.control_open_window": {"zh-CN": "对照组 {n} 位的归因窗口未结束", "en": "{n} control customer(s) still inside the attribution window"},
         "campaign.verdict.open.sep": {"zh-CN": "，", "en": "; "},
         "campaign.report.open": {
             "zh-CN": "尚无结论：{why}。这些客户还可能下单，现在按未转化计算会把两组的差异压向0，所以提升、置信区间和结论要等归因窗口全部结束后才给出{until}。",
