@@ -1895,6 +1895,8 @@ def explain(customer_id: str, as_of: date | None = None, engine: Engine | None =
 
 def summary(as_of: date | None = None, engine: Engine | None = None, lang: str | None = None, top: int = 8) -> list[str]:
     """The distribution of every tag, as lines for the terminal."""
+    from userops.text_width import ljust, rjust
+
     engine = engine or get_engine()
     tg, base, day = tags_frame(as_of, engine)
     n = len(tg)
@@ -1903,10 +1905,12 @@ def summary(as_of: date | None = None, engine: Engine | None = None, lang: str |
     def block(title: str, counts: pd.Series, label) -> list[str]:
         out = [labelled(title, lang=lang)]
         for k, v in counts.items():
+            # padded by display width: a Chinese label is twice as wide as it is long
+            name = ljust(label(k), 24)
             if isinstance(v, str):  # not known for this day
-                out.append(f"  {label(k):<24} {v:>10}")
+                out.append(f"  {name} {rjust(v, 10)}")
                 continue
-            out.append(f"  {label(k):<24} {int(v):>10,}  {100 * v / n if n else 0:5.1f}%")
+            out.append(f"  {name} {int(v):>10,}  {100 * v / n if n else 0:5.1f}%")
         return out
 
     lines = [t("tags.summary.title", lang, as_of=day, members=f"{n:,}", buyers=f"{buyers:,}")]

@@ -113,3 +113,18 @@ def test_a_day_still_to_come_is_refused_with_the_shops_today(warehouse, monkeypa
             flat = "".join(res.output.replace("│", " ").split())  # the error box wraps lines
             assert res.exit_code == 2 and "".join(text.split()) in flat and "Traceback" not in res.output, res.output
     assert "Tags of customer SIL" in run("tags", "show", "SIL", "--as-of", str(today), monkeypatch=monkeypatch)
+
+
+def test_summary_columns_line_up_in_chinese(warehouse, monkeypatch):
+    """The counts start at the same terminal column whatever the label: labels are padded by
+    display width (a Chinese character takes two columns), not by character count."""
+    from userops.text_width import display_width
+
+    shop(warehouse)
+    zh = run("tags", "summary", "--as-of", str(AS_OF), lang="zh-CN", monkeypatch=monkeypatch)
+    rows = [x for x in zh.splitlines() if x.startswith("  ") and x.rstrip().endswith("%")]
+    assert any("重要价值" in x for x in rows) and any(x.isascii() for x in rows), zh
+    # each row is "  label count  pp.p%": the count ends at one display column in every row
+    ends = {display_width(x.rstrip()[: -len("  12.5%")]) for x in rows}
+    assert len(ends) == 1, zh
+    assert display_width("重要价值（冠军）") == 16 and display_width("at risk") == 7
