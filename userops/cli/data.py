@@ -117,6 +117,8 @@ def demo(
         for p in (db, db.with_name(db.name + "-wal"), db.with_name(db.name + "-shm")):
             p.unlink(missing_ok=True)
     today = shop_today()
+    with get_engine().connect():  # an unreachable warehouse is one line (userops.cli.main) before any data or service
+        pass
     typer.echo(t("demo.generating", customers=customers, seed=seed))
     data = generate(customers, seed=seed, as_of=str(sample_history_end()), orders_per_customer=orders_per_customer)
     from userops.sample.provider import SampleSmtpServer, SampleWebhookProvider
@@ -137,11 +139,12 @@ def demo(
         from userops.clock import utcnow
 
         started = utcnow()
-        try:
-            stats = nightly(as_of=today)
-        except Exception as exc:
-            typer.echo(t("nightly.failed", error=exc), err=True)
+        # as `userops run nightly` tells a failed night: which step, why, what to do; no traceback
+        state = _run_night(nightly, as_of=today)
+        if not state.is_completed():
+            _nightly_failed(state)
             raise typer.Exit(1)
+        stats = state.result()
         delivered = dict(hook.by_channel, email=len(smtp.message_ids))
         staff = _staff_listed_since(started)
     reset_settings()  # the sample services are gone; settings point where they did before
@@ -226,9 +229,21 @@ def run_nightly(
             refuse_future_day(day)  # one line naming the option (exit 2), before anything runs
         except FutureDay as exc:
             raise typer.BadParameter(exc.localized(), param_hint="--as-of")
+    state = _run_night(nightly, as_of=day, full_refresh=full_refresh)
+    if not state.is_completed():
+        _nightly_failed(state)
+        raise typer.Exit(1)
+    stats = state.result()
+    typer.echo(t("nightly.done", as_of=stats["as_of"], duration=stats.get("duration_s")))
+    _print_stats(stats)
+
+
+def _run_night(nightly, **params):
+    """The nightly flow's final state, its failure's traceback kept off the terminal (the
+    run's log has it); a Prefect API that cannot be reached is one line (exit 1)."""
     try:
         with _console_without_tracebacks():
-            state = nightly(as_of=day, full_refresh=full_refresh, return_state=True)
+            return nightly(**params, return_state=True)
     except Exception as exc:
         cause = _prefect_connection_error(exc)
         if cause is None:
@@ -239,12 +254,6 @@ def run_nightly(
         typer.echo(t("alert.cli.prefect_unreachable", url=_prefect_api_url(), error=type(cause).__name__)
                    + t("run.prefect_unset"), err=True)
         raise typer.Exit(1)
-    if not state.is_completed():
-        _nightly_failed(state)
-        raise typer.Exit(1)
-    stats = state.result()
-    typer.echo(t("nightly.done", as_of=stats["as_of"], duration=stats.get("duration_s")))
-    _print_stats(stats)
 
 
 def _prefect_connection_error(exc: BaseException) -> BaseException | None:
