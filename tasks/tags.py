@@ -1895,7 +1895,7 @@ def explain(customer_id: str, as_of: date | None = None, engine: Engine | None =
 
 def summary(as_of: date | None = None, engine: Engine | None = None, lang: str | None = None, top: int = 8) -> list[str]:
     """The distribution of every tag, as lines for the terminal."""
-    from userops.text_width import ljust, rjust
+    from userops.i18n import pad
 
     engine = engine or get_engine()
     tg, base, day = tags_frame(as_of, engine)
@@ -1906,9 +1906,9 @@ def summary(as_of: date | None = None, engine: Engine | None = None, lang: str |
         out = [labelled(title, lang=lang)]
         for k, v in counts.items():
             # padded by display width: a Chinese label is twice as wide as it is long
-            name = ljust(label(k), 24)
+            name = pad(label(k), 24)
             if isinstance(v, str):  # not known for this day
-                out.append(f"  {name} {rjust(v, 10)}")
+                out.append(f"  {name} {pad(v, 10, '>')}")
                 continue
             out.append(f"  {name} {int(v):>10,}  {100 * v / n if n else 0:5.1f}%")
         return out
