@@ -53,7 +53,7 @@ def test_list_validate_approve_in_chinese_by_default_and_english(warehouse, cdir
     from userops.settings import reset_settings
 
     write_campaign(cdir, campaign())
-    write_campaign(cdir, campaign("zz"))
+    write_campaign(cdir, campaign("zz", period="month", entry=[{"on": "stage_change", "to": ["silent"]}]))
     res = runner.invoke(app, ["campaign", "list"])
     assert res.exit_code == 0, res.output
     head = res.output.splitlines()[0]
@@ -62,6 +62,10 @@ def test_list_validate_approve_in_chinese_by_default_and_english(warehouse, cdir
     for english in ("name", "title", "enabled", "entry", "channel", "period", "holdout", "priority", "file"):
         assert english not in head
     assert "唤醒测试" in res.output and "启用" in res.output and " on " not in res.output
+    # trigger and period in the catalogue's words, no code
+    assert "每晚" in res.output and "阶段变化（进入沉默）" in res.output and "每天" in res.output and "每月" in res.output, res.output
+    for code in ("nightly", "stage_change", " day ", " month "):
+        assert code not in res.output, res.output
     res = runner.invoke(app, ["campaign", "validate"])
     assert res.exit_code == 0 and "2 个活动定义有效：wake，zz" in res.output
     res = runner.invoke(app, ["campaign", "plan", "nope", "--dry-run"])

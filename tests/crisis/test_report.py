@@ -72,6 +72,15 @@ def test_auto_close_after_quiet_period_and_cli(warehouse, provider, pinned_now):
     runner = CliRunner()
     out = runner.invoke(app, ["incident", "list"]).output
     assert iid in out and "完成" in out and "事件编号" in out and "done" not in out
+    # the severity in the operator's words, as `incident show` says it, and in line with the
+    # header (columns padded by display width)
+    row = next(x for x in out.splitlines() if iid in x)
+    assert " 高 " in row and " high " not in row, row
+    from rich.cells import cell_len
+
+    head = next(x for x in out.splitlines() if "事件编号" in x)
+    for word in ("级别", "开启（店铺时间）", "控制"):
+        assert cell_len(head[: head.index(word)]) in {cell_len(row[: m.start()]) for m in re.finditer(r"(?<= )\S", row)}, (word, head, row)
     out = runner.invoke(app, ["incident", "show", iid]).output
     assert "ops-wang" in out and "pr-zhao" in out and "lead-li" in out and "声明已批准并发布" in out
     assert "## 操作记录" in out and "per_tier" not in out and "（澄清事实；已完成）" in out

@@ -16,14 +16,13 @@ from __future__ import annotations
 import getpass
 import json
 import os
-import unicodedata
 from datetime import date
 from typing import Optional
 
 import typer
 
 from userops.i18n import register as register_messages
-from userops.i18n import join_list, labelled, money, t
+from userops.i18n import join_list, labelled, money, pad, parens, t
 
 # `run` starts a temporary Prefect server when none is configured; on a busy machine it needs
 # more than Prefect's default 20 s to come up.
@@ -46,6 +45,15 @@ register_messages(
         "campaign.cli.col.holdout": {"zh-CN": "对照组比例", "en": "holdout"},
         "campaign.cli.col.priority": {"zh-CN": "优先级", "en": "priority"},
         "campaign.cli.col.file": {"zh-CN": "文件", "en": "file"},
+        "campaign.cli.entry.nightly": {"zh-CN": "每晚", "en": "nightly"},
+        "campaign.cli.entry.stage_change": {"zh-CN": "阶段变化", "en": "stage change"},
+        "campaign.cli.entry.stage_change_to": {"zh-CN": "进入{stages}", "en": "to {stages}"},
+        "campaign.cli.entry.event": {"zh-CN": "事件 {event}", "en": "event {event}"},
+        "campaign.cli.period.day": {"zh-CN": "每天", "en": "daily"},
+        "campaign.cli.period.week": {"zh-CN": "每周", "en": "weekly"},
+        "campaign.cli.period.month": {"zh-CN": "每月", "en": "monthly"},
+        "campaign.cli.period.quarter": {"zh-CN": "每季度", "en": "quarterly"},
+        "campaign.cli.period.once": {"zh-CN": "仅一次", "en": "once"},
         "campaign.cli.on": {"zh-CN": "启用", "en": "on"},
         "campaign.cli.off": {"zh-CN": "停用", "en": "off"},
     }
@@ -61,8 +69,15 @@ def _counts(counts: dict) -> str:
     return join_list(f"{k} {v:,}" for k, v in counts.items()) if counts else "—"
 
 
-def _width(s: str) -> int:
-    return sum(2 if unicodedata.east_asian_width(ch) in "WF" else 1 for ch in s)
+def _entry_words(e) -> str:
+    """One entry of a campaign in the operator's words (每晚, 阶段变化（进入沉默）, 事件 …)."""
+    if e.on == "event":
+        return t("campaign.cli.entry.event", event=e.event)
+    words = t(f"campaign.cli.entry.{e.on}")
+    if e.on == "stage_change" and e.to:
+        stages = join_list(t(f"tags.stage.{s}") for s in e.to)
+        words += parens(t("campaign.cli.entry.stage_change_to", stages=stages))
+    return words
 
 
 def _table(rows: list[dict]) -> str:
@@ -70,10 +85,12 @@ def _table(rows: list[dict]) -> str:
         return ""
     cols = list(rows[0].keys())
     cells = [[str(c) for c in cols]] + [[("" if r.get(c) is None else str(r.get(c))) for c in cols] for r in rows]
-    widths = [max(_width(row[i]) for row in cells) for i in range(len(cols))]
+    from rich.cells import cell_len
+
+    widths = [max(cell_len(row[i]) for row in cells) for i in range(len(cols))]
     lines = []
     for j, row in enumerate(cells):
-        lines.append("  ".join(v + " " * (widths[i] - _width(v)) for i, v in enumerate(row)).rstrip())
+        lines.append("  ".join(pad(v, widths[i]) for i, v in enumerate(row)).rstrip())
         if j == 0:
             lines.append("  ".join("-" * w for w in widths))
     return "\n".join(lines)
@@ -125,9 +142,9 @@ def list_cmd() -> None:
                 t("campaign.cli.col.name"): c.name,
                 t("campaign.cli.col.title"): c.title.get(lang),
                 t("campaign.cli.col.enabled"): t("campaign.cli.on") if c.enabled else t("campaign.cli.off"),
-                t("campaign.cli.col.entry"): ", ".join(e.on if e.on != "event" else f"event:{e.event}" for e in c.entry),
+                t("campaign.cli.col.entry"): join_list(_entry_words(e) for e in c.entry),
                 t("campaign.cli.col.channel"): c.channel + (" +" + "/".join(f"{s.name}:{s.channel or c.channel}" for s in c.segments) if c.segments else ""),
-                t("campaign.cli.col.period"): c.period,
+                t("campaign.cli.col.period"): t(f"campaign.cli.period.{c.period}"),
                 t("campaign.cli.col.holdout"): f"{c.holdout:.0%}",
                 t("campaign.cli.col.priority"): c.priority,
                 t("campaign.cli.col.file"): c.source,

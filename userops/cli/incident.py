@@ -22,7 +22,7 @@ from typing import Optional
 import typer
 
 from userops.i18n import register as register_messages
-from userops.i18n import join_list, parens, t
+from userops.i18n import join_list, pad, parens, t
 
 DEPLOYMENT = "crisis-response/crisis-response"
 
@@ -47,7 +47,7 @@ register_messages(
         "incident.unknown_sku": {"zh-CN": "仓库里没有任何订单含这些 SKU：{skus}。请检查编码；确实要开启，加 --unknown-ok",
                                  "en": "no order in the warehouse has these SKUs: {skus}. Check the codes; to open it anyway, add --unknown-ok"},
         "incident.list.head": {
-            "zh-CN": "事件编号                 状态    级别     开启（店铺时间）   控制     澄清     补偿        SKU  原因",
+            "zh-CN": "事件编号                 状态    级别     开启（店铺时间）  控制     澄清     补偿        SKU  原因",
             "en": "incident                 status  severity opened (shop)     control  clarify  compensate  skus  reason",
         },
         "incident.list.foot": {"zh-CN": "（! = 错过截止时间）", "en": "(! = deadline missed)"},
@@ -201,6 +201,7 @@ def open_cmd(
 def list_cmd(all_: bool = typer.Option(True, "--all/--open", help="All incidents (default) or only the open ones.")) -> None:
     """Incidents, newest first, with the state of their three steps."""
     from tasks.crisis.incidents import list_incidents, timeline
+    from tasks.crisis.report import code_word
     from tasks.crisis.spike import reason_text
     from tasks.crisis.util import to_shop_str
     from userops.privacy import scrub_text
@@ -223,8 +224,10 @@ def list_cmd(all_: bool = typer.Option(True, "--all/--open", help="All incidents
         # the reason as the operator reads it (the spike trigger's in their language), one line
         reason = " ".join(scrub_text(reason_text(r.reason) or "-").split())
         reason = reason if len(reason) <= 40 else reason[:39] + "…"
-        typer.echo(f"{r.incident_id:<24} {t('incident.mark.' + r.status):<7} {r.severity or '-':<8} {to_shop_str(r.opened_at):<16}  "
-                   f"{marks[0]:<8} {marks[1]:<8} {marks[2]:<11} {', '.join(json.loads(r.skus))}  {reason}")
+        # the stored codes in the operator's words, as `incident show` says them, padded by
+        # display width (a Chinese character takes two columns)
+        typer.echo(f"{r.incident_id:<24} {pad(t('incident.mark.' + r.status), 7)} {pad(code_word(r.severity), 8)} {to_shop_str(r.opened_at):<16}  "
+                   f"{pad(marks[0], 8)} {pad(marks[1], 8)} {pad(marks[2], 11)} {join_list(json.loads(r.skus))}  {reason}")
     typer.echo(t("incident.list.foot"))
 
 
