@@ -81,7 +81,7 @@ from prefect.cache_policies import NO_CACHE
 from sqlalchemy.engine import Connection, Engine
 
 from tasks.campaigns.texts import no_provider_warning
-from userops.i18n import join_list, t
+from userops.i18n import join_list, register, t
 from userops.clock import utcnow
 from userops.db import SQLITE_TS_FORMAT, audit, copy_frame, get_engine, is_postgres, row_values_hidden
 from userops.settings import get_settings
@@ -688,6 +688,54 @@ def _provider_text(err) -> str:
 
 
 STAFF_COLUMNS = ["touch_key", "campaign", "customer_id", "name", "phone", "email", "member_level", "churn_reasons", "subject", "message", "listed_at", "contacted_by", "outcome"]
+# The staff read the lists: their header row is in the operator's language (the catalogue's
+# outreach.col.*). The product reads its own lists back (de-duplication on touch_key, appending
+# in a file's own columns, the .xlsx): ``staff_column`` maps a header cell written in either
+# language, or a canonical name (lists written before the headers were translated), back to
+# the canonical column; ``read_staff_list`` gives a list with the canonical names.
+register(
+    {
+        "outreach.col.touch_key": {"zh-CN": "触达编号", "en": "touch key"},
+        "outreach.col.campaign": {"zh-CN": "活动", "en": "campaign"},
+        "outreach.col.customer_id": {"zh-CN": "客户编号", "en": "customer ID"},
+        "outreach.col.name": {"zh-CN": "姓名", "en": "name"},
+        "outreach.col.phone": {"zh-CN": "手机号", "en": "phone"},
+        "outreach.col.email": {"zh-CN": "邮箱", "en": "email"},
+        "outreach.col.member_level": {"zh-CN": "会员等级", "en": "member level"},
+        "outreach.col.churn_reasons": {"zh-CN": "流失风险原因", "en": "churn risk reasons"},
+        "outreach.col.subject": {"zh-CN": "标题", "en": "subject"},
+        "outreach.col.message": {"zh-CN": "消息内容", "en": "message"},
+        "outreach.col.listed_at": {"zh-CN": "列入时间", "en": "listed at"},
+        "outreach.col.contacted_by": {"zh-CN": "联系人（员工填写）", "en": "contacted by (staff)"},
+        "outreach.col.outcome": {"zh-CN": "联系结果（员工填写）", "en": "outcome (staff)"},
+    }
+)
+
+
+def staff_headers(lang: str | None = None) -> list[str]:
+    """The header row of a new staff-outreach list, in ``lang`` (default: the operator's)."""
+    return [t(f"outreach.col.{c}", lang) for c in STAFF_COLUMNS]
+
+
+def staff_column(header: str) -> str | None:
+    """The canonical column of a list's header cell (zh-CN, en or canonical), None if unknown."""
+    h = str(header).strip().lstrip("\ufeff")
+    for c in STAFF_COLUMNS:
+        if h == c or h in (t(f"outreach.col.{c}", "zh-CN"), t(f"outreach.col.{c}", "en")):
+            return c
+    return None
+
+
+def read_staff_list(path) -> pd.DataFrame:
+    """A staff-outreach list (.csv or .xlsx, headers in any language) with the canonical column
+    names (``STAFF_COLUMNS``; unknown columns keep their header), every cell as text."""
+    p = Path(path)
+    if p.suffix.lower() == ".xlsx":
+        df = pd.read_excel(p, dtype=str, keep_default_na=False)
+    else:
+        df = pd.read_csv(p, dtype=str, encoding="utf-8-sig", keep_default_na=False)
+    return df.rename(columns={h: staff_column(h) or h for h in df.columns})
+
 # The lists hold phones and emails: only the owner (the staff account running the sender) may
 # read them, whatever the umask.
 PRIVATE_DIR_MODE = 0o700
@@ -768,14 +816,16 @@ class StaffList:
             self._private_folder(p.parent)
             fresh = not p.exists()
             columns = STAFF_COLUMNS
-            if not fresh:  # append in the file's own columns (one written before a column was added)
+            if not fresh:  # append in the file's own columns (one written before a column was
+                # added, or in the other language): its header cells mapped back to the columns
                 with p.open(encoding="utf-8-sig", newline="") as fh:
-                    columns = next(csv.reader(fh), None) or STAFF_COLUMNS
+                    header = next(csv.reader(fh), None)
+                columns = [staff_column(h) for h in header] if header else STAFF_COLUMNS
             fd = _open_private(p, os.O_WRONLY | os.O_APPEND)
             with open(fd, "a", encoding="utf-8-sig" if fresh else "utf-8", newline="") as fh:
                 w = csv.writer(fh)
                 if fresh:
-                    w.writerow(STAFF_COLUMNS)
+                    w.writerow(staff_headers())
                 for m in new:
                     row = {
                         "touch_key": m.touch_key, "campaign": m.campaign, "customer_id": m.customer_id, "name": m.name or "",
@@ -796,7 +846,7 @@ class StaffList:
         if p not in self._keys:
             keys: set[str] = set()
             for f in self.root.glob(f"*/{p.name}"):
-                keys.update(pd.read_csv(f, usecols=["touch_key"], dtype=str, encoding="utf-8-sig")["touch_key"])
+                keys.update(read_staff_list(f)["touch_key"])
             self._keys[p] = keys
         return self._keys[p]
 

@@ -19,6 +19,7 @@ import sqlalchemy as sa
 from tasks.messaging import approve_touches, idempotency_key, message_id, plan_touches, send_due, worker_id
 from tests.campaigns.conftest import NOON, touches
 from tests.campaigns.factory import load_members, make_members
+from tasks.messaging import read_staff_list
 
 
 @pytest.fixture
@@ -177,15 +178,15 @@ def test_staff_outreach_list_is_written_once(warehouse, people, tmp_path):
     d = send_due(now=NOON)
     assert d["sent"] == 6 and set(d["outreach_files"]) == {"t.csv", "t.xlsx"}
     csv_path = tmp_path / "output" / "outreach" / "2026-11-20" / "t.csv"
-    df = pd.read_csv(csv_path, dtype=str, encoding="utf-8-sig")
-    assert list(df["customer_id"]) == ids and df["phone"].notna().all()
-    assert pd.read_excel(csv_path.with_suffix(".xlsx"), dtype=str)["touch_key"].tolist() == df["touch_key"].tolist()
+    df = read_staff_list(csv_path)
+    assert list(df["customer_id"]) == ids and (df["phone"] != "").all()
+    assert read_staff_list(csv_path.with_suffix(".xlsx"))["touch_key"].tolist() == df["touch_key"].tolist()
     # a sender that died after writing the list but before settling: resent, not listed twice
     with warehouse.begin() as conn:
         conn.execute(sa.text("UPDATE touches SET status = 'in_flight', claimed_by = 'nohost:1:1', in_flight_at = :t").bindparams(sa.bindparam("t", type_=sa.DateTime())), {"t": NOON - timedelta(hours=1)})
     d2 = send_due(now=NOON)
     assert d2["resent_after_crash"] == 6 and d2["sent"] == 6
-    assert len(pd.read_csv(csv_path, dtype=str, encoding="utf-8-sig")) == 6
+    assert len(read_staff_list(csv_path)) == 6
 
 
 def test_channel_override(warehouse, people, tmp_path):

@@ -12,6 +12,7 @@ import pytest
 from tasks.messaging import StaffList, send_due
 from tests.campaigns.conftest import NOON, plan_staff
 from tests.campaigns.factory import load_members, make_members
+from tasks.messaging import read_staff_list
 
 
 def _mode(p) -> int:
@@ -68,7 +69,7 @@ def test_wider_folders_and_files_of_before_are_narrowed(sqlite_warehouse, tmp_pa
     assert send_due(now=NOON)["sent"] == 1
     assert _mode(root) == 0o700 and _mode(day) == 0o700
     assert _mode(day / "retention.csv") == 0o600 and _mode(day / "retention.xlsx") == 0o600
-    assert pd.read_csv(day / "retention.csv", dtype=str, encoding="utf-8-sig")["customer_id"].tolist() == ids
+    assert read_staff_list(day / "retention.csv")["customer_id"].tolist() == ids
 
 
 def test_staff_list_writer_alone(tmp_path, umask):

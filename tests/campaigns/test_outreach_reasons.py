@@ -14,6 +14,7 @@ from tests.campaigns.conftest import NOON, plan_staff
 from tests.campaigns.factory import load_members, make_members
 from userops.db import bulk_upsert
 from userops.settings import reset_settings
+from tasks.messaging import read_staff_list
 
 REASONS = {"codes": ["recency", "frequency"], "signs": [1, 1], "recency_days": 75, "usual_gap_days": 20, "n_orders": 2}
 WORDS = {
@@ -47,7 +48,7 @@ def test_retention_list_has_the_reasons(sqlite_warehouse, tmp_path, monkeypatch,
     plan_staff(sqlite_warehouse, ids)
     assert send_due(now=NOON)["sent"] == 5
     csv_path = tmp_path / "output" / "outreach" / "2026-11-20" / "retention.csv"
-    df = pd.read_csv(csv_path, dtype=str, encoding="utf-8-sig", keep_default_na=False).set_index("customer_id")
+    df = read_staff_list(csv_path).set_index("customer_id")
     assert df.at[risky, "churn_reasons"] == WORDS[lang]
     assert df.at[medium, "churn_reasons"] == df.at[low, "churn_reasons"] == df.at[unscored, "churn_reasons"] == df.at[odd, "churn_reasons"] == ""
     people = frames["customers"].set_index("customer_id")
@@ -56,7 +57,7 @@ def test_retention_list_has_the_reasons(sqlite_warehouse, tmp_path, monkeypatch,
         for contact in (people.at[cid, "phone"], people.at[cid, "email"]):
             if isinstance(contact, str) and contact:
                 assert contact not in df.at[cid, "churn_reasons"]
-    xlsx = pd.read_excel(csv_path.with_suffix(".xlsx"), dtype=str, keep_default_na=False).set_index("customer_id")
+    xlsx = read_staff_list(csv_path.with_suffix(".xlsx")).set_index("customer_id")
     assert xlsx.at[risky, "churn_reasons"] == WORDS[lang]
 
 

@@ -17,6 +17,7 @@ from tasks.crisis.compensate import campaign_name, plan_compensation, release_co
 from tasks.crisis.incidents import get_incident, get_step
 from tests.crisis.conftest import NOW, open_incident, shop
 from userops.db import read_frame
+from tasks.messaging import read_staff_list
 
 CUSTOMERS = {"C1": "ordinary", "C2": "core", "C3": "potential", "C5": "core"}
 
@@ -31,7 +32,7 @@ def _call_list(iid) -> pd.DataFrame:
     files = sorted((Path(os.environ["USEROPS_OUTPUT_DIR"]) / "outreach").rglob(f"{campaign_name(iid)}.csv"))
     if not files:
         return pd.DataFrame(columns=["customer_id", "message", "listed_at"])
-    return pd.concat([pd.read_csv(f, dtype=str, encoding="utf-8-sig", keep_default_na=False) for f in files], ignore_index=True)
+    return pd.concat([read_staff_list(f) for f in files], ignore_index=True)
 
 
 def _planned_and_sent(engine, pinned_now):
