@@ -182,6 +182,10 @@ register(
         "artifact.run.recall_plan": {"zh-CN": "流失预警召回计划 {as_of}", "en": "Churn-warning recall plan {as_of}"},
         "artifact.run.deliver_alerts": {"zh-CN": "告警投递 {when}", "en": "Alert delivery {when}"},
         "artifact.run.deliver_messages": {"zh-CN": "消息投递 {when}", "en": "Message delivery {when}"},
+        "artifact.run.alerts_logged_line": {
+            "zh-CN": "另有 {logged} 条告警只写入了运行日志，没有发出（未配置告警渠道）",
+            "en": "{logged} more alert(s) only written to the run log, not sent (no alert channel configured)",
+        },
         "artifact.run.alerts_line": {
             "zh-CN": "告警：发送 {sent} 条（合并 {merged} 条），推迟 {deferred} 条，失败 {failed} 条，过期 {expired} 条",
             "en": "Alerts: {sent} sent ({merged} merged), {deferred} deferred, {failed} failed, {expired} expired",
@@ -341,13 +345,15 @@ def alert_delivery_lines(delivery: dict, lang: str | None = None) -> list[str]:
     if "error" in delivery:
         return [labelled(t("artifact.run.deliver_alerts", lang, when="").strip(), delivery["error"], lang)]
     lines = [t("artifact.run.alerts_line", lang, **{k: delivery.get(k, 0) for k in ("sent", "merged", "deferred", "failed", "expired")})]
+    if delivery.get("logged"):  # the log channel: not sent anywhere
+        lines.append(t("artifact.run.alerts_logged_line", lang, logged=delivery["logged"]))
     lines += [t("artifact.run.channel_line", lang, channel=ch, verdict=v) for ch, v in (delivery.get("channels") or {}).items()]
     return lines
 
 
 def alert_delivery_happened(delivery: dict) -> bool:
     """Whether a delivery run did or tried anything worth a line in the UI."""
-    return "error" in delivery or any(delivery.get(k) for k in ("sent", "merged", "deferred", "failed", "expired"))
+    return "error" in delivery or any(delivery.get(k) for k in ("sent", "logged", "merged", "deferred", "failed", "expired"))
 
 
 def publish_quarantine_summary(as_of: date | str, run_id: str) -> dict:

@@ -58,8 +58,12 @@ register(
             "en": "the direct post while the warehouse was down failed ({error}); queued in the outbox to retry",
         },
         "alert.log.journal_recorded": {
-            "zh-CN": "已补记数据仓库不可用时直接发送的告警：{sent} 条已送达，{queued} 条未送达（转入发件箱重试），{unknown} 条结果未知",
-            "en": "recorded the alerts posted directly while the warehouse was down: {sent} delivered, {queued} not delivered (queued to retry), {unknown} of unknown outcome",
+            "zh-CN": "已补记数据仓库不可用时直接发送的告警：{sent} 条已送达，{queued} 条未送达（转入发件箱重试），{unknown} 条结果未知{logged}",
+            "en": "recorded the alerts posted directly while the warehouse was down: {sent} delivered, {queued} not delivered (queued to retry), {unknown} of unknown outcome{logged}",
+        },
+        "alert.log.journal_logged": {
+            "zh-CN": "；另有 {n} 条只写入了运行日志，没有发出（当时未配置告警渠道）",
+            "en": "; {n} more only written to the run log, not sent (no alert channel was configured)",
         },
         "alert.log.journal_unwritable": {
             "zh-CN": "直接发送的告警无法记入本地日志 {dir}（{error}）：仍然发送，但数据仓库恢复后告警历史中不会有它",
@@ -194,10 +198,11 @@ def entries() -> list[tuple[Path, dict]]:
 
 def record(engine: Engine, now: datetime) -> dict:
     """Record every journalled direct post in the outbox (see the module docstring) and
-    remove its file. Idempotent. Returns ``{"sent", "queued", "unknown"}`` (rows written)."""
+    remove its file. Idempotent. Returns ``{"sent", "logged", "queued", "unknown"}`` (rows written; ``logged``: on the
+    log channel, written to the run log and sent nowhere)."""
     from tasks.alerts.outbox import OUTBOX, SENDS
 
-    counts = {"sent": 0, "queued": 0, "unknown": 0}
+    counts = {"sent": 0, "logged": 0, "queued": 0, "unknown": 0}
     found = entries()
     if not found:
         return counts
@@ -232,7 +237,7 @@ def record(engine: Engine, now: datetime) -> dict:
                     ).rowcount or 0
                 if not n:  # recorded before (a second deliverer, a file not removed): no send either
                     conn.execute(SENDS.delete().where(SENDS.c.id == sid))
-                counts["sent"] += n
+                counts["logged" if e["channel"] == "log" else "sent"] += n
             elif status == "failed":
                 payload["direct_post_failed"] = {"at": e.get("posted_at"), "reason": e.get("reason")}
                 row = dict(base, payload=json.dumps(payload, ensure_ascii=False, default=str), status="pending", attempts=1, next_attempt_at=now,
@@ -245,7 +250,8 @@ def record(engine: Engine, now: datetime) -> dict:
                 counts["unknown"] += conn.execute(insert(OUTBOX).values(**row).on_conflict_do_nothing(index_elements=["dedupe_key", "channel"])).rowcount or 0
         path.unlink(missing_ok=True)
     if any(counts.values()):
-        log.warning("%s", t("alert.log.journal_recorded", **counts))
+        logged = t("alert.log.journal_logged", n=counts["logged"]) if counts["logged"] else ""
+        log.warning("%s", t("alert.log.journal_recorded", **{**counts, "logged": logged}))
     return counts
 
 

@@ -251,6 +251,10 @@ register(
             "en": "alerts: the nightly digest could not be published as an artifact in the Prefect UI ({error}); the digest itself is sent as usual",
         },
         # the outbox's line after a delivery pass that did something (tasks/alerts/outbox.py)
+        "alert.log.logged_only": {
+            "zh-CN": "告警：{n} 条只写入了运行日志，没有发出（未配置告警渠道：请配置 Slack、钉钉或企业微信，见 docs/alerts.md「Channels」）",
+            "en": "alerts: {n} only written to the run log, not sent (no alert channel configured: configure Slack, DingTalk or WeCom, see docs/alerts.md, Channels)",
+        },
         "alert.log.delivered": {
             "zh-CN": "告警：已发送 {sent} 条（共 {posts} 次发送，合并 {merged} 条），推迟 {deferred} 条，失败 {failed} 条",
             "en": "alerts: {sent} sent in {posts} posts ({merged} merged), {deferred} deferred, {failed} failed",

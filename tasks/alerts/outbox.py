@@ -124,6 +124,7 @@ class _Plan:
 @dataclass
 class _Report:
     sent: int = 0
+    logged: int = 0  # "delivered" on the log channel (no alert channel configured): written to the run log, sent nowhere
     posts: int = 0
     merged: int = 0
     deferred: int = 0
@@ -132,7 +133,13 @@ class _Report:
     channels: dict = field(default_factory=dict)
 
     def as_dict(self) -> dict:
-        return {"sent": self.sent, "posts": self.posts, "merged": self.merged, "deferred": self.deferred, "failed": self.failed, "expired": self.expired, "channels": self.channels}
+        return {"sent": self.sent, "logged": self.logged, "posts": self.posts, "merged": self.merged, "deferred": self.deferred, "failed": self.failed, "expired": self.expired, "channels": self.channels}
+
+
+def _log_only(chan) -> bool:
+    """The log channel (no alert channel configured): what it "delivers" is written to the
+    run log and sent nowhere, so it is counted apart from what was sent."""
+    return getattr(chan, "ok_code", "ok") == "log_only"
 
 
 # ----------------------------------------------------------------------------- public
@@ -411,7 +418,7 @@ class _Deliverer:
                     sid = self._db(record_send, self.engine, r.channel, self.now, alerts=1, part=parts, outcome="sent")
                     self._db(self._update, [r], status="sent", sent_at=self.now, claim=None, send_id=sid, attempts=OUTBOX.c.attempts + 1,
                              last_error=None, next_attempt_at=None)
-                    self.report.sent += 1
+                    self._count_done(self.channels.get(r.channel), 1)
                     recovered += 1
                 elif e.get("status") == "posted":  # the first parts went out: go on from the next
                     if posted > int(r.payload.get("_parts_sent", 0) or 0):
@@ -507,7 +514,15 @@ class _Deliverer:
         if self.report.sent or self.report.deferred or self.report.failed:
             rep = self.report
             log.info("%s", t("alert.log.delivered", self.lang, sent=rep.sent, posts=rep.posts, merged=rep.merged, deferred=rep.deferred, failed=rep.failed))
+        if self.report.logged:  # not "sent": nothing went anywhere (the log channel's own lines say so per alert)
+            log.warning("%s", t("alert.log.logged_only", self.lang, n=self.report.logged))
         return self.report
+
+    def _count_done(self, chan, n: int) -> None:
+        if _log_only(chan):
+            self.report.logged += n
+        else:
+            self.report.sent += n
 
     def _deliver_channel(self, name: str, rows: list[_Row]) -> str:
         from tasks.alerts import journal
@@ -557,7 +572,8 @@ class _Deliverer:
                 sid = self._db(record_send, self.engine, name, self.clock(), alerts=len(plan.rows), part=i, outcome="sent")
                 send_id = send_id or sid
                 budget -= 1
-                self.report.posts += 1
+                if not _log_only(chan):
+                    self.report.posts += 1
                 if i < len(parts) and len(plan.rows) == 1:
                     self._db(self._save_progress, plan.rows[0], i)
             if failed is not None:
@@ -573,7 +589,7 @@ class _Deliverer:
                 return verdict
             self._db(self._sent, plan.rows, send_id)
             journal.outbox_forget(keys, name)
-            self.report.sent += len(plan.rows)
+            self._count_done(chan, len(plan.rows))
             if plan.merged:
                 self.report.merged += len(plan.rows)
             done = {r.id for r in plan.rows}

@@ -283,10 +283,11 @@ def test_the_log_channel_says_nothing_was_sent_and_where_to_configure(warehouse,
     enqueue_alert("health_breach", "投诉率 6% 超阈值", "details", severity="critical", day=date(2026, 11, 20))
     with caplog.at_level("INFO", logger="userops.alerts"):
         res = deliver_pending()
-    assert res["sent"] == 1
+    assert (res["sent"], res["logged"]) == (0, 1)  # written to the log, sent nowhere
     line = next(r.getMessage() for r in caplog.records if "投诉率 6% 超阈值" in r.getMessage())
     assert "alert [critical]" not in line and "未配置告警渠道" in line, line
     lines = alert_delivery_lines(res, "zh-CN")
     log_line = next(x for x in lines if x.startswith("渠道 log"))
     assert "成功" not in log_line and "只写入了运行日志" in log_line and "docs/alerts.md" in log_line, log_line
     assert "USEROPS_SLACK_WEBHOOK_URL" in log_line
+    assert "告警：发送 0 条" in lines[0] and "另有 1 条告警只写入了运行日志，没有发出" in lines[1], lines

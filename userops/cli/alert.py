@@ -37,6 +37,10 @@ register_messages(
             "zh-CN": "已发送 {sent} 条告警，共 {posts} 条消息{merged}；{deferred} 条等待，{failed} 条失败，{expired} 条已放弃",
             "en": "sent {sent} alert(s) in {posts} message(s){merged}; {deferred} waiting, {failed} failed, {expired} given up",
         },
+        "alert.cli.logged_only": {
+            "zh-CN": "另有 {n} 条告警只写入了运行日志，没有发出（未配置告警渠道，见 docs/alerts.md「Channels」）",
+            "en": "{n} more alert(s) were only written to the run log, not sent (no alert channel configured; see docs/alerts.md, Channels)",
+        },
         "alert.cli.merged": {"zh-CN": "（其中合并 {merged} 条）", "en": " ({merged} merged)"},
         "alert.cli.queued": {
             "zh-CN": "仍有 {left} 条告警在队列中（查看下次尝试：`userops alert list --status pending`）",
@@ -175,6 +179,8 @@ def deliver_cmd() -> None:
     res = deliver_pending()
     merged = t("alert.cli.merged", merged=res["merged"]) if res["merged"] else ""
     typer.echo(t("alert.cli.delivered", sent=res["sent"], posts=res["posts"], merged=merged, deferred=res["deferred"], failed=res["failed"], expired=res["expired"]))
+    if res.get("logged"):  # the log channel: nothing sent anywhere
+        typer.echo(t("alert.cli.logged_only", n=res["logged"]))
     for name, verdict in res["channels"].items():
         typer.echo("  " + labelled(name, verdict))
     left = pending_count()
