@@ -705,7 +705,7 @@ register(
         "outreach.col.churn_reasons": {"zh-CN": "流失风险原因", "en": "churn risk reasons"},
         "outreach.col.subject": {"zh-CN": "标题", "en": "subject"},
         "outreach.col.message": {"zh-CN": "消息内容", "en": "message"},
-        "outreach.col.listed_at": {"zh-CN": "列入时间", "en": "listed at"},
+        "outreach.col.listed_at": {"zh-CN": "列入时间（店铺时间）", "en": "listed at (shop time)"},
         "outreach.col.contacted_by": {"zh-CN": "联系人（员工填写）", "en": "contacted by (staff)"},
         "outreach.col.outcome": {"zh-CN": "联系结果（员工填写）", "en": "outcome (staff)"},
     }
@@ -736,6 +736,11 @@ def read_staff_list(path) -> pd.DataFrame:
         df = pd.read_csv(p, dtype=str, encoding="utf-8-sig", keep_default_na=False)
     return df.rename(columns={h: staff_column(h) or h for h in df.columns})
 
+
+def listed_at(now: datetime) -> str:
+    """When a row was listed, in shop time with its UTC offset (2026-12-08T01:31:22+08:00): the
+    list sits in the shop day's folder and staff read it in shop time."""
+    return now.replace(tzinfo=timezone.utc).astimezone(ZoneInfo(shop_zone())).isoformat(timespec="seconds")
 # The lists hold phones and emails: only the owner (the staff account running the sender) may
 # read them, whatever the umask.
 PRIVATE_DIR_MODE = 0o700
@@ -831,7 +836,7 @@ class StaffList:
                         "touch_key": m.touch_key, "campaign": m.campaign, "customer_id": m.customer_id, "name": m.name or "",
                         "phone": m.phone or "", "email": m.email or "", "member_level": m.member_level or "",
                         "churn_reasons": m.churn_reasons or "", "subject": m.subject or "", "message": m.body or "",
-                        "listed_at": now.isoformat(timespec="seconds"),
+                        "listed_at": listed_at(now),
                     }
                     w.writerow([row.get(c, "") for c in columns])
                 fh.flush()

@@ -1,4 +1,5 @@
-"""The staff-outreach list is for staff: its header row is in the operator's language. The
+"""The staff-outreach list is for staff: its header row is in the operator's language and
+``listed_at`` is shop time with its UTC offset (the file sits in the shop day's folder). The
 product reads its own lists back (de-duplication on touch_key, appending in a file's own
 columns, the .xlsx) whatever language a list's header is in, canonical names included."""
 from __future__ import annotations
@@ -24,7 +25,7 @@ def _header(p) -> list[str]:
 
 
 @pytest.mark.parametrize("lang", ["zh-CN", "en"])
-def test_headers_in_the_operators_language(tmp_path, monkeypatch, lang):
+def test_headers_in_the_operators_language_and_shop_time(tmp_path, monkeypatch, lang):
     monkeypatch.setenv("USEROPS_LANGUAGE", lang)
     reset_settings()
     staff = StaffList(tmp_path)
@@ -39,6 +40,7 @@ def test_headers_in_the_operators_language(tmp_path, monkeypatch, lang):
     assert not set(head) & {"touch_key", "customer_id", "listed_at", "contacted_by"}
     df = read_staff_list(p)
     assert list(df.columns) == STAFF_COLUMNS
+    assert df.at[0, "listed_at"] == "2026-12-08T01:31:22+08:00"  # not 2026-12-07T17:31:22 (UTC, unmarked)
     # the .xlsx has the same header, and reads back alike
     x = [f for f in staff.finish(10) if f.endswith(".xlsx")][0]
     assert read_staff_list(x)["customer_id"].tolist() == ["C1"]
