@@ -20,7 +20,7 @@ log = logging.getLogger("userops.alerts")
 
 
 def flow_run_link(flow_run_id) -> str | None:
-    """The run's page in the Prefect UI (``prefect_ui_url``). None when the run has no server
+    """The run's page in the Prefect UI (``prefect_ui_url()``). None when the run has no server
     to outlive it: with no ``PREFECT_API_URL`` (``make demo``, a local ``userops run``) Prefect
     runs the flow on a temporary server that stops with the process, and a link would lead
     nowhere."""
@@ -28,7 +28,31 @@ def flow_run_link(flow_run_id) -> str | None:
 
     if not flow_run_id or get_current_settings().api.url is None:
         return None
-    return f"{get_settings().prefect_ui_url.rstrip('/')}/runs/flow-run/{flow_run_id}"
+    return f"{prefect_ui_url()}/runs/flow-run/{flow_run_id}"
+
+
+def prefect_ui_url() -> str:
+    """The Prefect UI of the server the runs go to: ``USEROPS_PREFECT_UI_URL`` when set, else
+    the UI beside ``PREFECT_API_URL`` (its host and port, ``/api`` dropped; Prefect's own
+    ``PREFECT_UI_URL`` when set; the machine's name for a server on every address), else the
+    setting's default. A server on port 4317 was linked at port 4200, where nothing knows the run."""
+    from urllib.parse import urlsplit, urlunsplit
+
+    from prefect.settings import get_current_settings
+
+    settings = get_settings()
+    if "prefect_ui_url" in settings.model_fields_set:
+        return settings.prefect_ui_url.rstrip("/")
+    prefect = get_current_settings()
+    ui = prefect.ui_url if prefect.api.url else None
+    if not ui:
+        return settings.prefect_ui_url.rstrip("/")
+    parts = urlsplit(str(ui).rstrip("/"))
+    if parts.hostname in ("0.0.0.0", "::"):
+        import socket
+
+        parts = parts._replace(netloc=f"{socket.getfqdn()}:{parts.port}" if parts.port else socket.getfqdn())
+    return urlunsplit(parts)
 
 
 def root_run(flow_run, max_depth: int = 10):

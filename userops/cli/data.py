@@ -40,6 +40,10 @@ register_messages(
         "run.failed.fix": {"zh-CN": "处理：{fix}", "en": "What to do: {fix}"},
         "run.failed.details": {"zh-CN": "详情：Prefect 界面中的本次运行 {link}（运行日志里有完整的错误堆栈）",
                                "en": "Details: this run in the Prefect UI, {link} (its log has the full traceback)"},
+        "run.failed.no_ui": {"zh-CN": "详情：本次运行在临时的本地 Prefect 服务器上（未设置 PREFECT_API_URL），服务器已随命令结束，没有可打开的运行页面；"
+                                      "要在 Prefect 界面查看运行日志，请把 PREFECT_API_URL 指向常驻的 Prefect 服务器（如 `userops serve`）后再运行",
+                             "en": "Details: this run ran on a temporary local Prefect server (PREFECT_API_URL is not set) that stopped with the command, "
+                                   "so it has no page to open; to read run logs in the Prefect UI, point PREFECT_API_URL at a lasting Prefect server (e.g. `userops serve`) and run again"},
         "quarantine.field.id": {"zh-CN": "编号", "en": "id"},
         "quarantine.field.source_table": {"zh-CN": "来源表", "en": "source_table"},
         "quarantine.field.source_id": {"zh-CN": "来源编号", "en": "source_id"},
@@ -329,8 +333,11 @@ def _nightly_failed(state) -> None:
         typer.echo(t("run.failed.step", step=problem.step, reason=problem.reason), err=True)
         typer.echo("  " + t("run.failed.fix", fix=problem.fix), err=True)
     run_id = getattr(getattr(state, "state_details", None), "flow_run_id", None)
-    if run_id:
-        typer.echo("  " + t("run.failed.details", link=flow_run_link(run_id)), err=True)
+    link = flow_run_link(run_id) if run_id else None
+    if link:
+        typer.echo("  " + t("run.failed.details", link=link), err=True)
+    elif run_id:  # Prefect's temporary server: it stopped with the run, no page to link
+        typer.echo("  " + t("run.failed.no_ui"), err=True)
 
 
 @db_app.command("upgrade")
