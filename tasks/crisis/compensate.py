@@ -35,9 +35,51 @@ from tasks.crisis.templates import fill_markers, marker, override_path, render_g
 from tasks.crisis.util import execute, read
 from userops.clock import utcnow
 from userops.db import audit, bulk_upsert, get_engine
+from userops.i18n import register
 from userops.settings import get_settings
 
 log = logging.getLogger("userops.crisis.compensate")
+
+# The core reviewer named customers to exclude who could not be: which, and why, plainly.
+register(
+    {
+        "crisis.review.already_released": {
+            "zh-CN": "事件 {incident_id}：以下客户未被排除，他们的致歉没有在等待复核（已在此前放行，或不是需要复核的核心客户）：{customers}。"
+            "已放行的致歉不会撤回，电话回访仍会列出；不需要回访的，请告知客服跳过。",
+            "en": "Incident {incident_id}: these customers were not excluded: their apology was not waiting for the review "
+            "(released before, or they are not core customers needing it): {customers}. A released apology "
+            "is not taken back and their call is still listed; tell the staff to skip them if they should not be called.",
+        },
+        "crisis.review.not_in_incident": {
+            "zh-CN": "事件 {incident_id}：以下编号不是本事件的客户（或客户不存在），未做任何处理：{customers}。请核对客户编号。",
+            "en": "Incident {incident_id}: these ids are not customers of this incident (or do not exist); nothing was done "
+            "for them: {customers}. Check the customer ids.",
+        },
+    }
+)
+
+
+def split_not_excluded(conn: Connection, incident_id: str, ids) -> tuple[list[str], list[str]]:
+    """Customers named for exclusion who could not be excluded, as (customers of the incident
+    whose apology was not held for the review, ids that are no customer of the incident)."""
+    ids = sorted({str(x) for x in ids})
+    if not ids:
+        return [], []
+    members = set(read(conn, "SELECT customer_id FROM incident_customers WHERE incident_id = :i AND customer_id IN :ids",
+                       {"i": incident_id, "ids": ids})["customer_id"].astype(str))
+    return [c for c in ids if c in members], [c for c in ids if c not in members]
+
+
+def warn_not_excluded(incident_id: str, not_excluded, not_in_incident) -> list[str]:
+    """The lines (operator's language) naming who could not be excluded and why; none when all were."""
+    from userops.i18n import join_list, t
+
+    lines = []
+    if not_excluded:
+        lines.append(t("crisis.review.already_released", incident_id=incident_id, customers=join_list(sorted(not_excluded))))
+    if not_in_incident:
+        lines.append(t("crisis.review.not_in_incident", incident_id=incident_id, customers=join_list(sorted(not_in_incident))))
+    return lines
 
 TIERS = ("core", "potential", "ordinary")
 PENDING_STATUSES = ("planned", "awaiting_review", "in_flight")
@@ -414,11 +456,12 @@ def release_core(incident_id: str, reviewer: str, exclude: list[str] | None = No
     (``release_calls``). Compensate moves on to ``in_progress`` (never back to ``pending``).
 
     Only a customer whose apology is still held for the review can be excluded; a customer named
-    whose apology was already released (or who is not the incident's) is left as is and returned
-    in ``not_excluded`` — never half excluded (their call suppressed, their apology out).
+    whose apology was already released (or never held: no core customer) is left as is and returned
+    in ``not_excluded`` — never half excluded (their call suppressed, their apology out); an id
+    that is no customer of the incident (or no customer at all) in ``not_in_incident``.
     Idempotent: a repeated release (a re-run, the CLI after the form) changes nothing and
     counts nothing twice; a customer excluded before stays excluded.
-    Returns ``released``, ``held`` (excluded now) and ``not_excluded``."""
+    Returns ``released``, ``held`` (excluded now), ``not_excluded`` and ``not_in_incident``."""
     engine = engine or get_engine()
     now = now or utcnow()
     exclude = sorted({str(x).strip() for x in (exclude or []) if str(x).strip()})
@@ -427,8 +470,8 @@ def release_core(incident_id: str, reviewer: str, exclude: list[str] | None = No
 
     with engine.begin() as conn:
         if not lock_open(conn, incident_id):  # closed: nothing is released (its touches were withdrawn)
-            return {"released": 0, "held": 0, "not_excluded": [], "closed": True}
-        held, not_excluded = 0, []
+            return {"released": 0, "held": 0, "not_excluded": [], "not_in_incident": [], "closed": True}
+        held, not_excluded, not_in_incident = 0, [], []
         if exclude:
             # an excluded customer gets nothing from this incident: no apology on any channel and
             # no call (the staff-outreach list has their phone and email) — only while their
@@ -449,7 +492,8 @@ def release_core(incident_id: str, reviewer: str, exclude: list[str] | None = No
             held = len(still_held)
             before = read(conn, "SELECT customer_id FROM incident_customers WHERE incident_id = :i AND remedy = :x "
                                 "AND customer_id IN :ids", {"i": incident_id, "x": EXCLUDED_REMEDY, "ids": exclude})
-            not_excluded = sorted(set(exclude) - set(still_held) - set(before["customer_id"].astype(str)))
+            not_excluded, not_in_incident = split_not_excluded(
+                conn, incident_id, set(exclude) - set(still_held) - set(before["customer_id"].astype(str)))
         record_exclusions(conn, incident_id)
         # the apologies (not the calls: a call is listed once its customer's apology went out)
         keys = read(conn, "SELECT touch_key FROM touches WHERE campaign = :c AND status = 'awaiting_review' AND channel <> 'staff'",
@@ -459,7 +503,8 @@ def release_core(incident_id: str, reviewer: str, exclude: list[str] | None = No
                       "AND reason = :core",
                 {"r": CALL_HELD_APOLOGY, "c": camp, "core": CALL_HELD_CORE})
         audit(conn, reviewer, "compensation.core_reviewed", "incident", incident_id,
-              {"released": released, "held": held, "held_customers": held, "not_excluded": not_excluded})
+              {"released": released, "held": held, "held_customers": held, "not_excluded": not_excluded,
+               "not_in_incident": not_in_incident})
         step = get_step(conn, incident_id, "compensate")
         if step["status"] in ("waiting", "expired", "pending"):
             # forward: the human part is done, the apologies are on their way (never back to
@@ -467,11 +512,9 @@ def release_core(incident_id: str, reviewer: str, exclude: list[str] | None = No
             set_step(conn, incident_id, "compensate", "in_progress", reviewer,
                      {"core_reviewed_by": reviewer, "core_reviewed_at": now, "core_released": released, "core_held": held},
                      now, action="step.compensate.core_reviewed")
-    if not_excluded:
-        from userops.i18n import join_list, t
-
-        log.warning(t("crisis.review.not_excluded", incident_id=incident_id, customers=join_list(not_excluded)))
-    return {"released": int(released), "held": int(held), "not_excluded": not_excluded}
+    for line in warn_not_excluded(incident_id, not_excluded, not_in_incident):
+        log.warning(line)
+    return {"released": int(released), "held": int(held), "not_excluded": not_excluded, "not_in_incident": not_in_incident}
 
 
 def record_exclusions(conn: Connection, incident_id: str) -> int:

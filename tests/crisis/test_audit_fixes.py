@@ -63,7 +63,7 @@ def test_core_call_list_waits_for_the_core_review(warehouse, provider, pinned_no
 def test_excluded_core_customer_gets_nothing(warehouse, provider, pinned_now):
     """Item 2: ``--exclude`` keeps the customer off the call list as well as the messages."""
     iid = _planned_and_sent(warehouse, pinned_now)
-    assert release_core(iid, "lead-li", exclude=["C5"], engine=warehouse, now=NOW) == {"released": 1, "held": 1, "not_excluded": []}
+    assert release_core(iid, "lead-li", exclude=["C5"], engine=warehouse, now=NOW) == {"released": 1, "held": 1, "not_excluded": [], "not_in_incident": []}
     send_apologies(iid, warehouse, NOW)
     t = _touches(warehouse, iid)
     assert (t.loc[t["customer_id"] == "C5", "status"] == "suppressed").all()

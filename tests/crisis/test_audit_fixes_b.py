@@ -103,6 +103,35 @@ def test_exclude_not_excluded_reaches_the_terminal_when_resuming(warehouse, prov
     assert "以下客户未被排除" in res.output and "C1" in res.output
 
 
+def test_exclude_an_unknown_id_says_it_is_no_customer_of_the_incident(warehouse, provider, pinned_now, monkeypatch, caplog):
+    """An id that is no customer of the incident (or none at all) is named as such, apart from
+    the incident's customers whose apology was not held for the review (C1: no core customer)."""
+    import logging
+
+    import userops.cli.incident as cli_incident
+    from tasks.crisis import runs
+    from userops.cli import app
+
+    iid = _core_planned(warehouse)  # C2, C5 wait for the review; C1 is no core customer
+    with warehouse.begin() as conn:
+        conn.exec_driver_sql(f"UPDATE incidents SET flow_run_id = 'fr-1' WHERE incident_id = '{iid}'")
+
+    def fake_resume(flow_run_id, answer):  # the paused run carries on: release_core in the flow
+        with caplog.at_level(logging.WARNING, logger="userops.crisis.compensate"):
+            release_core(iid, answer["reviewer"], answer["exclude_customers"], engine=warehouse, now=NOW)
+
+    monkeypatch.setattr(runs, "run_state", lambda fr: ("PAUSED", "core-review-1"))
+    monkeypatch.setattr(runs, "resume", fake_resume)
+    monkeypatch.setattr(cli_incident, "_continued", lambda done, seconds=None: True)
+    res = CliRunner().invoke(app, ["incident", "approve", iid, "--core", "--exclude", "C99999999", "--exclude", "C1",
+                                   "--exclude", "C5", "--by", "lead-li"])
+    unknown = f"事件 {iid}：以下编号不是本事件的客户（或客户不存在），未做任何处理：C99999999。请核对客户编号。"
+    for out in (res.output.splitlines(), [r.getMessage() for r in caplog.records]):  # the terminal and the run log
+        assert [x for x in out if "C99999999" in x] == [unknown], out
+        released = [x for x in out if "以下客户未被排除" in x]
+        assert len(released) == 1 and "：C1。" in released[0] and "核心客户" in released[0], out
+
+
 def test_open_reason_help_is_the_run_forms(monkeypatch):
     """Item 3: the statement does not quote the reason; ``--help`` says what the Run form says."""
     import flows.texts  # noqa: F401  (the Run form's catalogue)

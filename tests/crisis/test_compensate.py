@@ -83,7 +83,7 @@ def test_remedies_per_tier_and_core_review(warehouse, provider, pinned_now, monk
 
     # the reviewer holds C5 (staff will call) and releases C2
     r = release_core(iid, "reviewer-li", exclude=["C5"], engine=warehouse)
-    assert r == {"released": 1, "held": 1, "not_excluded": []}
+    assert r == {"released": 1, "held": 1, "not_excluded": [], "not_in_incident": []}
     send_apologies(iid, warehouse)
     prog = refresh_compensated(iid, warehouse)
     delivered = {p["touch_key"].split("|")[1] for p in provider.delivered.values()}

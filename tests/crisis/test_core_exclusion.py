@@ -62,8 +62,8 @@ def test_repeated_release_changes_nothing(warehouse, provider, pinned_now):
     pd.testing.assert_frame_equal(_touches(warehouse, iid), touches)
     pd.testing.assert_frame_equal(_customers(warehouse, iid), customers)
     assert build_report(iid, warehouse, now=NOW) == rep
-    assert again == {"released": 0, "held": 0, "not_excluded": ["C2"]}
-    assert third == {"released": 0, "held": 0, "not_excluded": []}
+    assert again == {"released": 0, "held": 0, "not_excluded": ["C2"], "not_in_incident": []}
+    assert third == {"released": 0, "held": 0, "not_excluded": [], "not_in_incident": []}
     send_apologies(iid, warehouse)  # C2's call is listed now, C5's never
     calls = _touches(warehouse, iid).query("channel == 'staff'").set_index("customer_id")["status"]
     assert calls["C2"] == "sent" and calls["C5"] == "suppressed"

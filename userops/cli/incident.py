@@ -342,8 +342,12 @@ def approve_cmd(
             typer.echo(t("incident.approved.core", released=res["released"], held=res["held"]))
         did = True
     if exclude and not do_core:  # no core review waits: nobody named is excluded now
+        from tasks.crisis.compensate import split_not_excluded
+
         typer.echo(t("incident.nothing_pending", incident_id=incident_id), err=True)
-        _warn_not_excluded(incident_id, [{"not_excluded": sorted(set(exclude))}])
+        with engine.connect() as conn:
+            members, others = split_not_excluded(conn, incident_id, exclude)
+        _warn_not_excluded(incident_id, [{"not_excluded": members, "not_in_incident": others}])
         raise typer.Exit(1)
     if not did:
         typer.echo(t("incident.nothing_pending", incident_id=incident_id))
@@ -361,12 +365,14 @@ def _core_reviews(engine, incident_id: str) -> list[dict]:
 
 
 def _warn_not_excluded(incident_id: str, reviews: list[dict]) -> None:
-    """The catalogued "not excluded" line on stderr, naming the customers, when any."""
-    from tasks.crisis import messages  # noqa: F401  (crisis.review.not_excluded)
+    """On stderr, the customers named who were not excluded: the incident's whose apology was not
+    held for the review, and the ids that are no customer of the incident (or of the shop)."""
+    from tasks.crisis.compensate import warn_not_excluded
 
     names = sorted({str(c) for r in reviews for c in (r.get("not_excluded") or [])})
-    if names:
-        typer.echo(t("crisis.review.not_excluded", incident_id=incident_id, customers=join_list(names)), err=True)
+    others = sorted({str(c) for r in reviews for c in (r.get("not_in_incident") or [])})
+    for line in warn_not_excluded(incident_id, names, others):
+        typer.echo(line, err=True)
 
 
 @app.command("close")
