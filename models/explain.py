@@ -257,7 +257,7 @@ def _labels(x, fmt) -> np.ndarray:
 
 
 def _int_label(u: float) -> str:
-    return str(int(round(u)))
+    return f"{int(round(u)):,}"  # 1,234 days: thousands separated as every count an operator reads
 
 
 class _Rows:

@@ -418,7 +418,7 @@ def report_markdown(rep: dict, title: str, lang: str | None = None) -> str:
     days = rep.get("attribution_days")
     lines = [f"**{t('campaign.report.title', lang, name=rep['campaign'], title=title)}**", ""]
     if rep.get("groups"):
-        lines.append(t("campaign.report.window", lang, days=days, open=rep.get("open_window", 0)))
+        lines.append(t("campaign.report.window", lang, days=days, open=f"{int(rep.get('open_window') or 0):,}"))
         if rep.get("verdict") == "open":
             lines += ["", open_line(rep, lang)]
         elif any((rep.get("waiting") or {}).values()) and rep.get("basis"):

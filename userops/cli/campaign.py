@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import getpass
 import json
+import numbers
 import os
 from datetime import date
 from typing import Optional
@@ -84,7 +85,7 @@ def _table(rows: list[dict]) -> str:
     if not rows:
         return ""
     cols = list(rows[0].keys())
-    cells = [[str(c) for c in cols]] + [[("" if r.get(c) is None else str(r.get(c))) for c in cols] for r in rows]
+    cells = [[str(c) for c in cols]] + [[_cell(r.get(c)) for c in cols] for r in rows]
     from rich.cells import cell_len
 
     widths = [max(cell_len(row[i]) for row in cells) for i in range(len(cols))]
@@ -94,6 +95,15 @@ def _table(rows: list[dict]) -> str:
         if j == 0:
             lines.append("  ".join("-" * w for w in widths))
     return "\n".join(lines)
+
+
+def _cell(v) -> str:
+    """A table cell: counts with thousands separators (12,345), nothing as empty."""
+    if v is None:
+        return ""
+    if isinstance(v, numbers.Integral) and not isinstance(v, bool):
+        return f"{v:,}"
+    return str(v)
 
 
 def _load(name: str | None = None):
@@ -308,4 +318,4 @@ def approve_cmd(campaign: str = typer.Argument(..., help="Campaign whose touches
 
     with get_engine().begin() as conn:
         n = approve_touches(conn, f"cli:{getpass.getuser()}", campaign=campaign)
-    typer.echo(t("campaign.cli.released", n=n))
+    typer.echo(t("campaign.cli.released", n=f"{n:,}"))

@@ -339,7 +339,7 @@ def approve_cmd(
             send_apologies(incident_id, engine)
             refresh_compensated(incident_id, engine)
             # (a customer named who could not be excluded any more: release_core's warning, on stderr)
-            typer.echo(t("incident.approved.core", released=res["released"], held=res["held"]))
+            typer.echo(t("incident.approved.core", released=f"{res['released']:,}", held=f"{res['held']:,}"))
         did = True
     if exclude and not do_core:  # no core review waits: nobody named is excluded now
         from tasks.crisis.compensate import split_not_excluded
@@ -405,8 +405,8 @@ def close_cmd(
             typer.echo(t("incident.unfinished.steps", incident_id=incident_id,
                          steps=join_list(t(f"crisis.step.{s}") for s in left["steps"])), err=True)
         if any(left.get(k) for k in ("apologies", "unplanned", "calls")):
-            typer.echo(t("incident.unfinished", incident_id=incident_id, apologies=left["apologies"],
-                         awaiting=left["awaiting_review"], unplanned=left["unplanned"], calls=left["calls"]), err=True)
+            typer.echo(t("incident.unfinished", incident_id=incident_id, apologies=f"{left['apologies']:,}",
+                         awaiting=f"{left['awaiting_review']:,}", unplanned=f"{left['unplanned']:,}", calls=f"{left['calls']:,}"), err=True)
         try:
             confirmed = typer.confirm(t("incident.unfinished.confirm"), default=False, err=True)
         except typer.Abort:  # no terminal to answer
