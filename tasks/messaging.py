@@ -741,6 +741,8 @@ def listed_at(now: datetime) -> str:
     """When a row was listed, in shop time with its UTC offset (2026-12-08T01:31:22+08:00): the
     list sits in the shop day's folder and staff read it in shop time."""
     return now.replace(tzinfo=timezone.utc).astimezone(ZoneInfo(shop_zone())).isoformat(timespec="seconds")
+
+
 # The lists hold phones and emails: only the owner (the staff account running the sender) may
 # read them, whatever the umask.
 PRIVATE_DIR_MODE = 0o700
