@@ -203,7 +203,8 @@ def import_cmd(
     order = parse_date_order(date_order)
     try:
         migrate()
-        res = import_file(stored, path, mapping or None, assume_tz=tz, date_order=order)
+        with _console_without_tracebacks():  # no Great Expectations info lines on the terminal
+            res = import_file(stored, path, mapping or None, assume_tz=tz, date_order=order)
     except (FileImportError, SuiteError, ValidationProcessDied) as exc:  # the validating process killed, e.g. for memory
         typer.echo(t("import.error", error=exc.localized() if hasattr(exc, "localized") else exc), err=True)
         raise typer.Exit(1)
@@ -278,9 +279,11 @@ def _prefect_connection_error(exc: BaseException) -> BaseException | None:
 def _console_without_tracebacks():
     """Prefect logs a failed run's traceback (flow and task run) to the terminal and to the
     run's log in Prefect. While the block runs, the terminal's copy is the log line without
-    the traceback; Prefect's run log (and a log file) keep it whole."""
+    the traceback, and the lines meant for engineers are left off the terminal (see
+    ``_OperatorConsole``); Prefect's run log (and a log file) keep them whole."""
     import logging
 
+    quiet = _OperatorConsole()
     try:
         from prefect.logging.configuration import ensure_logging_setup
 
@@ -296,11 +299,49 @@ def _console_without_tracebacks():
                 continue  # already wrapped (the same handler on two loggers)
             wrapped.append(h)
             h.format = _format_without_traceback(h)
+            h.addFilter(quiet)
     try:
         yield
     finally:
         for h in wrapped:
             vars(h).pop("format", None)
+            h.removeFilter(quiet)
+
+
+class _OperatorConsole:
+    """Log records kept off the operator's terminal (zh-CN or en lines of their own are
+    printed instead); Prefect's run log, a log file and debug handlers still get them:
+    - the flow/task engine's raw exception lines: "Encountered exception during execution:
+      OperationalError('(psycopg2.OperationalError) …')", "Finished in state Failed('Flow run
+      encountered an exception: BatchRejected: …')", "Task run failed with exception: … -
+      Retries are exhausted" (the command's own failure account says which step, why, what to do);
+    - Great Expectations' info lines ("Created temporary directory '/tmp/…' for ephemeral docs
+      site": its module logger is set to INFO whatever the package's level);
+    - Prefect's temporary-server notice ("Starting temporary server on …", "See
+      https://docs.prefect.io/v3/concepts/server…"): the failure account says when a run had
+      no lasting server."""
+
+    ENGINE_LOGGERS = ("prefect.flow_runs", "prefect.task_runs")
+    ENGINE_LINES = ("Encountered exception during execution", "Finished in state Failed(", "Finished in state Crashed(")
+
+    def filter(self, record) -> bool:
+        import logging
+
+        name = record.name or ""
+        if name == "great_expectations" or name.startswith("great_expectations."):
+            return record.levelno >= logging.WARNING
+        try:
+            message = record.getMessage()
+        except Exception:  # a record that cannot render: leave it to the handler
+            return True
+        if name.startswith(self.ENGINE_LOGGERS):
+            if message.startswith(self.ENGINE_LINES):
+                return False
+            if message.startswith("Task run failed with") and "Retry " not in message:  # a retry to come stays
+                return False
+        if name.startswith("prefect") and message.startswith("Starting temporary server on") and "docs.prefect.io" in message:
+            return False
+        return True
 
 
 def _format_without_traceback(handler):
