@@ -161,7 +161,8 @@ def ingest_table(
                         for outcome in _timed(outcomes, timings, "wait_s"):
                             t0 = time.perf_counter()
                             # into an empty table every key is new (repeated keys were quarantined)
-                            totals.loaded += bulk_upsert(conn, table, outcome.good, KEY_COLUMNS[table], on_conflict="error" if initial_load else "update")
+                            # (a newer version of a key loaded from an earlier chunk: upserted, the key counted once)
+                            totals.loaded += bulk_upsert(conn, table, outcome.good, KEY_COLUMNS[table], on_conflict="error" if initial_load and not outcome.replaced else "update") - outcome.replaced
                             timings["load_s"] += time.perf_counter() - t0
                             totals.add(outcome)
                             bad_rows.add(outcome.bad)
@@ -205,7 +206,7 @@ def ingest_table(
     log.debug("%s: %d rows read, %d loaded, %d quarantined %s, %d released from quarantine (since %s; %d chunk(s) validated in a %s, extract %.1fs, validate %.1fs, load %.1fs, wall %.1fs)",
              table, totals.n_read, totals.loaded, totals.n_bad, dict(totals.rule_counts) or "", totals.released, since or "the beginning",
              totals.chunks, validate_in, timings["extract_s"], timings["validate_s"], timings["load_s"], timings["wall_s"])
-    return LoadResult(table, totals.n_read, totals.loaded, totals.n_bad, totals.max_updated_at, totals.released)
+    return LoadResult(table, totals.n_read, totals.loaded, totals.n_bad, totals.max_updated_at, totals.released, totals.superseded)
 
 
 # A full load of more rows than this is validated in a process ("auto"); None: never. The
@@ -246,6 +247,7 @@ class _BatchTotals:
     loaded: int = 0
     chunks: int = 0
     released: int = 0  # quarantined earlier, loaded tonight (settle_quarantine)
+    superseded: int = 0  # older versions (and copies) of a key the batch sent again: read = loaded + quarantined + superseded
     max_updated_at: object = None
     rule_counts: dict = field(default_factory=dict)
 
@@ -253,6 +255,7 @@ class _BatchTotals:
         self.chunks += 1
         self.n_read += outcome.n_read
         self.n_bad += outcome.n_bad
+        self.superseded += outcome.n_superseded
         if len(outcome.bad):
             for rule, n in outcome.bad["rule"].value_counts().items():
                 self.rule_counts[rule] = self.rule_counts.get(rule, 0) + int(n)
@@ -337,7 +340,7 @@ def import_file(
     frames = read_table_file(path, table, mapping, chunksize=chunksize if is_csv else None)
     if isinstance(frames, pd.DataFrame):
         frames = [frames]
-    read = loaded = bad = 0
+    read = loaded = bad = superseded = 0
     timings = timings if timings is not None else {}
     for k in ("read_s", "validate_s", "wait_s", "load_s", "index_s", "commit_s"):
         timings.setdefault(k, 0.0)
@@ -358,7 +361,8 @@ def import_file(
                 for outcome in _timed(outcomes, timings, "wait_s"):
                     t0 = clock()
                     # into an empty table every key is new (duplicates in the file were quarantined)
-                    loaded += bulk_upsert(conn, table, outcome.good, KEY_COLUMNS[table], on_conflict="error" if initial_load else "update")
+                    loaded += bulk_upsert(conn, table, outcome.good, KEY_COLUMNS[table], on_conflict="error" if initial_load and not outcome.replaced else "update") - outcome.replaced
+                    superseded += outcome.n_superseded
                     record_quarantine(conn, outcome, run_id, assume_tz)
                     timings["load_s"] += clock() - t0
                     read += outcome.n_read
@@ -371,7 +375,7 @@ def import_file(
             t_commit = clock()
         timings["commit_s"] += clock() - t_commit
         after_bulk_load(conn, table, read, loaded, timings)
-    return LoadResult(table, read, loaded, bad, None, released)
+    return LoadResult(table, read, loaded, bad, None, released, superseded)
 
 
 def _validated_chunks(engine: Engine, table: str, frames, suites: dict, assume_tz: str, timings: dict,
@@ -626,41 +630,65 @@ def id_hashes(bind, table: str, column: str, batch: int = 1_000_000) -> np.ndarr
     return out
 
 
-def _drop_cross_chunk_duplicates(outcome: ValidationOutcome, raw: pd.DataFrame, key_cols: list[str], seen: np.ndarray,
+def _drop_cross_chunk_duplicates(outcome: ValidationOutcome, raw: pd.DataFrame, key_cols: list[str], seen,
                                  rule: tuple[str, str] | None = None):
-    """A key already loaded from an earlier chunk of the same file (batch) is a duplicate too,
-    quarantined under ``rule`` = (rule, reason) — the suite's uniqueness rule.
+    """A key loaded from an earlier chunk of the same file (batch) comes again: the newest
+    version stands, whatever the chunk size (within a chunk: ``tasks.validate.select_versions``).
 
-    ``seen`` is the sorted array of key hashes loaded so far: membership is a binary search
-    and the merge a stable sort of two sorted runs (linear), so 10M keys stay cheap."""
+    * older than the version loaded, or a copy of it: dropped, counted in ``n_superseded``;
+    * newer: kept, replacing the loaded one (``outcome.replaced``: the loader upserts it and
+      counts the key once; the earlier version counts in ``n_superseded``);
+    * the same stamp and different content: a conflict, quarantined under ``rule`` = (rule,
+      reason), the suite's uniqueness rule. The copy loaded from the earlier chunk stays (a
+      streamed batch cannot take it back); inside one chunk neither is loaded.
+
+    ``seen`` (an empty array at the start of a batch): sorted key hashes with the stamp and
+    content hash of the version loaded — binary search, one sort per chunk."""
+    from tasks.validate import content_hashes, key_hashes, record_hashes, stamp_ns
+
+    if not isinstance(seen, tuple):
+        seen = (np.array([], dtype=np.uint64), np.array([], dtype=np.int64), np.array([], dtype=np.uint64))
     if outcome.good.empty:
         return outcome, seen
-    keys = outcome.good[key_cols[0]] if len(key_cols) == 1 else outcome.good[key_cols].astype("string")
-    h = pd.util.hash_pandas_object(keys, index=False).to_numpy()
-    if len(seen):
-        pos = np.searchsorted(seen, h).clip(max=len(seen) - 1)
-        dup = seen[pos] == h
-    else:
-        dup = np.zeros(len(h), dtype=bool)
-    seen = np.concatenate([seen, np.sort(h[~dup])])
-    seen.sort(kind="stable")
-    if not dup.any():
+    sh, sts, sc = seen
+    good = outcome.good
+    h = key_hashes(good, key_cols)
+    ts = stamp_ns(outcome.stamps if outcome.stamps is not None else good.get("updated_at"), len(good))
+    c = content_hashes(good.drop(columns=["updated_at"], errors="ignore"))  # the stamp is compared on its own
+    pos = np.searchsorted(sh, h).clip(max=max(len(sh) - 1, 0)) if len(sh) else np.zeros(len(h), dtype=np.int64)
+    hit = (sh[pos] == h) if len(sh) else np.zeros(len(h), dtype=bool)
+    older, newer, conflict = (np.zeros(len(h), dtype=bool) for _ in range(3))
+    p = pos[hit]
+    older[hit] = (ts[hit] < sts[p]) | ((ts[hit] == sts[p]) & (c[hit] == sc[p]))
+    newer[hit] = ts[hit] > sts[p]
+    conflict[hit] = (ts[hit] == sts[p]) & (c[hit] != sc[p])
+    sts, sc = sts.copy(), sc.copy()
+    sts[pos[newer]], sc[pos[newer]] = ts[newer], c[newer]
+    new = ~hit
+    sh, sts, sc = np.concatenate([sh, h[new]]), np.concatenate([sts, ts[new]]), np.concatenate([sc, c[new]])
+    order = np.argsort(sh, kind="stable")
+    seen = (sh[order], sts[order], sc[order])
+    outcome.n_superseded += int(older.sum() + newer.sum())
+    outcome.replaced += int(newer.sum())
+    drop = older | conflict
+    if not drop.any():
         return outcome, seen
-    from tasks.validate import record_hashes
-
-    rows = outcome.good[dup]
-    rec = rows.astype("string")
-    extra = pd.DataFrame(
-        {
-            "source_id": rows[ID_COLUMN[outcome.table]].to_numpy(),
-            "rule": rule[0] if rule else f"duplicate_{ID_COLUMN[outcome.table]}",
-            "reason": rule[1] if rule else f"{ID_COLUMN[outcome.table]} appears more than once in the file",
-            "record": [pd.Series(r).to_json(force_ascii=False) for r in rec.to_dict("records")],
-            "record_hash": record_hashes(rec).to_numpy(),
-        }
-    )
-    outcome.good = outcome.good[~dup].reset_index(drop=True)
-    outcome.bad = pd.concat([outcome.bad, extra], ignore_index=True)
+    rows = good[conflict]
+    if len(rows):
+        rec = rows.astype("string")
+        extra = pd.DataFrame(
+            {
+                "source_id": rows[ID_COLUMN[outcome.table]].to_numpy(),
+                "rule": rule[0] if rule else f"duplicate_{ID_COLUMN[outcome.table]}",
+                "reason": rule[1] if rule else f"{ID_COLUMN[outcome.table]}: conflicting versions with the same updated_at",
+                "record": [pd.Series(r).to_json(force_ascii=False) for r in rec.to_dict("records")],
+                "record_hash": record_hashes(rec).to_numpy(),
+            }
+        )
+        outcome.bad = pd.concat([outcome.bad, extra], ignore_index=True)
+    outcome.good = good[~drop].reset_index(drop=True)
+    if outcome.stamps is not None:
+        outcome.stamps = outcome.stamps[~drop].reset_index(drop=True)
     return outcome, seen
 
 

@@ -28,6 +28,9 @@ class LoadResult:
     quarantined: int
     watermark: datetime | None
     released: int = 0  # earlier quarantined records loaded now (tasks.quarantine.settle_quarantine)
+    # older versions (and identical copies) of a key sent again in the batch, dropped for its
+    # newest one: read = loaded + quarantined + superseded
+    superseded: int = 0
 
 
 def get_watermark(bind: Engine | Connection, source: str) -> datetime | None:

@@ -95,6 +95,15 @@ class ValidationOutcome:
     n_read: int
     max_updated_at: datetime | None = None
     rule_counts: dict = field(default_factory=dict)
+    # older versions of a key dropped for the newest one (``select_versions``): read =
+    # good + bad records + superseded
+    n_superseded: int = 0
+    # good rows that replace a version loaded from an earlier chunk of the same batch (the
+    # loader upserts them and counts the key once)
+    replaced: int = 0
+    # the change stamp each good row came with (NaT: none; ``good["updated_at"]`` may be the
+    # load time then), for the choice between chunks
+    stamps: pd.Series | None = None
 
     @property
     def n_bad(self) -> int:
@@ -374,6 +383,51 @@ def record_hashes(raw: pd.DataFrame) -> pd.Series:
     return h.map(lambda x: f"{x:016x}")
 
 
+UNIQUE_TYPES = ("expect_column_values_to_be_unique", "expect_compound_columns_to_be_unique")
+
+
+def key_hashes(frame: pd.DataFrame, key_cols: list[str]) -> np.ndarray:
+    """64-bit hash of each row's key (the same in every chunk of a batch)."""
+    keys = frame[key_cols].astype("string")
+    return pd.util.hash_pandas_object(keys, index=False).to_numpy()
+
+
+def content_hashes(frame: pd.DataFrame) -> np.ndarray:
+    """64-bit hash of each typed row's values (two copies of one version hash the same)."""
+    return pd.util.hash_pandas_object(frame.astype("string").fillna("\x00"), index=False).to_numpy()
+
+
+def stamp_ns(stamps: pd.Series | None, n: int) -> np.ndarray:
+    """Change stamps as int64 (NaT, or no stamp at all: the smallest value)."""
+    if stamps is None:
+        return np.full(n, np.iinfo(np.int64).min, dtype=np.int64)
+    return pd.to_datetime(stamps).to_numpy(dtype="datetime64[us]").view("int64")
+
+
+def select_versions(typed: pd.DataFrame, key_cols: list[str], stamps: pd.Series | None) -> tuple[np.ndarray, np.ndarray]:
+    """Which rows of one batch chunk stand when a key comes more than once: per key the
+    version with the newest change stamp. Returns (superseded, conflicting) row labels:
+    superseded are older versions and further copies of the newest one with the same
+    content (dropped, not quarantined); conflicting are two or more versions with the same
+    newest stamp and different content (quarantined, none loaded: which one is right is
+    not in the data). Set-based; the result does not depend on the rows' order."""
+    empty = np.array([], dtype=typed.index.dtype if len(typed.index) else np.int64)
+    if len(typed) < 2:
+        return empty, empty
+    df = pd.DataFrame({"k": key_hashes(typed, key_cols), "ts": stamp_ns(stamps, len(typed)), "c": content_hashes(typed)}, index=typed.index)
+    df = df[df["k"].duplicated(keep=False)]
+    if df.empty:
+        return empty, empty
+    newest = df.groupby("k")["ts"].transform("max")
+    older = df["ts"] < newest
+    top = df[~older]
+    copies = top.duplicated(["k", "c"])
+    distinct = top[~copies]
+    conflict = distinct["k"].duplicated(keep=False)
+    superseded = df.index[older.to_numpy()].append(top.index[copies.to_numpy()])
+    return superseded.to_numpy(), distinct.index[conflict.to_numpy()].to_numpy()
+
+
 def validate_frame(
     table: str,
     raw: pd.DataFrame,
@@ -429,6 +483,10 @@ def validate_frame(
         e for e in suite.expectations
         if not e.expectation_type.startswith("expect_table_") and e.configuration.kwargs.get("column") in present | {None}
     ]
+    # the uniqueness rule is not GE's "every copy is bad": a key sent twice keeps its newest
+    # version (select_versions); only two different versions with the same stamp break it
+    unique_exps = [e for e in row_exps if e.expectation_type in UNIQUE_TYPES]
+    row_exps = [e for e in row_exps if e.expectation_type not in UNIQUE_TYPES]
     bad_parts = [parse_fail[["idx", "rule"]]] if len(parse_fail) else []
     reasons: dict[str, str] = {r: _parse_reason(r, language) for r in parse_fail["rule"].unique()} if len(parse_fail) else {}
     unparseable = {c: set(g["idx"]) for c, g in parse_fail.groupby("column")} if len(parse_fail) else {}
@@ -464,12 +522,27 @@ def validate_frame(
             bad_parts.append(pd.DataFrame({"idx": typed.index[unknown.to_numpy()], "rule": rule}))
             reasons[rule] = _ref_reason(col, language)
 
+    ts_col = "occurred_at" if table == "events" else "updated_at"
+    superseded = np.array([], dtype=int)
+    if unique_exps and n:
+        # the versions contend among the rows valid in themselves: a newer version that is bad
+        # is quarantined and an older valid one is loaded, as on two nights (and across chunks)
+        flagged = set(pd.concat(bad_parts)["idx"].astype(int)) if bad_parts else set()
+        valid = typed.drop(index=sorted(flagged))
+        key_cols = [c for c in KEY_COLUMNS[table] if c in valid.columns]
+        valid = valid[valid[key_cols].notna().all(axis=1)] if key_cols else valid.iloc[:0]
+        superseded, conflicting = select_versions(valid, key_cols, valid[ts_col] if ts_col in valid.columns else None)
+        if len(conflicting):
+            meta = unique_exps[0].meta or {}
+            rule = meta.get("rule", "duplicate_key")
+            bad_parts.append(pd.DataFrame({"idx": conflicting.astype(int), "rule": rule}))
+            reasons[rule] = meta.get(language) or meta.get("en") or rule
     bad_idx = pd.concat(bad_parts, ignore_index=True).drop_duplicates() if bad_parts else pd.DataFrame({"idx": [], "rule": []})
     bad_rows = np.unique(bad_idx["idx"].to_numpy().astype(int)) if len(bad_idx) else np.array([], dtype=int)
-    good = typed.drop(index=bad_rows)
+    good = typed.drop(index=np.union1d(bad_rows, superseded.astype(int)))
+    stamps = good[ts_col].copy() if ts_col in good.columns else pd.Series(pd.NaT, index=good.index, dtype="datetime64[us]")
     if "updated_at" not in good.columns and table != "events":
         good = good.assign(updated_at=pd.Series(pd.Timestamp(now).floor("s"), index=good.index, dtype="datetime64[us]"))
-    ts_col = "occurred_at" if table == "events" else "updated_at"
     max_ts = typed[ts_col].max() if ts_col in typed.columns and len(typed) else None
     bad = pd.DataFrame()
     if len(bad_idx):
@@ -490,7 +563,8 @@ def validate_frame(
         )
         bad["source_id"] = bad["source_id"].astype(object).where(bad["source_id"].notna(), None)
     counts = bad["rule"].value_counts().to_dict() if len(bad) else {}
-    return ValidationOutcome(table, good.reset_index(drop=True), bad, n, None if max_ts is None or pd.isna(max_ts) else max_ts.to_pydatetime(), counts)
+    return ValidationOutcome(table, good.reset_index(drop=True), bad, n, None if max_ts is None or pd.isna(max_ts) else max_ts.to_pydatetime(), counts,
+                             n_superseded=len(superseded), stamps=stamps.reset_index(drop=True))
 
 
 def enforce_threshold(outcome: ValidationOutcome, max_bad_share: float | None = None) -> None:

@@ -21,6 +21,13 @@ register(
         "problem.step.as_of": {"zh-CN": "检查业务日期 as_of", "en": "checking the business day as_of"},
         "problem.fix.as_of": {"zh-CN": "请把 as_of 改为店铺今天或更早的日期（留空即今天）",
                               "en": "set as_of to the shop's today or earlier (empty means today)"},
+        "problem.step.locked": {"zh-CN": "写入数据仓库", "en": "writing to the warehouse"},
+        "problem.reason.locked": {"zh-CN": "另一个运行正在使用数据仓库，本次没等到它放开（{detail}）",
+                                  "en": "another run is using the warehouse and this one could not wait for it ({detail})"},
+        "problem.fix.locked": {
+            "zh-CN": "请等正在进行的那个运行（另一个 `userops run nightly`、`userops import` 或计划中的夜间任务）结束",
+            "en": "wait for the run in progress (another `userops run nightly`, `userops import` or the scheduled night) to finish",
+        },
     }
 )
 
@@ -29,6 +36,9 @@ register(
 _DB_DOWN = ("Connection refused", "could not connect", "could not translate host name", "unable to open database file",
             "password authentication failed", "timeout expired", "server closed the connection", "Is the server running",
             "does not exist")
+# another run holds the lock the write waits for: SQLite's busy timeout ran out, PostgreSQL's
+# lock_timeout (LockNotAvailable, 55P03) cancelled the statement
+_LOCKED = re.compile(r"database is locked|database table is locked|lock timeout|LockNotAvailable|could not obtain lock")
 _NO_URL = re.compile(r"no URL configured for the (\w+) source|没有配置 (\w+) 数据源的地址")
 _SOURCE_TEXT = re.compile(r"no answer after \d+ attempts|尝试 \d+ 次|: HTTP \d{3}\b|：HTTP \d{3}")
 _REJECTED = re.compile(r"^(\w+)(?:: (?:\d+ of \d+ rows .*failed validation|table rule |required column|rule \S+ could not be evaluated)|：\d+ 行中有 \d+ 行)")
@@ -36,7 +46,7 @@ _REJECTED = re.compile(r"^(\w+)(?:: (?:\d+ of \d+ rows .*failed validation|table
 
 @dataclass
 class Problem:
-    kind: str  # warehouse / validation / source / as_of / other
+    kind: str  # warehouse / locked / validation / source / as_of / other
     step: str
     reason: str  # one scrubbed line
     fix: str
@@ -112,6 +122,10 @@ def _describe(exc: BaseException | None, text: str | None, flow: str, lang: str 
         detail = error_summary(None, _db_text(exc) if exc is not None else raw.replace("(psycopg2.OperationalError) ", ""))
         detail = detail.replace("(psycopg2.OperationalError) ", "")
         return Problem("warehouse", t("problem.step.warehouse", lang), detail, t("problem.fix.warehouse", lang), detail=detail)
+    locked = _LOCKED.search(_db_text(exc) if exc is not None else raw)
+    if locked:
+        return Problem("locked", t("problem.step.locked", lang), t("problem.reason.locked", lang, detail=locked.group(0)),
+                       t("problem.fix.locked", lang))
     if getattr(exc, "key", None) == "nightly.future_day":  # flows.nightly.FutureDay: nothing ran
         return Problem("as_of", t("problem.step.as_of", lang), reason, t("problem.fix.as_of", lang))
     table = getattr(exc, "table", None) if exc is not None else None

@@ -70,12 +70,11 @@ def test_import_orders_zh_headers_and_values(warehouse, tmp_path):
         ("O2", "amount_negative"),
         ("O4", "customer_unknown"),
         ("O5", "status_unknown"),
-        ("O1", "duplicate_order_id"),
     }
     orders = read_frame(warehouse, "SELECT order_id, status, CAST(amount AS FLOAT) AS amount FROM orders ORDER BY order_id")
-    assert orders["order_id"].tolist() == ["O3"]
-    assert orders["status"].tolist() == ["refunded"]  # 已退款
-    assert res.read == 6 and res.loaded == 1
+    assert orders["order_id"].tolist() == ["O1", "O3"]  # O1's second line is a copy of the first: one row
+    assert orders["status"].tolist() == ["paid", "refunded"]  # 已支付, 已退款
+    assert (res.read, res.loaded, res.quarantined, res.superseded) == (6, 2, 3, 1)
 
 
 def test_reimport_is_idempotent(warehouse, tmp_path):
