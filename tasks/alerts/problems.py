@@ -21,6 +21,14 @@ register(
         "problem.step.as_of": {"zh-CN": "检查业务日期 as_of", "en": "checking the business day as_of"},
         "problem.fix.as_of": {"zh-CN": "请把 as_of 改为店铺今天或更早的日期（留空即今天）",
                               "en": "set as_of to the shop's today or earlier (empty means today)"},
+        # problem.fix.source_url without its own "then run again": describe_failure adds the re-run
+        # (the command to run), which said it twice ("…然后重新运行；…，然后重新运行 `userops run nightly`")
+        "problem.fix.no_source": {
+            "zh-CN": "请设置数据源地址 USEROPS_CRM__URL 和 USEROPS_ORDERS__URL（部署运行时写在 worker 的环境变量或 userops.yaml 中；"
+                     "`userops demo` 的示例系统只在 demo 运行期间存在）",
+            "en": "set the source URLs USEROPS_CRM__URL and USEROPS_ORDERS__URL (for served deployments in the worker's environment "
+                  "or userops.yaml; the sample systems of `userops demo` exist only while the demo runs)",
+        },
         "problem.step.locked": {"zh-CN": "写入数据仓库", "en": "writing to the warehouse"},
         "problem.reason.locked": {"zh-CN": "另一个运行正在使用数据仓库，本次没等到它放开（{detail}）",
                                   "en": "another run is using the warehouse and this one could not wait for it ({detail})"},
@@ -146,6 +154,6 @@ def _describe(exc: BaseException | None, text: str | None, flow: str, lang: str 
     source = type(exc).__name__ == "SourceError" if exc is not None else False
     no_url = getattr(exc, "key", None) == "source.no_url" or bool(_NO_URL.search(raw))
     if source or no_url or (exc is None and _SOURCE_TEXT.search(raw)):
-        fix = t("problem.fix.source_url", lang) if no_url else t("problem.fix.source", lang)
+        fix = t("problem.fix.no_source", lang) if no_url else t("problem.fix.source", lang)
         return Problem("source", t("problem.step.source", lang), reason, fix)
     return Problem("other", t("problem.step.run", lang, flow=flow), reason, t("problem.fix.other", lang))
