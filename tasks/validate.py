@@ -43,6 +43,7 @@ COLUMN_TYPES = {
     "events": {"ts": ["occurred_at"], "bool": [], "num": [], "int": [], "str": ["event_id", "customer_id", "kind"]},
 }
 TABLES = list(COLUMN_TYPES)
+SOURCE_ID_MAX = 200  # quarantine.source_id VARCHAR(200): a longer id is kept cut, ending in "…"
 TRUE_WORDS = {"true", "t", "1", "yes", "y", "是", "同意", "on"}
 FALSE_WORDS = {"false", "f", "0", "no", "n", "否", "不同意", "off"}
 
@@ -338,8 +339,10 @@ def normalize(table: str, raw: pd.DataFrame, assume_tz: str = "UTC", date_order:
                 v = _parse_bool(col)
             elif kind == "num":
                 v = pd.to_numeric(col, errors="coerce").astype("float64")
+                v = v.mask(~np.isfinite(v.fillna(0)))  # inf / -inf: no column holds them (unparseable)
             elif kind == "int":
                 f = pd.to_numeric(col, errors="coerce")
+                f = f.mask(~np.isfinite(f.astype("float64").fillna(0)))
                 nonint = f.notna() & (f != np.floor(f.fillna(0)))
                 f = f.mask(nonint)
                 v = f.astype("Int64")
@@ -562,6 +565,9 @@ def validate_frame(
             }
         )
         bad["source_id"] = bad["source_id"].astype(object).where(bad["source_id"].notna(), None)
+        long_id = bad["source_id"].str.len().fillna(0) > SOURCE_ID_MAX
+        if long_id.any():  # the quarantine's source_id holds 200 characters: cut (the <id>_too_long rule says so)
+            bad.loc[long_id, "source_id"] = bad.loc[long_id, "source_id"].str.slice(0, SOURCE_ID_MAX - 1) + "…"
     counts = bad["rule"].value_counts().to_dict() if len(bad) else {}
     return ValidationOutcome(table, good.reset_index(drop=True), bad, n, None if max_ts is None or pd.isna(max_ts) else max_ts.to_pydatetime(), counts,
                              n_superseded=len(superseded), stamps=stamps.reset_index(drop=True))

@@ -302,7 +302,23 @@ def row_values_hidden(table: str):
 
         diag = getattr(orig, "diag", None)
         first = getattr(diag, "message_primary", None) or str(orig).strip().splitlines()[0]
-        raise WarehouseWriteError(f"writing {table} failed: {scrub_text(first)} (SQLSTATE {code}; the rows' values are not shown)") from None
+        raise WarehouseWriteError(t("db.write_failed", table=table, error=scrub_text(first), code=code)) from None
+
+
+register(
+    {
+        # a write the warehouse refused (row_values_hidden): which table, the server's first line,
+        # and what to check — usually a value the column cannot hold that no rule caught
+        "db.write_failed": {
+            "zh-CN": "写入数据仓库的 {table} 表失败：{error}（SQLSTATE {code}；不显示行中的值）。请检查：来源数据中是否有该列装不下的值"
+                     "（文本过长、数字过大），expectations/{table}.json 中是否有对应的规则（规则按表结构的列长度和精度设定），"
+                     "以及数据仓库的迁移是否已执行（userops db upgrade）",
+            "en": "writing the {table} table of the warehouse failed: {error} (SQLSTATE {code}; the rows' values are not shown). Check: "
+                  "a value in the source the column cannot hold (text too long, number too large), whether expectations/{table}.json "
+                  "has the rule for it (the rules follow the schema's column sizes), and that the warehouse is migrated (userops db upgrade)",
+        },
+    }
+)
 
 
 def bulk_upsert(
