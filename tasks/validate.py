@@ -309,6 +309,19 @@ def _to_datetime(txt: pd.Series, utc: bool = False, date_order: str | None = Non
     return out
 
 
+def round_cents(v: pd.Series) -> pd.Series:
+    """Money to cents, half away from zero as written (123.455 -> 123.46, 0.125 -> 0.13,
+    0.005 -> 0.01, 1.999 -> 2.00), before anything is stored: the warehouse's NUMERIC(14,2)
+    rounds on PostgreSQL while SQLite kept every decimal, so the two stored different amounts.
+    A decimal written with 3 places is usually not exact in binary (123.455 is
+    123.45499999…), so a tiny margin, relative to the value, counts it as the half it was
+    written as."""
+    x = v.to_numpy(dtype="float64", na_value=np.nan)
+    c = np.abs(x) * 100
+    cents = np.floor(c + 0.5 + 1e-9 + c * 4e-16)  # a few units in the last place
+    return pd.Series(np.sign(x) * cents / 100, index=v.index, dtype="float64")
+
+
 def _parse_bool(s: pd.Series) -> pd.Series:
     if pd.api.types.is_bool_dtype(s):
         return s.astype("boolean")
@@ -340,6 +353,7 @@ def normalize(table: str, raw: pd.DataFrame, assume_tz: str = "UTC", date_order:
             elif kind == "num":
                 v = pd.to_numeric(col, errors="coerce").astype("float64")
                 v = v.mask(~np.isfinite(v.fillna(0)))  # inf / -inf: no column holds them (unparseable)
+                v = round_cents(v)
             elif kind == "int":
                 f = pd.to_numeric(col, errors="coerce")
                 f = f.mask(~np.isfinite(f.astype("float64").fillna(0)))
