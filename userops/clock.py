@@ -21,6 +21,23 @@ def shop_today() -> date:
     return utcnow().replace(tzinfo=timezone.utc).astimezone(tz).date()
 
 
+def to_shop(ts) -> datetime | None:
+    """A stored (naive UTC) time as an aware shop-time datetime (settings.timezone); None
+    for a missing one."""
+    import pandas as pd
+
+    if ts is None or (not isinstance(ts, datetime) and pd.isna(ts)):
+        return None
+    ts = pd.Timestamp(ts).to_pydatetime()
+    return ts.replace(tzinfo=timezone.utc).astimezone(ZoneInfo(get_settings().timezone))
+
+
+def to_shop_str(ts) -> str:
+    """A stored (naive UTC) time as the operator reads it: ``2026-12-08 01:32`` in shop time."""
+    s = to_shop(ts)
+    return s.strftime("%Y-%m-%d %H:%M") if s else "-"
+
+
 def sample_history_end() -> date:
     """The day a sample history ends before (its UTC midnight): never after the clock. The
     shop's today runs up to 8 h ahead of UTC (Asia/Shanghai): a history up to its midnight

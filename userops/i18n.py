@@ -179,6 +179,11 @@ register(
             "zh-CN": "另有 {n} 位客户进入员工联系名单（由员工电话或当面联系，不经服务商），文件在 {path}",
             "en": "{n} more customers went on the staff-outreach list (staff call or meet them; no provider involved), files under {path}",
         },
+        # a message channel as the operator reads it (the demo's summary)
+        "channel.word.email": {"zh-CN": "邮件", "en": "email"},
+        "channel.word.sms": {"zh-CN": "短信", "en": "SMS"},
+        "channel.word.push": {"zh-CN": "推送", "en": "push"},
+        "channel.word.staff": {"zh-CN": "员工联系", "en": "staff"},
         "demo.delivered": {
             "zh-CN": "示例消息服务商本次收到：{counts}",
             "en": "Delivered to the sample providers: {counts}",

@@ -1,25 +1,12 @@
 """Small helpers of the crisis module: shop-time formatting, durations."""
 from __future__ import annotations
 
-from datetime import datetime, timedelta, timezone
-from zoneinfo import ZoneInfo
+from datetime import datetime, timedelta
 
 import pandas as pd
 
+from userops.clock import to_shop, to_shop_str  # noqa: F401  (shop-time formatting lives with the clock)
 from userops.settings import get_settings
-
-
-def to_shop(ts) -> datetime | None:
-    """Naive UTC -> aware shop-time datetime (settings.timezone)."""
-    if ts is None or (not isinstance(ts, datetime) and pd.isna(ts)):
-        return None
-    ts = pd.Timestamp(ts).to_pydatetime()
-    return ts.replace(tzinfo=timezone.utc).astimezone(ZoneInfo(get_settings().timezone))
-
-
-def to_shop_str(ts) -> str:
-    s = to_shop(ts)
-    return s.strftime("%Y-%m-%d %H:%M") if s else "-"
 
 
 def fmt_duration(td: timedelta, lang: str | None = None) -> str:

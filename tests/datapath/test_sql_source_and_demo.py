@@ -86,7 +86,7 @@ def test_demo_command_runs_the_night(prefect_server, sqlite_warehouse, monkeypat
 
     out = result.output.replace(",", "")
     sent = int(re.search(r"发送 (\d+) 条，失败", out).group(1))
-    providers = sum(int(n) for n in re.findall(r"(?:email|push|sms) (\d+)", re.search(r"示例消息服务商本次收到：(.*)", out).group(1)))
+    providers = sum(int(n) for n in re.findall(r"(?:邮件|推送|短信) (\d+)", re.search(r"示例消息服务商本次收到：(.*)", out).group(1)))
     staff = re.search(r"另有 (\d+) 位客户进入员工联系名单", out)
     listed = read_frame(sqlite_warehouse, "SELECT COUNT(*) AS n FROM touches WHERE channel = 'staff' AND status = 'sent'")["n"].iloc[0]
     assert (int(staff.group(1)) if staff else 0) == listed

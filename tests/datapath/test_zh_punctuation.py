@@ -248,10 +248,13 @@ def test_quarantine_show_fields_are_typeset(lang, lang_settings, monkeypatch):
     if lang == "zh-CN":
         assert re.search(r"原因：客户不存在（CRM 中没有该客户）", out) and re.search(r"原始记录：\n", out), out
         assert "客户备注：加急" in out and "customer_id：C-NOPE" in out, out
+        # stored in UTC, shown in shop time (Asia/Shanghai: +8 h), and the label says so
+        assert "发现时间（店铺时间）：2026-11-20 10:00" in out and "02:00" not in out, out
         for line in out.splitlines():
             assert_zh_typeset(line)
     else:
         assert "reason: the customer is unknown (not in the CRM)" in out and "record:\n" in out, out
+        assert "seen at (shop time): 2026-11-20 10:00" in out and "seen_at" not in out, out
         assert_en_ascii(out)
 
 

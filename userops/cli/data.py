@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import os
-import unicodedata
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Optional
@@ -10,7 +9,8 @@ from typing import Optional
 import typer
 
 from userops.i18n import register as register_messages
-from userops.i18n import join_list, labelled, or_dash, t
+from userops.clock import to_shop_str
+from userops.i18n import is_missing, join_list, labelled, or_dash, pad, t, t_or
 
 quarantine_app = typer.Typer(help="What validation rejected, by which rule, in which run.", no_args_is_help=True)
 run_app = typer.Typer(help="Run a flow now against the configured sources.", no_args_is_help=True)
@@ -45,14 +45,14 @@ register_messages(
                              "en": "Details: this run ran on a temporary local Prefect server (PREFECT_API_URL is not set) that stopped with the command, "
                                    "so it has no page to open; to read run logs in the Prefect UI, point PREFECT_API_URL at a lasting Prefect server (e.g. `userops serve`) and run again"},
         "quarantine.field.id": {"zh-CN": "编号", "en": "id"},
-        "quarantine.field.source_table": {"zh-CN": "来源表", "en": "source_table"},
-        "quarantine.field.source_id": {"zh-CN": "来源编号", "en": "source_id"},
+        "quarantine.field.source_table": {"zh-CN": "来源表", "en": "source table"},
+        "quarantine.field.source_id": {"zh-CN": "来源编号", "en": "source id"},
         "quarantine.field.rule": {"zh-CN": "规则", "en": "rule"},
         "quarantine.field.reason": {"zh-CN": "原因", "en": "reason"},
-        "quarantine.field.run_id": {"zh-CN": "运行编号", "en": "run_id"},
-        "quarantine.field.seen_at": {"zh-CN": "发现时间", "en": "seen_at"},
-        "quarantine.field.resolved_at": {"zh-CN": "处理时间", "en": "settled_at"},
-        "quarantine.field.resolved_run_id": {"zh-CN": "处理运行", "en": "settled_by_run"},
+        "quarantine.field.run_id": {"zh-CN": "运行编号", "en": "run id"},
+        "quarantine.field.seen_at": {"zh-CN": "发现时间（店铺时间）", "en": "seen at (shop time)"},
+        "quarantine.field.resolved_at": {"zh-CN": "处理时间（店铺时间）", "en": "settled at (shop time)"},
+        "quarantine.field.resolved_run_id": {"zh-CN": "处理运行", "en": "settled by run"},
         "quarantine.field.record": {"zh-CN": "原始记录", "en": "record"},
         "quarantine.settled_hidden": {"zh-CN": "另有 {n} 条记录已处理（客户或订单到达后重新校验放行，或被新版本取代），加 --all 查看。",
                                       "en": "{n} more records are settled (released once their customer or order arrived, or superseded); --all lists them."},
@@ -155,7 +155,7 @@ def demo(
     dispose_engines()
     typer.echo(t("nightly.done", as_of=today, duration=stats.get("duration_s")))
     _print_stats(stats)
-    typer.echo("  " + t("demo.delivered", counts=t("list.sep").join(f"{k} {v:,}" for k, v in sorted(delivered.items()))))
+    typer.echo("  " + t("demo.delivered", counts=t("list.sep").join(f"{t_or(f'channel.word.{k}', k)} {v:,}" for k, v in sorted(delivered.items()))))
     if staff:  # "sent" on the staff channel = a row in the staff-outreach list, not a provider's message
         typer.echo("  " + t("demo.staff_listed", n=f"{staff:,}", path="output/outreach/"))
     typer.echo(t("demo.warehouse", url=get_engine().url.render_as_string(hide_password=True)))
@@ -401,14 +401,6 @@ def _table(table: str, *, stored_ok: bool = False) -> str:
     return name
 
 
-def _width(s: str) -> int:
-    return sum(2 if unicodedata.east_asian_width(ch) in "WF" else 1 for ch in s)
-
-
-def _rjust(s: str, width: int) -> str:
-    return " " * max(0, width - _width(s)) + s
-
-
 @quarantine_app.command("list")
 def quarantine_list(
     table: Optional[str] = typer.Option(None, "--table", help="customers, orders, order-items, feedback or events."),
@@ -448,9 +440,12 @@ def quarantine_show(record_id: int = typer.Argument(..., help="The # of a quaran
         typer.echo(t("quarantine.unknown", id=record_id), err=True)
         raise typer.Exit(1)
     labels = {k: t(f"quarantine.field.{k}") for k in (*QUARANTINE_FIELDS, "record")}  # registered above
-    width = max(13, *(_width(v) for v in labels.values()))
+    from rich.cells import cell_len  # the terminal width of a label (a Chinese character takes two columns)
+
+    width = max(13, *(cell_len(v) for v in labels.values()))
     for k in QUARANTINE_FIELDS:
-        typer.echo(labelled(_rjust(labels[k], width), or_dash(rec[k])))
-    typer.echo(labelled(_rjust(labels["record"], width)))
+        value = to_shop_str(rec[k]) if k in ("seen_at", "resolved_at") and not is_missing(rec[k]) else rec[k]  # stored in UTC
+        typer.echo(labelled(pad(labels[k], width, ">"), or_dash(value)))
+    typer.echo(labelled(pad(labels["record"], width, ">")))
     for k, v in rec["record"].items():
         typer.echo("    " + labelled(k, or_dash(v)))
