@@ -157,10 +157,6 @@ register(
             "zh-CN": "该批次未入库；用 `userops quarantine list` 查看被拒的行和规则，并修复源数据",
             "en": "nothing of the batch was loaded; see the rejected rows and rules with `userops quarantine list` and fix the source data",
         },
-        "problem.fix.source_url": {
-            "zh-CN": "请设置数据源地址 USEROPS_CRM__URL 和 USEROPS_ORDERS__URL（部署运行时写在 worker 的环境变量或 userops.yaml 中），然后重新运行；`userops demo` 的示例系统只在 demo 运行期间存在",
-            "en": "set the source URLs USEROPS_CRM__URL and USEROPS_ORDERS__URL (for served deployments in the worker's environment or userops.yaml), then run again; the sample systems of `userops demo` exist only while the demo runs",
-        },
         "problem.fix.source": {
             "zh-CN": "请检查数据源是否可用，以及其地址、令牌或 API 密钥",
             "en": "check that the source is up and its URL, token or API key",

@@ -461,16 +461,3 @@ register(
         "log.crisis.done.planned": {"zh-CN": "新安排致歉 {n} 条", "en": "{n} apologies planned"},
     }
 )
-
-# a customer the core reviewer named who could not be excluded any more (tasks/crisis/compensate.py release_core)
-register(
-    {
-        "crisis.review.not_excluded": {
-            "zh-CN": "事件 {incident_id}：以下客户未被排除，他们的致歉已在此前放行（或不是本事件中等待复核的核心客户）：{customers}。"
-            "已放行的致歉不会撤回，电话回访仍会列出；不需要回访的，请告知客服跳过。",
-            "en": "Incident {incident_id}: these customers were not excluded: their apology had already been released "
-            "(or they are not core customers of this incident waiting for the review): {customers}. A released apology "
-            "is not taken back and their call is still listed; tell the staff to skip them if they should not be called.",
-        },
-    }
-)

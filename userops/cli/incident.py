@@ -203,7 +203,7 @@ def list_cmd(all_: bool = typer.Option(True, "--all/--open", help="All incidents
     from tasks.crisis.incidents import list_incidents, timeline
     from tasks.crisis.report import code_word
     from tasks.crisis.spike import reason_text
-    from tasks.crisis.util import to_shop_str
+    from userops.clock import to_shop_str
     from userops.privacy import scrub_text
 
     engine = _engine()
@@ -237,7 +237,7 @@ def show_cmd(incident_id: str = typer.Argument(..., help="Incident id, e.g. INC-
     from tasks.crisis.incidents import get_incident, incident_audit
     from tasks.crisis.messages import action_word, detail_words
     from tasks.crisis.report import actor_word, build_report, report_markdown
-    from tasks.crisis.util import to_shop_str
+    from userops.clock import to_shop_str
 
     engine = _engine()
     if get_incident(engine, incident_id) is None:

@@ -93,7 +93,7 @@ def status(as_json: bool = typer.Option(False, "--json", help="Print as JSON."))
     if vs.empty:
         typer.echo(t("model.cli.no_models"))
         return
-    from tasks.crisis.util import to_shop_str
+    from userops.clock import to_shop_str
 
     champ = vs[vs["status"] == "champion"]
     typer.echo(t("model.cli.champion", version=champ["version"].iloc[0]) if len(champ) else t("model.cli.no_champion"))
