@@ -120,30 +120,40 @@ def utf8_len(s: str) -> int:
     return len(s.encode("utf-8"))
 
 
-def split_bytes(text: str, limit: int) -> list[str]:
-    """Split ``text`` into chunks of at most ``limit`` UTF-8 bytes, at line breaks where
-    possible and never inside a character."""
-    if utf8_len(text) <= limit:
+def _split(text: str, limit: int, size, head) -> list[str]:
+    """Split ``text`` into chunks of at most ``limit`` (as ``size`` measures), at line breaks
+    where possible; a line longer than a chunk is cut by ``head(line, limit)``."""
+    if size(text) <= limit:
         return [text]
     chunks: list[str] = []
     cur = ""
     for line in text.split("\n"):
         piece = line if not cur else "\n" + line
-        if utf8_len(cur) + utf8_len(piece) <= limit:
+        if size(cur) + size(piece) <= limit:
             cur += piece
             continue
         if cur:
             chunks.append(cur)
             cur = ""
-        while utf8_len(line) > limit:  # one line longer than a chunk: cut at a character boundary
-            b = line.encode("utf-8")[:limit]
-            head = b.decode("utf-8", errors="ignore")
-            chunks.append(head)
-            line = line[len(head):]
+        while size(line) > limit:
+            cut = head(line, limit)
+            chunks.append(cut)
+            line = line[len(cut):]
         cur = line
     if cur:
         chunks.append(cur)
     return chunks
+
+
+def split_bytes(text: str, limit: int) -> list[str]:
+    """Split ``text`` into chunks of at most ``limit`` UTF-8 bytes, at line breaks where
+    possible and never inside a character."""
+    return _split(text, limit, utf8_len, lambda line, n: line.encode("utf-8")[:n].decode("utf-8", errors="ignore"))
+
+
+def split_chars(text: str, limit: int) -> list[str]:
+    """Split ``text`` into chunks of at most ``limit`` characters, at line breaks where possible."""
+    return _split(text, limit, len, lambda line, n: line[:n])
 
 
 def to_plain(md: str) -> str:
@@ -398,28 +408,6 @@ class SlackChannel(Channel):
 
 
 FALLBACK = "_text_fallback"  # in a rendered Slack payload, never sent: the part as text messages
-
-
-def split_chars(text: str, limit: int) -> list[str]:
-    """Split ``text`` into chunks of at most ``limit`` characters, at line breaks where possible."""
-    if len(text) <= limit:
-        return [text]
-    chunks: list[str] = []
-    cur = ""
-    for line in text.split("\n"):
-        piece = line if not cur else "\n" + line
-        if len(cur) + len(piece) <= limit:
-            cur += piece
-            continue
-        if cur:
-            chunks.append(cur)
-        while len(line) > limit:
-            chunks.append(line[:limit])
-            line = line[limit:]
-        cur = line
-    if cur:
-        chunks.append(cur)
-    return chunks
 
 
 def _retry_after(resp: requests.Response, default: float = 30.0) -> float:
