@@ -334,7 +334,7 @@ class RestSource:
                 body = self._get(url, {**base, "page": page, "page_size": self.page_size}).json()
                 data = body.get("data", [])
                 if data:
-                    yield pd.DataFrame.from_records(data)
+                    yield records_frame(data)
                 if not data or page >= int(body.get("total_pages", page)):
                     break
                 page += 1
@@ -344,7 +344,7 @@ class RestSource:
                 body = self._get(url, {**base, "offset": offset, "limit": self.page_size}).json()
                 data = body.get("data", [])
                 if data:
-                    yield pd.DataFrame.from_records(data)
+                    yield records_frame(data)
                 offset += len(data)
                 if not data or offset >= int(body.get("total", offset)):
                     break
@@ -354,7 +354,7 @@ class RestSource:
                 body = self._get(url, {**base, "cursor": cursor, "limit": self.page_size}).json()
                 data = body.get("data", [])
                 if data:
-                    yield pd.DataFrame.from_records(data)
+                    yield records_frame(data)
                 cursor = body.get("next_cursor")
                 if not cursor or not data:
                     break
@@ -364,11 +364,18 @@ class RestSource:
                 resp = self._get(next_url, params)
                 data = resp.json()
                 if data:
-                    yield pd.DataFrame.from_records(data)
+                    yield records_frame(data)
                 next_url = resp.links.get("next", {}).get("url")
                 params = None  # the next link carries its own query
         else:
             raise ValueError(f"unknown pagination style {self.pagination!r}: use page, offset, cursor or link")
+
+
+def records_frame(records: list) -> pd.DataFrame:
+    """A page of JSON records as a frame of the values as received (object columns, no type
+    inference): an integer id column with one null stays ``100`` (pandas would make it
+    float64 and the id "100.0"); validation types every column from its text."""
+    return pd.DataFrame(records, dtype=object)
 
 
 def _group_rows(frames, rows: int):
@@ -427,9 +434,10 @@ class SqlSource:
                 sent = False
                 for part in res.partitions(rows):
                     sent = True
-                    yield pd.DataFrame(part, columns=cols)
+                    # the values as the driver gave them (an integer id with a NULL stays 100, not 100.0)
+                    yield pd.DataFrame(part, columns=cols, dtype=object)
                 if not sent:
-                    yield pd.DataFrame(columns=cols)
+                    yield pd.DataFrame(columns=cols, dtype=object)
         finally:
             eng.dispose()
 
