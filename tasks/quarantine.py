@@ -6,8 +6,9 @@ A quarantined row is *open* until the record no longer needs the operator
 * released: it was held only because what it refers to was missing (an order's customer,
   an item's order: rules ``customer_unknown`` / ``order_unknown``), that is in the warehouse
   now, and the record, validated again, passed: it is loaded;
-* superseded: a newer version of the record (same key, later ``updated_at``) is in the
-  warehouse (the source fixed it and the night loaded it).
+* superseded: the key is in the warehouse with the same ``updated_at`` or a later one (the
+  source fixed it, with or without moving its stamp, or a failed run was run again, and the
+  night loaded it).
 
 The readers below list open rows unless asked for all.
 """
@@ -89,8 +90,9 @@ def settle_quarantine(conn: Connection, table: str, run_id: str, suites: dict, r
     the record as received, so it is validated again from there, no second request to the
     source and no watermark moved back. Per key only the newest quarantined version counts:
 
-    * superseded (every open row): the warehouse holds a newer version of the key (a later
-      ``updated_at``; for a reference rule, the same version too) -> resolved, nothing loaded;
+    * superseded (every open row, whatever its rule): the warehouse holds the same version
+      of the key (the same ``updated_at``) or a newer one, loaded and so valid -> resolved,
+      nothing loaded (rows first seen in this run stay until the next);
     * released: the newest version has an open reference rule, is not older than what the
       warehouse holds, and every id it refers to is in the warehouse now -> validated again
       (all rules, the zone it was read in); passing: loaded (upsert by key) and all open rows
@@ -148,8 +150,12 @@ def settle_quarantine(conn: Connection, table: str, run_id: str, suites: dict, r
     seen = pd.to_datetime(q["seen_at"]).astype("datetime64[us]").dt.floor("s")
     newer_in_wh |= in_wh & q["rec_ts"].isna() & (wh_ts >= seen).fillna(False)
     same_in_wh = in_wh & q["rec_ts"].notna() & (wh_ts == q["rec_ts"]).fillna(False)
-    # a row first seen tonight is the operator's to see at least once (a duplicate in the batch)
-    superseded = q["open"] & (q["run_id"] != run_id) & (newer_in_wh | (same_in_wh & q["ref_rule"]))
+    # the warehouse holds this version of the key (the same stamp) or a newer one, and what it
+    # holds passed validation: every open row of it is done, whatever its rule — a run that
+    # failed and was run again, a record fixed at the source without moving its updated_at,
+    # the older copies of a key sent twice. A row first seen tonight is the operator's to see
+    # at least once (a conflict between two versions with the same stamp)
+    superseded = q["open"] & (q["run_id"] != run_id) & (newer_in_wh | same_in_wh)
     done_keys = set(q.loc[superseded & q["newest"], "k"])
     to_resolve = set(q.loc[superseded, "id"])
 
