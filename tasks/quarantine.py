@@ -49,8 +49,11 @@ def quarantine_summary(table: str | None = None, run_id: str | None = None, open
     where, params = _where(table, run_id, open_only)
     return read_frame(
         get_engine(),
-        f"SELECT source_table, rule, COUNT(*) AS n, MAX(run_id) AS last_run FROM quarantine {where} "
-        f"GROUP BY source_table, rule ORDER BY source_table, n DESC",
+        # the latest run is the run of the row seen last (run ids are uuids or prefixed ids:
+        # MAX(run_id) compared their text)
+        f"SELECT source_table, rule, COUNT(*) AS n, MAX(CASE WHEN latest = 1 THEN run_id END) AS last_run FROM ("
+        f"SELECT source_table, rule, run_id, ROW_NUMBER() OVER (PARTITION BY source_table, rule ORDER BY seen_at DESC, id DESC) AS latest "
+        f"FROM quarantine {where}) seen GROUP BY source_table, rule ORDER BY source_table, n DESC",
         params,
     )
 

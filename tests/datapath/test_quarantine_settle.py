@@ -37,3 +37,13 @@ def test_conflicting_copies_close_once_the_key_is_loaded(warehouse, tmp_path):
     assert _open(warehouse) == []
     assert read_frame(warehouse, "SELECT name FROM customers")["name"].tolist() == ["two"]
 
+
+def test_the_summary_names_the_run_that_saw_a_rule_last(warehouse, tmp_path):
+    from tasks.quarantine import quarantine_summary
+
+    for run, text in (("run-ffff", "K1,a,bad-1,2026-11-01 10:00\n"), ("run-0000", "K2,b,bad-2,2026-11-01 10:00\n")):
+        p = tmp_path / f"{run}.csv"
+        p.write_text(HEAD + text, encoding="utf-8")
+        import_file("customers", p, engine=warehouse, run_id=run)
+    got = quarantine_summary("customers").to_dict("records")
+    assert got == [{"source_table": "customers", "rule": "email_malformed", "n": 2, "last_run": "run-0000"}]
