@@ -256,6 +256,8 @@ _NUMBER_FIRST_DATE = r"^(?P<a>\d{1,2})[/.-](?P<b>\d{1,2})[/.-](?P<y>\d{4}|\d{2})
 # Year first with slashes or dots (2026/11/01, 2026.11.01 10:00): always year, month, day.
 _YEAR_FIRST_DATE = r"^(?P<y>\d{4})[/.](?P<m>\d{1,2})[/.](?P<d>\d{1,2})(?P<rest>(?:[ T].*)?)$"
 DATE_ORDERS = ("ymd", "dmy", "mdy")
+# The zh-CN way (2026年11月1日, 2026年11月1日 12:30, 2026年11月01号 12时30分): year, month, day.
+_ZH_DATE = r"^(?P<y>\d{4})\s*年\s*(?P<m>\d{1,2})\s*月\s*(?P<d>\d{1,2})\s*[日号]\s*(?P<rest>.*)$"
 
 
 def _to_datetime(txt: pd.Series, utc: bool = False, date_order: str | None = None, ambiguous: list | None = None) -> pd.Series:
@@ -269,6 +271,8 @@ def _to_datetime(txt: pd.Series, utc: bool = False, date_order: str | None = Non
       (13/01/2026, 01/13/2026) or both are the same (05/05/2026) — and is NaT when both
       could be the month (01/11/2026: 1 November or January 11?), its index appended to
       ``ambiguous`` (the row is quarantined as ``<column>_ambiguous_date``, not guessed).
+    * zh-CN dates (2026年11月1日, 2026年11月1日 12:30, 2026年11月01号 12时30分) are year,
+      month, day.
     * Anything else (5 Jan 2026) goes to pandas' mixed parser as before.
     All vectorized: string checks over the values that failed the ISO parse only (a night's
     ISO timestamps never reach them)."""
@@ -279,6 +283,13 @@ def _to_datetime(txt: pd.Series, utc: bool = False, date_order: str | None = Non
     rt = txt[retry]
     yf = rt.str.extract(_YEAR_FIRST_DATE)
     iso = yf["y"] + "-" + yf["m"].str.zfill(2) + "-" + yf["d"].str.zfill(2) + yf["rest"]
+    zh = rt.str.extract(_ZH_DATE)
+    if zh["y"].notna().any():
+        clock = (zh["rest"].str.replace(r"\s*[时点]\s*", ":", regex=True).str.replace(r"\s*分\s*", ":", regex=True)
+                 .str.replace("秒", "", regex=False).str.rstrip(":"))
+        clock = clock.where(~clock.str.fullmatch(r"\d{1,2}", na=False), clock + ":00")  # 12时 -> 12:00
+        zh_iso = zh["y"] + "-" + zh["m"].str.zfill(2) + "-" + zh["d"].str.zfill(2) + clock.where(clock == "", " " + clock)
+        iso = iso.where(zh["y"].isna(), zh_iso)
     nf = rt.str.extract(_NUMBER_FIRST_DATE)
     is_nf = nf["a"].notna()
     if is_nf.any():
