@@ -362,6 +362,12 @@ def normalize(table: str, raw: pd.DataFrame, assume_tz: str = "UTC", date_order:
             elif kind == "bool":
                 v = _parse_bool(col)
             elif kind == "num":
+                if not pd.api.types.is_numeric_dtype(col):
+                    # Excel's thousands separators (1,200 / 12,345.50): only the unambiguous form
+                    txt = col.astype("string").str.strip()
+                    grouped = txt.str.fullmatch(r"[-+]?\d{1,3}(?:,\d{3})+(?:\.\d+)?", na=False).astype(bool)
+                    if grouped.any():
+                        col = col.astype(object).where(~grouped, txt.str.replace(",", "", regex=False))
                 v = pd.to_numeric(col, errors="coerce").astype("float64")
                 v = v.mask(~np.isfinite(v.fillna(0)))  # inf / -inf: no column holds them (unparseable)
                 v = round_cents(v)
@@ -605,18 +611,32 @@ def enforce_threshold(outcome: ValidationOutcome, max_bad_share: float | None = 
         return
     share = outcome.n_bad / outcome.n_read
     if share > share_max:
-        top = [[rule, cnt] for rule, cnt in sorted(outcome.rule_counts.items(), key=lambda x: -x[1])[:5]]  # shown as rule：n
+        top = [[rule, f"{cnt:,}"] for rule, cnt in sorted(outcome.rule_counts.items(), key=lambda x: -x[1])[:5]]  # shown as rule：n
         raise BatchRejected(
             outcome.table,
             counts={"bad": outcome.n_bad, "read": outcome.n_read, **outcome.rule_counts},
-            key="batch.too_many_bad", bad=outcome.n_bad, read=outcome.n_read, share=f"{share:.1%}", limit=f"{share_max:.0%}", rules=top,
+            key="batch.too_many_bad", bad=f"{outcome.n_bad:,}", read=f"{outcome.n_read:,}", share=f"{share:.1%}", limit=f"{share_max:.0%}", rules=top,
         )
 
 
 def _parse_reason(rule: str, language: str) -> str:
     if rule.endswith("_ambiguous_date"):
         return t("quarantine.reason.ambiguous_date", language, column=rule.removesuffix("_ambiguous_date"))
-    return t("quarantine.reason.unparseable", language, column=rule.removesuffix("_unparseable"))
+    column = rule.removesuffix("_unparseable")
+    if column in NUMBER_COLUMNS:
+        return t("quarantine.reason.number_unparseable", language, column=column)
+    return t("quarantine.reason.unparseable", language, column=column)
+
+
+NUMBER_COLUMNS = {c for kinds in COLUMN_TYPES.values() for c in kinds["num"] + kinds["int"]}
+register(
+    {
+        "quarantine.reason.number_unparseable": {
+            "zh-CN": "{column} 的值无法解析：请写成普通数字，如 1200 或 1200.50（可用千分位逗号，如 1,200）",
+            "en": "{column} could not be parsed: write a plain number, such as 1200 or 1200.50 (thousands separators as in 1,200 are fine)",
+        },
+    }
+)
 
 
 def _ref_reason(col: str, language: str) -> str:

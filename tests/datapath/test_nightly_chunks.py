@@ -133,8 +133,8 @@ def test_batch_over_the_limit_in_its_last_chunks_loads_nothing(warehouse, small_
     with pytest.raises(BatchRejected) as err:
         ingest(warehouse, "orders", run_id="run-bad")
     msg = err.value.localized("en")
-    assert f"orders: 100 of {n} rows (5.7%) failed validation, above the 5% limit" in msg and "amount_negative: 100" in msg
-    assert f"orders：{n} 行中有 100 行（5.7%）未通过校验" in str(err.value)  # the operator's language, zh-CN by default
+    assert f"orders: 100 of {n:,} rows (5.7%) failed validation, above the 5% limit" in msg and "amount_negative: 100" in msg
+    assert f"orders：{n:,} 行中有 100 行（5.7%）未通过校验" in str(err.value)  # the operator's language, zh-CN by default
     assert err.value.counts["bad"] == 100 and err.value.counts["read"] == n
     assert count(warehouse, "orders") == 0  # the clean early chunks were rolled back too
     assert get_watermark(warehouse, "orders.orders") is None
