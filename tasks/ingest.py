@@ -13,6 +13,7 @@ import time
 import uuid
 from contextlib import contextmanager, nullcontext
 from dataclasses import asdict, dataclass, field
+from datetime import timedelta
 from functools import partial
 from pathlib import Path
 
@@ -35,6 +36,7 @@ from tasks.validate import (
     load_suites,
     validate_frame,
 )
+from userops.clock import utcnow
 from userops.db import after_bulk_load, bulk_upsert, deferred_indexes, get_engine
 from userops.i18n import t
 from userops.settings import Settings, get_settings
@@ -89,6 +91,15 @@ def make_source(table: str, settings: Settings | None = None):
     )
 
 
+def source_settings(table: str, settings: Settings | None = None):
+    """The settings group of ``table``'s source (``crm_sql``, ``crm`` or ``orders``): its
+    ``overlap_minutes``."""
+    s = settings or get_settings()
+    if table == "customers" and s.crm_sql.url:
+        return s.crm_sql
+    return s.crm if TABLE_PATHS[table][0] == "crm" else s.orders
+
+
 # ----------------------------------------------------------------------------- steps
 def extract_chunks(table: str, since, rows: int, settings: Settings | None = None):
     """Raw records of ``table`` changed since ``since`` as DataFrames of about ``rows`` rows."""
@@ -118,9 +129,20 @@ def ingest_table(
     end, inside that transaction — an empty full extract, and the bad-row share
     (``enforce_threshold``): above the limit the transaction rolls back and only the
     quarantined rows are kept, in their own transaction. A source that fails mid-table
-    rolls everything back too. The watermark (max ``updated_at`` of the whole batch) moves
-    in the committing transaction only. ``timings`` gets extract/validate/load seconds
-    (the three overlap in time) and the wall time.
+    rolls everything back too.
+
+    The watermark moves in the committing transaction only, to the latest ``updated_at``
+    (events: ``occurred_at``) of the rows *accepted* — a quarantined record stamped in the
+    future does not move it — and never past the time this extract started (a record
+    stamped a few minutes ahead, inside the validation's clock-skew tolerance, would hide
+    the changes made in between). A full refresh sets it to what it read, even backwards.
+    An incremental extract asks for the rows changed since the watermark minus the
+    source's ``overlap_minutes`` (default 10): rows committed late with an earlier stamp,
+    or stamped by a clock a little behind, are still read. Re-reading is harmless: the
+    upsert rewrites only changed rows, and a record already in quarantine is kept once and
+    not counted again (nor against the bad-row limit); the read and loaded counts include
+    the good rows read again. ``timings`` gets extract/validate/load seconds (the three
+    overlap in time) and the wall time.
 
     ``validate_in="process"`` extracts and validates in a spawned process instead, as the
     import does with a big file (the JSON parsing and validation there, the load here: threads
@@ -133,12 +155,15 @@ def ingest_table(
         timings.setdefault(k, 0.0)
     t_start = time.perf_counter()
     source = source_name(table)
-    since = None if full_refresh else get_watermark(engine, source)
+    settings = get_settings()
+    src_cfg = source_settings(table, settings)
+    started = utcnow()  # the watermark never passes the start of the extract
+    watermark = None if full_refresh else get_watermark(engine, source)
+    since = None if watermark is None else watermark - timedelta(minutes=src_cfg.overlap_minutes)
     full_load = since is None
     suites = load_suites()
     bad_rows = _Spill()
     totals = _BatchTotals(table)
-    settings = get_settings()
     try:
         if validate_in == "auto":
             big = PROCESS_VALIDATION_ROWS is not None and full_load and (_size_hint(table, since, settings) or 0) > PROCESS_VALIDATION_ROWS
@@ -164,7 +189,7 @@ def ingest_table(
                             # (a newer version of a key loaded from an earlier chunk: upserted, the key counted once)
                             totals.loaded += bulk_upsert(conn, table, outcome.good, KEY_COLUMNS[table], on_conflict="error" if initial_load and not outcome.replaced else "update") - outcome.replaced
                             timings["load_s"] += time.perf_counter() - t0
-                            totals.add(outcome)
+                            totals.add(outcome, _already_quarantined(conn, outcome.bad))
                             bad_rows.add(outcome.bad)
                             if totals.chunks > 1:
                                 log.info("%s", t("log.ingest.progress", table=table, n=f"{totals.n_read:,}"))
@@ -181,8 +206,8 @@ def ingest_table(
                     # fixed at the source): their own updated_at did not move, so the
                     # incremental extract will not bring them again
                     totals.released = settle_quarantine(conn, table, run_id, suites, REFERENCES.get(table, {}))["released"]
-                    if totals.max_updated_at is not None:
-                        set_watermark(conn, source, totals.max_updated_at, run_id)
+                    mark = totals.max_updated_at if totals.max_updated_at is None else min(totals.max_updated_at, started)
+                    set_watermark(conn, source, mark, run_id, full_refresh=full_load)
                     timings["load_s"] += time.perf_counter() - t0
                     t_commit = time.perf_counter()
                 timings["commit_s"] += time.perf_counter() - t_commit
@@ -206,7 +231,7 @@ def ingest_table(
     log.debug("%s: %d rows read, %d loaded, %d quarantined %s, %d released from quarantine (since %s; %d chunk(s) validated in a %s, extract %.1fs, validate %.1fs, load %.1fs, wall %.1fs)",
              table, totals.n_read, totals.loaded, totals.n_bad, dict(totals.rule_counts) or "", totals.released, since or "the beginning",
              totals.chunks, validate_in, timings["extract_s"], timings["validate_s"], timings["load_s"], timings["wall_s"])
-    return LoadResult(table, totals.n_read, totals.loaded, totals.n_bad, totals.max_updated_at, totals.released, totals.superseded)
+    return LoadResult(table, totals.n_read, totals.loaded, totals.n_bad, mark, totals.released, totals.superseded)
 
 
 # A full load of more rows than this is validated in a process ("auto"); None: never. The
@@ -248,19 +273,30 @@ class _BatchTotals:
     chunks: int = 0
     released: int = 0  # quarantined earlier, loaded tonight (settle_quarantine)
     superseded: int = 0  # older versions (and copies) of a key the batch sent again: read = loaded + quarantined + superseded
-    max_updated_at: object = None
+    max_updated_at: object = None  # of the accepted rows (``_validated_chunks``)
     rule_counts: dict = field(default_factory=dict)
 
-    def add(self, outcome: ValidationOutcome) -> None:
+    def add(self, outcome: ValidationOutcome, repeated: set | frozenset = frozenset()) -> None:
+        """``repeated``: record hashes of bad records kept in quarantine before (re-read by
+        the extract's overlap): counted the night they came, not again."""
         self.chunks += 1
-        self.n_read += outcome.n_read
-        self.n_bad += outcome.n_bad
+        self.n_read += outcome.n_read - len(repeated)
+        self.n_bad += outcome.n_bad - len(repeated)
         self.superseded += outcome.n_superseded
         if len(outcome.bad):
-            for rule, n in outcome.bad["rule"].value_counts().items():
+            new = outcome.bad[~outcome.bad["record_hash"].isin(repeated)] if repeated else outcome.bad
+            for rule, n in new["rule"].value_counts().items():
                 self.rule_counts[rule] = self.rule_counts.get(rule, 0) + int(n)
         if outcome.max_updated_at is not None and (self.max_updated_at is None or outcome.max_updated_at > self.max_updated_at):
             self.max_updated_at = outcome.max_updated_at
+
+
+def _already_quarantined(conn, bad: pd.DataFrame) -> set:
+    """Record hashes of ``bad`` already in quarantine: the same record as received before
+    (an incremental extract re-reads the minutes before its watermark)."""
+    if bad is None or bad.empty:
+        return set()
+    return known_ids(conn, "quarantine", "record_hash", bad["record_hash"])
 
 
 def _bad_outcome(table: str, bad: pd.DataFrame) -> ValidationOutcome:
@@ -395,10 +431,22 @@ def _validated_chunks(engine: Engine, table: str, frames, suites: dict, assume_t
         malformed = malformed_rows(raw)
         outcome = validate_frame(table, raw, suites, full_load=False, assume_tz=assume_tz, known_refs=refs, date_order=date_order)
         outcome, seen = _drop_cross_chunk_duplicates(outcome, raw, key_cols, seen, dup_rule)
+        outcome.max_updated_at = _accepted_max(outcome, raw)
         if malformed:
             _add_malformed(outcome, malformed)
         timings["validate_s"] += time.perf_counter() - t0
         yield outcome
+
+
+def _accepted_max(outcome: ValidationOutcome, raw: pd.DataFrame):
+    """The latest change stamp (``updated_at``; events: ``occurred_at``) among the rows
+    accepted — not the quarantined ones (a bad stamp in the future must not move the
+    watermark) — or None when the source sends no such column."""
+    ts_col = "occurred_at" if outcome.table == "events" else "updated_at"
+    if ts_col not in raw.columns or ts_col not in outcome.good.columns or outcome.good.empty:
+        return None
+    m = outcome.good[ts_col].max()
+    return None if pd.isna(m) else pd.Timestamp(m).to_pydatetime()
 
 
 def _add_malformed(outcome: ValidationOutcome, rows: list[dict]) -> None:

@@ -40,10 +40,18 @@ def get_watermark(bind: Engine | Connection, source: str) -> datetime | None:
     return df["watermark"].iloc[0].to_pydatetime()
 
 
-def set_watermark(conn: Connection, source: str, watermark: datetime, run_id: str) -> None:
+def set_watermark(conn: Connection, source: str, watermark: datetime | None, run_id: str, full_refresh: bool = False) -> None:
+    """Move ``source``'s watermark forward (never backwards: an incremental batch of older
+    rows leaves it). A full refresh read everything the source has, so it sets the watermark
+    to what it read even when that is earlier (a bad stamp in the future pushed it on), and
+    with None (nothing accepted) removes it: the next night reads everything again."""
     current = get_watermark(conn, source)
-    if current is not None and watermark <= current:
-        return  # never move backwards
+    if watermark is None:
+        if full_refresh and current is not None:
+            conn.execute(sa.text("DELETE FROM source_watermarks WHERE source = :s"), {"s": source})
+        return
+    if current is not None and (watermark == current or (watermark < current and not full_refresh)):
+        return  # never move backwards, except to what a full refresh read
     df = pd.DataFrame({"source": [source], "watermark": [pd.Timestamp(watermark)], "run_id": [run_id], "updated_at": [pd.Timestamp(datetime.utcnow())]})
     df["watermark"] = df["watermark"].astype("datetime64[us]")
     df["updated_at"] = df["updated_at"].astype("datetime64[us]")

@@ -53,6 +53,7 @@ class SourceSettings(_Group):
     timeout_seconds: float = Field(30.0, gt=0)
     max_retries: int = Field(5, ge=0)
     backoff_seconds: float = Field(0.5, ge=0)
+    overlap_minutes: int = Field(10, ge=0)  # each incremental extract starts this long before the watermark (late commits, clock skew)
 
 
 class SqlSourceSettings(_Group):
@@ -60,6 +61,7 @@ class SqlSourceSettings(_Group):
 
     url: str | None = None  # SQLAlchemy URL of the CRM database
     customers_query: str | None = None  # must expose the canonical columns
+    overlap_minutes: int = Field(10, ge=0)  # each incremental extract starts this long before the watermark
 
 
 class ValidationSettings(_Group):

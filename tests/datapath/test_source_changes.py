@@ -84,3 +84,44 @@ def test_integer_ids_with_a_null_from_a_crm_database(warehouse, tmp_path, monkey
     res = ingest_table("customers", "run-sql", engine=warehouse)
     assert (res.loaded, res.quarantined) == (2, 1)
     assert ids(warehouse, "customers", "customer_id") == ["1", "2"]
+
+
+# ------------------------------------------------------------------ 2./3. the watermark
+def test_a_future_stamp_is_quarantined_and_does_not_move_the_watermark(warehouse, stub):
+    day = datetime(2026, 11, 19, 10)
+    stub.tables["/crm/customers"] = customers(30, day) + customers(1, datetime(2031, 1, 1), first=31)
+    res = ingest_table("customers", "run-1", engine=warehouse)
+    assert res.quarantined == 1
+    assert read_frame(warehouse, "SELECT rule FROM quarantine")["rule"].tolist() == ["updated_at_out_of_range"]
+    assert get_watermark(warehouse, "crm.customers") == day
+    # a watermark already pushed to 2031 (by the old code): a full refresh sets it to what it read
+    with warehouse.begin() as conn:
+        set_watermark(conn, "crm.customers", datetime(2031, 1, 1), "run-old")
+    ingest_table("customers", "run-2", engine=warehouse, full_refresh=True)
+    assert get_watermark(warehouse, "crm.customers") == day
+
+
+def test_watermark_stays_behind_the_extract_start_and_the_next_extract_overlaps(warehouse, stub):
+    now = datetime.utcnow().replace(microsecond=0)
+    early = now - timedelta(hours=1)
+    # one record stamped 8 minutes ahead (a fast clock, inside the 10-minute tolerance), one bad record
+    bad = {**customers(1, now - timedelta(minutes=3), first=50)[0], "email": "not-an-email"}
+    stub.tables["/crm/customers"] = customers(30, early) + customers(1, now + timedelta(minutes=8), first=31) + [bad]
+    before = datetime.utcnow()
+    res = ingest_table("customers", "run-1", engine=warehouse)
+    assert (res.loaded, res.quarantined) == (31, 1)
+    mark = get_watermark(warehouse, "crm.customers")
+    assert mark <= before + timedelta(seconds=1)  # never the fast clock's now+8
+    # a customer edited after the extract by a correct clock: read the next night
+    stub.tables["/crm/customers"].append(customers(1, datetime.utcnow().replace(microsecond=0), first=32)[0])
+    stub.queries.clear()
+    res2 = ingest_table("customers", "run-2", engine=warehouse)
+    assert "32" in ids(warehouse, "customers", "customer_id")
+    # asked from the watermark minus the overlap (10 minutes)
+    sent = pd.Timestamp(stub.queries[0]["updated_since"])
+    sent = sent.tz_convert("UTC").tz_localize(None) if sent.tzinfo else sent
+    assert sent == pd.Timestamp(mark) - pd.Timedelta(minutes=10)
+    # the re-read bad record is kept once and not counted again (nor does it count against
+    # the night's bad-row limit: 1 of 3 rows read would be above it)
+    assert n_rows(warehouse, "quarantine") == 1
+    assert (res2.read, res2.quarantined) == (2, 0) and n_rows(warehouse, "customers") == 32
