@@ -323,7 +323,17 @@ class RestSource:
             return None
 
     def pages(self, path: str, updated_since: datetime | None = None):
-        """One DataFrame per non-empty page, in the source's order."""
+        """One DataFrame per non-empty page, in the source's order.
+
+        Page and offset paging stop where the source says the set ends (``total_pages`` /
+        ``total``, or ``has_more: false``); a source that reports neither is read until a
+        page comes back empty or shorter than asked for.
+
+        Limit: page/offset paging over a set that changes while it is read can skip a row
+        (an earlier row edited moves to the end, the rows after it move one place up). The
+        next extract starts ``overlap_minutes`` before the watermark (tasks.ingest), which
+        re-reads recent changes but not an old row skipped that way; cursor paging (or a
+        full refresh) does not have the gap."""
         url = self.base_url + path
         base: dict = {}
         if updated_since is not None:
@@ -335,7 +345,7 @@ class RestSource:
                 data = body.get("data", [])
                 if data:
                     yield records_frame(data)
-                if not data or page >= int(body.get("total_pages", page)):
+                if not data or not _more(body, len(data), self.page_size, "total_pages", page):
                     break
                 page += 1
         elif self.pagination == "offset":
@@ -346,7 +356,7 @@ class RestSource:
                 if data:
                     yield records_frame(data)
                 offset += len(data)
-                if not data or offset >= int(body.get("total", offset)):
+                if not data or not _more(body, len(data), self.page_size, "total", offset):
                     break
         elif self.pagination == "cursor":
             cursor = ""
@@ -376,6 +386,20 @@ def records_frame(records: list) -> pd.DataFrame:
     inference): an integer id column with one null stays ``100`` (pandas would make it
     float64 and the id "100.0"); validation types every column from its text."""
     return pd.DataFrame(records, dtype=object)
+
+
+def _more(body: dict, got: int, asked: int, total_key: str, position: int) -> bool:
+    """Whether another page follows: the source's ``has_more`` when it says, else its total
+    (pages or rows), else a full page (a short one is the last)."""
+    if body.get("has_more") is not None:
+        return bool(body["has_more"])
+    total = body.get(total_key)
+    if total is not None:
+        try:
+            return position < int(total)
+        except (TypeError, ValueError):
+            pass
+    return got >= asked
 
 
 def _group_rows(frames, rows: int):

@@ -125,3 +125,13 @@ def test_watermark_stays_behind_the_extract_start_and_the_next_extract_overlaps(
     # the night's bad-row limit: 1 of 3 rows read would be above it)
     assert n_rows(warehouse, "quarantine") == 1
     assert (res2.read, res2.quarantined) == (2, 0) and n_rows(warehouse, "customers") == 32
+
+
+# ------------------------------------------------------------------ 4. no page totals
+@pytest.mark.parametrize("meta", ["has_more", "none"])
+@pytest.mark.parametrize("style", ["page", "offset"])
+def test_paging_without_totals_reads_every_page(meta, style):
+    day = datetime(2026, 11, 19, 10)
+    with StubSource({"/crm/customers": customers(12, day)}, meta=meta) as s:
+        df = RestSource(s.url, pagination=style, page_size=5).fetch("/crm/customers")
+    assert sorted(df["customer_id"]) == list(range(1, 13))
