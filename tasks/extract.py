@@ -309,7 +309,7 @@ class RestSource:
         pagination style reports totals (page: ``total_pages``, offset: ``total``)."""
         base: dict = {}
         if updated_since is not None:
-            base["updated_since"] = pd.Timestamp(updated_since).isoformat()
+            base["updated_since"] = since_param(updated_since)
         if self.pagination == "page":
             body = self._get(self.base_url + path, {**base, "page": 1, "page_size": 1}).json()
             value = body.get("total", body.get("total_pages"))
@@ -337,7 +337,7 @@ class RestSource:
         url = self.base_url + path
         base: dict = {}
         if updated_since is not None:
-            base["updated_since"] = pd.Timestamp(updated_since).isoformat()
+            base["updated_since"] = since_param(updated_since)
         if self.pagination == "page":
             page = 1
             while True:
@@ -388,6 +388,14 @@ def records_frame(records: list) -> pd.DataFrame:
     return pd.DataFrame(records, dtype=object)
 
 
+def since_param(updated_since) -> str:
+    """The watermark (naive UTC, or aware) as ISO-8601 with its offset: 2026-11-19T23:59:59+00:00
+    (a naive value would be read in the source's own zone)."""
+    ts = pd.Timestamp(updated_since)
+    ts = ts.tz_localize("UTC") if ts.tzinfo is None else ts.tz_convert("UTC")
+    return ts.isoformat()
+
+
 def _more(body: dict, got: int, asked: int, total_key: str, position: int) -> bool:
     """Whether another page follows: the source's ``has_more`` when it says, else its total
     (pages or rows), else a full page (a short one is the last)."""
@@ -436,6 +444,7 @@ class SqlSource:
 
     url: str
     query: str
+    naive_timezone: str = "UTC"  # the zone of the database's naive times (the watermark is sent in it)
 
     def fetch(self, updated_since: datetime | None = None) -> pd.DataFrame:
         frames = list(self.chunks(updated_since))  # at least one frame, with the columns
@@ -450,7 +459,7 @@ class SqlSource:
                 q = self.query
                 params = {}
                 if updated_since is not None and ":updated_since" in q:
-                    params["updated_since"] = updated_since
+                    params["updated_since"] = _naive_in(updated_since, self.naive_timezone)
                 elif ":updated_since" in q:
                     params["updated_since"] = datetime(1970, 1, 1)
                 res = conn.execution_options(stream_results=True, max_row_buffer=min(rows, 10_000)).execute(sa.text(q), params)
@@ -464,6 +473,13 @@ class SqlSource:
                     yield pd.DataFrame(columns=cols, dtype=object)
         finally:
             eng.dispose()
+
+
+def _naive_in(ts, zone: str) -> datetime:
+    """A naive UTC (or aware) time as the naive wall time of ``zone``."""
+    t = pd.Timestamp(ts)
+    t = t.tz_localize("UTC") if t.tzinfo is None else t
+    return t.tz_convert(zone).tz_localize(None).to_pydatetime()
 
 
 # ----------------------------------------------------------------------------- files

@@ -74,7 +74,7 @@ def make_source(table: str, settings: Settings | None = None):
     """The configured source for ``table`` (REST by default, SQL for customers if set)."""
     s = settings or get_settings()
     if table == "customers" and s.crm_sql.url:
-        return SqlSource(s.crm_sql.url, s.crm_sql.customers_query or "SELECT * FROM customers")
+        return SqlSource(s.crm_sql.url, s.crm_sql.customers_query or "SELECT * FROM customers", s.crm_sql.naive_timezone)
     service, _path = TABLE_PATHS[table]
     cfg = s.crm if service == "crm" else s.orders
     if not cfg.url:
@@ -93,7 +93,7 @@ def make_source(table: str, settings: Settings | None = None):
 
 def source_settings(table: str, settings: Settings | None = None):
     """The settings group of ``table``'s source (``crm_sql``, ``crm`` or ``orders``): its
-    ``overlap_minutes``."""
+    ``naive_timezone`` and ``overlap_minutes``."""
     s = settings or get_settings()
     if table == "customers" and s.crm_sql.url:
         return s.crm_sql
@@ -141,8 +141,9 @@ def ingest_table(
     or stamped by a clock a little behind, are still read. Re-reading is harmless: the
     upsert rewrites only changed rows, and a record already in quarantine is kept once and
     not counted again (nor against the bad-row limit); the read and loaded counts include
-    the good rows read again. ``timings`` gets extract/validate/load seconds (the three
-    overlap in time) and the wall time.
+    the good rows read again. Naive times from the source are read in its
+    ``naive_timezone`` (default UTC). ``timings`` gets extract/validate/load seconds (the
+    three overlap in time) and the wall time.
 
     ``validate_in="process"`` extracts and validates in a spawned process instead, as the
     import does with a big file (the JSON parsing and validation there, the load here: threads
@@ -161,6 +162,7 @@ def ingest_table(
     watermark = None if full_refresh else get_watermark(engine, source)
     since = None if watermark is None else watermark - timedelta(minutes=src_cfg.overlap_minutes)
     full_load = since is None
+    assume_tz = src_cfg.naive_timezone
     suites = load_suites()
     bad_rows = _Spill()
     totals = _BatchTotals(table)
@@ -172,13 +174,13 @@ def ingest_table(
         columns: list = []
         if validate_in == "process":
             reader = nullcontext(None)
-            chunks = _validated_chunks_in_process(engine, table, partial(_source_frames, table, since, chunk_rows, settings), "UTC", timings,
+            chunks = _validated_chunks_in_process(engine, table, partial(_source_frames, table, since, chunk_rows, settings), assume_tz, timings,
                                                   read_key="validate_wait_s", whole_table=full_load, chunk_rows=chunk_rows)
         else:
             reader = _prefetch(_source_frames(table, since, chunk_rows, settings, timings, prefetch=False))
         with reader as raw_chunks:
             if raw_chunks is not None:
-                chunks = _validated_chunks(engine, table, _note_columns(raw_chunks, columns), suites, "UTC", timings,
+                chunks = _validated_chunks(engine, table, _note_columns(raw_chunks, columns), suites, assume_tz, timings,
                                            read_key="validate_wait_s", whole_table=full_load)
             with engine.connect() as conn:
                 with conn.begin():
@@ -201,7 +203,7 @@ def ingest_table(
                     timings["index_s"] += time.perf_counter() - t_index
                     t0 = time.perf_counter()
                     for part in bad_rows:
-                        record_quarantine(conn, _bad_outcome(table, part), run_id)
+                        record_quarantine(conn, _bad_outcome(table, part), run_id, assume_tz)
                     # records held for a reference that is here now (an order of a customer
                     # fixed at the source): their own updated_at did not move, so the
                     # incremental extract will not bring them again
@@ -215,7 +217,7 @@ def ingest_table(
     except BatchRejected:
         with engine.begin() as conn:  # the operator sees what to fix; nothing else is kept
             for part in bad_rows:
-                record_quarantine(conn, _bad_outcome(table, part), run_id)
+                record_quarantine(conn, _bad_outcome(table, part), run_id, assume_tz)
         raise
     except SourceError as exc:
         if table in OPTIONAL_TABLES and exc.values.get("status") == 404:

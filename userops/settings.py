@@ -42,6 +42,16 @@ def _in_order(model: BaseModel, rule: str, *fields: str) -> None:
     )
 
 
+def _known_zone(v: str) -> str:
+    from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+    try:
+        ZoneInfo(v)
+    except (ZoneInfoNotFoundError, ValueError):
+        raise PydanticCustomError("userops_timezone", "no such time zone: give an IANA name such as Asia/Shanghai, Europe/Berlin or UTC") from None
+    return v
+
+
 class SourceSettings(_Group):
     """One HTTP source (CRM or order system)."""
 
@@ -53,7 +63,10 @@ class SourceSettings(_Group):
     timeout_seconds: float = Field(30.0, gt=0)
     max_retries: int = Field(5, ge=0)
     backoff_seconds: float = Field(0.5, ge=0)
+    naive_timezone: str = "UTC"  # the zone of times the source sends without an offset (IANA name)
     overlap_minutes: int = Field(10, ge=0)  # each incremental extract starts this long before the watermark (late commits, clock skew)
+
+    _zone = field_validator("naive_timezone")(lambda v: _known_zone(v))
 
 
 class SqlSourceSettings(_Group):
@@ -61,7 +74,10 @@ class SqlSourceSettings(_Group):
 
     url: str | None = None  # SQLAlchemy URL of the CRM database
     customers_query: str | None = None  # must expose the canonical columns
+    naive_timezone: str = "UTC"  # the zone of the database's times without an offset (IANA name)
     overlap_minutes: int = Field(10, ge=0)  # each incremental extract starts this long before the watermark
+
+    _zone = field_validator("naive_timezone")(lambda v: _known_zone(v))
 
 
 class ValidationSettings(_Group):

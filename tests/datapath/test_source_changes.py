@@ -135,3 +135,41 @@ def test_paging_without_totals_reads_every_page(meta, style):
     with StubSource({"/crm/customers": customers(12, day)}, meta=meta) as s:
         df = RestSource(s.url, pagination=style, page_size=5).fetch("/crm/customers")
     assert sorted(df["customer_id"]) == list(range(1, 13))
+
+
+# ------------------------------------------------------------------ 5. naive times, updated_since
+def test_updated_since_carries_its_offset():
+    with StubSource({"/crm/customers": customers(3, datetime(2026, 11, 20))}) as s:
+        RestSource(s.url).fetch("/crm/customers", updated_since=datetime(2026, 11, 19, 23, 59, 59))
+    assert s.queries[0]["updated_since"] == "2026-11-19T23:59:59+00:00"
+
+
+@pytest.mark.parametrize("zone, stored", [(None, "2026-11-20 08:00:00"), ("Asia/Shanghai", "2026-11-20 00:00:00")])
+def test_naive_times_are_read_in_the_sources_zone(warehouse, stub, monkeypatch, zone, stored):
+    if zone:
+        monkeypatch.setenv("USEROPS_CRM__NAIVE_TIMEZONE", zone)
+        reset_settings()
+    stub.tables["/crm/customers"] = [{**c, "updated_at": "2026-11-20 08:00:00"} for c in customers(3, datetime(2026, 11, 20))]
+    ingest_table("customers", "run-1", engine=warehouse)
+    got = read_frame(warehouse, "SELECT updated_at FROM customers", parse_dates=["updated_at"])["updated_at"]
+    assert set(got.dt.strftime("%Y-%m-%d %H:%M:%S")) == {stored}
+
+
+def test_a_crm_database_in_shop_time(warehouse, tmp_path, monkeypatch):
+    crm = sa.create_engine(f"sqlite:///{tmp_path / 'crm.db'}")
+    with crm.begin() as c:
+        c.exec_driver_sql("CREATE TABLE members (id TEXT, changed TEXT)")
+        c.exec_driver_sql("INSERT INTO members VALUES ('M1', '2026-11-20 07:00:00'), ('M2', '2026-11-20 09:00:00')")
+    crm.dispose()
+    monkeypatch.setenv("USEROPS_CRM_SQL__URL", f"sqlite:///{tmp_path / 'crm.db'}")
+    monkeypatch.setenv("USEROPS_CRM_SQL__CUSTOMERS_QUERY", "SELECT id AS customer_id, changed AS updated_at FROM members WHERE changed >= :updated_since")
+    monkeypatch.setenv("USEROPS_CRM_SQL__NAIVE_TIMEZONE", "Asia/Shanghai")
+    reset_settings()
+    ingest_table("customers", "run-sql", engine=warehouse)
+    got = read_frame(warehouse, "SELECT updated_at FROM customers ORDER BY customer_id", parse_dates=["updated_at"])["updated_at"]
+    assert got.dt.strftime("%H:%M").tolist() == ["23:00", "01:00"]  # UTC
+    # the UTC watermark is compared with the database's shop times in shop time: 00:30 UTC = 08:30 there
+    from tasks.ingest import extract_chunks
+
+    again = pd.concat(list(extract_chunks("customers", datetime(2026, 11, 20, 0, 30), 100)))
+    assert again["customer_id"].tolist() == ["M2"]
