@@ -422,7 +422,7 @@ UNIQUE_TYPES = ("expect_column_values_to_be_unique", "expect_compound_columns_to
 
 def key_hashes(frame: pd.DataFrame, key_cols: list[str]) -> np.ndarray:
     """64-bit hash of each row's key (the same in every chunk of a batch)."""
-    keys = frame[key_cols].astype("string")
+    keys = frame[key_cols[0]] if len(key_cols) == 1 else frame[key_cols]  # typed: str values (normalize)
     return pd.util.hash_pandas_object(keys, index=False).to_numpy()
 
 
@@ -448,10 +448,13 @@ def select_versions(typed: pd.DataFrame, key_cols: list[str], stamps: pd.Series 
     empty = np.array([], dtype=typed.index.dtype if len(typed.index) else np.int64)
     if len(typed) < 2:
         return empty, empty
-    df = pd.DataFrame({"k": key_hashes(typed, key_cols), "ts": stamp_ns(stamps, len(typed)), "c": content_hashes(typed)}, index=typed.index)
-    df = df[df["k"].duplicated(keep=False)]
-    if df.empty:
+    k = key_hashes(typed, key_cols)
+    dup = pd.Series(k).duplicated(keep=False).to_numpy()
+    if not dup.any():  # the usual batch: only the keys are hashed
         return empty, empty
+    sub = typed[dup]
+    ts = stamp_ns(None if stamps is None else stamps[dup], len(sub))
+    df = pd.DataFrame({"k": k[dup], "ts": ts, "c": content_hashes(sub)}, index=sub.index)
     newest = df.groupby("k")["ts"].transform("max")
     older = df["ts"] < newest
     top = df[~older]
