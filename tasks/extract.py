@@ -506,10 +506,16 @@ def canonicalize_columns(df: pd.DataFrame, table: str, mapping: dict[str, str] |
             f"(found: {', '.join(map(str, df.columns))}); rename them or pass a column mapping",
             "import.file.columns", table=table, missing=list(missing), found=[str(c) for c in df.columns], first=missing[0],
         )
+    return canonical_values(out)
+
+
+def canonical_values(df: pd.DataFrame) -> pd.DataFrame:
+    """Known zh-CN values as the canonical ones (status 已支付 -> paid, kind 投诉 ->
+    complaint; ``VALUE_ALIASES``), for every source: a file, a REST page, a SQL result."""
     for col, aliases in VALUE_ALIASES.items():
-        if col in out.columns:
-            out[col] = out[col].map(lambda v: aliases.get(v.strip(), v.strip()) if isinstance(v, str) else v)
-    return out
+        if col in df.columns:
+            df[col] = df[col].map(lambda v: aliases.get(v.strip(), v.strip()) if isinstance(v, str) else v)
+    return df
 
 
 def read_table_file(path: str | Path, table: str, mapping: dict[str, str] | None = None, chunksize: int | None = None):

@@ -23,7 +23,7 @@ from prefect import task
 from prefect.cache_policies import NO_CACHE  # batches are DataFrames: never hash them for a cache key
 from sqlalchemy.engine import Engine
 
-from tasks.extract import TABLE_PATHS, RestSource, SourceError, SqlSource, malformed_rows, read_table_file
+from tasks.extract import TABLE_PATHS, RestSource, SourceError, SqlSource, canonical_values, malformed_rows, read_table_file
 from tasks.load import LoadResult, get_watermark, known_ids, record_quarantine, set_watermark
 from tasks.quarantine import settle_quarantine
 from tasks.validate import (
@@ -102,11 +102,11 @@ def source_settings(table: str, settings: Settings | None = None):
 
 # ----------------------------------------------------------------------------- steps
 def extract_chunks(table: str, since, rows: int, settings: Settings | None = None):
-    """Raw records of ``table`` changed since ``since`` as DataFrames of about ``rows`` rows."""
+    """Raw records of ``table`` changed since ``since`` as DataFrames of about ``rows`` rows,
+    known zh-CN values mapped (状态 已支付 -> paid) as a file import maps them."""
     src = make_source(table, settings)
-    if isinstance(src, SqlSource):
-        return src.chunks(since, rows)
-    return src.chunks(TABLE_PATHS[table][1], since, rows)
+    frames = src.chunks(since, rows) if isinstance(src, SqlSource) else src.chunks(TABLE_PATHS[table][1], since, rows)
+    return (canonical_values(df) for df in frames)
 
 
 def ingest_table(

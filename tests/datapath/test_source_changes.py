@@ -173,3 +173,15 @@ def test_a_crm_database_in_shop_time(warehouse, tmp_path, monkeypatch):
 
     again = pd.concat(list(extract_chunks("customers", datetime(2026, 11, 20, 0, 30), 100)))
     assert again["customer_id"].tolist() == ["M2"]
+
+
+# ------------------------------------------------------------------ 6. Chinese values
+def test_chinese_status_from_a_rest_source(warehouse, stub):
+    day = datetime(2026, 11, 19, 10)
+    stub.tables["/crm/customers"] = customers(10, day)
+    stub.tables["/orders/orders"] = orders(3, day, status="已支付") + orders(1, day, first=103, status="已退款")
+    ingest_table("customers", "run-1", engine=warehouse)
+    res = ingest_table("orders", "run-1", engine=warehouse)
+    assert res.quarantined == 0
+    got = read_frame(warehouse, "SELECT order_id, status FROM orders ORDER BY order_id")
+    assert got["status"].tolist() == ["paid", "paid", "paid", "refunded"]
