@@ -159,6 +159,8 @@ def _file_texts() -> None:
                 "zh-CN": "文件无法打开（权限或磁盘问题）；请检查运行导入的账号能否读取它",
                 "en": "the file could not be opened (permissions or disk); check that the account running the import can read it",
             },
+            "import.file.directory": {"zh-CN": "{path} 是一个目录，不是文件；请指定要导入的文件，例如 {example}",
+                                      "en": "{path} is a directory, not a file; give the file to import, e.g. {example}"},
             "import.file.type": {"zh-CN": "{path}：不支持的文件类型 {suffix}；请用 .csv 或 .xlsx",
                                  "en": "{path}: unsupported file type {suffix}; use .csv or .xlsx"},
             "import.file.unclosed_quote": {
@@ -532,6 +534,9 @@ def read_table_file(path: str | Path, table: str, mapping: dict[str, str] | None
     p = Path(path)
     if not p.exists():
         raise FileImportError(f"{p}: no such file", "import.file.missing", path=p)
+    if p.is_dir():
+        example = p / f"{table}.csv"
+        raise FileImportError(f"{p} is a directory, not a file; give the file to import, e.g. {example}", "import.file.directory", path=p, example=example)
     suffix = p.suffix.lower()
     fatal: dict = {}  # the row that made the CSV reader give up, if one did
     try:
