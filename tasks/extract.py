@@ -161,6 +161,14 @@ def _file_texts() -> None:
             },
             "import.file.directory": {"zh-CN": "{path} 是一个目录，不是文件；请指定要导入的文件，例如 {example}",
                                       "en": "{path} is a directory, not a file; give the file to import, e.g. {example}"},
+            # a CSV whose header splits on ';' or a tab into the required columns (Excel in a
+            # locale that writes ';' lists): read with commas it is one column
+            "import.file.separator": {
+                "zh-CN": "{table}：文件的列用{sep}分隔，而不是逗号（表头：{header}）；请在 Excel 中另存为“CSV UTF-8（逗号分隔）”，或把分隔符换成逗号后重新导入",
+                "en": "{table}: the file's columns are separated by {sep}, not commas (header: {header}); save it from Excel as \"CSV UTF-8 (Comma delimited)\", or replace the separator with commas, and import it again",
+            },
+            "import.file.sep.semicolon": {"zh-CN": "分号（;）", "en": "semicolons (;)"},
+            "import.file.sep.tab": {"zh-CN": "制表符", "en": "tabs"},
             "import.file.type": {"zh-CN": "{path}：不支持的文件类型 {suffix}；请用 .csv 或 .xlsx",
                                  "en": "{path}: unsupported file type {suffix}; use .csv or .xlsx"},
             "import.file.unclosed_quote": {
@@ -491,24 +499,33 @@ def canonicalize_columns(df: pd.DataFrame, table: str, mapping: dict[str, str] |
     required column that is missing."""
     if table not in CANONICAL:
         raise FileImportError(f"unknown table {table!r}; choose one of {', '.join(CANONICAL)}")
-    rename = {}
-    for col in df.columns:
-        c = str(col).strip()
-        if mapping and c in mapping:
-            rename[col] = mapping[c]
-        elif c in HEADER_ALIASES:
-            rename[col] = HEADER_ALIASES[c]
-        else:
-            rename[col] = c.lower().replace(" ", "_")
+    rename = {col: _canonical_name(col, mapping) for col in df.columns}
     out = df.rename(columns=rename)
     missing = [c for c in CANONICAL[table]["required"] if c not in out.columns]
     if missing:
+        for sep, word in ((";", "semicolon"), ("\t", "tab")):
+            names = {_canonical_name(n, mapping) for c in df.columns for n in str(c).split(sep)}
+            if any(sep in str(c) for c in df.columns) and set(CANONICAL[table]["required"]) <= names:
+                header = sep.join(map(str, df.columns))
+                raise FileImportError(
+                    f"{table}: the file's columns are separated by {word}s, not commas (header: {header}); save it as comma-separated CSV",
+                    "import.file.separator", table=table, sep=_Cause("import.file.sep." + word), header=header,
+                )
         raise FileImportError(
             f"{table}: required column(s) missing: {', '.join(missing)} "
             f"(found: {', '.join(map(str, df.columns))}); rename them or pass a column mapping",
             "import.file.columns", table=table, missing=list(missing), found=[str(c) for c in df.columns], first=missing[0],
         )
     return canonical_values(out)
+
+
+def _canonical_name(col, mapping: dict[str, str] | None) -> str:
+    """A source header's canonical name: the explicit mapping, a known alias, or itself
+    lower-cased with underscores."""
+    c = str(col).strip()
+    if mapping and c in mapping:
+        return mapping[c]
+    return HEADER_ALIASES.get(c, c.lower().replace(" ", "_"))
 
 
 def canonical_values(df: pd.DataFrame) -> pd.DataFrame:

@@ -14,3 +14,19 @@ def test_a_directory_is_named_as_one(sqlite_warehouse, tmp_path, lang, says):
     assert res.returncode == 1
     assert says in out and str(tmp_path / "orders.csv") in out
     assert "(none)" not in out
+
+
+@pytest.mark.parametrize("sep, zh, en", [(";", "分号（;）", "semicolons (;)"), ("\t", "制表符", "tabs")])
+@pytest.mark.parametrize("lang", ["zh-CN", "en"])
+def test_a_csv_separated_by_semicolons_or_tabs(sqlite_warehouse, tmp_path, sep, zh, en, lang):
+    p = tmp_path / "orders.csv"
+    p.write_text(sep.join(["订单号", "会员编号", "支付时间", "金额", "状态"]) + "\n" + sep.join(["O1", "C1", "2026-11-01", "3", "已支付"]) + "\n", encoding="utf-8")
+    res = run_userops(["import", "orders", str(p)], {"USEROPS_LANGUAGE": lang, "USEROPS_DATABASE_URL": str(sqlite_warehouse.url)})
+    out = res.stdout + res.stderr
+    assert res.returncode == 1
+    if lang == "zh-CN":
+        assert f"文件的列用{zh}分隔，而不是逗号" in out and "另存为“CSV UTF-8（逗号分隔）”" in out
+        assert "缺少必需列" not in out
+    else:
+        assert f"separated by {en}, not commas" in out and "Comma delimited" in out
+    assert "--map" not in out  # no mapping would help
