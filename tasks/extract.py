@@ -342,8 +342,10 @@ class RestSource:
         Limit: page/offset paging over a set that changes while it is read can skip a row
         (an earlier row edited moves to the end, the rows after it move one place up). The
         next extract starts ``overlap_minutes`` before the watermark (tasks.ingest), which
-        re-reads recent changes but not an old row skipped that way; cursor paging (or a
-        full refresh) does not have the gap."""
+        re-reads recent changes but not an old row skipped that way. A cursor the source
+        keeps by key (the sample's: the last row's updated_at and id) does not have the gap;
+        where the source offers one, prefer ``pagination: cursor``. A full refresh re-reads
+        everything."""
         url = self.base_url + path
         base: dict = {}
         if updated_since is not None:

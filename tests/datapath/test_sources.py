@@ -1,6 +1,7 @@
 """REST source against the real sample service over loopback: paging, auth, retries."""
 from __future__ import annotations
 
+import pandas as pd
 import pytest
 
 from tasks.extract import RestSource, SourceError
@@ -100,3 +101,28 @@ def test_secret_never_in_error_message(data):
         with pytest.raises(SourceError) as err:
             src.fetch("/crm/customers")
         assert "wrong-token" not in str(err.value)
+
+
+@pytest.mark.parametrize("table, key", [("customers", ["customer_id"]), ("order_items", ["order_id", "sku"])])
+def test_cursor_paging_loses_no_row_when_a_read_row_is_edited_meanwhile(server, data, table, key):
+    """The sample's cursor is a keyset (the last row's updated_at and id): a row of page 1
+    edited after page 1 was served moves to the end, and the row that moves up into page 1's
+    range is still read (with an offset cursor it was skipped for good)."""
+    import dataclasses
+
+    frame = getattr(data, table)
+    ordered = frame.sort_values(["updated_at", *key], kind="stable").reset_index(drop=True)
+    edited = ordered.iloc[[3]].assign(updated_at=frame["updated_at"].max() + pd.Timedelta(seconds=1))
+
+    def edit_after_first_page(resp, *args, **kwargs):
+        if len(server.requests) == 1:
+            rest = frame.merge(edited[key], on=key, how="left", indicator=True)
+            rest = frame[(rest["_merge"] == "left_only").to_numpy()]
+            server.set_data(dataclasses.replace(data, **{table: pd.concat([rest, edited], ignore_index=True)}))
+
+    src = _src(server, pagination="cursor")
+    src.session.hooks["response"].append(edit_after_first_page)
+    df = src.fetch("/crm/customers" if table == "customers" else "/orders/order_items")
+    got = set(map(tuple, df[key].astype(str).to_numpy()))
+    assert got == set(map(tuple, frame[key].astype(str).to_numpy()))
+    assert len(df) == len(frame) + 1  # the edited row twice: as read first, and its new version at the end

@@ -6,6 +6,9 @@ Paths (all JSON, rows ordered by updated_at then id):
   paging   ?page=1&page_size=N        -> {"data": [...], "page": 1, "total_pages": T}
            ?offset=0&limit=N          -> {"data": [...], "total": T}
            ?cursor=&limit=N           -> {"data": [...], "next_cursor": "..." | null}
+                                         (a keyset cursor: the next page starts after the last
+                                         row's (updated_at, id), so a row edited during the read
+                                         moves to the end without shifting an unread one past it)
            ?per_page=N[&page=K]       -> [...] with a ``Link: <...>; rel="next"`` header
   auth     Authorization: Bearer TOKEN or X-API-Key: KEY (when configured), else 401
   POST /orders/takedown               {"skus": [...]} -> {"ok": true, "taken_down": [...]}
@@ -49,6 +52,7 @@ class SampleServer:
         self.requests: list[str] = []  # paths+queries served, for tests
         self.takedowns: list[dict] = []
         self._lock = threading.Lock()
+        self.sort_keys: dict[str, list[str]] = {}
         self.set_data(data)
         self.httpd = ThreadingHTTPServer(("127.0.0.1", port), self._handler())
         self.httpd.daemon_threads = True
@@ -63,6 +67,7 @@ class SampleServer:
             ts_col = "updated_at" if "updated_at" in df.columns else "occurred_at"
             sort = [ts_col, key] + (["sku"] if name == "order_items" else [])
             tables[name] = (df.sort_values(sort, kind="stable").reset_index(drop=True), ts_col)
+            self.sort_keys[name] = sort
         with self._lock:
             self.tables = tables
 
@@ -96,6 +101,24 @@ class SampleServer:
             start = int(np.searchsorted(df[ts_col].to_numpy(), np.datetime64(ts), side="left"))
             df = df.iloc[start:]
         return df
+
+    def _key_of(self, table: str, row) -> list:
+        """A row's position in the source's order: its (updated_at, id[, sku]) as text."""
+        return [v.isoformat() if isinstance(v, pd.Timestamp) else str(v) for v in (row[c] for c in self.sort_keys[table])]
+
+    def _after(self, table: str, df: pd.DataFrame, key: list) -> int:
+        """The first row of ``df`` after ``key`` in the (updated_at, id[, sku]) order."""
+        cols = self.sort_keys[table]
+        after = pd.Series(False, index=df.index)
+        same = pd.Series(True, index=df.index)
+        for c, v in zip(cols, key):
+            col = df[c]
+            v = pd.Timestamp(v) if pd.api.types.is_datetime64_any_dtype(col) else v
+            col = col if pd.api.types.is_datetime64_any_dtype(col) else col.astype(str)
+            after |= same & (col > v)
+            same &= col == v
+        hit = after.to_numpy().nonzero()[0]
+        return int(hit[0]) if len(hit) else len(df)
 
     def _malform(self, rows: list[dict], table: str) -> list[dict]:
         n = int(self.faults.get("malformed", 0))
@@ -198,10 +221,10 @@ class SampleServer:
                 if "cursor" in qs:
                     limit = int(qs.get("limit", ["1000"])[0])
                     cur = qs["cursor"][0]
-                    start = int(base64.urlsafe_b64decode(cur.encode()).decode()) if cur else 0
+                    start = server_self._after(table, df, json.loads(base64.urlsafe_b64decode(cur.encode()).decode())) if cur else 0
                     part = df.iloc[start : start + limit]
-                    nxt = start + limit
-                    body_meta = {"next_cursor": base64.urlsafe_b64encode(str(nxt).encode()).decode() if nxt < total else None}
+                    last = server_self._key_of(table, part.iloc[-1]) if len(part) else None
+                    body_meta = {"next_cursor": base64.urlsafe_b64encode(json.dumps(last).encode()).decode() if start + limit < total else None}
                 elif "offset" in qs:
                     offset, limit = int(qs["offset"][0]), int(qs.get("limit", ["1000"])[0])
                     part = df.iloc[offset : offset + limit]
