@@ -148,6 +148,8 @@ register(
             "zh-CN": "夜间任务失败：{error}",
             "en": "Nightly run failed: {error}",
         },
+        "import.done_superseded": {"zh-CN": "，另有 {n} 行是同一记录的旧版本或重复行，以较新的版本为准",
+                                   "en": ", {n} older versions or copies of a record the file holds newer (the newest kept)"},
         "import.done": {
             "zh-CN": "{path}：读取 {read} 行，入库 {loaded} 行，隔离 {quarantined} 行",
             "en": "{path}: {read} rows read, {loaded} loaded, {quarantined} quarantined",

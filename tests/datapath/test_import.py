@@ -282,3 +282,26 @@ def test_unclosed_quote_in_the_last_column_fails_the_file(warehouse, tmp_path, c
     ok = "order_id,customer_id,paid_at,amount,status\nR1,C1,2026-11-01,10,\"paid\"\nR2,C1,\"2026-11-02\",10,paid\n"
     res = import_file("orders", write(tmp_path, "ok.csv", ok), engine=warehouse, chunksize=chunksize)
     assert (res.read, res.loaded) == (2, 2)
+
+
+def test_cli_import_line_adds_up_with_superseded_versions_and_a_refused_write_is_one_line(warehouse, tmp_path, monkeypatch):
+    """read = loaded + quarantined + superseded: the import line names the older versions
+    (and copies) it set aside; a write the warehouse refuses is one line, no traceback."""
+    runner.invoke(app, ["import", "customers", str(write(tmp_path, "c.csv", CUSTOMERS_CSV))])
+    text = _orders_csv(3) + "O00001,C2,2025-06-02 12:00:00,99.50,paid\nO00002,C1,2025-06-03 12:00:00,12.50,paid\n"
+    res = runner.invoke(app, ["import", "orders", str(write(tmp_path, "o.csv", text))])
+    assert res.exit_code == 0, res.output
+    # O00002 again as it was: a copy, set aside; O00001 again with other values and no stamp to
+    # tell which is newer: a conflict, both quarantined
+    assert "读取 5 行，入库 2 行，隔离 2 行，另有 1 行是同一记录的旧版本或重复行，以较新的版本为准" in res.output, res.output
+
+    import tasks.ingest as ingest
+    from userops.db import WarehouseWriteError
+
+    def refused(*a, **k):
+        raise WarehouseWriteError("写入数据仓库的 orders 表失败：value too long (SQLSTATE 22001；不显示行中的值)")
+
+    monkeypatch.setattr(ingest, "import_file", refused)
+    res = runner.invoke(app, ["import", "orders", str(write(tmp_path, "o2.csv", text))])
+    assert res.exit_code == 1 and res.output.startswith("错误：") and "写入数据仓库的 orders 表失败" in res.output
+    assert "Traceback" not in res.output and res.exception is None or isinstance(res.exception, SystemExit)

@@ -189,7 +189,7 @@ def import_cmd(
     from tasks.validate import SuiteError, ValidationProcessDied
     from userops.cli.options import date_order as parse_date_order
     from userops.cli.options import timezone as _timezone
-    from userops.db import migrate
+    from userops.db import WarehouseWriteError, migrate
 
     stored = _table(table)
     mapping = {}
@@ -205,10 +205,14 @@ def import_cmd(
         migrate()
         with _console_without_tracebacks():  # no Great Expectations info lines on the terminal
             res = import_file(stored, path, mapping or None, assume_tz=tz, date_order=order)
-    except (FileImportError, SuiteError, ValidationProcessDied) as exc:  # the validating process killed, e.g. for memory
+    except (FileImportError, SuiteError, ValidationProcessDied, WarehouseWriteError) as exc:  # the validating process killed, e.g. for memory
+        # WarehouseWriteError: a value the warehouse refused (its words, no row values); nothing of the file kept
         typer.echo(t("import.error", error=exc.localized() if hasattr(exc, "localized") else exc), err=True)
         raise typer.Exit(1)
-    typer.echo(t("import.done", path=path, read=res.read, loaded=res.loaded, quarantined=res.quarantined))
+    done = t("import.done", path=path, read=f"{res.read:,}", loaded=f"{res.loaded:,}", quarantined=f"{res.quarantined:,}")
+    superseded = int(getattr(res, "superseded", 0) or 0)
+    # read = loaded + quarantined + superseded: an older version (or a copy) of a key the file holds newer
+    typer.echo(done + (t("import.done_superseded", n=f"{superseded:,}") if superseded else ""))
     nothing = res.quarantined and not res.loaded and not res.released
     if nothing:
         typer.echo(t("import.nothing_loaded", path=path, quarantined=res.quarantined), err=True)
