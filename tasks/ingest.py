@@ -191,7 +191,7 @@ def ingest_table(
                             # (a newer version of a key loaded from an earlier chunk: upserted, the key counted once)
                             totals.loaded += bulk_upsert(conn, table, outcome.good, KEY_COLUMNS[table], on_conflict="error" if initial_load and not outcome.replaced else "update") - outcome.replaced
                             timings["load_s"] += time.perf_counter() - t0
-                            totals.add(outcome, _already_quarantined(conn, outcome.bad))
+                            totals.add(outcome, _already_quarantined(conn, table, outcome.bad))
                             bad_rows.add(outcome.bad)
                             if totals.chunks > 1:
                                 log.info("%s", t("log.ingest.progress", table=table, n=f"{totals.n_read:,}"))
@@ -293,12 +293,21 @@ class _BatchTotals:
             self.max_updated_at = outcome.max_updated_at
 
 
-def _already_quarantined(conn, bad: pd.DataFrame) -> set:
+def _already_quarantined(conn, table: str, bad: pd.DataFrame) -> set:
     """Record hashes of ``bad`` already in quarantine: the same record as received before
-    (an incremental extract re-reads the minutes before its watermark)."""
+    (an incremental extract re-reads the minutes before its watermark). Looked up by
+    (source_table, record_hash): the quarantine's unique index, 1,000 hashes a query."""
     if bad is None or bad.empty:
         return set()
-    return known_ids(conn, "quarantine", "record_hash", bad["record_hash"])
+    import sqlalchemy as sa
+
+    hashes = sorted(set(bad["record_hash"].dropna()))
+    query = sa.text("SELECT DISTINCT record_hash FROM quarantine WHERE source_table = :t AND record_hash IN :h").bindparams(
+        sa.bindparam("h", expanding=True))
+    found: set = set()
+    for i in range(0, len(hashes), 1000):
+        found.update(r[0] for r in conn.execute(query, {"t": table, "h": hashes[i : i + 1000]}))
+    return found
 
 
 def _bad_outcome(table: str, bad: pd.DataFrame) -> ValidationOutcome:
