@@ -1815,18 +1815,18 @@ def explain(customer_id: str, as_of: date | None = None, engine: Engine | None =
         returned = t("tags.why.returned", lang, n=int(b["returned_orders"])) if b["returned_orders"] else ""
         lines.append(t("tags.why.prospect", lang, returned=returned))
     elif stage == "new":
-        lines.append(t("tags.why.new", lang, days=int(d_first), threshold=lc.new_days))
+        lines.append(t("tags.why.new", lang, days=f"{int(d_first):,}", threshold=lc.new_days))
     elif stage == "active":
-        lines.append(t("tags.why.active", lang, days=int(d_last), threshold=lc.active_days, **common))
+        lines.append(t("tags.why.active", lang, days=f"{int(d_last):,}", threshold=lc.active_days, **common))
     elif stage == "loyal":
         if b["window_orders"] >= lc.loyal_orders:
-            lines.append(t("tags.why.loyal_orders", lang, days=int(d_last), threshold=lc.active_days, **common))
+            lines.append(t("tags.why.loyal_orders", lang, days=f"{int(d_last):,}", threshold=lc.active_days, **common))
         else:
-            lines.append(t("tags.why.loyal_segment", lang, days=int(d_last), threshold=lc.active_days, segment=seg_name))
+            lines.append(t("tags.why.loyal_segment", lang, days=f"{int(d_last):,}", threshold=lc.active_days, segment=seg_name))
     elif stage == "silent":
-        lines.append(t("tags.why.silent", lang, days=int(d_last), threshold=lc.active_days, churn=lc.silent_days))
+        lines.append(t("tags.why.silent", lang, days=f"{int(d_last):,}", threshold=lc.active_days, churn=lc.silent_days))
     else:
-        lines.append(t("tags.why.churned", lang, days=int(d_last), threshold=lc.silent_days))
+        lines.append(t("tags.why.churned", lang, days=f"{int(d_last):,}", threshold=lc.silent_days))
     if pd.isna(r["at_risk"]):
         lines.append(t("tags.why.at_risk_unknown", lang))
     elif bool(r["at_risk"]):
@@ -1851,7 +1851,7 @@ def explain(customer_id: str, as_of: date | None = None, engine: Engine | None =
     else:
         lines.append(t("tags.why.at_risk_no", lang))
     if paid:
-        lines.append(t("tags.why.rfm", lang, r=int(r["rfm_r"]), f=int(r["rfm_f"]), m=int(r["rfm_m"]), segment=seg_name, days=int(d_last), orders=paid, ltv=_money(b["paid_amount"])))
+        lines.append(t("tags.why.rfm", lang, r=int(r["rfm_r"]), f=int(r["rfm_f"]), m=int(r["rfm_m"]), segment=seg_name, days=f"{int(d_last):,}", orders=paid, ltv=_money(b["paid_amount"])))
     else:
         lines.append(t("tags.why.rfm_none", lang))
     lines.append(

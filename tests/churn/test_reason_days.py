@@ -47,7 +47,7 @@ def test_reason_days_are_the_tags_days(loaded):
     # the words next to the tags' own line, on the same customer (`userops tags show`)
     zh = scoring.reasons_text(s["reasons"], "zh-CN")
     cid, text = next((c, z) for c, z in zip(s["customer_id"], zh) if z.startswith("已 "))
-    days = int(re.match(r"已 (\d+) 天未下单", text).group(1))
+    days = re.match(r"已 ([\d,]+) 天未下单", text).group(1)  # as written: 1,031
     lines = tags.explain(cid, AS_OF, loaded, lang="zh-CN")
-    stage = next(line for line in lines if re.search(r"最近一笔已付款订单在 \d+ 天前", line))
+    stage = next(line for line in lines if re.search(r"最近一笔已付款订单在 [\d,]+ 天前", line))
     assert f"最近一笔已付款订单在 {days} 天前" in stage, (text, stage)

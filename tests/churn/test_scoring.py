@@ -52,7 +52,7 @@ def test_reasons_rendered_from_stored_scores(loaded):
     assert en[high].str.contains(r"no order for \d+ days", regex=True).mean() > 0.5
     assert zh[high].str.contains(r"已 \d+ 天未下单", regex=True).mean() > 0.5
     no_date = en[s["reasons"].str.contains("no_orders").to_numpy()]
-    assert no_date.str.match(r"^(registered \d+ days? ago, no order yet|no paid order yet)$").all()
+    assert no_date.str.match(r"^(registered [\d,]+ days? ago, no order yet|no paid order yet)$").all()  # 1,031 days
     assert not en.str.contains(r"\?|None|nan").any()
     assert zh[s["reasons"].str.contains("no_orders").to_numpy()].str.contains("尚未").all()
     # the numbers in the words are the stored numbers
@@ -60,7 +60,7 @@ def test_reasons_rendered_from_stored_scores(loaded):
     rec = [i for i, r in enumerate(parsed) if r["codes"] and r["codes"][0] == "recency"]
     assert rec, "no high-risk customer leads with the recency reason"
     for i in rec[:50]:
-        assert en[high].iloc[i].startswith(f"no order for {parsed[i]['recency_days']} day")
+        assert en[high].iloc[i].startswith(f"no order for {parsed[i]['recency_days']:,} day")  # written with separators
 
 
 def test_rescoring_keeps_only_the_champion(loaded):
