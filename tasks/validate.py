@@ -235,6 +235,8 @@ def _parse_ts(s: pd.Series, assume_tz: str, date_order: str | None = None, ambig
     if pd.api.types.is_datetime64_any_dtype(s):
         if getattr(s.dt, "tz", None) is not None:
             return s.dt.tz_convert("UTC").dt.tz_localize(None).astype("datetime64[us]")
+        if assume_tz != "UTC":  # naive times as typed values are in assume_tz, as naive strings are
+            s = s.dt.tz_localize(ZoneInfo(assume_tz), ambiguous="NaT", nonexistent="NaT").dt.tz_convert("UTC").dt.tz_localize(None)
         return s.astype("datetime64[us]")
     txt = s.astype("string").str.strip()
     has_offset = txt.str.contains(r"(?:Z|[+-]\d\d:?\d\d)$", regex=True, na=False)

@@ -171,6 +171,10 @@ def test_iso_timestamps_parse_as_before():
     amb: list = []
     got = _parse_ts(s, "Asia/Shanghai", None, amb)
     assert got.dt.strftime("%Y-%m-%d %H:%M").tolist()[:3] == ["2026-11-20 02:00"] * 3 and pd.isna(got.iloc[3]) and amb == []
+    # naive times already typed (a driver's datetime column) are in assume_tz too, as naive strings are
+    typed = pd.Series(pd.to_datetime(["2026-11-20 10:00:00", None]))
+    assert _parse_ts(typed, "Asia/Shanghai").dt.strftime("%Y-%m-%d %H:%M").tolist()[0] == "2026-11-20 02:00"
+    assert _parse_ts(typed, "UTC").dt.strftime("%Y-%m-%d %H:%M").tolist()[0] == "2026-11-20 10:00"
 
 
 # ----------------------------------------------------------------------------- 3. errors in the operator's language
