@@ -58,13 +58,48 @@ def quarantine_summary(table: str | None = None, run_id: str | None = None, open
     )
 
 
-def quarantine_records(table: str | None = None, run_id: str | None = None, limit: int = 50, open_only: bool = True) -> pd.DataFrame:
+def reason_text(table: str, rule: str, stored: str | None, lang: str | None = None) -> str | None:
+    """A quarantined row's reason in the reader's language. The reason is stored in the
+    language of the run that wrote it; where the rule alone words it (a suite rule's own
+    words, an unparseable or ambiguous value, an unknown customer or order) it is worded
+    again in ``lang``; a reason with figures of its own (a malformed row's line and field
+    counts, a conflict's details) stays as stored."""
+    from tasks.validate import _parse_reason, _ref_reason, load_suites
+    from userops.settings import get_settings
+
+    lang = lang or get_settings().language
+    if rule in ("customer_unknown", "order_unknown"):
+        return _ref_reason("customer_id" if rule == "customer_unknown" else "order_id", lang)
+    if rule.endswith(("_ambiguous_date", "_unparseable")):
+        return _parse_reason(rule, lang)
+    suite = _suites(load_suites).get(table)
+    for exp in getattr(suite, "expectations", None) or []:
+        meta = exp.meta or {}
+        if meta.get("rule") == rule and meta.get(lang):
+            return meta[lang]
+    return stored
+
+
+def _suites(load) -> dict:
+    if not _SUITES:
+        _SUITES.update(load())
+    return _SUITES
+
+
+_SUITES: dict = {}  # the expectation suites' words, read once a process
+
+
+def quarantine_records(table: str | None = None, run_id: str | None = None, limit: int = 50, open_only: bool = True, lang: str | None = None) -> pd.DataFrame:
     where, params = _where(table, run_id, open_only)
-    return read_frame(
+    df = read_frame(
         get_engine(),
         f"SELECT id, source_table, source_id, rule, reason, run_id, seen_at FROM quarantine {where} ORDER BY id DESC LIMIT {int(limit)}",
         params,
     )
+    if len(df):  # worded per (table, rule, stored reason), not per row
+        words = {k: reason_text(*k, lang) for k in set(zip(df["source_table"], df["rule"], df["reason"]))}
+        df["reason"] = [words[k] for k in zip(df["source_table"], df["rule"], df["reason"])]
+    return df
 
 
 def quarantine_record(record_id: int) -> dict | None:
@@ -76,6 +111,7 @@ def quarantine_record(record_id: int) -> dict | None:
     # feedback's words, an address) too
     masked = mask_record(json.loads(rec["record"]))
     rec["record"] = {k: scrub_text(v) if isinstance(v, str) and k not in ("phone", "email", "name") else v for k, v in masked.items()}
+    rec["reason"] = reason_text(rec["source_table"], rec["rule"], rec.get("reason"))
     if isinstance(rec.get("reason"), str):
         rec["reason"] = scrub_text(rec["reason"])
     return rec

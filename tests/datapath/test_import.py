@@ -305,3 +305,30 @@ def test_cli_import_line_adds_up_with_superseded_versions_and_a_refused_write_is
     res = runner.invoke(app, ["import", "orders", str(write(tmp_path, "o2.csv", text))])
     assert res.exit_code == 1 and res.output.startswith("错误：") and "写入数据仓库的 orders 表失败" in res.output
     assert "Traceback" not in res.output and res.exception is None or isinstance(res.exception, SystemExit)
+
+
+def test_quarantine_reasons_are_worded_in_the_readers_language(warehouse, tmp_path, monkeypatch):
+    """A reason is stored in the language of the run that wrote it; `quarantine show` and
+    `list` word it again in the reader's where the rule alone says it, and keep a reason with
+    figures of its own (a malformed row's line) as stored."""
+    from userops.settings import reset_settings
+
+    runner.invoke(app, ["import", "customers", str(write(tmp_path, "c.csv", CUSTOMERS_CSV))])
+    text = ("order_id,customer_id,paid_at,amount,status\nO1,C1,2025-06-01,abc,paid\nO2,C1,2025-06-01,10,lost\n"
+            "O3,C404,2025-06-01,10,paid\nO4,C1,2025-06-01,10,paid,extra\nO5,C1,2025-06-01,10,paid\n")
+    assert runner.invoke(app, ["import", "orders", str(write(tmp_path, "o.csv", text))]).exit_code == 0  # written in zh-CN
+    ids = dict(read_frame(warehouse, "SELECT rule, id FROM quarantine WHERE source_table = 'orders'").values.tolist())
+    assert {"amount_unparseable", "customer_unknown", "malformed_row"} <= set(ids), ids
+    monkeypatch.setenv("USEROPS_LANGUAGE", "en")
+    reset_settings()
+    try:
+        shown = {rule: runner.invoke(app, ["quarantine", "show", str(int(i))]).output for rule, i in ids.items()}
+        listed = runner.invoke(app, ["quarantine", "list", "--table", "orders"]).output
+    finally:
+        reset_settings()
+    assert "reason: the customer is unknown (not in the CRM)" in shown["customer_unknown"], shown["customer_unknown"]
+    assert "reason: amount" in shown["amount_unparseable"] and "无法解析" not in shown["amount_unparseable"]
+    assert "客户不存在" not in listed and "the customer is unknown" in listed, listed
+    status_rule = next(r for r in ids if r.startswith("status"))
+    assert not any("\u4e00" <= ch <= "\u9fff" for ch in shown[status_rule].split("reason:")[1].splitlines()[0]), shown[status_rule]
+    assert "第 5 行有 6 个字段" in shown["malformed_row"]  # its own figures: as stored
