@@ -441,8 +441,9 @@ class SettingsFileError(ValueError):
     """The settings file cannot be read: missing (when named by USEROPS_CONFIG_FILE), not YAML,
     not a mapping. ``settings_file_problem`` says it in the operator's language."""
 
-    def __init__(self, path: Path, kind: str, detail: str = "", line: int | None = None, column: int | None = None):
+    def __init__(self, path: Path, kind: str, detail: str = "", line: int | None = None, column: int | None = None, start: int | None = None):
         self.path, self.kind, self.detail, self.line, self.column = path, kind, detail, line, column
+        self.start = start  # the line where the construct the parser was in began (an unclosed [ or quote)
         where = f"{path}" + (f", line {line}, column {column}" if line else "")
         super().__init__(f"settings file {where}: {kind}" + (f" ({detail})" if detail else ""))
 
@@ -468,8 +469,11 @@ def read_config_file() -> dict[str, Any]:
         data = yaml.safe_load(text)
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
+        begun = getattr(exc, "context_mark", None)
         detail = " ".join(str(x) for x in (getattr(exc, "context", None), getattr(exc, "problem", None)) if x) or str(exc)
-        raise SettingsFileError(p, "syntax", detail, mark.line + 1 if mark else None, mark.column + 1 if mark else None) from None
+        start = begun.line + 1 if begun is not None and mark is not None and begun.line != mark.line else None
+        raise SettingsFileError(p, "syntax_from" if start else "syntax", detail, mark.line + 1 if mark else None,
+                                mark.column + 1 if mark else None, start) from None
     if data is None:
         return {}
     if not isinstance(data, dict):
@@ -553,6 +557,11 @@ SETTINGS_TEXTS = {
     "settings.file.unreadable": {"zh-CN": "读不了配置文件 {path}（{detail}）", "en": "cannot read the settings file {path} ({detail})"},
     "settings.file.syntax": {"zh-CN": "配置文件 {path} 不是有效的 YAML（第 {line} 行第 {column} 列：{detail}）",
                              "en": "the settings file {path} is not valid YAML (line {line}, column {column}: {detail})"},
+    # the parser noticed the error later than where it is: an unclosed [ { or quote from line {start}
+    "settings.file.syntax_from": {
+        "zh-CN": "配置文件 {path} 不是有效的 YAML：从第 {start} 行开始的内容到第 {line} 行第 {column} 列仍未正确结束，请检查第 {start} 行起的括号、引号和缩进（读取程序的原话：{detail}）",
+        "en": "the settings file {path} is not valid YAML: what begins on line {start} is still not closed at line {line}, column {column}; check the brackets, quotes and indentation from line {start} (the reader said: {detail})",
+    },
     "settings.file.not_mapping": {"zh-CN": "配置文件 {path} 应是设置名到值的映射（如 language: en）",
                                   "en": "the settings file {path} must be a mapping of setting names to values (e.g. language: en)"},
 }
@@ -581,7 +590,7 @@ def _texts():
 def settings_file_problem(exc: SettingsFileError, lang: str | None = None) -> str:
     i18n = _texts()
     return i18n.t(f"settings.file.{exc.kind}", lang or fallback_language(), path=exc.path, detail=exc.detail,
-                  line=exc.line or "?", column=exc.column or "?")
+                  line=exc.line or "?", column=exc.column or "?", start=getattr(exc, "start", None) or "?")
 
 
 def _env_var(parts: list[str]) -> str | None:

@@ -134,6 +134,13 @@ def test_every_default_is_within_its_bounds():
 def test_yaml_syntax_error_names_the_file_and_line(tmp_path):
     err = _refused(_userops(["tags", "summary"], tmp_path, "language: en\nlifecycle: [\n", USEROPS_LANGUAGE="en"))
     assert f"the settings file {tmp_path / 'userops.yaml'} is not valid YAML (line 3" in err
+    # the parser notices the unclosed [ on line 3; the line to look at is 2, where it opens
+    err = _refused(_userops(["tags", "summary"], tmp_path, "language: en\nlifecycle: [a, b\nfoo: 1\n", USEROPS_LANGUAGE="en"))
+    assert f"the settings file {tmp_path / 'userops.yaml'} is not valid YAML: what begins on line 2 is still not closed at line 3" in err
+    zh = _refused(_userops(["tags", "summary"], tmp_path, "language: zh-CN\nlifecycle: [a, b\nfoo: 1\n"))
+    assert "不是有效的 YAML：从第 2 行开始的内容到第 3 行第 4 列仍未正确结束，请检查第 2 行起的括号、引号和缩进" in zh, zh
+    plain = _refused(_userops(["tags", "summary"], tmp_path, "language: en\nlifecycle: a: b\n", USEROPS_LANGUAGE="en"))
+    assert "is not valid YAML (line 2, column" in plain  # an error where it is noticed: its own line
 
 
 def test_a_settings_file_that_is_not_a_mapping(tmp_path):
