@@ -275,7 +275,7 @@ class _BatchTotals:
     chunks: int = 0
     released: int = 0  # quarantined earlier, loaded tonight (settle_quarantine)
     superseded: int = 0  # older versions (and copies) of a key the batch sent again: read = loaded + quarantined + superseded
-    max_updated_at: object = None  # of the accepted rows (``_validated_chunks``)
+    max_updated_at: object = None  # of the accepted rows (``validate_frame``)
     rule_counts: dict = field(default_factory=dict)
 
     def add(self, outcome: ValidationOutcome, repeated: set | frozenset = frozenset()) -> None:
@@ -442,22 +442,10 @@ def _validated_chunks(engine: Engine, table: str, frames, suites: dict, assume_t
         malformed = malformed_rows(raw)
         outcome = validate_frame(table, raw, suites, full_load=False, assume_tz=assume_tz, known_refs=refs, date_order=date_order)
         outcome, seen = _drop_cross_chunk_duplicates(outcome, raw, key_cols, seen, dup_rule)
-        outcome.max_updated_at = _accepted_max(outcome, raw)
         if malformed:
             _add_malformed(outcome, malformed)
         timings["validate_s"] += time.perf_counter() - t0
         yield outcome
-
-
-def _accepted_max(outcome: ValidationOutcome, raw: pd.DataFrame):
-    """The latest change stamp (``updated_at``; events: ``occurred_at``) among the rows
-    accepted — not the quarantined ones (a bad stamp in the future must not move the
-    watermark) — or None when the source sends no such column."""
-    ts_col = "occurred_at" if outcome.table == "events" else "updated_at"
-    if ts_col not in raw.columns or ts_col not in outcome.good.columns or outcome.good.empty:
-        return None
-    m = outcome.good[ts_col].max()
-    return None if pd.isna(m) else pd.Timestamp(m).to_pydatetime()
 
 
 def _add_malformed(outcome: ValidationOutcome, rows: list[dict]) -> None:

@@ -94,7 +94,7 @@ class ValidationOutcome:
     good: pd.DataFrame
     bad: pd.DataFrame  # source_id, rule, reason, record, record_hash (one row per record and rule)
     n_read: int
-    max_updated_at: datetime | None = None
+    max_updated_at: datetime | None = None  # the latest change stamp of the accepted rows (the watermark)
     rule_counts: dict = field(default_factory=dict)
     # older versions of a key dropped for the newest one (``select_versions``): read =
     # good + bad records + superseded
@@ -582,7 +582,9 @@ def validate_frame(
     stamps = good[ts_col].copy() if ts_col in good.columns else pd.Series(pd.NaT, index=good.index, dtype="datetime64[us]")
     if "updated_at" not in good.columns and table != "events":
         good = good.assign(updated_at=pd.Series(pd.Timestamp(now).floor("s"), index=good.index, dtype="datetime64[us]"))
-    max_ts = typed[ts_col].max() if ts_col in typed.columns and len(typed) else None
+    # the latest change stamp of the rows accepted: a quarantined record stamped in the future
+    # must not move the watermark (tasks.ingest); NaT without the column
+    max_ts = stamps.max() if len(stamps) else None
     bad = pd.DataFrame()
     if len(bad_idx):
         bad_idx["idx"] = bad_idx["idx"].astype(int)
